@@ -1,0 +1,209 @@
+//! The one error type every driver returns.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A boxed error from an engine's client library, kept as the cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What an engine said: its name, its own error code and message, and the
+/// client library's error as the cause.
+///
+/// The message is what the engine reported about the statement; drivers
+/// never put parameter values or credentials into it.
+#[derive(Debug)]
+pub struct EngineError {
+    /// The engine kind that reported it (`"sqlite"`, `"memory"`, ...).
+    pub engine: &'static str,
+    /// The engine's own code: a SQLSTATE, a Redis error prefix, ...
+    pub code: Option<String>,
+    /// The engine's message.
+    pub message: String,
+    /// The client library's error.
+    pub source: Option<BoxError>,
+}
+
+impl EngineError {
+    /// An engine error with a code and a message.
+    pub fn new(engine: &'static str, code: Option<&str>, message: impl Into<String>) -> Self {
+        EngineError {
+            engine,
+            code: code.map(str::to_owned),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The error of every [`StorageDriver`](crate::StorageDriver) call, by meaning.
+///
+/// The gateway maps each variant to one gRPC status code; the engine's own
+/// code travels along in [`Error::engine_code`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The statement is malformed or the engine rejects it as written.
+    #[error("invalid statement: {0}")]
+    InvalidStatement(#[source] EngineError),
+
+    /// A parameter is missing, unused, or of a type the statement cannot take.
+    #[error("parameter ${index}: {message}")]
+    InvalidParameter {
+        /// The parameter's 1-based position.
+        index: usize,
+        /// What is wrong and what is expected (never the value itself).
+        message: String,
+    },
+
+    /// A table, key, label or other object does not exist.
+    #[error("not found: {0}")]
+    NotFound(#[source] EngineError),
+
+    /// A unique, foreign-key, check or not-null constraint refused the write.
+    #[error("constraint violation: {0}")]
+    ConstraintViolation(#[source] EngineError),
+
+    /// The data is not in the state the statement needs (e.g. Redis
+    /// WRONGTYPE, a read-only request with a writing statement).
+    #[error("failed precondition: {0}")]
+    Precondition(#[source] EngineError),
+
+    /// A serialization failure, deadlock or lock conflict: retry it.
+    #[error("conflict (retryable): {0}")]
+    Conflict(#[source] EngineError),
+
+    /// The statement ran out of time and was cancelled on the engine.
+    #[error("timed out after {after:?}")]
+    Timeout {
+        /// The time limit that ran out.
+        after: Duration,
+    },
+
+    /// The engine is down or unreachable.
+    #[error("engine unavailable: {0}")]
+    Unavailable(#[source] EngineError),
+
+    /// No pooled connection became free in time.
+    #[error("no connection free in the pool of engine {engine} after {waited:?}")]
+    PoolExhausted {
+        /// The engine's name.
+        engine: String,
+        /// How long the call waited.
+        waited: Duration,
+    },
+
+    /// The engine refused the statement for lack of privileges.
+    #[error("permission denied: {0}")]
+    PermissionDenied(#[source] EngineError),
+
+    /// The engine cannot do this operation at all.
+    #[error("{operation} is not supported by the {engine} engine")]
+    NotSupported {
+        /// The operation or command, e.g. `"command SUBSCRIBE"`.
+        operation: String,
+        /// The engine kind.
+        engine: String,
+    },
+
+    /// The result is larger than the caller allowed.
+    #[error("result has more than {limit} rows: raise max_rows or use ExecuteStream")]
+    TooManyRows {
+        /// The row limit.
+        limit: u64,
+    },
+
+    /// A bug or an unexpected state in the driver or the engine.
+    #[error("internal error: {0}")]
+    Internal(#[source] EngineError),
+}
+
+/// The result of every driver call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The engine's own error code (SQLSTATE, Redis prefix, ...), if any.
+    pub fn engine_code(&self) -> Option<&str> {
+        self.engine_error().and_then(|e| e.code.as_deref())
+    }
+
+    /// The engine's report, for the variants that carry one.
+    pub fn engine_error(&self) -> Option<&EngineError> {
+        match self {
+            Error::InvalidStatement(e)
+            | Error::NotFound(e)
+            | Error::ConstraintViolation(e)
+            | Error::Precondition(e)
+            | Error::Conflict(e)
+            | Error::Unavailable(e)
+            | Error::PermissionDenied(e)
+            | Error::Internal(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the same call may succeed if tried again unchanged.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Conflict(_)
+                | Error::Unavailable(_)
+                | Error::PoolExhausted { .. }
+                | Error::Timeout { .. }
+        )
+    }
+
+    /// A short, stable name of the variant, for metrics and error details.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidStatement(_) => "INVALID_STATEMENT",
+            Error::InvalidParameter { .. } => "INVALID_PARAMETER",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
+            Error::Precondition(_) => "FAILED_PRECONDITION",
+            Error::Conflict(_) => "CONFLICT",
+            Error::Timeout { .. } => "TIMEOUT",
+            Error::Unavailable(_) => "UNAVAILABLE",
+            Error::PoolExhausted { .. } => "POOL_EXHAUSTED",
+            Error::PermissionDenied(_) => "PERMISSION_DENIED",
+            Error::NotSupported { .. } => "NOT_SUPPORTED",
+            Error::TooManyRows { .. } => "TOO_MANY_ROWS",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// A parameter error.
+    pub fn param(index: usize, message: impl Into<String>) -> Self {
+        Error::InvalidParameter {
+            index,
+            message: message.into(),
+        }
+    }
+
+    /// An operation the engine kind cannot do.
+    pub fn not_supported(operation: impl Into<String>, engine: impl Into<String>) -> Self {
+        Error::NotSupported {
+            operation: operation.into(),
+            engine: engine.into(),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Omnigate's storage drivers: the [`StorageDriver`] trait every engine
+//! implements, the [`Value`] model they share, the one [`Error`] type, and
+//! one module per engine kind.
+//!
+//! ```
+//! use omnigate_drivers::memory::{MemoryConfig, MemoryDriver};
+//! use omnigate_drivers::{Dialect, Statement, StorageDriverExt, Value};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> omnigate_drivers::Result<()> {
+//! let cache = MemoryDriver::new("cache", MemoryConfig::default());
+//! cache.run(Dialect::Redis, Statement::new("SET greeting $1").bind("hello")).await?;
+//! let value = cache.query_scalar(Dialect::Redis, Statement::new("GET greeting")).await?;
+//! assert_eq!(value, Value::from("hello"));
+//! # Ok(())
+//! # }
+//! ```
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod driver;
+mod error;
+pub mod glob;
+pub mod memory;
+pub mod redis_syntax;
+pub mod sql;
+pub mod sqlite;
+mod value;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+pub use driver::{
+    Column, ColumnInfo, DescribeOptions, Dialect, EngineDescriptor, ExecuteOptions, Health,
+    PoolStats, ResultSet, Row, RowStream, SchemaObject, Statement, StorageDriver, StorageDriverExt,
+    StreamOptions,
+};
+pub use error::{BoxError, EngineError, Error, Result};
+pub use value::{Interval, Node, Path, Relationship, Timestamp, Value};

@@ -1,0 +1,205 @@
+//! The `memory` engine: an in-process Redis for the `redis` dialect, the
+//! embedded default. It follows Redis' replies and errors for the commands
+//! it has (see [`command_names`]); others are `NotSupported`.
+
+mod commands;
+mod reply;
+mod store;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use commands::Ctx;
+pub use commands::command_names;
+use store::Keyspace;
+
+use crate::redis_syntax::parse_command;
+use crate::{
+    Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
+    Result, ResultSet, SchemaObject, Statement, StorageDriver,
+};
+
+/// The engine kind's name.
+pub const KIND: &str = "memory";
+
+/// Configuration of a memory engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryConfig {
+    /// How often expired keys are evicted in the background (they are also
+    /// evicted lazily, when touched).
+    pub eviction_interval: Duration,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            eviction_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    keyspace: Mutex<Keyspace>,
+    evicted: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Keyspace> {
+        // A panic while holding the lock cannot leave the keyspace half
+        // changed in a way later commands cannot read, so keep serving.
+        self.keyspace.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The in-process Redis engine.
+#[derive(Debug)]
+pub struct MemoryDriver {
+    descriptor: EngineDescriptor,
+    shared: Arc<Shared>,
+    evictor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MemoryDriver {
+    /// A new, empty engine named `name`. Inside a Tokio runtime it starts
+    /// the periodic eviction of expired keys.
+    pub fn new(name: impl Into<String>, config: MemoryConfig) -> Self {
+        let shared = Arc::new(Shared::default());
+        let evictor = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            rt.spawn(evict_periodically(
+                Arc::downgrade(&shared),
+                config.eviction_interval,
+            ))
+        });
+        MemoryDriver {
+            descriptor: EngineDescriptor {
+                name: name.into(),
+                kind: KIND,
+                dialects: vec![Dialect::Redis],
+            },
+            shared,
+            evictor,
+        }
+    }
+
+    fn run_redis(&self, statement: &Statement, options: &ExecuteOptions) -> Result<ResultSet> {
+        let args = parse_command(&statement.text, &statement.params, KIND)?;
+        let name = &args[0];
+        let command = commands::lookup(name).ok_or_else(|| {
+            Error::not_supported(
+                format!("command {}", String::from_utf8_lossy(name).to_uppercase()),
+                KIND,
+            )
+        })?;
+        if command.writes && options.read_only {
+            return Err(Error::Precondition(EngineError::new(
+                KIND,
+                None,
+                format!(
+                    "{} writes, but the request is read_only",
+                    command.name.to_uppercase()
+                ),
+            )));
+        }
+        let reply = {
+            let mut keyspace = self.shared.lock();
+            let mut ctx = Ctx {
+                ks: &mut keyspace,
+                now: Instant::now(),
+            };
+            command.run(&mut ctx, &args)?
+        };
+        Ok(ResultSet {
+            columns: vec![Column::new("reply", "")],
+            rows: vec![vec![reply.into_value()]],
+            rows_affected: 0,
+        })
+    }
+}
+
+impl Drop for MemoryDriver {
+    fn drop(&mut self) {
+        if let Some(evictor) = &self.evictor {
+            evictor.abort();
+        }
+    }
+}
+
+async fn evict_periodically(shared: Weak<Shared>, every: Duration) {
+    let mut ticker = tokio::time::interval(every.max(Duration::from_millis(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let evicted = shared.lock().evict_expired(Instant::now());
+        shared.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl StorageDriver for MemoryDriver {
+    fn descriptor(&self) -> &EngineDescriptor {
+        &self.descriptor
+    }
+
+    async fn execute(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        match dialect {
+            Dialect::Redis => self.run_redis(statement, options),
+            other => Err(Error::not_supported(format!("the {other} dialect"), KIND)),
+        }
+    }
+
+    async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
+        let now = Instant::now();
+        let mut keyspace = self.shared.lock();
+        let object = SchemaObject {
+            kind: "keyspace".into(),
+            name: "db0".into(),
+            attributes: vec![
+                ("keys".into(), keyspace.len(now).to_string()),
+                ("expires".into(), keyspace.volatile_len().to_string()),
+            ],
+            ..SchemaObject::default()
+        };
+        Ok(options
+            .name
+            .as_deref()
+            .is_none_or(|n| n == object.name)
+            .then_some(object)
+            .into_iter()
+            .collect())
+    }
+
+    async fn health(&self) -> Health {
+        match &self.evictor {
+            Some(task) if task.is_finished() => {
+                Health::NotServing("the expiry task has stopped".into())
+            }
+            _ if self.shared.keyspace.is_poisoned() => {
+                Health::NotServing("a command panicked while holding the keyspace".into())
+            }
+            _ => Health::Serving,
+        }
+    }
+
+    fn counters(&self) -> Vec<(String, u64)> {
+        let mut keyspace = self.shared.lock();
+        vec![
+            ("keys".into(), keyspace.len(Instant::now()) as u64),
+            ("expires".into(), keyspace.volatile_len() as u64),
+            (
+                "evicted".into(),
+                self.shared.evicted.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+}

@@ -1,0 +1,321 @@
+//! The `redis` dialect's statement syntax: redis-cli quoting, with `$n`
+//! placeholders that bind whole, binary-safe arguments.
+//!
+//! Quoting follows redis-cli (`sdssplitargs`): `"..."` takes the escapes
+//! `\n \r \t \b \a \\ \"` and `\xHH`; `'...'` takes only `\'`; a closing
+//! quote must be followed by a space or the end. An unquoted token that is
+//! exactly `$n` is replaced by parameter n; a quoted `"$1"` stays literal.
+//! Parameters are never spliced into text.
+
+use bytes::Bytes;
+
+use crate::{EngineError, Error, Result, Value};
+
+/// Splits a statement into its arguments and binds the parameters.
+///
+/// Every parameter must be used at least once. `engine` names the engine
+/// kind in errors.
+pub fn parse_command(text: &str, params: &[Value], engine: &'static str) -> Result<Vec<Bytes>> {
+    let tokens = split_args(text).map_err(|message| {
+        Error::InvalidStatement(EngineError::new(engine, Some("ERR"), message))
+    })?;
+    if tokens.is_empty() {
+        return Err(Error::InvalidStatement(EngineError::new(
+            engine,
+            Some("ERR"),
+            "empty statement: write a Redis command such as PING",
+        )));
+    }
+    let mut used = vec![false; params.len()];
+    let mut args = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        match token {
+            Token::Literal(bytes) => args.push(Bytes::from(bytes)),
+            Token::Placeholder(index) => {
+                let Some(value) = index.checked_sub(1).and_then(|i| params.get(i)) else {
+                    return Err(Error::param(
+                        index,
+                        format!(
+                            "the statement uses ${index} but {} parameter(s) were given",
+                            params.len()
+                        ),
+                    ));
+                };
+                used[index - 1] = true;
+                args.push(param_bytes(index, value)?);
+            }
+        }
+    }
+    if let Some(unused) = used.iter().position(|u| !u) {
+        return Err(Error::param(
+            unused + 1,
+            format!("given but not used: the statement has no ${}", unused + 1),
+        ));
+    }
+    Ok(args)
+}
+
+/// The bytes a parameter value binds as one Redis argument.
+pub fn param_bytes(index: usize, value: &Value) -> Result<Bytes> {
+    Ok(match value {
+        Value::String(s) | Value::Decimal(s) | Value::Json(s) => {
+            Bytes::copy_from_slice(s.as_bytes())
+        }
+        Value::Bytes(b) => b.clone(),
+        Value::Int(i) => Bytes::from(i.to_string()),
+        Value::Float(f) => Bytes::from(format_float(*f)),
+        Value::Bool(b) => Bytes::from_static(if *b { b"1" } else { b"0" }),
+        Value::Uuid(u) => Bytes::from(u.to_string()),
+        Value::Timestamp(_) | Value::Date(_) | Value::Time(_) => Bytes::from(value.to_string()),
+        other => {
+            return Err(Error::param(
+                index,
+                format!(
+                    "a {} cannot be a Redis argument: send a string, bytes, int, float or bool",
+                    other.kind_name()
+                ),
+            ));
+        }
+    })
+}
+
+/// Formats a float as Redis does: shortest round-trip text, `inf`/`-inf`.
+pub fn format_float(f: f64) -> String {
+    if f.is_infinite() {
+        if f > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        format!("{f}")
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Token {
+    Literal(Vec<u8>),
+    Placeholder(usize),
+}
+
+fn split_args(text: &str) -> Result<Vec<Token>, String> {
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            return Ok(tokens);
+        }
+        let mut current = Vec::new();
+        let mut quoted = false;
+        while let Some(&c) = bytes.get(i) {
+            if c.is_ascii_whitespace() {
+                break;
+            }
+            if c == b'"' || c == b'\'' {
+                quoted = true;
+                i = if c == b'"' {
+                    double_quoted(bytes, i + 1, &mut current)?
+                } else {
+                    single_quoted(bytes, i + 1, &mut current)?
+                };
+                // As in redis-cli, a closing quote must end the argument.
+                if bytes.get(i).is_some_and(|c| !c.is_ascii_whitespace()) {
+                    return Err(format!(
+                        "unbalanced quotes: a closing quote must be followed by a space (at byte {i})"
+                    ));
+                }
+                break;
+            }
+            current.push(c);
+            i += 1;
+        }
+        let token = if quoted { None } else { placeholder(&current) };
+        tokens.push(token.map_or(Token::Literal(current), Token::Placeholder));
+    }
+}
+
+fn placeholder(token: &[u8]) -> Option<usize> {
+    let digits = token.strip_prefix(b"$")?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || digits[0] == b'0' {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Reads a double-quoted argument body from `i`; returns the index after the closing quote.
+fn double_quoted(bytes: &[u8], mut i: usize, out: &mut Vec<u8>) -> Result<usize, String> {
+    loop {
+        match bytes.get(i) {
+            None => return Err("unbalanced quotes: a double quote is not closed".into()),
+            Some(b'"') => return Ok(i + 1),
+            Some(b'\\') => {
+                let hex = bytes
+                    .get(i + 2..i + 4)
+                    .filter(|_| bytes.get(i + 1) == Some(&b'x'));
+                if let Some(value) = hex
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    out.push(value);
+                    i += 4;
+                    continue;
+                }
+                let escaped = match bytes.get(i + 1) {
+                    Some(b'n') => b'\n',
+                    Some(b'r') => b'\r',
+                    Some(b't') => b'\t',
+                    Some(b'b') => 0x08,
+                    Some(b'a') => 0x07,
+                    Some(&other) => other,
+                    None => return Err("unbalanced quotes: a double quote is not closed".into()),
+                };
+                out.push(escaped);
+                i += 2;
+            }
+            Some(&c) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Reads a single-quoted argument body from `i`; returns the index after the closing quote.
+fn single_quoted(bytes: &[u8], mut i: usize, out: &mut Vec<u8>) -> Result<usize, String> {
+    loop {
+        match bytes.get(i) {
+            None => return Err("unbalanced quotes: a single quote is not closed".into()),
+            Some(b'\'') => return Ok(i + 1),
+            Some(b'\\') if bytes.get(i + 1) == Some(&b'\'') => {
+                out.push(b'\'');
+                i += 2;
+            }
+            Some(&c) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str, params: &[Value]) -> Vec<Vec<u8>> {
+        parse_command(text, params, "test")
+            .unwrap()
+            .into_iter()
+            .map(|b| b.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn splits_plain_words_and_collapses_spaces() {
+        assert_eq!(
+            args("  SET   key  value ", &[]),
+            vec![b"SET".to_vec(), b"key".to_vec(), b"value".to_vec()]
+        );
+    }
+
+    #[test]
+    fn double_quotes_take_escapes() {
+        assert_eq!(
+            args(r#"SET k "a b\n\t\"q\"\\ \x00\xff""#, &[])[2],
+            b"a b\n\t\"q\"\\ \x00\xff".to_vec()
+        );
+        assert_eq!(args(r#"SET k "" x"#, &[])[2], Vec::<u8>::new());
+    }
+
+    #[test]
+    fn single_quotes_take_only_escaped_quote() {
+        assert_eq!(args(r"SET k 'it\'s \n'", &[])[2], b"it's \\n".to_vec());
+    }
+
+    #[test]
+    fn unbalanced_or_glued_quotes_are_errors() {
+        for bad in [r#"SET k "abc"#, "SET k 'abc", r#"SET k "a"b"#, "SET k 'a'b"] {
+            let err = parse_command(bad, &[], "test").unwrap_err();
+            assert!(matches!(err, Error::InvalidStatement(_)), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("unbalanced quotes"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_statement_is_an_error() {
+        assert!(matches!(
+            parse_command("   ", &[], "test"),
+            Err(Error::InvalidStatement(_))
+        ));
+    }
+
+    #[test]
+    fn placeholders_bind_whole_binary_arguments() {
+        let params = [
+            Value::Bytes(Bytes::from_static(b"a b\0\xff")),
+            Value::Int(-5),
+        ];
+        assert_eq!(
+            args("SET $1 $2", &params),
+            vec![b"SET".to_vec(), b"a b\0\xff".to_vec(), b"-5".to_vec()]
+        );
+        // A placeholder may be used twice; quoted or glued it stays literal.
+        assert_eq!(args(r#"SET k x"a b""#, &[])[2], b"xa b".to_vec());
+        assert_eq!(
+            args(r#"MSET $1 "$1" x$1 $1"#, &params[..1])[1..],
+            [
+                b"a b\0\xff".to_vec(),
+                b"$1".to_vec(),
+                b"x$1".to_vec(),
+                b"a b\0\xff".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn placeholder_text_is_not_reparsed() {
+        let params = [Value::from("x\" y 'z"), Value::from("$2")];
+        assert_eq!(
+            args("SET $1 $2", &params)[1..],
+            [b"x\" y 'z".to_vec(), b"$2".to_vec()]
+        );
+    }
+
+    #[test]
+    fn missing_and_unused_params_name_the_index() {
+        let err =
+            parse_command("GET $2", &[Value::from("a"), Value::from("b")], "test").unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidParameter { index: 1, .. }),
+            "{err}"
+        );
+        let err = parse_command("GET $3", &[Value::from("a")], "test").unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidParameter { index: 3, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn structured_params_are_refused() {
+        let err = parse_command("SET k $1", &[Value::List(vec![])], "test").unwrap_err();
+        assert!(matches!(err, Error::InvalidParameter { index: 1, .. }));
+        assert!(
+            err.to_string()
+                .contains("a list cannot be a Redis argument"),
+            "{err}"
+        );
+        let err = parse_command("SET k $1", &[Value::Null], "test").unwrap_err();
+        assert!(matches!(err, Error::InvalidParameter { index: 1, .. }));
+    }
+
+    #[test]
+    fn formats_floats_like_redis() {
+        assert_eq!(format_float(1.0), "1");
+        assert_eq!(format_float(1.5), "1.5");
+        assert_eq!(format_float(f64::NEG_INFINITY), "-inf");
+    }
+}

@@ -1,0 +1,185 @@
+//! The `sqlite` engine: SQLite (bundled) through rusqlite, pooled by
+//! deadpool-sqlite, serving the `sql` dialect; the embedded default.
+//!
+//! Placeholders are `$1..$n` (SQLite reads them as named parameters).
+//! Values are read by storage class (NULL, INTEGER, REAL, TEXT, BLOB);
+//! columns declared BOOLEAN read as bools.
+
+mod builder;
+mod convert;
+mod run;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use deadpool_sqlite::{Hook, HookError, Pool, PoolError, Runtime};
+
+pub use builder::{SqliteConfig, SqliteLocation};
+
+use crate::{
+    DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
+    PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
+};
+
+/// The engine kind's name.
+pub const KIND: &str = "sqlite";
+
+#[derive(Debug, Default)]
+struct Counters {
+    created: AtomicU64,
+    acquired: AtomicU64,
+}
+
+/// The SQLite engine.
+#[derive(Debug)]
+pub struct SqliteDriver {
+    descriptor: EngineDescriptor,
+    config: SqliteConfig,
+    pool: Pool,
+    counters: Arc<Counters>,
+}
+
+impl SqliteDriver {
+    /// Opens the engine named `name`, and one connection to check that the
+    /// database can be opened. Must run inside a Tokio runtime.
+    pub async fn open(name: impl Into<String>, config: SqliteConfig) -> Result<Self> {
+        let counters = Arc::new(Counters::default());
+        let created = Arc::clone(&counters);
+        let busy_timeout = config.busy_timeout;
+        let wal = matches!(config.location, SqliteLocation::File(_));
+        let Ok(builder) = deadpool_sqlite::Config::new(config.open_name()).builder(Runtime::Tokio1);
+        let pool = builder
+            .max_size(config.max_connections.max(1))
+            .wait_timeout(Some(config.acquire_timeout))
+            .create_timeout(Some(config.acquire_timeout))
+            .post_create(Hook::async_fn(move |conn, _| {
+                created.created.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async move {
+                    conn.interact(move |c| {
+                        c.busy_timeout(busy_timeout)?;
+                        c.pragma_update(None, "foreign_keys", true)?;
+                        if wal {
+                            c.pragma_update(None, "journal_mode", "WAL")?;
+                        }
+                        Ok::<_, deadpool_sqlite::rusqlite::Error>(())
+                    })
+                    .await
+                    .map_err(|e| HookError::message(e.to_string()))?
+                    .map_err(HookError::Backend)
+                })
+            }))
+            .build()
+            .map_err(|e| {
+                Error::Internal(
+                    EngineError::new(KIND, None, "could not build the pool").with_source(e),
+                )
+            })?;
+        let driver = SqliteDriver {
+            descriptor: EngineDescriptor {
+                name: name.into(),
+                kind: KIND,
+                dialects: vec![Dialect::Sql],
+            },
+            config,
+            pool,
+            counters,
+        };
+        // Open one connection now: a bad path fails at startup, and an
+        // in-memory database lives as long as one connection holds it.
+        drop(driver.connection().await?);
+        Ok(driver)
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &SqliteConfig {
+        &self.config
+    }
+
+    async fn connection(&self) -> Result<deadpool_sqlite::Object> {
+        let started = Instant::now();
+        let conn = self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(deadpool_sqlite::TimeoutType::Wait) => Error::PoolExhausted {
+                engine: self.descriptor.name.clone(),
+                waited: started.elapsed(),
+            },
+            PoolError::Backend(e) => convert::error(e),
+            other => Error::Unavailable(
+                EngineError::new(KIND, None, "cannot open a connection").with_source(other),
+            ),
+        })?;
+        self.counters.acquired.fetch_add(1, Ordering::Relaxed);
+        Ok(conn)
+    }
+
+    fn check_dialect(dialect: Dialect) -> Result<()> {
+        match dialect {
+            Dialect::Sql => Ok(()),
+            other => Err(Error::not_supported(format!("the {other} dialect"), KIND)),
+        }
+    }
+}
+
+#[async_trait]
+impl StorageDriver for SqliteDriver {
+    fn descriptor(&self) -> &EngineDescriptor {
+        &self.descriptor
+    }
+
+    async fn execute(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        Self::check_dialect(dialect)?;
+        let conn = self.connection().await?;
+        run::execute(&conn, statement.clone(), options.clone()).await
+    }
+
+    async fn execute_stream(
+        &self,
+        dialect: Dialect,
+        statement: Statement,
+        options: StreamOptions,
+    ) -> Result<RowStream> {
+        Self::check_dialect(dialect)?;
+        let conn = self.connection().await?;
+        run::stream(conn, statement, options).await
+    }
+
+    async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
+        let conn = self.connection().await?;
+        run::describe(&conn, options.name.clone()).await
+    }
+
+    async fn health(&self) -> Health {
+        let probe = async {
+            let conn = self.connection().await?;
+            run::execute(&conn, Statement::new("SELECT 1"), ExecuteOptions::default()).await
+        };
+        match probe.await {
+            Ok(_) => Health::Serving,
+            Err(e) => Health::NotServing(e.to_string()),
+        }
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let status = self.pool.status();
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        PoolStats {
+            max_size: clamp(status.max_size),
+            size: clamp(status.size),
+            idle: clamp(status.available),
+            in_use: clamp(status.size.saturating_sub(status.available)),
+            waiters: clamp(status.waiting),
+            created: self.counters.created.load(Ordering::Relaxed),
+            acquired: self.counters.acquired.load(Ordering::Relaxed),
+        }
+    }
+
+    fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {
+        crate::sql::is_schema_change(statement)
+    }
+}

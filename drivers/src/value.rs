@@ -1,0 +1,276 @@
+//! The value model shared by every engine.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// One value of Omnigate's value model.
+///
+/// Every engine converts its own types to and from `Value`; the gateway maps
+/// it one-to-one onto the proto `omnigate.v1.Value`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL, Redis nil, a missing property.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A 64-bit signed integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// An exact decimal number as text, e.g. `"12345.6789"`.
+    Decimal(String),
+    /// UTF-8 text.
+    String(String),
+    /// Raw bytes.
+    Bytes(Bytes),
+    /// A point in time.
+    Timestamp(Timestamp),
+    /// A calendar date.
+    Date(chrono::NaiveDate),
+    /// A time of day.
+    Time(chrono::NaiveTime),
+    /// A calendar interval.
+    Interval(Interval),
+    /// A UUID.
+    Uuid(uuid::Uuid),
+    /// A JSON document as text.
+    Json(String),
+    /// An ordered list.
+    List(Vec<Value>),
+    /// Text keys to values, in the engine's order.
+    Map(Vec<(String, Value)>),
+    /// A graph node.
+    Node(Node),
+    /// A graph relationship.
+    Relationship(Relationship),
+    /// A graph path.
+    Path(Path),
+}
+
+/// A point in time with microsecond precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    /// Microseconds since 1970-01-01T00:00:00.
+    pub unix_micros: i64,
+    /// True for an instant in UTC; false for a wall-clock time without zone.
+    pub zoned: bool,
+}
+
+/// A calendar interval, as PostgreSQL keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Interval {
+    /// Whole months.
+    pub months: i32,
+    /// Whole days.
+    pub days: i32,
+    /// Microseconds.
+    pub micros: i64,
+}
+
+/// A graph node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Node {
+    /// The engine's node id.
+    pub id: i64,
+    /// The node's labels.
+    pub labels: Vec<String>,
+    /// The node's properties.
+    pub properties: Vec<(String, Value)>,
+}
+
+/// A graph relationship.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Relationship {
+    /// The engine's relationship id.
+    pub id: i64,
+    /// The relationship type.
+    pub rel_type: String,
+    /// The start node's id.
+    pub start_node_id: i64,
+    /// The end node's id.
+    pub end_node_id: i64,
+    /// The relationship's properties.
+    pub properties: Vec<(String, Value)>,
+}
+
+/// A graph path: `nodes[0] -relationships[0]- nodes[1] ...`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Path {
+    /// The nodes, in order.
+    pub nodes: Vec<Node>,
+    /// The relationships between consecutive nodes.
+    pub relationships: Vec<Relationship>,
+}
+
+impl Value {
+    /// The name of this value's kind, as used in error messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Decimal(_) => "decimal",
+            Value::String(_) => "string",
+            Value::Bytes(_) => "bytes",
+            Value::Timestamp(_) => "timestamp",
+            Value::Date(_) => "date",
+            Value::Time(_) => "time",
+            Value::Interval(_) => "interval",
+            Value::Uuid(_) => "uuid",
+            Value::Json(_) => "json",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+            Value::Node(_) => "node",
+            Value::Relationship(_) => "relationship",
+            Value::Path(_) => "path",
+        }
+    }
+
+    /// A string value, or the bytes when they are not valid UTF-8.
+    pub fn from_bytes_lossless(bytes: impl Into<Bytes>) -> Value {
+        let bytes = bytes.into();
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => Value::String(text.to_owned()),
+            Err(_) => Value::Bytes(bytes),
+        }
+    }
+
+    /// The text of a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer of an int value.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+impl Timestamp {
+    /// This timestamp as a chrono date-time (UTC for zoned, naive otherwise).
+    pub fn to_naive(self) -> Option<chrono::NaiveDateTime> {
+        chrono::DateTime::from_timestamp_micros(self.unix_micros).map(|dt| dt.naive_utc())
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<i32> for Value {
+    fn from(v: i32) -> Self {
+        Value::Int(v.into())
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::String(v.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::String(v)
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Bytes(v.into())
+    }
+}
+impl From<Bytes> for Value {
+    fn from(v: Bytes) -> Self {
+        Value::Bytes(v)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Text as a person reads it: used by the CLI's table output.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("NULL"),
+            Value::Bool(v) => write!(f, "{v}"),
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Float(v) => write!(f, "{v}"),
+            Value::Decimal(v) | Value::String(v) | Value::Json(v) => f.write_str(v),
+            Value::Bytes(v) => write_bytes(f, v),
+            Value::Timestamp(ts) => match ts.to_naive() {
+                Some(dt) if ts.zoned => write!(f, "{}Z", dt.format("%Y-%m-%dT%H:%M:%S%.f")),
+                Some(dt) => write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.f")),
+                None => write!(f, "timestamp({})", ts.unix_micros),
+            },
+            Value::Date(d) => write!(f, "{d}"),
+            Value::Time(t) => write!(f, "{t}"),
+            Value::Interval(i) => write!(f, "{} mons {} days {} us", i.months, i.days, i.micros),
+            Value::Uuid(u) => write!(f, "{u}"),
+            Value::List(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Map(entries) => write_map(f, entries),
+            Value::Node(n) => {
+                write!(f, "(#{}:{}", n.id, n.labels.join(":"))?;
+                write_map(f, &n.properties)?;
+                f.write_str(")")
+            }
+            Value::Relationship(r) => {
+                write!(
+                    f,
+                    "[#{}:{} {}->{}",
+                    r.id, r.rel_type, r.start_node_id, r.end_node_id
+                )?;
+                write_map(f, &r.properties)?;
+                f.write_str("]")
+            }
+            Value::Path(p) => write!(f, "path({} nodes)", p.nodes.len()),
+        }
+    }
+}
+
+fn write_map(f: &mut fmt::Formatter<'_>, entries: &[(String, Value)]) -> fmt::Result {
+    f.write_str("{")?;
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{key}: {value}")?;
+    }
+    f.write_str("}")
+}
+
+fn write_bytes(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    f.write_str("\\x")?;
+    for b in bytes {
+        write!(f, "{b:02x}")?;
+    }
+    Ok(())
+}
