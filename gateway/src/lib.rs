@@ -1,1 +1,26 @@
-//! placeholder
+//! Omnigate: one gRPC service — or one in-process library — in front of
+//! many storage engines. Clients send dialect-tagged statements (`sql`,
+//! `redis`, ...); the gateway routes each through the
+//! [`StorageDriver`](omnigate_drivers::StorageDriver) trait to a pooled
+//! engine and returns one value model.
+//!
+//! Use it in-process with [`Gateway::builder`], or run the `omnigate`
+//! binary and call `omnigate.v1.Gateway` over gRPC.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod error;
+mod gateway;
+pub mod router;
+pub mod server;
+pub mod service;
+
+pub use config::Config;
+pub use error::{ConfigError, Error, Result};
+pub use gateway::{
+    Description, EngineStatus, Gateway, GatewayBuilder, Limits, Request, RequestOptions, Response, StreamResponse,
+};
+pub use omnigate_drivers as drivers;
+pub use omnigate_proto as proto;

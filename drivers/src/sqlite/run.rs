@@ -36,28 +36,49 @@ fn interrupt_handle(conn: &Object) -> Result<InterruptHandle> {
     Ok(guard.get_interrupt_handle())
 }
 
+/// Interrupts the running statement when dropped, unless disarmed: a
+/// caller that gives up (a cancelled gRPC call) stops the statement too.
+struct InterruptOnDrop(Option<InterruptHandle>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.interrupt();
+        }
+    }
+}
+
 /// Awaits `work`; past `timeout` interrupts the statement, waits for it to
 /// stop (so the connection goes back to the pool clean) and fails with
 /// `Timeout` unless it had finished anyway.
 async fn with_timeout<T>(
     work: impl Future<Output = Result<Result<T>, InteractError>>,
     timeout: Option<Duration>,
-    interrupt: Option<InterruptHandle>,
+    interrupt: InterruptHandle,
 ) -> Result<T> {
-    let (Some(limit), Some(interrupt)) = (timeout, interrupt) else {
-        return work.await.map_err(interact_error)?;
+    let mut guard = InterruptOnDrop(Some(interrupt));
+    let Some(limit) = timeout else {
+        let done = work.await;
+        guard.0 = None;
+        return done.map_err(interact_error)?;
     };
     tokio::pin!(work);
     let result = tokio::select! {
         done = &mut work => done,
         () = tokio::time::sleep(limit) => {
-            interrupt.interrupt();
+            if let Some(handle) = &guard.0 {
+                handle.interrupt();
+            }
             match work.await {
                 Ok(Ok(value)) => Ok(Ok(value)),
-                _ => return Err(Error::Timeout { after: limit }),
+                _ => {
+                    guard.0 = None;
+                    return Err(Error::Timeout { after: limit });
+                }
             }
         }
     };
+    guard.0 = None;
     match result.map_err(interact_error)? {
         Err(Error::Timeout { .. }) => Err(Error::Timeout { after: limit }),
         other => other,
@@ -70,10 +91,7 @@ pub(super) async fn execute(
     statement: Statement,
     options: ExecuteOptions,
 ) -> Result<ResultSet> {
-    let interrupt = options
-        .timeout
-        .map(|_| interrupt_handle(conn))
-        .transpose()?;
+    let interrupt = interrupt_handle(conn)?;
     let timeout = options.timeout;
     with_timeout(
         conn.interact(move |c| run_statement(c, &statement, &options)),
@@ -219,7 +237,7 @@ pub(super) async fn stream(
             stream_statement(c, &statement, &options, columns_tx, &batches_tx, &affected);
             Ok(())
         });
-        if let Err(e) = with_timeout(work, timeout, Some(interrupt)).await {
+        if let Err(e) = with_timeout(work, timeout, interrupt).await {
             // The receiver may be gone already; then nobody needs the error.
             let _ = errors_tx.send(Err(e)).await;
         }

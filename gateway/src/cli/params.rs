@@ -1,0 +1,66 @@
+//! Parameters on the command line: plain text is a string; a `type:` prefix
+//! picks another kind (`int:42`, `float:1.5`, `bool:true`, `null:`,
+//! `bytes:00ff` (hex), `decimal:1.10`, `uuid:...`, `json:{...}`, `str:int:1`).
+
+use omnigate_proto::v1 as pb;
+use pb::value::Kind;
+
+/// Parses one command-line parameter (1-based `index` for errors).
+pub fn parse_param(index: usize, raw: &str) -> Result<pb::Value, String> {
+    let bad = |what: &str| format!("parameter ${index}: {what}");
+    let Some((prefix, rest)) = raw.split_once(':') else {
+        return Ok(kind(Kind::String(raw.to_owned())));
+    };
+    let value = match prefix {
+        "str" => Kind::String(rest.to_owned()),
+        "int" => Kind::Int(rest.parse().map_err(|_| bad("int: expects a 64-bit integer"))?),
+        "float" => Kind::Float(rest.parse().map_err(|_| bad("float: expects a number"))?),
+        "bool" => Kind::Bool(rest.parse().map_err(|_| bad("bool: expects true or false"))?),
+        "null" if rest.is_empty() => Kind::Null(pb::Null::Null.into()),
+        "decimal" => Kind::Decimal(rest.to_owned()),
+        "uuid" => Kind::Uuid(rest.to_owned()),
+        "json" => Kind::Json(rest.to_owned()),
+        "bytes" => Kind::Bytes(hex(rest).ok_or_else(|| bad("bytes: expects hex digits, e.g. bytes:00ff"))?),
+        // Any other text with a colon (a URL, a time) is a plain string.
+        _ => Kind::String(raw.to_owned()),
+    };
+    Ok(kind(value))
+}
+
+fn kind(kind: Kind) -> pb::Value {
+    pb::Value { kind: Some(kind) }
+}
+
+fn hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_pick_the_kind() {
+        assert_eq!(parse_param(1, "hello").unwrap().kind, Some(Kind::String("hello".into())));
+        assert_eq!(parse_param(1, "int:-4").unwrap().kind, Some(Kind::Int(-4)));
+        assert_eq!(parse_param(1, "float:1.5").unwrap().kind, Some(Kind::Float(1.5)));
+        assert_eq!(parse_param(1, "bool:true").unwrap().kind, Some(Kind::Bool(true)));
+        assert_eq!(parse_param(1, "null:").unwrap().kind, Some(Kind::Null(0)));
+        assert_eq!(parse_param(1, "bytes:00ff").unwrap().kind, Some(Kind::Bytes(vec![0, 255])));
+        assert_eq!(parse_param(1, "str:int:1").unwrap().kind, Some(Kind::String("int:1".into())));
+        assert_eq!(parse_param(1, "http://x").unwrap().kind, Some(Kind::String("http://x".into())));
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter() {
+        assert_eq!(parse_param(2, "int:x").unwrap_err(), "parameter $2: int: expects a 64-bit integer");
+        assert!(parse_param(1, "bytes:0").is_err());
+        assert!(parse_param(1, "bool:yes").is_err());
+    }
+}

@@ -1,0 +1,109 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[test]
+fn empty_config_is_the_embedded_default() {
+    let config = Config::parse("", &env(&[])).unwrap();
+    assert_eq!(config, Config::default());
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:50051");
+    assert!(matches!(config.engines.get("cache"), Some(EngineConfig::Memory(_))));
+    assert!(matches!(config.engines.get("main"), Some(EngineConfig::Sqlite(s)) if s.path == ":memory:"));
+}
+
+#[test]
+fn reads_typed_values() {
+    let text = r#"
+        [server]
+        listen = "127.0.0.1:6000"
+        default_timeout = "1500ms"
+        shutdown_grace = "2s"
+
+        [log]
+        format = "json"
+
+        [engines.main-db]
+        kind = "sqlite"
+        path = "/tmp/x.sqlite3"
+        max_connections = 2
+        acquire_timeout = "250ms"
+    "#;
+    let config = Config::parse(text, &env(&[])).unwrap();
+    assert_eq!(config.server.listen.port(), 6000);
+    assert_eq!(config.server.default_timeout, Duration::from_millis(1500));
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.engines.len(), 1, "a configured engine list replaces the default");
+    let EngineConfig::Sqlite(db) = &config.engines["main-db"] else { panic!("sqlite expected") };
+    assert_eq!(db.max_connections, 2);
+    assert_eq!(db.acquire_timeout, Duration::from_millis(250));
+    assert_eq!(db.busy_timeout, Duration::from_secs(5), "unset fields keep their defaults");
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key_and_line() {
+    let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 5\n", &env(&[])).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("listen_port"), "{text}");
+    assert!(text.contains("line 3"), "{text}");
+
+    let err = Config::parse("[engines.c]\nkind = \"memory\"\nsize = 1\n", &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("size"), "{err}");
+}
+
+#[test]
+fn unknown_engine_kinds_and_bad_durations_are_errors() {
+    let err = Config::parse("[engines.x]\nkind = \"mysql\"\n", &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("mysql"), "{err}");
+    let err = Config::parse("[server]\ndefault_timeout = \"soon\"\n", &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("default_timeout"), "{err}");
+    let err = Config::parse("[engines.x]\npath = \"a\"\n", &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("kind"), "{err}");
+}
+
+#[test]
+fn invalid_values_are_errors_naming_the_field() {
+    let err = Config::parse("[engines.db]\nkind = \"sqlite\"\nmax_connections = 0\n", &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("engines.db.max_connections"), "{err}");
+    let err = Config::parse("[engines.\"a b\"]\nkind = \"memory\"\n", &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("engine name"), "{err}");
+}
+
+#[test]
+fn environment_overrides_win_and_are_typed() {
+    let text = "[engines.main-db]\nkind = \"sqlite\"\n";
+    let vars = env(&[
+        ("OMNIGATE__SERVER__LISTEN", "0.0.0.0:7000"),
+        ("OMNIGATE__ENGINES__MAIN_DB__MAX_CONNECTIONS", "9"),
+        ("OMNIGATE__ENGINES__MAIN_DB__PATH", "\"123\""),
+        ("UNRELATED", "x"),
+    ]);
+    let config = Config::parse(text, &vars).unwrap();
+    assert_eq!(config.server.listen.port(), 7000);
+    let EngineConfig::Sqlite(db) = &config.engines["main-db"] else { panic!("sqlite expected") };
+    assert_eq!(db.max_connections, 9);
+    assert_eq!(db.path, "123", "a quoted value stays a string");
+}
+
+#[test]
+fn environment_overrides_with_unknown_keys_are_errors() {
+    let err = Config::parse("", &env(&[("OMNIGATE__SERVER__NOPE", "1")])).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    let err = Config::parse("", &env(&[("OMNIGATE____X", "1")])).unwrap_err();
+    assert!(err.to_string().contains("OMNIGATE____X"), "{err}");
+}
+
+#[test]
+fn load_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("omnigate.toml");
+    std::fs::write(&path, "[server]\nbogus = 1\n").unwrap();
+    let err = Config::load(&path, &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("omnigate.toml"), "{err}");
+    let err = Config::load(&dir.path().join("missing.toml"), &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("missing.toml"), "{err}");
+}

@@ -1,0 +1,132 @@
+//! The gateway's errors: routing, configuration, and the drivers' errors.
+
+use std::path::PathBuf;
+
+use omnigate_drivers::Error as DriverError;
+
+/// An error of a gateway call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine failed the statement.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+
+    /// No dialect was named.
+    #[error("dialect is required: one of {}", configured.join(", "))]
+    MissingDialect {
+        /// The dialects the configured engines serve.
+        configured: Vec<String>,
+    },
+
+    /// The dialect is unknown, or no configured engine serves it.
+    #[error("unknown dialect {dialect:?}: configured dialects are {}", configured.join(", "))]
+    UnknownDialect {
+        /// The dialect asked for.
+        dialect: String,
+        /// The dialects the configured engines serve.
+        configured: Vec<String>,
+    },
+
+    /// No engine has this name.
+    #[error("unknown target {target:?}: configured engines are {}", known.join(", "))]
+    UnknownTarget {
+        /// The name asked for.
+        target: String,
+        /// The configured engine names.
+        known: Vec<String>,
+    },
+
+    /// The named engine does not serve the dialect.
+    #[error("engine {target:?} does not serve the {dialect} dialect (it serves {})", serves.join(", "))]
+    DialectNotServed {
+        /// The engine.
+        target: String,
+        /// The dialect asked for.
+        dialect: String,
+        /// What it serves.
+        serves: Vec<String>,
+    },
+
+    /// Several engines serve the dialect and no target was named.
+    #[error("several engines serve the {dialect} dialect: set target to one of {}", candidates.join(", "))]
+    AmbiguousTarget {
+        /// The dialect.
+        dialect: String,
+        /// The engines that serve it.
+        candidates: Vec<String>,
+    },
+
+    /// The request names a transaction; transactions are not available yet.
+    #[error("transactions are not available yet: leave tx_id empty")]
+    TransactionsUnavailable,
+
+    /// A parameter could not be read.
+    #[error("parameter ${index}: {message}")]
+    BadParameter {
+        /// The 1-based position.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The encoded response would exceed the message limit.
+    #[error("the result is {size} bytes, over the {limit}-byte message limit: use ExecuteStream or lower max_rows")]
+    ResponseTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// The call was cancelled because the server is shutting down.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+/// A configuration error: what is wrong and where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is malformed or invalid.
+    #[error("invalid configuration{}: {message}", file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default())]
+    Invalid {
+        /// The file, when read from one.
+        file: Option<PathBuf>,
+        /// What is wrong, with the key and line when known.
+        message: String,
+    },
+    /// An engine could not be started.
+    #[error("engine {name}: {source}")]
+    Engine {
+        /// The engine's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: DriverError,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
+                file: Some(path.to_owned()),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The result of gateway calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

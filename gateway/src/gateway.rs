@@ -1,0 +1,375 @@
+//! The gateway as a library: router, metadata cache and limits behind one
+//! cheap-to-clone handle. The gRPC service is a thin layer over it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use omnigate_drivers::memory::MemoryDriver;
+use omnigate_drivers::sqlite::SqliteDriver;
+use omnigate_drivers::{
+    ExecuteOptions, Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
+    Value,
+};
+
+use crate::cache::MetadataCache;
+use crate::config::{Config, EngineConfig};
+use crate::error::{ConfigError, Error, Result};
+use crate::router::Router;
+
+/// One statement for one engine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Request {
+    /// `"sql"`, `"redis"`, ...
+    pub dialect: String,
+    /// The statement text.
+    pub statement: String,
+    /// Parameters bound to `$1..$n`.
+    pub params: Vec<Value>,
+    /// The engine's name; `None` when one engine serves the dialect.
+    pub target: Option<String>,
+    /// A transaction id (reserved; must be `None` for now).
+    pub tx_id: Option<String>,
+    /// Limits and flags.
+    pub options: RequestOptions,
+}
+
+/// Limits and flags of a request; `None` takes the server's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestOptions {
+    /// At most this many rows from `execute`.
+    pub max_rows: Option<u64>,
+    /// The statement timeout (the shorter of it and the server's default applies).
+    pub timeout: Option<Duration>,
+    /// Refuse statements that would write.
+    pub read_only: bool,
+    /// Rows per streamed batch.
+    pub batch_size: Option<usize>,
+}
+
+impl Request {
+    /// A statement in `dialect`.
+    pub fn new(dialect: impl Into<String>, statement: impl Into<String>) -> Self {
+        Request {
+            dialect: dialect.into(),
+            statement: statement.into(),
+            ..Request::default()
+        }
+    }
+
+    /// Adds the next positional parameter.
+    pub fn param(mut self, value: impl Into<Value>) -> Self {
+        self.params.push(value.into());
+        self
+    }
+
+    /// Names the engine to run on.
+    pub fn target(mut self, name: impl Into<String>) -> Self {
+        self.target = Some(name.into());
+        self
+    }
+
+    /// Sets the statement timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Refuses statements that would write.
+    pub fn read_only(mut self) -> Self {
+        self.options.read_only = true;
+        self
+    }
+
+    /// Caps the rows `execute` may return.
+    pub fn max_rows(mut self, rows: u64) -> Self {
+        self.options.max_rows = Some(rows);
+        self
+    }
+}
+
+/// A statement's whole result and the engine that ran it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// The engine's name.
+    pub engine: String,
+    /// The result.
+    pub result: ResultSet,
+}
+
+/// A streamed result and the engine that runs it.
+#[derive(Debug)]
+pub struct StreamResponse {
+    /// The engine's name.
+    pub engine: String,
+    /// The rows in batches.
+    pub stream: RowStream,
+}
+
+/// An engine's state, as `ListEngines` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineStatus {
+    /// The configured name.
+    pub name: String,
+    /// The kind.
+    pub kind: String,
+    /// The dialects it serves.
+    pub dialects: Vec<String>,
+    /// Its health, checked now.
+    pub health: Health,
+    /// Its pool.
+    pub pool: PoolStats,
+    /// Engine counters and metadata-cache counts.
+    pub counters: Vec<(String, u64)>,
+}
+
+/// An engine's schema, as `Describe` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    /// The engine's name.
+    pub engine: String,
+    /// Its kind.
+    pub kind: String,
+    /// The schema objects.
+    pub objects: Arc<Vec<SchemaObject>>,
+    /// Its pool.
+    pub pool: PoolStats,
+}
+
+/// Server-wide limits applied to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Statement timeout when the request sets none, and the longest allowed.
+    pub default_timeout: Duration,
+    /// Rows `execute` returns when the request does not say.
+    pub default_max_rows: u64,
+    /// Rows per streamed batch when the request does not say.
+    pub stream_batch_rows: usize,
+}
+
+/// How long a health check may take before the engine counts as down.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+struct Inner {
+    router: Router,
+    cache: MetadataCache,
+    limits: Limits,
+}
+
+/// The gateway: cheap to clone, shared by the gRPC service and library users.
+///
+/// ```
+/// use omnigate::{Gateway, Request};
+/// use omnigate_drivers::Value;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // No config: the embedded engines (`cache`: redis dialect, `main`: sql).
+/// let gateway = Gateway::builder().build().await?;
+/// gateway.execute(Request::new("redis", "SET greeting $1").param("hello")).await?;
+/// let got = gateway.execute(Request::new("redis", "GET greeting")).await?;
+/// assert_eq!(got.result.rows[0][0], Value::from("hello"));
+///
+/// gateway.execute(Request::new("sql", "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")).await?;
+/// gateway.execute(Request::new("sql", "INSERT INTO t VALUES ($1, $2)").param(1).param("ada")).await?;
+/// let rows = gateway.execute(Request::new("sql", "SELECT name FROM t WHERE id = $1").param(1)).await?;
+/// assert_eq!(rows.result.rows, vec![vec![Value::from("ada")]]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`Gateway`] from a [`Config`] and/or drivers given directly.
+#[derive(Debug, Default)]
+pub struct GatewayBuilder {
+    config: Option<Config>,
+    drivers: Vec<Arc<dyn StorageDriver>>,
+}
+
+impl GatewayBuilder {
+    /// Uses `config` (its engines are started by `build`).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Adds an engine built elsewhere (it replaces a configured one of the same name).
+    pub fn driver(mut self, driver: Arc<dyn StorageDriver>) -> Self {
+        self.drivers.push(driver);
+        self
+    }
+
+    /// Starts the configured engines. With neither a config nor drivers,
+    /// runs the embedded default.
+    pub async fn build(self) -> Result<Gateway, ConfigError> {
+        let config = self.config.unwrap_or_else(|| {
+            let mut config = Config::default();
+            if !self.drivers.is_empty() {
+                // Drivers given and no config: serve just those.
+                config.engines.clear();
+            }
+            config
+        });
+        let mut router = Router::default();
+        for (name, engine) in &config.engines {
+            let started = start_engine(name, engine).await.map_err(|source| ConfigError::Engine {
+                name: name.clone(),
+                source,
+            })?;
+            router.insert(started);
+        }
+        for driver in self.drivers {
+            router.insert(driver);
+        }
+        let names = router.engines().map(|e| e.descriptor().name.clone());
+        let cache = MetadataCache::new(&config.cache, names);
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                router,
+                cache,
+                limits: Limits {
+                    default_timeout: config.server.default_timeout,
+                    default_max_rows: config.server.default_max_rows,
+                    stream_batch_rows: config.server.stream_batch_rows,
+                },
+            }),
+        })
+    }
+}
+
+async fn start_engine(name: &str, engine: &EngineConfig) -> omnigate_drivers::Result<Arc<dyn StorageDriver>> {
+    Ok(match engine {
+        EngineConfig::Memory(memory) => Arc::new(MemoryDriver::new(
+            name,
+            omnigate_drivers::memory::MemoryConfig {
+                eviction_interval: memory.eviction_interval,
+            },
+        )),
+        EngineConfig::Sqlite(sqlite) => Arc::new(SqliteDriver::open(name, sqlite.to_driver()).await?),
+    })
+}
+
+impl Gateway {
+    /// A builder.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+
+    /// The router (engines by name).
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// The limits applied to every request.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    fn timeout(&self, requested: Option<Duration>) -> Duration {
+        let default = self.inner.limits.default_timeout;
+        requested.map_or(default, |t| t.min(default))
+    }
+
+    fn check_tx(request: &Request) -> Result<()> {
+        match &request.tx_id {
+            Some(id) if !id.is_empty() => Err(Error::TransactionsUnavailable),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs one statement and returns its whole result.
+    pub async fn execute(&self, request: Request) -> Result<Response> {
+        Self::check_tx(&request)?;
+        let (dialect, driver) = self.inner.router.route(&request.dialect, request.target.as_deref())?;
+        let timeout = self.timeout(request.options.timeout);
+        let options = ExecuteOptions {
+            max_rows: Some(request.options.max_rows.unwrap_or(self.inner.limits.default_max_rows)),
+            timeout: Some(timeout),
+            read_only: request.options.read_only,
+        };
+        let statement = Statement {
+            text: request.statement,
+            params: request.params,
+        };
+        let schema_change = driver.is_schema_change(dialect, &statement.text);
+        // The driver cancels on the engine at `timeout`; this is a backstop
+        // for a driver that cannot.
+        let run = driver.execute(dialect, &statement, &options);
+        let outcome = tokio::time::timeout(timeout + Duration::from_secs(1), run).await;
+        if schema_change {
+            self.inner.cache.invalidate_engine(&driver.descriptor().name);
+        }
+        let result = outcome.map_err(|_| omnigate_drivers::Error::Timeout { after: timeout })??;
+        Ok(Response {
+            engine: driver.descriptor().name.clone(),
+            result,
+        })
+    }
+
+    /// Runs one statement and returns its rows in batches.
+    pub async fn execute_stream(&self, request: Request) -> Result<StreamResponse> {
+        Self::check_tx(&request)?;
+        let (dialect, driver) = self.inner.router.route(&request.dialect, request.target.as_deref())?;
+        let options = StreamOptions {
+            batch_size: request.options.batch_size.unwrap_or(self.inner.limits.stream_batch_rows).max(1),
+            timeout: Some(self.timeout(request.options.timeout)),
+            read_only: request.options.read_only,
+        };
+        let statement = Statement {
+            text: request.statement,
+            params: request.params,
+        };
+        if driver.is_schema_change(dialect, &statement.text) {
+            self.inner.cache.invalidate_engine(&driver.descriptor().name);
+        }
+        let stream = driver.execute_stream(dialect, statement, options).await?;
+        Ok(StreamResponse {
+            engine: driver.descriptor().name.clone(),
+            stream,
+        })
+    }
+
+    /// Every engine with its health (checked now), pool and counters.
+    pub async fn engines(&self) -> Vec<EngineStatus> {
+        let checks = self.inner.router.engines().map(|driver| async move {
+            let health = tokio::time::timeout(HEALTH_TIMEOUT, driver.health())
+                .await
+                .unwrap_or_else(|_| Health::NotServing(format!("no answer within {HEALTH_TIMEOUT:?}")));
+            let descriptor = driver.descriptor();
+            let (hits, misses, invalidations) = self.inner.cache.counts(&descriptor.name);
+            let mut counters = driver.counters();
+            counters.extend([
+                ("schema_cache_hits".to_owned(), hits),
+                ("schema_cache_misses".to_owned(), misses),
+                ("schema_cache_invalidations".to_owned(), invalidations),
+            ]);
+            EngineStatus {
+                name: descriptor.name.clone(),
+                kind: descriptor.kind.to_owned(),
+                dialects: descriptor.dialects.iter().map(|d| d.as_str().to_owned()).collect(),
+                health,
+                pool: driver.pool_stats(),
+                counters,
+            }
+        });
+        join_all(checks).await
+    }
+
+    /// The schema objects of one engine (cached; DDL through the gateway
+    /// drops the cache).
+    pub async fn describe(&self, target: Option<&str>, dialect: Option<&str>, name: Option<&str>) -> Result<Description> {
+        let driver = self.inner.router.for_describe(target, dialect)?;
+        let objects = self.inner.cache.describe(driver.as_ref(), name.map(str::to_owned)).await?;
+        let descriptor = driver.descriptor();
+        Ok(Description {
+            engine: descriptor.name.clone(),
+            kind: descriptor.kind.to_owned(),
+            objects,
+            pool: driver.pool_stats(),
+        })
+    }
+}

@@ -1,0 +1,144 @@
+//! Routes a dialect and an optional target name to one engine.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use omnigate_drivers::{Dialect, StorageDriver};
+
+use crate::error::{Error, Result};
+
+/// The configured engines, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    engines: BTreeMap<String, Arc<dyn StorageDriver>>,
+}
+
+impl Router {
+    /// Adds an engine under its descriptor's name (replacing one of that name).
+    pub fn insert(&mut self, driver: Arc<dyn StorageDriver>) {
+        self.engines.insert(driver.descriptor().name.clone(), driver);
+    }
+
+    /// Every engine, by name.
+    pub fn engines(&self) -> impl Iterator<Item = &Arc<dyn StorageDriver>> {
+        self.engines.values()
+    }
+
+    /// The dialects the engines serve, sorted.
+    pub fn dialects(&self) -> Vec<String> {
+        let mut dialects: Vec<String> = self
+            .engines
+            .values()
+            .flat_map(|e| e.descriptor().dialects.iter().map(|d| d.as_str().to_owned()))
+            .collect();
+        dialects.sort();
+        dialects.dedup();
+        dialects
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.engines.keys().cloned().collect()
+    }
+
+    /// The engine for `dialect`, named by `target` or the only one serving it.
+    pub fn route(&self, dialect: &str, target: Option<&str>) -> Result<(Dialect, &Arc<dyn StorageDriver>)> {
+        if dialect.is_empty() {
+            return Err(Error::MissingDialect {
+                configured: self.dialects(),
+            });
+        }
+        let unknown = || Error::UnknownDialect {
+            dialect: dialect.to_owned(),
+            configured: self.dialects(),
+        };
+        let parsed = Dialect::parse(dialect).ok_or_else(unknown)?;
+        if let Some(target) = target {
+            let engine = self.by_name(target)?;
+            let serves = &engine.descriptor().dialects;
+            if !serves.contains(&parsed) {
+                return Err(Error::DialectNotServed {
+                    target: target.to_owned(),
+                    dialect: parsed.as_str().to_owned(),
+                    serves: serves.iter().map(|d| d.as_str().to_owned()).collect(),
+                });
+            }
+            return Ok((parsed, engine));
+        }
+        let mut serving = self.engines.values().filter(|e| e.descriptor().dialects.contains(&parsed));
+        match (serving.next(), serving.next()) {
+            (Some(engine), None) => Ok((parsed, engine)),
+            (None, _) => Err(unknown()),
+            (Some(_), Some(_)) => Err(Error::AmbiguousTarget {
+                dialect: parsed.as_str().to_owned(),
+                candidates: self
+                    .engines
+                    .values()
+                    .filter(|e| e.descriptor().dialects.contains(&parsed))
+                    .map(|e| e.descriptor().name.clone())
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The engine named `name`.
+    pub fn by_name(&self, name: &str) -> Result<&Arc<dyn StorageDriver>> {
+        self.engines.get(name).ok_or_else(|| Error::UnknownTarget {
+            target: name.to_owned(),
+            known: self.names(),
+        })
+    }
+
+    /// The engine for a Describe: by name, by dialect, or the only one.
+    pub fn for_describe(&self, target: Option<&str>, dialect: Option<&str>) -> Result<&Arc<dyn StorageDriver>> {
+        match (target, dialect) {
+            (Some(target), None) => self.by_name(target),
+            (target, Some(dialect)) => self.route(dialect, target).map(|(_, e)| e),
+            (None, None) if self.engines.len() == 1 => self.by_name(&self.names()[0]),
+            (None, None) => Err(Error::UnknownTarget {
+                target: String::new(),
+                known: self.names(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use omnigate_drivers::memory::{MemoryConfig, MemoryDriver};
+
+    use super::*;
+
+    fn router(names: &[&str]) -> Router {
+        let mut router = Router::default();
+        for name in names {
+            router.insert(Arc::new(MemoryDriver::new(*name, MemoryConfig::default())));
+        }
+        router
+    }
+
+    #[test]
+    fn routes_by_dialect_when_one_engine_serves_it() {
+        let r = router(&["cache"]);
+        let (dialect, engine) = r.route("REDIS", None).unwrap();
+        assert_eq!(dialect, Dialect::Redis);
+        assert_eq!(engine.descriptor().name, "cache");
+    }
+
+    #[test]
+    fn explains_every_routing_failure() {
+        let r = router(&["a", "b"]);
+        let err = r.route("redis", None).unwrap_err();
+        assert!(matches!(err, Error::AmbiguousTarget { .. }));
+        assert_eq!(err.to_string(), "several engines serve the redis dialect: set target to one of a, b");
+        let err = r.route("mongo", None).unwrap_err();
+        assert_eq!(err.to_string(), "unknown dialect \"mongo\": configured dialects are redis");
+        let err = r.route("sql", None).unwrap_err();
+        assert!(matches!(err, Error::UnknownDialect { .. }), "a known dialect nobody serves");
+        let err = r.route("redis", Some("c")).unwrap_err();
+        assert_eq!(err.to_string(), "unknown target \"c\": configured engines are a, b");
+        let err = r.route("sql", Some("a")).unwrap_err();
+        assert!(matches!(err, Error::DialectNotServed { .. }), "{err}");
+        assert!(matches!(r.route("", None).unwrap_err(), Error::MissingDialect { .. }));
+        assert_eq!(r.route("redis", Some("b")).unwrap().1.descriptor().name, "b");
+    }
+}

@@ -1,0 +1,189 @@
+//! Runs the gRPC server: the Gateway service, standard health (overall and
+//! one `omnigate.engine.<name>` per engine) and reflection, message size
+//! limits, and graceful shutdown within a bound.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use omnigate_proto::v1::gateway_server::GatewayServer;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::config::ServerConfig;
+use crate::gateway::Gateway;
+use crate::service::GatewayService;
+
+/// The health service name of an engine.
+pub fn engine_health_name(engine: &str) -> String {
+    format!("omnigate.engine.{engine}")
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built from the descriptors.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    health: HealthReporter,
+    health_task: JoinHandle<()>,
+    engines: Vec<String>,
+}
+
+/// Starts serving `gateway` on `config.listen` (port 0 picks a free port).
+pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHandle, ServeError> {
+    let addr = config.listen;
+    let incoming = TcpIncoming::bind(addr)
+        .map_err(|source| ServeError::Bind { addr, source })?
+        .with_nodelay(Some(true));
+    let local_addr = incoming.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<GatewayServer<GatewayService>>().await;
+    let engines: Vec<String> = gateway.router().engines().map(|e| e.descriptor().name.clone()).collect();
+    update_engine_health(&gateway, &health).await;
+    let health_task = tokio::spawn(watch_health(gateway.clone(), health.clone(), config.health_interval));
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(omnigate_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let reflection_v1 = reflection.build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(omnigate_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let service = GatewayServer::new(GatewayService::new(gateway, config.max_response_bytes))
+        .max_decoding_message_size(config.max_request_bytes)
+        .max_encoding_message_size(config.max_response_bytes.saturating_add(64 << 10));
+    let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(service);
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = shutdown_rx.await;
+    }));
+    tracing::info!(%local_addr, engines = ?engines, "omnigate listening");
+    Ok(ServerHandle {
+        local_addr,
+        shutdown,
+        server,
+        health,
+        health_task,
+        engines,
+    })
+}
+
+async fn update_engine_health(gateway: &Gateway, health: &HealthReporter) {
+    for engine in gateway.engines().await {
+        let status = match &engine.health {
+            omnigate_drivers::Health::Serving => ServingStatus::Serving,
+            omnigate_drivers::Health::NotServing(why) => {
+                tracing::warn!(engine = %engine.name, reason = %why, "engine not serving");
+                ServingStatus::NotServing
+            }
+        };
+        health.set_service_status(engine_health_name(&engine.name), status).await;
+    }
+}
+
+async fn watch_health(gateway: Gateway, health: HealthReporter, every: Duration) {
+    let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        update_engine_health(&gateway, &health).await;
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting calls, lets in-flight calls finish for up to
+    /// `grace`, then stops. Returns whether everything finished in time.
+    pub async fn shutdown(self, grace: Duration) -> Result<bool, ServeError> {
+        self.health_task.abort();
+        self.health.set_not_serving::<GatewayServer<GatewayService>>().await;
+        self.health.set_service_status("", ServingStatus::NotServing).await;
+        for engine in &self.engines {
+            self.health.set_service_status(engine_health_name(engine), ServingStatus::NotServing).await;
+        }
+        let _ = self.shutdown.send(());
+        let mut server = self.server;
+        match tokio::time::timeout(grace, &mut server).await {
+            Ok(Ok(result)) => result.map(|()| true).map_err(ServeError::from),
+            Ok(Err(join)) => {
+                tracing::error!(error = %join, "the server task failed");
+                Ok(false)
+            }
+            Err(_) => {
+                tracing::warn!(?grace, "in-flight calls did not finish within the grace period; stopping them");
+                server.abort();
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Serves until `signal` resolves, then shuts down gracefully.
+pub async fn serve(gateway: Gateway, config: &ServerConfig, signal: impl std::future::Future<Output = ()>) -> Result<(), ServeError> {
+    let handle = start(gateway, config).await?;
+    signal.await;
+    tracing::info!("shutting down");
+    let clean = handle.shutdown(config.shutdown_grace).await?;
+    tracing::info!(clean, "stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on SIGINT only");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

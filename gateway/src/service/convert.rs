@@ -1,0 +1,264 @@
+//! Omnigate's values to and from the proto `omnigate.v1.Value`.
+
+use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
+use omnigate_drivers::{Interval, Node, Path, Relationship, Timestamp, Value};
+use omnigate_proto::v1 as pb;
+use pb::value::Kind;
+
+use crate::error::Error;
+
+/// A proto value as Omnigate's; `index` (1-based) names the parameter in errors.
+pub fn from_proto(index: usize, value: pb::Value) -> Result<Value, Error> {
+    let bad = |message: String| Error::BadParameter { index, message };
+    Ok(match value.kind {
+        None | Some(Kind::Null(_)) => Value::Null,
+        Some(Kind::Bool(b)) => Value::Bool(b),
+        Some(Kind::Int(i)) => Value::Int(i),
+        Some(Kind::Float(f)) => Value::Float(f),
+        Some(Kind::Decimal(d)) => {
+            if !is_decimal(&d) {
+                return Err(bad("a decimal must be digits with an optional sign, point and exponent".into()));
+            }
+            Value::Decimal(d)
+        }
+        Some(Kind::String(s)) => Value::String(s),
+        Some(Kind::Bytes(b)) => Value::Bytes(b.into()),
+        Some(Kind::Timestamp(t)) => Value::Timestamp(Timestamp {
+            unix_micros: t.unix_micros,
+            zoned: t.zoned,
+        }),
+        Some(Kind::Date(d)) => Value::Date(
+            NaiveDate::from_num_days_from_ce_opt(d.days_since_epoch.saturating_add(EPOCH_DAYS_FROM_CE))
+                .ok_or_else(|| bad("the date is out of range".into()))?,
+        ),
+        Some(Kind::Time(t)) => Value::Time(time_from_micros(t.micros_since_midnight).ok_or_else(|| {
+            bad("a time must be between 0 and 86,400,000,000 microseconds since midnight".into())
+        })?),
+        Some(Kind::Interval(i)) => Value::Interval(Interval {
+            months: i.months,
+            days: i.days,
+            micros: i.micros,
+        }),
+        Some(Kind::Uuid(u)) => {
+            Value::Uuid(uuid::Uuid::parse_str(&u).map_err(|_| bad("a uuid must be 32 hex digits, e.g. 67e55044-10b1-426f-9247-bb680e5fe0c8".into()))?)
+        }
+        Some(Kind::Json(j)) => {
+            serde_json::from_str::<serde::de::IgnoredAny>(&j).map_err(|e| bad(format!("the json is malformed at line {} column {}", e.line(), e.column())))?;
+            Value::Json(j)
+        }
+        Some(Kind::List(l)) => Value::List(l.values.into_iter().map(|v| from_proto(index, v)).collect::<Result<_, _>>()?),
+        Some(Kind::Map(m)) => Value::Map(map_from_proto(index, m)?),
+        Some(Kind::Node(n)) => Value::Node(node_from_proto(index, n)?),
+        Some(Kind::Relationship(r)) => Value::Relationship(rel_from_proto(index, r)?),
+        Some(Kind::Path(p)) => Value::Path(Path {
+            nodes: p.nodes.into_iter().map(|n| node_from_proto(index, n)).collect::<Result<_, _>>()?,
+            relationships: p.relationships.into_iter().map(|r| rel_from_proto(index, r)).collect::<Result<_, _>>()?,
+        }),
+    })
+}
+
+/// Days from 0001-01-01 (CE day 1) to 1970-01-01.
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+fn time_from_micros(micros: i64) -> Option<NaiveTime> {
+    if !(0..86_400_000_000).contains(&micros) {
+        return None;
+    }
+    let secs = u32::try_from(micros.checked_div(1_000_000)?).ok()?;
+    let nanos = u32::try_from(micros.rem_euclid(1_000_000) * 1000).ok()?;
+    NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos)
+}
+
+fn is_decimal(text: &str) -> bool {
+    let body = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match body.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['-', '+']).unwrap_or(e))),
+        None => (body, None),
+    };
+    let digits = mantissa.replacen('.', "", 1);
+    let special = ["NaN", "Infinity"].contains(&body);
+    special
+        || (!digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && exponent.is_none_or(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())))
+}
+
+fn map_from_proto(index: usize, map: pb::ValueMap) -> Result<Vec<(String, Value)>, Error> {
+    map.entries
+        .into_iter()
+        .map(|e| Ok((e.key, from_proto(index, e.value.unwrap_or_default())?)))
+        .collect()
+}
+
+fn node_from_proto(index: usize, n: pb::Node) -> Result<Node, Error> {
+    Ok(Node {
+        id: n.id,
+        labels: n.labels,
+        properties: map_from_proto(index, n.properties.unwrap_or_default())?,
+    })
+}
+
+fn rel_from_proto(index: usize, r: pb::Relationship) -> Result<Relationship, Error> {
+    Ok(Relationship {
+        id: r.id,
+        rel_type: r.r#type,
+        start_node_id: r.start_node_id,
+        end_node_id: r.end_node_id,
+        properties: map_from_proto(index, r.properties.unwrap_or_default())?,
+    })
+}
+
+/// Omnigate's value as a proto value.
+pub fn to_proto(value: Value) -> pb::Value {
+    let kind = match value {
+        Value::Null => Kind::Null(pb::Null::Null.into()),
+        Value::Bool(b) => Kind::Bool(b),
+        Value::Int(i) => Kind::Int(i),
+        Value::Float(f) => Kind::Float(f),
+        Value::Decimal(d) => Kind::Decimal(d),
+        Value::String(s) => Kind::String(s),
+        Value::Bytes(b) => Kind::Bytes(b.to_vec()),
+        Value::Timestamp(t) => Kind::Timestamp(pb::Timestamp {
+            unix_micros: t.unix_micros,
+            zoned: t.zoned,
+        }),
+        Value::Date(d) => Kind::Date(pb::Date {
+            days_since_epoch: d.num_days_from_ce() - EPOCH_DAYS_FROM_CE,
+        }),
+        Value::Time(t) => Kind::Time(pb::Time {
+            micros_since_midnight: i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000),
+        }),
+        Value::Interval(i) => Kind::Interval(pb::Interval {
+            months: i.months,
+            days: i.days,
+            micros: i.micros,
+        }),
+        Value::Uuid(u) => Kind::Uuid(u.to_string()),
+        Value::Json(j) => Kind::Json(j),
+        Value::List(items) => Kind::List(pb::ValueList {
+            values: items.into_iter().map(to_proto).collect(),
+        }),
+        Value::Map(entries) => Kind::Map(map_to_proto(entries)),
+        Value::Node(n) => Kind::Node(node_to_proto(n)),
+        Value::Relationship(r) => Kind::Relationship(rel_to_proto(r)),
+        Value::Path(p) => Kind::Path(pb::Path {
+            nodes: p.nodes.into_iter().map(node_to_proto).collect(),
+            relationships: p.relationships.into_iter().map(rel_to_proto).collect(),
+        }),
+    };
+    pb::Value { kind: Some(kind) }
+}
+
+fn map_to_proto(entries: Vec<(String, Value)>) -> pb::ValueMap {
+    pb::ValueMap {
+        entries: entries
+            .into_iter()
+            .map(|(key, value)| pb::MapEntry {
+                key,
+                value: Some(to_proto(value)),
+            })
+            .collect(),
+    }
+}
+
+fn node_to_proto(n: Node) -> pb::Node {
+    pb::Node {
+        id: n.id,
+        labels: n.labels,
+        properties: Some(map_to_proto(n.properties)),
+    }
+}
+
+fn rel_to_proto(r: Relationship) -> pb::Relationship {
+    pb::Relationship {
+        id: r.id,
+        r#type: r.rel_type,
+        start_node_id: r.start_node_id,
+        end_node_id: r.end_node_id,
+        properties: Some(map_to_proto(r.properties)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(value: Value) {
+        let back = from_proto(1, to_proto(value.clone())).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let node = Node {
+            id: 7,
+            labels: vec!["Person".into()],
+            properties: vec![("name".into(), Value::from("ada"))],
+        };
+        let rel = Relationship {
+            id: 9,
+            rel_type: "KNOWS".into(),
+            start_node_id: 7,
+            end_node_id: 8,
+            properties: vec![("since".into(), Value::Int(1843))],
+        };
+        for value in [
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(i64::MIN),
+            Value::Float(-0.25),
+            Value::Decimal("-12345678901234567890.000000001".into()),
+            Value::String("héllo".into()),
+            Value::Bytes(bytes::Bytes::from_static(b"\x00\xff")),
+            Value::Timestamp(Timestamp { unix_micros: -1, zoned: true }),
+            Value::Timestamp(Timestamp { unix_micros: 1_700_000_000_000_001, zoned: false }),
+            Value::Date(NaiveDate::from_ymd_opt(1969, 12, 31).unwrap()),
+            Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
+            Value::Time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap()),
+            Value::Interval(Interval { months: 14, days: -3, micros: 5 }),
+            Value::Uuid(uuid::Uuid::from_u128(42)),
+            Value::Json(r#"{"a":[1,null]}"#.into()),
+            Value::List(vec![Value::Int(1), Value::Null, Value::List(vec![])]),
+            Value::Map(vec![("b".into(), Value::Int(1)), ("a".into(), Value::Null)]),
+            Value::Node(node.clone()),
+            Value::Relationship(rel.clone()),
+            Value::Path(Path { nodes: vec![node], relationships: vec![rel] }),
+        ] {
+            round_trip(value);
+        }
+    }
+
+    #[test]
+    fn a_value_without_kind_is_null() {
+        assert_eq!(from_proto(1, pb::Value { kind: None }).unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn malformed_values_name_the_parameter() {
+        let cases = [
+            Kind::Uuid("not-a-uuid".into()),
+            Kind::Json("{oops".into()),
+            Kind::Decimal("12a".into()),
+            Kind::Time(pb::Time { micros_since_midnight: -1 }),
+            Kind::Date(pb::Date { days_since_epoch: i32::MAX }),
+        ];
+        for kind in cases {
+            let err = from_proto(4, pb::Value { kind: Some(kind.clone()) }).unwrap_err();
+            assert!(matches!(err, Error::BadParameter { index: 4, .. }), "{kind:?}: {err}");
+        }
+        let nested = pb::Value {
+            kind: Some(Kind::List(pb::ValueList { values: vec![pb::Value { kind: Some(Kind::Uuid("x".into())) }] })),
+        };
+        assert!(from_proto(2, nested).is_err());
+    }
+
+    #[test]
+    fn decimals_are_checked_not_rounded() {
+        for ok in ["0", "-1.5", "+2", ".5", "1e10", "1.5E-3", "NaN"] {
+            assert!(is_decimal(ok), "{ok}");
+        }
+        for bad in ["", "-", "1.2.3", "1e", "e5", "1,5", "0x10"] {
+            assert!(!is_decimal(bad), "{bad}");
+        }
+    }
+}

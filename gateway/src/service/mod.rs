@@ -1,0 +1,334 @@
+//! The gRPC service `omnigate.v1.Gateway`: turns proto requests into
+//! gateway calls and results back into proto responses. Nothing below it
+//! knows about gRPC.
+
+pub mod convert;
+pub mod status;
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use omnigate_drivers::{Column, Health, PoolStats, Row, RowStream, SchemaObject};
+use omnigate_proto::v1 as pb;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::error::Error;
+use crate::gateway::{self, Gateway};
+
+/// The `omnigate.v1.Gateway` service over a [`Gateway`].
+#[derive(Debug, Clone)]
+pub struct GatewayService {
+    gateway: Gateway,
+    max_response_bytes: usize,
+}
+
+impl GatewayService {
+    /// A service over `gateway` that refuses responses over `max_response_bytes`.
+    pub fn new(gateway: Gateway, max_response_bytes: usize) -> Self {
+        GatewayService {
+            gateway,
+            max_response_bytes,
+        }
+    }
+
+    fn check_size(&self, message: &pb::ExecuteResponse) -> Result<(), Error> {
+        let size = message.encoded_len();
+        if size > self.max_response_bytes {
+            return Err(Error::ResponseTooLarge {
+                size,
+                limit: self.max_response_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The client's deadline from the `grpc-timeout` header (e.g. `250m`).
+pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let raw = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// A proto request as a gateway request; the deadline caps the timeout.
+fn to_request(message: pb::ExecuteRequest, deadline: Option<Duration>) -> Result<gateway::Request, Status> {
+    let options = message.options.unwrap_or_default();
+    let requested = options
+        .timeout
+        .map(|t| {
+            Duration::try_from(t).map_err(|_| Status::invalid_argument("options.timeout must be a positive duration"))
+        })
+        .transpose()?;
+    // Stop the statement a little before the client's deadline, so the
+    // client gets this gateway's DEADLINE_EXCEEDED rather than a cut call.
+    let deadline = deadline.map(|d| d.saturating_sub((d / 20).clamp(Duration::from_millis(1), Duration::from_millis(50))));
+    let timeout = match (requested, deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let params = message
+        .params
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| convert::from_proto(i + 1, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
+    Ok(gateway::Request {
+        dialect: message.dialect,
+        statement: message.statement,
+        params,
+        target: non_empty(message.target),
+        tx_id: non_empty(message.tx_id),
+        options: gateway::RequestOptions {
+            max_rows: (options.max_rows > 0).then_some(options.max_rows),
+            timeout,
+            read_only: options.read_only,
+            batch_size: (options.batch_size > 0).then(|| options.batch_size as usize),
+        },
+    })
+}
+
+fn columns_to_proto(columns: Vec<Column>) -> Vec<pb::Column> {
+    columns
+        .into_iter()
+        .map(|c| pb::Column {
+            name: c.name,
+            type_name: c.type_name,
+        })
+        .collect()
+}
+
+fn rows_to_proto(rows: Vec<Row>) -> Vec<pb::Row> {
+    rows.into_iter()
+        .map(|r| pb::Row {
+            values: r.into_iter().map(convert::to_proto).collect(),
+        })
+        .collect()
+}
+
+fn pool_to_proto(pool: PoolStats) -> pb::PoolStats {
+    pb::PoolStats {
+        max_size: pool.max_size,
+        size: pool.size,
+        idle: pool.idle,
+        in_use: pool.in_use,
+        waiters: pool.waiters,
+        created: pool.created,
+        acquired: pool.acquired,
+    }
+}
+
+fn object_to_proto(object: &SchemaObject) -> pb::SchemaObject {
+    pb::SchemaObject {
+        kind: object.kind.clone(),
+        schema: object.schema.clone(),
+        name: object.name.clone(),
+        columns: object
+            .columns
+            .iter()
+            .map(|c| pb::ColumnInfo {
+                name: c.name.clone(),
+                type_name: c.type_name.clone(),
+                nullable: c.nullable,
+            })
+            .collect(),
+        primary_key: object.primary_key.clone(),
+        attributes: object.attributes.iter().cloned().collect(),
+    }
+}
+
+fn log_call(rpc: &'static str, dialect: &str, started: Instant, outcome: Result<&str, &Status>) {
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    match outcome {
+        Ok(engine) => tracing::debug!(rpc, dialect, engine, elapsed_us, "ok"),
+        Err(status) => tracing::info!(rpc, dialect, elapsed_us, code = ?status.code(), "failed"),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::gateway_server::Gateway for GatewayService {
+    async fn execute(&self, request: Request<pb::ExecuteRequest>) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let started = Instant::now();
+        let deadline = grpc_timeout(request.metadata());
+        let message = request.into_inner();
+        let dialect = message.dialect.clone();
+        let outcome = async {
+            let response = self.gateway.execute(to_request(message, deadline)?).await?;
+            let reply = pb::ExecuteResponse {
+                columns: columns_to_proto(response.result.columns),
+                rows: rows_to_proto(response.result.rows),
+                rows_affected: response.result.rows_affected,
+                engine: response.engine,
+            };
+            self.check_size(&reply)?;
+            Ok::<_, Status>(reply)
+        }
+        .await;
+        log_call("Execute", &dialect, started, outcome.as_ref().map(|r| r.engine.as_str()));
+        outcome.map(Response::new)
+    }
+
+    type ExecuteStreamStream = ReceiverStream<Result<pb::ExecuteResponse, Status>>;
+
+    async fn execute_stream(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
+        let started = Instant::now();
+        let deadline = grpc_timeout(request.metadata());
+        let message = request.into_inner();
+        let dialect = message.dialect.clone();
+        let outcome = async { Ok::<_, Status>(self.gateway.execute_stream(to_request(message, deadline)?).await?) }.await;
+        log_call("ExecuteStream", &dialect, started, outcome.as_ref().map(|r| r.engine.as_str()));
+        let response = outcome?;
+        // A small channel: the gateway holds at most a couple of batches.
+        let (tx, rx) = mpsc::channel(2);
+        let service = self.clone();
+        tokio::spawn(async move { service.forward(response.engine, response.stream, tx).await });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn list_engines(
+        &self,
+        _request: Request<pb::ListEnginesRequest>,
+    ) -> Result<Response<pb::ListEnginesResponse>, Status> {
+        let engines = self
+            .gateway
+            .engines()
+            .await
+            .into_iter()
+            .map(|e| {
+                let (status, message) = match e.health {
+                    Health::Serving => (pb::health::Status::Serving, String::new()),
+                    Health::NotServing(why) => (pb::health::Status::NotServing, why),
+                };
+                pb::EngineInfo {
+                    name: e.name,
+                    kind: e.kind,
+                    dialects: e.dialects,
+                    health: Some(pb::Health {
+                        status: status.into(),
+                        message,
+                    }),
+                    pool: Some(pool_to_proto(e.pool)),
+                    counters: e.counters.into_iter().collect(),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListEnginesResponse { engines }))
+    }
+
+    async fn describe(&self, request: Request<pb::DescribeRequest>) -> Result<Response<pb::DescribeResponse>, Status> {
+        let message = request.into_inner();
+        let non_empty = |s: &str| (!s.is_empty()).then_some(s.to_owned());
+        let (target, dialect, name) = (non_empty(&message.target), non_empty(&message.dialect), non_empty(&message.name));
+        let description = self.gateway.describe(target.as_deref(), dialect.as_deref(), name.as_deref()).await?;
+        Ok(Response::new(pb::DescribeResponse {
+            engine: description.engine,
+            kind: description.kind,
+            objects: description.objects.iter().map(object_to_proto).collect(),
+            pool: Some(pool_to_proto(description.pool)),
+        }))
+    }
+}
+
+impl GatewayService {
+    /// Sends a row stream's batches to the client: columns in the first
+    /// message, rows_affected in the last. Stops when the client goes away.
+    async fn forward(&self, engine: String, stream: RowStream, tx: mpsc::Sender<Result<pb::ExecuteResponse, Status>>) {
+        let RowStream {
+            columns,
+            mut batches,
+            rows_affected,
+        } = stream;
+        let mut columns = Some(columns_to_proto(columns));
+        while let Some(batch) = batches.next().await {
+            let message = match batch {
+                Ok(rows) => {
+                    let message = pb::ExecuteResponse {
+                        columns: columns.take().unwrap_or_default(),
+                        rows: rows_to_proto(rows),
+                        rows_affected: 0,
+                        engine: engine.clone(),
+                    };
+                    self.check_size(&message).map(|()| message).map_err(Status::from)
+                }
+                Err(e) => Err(Status::from(Error::Driver(e))),
+            };
+            let failed = message.is_err();
+            if tx.send(message).await.is_err() || failed {
+                return; // the client cancelled, or the stream ended in an error
+            }
+        }
+        let last = pb::ExecuteResponse {
+            columns: columns.take().unwrap_or_default(),
+            rows: Vec::new(),
+            rows_affected: rows_affected.load(std::sync::atomic::Ordering::Relaxed),
+            engine,
+        };
+        let _ = tx.send(Ok(last)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::metadata::MetadataValue;
+
+    use super::*;
+
+    #[test]
+    fn reads_grpc_timeout_headers() {
+        let mut metadata = MetadataMap::new();
+        assert_eq!(grpc_timeout(&metadata), None);
+        for (raw, expected) in [
+            ("250m", Duration::from_millis(250)),
+            ("3S", Duration::from_secs(3)),
+            ("2M", Duration::from_secs(120)),
+            ("1H", Duration::from_secs(3600)),
+            ("7u", Duration::from_micros(7)),
+            ("9n", Duration::from_nanos(9)),
+        ] {
+            metadata.insert("grpc-timeout", MetadataValue::from_static(raw));
+            assert_eq!(grpc_timeout(&metadata), Some(expected), "{raw}");
+        }
+        metadata.insert("grpc-timeout", MetadataValue::from_static("5x"));
+        assert_eq!(grpc_timeout(&metadata), None);
+    }
+
+    #[test]
+    fn the_deadline_caps_the_requested_timeout() {
+        let message = pb::ExecuteRequest {
+            dialect: "sql".into(),
+            options: Some(pb::ExecuteOptions {
+                timeout: Some(prost_types::Duration { seconds: 10, nanos: 0 }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let request = to_request(message.clone(), Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(request.options.timeout, Some(Duration::from_millis(1950)), "a margin before the deadline");
+        let request = to_request(message, None).unwrap();
+        assert_eq!(request.options.timeout, Some(Duration::from_secs(10)));
+        let negative = pb::ExecuteRequest {
+            options: Some(pb::ExecuteOptions {
+                timeout: Some(prost_types::Duration { seconds: -1, nanos: 0 }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(to_request(negative, None).unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+}
