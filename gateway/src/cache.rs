@@ -35,13 +35,22 @@ impl MetadataCache {
                 .time_to_live(config.schema_ttl)
                 .support_invalidation_closures()
                 .build(),
-            counts: Arc::new(engines.into_iter().map(|n| (n, Counts::default())).collect()),
+            counts: Arc::new(
+                engines
+                    .into_iter()
+                    .map(|n| (n, Counts::default()))
+                    .collect(),
+            ),
         }
     }
 
     /// The schema objects of `driver` named `name` (all when `None`),
     /// described once per TTL.
-    pub async fn describe(&self, driver: &dyn StorageDriver, name: Option<String>) -> Result<Arc<Vec<SchemaObject>>> {
+    pub async fn describe(
+        &self,
+        driver: &dyn StorageDriver,
+        name: Option<String>,
+    ) -> Result<Arc<Vec<SchemaObject>>> {
         let engine = driver.descriptor().name.clone();
         let options = DescribeOptions { name: name.clone() };
         let entry = self
@@ -51,7 +60,11 @@ impl MetadataCache {
             .await
             .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|shared| shared_error(&shared)))?;
         if let Some(counts) = self.counts.get(&engine) {
-            let counter = if entry.is_fresh() { &counts.misses } else { &counts.hits };
+            let counter = if entry.is_fresh() {
+                &counts.misses
+            } else {
+                &counts.hits
+            };
             counter.fetch_add(1, Ordering::Relaxed);
         }
         Ok(entry.into_value())
@@ -61,7 +74,9 @@ impl MetadataCache {
     pub fn invalidate_engine(&self, engine: &str) {
         let owned = engine.to_owned();
         // Only fails when closures are unsupported, which `new` enables.
-        let _ = self.schemas.invalidate_entries_if(move |key, _| key.0 == owned);
+        let _ = self
+            .schemas
+            .invalidate_entries_if(move |key, _| key.0 == owned);
         if let Some(counts) = self.counts.get(engine) {
             counts.invalidations.fetch_add(1, Ordering::Relaxed);
         }

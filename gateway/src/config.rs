@@ -249,19 +249,27 @@ impl Config {
 
     /// Parses TOML text, applies the environment's overrides, and checks it.
     pub fn parse(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid {
-            file: None,
-            message: e.to_string(),
-        })?;
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    file: None,
+                    message: e.to_string(),
+                })?;
         apply_env(&mut table, env)?;
         let config: Config = Config::deserialize(table).map_err(|e| {
             // Deserializing the text again gives the line and column when
             // the file itself is at fault; otherwise an override is.
             let message = match toml::from_str::<Config>(text) {
                 Err(in_text) => in_text.to_string(),
-                Ok(_) => format!("{} (set by an OMNIGATE__ environment variable)", e.to_string().trim_end()),
+                Ok(_) => format!(
+                    "{} (set by an OMNIGATE__ environment variable)",
+                    e.to_string().trim_end()
+                ),
             };
-            ConfigError::Invalid { file: None, message }
+            ConfigError::Invalid {
+                file: None,
+                message,
+            }
         })?;
         let config = config.with_default_engines();
         config.validate()?;
@@ -270,16 +278,30 @@ impl Config {
 
     fn with_default_engines(mut self) -> Self {
         if self.engines.is_empty() {
-            self.engines.insert("cache".into(), EngineConfig::Memory(MemoryEngineConfig::default()));
-            self.engines.insert("main".into(), EngineConfig::Sqlite(SqliteEngineConfig::default()));
+            self.engines.insert(
+                "cache".into(),
+                EngineConfig::Memory(MemoryEngineConfig::default()),
+            );
+            self.engines.insert(
+                "main".into(),
+                EngineConfig::Sqlite(SqliteEngineConfig::default()),
+            );
         }
         self
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |message: String| Err(ConfigError::Invalid { file: None, message });
+        let invalid = |message: String| {
+            Err(ConfigError::Invalid {
+                file: None,
+                message,
+            })
+        };
         for name in self.engines.keys() {
-            let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok {
                 return invalid(format!(
                     "engines.{name}: an engine name may hold only letters, digits, '-' and '_'"
@@ -289,19 +311,28 @@ impl Config {
         for (name, engine) in &self.engines {
             if let EngineConfig::Sqlite(sqlite) = engine {
                 if sqlite.max_connections == 0 {
-                    return invalid(format!("engines.{name}.max_connections: must be at least 1"));
+                    return invalid(format!(
+                        "engines.{name}.max_connections: must be at least 1"
+                    ));
                 }
                 if sqlite.path.is_empty() {
-                    return invalid(format!("engines.{name}.path: give a file path or \":memory:\""));
+                    return invalid(format!(
+                        "engines.{name}.path: give a file path or \":memory:\""
+                    ));
                 }
             }
         }
         let server = &self.server;
         if server.stream_batch_rows == 0 || server.default_max_rows == 0 {
-            return invalid("server.stream_batch_rows and server.default_max_rows must be at least 1".into());
+            return invalid(
+                "server.stream_batch_rows and server.default_max_rows must be at least 1".into(),
+            );
         }
         if server.max_request_bytes < 1024 || server.max_response_bytes < 1024 {
-            return invalid("server.max_request_bytes and server.max_response_bytes must be at least 1024".into());
+            return invalid(
+                "server.max_request_bytes and server.max_response_bytes must be at least 1024"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -309,7 +340,11 @@ impl Config {
 
 /// Applies `OMNIGATE__A__B=value` overrides onto the parsed table.
 fn apply_env(table: &mut toml::Table, env: &dyn Env) -> Result<(), ConfigError> {
-    let mut overrides: Vec<(String, String)> = env.vars().into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    let mut overrides: Vec<(String, String)> = env
+        .vars()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
     overrides.sort();
     for (name, raw) in overrides {
         let path: Vec<&str> = name[ENV_PREFIX.len()..].split("__").collect();
@@ -326,7 +361,9 @@ fn apply_env(table: &mut toml::Table, env: &dyn Env) -> Result<(), ConfigError> 
                 node.insert(key, scalar(&raw));
                 break;
             }
-            let child = node.entry(key).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let child = node
+                .entry(key)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             node = child.as_table_mut().ok_or_else(|| ConfigError::Invalid {
                 file: None,
                 message: format!("environment variable {name}: {segment} is not a table"),
@@ -348,9 +385,17 @@ fn existing_key(table: &toml::Table, segment: &str) -> String {
 }
 
 fn scalar(raw: &str) -> toml::Value {
-    let parsed = format!("v = {raw}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v"));
+    let parsed = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"));
     match parsed {
-        Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) | toml::Value::String(_))) => v,
+        Some(
+            v @ (toml::Value::Integer(_)
+            | toml::Value::Float(_)
+            | toml::Value::Boolean(_)
+            | toml::Value::String(_)),
+        ) => v,
         _ => toml::Value::String(raw.to_owned()),
     }
 }

@@ -71,7 +71,9 @@ pub enum Error {
     },
 
     /// The encoded response would exceed the message limit.
-    #[error("the result is {size} bytes, over the {limit}-byte message limit: use ExecuteStream or lower max_rows")]
+    #[error(
+        "the result is {size} bytes, over the {limit}-byte message limit: use ExecuteStream or lower max_rows"
+    )]
     ResponseTooLarge {
         /// The encoded size.
         size: usize,

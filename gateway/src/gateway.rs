@@ -8,8 +8,8 @@ use futures::future::join_all;
 use omnigate_drivers::memory::MemoryDriver;
 use omnigate_drivers::sqlite::SqliteDriver;
 use omnigate_drivers::{
-    ExecuteOptions, Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
-    Value,
+    ExecuteOptions, Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement,
+    StorageDriver, StreamOptions, Value,
 };
 
 use crate::cache::MetadataCache;
@@ -216,10 +216,13 @@ impl GatewayBuilder {
         });
         let mut router = Router::default();
         for (name, engine) in &config.engines {
-            let started = start_engine(name, engine).await.map_err(|source| ConfigError::Engine {
-                name: name.clone(),
-                source,
-            })?;
+            let started =
+                start_engine(name, engine)
+                    .await
+                    .map_err(|source| ConfigError::Engine {
+                        name: name.clone(),
+                        source,
+                    })?;
             router.insert(started);
         }
         for driver in self.drivers {
@@ -241,7 +244,10 @@ impl GatewayBuilder {
     }
 }
 
-async fn start_engine(name: &str, engine: &EngineConfig) -> omnigate_drivers::Result<Arc<dyn StorageDriver>> {
+async fn start_engine(
+    name: &str,
+    engine: &EngineConfig,
+) -> omnigate_drivers::Result<Arc<dyn StorageDriver>> {
     Ok(match engine {
         EngineConfig::Memory(memory) => Arc::new(MemoryDriver::new(
             name,
@@ -249,7 +255,9 @@ async fn start_engine(name: &str, engine: &EngineConfig) -> omnigate_drivers::Re
                 eviction_interval: memory.eviction_interval,
             },
         )),
-        EngineConfig::Sqlite(sqlite) => Arc::new(SqliteDriver::open(name, sqlite.to_driver()).await?),
+        EngineConfig::Sqlite(sqlite) => {
+            Arc::new(SqliteDriver::open(name, sqlite.to_driver()).await?)
+        }
     })
 }
 
@@ -284,10 +292,18 @@ impl Gateway {
     /// Runs one statement and returns its whole result.
     pub async fn execute(&self, request: Request) -> Result<Response> {
         Self::check_tx(&request)?;
-        let (dialect, driver) = self.inner.router.route(&request.dialect, request.target.as_deref())?;
+        let (dialect, driver) = self
+            .inner
+            .router
+            .route(&request.dialect, request.target.as_deref())?;
         let timeout = self.timeout(request.options.timeout);
         let options = ExecuteOptions {
-            max_rows: Some(request.options.max_rows.unwrap_or(self.inner.limits.default_max_rows)),
+            max_rows: Some(
+                request
+                    .options
+                    .max_rows
+                    .unwrap_or(self.inner.limits.default_max_rows),
+            ),
             timeout: Some(timeout),
             read_only: request.options.read_only,
         };
@@ -301,7 +317,9 @@ impl Gateway {
         let run = driver.execute(dialect, &statement, &options);
         let outcome = tokio::time::timeout(timeout + Duration::from_secs(1), run).await;
         if schema_change {
-            self.inner.cache.invalidate_engine(&driver.descriptor().name);
+            self.inner
+                .cache
+                .invalidate_engine(&driver.descriptor().name);
         }
         let result = outcome.map_err(|_| omnigate_drivers::Error::Timeout { after: timeout })??;
         Ok(Response {
@@ -313,9 +331,16 @@ impl Gateway {
     /// Runs one statement and returns its rows in batches.
     pub async fn execute_stream(&self, request: Request) -> Result<StreamResponse> {
         Self::check_tx(&request)?;
-        let (dialect, driver) = self.inner.router.route(&request.dialect, request.target.as_deref())?;
+        let (dialect, driver) = self
+            .inner
+            .router
+            .route(&request.dialect, request.target.as_deref())?;
         let options = StreamOptions {
-            batch_size: request.options.batch_size.unwrap_or(self.inner.limits.stream_batch_rows).max(1),
+            batch_size: request
+                .options
+                .batch_size
+                .unwrap_or(self.inner.limits.stream_batch_rows)
+                .max(1),
             timeout: Some(self.timeout(request.options.timeout)),
             read_only: request.options.read_only,
         };
@@ -324,7 +349,9 @@ impl Gateway {
             params: request.params,
         };
         if driver.is_schema_change(dialect, &statement.text) {
-            self.inner.cache.invalidate_engine(&driver.descriptor().name);
+            self.inner
+                .cache
+                .invalidate_engine(&driver.descriptor().name);
         }
         let stream = driver.execute_stream(dialect, statement, options).await?;
         Ok(StreamResponse {
@@ -338,7 +365,9 @@ impl Gateway {
         let checks = self.inner.router.engines().map(|driver| async move {
             let health = tokio::time::timeout(HEALTH_TIMEOUT, driver.health())
                 .await
-                .unwrap_or_else(|_| Health::NotServing(format!("no answer within {HEALTH_TIMEOUT:?}")));
+                .unwrap_or_else(|_| {
+                    Health::NotServing(format!("no answer within {HEALTH_TIMEOUT:?}"))
+                });
             let descriptor = driver.descriptor();
             let (hits, misses, invalidations) = self.inner.cache.counts(&descriptor.name);
             let mut counters = driver.counters();
@@ -350,7 +379,11 @@ impl Gateway {
             EngineStatus {
                 name: descriptor.name.clone(),
                 kind: descriptor.kind.to_owned(),
-                dialects: descriptor.dialects.iter().map(|d| d.as_str().to_owned()).collect(),
+                dialects: descriptor
+                    .dialects
+                    .iter()
+                    .map(|d| d.as_str().to_owned())
+                    .collect(),
                 health,
                 pool: driver.pool_stats(),
                 counters,
@@ -361,9 +394,18 @@ impl Gateway {
 
     /// The schema objects of one engine (cached; DDL through the gateway
     /// drops the cache).
-    pub async fn describe(&self, target: Option<&str>, dialect: Option<&str>, name: Option<&str>) -> Result<Description> {
+    pub async fn describe(
+        &self,
+        target: Option<&str>,
+        dialect: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Description> {
         let driver = self.inner.router.for_describe(target, dialect)?;
-        let objects = self.inner.cache.describe(driver.as_ref(), name.map(str::to_owned)).await?;
+        let objects = self
+            .inner
+            .cache
+            .describe(driver.as_ref(), name.map(str::to_owned))
+            .await?;
         let descriptor = driver.descriptor();
         Ok(Description {
             engine: descriptor.name.clone(),

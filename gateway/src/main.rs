@@ -58,8 +58,15 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         config.log.format = format;
     }
     init_logging(&config.log);
-    let gateway = Gateway::builder().config(config.clone()).build().await.map_err(|e| fail(e.to_string()))?;
+    let gateway = Gateway::builder()
+        .config(config.clone())
+        .build()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     server::serve(gateway, &config.server, server::shutdown_signal())
         .await
-        .map_err(|e| Failure { message: e.to_string(), code: 1 })
+        .map_err(|e| Failure {
+            message: e.to_string(),
+            code: 1,
+        })
 }

@@ -16,7 +16,8 @@ pub struct Router {
 impl Router {
     /// Adds an engine under its descriptor's name (replacing one of that name).
     pub fn insert(&mut self, driver: Arc<dyn StorageDriver>) {
-        self.engines.insert(driver.descriptor().name.clone(), driver);
+        self.engines
+            .insert(driver.descriptor().name.clone(), driver);
     }
 
     /// Every engine, by name.
@@ -29,7 +30,12 @@ impl Router {
         let mut dialects: Vec<String> = self
             .engines
             .values()
-            .flat_map(|e| e.descriptor().dialects.iter().map(|d| d.as_str().to_owned()))
+            .flat_map(|e| {
+                e.descriptor()
+                    .dialects
+                    .iter()
+                    .map(|d| d.as_str().to_owned())
+            })
             .collect();
         dialects.sort();
         dialects.dedup();
@@ -41,7 +47,11 @@ impl Router {
     }
 
     /// The engine for `dialect`, named by `target` or the only one serving it.
-    pub fn route(&self, dialect: &str, target: Option<&str>) -> Result<(Dialect, &Arc<dyn StorageDriver>)> {
+    pub fn route(
+        &self,
+        dialect: &str,
+        target: Option<&str>,
+    ) -> Result<(Dialect, &Arc<dyn StorageDriver>)> {
         if dialect.is_empty() {
             return Err(Error::MissingDialect {
                 configured: self.dialects(),
@@ -64,7 +74,10 @@ impl Router {
             }
             return Ok((parsed, engine));
         }
-        let mut serving = self.engines.values().filter(|e| e.descriptor().dialects.contains(&parsed));
+        let mut serving = self
+            .engines
+            .values()
+            .filter(|e| e.descriptor().dialects.contains(&parsed));
         match (serving.next(), serving.next()) {
             (Some(engine), None) => Ok((parsed, engine)),
             (None, _) => Err(unknown()),
@@ -89,7 +102,11 @@ impl Router {
     }
 
     /// The engine for a Describe: by name, by dialect, or the only one.
-    pub fn for_describe(&self, target: Option<&str>, dialect: Option<&str>) -> Result<&Arc<dyn StorageDriver>> {
+    pub fn for_describe(
+        &self,
+        target: Option<&str>,
+        dialect: Option<&str>,
+    ) -> Result<&Arc<dyn StorageDriver>> {
         match (target, dialect) {
             (Some(target), None) => self.by_name(target),
             (target, Some(dialect)) => self.route(dialect, target).map(|(_, e)| e),
@@ -129,16 +146,34 @@ mod tests {
         let r = router(&["a", "b"]);
         let err = r.route("redis", None).unwrap_err();
         assert!(matches!(err, Error::AmbiguousTarget { .. }));
-        assert_eq!(err.to_string(), "several engines serve the redis dialect: set target to one of a, b");
+        assert_eq!(
+            err.to_string(),
+            "several engines serve the redis dialect: set target to one of a, b"
+        );
         let err = r.route("mongo", None).unwrap_err();
-        assert_eq!(err.to_string(), "unknown dialect \"mongo\": configured dialects are redis");
+        assert_eq!(
+            err.to_string(),
+            "unknown dialect \"mongo\": configured dialects are redis"
+        );
         let err = r.route("sql", None).unwrap_err();
-        assert!(matches!(err, Error::UnknownDialect { .. }), "a known dialect nobody serves");
+        assert!(
+            matches!(err, Error::UnknownDialect { .. }),
+            "a known dialect nobody serves"
+        );
         let err = r.route("redis", Some("c")).unwrap_err();
-        assert_eq!(err.to_string(), "unknown target \"c\": configured engines are a, b");
+        assert_eq!(
+            err.to_string(),
+            "unknown target \"c\": configured engines are a, b"
+        );
         let err = r.route("sql", Some("a")).unwrap_err();
         assert!(matches!(err, Error::DialectNotServed { .. }), "{err}");
-        assert!(matches!(r.route("", None).unwrap_err(), Error::MissingDialect { .. }));
-        assert_eq!(r.route("redis", Some("b")).unwrap().1.descriptor().name, "b");
+        assert!(matches!(
+            r.route("", None).unwrap_err(),
+            Error::MissingDialect { .. }
+        ));
+        assert_eq!(
+            r.route("redis", Some("b")).unwrap().1.descriptor().name,
+            "b"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use omnigate_proto::v1::gateway_server::GatewayServer;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -47,6 +47,7 @@ pub enum ServeError {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     shutdown: oneshot::Sender<()>,
+    cancel_calls: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     health: HealthReporter,
     health_task: JoinHandle<()>,
@@ -59,13 +60,23 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     let incoming = TcpIncoming::bind(addr)
         .map_err(|source| ServeError::Bind { addr, source })?
         .with_nodelay(Some(true));
-    let local_addr = incoming.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+    let local_addr = incoming
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<GatewayServer<GatewayService>>().await;
-    let engines: Vec<String> = gateway.router().engines().map(|e| e.descriptor().name.clone()).collect();
+    let engines: Vec<String> = gateway
+        .router()
+        .engines()
+        .map(|e| e.descriptor().name.clone())
+        .collect();
     update_engine_health(&gateway, &health).await;
-    let health_task = tokio::spawn(watch_health(gateway.clone(), health.clone(), config.health_interval));
+    let health_task = tokio::spawn(watch_health(
+        gateway.clone(),
+        health.clone(),
+        config.health_interval,
+    ));
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(omnigate_proto::FILE_DESCRIPTOR_SET)
@@ -76,9 +87,14 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let service = GatewayServer::new(GatewayService::new(gateway, config.max_response_bytes))
-        .max_decoding_message_size(config.max_request_bytes)
-        .max_encoding_message_size(config.max_response_bytes.saturating_add(64 << 10));
+    let (cancel_calls, cancel_rx) = watch::channel(false);
+    let service = GatewayServer::new(GatewayService::new(
+        gateway,
+        config.max_response_bytes,
+        cancel_rx,
+    ))
+    .max_decoding_message_size(config.max_request_bytes)
+    .max_encoding_message_size(config.max_response_bytes.saturating_add(64 << 10));
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
@@ -92,6 +108,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     Ok(ServerHandle {
         local_addr,
         shutdown,
+        cancel_calls,
         server,
         health,
         health_task,
@@ -108,7 +125,9 @@ async fn update_engine_health(gateway: &Gateway, health: &HealthReporter) {
                 ServingStatus::NotServing
             }
         };
-        health.set_service_status(engine_health_name(&engine.name), status).await;
+        health
+            .set_service_status(engine_health_name(&engine.name), status)
+            .await;
     }
 }
 
@@ -132,30 +151,52 @@ impl ServerHandle {
     /// `grace`, then stops. Returns whether everything finished in time.
     pub async fn shutdown(self, grace: Duration) -> Result<bool, ServeError> {
         self.health_task.abort();
-        self.health.set_not_serving::<GatewayServer<GatewayService>>().await;
-        self.health.set_service_status("", ServingStatus::NotServing).await;
+        self.health
+            .set_not_serving::<GatewayServer<GatewayService>>()
+            .await;
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         for engine in &self.engines {
-            self.health.set_service_status(engine_health_name(engine), ServingStatus::NotServing).await;
+            self.health
+                .set_service_status(engine_health_name(engine), ServingStatus::NotServing)
+                .await;
         }
         let _ = self.shutdown.send(());
         let mut server = self.server;
-        match tokio::time::timeout(grace, &mut server).await {
-            Ok(Ok(result)) => result.map(|()| true).map_err(ServeError::from),
-            Ok(Err(join)) => {
-                tracing::error!(error = %join, "the server task failed");
-                Ok(false)
-            }
-            Err(_) => {
-                tracing::warn!(?grace, "in-flight calls did not finish within the grace period; stopping them");
-                server.abort();
-                Ok(false)
-            }
+        if let Ok(finished) = tokio::time::timeout(grace, &mut server).await {
+            return match finished {
+                Ok(result) => result.map(|()| true).map_err(ServeError::from),
+                Err(join) => {
+                    tracing::error!(error = %join, "the server task failed");
+                    Ok(false)
+                }
+            };
         }
+        tracing::warn!(
+            ?grace,
+            "in-flight calls did not finish within the grace period; cancelling them"
+        );
+        let _ = self.cancel_calls.send(true);
+        if tokio::time::timeout(CANCEL_BOUND, &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+        Ok(false)
     }
 }
 
+/// How long cancelled calls get to unwind before the server is dropped.
+const CANCEL_BOUND: Duration = Duration::from_secs(2);
+
 /// Serves until `signal` resolves, then shuts down gracefully.
-pub async fn serve(gateway: Gateway, config: &ServerConfig, signal: impl std::future::Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn serve(
+    gateway: Gateway,
+    config: &ServerConfig,
+    signal: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
     let handle = start(gateway, config).await?;
     signal.await;
     tracing::info!("shutting down");
@@ -169,7 +210,9 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(term) => term,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on SIGINT only");

@@ -1,1 +1,127 @@
-//! placeholder
+//! Test support for Omnigate's end-to-end tests: an in-process gateway
+//! serving gRPC on a free loopback port, with a connected client.
+//!
+//! Real backends (PostgreSQL, Redis, ...) started as local processes join
+//! this crate as their engines land.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use omnigate::Gateway;
+use omnigate::config::Config;
+use omnigate::server::{self, ServerHandle};
+use omnigate_proto::v1 as pb;
+use pb::gateway_client::GatewayClient;
+use tonic::transport::Channel;
+
+/// A gateway serving gRPC on 127.0.0.1 (a free port), and a client for it.
+#[derive(Debug)]
+pub struct TestGateway {
+    /// The running server.
+    pub handle: ServerHandle,
+    /// A connected client.
+    pub client: GatewayClient<Channel>,
+    /// The in-process gateway behind the server.
+    pub gateway: Gateway,
+}
+
+impl TestGateway {
+    /// Starts the embedded default configuration.
+    pub async fn start() -> TestGateway {
+        Self::with_config(Config::default()).await
+    }
+
+    /// Starts `config`, listening on a free loopback port.
+    pub async fn with_config(mut config: Config) -> TestGateway {
+        config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let gateway = Gateway::builder()
+            .config(config.clone())
+            .build()
+            .await
+            .expect("the gateway starts");
+        let handle = server::start(gateway.clone(), &config.server)
+            .await
+            .expect("the server starts");
+        let client = GatewayClient::new(channel(handle.local_addr()).await)
+            .max_decoding_message_size(64 << 20);
+        TestGateway {
+            handle,
+            client,
+            gateway,
+        }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// A new channel to the server.
+    pub async fn channel(&self) -> Channel {
+        channel(self.addr()).await
+    }
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("the client connects")
+}
+
+/// A proto value.
+pub fn v(kind: pb::value::Kind) -> pb::Value {
+    pb::Value { kind: Some(kind) }
+}
+
+/// A proto string value.
+pub fn s(text: &str) -> pb::Value {
+    v(pb::value::Kind::String(text.to_owned()))
+}
+
+/// A proto int value.
+pub fn i(n: i64) -> pb::Value {
+    v(pb::value::Kind::Int(n))
+}
+
+/// An ExecuteRequest without options.
+pub fn request(dialect: &str, statement: &str, params: Vec<pb::Value>) -> pb::ExecuteRequest {
+    pb::ExecuteRequest {
+        dialect: dialect.to_owned(),
+        statement: statement.to_owned(),
+        params,
+        ..Default::default()
+    }
+}
+
+/// Runs a request that must succeed.
+pub async fn exec(
+    client: &mut GatewayClient<Channel>,
+    req: pb::ExecuteRequest,
+) -> pb::ExecuteResponse {
+    let statement = req.statement.clone();
+    match client.execute(req).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => panic!("`{statement}` failed: {status:?}"),
+    }
+}
+
+/// Runs a request that must fail, and returns its status.
+pub async fn fail(client: &mut GatewayClient<Channel>, req: pb::ExecuteRequest) -> tonic::Status {
+    let statement = req.statement.clone();
+    match client.execute(req).await {
+        Ok(response) => panic!(
+            "`{statement}` should fail but returned {:?}",
+            response.into_inner()
+        ),
+        Err(status) => status,
+    }
+}
+
+/// The first value of the first row.
+pub fn scalar(response: &pb::ExecuteResponse) -> Option<pb::value::Kind> {
+    response.rows.first()?.values.first()?.kind.clone()
+}

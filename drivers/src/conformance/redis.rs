@@ -421,7 +421,7 @@ pub async fn binary_params(d: &dyn StorageDriver) {
         s("OK")
     );
     assert_eq!(
-        rp(d, "GET $1", &[key.clone()]).await,
+        rp(d, "GET $1", std::slice::from_ref(&key)).await,
         raw,
         "invalid UTF-8 comes back as bytes"
     );

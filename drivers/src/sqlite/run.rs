@@ -203,10 +203,8 @@ fn run_statement(
     let mut rows = prepared.raw_query();
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(convert::error)? {
-        if let Some(limit) = options.max_rows {
-            if out.len() as u64 >= limit {
-                return Err(Error::TooManyRows { limit });
-            }
+        if let Some(limit) = options.max_rows.filter(|limit| out.len() as u64 >= *limit) {
+            return Err(Error::TooManyRows { limit });
         }
         out.push(read_row(row, &decls)?);
     }

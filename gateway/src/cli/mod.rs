@@ -144,10 +144,17 @@ fn failure(message: impl Into<String>, code: i32) -> Failure {
 }
 
 async fn connect(addr: &str) -> Result<GatewayClient<Channel>, Failure> {
-    let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
-    let client = GatewayClient::connect(url.clone())
-        .await
-        .map_err(|e| failure(format!("cannot reach the gateway at {url}: {e} (is `omnigate serve` running?)"), 2))?;
+    let url = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    let client = GatewayClient::connect(url.clone()).await.map_err(|e| {
+        failure(
+            format!("cannot reach the gateway at {url}: {e} (is `omnigate serve` running?)"),
+            2,
+        )
+    })?;
     Ok(client.max_decoding_message_size(usize::MAX))
 }
 
@@ -204,7 +211,11 @@ pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
 /// `omnigate engines`.
 pub async fn engines(args: ClientArgs) -> Result<String, Failure> {
     let mut client = connect(&args.addr).await?;
-    let engines = client.list_engines(pb::ListEnginesRequest {}).await?.into_inner().engines;
+    let engines = client
+        .list_engines(pb::ListEnginesRequest {})
+        .await?
+        .into_inner()
+        .engines;
     let health = |e: &pb::EngineInfo| {
         let h = e.health.clone().unwrap_or_default();
         match h.status() {
@@ -237,12 +248,23 @@ pub async fn engines(args: ClientArgs) -> Result<String, Failure> {
                 e.kind.clone(),
                 e.dialects.join(","),
                 health(e),
-                format!("{}/{} ({} idle, {} waiting)", pool.in_use, pool.max_size, pool.idle, pool.waiters),
+                format!(
+                    "{}/{} ({} idle, {} waiting)",
+                    pool.in_use, pool.max_size, pool.idle, pool.waiters
+                ),
                 format!("{}/{}", pool.created, pool.acquired),
             ]
         })
         .collect();
-    let columns = ["name", "kind", "dialects", "health", "in use/max", "created/acquired"].map(String::from);
+    let columns = [
+        "name",
+        "kind",
+        "dialects",
+        "health",
+        "in use/max",
+        "created/acquired",
+    ]
+    .map(String::from);
     Ok(output::table(&columns, &rows))
 }
 
@@ -269,29 +291,70 @@ pub async fn describe(args: DescribeArgs) -> Result<String, Failure> {
                 })
             })
             .collect();
-        return Ok(format!("{}\n", json!({"engine": response.engine, "kind": response.kind, "objects": objects})));
+        return Ok(format!(
+            "{}\n",
+            json!({"engine": response.engine, "kind": response.kind, "objects": objects})
+        ));
     }
     let mut rows = Vec::new();
     for object in &response.objects {
-        let name = if object.schema.is_empty() { object.name.clone() } else { format!("{}.{}", object.schema, object.name) };
-        let mut attributes: Vec<String> = object.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let name = if object.schema.is_empty() {
+            object.name.clone()
+        } else {
+            format!("{}.{}", object.schema, object.name)
+        };
+        let mut attributes: Vec<String> = object
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         attributes.sort();
-        rows.push(vec![object.kind.clone(), name.clone(), String::new(), String::new(), attributes.join(" ")]);
+        rows.push(vec![
+            object.kind.clone(),
+            name.clone(),
+            String::new(),
+            String::new(),
+            attributes.join(" "),
+        ]);
         for column in &object.columns {
-            let pk = if object.primary_key.contains(&column.name) { " PRIMARY KEY" } else { "" };
+            let pk = if object.primary_key.contains(&column.name) {
+                " PRIMARY KEY"
+            } else {
+                ""
+            };
             let null = if column.nullable { "" } else { " NOT NULL" };
-            rows.push(vec![String::new(), String::new(), column.name.clone(), format!("{}{null}{pk}", column.type_name), String::new()]);
+            rows.push(vec![
+                String::new(),
+                String::new(),
+                column.name.clone(),
+                format!("{}{null}{pk}", column.type_name),
+                String::new(),
+            ]);
         }
     }
     let columns = ["kind", "object", "column", "type", "attributes"].map(String::from);
-    Ok(format!("engine {} ({})\n{}", response.engine, response.kind, output::table(&columns, &rows)))
+    Ok(format!(
+        "engine {} ({})\n{}",
+        response.engine,
+        response.kind,
+        output::table(&columns, &rows)
+    ))
 }
 
 /// `omnigate check-config`.
 pub fn check_config(path: &std::path::Path) -> Result<String, Failure> {
     let config = Config::load(path, &ProcessEnv).map_err(|e| failure(e.to_string(), 2))?;
-    let engines: Vec<String> = config.engines.iter().map(|(name, e)| format!("  {name}: {}", engine_kind(e))).collect();
-    Ok(format!("{}: ok, listens on {}\n{}\n", path.display(), config.server.listen, engines.join("\n")))
+    let engines: Vec<String> = config
+        .engines
+        .iter()
+        .map(|(name, e)| format!("  {name}: {}", engine_kind(e)))
+        .collect();
+    Ok(format!(
+        "{}: ok, listens on {}\n{}\n",
+        path.display(),
+        config.server.listen,
+        engines.join("\n")
+    ))
 }
 
 fn engine_kind(engine: &crate::config::EngineConfig) -> &'static str {

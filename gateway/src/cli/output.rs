@@ -36,7 +36,13 @@ pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     out.push_str(&line(columns));
     out.push('\n');
-    out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"));
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-"),
+    );
     out.push('\n');
     for row in rows {
         out.push_str(&line(row));
@@ -57,7 +63,11 @@ pub fn result_table(response: &pb::ExecuteResponse) -> String {
         .map(|r| row_values(r).iter().map(display_cell).collect())
         .collect();
     let count = rows.len();
-    format!("{}({count} row{})\n", table(&columns, &rows), if count == 1 { "" } else { "s" })
+    format!(
+        "{}({count} row{})\n",
+        table(&columns, &rows),
+        if count == 1 { "" } else { "s" }
+    )
 }
 
 fn display_cell(value: &Value) -> String {
@@ -70,10 +80,17 @@ pub fn value_json(value: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Bool(b) => json!(b),
         Value::Int(i) => json!(i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| json!(f.to_string()), Json::Number),
+        Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or_else(|| json!(f.to_string()), Json::Number)
+        }
         Value::Json(text) => serde_json::from_str(text).unwrap_or_else(|_| json!(text)),
         Value::List(items) => Json::Array(items.iter().map(value_json).collect()),
-        Value::Map(entries) => Json::Object(entries.iter().map(|(k, v)| (k.clone(), value_json(v))).collect()),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), value_json(v)))
+                .collect(),
+        ),
         other => json!(other.to_string()),
     }
 }
@@ -94,15 +111,27 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let out = table(&["id".into(), "name".into()], &[vec!["1".into(), "ada".into()], vec!["10".into(), "é".into()]]);
+        let out = table(
+            &["id".into(), "name".into()],
+            &[
+                vec!["1".into(), "ada".into()],
+                vec!["10".into(), "é".into()],
+            ],
+        );
         assert_eq!(out, "id | name\n---+-----\n1  | ada\n10 | é\n");
     }
 
     #[test]
     fn json_keeps_native_kinds() {
         assert_eq!(value_json(&Value::Int(3)), json!(3));
-        assert_eq!(value_json(&Value::Json("{\"a\":1}".into())), json!({"a": 1}));
-        assert_eq!(value_json(&Value::Bytes(bytes::Bytes::from_static(b"\x01"))), json!("\\x01"));
+        assert_eq!(
+            value_json(&Value::Json("{\"a\":1}".into())),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            value_json(&Value::Bytes(bytes::Bytes::from_static(b"\x01"))),
+            json!("\\x01")
+        );
         assert_eq!(value_json(&Value::Float(f64::NAN)), json!("NaN"));
     }
 }

@@ -13,14 +13,22 @@ pub fn parse_param(index: usize, raw: &str) -> Result<pb::Value, String> {
     };
     let value = match prefix {
         "str" => Kind::String(rest.to_owned()),
-        "int" => Kind::Int(rest.parse().map_err(|_| bad("int: expects a 64-bit integer"))?),
+        "int" => Kind::Int(
+            rest.parse()
+                .map_err(|_| bad("int: expects a 64-bit integer"))?,
+        ),
         "float" => Kind::Float(rest.parse().map_err(|_| bad("float: expects a number"))?),
-        "bool" => Kind::Bool(rest.parse().map_err(|_| bad("bool: expects true or false"))?),
+        "bool" => Kind::Bool(
+            rest.parse()
+                .map_err(|_| bad("bool: expects true or false"))?,
+        ),
         "null" if rest.is_empty() => Kind::Null(pb::Null::Null.into()),
         "decimal" => Kind::Decimal(rest.to_owned()),
         "uuid" => Kind::Uuid(rest.to_owned()),
         "json" => Kind::Json(rest.to_owned()),
-        "bytes" => Kind::Bytes(hex(rest).ok_or_else(|| bad("bytes: expects hex digits, e.g. bytes:00ff"))?),
+        "bytes" => {
+            Kind::Bytes(hex(rest).ok_or_else(|| bad("bytes: expects hex digits, e.g. bytes:00ff"))?)
+        }
         // Any other text with a colon (a URL, a time) is a plain string.
         _ => Kind::String(raw.to_owned()),
     };
@@ -32,7 +40,7 @@ fn kind(kind: Kind) -> pb::Value {
 }
 
 fn hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -47,19 +55,40 @@ mod tests {
 
     #[test]
     fn prefixes_pick_the_kind() {
-        assert_eq!(parse_param(1, "hello").unwrap().kind, Some(Kind::String("hello".into())));
+        assert_eq!(
+            parse_param(1, "hello").unwrap().kind,
+            Some(Kind::String("hello".into()))
+        );
         assert_eq!(parse_param(1, "int:-4").unwrap().kind, Some(Kind::Int(-4)));
-        assert_eq!(parse_param(1, "float:1.5").unwrap().kind, Some(Kind::Float(1.5)));
-        assert_eq!(parse_param(1, "bool:true").unwrap().kind, Some(Kind::Bool(true)));
+        assert_eq!(
+            parse_param(1, "float:1.5").unwrap().kind,
+            Some(Kind::Float(1.5))
+        );
+        assert_eq!(
+            parse_param(1, "bool:true").unwrap().kind,
+            Some(Kind::Bool(true))
+        );
         assert_eq!(parse_param(1, "null:").unwrap().kind, Some(Kind::Null(0)));
-        assert_eq!(parse_param(1, "bytes:00ff").unwrap().kind, Some(Kind::Bytes(vec![0, 255])));
-        assert_eq!(parse_param(1, "str:int:1").unwrap().kind, Some(Kind::String("int:1".into())));
-        assert_eq!(parse_param(1, "http://x").unwrap().kind, Some(Kind::String("http://x".into())));
+        assert_eq!(
+            parse_param(1, "bytes:00ff").unwrap().kind,
+            Some(Kind::Bytes(vec![0, 255]))
+        );
+        assert_eq!(
+            parse_param(1, "str:int:1").unwrap().kind,
+            Some(Kind::String("int:1".into()))
+        );
+        assert_eq!(
+            parse_param(1, "http://x").unwrap().kind,
+            Some(Kind::String("http://x".into()))
+        );
     }
 
     #[test]
     fn bad_values_name_the_parameter() {
-        assert_eq!(parse_param(2, "int:x").unwrap_err(), "parameter $2: int: expects a 64-bit integer");
+        assert_eq!(
+            parse_param(2, "int:x").unwrap_err(),
+            "parameter $2: int: expects a 64-bit integer"
+        );
         assert!(parse_param(1, "bytes:0").is_err());
         assert!(parse_param(1, "bool:yes").is_err());
     }

@@ -4,7 +4,10 @@ use std::time::Duration;
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 #[test]
@@ -12,8 +15,13 @@ fn empty_config_is_the_embedded_default() {
     let config = Config::parse("", &env(&[])).unwrap();
     assert_eq!(config, Config::default());
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:50051");
-    assert!(matches!(config.engines.get("cache"), Some(EngineConfig::Memory(_))));
-    assert!(matches!(config.engines.get("main"), Some(EngineConfig::Sqlite(s)) if s.path == ":memory:"));
+    assert!(matches!(
+        config.engines.get("cache"),
+        Some(EngineConfig::Memory(_))
+    ));
+    assert!(
+        matches!(config.engines.get("main"), Some(EngineConfig::Sqlite(s)) if s.path == ":memory:")
+    );
 }
 
 #[test]
@@ -37,16 +45,30 @@ fn reads_typed_values() {
     assert_eq!(config.server.listen.port(), 6000);
     assert_eq!(config.server.default_timeout, Duration::from_millis(1500));
     assert_eq!(config.log.format, LogFormat::Json);
-    assert_eq!(config.engines.len(), 1, "a configured engine list replaces the default");
-    let EngineConfig::Sqlite(db) = &config.engines["main-db"] else { panic!("sqlite expected") };
+    assert_eq!(
+        config.engines.len(),
+        1,
+        "a configured engine list replaces the default"
+    );
+    let EngineConfig::Sqlite(db) = &config.engines["main-db"] else {
+        panic!("sqlite expected")
+    };
     assert_eq!(db.max_connections, 2);
     assert_eq!(db.acquire_timeout, Duration::from_millis(250));
-    assert_eq!(db.busy_timeout, Duration::from_secs(5), "unset fields keep their defaults");
+    assert_eq!(
+        db.busy_timeout,
+        Duration::from_secs(5),
+        "unset fields keep their defaults"
+    );
 }
 
 #[test]
 fn unknown_keys_are_errors_naming_the_key_and_line() {
-    let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 5\n", &env(&[])).unwrap_err();
+    let err = Config::parse(
+        "[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 5\n",
+        &env(&[]),
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("listen_port"), "{text}");
     assert!(text.contains("line 3"), "{text}");
@@ -67,8 +89,15 @@ fn unknown_engine_kinds_and_bad_durations_are_errors() {
 
 #[test]
 fn invalid_values_are_errors_naming_the_field() {
-    let err = Config::parse("[engines.db]\nkind = \"sqlite\"\nmax_connections = 0\n", &env(&[])).unwrap_err();
-    assert!(err.to_string().contains("engines.db.max_connections"), "{err}");
+    let err = Config::parse(
+        "[engines.db]\nkind = \"sqlite\"\nmax_connections = 0\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("engines.db.max_connections"),
+        "{err}"
+    );
     let err = Config::parse("[engines.\"a b\"]\nkind = \"memory\"\n", &env(&[])).unwrap_err();
     assert!(err.to_string().contains("engine name"), "{err}");
 }
@@ -84,7 +113,9 @@ fn environment_overrides_win_and_are_typed() {
     ]);
     let config = Config::parse(text, &vars).unwrap();
     assert_eq!(config.server.listen.port(), 7000);
-    let EngineConfig::Sqlite(db) = &config.engines["main-db"] else { panic!("sqlite expected") };
+    let EngineConfig::Sqlite(db) = &config.engines["main-db"] else {
+        panic!("sqlite expected")
+    };
     assert_eq!(db.max_connections, 9);
     assert_eq!(db.path, "123", "a quoted value stays a string");
 }

@@ -17,7 +17,9 @@ pub fn from_proto(index: usize, value: pb::Value) -> Result<Value, Error> {
         Some(Kind::Float(f)) => Value::Float(f),
         Some(Kind::Decimal(d)) => {
             if !is_decimal(&d) {
-                return Err(bad("a decimal must be digits with an optional sign, point and exponent".into()));
+                return Err(bad(
+                    "a decimal must be digits with an optional sign, point and exponent".into(),
+                ));
             }
             Value::Decimal(d)
         }
@@ -28,31 +30,57 @@ pub fn from_proto(index: usize, value: pb::Value) -> Result<Value, Error> {
             zoned: t.zoned,
         }),
         Some(Kind::Date(d)) => Value::Date(
-            NaiveDate::from_num_days_from_ce_opt(d.days_since_epoch.saturating_add(EPOCH_DAYS_FROM_CE))
-                .ok_or_else(|| bad("the date is out of range".into()))?,
+            NaiveDate::from_num_days_from_ce_opt(
+                d.days_since_epoch.saturating_add(EPOCH_DAYS_FROM_CE),
+            )
+            .ok_or_else(|| bad("the date is out of range".into()))?,
         ),
-        Some(Kind::Time(t)) => Value::Time(time_from_micros(t.micros_since_midnight).ok_or_else(|| {
-            bad("a time must be between 0 and 86,400,000,000 microseconds since midnight".into())
-        })?),
+        Some(Kind::Time(t)) => {
+            Value::Time(time_from_micros(t.micros_since_midnight).ok_or_else(|| {
+                bad(
+                    "a time must be between 0 and 86,400,000,000 microseconds since midnight"
+                        .into(),
+                )
+            })?)
+        }
         Some(Kind::Interval(i)) => Value::Interval(Interval {
             months: i.months,
             days: i.days,
             micros: i.micros,
         }),
-        Some(Kind::Uuid(u)) => {
-            Value::Uuid(uuid::Uuid::parse_str(&u).map_err(|_| bad("a uuid must be 32 hex digits, e.g. 67e55044-10b1-426f-9247-bb680e5fe0c8".into()))?)
-        }
+        Some(Kind::Uuid(u)) => Value::Uuid(uuid::Uuid::parse_str(&u).map_err(|_| {
+            bad("a uuid must be 32 hex digits, e.g. 67e55044-10b1-426f-9247-bb680e5fe0c8".into())
+        })?),
         Some(Kind::Json(j)) => {
-            serde_json::from_str::<serde::de::IgnoredAny>(&j).map_err(|e| bad(format!("the json is malformed at line {} column {}", e.line(), e.column())))?;
+            serde_json::from_str::<serde::de::IgnoredAny>(&j).map_err(|e| {
+                bad(format!(
+                    "the json is malformed at line {} column {}",
+                    e.line(),
+                    e.column()
+                ))
+            })?;
             Value::Json(j)
         }
-        Some(Kind::List(l)) => Value::List(l.values.into_iter().map(|v| from_proto(index, v)).collect::<Result<_, _>>()?),
+        Some(Kind::List(l)) => Value::List(
+            l.values
+                .into_iter()
+                .map(|v| from_proto(index, v))
+                .collect::<Result<_, _>>()?,
+        ),
         Some(Kind::Map(m)) => Value::Map(map_from_proto(index, m)?),
         Some(Kind::Node(n)) => Value::Node(node_from_proto(index, n)?),
         Some(Kind::Relationship(r)) => Value::Relationship(rel_from_proto(index, r)?),
         Some(Kind::Path(p)) => Value::Path(Path {
-            nodes: p.nodes.into_iter().map(|n| node_from_proto(index, n)).collect::<Result<_, _>>()?,
-            relationships: p.relationships.into_iter().map(|r| rel_from_proto(index, r)).collect::<Result<_, _>>()?,
+            nodes: p
+                .nodes
+                .into_iter()
+                .map(|n| node_from_proto(index, n))
+                .collect::<Result<_, _>>()?,
+            relationships: p
+                .relationships
+                .into_iter()
+                .map(|r| rel_from_proto(index, r))
+                .collect::<Result<_, _>>()?,
         }),
     })
 }
@@ -126,7 +154,8 @@ pub fn to_proto(value: Value) -> pb::Value {
             days_since_epoch: d.num_days_from_ce() - EPOCH_DAYS_FROM_CE,
         }),
         Value::Time(t) => Kind::Time(pb::Time {
-            micros_since_midnight: i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000),
+            micros_since_midnight: i64::from(t.num_seconds_from_midnight()) * 1_000_000
+                + i64::from(t.nanosecond() / 1000),
         }),
         Value::Interval(i) => Kind::Interval(pb::Interval {
             months: i.months,
@@ -210,19 +239,32 @@ mod tests {
             Value::Decimal("-12345678901234567890.000000001".into()),
             Value::String("héllo".into()),
             Value::Bytes(bytes::Bytes::from_static(b"\x00\xff")),
-            Value::Timestamp(Timestamp { unix_micros: -1, zoned: true }),
-            Value::Timestamp(Timestamp { unix_micros: 1_700_000_000_000_001, zoned: false }),
+            Value::Timestamp(Timestamp {
+                unix_micros: -1,
+                zoned: true,
+            }),
+            Value::Timestamp(Timestamp {
+                unix_micros: 1_700_000_000_000_001,
+                zoned: false,
+            }),
             Value::Date(NaiveDate::from_ymd_opt(1969, 12, 31).unwrap()),
             Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
             Value::Time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap()),
-            Value::Interval(Interval { months: 14, days: -3, micros: 5 }),
+            Value::Interval(Interval {
+                months: 14,
+                days: -3,
+                micros: 5,
+            }),
             Value::Uuid(uuid::Uuid::from_u128(42)),
             Value::Json(r#"{"a":[1,null]}"#.into()),
             Value::List(vec![Value::Int(1), Value::Null, Value::List(vec![])]),
             Value::Map(vec![("b".into(), Value::Int(1)), ("a".into(), Value::Null)]),
             Value::Node(node.clone()),
             Value::Relationship(rel.clone()),
-            Value::Path(Path { nodes: vec![node], relationships: vec![rel] }),
+            Value::Path(Path {
+                nodes: vec![node],
+                relationships: vec![rel],
+            }),
         ] {
             round_trip(value);
         }
@@ -230,7 +272,10 @@ mod tests {
 
     #[test]
     fn a_value_without_kind_is_null() {
-        assert_eq!(from_proto(1, pb::Value { kind: None }).unwrap(), Value::Null);
+        assert_eq!(
+            from_proto(1, pb::Value { kind: None }).unwrap(),
+            Value::Null
+        );
     }
 
     #[test]
@@ -239,15 +284,32 @@ mod tests {
             Kind::Uuid("not-a-uuid".into()),
             Kind::Json("{oops".into()),
             Kind::Decimal("12a".into()),
-            Kind::Time(pb::Time { micros_since_midnight: -1 }),
-            Kind::Date(pb::Date { days_since_epoch: i32::MAX }),
+            Kind::Time(pb::Time {
+                micros_since_midnight: -1,
+            }),
+            Kind::Date(pb::Date {
+                days_since_epoch: i32::MAX,
+            }),
         ];
         for kind in cases {
-            let err = from_proto(4, pb::Value { kind: Some(kind.clone()) }).unwrap_err();
-            assert!(matches!(err, Error::BadParameter { index: 4, .. }), "{kind:?}: {err}");
+            let err = from_proto(
+                4,
+                pb::Value {
+                    kind: Some(kind.clone()),
+                },
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, Error::BadParameter { index: 4, .. }),
+                "{kind:?}: {err}"
+            );
         }
         let nested = pb::Value {
-            kind: Some(Kind::List(pb::ValueList { values: vec![pb::Value { kind: Some(Kind::Uuid("x".into())) }] })),
+            kind: Some(Kind::List(pb::ValueList {
+                values: vec![pb::Value {
+                    kind: Some(Kind::Uuid("x".into())),
+                }],
+            })),
         };
         assert!(from_proto(2, nested).is_err());
     }

@@ -5,13 +5,14 @@
 pub mod convert;
 pub mod status;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use omnigate_drivers::{Column, Health, PoolStats, Row, RowStream, SchemaObject};
 use omnigate_proto::v1 as pb;
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
@@ -24,14 +25,31 @@ use crate::gateway::{self, Gateway};
 pub struct GatewayService {
     gateway: Gateway,
     max_response_bytes: usize,
+    cancel: watch::Receiver<bool>,
 }
 
 impl GatewayService {
-    /// A service over `gateway` that refuses responses over `max_response_bytes`.
-    pub fn new(gateway: Gateway, max_response_bytes: usize) -> Self {
+    /// A service over `gateway` that refuses responses over
+    /// `max_response_bytes`. When `cancel` turns true, calls still running
+    /// stop (their statements are cancelled on the engines) and fail with
+    /// UNAVAILABLE.
+    pub fn new(gateway: Gateway, max_response_bytes: usize, cancel: watch::Receiver<bool>) -> Self {
         GatewayService {
             gateway,
             max_response_bytes,
+            cancel,
+        }
+    }
+
+    /// Runs `work` unless the server cancels in-flight calls first.
+    async fn cancellable<T>(
+        &self,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let mut cancel = self.cancel.clone();
+        tokio::select! {
+            result = work => result,
+            _ = cancel.wait_for(|cancelled| *cancelled) => Err(Status::from(Error::ShuttingDown)),
         }
     }
 
@@ -64,17 +82,24 @@ pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
 }
 
 /// A proto request as a gateway request; the deadline caps the timeout.
-fn to_request(message: pb::ExecuteRequest, deadline: Option<Duration>) -> Result<gateway::Request, Status> {
+fn to_request(
+    message: pb::ExecuteRequest,
+    deadline: Option<Duration>,
+) -> Result<gateway::Request, Status> {
     let options = message.options.unwrap_or_default();
     let requested = options
         .timeout
         .map(|t| {
-            Duration::try_from(t).map_err(|_| Status::invalid_argument("options.timeout must be a positive duration"))
+            Duration::try_from(t).map_err(|_| {
+                Status::invalid_argument("options.timeout must be a positive duration")
+            })
         })
         .transpose()?;
     // Stop the statement a little before the client's deadline, so the
     // client gets this gateway's DEADLINE_EXCEEDED rather than a cut call.
-    let deadline = deadline.map(|d| d.saturating_sub((d / 20).clamp(Duration::from_millis(1), Duration::from_millis(50))));
+    let deadline = deadline.map(|d| {
+        d.saturating_sub((d / 20).clamp(Duration::from_millis(1), Duration::from_millis(50)))
+    });
     let timeout = match (requested, deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -96,7 +121,7 @@ fn to_request(message: pb::ExecuteRequest, deadline: Option<Duration>) -> Result
             max_rows: (options.max_rows > 0).then_some(options.max_rows),
             timeout,
             read_only: options.read_only,
-            batch_size: (options.batch_size > 0).then(|| options.batch_size as usize),
+            batch_size: (options.batch_size > 0).then_some(options.batch_size as usize),
         },
     })
 }
@@ -160,24 +185,33 @@ fn log_call(rpc: &'static str, dialect: &str, started: Instant, outcome: Result<
 
 #[tonic::async_trait]
 impl pb::gateway_server::Gateway for GatewayService {
-    async fn execute(&self, request: Request<pb::ExecuteRequest>) -> Result<Response<pb::ExecuteResponse>, Status> {
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let started = Instant::now();
         let deadline = grpc_timeout(request.metadata());
         let message = request.into_inner();
         let dialect = message.dialect.clone();
-        let outcome = async {
-            let response = self.gateway.execute(to_request(message, deadline)?).await?;
-            let reply = pb::ExecuteResponse {
-                columns: columns_to_proto(response.result.columns),
-                rows: rows_to_proto(response.result.rows),
-                rows_affected: response.result.rows_affected,
-                engine: response.engine,
-            };
-            self.check_size(&reply)?;
-            Ok::<_, Status>(reply)
-        }
-        .await;
-        log_call("Execute", &dialect, started, outcome.as_ref().map(|r| r.engine.as_str()));
+        let outcome = self
+            .cancellable(async {
+                let response = self.gateway.execute(to_request(message, deadline)?).await?;
+                let reply = pb::ExecuteResponse {
+                    columns: columns_to_proto(response.result.columns),
+                    rows: rows_to_proto(response.result.rows),
+                    rows_affected: response.result.rows_affected,
+                    engine: response.engine,
+                };
+                self.check_size(&reply)?;
+                Ok::<_, Status>(reply)
+            })
+            .await;
+        log_call(
+            "Execute",
+            &dialect,
+            started,
+            outcome.as_ref().map(|r| r.engine.as_str()),
+        );
         outcome.map(Response::new)
     }
 
@@ -191,13 +225,33 @@ impl pb::gateway_server::Gateway for GatewayService {
         let deadline = grpc_timeout(request.metadata());
         let message = request.into_inner();
         let dialect = message.dialect.clone();
-        let outcome = async { Ok::<_, Status>(self.gateway.execute_stream(to_request(message, deadline)?).await?) }.await;
-        log_call("ExecuteStream", &dialect, started, outcome.as_ref().map(|r| r.engine.as_str()));
+        let outcome = self
+            .cancellable(async {
+                Ok(self
+                    .gateway
+                    .execute_stream(to_request(message, deadline)?)
+                    .await?)
+            })
+            .await;
+        log_call(
+            "ExecuteStream",
+            &dialect,
+            started,
+            outcome.as_ref().map(|r| r.engine.as_str()),
+        );
         let response = outcome?;
         // A small channel: the gateway holds at most a couple of batches.
         let (tx, rx) = mpsc::channel(2);
         let service = self.clone();
-        tokio::spawn(async move { service.forward(response.engine, response.stream, tx).await });
+        tokio::spawn(async move {
+            let errors = tx.clone();
+            if let Err(status) = service
+                .cancellable(service.forward(response.engine, response.stream, tx))
+                .await
+            {
+                let _ = errors.send(Err(status)).await;
+            }
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -231,11 +285,21 @@ impl pb::gateway_server::Gateway for GatewayService {
         Ok(Response::new(pb::ListEnginesResponse { engines }))
     }
 
-    async fn describe(&self, request: Request<pb::DescribeRequest>) -> Result<Response<pb::DescribeResponse>, Status> {
+    async fn describe(
+        &self,
+        request: Request<pb::DescribeRequest>,
+    ) -> Result<Response<pb::DescribeResponse>, Status> {
         let message = request.into_inner();
         let non_empty = |s: &str| (!s.is_empty()).then_some(s.to_owned());
-        let (target, dialect, name) = (non_empty(&message.target), non_empty(&message.dialect), non_empty(&message.name));
-        let description = self.gateway.describe(target.as_deref(), dialect.as_deref(), name.as_deref()).await?;
+        let (target, dialect, name) = (
+            non_empty(&message.target),
+            non_empty(&message.dialect),
+            non_empty(&message.name),
+        );
+        let description = self
+            .gateway
+            .describe(target.as_deref(), dialect.as_deref(), name.as_deref())
+            .await?;
         Ok(Response::new(pb::DescribeResponse {
             engine: description.engine,
             kind: description.kind,
@@ -248,7 +312,12 @@ impl pb::gateway_server::Gateway for GatewayService {
 impl GatewayService {
     /// Sends a row stream's batches to the client: columns in the first
     /// message, rows_affected in the last. Stops when the client goes away.
-    async fn forward(&self, engine: String, stream: RowStream, tx: mpsc::Sender<Result<pb::ExecuteResponse, Status>>) {
+    async fn forward(
+        &self,
+        engine: String,
+        stream: RowStream,
+        tx: mpsc::Sender<Result<pb::ExecuteResponse, Status>>,
+    ) -> Result<(), Status> {
         let RowStream {
             columns,
             mut batches,
@@ -264,13 +333,15 @@ impl GatewayService {
                         rows_affected: 0,
                         engine: engine.clone(),
                     };
-                    self.check_size(&message).map(|()| message).map_err(Status::from)
+                    self.check_size(&message)
+                        .map(|()| message)
+                        .map_err(Status::from)
                 }
                 Err(e) => Err(Status::from(Error::Driver(e))),
             };
             let failed = message.is_err();
             if tx.send(message).await.is_err() || failed {
-                return; // the client cancelled, or the stream ended in an error
+                return Ok(()); // the client cancelled, or the stream ended in an error
             }
         }
         let last = pb::ExecuteResponse {
@@ -280,6 +351,7 @@ impl GatewayService {
             engine,
         };
         let _ = tx.send(Ok(last)).await;
+        Ok(())
     }
 }
 
@@ -313,22 +385,35 @@ mod tests {
         let message = pb::ExecuteRequest {
             dialect: "sql".into(),
             options: Some(pb::ExecuteOptions {
-                timeout: Some(prost_types::Duration { seconds: 10, nanos: 0 }),
+                timeout: Some(prost_types::Duration {
+                    seconds: 10,
+                    nanos: 0,
+                }),
                 ..Default::default()
             }),
             ..Default::default()
         };
         let request = to_request(message.clone(), Some(Duration::from_secs(2))).unwrap();
-        assert_eq!(request.options.timeout, Some(Duration::from_millis(1950)), "a margin before the deadline");
+        assert_eq!(
+            request.options.timeout,
+            Some(Duration::from_millis(1950)),
+            "a margin before the deadline"
+        );
         let request = to_request(message, None).unwrap();
         assert_eq!(request.options.timeout, Some(Duration::from_secs(10)));
         let negative = pb::ExecuteRequest {
             options: Some(pb::ExecuteOptions {
-                timeout: Some(prost_types::Duration { seconds: -1, nanos: 0 }),
+                timeout: Some(prost_types::Duration {
+                    seconds: -1,
+                    nanos: 0,
+                }),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        assert_eq!(to_request(negative, None).unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            to_request(negative, None).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
     }
 }

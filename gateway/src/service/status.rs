@@ -16,13 +16,19 @@ pub const ERROR_DOMAIN: &str = "omnigate";
 /// The gRPC code of a driver error.
 pub fn driver_code(err: &DriverError) -> Code {
     match err {
-        DriverError::InvalidStatement(_) | DriverError::InvalidParameter { .. } => Code::InvalidArgument,
+        DriverError::InvalidStatement(_) | DriverError::InvalidParameter { .. } => {
+            Code::InvalidArgument
+        }
         DriverError::NotFound(_) => Code::NotFound,
-        DriverError::ConstraintViolation(_) | DriverError::Precondition(_) => Code::FailedPrecondition,
+        DriverError::ConstraintViolation(_) | DriverError::Precondition(_) => {
+            Code::FailedPrecondition
+        }
         DriverError::Conflict(_) => Code::Aborted,
         DriverError::Timeout { .. } => Code::DeadlineExceeded,
         DriverError::Unavailable(_) => Code::Unavailable,
-        DriverError::PoolExhausted { .. } | DriverError::TooManyRows { .. } => Code::ResourceExhausted,
+        DriverError::PoolExhausted { .. } | DriverError::TooManyRows { .. } => {
+            Code::ResourceExhausted
+        }
         DriverError::PermissionDenied(_) => Code::PermissionDenied,
         DriverError::NotSupported { .. } => Code::Unimplemented,
         _ => Code::Internal,
@@ -63,7 +69,11 @@ pub fn to_status(err: &Error) -> Status {
         _ => false,
     };
     metadata.insert("retryable".to_owned(), retryable.to_string());
-    Status::with_error_details(code, err.to_string(), ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata))
+    Status::with_error_details(
+        code,
+        err.to_string(),
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
 }
 
 impl From<Error> for Status {
@@ -80,7 +90,11 @@ mod tests {
 
     #[test]
     fn statuses_carry_code_reason_and_engine_details() {
-        let err = Error::Driver(DriverError::Conflict(EngineError::new("sqlite", Some("5"), "database is locked")));
+        let err = Error::Driver(DriverError::Conflict(EngineError::new(
+            "sqlite",
+            Some("5"),
+            "database is locked",
+        )));
         let status = to_status(&err);
         assert_eq!(status.code(), Code::Aborted);
         assert!(status.message().contains("database is locked"));
@@ -96,21 +110,47 @@ mod tests {
     fn each_kind_has_its_code() {
         let engine = || EngineError::new("memory", Some("ERR"), "x");
         let cases = [
-            (DriverError::InvalidStatement(engine()), Code::InvalidArgument),
+            (
+                DriverError::InvalidStatement(engine()),
+                Code::InvalidArgument,
+            ),
             (DriverError::param(1, "x"), Code::InvalidArgument),
             (DriverError::NotFound(engine()), Code::NotFound),
-            (DriverError::ConstraintViolation(engine()), Code::FailedPrecondition),
-            (DriverError::Precondition(engine()), Code::FailedPrecondition),
-            (DriverError::Timeout { after: std::time::Duration::from_secs(1) }, Code::DeadlineExceeded),
+            (
+                DriverError::ConstraintViolation(engine()),
+                Code::FailedPrecondition,
+            ),
+            (
+                DriverError::Precondition(engine()),
+                Code::FailedPrecondition,
+            ),
+            (
+                DriverError::Timeout {
+                    after: std::time::Duration::from_secs(1),
+                },
+                Code::DeadlineExceeded,
+            ),
             (DriverError::Unavailable(engine()), Code::Unavailable),
-            (DriverError::TooManyRows { limit: 1 }, Code::ResourceExhausted),
-            (DriverError::PermissionDenied(engine()), Code::PermissionDenied),
-            (DriverError::not_supported("x", "memory"), Code::Unimplemented),
+            (
+                DriverError::TooManyRows { limit: 1 },
+                Code::ResourceExhausted,
+            ),
+            (
+                DriverError::PermissionDenied(engine()),
+                Code::PermissionDenied,
+            ),
+            (
+                DriverError::not_supported("x", "memory"),
+                Code::Unimplemented,
+            ),
             (DriverError::Internal(engine()), Code::Internal),
         ];
         for (err, code) in cases {
             assert_eq!(to_status(&Error::Driver(err)).code(), code);
         }
-        assert_eq!(to_status(&Error::TransactionsUnavailable).code(), Code::Unimplemented);
+        assert_eq!(
+            to_status(&Error::TransactionsUnavailable).code(),
+            Code::Unimplemented
+        );
     }
 }

@@ -35,7 +35,7 @@ fn hash_mut<'a>(
 }
 
 pub(super) fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(RedisError::arity("hset"));
     }
     let h = hash_mut(ctx, &args[1])?;
