@@ -251,6 +251,20 @@ pub struct EngineDescriptor {
     pub dialects: Vec<Dialect>,
 }
 
+impl EngineDescriptor {
+    /// `Ok` when the engine serves `dialect`, else `NotSupported` naming it.
+    pub fn ensure_serves(&self, dialect: Dialect) -> Result<()> {
+        if self.dialects.contains(&dialect) {
+            Ok(())
+        } else {
+            Err(crate::Error::not_supported(
+                format!("the {dialect} dialect"),
+                self.kind,
+            ))
+        }
+    }
+}
+
 /// One storage engine behind one small object-safe trait.
 ///
 /// Required: [`execute`](StorageDriver::execute), [`describe`](StorageDriver::describe),

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use omnigate_drivers::memory::MemoryDriver;
 use omnigate_drivers::sqlite::SqliteDriver;
 use omnigate_drivers::{
-    ExecuteOptions, Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement,
+    Dialect, ExecuteOptions, Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement,
     StorageDriver, StreamOptions, Value,
 };
 
@@ -150,6 +150,15 @@ pub struct Limits {
 /// How long a health check may take before the engine counts as down.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A request resolved to its engine.
+struct Routed<'a> {
+    dialect: Dialect,
+    driver: &'a Arc<dyn StorageDriver>,
+    timeout: Duration,
+    statement: Statement,
+    options: RequestOptions,
+}
+
 #[derive(Debug)]
 struct Inner {
     router: Router,
@@ -282,82 +291,88 @@ impl Gateway {
         requested.map_or(default, |t| t.min(default))
     }
 
-    fn check_tx(request: &Request) -> Result<()> {
-        match &request.tx_id {
-            Some(id) if !id.is_empty() => Err(Error::TransactionsUnavailable),
-            _ => Ok(()),
+    /// Routes a request: its dialect, engine and statement, after checking
+    /// what every request must satisfy.
+    fn route(&self, request: Request) -> Result<Routed<'_>> {
+        if request.tx_id.as_ref().is_some_and(|id| !id.is_empty()) {
+            return Err(Error::TransactionsUnavailable);
+        }
+        let (dialect, driver) = self
+            .inner
+            .router
+            .route(&request.dialect, request.target.as_deref())?;
+        Ok(Routed {
+            dialect,
+            driver,
+            timeout: self.timeout(request.options.timeout),
+            statement: Statement {
+                text: request.statement,
+                params: request.params,
+            },
+            options: request.options,
+        })
+    }
+
+    /// Drops cached metadata of the engine when the statement changes its schema.
+    fn note_schema_change(&self, routed: &Routed<'_>) {
+        if routed
+            .driver
+            .is_schema_change(routed.dialect, &routed.statement.text)
+        {
+            self.inner
+                .cache
+                .invalidate_engine(&routed.driver.descriptor().name);
         }
     }
 
     /// Runs one statement and returns its whole result.
     pub async fn execute(&self, request: Request) -> Result<Response> {
-        Self::check_tx(&request)?;
-        let (dialect, driver) = self
-            .inner
-            .router
-            .route(&request.dialect, request.target.as_deref())?;
-        let timeout = self.timeout(request.options.timeout);
+        let routed = self.route(request)?;
         let options = ExecuteOptions {
             max_rows: Some(
-                request
+                routed
                     .options
                     .max_rows
                     .unwrap_or(self.inner.limits.default_max_rows),
             ),
-            timeout: Some(timeout),
-            read_only: request.options.read_only,
+            timeout: Some(routed.timeout),
+            read_only: routed.options.read_only,
         };
-        let statement = Statement {
-            text: request.statement,
-            params: request.params,
-        };
-        let schema_change = driver.is_schema_change(dialect, &statement.text);
         // The driver cancels on the engine at `timeout`; this is a backstop
         // for a driver that cannot.
-        let run = driver.execute(dialect, &statement, &options);
-        let outcome = tokio::time::timeout(timeout + Duration::from_secs(1), run).await;
-        if schema_change {
-            self.inner
-                .cache
-                .invalidate_engine(&driver.descriptor().name);
-        }
-        let result = outcome.map_err(|_| omnigate_drivers::Error::Timeout { after: timeout })??;
+        let run = routed
+            .driver
+            .execute(routed.dialect, &routed.statement, &options);
+        let outcome = tokio::time::timeout(routed.timeout + Duration::from_secs(1), run).await;
+        self.note_schema_change(&routed);
+        let result = outcome.map_err(|_| omnigate_drivers::Error::Timeout {
+            after: routed.timeout,
+        })??;
         Ok(Response {
-            engine: driver.descriptor().name.clone(),
+            engine: routed.driver.descriptor().name.clone(),
             result,
         })
     }
 
     /// Runs one statement and returns its rows in batches.
     pub async fn execute_stream(&self, request: Request) -> Result<StreamResponse> {
-        Self::check_tx(&request)?;
-        let (dialect, driver) = self
-            .inner
-            .router
-            .route(&request.dialect, request.target.as_deref())?;
+        let routed = self.route(request)?;
         let options = StreamOptions {
-            batch_size: request
+            batch_size: routed
                 .options
                 .batch_size
                 .unwrap_or(self.inner.limits.stream_batch_rows)
                 .max(1),
-            timeout: Some(self.timeout(request.options.timeout)),
-            read_only: request.options.read_only,
+            timeout: Some(routed.timeout),
+            read_only: routed.options.read_only,
         };
-        let statement = Statement {
-            text: request.statement,
-            params: request.params,
-        };
-        if driver.is_schema_change(dialect, &statement.text) {
-            self.inner
-                .cache
-                .invalidate_engine(&driver.descriptor().name);
-        }
-        let stream = driver.execute_stream(dialect, statement, options).await?;
-        Ok(StreamResponse {
-            engine: driver.descriptor().name.clone(),
-            stream,
-        })
+        self.note_schema_change(&routed);
+        let engine = routed.driver.descriptor().name.clone();
+        let stream = routed
+            .driver
+            .execute_stream(routed.dialect, routed.statement, options)
+            .await?;
+        Ok(StreamResponse { engine, stream })
     }
 
     /// Every engine with its health (checked now), pool and counters.

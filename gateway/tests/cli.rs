@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_omnigate");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Server {
@@ -29,7 +33,10 @@ impl Server {
             .unwrap();
         let started = Instant::now();
         while TcpStream::connect(addr).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "the server did not start listening");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the server did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Server { child, addr }
@@ -44,7 +51,13 @@ impl Server {
 
     fn terminate(mut self) -> Output {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
         child.wait_with_output().unwrap()
     }
@@ -58,7 +71,11 @@ impl Drop for Server {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
@@ -68,51 +85,118 @@ fn serves_the_embedded_engines_and_stops_on_sigterm() {
     let set = stdout(&server.run(&["exec", "-d", "redis", "SET greeting 'hello world'"]));
     assert_eq!(set, "reply\n-----\nOK\n(1 row)\n");
     let get = stdout(&server.run(&["exec", "-d", "redis", "--json", "GET $1", "greeting"]));
-    assert_eq!(get, "{\"columns\":[{\"name\":\"reply\",\"type\":\"\"}],\"engine\":\"cache\",\"rows\":[[\"hello world\"]],\"rows_affected\":0}\n");
+    assert_eq!(
+        get,
+        "{\"columns\":[{\"name\":\"reply\",\"type\":\"\"}],\"engine\":\"cache\",\"rows\":[[\"hello world\"]],\"rows_affected\":0}\n"
+    );
 
-    stdout(&server.run(&["exec", "-d", "sql", "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)"]));
-    let insert = stdout(&server.run(&["exec", "-d", "sql", "INSERT INTO t VALUES ($1, $2), ($3, $4)", "int:1", "ada", "int:2", "grace h"]));
+    stdout(&server.run(&[
+        "exec",
+        "-d",
+        "sql",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+    ]));
+    let insert = stdout(&server.run(&[
+        "exec",
+        "-d",
+        "sql",
+        "INSERT INTO t VALUES ($1, $2), ($3, $4)",
+        "int:1",
+        "ada",
+        "int:2",
+        "grace h",
+    ]));
     assert_eq!(insert, "(2 rows affected)\n");
     let table = stdout(&server.run(&["exec", "-d", "sql", "SELECT id, name FROM t ORDER BY id"]));
-    assert_eq!(table, "id | name\n---+--------\n1  | ada\n2  | grace h\n(2 rows)\n");
-    let streamed = stdout(&server.run(&["exec", "-d", "sql", "--stream", "--batch-size", "1", "SELECT id FROM t ORDER BY id"]));
+    assert_eq!(
+        table,
+        "id | name\n---+--------\n1  | ada\n2  | grace h\n(2 rows)\n"
+    );
+    let streamed = stdout(&server.run(&[
+        "exec",
+        "-d",
+        "sql",
+        "--stream",
+        "--batch-size",
+        "1",
+        "SELECT id FROM t ORDER BY id",
+    ]));
     assert_eq!(streamed, "id\n--\n1\n2\n(2 rows)\n");
 
     let engines = stdout(&server.run(&["engines"]));
-    assert!(engines.contains("cache | memory | redis    | serving"), "{engines}");
-    assert!(engines.contains("main  | sqlite | sql      | serving"), "{engines}");
+    assert!(
+        engines.contains("cache | memory | redis    | serving"),
+        "{engines}"
+    );
+    assert!(
+        engines.contains("main  | sqlite | sql      | serving"),
+        "{engines}"
+    );
     let described = stdout(&server.run(&["describe", "-d", "sql"]));
     assert!(described.contains("table | main.t"), "{described}");
-    assert!(described.contains("INTEGER NOT NULL PRIMARY KEY"), "{described}");
+    assert!(
+        described.contains("INTEGER NOT NULL PRIMARY KEY"),
+        "{described}"
+    );
 
     let bad = server.run(&["exec", "-d", "mongo", "find"]);
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("InvalidArgument: unknown dialect \"mongo\""), "{stderr}");
+    assert!(
+        stderr.contains("InvalidArgument: unknown dialect \"mongo\""),
+        "{stderr}"
+    );
     let bad_param = server.run(&["exec", "-d", "sql", "SELECT $1", "int:x"]);
     assert_eq!(bad_param.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad_param.stderr).contains("parameter $1: int: expects a 64-bit integer"));
+    assert!(
+        String::from_utf8_lossy(&bad_param.stderr)
+            .contains("parameter $1: int: expects a 64-bit integer")
+    );
 
     let stopped = server.terminate();
-    assert!(stopped.status.success(), "SIGTERM is a clean stop: {stopped:?}");
+    assert!(
+        stopped.status.success(),
+        "SIGTERM is a clean stop: {stopped:?}"
+    );
     let log = String::from_utf8_lossy(&stopped.stderr);
-    assert!(log.contains("shutting down") && log.contains("stopped"), "{log}");
-    assert!(!log.contains("grace h"), "parameter values are never logged");
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("grace h"),
+        "parameter values are never logged"
+    );
 }
 
 #[test]
 fn a_bad_config_stops_startup_with_what_and_where() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:0\"\n\n[engines.db]\nkind = \"sqlite\"\npool_size = 3\n").unwrap();
-    let output = Command::new(BIN).args(["serve", "--config", path.to_str().unwrap()]).output().unwrap();
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[engines.db]\nkind = \"sqlite\"\npool_size = 3\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bad.toml") && stderr.contains("pool_size") && stderr.contains("[engines.db]"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml")
+            && stderr.contains("pool_size")
+            && stderr.contains("[engines.db]"),
+        "{stderr}"
+    );
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[engines.db]\nkind = \"sqlite\"\n").unwrap();
-    let output = Command::new(BIN).args(["check-config", "--config", good.to_str().unwrap()]).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["check-config", "--config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
     let text = stdout(&output);
     assert!(text.contains("ok") && text.contains("db: sqlite"), "{text}");
 }
@@ -122,10 +206,25 @@ fn serves_a_config_file_with_a_sqlite_file_database() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data.sqlite3");
     let path = dir.path().join("omnigate.toml");
-    std::fs::write(&path, format!("[engines.store]\nkind = \"sqlite\"\npath = {:?}\n", db.to_str().unwrap())).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "[engines.store]\nkind = \"sqlite\"\npath = {:?}\n",
+            db.to_str().unwrap()
+        ),
+    )
+    .unwrap();
     let server = Server::start(&["--config", path.to_str().unwrap()]);
     stdout(&server.run(&["exec", "-d", "sql", "CREATE TABLE kept (v TEXT)"]));
-    stdout(&server.run(&["exec", "-d", "sql", "-t", "store", "INSERT INTO kept VALUES ($1)", "persisted"]));
+    stdout(&server.run(&[
+        "exec",
+        "-d",
+        "sql",
+        "-t",
+        "store",
+        "INSERT INTO kept VALUES ($1)",
+        "persisted",
+    ]));
     assert!(server.terminate().status.success());
     assert!(db.exists(), "the database file was written");
 
@@ -133,13 +232,20 @@ fn serves_a_config_file_with_a_sqlite_file_database() {
     let out = stdout(&again.run(&["exec", "-d", "sql", "SELECT v FROM kept"]));
     assert!(out.contains("persisted"), "{out}");
     let redis = again.run(&["exec", "-d", "redis", "PING"]);
-    assert_eq!(redis.status.code(), Some(1), "no redis engine is configured");
+    assert_eq!(
+        redis.status.code(),
+        Some(1),
+        "no redis engine is configured"
+    );
 }
 
 #[test]
 fn client_commands_say_when_no_gateway_runs() {
     let addr = format!("http://127.0.0.1:{}", free_port());
-    let output = Command::new(BIN).args(["engines", "--addr", &addr]).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["engines", "--addr", &addr])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is `omnigate serve` running?"));
 }

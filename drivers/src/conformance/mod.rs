@@ -8,7 +8,23 @@
 pub mod redis;
 pub mod sql;
 
-use crate::{Dialect, Error, ExecuteOptions, Statement, StorageDriver, Value};
+use crate::{Dialect, Error, ExecuteOptions, Result, ResultSet, Statement, StorageDriver, Value};
+
+/// Runs `text` with `params` and default options.
+pub async fn run(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    text: &str,
+    params: &[Value],
+) -> Result<ResultSet> {
+    let statement = Statement {
+        text: text.to_owned(),
+        params: params.to_vec(),
+    };
+    driver
+        .execute(dialect, &statement, &ExecuteOptions::default())
+        .await
+}
 
 /// Runs `text` with `params` and returns the first value of the first row.
 pub async fn value(
@@ -17,14 +33,7 @@ pub async fn value(
     text: &str,
     params: &[Value],
 ) -> Value {
-    let statement = Statement {
-        text: text.to_owned(),
-        params: params.to_vec(),
-    };
-    match driver
-        .execute(dialect, &statement, &ExecuteOptions::default())
-        .await
-    {
+    match run(driver, dialect, text, params).await {
         Ok(result) => result
             .rows
             .into_iter()
@@ -32,8 +41,7 @@ pub async fn value(
             .and_then(|r| r.into_iter().next())
             .unwrap_or(Value::Null),
         Err(e) => panic!(
-            "{} on {}: `{text}` failed: {e}",
-            dialect,
+            "{dialect} on {}: `{text}` failed: {e}",
             driver.descriptor().name
         ),
     }
@@ -46,14 +54,7 @@ pub async fn error(
     text: &str,
     params: &[Value],
 ) -> Error {
-    let statement = Statement {
-        text: text.to_owned(),
-        params: params.to_vec(),
-    };
-    match driver
-        .execute(dialect, &statement, &ExecuteOptions::default())
-        .await
-    {
+    match run(driver, dialect, text, params).await {
         Ok(result) => panic!(
             "`{text}` should fail on {} but returned {result:?}",
             driver.descriptor().name

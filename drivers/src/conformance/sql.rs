@@ -9,11 +9,7 @@ use crate::{
 };
 
 async fn run(d: &dyn StorageDriver, text: &str, params: &[Value]) -> crate::ResultSet {
-    let statement = Statement {
-        text: text.to_owned(),
-        params: params.to_vec(),
-    };
-    d.execute(Dialect::Sql, &statement, &ExecuteOptions::default())
+    super::run(d, Dialect::Sql, text, params)
         .await
         .unwrap_or_else(|e| panic!("`{text}` failed on {}: {e}", d.descriptor().name))
 }

@@ -152,10 +152,8 @@ impl StorageDriver for MemoryDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        match dialect {
-            Dialect::Redis => self.run_redis(statement, options),
-            other => Err(Error::not_supported(format!("the {other} dialect"), KIND)),
-        }
+        self.descriptor.ensure_serves(dialect)?;
+        self.run_redis(statement, options)
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

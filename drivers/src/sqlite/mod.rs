@@ -112,13 +112,6 @@ impl SqliteDriver {
         self.counters.acquired.fetch_add(1, Ordering::Relaxed);
         Ok(conn)
     }
-
-    fn check_dialect(dialect: Dialect) -> Result<()> {
-        match dialect {
-            Dialect::Sql => Ok(()),
-            other => Err(Error::not_supported(format!("the {other} dialect"), KIND)),
-        }
-    }
 }
 
 #[async_trait]
@@ -133,7 +126,7 @@ impl StorageDriver for SqliteDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        Self::check_dialect(dialect)?;
+        self.descriptor.ensure_serves(dialect)?;
         let conn = self.connection().await?;
         run::execute(&conn, statement.clone(), options.clone()).await
     }
@@ -144,7 +137,7 @@ impl StorageDriver for SqliteDriver {
         statement: Statement,
         options: StreamOptions,
     ) -> Result<RowStream> {
-        Self::check_dialect(dialect)?;
+        self.descriptor.ensure_serves(dialect)?;
         let conn = self.connection().await?;
         run::stream(conn, statement, options).await
     }
