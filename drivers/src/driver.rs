@@ -238,6 +238,10 @@ pub struct PoolStats {
     pub created: u64,
     /// Connections handed out since start.
     pub acquired: u64,
+    /// Median time to get a connection, over recent acquisitions (µs).
+    pub acquire_p50_us: u64,
+    /// 99th percentile time to get a connection (µs).
+    pub acquire_p99_us: u64,
 }
 
 /// What an engine is: its configured name, its kind and the dialects it serves.

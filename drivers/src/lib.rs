@@ -21,6 +21,8 @@ mod driver;
 mod error;
 pub mod glob;
 pub mod memory;
+pub mod pool;
+pub mod postgres;
 pub mod redis_syntax;
 pub mod sql;
 pub mod sqlite;

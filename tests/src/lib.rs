@@ -1,9 +1,10 @@
 //! Test support for Omnigate's end-to-end tests: an in-process gateway
 //! serving gRPC on a free loopback port, with a connected client.
 //!
-//! Real backends (PostgreSQL, Redis, ...) started as local processes join
-//! this crate as their engines land.
+//! Real backends run as local processes: [`postgres::PgServer`].
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+pub mod postgres;
 
 use std::net::SocketAddr;
 use std::time::Duration;

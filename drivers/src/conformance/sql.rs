@@ -105,8 +105,21 @@ pub async fn crud(d: &dyn StorageDriver) {
     )
     .await;
     assert_eq!(deleted.rows_affected, 1);
-    let null_param = run(d, "SELECT $1 IS NULL", &[Value::Null]).await;
-    assert_eq!(null_param.rows.len(), 1);
+    let nulled = run(
+        d,
+        "UPDATE conformance_items SET qty = $1 WHERE id = $2",
+        &[Value::Null, 2.into()],
+    )
+    .await;
+    assert_eq!(nulled.rows_affected, 1);
+    let qty = value(
+        d,
+        Dialect::Sql,
+        "SELECT qty FROM conformance_items WHERE id = $1",
+        &[2.into()],
+    )
+    .await;
+    assert_eq!(qty, Value::Null, "a null parameter writes NULL");
 }
 
 /// Constraint, missing-table, syntax and parameter errors by meaning.

@@ -10,7 +10,6 @@ mod convert;
 mod run;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -18,6 +17,7 @@ use deadpool_sqlite::{Hook, HookError, Pool, PoolError, Runtime};
 
 pub use builder::{SqliteConfig, SqliteLocation};
 
+use crate::pool::PoolMetrics;
 use crate::{
     DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
     PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
@@ -26,27 +26,21 @@ use crate::{
 /// The engine kind's name.
 pub const KIND: &str = "sqlite";
 
-#[derive(Debug, Default)]
-struct Counters {
-    created: AtomicU64,
-    acquired: AtomicU64,
-}
-
 /// The SQLite engine.
 #[derive(Debug)]
 pub struct SqliteDriver {
     descriptor: EngineDescriptor,
     config: SqliteConfig,
     pool: Pool,
-    counters: Arc<Counters>,
+    metrics: Arc<PoolMetrics>,
 }
 
 impl SqliteDriver {
     /// Opens the engine named `name`, and one connection to check that the
     /// database can be opened. Must run inside a Tokio runtime.
     pub async fn open(name: impl Into<String>, config: SqliteConfig) -> Result<Self> {
-        let counters = Arc::new(Counters::default());
-        let created = Arc::clone(&counters);
+        let metrics = Arc::new(PoolMetrics::default());
+        let created = Arc::clone(&metrics);
         let busy_timeout = config.busy_timeout;
         let wal = matches!(config.location, SqliteLocation::File(_));
         let Ok(builder) = deadpool_sqlite::Config::new(config.open_name()).builder(Runtime::Tokio1);
@@ -55,7 +49,7 @@ impl SqliteDriver {
             .wait_timeout(Some(config.acquire_timeout))
             .create_timeout(Some(config.acquire_timeout))
             .post_create(Hook::async_fn(move |conn, _| {
-                created.created.fetch_add(1, Ordering::Relaxed);
+                created.created();
                 Box::pin(async move {
                     conn.interact(move |c| {
                         c.busy_timeout(busy_timeout)?;
@@ -84,7 +78,7 @@ impl SqliteDriver {
             },
             config,
             pool,
-            counters,
+            metrics,
         };
         // Open one connection now: a bad path fails at startup, and an
         // in-memory database lives as long as one connection holds it.
@@ -109,7 +103,7 @@ impl SqliteDriver {
                 EngineError::new(KIND, None, "cannot open a connection").with_source(other),
             ),
         })?;
-        self.counters.acquired.fetch_add(1, Ordering::Relaxed);
+        self.metrics.acquired(started.elapsed());
         Ok(conn)
     }
 }
@@ -159,17 +153,7 @@ impl StorageDriver for SqliteDriver {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let status = self.pool.status();
-        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        PoolStats {
-            max_size: clamp(status.max_size),
-            size: clamp(status.size),
-            idle: clamp(status.available),
-            in_use: clamp(status.size.saturating_sub(status.available)),
-            waiters: clamp(status.waiting),
-            created: self.counters.created.load(Ordering::Relaxed),
-            acquired: self.counters.acquired.load(Ordering::Relaxed),
-        }
+        self.metrics.stats(self.pool.status())
     }
 
     fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {

@@ -153,6 +153,8 @@ fn pool_to_proto(pool: PoolStats) -> pb::PoolStats {
         waiters: pool.waiters,
         created: pool.created,
         acquired: pool.acquired,
+        acquire_p50_us: pool.acquire_p50_us,
+        acquire_p99_us: pool.acquire_p99_us,
     }
 }
 

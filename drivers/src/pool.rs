@@ -1,0 +1,178 @@
+//! What pooled engines share: connection counters, acquire-time
+//! percentiles, and a backoff gate that fails calls fast while a backend is
+//! known to be down.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::PoolStats;
+
+/// How many recent acquire times the percentiles are computed over.
+const WINDOW: usize = 2048;
+
+/// Counters of one pool.
+#[derive(Debug, Default)]
+pub struct PoolMetrics {
+    created: AtomicU64,
+    acquired: AtomicU64,
+    recent_acquire_micros: Mutex<VecDeque<u64>>,
+}
+
+impl PoolMetrics {
+    /// Counts a newly created connection.
+    pub fn created(&self) {
+        self.created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection handed out after waiting `waited`.
+    pub fn acquired(&self, waited: Duration) {
+        self.acquired.fetch_add(1, Ordering::Relaxed);
+        let mut recent = self
+            .recent_acquire_micros
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() == WINDOW {
+            recent.pop_front();
+        }
+        recent.push_back(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// The pool's statistics, with deadpool's view of its size.
+    pub fn stats(&self, status: deadpool_sqlite::Status) -> PoolStats {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut recent: Vec<u64> = self
+            .recent_acquire_micros
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        recent.sort_unstable();
+        let percentile = |p: f64| -> u64 {
+            if recent.is_empty() {
+                return 0;
+            }
+            let rank = ((recent.len() as f64 - 1.0) * p).round() as usize;
+            recent[rank.min(recent.len() - 1)]
+        };
+        PoolStats {
+            max_size: clamp(status.max_size),
+            size: clamp(status.size),
+            idle: clamp(status.available),
+            in_use: clamp(status.size.saturating_sub(status.available)),
+            waiters: clamp(status.waiting),
+            created: self.created.load(Ordering::Relaxed),
+            acquired: self.acquired.load(Ordering::Relaxed),
+            acquire_p50_us: percentile(0.50),
+            acquire_p99_us: percentile(0.99),
+        }
+    }
+}
+
+/// Fails calls fast while a backend is down: after a failed connect, new
+/// connects wait a backoff (doubling up to a bound) instead of piling up.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    state: Mutex<BackoffState>,
+}
+
+#[derive(Debug, Default)]
+struct BackoffState {
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl Backoff {
+    /// A gate waiting `base` after the first failure, doubling up to `max`.
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Backoff {
+            base,
+            max,
+            state: Mutex::new(BackoffState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BackoffState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `Err(remaining)` while connects should not be tried.
+    pub fn check(&self) -> Result<(), Duration> {
+        match self.lock().retry_at {
+            Some(at) if at > Instant::now() => Err(at - Instant::now()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failed connect.
+    pub fn failed(&self) {
+        let mut state = self.lock();
+        state.failures = state.failures.saturating_add(1);
+        let factor = 2u32.saturating_pow(state.failures.saturating_sub(1).min(16));
+        let wait = self.base.saturating_mul(factor).min(self.max);
+        state.retry_at = Some(Instant::now() + wait);
+    }
+
+    /// Records a working connection.
+    pub fn succeeded(&self) {
+        let mut state = self.lock();
+        if state.failures > 0 || state.retry_at.is_some() {
+            *state = BackoffState::default();
+        }
+    }
+
+    /// Consecutive failed connects.
+    pub fn failures(&self) -> u32 {
+        self.lock().failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_bound_and_resets() {
+        let gate = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
+        assert!(gate.check().is_ok());
+        gate.failed();
+        let first = gate.check().unwrap_err();
+        assert!(first <= Duration::from_millis(100) && first > Duration::from_millis(50));
+        gate.failed();
+        gate.failed();
+        let capped = gate.check().unwrap_err();
+        assert!(
+            capped <= Duration::from_millis(300) && capped > Duration::from_millis(200),
+            "{capped:?}"
+        );
+        assert_eq!(gate.failures(), 3);
+        gate.succeeded();
+        assert!(gate.check().is_ok());
+        assert_eq!(gate.failures(), 0);
+    }
+
+    #[test]
+    fn percentiles_come_from_recent_acquires() {
+        let metrics = PoolMetrics::default();
+        for micros in 1..=100 {
+            metrics.acquired(Duration::from_micros(micros));
+        }
+        metrics.created();
+        let status = deadpool_sqlite::Status {
+            max_size: 4,
+            size: 2,
+            available: 1,
+            waiting: 0,
+        };
+        let stats = metrics.stats(status);
+        assert_eq!((stats.created, stats.acquired, stats.in_use), (1, 100, 1));
+        assert_eq!(stats.acquire_p50_us, 51);
+        assert_eq!(stats.acquire_p99_us, 99);
+    }
+}

@@ -1,0 +1,186 @@
+//! PostgreSQL result values (binary format) to Omnigate's values. Every
+//! type decodes: types without a mapping come back as their bytes (text
+//! when UTF-8, which covers enums, citext, xml and the like).
+
+use std::error::Error as StdError;
+
+use bytes::Bytes;
+use chrono::{NaiveDate, NaiveTime};
+use postgres_protocol::types as wire;
+use tokio_postgres::types::{FromSql, Kind, Type};
+
+use super::numeric;
+use crate::{Interval, Timestamp, Value};
+
+type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
+
+/// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+pub(crate) const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// Days from 1970-01-01 to 2000-01-01.
+pub(crate) const PG_EPOCH_DAYS: i32 = 10_957;
+
+/// One decoded result cell.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Cell(pub(crate) Value);
+
+impl<'a> FromSql<'a> for Cell {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> DecodeResult<Self> {
+        decode(ty, raw).map(Cell)
+    }
+
+    fn from_sql_null(_: &Type) -> DecodeResult<Self> {
+        Ok(Cell(Value::Null))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+fn text(raw: &[u8]) -> Value {
+    Value::from_bytes_lossless(Bytes::copy_from_slice(raw))
+}
+
+fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
+    Ok(match *ty {
+        Type::BOOL => Value::Bool(wire::bool_from_sql(raw)?),
+        Type::INT2 => Value::Int(wire::int2_from_sql(raw)?.into()),
+        Type::INT4 => Value::Int(wire::int4_from_sql(raw)?.into()),
+        Type::INT8 => Value::Int(wire::int8_from_sql(raw)?),
+        Type::OID => Value::Int(wire::oid_from_sql(raw)?.into()),
+        Type::FLOAT4 => Value::Float(wire::float4_from_sql(raw)?.into()),
+        Type::FLOAT8 => Value::Float(wire::float8_from_sql(raw)?),
+        Type::NUMERIC => Value::Decimal(numeric::decode(raw).ok_or("malformed numeric")?),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::CHAR => {
+            text(raw)
+        }
+        Type::BYTEA => Value::Bytes(Bytes::copy_from_slice(raw)),
+        Type::UUID => Value::Uuid(uuid::Uuid::from_bytes(wire::uuid_from_sql(raw)?)),
+        Type::JSON => json(raw)?,
+        Type::JSONB => match raw.split_first() {
+            Some((1, rest)) => json(rest)?,
+            _ => return Err("unsupported jsonb version".into()),
+        },
+        Type::DATE => date(wire::date_from_sql(raw)?),
+        Type::TIME => Value::Time(time(wire::time_from_sql(raw)?).ok_or("time out of range")?),
+        Type::TIMESTAMP => timestamp(wire::timestamp_from_sql(raw)?, false),
+        Type::TIMESTAMPTZ => timestamp(wire::timestamp_from_sql(raw)?, true),
+        Type::INTERVAL => interval(raw)?,
+        Type::INET | Type::CIDR => inet(raw, *ty == Type::CIDR)?,
+        _ => match ty.kind() {
+            Kind::Array(element) => array(element, raw)?,
+            Kind::Domain(inner) => decode(inner, raw)?,
+            // Enums (and every type we do not map) arrive as their bytes;
+            // an enum's binary form is its label.
+            _ => text(raw),
+        },
+    })
+}
+
+fn json(raw: &[u8]) -> DecodeResult<Value> {
+    let parsed: serde_json::Value = serde_json::from_slice(raw)?;
+    Ok(from_json(parsed))
+}
+
+/// A JSON document as values: objects become maps, arrays lists; numbers
+/// become ints when they fit, floats when finite, exact decimals otherwise.
+pub(crate) fn from_json(json: serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(f)) if n.is_f64() => Value::Float(f),
+            _ => Value::Decimal(n.to_string()),
+        },
+        serde_json::Value::String(s) => Value::String(s),
+        serde_json::Value::Array(items) => Value::List(items.into_iter().map(from_json).collect()),
+        serde_json::Value::Object(map) => {
+            Value::Map(map.into_iter().map(|(k, v)| (k, from_json(v))).collect())
+        }
+    }
+}
+
+fn date(days: i32) -> Value {
+    match days {
+        i32::MAX => Value::String("infinity".into()),
+        i32::MIN => Value::String("-infinity".into()),
+        _ => NaiveDate::from_num_days_from_ce_opt(
+            days.saturating_add(PG_EPOCH_DAYS).saturating_add(719_163),
+        )
+        .map_or_else(|| Value::String(format!("date({days})")), Value::Date),
+    }
+}
+
+fn time(micros: i64) -> Option<NaiveTime> {
+    let secs = u32::try_from(micros.div_euclid(1_000_000)).ok()?;
+    let nanos = u32::try_from(micros.rem_euclid(1_000_000) * 1000).ok()?;
+    NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos)
+}
+
+fn timestamp(micros: i64, zoned: bool) -> Value {
+    match micros {
+        i64::MAX => Value::String("infinity".into()),
+        i64::MIN => Value::String("-infinity".into()),
+        _ => Value::Timestamp(Timestamp {
+            unix_micros: micros.saturating_add(PG_EPOCH_MICROS),
+            zoned,
+        }),
+    }
+}
+
+fn interval(raw: &[u8]) -> DecodeResult<Value> {
+    let bytes: [u8; 16] = raw.try_into().map_err(|_| "malformed interval")?;
+    let micros = i64::from_be_bytes(bytes[0..8].try_into()?);
+    let days = i32::from_be_bytes(bytes[8..12].try_into()?);
+    let months = i32::from_be_bytes(bytes[12..16].try_into()?);
+    Ok(Value::Interval(Interval {
+        months,
+        days,
+        micros,
+    }))
+}
+
+/// inet/cidr as PostgreSQL prints them: `10.0.0.1`, `10.0.0.0/8`.
+fn inet(raw: &[u8], cidr: bool) -> DecodeResult<Value> {
+    let inet = wire::inet_from_sql(raw)?;
+    let full = if inet.addr().is_ipv4() { 32 } else { 128 };
+    Ok(Value::String(if cidr || inet.netmask() != full {
+        format!("{}/{}", inet.addr(), inet.netmask())
+    } else {
+        inet.addr().to_string()
+    }))
+}
+
+/// Arrays as (nested, for several dimensions) lists; NULL elements are nulls.
+fn array(element: &Type, raw: &[u8]) -> DecodeResult<Value> {
+    use fallible_iterator::FallibleIterator;
+    use postgres_protocol::types::ArrayDimension;
+    let array = wire::array_from_sql(raw)?;
+    let dims: Vec<ArrayDimension> = array.dimensions().collect()?;
+    let mut values = Vec::new();
+    let mut items = array.values();
+    while let Some(item) = items.next()? {
+        values.push(match item {
+            Some(bytes) => decode(element, bytes)?,
+            None => Value::Null,
+        });
+    }
+    // Fold the flat values into nested lists, innermost dimension first.
+    for dim in dims.iter().skip(1).rev() {
+        let width = usize::try_from(dim.len)
+            .map_err(|_| "negative array dimension")?
+            .max(1);
+        let mut grouped = Vec::with_capacity(values.len() / width + 1);
+        let mut rest = values.into_iter();
+        loop {
+            let chunk: Vec<Value> = rest.by_ref().take(width).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            grouped.push(Value::List(chunk));
+        }
+        values = grouped;
+    }
+    Ok(Value::List(values))
+}

@@ -1,0 +1,250 @@
+//! The `postgres` engine: tokio-postgres pooled by deadpool-postgres,
+//! serving the `sql` dialect.
+//!
+//! Statements are prepared once per connection (deadpool's statement
+//! cache) and parameters are typed from the prepared statement, so a client
+//! may send a string for a uuid, timestamptz, numeric or jsonb parameter.
+//! Numerics travel as exact decimal text. A statement's deadline cancels it
+//! on the server. While the server is down, calls fail fast with
+//! `Unavailable` and connects back off; the engine recovers by itself.
+
+mod config;
+mod decode;
+mod describe;
+mod encode;
+mod error;
+mod numeric;
+mod run;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tokio_postgres::NoTls;
+
+pub use config::{PostgresConfig, Recycling};
+
+use crate::pool::{Backoff, PoolMetrics};
+use crate::{
+    DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
+    PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
+};
+
+/// The engine kind's name.
+pub const KIND: &str = "postgres";
+
+/// The PostgreSQL engine.
+#[derive(Debug)]
+pub struct PostgresDriver {
+    descriptor: EngineDescriptor,
+    pool: Pool,
+    metrics: Arc<PoolMetrics>,
+    backoff: Backoff,
+    acquire_timeout: std::time::Duration,
+}
+
+fn config_error(message: impl Into<String>) -> Error {
+    Error::InvalidStatement(EngineError::new(KIND, None, message))
+}
+
+impl PostgresDriver {
+    /// Builds the pool and opens `min_idle` connections. Fails when the
+    /// server cannot be reached, with the reason.
+    pub async fn connect(name: impl Into<String>, config: PostgresConfig) -> Result<Self> {
+        let mut pg = tokio_postgres::Config::from_str(&config.url)
+            .map_err(|e| config_error(format!("the postgres url is malformed: {e}")))?;
+        if let Some(password) = &config.password {
+            pg.password(password);
+        }
+        pg.connect_timeout(config.connect_timeout);
+        pg.application_name("omnigate");
+        let recycling = match config.recycling {
+            Recycling::Fast => RecyclingMethod::Fast,
+            Recycling::Verified => RecyclingMethod::Verified,
+            Recycling::Clean => RecyclingMethod::Clean,
+        };
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: recycling,
+            },
+        );
+        let metrics = Arc::new(PoolMetrics::default());
+        let created = Arc::clone(&metrics);
+        let max_lifetime = config.max_lifetime;
+        let pool = Pool::builder(manager)
+            .max_size(config.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.acquire_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.recycle_timeout))
+            .post_create(Hook::sync_fn(move |_, _| {
+                created.created();
+                Ok(())
+            }))
+            .pre_recycle(Hook::sync_fn(move |_, metrics| match max_lifetime {
+                Some(limit) if metrics.age() > limit => Err(HookError::message(
+                    "the connection reached its max lifetime",
+                )),
+                _ => Ok(()),
+            }))
+            .build()
+            .map_err(|e| config_error(format!("cannot build the pool: {e}")))?;
+        let driver = PostgresDriver {
+            descriptor: EngineDescriptor {
+                name: name.into(),
+                kind: KIND,
+                dialects: vec![Dialect::Sql],
+            },
+            pool,
+            metrics,
+            backoff: Backoff::new(config.backoff_base, config.backoff_max),
+            acquire_timeout: config.acquire_timeout,
+        };
+        // Warm the pool: these connections are returned idle.
+        let warm: Vec<Object> =
+            futures::future::try_join_all((0..config.min_idle.max(1)).map(|_| driver.connection()))
+                .await?;
+        drop(warm);
+        Ok(driver)
+    }
+
+    /// A pooled connection; fails fast while the server is known to be down.
+    async fn connection(&self) -> Result<Object> {
+        if let Err(remaining) = self.backoff.check() {
+            return Err(Error::Unavailable(EngineError::new(
+                KIND,
+                None,
+                format!(
+                    "PostgreSQL is unreachable; the next connect attempt is in {} ms",
+                    remaining.as_millis()
+                ),
+            )));
+        }
+        self.acquire().await
+    }
+
+    async fn acquire(&self) -> Result<Object> {
+        let started = Instant::now();
+        match self.pool.get().await {
+            Ok(client) => {
+                self.backoff.succeeded();
+                self.metrics.acquired(started.elapsed());
+                Ok(client)
+            }
+            Err(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => {
+                Err(Error::PoolExhausted {
+                    engine: self.descriptor.name.clone(),
+                    waited: self.acquire_timeout,
+                })
+            }
+            Err(e) => {
+                self.backoff.failed();
+                let message = match &e {
+                    PoolError::Backend(pg) => format!("cannot connect to PostgreSQL: {pg}"),
+                    PoolError::Timeout(_) => "connecting to PostgreSQL timed out".to_owned(),
+                    other => format!("cannot connect to PostgreSQL: {other}"),
+                };
+                Err(Error::Unavailable(
+                    EngineError::new(KIND, None, message).with_source(e),
+                ))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StorageDriver for PostgresDriver {
+    fn descriptor(&self) -> &EngineDescriptor {
+        &self.descriptor
+    }
+
+    async fn execute(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        self.descriptor.ensure_serves(dialect)?;
+        let mut client = self.connection().await?;
+        let token = client.cancel_token();
+        if options.read_only {
+            let work = async {
+                let transaction = client
+                    .transaction()
+                    .await
+                    .map_err(|e| error::from_pg(e, options.timeout))?;
+                transaction
+                    .batch_execute("SET TRANSACTION READ ONLY")
+                    .await
+                    .map_err(|e| error::from_pg(e, options.timeout))?;
+                let result = run::execute(&transaction, statement, options).await?;
+                transaction
+                    .commit()
+                    .await
+                    .map_err(|e| error::from_pg(e, options.timeout))?;
+                Ok(result)
+            };
+            return run::with_timeout(token, options.timeout, work).await;
+        }
+        run::with_timeout(
+            token,
+            options.timeout,
+            run::execute(&client, statement, options),
+        )
+        .await
+    }
+
+    async fn execute_stream(
+        &self,
+        dialect: Dialect,
+        statement: Statement,
+        options: StreamOptions,
+    ) -> Result<RowStream> {
+        self.descriptor.ensure_serves(dialect)?;
+        let client = self.connection().await?;
+        run::stream(client, statement, options).await
+    }
+
+    async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
+        let client = self.connection().await?;
+        describe::describe(&client, options.name.as_deref()).await
+    }
+
+    async fn health(&self) -> Health {
+        // A probe ignores the backoff: it is how the engine finds out the
+        // server is back.
+        let probe = async {
+            let client = self.acquire().await?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| error::from_pg(e, None))?;
+            Ok::<_, Error>(())
+        };
+        match probe.await {
+            Ok(()) => Health::Serving,
+            Err(e) => Health::NotServing(e.to_string()),
+        }
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        self.metrics.stats(self.pool.status())
+    }
+
+    fn counters(&self) -> Vec<(String, u64)> {
+        vec![(
+            "connect_failures".into(),
+            u64::from(self.backoff.failures()),
+        )]
+    }
+
+    fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {
+        crate::sql::is_schema_change(statement)
+    }
+}

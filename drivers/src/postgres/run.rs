@@ -1,0 +1,280 @@
+//! Running statements on a pooled connection: typed parameters, rows to
+//! values, timeouts that cancel on the server, and streams through a
+//! portal so memory stays bounded by the batch size.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Object};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+use tokio_postgres::{CancelToken, NoTls, Row as PgRow};
+
+use super::decode::Cell;
+use super::encode::{Encoded, encode};
+use super::error::from_pg;
+use crate::{
+    Column, Error, ExecuteOptions, Result, ResultSet, Row, RowStream, Statement, StreamOptions,
+};
+
+/// Cancels the running query on the server when dropped, unless disarmed:
+/// a caller that gives up stops the statement too.
+struct CancelOnDrop(Option<CancelToken>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let (Some(token), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                let _ = token.cancel_query(NoTls).await;
+            });
+        }
+    }
+}
+
+/// Awaits `work`; past `timeout` cancels the query on the server and waits
+/// for it to stop, so the connection goes back to the pool clean.
+pub(crate) async fn with_timeout<T>(
+    token: CancelToken,
+    timeout: Option<Duration>,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let mut guard = CancelOnDrop(Some(token));
+    let Some(limit) = timeout else {
+        let result = work.await;
+        guard.0 = None;
+        return result;
+    };
+    tokio::pin!(work);
+    let result = tokio::select! {
+        result = &mut work => result,
+        () = tokio::time::sleep(limit) => {
+            if let Some(token) = guard.0.take() {
+                let _ = token.cancel_query(NoTls).await;
+            }
+            match work.await {
+                Ok(value) => Ok(value),
+                Err(_) => Err(Error::Timeout { after: limit }),
+            }
+        }
+    };
+    guard.0 = None;
+    match result {
+        Err(Error::Timeout { .. }) => Err(Error::Timeout { after: limit }),
+        other => other,
+    }
+}
+
+fn columns(statement: &tokio_postgres::Statement) -> Vec<Column> {
+    statement
+        .columns()
+        .iter()
+        .map(|c| Column::new(c.name(), c.type_().name()))
+        .collect()
+}
+
+/// The parameters encoded for the statement's parameter types, checking
+/// their number first.
+fn params(statement: &tokio_postgres::Statement, values: &[crate::Value]) -> Result<Vec<Encoded>> {
+    let types = statement.params();
+    if values.len() < types.len() {
+        let index = values.len() + 1;
+        return Err(Error::param(
+            index,
+            format!(
+                "the statement uses ${} but {} parameter(s) were given",
+                types.len(),
+                values.len()
+            ),
+        ));
+    }
+    if values.len() > types.len() {
+        let index = types.len() + 1;
+        return Err(Error::param(
+            index,
+            format!("given but not used: the statement has no ${index}"),
+        ));
+    }
+    values
+        .iter()
+        .zip(types)
+        .enumerate()
+        .map(|(i, (value, ty))| encode(i + 1, value, ty))
+        .collect()
+}
+
+fn row_values(row: &PgRow) -> Result<Row> {
+    (0..row.len())
+        .map(|i| {
+            row.try_get::<_, Cell>(i).map(|c| c.0).map_err(|e| {
+                let column = row.columns()[i].name().to_owned();
+                Error::Internal(
+                    crate::EngineError::new(
+                        super::KIND,
+                        None,
+                        format!("cannot read column {column}: {e}"),
+                    )
+                    .with_source(e),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Prepares (cached per connection), binds and runs one statement.
+pub(crate) async fn execute(
+    client: &impl GenericClient,
+    statement: &Statement,
+    options: &ExecuteOptions,
+) -> Result<ResultSet> {
+    let timeout = options.timeout;
+    let prepared = client
+        .prepare_cached(&statement.text)
+        .await
+        .map_err(|e| from_pg(e, timeout))?;
+    let params = params(&prepared, &statement.params)?;
+    let columns = columns(&prepared);
+    if columns.is_empty() {
+        let affected = client
+            .execute_raw(&prepared, params.iter())
+            .await
+            .map_err(|e| from_pg(e, timeout))?;
+        return Ok(ResultSet {
+            columns,
+            rows: Vec::new(),
+            rows_affected: affected,
+        });
+    }
+    let stream = client
+        .query_raw(&prepared, params.iter())
+        .await
+        .map_err(|e| from_pg(e, timeout))?;
+    futures::pin_mut!(stream);
+    let mut rows = Vec::new();
+    while let Some(row) = stream.try_next().await.map_err(|e| from_pg(e, timeout))? {
+        if let Some(limit) = options.max_rows.filter(|limit| rows.len() as u64 >= *limit) {
+            return Err(Error::TooManyRows { limit });
+        }
+        rows.push(row_values(&row)?);
+    }
+    Ok(ResultSet {
+        columns,
+        rows,
+        rows_affected: 0,
+    })
+}
+
+/// Runs one statement in a transaction through a portal, sending batches
+/// of `batch_size` rows down a small channel. Dropping the stream stops
+/// reading: the portal is closed and the transaction rolled back.
+pub(crate) async fn stream(
+    mut client: Object,
+    statement: Statement,
+    options: StreamOptions,
+) -> Result<RowStream> {
+    let timeout = options.timeout;
+    let token = client.cancel_token();
+    let (columns_tx, columns_rx) = tokio::sync::oneshot::channel::<Result<Vec<Column>>>();
+    let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
+    let rows_affected = Arc::new(AtomicU64::new(0));
+    let affected = Arc::clone(&rows_affected);
+    tokio::spawn(async move {
+        let mut columns_tx = Some(columns_tx);
+        let work = portal(
+            &mut client,
+            &statement,
+            &options,
+            &mut columns_tx,
+            &batches_tx,
+            &affected,
+        );
+        if let Err(e) = with_timeout(token, timeout, work).await {
+            // Before the columns went out the caller waits for them; after,
+            // for the next batch.
+            match columns_tx.take() {
+                Some(tx) => {
+                    let _ = tx.send(Err(e));
+                }
+                None => {
+                    let _ = batches_tx.send(Err(e)).await;
+                }
+            }
+        }
+    });
+    let columns = columns_rx.await.map_err(|_| {
+        Error::Internal(crate::EngineError::new(
+            super::KIND,
+            None,
+            "the stream stopped before its columns",
+        ))
+    })??;
+    let batches = futures::stream::poll_fn(move |cx| batches_rx.poll_recv(cx));
+    Ok(RowStream {
+        columns,
+        batches: batches.boxed(),
+        rows_affected,
+    })
+}
+
+async fn portal(
+    client: &mut Object,
+    statement: &Statement,
+    options: &StreamOptions,
+    columns_tx: &mut Option<tokio::sync::oneshot::Sender<Result<Vec<Column>>>>,
+    batches: &mpsc::Sender<Result<Vec<Row>>>,
+    affected: &AtomicU64,
+) -> Result<()> {
+    let timeout = options.timeout;
+    let pg = |e| from_pg(e, timeout);
+    let transaction = client.transaction().await.map_err(pg)?;
+    if options.read_only {
+        transaction
+            .batch_execute("SET TRANSACTION READ ONLY")
+            .await
+            .map_err(pg)?;
+    }
+    let prepared = transaction
+        .prepare_cached(&statement.text)
+        .await
+        .map_err(pg)?;
+    let params = params(&prepared, &statement.params)?;
+    let columns = columns(&prepared);
+    let no_rows = columns.is_empty();
+    if let Some(tx) = columns_tx.take()
+        && tx.send(Ok(columns)).is_err()
+    {
+        return Ok(());
+    }
+    if no_rows {
+        let n = transaction
+            .execute_raw(&prepared, params.iter())
+            .await
+            .map_err(pg)?;
+        affected.store(n, Ordering::Relaxed);
+        transaction.commit().await.map_err(pg)?;
+        return Ok(());
+    }
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        params.iter().map(|p| p as _).collect();
+    let portal = transaction.bind(&prepared, &refs).await.map_err(pg)?;
+    let batch_size = i32::try_from(options.batch_size.max(1)).unwrap_or(i32::MAX);
+    loop {
+        let rows = transaction
+            .query_portal(&portal, batch_size)
+            .await
+            .map_err(pg)?;
+        let done = rows.len() < batch_size as usize;
+        if !rows.is_empty() {
+            let batch = rows.iter().map(row_values).collect::<Result<Vec<_>>>()?;
+            if batches.send(Ok(batch)).await.is_err() {
+                return Ok(()); // the client went away: the transaction rolls back on drop
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    transaction.commit().await.map_err(pg)?;
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! A real PostgreSQL server for tests: `initdb` in a temporary directory
+//! as the unprivileged `postgres` user (the server refuses to run as
+//! root), on a free loopback port, with `max_prepared_transactions` set
+//! and fsync off. Stopped and removed on drop.
+
+use std::net::TcpListener;
+use std::os::unix::fs::chown;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Debian package that provides the server binaries.
+pub const PACKAGE: &str = "postgresql-15";
+
+/// A running PostgreSQL server.
+#[derive(Debug)]
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    owner: Option<(u32, u32)>,
+    child: Option<Child>,
+}
+
+/// The directory holding `initdb` and `postgres`, or a panic naming the package.
+fn bin_dir() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dirs| {
+            dirs.filter_map(|d| d.ok())
+                .map(|d| d.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.sort();
+    candidates
+        .into_iter()
+        .rev()
+        .find(|bin| bin.join("postgres").exists() && bin.join("initdb").exists())
+        .unwrap_or_else(|| {
+            panic!("PostgreSQL server binaries (initdb, postgres) not found under /usr/lib/postgresql: install the Debian package {PACKAGE} (apt-get install -y {PACKAGE}), or run ./scripts/test.sh as root")
+        })
+}
+
+/// The uid and gid of the `postgres` user, when running as root.
+fn unprivileged_owner() -> Option<(u32, u32)> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .ok()
+        .is_some_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd is readable");
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .unwrap_or_else(|| panic!("running as root, but there is no `postgres` user to run the server as: install {PACKAGE}"));
+    let fields: Vec<&str> = line.split(':').collect();
+    Some((
+        fields[2].parse().expect("uid"),
+        fields[3].parse().expect("gid"),
+    ))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+impl PgServer {
+    /// Initialises a cluster and starts the server; panics with the server's
+    /// log if it does not come up.
+    pub fn start() -> PgServer {
+        let bin = bin_dir();
+        let owner = unprivileged_owner();
+        let dir = tempfile::Builder::new()
+            .prefix("omnigate-pg-")
+            .tempdir()
+            .expect("a temp dir");
+        if let Some((uid, gid)) = owner {
+            chown(dir.path(), Some(uid), Some(gid)).expect("chown the temp dir to postgres");
+        }
+        let mut server = PgServer {
+            dir,
+            bin,
+            port: free_port(),
+            owner,
+            child: None,
+        };
+        server.init();
+        server.launch();
+        server
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(self.bin.join(program));
+        if let Some((uid, gid)) = self.owner {
+            command.uid(uid).gid(gid).env("HOME", self.dir.path());
+        }
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    fn init(&self) {
+        let output = self
+            .command("initdb")
+            .arg("-D")
+            .arg(self.data())
+            .args([
+                "-U",
+                "omnigate",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .output()
+            .expect("initdb runs");
+        assert!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("a log file");
+        if let Some((uid, gid)) = self.owner {
+            chown(self.dir.path().join("server.log"), Some(uid), Some(gid)).expect("chown the log");
+        }
+        let child = self
+            .command("postgres")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(self.dir.path())
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_prepared_transactions=64",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=64MB",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("postgres starts");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        loop {
+            let ready = self
+                .command("pg_isready")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "omnigate",
+                    "-d",
+                    "postgres",
+                ])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("postgres exited with {status}: {}", self.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "postgres did not become ready: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection URL for database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://omnigate@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Kills the server at once (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// The temporary directory everything lives in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // A fast shutdown (SIGINT) lets postgres remove its socket and pid file.
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+        }
+        if let Some(mut child) = self.child.take() {
+            let started = Instant::now();
+            while child.try_wait().ok().flatten().is_none()
+                && started.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
