@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: unit, conformance, end-to-end gRPC,
-# CLI and doc tests. Real-backend engines add their installers here
-# (apt-get when run as root) as they land; the embedded engines need none.
+# Runs every test of the workspace: unit, conformance, real-backend,
+# end-to-end gRPC, CLI and doc tests.
+#
+# The real-backend tests start their servers as local processes. What is
+# missing is installed here when running as root (apt-get); otherwise the
+# tests fail naming the package to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo is missing: install the Rust toolchain (https://rustup.rs)" >&2
     exit 1
+fi
+
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
+
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "warning: missing ${missing[*]}: the real-backend tests will fail; install them (apt-get install ${missing[*]}) or run this script as root" >&2
+    fi
 fi
 
 cargo test --workspace --locked "$@"

@@ -148,6 +148,94 @@ pub enum EngineConfig {
     Memory(MemoryEngineConfig),
     /// SQLite (`sql` dialect).
     Sqlite(SqliteEngineConfig),
+    /// PostgreSQL (`sql` dialect).
+    Postgres(PostgresEngineConfig),
+}
+
+/// How pooled PostgreSQL connections are checked before reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecyclingConfig {
+    /// Check that the connection is open (no round trip).
+    #[default]
+    Fast,
+    /// Also run an empty query.
+    Verified,
+    /// Verified, and reset session state.
+    Clean,
+}
+
+/// A `postgres` engine.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresEngineConfig {
+    /// `postgres://user@host:port/db`; keep the password out of it.
+    pub url: String,
+    /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
+    pub password: Option<Secret>,
+    /// Pooled connections at most.
+    pub max_connections: usize,
+    /// Connections opened at startup and kept ready.
+    pub min_idle: usize,
+    /// How long a call waits for a free connection.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// How long opening a connection may take.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long checking a pooled connection may take.
+    #[serde(with = "humantime_serde")]
+    pub recycle_timeout: Duration,
+    /// Connections older than this are replaced.
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Option<Duration>,
+    /// How connections are checked before reuse.
+    pub recycling: RecyclingConfig,
+    /// The longest wait between connect attempts while the server is down.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+}
+
+impl Default for PostgresEngineConfig {
+    fn default() -> Self {
+        let driver = omnigate_drivers::postgres::PostgresConfig::default();
+        PostgresEngineConfig {
+            url: driver.url,
+            password: None,
+            max_connections: driver.max_connections,
+            min_idle: driver.min_idle,
+            acquire_timeout: driver.acquire_timeout,
+            connect_timeout: driver.connect_timeout,
+            recycle_timeout: driver.recycle_timeout,
+            max_lifetime: driver.max_lifetime,
+            recycling: RecyclingConfig::Fast,
+            backoff_max: driver.backoff_max,
+        }
+    }
+}
+
+impl PostgresEngineConfig {
+    /// The driver's configuration.
+    pub fn to_driver(&self) -> omnigate_drivers::postgres::PostgresConfig {
+        use omnigate_drivers::postgres::{PostgresConfig, Recycling};
+        PostgresConfig {
+            url: self.url.clone(),
+            password: self.password.as_ref().map(|p| p.0.clone()),
+            max_connections: self.max_connections,
+            min_idle: self.min_idle,
+            acquire_timeout: self.acquire_timeout,
+            connect_timeout: self.connect_timeout,
+            recycle_timeout: self.recycle_timeout,
+            max_lifetime: self.max_lifetime,
+            recycling: match self.recycling {
+                RecyclingConfig::Fast => Recycling::Fast,
+                RecyclingConfig::Verified => Recycling::Verified,
+                RecyclingConfig::Clean => Recycling::Clean,
+            },
+            backoff_max: self.backoff_max,
+            ..PostgresConfig::default()
+        }
+    }
 }
 
 /// A `memory` engine.
@@ -205,6 +293,17 @@ impl Default for Config {
             engines: BTreeMap::new(),
         }
         .with_default_engines()
+    }
+}
+
+/// A secret from the configuration; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use omnigate_drivers::memory::MemoryDriver;
+use omnigate_drivers::postgres::PostgresDriver;
 use omnigate_drivers::sqlite::SqliteDriver;
 use omnigate_drivers::{
     Dialect, ExecuteOptions, Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement,
@@ -266,6 +267,9 @@ async fn start_engine(
         )),
         EngineConfig::Sqlite(sqlite) => {
             Arc::new(SqliteDriver::open(name, sqlite.to_driver()).await?)
+        }
+        EngineConfig::Postgres(pg) => {
+            Arc::new(PostgresDriver::connect(name, pg.to_driver()).await?)
         }
     })
 }

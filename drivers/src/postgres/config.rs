@@ -15,8 +15,8 @@ pub enum Recycling {
     Clean,
 }
 
-/// Configuration of a PostgreSQL engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Configuration of a PostgreSQL engine. Its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
     /// `postgres://user@host:port/db?options`.
     pub url: String,
@@ -58,5 +58,17 @@ impl Default for PostgresConfig {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
         }
+    }
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("max_connections", &self.max_connections)
+            .field("min_idle", &self.min_idle)
+            .field("recycling", &self.recycling)
+            .finish_non_exhaustive()
     }
 }

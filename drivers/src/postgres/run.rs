@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_postgres::{CancelToken, NoTls, Row as PgRow};
 
-use super::decode::Cell;
+use super::decode::{Cell, is_mapped};
 use super::encode::{Encoded, encode};
 use super::error::from_pg;
 use crate::{
@@ -74,6 +74,56 @@ fn columns(statement: &tokio_postgres::Statement) -> Vec<Column> {
         .collect()
 }
 
+/// Prepares `text`; when a result column has a type the engine does not
+/// map, prepares it again wrapped so that column arrives as text (its
+/// column keeps its name and type name).
+async fn prepare(
+    client: &impl GenericClient,
+    text: &str,
+    timeout: Option<Duration>,
+) -> Result<(tokio_postgres::Statement, Vec<Column>)> {
+    let prepared = client
+        .prepare_cached(text)
+        .await
+        .map_err(|e| from_pg(e, timeout))?;
+    let columns = columns(&prepared);
+    if prepared.columns().iter().all(|c| is_mapped(c.type_())) {
+        return Ok((prepared, columns));
+    }
+    let wrapped = text_fallback(text, &prepared);
+    let prepared = client
+        .prepare_cached(&wrapped)
+        .await
+        .map_err(|e| from_pg(e, timeout))?;
+    Ok((prepared, columns))
+}
+
+/// `WITH omnigate_q(c1, .., cn) AS (<statement>) SELECT c1, c2::text, ..`
+/// with `::text` on the columns of unmapped types.
+fn text_fallback(text: &str, prepared: &tokio_postgres::Statement) -> String {
+    let names: Vec<String> = (1..=prepared.columns().len())
+        .map(|i| format!("c{i}"))
+        .collect();
+    let select: Vec<String> = prepared
+        .columns()
+        .iter()
+        .zip(&names)
+        .map(|(c, name)| {
+            if is_mapped(c.type_()) {
+                name.clone()
+            } else {
+                format!("{name}::text")
+            }
+        })
+        .collect();
+    format!(
+        "WITH omnigate_q({}) AS ({}) SELECT {} FROM omnigate_q",
+        names.join(", "),
+        text.trim().trim_end_matches(';'),
+        select.join(", ")
+    )
+}
+
 /// The parameters encoded for the statement's parameter types, checking
 /// their number first.
 fn params(statement: &tokio_postgres::Statement, values: &[crate::Value]) -> Result<Vec<Encoded>> {
@@ -129,12 +179,8 @@ pub(crate) async fn execute(
     options: &ExecuteOptions,
 ) -> Result<ResultSet> {
     let timeout = options.timeout;
-    let prepared = client
-        .prepare_cached(&statement.text)
-        .await
-        .map_err(|e| from_pg(e, timeout))?;
+    let (prepared, columns) = prepare(client, &statement.text, timeout).await?;
     let params = params(&prepared, &statement.params)?;
-    let columns = columns(&prepared);
     if columns.is_empty() {
         let affected = client
             .execute_raw(&prepared, params.iter())
@@ -234,12 +280,8 @@ async fn portal(
             .await
             .map_err(pg)?;
     }
-    let prepared = transaction
-        .prepare_cached(&statement.text)
-        .await
-        .map_err(pg)?;
+    let (prepared, columns) = prepare(&transaction, &statement.text, timeout).await?;
     let params = params(&prepared, &statement.params)?;
-    let columns = columns(&prepared);
     let no_rows = columns.is_empty();
     if let Some(tx) = columns_tx.take()
         && tx.send(Ok(columns)).is_err()

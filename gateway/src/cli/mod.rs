@@ -361,5 +361,6 @@ fn engine_kind(engine: &crate::config::EngineConfig) -> &'static str {
     match engine {
         crate::config::EngineConfig::Memory(_) => omnigate_drivers::memory::KIND,
         crate::config::EngineConfig::Sqlite(_) => omnigate_drivers::sqlite::KIND,
+        crate::config::EngineConfig::Postgres(_) => omnigate_drivers::postgres::KIND,
     }
 }
