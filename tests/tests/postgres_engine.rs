@@ -1,20 +1,272 @@
-//! The postgres engine against a real PostgreSQL server.
+//! The postgres engine against a real PostgreSQL server: conformance,
+//! SQLSTATE mapping, cancellation, pool behaviour and server restarts.
 #![allow(clippy::unwrap_used)]
 
-use omnigate_drivers::conformance::sql;
+use std::sync::Arc;
+use std::time::Duration;
+
+use omnigate_drivers::conformance::{error, sql, value};
 use omnigate_drivers::postgres::{PostgresConfig, PostgresDriver};
+use omnigate_drivers::{Dialect, Error, ExecuteOptions, Health, Statement, StorageDriver, Value};
 use omnigate_tests::postgres::PgServer;
 
-async fn engine(server: &PgServer) -> PostgresDriver {
-    let config = PostgresConfig {
+fn config(server: &PgServer) -> PostgresConfig {
+    PostgresConfig {
         url: server.url("postgres"),
         ..PostgresConfig::default()
-    };
-    PostgresDriver::connect("pg", config).await.unwrap()
+    }
+}
+
+async fn engine(server: &PgServer) -> PostgresDriver {
+    PostgresDriver::connect("pg", config(server)).await.unwrap()
 }
 
 #[tokio::test]
 async fn passes_the_sql_conformance_suite() {
     let server = PgServer::start();
     sql::run_all(&engine(&server).await).await;
+}
+
+#[tokio::test]
+async fn sqlstates_map_to_meaning_and_keep_the_code() {
+    let server = PgServer::start();
+    let d = &engine(&server).await;
+    for setup in [
+        "CREATE TABLE parent (id int PRIMARY KEY)",
+        "CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent(id), qty int CONSTRAINT qty_positive CHECK (qty > 0))",
+        "INSERT INTO parent VALUES (1)",
+        "INSERT INTO child VALUES (1, 1, 1)",
+    ] {
+        value(d, Dialect::Sql, setup, &[]).await;
+    }
+    let raise = |code: &str| {
+        format!("DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{code}'; END $$")
+    };
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("SELEC 1".into(), "42601", "INVALID_STATEMENT"),
+        ("SELECT * FROM nope".into(), "42P01", "NOT_FOUND"),
+        (
+            "INSERT INTO parent VALUES (1)".into(),
+            "23505",
+            "CONSTRAINT_VIOLATION",
+        ),
+        (
+            "INSERT INTO child VALUES (2, 99, 1)".into(),
+            "23503",
+            "CONSTRAINT_VIOLATION",
+        ),
+        (
+            "INSERT INTO child VALUES (3, 1, -5)".into(),
+            "23514",
+            "CONSTRAINT_VIOLATION",
+        ),
+        (raise("40001"), "40001", "CONFLICT"),
+        (raise("40P01"), "40P01", "CONFLICT"),
+        ("SELECT 1 / 0".into(), "22012", "INVALID_STATEMENT"),
+    ];
+    for (statement, code, kind) in cases {
+        let err = error(d, Dialect::Sql, &statement, &[]).await;
+        assert_eq!(err.engine_code(), Some(code), "{statement}: {err}");
+        assert_eq!(err.kind(), kind, "{statement}: {err}");
+    }
+    let unique = error(
+        d,
+        Dialect::Sql,
+        "INSERT INTO parent VALUES ($1)",
+        &[Value::Int(1)],
+    )
+    .await;
+    assert!(
+        unique.to_string().contains("parent_pkey"),
+        "the constraint is named: {unique}"
+    );
+    assert!(
+        !unique.to_string().contains("(id)=(1)"),
+        "the DETAIL with values is left out: {unique}"
+    );
+    let check = error(d, Dialect::Sql, "INSERT INTO child VALUES (3, 1, -5)", &[]).await;
+    assert!(check.to_string().contains("qty_positive"), "{check}");
+    assert!(
+        error(d, Dialect::Sql, raise("40001").as_str(), &[])
+            .await
+            .is_retryable()
+    );
+    let syntax = error(d, Dialect::Sql, "SELECT 1 FROM WHERE", &[]).await;
+    assert!(syntax.to_string().contains("at character"), "{syntax}");
+}
+
+#[tokio::test]
+async fn a_deadline_cancels_the_statement_on_the_server_and_the_pool_stays_healthy() {
+    let server = PgServer::start();
+    let d = PostgresDriver::connect(
+        "pg",
+        PostgresConfig {
+            max_connections: 1,
+            ..config(&server)
+        },
+    )
+    .await
+    .unwrap();
+    let options = ExecuteOptions {
+        timeout: Some(Duration::from_millis(200)),
+        ..ExecuteOptions::default()
+    };
+    for _ in 0..3 {
+        let err = d
+            .execute(
+                Dialect::Sql,
+                &Statement::new("SELECT pg_sleep(30)"),
+                &options,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Timeout { after } if after == Duration::from_millis(200)),
+            "{err}"
+        );
+        // The single connection is free and clean at once.
+        let active = value(
+            &d,
+            Dialect::Sql,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'",
+            &[],
+        )
+        .await;
+        assert_eq!(
+            active,
+            Value::Int(0),
+            "the sleeping query was cancelled on the server"
+        );
+    }
+    let stats = d.pool_stats();
+    assert_eq!(
+        stats.created, 1,
+        "one connection served every call: {stats:?}"
+    );
+    assert_eq!(d.health().await, Health::Serving);
+}
+
+#[tokio::test]
+async fn many_tasks_share_a_small_pool_without_deadlock() {
+    let server = PgServer::start();
+    let d = Arc::new(
+        PostgresDriver::connect(
+            "pg",
+            PostgresConfig {
+                max_connections: 3,
+                ..config(&server)
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    value(
+        d.as_ref(),
+        Dialect::Sql,
+        "CREATE TABLE hits (task int, n int)",
+        &[],
+    )
+    .await;
+    let tasks = (0..48).map(|task| {
+        let d = Arc::clone(&d);
+        tokio::spawn(async move {
+            for n in 0..10 {
+                let statement = Statement::new("INSERT INTO hits VALUES ($1, $2)")
+                    .bind(task)
+                    .bind(n);
+                d.execute(Dialect::Sql, &statement, &ExecuteOptions::default())
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    for task in futures::future::join_all(tasks).await {
+        task.unwrap();
+    }
+    assert_eq!(
+        value(d.as_ref(), Dialect::Sql, "SELECT count(*) FROM hits", &[]).await,
+        Value::Int(480)
+    );
+    let stats = d.pool_stats();
+    assert!(stats.created <= 3, "{stats:?}");
+    assert!(stats.acquired >= 481, "{stats:?}");
+    let reuse = 1.0 - stats.created as f64 / stats.acquired as f64;
+    assert!(reuse > 0.99, "connections are reused: {stats:?}");
+}
+
+#[tokio::test]
+async fn a_restarted_server_fails_calls_fast_then_recovers_by_itself() {
+    let mut server = PgServer::start();
+    let d = engine(&server).await;
+    server.kill();
+    let mut failures = 0;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let err = d
+            .execute(
+                Dialect::Sql,
+                &Statement::new("SELECT 1"),
+                &ExecuteOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "calls fail fast, not after the acquire timeout"
+        );
+        failures += 1;
+    }
+    assert_eq!(failures, 20);
+    assert!(matches!(d.health().await, Health::NotServing(_)));
+    server.restart();
+    // Within the backoff bound the engine connects again by itself. (The
+    // test server runs with fsync off, so what was written before the kill
+    // may be gone; only the connection is checked.)
+    let mut recovered = false;
+    for _ in 0..100 {
+        match d
+            .execute(
+                Dialect::Sql,
+                &Statement::new("SELECT 1"),
+                &ExecuteOptions::default(),
+            )
+            .await
+        {
+            Ok(_) => {
+                recovered = true;
+                break;
+            }
+            Err(e) => assert!(
+                matches!(e, Error::Unavailable(_)),
+                "only Unavailable while it comes back: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the engine reconnected after the restart");
+    assert_eq!(d.health().await, Health::Serving);
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_at_startup_is_a_clear_error() {
+    let config = PostgresConfig {
+        url: format!("postgres://omnigate@127.0.0.1:{}/postgres", free_port()),
+        connect_timeout: Duration::from_secs(2),
+        ..PostgresConfig::default()
+    };
+    let err = PostgresDriver::connect("pg", config).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    assert!(
+        err.to_string().contains("cannot connect to PostgreSQL"),
+        "{err}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
