@@ -270,3 +270,91 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+#[tokio::test]
+async fn plans_made_stale_by_ddl_are_replaced_and_known_statements_check_params_early() {
+    let server = PgServer::start();
+    let d = Arc::new(
+        PostgresDriver::connect(
+            "pg",
+            PostgresConfig {
+                max_connections: 2,
+                min_idle: 2,
+                ..config(&server)
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    value(d.as_ref(), Dialect::Sql, "CREATE TABLE t (v int)", &[]).await;
+    value(d.as_ref(), Dialect::Sql, "INSERT INTO t VALUES (7)", &[]).await;
+    let select_all = |d: Arc<PostgresDriver>| async move {
+        let calls = (0..8).map(|_| {
+            let d = Arc::clone(&d);
+            tokio::spawn(async move {
+                d.execute(
+                    Dialect::Sql,
+                    &Statement::new("SELECT * FROM t"),
+                    &ExecuteOptions::default(),
+                )
+                .await
+            })
+        });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap().rows[0][0].clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        select_all(Arc::clone(&d))
+            .await
+            .iter()
+            .all(|v| *v == Value::Int(7))
+    );
+    // Both connections hold a plan returning int4; the ALTER runs on one.
+    value(
+        d.as_ref(),
+        Dialect::Sql,
+        "ALTER TABLE t ALTER COLUMN v TYPE text",
+        &[],
+    )
+    .await;
+    let after = select_all(Arc::clone(&d)).await;
+    assert!(
+        after.iter().all(|v| *v == Value::from("7")),
+        "every connection sees the new type: {after:?}"
+    );
+
+    value(
+        d.as_ref(),
+        Dialect::Sql,
+        "SELECT v FROM t WHERE v = $1",
+        &[Value::from("7")],
+    )
+    .await;
+    let acquired = d.pool_stats().acquired;
+    let err = error(
+        d.as_ref(),
+        Dialect::Sql,
+        "SELECT v FROM t WHERE v = $1",
+        &[Value::from("7"), Value::Int(1)],
+    )
+    .await;
+    assert!(
+        matches!(err, Error::InvalidParameter { index: 2, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        d.pool_stats().acquired,
+        acquired,
+        "a known statement's parameters are checked before taking a connection"
+    );
+    let known = d
+        .counters()
+        .into_iter()
+        .find(|(k, _)| k == "statements_known")
+        .unwrap()
+        .1;
+    assert!(known >= 1);
+}

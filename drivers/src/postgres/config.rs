@@ -41,6 +41,8 @@ pub struct PostgresConfig {
     pub backoff_base: Duration,
     /// The longest wait between connect attempts.
     pub backoff_max: Duration,
+    /// Statements whose parameter types are remembered across connections.
+    pub statement_cache_capacity: u64,
 }
 
 impl Default for PostgresConfig {
@@ -57,6 +59,7 @@ impl Default for PostgresConfig {
             recycling: Recycling::Fast,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            statement_cache_capacity: 10_000,
         }
     }
 }

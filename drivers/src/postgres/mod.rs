@@ -15,6 +15,7 @@ mod encode;
 mod error;
 mod numeric;
 mod run;
+mod types_cache;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -45,6 +46,12 @@ pub struct PostgresDriver {
     metrics: Arc<PoolMetrics>,
     backoff: Backoff,
     acquire_timeout: std::time::Duration,
+    types: types_cache::StatementTypes,
+}
+
+/// Whether PostgreSQL refused a cached plan because a table changed under it.
+fn is_stale_plan(err: &Error) -> bool {
+    matches!(err, Error::NotSupported { operation, .. } if operation.contains("cached plan must not change result type"))
 }
 
 fn config_error(message: impl Into<String>) -> Error {
@@ -105,6 +112,7 @@ impl PostgresDriver {
             metrics,
             backoff: Backoff::new(config.backoff_base, config.backoff_max),
             acquire_timeout: config.acquire_timeout,
+            types: types_cache::StatementTypes::new(config.statement_cache_capacity),
         };
         // Warm the pool: these connections are returned idle.
         let warm: Vec<Object> =
@@ -112,6 +120,35 @@ impl PostgresDriver {
                 .await?;
         drop(warm);
         Ok(driver)
+    }
+
+    /// Runs a statement on `client`, read-only in a transaction when asked,
+    /// cancelling it on the server past the timeout.
+    async fn run_on(
+        &self,
+        client: &mut Object,
+        statement: &Statement,
+        options: &ExecuteOptions,
+        early: Option<types_cache::Early>,
+    ) -> Result<ResultSet> {
+        let token = client.cancel_token();
+        let pg = |e| error::from_pg(e, options.timeout);
+        if options.read_only {
+            let work = async {
+                let transaction = client.transaction().await.map_err(pg)?;
+                transaction
+                    .batch_execute("SET TRANSACTION READ ONLY")
+                    .await
+                    .map_err(pg)?;
+                let result =
+                    run::execute(&transaction, statement, options, early, &self.types).await?;
+                transaction.commit().await.map_err(pg)?;
+                Ok(result)
+            };
+            return run::with_timeout(token, options.timeout, work).await;
+        }
+        let work = run::execute(&*client, statement, options, early, &self.types);
+        run::with_timeout(token, options.timeout, work).await
     }
 
     /// A pooled connection; fails fast while the server is known to be down.
@@ -171,33 +208,23 @@ impl StorageDriver for PostgresDriver {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.ensure_serves(dialect)?;
+        // Parameters of a known statement are checked before a connection is taken.
+        let early = self.types.encode_early(statement)?;
         let mut client = self.connection().await?;
-        let token = client.cancel_token();
-        if options.read_only {
-            let work = async {
-                let transaction = client
-                    .transaction()
-                    .await
-                    .map_err(|e| error::from_pg(e, options.timeout))?;
-                transaction
-                    .batch_execute("SET TRANSACTION READ ONLY")
-                    .await
-                    .map_err(|e| error::from_pg(e, options.timeout))?;
-                let result = run::execute(&transaction, statement, options).await?;
-                transaction
-                    .commit()
-                    .await
-                    .map_err(|e| error::from_pg(e, options.timeout))?;
-                Ok(result)
-            };
-            return run::with_timeout(token, options.timeout, work).await;
+        let result = match self.run_on(&mut client, statement, options, early).await {
+            Err(e) if is_stale_plan(&e) => {
+                // A table changed under this connection's cached plan: forget
+                // the plans and run once more.
+                client.statement_cache.clear();
+                self.run_on(&mut client, statement, options, None).await
+            }
+            other => other,
+        };
+        if crate::sql::is_schema_change(&statement.text) {
+            client.statement_cache.clear();
+            self.types.clear();
         }
-        run::with_timeout(
-            token,
-            options.timeout,
-            run::execute(&client, statement, options),
-        )
-        .await
+        result
     }
 
     async fn execute_stream(
@@ -238,10 +265,13 @@ impl StorageDriver for PostgresDriver {
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
-        vec![(
-            "connect_failures".into(),
-            u64::from(self.backoff.failures()),
-        )]
+        vec![
+            (
+                "connect_failures".into(),
+                u64::from(self.backoff.failures()),
+            ),
+            ("statements_known".into(), self.types.len()),
+        ]
     }
 
     fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {

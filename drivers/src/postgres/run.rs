@@ -15,6 +15,7 @@ use tokio_postgres::{CancelToken, NoTls, Row as PgRow};
 use super::decode::{Cell, is_mapped};
 use super::encode::{Encoded, encode};
 use super::error::from_pg;
+use super::types_cache::{Early, StatementTypes};
 use crate::{
     Column, Error, ExecuteOptions, Result, ResultSet, Row, RowStream, Statement, StreamOptions,
 };
@@ -124,10 +125,12 @@ fn text_fallback(text: &str, prepared: &tokio_postgres::Statement) -> String {
     )
 }
 
-/// The parameters encoded for the statement's parameter types, checking
+/// The parameters encoded for a statement's parameter types, checking
 /// their number first.
-fn params(statement: &tokio_postgres::Statement, values: &[crate::Value]) -> Result<Vec<Encoded>> {
-    let types = statement.params();
+pub(crate) fn encode_params(
+    types: &[tokio_postgres::types::Type],
+    values: &[crate::Value],
+) -> Result<Vec<Encoded>> {
     if values.len() < types.len() {
         let index = values.len() + 1;
         return Err(Error::param(
@@ -154,6 +157,23 @@ fn params(statement: &tokio_postgres::Statement, values: &[crate::Value]) -> Res
         .collect()
 }
 
+/// The statement's parameters: those encoded early when they were encoded
+/// for the same types, else encoded now (and the types remembered).
+fn bind_params(
+    prepared: &tokio_postgres::Statement,
+    statement: &Statement,
+    early: Option<Early>,
+    types: &StatementTypes,
+) -> Result<Vec<Encoded>> {
+    match early {
+        Some((known, encoded)) if *known == *prepared.params() => Ok(encoded),
+        _ => {
+            types.remember(&statement.text, prepared.params());
+            encode_params(prepared.params(), &statement.params)
+        }
+    }
+}
+
 fn row_values(row: &PgRow) -> Result<Row> {
     (0..row.len())
         .map(|i| {
@@ -177,10 +197,12 @@ pub(crate) async fn execute(
     client: &impl GenericClient,
     statement: &Statement,
     options: &ExecuteOptions,
+    early: Option<Early>,
+    types: &StatementTypes,
 ) -> Result<ResultSet> {
     let timeout = options.timeout;
     let (prepared, columns) = prepare(client, &statement.text, timeout).await?;
-    let params = params(&prepared, &statement.params)?;
+    let params = bind_params(&prepared, statement, early, types)?;
     if columns.is_empty() {
         let affected = client
             .execute_raw(&prepared, params.iter())
@@ -281,7 +303,7 @@ async fn portal(
             .map_err(pg)?;
     }
     let (prepared, columns) = prepare(&transaction, &statement.text, timeout).await?;
-    let params = params(&prepared, &statement.params)?;
+    let params = encode_params(prepared.params(), &statement.params)?;
     let no_rows = columns.is_empty();
     if let Some(tx) = columns_tx.take()
         && tx.send(Ok(columns)).is_err()

@@ -1,0 +1,51 @@
+//! Statement metadata kept across connections (moka): the parameter types
+//! of each statement text, so parameters are checked and encoded before a
+//! pooled connection is taken.
+
+use std::sync::Arc;
+
+use moka::sync::Cache;
+use tokio_postgres::types::Type;
+
+use super::encode::Encoded;
+use crate::{Result, Statement};
+
+/// Parameters encoded ahead of the connection, with the types they were
+/// encoded for.
+pub(crate) type Early = (Arc<[Type]>, Vec<Encoded>);
+
+/// Parameter types by statement text.
+#[derive(Debug, Clone)]
+pub(crate) struct StatementTypes(Cache<String, Arc<[Type]>>);
+
+impl StatementTypes {
+    pub(crate) fn new(capacity: u64) -> Self {
+        StatementTypes(Cache::new(capacity))
+    }
+
+    /// Encodes the parameters for the statement's known types; `None` when
+    /// the statement has not been prepared yet.
+    pub(crate) fn encode_early(&self, statement: &Statement) -> Result<Option<Early>> {
+        let Some(types) = self.0.get(&statement.text) else {
+            return Ok(None);
+        };
+        let encoded = super::run::encode_params(&types, &statement.params)?;
+        Ok(Some((types, encoded)))
+    }
+
+    /// Remembers the parameter types of a prepared statement.
+    pub(crate) fn remember(&self, text: &str, types: &[Type]) {
+        self.0.insert(text.to_owned(), types.into());
+    }
+
+    /// Forgets everything (after a schema change).
+    pub(crate) fn clear(&self) {
+        self.0.invalidate_all();
+    }
+
+    /// How many statements are known.
+    pub(crate) fn len(&self) -> u64 {
+        self.0.run_pending_tasks();
+        self.0.entry_count()
+    }
+}
