@@ -152,6 +152,23 @@ pub enum EngineConfig {
     Postgres(PostgresEngineConfig),
 }
 
+impl EngineConfig {
+    /// What is wrong with this engine's settings, as `.key: why`.
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            EngineConfig::Memory(_) => Ok(()),
+            EngineConfig::Sqlite(sqlite) if sqlite.max_connections == 0 => {
+                Err(".max_connections: must be at least 1".into())
+            }
+            EngineConfig::Sqlite(sqlite) if sqlite.path.is_empty() => {
+                Err(".path: give a file path or \":memory:\"".into())
+            }
+            EngineConfig::Sqlite(_) => Ok(()),
+            EngineConfig::Postgres(pg) => pg.validate(),
+        }
+    }
+}
+
 /// How pooled PostgreSQL connections are checked before reuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -169,8 +186,17 @@ pub enum RecyclingConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresEngineConfig {
-    /// `postgres://user@host:port/db`; keep the password out of it.
-    pub url: String,
+    /// `postgres://user@host:port/db`; keep the password out of it. Or
+    /// leave it out and give `host`, `port`, `user`, `database`.
+    pub url: Option<String>,
+    /// The server's host name, address, or Unix socket directory.
+    pub host: Option<String>,
+    /// The server's port.
+    pub port: Option<u16>,
+    /// The user to connect as.
+    pub user: Option<String>,
+    /// The database.
+    pub database: Option<String>,
     /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
     pub password: Option<Secret>,
     /// Pooled connections at most.
@@ -194,13 +220,32 @@ pub struct PostgresEngineConfig {
     /// The longest wait between connect attempts while the server is down.
     #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
+    /// TLS to the server: `disable` or `require`.
+    pub tls: TlsModeConfig,
+    /// With `tls = "require"`: a PEM file of CAs to trust (default: the web PKI roots).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Whether to use TLS to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsModeConfig {
+    /// Plain TCP.
+    #[default]
+    Disable,
+    /// TLS, with the server's certificate verified.
+    Require,
 }
 
 impl Default for PostgresEngineConfig {
     fn default() -> Self {
         let driver = omnigate_drivers::postgres::PostgresConfig::default();
         PostgresEngineConfig {
-            url: driver.url,
+            url: None,
+            host: None,
+            port: None,
+            user: None,
+            database: None,
             password: None,
             max_connections: driver.max_connections,
             min_idle: driver.min_idle,
@@ -210,6 +255,8 @@ impl Default for PostgresEngineConfig {
             max_lifetime: driver.max_lifetime,
             recycling: RecyclingConfig::Fast,
             backoff_max: driver.backoff_max,
+            tls: TlsModeConfig::Disable,
+            ca_file: None,
         }
     }
 }
@@ -217,9 +264,9 @@ impl Default for PostgresEngineConfig {
 impl PostgresEngineConfig {
     /// The driver's configuration.
     pub fn to_driver(&self) -> omnigate_drivers::postgres::PostgresConfig {
-        use omnigate_drivers::postgres::{PostgresConfig, Recycling};
+        use omnigate_drivers::postgres::{PostgresConfig, Recycling, Tls};
         PostgresConfig {
-            url: self.url.clone(),
+            url: self.url(),
             password: self.password.as_ref().map(|p| p.0.clone()),
             max_connections: self.max_connections,
             min_idle: self.min_idle,
@@ -233,8 +280,55 @@ impl PostgresEngineConfig {
                 RecyclingConfig::Clean => Recycling::Clean,
             },
             backoff_max: self.backoff_max,
+            tls: match self.tls {
+                TlsModeConfig::Disable => Tls::Disable,
+                TlsModeConfig::Require => Tls::Require {
+                    ca_file: self.ca_file.clone(),
+                },
+            },
             ..PostgresConfig::default()
         }
+    }
+
+    /// The connection URL: `url`, or one made of the fields.
+    pub fn url(&self) -> String {
+        if let Some(url) = &self.url {
+            return url.clone();
+        }
+        let host = self.host.as_deref().unwrap_or("127.0.0.1");
+        // A socket directory goes percent-encoded in the host part.
+        let host = if host.starts_with('/') {
+            host.replace('/', "%2F")
+        } else {
+            host.to_owned()
+        };
+        format!(
+            "postgres://{}@{host}:{}/{}",
+            self.user.as_deref().unwrap_or("postgres"),
+            self.port.unwrap_or(5432),
+            self.database.as_deref().unwrap_or("postgres")
+        )
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.min_idle > self.max_connections {
+            return Err(".max_connections: must be at least 1 and at least min_idle".into());
+        }
+        if self.url.is_some() && self.has_fields() {
+            return Err(": give url, or host/port/user/database, not both".into());
+        }
+        let url = self.url();
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(".url: write postgres://user@host:port/database".into());
+        }
+        if self.ca_file.is_some() && self.tls == TlsModeConfig::Disable {
+            return Err(".ca_file: set tls = \"require\" to use it".into());
+        }
+        Ok(())
+    }
+
+    fn has_fields(&self) -> bool {
+        self.host.is_some() || self.port.is_some() || self.user.is_some() || self.database.is_some()
     }
 }
 
@@ -408,17 +502,8 @@ impl Config {
             }
         }
         for (name, engine) in &self.engines {
-            if let EngineConfig::Sqlite(sqlite) = engine {
-                if sqlite.max_connections == 0 {
-                    return invalid(format!(
-                        "engines.{name}.max_connections: must be at least 1"
-                    ));
-                }
-                if sqlite.path.is_empty() {
-                    return invalid(format!(
-                        "engines.{name}.path: give a file path or \":memory:\""
-                    ));
-                }
+            if let Err(problem) = engine.validate() {
+                return invalid(format!("engines.{name}{problem}"));
             }
         }
         let server = &self.server;

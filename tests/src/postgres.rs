@@ -21,6 +21,7 @@ pub struct PgServer {
     port: u16,
     owner: Option<(u32, u32)>,
     child: Option<Child>,
+    tls: bool,
 }
 
 /// The directory holding `initdb` and `postgres`, or a panic naming the package.
@@ -76,6 +77,18 @@ impl PgServer {
     /// Initialises a cluster and starts the server; panics with the server's
     /// log if it does not come up.
     pub fn start() -> PgServer {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that also accepts TLS, with a certificate for
+    /// 127.0.0.1 signed by a test CA; returns it and the CA's PEM file.
+    pub fn start_with_tls() -> (PgServer, PathBuf) {
+        let server = Self::start_with(true);
+        let ca = server.dir.path().join("ca.pem");
+        (server, ca)
+    }
+
+    fn start_with(tls: bool) -> PgServer {
         let bin = bin_dir();
         let owner = unprivileged_owner();
         let dir = tempfile::Builder::new()
@@ -91,8 +104,12 @@ impl PgServer {
             port: free_port(),
             owner,
             child: None,
+            tls,
         };
         server.init();
+        if tls {
+            server.make_certificates();
+        }
         server.launch();
         server
     }
@@ -133,6 +150,81 @@ impl PgServer {
         );
     }
 
+    /// A test CA and a server certificate for 127.0.0.1 / localhost, made
+    /// with the openssl command line.
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl runs (Debian package openssl)");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=omnigate test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("write san.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        let key = dir.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod the key");
+        if let Some((uid, gid)) = self.owner {
+            for file in ["server.key", "server.pem"] {
+                chown(dir.join(file), Some(uid), Some(gid)).expect("chown the certificate");
+            }
+        }
+    }
+
     fn launch(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("a log file");
         if let Some((uid, gid)) = self.owner {
@@ -160,6 +252,19 @@ impl PgServer {
                 "-c",
                 "shared_buffers=64MB",
             ])
+            .args(if self.tls {
+                let file = |name: &str| self.dir.path().join(name).display().to_string();
+                vec![
+                    "-c".to_owned(),
+                    "ssl=on".to_owned(),
+                    "-c".to_owned(),
+                    format!("ssl_cert_file={}", file("server.pem")),
+                    "-c".to_owned(),
+                    format!("ssl_key_file={}", file("server.key")),
+                ]
+            } else {
+                Vec::new()
+            })
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

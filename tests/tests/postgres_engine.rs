@@ -358,3 +358,64 @@ async fn plans_made_stale_by_ddl_are_replaced_and_known_statements_check_params_
         .1;
     assert!(known >= 1);
 }
+
+#[tokio::test]
+async fn tls_to_the_server_is_verified_against_the_configured_ca() {
+    let (server, ca) = PgServer::start_with_tls();
+    let tls = omnigate_drivers::postgres::Tls::Require { ca_file: Some(ca) };
+    let d = PostgresDriver::connect(
+        "pg",
+        PostgresConfig {
+            tls,
+            ..config(&server)
+        },
+    )
+    .await
+    .unwrap();
+    let ssl = value(
+        &d,
+        Dialect::Sql,
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        &[],
+    )
+    .await;
+    assert_eq!(ssl, Value::Bool(true), "the connection is encrypted");
+
+    // A CA that did not sign the server's certificate is refused.
+    let stranger = server.dir().join("stranger.pem");
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(server.dir().join("stranger.key"))
+        .arg("-out")
+        .arg(&stranger)
+        .args(["-days", "1", "-subj", "/CN=stranger"])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let tls = omnigate_drivers::postgres::Tls::Require {
+        ca_file: Some(stranger),
+    };
+    let err = PostgresDriver::connect(
+        "pg",
+        PostgresConfig {
+            tls,
+            ..config(&server)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    let missing = omnigate_drivers::postgres::Tls::Require {
+        ca_file: Some("/nonexistent/ca.pem".into()),
+    };
+    let err = PostgresDriver::connect(
+        "pg",
+        PostgresConfig {
+            tls: missing,
+            ..config(&server)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot read the CA file"), "{err}");
+}

@@ -16,7 +16,7 @@ async fn gateway(server: &PgServer) -> TestGateway {
     let mut config = Config::default();
     config.engines.clear();
     let pg = PostgresEngineConfig {
-        url: server.url("postgres"),
+        url: Some(server.url("postgres")),
         max_connections: 2,
         ..PostgresEngineConfig::default()
     };

@@ -15,6 +15,20 @@ pub enum Recycling {
     Clean,
 }
 
+/// TLS to the server (rustls).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Tls {
+    /// Plain TCP.
+    #[default]
+    Disable,
+    /// TLS required; the server's certificate is checked against `ca_file`
+    /// (PEM) when given, else against the web PKI roots.
+    Require {
+        /// A PEM file of trusted CA certificates.
+        ca_file: Option<std::path::PathBuf>,
+    },
+}
+
 /// Configuration of a PostgreSQL engine. Its `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
@@ -43,6 +57,8 @@ pub struct PostgresConfig {
     pub backoff_max: Duration,
     /// Statements whose parameter types are remembered across connections.
     pub statement_cache_capacity: u64,
+    /// TLS to the server.
+    pub tls: Tls,
 }
 
 impl Default for PostgresConfig {
@@ -60,6 +76,7 @@ impl Default for PostgresConfig {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             statement_cache_capacity: 10_000,
+            tls: Tls::Disable,
         }
     }
 }
@@ -72,6 +89,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("max_connections", &self.max_connections)
             .field("min_idle", &self.min_idle)
             .field("recycling", &self.recycling)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }

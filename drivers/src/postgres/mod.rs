@@ -15,6 +15,7 @@ mod encode;
 mod error;
 mod numeric;
 mod run;
+mod tls;
 mod types_cache;
 
 use std::str::FromStr;
@@ -27,7 +28,7 @@ use deadpool_postgres::{
 };
 use tokio_postgres::NoTls;
 
-pub use config::{PostgresConfig, Recycling};
+pub use config::{PostgresConfig, Recycling, Tls};
 
 use crate::pool::{Backoff, PoolMetrics};
 use crate::{
@@ -74,13 +75,16 @@ impl PostgresDriver {
             Recycling::Verified => RecyclingMethod::Verified,
             Recycling::Clean => RecyclingMethod::Clean,
         };
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: recycling,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: recycling,
+        };
+        let manager = match &config.tls {
+            Tls::Disable => Manager::from_config(pg, NoTls, manager_config),
+            Tls::Require { ca_file } => {
+                pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                Manager::from_config(pg, tls::connector(ca_file.as_deref())?, manager_config)
+            }
+        };
         let metrics = Arc::new(PoolMetrics::default());
         let created = Arc::clone(&metrics);
         let max_lifetime = config.max_lifetime;

@@ -138,3 +138,75 @@ fn load_names_the_file() {
     let err = Config::load(&dir.path().join("missing.toml"), &env(&[])).unwrap_err();
     assert!(err.to_string().contains("missing.toml"), "{err}");
 }
+
+#[test]
+fn postgres_engines_by_url_or_fields_with_the_password_from_the_environment() {
+    let text = "[engines.main-db]\nkind = \"postgres\"\nhost = \"db.internal\"\nport = 6543\nuser = \"app\"\ndatabase = \"shop\"\nmax_connections = 8\nrecycling = \"verified\"\ntls = \"require\"\nca_file = \"/etc/ca.pem\"\n";
+    let vars = env(&[("OMNIGATE__ENGINES__MAIN_DB__PASSWORD", "s3cret")]);
+    let config = Config::parse(text, &vars).unwrap();
+    let EngineConfig::Postgres(pg) = &config.engines["main-db"] else {
+        panic!("postgres expected")
+    };
+    assert_eq!(pg.url(), "postgres://app@db.internal:6543/shop");
+    let driver = pg.to_driver();
+    assert_eq!(driver.password.as_deref(), Some("s3cret"));
+    assert_eq!(driver.max_connections, 8);
+    assert_eq!(
+        driver.recycling,
+        omnigate_drivers::postgres::Recycling::Verified
+    );
+    assert!(matches!(
+        driver.tls,
+        omnigate_drivers::postgres::Tls::Require { ca_file: Some(_) }
+    ));
+    assert!(
+        !format!("{config:?}").contains("s3cret"),
+        "Debug never shows the password"
+    );
+    assert!(
+        !format!("{driver:?}").contains("s3cret"),
+        "Debug never shows the password"
+    );
+
+    let socket = Config::parse(
+        "[engines.db]\nkind = \"postgres\"\nhost = \"/run/postgresql\"\n",
+        &env(&[]),
+    )
+    .unwrap();
+    let EngineConfig::Postgres(pg) = &socket.engines["db"] else {
+        panic!("postgres expected")
+    };
+    assert_eq!(
+        pg.url(),
+        "postgres://postgres@%2Frun%2Fpostgresql:5432/postgres"
+    );
+}
+
+#[test]
+fn bad_postgres_settings_name_the_key() {
+    for (text, key) in [
+        (
+            "[engines.db]\nkind = \"postgres\"\nurl = \"postgres://a@b/c\"\nhost = \"x\"\n",
+            "not both",
+        ),
+        (
+            "[engines.db]\nkind = \"postgres\"\nurl = \"mysql://a@b/c\"\n",
+            "engines.db.url",
+        ),
+        (
+            "[engines.db]\nkind = \"postgres\"\nmax_connections = 2\nmin_idle = 3\n",
+            "engines.db.max_connections",
+        ),
+        (
+            "[engines.db]\nkind = \"postgres\"\nca_file = \"/x.pem\"\n",
+            "engines.db.ca_file",
+        ),
+        (
+            "[engines.db]\nkind = \"postgres\"\nrecycling = \"sometimes\"\n",
+            "sometimes",
+        ),
+    ] {
+        let err = Config::parse(text, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains(key), "{text}: {err}");
+    }
+}
