@@ -249,3 +249,21 @@ fn client_commands_say_when_no_gateway_runs() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is `omnigate serve` running?"));
 }
+
+#[test]
+fn the_example_configs_are_valid() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let output = Command::new(BIN)
+                .args(["check-config", "--config", path.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(stdout(&output).contains(": ok"), "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "examples/ holds config files");
+}

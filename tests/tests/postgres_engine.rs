@@ -419,3 +419,45 @@ async fn tls_to_the_server_is_verified_against_the_configured_ca() {
     .unwrap_err();
     assert!(err.to_string().contains("cannot read the CA file"), "{err}");
 }
+
+#[tokio::test]
+async fn the_pool_warms_up_verifies_and_retires_connections() {
+    let server = PgServer::start();
+    let verified = PostgresConfig {
+        max_connections: 4,
+        min_idle: 3,
+        recycling: omnigate_drivers::postgres::Recycling::Verified,
+        ..config(&server)
+    };
+    let d = PostgresDriver::connect("pg", verified).await.unwrap();
+    let stats = d.pool_stats();
+    assert_eq!(
+        (stats.size, stats.idle, stats.created),
+        (3, 3, 3),
+        "min_idle connections are open at startup: {stats:?}"
+    );
+
+    // Connections the server dropped are replaced before a caller sees them.
+    let killed = value(&d, Dialect::Sql, "SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity WHERE application_name = 'omnigate' AND pid <> pg_backend_pid()", &[]).await;
+    assert_eq!(killed, Value::Int(2));
+    for _ in 0..6 {
+        assert_eq!(
+            value(&d, Dialect::Sql, "SELECT 1", &[]).await,
+            Value::Int(1)
+        );
+    }
+
+    // Connections past their max lifetime are replaced.
+    let short = PostgresConfig {
+        max_connections: 1,
+        min_idle: 1,
+        max_lifetime: Some(Duration::from_millis(200)),
+        ..config(&server)
+    };
+    let d = PostgresDriver::connect("short", short).await.unwrap();
+    let first = value(&d, Dialect::Sql, "SELECT pg_backend_pid()", &[]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = value(&d, Dialect::Sql, "SELECT pg_backend_pid()", &[]).await;
+    assert_ne!(first, second, "an old connection was replaced");
+    assert_eq!(d.pool_stats().created, 2);
+}
