@@ -1,10 +1,12 @@
 //! Test support for Omnigate's end-to-end tests: an in-process gateway
 //! serving gRPC on a free loopback port, with a connected client.
 //!
-//! Real backends run as local processes: [`postgres::PgServer`].
+//! Real backends run as local processes: [`postgres::PgServer`],
+//! [`redis::RedisServer`].
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod postgres;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::time::Duration;

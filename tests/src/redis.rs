@@ -1,0 +1,112 @@
+//! A real Redis server for tests: `redis-server` on a free loopback port,
+//! in a temporary directory, persistence off. Stopped on drop.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Debian package that provides `redis-server`.
+pub const PACKAGE: &str = "redis-server";
+
+/// A running Redis server.
+#[derive(Debug)]
+pub struct RedisServer {
+    dir: tempfile::TempDir,
+    binary: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn find_binary() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+        .map(|dir| dir.join("redis-server"))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!("redis-server not found: install the Debian package {PACKAGE} (apt-get install -y {PACKAGE}), or run ./scripts/test.sh as root")
+        })
+}
+
+impl RedisServer {
+    /// Starts a server; panics with its log if it does not answer PING.
+    pub fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+        let mut server = RedisServer {
+            dir: tempfile::Builder::new().prefix("omnigate-redis-").tempdir().expect("a temp dir"),
+            binary: find_binary(),
+            port,
+            child: None,
+        };
+        server.launch();
+        server
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("a log file");
+        let child = Command::new(&self.binary)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let started = Instant::now();
+        while !self.answers_ping() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("redis-server exited with {status}: {}", self.log());
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "redis-server did not answer: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A `redis://` URL for database `db`.
+    pub fn url(&self, db: u8) -> String {
+        format!("redis://127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server at once.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty: persistence is off).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
