@@ -23,6 +23,7 @@ pub mod glob;
 pub mod memory;
 pub mod pool;
 pub mod postgres;
+pub mod redis;
 pub mod redis_syntax;
 pub mod sql;
 pub mod sqlite;

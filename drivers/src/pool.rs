@@ -39,8 +39,9 @@ impl PoolMetrics {
         recent.push_back(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
     }
 
-    /// The pool's statistics, with deadpool's view of its size.
-    pub fn stats(&self, status: deadpool_sqlite::Status) -> PoolStats {
+    /// The pool's statistics, with the pool's view of its size.
+    pub fn stats(&self, status: impl Into<PoolSize>) -> PoolStats {
+        let status = status.into();
         let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let mut recent: Vec<u64> = self
             .recent_acquire_micros
@@ -60,13 +61,37 @@ impl PoolMetrics {
         PoolStats {
             max_size: clamp(status.max_size),
             size: clamp(status.size),
-            idle: clamp(status.available),
-            in_use: clamp(status.size.saturating_sub(status.available)),
+            idle: clamp(status.idle),
+            in_use: clamp(status.size.saturating_sub(status.idle)),
             waiters: clamp(status.waiting),
             created: self.created.load(Ordering::Relaxed),
             acquired: self.acquired.load(Ordering::Relaxed),
             acquire_p50_us: percentile(0.50),
             acquire_p99_us: percentile(0.99),
+        }
+    }
+}
+
+/// A pool's size as its crate reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolSize {
+    /// Connections it may hold at most.
+    pub max_size: usize,
+    /// Connections open.
+    pub size: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+impl From<deadpool_sqlite::Status> for PoolSize {
+    fn from(status: deadpool_sqlite::Status) -> Self {
+        PoolSize {
+            max_size: status.max_size,
+            size: status.size,
+            idle: status.available,
+            waiting: status.waiting,
         }
     }
 }

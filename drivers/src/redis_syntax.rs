@@ -88,6 +88,36 @@ pub fn format_float(f: f64) -> String {
     }
 }
 
+/// A Redis error reply (`PREFIX message`) as a meaning-based error. Both
+/// the memory engine and real Redis go through this one table, so they
+/// agree by construction.
+pub fn classify_error(engine: &'static str, code: &str, full_message: String) -> Error {
+    let report = EngineError::new(engine, Some(code), full_message);
+    let text = report.message.to_ascii_lowercase();
+    match code {
+        "WRONGTYPE" | "READONLY" => Error::Precondition(report),
+        "NOSCRIPT" => Error::NotFound(report),
+        "NOPERM" | "NOAUTH" | "WRONGPASS" => Error::PermissionDenied(report),
+        "LOADING" | "BUSY" | "MASTERDOWN" | "CLUSTERDOWN" | "OOM" => Error::Unavailable(report),
+        "TRYAGAIN" | "EXECABORT" => Error::Conflict(report),
+        // The same words whether an argument or the stored value is at
+        // fault: the stored value is the usual case.
+        _ if [
+            "not an integer",
+            "not a valid float",
+            "would overflow",
+            "out of range",
+            "is not a number",
+        ]
+        .iter()
+        .any(|m| text.contains(m)) =>
+        {
+            Error::Precondition(report)
+        }
+        _ => Error::InvalidStatement(report),
+    }
+}
+
 #[derive(Debug, PartialEq)]
 enum Token {
     Literal(Vec<u8>),

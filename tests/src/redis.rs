@@ -34,9 +34,16 @@ fn find_binary() -> PathBuf {
 impl RedisServer {
     /// Starts a server; panics with its log if it does not answer PING.
     pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("its address")
+            .port();
         let mut server = RedisServer {
-            dir: tempfile::Builder::new().prefix("omnigate-redis-").tempdir().expect("a temp dir"),
+            dir: tempfile::Builder::new()
+                .prefix("omnigate-redis-")
+                .tempdir()
+                .expect("a temp dir"),
             binary: find_binary(),
             port,
             child: None,
@@ -48,7 +55,16 @@ impl RedisServer {
     fn launch(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("a log file");
         let child = Command::new(&self.binary)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(log)
@@ -61,7 +77,11 @@ impl RedisServer {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!("redis-server exited with {status}: {}", self.log());
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "redis-server did not answer: {}", self.log());
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "redis-server did not answer: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -72,7 +92,9 @@ impl RedisServer {
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
         let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
     }
 
     /// The server's log so far.

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::redis_syntax::format_float;
-use crate::{EngineError, Error, Value};
+use crate::{Error, Value};
 
 /// A Redis reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,15 +130,13 @@ impl RedisError {
 
 impl From<RedisError> for Error {
     fn from(e: RedisError) -> Self {
-        let engine = EngineError::new(
-            super::KIND,
-            Some(e.prefix),
-            format!("{} {}", e.prefix, e.text),
-        );
         match e.blame {
-            Blame::Statement => Error::InvalidStatement(engine),
-            Blame::Data => Error::Precondition(engine),
             Blame::Unsupported => Error::not_supported(e.text, super::KIND),
+            Blame::Statement | Blame::Data => crate::redis_syntax::classify_error(
+                super::KIND,
+                e.prefix,
+                format!("{} {}", e.prefix, e.text),
+            ),
         }
     }
 }

@@ -1,0 +1,58 @@
+//! Configuration of the `redis` engine.
+
+use std::time::Duration;
+
+/// Configuration of a Redis engine. Its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://host:port`, `rediss://host:port` (TLS) or `unix:///path`.
+    pub url: String,
+    /// The database index; the gateway never lets a statement change it.
+    pub database: i64,
+    /// An ACL user name.
+    pub username: Option<String>,
+    /// The password (e.g. from an environment override).
+    pub password: Option<String>,
+    /// Connections in the pool at most.
+    pub max_connections: u32,
+    /// Connections opened at startup and kept ready.
+    pub min_idle: u32,
+    /// How long a call waits for a free connection.
+    pub acquire_timeout: Duration,
+    /// How long opening a connection may take.
+    pub connect_timeout: Duration,
+    /// After a failed connect, the first wait before connecting again
+    /// (calls fail fast meanwhile); doubles up to `backoff_max`.
+    pub backoff_base: Duration,
+    /// The longest wait between connect attempts.
+    pub backoff_max: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            database: 0,
+            username: None,
+            password: None,
+            max_connections: 8,
+            min_idle: 1,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}

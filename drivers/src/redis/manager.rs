@@ -1,0 +1,63 @@
+//! The bb8 glue: multiplexed connections without a response timeout (the
+//! request's deadline bounds each call instead), counted as they are made.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{AsyncConnectionConfig, Client, RedisError};
+
+use crate::pool::PoolMetrics;
+
+/// A pooled connection, marked broken when the server dropped it so bb8
+/// discards it instead of handing it out again.
+#[derive(Debug)]
+pub(crate) struct Pooled {
+    pub(crate) conn: MultiplexedConnection,
+    pub(crate) broken: bool,
+}
+
+/// Opens and checks connections for bb8.
+#[derive(Debug, Clone)]
+pub(crate) struct Manager {
+    pub(crate) client: Client,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) metrics: Arc<PoolMetrics>,
+}
+
+impl Manager {
+    /// A connection outside the pool (for blocking commands, which would
+    /// hold up every other caller of a shared connection).
+    pub(crate) async fn dedicated(&self) -> Result<MultiplexedConnection, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = Pooled;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<Self::Connection, Self::Error> {
+        let conn = self.dedicated().await?;
+        self.metrics.created();
+        Ok(Pooled {
+            conn,
+            broken: false,
+        })
+    }
+
+    async fn is_valid(&self, pooled: &mut Self::Connection) -> Result<(), Self::Error> {
+        ::redis::cmd("PING")
+            .query_async::<()>(&mut pooled.conn)
+            .await
+    }
+
+    fn has_broken(&self, pooled: &mut Self::Connection) -> bool {
+        pooled.broken
+    }
+}

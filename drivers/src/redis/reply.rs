@@ -1,0 +1,75 @@
+//! Redis replies (RESP2 and RESP3) and errors to Omnigate's values and errors.
+
+use ::redis::{RedisError, Value as Resp};
+
+use super::KIND;
+use crate::redis_syntax::classify_error;
+use crate::{EngineError, Error, Value};
+
+/// A reply as a value: nil → null, integers → int, bulk strings → string
+/// (bytes when not UTF-8), arrays/sets/pushes → lists, maps → maps (keys as
+/// text), doubles → float, booleans → bool, verbatim strings → string, big
+/// numbers → decimal.
+pub(crate) fn to_value(reply: Resp) -> Result<Value, Error> {
+    Ok(match reply {
+        Resp::Nil => Value::Null,
+        Resp::Int(i) => Value::Int(i),
+        Resp::BulkString(bytes) => Value::from_bytes_lossless(bytes),
+        Resp::SimpleString(s) => Value::String(s),
+        Resp::Okay => Value::String("OK".into()),
+        Resp::Array(items) | Resp::Set(items) => {
+            Value::List(items.into_iter().map(to_value).collect::<Result<_, _>>()?)
+        }
+        Resp::Push { data, .. } => {
+            Value::List(data.into_iter().map(to_value).collect::<Result<_, _>>()?)
+        }
+        Resp::Map(entries) => Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| Ok((key_text(to_value(k)?), to_value(v)?)))
+                .collect::<Result<_, Error>>()?,
+        ),
+        Resp::Attribute { data, .. } => to_value(*data)?,
+        Resp::Double(f) => Value::Float(f),
+        Resp::Boolean(b) => Value::Bool(b),
+        Resp::VerbatimString { text, .. } => Value::String(text),
+        Resp::BigNumber(n) => Value::Decimal(String::from_utf8_lossy(&n).into_owned()),
+        Resp::ServerError(e) => {
+            let code = e.code().to_owned();
+            let message = match e.details() {
+                Some(details) => format!("{code} {details}"),
+                None => code.clone(),
+            };
+            return Err(classify_error(KIND, &code, message));
+        }
+        other => Value::String(format!("{other:?}")),
+    })
+}
+
+fn key_text(key: Value) -> String {
+    match key {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// A client-library error as a meaning-based error.
+pub(crate) fn from_redis(err: RedisError) -> Error {
+    if let Some(code) = err.code() {
+        let code = code.to_owned();
+        let message = match err.detail() {
+            Some(detail) => format!("{code} {detail}"),
+            None => code.clone(),
+        };
+        return classify_error(KIND, &code, message);
+    }
+    if err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+    {
+        let message = format!("cannot talk to Redis: {err}");
+        return Error::Unavailable(EngineError::new(KIND, None, message).with_source(err));
+    }
+    Error::Internal(EngineError::new(KIND, None, err.to_string()).with_source(err))
+}

@@ -1,0 +1,232 @@
+//! The redis engine against a real redis-server: the shared conformance
+//! suite (the memory engine runs the same), refused and blocking commands,
+//! RESP replies, and restarts.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use omnigate_drivers::conformance::{error, redis, value};
+use omnigate_drivers::redis::{RedisConfig, RedisDriver};
+use omnigate_drivers::{Dialect, Error, ExecuteOptions, Health, Statement, StorageDriver, Value};
+use omnigate_tests::redis::RedisServer;
+
+fn config(server: &RedisServer) -> RedisConfig {
+    RedisConfig {
+        url: server.url(0),
+        ..RedisConfig::default()
+    }
+}
+
+async fn engine(server: &RedisServer) -> RedisDriver {
+    RedisDriver::connect("cache", config(server)).await.unwrap()
+}
+
+#[tokio::test]
+async fn passes_the_redis_conformance_suite() {
+    let server = RedisServer::start();
+    redis::run_all(&engine(&server).await).await;
+}
+
+#[tokio::test]
+async fn commands_that_would_break_a_pooled_connection_are_refused() {
+    let server = RedisServer::start();
+    let d = engine(&server).await;
+    for command in [
+        "SELECT 1",
+        "AUTH x",
+        "HELLO 3",
+        "MULTI",
+        "EXEC",
+        "WATCH k",
+        "SUBSCRIBE news",
+        "PSUBSCRIBE n*",
+        "MONITOR",
+        "CLIENT KILL ID 1",
+        "CLIENT SETNAME x",
+        "QUIT",
+    ] {
+        let err = error(&d, Dialect::Redis, command, &[]).await;
+        assert!(
+            matches!(err, Error::NotSupported { .. }),
+            "{command}: {err}"
+        );
+    }
+    let err = error(&d, Dialect::Redis, "SELECT 1", &[]).await;
+    assert!(
+        err.to_string()
+            .contains("the database is set by the engine config"),
+        "{err}"
+    );
+    // Allowed CLIENT subcommands and anything else pass through.
+    assert!(matches!(
+        value(&d, Dialect::Redis, "CLIENT ID", &[]).await,
+        Value::Int(_)
+    ));
+    assert_eq!(
+        value(&d, Dialect::Redis, "XADD s * f v", &[])
+            .await
+            .as_str()
+            .map(|id| id.contains('-')),
+        Some(true)
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, "PING", &[]).await,
+        Value::from("PONG")
+    );
+}
+
+#[tokio::test]
+async fn blocking_commands_are_cut_by_the_deadline_without_holding_up_others() {
+    let server = RedisServer::start();
+    let d = RedisDriver::connect(
+        "cache",
+        RedisConfig {
+            max_connections: 1,
+            ..config(&server)
+        },
+    )
+    .await
+    .unwrap();
+    let options = ExecuteOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..ExecuteOptions::default()
+    };
+    let blpop = Statement::new("BLPOP nothing 0");
+    let blocked = d.execute(Dialect::Redis, &blpop, &options);
+    let other = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        value(&d, Dialect::Redis, "SET free yes", &[]).await
+    };
+    let (blocked, other) = tokio::join!(blocked, other);
+    assert!(matches!(blocked, Err(Error::Timeout { .. })), "{blocked:?}");
+    assert_eq!(
+        other,
+        Value::from("OK"),
+        "the pooled connection was not blocked"
+    );
+    // A blocking command that gets its data in time returns it.
+    value(&d, Dialect::Redis, "RPUSH q job", &[]).await;
+    let got = d
+        .execute(Dialect::Redis, &Statement::new("BLPOP q 1"), &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.rows[0][0],
+        Value::List(vec![Value::from("q"), Value::from("job")])
+    );
+}
+
+#[tokio::test]
+async fn replies_of_every_shape_map_to_values() {
+    let server = RedisServer::start();
+    let d = engine(&server).await;
+    value(&d, Dialect::Redis, "HSET h a 1", &[]).await;
+    assert_eq!(
+        value(&d, Dialect::Redis, "HGETALL h", &[]).await,
+        Value::List(vec![Value::from("a"), Value::from("1")])
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, "EVAL 'return 3.5' 0", &[]).await,
+        Value::Int(3),
+        "Lua numbers truncate in RESP2"
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, "EVAL 'return {1, \"two\", {3}}' 0", &[]).await,
+        Value::List(vec![
+            Value::Int(1),
+            Value::from("two"),
+            Value::List(vec![Value::Int(3)])
+        ])
+    );
+    let err = error(
+        &d,
+        Dialect::Redis,
+        "EVALSHA 0000000000000000000000000000000000000000 0",
+        &[],
+    )
+    .await;
+    assert!(
+        matches!(err, Error::NotFound(_)),
+        "NOSCRIPT is not found: {err}"
+    );
+    assert_eq!(err.engine_code(), Some("NOSCRIPT"));
+    let err = error(&d, Dialect::Redis, "NOSUCHCOMMAND x", &[]).await;
+    assert!(matches!(err, Error::InvalidStatement(_)), "{err}");
+    let ro = ExecuteOptions {
+        read_only: true,
+        ..ExecuteOptions::default()
+    };
+    let err = d
+        .execute(Dialect::Redis, &Statement::new("DEL h"), &ro)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Precondition(_)) && err.to_string().contains("read_only"),
+        "{err}"
+    );
+    assert!(
+        d.execute(Dialect::Redis, &Statement::new("HGET h a"), &ro)
+            .await
+            .is_ok()
+    );
+    let described = d
+        .describe(&omnigate_drivers::DescribeOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(described[0].name, "db0");
+    assert!(
+        described[0]
+            .attributes
+            .contains(&("keys".to_owned(), "1".to_owned())),
+        "{described:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_server_fails_calls_fast_then_recovers_by_itself() {
+    let mut server = RedisServer::start();
+    let d = engine(&server).await;
+    value(&d, Dialect::Redis, "SET k v", &[]).await;
+    server.kill();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let err = d
+            .execute(
+                Dialect::Redis,
+                &Statement::new("GET k"),
+                &ExecuteOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "calls fail fast"
+        );
+    }
+    assert!(matches!(d.health().await, Health::NotServing(_)));
+    server.restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        match d
+            .execute(
+                Dialect::Redis,
+                &Statement::new("PING"),
+                &ExecuteOptions::default(),
+            )
+            .await
+        {
+            Ok(_) => {
+                recovered = true;
+                break;
+            }
+            Err(e) => assert!(
+                matches!(e, Error::Unavailable(_)),
+                "only Unavailable while it comes back: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the engine reconnected after the restart");
+    assert_eq!(d.health().await, Health::Serving);
+}
