@@ -305,6 +305,23 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         Ok(RowStream::from_result(result, options.batch_size))
     }
 
+    /// Runs several statements, each with its own result or error: one that
+    /// fails does not stop the others. Engines that can (Redis) send them
+    /// in one round trip; the default runs them one by one. The outer error
+    /// is for the batch as a whole (e.g. the engine is down).
+    async fn execute_batch(
+        &self,
+        dialect: Dialect,
+        statements: &[Statement],
+        options: &ExecuteOptions,
+    ) -> Result<Vec<Result<ResultSet>>> {
+        let mut results = Vec::with_capacity(statements.len());
+        for statement in statements {
+            results.push(self.execute(dialect, statement, options).await);
+        }
+        Ok(results)
+    }
+
     /// Describes the engine's schema objects.
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>>;
 

@@ -150,6 +150,86 @@ pub enum EngineConfig {
     Sqlite(SqliteEngineConfig),
     /// PostgreSQL (`sql` dialect).
     Postgres(PostgresEngineConfig),
+    /// Redis (`redis` dialect).
+    Redis(RedisEngineConfig),
+}
+
+/// A `redis` engine.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisEngineConfig {
+    /// `redis://host:port` or `unix:///path/to/socket`.
+    pub url: String,
+    /// The database index (a statement cannot change it).
+    pub database: i64,
+    /// An ACL user name.
+    pub username: Option<String>,
+    /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
+    pub password: Option<Secret>,
+    /// Pooled connections at most.
+    pub max_connections: u32,
+    /// Connections opened at startup and kept ready.
+    pub min_idle: u32,
+    /// How long a call waits for a free connection.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// How long opening a connection may take.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// The longest wait between connect attempts while the server is down.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+}
+
+impl Default for RedisEngineConfig {
+    fn default() -> Self {
+        let driver = omnigate_drivers::redis::RedisConfig::default();
+        RedisEngineConfig {
+            url: driver.url,
+            database: driver.database,
+            username: None,
+            password: None,
+            max_connections: driver.max_connections,
+            min_idle: driver.min_idle,
+            acquire_timeout: driver.acquire_timeout,
+            connect_timeout: driver.connect_timeout,
+            backoff_max: driver.backoff_max,
+        }
+    }
+}
+
+impl RedisEngineConfig {
+    /// The driver's configuration.
+    pub fn to_driver(&self) -> omnigate_drivers::redis::RedisConfig {
+        omnigate_drivers::redis::RedisConfig {
+            url: self.url.clone(),
+            database: self.database,
+            username: self.username.clone(),
+            password: self.password.as_ref().map(|p| p.0.clone()),
+            max_connections: self.max_connections,
+            min_idle: self.min_idle,
+            acquire_timeout: self.acquire_timeout,
+            connect_timeout: self.connect_timeout,
+            backoff_max: self.backoff_max,
+            ..omnigate_drivers::redis::RedisConfig::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.min_idle > self.max_connections {
+            return Err(".max_connections: must be at least 1 and at least min_idle".into());
+        }
+        if !["redis://", "unix://"]
+            .iter()
+            .any(|p| self.url.starts_with(p))
+        {
+            return Err(".url: write redis://host:port or unix:///path".into());
+        }
+        if self.database < 0 {
+            return Err(".database: must be 0 or more".into());
+        }
+        Ok(())
+    }
 }
 
 impl EngineConfig {
@@ -165,6 +245,7 @@ impl EngineConfig {
             }
             EngineConfig::Sqlite(_) => Ok(()),
             EngineConfig::Postgres(pg) => pg.validate(),
+            EngineConfig::Redis(redis) => redis.validate(),
         }
     }
 }

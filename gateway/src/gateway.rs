@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use omnigate_drivers::memory::MemoryDriver;
 use omnigate_drivers::postgres::PostgresDriver;
+use omnigate_drivers::redis::RedisDriver;
 use omnigate_drivers::sqlite::SqliteDriver;
 use omnigate_drivers::{
     Dialect, ExecuteOptions, Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement,
@@ -96,6 +97,30 @@ pub struct Response {
     pub engine: String,
     /// The result.
     pub result: ResultSet,
+}
+
+/// Several statements for one engine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchRequest {
+    /// `"redis"`, `"sql"`, ...
+    pub dialect: String,
+    /// The statements, in order.
+    pub statements: Vec<Statement>,
+    /// The engine's name; `None` when one engine serves the dialect.
+    pub target: Option<String>,
+    /// A transaction id (reserved; must be `None` for now).
+    pub tx_id: Option<String>,
+    /// Limits and flags for every statement.
+    pub options: RequestOptions,
+}
+
+/// One outcome per statement of a batch.
+#[derive(Debug)]
+pub struct BatchResponse {
+    /// The engine's name.
+    pub engine: String,
+    /// The outcomes, in order.
+    pub results: Vec<omnigate_drivers::Result<ResultSet>>,
 }
 
 /// A streamed result and the engine that runs it.
@@ -271,6 +296,9 @@ async fn start_engine(
         EngineConfig::Postgres(pg) => {
             Arc::new(PostgresDriver::connect(name, pg.to_driver()).await?)
         }
+        EngineConfig::Redis(redis) => {
+            Arc::new(RedisDriver::connect(name, redis.to_driver()).await?)
+        }
     })
 }
 
@@ -377,6 +405,49 @@ impl Gateway {
             .execute_stream(routed.dialect, routed.statement, options)
             .await?;
         Ok(StreamResponse { engine, stream })
+    }
+
+    /// Runs several statements on one engine, each with its own outcome
+    /// (one round trip for Redis).
+    pub async fn execute_batch(&self, request: BatchRequest) -> Result<BatchResponse> {
+        let first = Request {
+            dialect: request.dialect,
+            target: request.target,
+            tx_id: request.tx_id,
+            options: request.options,
+            ..Request::default()
+        };
+        let routed = self.route(first)?;
+        let options = ExecuteOptions {
+            max_rows: Some(
+                routed
+                    .options
+                    .max_rows
+                    .unwrap_or(self.inner.limits.default_max_rows),
+            ),
+            timeout: Some(routed.timeout),
+            read_only: routed.options.read_only,
+        };
+        let run = routed
+            .driver
+            .execute_batch(routed.dialect, &request.statements, &options);
+        let outcome = tokio::time::timeout(routed.timeout + Duration::from_secs(1), run).await;
+        if request
+            .statements
+            .iter()
+            .any(|s| routed.driver.is_schema_change(routed.dialect, &s.text))
+        {
+            self.inner
+                .cache
+                .invalidate_engine(&routed.driver.descriptor().name);
+        }
+        let results = outcome.map_err(|_| omnigate_drivers::Error::Timeout {
+            after: routed.timeout,
+        })??;
+        Ok(BatchResponse {
+            engine: routed.driver.descriptor().name.clone(),
+            results,
+        })
     }
 
     /// Every engine with its health (checked now), pool and counters.

@@ -20,8 +20,8 @@ pub mod service;
 pub use config::Config;
 pub use error::{ConfigError, Error, Result};
 pub use gateway::{
-    Description, EngineStatus, Gateway, GatewayBuilder, Limits, Request, RequestOptions, Response,
-    StreamResponse,
+    BatchRequest, BatchResponse, Description, EngineStatus, Gateway, GatewayBuilder, Limits,
+    Request, RequestOptions, Response, StreamResponse,
 };
 pub use omnigate_drivers as drivers;
 pub use omnigate_proto as proto;

@@ -362,5 +362,6 @@ fn engine_kind(engine: &crate::config::EngineConfig) -> &'static str {
         crate::config::EngineConfig::Memory(_) => omnigate_drivers::memory::KIND,
         crate::config::EngineConfig::Sqlite(_) => omnigate_drivers::sqlite::KIND,
         crate::config::EngineConfig::Postgres(_) => omnigate_drivers::postgres::KIND,
+        crate::config::EngineConfig::Redis(_) => omnigate_drivers::redis::KIND,
     }
 }

@@ -126,6 +126,47 @@ fn to_request(
     })
 }
 
+/// A proto batch as a gateway batch.
+fn to_batch_request(
+    message: pb::ExecuteBatchRequest,
+    deadline: Option<Duration>,
+) -> Result<gateway::BatchRequest, Status> {
+    // The options and deadline read as for one statement.
+    let shape = to_request(
+        pb::ExecuteRequest {
+            dialect: message.dialect,
+            target: message.target,
+            tx_id: message.tx_id,
+            options: message.options,
+            ..Default::default()
+        },
+        deadline,
+    )?;
+    let statements = message
+        .statements
+        .into_iter()
+        .map(|s| {
+            let params = s
+                .params
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| convert::from_proto(i + 1, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(omnigate_drivers::Statement {
+                text: s.statement,
+                params,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(gateway::BatchRequest {
+        dialect: shape.dialect,
+        statements,
+        target: shape.target,
+        tx_id: shape.tx_id,
+        options: shape.options,
+    })
+}
+
 fn columns_to_proto(columns: Vec<Column>) -> Vec<pb::Column> {
     columns
         .into_iter()
@@ -255,6 +296,56 @@ impl pb::gateway_server::Gateway for GatewayService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn execute_batch(
+        &self,
+        request: Request<pb::ExecuteBatchRequest>,
+    ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
+        let started = Instant::now();
+        let deadline = grpc_timeout(request.metadata());
+        let message = request.into_inner();
+        let dialect = message.dialect.clone();
+        let outcome = self
+            .cancellable(async {
+                let batch = to_batch_request(message, deadline)?;
+                let response = self.gateway.execute_batch(batch).await?;
+                let engine = response.engine;
+                let results = response
+                    .results
+                    .into_iter()
+                    .map(|outcome| pb::BatchResult {
+                        outcome: Some(match outcome {
+                            Ok(result) => pb::batch_result::Outcome::Result(pb::ExecuteResponse {
+                                columns: columns_to_proto(result.columns),
+                                rows: rows_to_proto(result.rows),
+                                rows_affected: result.rows_affected,
+                                engine: engine.clone(),
+                            }),
+                            Err(e) => pb::batch_result::Outcome::Error(status::statement_error(
+                                &Error::Driver(e),
+                            )),
+                        }),
+                    })
+                    .collect();
+                let reply = pb::ExecuteBatchResponse { results, engine };
+                let size = reply.encoded_len();
+                if size > self.max_response_bytes {
+                    return Err(Status::from(Error::ResponseTooLarge {
+                        size,
+                        limit: self.max_response_bytes,
+                    }));
+                }
+                Ok(reply)
+            })
+            .await;
+        log_call(
+            "ExecuteBatch",
+            &dialect,
+            started,
+            outcome.as_ref().map(|r| r.engine.as_str()),
+        );
+        outcome.map(Response::new)
     }
 
     async fn list_engines(

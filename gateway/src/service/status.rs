@@ -76,6 +76,18 @@ pub fn to_status(err: &Error) -> Status {
     )
 }
 
+/// A failed batch statement as the status its own call would have had.
+pub fn statement_error(err: &Error) -> omnigate_proto::v1::StatementError {
+    let status = to_status(err);
+    let info = status.get_details_error_info();
+    omnigate_proto::v1::StatementError {
+        code: status.code() as u32,
+        message: status.message().to_owned(),
+        reason: info.as_ref().map(|i| i.reason.clone()).unwrap_or_default(),
+        metadata: info.map(|i| i.metadata).unwrap_or_default(),
+    }
+}
+
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         to_status(&err)
