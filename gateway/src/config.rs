@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::codec::Binding;
 use crate::error::ConfigError;
 
 /// The whole configuration.
@@ -179,6 +180,8 @@ pub struct RedisEngineConfig {
     /// The longest wait between connect attempts while the server is down.
     #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
+    /// Key patterns whose structured values go through a codec.
+    pub bindings: Vec<Binding>,
 }
 
 impl Default for RedisEngineConfig {
@@ -194,6 +197,7 @@ impl Default for RedisEngineConfig {
             acquire_timeout: driver.acquire_timeout,
             connect_timeout: driver.connect_timeout,
             backoff_max: driver.backoff_max,
+            bindings: Vec::new(),
         }
     }
 }
@@ -233,8 +237,20 @@ impl RedisEngineConfig {
 }
 
 impl EngineConfig {
+    /// The codec bindings of an engine that stores bytes.
+    pub fn bindings(&self) -> &[Binding] {
+        match self {
+            EngineConfig::Memory(memory) => &memory.bindings,
+            EngineConfig::Redis(redis) => &redis.bindings,
+            EngineConfig::Sqlite(_) | EngineConfig::Postgres(_) => &[],
+        }
+    }
+
     /// What is wrong with this engine's settings, as `.key: why`.
     fn validate(&self) -> Result<(), String> {
+        if self.bindings().iter().any(|b| b.pattern.is_empty()) {
+            return Err(".bindings: a binding needs a pattern such as \"session:*\"".into());
+        }
         match self {
             EngineConfig::Memory(_) => Ok(()),
             EngineConfig::Sqlite(sqlite) if sqlite.max_connections == 0 => {
@@ -420,12 +436,15 @@ pub struct MemoryEngineConfig {
     /// How often expired keys are evicted in the background.
     #[serde(with = "humantime_serde")]
     pub eviction_interval: Duration,
+    /// Key patterns whose structured values go through a codec.
+    pub bindings: Vec<Binding>,
 }
 
 impl Default for MemoryEngineConfig {
     fn default() -> Self {
         MemoryEngineConfig {
             eviction_interval: Duration::from_millis(100),
+            bindings: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The gateway as a library: router, metadata cache and limits behind one
 //! cheap-to-clone handle. The gRPC service is a thin layer over it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use omnigate_drivers::{
 };
 
 use crate::cache::MetadataCache;
+use crate::codec::{self, Bindings};
 use crate::config::{Config, EngineConfig};
 use crate::error::{ConfigError, Error, Result};
 use crate::router::Router;
@@ -188,6 +190,8 @@ struct Routed<'a> {
 #[derive(Debug)]
 struct Inner {
     router: Router,
+    /// Codec bindings by engine name (engines of the redis dialect).
+    bindings: HashMap<String, Arc<Bindings>>,
     cache: MetadataCache,
     limits: Limits,
 }
@@ -263,11 +267,18 @@ impl GatewayBuilder {
         for driver in self.drivers {
             router.insert(driver);
         }
+        let bindings = config
+            .engines
+            .iter()
+            .filter(|(_, engine)| !engine.bindings().is_empty())
+            .map(|(name, engine)| (name.clone(), Bindings::new(engine.bindings().to_vec())))
+            .collect();
         let names = router.engines().map(|e| e.descriptor().name.clone());
         let cache = MetadataCache::new(&config.cache, names);
         Ok(Gateway {
             inner: Arc::new(Inner {
                 router,
+                bindings,
                 cache,
                 limits: Limits {
                     default_timeout: config.server.default_timeout,
@@ -333,16 +344,38 @@ impl Gateway {
             .inner
             .router
             .route(&request.dialect, request.target.as_deref())?;
+        let mut statement = Statement {
+            text: request.statement,
+            params: request.params,
+        };
+        self.encode(dialect, &driver.descriptor().name, &mut statement)?;
         Ok(Routed {
             dialect,
             driver,
             timeout: self.timeout(request.options.timeout),
-            statement: Statement {
-                text: request.statement,
-                params: request.params,
-            },
+            statement,
             options: request.options,
         })
+    }
+
+    /// Encodes structured parameters of a Redis statement with the codec
+    /// bound to its key.
+    fn encode(&self, dialect: Dialect, engine: &str, statement: &mut Statement) -> Result<()> {
+        match self.inner.bindings.get(engine) {
+            Some(bindings) if dialect == Dialect::Redis => bindings.encode_params(statement),
+            _ => Ok(()),
+        }
+    }
+
+    /// Decodes values stored through a codec (they carry its header).
+    fn decode(dialect: Dialect, result: &mut ResultSet) {
+        if dialect == Dialect::Redis {
+            for row in &mut result.rows {
+                for value in row.iter_mut() {
+                    *value = codec::decode_all(std::mem::replace(value, Value::Null));
+                }
+            }
+        }
     }
 
     /// Drops cached metadata of the engine when the statement changes its schema.
@@ -377,9 +410,10 @@ impl Gateway {
             .execute(routed.dialect, &routed.statement, &options);
         let outcome = tokio::time::timeout(routed.timeout + Duration::from_secs(1), run).await;
         self.note_schema_change(&routed);
-        let result = outcome.map_err(|_| omnigate_drivers::Error::Timeout {
+        let mut result = outcome.map_err(|_| omnigate_drivers::Error::Timeout {
             after: routed.timeout,
         })??;
+        Self::decode(routed.dialect, &mut result);
         Ok(Response {
             engine: routed.driver.descriptor().name.clone(),
             result,
@@ -400,10 +434,21 @@ impl Gateway {
         };
         self.note_schema_change(&routed);
         let engine = routed.driver.descriptor().name.clone();
-        let stream = routed
+        let mut stream = routed
             .driver
             .execute_stream(routed.dialect, routed.statement, options)
             .await?;
+        if routed.dialect == Dialect::Redis {
+            use futures::{StreamExt, TryStreamExt};
+            stream.batches = stream
+                .batches
+                .map_ok(|rows| {
+                    rows.into_iter()
+                        .map(|row| row.into_iter().map(codec::decode_all).collect())
+                        .collect()
+                })
+                .boxed();
+        }
         Ok(StreamResponse { engine, stream })
     }
 
@@ -418,6 +463,11 @@ impl Gateway {
             ..Request::default()
         };
         let routed = self.route(first)?;
+        let engine = routed.driver.descriptor().name.clone();
+        let mut statements = request.statements;
+        for statement in &mut statements {
+            self.encode(routed.dialect, &engine, statement)?;
+        }
         let options = ExecuteOptions {
             max_rows: Some(
                 routed
@@ -430,10 +480,9 @@ impl Gateway {
         };
         let run = routed
             .driver
-            .execute_batch(routed.dialect, &request.statements, &options);
+            .execute_batch(routed.dialect, &statements, &options);
         let outcome = tokio::time::timeout(routed.timeout + Duration::from_secs(1), run).await;
-        if request
-            .statements
+        if statements
             .iter()
             .any(|s| routed.driver.is_schema_change(routed.dialect, &s.text))
         {
@@ -441,13 +490,13 @@ impl Gateway {
                 .cache
                 .invalidate_engine(&routed.driver.descriptor().name);
         }
-        let results = outcome.map_err(|_| omnigate_drivers::Error::Timeout {
+        let mut results = outcome.map_err(|_| omnigate_drivers::Error::Timeout {
             after: routed.timeout,
         })??;
-        Ok(BatchResponse {
-            engine: routed.driver.descriptor().name.clone(),
-            results,
-        })
+        for result in results.iter_mut().flatten() {
+            Self::decode(routed.dialect, result);
+        }
+        Ok(BatchResponse { engine, results })
     }
 
     /// Every engine with its health (checked now), pool and counters.
@@ -466,6 +515,13 @@ impl Gateway {
                 ("schema_cache_misses".to_owned(), misses),
                 ("schema_cache_invalidations".to_owned(), invalidations),
             ]);
+            if let Some(bindings) = self.inner.bindings.get(&descriptor.name) {
+                let (hits, misses) = bindings.counts();
+                counters.extend([
+                    ("codec_binding_hits".to_owned(), hits),
+                    ("codec_binding_misses".to_owned(), misses),
+                ]);
+            }
             EngineStatus {
                 name: descriptor.name.clone(),
                 kind: descriptor.kind.to_owned(),
@@ -497,6 +553,28 @@ impl Gateway {
             .describe(driver.as_ref(), name.map(str::to_owned))
             .await?;
         let descriptor = driver.descriptor();
+        let objects = match self.inner.bindings.get(&descriptor.name) {
+            Some(bindings) => {
+                let mut all = objects.as_ref().clone();
+                all.extend(
+                    bindings
+                        .list()
+                        .iter()
+                        .filter(|b| name.is_none_or(|n| n == b.pattern))
+                        .map(|b| SchemaObject {
+                            kind: "binding".into(),
+                            name: b.pattern.clone(),
+                            attributes: vec![
+                                ("codec".into(), b.codec.name().into()),
+                                ("compress_above".into(), b.compress_above.to_string()),
+                            ],
+                            ..SchemaObject::default()
+                        }),
+                );
+                Arc::new(all)
+            }
+            None => objects,
+        };
         Ok(Description {
             engine: descriptor.name.clone(),
             kind: descriptor.kind.to_owned(),

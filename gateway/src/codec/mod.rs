@@ -1,0 +1,252 @@
+//! Codecs: structured values (maps, lists, ...) to bytes and back, for
+//! engines that store bytes. A small self-describing header lets a read
+//! decode without outside knowledge; plain strings and integers are stored
+//! plain, so other clients of the same store still read them, and bytes
+//! without the header are returned as they are.
+//!
+//! Header: `0xC1 'O' 'G'` then one byte: the format in the high nibble
+//! (1 = MessagePack, 2 = protobuf `omnigate.v1.Value`) and bit 0 set when
+//! the payload is snappy-compressed. `0xC1` never starts valid UTF-8 (nor
+//! a MessagePack value), so encoded values never read as text.
+
+mod bindings;
+mod msgpack;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use omnigate_drivers::Value;
+use prost::Message;
+
+pub use bindings::{Binding, Bindings};
+
+const MAGIC: [u8; 3] = [0xC1, b'O', b'G'];
+const SNAPPY: u8 = 0x01;
+
+/// How structured values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// MessagePack (rmp-serde): compact; kinds beyond null, bool, int,
+    /// float, string, bytes, list and map travel as text.
+    Msgpack,
+    /// The protobuf `omnigate.v1.Value`: every kind round-trips exactly.
+    Protobuf,
+}
+
+impl Format {
+    fn code(self) -> u8 {
+        match self {
+            Format::Msgpack => 1,
+            Format::Protobuf => 2,
+        }
+    }
+
+    /// The format's name as config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Msgpack => "msgpack",
+            Format::Protobuf => "protobuf",
+        }
+    }
+}
+
+/// A codec: a format and the size above which payloads are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Codec {
+    /// The format.
+    pub format: Format,
+    /// Payloads longer than this many bytes are snappy-compressed (when
+    /// that makes them smaller).
+    pub compress_above: usize,
+}
+
+/// Why a stored value could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("a stored value has the codec header but cannot be decoded: {0}")]
+pub struct DecodeError(String);
+
+impl Codec {
+    /// Encodes a structured value with the header.
+    pub fn encode(&self, value: &Value) -> Bytes {
+        let payload = match self.format {
+            Format::Msgpack => rmp_serde::to_vec(&msgpack::Out(value)).unwrap_or_default(),
+            Format::Protobuf => crate::service::convert::to_proto(value.clone()).encode_to_vec(),
+        };
+        let mut flags = self.format.code() << 4;
+        let body = if payload.len() > self.compress_above {
+            match snap::raw::Encoder::new().compress_vec(&payload) {
+                Ok(compressed) if compressed.len() < payload.len() => {
+                    flags |= SNAPPY;
+                    compressed
+                }
+                _ => payload,
+            }
+        } else {
+            payload
+        };
+        let mut out = BytesMut::with_capacity(4 + body.len());
+        out.put_slice(&MAGIC);
+        out.put_u8(flags);
+        out.put_slice(&body);
+        out.freeze()
+    }
+}
+
+/// Whether bytes carry the codec header.
+pub fn is_encoded(bytes: &[u8]) -> bool {
+    bytes.len() >= 4 && bytes[..3] == MAGIC
+}
+
+/// Decodes bytes with the header; `Ok(None)` for bytes without it.
+pub fn decode(bytes: &[u8]) -> Result<Option<Value>, DecodeError> {
+    if !is_encoded(bytes) {
+        return Ok(None);
+    }
+    let flags = bytes[3];
+    let body = &bytes[4..];
+    let payload = if flags & SNAPPY != 0 {
+        snap::raw::Decoder::new()
+            .decompress_vec(body)
+            .map_err(|e| DecodeError(e.to_string()))?
+    } else {
+        body.to_vec()
+    };
+    match flags >> 4 {
+        1 => rmp_serde::from_slice::<msgpack::In>(&payload)
+            .map(|v| Some(v.0))
+            .map_err(|e| DecodeError(e.to_string())),
+        2 => {
+            let proto = omnigate_proto::v1::Value::decode(payload.as_slice())
+                .map_err(|e| DecodeError(e.to_string()))?;
+            crate::service::convert::from_proto(0, proto)
+                .map(Some)
+                .map_err(|e| DecodeError(e.to_string()))
+        }
+        other => Err(DecodeError(format!("unknown format {other}"))),
+    }
+}
+
+/// Decodes every encoded value inside `value` (in lists and maps too).
+pub fn decode_all(value: Value) -> Value {
+    match value {
+        Value::Bytes(bytes) => match decode(&bytes) {
+            Ok(Some(decoded)) => decoded,
+            // Not ours, or damaged: hand back what is stored.
+            _ => Value::Bytes(bytes),
+        },
+        Value::List(items) => Value::List(items.into_iter().map(decode_all).collect()),
+        Value::Map(entries) => Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k, decode_all(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Whether a value needs a codec to become bytes.
+pub fn is_structured(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::List(_) | Value::Map(_) | Value::Node(_) | Value::Relationship(_) | Value::Path(_)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        Value::Map(vec![
+            ("name".into(), Value::from("ada")),
+            ("age".into(), Value::Int(36)),
+            (
+                "tags".into(),
+                Value::List(vec![Value::from("math"), Value::Null, Value::Float(1.5)]),
+            ),
+            ("raw".into(), Value::Bytes(Bytes::from_static(b"\x00\xff"))),
+            (
+                "nested".into(),
+                Value::Map(vec![("ok".into(), Value::Bool(true))]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn both_formats_round_trip_maps_and_nested_lists() {
+        for format in [Format::Msgpack, Format::Protobuf] {
+            let codec = Codec {
+                format,
+                compress_above: 1 << 20,
+            };
+            let bytes = codec.encode(&sample());
+            assert!(is_encoded(&bytes));
+            assert!(
+                std::str::from_utf8(&bytes).is_err(),
+                "encoded values never read as text"
+            );
+            assert_eq!(decode(&bytes).unwrap(), Some(sample()), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn protobuf_keeps_every_kind_and_msgpack_keeps_their_text() {
+        let uuid = Value::Uuid(uuid::Uuid::from_u128(7));
+        let list = Value::List(vec![uuid.clone(), Value::Decimal("1.10".into())]);
+        let proto = Codec {
+            format: Format::Protobuf,
+            compress_above: 1 << 20,
+        };
+        assert_eq!(decode(&proto.encode(&list)).unwrap(), Some(list.clone()));
+        let msgpack = Codec {
+            format: Format::Msgpack,
+            compress_above: 1 << 20,
+        };
+        let back = decode(&msgpack.encode(&list)).unwrap().unwrap();
+        assert_eq!(
+            back,
+            Value::List(vec![Value::from(uuid.to_string()), Value::from("1.10")])
+        );
+    }
+
+    #[test]
+    fn large_values_are_compressed_and_smaller_than_plain_msgpack() {
+        let big = Value::List(
+            (0..2000)
+                .map(|i| Value::from(format!("item-{}", i % 10)))
+                .collect(),
+        );
+        let plain = Codec {
+            format: Format::Msgpack,
+            compress_above: usize::MAX,
+        }
+        .encode(&big);
+        let compressed = Codec {
+            format: Format::Msgpack,
+            compress_above: 1024,
+        }
+        .encode(&big);
+        assert_eq!(compressed[3] & SNAPPY, SNAPPY);
+        assert!(
+            compressed.len() < plain.len() / 2,
+            "{} vs {}",
+            compressed.len(),
+            plain.len()
+        );
+        assert_eq!(decode(&compressed).unwrap(), Some(big));
+    }
+
+    #[test]
+    fn bytes_without_the_header_are_left_alone() {
+        assert_eq!(decode(b"plain text").unwrap(), None);
+        assert_eq!(decode(b"\xC1O").unwrap(), None);
+        let raw = Value::Bytes(Bytes::from_static(b"\x00\x01\x02"));
+        assert_eq!(decode_all(raw.clone()), raw);
+        let damaged = Value::Bytes(Bytes::from_static(b"\xC1OG\x11garbage"));
+        assert_eq!(
+            decode_all(damaged.clone()),
+            damaged,
+            "damaged values come back as stored"
+        );
+    }
+}
