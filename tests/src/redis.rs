@@ -17,6 +17,7 @@ pub struct RedisServer {
     binary: PathBuf,
     port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 fn find_binary() -> PathBuf {
@@ -34,6 +35,11 @@ fn find_binary() -> PathBuf {
 impl RedisServer {
     /// Starts a server; panics with its log if it does not answer PING.
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments.
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("a free port")
             .local_addr()
@@ -47,6 +53,7 @@ impl RedisServer {
             binary: find_binary(),
             port,
             child: None,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.launch();
         server
@@ -67,6 +74,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(log)
             .stderr(Stdio::null())
             .spawn()
@@ -92,9 +100,10 @@ impl RedisServer {
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
         let mut reply = [0u8; 7];
+        // A server with a password answers NOAUTH: it is up all the same.
         stream.write_all(b"PING\r\n").is_ok()
             && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+            && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
     }
 
     /// The server's log so far.
@@ -105,6 +114,11 @@ impl RedisServer {
     /// A `redis://` URL for database `db`.
     pub fn url(&self, db: u8) -> String {
         format!("redis://127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// The temporary directory it runs in (for a unix socket, say).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// The port it listens on.

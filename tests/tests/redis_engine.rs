@@ -230,3 +230,103 @@ async fn a_restarted_server_fails_calls_fast_then_recovers_by_itself() {
     assert!(recovered, "the engine reconnected after the restart");
     assert_eq!(d.health().await, Health::Serving);
 }
+
+#[tokio::test]
+async fn every_resp3_reply_type_maps_to_a_value() {
+    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let resp3 = RedisConfig {
+        protocol: omnigate_drivers::redis::Protocol::Resp3,
+        ..config(&server)
+    };
+    let d = RedisDriver::connect("cache", resp3).await.unwrap();
+    let debug = |kind: &str| format!("DEBUG PROTOCOL {kind}");
+    assert_eq!(
+        value(&d, Dialect::Redis, &debug("string"), &[]).await,
+        Value::from("Hello World")
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, &debug("integer"), &[]).await,
+        Value::Int(12345)
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, &debug("double"), &[]).await,
+        Value::Float(3.141)
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, &debug("bignum"), &[]).await,
+        Value::Decimal("1234567999999999999999999999999999999".into())
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, &debug("null"), &[]).await,
+        Value::Null
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, &debug("true"), &[]).await,
+        Value::Bool(true)
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, &debug("false"), &[]).await,
+        Value::Bool(false)
+    );
+    assert_eq!(
+        value(&d, Dialect::Redis, &debug("verbatim"), &[]).await,
+        Value::from("This is a verbatim\nstring")
+    );
+    let Value::Map(entries) = value(&d, Dialect::Redis, &debug("map"), &[]).await else {
+        panic!("a map")
+    };
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0], ("0".to_owned(), Value::Bool(false)));
+    let Value::List(items) = value(&d, Dialect::Redis, &debug("set"), &[]).await else {
+        panic!("a set as a list")
+    };
+    assert_eq!(items, vec![Value::Int(0), Value::Int(1), Value::Int(2)]);
+    assert_eq!(
+        value(&d, Dialect::Redis, &debug("attrib"), &[]).await,
+        Value::from("Some real reply following the attribute")
+    );
+    value(&d, Dialect::Redis, "HSET h f v", &[]).await;
+    assert_eq!(
+        value(&d, Dialect::Redis, "HGETALL h", &[]).await,
+        Value::Map(vec![("f".into(), Value::from("v"))]),
+        "RESP3 HGETALL is a map"
+    );
+}
+
+#[tokio::test]
+async fn passwords_databases_and_unix_sockets() {
+    let socket_server = RedisServer::start_with(&[
+        "--requirepass",
+        "s3cret",
+        "--unixsocket",
+        "redis.sock",
+        "--unixsocketperm",
+        "700",
+    ]);
+    let socket = socket_server.dir().join("redis.sock");
+    let no_password = RedisDriver::connect("cache", config(&socket_server)).await;
+    assert!(
+        no_password.is_err(),
+        "a server with a password refuses us without it"
+    );
+    let by_socket = RedisConfig {
+        url: format!("unix://{}", socket.display()),
+        password: Some("s3cret".into()),
+        database: 3,
+        ..RedisConfig::default()
+    };
+    let d = RedisDriver::connect("cache", by_socket).await.unwrap();
+    value(&d, Dialect::Redis, "SET in-db-3 yes", &[]).await;
+    let tcp = RedisConfig {
+        password: Some("s3cret".into()),
+        database: 0,
+        ..config(&socket_server)
+    };
+    let db0 = RedisDriver::connect("cache0", tcp).await.unwrap();
+    assert_eq!(
+        value(&db0, Dialect::Redis, "EXISTS in-db-3", &[]).await,
+        Value::Int(0),
+        "the database index keeps them apart"
+    );
+    assert!(!format!("{:?}", config(&socket_server)).contains("s3cret"));
+}

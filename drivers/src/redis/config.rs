@@ -2,6 +2,16 @@
 
 use std::time::Duration;
 
+/// The protocol spoken to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2: replies as Redis has always sent them (HGETALL as a flat list).
+    #[default]
+    Resp2,
+    /// RESP3: typed replies (maps, sets, doubles, booleans, big numbers).
+    Resp3,
+}
+
 /// Configuration of a Redis engine. Its `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
@@ -26,6 +36,8 @@ pub struct RedisConfig {
     pub backoff_base: Duration,
     /// The longest wait between connect attempts.
     pub backoff_max: Duration,
+    /// RESP2 or RESP3.
+    pub protocol: Protocol,
 }
 
 impl Default for RedisConfig {
@@ -41,6 +53,7 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(5),
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            protocol: Protocol::Resp2,
         }
     }
 }

@@ -43,7 +43,13 @@ impl bb8::ManageConnection for Manager {
     type Error = RedisError;
 
     async fn connect(&self) -> Result<Self::Connection, Self::Error> {
-        let conn = self.dedicated().await?;
+        let mut conn = self.dedicated().await?;
+        // A round trip now, so a wrong password or database fails here,
+        // at startup, rather than on the first statement. (`()` would
+        // accept an error reply; a String does not.)
+        ::redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await?;
         self.metrics.created();
         Ok(Pooled {
             conn,
@@ -53,8 +59,9 @@ impl bb8::ManageConnection for Manager {
 
     async fn is_valid(&self, pooled: &mut Self::Connection) -> Result<(), Self::Error> {
         ::redis::cmd("PING")
-            .query_async::<()>(&mut pooled.conn)
+            .query_async::<String>(&mut pooled.conn)
             .await
+            .map(drop)
     }
 
     fn has_broken(&self, pooled: &mut Self::Connection) -> bool {

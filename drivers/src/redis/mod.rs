@@ -16,7 +16,7 @@ use ::redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use config::RedisConfig;
+pub use config::{Protocol, RedisConfig};
 use manager::{Manager, Pooled};
 use reply::{from_redis, to_value};
 
@@ -107,7 +107,15 @@ fn connection_info(config: &RedisConfig) -> Result<ConnectionInfo> {
                 .into(),
         ));
     }
-    let mut settings = info.redis_settings().clone().set_db(config.database);
+    let protocol = match config.protocol {
+        Protocol::Resp2 => ::redis::ProtocolVersion::RESP2,
+        Protocol::Resp3 => ::redis::ProtocolVersion::RESP3,
+    };
+    let mut settings = info
+        .redis_settings()
+        .clone()
+        .set_db(config.database)
+        .set_protocol(protocol);
     if let Some(user) = &config.username {
         settings = settings.set_username(user);
     }
@@ -138,7 +146,7 @@ impl RedisDriver {
             .build(manager.clone())
             .await
             .map_err(|e| unavailable(&e))?;
-        Ok(RedisDriver {
+        let driver = RedisDriver {
             descriptor: EngineDescriptor {
                 name: name.into(),
                 kind: KIND,
@@ -153,7 +161,11 @@ impl RedisDriver {
             acquire_timeout: config.acquire_timeout,
             database: config.database,
             writes: moka::sync::Cache::new(1024),
-        })
+        };
+        // One connection now: a wrong address, password or database fails
+        // at startup with the server's reason.
+        drop(driver.acquire().await?);
+        Ok(driver)
     }
 
     /// A pooled connection; fails fast while the server is known to be down.
@@ -481,8 +493,10 @@ impl StorageDriver for RedisDriver {
     async fn health(&self) -> Health {
         let probe = async {
             let mut conn = self.acquire().await?;
+            // An error reply (NOAUTH, LOADING) is a failed probe too.
             query(&mut conn, &::redis::cmd("PING"), None)
                 .await
+                .and_then(to_value)
                 .map(drop)
         };
         match probe.await {
