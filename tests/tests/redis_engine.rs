@@ -232,6 +232,7 @@ async fn a_restarted_server_fails_calls_fast_then_recovers_by_itself() {
 }
 
 #[tokio::test]
+#[allow(clippy::approx_constant)] // 3.141 is what DEBUG PROTOCOL double sends
 async fn every_resp3_reply_type_maps_to_a_value() {
     let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
     let resp3 = RedisConfig {
