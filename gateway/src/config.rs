@@ -182,6 +182,22 @@ pub struct RedisEngineConfig {
     pub backoff_max: Duration,
     /// Key patterns whose structured values go through a codec.
     pub bindings: Vec<Binding>,
+    /// `resp2` (replies as Redis has always sent them) or `resp3` (typed
+    /// replies: maps, sets, doubles, booleans).
+    pub protocol: RedisProtocolConfig,
+    /// With a `rediss://` url: a PEM file of CAs to trust.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The protocol spoken to Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisProtocolConfig {
+    /// RESP2.
+    #[default]
+    Resp2,
+    /// RESP3.
+    Resp3,
 }
 
 impl Default for RedisEngineConfig {
@@ -198,6 +214,8 @@ impl Default for RedisEngineConfig {
             connect_timeout: driver.connect_timeout,
             backoff_max: driver.backoff_max,
             bindings: Vec::new(),
+            protocol: RedisProtocolConfig::Resp2,
+            ca_file: None,
         }
     }
 }
@@ -215,6 +233,11 @@ impl RedisEngineConfig {
             acquire_timeout: self.acquire_timeout,
             connect_timeout: self.connect_timeout,
             backoff_max: self.backoff_max,
+            protocol: match self.protocol {
+                RedisProtocolConfig::Resp2 => omnigate_drivers::redis::Protocol::Resp2,
+                RedisProtocolConfig::Resp3 => omnigate_drivers::redis::Protocol::Resp3,
+            },
+            ca_file: self.ca_file.clone(),
             ..omnigate_drivers::redis::RedisConfig::default()
         }
     }
@@ -223,11 +246,16 @@ impl RedisEngineConfig {
         if self.max_connections == 0 || self.min_idle > self.max_connections {
             return Err(".max_connections: must be at least 1 and at least min_idle".into());
         }
-        if !["redis://", "unix://"]
+        if !["redis://", "rediss://", "unix://"]
             .iter()
             .any(|p| self.url.starts_with(p))
         {
-            return Err(".url: write redis://host:port or unix:///path".into());
+            return Err(
+                ".url: write redis://host:port, rediss://host:port (TLS) or unix:///path".into(),
+            );
+        }
+        if self.ca_file.is_some() && !self.url.starts_with("rediss://") {
+            return Err(".ca_file: it needs a rediss:// url".into());
         }
         if self.database < 0 {
             return Err(".database: must be 0 or more".into());

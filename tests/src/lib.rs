@@ -5,6 +5,7 @@
 //! [`redis::RedisServer`].
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod certs;
 pub mod postgres;
 pub mod redis;
 

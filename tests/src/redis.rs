@@ -20,6 +20,14 @@ pub struct RedisServer {
     extra: Vec<String>,
 }
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 fn find_binary() -> PathBuf {
     std::env::var_os("PATH")
         .into_iter()
@@ -40,23 +48,46 @@ impl RedisServer {
 
     /// Starts a server with extra `redis-server` arguments.
     pub fn start_with(extra: &[&str]) -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("its address")
-            .port();
-        let mut server = RedisServer {
+        let mut server = Self::prepare(extra.iter().map(|a| (*a).to_owned()).collect());
+        server.launch();
+        server
+    }
+
+    /// Starts a server that also listens with TLS (a certificate for
+    /// 127.0.0.1 signed by a test CA); returns it, its `rediss://` URL and
+    /// the CA's PEM file.
+    pub fn start_with_tls() -> (RedisServer, String, PathBuf) {
+        let mut server = Self::prepare(Vec::new());
+        let certs = crate::certs::make(server.dir.path(), None);
+        let tls_port = free_port();
+        let path = |p: &std::path::Path| p.display().to_string();
+        server.extra = vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            path(&certs.cert),
+            "--tls-key-file".into(),
+            path(&certs.key),
+            "--tls-ca-cert-file".into(),
+            path(&certs.ca),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        server.launch();
+        (server, format!("rediss://127.0.0.1:{tls_port}/0"), certs.ca)
+    }
+
+    fn prepare(extra: Vec<String>) -> RedisServer {
+        RedisServer {
             dir: tempfile::Builder::new()
                 .prefix("omnigate-redis-")
                 .tempdir()
                 .expect("a temp dir"),
             binary: find_binary(),
-            port,
+            port: free_port(),
             child: None,
-            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
-        };
-        server.launch();
-        server
+            extra,
+        }
     }
 
     fn launch(&mut self) {

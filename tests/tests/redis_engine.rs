@@ -331,3 +331,103 @@ async fn passwords_databases_and_unix_sockets() {
     );
     assert!(!format!("{:?}", config(&socket_server)).contains("s3cret"));
 }
+
+#[tokio::test]
+async fn tls_to_the_server_is_verified_against_the_configured_ca() {
+    let (server, url, ca) = RedisServer::start_with_tls();
+    let tls = RedisConfig {
+        url: url.clone(),
+        ca_file: Some(ca),
+        ..RedisConfig::default()
+    };
+    let d = RedisDriver::connect("cache", tls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", server.log()));
+    assert_eq!(
+        value(&d, Dialect::Redis, "SET over tls", &[]).await,
+        Value::from("OK")
+    );
+    let info = value(&d, Dialect::Redis, "CLIENT INFO", &[]).await;
+    assert!(
+        info.as_str()
+            .is_some_and(|i| i.contains("laddr=127.0.0.1:")),
+        "{info:?}"
+    );
+    // Without the test CA the server's certificate is not trusted.
+    let untrusted = RedisConfig {
+        url,
+        connect_timeout: Duration::from_secs(2),
+        ..RedisConfig::default()
+    };
+    assert!(RedisDriver::connect("cache", untrusted).await.is_err());
+}
+
+#[tokio::test]
+async fn a_restart_under_load_fails_fast_and_every_task_recovers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut server = RedisServer::start();
+    let d = Arc::new(
+        RedisDriver::connect(
+            "cache",
+            RedisConfig {
+                max_connections: 4,
+                ..config(&server)
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarted = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let (d, stop, restarted) = (Arc::clone(&d), Arc::clone(&stop), Arc::clone(&restarted));
+            tokio::spawn(async move {
+                let (mut ok_after_restart, mut slowest_error) = (0u32, Duration::ZERO);
+                for n in 0..10_000u32 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let statement = Statement::new("SET $1 $2")
+                        .bind(format!("k{task}"))
+                        .bind(i64::from(n));
+                    let started = std::time::Instant::now();
+                    match d
+                        .execute(Dialect::Redis, &statement, &ExecuteOptions::default())
+                        .await
+                    {
+                        Ok(_) if restarted.load(Ordering::Relaxed) => ok_after_restart += 1,
+                        Ok(_) => {}
+                        Err(e) => {
+                            assert!(matches!(e, Error::Unavailable(_)), "task {task}: {e}");
+                            slowest_error = slowest_error.max(started.elapsed());
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (ok_after_restart, slowest_error)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart();
+    restarted.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        let (ok_after_restart, slowest_error) = task.await.unwrap();
+        assert!(
+            ok_after_restart > 0,
+            "every task works again after the restart"
+        );
+        assert!(
+            slowest_error < Duration::from_secs(2),
+            "errors came fast: {slowest_error:?}"
+        );
+    }
+    let stats = d.pool_stats();
+    assert!(stats.size <= 4, "no connection storm: {stats:?}");
+}

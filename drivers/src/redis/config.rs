@@ -38,6 +38,9 @@ pub struct RedisConfig {
     pub backoff_max: Duration,
     /// RESP2 or RESP3.
     pub protocol: Protocol,
+    /// With a `rediss://` URL: a PEM file of CAs to trust (default: the
+    /// system's trust store).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RedisConfig {
@@ -54,6 +57,7 @@ impl Default for RedisConfig {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             protocol: Protocol::Resp2,
+            ca_file: None,
         }
     }
 }

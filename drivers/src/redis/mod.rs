@@ -101,12 +101,6 @@ fn connection_info(config: &RedisConfig) -> Result<ConnectionInfo> {
         .as_str()
         .into_connection_info()
         .map_err(|e| bad(format!("the redis url is malformed: {e}")))?;
-    if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
-        return Err(bad(
-            "rediss:// (TLS) is not available in this build yet: use redis:// or a unix socket"
-                .into(),
-        ));
-    }
     let protocol = match config.protocol {
         Protocol::Resp2 => ::redis::ProtocolVersion::RESP2,
         Protocol::Resp3 => ::redis::ProtocolVersion::RESP3,
@@ -130,7 +124,30 @@ impl RedisDriver {
     /// server cannot be reached.
     pub async fn connect(name: impl Into<String>, config: RedisConfig) -> Result<Self> {
         let info = connection_info(&config)?;
-        let client = Client::open(info).map_err(from_redis)?;
+        let client = match (&config.ca_file, info.addr()) {
+            (Some(ca_file), ConnectionAddr::TcpTls { .. }) => {
+                let root_cert = std::fs::read(ca_file).map_err(|e| {
+                    Error::InvalidStatement(EngineError::new(
+                        KIND,
+                        None,
+                        format!("cannot read the CA file {}: {e}", ca_file.display()),
+                    ))
+                })?;
+                let certificates = ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                Client::build_with_tls(info, certificates).map_err(from_redis)?
+            }
+            (Some(_), _) => {
+                return Err(Error::InvalidStatement(EngineError::new(
+                    KIND,
+                    None,
+                    "ca_file needs a rediss:// url",
+                )));
+            }
+            (None, _) => Client::open(info).map_err(from_redis)?,
+        };
         let metrics = Arc::new(PoolMetrics::default());
         let manager = Manager {
             client,

@@ -210,3 +210,46 @@ fn bad_postgres_settings_name_the_key() {
         assert!(err.to_string().contains(key), "{text}: {err}");
     }
 }
+
+#[test]
+fn redis_engines_with_bindings_tls_and_resp3() {
+    let text = "[engines.cache]\nkind = \"redis\"\nurl = \"rediss://cache.internal:6380\"\ndatabase = 2\nprotocol = \"resp3\"\nca_file = \"/etc/ca.pem\"\n\n[[engines.cache.bindings]]\npattern = \"session:*\"\ncodec = \"msgpack\"\n\n[[engines.cache.bindings]]\npattern = \"profile:*\"\ncodec = \"protobuf\"\ncompress_above = 256\n";
+    let config =
+        Config::parse(text, &env(&[("OMNIGATE__ENGINES__CACHE__PASSWORD", "pw")])).unwrap();
+    let EngineConfig::Redis(redis) = &config.engines["cache"] else {
+        panic!("redis expected")
+    };
+    assert_eq!(redis.bindings.len(), 2);
+    assert_eq!(
+        redis.bindings[0].compress_above, 1024,
+        "the default threshold"
+    );
+    assert_eq!(redis.bindings[1].compress_above, 256);
+    let driver = redis.to_driver();
+    assert_eq!(
+        (driver.database, driver.password.as_deref()),
+        (2, Some("pw"))
+    );
+    assert_eq!(driver.protocol, omnigate_drivers::redis::Protocol::Resp3);
+    for (bad, key) in [
+        (
+            "[engines.c]\nkind = \"redis\"\nurl = \"http://x\"\n",
+            "engines.c.url",
+        ),
+        (
+            "[engines.c]\nkind = \"redis\"\nca_file = \"/x\"\n",
+            "engines.c.ca_file",
+        ),
+        (
+            "[engines.c]\nkind = \"memory\"\n[[engines.c.bindings]]\npattern = \"\"\ncodec = \"msgpack\"\n",
+            "engines.c.bindings",
+        ),
+        (
+            "[engines.c]\nkind = \"memory\"\n[[engines.c.bindings]]\npattern = \"x\"\ncodec = \"json\"\n",
+            "json",
+        ),
+    ] {
+        let err = Config::parse(bad, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains(key), "{bad}: {err}");
+    }
+}
