@@ -3,6 +3,8 @@
 //! those that would break a pooled connection for its next user; blocking
 //! commands run on a connection of their own, bounded by the deadline.
 
+mod batch;
+mod commands;
 mod config;
 mod manager;
 mod reply;
@@ -16,6 +18,8 @@ use ::redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use commands::is_blocking;
+pub use commands::refusal;
 pub use config::{Protocol, RedisConfig};
 use manager::{Manager, Pooled};
 use reply::{from_redis, to_value};
@@ -29,54 +33,6 @@ use crate::{
 
 /// The engine kind's name.
 pub const KIND: &str = "redis";
-
-/// Commands that block until data arrives.
-const BLOCKING: &[&str] = &[
-    "BLPOP",
-    "BRPOP",
-    "BRPOPLPUSH",
-    "BLMOVE",
-    "BLMPOP",
-    "BZPOPMIN",
-    "BZPOPMAX",
-    "BZMPOP",
-    "WAIT",
-    "WAITAOF",
-];
-
-/// Why a command is refused, if it is: it would change or break a pooled
-/// connection for the next caller.
-pub fn refusal(args: &[Bytes]) -> Option<&'static str> {
-    let name = String::from_utf8_lossy(args.first()?).to_ascii_uppercase();
-    Some(match name.as_str() {
-        "SELECT" | "SWAPDB" => "the database is set by the engine config (database)",
-        "AUTH" | "HELLO" => "credentials and protocol are set by the engine config",
-        "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH" => {
-            "use the gateway's transactions instead"
-        }
-        "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE"
-        | "SUNSUBSCRIBE" | "MONITOR" => "it turns a shared connection into a push stream",
-        "QUIT" | "RESET" => "it would close or reset a shared connection",
-        "CLIENT" => {
-            let sub = args
-                .get(1)
-                .map(|s| String::from_utf8_lossy(s).to_ascii_uppercase())
-                .unwrap_or_default();
-            if ["ID", "INFO", "LIST", "GETNAME"].contains(&sub.as_str()) {
-                return None;
-            }
-            "CLIENT subcommands other than ID, INFO, LIST and GETNAME change a shared connection"
-        }
-        _ => return None,
-    })
-}
-
-fn is_blocking(args: &[Bytes]) -> bool {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-    BLOCKING.contains(&name.as_str())
-        || (matches!(name.as_str(), "XREAD" | "XREADGROUP")
-            && args.iter().any(|a| a.eq_ignore_ascii_case(b"BLOCK")))
-}
 
 /// The Redis engine.
 #[derive(Debug)]
@@ -374,8 +330,7 @@ impl StorageDriver for RedisDriver {
         })
     }
 
-    /// One pipeline, one round trip. Statements that cannot be sent (bad
-    /// syntax or parameters, refused or blocking commands) fail alone.
+    /// One pipeline, one round trip (see `batch.rs`).
     async fn execute_batch(
         &self,
         dialect: Dialect,
@@ -383,94 +338,7 @@ impl StorageDriver for RedisDriver {
         options: &ExecuteOptions,
     ) -> Result<Vec<Result<ResultSet>>> {
         self.descriptor.ensure_serves(dialect)?;
-        let mut results: Vec<Option<Result<ResultSet>>> = Vec::with_capacity(statements.len());
-        let mut pipe = ::redis::pipe();
-        let mut sent = Vec::new();
-        for (i, statement) in statements.iter().enumerate() {
-            let prepared =
-                parse_command(&statement.text, &statement.params, KIND).and_then(|args| {
-                    let name = String::from_utf8_lossy(&args[0]).to_uppercase();
-                    if let Some(why) = refusal(&args) {
-                        return Err(Error::not_supported(
-                            format!("command {name} ({why})"),
-                            KIND,
-                        ));
-                    }
-                    if is_blocking(&args) {
-                        return Err(Error::not_supported(
-                            format!("command {name} in a batch (it blocks; send it alone)"),
-                            KIND,
-                        ));
-                    }
-                    Ok(args)
-                });
-            match prepared {
-                Ok(args) => {
-                    let mut command = ::redis::cmd(&String::from_utf8_lossy(&args[0]));
-                    for arg in &args[1..] {
-                        command.arg(arg.as_ref());
-                    }
-                    pipe.add_command(command);
-                    sent.push(i);
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(Err(e))),
-            }
-        }
-        if !sent.is_empty() {
-            let mut conn = self.connection().await?;
-            if options.read_only {
-                for &i in &sent {
-                    let name = statements[i]
-                        .text
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    if self.writes(&mut conn.conn, &name).await? {
-                        return Err(Error::Precondition(EngineError::new(
-                            KIND,
-                            None,
-                            format!(
-                                "statement {} ({}) writes, but the request is read_only",
-                                i + 1,
-                                name.to_uppercase()
-                            ),
-                        )));
-                    }
-                }
-            }
-            let pooled: &mut Pooled = &mut conn;
-            let work = async {
-                pipe.ignore_errors()
-                    .query_async::<Vec<::redis::Value>>(&mut pooled.conn)
-                    .await
-                    .map_err(from_redis)
-            };
-            let replies = bounded(options.timeout, work).await;
-            if matches!(replies, Err(Error::Unavailable(_))) {
-                pooled.broken = true;
-            }
-            for (i, reply) in sent.into_iter().zip(replies?) {
-                results[i] = Some(to_value(reply).map(|value| ResultSet {
-                    columns: vec![Column::new("reply", "")],
-                    rows: vec![vec![value]],
-                    rows_affected: 0,
-                }));
-            }
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(Error::Internal(EngineError::new(
-                        KIND,
-                        None,
-                        "no reply for a statement",
-                    )))
-                })
-            })
-            .collect())
+        batch::run(self, statements, options).await
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

@@ -1,7 +1,9 @@
 //! Omnigate's values to and from the proto `omnigate.v1.Value`.
 
 use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
-use omnigate_drivers::{Interval, Node, Path, Relationship, Timestamp, Value};
+use omnigate_drivers::{
+    Column, Interval, Node, Path, PoolStats, Relationship, Row, SchemaObject, Timestamp, Value,
+};
 use omnigate_proto::v1 as pb;
 use pb::value::Kind;
 
@@ -205,6 +207,61 @@ fn rel_to_proto(r: Relationship) -> pb::Relationship {
         start_node_id: r.start_node_id,
         end_node_id: r.end_node_id,
         properties: Some(map_to_proto(r.properties)),
+    }
+}
+
+/// Result columns as proto columns.
+pub fn columns_to_proto(columns: Vec<Column>) -> Vec<pb::Column> {
+    columns
+        .into_iter()
+        .map(|c| pb::Column {
+            name: c.name,
+            type_name: c.type_name,
+        })
+        .collect()
+}
+
+/// Result rows as proto rows.
+pub fn rows_to_proto(rows: Vec<Row>) -> Vec<pb::Row> {
+    rows.into_iter()
+        .map(|r| pb::Row {
+            values: r.into_iter().map(to_proto).collect(),
+        })
+        .collect()
+}
+
+/// Pool statistics as proto.
+pub fn pool_to_proto(pool: PoolStats) -> pb::PoolStats {
+    pb::PoolStats {
+        max_size: pool.max_size,
+        size: pool.size,
+        idle: pool.idle,
+        in_use: pool.in_use,
+        waiters: pool.waiters,
+        created: pool.created,
+        acquired: pool.acquired,
+        acquire_p50_us: pool.acquire_p50_us,
+        acquire_p99_us: pool.acquire_p99_us,
+    }
+}
+
+/// A schema object as proto.
+pub fn object_to_proto(object: &SchemaObject) -> pb::SchemaObject {
+    pb::SchemaObject {
+        kind: object.kind.clone(),
+        schema: object.schema.clone(),
+        name: object.name.clone(),
+        columns: object
+            .columns
+            .iter()
+            .map(|c| pb::ColumnInfo {
+                name: c.name.clone(),
+                type_name: c.type_name.clone(),
+                nullable: c.nullable,
+            })
+            .collect(),
+        primary_key: object.primary_key.clone(),
+        attributes: object.attributes.iter().cloned().collect(),
     }
 }
 

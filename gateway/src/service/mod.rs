@@ -8,8 +8,9 @@ pub mod status;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use convert::{columns_to_proto, object_to_proto, pool_to_proto, rows_to_proto};
 use futures::StreamExt;
-use omnigate_drivers::{Column, Health, PoolStats, Row, RowStream, SchemaObject};
+use omnigate_drivers::{Health, RowStream};
 use omnigate_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
@@ -165,57 +166,6 @@ fn to_batch_request(
         tx_id: shape.tx_id,
         options: shape.options,
     })
-}
-
-fn columns_to_proto(columns: Vec<Column>) -> Vec<pb::Column> {
-    columns
-        .into_iter()
-        .map(|c| pb::Column {
-            name: c.name,
-            type_name: c.type_name,
-        })
-        .collect()
-}
-
-fn rows_to_proto(rows: Vec<Row>) -> Vec<pb::Row> {
-    rows.into_iter()
-        .map(|r| pb::Row {
-            values: r.into_iter().map(convert::to_proto).collect(),
-        })
-        .collect()
-}
-
-fn pool_to_proto(pool: PoolStats) -> pb::PoolStats {
-    pb::PoolStats {
-        max_size: pool.max_size,
-        size: pool.size,
-        idle: pool.idle,
-        in_use: pool.in_use,
-        waiters: pool.waiters,
-        created: pool.created,
-        acquired: pool.acquired,
-        acquire_p50_us: pool.acquire_p50_us,
-        acquire_p99_us: pool.acquire_p99_us,
-    }
-}
-
-fn object_to_proto(object: &SchemaObject) -> pb::SchemaObject {
-    pb::SchemaObject {
-        kind: object.kind.clone(),
-        schema: object.schema.clone(),
-        name: object.name.clone(),
-        columns: object
-            .columns
-            .iter()
-            .map(|c| pb::ColumnInfo {
-                name: c.name.clone(),
-                type_name: c.type_name.clone(),
-                nullable: c.nullable,
-            })
-            .collect(),
-        primary_key: object.primary_key.clone(),
-        attributes: object.attributes.iter().cloned().collect(),
-    }
 }
 
 fn log_call(rpc: &'static str, dialect: &str, started: Instant, outcome: Result<&str, &Status>) {

@@ -1,0 +1,104 @@
+//! Several statements as one pipeline: one round trip. Statements that
+//! cannot be sent (bad syntax or parameters, refused or blocking commands)
+//! fail alone; the others run.
+
+use super::commands::{is_blocking, refusal};
+use super::manager::Pooled;
+use super::reply::{from_redis, to_value};
+use super::{KIND, RedisDriver, bounded};
+use crate::redis_syntax::parse_command;
+use crate::{Column, EngineError, Error, ExecuteOptions, Result, ResultSet, Statement};
+
+pub(super) async fn run(
+    driver: &RedisDriver,
+    statements: &[Statement],
+    options: &ExecuteOptions,
+) -> Result<Vec<Result<ResultSet>>> {
+    let mut results: Vec<Option<Result<ResultSet>>> = Vec::with_capacity(statements.len());
+    let mut pipe = ::redis::pipe();
+    let mut sent = Vec::new();
+    for (i, statement) in statements.iter().enumerate() {
+        let prepared = parse_command(&statement.text, &statement.params, KIND).and_then(|args| {
+            let name = String::from_utf8_lossy(&args[0]).to_uppercase();
+            if let Some(why) = refusal(&args) {
+                return Err(Error::not_supported(
+                    format!("command {name} ({why})"),
+                    KIND,
+                ));
+            }
+            if is_blocking(&args) {
+                return Err(Error::not_supported(
+                    format!("command {name} in a batch (it blocks; send it alone)"),
+                    KIND,
+                ));
+            }
+            Ok(args)
+        });
+        match prepared {
+            Ok(args) => {
+                let mut command = ::redis::cmd(&String::from_utf8_lossy(&args[0]));
+                for arg in &args[1..] {
+                    command.arg(arg.as_ref());
+                }
+                pipe.add_command(command);
+                sent.push(i);
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    if !sent.is_empty() {
+        let mut conn = driver.connection().await?;
+        if options.read_only {
+            for &i in &sent {
+                let name = statements[i]
+                    .text
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if driver.writes(&mut conn.conn, &name).await? {
+                    return Err(Error::Precondition(EngineError::new(
+                        KIND,
+                        None,
+                        format!(
+                            "statement {} ({}) writes, but the request is read_only",
+                            i + 1,
+                            name.to_uppercase()
+                        ),
+                    )));
+                }
+            }
+        }
+        let pooled: &mut Pooled = &mut conn;
+        let work = async {
+            pipe.ignore_errors()
+                .query_async::<Vec<::redis::Value>>(&mut pooled.conn)
+                .await
+                .map_err(from_redis)
+        };
+        let replies = bounded(options.timeout, work).await;
+        if matches!(replies, Err(Error::Unavailable(_))) {
+            pooled.broken = true;
+        }
+        for (i, reply) in sent.into_iter().zip(replies?) {
+            results[i] = Some(to_value(reply).map(|value| ResultSet {
+                columns: vec![Column::new("reply", "")],
+                rows: vec![vec![value]],
+                rows_affected: 0,
+            }));
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::Internal(EngineError::new(
+                    KIND,
+                    None,
+                    "no reply for a statement",
+                )))
+            })
+        })
+        .collect())
+}

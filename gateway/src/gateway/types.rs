@@ -1,0 +1,160 @@
+//! What the gateway's calls take and return.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use omnigate_drivers::{Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement, Value};
+
+/// One statement for one engine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Request {
+    /// `"sql"`, `"redis"`, ...
+    pub dialect: String,
+    /// The statement text.
+    pub statement: String,
+    /// Parameters bound to `$1..$n`.
+    pub params: Vec<Value>,
+    /// The engine's name; `None` when one engine serves the dialect.
+    pub target: Option<String>,
+    /// A transaction id (reserved; must be `None` for now).
+    pub tx_id: Option<String>,
+    /// Limits and flags.
+    pub options: RequestOptions,
+}
+
+/// Limits and flags of a request; `None` takes the server's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestOptions {
+    /// At most this many rows from `execute`.
+    pub max_rows: Option<u64>,
+    /// The statement timeout (the shorter of it and the server's default applies).
+    pub timeout: Option<Duration>,
+    /// Refuse statements that would write.
+    pub read_only: bool,
+    /// Rows per streamed batch.
+    pub batch_size: Option<usize>,
+}
+
+impl Request {
+    /// A statement in `dialect`.
+    pub fn new(dialect: impl Into<String>, statement: impl Into<String>) -> Self {
+        Request {
+            dialect: dialect.into(),
+            statement: statement.into(),
+            ..Request::default()
+        }
+    }
+
+    /// Adds the next positional parameter.
+    pub fn param(mut self, value: impl Into<Value>) -> Self {
+        self.params.push(value.into());
+        self
+    }
+
+    /// Names the engine to run on.
+    pub fn target(mut self, name: impl Into<String>) -> Self {
+        self.target = Some(name.into());
+        self
+    }
+
+    /// Sets the statement timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Refuses statements that would write.
+    pub fn read_only(mut self) -> Self {
+        self.options.read_only = true;
+        self
+    }
+
+    /// Caps the rows `execute` may return.
+    pub fn max_rows(mut self, rows: u64) -> Self {
+        self.options.max_rows = Some(rows);
+        self
+    }
+}
+
+/// A statement's whole result and the engine that ran it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// The engine's name.
+    pub engine: String,
+    /// The result.
+    pub result: ResultSet,
+}
+
+/// Several statements for one engine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchRequest {
+    /// `"redis"`, `"sql"`, ...
+    pub dialect: String,
+    /// The statements, in order.
+    pub statements: Vec<Statement>,
+    /// The engine's name; `None` when one engine serves the dialect.
+    pub target: Option<String>,
+    /// A transaction id (reserved; must be `None` for now).
+    pub tx_id: Option<String>,
+    /// Limits and flags for every statement.
+    pub options: RequestOptions,
+}
+
+/// One outcome per statement of a batch.
+#[derive(Debug)]
+pub struct BatchResponse {
+    /// The engine's name.
+    pub engine: String,
+    /// The outcomes, in order.
+    pub results: Vec<omnigate_drivers::Result<ResultSet>>,
+}
+
+/// A streamed result and the engine that runs it.
+#[derive(Debug)]
+pub struct StreamResponse {
+    /// The engine's name.
+    pub engine: String,
+    /// The rows in batches.
+    pub stream: RowStream,
+}
+
+/// An engine's state, as `ListEngines` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineStatus {
+    /// The configured name.
+    pub name: String,
+    /// The kind.
+    pub kind: String,
+    /// The dialects it serves.
+    pub dialects: Vec<String>,
+    /// Its health, checked now.
+    pub health: Health,
+    /// Its pool.
+    pub pool: PoolStats,
+    /// Engine counters and metadata-cache counts.
+    pub counters: Vec<(String, u64)>,
+}
+
+/// An engine's schema, as `Describe` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    /// The engine's name.
+    pub engine: String,
+    /// Its kind.
+    pub kind: String,
+    /// The schema objects.
+    pub objects: Arc<Vec<SchemaObject>>,
+    /// Its pool.
+    pub pool: PoolStats,
+}
+
+/// Server-wide limits applied to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Statement timeout when the request sets none, and the longest allowed.
+    pub default_timeout: Duration,
+    /// Rows `execute` returns when the request does not say.
+    pub default_max_rows: u64,
+    /// Rows per streamed batch when the request does not say.
+    pub stream_batch_rows: usize,
+}
