@@ -129,3 +129,17 @@ pub async fn fail(client: &mut GatewayClient<Channel>, req: pb::ExecuteRequest) 
 pub fn scalar(response: &pb::ExecuteResponse) -> Option<pb::value::Kind> {
     response.rows.first()?.values.first()?.kind.clone()
 }
+
+/// Whether a call cut by its deadline failed as it should: the gateway's
+/// DEADLINE_EXCEEDED (retryable), or, when the client's own timer fired
+/// first on a busy machine, the client's CANCELLED "Timeout expired".
+pub fn is_deadline_status(status: &tonic::Status) -> bool {
+    use tonic_types::StatusExt;
+    match status.code() {
+        tonic::Code::DeadlineExceeded => status
+            .get_details_error_info()
+            .is_some_and(|info| info.metadata.get("retryable").is_some_and(|r| r == "true")),
+        tonic::Code::Cancelled => status.message().contains("Timeout expired"),
+        _ => false,
+    }
+}

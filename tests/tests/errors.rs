@@ -238,11 +238,7 @@ async fn an_exceeded_deadline_cancels_the_statement() {
     let mut call = tonic::Request::new(request("sql", endless, vec![]));
     call.set_timeout(Duration::from_millis(300));
     let status = gw.client.execute(call).await.unwrap_err();
-    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
-    assert_eq!(
-        status.get_details_error_info().unwrap().metadata["retryable"],
-        "true"
-    );
+    assert!(omnigate_tests::is_deadline_status(&status), "{status:?}");
 
     let mut req = request("sql", endless, vec![]);
     req.options = Some(pb::ExecuteOptions {

@@ -99,7 +99,7 @@ fn to_request(
     // Stop the statement a little before the client's deadline, so the
     // client gets this gateway's DEADLINE_EXCEEDED rather than a cut call.
     let deadline = deadline.map(|d| {
-        d.saturating_sub((d / 20).clamp(Duration::from_millis(1), Duration::from_millis(50)))
+        d.saturating_sub((d / 10).clamp(Duration::from_millis(5), Duration::from_millis(100)))
     });
     let timeout = match (requested, deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
