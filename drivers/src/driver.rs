@@ -86,6 +86,9 @@ pub struct ExecuteOptions {
     pub timeout: Option<Duration>,
     /// Refuse statements that would write.
     pub read_only: bool,
+    /// Redis bulk strings always as bytes (by default they are text when
+    /// they are valid UTF-8).
+    pub raw_bytes: bool,
 }
 
 /// Options of a streamed execution.
@@ -97,6 +100,8 @@ pub struct StreamOptions {
     pub timeout: Option<Duration>,
     /// Refuse statements that would write.
     pub read_only: bool,
+    /// Redis bulk strings always as bytes.
+    pub raw_bytes: bool,
 }
 
 impl Default for StreamOptions {
@@ -105,6 +110,7 @@ impl Default for StreamOptions {
             batch_size: 1000,
             timeout: None,
             read_only: false,
+            raw_bytes: false,
         }
     }
 }
@@ -300,6 +306,7 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
             max_rows: None,
             timeout: options.timeout,
             read_only: options.read_only,
+            raw_bytes: options.raw_bytes,
         };
         let result = self.execute(dialect, &statement, &execute).await?;
         Ok(RowStream::from_result(result, options.batch_size))

@@ -255,6 +255,7 @@ impl Gateway {
             ),
             timeout: Some(routed.timeout),
             read_only: routed.options.read_only,
+            raw_bytes: routed.options.raw_bytes,
         };
         // The driver cancels on the engine at `timeout`; this is a backstop
         // for a driver that cannot.
@@ -284,6 +285,7 @@ impl Gateway {
                 .max(1),
             timeout: Some(routed.timeout),
             read_only: routed.options.read_only,
+            raw_bytes: routed.options.raw_bytes,
         };
         self.note_schema_change(&routed);
         let engine = routed.driver.descriptor().name.clone();
@@ -330,6 +332,7 @@ impl Gateway {
             ),
             timeout: Some(routed.timeout),
             read_only: routed.options.read_only,
+            raw_bytes: routed.options.raw_bytes,
         };
         let run = routed
             .driver

@@ -163,3 +163,42 @@ async fn batches_work_on_every_engine() {
         pb::batch_result::Outcome::Error(e) => panic!("{e:?}"),
     }
 }
+
+#[tokio::test]
+async fn raw_bytes_returns_bulk_strings_as_bytes() {
+    let server = RedisServer::start();
+    let mut gw = gateway(&server).await;
+    exec(&mut gw.client, request("redis", "RPUSH l hello", vec![])).await;
+    let mut req = request("redis", "LRANGE l 0 -1", vec![]);
+    req.options = Some(pb::ExecuteOptions {
+        raw_bytes: true,
+        ..Default::default()
+    });
+    let got = exec(&mut gw.client, req).await;
+    assert_eq!(
+        scalar(&got),
+        Some(Kind::List(pb::ValueList {
+            values: vec![v(Kind::Bytes(b"hello".to_vec()))]
+        }))
+    );
+    let text = exec(&mut gw.client, request("redis", "LRANGE l 0 -1", vec![])).await;
+    assert_eq!(
+        scalar(&text),
+        Some(Kind::List(pb::ValueList {
+            values: vec![s("hello")]
+        })),
+        "text by default"
+    );
+    let mut memory = TestGateway::start().await;
+    exec(&mut memory.client, request("redis", "SET k hello", vec![])).await;
+    let mut req = request("redis", "GET k", vec![]);
+    req.options = Some(pb::ExecuteOptions {
+        raw_bytes: true,
+        ..Default::default()
+    });
+    assert_eq!(
+        scalar(&exec(&mut memory.client, req).await),
+        Some(Kind::Bytes(b"hello".to_vec())),
+        "memory engine too"
+    );
+}

@@ -113,7 +113,7 @@ impl MemoryDriver {
         };
         Ok(ResultSet {
             columns: vec![Column::new("reply", "")],
-            rows: vec![vec![reply.into_value()]],
+            rows: vec![vec![reply.into_value(options.raw_bytes)]],
             rows_affected: 0,
         })
     }

@@ -39,13 +39,16 @@ impl Reply {
 
     /// The reply in Omnigate's value model: bulk strings become text when
     /// they are UTF-8, bytes otherwise.
-    pub(crate) fn into_value(self) -> Value {
+    pub(crate) fn into_value(self, raw_bytes: bool) -> Value {
         match self {
             Reply::Nil => Value::Null,
             Reply::Status(s) => Value::String(s.to_owned()),
             Reply::Int(i) => Value::Int(i),
+            Reply::Bulk(b) if raw_bytes => Value::Bytes(b),
             Reply::Bulk(b) => Value::from_bytes_lossless(b),
-            Reply::Array(items) => Value::List(items.into_iter().map(Reply::into_value).collect()),
+            Reply::Array(items) => {
+                Value::List(items.into_iter().map(|r| r.into_value(raw_bytes)).collect())
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::commands::{is_blocking, refusal};
 use super::manager::Pooled;
-use super::reply::{from_redis, to_value};
+use super::reply::{from_redis, to_value_with};
 use super::{KIND, RedisDriver, bounded};
 use crate::redis_syntax::parse_command;
 use crate::{Column, EngineError, Error, ExecuteOptions, Result, ResultSet, Statement};
@@ -82,11 +82,13 @@ pub(super) async fn run(
             pooled.broken = true;
         }
         for (i, reply) in sent.into_iter().zip(replies?) {
-            results[i] = Some(to_value(reply).map(|value| ResultSet {
-                columns: vec![Column::new("reply", "")],
-                rows: vec![vec![value]],
-                rows_affected: 0,
-            }));
+            results[i] = Some(
+                to_value_with(reply, options.raw_bytes).map(|value| ResultSet {
+                    columns: vec![Column::new("reply", "")],
+                    rows: vec![vec![value]],
+                    rows_affected: 0,
+                }),
+            );
         }
     }
     Ok(results

@@ -22,7 +22,7 @@ use commands::is_blocking;
 pub use commands::refusal;
 pub use config::{Protocol, RedisConfig};
 use manager::{Manager, Pooled};
-use reply::{from_redis, to_value};
+use reply::{from_redis, to_value, to_value_with};
 
 use crate::pool::{Backoff, PoolMetrics, PoolSize};
 use crate::redis_syntax::parse_command;
@@ -325,7 +325,7 @@ impl StorageDriver for RedisDriver {
         let reply = self.run(args, options).await?;
         Ok(ResultSet {
             columns: vec![Column::new("reply", "")],
-            rows: vec![vec![to_value(reply)?]],
+            rows: vec![vec![to_value_with(reply, options.raw_bytes)?]],
             rows_affected: 0,
         })
     }

@@ -10,18 +10,26 @@ use crate::{EngineError, Error, Value};
 /// (bytes when not UTF-8), arrays/sets/pushes → lists, maps → maps (keys as
 /// text), doubles → float, booleans → bool, verbatim strings → string, big
 /// numbers → decimal.
+/// A reply as a value, bulk strings as text when UTF-8 (see `to_value_with`).
 pub(crate) fn to_value(reply: Resp) -> Result<Value, Error> {
+    to_value_with(reply, false)
+}
+
+/// A reply as a value; with `raw_bytes`, bulk strings are always bytes.
+pub(crate) fn to_value_with(reply: Resp, raw_bytes: bool) -> Result<Value, Error> {
+    let to_value = |r: Resp| to_value_with(r, raw_bytes);
     Ok(match reply {
         Resp::Nil => Value::Null,
         Resp::Int(i) => Value::Int(i),
+        Resp::BulkString(bytes) if raw_bytes => Value::Bytes(bytes.into()),
         Resp::BulkString(bytes) => Value::from_bytes_lossless(bytes),
         Resp::SimpleString(s) => Value::String(s),
         Resp::Okay => Value::String("OK".into()),
         Resp::Array(items) | Resp::Set(items) => {
-            Value::List(items.into_iter().map(to_value).collect::<Result<_, _>>()?)
+            Value::List(items.into_iter().map(&to_value).collect::<Result<_, _>>()?)
         }
         Resp::Push { data, .. } => {
-            Value::List(data.into_iter().map(to_value).collect::<Result<_, _>>()?)
+            Value::List(data.into_iter().map(&to_value).collect::<Result<_, _>>()?)
         }
         Resp::Map(entries) => Value::Map(
             entries
@@ -29,7 +37,7 @@ pub(crate) fn to_value(reply: Resp) -> Result<Value, Error> {
                 .map(|(k, v)| Ok((key_text(to_value(k)?), to_value(v)?)))
                 .collect::<Result<_, Error>>()?,
         ),
-        Resp::Attribute { data, .. } => to_value(*data)?,
+        Resp::Attribute { data, .. } => to_value_with(*data, raw_bytes)?,
         Resp::Double(f) => Value::Float(f),
         Resp::Boolean(b) => Value::Bool(b),
         Resp::VerbatimString { text, .. } => Value::String(text),

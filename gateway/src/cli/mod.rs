@@ -96,6 +96,9 @@ pub struct ExecArgs {
     /// Rows per batch with --stream.
     #[arg(long)]
     batch_size: Option<u32>,
+    /// Redis bulk strings as bytes even when they are valid UTF-8.
+    #[arg(long)]
+    raw_bytes: bool,
     /// The statement; placeholders are $1..$n.
     statement: String,
     /// Parameters: text, or typed as int:42, float:1.5, bool:true, null:, bytes:00ff, decimal:1.10, uuid:..., json:..., str:...
@@ -178,6 +181,7 @@ pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
             timeout: None,
             read_only: args.read_only,
             batch_size: args.batch_size.unwrap_or(0),
+            raw_bytes: args.raw_bytes,
         }),
     };
     let mut request = tonic::Request::new(message);

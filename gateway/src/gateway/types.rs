@@ -33,6 +33,8 @@ pub struct RequestOptions {
     pub read_only: bool,
     /// Rows per streamed batch.
     pub batch_size: Option<usize>,
+    /// Redis bulk strings always as bytes (default: text when UTF-8).
+    pub raw_bytes: bool,
 }
 
 impl Request {

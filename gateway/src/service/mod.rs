@@ -122,6 +122,7 @@ fn to_request(
             max_rows: (options.max_rows > 0).then_some(options.max_rows),
             timeout,
             read_only: options.read_only,
+            raw_bytes: options.raw_bytes,
             batch_size: (options.batch_size > 0).then_some(options.batch_size as usize),
         },
     })
