@@ -440,7 +440,7 @@ mod tests {
         let request = to_request(message.clone(), Some(Duration::from_secs(2))).unwrap();
         assert_eq!(
             request.options.timeout,
-            Some(Duration::from_millis(1950)),
+            Some(Duration::from_millis(1900)),
             "a margin before the deadline"
         );
         let request = to_request(message, None).unwrap();
