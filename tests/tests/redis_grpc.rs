@@ -202,3 +202,21 @@ async fn raw_bytes_returns_bulk_strings_as_bytes() {
         "memory engine too"
     );
 }
+
+#[tokio::test]
+async fn a_malformed_parameter_names_its_statement_in_the_batch() {
+    let mut gw = TestGateway::start().await;
+    let bad_uuid = v(Kind::Uuid("nope".into()));
+    let status = gw
+        .client
+        .execute_batch(batch(&[("PING", vec![]), ("SET k $1", vec![bad_uuid])]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("parameter $1: (statement 2 of the batch)"),
+        "{status:?}"
+    );
+}

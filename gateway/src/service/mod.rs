@@ -147,13 +147,21 @@ fn to_batch_request(
     let statements = message
         .statements
         .into_iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(position, s)| {
             let params = s
                 .params
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| convert::from_proto(i + 1, v))
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| match e {
+                    Error::BadParameter { index, message } => Error::BadParameter {
+                        index,
+                        message: format!("(statement {} of the batch) {message}", position + 1),
+                    },
+                    other => other,
+                })?;
             Ok(omnigate_drivers::Statement {
                 text: s.statement,
                 params,
