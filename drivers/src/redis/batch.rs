@@ -79,7 +79,7 @@ pub(super) async fn run(
         };
         let replies = bounded(options.timeout, work).await;
         if matches!(replies, Err(Error::Unavailable(_))) {
-            pooled.broken = true;
+            pooled.mark_broken();
         }
         for (i, reply) in sent.into_iter().zip(replies?) {
             results[i] = Some(

@@ -2,6 +2,7 @@
 //! request's deadline bounds each call instead), counted as they are made.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
@@ -10,11 +11,28 @@ use ::redis::{AsyncConnectionConfig, Client, RedisError};
 use crate::pool::PoolMetrics;
 
 /// A pooled connection, marked broken when the server dropped it so bb8
-/// discards it instead of handing it out again.
+/// discards it instead of handing it out again. A multiplexed connection
+/// serves many callers at once, so callers work on a shared handle
+/// (`share`) and give the pool slot back at once.
 #[derive(Debug)]
 pub(crate) struct Pooled {
     pub(crate) conn: MultiplexedConnection,
-    pub(crate) broken: bool,
+    pub(crate) broken: Arc<AtomicBool>,
+}
+
+impl Pooled {
+    /// Another handle to the same connection and broken flag.
+    pub(crate) fn share(&self) -> Pooled {
+        Pooled {
+            conn: self.conn.clone(),
+            broken: Arc::clone(&self.broken),
+        }
+    }
+
+    /// Marks the connection broken: the pool drops it when it comes back.
+    pub(crate) fn mark_broken(&self) {
+        self.broken.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Opens and checks connections for bb8.
@@ -53,7 +71,7 @@ impl bb8::ManageConnection for Manager {
         self.metrics.created();
         Ok(Pooled {
             conn,
-            broken: false,
+            broken: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -65,6 +83,6 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, pooled: &mut Self::Connection) -> bool {
-        pooled.broken
+        pooled.broken.load(Ordering::Relaxed)
     }
 }

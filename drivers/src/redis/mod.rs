@@ -142,7 +142,7 @@ impl RedisDriver {
     }
 
     /// A pooled connection; fails fast while the server is known to be down.
-    async fn connection(&self) -> Result<bb8::PooledConnection<'_, Manager>> {
+    async fn connection(&self) -> Result<Pooled> {
         if let Err(remaining) = self.backoff.check() {
             return Err(Error::Unavailable(EngineError::new(
                 KIND,
@@ -156,7 +156,9 @@ impl RedisDriver {
         self.acquire().await
     }
 
-    async fn acquire(&self) -> Result<bb8::PooledConnection<'_, Manager>> {
+    /// A handle to a pooled connection; the pool slot is given back at once
+    /// (a multiplexed connection serves many callers together).
+    async fn acquire(&self) -> Result<Pooled> {
         let started = Instant::now();
         if self.pool.state().connections == 0 {
             // An empty pool connects in the background and would only time
@@ -178,7 +180,7 @@ impl RedisDriver {
             Ok(conn) => {
                 self.backoff.succeeded();
                 self.metrics.acquired(started.elapsed());
-                Ok(conn)
+                Ok(conn.share())
             }
             Err(bb8::RunError::TimedOut) => Err(Error::PoolExhausted {
                 engine: self.descriptor.name.clone(),
@@ -275,7 +277,7 @@ async fn query(
     })
     .await;
     if matches!(result, Err(Error::Unavailable(_))) {
-        pooled.broken = true;
+        pooled.mark_broken();
     }
     result
 }

@@ -1,0 +1,147 @@
+//! `omnigate-bench`: the gateway in-process and over gRPC against the
+//! direct drivers (tokio-postgres with its own pool, a redis multiplexed
+//! connection), on the same backends, in one run, interleaved. Prints a
+//! table and writes `bench.json` and `bench.md`.
+
+mod measure;
+mod report;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Gateway vs direct drivers, same backends, same run.
+#[derive(Debug, Parser)]
+#[command(name = "omnigate-bench", version, about)]
+struct Args {
+    /// A short run for local checks (well under 2 minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Measuring time per workload, path and concurrency.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Client task counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Only workloads whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// A PostgreSQL to use (default: one started here).
+    #[arg(long, env = "OMNIGATE_BENCH_POSTGRES")]
+    postgres_url: Option<String>,
+    /// A Redis to use (default: one started here).
+    #[arg(long, env = "OMNIGATE_BENCH_REDIS")]
+    redis_url: Option<String>,
+    /// Where to write bench.json and bench.md.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+/// Rounds per cell: paths take turns so drift hits them alike.
+const ROUNDS: u32 = 3;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // Start local servers before the runtime (the harness blocks on them).
+    let backends = setup::Backends::start(args.postgres_url.clone(), args.redis_url.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args, &backends)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
+    let duration = args.duration.unwrap_or(if args.quick {
+        Duration::from_millis(600)
+    } else {
+        Duration::from_secs(6)
+    });
+    let concurrency = if args.quick && args.concurrency == [1, 16, 64] {
+        vec![1, 64]
+    } else {
+        args.concurrency.clone()
+    };
+    let targets = Arc::new(setup::Targets::connect(backends).await?);
+    let workloads: Vec<setup::Workload> = setup::workloads(&targets)
+        .into_iter()
+        .filter(|w| args.only.as_deref().is_none_or(|o| w.name.contains(o)))
+        .collect();
+    let cells = workloads.len() * concurrency.len();
+    let mut rows = Vec::new();
+    let mut done = 0;
+    for workload in &workloads {
+        for &tasks in &concurrency {
+            done += 1;
+            eprintln!("[{done}/{cells}] {} with {tasks} task(s)", workload.name);
+            for (_, op) in &workload.paths {
+                let _ = measure::run(op, tasks, setup::warmup(duration), 0).await;
+            }
+            let mut merged: Vec<Option<measure::Sample>> = vec![None; workload.paths.len()];
+            for round in 0..ROUNDS {
+                for (i, (_, op)) in workload.paths.iter().enumerate() {
+                    let sample =
+                        measure::run(op, tasks, duration / ROUNDS, u64::from(round) << 40).await;
+                    match &mut merged[i] {
+                        Some(total) => total.merge(&sample),
+                        slot => *slot = Some(sample),
+                    }
+                }
+            }
+            for ((path, _), sample) in workload.paths.iter().zip(merged) {
+                if let Some(sample) = sample {
+                    rows.push(report::Row {
+                        workload: workload.name,
+                        path,
+                        concurrency: tasks,
+                        sample,
+                    });
+                }
+            }
+        }
+    }
+    let ratios = report::ratios(&rows);
+    print!("{}", report::table(&rows));
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let meta = serde_json::json!({
+        "command": command,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "duration_per_cell_s": duration.as_secs_f64(),
+        "pool_size": setup::POOL_SIZE,
+        "postgres": if args.postgres_url.is_some() { "given" } else { "local process" },
+        "redis": if args.redis_url.is_some() { "given" } else { "local process" },
+    });
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let json = report::json(&rows, &ratios, meta);
+    std::fs::write(
+        args.out.join("bench.json"),
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        args.out.join("bench.md"),
+        report::markdown(&rows, &ratios, &command),
+    )
+    .map_err(|e| e.to_string())?;
+    eprintln!("wrote {}/bench.json and bench.md", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Running one operation from many tasks for a while and recording its
+//! latency (hdrhistogram) and throughput.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use hdrhistogram::Histogram;
+
+/// One operation of a workload on one path: called with a sequence number.
+pub(crate) type Op = Arc<dyn Fn(u64) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub(crate) struct Sample {
+    /// Latencies in microseconds.
+    pub(crate) histogram: Histogram<u64>,
+    /// Operations completed.
+    pub(crate) ops: u64,
+    /// Wall time spent.
+    pub(crate) elapsed: Duration,
+    /// Operations that failed.
+    pub(crate) errors: u64,
+}
+
+impl Sample {
+    fn empty() -> Sample {
+        Sample {
+            histogram: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+            ops: 0,
+            elapsed: Duration::ZERO,
+            errors: 0,
+        }
+    }
+
+    /// Adds another run of the same path.
+    pub(crate) fn merge(&mut self, other: &Sample) {
+        let _ = self.histogram.add(&other.histogram);
+        self.ops += other.ops;
+        self.elapsed += other.elapsed;
+        self.errors += other.errors;
+    }
+
+    /// Operations per second.
+    pub(crate) fn throughput(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// A latency percentile in microseconds.
+    pub(crate) fn percentile(&self, p: f64) -> u64 {
+        self.histogram.value_at_quantile(p)
+    }
+}
+
+/// Runs `op` from `tasks` tasks for `duration` and records every call.
+pub(crate) async fn run(op: &Op, tasks: usize, duration: Duration, seq_base: u64) -> Sample {
+    let started = Instant::now();
+    let workers = (0..tasks).map(|task| {
+        let op = Arc::clone(op);
+        tokio::spawn(async move {
+            let mut sample = Sample::empty();
+            let mut n = seq_base + (task as u64) * 1_000_000_000;
+            while started.elapsed() < duration {
+                let t = Instant::now();
+                let ok = op(n).await.is_ok();
+                let micros = u64::try_from(t.elapsed().as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                let _ = sample.histogram.record(micros.min(60_000_000));
+                sample.ops += 1;
+                if !ok {
+                    sample.errors += 1;
+                }
+                n += 1;
+            }
+            sample
+        })
+    });
+    let mut total = Sample::empty();
+    for sample in futures::future::join_all(workers).await.into_iter().flatten() {
+        total.merge(&sample);
+    }
+    total.elapsed = started.elapsed();
+    total
+}

@@ -1,0 +1,136 @@
+//! The figures: a terminal table, a JSON file with every number, and a
+//! Markdown report with the ratios against the targets of DESIGN.md.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value as Json, json};
+
+use crate::measure::Sample;
+
+/// One measured cell: a workload on a path at a concurrency.
+pub(crate) struct Row {
+    /// The workload.
+    pub(crate) workload: &'static str,
+    /// `direct`, `library` or `grpc`.
+    pub(crate) path: &'static str,
+    /// Client tasks.
+    pub(crate) concurrency: usize,
+    /// What was measured.
+    pub(crate) sample: Sample,
+}
+
+/// Ratios of the gateway's paths against the direct driver.
+pub(crate) struct Ratio {
+    workload: &'static str,
+    concurrency: usize,
+    library_throughput: f64,
+    grpc_throughput: f64,
+    library_added_p50_us: i64,
+    grpc_added_p50_us: i64,
+    grpc_added_p99_us: i64,
+}
+
+fn find<'a>(rows: &'a [Row], workload: &str, path: &str, concurrency: usize) -> Option<&'a Sample> {
+    rows.iter()
+        .find(|r| r.workload == workload && r.path == path && r.concurrency == concurrency)
+        .map(|r| &r.sample)
+}
+
+/// The ratios for every workload and concurrency measured on all paths.
+pub(crate) fn ratios(rows: &[Row]) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for row in rows.iter().filter(|r| r.path == "direct") {
+        let (Some(library), Some(grpc)) = (
+            find(rows, row.workload, "library", row.concurrency),
+            find(rows, row.workload, "grpc", row.concurrency),
+        ) else {
+            continue;
+        };
+        let direct = &row.sample;
+        let added = |s: &Sample, p: f64| s.percentile(p) as i64 - direct.percentile(p) as i64;
+        out.push(Ratio {
+            workload: row.workload,
+            concurrency: row.concurrency,
+            library_throughput: library.throughput() / direct.throughput(),
+            grpc_throughput: grpc.throughput() / direct.throughput(),
+            library_added_p50_us: added(library, 0.5),
+            grpc_added_p50_us: added(grpc, 0.5),
+            grpc_added_p99_us: added(grpc, 0.99),
+        });
+    }
+    out
+}
+
+/// The aligned terminal table.
+pub(crate) fn table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<18} {:>4} {:<8} {:>10} {:>8} {:>8} {:>9} {:>7}\n",
+        "workload", "c", "path", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "errors"
+    );
+    for r in rows {
+        let s = &r.sample;
+        let _ = writeln!(
+            out,
+            "{:<18} {:>4} {:<8} {:>10.0} {:>8} {:>8} {:>9} {:>7}",
+            r.workload,
+            r.concurrency,
+            r.path,
+            s.throughput(),
+            s.percentile(0.5),
+            s.percentile(0.99),
+            s.percentile(0.999),
+            s.errors
+        );
+    }
+    out
+}
+
+/// Every figure as JSON.
+pub(crate) fn json(rows: &[Row], ratios: &[Ratio], meta: Json) -> Json {
+    json!({
+        "run": meta,
+        "results": rows.iter().map(|r| json!({
+            "workload": r.workload, "path": r.path, "concurrency": r.concurrency,
+            "ops": r.sample.ops, "errors": r.sample.errors, "seconds": r.sample.elapsed.as_secs_f64(),
+            "throughput": r.sample.throughput(),
+            "p50_us": r.sample.percentile(0.5), "p99_us": r.sample.percentile(0.99), "p999_us": r.sample.percentile(0.999),
+        })).collect::<Vec<_>>(),
+        "ratios": ratios.iter().map(|q| json!({
+            "workload": q.workload, "concurrency": q.concurrency,
+            "library_vs_direct_throughput": q.library_throughput, "grpc_vs_direct_throughput": q.grpc_throughput,
+            "library_added_p50_us": q.library_added_p50_us,
+            "grpc_added_p50_us": q.grpc_added_p50_us, "grpc_added_p99_us": q.grpc_added_p99_us,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The Markdown report: ratios against the targets, then every figure.
+pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String {
+    let mark = |ok: bool| if ok { "✓" } else { "✗" };
+    let mut out = String::from("# Omnigate benchmark\n\n");
+    let _ = writeln!(out, "Command: `{command}`\n");
+    out.push_str("Targets (DESIGN.md): library ≥ 0.95× direct throughput; gRPC p50 added ≤ 60 µs, p99 added ≤ 150 µs; gRPC ≥ 0.8× direct throughput at 64 tasks.\n\n");
+    out.push_str("| workload | tasks | library/direct | gRPC/direct | library +p50 µs | gRPC +p50 µs | gRPC +p99 µs |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for q in ratios {
+        let grpc_ok = q.concurrency != 64 || q.grpc_throughput >= 0.8;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} {} | {:.2} {} | {} | {} {} | {} {} |",
+            q.workload,
+            q.concurrency,
+            q.library_throughput,
+            mark(q.library_throughput >= 0.95),
+            q.grpc_throughput,
+            mark(grpc_ok),
+            q.library_added_p50_us,
+            q.grpc_added_p50_us,
+            mark(q.grpc_added_p50_us <= 60),
+            q.grpc_added_p99_us,
+            mark(q.grpc_added_p99_us <= 150),
+        );
+    }
+    out.push_str("\n## Every figure\n\n```\n");
+    out.push_str(&table(rows));
+    out.push_str("```\n");
+    out
+}
