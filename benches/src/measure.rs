@@ -78,7 +78,11 @@ pub(crate) async fn run(op: &Op, tasks: usize, duration: Duration, seq_base: u64
         })
     });
     let mut total = Sample::empty();
-    for sample in futures::future::join_all(workers).await.into_iter().flatten() {
+    for sample in futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+    {
         total.merge(&sample);
     }
     total.elapsed = started.elapsed();

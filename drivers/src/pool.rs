@@ -2,7 +2,6 @@
 //! percentiles, and a backoff gate that fails calls fast while a backend is
 //! known to be down.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,12 +11,23 @@ use crate::PoolStats;
 /// How many recent acquire times the percentiles are computed over.
 const WINDOW: usize = 2048;
 
-/// Counters of one pool.
-#[derive(Debug, Default)]
+/// Counters of one pool. Recording is lock-free (it sits on every call's
+/// path): acquire times go round a ring of atomic slots.
+#[derive(Debug)]
 pub struct PoolMetrics {
     created: AtomicU64,
     acquired: AtomicU64,
-    recent_acquire_micros: Mutex<VecDeque<u64>>,
+    recent_acquire_micros: Box<[AtomicU64]>,
+}
+
+impl Default for PoolMetrics {
+    fn default() -> Self {
+        PoolMetrics {
+            created: AtomicU64::new(0),
+            acquired: AtomicU64::new(0),
+            recent_acquire_micros: (0..WINDOW).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
 }
 
 impl PoolMetrics {
@@ -28,15 +38,11 @@ impl PoolMetrics {
 
     /// Counts a connection handed out after waiting `waited`.
     pub fn acquired(&self, waited: Duration) {
-        self.acquired.fetch_add(1, Ordering::Relaxed);
-        let mut recent = self
-            .recent_acquire_micros
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if recent.len() == WINDOW {
-            recent.pop_front();
-        }
-        recent.push_back(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
+        let n = self.acquired.fetch_add(1, Ordering::Relaxed);
+        // Stored as µs + 1 so an empty slot (0) is told apart from 0 µs.
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX - 1) + 1;
+        self.recent_acquire_micros[usize::try_from(n).unwrap_or(0) % WINDOW]
+            .store(micros, Ordering::Relaxed);
     }
 
     /// The pool's statistics, with the pool's view of its size.
@@ -45,10 +51,10 @@ impl PoolMetrics {
         let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let mut recent: Vec<u64> = self
             .recent_acquire_micros
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .copied()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|micros| *micros > 0)
+            .map(|micros| micros - 1)
             .collect();
         recent.sort_unstable();
         let percentile = |p: f64| -> u64 {

@@ -16,10 +16,37 @@ const BLOCKING: &[&str] = &[
     "WAITAOF",
 ];
 
+/// A command name in upper case, on the stack (this runs on every call).
+struct Upper {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl Upper {
+    fn of(name: &[u8]) -> Upper {
+        let mut upper = Upper {
+            buf: [0; 24],
+            len: 0,
+        };
+        if name.len() <= upper.buf.len() {
+            for (slot, byte) in upper.buf.iter_mut().zip(name) {
+                *slot = byte.to_ascii_uppercase();
+            }
+            upper.len = name.len();
+        }
+        upper
+    }
+
+    /// The name, or "" when it is too long or not UTF-8 (no command is).
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
 /// Why a command is refused, if it is: it would change or break a pooled
 /// connection for the next caller.
 pub fn refusal(args: &[Bytes]) -> Option<&'static str> {
-    let name = String::from_utf8_lossy(args.first()?).to_ascii_uppercase();
+    let name = Upper::of(args.first()?);
     Some(match name.as_str() {
         "SELECT" | "SWAPDB" => "the database is set by the engine config (database)",
         "AUTH" | "HELLO" => "credentials and protocol are set by the engine config",
@@ -30,10 +57,7 @@ pub fn refusal(args: &[Bytes]) -> Option<&'static str> {
         | "SUNSUBSCRIBE" | "MONITOR" => "it turns a shared connection into a push stream",
         "QUIT" | "RESET" => "it would close or reset a shared connection",
         "CLIENT" => {
-            let sub = args
-                .get(1)
-                .map(|s| String::from_utf8_lossy(s).to_ascii_uppercase())
-                .unwrap_or_default();
+            let sub = Upper::of(args.get(1).map_or(&[][..], |s| s.as_ref()));
             if ["ID", "INFO", "LIST", "GETNAME"].contains(&sub.as_str()) {
                 return None;
             }
@@ -44,7 +68,7 @@ pub fn refusal(args: &[Bytes]) -> Option<&'static str> {
 }
 
 pub(super) fn is_blocking(args: &[Bytes]) -> bool {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    let name = Upper::of(&args[0]);
     BLOCKING.contains(&name.as_str())
         || (matches!(name.as_str(), "XREAD" | "XREADGROUP")
             && args.iter().any(|a| a.eq_ignore_ascii_case(b"BLOCK")))
