@@ -190,6 +190,13 @@ pub struct DescribeOptions {
     pub name: Option<String>,
 }
 
+impl DescribeOptions {
+    /// Whether an object called `name` is asked for.
+    pub fn wants(&self, name: &str) -> bool {
+        self.name.as_deref().is_none_or(|n| n == name)
+    }
+}
+
 /// A schema object: a table, a view, a keyspace, a label, ...
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SchemaObject {

@@ -141,6 +141,20 @@ impl Backoff {
         }
     }
 
+    /// `Err(Unavailable)` naming `server` while connects should not be tried.
+    pub fn fail_fast(&self, engine: &'static str, server: &str) -> crate::Result<()> {
+        self.check().map_err(|remaining| {
+            crate::Error::Unavailable(crate::EngineError::new(
+                engine,
+                None,
+                format!(
+                    "{server} is unreachable; the next connect attempt is in {} ms",
+                    remaining.as_millis()
+                ),
+            ))
+        })
+    }
+
     /// Records a failed connect.
     pub fn failed(&self) {
         let mut state = self.lock();

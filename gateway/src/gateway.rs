@@ -243,10 +243,9 @@ impl Gateway {
         }
     }
 
-    /// Runs one statement and returns its whole result.
-    pub async fn execute(&self, request: Request) -> Result<Response> {
-        let routed = self.route(request)?;
-        let options = ExecuteOptions {
+    /// The driver's options for a routed request, with the server's defaults.
+    fn execute_options(&self, routed: &Routed<'_>) -> ExecuteOptions {
+        ExecuteOptions {
             max_rows: Some(
                 routed
                     .options
@@ -256,7 +255,13 @@ impl Gateway {
             timeout: Some(routed.timeout),
             read_only: routed.options.read_only,
             raw_bytes: routed.options.raw_bytes,
-        };
+        }
+    }
+
+    /// Runs one statement and returns its whole result.
+    pub async fn execute(&self, request: Request) -> Result<Response> {
+        let routed = self.route(request)?;
+        let options = self.execute_options(&routed);
         // The driver cancels on the engine at `timeout`; this is a backstop
         // for a driver that cannot.
         let run = routed
@@ -323,17 +328,7 @@ impl Gateway {
         for statement in &mut statements {
             self.encode(routed.dialect, &engine, statement)?;
         }
-        let options = ExecuteOptions {
-            max_rows: Some(
-                routed
-                    .options
-                    .max_rows
-                    .unwrap_or(self.inner.limits.default_max_rows),
-            ),
-            timeout: Some(routed.timeout),
-            read_only: routed.options.read_only,
-            raw_bytes: routed.options.raw_bytes,
-        };
+        let options = self.execute_options(&routed);
         let run = routed
             .driver
             .execute_batch(routed.dialect, &statements, &options);

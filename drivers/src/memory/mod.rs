@@ -169,9 +169,7 @@ impl StorageDriver for MemoryDriver {
             ..SchemaObject::default()
         };
         Ok(options
-            .name
-            .as_deref()
-            .is_none_or(|n| n == object.name)
+            .wants(&object.name)
             .then_some(object)
             .into_iter()
             .collect())

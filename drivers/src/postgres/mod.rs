@@ -157,16 +157,7 @@ impl PostgresDriver {
 
     /// A pooled connection; fails fast while the server is known to be down.
     async fn connection(&self) -> Result<Object> {
-        if let Err(remaining) = self.backoff.check() {
-            return Err(Error::Unavailable(EngineError::new(
-                KIND,
-                None,
-                format!(
-                    "PostgreSQL is unreachable; the next connect attempt is in {} ms",
-                    remaining.as_millis()
-                ),
-            )));
-        }
+        self.backoff.fail_fast(KIND, "PostgreSQL")?;
         self.acquire().await
     }
 

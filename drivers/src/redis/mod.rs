@@ -143,16 +143,7 @@ impl RedisDriver {
 
     /// A pooled connection; fails fast while the server is known to be down.
     async fn connection(&self) -> Result<Pooled> {
-        if let Err(remaining) = self.backoff.check() {
-            return Err(Error::Unavailable(EngineError::new(
-                KIND,
-                None,
-                format!(
-                    "Redis is unreachable; the next connect attempt is in {} ms",
-                    remaining.as_millis()
-                ),
-            )));
-        }
+        self.backoff.fail_fast(KIND, "Redis")?;
         self.acquire().await
     }
 
@@ -369,9 +360,7 @@ impl StorageDriver for RedisDriver {
             ..SchemaObject::default()
         };
         Ok(options
-            .name
-            .as_deref()
-            .is_none_or(|n| n == object.name)
+            .wants(&object.name)
             .then_some(object)
             .into_iter()
             .collect())

@@ -221,6 +221,16 @@ pub fn columns_to_proto(columns: Vec<Column>) -> Vec<pb::Column> {
         .collect()
 }
 
+/// A whole result as a proto response from `engine`.
+pub fn result_to_proto(result: omnigate_drivers::ResultSet, engine: String) -> pb::ExecuteResponse {
+    pb::ExecuteResponse {
+        columns: columns_to_proto(result.columns),
+        rows: rows_to_proto(result.rows),
+        rows_affected: result.rows_affected,
+        engine,
+    }
+}
+
 /// Result rows as proto rows.
 pub fn rows_to_proto(rows: Vec<Row>) -> Vec<pb::Row> {
     rows.into_iter()

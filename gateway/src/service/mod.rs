@@ -8,7 +8,7 @@ pub mod status;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use convert::{columns_to_proto, object_to_proto, pool_to_proto, rows_to_proto};
+use convert::{columns_to_proto, object_to_proto, pool_to_proto, result_to_proto, rows_to_proto};
 use futures::StreamExt;
 use omnigate_drivers::{Health, RowStream};
 use omnigate_proto::v1 as pb;
@@ -198,12 +198,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         let outcome = self
             .cancellable(async {
                 let response = self.gateway.execute(to_request(message, deadline)?).await?;
-                let reply = pb::ExecuteResponse {
-                    columns: columns_to_proto(response.result.columns),
-                    rows: rows_to_proto(response.result.rows),
-                    rows_affected: response.result.rows_affected,
-                    engine: response.engine,
-                };
+                let reply = result_to_proto(response.result, response.engine);
                 self.check_size(&reply)?;
                 Ok::<_, Status>(reply)
             })
@@ -275,12 +270,10 @@ impl pb::gateway_server::Gateway for GatewayService {
                     .into_iter()
                     .map(|outcome| pb::BatchResult {
                         outcome: Some(match outcome {
-                            Ok(result) => pb::batch_result::Outcome::Result(pb::ExecuteResponse {
-                                columns: columns_to_proto(result.columns),
-                                rows: rows_to_proto(result.rows),
-                                rows_affected: result.rows_affected,
-                                engine: engine.clone(),
-                            }),
+                            Ok(result) => pb::batch_result::Outcome::Result(result_to_proto(
+                                result,
+                                engine.clone(),
+                            )),
                             Err(e) => pb::batch_result::Outcome::Error(status::statement_error(
                                 &Error::Driver(e),
                             )),
