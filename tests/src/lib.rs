@@ -2,10 +2,11 @@
 //! serving gRPC on a free loopback port, with a connected client.
 //!
 //! Real backends run as local processes: [`postgres::PgServer`],
-//! [`redis::RedisServer`].
+//! [`redis::RedisServer`], [`falkordb::FalkorServer`].
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod certs;
+pub mod falkordb;
 pub mod postgres;
 pub mod redis;
 

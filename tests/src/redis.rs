@@ -46,6 +46,15 @@ impl RedisServer {
         Self::start_with(&[])
     }
 
+    /// Starts `binary` (a redis-server build of its own, e.g. FalkorDB's)
+    /// with extra arguments.
+    pub fn start_binary(binary: &std::path::Path, extra: &[&str]) -> RedisServer {
+        let mut server = Self::prepare(extra.iter().map(|a| (*a).to_owned()).collect());
+        server.binary = binary.to_owned();
+        server.launch();
+        server
+    }
+
     /// Starts a server with extra `redis-server` arguments.
     pub fn start_with(extra: &[&str]) -> RedisServer {
         let mut server = Self::prepare(extra.iter().map(|a| (*a).to_owned()).collect());
