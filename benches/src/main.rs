@@ -117,6 +117,18 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         }
     }
     let ratios = report::ratios(&rows);
+    let pools: Vec<serde_json::Value> = targets
+        .gateway_pools()
+        .await
+        .into_iter()
+        .map(|(engine, created, acquired)| {
+            let reuse = 1.0 - created as f64 / (acquired.max(1) as f64);
+            eprintln!("gateway pool {engine}: {created} connections created, {acquired} acquired, reuse {:.5}", reuse);
+            serde_json::json!({"engine": engine, "created": created, "acquired": acquired, "reuse": reuse})
+        })
+        .collect();
+    let peak_rss_mib = measure::peak_rss_kib() / 1024;
+    eprintln!("peak resident memory of the harness and gateway: {peak_rss_mib} MiB");
     print!("{}", report::table(&rows));
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let meta = serde_json::json!({
@@ -128,6 +140,9 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         "pool_size": setup::POOL_SIZE,
         "postgres": if args.postgres_url.is_some() { "given" } else { "local process" },
         "redis": if args.redis_url.is_some() { "given" } else { "local process" },
+        "gateway_pools": pools,
+        "peak_rss_mib": peak_rss_mib,
+        "cpu_note": "cpu_us_per_op is this process (harness + gateway + drivers); the database servers are other processes",
     });
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;

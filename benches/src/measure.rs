@@ -21,6 +21,9 @@ pub(crate) struct Sample {
     pub(crate) elapsed: Duration,
     /// Operations that failed.
     pub(crate) errors: u64,
+    /// CPU time of this process (harness, gateway and drivers; the
+    /// database servers are other processes) spent during the run.
+    pub(crate) cpu: Duration,
 }
 
 impl Sample {
@@ -31,6 +34,7 @@ impl Sample {
             ops: 0,
             elapsed: Duration::ZERO,
             errors: 0,
+            cpu: Duration::ZERO,
         }
     }
 
@@ -40,11 +44,17 @@ impl Sample {
         self.ops += other.ops;
         self.elapsed += other.elapsed;
         self.errors += other.errors;
+        self.cpu += other.cpu;
     }
 
     /// Operations per second.
     pub(crate) fn throughput(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// This process's CPU time per operation, in microseconds.
+    pub(crate) fn cpu_per_op_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / (self.ops.max(1) as f64)
     }
 
     /// A latency percentile in microseconds.
@@ -55,6 +65,7 @@ impl Sample {
 
 /// Runs `op` from `tasks` tasks for `duration` and records every call.
 pub(crate) async fn run(op: &Op, tasks: usize, duration: Duration, seq_base: u64) -> Sample {
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let workers = (0..tasks).map(|task| {
         let op = Arc::clone(op);
@@ -86,5 +97,36 @@ pub(crate) async fn run(op: &Op, tasks: usize, duration: Duration, seq_base: u64
         total.merge(&sample);
     }
     total.elapsed = started.elapsed();
+    total.cpu = process_cpu().saturating_sub(cpu_before);
     total
+}
+
+/// This process's user + system CPU time so far (from /proc/self/stat).
+fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+/// This process's peak resident memory, in KiB (VmHWM).
+pub(crate) fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -64,14 +64,14 @@ pub(crate) fn ratios(rows: &[Row]) -> Vec<Ratio> {
 /// The aligned terminal table.
 pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<18} {:>4} {:<8} {:>10} {:>8} {:>8} {:>9} {:>7}\n",
-        "workload", "c", "path", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "errors"
+        "{:<18} {:>4} {:<8} {:>10} {:>8} {:>8} {:>9} {:>9} {:>7}\n",
+        "workload", "c", "path", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "cpu µs/op", "errors"
     );
     for r in rows {
         let s = &r.sample;
         let _ = writeln!(
             out,
-            "{:<18} {:>4} {:<8} {:>10.0} {:>8} {:>8} {:>9} {:>7}",
+            "{:<18} {:>4} {:<8} {:>10.0} {:>8} {:>8} {:>9} {:>9.1} {:>7}",
             r.workload,
             r.concurrency,
             r.path,
@@ -79,6 +79,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
             s.percentile(0.5),
             s.percentile(0.99),
             s.percentile(0.999),
+            s.cpu_per_op_us(),
             s.errors
         );
     }
@@ -94,6 +95,7 @@ pub(crate) fn json(rows: &[Row], ratios: &[Ratio], meta: Json) -> Json {
             "ops": r.sample.ops, "errors": r.sample.errors, "seconds": r.sample.elapsed.as_secs_f64(),
             "throughput": r.sample.throughput(),
             "p50_us": r.sample.percentile(0.5), "p99_us": r.sample.percentile(0.99), "p999_us": r.sample.percentile(0.999),
+            "cpu_us_per_op": r.sample.cpu_per_op_us(),
         })).collect::<Vec<_>>(),
         "ratios": ratios.iter().map(|q| json!({
             "workload": q.workload, "concurrency": q.concurrency,

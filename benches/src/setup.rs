@@ -162,6 +162,16 @@ impl Targets {
         Ok(())
     }
 
+    /// The gateway's pools: (engine, connections created, acquired).
+    pub(crate) async fn gateway_pools(&self) -> Vec<(String, u64, u64)> {
+        self.gateway
+            .engines()
+            .await
+            .into_iter()
+            .map(|e| (e.name, e.pool.created, e.pool.acquired))
+            .collect()
+    }
+
     fn grpc(&self, n: u64) -> GatewayClient<Channel> {
         self.grpc[(n % self.grpc.len() as u64) as usize].clone()
     }
