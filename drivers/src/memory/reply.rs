@@ -53,39 +53,26 @@ impl Reply {
     }
 }
 
-/// Whether an error is about the statement as written or about the data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Blame {
-    Statement,
-    Data,
-    /// A form of a command the memory engine does not implement.
-    Unsupported,
-}
-
-/// A Redis error reply: its prefix (`ERR`, `WRONGTYPE`) and text.
+/// A Redis error reply: its prefix (`ERR`, `WRONGTYPE`) and text. Its
+/// meaning (and so its gRPC code) comes from the table shared with the
+/// real Redis engine (`redis_syntax::classify_error`), so both agree.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RedisError {
     pub(crate) prefix: &'static str,
     pub(crate) text: String,
-    pub(crate) blame: Blame,
+    /// A form of a command the memory engine does not implement.
+    unsupported: bool,
 }
 
 pub(crate) type CmdResult = Result<Reply, RedisError>;
 
 impl RedisError {
-    pub(crate) fn statement(text: impl Into<String>) -> Self {
+    /// `ERR <text>`.
+    pub(crate) fn err(text: impl Into<String>) -> Self {
         RedisError {
             prefix: "ERR",
             text: text.into(),
-            blame: Blame::Statement,
-        }
-    }
-
-    pub(crate) fn data(text: impl Into<String>) -> Self {
-        RedisError {
-            prefix: "ERR",
-            text: text.into(),
-            blame: Blame::Data,
+            unsupported: false,
         }
     }
 
@@ -93,7 +80,7 @@ impl RedisError {
         RedisError {
             prefix: "ERR",
             text: what.into(),
-            blame: Blame::Unsupported,
+            unsupported: true,
         }
     }
 
@@ -101,46 +88,40 @@ impl RedisError {
         RedisError {
             prefix: "WRONGTYPE",
             text: "Operation against a key holding the wrong kind of value".into(),
-            blame: Blame::Data,
+            unsupported: false,
         }
     }
 
     pub(crate) fn syntax() -> Self {
-        Self::statement("syntax error")
+        Self::err("syntax error")
     }
 
     pub(crate) fn not_integer() -> Self {
-        Self::statement("value is not an integer or out of range")
+        Self::err("value is not an integer or out of range")
     }
 
     pub(crate) fn not_float() -> Self {
-        Self::statement("value is not a valid float")
+        Self::err("value is not a valid float")
     }
 
     pub(crate) fn arity(command: &str) -> Self {
-        Self::statement(format!(
+        Self::err(format!(
             "wrong number of arguments for '{}' command",
             command.to_ascii_lowercase()
         ))
-    }
-
-    /// The same error blamed on the stored data (e.g. INCR on "abc").
-    pub(crate) fn on_data(mut self) -> Self {
-        self.blame = Blame::Data;
-        self
     }
 }
 
 impl From<RedisError> for Error {
     fn from(e: RedisError) -> Self {
-        match e.blame {
-            Blame::Unsupported => Error::not_supported(e.text, super::KIND),
-            Blame::Statement | Blame::Data => crate::redis_syntax::classify_error(
-                super::KIND,
-                e.prefix,
-                format!("{} {}", e.prefix, e.text),
-            ),
+        if e.unsupported {
+            return Error::not_supported(e.text, super::KIND);
         }
+        crate::redis_syntax::classify_error(
+            super::KIND,
+            e.prefix,
+            format!("{} {}", e.prefix, e.text),
+        )
     }
 }
 
@@ -224,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_keep_the_redis_prefix_and_blame() {
+    fn errors_keep_the_redis_prefix_and_meaning() {
         let err: Error = RedisError::wrong_type().into();
         assert!(matches!(err, Error::Precondition(_)));
         assert_eq!(err.engine_code(), Some("WRONGTYPE"));

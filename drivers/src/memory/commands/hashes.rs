@@ -92,12 +92,12 @@ pub(super) fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let delta = int_arg(&args[3])?;
     let h = hash_mut(ctx, &args[1])?;
     let current = match h.get(&args[2]) {
-        Some(v) => parse_i64(v).ok_or_else(|| RedisError::data("hash value is not an integer"))?,
+        Some(v) => parse_i64(v).ok_or_else(|| RedisError::err("hash value is not an integer"))?,
         None => 0,
     };
     let next = current
         .checked_add(delta)
-        .ok_or_else(|| RedisError::data("increment or decrement would overflow"))?;
+        .ok_or_else(|| RedisError::err("increment or decrement would overflow"))?;
     h.insert(args[2].clone(), Bytes::from(next.to_string()));
     Ok(Reply::Int(next))
 }

@@ -52,25 +52,25 @@ fn expire_in(ctx: &mut Ctx<'_>, args: &[Bytes], ms_per_unit: i64, command: &str)
         } else if is_opt(opt, "LT") {
             lt = true;
         } else {
-            return Err(RedisError::statement(format!(
+            return Err(RedisError::err(format!(
                 "Unsupported option {}",
                 String::from_utf8_lossy(opt)
             )));
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(RedisError::statement(
+        return Err(RedisError::err(
             "NX and XX, GT or LT options at the same time are not compatible",
         ));
     }
     if gt && lt {
-        return Err(RedisError::statement(
+        return Err(RedisError::err(
             "GT and LT options at the same time are not compatible",
         ));
     }
-    let ms = amount.checked_mul(ms_per_unit).ok_or_else(|| {
-        RedisError::statement(format!("invalid expire time in '{command}' command"))
-    })?;
+    let ms = amount
+        .checked_mul(ms_per_unit)
+        .ok_or_else(|| RedisError::err(format!("invalid expire time in '{command}' command")))?;
     let Some(current) = ctx.ks.deadline(&args[1], ctx.now) else {
         return Ok(Reply::Int(0));
     };
@@ -145,7 +145,7 @@ pub(super) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cursor = std::str::from_utf8(&args[1])
         .ok()
         .and_then(|c| c.parse::<u64>().ok())
-        .ok_or_else(|| RedisError::statement("invalid cursor"))?;
+        .ok_or_else(|| RedisError::err("invalid cursor"))?;
     let (mut pattern, mut count, mut type_filter) = (None, 10usize, None);
     for pair in args[2..].chunks(2) {
         let [opt, value] = pair else {

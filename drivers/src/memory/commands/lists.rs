@@ -51,11 +51,10 @@ fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CmdResult {
         Some([]) | None => None,
         Some([count]) => {
             let n = int_arg(count)
-                .map_err(|_| RedisError::statement("value is out of range, must be positive"))?;
+                .map_err(|_| RedisError::err("value is out of range, must be positive"))?;
             Some(
-                usize::try_from(n).map_err(|_| {
-                    RedisError::statement("value is out of range, must be positive")
-                })?,
+                usize::try_from(n)
+                    .map_err(|_| RedisError::err("value is out of range, must be positive"))?,
             )
         }
         Some(_) => {

@@ -74,7 +74,7 @@ pub(super) fn deadline(
     amount: i64,
     command: &str,
 ) -> Result<Instant, RedisError> {
-    let invalid = || RedisError::statement(format!("invalid expire time in '{command}' command"));
+    let invalid = || RedisError::err(format!("invalid expire time in '{command}' command"));
     if amount <= 0 {
         return Err(invalid());
     }
@@ -122,12 +122,12 @@ pub(super) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, delta: i64) -> CmdResult {
     let current = match ctx.string(key)? {
-        Some(s) => parse_i64(&s).ok_or_else(|| RedisError::not_integer().on_data())?,
+        Some(s) => parse_i64(&s).ok_or_else(RedisError::not_integer)?,
         None => 0,
     };
     let next = current
         .checked_add(delta)
-        .ok_or_else(|| RedisError::data("increment or decrement would overflow"))?;
+        .ok_or_else(|| RedisError::err("increment or decrement would overflow"))?;
     ctx.ks.insert(
         key.clone(),
         Data::Str(Bytes::from(next.to_string())),
@@ -153,7 +153,7 @@ pub(super) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let delta = int_arg(&args[2])?;
     let negated = delta
         .checked_neg()
-        .ok_or_else(|| RedisError::statement("decrement would overflow"))?;
+        .ok_or_else(|| RedisError::err("decrement would overflow"))?;
     incr_by(ctx, &args[1], negated)
 }
 

@@ -46,17 +46,17 @@ pub(super) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(RedisError::syntax());
     }
     if flags.nx && flags.xx {
-        return Err(RedisError::statement(
+        return Err(RedisError::err(
             "XX and NX options at the same time are not compatible",
         ));
     }
     if (flags.nx && (flags.gt || flags.lt)) || (flags.gt && flags.lt) {
-        return Err(RedisError::statement(
+        return Err(RedisError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));
     }
     if flags.incr && pairs.len() > 2 {
-        return Err(RedisError::statement(
+        return Err(RedisError::err(
             "INCR option supports a single increment-element pair",
         ));
     }
@@ -79,7 +79,7 @@ pub(super) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             _ => score,
         };
         if new.is_nan() {
-            return Err(RedisError::data("resulting score is not a number (NaN)"));
+            return Err(RedisError::err("resulting score is not a number (NaN)"));
         }
         let skip = match old {
             Some(old) => flags.nx || (flags.gt && new <= old) || (flags.lt && new >= old),
@@ -136,8 +136,7 @@ fn bound(arg: &[u8]) -> Result<Bound, RedisError> {
         Some(rest) => (true, rest),
         None => (false, arg),
     };
-    let value =
-        parse_f64(number).ok_or_else(|| RedisError::statement("min or max is not a float"))?;
+    let value = parse_f64(number).ok_or_else(|| RedisError::err("min or max is not a float"))?;
     Ok(Bound { value, exclusive })
 }
 
@@ -230,7 +229,7 @@ pub(super) fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         i += 1;
     }
     if lim.is_some() && !by_score {
-        return Err(RedisError::statement(
+        return Err(RedisError::err(
             "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
     }
