@@ -461,3 +461,59 @@ async fn the_pool_warms_up_verifies_and_retires_connections() {
     assert_ne!(first, second, "an old connection was replaced");
     assert_eq!(d.pool_stats().created, 2);
 }
+
+#[tokio::test]
+async fn a_connection_whose_call_was_abandoned_never_serves_another() {
+    // PostgreSQL cancels whatever a backend runs when a cancel arrives, so a
+    // connection that may still get one leaves the pool.
+    let server = PgServer::start();
+    let d = PostgresDriver::connect(
+        "pg",
+        PostgresConfig {
+            max_connections: 1,
+            min_idle: 1,
+            ..config(&server)
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        let sleep = Statement::new("SELECT pg_sleep(5)");
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(100),
+            d.execute(Dialect::Sql, &sleep, &ExecuteOptions::default()),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the caller gave up while the query ran");
+        let next = d
+            .execute(
+                Dialect::Sql,
+                &Statement::new("SELECT pg_sleep(0.3), 7"),
+                &ExecuteOptions::default(),
+            )
+            .await;
+        assert_eq!(
+            next.unwrap().rows[0][1],
+            Value::Int(7),
+            "the next call is untouched by the late cancel"
+        );
+    }
+    assert_eq!(
+        d.pool_stats().created,
+        4,
+        "each abandoned connection was replaced"
+    );
+    let sleeping = "SELECT count(*)::int8 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'";
+    let mut cancelled = false;
+    for _ in 0..50 {
+        if value(&d, Dialect::Sql, sleeping, &[]).await == Value::Int(0) {
+            cancelled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        cancelled,
+        "the abandoned queries were cancelled on the server"
+    );
+}

@@ -126,8 +126,7 @@ impl PostgresDriver {
         Ok(driver)
     }
 
-    /// Runs a statement on `client`, read-only in a transaction when asked,
-    /// cancelling it on the server past the timeout.
+    /// Runs a statement on `client`, read-only in a transaction when asked.
     async fn run_on(
         &self,
         client: &mut Object,
@@ -135,24 +134,18 @@ impl PostgresDriver {
         options: &ExecuteOptions,
         early: Option<types_cache::Early>,
     ) -> Result<ResultSet> {
-        let token = client.cancel_token();
         let pg = |e| error::from_pg(e, options.timeout);
         if options.read_only {
-            let work = async {
-                let transaction = client.transaction().await.map_err(pg)?;
-                transaction
-                    .batch_execute("SET TRANSACTION READ ONLY")
-                    .await
-                    .map_err(pg)?;
-                let result =
-                    run::execute(&transaction, statement, options, early, &self.types).await?;
-                transaction.commit().await.map_err(pg)?;
-                Ok(result)
-            };
-            return run::with_timeout(token, options.timeout, work).await;
+            let transaction = client.transaction().await.map_err(pg)?;
+            transaction
+                .batch_execute("SET TRANSACTION READ ONLY")
+                .await
+                .map_err(pg)?;
+            let result = run::execute(&transaction, statement, options, early, &self.types).await?;
+            transaction.commit().await.map_err(pg)?;
+            return Ok(result);
         }
-        let work = run::execute(&*client, statement, options, early, &self.types);
-        run::with_timeout(token, options.timeout, work).await
+        run::execute(&*client, statement, options, early, &self.types).await
     }
 
     /// A pooled connection; fails fast while the server is known to be down.
@@ -205,21 +198,24 @@ impl StorageDriver for PostgresDriver {
         self.descriptor.ensure_serves(dialect)?;
         // Parameters of a known statement are checked before a connection is taken.
         let early = self.types.encode_early(statement)?;
-        let mut client = self.connection().await?;
-        let result = match self.run_on(&mut client, statement, options, early).await {
-            Err(e) if is_stale_plan(&e) => {
-                // A table changed under this connection's cached plan: forget
-                // the plans and run once more.
+        let client = self.connection().await?;
+        run::leased(client, options.timeout, async |client: &mut Object| {
+            let result = match self.run_on(client, statement, options, early).await {
+                Err(e) if is_stale_plan(&e) => {
+                    // A table changed under this connection's cached plan:
+                    // forget the plans and run once more.
+                    client.statement_cache.clear();
+                    self.run_on(client, statement, options, None).await
+                }
+                other => other,
+            };
+            if crate::sql::is_schema_change(&statement.text) {
                 client.statement_cache.clear();
-                self.run_on(&mut client, statement, options, None).await
+                self.types.clear();
             }
-            other => other,
-        };
-        if crate::sql::is_schema_change(&statement.text) {
-            client.statement_cache.clear();
-            self.types.clear();
-        }
-        result
+            result
+        })
+        .await
     }
 
     async fn execute_stream(

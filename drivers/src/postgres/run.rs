@@ -2,7 +2,6 @@
 //! values, timeouts that cancel on the server, and streams through a
 //! portal so memory stays bounded by the batch size.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,47 +19,83 @@ use crate::{
     Column, Error, ExecuteOptions, Result, ResultSet, Row, RowStream, Statement, StreamOptions,
 };
 
-/// Cancels the running query on the server when dropped, unless disarmed:
-/// a caller that gives up stops the statement too.
-struct CancelOnDrop(Option<CancelToken>);
+/// A pooled connection leased for one call. PostgreSQL cancels whatever a
+/// backend runs when the cancel arrives, so a connection that may still
+/// receive a cancel must never serve another call: if the call is dropped
+/// while its query runs (the client went away), or a cancel was sent that
+/// the query may not have consumed, the lease sends the cancel and takes
+/// the connection out of the pool instead of returning it.
+struct Lease {
+    client: Option<Object>,
+    token: CancelToken,
+    in_flight: bool,
+    tainted: bool,
+}
 
-impl Drop for CancelOnDrop {
+impl Drop for Lease {
     fn drop(&mut self) {
-        if let (Some(token), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(async move {
-                let _ = token.cancel_query(NoTls).await;
-            });
+        if self.in_flight {
+            let token = self.token.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = token.cancel_query(NoTls).await;
+                });
+            }
+        }
+        if (self.in_flight || self.tainted)
+            && let Some(client) = self.client.take()
+        {
+            // Detached from the pool: closed when dropped here.
+            drop(Object::take(client));
         }
     }
 }
 
-/// Awaits `work`; past `timeout` cancels the query on the server and waits
-/// for it to stop, so the connection goes back to the pool clean.
-pub(crate) async fn with_timeout<T>(
-    token: CancelToken,
+/// Runs `work` on `client`; past `timeout` cancels the query on the server
+/// and waits for it to stop, so the connection goes back to the pool clean
+/// (or leaves it, when that cannot be known).
+pub(crate) async fn leased<T>(
+    client: Object,
     timeout: Option<Duration>,
-    work: impl Future<Output = Result<T>>,
+    work: impl AsyncFnOnce(&mut Object) -> Result<T>,
 ) -> Result<T> {
-    let mut guard = CancelOnDrop(Some(token));
+    let token = client.cancel_token();
+    let mut lease = Lease {
+        client: Some(client),
+        token,
+        in_flight: true,
+        tainted: false,
+    };
+    let Some(client) = lease.client.as_mut() else {
+        return Err(Error::Internal(crate::EngineError::new(
+            super::KIND,
+            None,
+            "the lease lost its connection",
+        )));
+    };
+    let work = work(client);
     let Some(limit) = timeout else {
         let result = work.await;
-        guard.0 = None;
+        lease.in_flight = false;
         return result;
     };
     tokio::pin!(work);
     let result = tokio::select! {
         result = &mut work => result,
         () = tokio::time::sleep(limit) => {
-            if let Some(token) = guard.0.take() {
-                let _ = token.cancel_query(NoTls).await;
-            }
+            let _ = lease.token.cancel_query(NoTls).await;
             match work.await {
-                Ok(value) => Ok(value),
+                // It finished before the cancel landed: the cancel may still
+                // land on whatever this backend runs next.
+                Ok(value) => {
+                    lease.tainted = true;
+                    Ok(value)
+                }
                 Err(_) => Err(Error::Timeout { after: limit }),
             }
         }
     };
-    guard.0 = None;
+    lease.in_flight = false;
     match result {
         Err(Error::Timeout { .. }) => Err(Error::Timeout { after: limit }),
         other => other,
@@ -237,27 +272,29 @@ pub(crate) async fn execute(
 /// of `batch_size` rows down a small channel. Dropping the stream stops
 /// reading: the portal is closed and the transaction rolled back.
 pub(crate) async fn stream(
-    mut client: Object,
+    client: Object,
     statement: Statement,
     options: StreamOptions,
 ) -> Result<RowStream> {
     let timeout = options.timeout;
-    let token = client.cancel_token();
     let (columns_tx, columns_rx) = tokio::sync::oneshot::channel::<Result<Vec<Column>>>();
     let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
     let rows_affected = Arc::new(AtomicU64::new(0));
     let affected = Arc::clone(&rows_affected);
     tokio::spawn(async move {
         let mut columns_tx = Some(columns_tx);
-        let work = portal(
-            &mut client,
-            &statement,
-            &options,
-            &mut columns_tx,
-            &batches_tx,
-            &affected,
-        );
-        if let Err(e) = with_timeout(token, timeout, work).await {
+        let work = async |client: &mut Object| {
+            portal(
+                client,
+                &statement,
+                &options,
+                &mut columns_tx,
+                &batches_tx,
+                &affected,
+            )
+            .await
+        };
+        if let Err(e) = leased(client, timeout, work).await {
             // Before the columns went out the caller waits for them; after,
             // for the next batch.
             match columns_tx.take() {
