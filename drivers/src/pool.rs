@@ -155,13 +155,18 @@ impl Backoff {
         })
     }
 
-    /// Records a failed connect.
+    /// Records a failed connect. Callers that fail together, inside one
+    /// wait, count once: only an attempt made after the wait doubles it.
     pub fn failed(&self) {
         let mut state = self.lock();
+        let now = Instant::now();
+        if state.retry_at.is_some_and(|at| at > now) {
+            return;
+        }
         state.failures = state.failures.saturating_add(1);
         let factor = 2u32.saturating_pow(state.failures.saturating_sub(1).min(16));
         let wait = self.base.saturating_mul(factor).min(self.max);
-        state.retry_at = Some(Instant::now() + wait);
+        state.retry_at = Some(now + wait);
     }
 
     /// Records a working connection.
@@ -184,16 +189,28 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_its_bound_and_resets() {
-        let gate = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
+        let gate = Backoff::new(Duration::from_millis(40), Duration::from_millis(120));
         assert!(gate.check().is_ok());
         gate.failed();
+        gate.failed(); // a caller failing in the same wait does not double it
         let first = gate.check().unwrap_err();
-        assert!(first <= Duration::from_millis(100) && first > Duration::from_millis(50));
+        assert!(
+            first <= Duration::from_millis(40) && first > Duration::from_millis(20),
+            "{first:?}"
+        );
+        assert_eq!(gate.failures(), 1);
+        std::thread::sleep(Duration::from_millis(45));
         gate.failed();
+        let second = gate.check().unwrap_err();
+        assert!(
+            second <= Duration::from_millis(80) && second > Duration::from_millis(60),
+            "{second:?}"
+        );
+        std::thread::sleep(Duration::from_millis(85));
         gate.failed();
         let capped = gate.check().unwrap_err();
         assert!(
-            capped <= Duration::from_millis(300) && capped > Duration::from_millis(200),
+            capped <= Duration::from_millis(120) && capped > Duration::from_millis(100),
             "{capped:?}"
         );
         assert_eq!(gate.failures(), 3);

@@ -29,6 +29,11 @@ impl Pooled {
         }
     }
 
+    /// Whether the connection was found broken.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+
     /// Marks the connection broken: the pool drops it when it comes back.
     pub(crate) fn mark_broken(&self) {
         self.broken.store(true, Ordering::Relaxed);
@@ -83,6 +88,6 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, pooled: &mut Self::Connection) -> bool {
-        pooled.broken.load(Ordering::Relaxed)
+        pooled.is_broken()
     }
 }

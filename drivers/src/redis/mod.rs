@@ -151,37 +151,50 @@ impl RedisDriver {
     /// (a multiplexed connection serves many callers together).
     async fn acquire(&self) -> Result<Pooled> {
         let started = Instant::now();
-        if self.pool.state().connections == 0 {
-            // An empty pool connects in the background and would only time
-            // out while the server is down: connect here to learn why, fast.
-            match self.pool.dedicated_connection().await {
-                Ok(conn) => {
-                    let _ = self.pool.add(conn);
+        // Handles are shared, so a connection found broken after its slot went
+        // back is only discarded at its next checkout: skip those (bb8 drops
+        // them as they return, since they report broken).
+        for _ in 0..=self.max_connections {
+            if self.pool.state().connections == 0 {
+                // An empty pool connects in the background and would only time
+                // out while the server is down: connect here to learn why, fast.
+                match self.pool.dedicated_connection().await {
+                    Ok(conn) => {
+                        let _ = self.pool.add(conn);
+                    }
+                    Err(e) => {
+                        self.backoff.failed();
+                        return Err(unavailable(&e));
+                    }
                 }
-                Err(e) => {
+            }
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let got = self.pool.get().await;
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            match got {
+                Ok(conn) if conn.is_broken() => drop(conn),
+                Ok(conn) => {
+                    self.backoff.succeeded();
+                    self.metrics.acquired(started.elapsed());
+                    return Ok(conn.share());
+                }
+                Err(bb8::RunError::TimedOut) => {
+                    return Err(Error::PoolExhausted {
+                        engine: self.descriptor.name.clone(),
+                        waited: self.acquire_timeout,
+                    });
+                }
+                Err(bb8::RunError::User(e)) => {
                     self.backoff.failed();
                     return Err(unavailable(&e));
                 }
             }
         }
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let got = self.pool.get().await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        match got {
-            Ok(conn) => {
-                self.backoff.succeeded();
-                self.metrics.acquired(started.elapsed());
-                Ok(conn.share())
-            }
-            Err(bb8::RunError::TimedOut) => Err(Error::PoolExhausted {
-                engine: self.descriptor.name.clone(),
-                waited: self.acquire_timeout,
-            }),
-            Err(bb8::RunError::User(e)) => {
-                self.backoff.failed();
-                Err(unavailable(&e))
-            }
-        }
+        Err(Error::Unavailable(EngineError::new(
+            KIND,
+            None,
+            "every pooled connection to Redis is broken",
+        )))
     }
 
     /// Whether the command writes, by the server's own `COMMAND INFO`.
