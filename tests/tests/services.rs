@@ -190,6 +190,21 @@ async fn reflection_lists_and_describes_the_api() {
     assert!(!files.file_descriptor_proto.is_empty());
 }
 
+/// Waits until the SQLite engine has a connection in use (the call started).
+async fn wait_until_running(gw: &TestGateway) {
+    for _ in 0..500 {
+        let engines = gw.gateway.engines().await;
+        if engines
+            .iter()
+            .any(|e| e.name == "main" && e.pool.in_use > 0)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the call never started");
+}
+
 #[tokio::test]
 async fn shutdown_lets_in_flight_calls_finish() {
     let gw = TestGateway::start().await;
@@ -205,7 +220,7 @@ async fn shutdown_lets_in_flight_calls_finish() {
         ..Default::default()
     });
     let in_flight = tokio::spawn(async move { client.execute(req).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until_running(&gw).await;
     let clean = gw.handle.shutdown(Duration::from_secs(10)).await.unwrap();
     assert!(clean, "the in-flight call finished within the grace period");
     let status = in_flight.await.unwrap().unwrap_err();
@@ -224,7 +239,7 @@ async fn shutdown_cuts_calls_that_outlive_the_grace_period() {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n";
     let in_flight =
         tokio::spawn(async move { client.execute(request("sql", endless, vec![])).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until_running(&gw).await;
     let clean = gw
         .handle
         .shutdown(Duration::from_millis(200))
