@@ -1,7 +1,7 @@
 //! `omnigate-bench`: the gateway in-process and over gRPC against the
 //! direct drivers (tokio-postgres with its own pool, a redis multiplexed
 //! connection), on the same backends, in one run, interleaved. Prints a
-//! table and writes `bench.json` and `bench.md`.
+//! table and writes `bench.json`, `bench.md` and `bench.svg`.
 
 mod measure;
 mod report;
@@ -36,7 +36,7 @@ struct Args {
     /// A Redis to use (default: one started here).
     #[arg(long, env = "OMNIGATE_BENCH_REDIS")]
     redis_url: Option<String>,
-    /// Where to write bench.json and bench.md.
+    /// Where to write bench.json, bench.md and bench.svg.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
 }
@@ -157,6 +157,10 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         report::markdown(&rows, &ratios, &command),
     )
     .map_err(|e| e.to_string())?;
-    eprintln!("wrote {}/bench.json and bench.md", args.out.display());
+    std::fs::write(args.out.join("bench.svg"), report::svg(&rows)).map_err(|e| e.to_string())?;
+    eprintln!(
+        "wrote {0}/bench.json, {0}/bench.md and {0}/bench.svg",
+        args.out.display()
+    );
     Ok(())
 }
