@@ -144,3 +144,50 @@ pub fn is_deadline_status(status: &tonic::Status) -> bool {
         _ => false,
     }
 }
+
+/// With the engine's server just killed, calls of `probe` fail fast with
+/// UNAVAILABLE (each in under 3 s, not after an acquire timeout) and health
+/// reports NOT_SERVING; after `restart`, the engine reconnects by itself
+/// (only UNAVAILABLE meanwhile) and is healthy again.
+pub async fn outage_then_recovery(
+    d: &dyn omnigate_drivers::StorageDriver,
+    dialect: omnigate_drivers::Dialect,
+    probe: &str,
+    restart: impl FnOnce(),
+) {
+    use omnigate_drivers::{Error, ExecuteOptions, Health, Statement};
+    let statement = Statement::new(probe);
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let err = d
+            .execute(dialect, &statement, &ExecuteOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "calls fail fast, not after the acquire timeout"
+        );
+    }
+    assert!(matches!(d.health().await, Health::NotServing(_)));
+    restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        match d
+            .execute(dialect, &statement, &ExecuteOptions::default())
+            .await
+        {
+            Ok(_) => {
+                recovered = true;
+                break;
+            }
+            Err(e) => assert!(
+                matches!(e, Error::Unavailable(_)),
+                "only Unavailable while it comes back: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the engine reconnected after the restart");
+    assert_eq!(d.health().await, Health::Serving);
+}

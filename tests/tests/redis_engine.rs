@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use omnigate_drivers::conformance::{error, redis, value};
 use omnigate_drivers::redis::{RedisConfig, RedisDriver};
-use omnigate_drivers::{Dialect, Error, ExecuteOptions, Health, Statement, StorageDriver, Value};
+use omnigate_drivers::{Dialect, Error, ExecuteOptions, Statement, StorageDriver, Value};
 use omnigate_tests::redis::RedisServer;
 
 fn config(server: &RedisServer) -> RedisConfig {
@@ -188,47 +188,7 @@ async fn a_restarted_server_fails_calls_fast_then_recovers_by_itself() {
     let d = engine(&server).await;
     value(&d, Dialect::Redis, "SET k v", &[]).await;
     server.kill();
-    for _ in 0..20 {
-        let started = std::time::Instant::now();
-        let err = d
-            .execute(
-                Dialect::Redis,
-                &Statement::new("GET k"),
-                &ExecuteOptions::default(),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::Unavailable(_)), "{err}");
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "calls fail fast"
-        );
-    }
-    assert!(matches!(d.health().await, Health::NotServing(_)));
-    server.restart();
-    let mut recovered = false;
-    for _ in 0..100 {
-        match d
-            .execute(
-                Dialect::Redis,
-                &Statement::new("PING"),
-                &ExecuteOptions::default(),
-            )
-            .await
-        {
-            Ok(_) => {
-                recovered = true;
-                break;
-            }
-            Err(e) => assert!(
-                matches!(e, Error::Unavailable(_)),
-                "only Unavailable while it comes back: {e}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the engine reconnected after the restart");
-    assert_eq!(d.health().await, Health::Serving);
+    omnigate_tests::outage_then_recovery(&d, Dialect::Redis, "PING", || server.restart()).await;
 }
 
 #[tokio::test]
