@@ -2,7 +2,7 @@
 //! cannot be sent (bad syntax or parameters, refused or blocking commands)
 //! fail alone; the others run.
 
-use super::commands::{is_blocking, refusal};
+use super::commands::{check_allowed, is_blocking};
 use super::manager::Pooled;
 use super::reply::{from_redis, to_value_with};
 use super::{KIND, RedisDriver, bounded};
@@ -19,14 +19,9 @@ pub(super) async fn run(
     let mut sent = Vec::new();
     for (i, statement) in statements.iter().enumerate() {
         let prepared = parse_command(&statement.text, &statement.params, KIND).and_then(|args| {
-            let name = String::from_utf8_lossy(&args[0]).to_uppercase();
-            if let Some(why) = refusal(&args) {
-                return Err(Error::not_supported(
-                    format!("command {name} ({why})"),
-                    KIND,
-                ));
-            }
+            check_allowed(&args)?;
             if is_blocking(&args) {
+                let name = String::from_utf8_lossy(&args[0]).to_uppercase();
                 return Err(Error::not_supported(
                     format!("command {name} in a batch (it blocks; send it alone)"),
                     KIND,

@@ -2,6 +2,9 @@
 
 use bytes::Bytes;
 
+use super::KIND;
+use crate::Error;
+
 /// Commands that block until data arrives.
 const BLOCKING: &[&str] = &[
     "BLPOP",
@@ -72,4 +75,18 @@ pub(super) fn is_blocking(args: &[Bytes]) -> bool {
     BLOCKING.contains(&name.as_str())
         || (matches!(name.as_str(), "XREAD" | "XREADGROUP")
             && args.iter().any(|a| a.eq_ignore_ascii_case(b"BLOCK")))
+}
+
+/// `NotSupported` with the reason, for a command that is refused.
+pub(super) fn check_allowed(args: &[Bytes]) -> Result<(), Error> {
+    match refusal(args) {
+        Some(why) => {
+            let name = String::from_utf8_lossy(&args[0]).to_uppercase();
+            Err(Error::not_supported(
+                format!("command {name} ({why})"),
+                KIND,
+            ))
+        }
+        None => Ok(()),
+    }
 }

@@ -321,13 +321,7 @@ impl StorageDriver for RedisDriver {
     ) -> Result<ResultSet> {
         self.descriptor.ensure_serves(dialect)?;
         let args = parse_command(&statement.text, &statement.params, KIND)?;
-        if let Some(why) = refusal(&args) {
-            let name = String::from_utf8_lossy(&args[0]).to_uppercase();
-            return Err(Error::not_supported(
-                format!("command {name} ({why})"),
-                KIND,
-            ));
-        }
+        commands::check_allowed(&args)?;
         let reply = self.run(args, options).await?;
         Ok(ResultSet {
             columns: vec![Column::new("reply", "")],
