@@ -359,6 +359,7 @@ fn redis_pipeline(t: &Arc<Targets>) -> Workload {
                             params: vec![pb::Value {
                                 kind: Some(pb::value::Kind::String(k)),
                             }],
+                            ..Default::default()
                         })
                         .collect(),
                     ..Default::default()

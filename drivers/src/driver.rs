@@ -51,13 +51,16 @@ impl fmt::Display for Dialect {
     }
 }
 
-/// A statement and its positional parameters (`$1..$n`).
+/// A statement and its parameters: positional (`$1..$n`, every dialect
+/// but Cypher) or named (`$name`, Cypher).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Statement {
     /// The statement text.
     pub text: String,
     /// The parameters, bound to `$1..$n`.
     pub params: Vec<Value>,
+    /// Named parameters, bound to `$name` (Cypher).
+    pub named: Vec<(String, Value)>,
 }
 
 impl Statement {
@@ -66,6 +69,7 @@ impl Statement {
         Statement {
             text: text.into(),
             params: Vec::new(),
+            named: Vec::new(),
         }
     }
 
@@ -73,6 +77,30 @@ impl Statement {
     pub fn bind(mut self, value: impl Into<Value>) -> Self {
         self.params.push(value.into());
         self
+    }
+
+    /// Adds a named parameter (`$name` in Cypher).
+    pub fn bind_named(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.named.push((name.into(), value.into()));
+        self
+    }
+
+    /// Checks that the parameters are of the kind `dialect` uses: named
+    /// for Cypher, positional for the others.
+    pub fn check_param_style(&self, dialect: Dialect) -> Result<()> {
+        match (dialect, self.named.first()) {
+            (Dialect::Cypher, _) if !self.params.is_empty() => Err(crate::Error::param(
+                1,
+                "cypher takes named parameters ($name, given in named_params), not positional ones",
+            )),
+            (Dialect::Cypher, _) | (_, None) => Ok(()),
+            (_, Some((name, _))) => Err(crate::Error::named_param(
+                name,
+                format!(
+                    "named parameters are for cypher; {dialect} binds positional params to $1..$n"
+                ),
+            )),
+        }
     }
 }
 
@@ -89,6 +117,9 @@ pub struct ExecuteOptions {
     /// Redis bulk strings always as bytes (by default they are text when
     /// they are valid UTF-8).
     pub raw_bytes: bool,
+    /// The graph (FalkorDB) or database (Neo4j) to run in, when not the
+    /// engine's default; engines without such a choice refuse it.
+    pub database: Option<String>,
 }
 
 /// Options of a streamed execution.
@@ -102,6 +133,8 @@ pub struct StreamOptions {
     pub read_only: bool,
     /// Redis bulk strings always as bytes.
     pub raw_bytes: bool,
+    /// The graph or database to run in (see [`ExecuteOptions::database`]).
+    pub database: Option<String>,
 }
 
 impl Default for StreamOptions {
@@ -111,6 +144,20 @@ impl Default for StreamOptions {
             timeout: None,
             read_only: false,
             raw_bytes: false,
+            database: None,
+        }
+    }
+}
+
+impl StreamOptions {
+    /// The options of one execution of the same request.
+    pub fn to_execute(&self) -> ExecuteOptions {
+        ExecuteOptions {
+            max_rows: None,
+            timeout: self.timeout,
+            read_only: self.read_only,
+            raw_bytes: self.raw_bytes,
+            database: self.database.clone(),
         }
     }
 }
@@ -309,12 +356,7 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         statement: Statement,
         options: StreamOptions,
     ) -> Result<RowStream> {
-        let execute = ExecuteOptions {
-            max_rows: None,
-            timeout: options.timeout,
-            read_only: options.read_only,
-            raw_bytes: options.raw_bytes,
-        };
+        let execute = options.to_execute();
         let result = self.execute(dialect, &statement, &execute).await?;
         Ok(RowStream::from_result(result, options.batch_size))
     }

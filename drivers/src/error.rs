@@ -75,6 +75,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A named parameter (`$name`, Cypher) is of a type the engine cannot
+    /// take, or is not a valid name.
+    #[error("parameter ${name}: {message}")]
+    InvalidNamedParameter {
+        /// The parameter's name.
+        name: String,
+        /// What is wrong and what is expected (never the value itself).
+        message: String,
+    },
+
     /// A table, key, label or other object does not exist.
     #[error("not found: {0}")]
     NotFound(#[source] EngineError),
@@ -176,7 +186,9 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidStatement(_) => "INVALID_STATEMENT",
-            Error::InvalidParameter { .. } => "INVALID_PARAMETER",
+            Error::InvalidParameter { .. } | Error::InvalidNamedParameter { .. } => {
+                "INVALID_PARAMETER"
+            }
             Error::NotFound(_) => "NOT_FOUND",
             Error::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
             Error::Precondition(_) => "FAILED_PRECONDITION",
@@ -195,6 +207,14 @@ impl Error {
     pub fn param(index: usize, message: impl Into<String>) -> Self {
         Error::InvalidParameter {
             index,
+            message: message.into(),
+        }
+    }
+
+    /// A named parameter error.
+    pub fn named_param(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidNamedParameter {
+            name: name.into(),
             message: message.into(),
         }
     }

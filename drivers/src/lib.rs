@@ -17,8 +17,10 @@
 //! ```
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod cypher;
 mod driver;
 mod error;
+pub mod falkordb;
 pub mod glob;
 pub mod memory;
 pub mod pool;

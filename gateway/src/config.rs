@@ -30,11 +30,13 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 
 mod engines;
+mod graph;
 
 pub use engines::{
     EngineConfig, MemoryEngineConfig, PostgresEngineConfig, RecyclingConfig, RedisEngineConfig,
     RedisProtocolConfig, Secret, SqliteEngineConfig, TlsModeConfig,
 };
+pub use graph::{FalkorEngineConfig, PropertyCodecConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

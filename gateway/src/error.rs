@@ -62,10 +62,10 @@ pub enum Error {
     TransactionsUnavailable,
 
     /// A parameter could not be read.
-    #[error("parameter ${index}: {message}")]
+    #[error("parameter {param}: {message}")]
     BadParameter {
-        /// The 1-based position.
-        index: usize,
+        /// Which parameter.
+        param: ParamRef,
         /// What is wrong.
         message: String,
     },
@@ -84,6 +84,24 @@ pub enum Error {
     /// The call was cancelled because the server is shutting down.
     #[error("the gateway is shutting down")]
     ShuttingDown,
+}
+
+/// A parameter of a request: `$1` (positional) or `$name` (named).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamRef {
+    /// The 1-based position.
+    Position(usize),
+    /// The name.
+    Name(String),
+}
+
+impl std::fmt::Display for ParamRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamRef::Position(index) => write!(f, "${index}"),
+            ParamRef::Name(name) => write!(f, "${name}"),
+        }
+    }
 }
 
 /// A configuration error: what is wrong and where.

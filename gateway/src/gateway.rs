@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
+use omnigate_drivers::falkordb::FalkorDriver;
 use omnigate_drivers::memory::MemoryDriver;
 use omnigate_drivers::postgres::PostgresDriver;
 use omnigate_drivers::redis::RedisDriver;
@@ -16,7 +17,7 @@ use omnigate_drivers::{
 };
 
 use crate::cache::MetadataCache;
-use crate::codec::{self, Bindings};
+use crate::codec::{self, Bindings, Codec};
 use crate::config::{Config, EngineConfig};
 use crate::error::{ConfigError, Error, Result};
 use crate::router::Router;
@@ -45,6 +46,8 @@ struct Inner {
     router: Router,
     /// Codec bindings by engine name (engines of the redis dialect).
     bindings: HashMap<String, Arc<Bindings>>,
+    /// The codec of nested graph properties, by engine name (cypher).
+    property_codecs: HashMap<String, Codec>,
     cache: MetadataCache,
     limits: Limits,
 }
@@ -126,12 +129,18 @@ impl GatewayBuilder {
             .filter(|(_, engine)| !engine.bindings().is_empty())
             .map(|(name, engine)| (name.clone(), Bindings::new(engine.bindings().to_vec())))
             .collect();
+        let property_codecs = config
+            .engines
+            .iter()
+            .filter_map(|(name, engine)| Some((name.clone(), engine.property_codec()?)))
+            .collect();
         let names = router.engines().map(|e| e.descriptor().name.clone());
         let cache = MetadataCache::new(&config.cache, names);
         Ok(Gateway {
             inner: Arc::new(Inner {
                 router,
                 bindings,
+                property_codecs,
                 cache,
                 limits: Limits {
                     default_timeout: config.server.default_timeout,
@@ -162,6 +171,9 @@ async fn start_engine(
         }
         EngineConfig::Redis(redis) => {
             Arc::new(RedisDriver::connect(name, redis.to_driver()).await?)
+        }
+        EngineConfig::Falkordb(falkor) => {
+            Arc::new(FalkorDriver::connect(name, falkor.to_driver()).await?)
         }
     })
 }
@@ -200,7 +212,9 @@ impl Gateway {
         let mut statement = Statement {
             text: request.statement,
             params: request.params,
+            named: request.named,
         };
+        statement.check_param_style(dialect)?;
         self.encode(dialect, &driver.descriptor().name, &mut statement)?;
         Ok(Routed {
             dialect,
@@ -216,13 +230,19 @@ impl Gateway {
     fn encode(&self, dialect: Dialect, engine: &str, statement: &mut Statement) -> Result<()> {
         match self.inner.bindings.get(engine) {
             Some(bindings) if dialect == Dialect::Redis => bindings.encode_params(statement),
+            _ if dialect == Dialect::Cypher => {
+                if let Some(codec) = self.inner.property_codecs.get(engine) {
+                    codec::properties::encode_nested(*codec, &mut statement.named);
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
 
     /// Decodes values stored through a codec (they carry its header).
     fn decode(dialect: Dialect, result: &mut ResultSet) {
-        if dialect == Dialect::Redis {
+        if matches!(dialect, Dialect::Redis | Dialect::Cypher) {
             for row in &mut result.rows {
                 for value in row.iter_mut() {
                     *value = codec::decode_all(std::mem::replace(value, Value::Null));
@@ -255,6 +275,7 @@ impl Gateway {
             timeout: Some(routed.timeout),
             read_only: routed.options.read_only,
             raw_bytes: routed.options.raw_bytes,
+            database: routed.options.database.clone(),
         }
     }
 
@@ -291,6 +312,7 @@ impl Gateway {
             timeout: Some(routed.timeout),
             read_only: routed.options.read_only,
             raw_bytes: routed.options.raw_bytes,
+            database: routed.options.database.clone(),
         };
         self.note_schema_change(&routed);
         let engine = routed.driver.descriptor().name.clone();
@@ -298,7 +320,7 @@ impl Gateway {
             .driver
             .execute_stream(routed.dialect, routed.statement, options)
             .await?;
-        if routed.dialect == Dialect::Redis {
+        if matches!(routed.dialect, Dialect::Redis | Dialect::Cypher) {
             use futures::{StreamExt, TryStreamExt};
             stream.batches = stream
                 .batches
@@ -326,6 +348,7 @@ impl Gateway {
         let engine = routed.driver.descriptor().name.clone();
         let mut statements = request.statements;
         for statement in &mut statements {
+            statement.check_param_style(routed.dialect)?;
             self.encode(routed.dialect, &engine, statement)?;
         }
         let options = self.execute_options(&routed);

@@ -30,6 +30,7 @@ fn batch(statements: &[(&str, Vec<pb::Value>)]) -> pb::ExecuteBatchRequest {
             .map(|(text, params)| pb::BatchStatement {
                 statement: (*text).to_owned(),
                 params: params.clone(),
+                ..Default::default()
             })
             .collect(),
         ..Default::default()
@@ -153,6 +154,7 @@ async fn batches_work_on_every_engine() {
         .map(|t| pb::BatchStatement {
             statement: (*t).into(),
             params: vec![],
+            ..Default::default()
         })
         .collect(),
         ..Default::default()

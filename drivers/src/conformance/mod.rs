@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod cypher;
 pub mod redis;
 pub mod sql;
 
@@ -20,6 +21,7 @@ pub async fn run(
     let statement = Statement {
         text: text.to_owned(),
         params: params.to_vec(),
+        named: Vec::new(),
     };
     driver
         .execute(dialect, &statement, &ExecuteOptions::default())

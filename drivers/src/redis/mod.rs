@@ -7,24 +7,22 @@ mod batch;
 mod commands;
 mod config;
 mod manager;
+mod pool;
 mod reply;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use commands::is_blocking;
 pub use commands::refusal;
 pub use config::{Protocol, RedisConfig};
-use manager::{Manager, Pooled};
+use manager::Pooled;
+pub(crate) use pool::{RedisPool, bounded};
 use reply::{from_redis, to_value, to_value_with};
 
-use crate::pool::{Backoff, PoolMetrics, PoolSize};
 use crate::redis_syntax::parse_command;
 use crate::{
     Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
@@ -38,163 +36,33 @@ pub const KIND: &str = "redis";
 #[derive(Debug)]
 pub struct RedisDriver {
     descriptor: EngineDescriptor,
-    pool: bb8::Pool<Manager>,
-    manager: Manager,
-    metrics: Arc<PoolMetrics>,
-    backoff: Backoff,
-    waiting: AtomicUsize,
-    max_connections: u32,
-    acquire_timeout: Duration,
+    pool: RedisPool,
     database: i64,
     /// Whether each command writes, from `COMMAND INFO`, for read-only requests.
     writes: moka::sync::Cache<String, bool>,
-}
-
-fn connection_info(config: &RedisConfig) -> Result<ConnectionInfo> {
-    let bad = |why: String| Error::InvalidStatement(EngineError::new(KIND, None, why));
-    let info = config
-        .url
-        .as_str()
-        .into_connection_info()
-        .map_err(|e| bad(format!("the redis url is malformed: {e}")))?;
-    let protocol = match config.protocol {
-        Protocol::Resp2 => ::redis::ProtocolVersion::RESP2,
-        Protocol::Resp3 => ::redis::ProtocolVersion::RESP3,
-    };
-    let mut settings = info
-        .redis_settings()
-        .clone()
-        .set_db(config.database)
-        .set_protocol(protocol);
-    if let Some(user) = &config.username {
-        settings = settings.set_username(user);
-    }
-    if let Some(password) = &config.password {
-        settings = settings.set_password(password);
-    }
-    Ok(info.set_redis_settings(settings))
 }
 
 impl RedisDriver {
     /// Builds the pool and opens `min_idle` connections; fails when the
     /// server cannot be reached.
     pub async fn connect(name: impl Into<String>, config: RedisConfig) -> Result<Self> {
-        let info = connection_info(&config)?;
-        let client = match (&config.ca_file, info.addr()) {
-            (Some(ca_file), ConnectionAddr::TcpTls { .. }) => {
-                let root_cert = std::fs::read(ca_file).map_err(|e| {
-                    Error::InvalidStatement(EngineError::new(
-                        KIND,
-                        None,
-                        format!("cannot read the CA file {}: {e}", ca_file.display()),
-                    ))
-                })?;
-                let certificates = ::redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert),
-                };
-                Client::build_with_tls(info, certificates).map_err(from_redis)?
-            }
-            (Some(_), _) => {
-                return Err(Error::InvalidStatement(EngineError::new(
-                    KIND,
-                    None,
-                    "ca_file needs a rediss:// url",
-                )));
-            }
-            (None, _) => Client::open(info).map_err(from_redis)?,
-        };
-        let metrics = Arc::new(PoolMetrics::default());
-        let manager = Manager {
-            client,
-            connect_timeout: config.connect_timeout,
-            metrics: Arc::clone(&metrics),
-        };
-        let pool = bb8::Pool::builder()
-            .max_size(config.max_connections.max(1))
-            .min_idle(Some(config.min_idle.min(config.max_connections)))
-            .connection_timeout(config.acquire_timeout)
-            .retry_connection(false)
-            .test_on_check_out(false)
-            .build(manager.clone())
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let driver = RedisDriver {
+        let name = name.into();
+        let pool = RedisPool::connect(KIND, "Redis", &name, &config).await?;
+        Ok(RedisDriver {
             descriptor: EngineDescriptor {
-                name: name.into(),
+                name,
                 kind: KIND,
                 dialects: vec![Dialect::Redis],
             },
             pool,
-            manager,
-            metrics,
-            backoff: Backoff::new(config.backoff_base, config.backoff_max),
-            waiting: AtomicUsize::new(0),
-            max_connections: config.max_connections.max(1),
-            acquire_timeout: config.acquire_timeout,
             database: config.database,
             writes: moka::sync::Cache::new(1024),
-        };
-        // One connection now: a wrong address, password or database fails
-        // at startup with the server's reason.
-        drop(driver.acquire().await?);
-        Ok(driver)
+        })
     }
 
     /// A pooled connection; fails fast while the server is known to be down.
     async fn connection(&self) -> Result<Pooled> {
-        self.backoff.fail_fast(KIND, "Redis")?;
-        self.acquire().await
-    }
-
-    /// A handle to a pooled connection; the pool slot is given back at once
-    /// (a multiplexed connection serves many callers together).
-    async fn acquire(&self) -> Result<Pooled> {
-        let started = Instant::now();
-        // Handles are shared, so a connection found broken after its slot went
-        // back is only discarded at its next checkout: skip those (bb8 drops
-        // them as they return, since they report broken).
-        for _ in 0..=self.max_connections {
-            if self.pool.state().connections == 0 {
-                // An empty pool connects in the background and would only time
-                // out while the server is down: connect here to learn why, fast.
-                match self.pool.dedicated_connection().await {
-                    Ok(conn) => {
-                        let _ = self.pool.add(conn);
-                    }
-                    Err(e) => {
-                        self.backoff.failed();
-                        return Err(unavailable(&e));
-                    }
-                }
-            }
-            self.waiting.fetch_add(1, Ordering::Relaxed);
-            let got = self.pool.get().await;
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            match got {
-                Ok(conn) if conn.is_broken() => drop(conn),
-                Ok(conn) => {
-                    self.backoff.succeeded();
-                    self.metrics.acquired(started.elapsed());
-                    return Ok(conn.share());
-                }
-                Err(bb8::RunError::TimedOut) => {
-                    return Err(Error::PoolExhausted {
-                        engine: self.descriptor.name.clone(),
-                        waited: self.acquire_timeout,
-                    });
-                }
-                Err(bb8::RunError::User(e)) => {
-                    self.backoff.failed();
-                    return Err(unavailable(&e));
-                }
-            }
-        }
-        Err(Error::Unavailable(EngineError::new(
-            KIND,
-            None,
-            "every pooled connection to Redis is broken",
-        )))
+        self.pool.connection().await
     }
 
     /// Whether the command writes, by the server's own `COMMAND INFO`.
@@ -240,7 +108,7 @@ impl RedisDriver {
         if is_blocking(&args) {
             // A connection of its own: a blocked shared connection would hold
             // up every other caller. Dropped (and so closed) at the deadline.
-            let mut conn = self.manager.dedicated().await.map_err(from_redis)?;
+            let mut conn = self.pool.dedicated().await?;
             return bounded(limit, async move {
                 command.query_async(&mut conn).await.map_err(from_redis)
             })
@@ -284,27 +152,6 @@ async fn query(
         pooled.mark_broken();
     }
     result
-}
-
-/// `work`, cut at `limit` with `Timeout`.
-async fn bounded<T>(
-    limit: Option<Duration>,
-    work: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .map_err(|_| Error::Timeout { after: limit })?,
-        None => work.await,
-    }
-}
-
-fn unavailable(e: &::redis::RedisError) -> Error {
-    Error::Unavailable(EngineError::new(
-        KIND,
-        None,
-        format!("cannot connect to Redis: {e}"),
-    ))
 }
 
 #[async_trait]
@@ -375,7 +222,7 @@ impl StorageDriver for RedisDriver {
 
     async fn health(&self) -> Health {
         let probe = async {
-            let mut conn = self.acquire().await?;
+            let mut conn = self.pool.acquire().await?;
             // An error reply (NOAUTH, LOADING) is a failed probe too.
             query(&mut conn, &::redis::cmd("PING"), None)
                 .await
@@ -389,19 +236,10 @@ impl StorageDriver for RedisDriver {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let state = self.pool.state();
-        self.metrics.stats(PoolSize {
-            max_size: self.max_connections as usize,
-            size: state.connections as usize,
-            idle: state.idle_connections as usize,
-            waiting: self.waiting.load(Ordering::Relaxed),
-        })
+        self.pool.stats()
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
-        vec![(
-            "connect_failures".into(),
-            u64::from(self.backoff.failures()),
-        )]
+        self.pool.counters()
     }
 }

@@ -99,7 +99,14 @@ pub struct ExecArgs {
     /// Redis bulk strings as bytes even when they are valid UTF-8.
     #[arg(long)]
     raw_bytes: bool,
-    /// The statement; placeholders are $1..$n.
+    /// A named parameter for cypher, as name=value (value typed as for
+    /// positional params); repeat for more.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    named: Vec<String>,
+    /// The graph (falkordb) or database (neo4j) to run in.
+    #[arg(long)]
+    database: Option<String>,
+    /// The statement; placeholders are $1..$n (cypher: $name).
     statement: String,
     /// Parameters: text, or typed as int:42, float:1.5, bool:true, null:, bytes:00ff, decimal:1.10, uuid:..., json:..., str:...
     params: Vec<String>,
@@ -167,13 +174,20 @@ pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
         .params
         .iter()
         .enumerate()
-        .map(|(i, raw)| params::parse_param(i + 1, raw))
+        .map(|(i, raw)| params::parse_param(&format!("${}", i + 1), raw))
         .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| failure(m, 2))?;
+    let named_params = args
+        .named
+        .iter()
+        .map(|pair| params::parse_named(pair))
+        .collect::<Result<_, _>>()
         .map_err(|m| failure(m, 2))?;
     let message = pb::ExecuteRequest {
         dialect: args.dialect,
         statement: args.statement,
         params,
+        named_params,
         target: args.target.unwrap_or_default(),
         tx_id: String::new(),
         options: Some(pb::ExecuteOptions {
@@ -182,6 +196,7 @@ pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
             read_only: args.read_only,
             batch_size: args.batch_size.unwrap_or(0),
             raw_bytes: args.raw_bytes,
+            database: args.database.unwrap_or_default(),
         }),
     };
     let mut request = tonic::Request::new(message);
@@ -367,5 +382,6 @@ fn engine_kind(engine: &crate::config::EngineConfig) -> &'static str {
         crate::config::EngineConfig::Sqlite(_) => omnigate_drivers::sqlite::KIND,
         crate::config::EngineConfig::Postgres(_) => omnigate_drivers::postgres::KIND,
         crate::config::EngineConfig::Redis(_) => omnigate_drivers::redis::KIND,
+        crate::config::EngineConfig::Falkordb(_) => omnigate_drivers::falkordb::KIND,
     }
 }

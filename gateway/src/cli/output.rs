@@ -11,7 +11,10 @@ use omnigate_proto::v1 as pb;
 fn row_values(row: &pb::Row) -> Vec<Value> {
     row.values
         .iter()
-        .map(|v| from_proto(0, v.clone()).unwrap_or_else(|_| Value::String(format!("{v:?}"))))
+        .map(|v| {
+            from_proto(&crate::error::ParamRef::Position(0), v.clone())
+                .unwrap_or_else(|_| Value::String(format!("{v:?}")))
+        })
         .collect()
 }
 

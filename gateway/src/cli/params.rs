@@ -5,9 +5,9 @@
 use omnigate_proto::v1 as pb;
 use pb::value::Kind;
 
-/// Parses one command-line parameter (1-based `index` for errors).
-pub fn parse_param(index: usize, raw: &str) -> Result<pb::Value, String> {
-    let bad = |what: &str| format!("parameter ${index}: {what}");
+/// Parses one command-line parameter (`label`, e.g. `$1`, names it in errors).
+pub fn parse_param(label: &str, raw: &str) -> Result<pb::Value, String> {
+    let bad = |what: &str| format!("parameter {label}: {what}");
     let Some((prefix, rest)) = raw.split_once(':') else {
         return Ok(kind(Kind::String(raw.to_owned())));
     };
@@ -49,6 +49,17 @@ fn hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Parses one `--param name=value` (cypher's named parameters).
+pub fn parse_named(pair: &str) -> Result<(String, pb::Value), String> {
+    let (name, raw) = pair
+        .split_once('=')
+        .filter(|(name, _)| !name.is_empty())
+        .ok_or_else(|| {
+            format!("--param {pair:?}: write name=value, e.g. name=ada or age=int:36")
+        })?;
+    Ok((name.to_owned(), parse_param(&format!("${name}"), raw)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,29 +67,35 @@ mod tests {
     #[test]
     fn prefixes_pick_the_kind() {
         assert_eq!(
-            parse_param(1, "hello").unwrap().kind,
+            parse_param("$1", "hello").unwrap().kind,
             Some(Kind::String("hello".into()))
         );
-        assert_eq!(parse_param(1, "int:-4").unwrap().kind, Some(Kind::Int(-4)));
         assert_eq!(
-            parse_param(1, "float:1.5").unwrap().kind,
+            parse_param("$1", "int:-4").unwrap().kind,
+            Some(Kind::Int(-4))
+        );
+        assert_eq!(
+            parse_param("$1", "float:1.5").unwrap().kind,
             Some(Kind::Float(1.5))
         );
         assert_eq!(
-            parse_param(1, "bool:true").unwrap().kind,
+            parse_param("$1", "bool:true").unwrap().kind,
             Some(Kind::Bool(true))
         );
-        assert_eq!(parse_param(1, "null:").unwrap().kind, Some(Kind::Null(0)));
         assert_eq!(
-            parse_param(1, "bytes:00ff").unwrap().kind,
+            parse_param("$1", "null:").unwrap().kind,
+            Some(Kind::Null(0))
+        );
+        assert_eq!(
+            parse_param("$1", "bytes:00ff").unwrap().kind,
             Some(Kind::Bytes(vec![0, 255]))
         );
         assert_eq!(
-            parse_param(1, "str:int:1").unwrap().kind,
+            parse_param("$1", "str:int:1").unwrap().kind,
             Some(Kind::String("int:1".into()))
         );
         assert_eq!(
-            parse_param(1, "http://x").unwrap().kind,
+            parse_param("$1", "http://x").unwrap().kind,
             Some(Kind::String("http://x".into()))
         );
     }
@@ -86,10 +103,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_parameter() {
         assert_eq!(
-            parse_param(2, "int:x").unwrap_err(),
+            parse_param("$2", "int:x").unwrap_err(),
             "parameter $2: int: expects a 64-bit integer"
         );
-        assert!(parse_param(1, "bytes:0").is_err());
-        assert!(parse_param(1, "bool:yes").is_err());
+        assert!(parse_param("$1", "bytes:0").is_err());
+        assert!(parse_param("$1", "bool:yes").is_err());
     }
 }

@@ -11,7 +11,7 @@ use omnigate_drivers::{Statement, Value};
 use serde::Deserialize;
 
 use super::{Codec, Format, is_structured};
-use crate::error::Error;
+use crate::error::{Error, ParamRef};
 
 fn default_compress_above() -> usize {
     1024
@@ -110,7 +110,7 @@ impl Bindings {
             .get(1)
             .and_then(|key| self.codec_for(key))
             .ok_or_else(|| Error::BadParameter {
-                index: first + 1,
+                param: ParamRef::Position(first + 1),
                 message: format!(
                     "a {} needs a codec: bind this key's pattern to one (engines.<name>.bindings)",
                     statement.params[first].kind_name()

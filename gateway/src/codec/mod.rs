@@ -11,6 +11,7 @@
 
 mod bindings;
 mod msgpack;
+pub mod properties;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use omnigate_drivers::Value;
@@ -117,7 +118,7 @@ pub fn decode(bytes: &[u8]) -> Result<Option<Value>, DecodeError> {
         2 => {
             let proto = omnigate_proto::v1::Value::decode(payload.as_slice())
                 .map_err(|e| DecodeError(e.to_string()))?;
-            crate::service::convert::from_proto(0, proto)
+            crate::service::convert::from_proto(&crate::error::ParamRef::Position(0), proto)
                 .map(Some)
                 .map_err(|e| DecodeError(e.to_string()))
         }
@@ -134,14 +135,33 @@ pub fn decode_all(value: Value) -> Value {
             _ => Value::Bytes(bytes),
         },
         Value::List(items) => Value::List(items.into_iter().map(decode_all).collect()),
-        Value::Map(entries) => Value::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k, decode_all(v)))
-                .collect(),
-        ),
+        Value::Map(entries) => Value::Map(decode_entries(entries)),
+        Value::Node(mut node) => {
+            node.properties = decode_entries(node.properties);
+            Value::Node(node)
+        }
+        Value::Relationship(mut rel) => {
+            rel.properties = decode_entries(rel.properties);
+            Value::Relationship(rel)
+        }
+        Value::Path(mut path) => {
+            for node in &mut path.nodes {
+                node.properties = decode_entries(std::mem::take(&mut node.properties));
+            }
+            for rel in &mut path.relationships {
+                rel.properties = decode_entries(std::mem::take(&mut rel.properties));
+            }
+            Value::Path(path)
+        }
         other => other,
     }
+}
+
+fn decode_entries(entries: Vec<(String, Value)>) -> Vec<(String, Value)> {
+    entries
+        .into_iter()
+        .map(|(k, v)| (k, decode_all(v)))
+        .collect()
 }
 
 /// Whether a value needs a codec to become bytes.

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::codec::Binding;
+use super::graph::FalkorEngineConfig;
+use crate::codec::{Binding, Codec};
 
 /// One engine, by kind.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -19,6 +20,8 @@ pub enum EngineConfig {
     Postgres(PostgresEngineConfig),
     /// Redis (`redis` dialect).
     Redis(RedisEngineConfig),
+    /// FalkorDB (`cypher` dialect).
+    Falkordb(FalkorEngineConfig),
 }
 
 /// A `redis` engine.
@@ -136,7 +139,15 @@ impl EngineConfig {
         match self {
             EngineConfig::Memory(memory) => &memory.bindings,
             EngineConfig::Redis(redis) => &redis.bindings,
-            EngineConfig::Sqlite(_) | EngineConfig::Postgres(_) => &[],
+            _ => &[],
+        }
+    }
+
+    /// The codec of nested graph properties, for engines of the cypher dialect.
+    pub fn property_codec(&self) -> Option<Codec> {
+        match self {
+            EngineConfig::Falkordb(falkor) => Some(falkor.properties.codec()),
+            _ => None,
         }
     }
 
@@ -156,6 +167,7 @@ impl EngineConfig {
             EngineConfig::Sqlite(_) => Ok(()),
             EngineConfig::Postgres(pg) => pg.validate(),
             EngineConfig::Redis(redis) => redis.validate(),
+            EngineConfig::Falkordb(falkor) => falkor.validate(),
         }
     }
 }

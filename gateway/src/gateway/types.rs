@@ -14,6 +14,8 @@ pub struct Request {
     pub statement: String,
     /// Parameters bound to `$1..$n`.
     pub params: Vec<Value>,
+    /// Named parameters bound to `$name` (Cypher).
+    pub named: Vec<(String, Value)>,
     /// The engine's name; `None` when one engine serves the dialect.
     pub target: Option<String>,
     /// A transaction id (reserved; must be `None` for now).
@@ -35,6 +37,8 @@ pub struct RequestOptions {
     pub batch_size: Option<usize>,
     /// Redis bulk strings always as bytes (default: text when UTF-8).
     pub raw_bytes: bool,
+    /// The graph or database to run in (engines that have several).
+    pub database: Option<String>,
 }
 
 impl Request {
@@ -50,6 +54,12 @@ impl Request {
     /// Adds the next positional parameter.
     pub fn param(mut self, value: impl Into<Value>) -> Self {
         self.params.push(value.into());
+        self
+    }
+
+    /// Adds a named parameter (`$name`, Cypher).
+    pub fn named(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.named.push((name.into(), value.into()));
         self
     }
 

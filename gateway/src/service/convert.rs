@@ -7,11 +7,14 @@ use omnigate_drivers::{
 use omnigate_proto::v1 as pb;
 use pb::value::Kind;
 
-use crate::error::Error;
+use crate::error::{Error, ParamRef};
 
-/// A proto value as Omnigate's; `index` (1-based) names the parameter in errors.
-pub fn from_proto(index: usize, value: pb::Value) -> Result<Value, Error> {
-    let bad = |message: String| Error::BadParameter { index, message };
+/// A proto value as Omnigate's; `param` names the parameter in errors.
+pub fn from_proto(param: &ParamRef, value: pb::Value) -> Result<Value, Error> {
+    let bad = |message: String| Error::BadParameter {
+        param: param.clone(),
+        message,
+    };
     Ok(match value.kind {
         None | Some(Kind::Null(_)) => Value::Null,
         Some(Kind::Bool(b)) => Value::Bool(b),
@@ -66,22 +69,22 @@ pub fn from_proto(index: usize, value: pb::Value) -> Result<Value, Error> {
         Some(Kind::List(l)) => Value::List(
             l.values
                 .into_iter()
-                .map(|v| from_proto(index, v))
+                .map(|v| from_proto(param, v))
                 .collect::<Result<_, _>>()?,
         ),
-        Some(Kind::Map(m)) => Value::Map(map_from_proto(index, m)?),
-        Some(Kind::Node(n)) => Value::Node(node_from_proto(index, n)?),
-        Some(Kind::Relationship(r)) => Value::Relationship(rel_from_proto(index, r)?),
+        Some(Kind::Map(m)) => Value::Map(map_from_proto(param, m)?),
+        Some(Kind::Node(n)) => Value::Node(node_from_proto(param, n)?),
+        Some(Kind::Relationship(r)) => Value::Relationship(rel_from_proto(param, r)?),
         Some(Kind::Path(p)) => Value::Path(Path {
             nodes: p
                 .nodes
                 .into_iter()
-                .map(|n| node_from_proto(index, n))
+                .map(|n| node_from_proto(param, n))
                 .collect::<Result<_, _>>()?,
             relationships: p
                 .relationships
                 .into_iter()
-                .map(|r| rel_from_proto(index, r))
+                .map(|r| rel_from_proto(param, r))
                 .collect::<Result<_, _>>()?,
         }),
     })
@@ -113,28 +116,52 @@ fn is_decimal(text: &str) -> bool {
             && exponent.is_none_or(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())))
 }
 
-fn map_from_proto(index: usize, map: pb::ValueMap) -> Result<Vec<(String, Value)>, Error> {
-    map.entries
+/// Positional proto parameters as Omnigate's.
+pub fn params_from_proto(values: Vec<pb::Value>) -> Result<Vec<Value>, Error> {
+    values
         .into_iter()
-        .map(|e| Ok((e.key, from_proto(index, e.value.unwrap_or_default())?)))
+        .enumerate()
+        .map(|(i, v)| from_proto(&ParamRef::Position(i + 1), v))
         .collect()
 }
 
-fn node_from_proto(index: usize, n: pb::Node) -> Result<Node, Error> {
+/// Named proto parameters as Omnigate's, in name order.
+pub fn named_from_proto(
+    values: std::collections::HashMap<String, pb::Value>,
+) -> Result<Vec<(String, Value)>, Error> {
+    let mut named = values
+        .into_iter()
+        .map(|(name, v)| {
+            let value = from_proto(&ParamRef::Name(name.clone()), v)?;
+            Ok((name, value))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(named)
+}
+
+fn map_from_proto(param: &ParamRef, map: pb::ValueMap) -> Result<Vec<(String, Value)>, Error> {
+    map.entries
+        .into_iter()
+        .map(|e| Ok((e.key, from_proto(param, e.value.unwrap_or_default())?)))
+        .collect()
+}
+
+fn node_from_proto(param: &ParamRef, n: pb::Node) -> Result<Node, Error> {
     Ok(Node {
         id: n.id,
         labels: n.labels,
-        properties: map_from_proto(index, n.properties.unwrap_or_default())?,
+        properties: map_from_proto(param, n.properties.unwrap_or_default())?,
     })
 }
 
-fn rel_from_proto(index: usize, r: pb::Relationship) -> Result<Relationship, Error> {
+fn rel_from_proto(param: &ParamRef, r: pb::Relationship) -> Result<Relationship, Error> {
     Ok(Relationship {
         id: r.id,
         rel_type: r.r#type,
         start_node_id: r.start_node_id,
         end_node_id: r.end_node_id,
-        properties: map_from_proto(index, r.properties.unwrap_or_default())?,
+        properties: map_from_proto(param, r.properties.unwrap_or_default())?,
     })
 }
 
@@ -280,7 +307,7 @@ mod tests {
     use super::*;
 
     fn round_trip(value: Value) {
-        let back = from_proto(1, to_proto(value.clone())).unwrap();
+        let back = from_proto(&ParamRef::Position(1), to_proto(value.clone())).unwrap();
         assert_eq!(back, value);
     }
 
@@ -340,7 +367,7 @@ mod tests {
     #[test]
     fn a_value_without_kind_is_null() {
         assert_eq!(
-            from_proto(1, pb::Value { kind: None }).unwrap(),
+            from_proto(&ParamRef::Position(1), pb::Value { kind: None }).unwrap(),
             Value::Null
         );
     }
@@ -360,14 +387,20 @@ mod tests {
         ];
         for kind in cases {
             let err = from_proto(
-                4,
+                &ParamRef::Position(4),
                 pb::Value {
                     kind: Some(kind.clone()),
                 },
             )
             .unwrap_err();
             assert!(
-                matches!(err, Error::BadParameter { index: 4, .. }),
+                matches!(
+                    &err,
+                    Error::BadParameter {
+                        param: ParamRef::Position(4),
+                        ..
+                    }
+                ),
                 "{kind:?}: {err}"
             );
         }
@@ -378,7 +411,7 @@ mod tests {
                 }],
             })),
         };
-        assert!(from_proto(2, nested).is_err());
+        assert!(from_proto(&ParamRef::Position(2), nested).is_err());
     }
 
     #[test]

@@ -105,17 +105,14 @@ fn to_request(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let params = message
-        .params
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| convert::from_proto(i + 1, v))
-        .collect::<Result<Vec<_>, _>>()?;
+    let params = convert::params_from_proto(message.params)?;
+    let named = convert::named_from_proto(message.named_params)?;
     let non_empty = |s: String| (!s.is_empty()).then_some(s);
     Ok(gateway::Request {
         dialect: message.dialect,
         statement: message.statement,
         params,
+        named,
         target: non_empty(message.target),
         tx_id: non_empty(message.tx_id),
         options: gateway::RequestOptions {
@@ -124,6 +121,7 @@ fn to_request(
             read_only: options.read_only,
             raw_bytes: options.raw_bytes,
             batch_size: (options.batch_size > 0).then_some(options.batch_size as usize),
+            database: non_empty(options.database),
         },
     })
 }
@@ -149,22 +147,17 @@ fn to_batch_request(
         .into_iter()
         .enumerate()
         .map(|(position, s)| {
-            let params = s
-                .params
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| convert::from_proto(i + 1, v))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| match e {
-                    Error::BadParameter { index, message } => Error::BadParameter {
-                        index,
-                        message: format!("(statement {} of the batch) {message}", position + 1),
-                    },
-                    other => other,
-                })?;
+            let in_batch = |e| match e {
+                Error::BadParameter { param, message } => Error::BadParameter {
+                    param,
+                    message: format!("(statement {} of the batch) {message}", position + 1),
+                },
+                other => other,
+            };
             Ok(omnigate_drivers::Statement {
                 text: s.statement,
-                params,
+                params: convert::params_from_proto(s.params).map_err(in_batch)?,
+                named: convert::named_from_proto(s.named_params).map_err(in_batch)?,
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;

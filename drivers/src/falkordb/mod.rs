@@ -1,0 +1,264 @@
+//! The `falkordb` engine: Cypher over the Redis protocol (`GRAPH.QUERY`
+//! with compact replies), on a bb8 pool of the `redis` crate's
+//! multiplexed connections.
+//!
+//! Named parameters travel in FalkorDB's `CYPHER name=value` prefix as
+//! escaped literals (see `params.rs`). Compact replies name labels,
+//! relationship types and property keys by id; their tables come from
+//! `db.labels()`, `db.relationshipTypes()` and `db.propertyKeys()`, are
+//! cached per graph, and are fetched again when a reply holds an id they
+//! do not know.
+
+mod config;
+mod describe;
+mod error;
+mod params;
+mod reply;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::Value as Resp;
+use async_trait::async_trait;
+
+pub use config::FalkorConfig;
+use error::from_falkor;
+use reply::{DecodeError, Tables};
+
+use crate::cypher::choose_database;
+use crate::redis::{RedisPool, bounded};
+use crate::{
+    DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
+    PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
+};
+
+/// The engine kind's name.
+pub const KIND: &str = "falkordb";
+
+/// How much longer than the server-side `TIMEOUT` the client waits, so the
+/// server's own timeout error (and its clean state) usually wins.
+const CLIENT_MARGIN: Duration = Duration::from_millis(50);
+
+/// The FalkorDB engine.
+#[derive(Debug)]
+pub struct FalkorDriver {
+    descriptor: EngineDescriptor,
+    pool: RedisPool,
+    graph: String,
+    graphs: Vec<String>,
+    /// Label, relationship-type and property-key names by graph.
+    tables: moka::future::Cache<String, Arc<Tables>>,
+}
+
+impl FalkorDriver {
+    /// Builds the pool and opens a connection; fails when the server cannot
+    /// be reached or has no FalkorDB module.
+    pub async fn connect(name: impl Into<String>, config: FalkorConfig) -> Result<Self> {
+        let name = name.into();
+        let mut connection = config.connection.clone();
+        connection.protocol = crate::redis::Protocol::Resp2;
+        connection.database = 0;
+        let pool = RedisPool::connect(KIND, "FalkorDB", &name, &connection).await?;
+        let driver = FalkorDriver {
+            descriptor: EngineDescriptor {
+                name,
+                kind: KIND,
+                dialects: vec![Dialect::Cypher],
+            },
+            pool,
+            graph: config.graph,
+            graphs: config.graphs,
+            tables: moka::future::Cache::builder()
+                .max_capacity(1024)
+                .time_to_live(config.schema_ttl)
+                .build(),
+        };
+        // A server without the module answers GRAPH.* with an unknown command.
+        driver.module_check().await?;
+        Ok(driver)
+    }
+
+    async fn module_check(&self) -> Result<()> {
+        let mut conn = self.pool.connection().await?;
+        let listed: Result<Resp> = ::redis::cmd("GRAPH.LIST")
+            .query_async(&mut conn.conn)
+            .await
+            .map_err(from_falkor);
+        match listed {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::Unavailable(EngineError::new(
+                KIND,
+                None,
+                format!(
+                    "the server does not answer GRAPH.LIST; is the FalkorDB module loaded? ({e})"
+                ),
+            ))),
+        }
+    }
+
+    /// Sends one query; `text` already carries the parameter prefix.
+    async fn query(
+        &self,
+        graph: &str,
+        text: &[u8],
+        read_only: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Resp> {
+        let mut command = ::redis::cmd(if read_only {
+            "GRAPH.RO_QUERY"
+        } else {
+            "GRAPH.QUERY"
+        });
+        command.arg(graph).arg(text).arg("--compact");
+        if let Some(limit) = timeout {
+            let millis = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+            command.arg("TIMEOUT").arg(millis);
+        }
+        let mut conn = self.pool.connection().await?;
+        let result = bounded(timeout.map(|t| t + CLIENT_MARGIN), async {
+            command
+                .query_async::<Resp>(&mut conn.conn)
+                .await
+                .map_err(from_falkor)
+        })
+        .await;
+        match result {
+            Err(Error::Unavailable(e)) => {
+                conn.mark_broken();
+                Err(Error::Unavailable(e))
+            }
+            Err(Error::Timeout { .. }) => Err(Error::Timeout {
+                after: timeout.unwrap_or_default(),
+            }),
+            other => other,
+        }
+    }
+
+    /// The graph's name tables: cached, or fetched when `fresh`.
+    async fn tables(&self, graph: &str, fresh: bool) -> Result<Arc<Tables>> {
+        if !fresh && let Some(tables) = self.tables.get(graph).await {
+            return Ok(tables);
+        }
+        let mut lists = Vec::with_capacity(3);
+        for procedure in [
+            "CALL db.labels()",
+            "CALL db.relationshipTypes()",
+            "CALL db.propertyKeys()",
+        ] {
+            let reply = match self.query(graph, procedure.as_bytes(), true, None).await {
+                Ok(reply) => reply,
+                // A graph that does not exist yet has no names.
+                Err(Error::NotFound(_)) => return Ok(Arc::new(Tables::default())),
+                Err(e) => return Err(e),
+            };
+            lists.push(reply::first_column(&reply).map_err(malformed)?);
+        }
+        let mut lists = lists.into_iter();
+        let tables = Tables {
+            labels: lists.next().unwrap_or_default(),
+            types: lists.next().unwrap_or_default(),
+            keys: lists.next().unwrap_or_default(),
+        };
+        let tables = Arc::new(tables);
+        self.tables
+            .insert(graph.to_owned(), Arc::clone(&tables))
+            .await;
+        Ok(tables)
+    }
+
+    /// Reads a reply, fetching the name tables again once when it holds an
+    /// id they do not know (a label or key made since, by anyone).
+    async fn decode(&self, graph: &str, reply: &Resp) -> Result<ResultSet> {
+        let tables = self.tables(graph, false).await?;
+        match reply::result_set(reply, &tables) {
+            Err(DecodeError::UnknownId) => {
+                let tables = self.tables(graph, true).await?;
+                reply::result_set(reply, &tables).map_err(malformed)
+            }
+            other => other.map_err(malformed),
+        }
+    }
+
+    fn graph<'a>(&'a self, requested: Option<&'a str>) -> Result<&'a str> {
+        choose_database(KIND, &self.graph, &self.graphs, requested)
+    }
+}
+
+fn malformed(e: DecodeError) -> Error {
+    let message = match e {
+        DecodeError::UnknownId => {
+            "the reply names a label, type or property key FalkorDB does not list".to_owned()
+        }
+        DecodeError::Malformed(message) => message,
+    };
+    Error::Internal(EngineError::new(KIND, None, message))
+}
+
+#[async_trait]
+impl StorageDriver for FalkorDriver {
+    fn descriptor(&self) -> &EngineDescriptor {
+        &self.descriptor
+    }
+
+    async fn execute(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        self.descriptor.ensure_serves(dialect)?;
+        statement.check_param_style(dialect)?;
+        let graph = self.graph(options.database.as_deref())?;
+        let mut text = params::prefix(&statement.named)?;
+        text.extend_from_slice(statement.text.as_bytes());
+        let reply = self
+            .query(graph, &text, options.read_only, options.timeout)
+            .await
+            .map_err(|e| match e {
+                Error::Precondition(report) if options.read_only => {
+                    Error::Precondition(EngineError::new(
+                        KIND,
+                        report.code.as_deref(),
+                        "the statement writes, but the request is read_only",
+                    ))
+                }
+                other => other,
+            })?;
+        let result = self.decode(graph, &reply).await?;
+        match options.max_rows {
+            Some(limit) if result.rows.len() as u64 > limit => Err(Error::TooManyRows { limit }),
+            _ => Ok(result),
+        }
+    }
+
+    async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
+        describe::describe(self, options).await
+    }
+
+    async fn health(&self) -> Health {
+        let probe = async {
+            let mut conn = self.pool.acquire().await?;
+            ::redis::cmd("GRAPH.LIST")
+                .query_async::<Resp>(&mut conn.conn)
+                .await
+                .map_err(from_falkor)
+                .map(drop)
+        };
+        match probe.await {
+            Ok(()) => Health::Serving,
+            Err(e) => Health::NotServing(e.to_string()),
+        }
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    fn counters(&self) -> Vec<(String, u64)> {
+        self.pool.counters()
+    }
+
+    fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {
+        crate::cypher::is_schema_change(statement)
+    }
+}

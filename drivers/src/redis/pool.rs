@@ -1,0 +1,226 @@
+//! A pool of multiplexed connections to a server that speaks the Redis
+//! protocol: Redis itself, and FalkorDB. It fails fast while the server is
+//! known to be down and recovers by itself.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+
+use super::config::{Protocol, RedisConfig};
+use super::manager::{Manager, Pooled};
+use crate::pool::{Backoff, PoolMetrics, PoolSize};
+use crate::{EngineError, Error, PoolStats, Result};
+
+/// The pool, named for the engine kind and server it talks to (in errors).
+#[derive(Debug)]
+pub(crate) struct RedisPool {
+    kind: &'static str,
+    server: &'static str,
+    engine: String,
+    pool: bb8::Pool<Manager>,
+    manager: Manager,
+    metrics: Arc<PoolMetrics>,
+    backoff: Backoff,
+    waiting: AtomicUsize,
+    max_connections: u32,
+    acquire_timeout: Duration,
+}
+
+fn connection_info(kind: &'static str, config: &RedisConfig) -> Result<ConnectionInfo> {
+    let bad = |why: String| Error::InvalidStatement(EngineError::new(kind, None, why));
+    let info = config
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| bad(format!("the {kind} url is malformed: {e}")))?;
+    let protocol = match config.protocol {
+        Protocol::Resp2 => ::redis::ProtocolVersion::RESP2,
+        Protocol::Resp3 => ::redis::ProtocolVersion::RESP3,
+    };
+    let mut settings = info
+        .redis_settings()
+        .clone()
+        .set_db(config.database)
+        .set_protocol(protocol);
+    if let Some(user) = &config.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = &config.password {
+        settings = settings.set_password(password);
+    }
+    Ok(info.set_redis_settings(settings))
+}
+
+fn client(kind: &'static str, config: &RedisConfig) -> Result<Client> {
+    let bad = |why: String| Error::InvalidStatement(EngineError::new(kind, None, why));
+    let info = connection_info(kind, config)?;
+    let opened = match (&config.ca_file, info.addr()) {
+        (Some(ca_file), ConnectionAddr::TcpTls { .. }) => {
+            let root_cert = std::fs::read(ca_file).map_err(|e| {
+                bad(format!(
+                    "cannot read the CA file {}: {e}",
+                    ca_file.display()
+                ))
+            })?;
+            let certificates = ::redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            };
+            Client::build_with_tls(info, certificates)
+        }
+        (Some(_), _) => return Err(bad("ca_file needs a rediss:// url".into())),
+        (None, _) => Client::open(info),
+    };
+    opened.map_err(|e| bad(format!("cannot use the {kind} url: {e}")))
+}
+
+impl RedisPool {
+    /// Builds the pool and opens one connection; fails when the server
+    /// cannot be reached or refuses the credentials.
+    pub(crate) async fn connect(
+        kind: &'static str,
+        server: &'static str,
+        engine: &str,
+        config: &RedisConfig,
+    ) -> Result<Self> {
+        let metrics = Arc::new(PoolMetrics::default());
+        let manager = Manager {
+            client: client(kind, config)?,
+            connect_timeout: config.connect_timeout,
+            metrics: Arc::clone(&metrics),
+        };
+        let max_connections = config.max_connections.max(1);
+        let pool = bb8::Pool::builder()
+            .max_size(max_connections)
+            .min_idle(Some(config.min_idle.min(max_connections)))
+            .connection_timeout(config.acquire_timeout)
+            .retry_connection(false)
+            .test_on_check_out(false)
+            .build(manager.clone())
+            .await
+            .map_err(|e| unavailable(kind, server, &e))?;
+        let pool = RedisPool {
+            kind,
+            server,
+            engine: engine.to_owned(),
+            pool,
+            manager,
+            metrics,
+            backoff: Backoff::new(config.backoff_base, config.backoff_max),
+            waiting: AtomicUsize::new(0),
+            max_connections,
+            acquire_timeout: config.acquire_timeout,
+        };
+        // One connection now: a wrong address, password or database fails
+        // at startup with the server's reason.
+        drop(pool.acquire().await?);
+        Ok(pool)
+    }
+
+    /// A pooled connection; fails fast while the server is known to be down.
+    pub(crate) async fn connection(&self) -> Result<Pooled> {
+        self.backoff.fail_fast(self.kind, self.server)?;
+        self.acquire().await
+    }
+
+    /// A connection outside the pool, closed when dropped.
+    pub(crate) async fn dedicated(&self) -> Result<MultiplexedConnection> {
+        self.manager
+            .dedicated()
+            .await
+            .map_err(|e| unavailable(self.kind, self.server, &e))
+    }
+
+    /// A handle to a pooled connection; the pool slot is given back at once
+    /// (a multiplexed connection serves many callers together).
+    pub(crate) async fn acquire(&self) -> Result<Pooled> {
+        let started = Instant::now();
+        // Handles are shared, so a connection found broken after its slot went
+        // back is only discarded at its next checkout: skip those (bb8 drops
+        // them as they return, since they report broken).
+        for _ in 0..=self.max_connections {
+            if self.pool.state().connections == 0 {
+                // An empty pool connects in the background and would only time
+                // out while the server is down: connect here to learn why, fast.
+                match self.pool.dedicated_connection().await {
+                    Ok(conn) => {
+                        let _ = self.pool.add(conn);
+                    }
+                    Err(e) => {
+                        self.backoff.failed();
+                        return Err(unavailable(self.kind, self.server, &e));
+                    }
+                }
+            }
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let got = self.pool.get().await;
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            match got {
+                Ok(conn) if conn.is_broken() => drop(conn),
+                Ok(conn) => {
+                    self.backoff.succeeded();
+                    self.metrics.acquired(started.elapsed());
+                    return Ok(conn.share());
+                }
+                Err(bb8::RunError::TimedOut) => {
+                    return Err(Error::PoolExhausted {
+                        engine: self.engine.clone(),
+                        waited: self.acquire_timeout,
+                    });
+                }
+                Err(bb8::RunError::User(e)) => {
+                    self.backoff.failed();
+                    return Err(unavailable(self.kind, self.server, &e));
+                }
+            }
+        }
+        Err(Error::Unavailable(EngineError::new(
+            self.kind,
+            None,
+            format!("every pooled connection to {} is broken", self.server),
+        )))
+    }
+
+    /// The pool's statistics.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let state = self.pool.state();
+        self.metrics.stats(PoolSize {
+            max_size: self.max_connections as usize,
+            size: state.connections as usize,
+            idle: state.idle_connections as usize,
+            waiting: self.waiting.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The driver's counters: failed connects so far.
+    pub(crate) fn counters(&self) -> Vec<(String, u64)> {
+        vec![(
+            "connect_failures".into(),
+            u64::from(self.backoff.failures()),
+        )]
+    }
+}
+
+/// `work`, cut at `limit` with `Timeout`.
+pub(crate) async fn bounded<T>(
+    limit: Option<Duration>,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| Error::Timeout { after: limit })?,
+        None => work.await,
+    }
+}
+
+fn unavailable(kind: &'static str, server: &str, e: &::redis::RedisError) -> Error {
+    Error::Unavailable(EngineError::new(
+        kind,
+        None,
+        format!("cannot connect to {server}: {e}"),
+    ))
+}
