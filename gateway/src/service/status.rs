@@ -16,9 +16,9 @@ pub const ERROR_DOMAIN: &str = "omnigate";
 /// The gRPC code of a driver error.
 pub fn driver_code(err: &DriverError) -> Code {
     match err {
-        DriverError::InvalidStatement(_) | DriverError::InvalidParameter { .. } => {
-            Code::InvalidArgument
-        }
+        DriverError::InvalidStatement(_)
+        | DriverError::InvalidParameter { .. }
+        | DriverError::InvalidNamedParameter { .. } => Code::InvalidArgument,
         DriverError::NotFound(_) => Code::NotFound,
         DriverError::ConstraintViolation(_) | DriverError::Precondition(_) => {
             Code::FailedPrecondition
