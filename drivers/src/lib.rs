@@ -23,6 +23,7 @@ mod error;
 pub mod falkordb;
 pub mod glob;
 pub mod memory;
+pub mod neo4j;
 pub mod pool;
 pub mod postgres;
 pub mod redis;

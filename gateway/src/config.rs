@@ -36,7 +36,7 @@ pub use engines::{
     EngineConfig, MemoryEngineConfig, PostgresEngineConfig, RecyclingConfig, RedisEngineConfig,
     RedisProtocolConfig, Secret, SqliteEngineConfig, TlsModeConfig,
 };
-pub use graph::{FalkorEngineConfig, PropertyCodecConfig};
+pub use graph::{FalkorEngineConfig, Neo4jEngineConfig, PropertyCodecConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

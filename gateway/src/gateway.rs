@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use omnigate_drivers::falkordb::FalkorDriver;
 use omnigate_drivers::memory::MemoryDriver;
+use omnigate_drivers::neo4j::Neo4jDriver;
 use omnigate_drivers::postgres::PostgresDriver;
 use omnigate_drivers::redis::RedisDriver;
 use omnigate_drivers::sqlite::SqliteDriver;
@@ -174,6 +175,9 @@ async fn start_engine(
         }
         EngineConfig::Falkordb(falkor) => {
             Arc::new(FalkorDriver::connect(name, falkor.to_driver()).await?)
+        }
+        EngineConfig::Neo4j(neo4j) => {
+            Arc::new(Neo4jDriver::connect(name, neo4j.to_driver()).await?)
         }
     })
 }

@@ -383,5 +383,6 @@ fn engine_kind(engine: &crate::config::EngineConfig) -> &'static str {
         crate::config::EngineConfig::Postgres(_) => omnigate_drivers::postgres::KIND,
         crate::config::EngineConfig::Redis(_) => omnigate_drivers::redis::KIND,
         crate::config::EngineConfig::Falkordb(_) => omnigate_drivers::falkordb::KIND,
+        crate::config::EngineConfig::Neo4j(_) => omnigate_drivers::neo4j::KIND,
     }
 }

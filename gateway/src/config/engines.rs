@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::graph::FalkorEngineConfig;
+use super::graph::{FalkorEngineConfig, Neo4jEngineConfig};
 use crate::codec::{Binding, Codec};
 
 /// One engine, by kind.
@@ -22,6 +22,8 @@ pub enum EngineConfig {
     Redis(RedisEngineConfig),
     /// FalkorDB (`cypher` dialect).
     Falkordb(FalkorEngineConfig),
+    /// Neo4j (`cypher` dialect).
+    Neo4j(Neo4jEngineConfig),
 }
 
 /// A `redis` engine.
@@ -147,6 +149,7 @@ impl EngineConfig {
     pub fn property_codec(&self) -> Option<Codec> {
         match self {
             EngineConfig::Falkordb(falkor) => Some(falkor.properties.codec()),
+            EngineConfig::Neo4j(neo4j) => Some(neo4j.properties.codec()),
             _ => None,
         }
     }
@@ -168,6 +171,7 @@ impl EngineConfig {
             EngineConfig::Postgres(pg) => pg.validate(),
             EngineConfig::Redis(redis) => redis.validate(),
             EngineConfig::Falkordb(falkor) => falkor.validate(),
+            EngineConfig::Neo4j(neo4j) => neo4j.validate(),
         }
     }
 }

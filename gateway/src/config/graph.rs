@@ -148,3 +148,92 @@ impl FalkorEngineConfig {
         Ok(())
     }
 }
+
+/// A `neo4j` engine.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Neo4jEngineConfig {
+    /// `bolt://host:7687`, `neo4j://host:7687`, or with `+s` for TLS.
+    pub url: String,
+    /// The user.
+    pub user: String,
+    /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
+    pub password: Option<Secret>,
+    /// The database statements run in (default: the server's default).
+    pub database: Option<String>,
+    /// Other databases a request may choose with its `database` option,
+    /// as globs; empty: only `database`.
+    pub databases: Vec<String>,
+    /// Pooled connections at most (per database in use).
+    pub max_connections: usize,
+    /// Rows fetched per round trip.
+    pub fetch_size: usize,
+    /// How long opening a connection may take.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// The longest wait between connect attempts while the server is down.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Nested property values.
+    pub properties: PropertyCodecConfig,
+}
+
+impl Default for Neo4jEngineConfig {
+    fn default() -> Self {
+        let driver = omnigate_drivers::neo4j::Neo4jConfig::default();
+        Neo4jEngineConfig {
+            url: driver.url,
+            user: driver.user,
+            password: None,
+            database: None,
+            databases: Vec::new(),
+            max_connections: driver.max_connections,
+            fetch_size: driver.fetch_size,
+            connect_timeout: driver.connect_timeout,
+            backoff_max: driver.backoff_max,
+            properties: PropertyCodecConfig::default(),
+        }
+    }
+}
+
+impl Neo4jEngineConfig {
+    /// The driver's configuration.
+    pub fn to_driver(&self) -> omnigate_drivers::neo4j::Neo4jConfig {
+        omnigate_drivers::neo4j::Neo4jConfig {
+            url: self.url.clone(),
+            user: self.user.clone(),
+            password: self
+                .password
+                .as_ref()
+                .map(|p| p.0.clone())
+                .unwrap_or_default(),
+            database: self.database.clone(),
+            databases: self.databases.clone(),
+            max_connections: self.max_connections,
+            fetch_size: self.fetch_size,
+            connect_timeout: self.connect_timeout,
+            backoff_max: self.backoff_max,
+            ..omnigate_drivers::neo4j::Neo4jConfig::default()
+        }
+    }
+
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err(".max_connections: must be at least 1".into());
+        }
+        if ![
+            "bolt://",
+            "bolt+s://",
+            "bolt+ssc://",
+            "neo4j://",
+            "neo4j+s://",
+            "neo4j+ssc://",
+        ]
+        .iter()
+        .any(|p| self.url.starts_with(p))
+        {
+            return Err(".url: write bolt://host:7687 or neo4j://host:7687 (+s for TLS)".into());
+        }
+        Ok(())
+    }
+}

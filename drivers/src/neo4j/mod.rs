@@ -1,0 +1,311 @@
+//! The `neo4j` engine: Cypher over Bolt with neo4rs and its connection
+//! pool (one per database in use).
+//!
+//! Named parameters travel as Bolt values; read-only requests run in READ
+//! access mode, so the server refuses writes; the request's timeout is
+//! sent as the transaction timeout (`tx_timeout`) and also bounds the call
+//! here. neo4rs does not expose its pool's state: the pool statistics
+//! count this driver's calls.
+
+mod config;
+mod convert;
+mod error;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use neo4rs::{BoltType, ConfigBuilder, Graph, Query};
+
+pub use config::Neo4jConfig;
+use error::from_neo4j;
+
+use crate::cypher::choose_database;
+use crate::pool::{Backoff, PoolMetrics, PoolSize};
+use crate::{
+    Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
+    PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
+};
+
+/// The engine kind's name.
+pub const KIND: &str = "neo4j";
+
+/// The key of the default database among the graphs.
+const DEFAULT: &str = "";
+
+/// The Neo4j engine.
+pub struct Neo4jDriver {
+    descriptor: EngineDescriptor,
+    config: Neo4jConfig,
+    /// A neo4rs graph (and pool) per database in use.
+    graphs: moka::sync::Cache<String, Graph>,
+    metrics: Arc<PoolMetrics>,
+    in_flight: AtomicUsize,
+    backoff: Backoff,
+}
+
+impl std::fmt::Debug for Neo4jDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Neo4jDriver")
+            .field("descriptor", &self.descriptor)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Neo4jDriver {
+    /// Connects and runs `RETURN 1`; fails when the server cannot be
+    /// reached or refuses the credentials.
+    pub async fn connect(name: impl Into<String>, config: Neo4jConfig) -> Result<Self> {
+        let driver = Neo4jDriver {
+            descriptor: EngineDescriptor {
+                name: name.into(),
+                kind: KIND,
+                dialects: vec![Dialect::Cypher],
+            },
+            backoff: Backoff::new(config.backoff_base, config.backoff_max),
+            config,
+            graphs: moka::sync::Cache::new(64),
+            metrics: Arc::new(PoolMetrics::default()),
+            in_flight: AtomicUsize::new(0),
+        };
+        driver
+            .run(DEFAULT, Query::new("RETURN 1".into()), true, None, None)
+            .await?;
+        Ok(driver)
+    }
+
+    /// The graph of `database` (`DEFAULT`: the configured one).
+    fn graph(&self, database: &str) -> Result<Graph> {
+        if let Some(graph) = self.graphs.get(database) {
+            return Ok(graph);
+        }
+        let mut builder = ConfigBuilder::default()
+            .uri(&self.config.url)
+            .user(&self.config.user)
+            .password(&self.config.password)
+            .max_connections(self.config.max_connections.max(1))
+            .fetch_size(self.config.fetch_size.max(1))
+            .connection_timeout(self.config.connect_timeout);
+        let chosen = if database == DEFAULT {
+            self.config.database.as_deref()
+        } else {
+            Some(database)
+        };
+        if let Some(db) = chosen {
+            builder = builder.db(db);
+        }
+        let graph = builder
+            .build()
+            .and_then(Graph::connect)
+            .map_err(from_neo4j)?;
+        self.metrics.created();
+        self.graphs.insert(database.to_owned(), graph.clone());
+        Ok(graph)
+    }
+
+    /// Runs a query and collects its rows.
+    async fn run(
+        &self,
+        database: &str,
+        query: Query,
+        read_only: bool,
+        timeout: Option<Duration>,
+        max_rows: Option<u64>,
+    ) -> Result<ResultSet> {
+        self.backoff.fail_fast(KIND, "Neo4j")?;
+        let graph = self.graph(database)?;
+        let query = match timeout {
+            Some(limit) => query.extra(
+                "tx_timeout",
+                i64::try_from(limit.as_millis()).unwrap_or(i64::MAX).max(1),
+            ),
+            None => query,
+        };
+        let started = Instant::now();
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let work = async {
+            let mut stream = if read_only {
+                graph.execute_read(query).await
+            } else {
+                graph.execute(query).await
+            }
+            .map_err(from_neo4j)?;
+            self.metrics.acquired(started.elapsed());
+            let mut result = ResultSet::default();
+            while let Some(row) = stream.next().await.map_err(from_neo4j)? {
+                if result.columns.is_empty() {
+                    result.columns = row
+                        .keys()
+                        .iter()
+                        .map(|k| Column::new(k.value.clone(), ""))
+                        .collect();
+                }
+                let values = result
+                    .columns
+                    .iter()
+                    .map(|c| row.get::<BoltType>(&c.name).map(convert::from_bolt))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?;
+                result.rows.push(values);
+                if let Some(limit) = max_rows
+                    && result.rows.len() as u64 > limit
+                {
+                    return Err(Error::TooManyRows { limit });
+                }
+            }
+            Ok(result)
+        };
+        let outcome = match timeout {
+            // A little past the server's own timeout, so its error wins.
+            Some(limit) => tokio::time::timeout(limit + Duration::from_millis(100), work)
+                .await
+                .unwrap_or(Err(Error::Timeout { after: limit })),
+            None => work.await,
+        };
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Err(Error::Unavailable(e)) => {
+                self.backoff.failed();
+                Err(Error::Unavailable(e))
+            }
+            Err(Error::Timeout { .. }) => Err(Error::Timeout {
+                after: timeout.unwrap_or_default(),
+            }),
+            other => {
+                self.backoff.succeeded();
+                other
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StorageDriver for Neo4jDriver {
+    fn descriptor(&self) -> &EngineDescriptor {
+        &self.descriptor
+    }
+
+    async fn execute(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        self.descriptor.ensure_serves(dialect)?;
+        statement.check_param_style(dialect)?;
+        let default = self.config.database.as_deref().unwrap_or(DEFAULT);
+        let database = choose_database(
+            KIND,
+            default,
+            &self.config.databases,
+            options.database.as_deref(),
+        )?;
+        let database = if database == default {
+            DEFAULT
+        } else {
+            database
+        };
+        let mut query = Query::new(statement.text.clone());
+        for (name, value) in &statement.named {
+            crate::cypher::check_param_name(name)?;
+            let bolt = convert::to_bolt(value).map_err(|why| Error::named_param(name, why))?;
+            query = query.param(name, bolt);
+        }
+        self.run(
+            database,
+            query,
+            options.read_only,
+            options.timeout,
+            options.max_rows,
+        )
+        .await
+    }
+
+    async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
+        let mut objects = Vec::new();
+        for (kind, procedure) in [
+            ("label", "CALL db.labels() YIELD label RETURN label"),
+            (
+                "relationship_type",
+                "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType",
+            ),
+            (
+                "property_key",
+                "CALL db.propertyKeys() YIELD propertyKey RETURN propertyKey",
+            ),
+            (
+                "index",
+                "SHOW INDEXES YIELD name, type, labelsOrTypes, properties, state RETURN name, type, labelsOrTypes, properties, state",
+            ),
+            (
+                "constraint",
+                "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties RETURN name, type, labelsOrTypes, properties",
+            ),
+        ] {
+            let set = self
+                .run(DEFAULT, Query::new(procedure.into()), true, None, None)
+                .await?;
+            for row in set.rows {
+                let mut values = row.into_iter();
+                let name = match values.next() {
+                    Some(crate::Value::String(s)) => s,
+                    Some(other) => other.to_string(),
+                    None => continue,
+                };
+                let attributes = set.columns[1..]
+                    .iter()
+                    .zip(values)
+                    .map(|(c, v)| (c.name.clone(), v.to_string()))
+                    .collect();
+                objects.push(SchemaObject {
+                    kind: kind.into(),
+                    schema: self.config.database.clone().unwrap_or_default(),
+                    name,
+                    attributes,
+                    ..SchemaObject::default()
+                });
+            }
+        }
+        objects.retain(|o| options.wants(&o.name));
+        Ok(objects)
+    }
+
+    async fn health(&self) -> Health {
+        match self
+            .run(
+                DEFAULT,
+                Query::new("RETURN 1".into()),
+                true,
+                Some(Duration::from_secs(2)),
+                None,
+            )
+            .await
+        {
+            Ok(_) => Health::Serving,
+            Err(e) => Health::NotServing(e.to_string()),
+        }
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        self.metrics.stats(PoolSize {
+            max_size: self.config.max_connections,
+            size: in_flight,
+            idle: 0,
+            waiting: 0,
+        })
+    }
+
+    fn counters(&self) -> Vec<(String, u64)> {
+        vec![(
+            "connect_failures".into(),
+            u64::from(self.backoff.failures()),
+        )]
+    }
+
+    fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {
+        crate::cypher::is_schema_change(statement)
+    }
+}
