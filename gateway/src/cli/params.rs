@@ -109,4 +109,20 @@ mod tests {
         assert!(parse_param("$1", "bytes:0").is_err());
         assert!(parse_param("$1", "bool:yes").is_err());
     }
+
+    #[test]
+    fn named_params_are_name_equals_value() {
+        let (name, value) = parse_named("born=int:1815").unwrap();
+        assert_eq!((name.as_str(), value.kind), ("born", Some(Kind::Int(1815))));
+        assert_eq!(
+            parse_named("s=a=b").unwrap().1.kind,
+            Some(Kind::String("a=b".into()))
+        );
+        assert!(parse_named("novalue").unwrap_err().contains("name=value"));
+        assert!(parse_named("=x").is_err());
+        assert_eq!(
+            parse_named("n=int:x").unwrap_err(),
+            "parameter $n: int: expects a 64-bit integer"
+        );
+    }
 }
