@@ -120,6 +120,8 @@ pub struct ExecuteOptions {
     /// The graph (FalkorDB) or database (Neo4j) to run in, when not the
     /// engine's default; engines without such a choice refuse it.
     pub database: Option<String>,
+    /// Time-series options (the `ts` dialect).
+    pub ts: crate::ts::TsOptions,
 }
 
 /// Options of a streamed execution.
@@ -135,6 +137,8 @@ pub struct StreamOptions {
     pub raw_bytes: bool,
     /// The graph or database to run in (see [`ExecuteOptions::database`]).
     pub database: Option<String>,
+    /// Time-series options (see [`ExecuteOptions::ts`]).
+    pub ts: crate::ts::TsOptions,
 }
 
 impl Default for StreamOptions {
@@ -145,6 +149,7 @@ impl Default for StreamOptions {
             read_only: false,
             raw_bytes: false,
             database: None,
+            ts: crate::ts::TsOptions::default(),
         }
     }
 }
@@ -158,6 +163,7 @@ impl StreamOptions {
             read_only: self.read_only,
             raw_bytes: self.raw_bytes,
             database: self.database.clone(),
+            ts: self.ts.clone(),
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod redis;
 pub mod redis_syntax;
 pub mod sql;
 pub mod sqlite;
+pub mod ts;
 mod value;
 
 #[cfg(feature = "testing")]

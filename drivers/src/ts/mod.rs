@@ -1,0 +1,266 @@
+//! The `ts` dialect, shared by its engines (`victoriametrics`, `memory`):
+//! what a statement is (a line-protocol write, a PromQL query, or a
+//! `DELETE` of series), its time window, and its result rows.
+//!
+//! A statement that parses as line protocol writes; `DELETE <selector>`
+//! deletes the matching series (only with `allow_delete`); anything else is
+//! a PromQL / MetricsQL expression, evaluated at `time` (an instant query)
+//! or over `start`..`end` every `step` (a range query).
+
+pub mod lineproto;
+mod rows;
+mod window;
+
+use std::time::Duration;
+
+pub use rows::{Series, series_rows};
+pub use window::When;
+
+use crate::{EngineError, Error, ExecuteOptions, Result, Statement, Timestamp};
+
+/// One point to write: a series (name and labels) and a value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The metric name (`{measurement}_{field}`).
+    pub name: String,
+    /// The labels, sorted by name.
+    pub labels: Vec<(String, String)>,
+    /// Milliseconds since the epoch; `None`: the engine's current time.
+    pub millis: Option<i64>,
+    /// The value.
+    pub value: f64,
+}
+
+/// The unit of line-protocol timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Nanoseconds (line protocol's default).
+    #[default]
+    Nanoseconds,
+    /// Microseconds.
+    Microseconds,
+    /// Milliseconds.
+    Milliseconds,
+    /// Seconds.
+    Seconds,
+}
+
+impl Precision {
+    /// The name VictoriaMetrics' `/write?precision=` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Nanoseconds => "ns",
+            Precision::Microseconds => "us",
+            Precision::Milliseconds => "ms",
+            Precision::Seconds => "s",
+        }
+    }
+
+    /// A timestamp in this unit as milliseconds.
+    pub fn to_millis(self, t: i64) -> std::result::Result<i64, String> {
+        match self {
+            Precision::Nanoseconds => Ok(t.div_euclid(1_000_000)),
+            Precision::Microseconds => Ok(t.div_euclid(1_000)),
+            Precision::Milliseconds => Ok(t),
+            Precision::Seconds => t
+                .checked_mul(1000)
+                .ok_or_else(|| "the timestamp is out of range for seconds".to_owned()),
+        }
+    }
+}
+
+/// The time-series options of a request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TsOptions {
+    /// An instant query's time (default: now).
+    pub time: Option<Timestamp>,
+    /// A range query's start; setting it makes the query a range query.
+    pub start: Option<Timestamp>,
+    /// A range query's end (default: now).
+    pub end: Option<Timestamp>,
+    /// A range query's step (default: one minute).
+    pub step: Option<Duration>,
+    /// The unit of line-protocol timestamps.
+    pub precision: Precision,
+    /// Lets a `DELETE <selector>` statement delete series.
+    pub allow_delete: bool,
+}
+
+/// What a `ts` statement does.
+#[derive(Debug)]
+pub enum TsStatement {
+    /// Writes these samples (the statement's text is line protocol).
+    Write(Vec<Sample>),
+    /// Evaluates an expression.
+    Query {
+        /// The expression as written.
+        text: String,
+        /// The parsed expression.
+        expr: promql_parser::parser::Expr,
+        /// When.
+        when: When,
+    },
+    /// Deletes the series a selector matches.
+    Delete {
+        /// The selector as written.
+        selector: String,
+        /// The parsed selector.
+        parsed: promql_parser::parser::VectorSelector,
+    },
+}
+
+/// Reads a statement of the `ts` dialect.
+pub fn classify(
+    kind: &'static str,
+    statement: &Statement,
+    options: &ExecuteOptions,
+    now_millis: i64,
+) -> Result<TsStatement> {
+    let text = statement.text.trim();
+    let bad = |message: String| Error::InvalidStatement(EngineError::new(kind, None, message));
+    if let Some(selector) = strip_keyword(text, "DELETE") {
+        if !statement.params.is_empty() {
+            return Err(Error::param(1, "DELETE takes no parameters"));
+        }
+        if !options.ts.allow_delete {
+            return Err(Error::Precondition(EngineError::new(
+                kind,
+                None,
+                "DELETE removes whole series: set options.ts.allow_delete to run it",
+            )));
+        }
+        if options.read_only {
+            return Err(Error::Precondition(EngineError::new(
+                kind,
+                None,
+                "DELETE writes, but the request is read_only",
+            )));
+        }
+        return match promql_parser::parser::parse(selector) {
+            Ok(promql_parser::parser::Expr::VectorSelector(parsed)) => Ok(TsStatement::Delete {
+                selector: selector.to_owned(),
+                parsed,
+            }),
+            Ok(_) => Err(bad("DELETE takes a series selector, e.g. DELETE cpu_usage{host=\"a\"}".into())),
+            Err(e) => Err(bad(format!("bad selector: {}", e.trim()))),
+        };
+    }
+    match promql_parser::parser::parse(text) {
+        Ok(expr) => Ok(TsStatement::Query {
+            text: text.to_owned(),
+            expr,
+            when: window::when(statement, &options.ts, now_millis)?,
+        }),
+        Err(promql_error) => {
+            if looks_like_line_protocol(text) {
+                if !statement.params.is_empty() {
+                    return Err(Error::param(1, "line-protocol writes take no parameters"));
+                }
+                if options.read_only {
+                    return Err(Error::Precondition(EngineError::new(
+                        kind,
+                        None,
+                        "line protocol writes, but the request is read_only",
+                    )));
+                }
+                lineproto::parse(kind, text, options.ts.precision).map(TsStatement::Write)
+            } else {
+                Err(bad(format!("bad PromQL: {}", promql_error.trim())))
+            }
+        }
+    }
+}
+
+fn strip_keyword<'a>(text: &'a str, keyword: &str) -> Option<&'a str> {
+    let head = text.get(..keyword.len())?;
+    let rest = &text[keyword.len()..];
+    (head.eq_ignore_ascii_case(keyword) && rest.starts_with(char::is_whitespace))
+        .then(|| rest.trim())
+}
+
+/// Whether text that is not PromQL was meant as line protocol: its first
+/// line has a field set (`key=value` after the series, outside braces and
+/// parentheses).
+fn looks_like_line_protocol(text: &str) -> bool {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if first.contains('(') || first.contains('{') || first.contains('[') {
+        return false;
+    }
+    let mut escaped = false;
+    for (i, c) in first.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            ' ' if !escaped => return first[i..].contains('='),
+            _ => escaped = false,
+        }
+    }
+    false
+}
+
+/// A label set's matchers from a selector: `__name__` from the name and
+/// every matcher, for the memory engine.
+pub fn selector_matchers(
+    selector: &promql_parser::parser::VectorSelector,
+) -> Vec<promql_parser::label::Matcher> {
+    let mut matchers = selector.matchers.matchers.clone();
+    if let Some(name) = &selector.name {
+        matchers.push(promql_parser::label::Matcher::new(
+            promql_parser::label::MatchOp::Equal,
+            "__name__",
+            name,
+        ));
+    }
+    matchers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify_text(text: &str, options: &ExecuteOptions) -> Result<TsStatement> {
+        classify("test", &Statement::new(text), options, 1_700_000_000_000)
+    }
+
+    #[test]
+    fn line_protocol_writes_promql_queries_and_delete_deletes() {
+        let options = ExecuteOptions::default();
+        assert!(matches!(
+            classify_text("cpu,host=a usage=1 1", &options),
+            Ok(TsStatement::Write(_))
+        ));
+        assert!(matches!(
+            classify_text("sum by (host) (rate(cpu_usage[5m]))", &options),
+            Ok(TsStatement::Query { .. })
+        ));
+        let delete = classify_text("DELETE cpu_usage{host=\"a\"}", &options).unwrap_err();
+        assert!(delete.to_string().contains("allow_delete"), "{delete}");
+        let allowed = ExecuteOptions {
+            ts: TsOptions {
+                allow_delete: true,
+                ..TsOptions::default()
+            },
+            ..ExecuteOptions::default()
+        };
+        assert!(matches!(
+            classify_text("delete cpu_usage{host=\"a\"}", &allowed),
+            Ok(TsStatement::Delete { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_text_gets_the_error_of_what_it_looks_like() {
+        let options = ExecuteOptions::default();
+        let lp = classify_text("cpu,host=a usage=oops", &options).unwrap_err();
+        assert!(lp.to_string().contains("line 1"), "{lp}");
+        let promql = classify_text("sum(rate(cpu[5m]", &options).unwrap_err();
+        assert!(promql.to_string().contains("bad PromQL"), "{promql}");
+        let read_only = ExecuteOptions {
+            read_only: true,
+            ..ExecuteOptions::default()
+        };
+        assert!(matches!(
+            classify_text("cpu usage=1", &read_only),
+            Err(Error::Precondition(_))
+        ));
+    }
+}
