@@ -1,10 +1,13 @@
-//! The `memory` engine: an in-process Redis for the `redis` dialect, the
-//! embedded default. It follows Redis' replies and errors for the commands
-//! it has (see [`command_names`]); others are `NotSupported`.
+//! The `memory` engine, the embedded default: an in-process Redis for the
+//! `redis` dialect, following Redis' replies and errors for the commands it
+//! has (see [`command_names`]; others are `NotSupported`), and an
+//! in-process time-series store for the `ts` dialect (line-protocol
+//! writes, a PromQL subset; see `timeseries/eval.rs`).
 
 mod commands;
 mod reply;
 mod store;
+mod timeseries;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -44,6 +47,7 @@ impl Default for MemoryConfig {
 struct Shared {
     keyspace: Mutex<Keyspace>,
     evicted: AtomicU64,
+    series: Mutex<timeseries::TsStore>,
 }
 
 impl Shared {
@@ -77,7 +81,7 @@ impl MemoryDriver {
             descriptor: EngineDescriptor {
                 name: name.into(),
                 kind: KIND,
-                dialects: vec![Dialect::Redis],
+                dialects: vec![Dialect::Redis, Dialect::Ts],
             },
             shared,
             evictor,
@@ -153,7 +157,11 @@ impl StorageDriver for MemoryDriver {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.ensure_serves(dialect)?;
-        self.run_redis(statement, options)
+        statement.check_param_style(dialect)?;
+        match dialect {
+            Dialect::Ts => timeseries::run(&self.shared.series, statement, options),
+            _ => self.run_redis(statement, options),
+        }
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
@@ -168,11 +176,10 @@ impl StorageDriver for MemoryDriver {
             ],
             ..SchemaObject::default()
         };
-        Ok(options
-            .wants(&object.name)
-            .then_some(object)
-            .into_iter()
-            .collect())
+        let mut objects = vec![object];
+        objects.extend(timeseries::describe(&self.shared.series));
+        objects.retain(|o| options.wants(&o.name));
+        Ok(objects)
     }
 
     async fn health(&self) -> Health {

@@ -118,7 +118,10 @@ mod tests {
         let samples = one("cpu,region=eu,host=a usage=0.5,idle=99i,up=true 1700000000000000000");
         let names: Vec<_> = samples.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["cpu_usage", "cpu_idle", "cpu_up"]);
-        assert_eq!(samples[0].labels, vec![("host".into(), "a".into()), ("region".into(), "eu".into())]);
+        assert_eq!(
+            samples[0].labels,
+            vec![("host".into(), "a".into()), ("region".into(), "eu".into())]
+        );
         assert_eq!(samples[0].millis, Some(1_700_000_000_000));
         assert_eq!((samples[1].value, samples[2].value), (99.0, 1.0));
     }
@@ -141,7 +144,10 @@ mod tests {
         assert!(err.contains("column"), "{err}");
         assert!(error("cpu,host=a").contains("line 1"));
         let string_field = error("cpu,host=a name=\"x\",v=1");
-        assert!(string_field.contains("column 12") && string_field.contains("string"), "{string_field}");
+        assert!(
+            string_field.contains("column 12") && string_field.contains("string"),
+            "{string_field}"
+        );
         assert!(error("\n\n").contains("no line-protocol lines"));
     }
 }

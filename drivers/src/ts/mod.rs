@@ -13,7 +13,7 @@ mod window;
 
 use std::time::Duration;
 
-pub use rows::{Series, series_rows};
+pub use rows::{Series, describe_objects, series_rows};
 pub use window::When;
 
 use crate::{EngineError, Error, ExecuteOptions, Result, Statement, Timestamp};
@@ -141,7 +141,9 @@ pub fn classify(
                 selector: selector.to_owned(),
                 parsed,
             }),
-            Ok(_) => Err(bad("DELETE takes a series selector, e.g. DELETE cpu_usage{host=\"a\"}".into())),
+            Ok(_) => Err(bad(
+                "DELETE takes a series selector, e.g. DELETE cpu_usage{host=\"a\"}".into(),
+            )),
             Err(e) => Err(bad(format!("bad selector: {}", e.trim()))),
         };
     }

@@ -51,3 +51,37 @@ pub fn series_rows(mut series: Vec<Series>) -> ResultSet {
         rows_affected: 0,
     }
 }
+
+/// The schema objects of a time-series engine: `metric` (attributes
+/// `series` and `labels`) and `label` (attribute `values`, the first 100).
+pub fn describe_objects(
+    metrics: Vec<(String, usize, Vec<String>)>,
+    labels: Vec<(String, Vec<String>)>,
+) -> Vec<crate::SchemaObject> {
+    let metric_objects =
+        metrics
+            .into_iter()
+            .map(|(name, series, label_names)| crate::SchemaObject {
+                kind: "metric".into(),
+                name,
+                attributes: vec![
+                    ("series".into(), series.to_string()),
+                    ("labels".into(), label_names.join(",")),
+                ],
+                ..crate::SchemaObject::default()
+            });
+    let label_objects = labels.into_iter().map(|(name, values)| {
+        let count = values.len();
+        let shown: Vec<String> = values.into_iter().take(100).collect();
+        crate::SchemaObject {
+            kind: "label".into(),
+            name,
+            attributes: vec![
+                ("values".into(), shown.join(",")),
+                ("value_count".into(), count.to_string()),
+            ],
+            ..crate::SchemaObject::default()
+        }
+    });
+    metric_objects.chain(label_objects).collect()
+}

@@ -75,7 +75,10 @@ pub(super) fn when(statement: &Statement, options: &TsOptions, now: i64) -> Resu
     };
     let Some(start) = start else {
         if end.is_some() || step.is_some() {
-            return Err(Error::param(1, "a range query needs a start (options.ts.start or $1)"));
+            return Err(Error::param(
+                1,
+                "a range query needs a start (options.ts.start or $1)",
+            ));
         }
         return Ok(When::Instant(time.unwrap_or(now)));
     };
@@ -99,10 +102,18 @@ fn instant(index: usize, value: &Value) -> Result<i64> {
         Value::Float(seconds) if seconds.is_finite() => Ok((seconds * 1000.0).round() as i64),
         Value::String(text) => chrono::DateTime::parse_from_rfc3339(text)
             .map(|t| t.timestamp_millis())
-            .map_err(|_| Error::param(index, "a time is a timestamp, unix seconds, or RFC 3339 text")),
+            .map_err(|_| {
+                Error::param(
+                    index,
+                    "a time is a timestamp, unix seconds, or RFC 3339 text",
+                )
+            }),
         other => Err(Error::param(
             index,
-            format!("a time is a timestamp, unix seconds, or RFC 3339 text, not a {}", other.kind_name()),
+            format!(
+                "a time is a timestamp, unix seconds, or RFC 3339 text, not a {}",
+                other.kind_name()
+            ),
         )),
     }
 }
@@ -112,9 +123,13 @@ fn interval(index: usize, value: &Value) -> Result<Duration> {
     match value {
         Value::Interval(i) if i.months == 0 && i.micros >= 0 && i.days >= 0 => {
             let micros = i.micros + i64::from(i.days) * 86_400_000_000;
-            Ok(Duration::from_micros(u64::try_from(micros).map_err(|_| bad())?))
+            Ok(Duration::from_micros(
+                u64::try_from(micros).map_err(|_| bad())?,
+            ))
         }
-        Value::Int(seconds) => u64::try_from(*seconds).map(Duration::from_secs).map_err(|_| bad()),
+        Value::Int(seconds) => u64::try_from(*seconds)
+            .map(Duration::from_secs)
+            .map_err(|_| bad()),
         Value::Float(seconds) => Duration::try_from_secs_f64(*seconds).map_err(|_| bad()),
         Value::String(text) => humantime::parse_duration(text).map_err(|_| bad()),
         _ => Err(bad()),
@@ -129,7 +144,10 @@ mod tests {
     fn params_give_an_instant_or_a_range() {
         let now = 1_700_000_000_000;
         let none = Statement::new("up");
-        assert_eq!(when(&none, &TsOptions::default(), now).unwrap(), When::Instant(now));
+        assert_eq!(
+            when(&none, &TsOptions::default(), now).unwrap(),
+            When::Instant(now)
+        );
         let instant = Statement::new("up").bind(1_600_000_000i64);
         assert_eq!(
             when(&instant, &TsOptions::default(), now).unwrap(),
@@ -156,7 +174,10 @@ mod tests {
     fn bad_windows_name_the_parameter() {
         let backwards = Statement::new("up").bind(10i64).bind(5i64).bind(1i64);
         let err = when(&backwards, &TsOptions::default(), 0).unwrap_err();
-        assert!(matches!(err, Error::InvalidParameter { index: 2, .. }), "{err}");
+        assert!(
+            matches!(err, Error::InvalidParameter { index: 2, .. }),
+            "{err}"
+        );
         let two = Statement::new("up").bind(1i64).bind(2i64);
         assert!(when(&two, &TsOptions::default(), 0).is_err());
         let bad_step = Statement::new("up").bind(1i64).bind(2i64).bind("soon");
