@@ -142,6 +142,11 @@ pub enum Error {
         limit: u64,
     },
 
+    /// The engine is overloaded and asks callers to slow down (try again
+    /// later).
+    #[error("the engine is overloaded: {0}")]
+    Overloaded(#[source] EngineError),
+
     /// A bug or an unexpected state in the driver or the engine.
     #[error("internal error: {0}")]
     Internal(#[source] EngineError),
@@ -166,6 +171,7 @@ impl Error {
             | Error::Conflict(e)
             | Error::Unavailable(e)
             | Error::PermissionDenied(e)
+            | Error::Overloaded(e)
             | Error::Internal(e) => Some(e),
             _ => None,
         }
@@ -177,6 +183,7 @@ impl Error {
             self,
             Error::Conflict(_)
                 | Error::Unavailable(_)
+                | Error::Overloaded(_)
                 | Error::PoolExhausted { .. }
                 | Error::Timeout { .. }
         )
@@ -199,6 +206,7 @@ impl Error {
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::NotSupported { .. } => "NOT_SUPPORTED",
             Error::TooManyRows { .. } => "TOO_MANY_ROWS",
+            Error::Overloaded(_) => "OVERLOADED",
             Error::Internal(_) => "INTERNAL",
         }
     }

@@ -32,6 +32,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod ts;
 mod value;
+pub mod victoria;
 
 #[cfg(feature = "testing")]
 pub mod conformance;

@@ -31,12 +31,14 @@ use crate::error::ConfigError;
 
 mod engines;
 mod graph;
+mod timeseries;
 
 pub use engines::{
     EngineConfig, MemoryEngineConfig, PostgresEngineConfig, RecyclingConfig, RedisEngineConfig,
     RedisProtocolConfig, Secret, SqliteEngineConfig, TlsModeConfig,
 };
 pub use graph::{FalkorEngineConfig, Neo4jEngineConfig, PropertyCodecConfig};
+pub use timeseries::VictoriaEngineConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -12,6 +12,7 @@ use omnigate_drivers::neo4j::Neo4jDriver;
 use omnigate_drivers::postgres::PostgresDriver;
 use omnigate_drivers::redis::RedisDriver;
 use omnigate_drivers::sqlite::SqliteDriver;
+use omnigate_drivers::victoria::VictoriaDriver;
 use omnigate_drivers::{
     Dialect, ExecuteOptions, Health, ResultSet, SchemaObject, Statement, StorageDriver,
     StreamOptions, Value,
@@ -179,6 +180,9 @@ async fn start_engine(
         EngineConfig::Neo4j(neo4j) => {
             Arc::new(Neo4jDriver::connect(name, neo4j.to_driver()).await?)
         }
+        EngineConfig::Victoriametrics(vm) => {
+            Arc::new(VictoriaDriver::connect(name, vm.to_driver()).await?)
+        }
     })
 }
 
@@ -280,6 +284,7 @@ impl Gateway {
             read_only: routed.options.read_only,
             raw_bytes: routed.options.raw_bytes,
             database: routed.options.database.clone(),
+            ts: routed.options.ts.clone(),
         }
     }
 
@@ -317,6 +322,7 @@ impl Gateway {
             read_only: routed.options.read_only,
             raw_bytes: routed.options.raw_bytes,
             database: routed.options.database.clone(),
+            ts: routed.options.ts.clone(),
         };
         self.note_schema_change(&routed);
         let engine = routed.driver.descriptor().name.clone();

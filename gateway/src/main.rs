@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Exec(args) => print(cli::exec(args).await),
+        Command::Exec(args) => print(cli::exec(*args).await),
         Command::Engines(args) => print(cli::engines(args).await),
         Command::Describe(args) => print(cli::describe(args).await),
         Command::CheckConfig { config } => print(cli::check_config(&config)),

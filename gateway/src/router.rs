@@ -153,7 +153,7 @@ mod tests {
         let err = r.route("mongo", None).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown dialect \"mongo\": configured dialects are redis"
+            "unknown dialect \"mongo\": configured dialects are redis, ts"
         );
         let err = r.route("sql", None).unwrap_err();
         assert!(

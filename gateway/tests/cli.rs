@@ -125,7 +125,7 @@ fn serves_the_embedded_engines_and_stops_on_sigterm() {
 
     let engines = stdout(&server.run(&["engines"]));
     assert!(
-        engines.contains("cache | memory | redis    | serving"),
+        engines.contains("cache | memory | redis,ts | serving"),
         "{engines}"
     );
     assert!(

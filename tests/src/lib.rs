@@ -9,6 +9,7 @@ pub mod certs;
 pub mod falkordb;
 pub mod postgres;
 pub mod redis;
+pub mod victoria;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -33,7 +33,7 @@ async fn list_engines_reports_kind_dialects_health_and_pool() {
     assert_eq!(
         summary,
         [
-            ("cache", "memory", vec!["redis".to_owned()]),
+            ("cache", "memory", vec!["redis".to_owned(), "ts".to_owned()]),
             ("main", "sqlite", vec!["sql".to_owned()])
         ]
     );

@@ -8,6 +8,7 @@
 pub mod cypher;
 pub mod redis;
 pub mod sql;
+pub mod ts;
 
 use crate::{Dialect, Error, ExecuteOptions, Result, ResultSet, Statement, StorageDriver, Value};
 

@@ -9,11 +9,13 @@
 
 pub mod lineproto;
 mod rows;
+mod stream;
 mod window;
 
 use std::time::Duration;
 
 pub use rows::{Series, describe_objects, series_rows};
+pub use stream::{slices, stream_slices};
 pub use window::When;
 
 use crate::{EngineError, Error, ExecuteOptions, Result, Statement, Timestamp};
@@ -95,8 +97,9 @@ pub enum TsStatement {
     Query {
         /// The expression as written.
         text: String,
-        /// The parsed expression.
-        expr: promql_parser::parser::Expr,
+        /// The parsed expression; `None` for MetricsQL that PromQL's parser
+        /// does not read, passed to an engine that reads it.
+        expr: Option<promql_parser::parser::Expr>,
         /// When.
         when: When,
     },
@@ -109,12 +112,15 @@ pub enum TsStatement {
     },
 }
 
-/// Reads a statement of the `ts` dialect.
+/// Reads a statement of the `ts` dialect. With `metricsql`, text that is
+/// neither PromQL nor line protocol is taken as a query for the engine to
+/// read (VictoriaMetrics' MetricsQL extends PromQL).
 pub fn classify(
     kind: &'static str,
     statement: &Statement,
     options: &ExecuteOptions,
     now_millis: i64,
+    metricsql: bool,
 ) -> Result<TsStatement> {
     let text = statement.text.trim();
     let bad = |message: String| Error::InvalidStatement(EngineError::new(kind, None, message));
@@ -150,7 +156,7 @@ pub fn classify(
     match promql_parser::parser::parse(text) {
         Ok(expr) => Ok(TsStatement::Query {
             text: text.to_owned(),
-            expr,
+            expr: Some(expr),
             when: window::when(statement, &options.ts, now_millis)?,
         }),
         Err(promql_error) => {
@@ -166,6 +172,12 @@ pub fn classify(
                     )));
                 }
                 lineproto::parse(kind, text, options.ts.precision).map(TsStatement::Write)
+            } else if metricsql {
+                Ok(TsStatement::Query {
+                    text: text.to_owned(),
+                    expr: None,
+                    when: window::when(statement, &options.ts, now_millis)?,
+                })
             } else {
                 Err(bad(format!("bad PromQL: {}", promql_error.trim())))
             }
@@ -220,7 +232,13 @@ mod tests {
     use super::*;
 
     fn classify_text(text: &str, options: &ExecuteOptions) -> Result<TsStatement> {
-        classify("test", &Statement::new(text), options, 1_700_000_000_000)
+        classify(
+            "test",
+            &Statement::new(text),
+            options,
+            1_700_000_000_000,
+            false,
+        )
     }
 
     #[test]

@@ -52,24 +52,18 @@ pub fn series_rows(mut series: Vec<Series>) -> ResultSet {
     }
 }
 
-/// The schema objects of a time-series engine: `metric` (attributes
-/// `series` and `labels`) and `label` (attribute `values`, the first 100).
+/// The schema objects of a time-series engine: `metric` per metric name,
+/// and `label` per label name (attributes `values`, the first 100, and
+/// `value_count`).
 pub fn describe_objects(
-    metrics: Vec<(String, usize, Vec<String>)>,
+    metrics: Vec<String>,
     labels: Vec<(String, Vec<String>)>,
 ) -> Vec<crate::SchemaObject> {
-    let metric_objects =
-        metrics
-            .into_iter()
-            .map(|(name, series, label_names)| crate::SchemaObject {
-                kind: "metric".into(),
-                name,
-                attributes: vec![
-                    ("series".into(), series.to_string()),
-                    ("labels".into(), label_names.join(",")),
-                ],
-                ..crate::SchemaObject::default()
-            });
+    let metric_objects = metrics.into_iter().map(|name| crate::SchemaObject {
+        kind: "metric".into(),
+        name,
+        ..crate::SchemaObject::default()
+    });
     let label_objects = labels.into_iter().map(|(name, values)| {
         let count = values.len();
         let shown: Vec<String> = values.into_iter().take(100).collect();

@@ -29,10 +29,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gateway (with no --config: embedded engines `cache` (redis) and `main` (sql)).
+    /// Run the gateway (with no --config: embedded engines `cache` (redis, ts) and `main` (sql)).
     Serve(ServeArgs),
     /// Run one statement on a running gateway and print the result.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// List a running gateway's engines with health and pool statistics.
     Engines(ClientArgs),
     /// Describe an engine's schema objects.
@@ -106,6 +106,8 @@ pub struct ExecArgs {
     /// The graph (falkordb) or database (neo4j) to run in.
     #[arg(long)]
     database: Option<String>,
+    #[command(flatten)]
+    ts: params::TsArgs,
     /// The statement; placeholders are $1..$n (cypher: $name).
     statement: String,
     /// Parameters: text, or typed as int:42, float:1.5, bool:true, null:, bytes:00ff, decimal:1.10, uuid:..., json:..., str:...
@@ -197,6 +199,7 @@ pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
             batch_size: args.batch_size.unwrap_or(0),
             raw_bytes: args.raw_bytes,
             database: args.database.unwrap_or_default(),
+            ts: args.ts.to_proto().map_err(|m| failure(m, 2))?,
         }),
     };
     let mut request = tonic::Request::new(message);
@@ -384,5 +387,6 @@ fn engine_kind(engine: &crate::config::EngineConfig) -> &'static str {
         crate::config::EngineConfig::Redis(_) => omnigate_drivers::redis::KIND,
         crate::config::EngineConfig::Falkordb(_) => omnigate_drivers::falkordb::KIND,
         crate::config::EngineConfig::Neo4j(_) => omnigate_drivers::neo4j::KIND,
+        crate::config::EngineConfig::Victoriametrics(_) => omnigate_drivers::victoria::KIND,
     }
 }

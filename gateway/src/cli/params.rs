@@ -60,6 +60,72 @@ pub fn parse_named(pair: &str) -> Result<(String, pb::Value), String> {
     Ok((name.to_owned(), parse_param(&format!("${name}"), raw)?))
 }
 
+/// The ts dialect's options on the command line.
+#[derive(Debug, Default, clap::Args)]
+pub struct TsArgs {
+    /// ts: an instant query's time (RFC 3339 or unix seconds).
+    #[arg(long)]
+    time: Option<String>,
+    /// ts: a range query's start (RFC 3339 or unix seconds).
+    #[arg(long)]
+    start: Option<String>,
+    /// ts: a range query's end (default: now).
+    #[arg(long)]
+    end: Option<String>,
+    /// ts: a range query's step, e.g. 15s (default: 1m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    step: Option<std::time::Duration>,
+    /// ts: the unit of line-protocol timestamps: ns, us, ms or s.
+    #[arg(long)]
+    precision: Option<String>,
+    /// ts: let DELETE <selector> delete series.
+    #[arg(long)]
+    allow_delete: bool,
+}
+
+impl TsArgs {
+    /// The proto options; `None` when no ts flag is set.
+    pub fn to_proto(&self) -> Result<Option<pb::TsOptions>, String> {
+        use pb::ts_options::Precision;
+        let at = |flag: &str,
+                  raw: &Option<String>|
+         -> Result<Option<prost_types::Timestamp>, String> {
+            let Some(raw) = raw else { return Ok(None) };
+            let micros = match raw.parse::<f64>() {
+                Ok(seconds) => (seconds * 1e6) as i64,
+                Err(_) => chrono::DateTime::parse_from_rfc3339(raw)
+                    .map_err(|_| {
+                        format!("--{flag}: write RFC 3339 (2024-01-02T03:04:05Z) or unix seconds")
+                    })?
+                    .timestamp_micros(),
+            };
+            Ok(Some(prost_types::Timestamp {
+                seconds: micros.div_euclid(1_000_000),
+                nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+            }))
+        };
+        let precision = match self.precision.as_deref() {
+            None | Some("ns") => Precision::Nanoseconds,
+            Some("us") => Precision::Microseconds,
+            Some("ms") => Precision::Milliseconds,
+            Some("s") => Precision::Seconds,
+            Some(_) => return Err("--precision: one of ns, us, ms, s".into()),
+        };
+        let options = pb::TsOptions {
+            time: at("time", &self.time)?,
+            start: at("start", &self.start)?,
+            end: at("end", &self.end)?,
+            step: self.step.map(|d| prost_types::Duration {
+                seconds: d.as_secs() as i64,
+                nanos: d.subsec_nanos() as i32,
+            }),
+            precision: precision as i32,
+            allow_delete: self.allow_delete,
+        };
+        Ok((options != pb::TsOptions::default()).then_some(options))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

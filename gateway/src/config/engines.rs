@@ -6,13 +6,14 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::graph::{FalkorEngineConfig, Neo4jEngineConfig};
+use super::timeseries::VictoriaEngineConfig;
 use crate::codec::{Binding, Codec};
 
 /// One engine, by kind.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum EngineConfig {
-    /// The in-process Redis (`redis` dialect).
+    /// The in-process Redis and time-series store (`redis` and `ts` dialects).
     Memory(MemoryEngineConfig),
     /// SQLite (`sql` dialect).
     Sqlite(SqliteEngineConfig),
@@ -24,6 +25,8 @@ pub enum EngineConfig {
     Falkordb(FalkorEngineConfig),
     /// Neo4j (`cypher` dialect).
     Neo4j(Neo4jEngineConfig),
+    /// VictoriaMetrics (`ts` dialect).
+    Victoriametrics(VictoriaEngineConfig),
 }
 
 /// A `redis` engine.
@@ -172,6 +175,7 @@ impl EngineConfig {
             EngineConfig::Redis(redis) => redis.validate(),
             EngineConfig::Falkordb(falkor) => falkor.validate(),
             EngineConfig::Neo4j(neo4j) => neo4j.validate(),
+            EngineConfig::Victoriametrics(vm) => vm.validate(),
         }
     }
 }

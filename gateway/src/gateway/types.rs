@@ -39,6 +39,8 @@ pub struct RequestOptions {
     pub raw_bytes: bool,
     /// The graph or database to run in (engines that have several).
     pub database: Option<String>,
+    /// The ts dialect's options (query window, precision, deletes).
+    pub ts: omnigate_drivers::ts::TsOptions,
 }
 
 impl Request {

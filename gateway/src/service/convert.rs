@@ -116,6 +116,52 @@ fn is_decimal(text: &str) -> bool {
             && exponent.is_none_or(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())))
 }
 
+/// The ts dialect's proto options as the drivers'.
+pub fn ts_options(
+    options: Option<pb::TsOptions>,
+) -> Result<omnigate_drivers::ts::TsOptions, tonic::Status> {
+    use omnigate_drivers::ts::{Precision, TsOptions};
+    use pb::ts_options::Precision as P;
+    let Some(options) = options else {
+        return Ok(TsOptions::default());
+    };
+    let at = |t: Option<prost_types::Timestamp>| {
+        t.map(|t| Timestamp {
+            unix_micros: t
+                .seconds
+                .saturating_mul(1_000_000)
+                .saturating_add(i64::from(t.nanos) / 1000),
+            zoned: true,
+        })
+    };
+    let step = options
+        .step
+        .map(|d| {
+            std::time::Duration::try_from(d).map_err(|_| {
+                tonic::Status::invalid_argument("options.ts.step must be a positive duration")
+            })
+        })
+        .transpose()?;
+    Ok(TsOptions {
+        time: at(options.time),
+        start: at(options.start),
+        end: at(options.end),
+        step,
+        precision: match P::try_from(options.precision) {
+            Ok(P::Microseconds) => Precision::Microseconds,
+            Ok(P::Milliseconds) => Precision::Milliseconds,
+            Ok(P::Seconds) => Precision::Seconds,
+            Ok(P::Nanoseconds) => Precision::Nanoseconds,
+            Err(_) => {
+                return Err(tonic::Status::invalid_argument(
+                    "options.ts.precision: use NANOSECONDS, MICROSECONDS, MILLISECONDS or SECONDS",
+                ));
+            }
+        },
+        allow_delete: options.allow_delete,
+    })
+}
+
 /// Positional proto parameters as Omnigate's.
 pub fn params_from_proto(values: Vec<pb::Value>) -> Result<Vec<Value>, Error> {
     values

@@ -122,6 +122,7 @@ fn to_request(
             raw_bytes: options.raw_bytes,
             batch_size: (options.batch_size > 0).then_some(options.batch_size as usize),
             database: non_empty(options.database),
+            ts: convert::ts_options(options.ts)?,
         },
     })
 }

@@ -26,9 +26,9 @@ pub fn driver_code(err: &DriverError) -> Code {
         DriverError::Conflict(_) => Code::Aborted,
         DriverError::Timeout { .. } => Code::DeadlineExceeded,
         DriverError::Unavailable(_) => Code::Unavailable,
-        DriverError::PoolExhausted { .. } | DriverError::TooManyRows { .. } => {
-            Code::ResourceExhausted
-        }
+        DriverError::PoolExhausted { .. }
+        | DriverError::TooManyRows { .. }
+        | DriverError::Overloaded(_) => Code::ResourceExhausted,
         DriverError::PermissionDenied(_) => Code::PermissionDenied,
         DriverError::NotSupported { .. } => Code::Unimplemented,
         _ => Code::Internal,

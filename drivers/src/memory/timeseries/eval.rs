@@ -1,7 +1,7 @@
 //! A PromQL subset, evaluated the way VictoriaMetrics evaluates it for
 //! regularly sampled data: instant and range vector selectors with label
 //! matchers and `offset`; `rate`, `avg_over_time`, `min_over_time`,
-//! `max_over_time`; `sum`, `avg`, `min`, `max`, `count` with `by` /
+//! `max_over_time`, `sum_over_time`, `count_over_time`; `sum`, `avg`, `min`, `max`, `count` with `by` /
 //! `without`; parentheses and number literals. Anything else is
 //! `NotSupported`, naming what.
 //!
@@ -11,7 +11,9 @@
 //! - `rate(s[d])` at t is (last − previous) / (their time apart), where
 //!   previous is the last sample before the window when there is one (else
 //!   the window's first), counting counter resets, as VictoriaMetrics does.
-//! - Functions and aggregations drop `__name__`.
+//! - `avg_over_time`, `min_over_time` and `max_over_time` keep
+//!   `__name__`; the other functions and aggregations drop it (as
+//!   VictoriaMetrics does).
 
 use std::collections::BTreeMap;
 
@@ -144,12 +146,22 @@ fn function(store: &TsStore, call: &Call, t: i64) -> Result<Vector> {
             "avg_over_time" => values.clone().sum::<f64>() / samples.len() as f64,
             "min_over_time" => values.fold(f64::INFINITY, f64::min),
             "max_over_time" => values.fold(f64::NEG_INFINITY, f64::max),
+            "sum_over_time" => values.sum(),
+            "count_over_time" => samples.len() as f64,
             _ => match rate(store, &matrix.vs, &labels, &samples, t - window) {
                 Some(rate) => rate,
                 None => continue,
             },
         };
-        out.push((without_name(labels), value));
+        let keeps_name = matches!(name, "avg_over_time" | "min_over_time" | "max_over_time");
+        out.push((
+            if keeps_name {
+                labels
+            } else {
+                without_name(labels)
+            },
+            value,
+        ));
     }
     Ok(out)
 }

@@ -88,7 +88,7 @@ pub(crate) fn run(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
-    match classify(super::KIND, statement, options, now)? {
+    match classify(super::KIND, statement, options, now, false)? {
         TsStatement::Write(samples) => {
             let written = samples.len() as u64;
             lock().write(samples, now);
@@ -97,7 +97,11 @@ pub(crate) fn run(
                 ..crate::ResultSet::default()
             })
         }
-        TsStatement::Query { expr, when, .. } => {
+        TsStatement::Query {
+            expr: Some(expr),
+            when,
+            ..
+        } => {
             let series = evaluate(&lock(), &expr, when)?;
             let result = series_rows(series);
             match options.max_rows {
@@ -107,6 +111,9 @@ pub(crate) fn run(
                 _ => Ok(result),
             }
         }
+        TsStatement::Query { expr: None, .. } => Err(crate::Error::Internal(
+            crate::EngineError::new(super::KIND, None, "a query the PromQL parser did not read"),
+        )),
         TsStatement::Delete { parsed, .. } => {
             let deleted = lock().delete(&selector_matchers(&parsed));
             Ok(crate::ResultSet {
@@ -117,36 +124,26 @@ pub(crate) fn run(
     }
 }
 
-/// Metric names (with their series count and label names) and label names
-/// (with their values).
+/// Metric names, and label names with their values.
 pub(crate) fn describe(store: &std::sync::Mutex<TsStore>) -> Vec<crate::SchemaObject> {
     use std::collections::{BTreeMap, BTreeSet};
     let store = store
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut metrics: BTreeMap<&str, (usize, BTreeSet<&str>)> = BTreeMap::new();
     let mut labels: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for series in store.all_labels() {
-        let entry = metrics.entry(label(series, "__name__")).or_default();
-        entry.0 += 1;
         for (k, v) in series {
             labels.entry(k).or_default().insert(v);
-            if k != "__name__" {
-                entry.1.insert(k);
-            }
         }
     }
+    let metrics = labels
+        .remove("__name__")
+        .unwrap_or_default()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     crate::ts::describe_objects(
-        metrics
-            .into_iter()
-            .map(|(name, (count, names))| {
-                (
-                    name.to_owned(),
-                    count,
-                    names.into_iter().map(str::to_owned).collect(),
-                )
-            })
-            .collect(),
+        metrics,
         labels
             .into_iter()
             .map(|(name, values)| {

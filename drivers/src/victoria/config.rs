@@ -1,0 +1,48 @@
+//! The VictoriaMetrics engine's settings.
+
+use std::time::Duration;
+
+/// How to reach VictoriaMetrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VictoriaConfig {
+    /// `http://host:8428`.
+    pub url: String,
+    /// Requests in flight at most (more wait for a slot).
+    pub max_connections: usize,
+    /// How long a call waits for a slot.
+    pub acquire_timeout: Duration,
+    /// How long opening a connection may take.
+    pub connect_timeout: Duration,
+    /// Idle keep-alive connections are closed after this long.
+    pub idle_timeout: Duration,
+    /// Writes larger than this many bytes are sent gzip-compressed.
+    pub gzip_above: usize,
+    /// After each write, ask the server to make it searchable at once
+    /// (`/internal/force_flush`); otherwise a write shows up in queries
+    /// within about a second.
+    pub read_your_writes: bool,
+    /// Range queries streamed with ExecuteStream run in slices of this many
+    /// steps.
+    pub stream_points: i64,
+    /// The first wait between connect attempts while the server is down.
+    pub backoff_base: Duration,
+    /// The longest wait between connect attempts while the server is down.
+    pub backoff_max: Duration,
+}
+
+impl Default for VictoriaConfig {
+    fn default() -> Self {
+        VictoriaConfig {
+            url: "http://127.0.0.1:8428".into(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(90),
+            gzip_above: 64 * 1024,
+            read_your_writes: false,
+            stream_points: 1000,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! The `victoriametrics` engine: the `ts` dialect over VictoriaMetrics'
+//! HTTP API, through a reqwest client with keep-alive connections and a
+//! bound on requests in flight.
+//!
+//! Writes go to `/write` (InfluxDB line protocol, validated here first so a
+//! bad line writes nothing; gzip above `gzip_above` bytes); queries to
+//! `/api/v1/query` and `/api/v1/query_range`; `DELETE` to
+//! `/api/v1/admin/tsdb/delete_series`. Run the server with
+//! `-dedup.minScrapeInterval` (e.g. `1ms`) so that a write replayed after a
+//! failure leaves one sample per series and time: the cross-engine
+//! transactions replay writes on recovery.
+
+mod config;
+mod error;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::Value as Json;
+
+pub use config::VictoriaConfig;
+use error::{from_reqwest, from_status};
+
+use crate::pool::{Backoff, PoolMetrics, PoolSize};
+use crate::ts::{Series, TsStatement, When, classify, describe_objects, series_rows};
+use crate::{
+    DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
+    PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
+};
+
+/// The engine kind's name.
+pub const KIND: &str = "victoriametrics";
+
+/// The VictoriaMetrics engine.
+#[derive(Debug)]
+pub struct VictoriaDriver {
+    descriptor: EngineDescriptor,
+    http: Arc<Http>,
+}
+
+#[derive(Debug)]
+struct Http {
+    base: String,
+    client: reqwest::Client,
+    slots: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+    metrics: PoolMetrics,
+    backoff: Backoff,
+    config: VictoriaConfig,
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Seconds with milliseconds, as the API takes times.
+fn seconds(millis: i64) -> String {
+    format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
+}
+
+impl VictoriaDriver {
+    /// Builds the client and checks `/health`; fails when the server cannot
+    /// be reached.
+    pub async fn connect(name: impl Into<String>, config: VictoriaConfig) -> Result<Self> {
+        if !config.url.starts_with("http://") {
+            return Err(Error::InvalidStatement(EngineError::new(
+                KIND,
+                None,
+                "the victoriametrics url is http://host:port",
+            )));
+        }
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(config.max_connections.max(1))
+            .pool_idle_timeout(config.idle_timeout)
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?;
+        let http = Http {
+            base: config.url.trim_end_matches('/').to_owned(),
+            client,
+            slots: tokio::sync::Semaphore::new(config.max_connections.max(1)),
+            waiting: AtomicUsize::new(0),
+            metrics: PoolMetrics::default(),
+            backoff: Backoff::new(config.backoff_base, config.backoff_max),
+            config,
+        };
+        http.health().await?;
+        Ok(VictoriaDriver {
+            descriptor: EngineDescriptor {
+                name: name.into(),
+                kind: KIND,
+                dialects: vec![Dialect::Ts],
+            },
+            http: Arc::new(http),
+        })
+    }
+}
+
+impl Http {
+    /// Sends a request within the bound on requests in flight; returns the
+    /// status and body.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        limit: Option<Duration>,
+    ) -> Result<(u16, Bytes)> {
+        self.backoff.fail_fast(KIND, "VictoriaMetrics")?;
+        let started = Instant::now();
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let slot = tokio::time::timeout(self.config.acquire_timeout, self.slots.acquire()).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let Ok(Ok(_slot)) = slot else {
+            return Err(Error::PoolExhausted {
+                engine: KIND.into(),
+                waited: self.config.acquire_timeout,
+            });
+        };
+        self.metrics.acquired(started.elapsed());
+        let request = match limit {
+            Some(limit) => request.timeout(limit),
+            None => request,
+        };
+        let answer = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        }
+        .await;
+        match answer {
+            Ok(answer) => {
+                self.backoff.succeeded();
+                Ok(answer)
+            }
+            Err(e) => {
+                let err = from_reqwest(e, limit);
+                if matches!(err, Error::Unavailable(_)) {
+                    self.backoff.failed();
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The body of a 2xx answer, or the answer's error.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        limit: Option<Duration>,
+    ) -> Result<Bytes> {
+        let (status, body) = self.send(request, limit).await?;
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(from_status(status, &String::from_utf8_lossy(&body)))
+        }
+    }
+
+    /// The `data` of a JSON answer.
+    async fn data(
+        &self,
+        request: reqwest::RequestBuilder,
+        limit: Option<Duration>,
+    ) -> Result<Json> {
+        let body = self.call(request, limit).await?;
+        let mut json: Json = serde_json::from_slice(&body).map_err(|e| {
+            Error::Internal(EngineError::new(
+                KIND,
+                None,
+                format!("unreadable answer: {e}"),
+            ))
+        })?;
+        Ok(json.get_mut("data").map(Json::take).unwrap_or(Json::Null))
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.call(
+            self.client.get(format!("{}/health", self.base)),
+            Some(Duration::from_secs(2)),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn write(&self, text: &str, options: &ExecuteOptions) -> Result<()> {
+        // Comment lines are skipped here, as the parser skipped them.
+        let body: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .flat_map(|l| [l, "\n"])
+            .collect();
+        let mut request = self
+            .client
+            .post(format!("{}/write", self.base))
+            .query(&[("precision", options.ts.precision.as_str())]);
+        request = if body.len() > self.config.gzip_above {
+            use std::io::Write as _;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(body.as_bytes())
+                .and_then(|()| gz.finish())
+                .map(|zipped| request.header("Content-Encoding", "gzip").body(zipped))
+                .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?
+        } else {
+            request.body(body)
+        };
+        self.call(request, options.timeout).await?;
+        if self.config.read_your_writes {
+            let flush = self
+                .client
+                .post(format!("{}/internal/force_flush", self.base));
+            self.call(flush, options.timeout).await?;
+        }
+        Ok(())
+    }
+
+    async fn query(&self, text: &str, when: When, limit: Option<Duration>) -> Result<Vec<Series>> {
+        let mut params = vec![("query", text.to_owned())];
+        if let Some(limit) = limit {
+            params.push(("timeout", format!("{}ms", limit.as_millis().max(1))));
+        }
+        let path = match when {
+            When::Instant(t) => {
+                params.push(("time", seconds(t)));
+                "query"
+            }
+            When::Range { start, end, step } => {
+                params.push(("start", seconds(start)));
+                params.push(("end", seconds(end)));
+                params.push(("step", format!("{step}ms")));
+                "query_range"
+            }
+        };
+        let request = self
+            .client
+            .post(format!("{}/api/v1/{path}", self.base))
+            .form(&params);
+        let data = self.data(request, limit).await?;
+        parse_result(&data)
+    }
+
+    async fn matching_series(&self, selector: &str, limit: Option<Duration>) -> Result<usize> {
+        let request = self
+            .client
+            .post(format!("{}/api/v1/series", self.base))
+            .form(&[("match[]", selector), ("start", "0")]);
+        Ok(self
+            .data(request, limit)
+            .await?
+            .as_array()
+            .map_or(0, Vec::len))
+    }
+
+    async fn delete(&self, selector: &str, limit: Option<Duration>) -> Result<u64> {
+        let count = self.matching_series(selector, limit).await?;
+        let request = self
+            .client
+            .post(format!("{}/api/v1/admin/tsdb/delete_series", self.base))
+            .form(&[("match[]", selector)]);
+        self.call(request, limit).await?;
+        Ok(count as u64)
+    }
+
+    async fn strings(&self, path: &str) -> Result<Vec<String>> {
+        let request = self
+            .client
+            .get(format!("{}/api/v1/{path}", self.base))
+            .query(&[("start", "0")]);
+        let data = self.data(request, Some(Duration::from_secs(30))).await?;
+        Ok(data
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// Series from a `vector`, `matrix` or `scalar` result.
+fn parse_result(data: &Json) -> Result<Vec<Series>> {
+    let bad = |why: &str| {
+        Error::Internal(EngineError::new(
+            KIND,
+            None,
+            format!("unexpected answer: {why}"),
+        ))
+    };
+    let point = |pair: &Json| -> Result<(i64, f64)> {
+        let t = pair
+            .get(0)
+            .and_then(Json::as_f64)
+            .ok_or_else(|| bad("a point without a time"))?;
+        let v = pair
+            .get(1)
+            .and_then(Json::as_str)
+            .and_then(|s| s.parse::<f64>().ok())
+            .ok_or_else(|| bad("a point without a value"))?;
+        Ok(((t * 1000.0).round() as i64, v))
+    };
+    let result = data.get("result").ok_or_else(|| bad("no result"))?;
+    match data.get("resultType").and_then(Json::as_str) {
+        Some("scalar") => Ok(vec![Series {
+            labels: Vec::new(),
+            points: vec![point(result)?],
+        }]),
+        Some("vector" | "matrix") => result
+            .as_array()
+            .ok_or_else(|| bad("the result is not a list"))?
+            .iter()
+            .map(|item| {
+                let labels = item
+                    .get("metric")
+                    .and_then(Json::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let points = match (item.get("value"), item.get("values")) {
+                    (Some(value), _) => vec![point(value)?],
+                    (None, Some(Json::Array(values))) => {
+                        values.iter().map(point).collect::<Result<_>>()?
+                    }
+                    _ => return Err(bad("a series without values")),
+                };
+                Ok(Series { labels, points })
+            })
+            .collect(),
+        other => Err(bad(&format!("result type {other:?}"))),
+    }
+}
+
+#[async_trait]
+impl StorageDriver for VictoriaDriver {
+    fn descriptor(&self) -> &EngineDescriptor {
+        &self.descriptor
+    }
+
+    async fn execute(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        self.descriptor.ensure_serves(dialect)?;
+        statement.check_param_style(dialect)?;
+        match classify(KIND, statement, options, now_millis(), true)? {
+            TsStatement::Write(samples) => {
+                self.http.write(&statement.text, options).await?;
+                Ok(ResultSet {
+                    rows_affected: samples.len() as u64,
+                    ..ResultSet::default()
+                })
+            }
+            TsStatement::Query { text, when, .. } => {
+                let result = series_rows(self.http.query(&text, when, options.timeout).await?);
+                match options.max_rows {
+                    Some(limit) if result.rows.len() as u64 > limit => {
+                        Err(Error::TooManyRows { limit })
+                    }
+                    _ => Ok(result),
+                }
+            }
+            TsStatement::Delete { selector, .. } => Ok(ResultSet {
+                rows_affected: self.http.delete(&selector, options.timeout).await?,
+                ..ResultSet::default()
+            }),
+        }
+    }
+
+    /// A range query runs in slices of `stream_points` steps, one slice in
+    /// memory at a time.
+    async fn execute_stream(
+        &self,
+        dialect: Dialect,
+        statement: Statement,
+        options: StreamOptions,
+    ) -> Result<RowStream> {
+        self.descriptor.ensure_serves(dialect)?;
+        let execute = options.to_execute();
+        let (text, when) = match classify(KIND, &statement, &execute, now_millis(), true)? {
+            TsStatement::Query { text, when, .. } => (text, when),
+            _ => {
+                let result = self.execute(dialect, &statement, &execute).await?;
+                return Ok(RowStream::from_result(result, options.batch_size));
+            }
+        };
+        let http = Arc::clone(&self.http);
+        let slice_points = self.http.config.stream_points.max(1);
+        Ok(crate::ts::stream_slices(
+            when,
+            slice_points,
+            options.batch_size,
+            move |slice| {
+                let http = Arc::clone(&http);
+                let text = text.clone();
+                async move {
+                    Ok(series_rows(
+                        http.query(&text, slice, execute.timeout).await?,
+                    ))
+                }
+            },
+        ))
+    }
+
+    async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
+        let metrics = self.http.strings("label/__name__/values").await?;
+        let mut labels = Vec::new();
+        for name in self.http.strings("labels").await? {
+            if name != "__name__" {
+                let values = self.http.strings(&format!("label/{name}/values")).await?;
+                labels.push((name, values));
+            }
+        }
+        let mut objects = describe_objects(metrics, labels);
+        objects.retain(|o| options.wants(&o.name));
+        Ok(objects)
+    }
+
+    async fn health(&self) -> Health {
+        match self.http.health().await {
+            Ok(()) => Health::Serving,
+            Err(e) => Health::NotServing(e.to_string()),
+        }
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let max = self.http.config.max_connections.max(1);
+        self.http.metrics.stats(PoolSize {
+            max_size: max,
+            size: max - self.http.slots.available_permits(),
+            idle: 0,
+            waiting: self.http.waiting.load(Ordering::Relaxed),
+        })
+    }
+
+    fn counters(&self) -> Vec<(String, u64)> {
+        vec![(
+            "connect_failures".into(),
+            u64::from(self.http.backoff.failures()),
+        )]
+    }
+}

@@ -1,0 +1,132 @@
+//! A real VictoriaMetrics for tests: Debian's `victoria-metrics` on a free
+//! loopback port, storing in a temporary directory. Stopped on drop.
+//!
+//! Flags: `-search.latencyOffset=0s` (fresh points are queryable at once),
+//! `-search.disableCache` (a test writes into windows it already
+//! queried), and `-dedup.minScrapeInterval=1ms` (a replayed write leaves
+//! one sample per series and time, as the engine's docs ask of servers).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Debian package that provides `victoria-metrics`.
+pub const PACKAGE: &str = "victoria-metrics";
+
+/// A running VictoriaMetrics.
+#[derive(Debug)]
+pub struct VictoriaServer {
+    dir: tempfile::TempDir,
+    binary: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn find_binary() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+        .map(|dir| dir.join("victoria-metrics"))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!("victoria-metrics not found: install the Debian package {PACKAGE} (apt-get install -y {PACKAGE}), or run ./scripts/test.sh as root")
+        })
+}
+
+impl VictoriaServer {
+    /// Starts a server; panics with its log if `/health` does not answer.
+    pub fn start() -> VictoriaServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("its address")
+            .port();
+        let mut server = VictoriaServer {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            binary: find_binary(),
+            port,
+            child: None,
+        };
+        server.launch();
+        server
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("a log file");
+        let child = Command::new(&self.binary)
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .arg(format!(
+                "-storageDataPath={}",
+                self.dir.path().join("data").display()
+            ))
+            .args([
+                "-search.latencyOffset=0s",
+                "-search.disableCache",
+                "-dedup.minScrapeInterval=1ms",
+                "-loggerLevel=WARN",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("victoria-metrics starts");
+        self.child = Some(child);
+        let started = Instant::now();
+        while !self.healthy() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("victoria-metrics exited with {status}: {}", self.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "victoria-metrics did not answer: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = String::new();
+        stream
+            .write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .is_ok()
+            && stream.read_to_string(&mut reply).is_ok()
+            && reply.starts_with("HTTP/1.0 200")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Its `http://` URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for VictoriaServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
