@@ -83,7 +83,7 @@ async fn ts_over_grpc(gw: &mut TestGateway) {
     };
     let ranged = exec(
         &mut gw.client,
-        with_ts(request("ts", "temp_c", vec![]), window.clone()),
+        with_ts(request("ts", "temp_c", vec![]), window),
     )
     .await;
     let columns: Vec<&str> = ranged.columns.iter().map(|c| c.name.as_str()).collect();
