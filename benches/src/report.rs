@@ -189,3 +189,31 @@ pub(crate) fn svg(rows: &[Row]) -> String {
     out.push_str("</svg>\n");
     out
 }
+
+/// Shows which cell runs: a bar redrawn in place on a terminal, a line
+/// per cell otherwise.
+pub(crate) fn progress(done: usize, cells: usize, workload: &str, tasks: usize) {
+    use std::io::{IsTerminal, Write};
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let width = 30;
+        let filled = done * width / cells.max(1);
+        let _ = write!(
+            err,
+            "\r\x1b[2K[{}{}] {done}/{cells} {workload} ×{tasks}",
+            "#".repeat(filled),
+            "-".repeat(width - filled)
+        );
+        let _ = err.flush();
+    } else {
+        let _ = writeln!(err, "[{done}/{cells}] {workload} with {tasks} task(s)");
+    }
+}
+
+/// Ends the progress bar's line.
+pub(crate) fn progress_done() {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+}

@@ -1,13 +1,14 @@
 //! The backends, the gateway (in-process and over gRPC) and the direct
-//! drivers, and the workloads as operations on each path.
+//! drivers the workloads (see `workloads/`) run against.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
-use omnigate::config::{Config, EngineConfig, PostgresEngineConfig, RedisEngineConfig};
-use omnigate::{BatchRequest, Gateway, Request};
-use omnigate_drivers::{Statement, Value};
+use omnigate::Gateway;
+use omnigate::config::{
+    Config, EngineConfig, FalkorEngineConfig, PostgresEngineConfig, RedisEngineConfig,
+    VictoriaEngineConfig,
+};
 use omnigate_proto::v1 as pb;
 use pb::gateway_client::GatewayClient;
 use tonic::transport::Channel;
@@ -20,27 +21,84 @@ pub(crate) struct Backends {
     pub(crate) postgres: String,
     /// Redis URL.
     pub(crate) redis: String,
+    /// FalkorDB URL (`redis://`), when one is reachable.
+    pub(crate) falkordb: Option<String>,
+    /// VictoriaMetrics URL, when one is reachable.
+    pub(crate) victoria: Option<String>,
     /// Servers started here, kept alive for the run.
-    _local: (
-        Option<omnigate_tests::postgres::PgServer>,
-        Option<omnigate_tests::redis::RedisServer>,
-    ),
+    _local: Local,
+}
+
+#[derive(Default)]
+struct Local {
+    _pg: Option<omnigate_tests::postgres::PgServer>,
+    _redis: Option<omnigate_tests::redis::RedisServer>,
+    _falkor: Option<omnigate_tests::falkordb::FalkorServer>,
+    _victoria: Option<omnigate_tests::victoria::VictoriaServer>,
+}
+
+/// Starts an optional server; `None` (and a note) when it is not installed.
+fn optional<T>(what: &str, start: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let started = std::panic::catch_unwind(start);
+    std::panic::set_hook(quiet);
+    match started {
+        Ok(server) => Some(server),
+        Err(why) => {
+            let why = why
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| why.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            eprintln!("skipping the {what} workloads: {why}");
+            None
+        }
+    }
 }
 
 impl Backends {
     /// Given URLs, or local servers started for the run.
-    pub(crate) fn start(postgres: Option<String>, redis: Option<String>) -> Backends {
-        let pg = postgres
-            .is_none()
-            .then(omnigate_tests::postgres::PgServer::start);
-        let rs = redis
-            .is_none()
-            .then(omnigate_tests::redis::RedisServer::start);
+    pub(crate) fn start(
+        postgres: Option<String>,
+        redis: Option<String>,
+        falkordb: Option<String>,
+        victoria: Option<String>,
+    ) -> Backends {
+        let mut local = Local::default();
+        let postgres = postgres.unwrap_or_else(|| {
+            let server = omnigate_tests::postgres::PgServer::start();
+            let url = server.url("postgres");
+            local._pg = Some(server);
+            url
+        });
+        let redis = redis.unwrap_or_else(|| {
+            let server = omnigate_tests::redis::RedisServer::start();
+            let url = server.url(0);
+            local._redis = Some(server);
+            url
+        });
+        let falkordb = falkordb.or_else(|| {
+            let server = optional("graph", omnigate_tests::falkordb::FalkorServer::start)?;
+            let url = server.url();
+            local._falkor = Some(server);
+            Some(url)
+        });
+        let victoria = victoria.or_else(|| {
+            let server = optional(
+                "time-series",
+                omnigate_tests::victoria::VictoriaServer::start,
+            )?;
+            let url = server.url();
+            local._victoria = Some(server);
+            Some(url)
+        });
         Backends {
-            postgres: postgres
-                .unwrap_or_else(|| pg.as_ref().map(|s| s.url("postgres")).unwrap_or_default()),
-            redis: redis.unwrap_or_else(|| rs.as_ref().map(|s| s.url(0)).unwrap_or_default()),
-            _local: (pg, rs),
+            postgres,
+            redis,
+            falkordb,
+            victoria,
+            _local: local,
         }
     }
 }
@@ -55,12 +113,23 @@ pub(crate) struct Workload {
 
 /// Everything the workloads run against.
 pub(crate) struct Targets {
-    gateway: Gateway,
+    pub(crate) gateway: Gateway,
     grpc: Vec<GatewayClient<Channel>>,
-    pg: deadpool_postgres::Pool,
-    redis: redis::aio::MultiplexedConnection,
+    pub(crate) pg: deadpool_postgres::Pool,
+    pub(crate) redis: redis::aio::MultiplexedConnection,
+    /// FalkorDB's direct connection, when it is reachable.
+    pub(crate) falkor: Option<redis::aio::MultiplexedConnection>,
+    /// The direct HTTP client (VictoriaMetrics).
+    pub(crate) http: reqwest::Client,
+    /// VictoriaMetrics' URL, when it is reachable.
+    pub(crate) victoria: Option<String>,
+    /// Connection establish time per engine, p50 of several, in µs.
+    pub(crate) establish_us: Vec<(String, u64)>,
     _server: omnigate::server::ServerHandle,
 }
+
+/// The FalkorDB graph the graph workloads use.
+pub(crate) const GRAPH: &str = "bench";
 
 /// The pool size both the gateway and the direct driver get.
 pub(crate) const POOL_SIZE: usize = 16;
@@ -90,6 +159,27 @@ impl Targets {
                 ..RedisEngineConfig::default()
             }),
         );
+        if let Some(url) = &backends.falkordb {
+            config.engines.insert(
+                "graph".into(),
+                EngineConfig::Falkordb(FalkorEngineConfig {
+                    url: url.clone(),
+                    graph: GRAPH.into(),
+                    max_connections: 4,
+                    ..FalkorEngineConfig::default()
+                }),
+            );
+        }
+        if let Some(url) = &backends.victoria {
+            config.engines.insert(
+                "metrics".into(),
+                EngineConfig::Victoriametrics(VictoriaEngineConfig {
+                    url: url.clone(),
+                    max_connections: POOL_SIZE,
+                    ..VictoriaEngineConfig::default()
+                }),
+            );
+        }
         let gateway = Gateway::builder()
             .config(config.clone())
             .build()
@@ -123,11 +213,37 @@ impl Targets {
             .get_multiplexed_async_connection()
             .await
             .map_err(|e| e.to_string())?;
+        let mut falkor = None;
+        if let Some(url) = &backends.falkordb {
+            // No response timeout: loading the graph takes a while.
+            let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+            let mut conn = redis::Client::open(url.as_str())
+                .map_err(err)?
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(err)?;
+            crate::workloads::load_graph(&mut conn)
+                .await
+                .map_err(|e| format!("loading the benchmark graph: {e}"))?;
+            falkor = Some(conn);
+        }
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(POOL_SIZE)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(err)?;
+        if let Some(url) = &backends.victoria {
+            crate::workloads::load_series(&http, url).await?;
+        }
         let targets = Targets {
             gateway,
             grpc,
             pg,
             redis,
+            falkor,
+            http,
+            victoria: backends.victoria.clone(),
+            establish_us: crate::measure::establish_times(backends).await,
             _server: server,
         };
         targets.load().await?;
@@ -172,7 +288,8 @@ impl Targets {
             .collect()
     }
 
-    fn grpc(&self, n: u64) -> GatewayClient<Channel> {
+    /// A gRPC client, round-robin over the channels.
+    pub(crate) fn grpc(&self, n: u64) -> GatewayClient<Channel> {
         self.grpc[(n % self.grpc.len() as u64) as usize].clone()
     }
 }
@@ -181,236 +298,9 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// A SQL workload on the three paths: `sql` with one int8 parameter.
-fn sql_workload(
-    t: &Arc<Targets>,
-    name: &'static str,
-    sql: &'static str,
-    param: fn(u64) -> i64,
-) -> Workload {
-    let direct: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let t = Arc::clone(&t);
-            async move {
-                let client = t.pg.get().await.map_err(err)?;
-                let statement = client.prepare_cached(sql).await.map_err(err)?;
-                let id = param(n);
-                client
-                    .query(&statement, &[&id])
-                    .await
-                    .map_err(err)
-                    .map(drop)
-            }
-            .boxed()
-        })
-    };
-    let library: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let t = Arc::clone(&t);
-            async move {
-                t.gateway
-                    .execute(Request::new("sql", sql).param(param(n)))
-                    .await
-                    .map_err(err)
-                    .map(drop)
-            }
-            .boxed()
-        })
-    };
-    let grpc: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut client = t.grpc(n);
-            async move {
-                let request = pb::ExecuteRequest {
-                    dialect: "sql".into(),
-                    statement: sql.into(),
-                    params: vec![pb::Value {
-                        kind: Some(pb::value::Kind::Int(param(n))),
-                    }],
-                    ..Default::default()
-                };
-                client.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
-    Workload {
-        name,
-        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
-    }
-}
-
-/// A Redis workload: `args(n)` are the command's arguments.
-fn redis_workload(t: &Arc<Targets>, name: &'static str, args: fn(u64) -> Vec<String>) -> Workload {
-    let direct: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut conn = t.redis.clone();
-            async move {
-                let args = args(n);
-                let mut cmd = redis::cmd(&args[0]);
-                for arg in &args[1..] {
-                    cmd.arg(arg);
-                }
-                cmd.query_async::<redis::Value>(&mut conn)
-                    .await
-                    .map_err(err)
-                    .map(drop)
-            }
-            .boxed()
-        })
-    };
-    let statement = |args: &[String]| {
-        let placeholders: Vec<String> = (1..args.len()).map(|i| format!("${i}")).collect();
-        (
-            format!("{} {}", args[0], placeholders.join(" ")),
-            args[1..].to_vec(),
-        )
-    };
-    let library: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let t = Arc::clone(&t);
-            async move {
-                let (text, params) = statement(&args(n));
-                let mut request = Request::new("redis", text);
-                request.params = params.into_iter().map(Value::String).collect();
-                t.gateway.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
-    let grpc: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut client = t.grpc(n);
-            async move {
-                let (text, params) = statement(&args(n));
-                let request = pb::ExecuteRequest {
-                    dialect: "redis".into(),
-                    statement: text,
-                    params: params
-                        .into_iter()
-                        .map(|p| pb::Value {
-                            kind: Some(pb::value::Kind::String(p)),
-                        })
-                        .collect(),
-                    ..Default::default()
-                };
-                client.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
-    Workload {
-        name,
-        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
-    }
-}
-
-/// An 8-command Redis pipeline: one round trip on every path.
-fn redis_pipeline(t: &Arc<Targets>) -> Workload {
-    let keys = |n: u64| (0..8).map(move |i| format!("bench:100b:{}", (n * 8 + i) % 1000));
-    let direct: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut conn = t.redis.clone();
-            async move {
-                let mut pipe = redis::pipe();
-                for key in keys(n) {
-                    pipe.get(key);
-                }
-                pipe.query_async::<Vec<redis::Value>>(&mut conn)
-                    .await
-                    .map_err(err)
-                    .map(drop)
-            }
-            .boxed()
-        })
-    };
-    let library: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let t = Arc::clone(&t);
-            async move {
-                let batch = BatchRequest {
-                    dialect: "redis".into(),
-                    statements: keys(n).map(|k| Statement::new("GET $1").bind(k)).collect(),
-                    ..BatchRequest::default()
-                };
-                t.gateway.execute_batch(batch).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
-    let grpc: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut client = t.grpc(n);
-            async move {
-                let request = pb::ExecuteBatchRequest {
-                    dialect: "redis".into(),
-                    statements: keys(n)
-                        .map(|k| pb::BatchStatement {
-                            statement: "GET $1".into(),
-                            params: vec![pb::Value {
-                                kind: Some(pb::value::Kind::String(k)),
-                            }],
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                };
-                client.execute_batch(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
-    Workload {
-        name: "redis_pipeline_8",
-        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
-    }
-}
-
-/// Every workload.
+/// Every workload whose engine is reachable.
 pub(crate) fn workloads(t: &Arc<Targets>) -> Vec<Workload> {
-    vec![
-        sql_workload(
-            t,
-            "pg_point_read",
-            "SELECT id, name, balance FROM bench_accounts WHERE id = $1",
-            |n| (n % 10_000) as i64 + 1,
-        ),
-        sql_workload(
-            t,
-            "pg_insert",
-            "INSERT INTO bench_events (account, note) VALUES ($1, 'bench')",
-            |n| (n % 10_000) as i64 + 1,
-        ),
-        sql_workload(
-            t,
-            "pg_read_100",
-            "SELECT id, name, balance FROM bench_accounts WHERE id BETWEEN $1 AND $1 + 99",
-            |n| (n % 9_900) as i64 + 1,
-        ),
-        redis_workload(t, "redis_get_100b", |n| {
-            vec!["GET".into(), format!("bench:100b:{}", n % 1000)]
-        }),
-        redis_workload(t, "redis_set_100b", |n| {
-            vec![
-                "SET".into(),
-                format!("bench:set:{}", n % 1000),
-                "z".repeat(100),
-            ]
-        }),
-        redis_workload(t, "redis_get_10kb", |n| {
-            vec!["GET".into(), format!("bench:10kb:{}", n % 100)]
-        }),
-        redis_pipeline(t),
-    ]
+    crate::workloads::all(t)
 }
 
 /// How long to warm up before measuring.

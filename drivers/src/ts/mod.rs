@@ -153,35 +153,43 @@ pub fn classify(
             Err(e) => Err(bad(format!("bad selector: {}", e.trim()))),
         };
     }
+    // Line protocol first when it looks like it: a large write never
+    // goes through the PromQL parser. (`up == 1` looks like it too, and
+    // falls through to PromQL when it does not parse as line protocol.)
+    let line_protocol = looks_like_line_protocol(text);
+    let written = if line_protocol {
+        if !statement.params.is_empty() {
+            return Err(Error::param(1, "line-protocol writes take no parameters"));
+        }
+        match lineproto::parse(kind, text, options.ts.precision) {
+            Ok(_) if options.read_only => {
+                return Err(Error::Precondition(EngineError::new(
+                    kind,
+                    None,
+                    "line protocol writes, but the request is read_only",
+                )));
+            }
+            Ok(samples) => return Ok(TsStatement::Write(samples)),
+            Err(e) => Some(e),
+        }
+    } else {
+        None
+    };
     match promql_parser::parser::parse(text) {
         Ok(expr) => Ok(TsStatement::Query {
             text: text.to_owned(),
             expr: Some(expr),
             when: window::when(statement, &options.ts, now_millis)?,
         }),
-        Err(promql_error) => {
-            if looks_like_line_protocol(text) {
-                if !statement.params.is_empty() {
-                    return Err(Error::param(1, "line-protocol writes take no parameters"));
-                }
-                if options.read_only {
-                    return Err(Error::Precondition(EngineError::new(
-                        kind,
-                        None,
-                        "line protocol writes, but the request is read_only",
-                    )));
-                }
-                lineproto::parse(kind, text, options.ts.precision).map(TsStatement::Write)
-            } else if metricsql {
-                Ok(TsStatement::Query {
-                    text: text.to_owned(),
-                    expr: None,
-                    when: window::when(statement, &options.ts, now_millis)?,
-                })
-            } else {
-                Err(bad(format!("bad PromQL: {}", promql_error.trim())))
-            }
-        }
+        Err(promql_error) => match written {
+            Some(line_error) => Err(line_error),
+            None if metricsql => Ok(TsStatement::Query {
+                text: text.to_owned(),
+                expr: None,
+                when: window::when(statement, &options.ts, now_millis)?,
+            }),
+            None => Err(bad(format!("bad PromQL: {}", promql_error.trim()))),
+        },
     }
 }
 

@@ -1,0 +1,59 @@
+//! The workloads, one module per engine; each is an operation per path.
+
+mod graph;
+mod redis;
+mod sql;
+mod ts;
+
+use std::sync::Arc;
+
+pub(crate) use graph::load as load_graph;
+pub(crate) use ts::load as load_series;
+
+use crate::setup::{Targets, Workload};
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Every workload whose engine is reachable.
+pub(crate) fn all(t: &Arc<Targets>) -> Vec<Workload> {
+    let mut out = vec![
+        sql::sql_workload(
+            t,
+            "pg_point_read",
+            "SELECT id, name, balance FROM bench_accounts WHERE id = $1",
+            |n| (n % 10_000) as i64 + 1,
+        ),
+        sql::sql_workload(
+            t,
+            "pg_insert",
+            "INSERT INTO bench_events (account, note) VALUES ($1, 'bench')",
+            |n| (n % 10_000) as i64 + 1,
+        ),
+        sql::sql_workload(
+            t,
+            "pg_read_100",
+            "SELECT id, name, balance FROM bench_accounts WHERE id BETWEEN $1 AND $1 + 99",
+            |n| (n % 9_900) as i64 + 1,
+        ),
+        sql::stream_10k(t),
+        redis::redis_workload(t, "redis_get_100b", |n| {
+            vec!["GET".into(), format!("bench:100b:{}", n % 1000)]
+        }),
+        redis::redis_workload(t, "redis_set_100b", |n| {
+            vec![
+                "SET".into(),
+                format!("bench:set:{}", n % 1000),
+                "z".repeat(100),
+            ]
+        }),
+        redis::redis_workload(t, "redis_get_10kb", |n| {
+            vec!["GET".into(), format!("bench:10kb:{}", n % 100)]
+        }),
+        redis::redis_pipeline(t),
+    ];
+    out.extend(graph::workloads(t));
+    out.extend(ts::workloads(t));
+    out
+}

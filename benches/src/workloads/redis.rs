@@ -1,0 +1,148 @@
+//! Redis workloads: GET / SET of 100 B, GET of 10 KB, an 8-command pipeline.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use omnigate::{BatchRequest, Request};
+use omnigate_drivers::{Statement, Value};
+use omnigate_proto::v1 as pb;
+
+use super::err;
+use crate::measure::Op;
+use crate::setup::{Targets, Workload};
+
+/// A Redis workload: `args(n)` are the command's arguments.
+pub(super) fn redis_workload(
+    t: &Arc<Targets>,
+    name: &'static str,
+    args: fn(u64) -> Vec<String>,
+) -> Workload {
+    let direct: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let mut conn = t.redis.clone();
+            async move {
+                let args = args(n);
+                let mut cmd = redis::cmd(&args[0]);
+                for arg in &args[1..] {
+                    cmd.arg(arg);
+                }
+                cmd.query_async::<redis::Value>(&mut conn)
+                    .await
+                    .map_err(err)
+                    .map(drop)
+            }
+            .boxed()
+        })
+    };
+    let statement = |args: &[String]| {
+        let placeholders: Vec<String> = (1..args.len()).map(|i| format!("${i}")).collect();
+        (
+            format!("{} {}", args[0], placeholders.join(" ")),
+            args[1..].to_vec(),
+        )
+    };
+    let library: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let t = Arc::clone(&t);
+            async move {
+                let (text, params) = statement(&args(n));
+                let mut request = Request::new("redis", text);
+                request.params = params.into_iter().map(Value::String).collect();
+                t.gateway.execute(request).await.map_err(err).map(drop)
+            }
+            .boxed()
+        })
+    };
+    let grpc: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let mut client = t.grpc(n);
+            async move {
+                let (text, params) = statement(&args(n));
+                let request = pb::ExecuteRequest {
+                    dialect: "redis".into(),
+                    statement: text,
+                    params: params
+                        .into_iter()
+                        .map(|p| pb::Value {
+                            kind: Some(pb::value::Kind::String(p)),
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                client.execute(request).await.map_err(err).map(drop)
+            }
+            .boxed()
+        })
+    };
+    Workload {
+        name,
+        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
+    }
+}
+
+/// An 8-command Redis pipeline: one round trip on every path.
+pub(super) fn redis_pipeline(t: &Arc<Targets>) -> Workload {
+    let keys = |n: u64| (0..8).map(move |i| format!("bench:100b:{}", (n * 8 + i) % 1000));
+    let direct: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let mut conn = t.redis.clone();
+            async move {
+                let mut pipe = redis::pipe();
+                for key in keys(n) {
+                    pipe.get(key);
+                }
+                pipe.query_async::<Vec<redis::Value>>(&mut conn)
+                    .await
+                    .map_err(err)
+                    .map(drop)
+            }
+            .boxed()
+        })
+    };
+    let library: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let t = Arc::clone(&t);
+            async move {
+                let batch = BatchRequest {
+                    dialect: "redis".into(),
+                    statements: keys(n).map(|k| Statement::new("GET $1").bind(k)).collect(),
+                    ..BatchRequest::default()
+                };
+                t.gateway.execute_batch(batch).await.map_err(err).map(drop)
+            }
+            .boxed()
+        })
+    };
+    let grpc: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let mut client = t.grpc(n);
+            async move {
+                let request = pb::ExecuteBatchRequest {
+                    dialect: "redis".into(),
+                    statements: keys(n)
+                        .map(|k| pb::BatchStatement {
+                            statement: "GET $1".into(),
+                            params: vec![pb::Value {
+                                kind: Some(pb::value::Kind::String(k)),
+                            }],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                client.execute_batch(request).await.map_err(err).map(drop)
+            }
+            .boxed()
+        })
+    };
+    Workload {
+        name: "redis_pipeline_8",
+        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
+    }
+}

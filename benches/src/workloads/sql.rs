@@ -1,0 +1,150 @@
+//! PostgreSQL workloads: point read, insert, 100-row read, and a 10k-row
+//! streamed read.
+
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt};
+use omnigate::Request;
+use omnigate_proto::v1 as pb;
+
+use super::err;
+use crate::measure::Op;
+use crate::setup::{Targets, Workload};
+
+/// A SQL workload on the three paths: `sql` with one int8 parameter.
+pub(super) fn sql_workload(
+    t: &Arc<Targets>,
+    name: &'static str,
+    sql: &'static str,
+    param: fn(u64) -> i64,
+) -> Workload {
+    let direct: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let t = Arc::clone(&t);
+            async move {
+                let client = t.pg.get().await.map_err(err)?;
+                let statement = client.prepare_cached(sql).await.map_err(err)?;
+                let id = param(n);
+                client
+                    .query(&statement, &[&id])
+                    .await
+                    .map_err(err)
+                    .map(drop)
+            }
+            .boxed()
+        })
+    };
+    let library: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let t = Arc::clone(&t);
+            async move {
+                t.gateway
+                    .execute(Request::new("sql", sql).param(param(n)))
+                    .await
+                    .map_err(err)
+                    .map(drop)
+            }
+            .boxed()
+        })
+    };
+    let grpc: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let mut client = t.grpc(n);
+            async move {
+                let request = pb::ExecuteRequest {
+                    dialect: "sql".into(),
+                    statement: sql.into(),
+                    params: vec![pb::Value {
+                        kind: Some(pb::value::Kind::Int(param(n))),
+                    }],
+                    ..Default::default()
+                };
+                client.execute(request).await.map_err(err).map(drop)
+            }
+            .boxed()
+        })
+    };
+    Workload {
+        name,
+        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
+    }
+}
+
+/// Every row of the 10k-row table, streamed on every path.
+pub(super) fn stream_10k(t: &Arc<Targets>) -> Workload {
+    const SQL: &str = "SELECT id, name, balance FROM bench_accounts";
+    let direct: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |_| {
+            let t = Arc::clone(&t);
+            async move {
+                let client = t.pg.get().await.map_err(err)?;
+                let statement = client.prepare_cached(SQL).await.map_err(err)?;
+                let params: [i64; 0] = [];
+                let rows = client.query_raw(&statement, params).await.map_err(err)?;
+                let count = rows.fold(0usize, |n, _| async move { n + 1 }).await;
+                expect_rows(count)
+            }
+            .boxed()
+        })
+    };
+    let library: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |_| {
+            let t = Arc::clone(&t);
+            async move {
+                let stream = t
+                    .gateway
+                    .execute_stream(Request::new("sql", SQL))
+                    .await
+                    .map_err(err)?;
+                let mut count = 0;
+                let mut batches = stream.stream.batches;
+                while let Some(batch) = batches.next().await {
+                    count += batch.map_err(err)?.len();
+                }
+                expect_rows(count)
+            }
+            .boxed()
+        })
+    };
+    let grpc: Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let mut client = t.grpc(n);
+            async move {
+                let request = pb::ExecuteRequest {
+                    dialect: "sql".into(),
+                    statement: SQL.into(),
+                    ..Default::default()
+                };
+                let mut stream = client
+                    .execute_stream(request)
+                    .await
+                    .map_err(err)?
+                    .into_inner();
+                let mut count = 0;
+                while let Some(batch) = stream.next().await {
+                    count += batch.map_err(err)?.rows.len();
+                }
+                expect_rows(count)
+            }
+            .boxed()
+        })
+    };
+    Workload {
+        name: "pg_stream_10k",
+        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
+    }
+}
+
+fn expect_rows(count: usize) -> Result<(), String> {
+    if count == 10_000 {
+        Ok(())
+    } else {
+        Err(format!("streamed {count} rows, not 10000"))
+    }
+}
