@@ -28,9 +28,12 @@ struct Args {
     /// Client task counts.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
-    /// Only workloads whose name contains this.
-    #[arg(long)]
-    only: Option<String>,
+    /// Only workloads whose name contains one of these (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Only these paths (direct, library, grpc), e.g. to profile one.
+    #[arg(long, value_delimiter = ',')]
+    paths: Vec<String>,
     /// A PostgreSQL to use (default: one started here).
     #[arg(long, env = "OMNIGATE_BENCH_POSTGRES")]
     postgres_url: Option<String>,
@@ -95,7 +98,14 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
     let targets = Arc::new(setup::Targets::connect(backends).await?);
     let workloads: Vec<setup::Workload> = setup::workloads(&targets)
         .into_iter()
-        .filter(|w| args.only.as_deref().is_none_or(|o| w.name.contains(o)))
+        .filter(|w| args.only.is_empty() || args.only.iter().any(|o| w.name.contains(o.as_str())))
+        .map(|mut w| {
+            if !args.paths.is_empty() {
+                w.paths
+                    .retain(|(path, _)| args.paths.iter().any(|p| p == path));
+            }
+            w
+        })
         .collect();
     let cells = workloads.len() * concurrency.len();
     let mut rows = Vec::new();

@@ -115,6 +115,7 @@ pub(crate) struct Workload {
 pub(crate) struct Targets {
     pub(crate) gateway: Gateway,
     grpc: Vec<GatewayClient<Channel>>,
+    channels: Vec<Channel>,
     pub(crate) pg: deadpool_postgres::Pool,
     pub(crate) redis: redis::aio::MultiplexedConnection,
     /// FalkorDB's direct connection, when it is reachable.
@@ -189,6 +190,7 @@ impl Targets {
             .await
             .map_err(|e| e.to_string())?;
         let mut grpc = Vec::new();
+        let mut channels = Vec::new();
         for _ in 0..4 {
             let channel =
                 tonic::transport::Endpoint::from_shared(format!("http://{}", server.local_addr()))
@@ -197,6 +199,7 @@ impl Targets {
                     .connect()
                     .await
                     .map_err(|e| e.to_string())?;
+            channels.push(channel.clone());
             grpc.push(GatewayClient::new(channel).max_decoding_message_size(64 << 20));
         }
         let pg_config: tokio_postgres::Config = backends
@@ -238,6 +241,7 @@ impl Targets {
         let targets = Targets {
             gateway,
             grpc,
+            channels,
             pg,
             redis,
             falkor,
@@ -286,6 +290,11 @@ impl Targets {
             .into_iter()
             .map(|e| (e.name, e.pool.created, e.pool.acquired))
             .collect()
+    }
+
+    /// One of the gRPC channels, round-robin.
+    pub(crate) fn channel(&self, n: u64) -> Channel {
+        self.channels[(n % self.channels.len() as u64) as usize].clone()
     }
 
     /// A gRPC client, round-robin over the channels.

@@ -55,5 +55,35 @@ pub(crate) fn all(t: &Arc<Targets>) -> Vec<Workload> {
     ];
     out.extend(graph::workloads(t));
     out.extend(ts::workloads(t));
+    out.push(grpc_floor(t));
     out
+}
+
+/// The cheapest call the gateway's server answers (`grpc.health.v1`
+/// Check): the floor of any gRPC path on this machine, to read the
+/// gateway's own share of the gRPC figures against.
+fn grpc_floor(t: &Arc<Targets>) -> Workload {
+    use futures::FutureExt;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let grpc: crate::measure::Op = {
+        let t = Arc::clone(t);
+        Arc::new(move |n| {
+            let mut client = HealthClient::new(t.channel(n));
+            async move {
+                client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .map_err(err)
+                    .map(drop)
+            }
+            .boxed()
+        })
+    };
+    Workload {
+        name: "grpc_floor",
+        paths: vec![("grpc", grpc)],
+    }
 }

@@ -27,6 +27,11 @@ pub(crate) struct RedisPool {
     waiting: AtomicUsize,
     max_connections: u32,
     acquire_timeout: Duration,
+    /// The connection calls share while it is healthy: one multiplexed
+    /// connection batches the commands of concurrent callers into fewer
+    /// writes (as the redis crate recommends); the pool replaces it when it
+    /// breaks.
+    current: std::sync::Mutex<Option<Pooled>>,
 }
 
 fn connection_info(kind: &'static str, config: &RedisConfig) -> Result<ConnectionInfo> {
@@ -113,6 +118,7 @@ impl RedisPool {
             waiting: AtomicUsize::new(0),
             max_connections,
             acquire_timeout: config.acquire_timeout,
+            current: std::sync::Mutex::new(None),
         };
         // One connection now: a wrong address, password or database fails
         // at startup with the server's reason.
@@ -134,10 +140,32 @@ impl RedisPool {
             .map_err(|e| unavailable(self.kind, self.server, &e))
     }
 
-    /// A handle to a pooled connection; the pool slot is given back at once
-    /// (a multiplexed connection serves many callers together).
+    /// A handle to the shared connection, or to a fresh one from the pool
+    /// when it broke.
     pub(crate) async fn acquire(&self) -> Result<Pooled> {
         let started = Instant::now();
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|conn| !conn.is_broken())
+            .map(Pooled::share);
+        if let Some(conn) = current {
+            self.metrics.acquired(started.elapsed());
+            return Ok(conn);
+        }
+        let conn = self.checkout(started).await?;
+        *self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.share());
+        Ok(conn)
+    }
+
+    /// A handle to a pooled connection; the pool slot is given back at once
+    /// (a multiplexed connection serves many callers together).
+    async fn checkout(&self, started: Instant) -> Result<Pooled> {
         // Handles are shared, so a connection found broken after its slot went
         // back is only discarded at its next checkout: skip those (bb8 drops
         // them as they return, since they report broken).
