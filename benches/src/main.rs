@@ -48,6 +48,10 @@ struct Args {
     /// here when victoria-metrics is installed).
     #[arg(long, env = "OMNIGATE_BENCH_VICTORIA")]
     victoria_url: Option<String>,
+    /// A PgBouncer (transaction pooling) in front of that PostgreSQL
+    /// (default: one started here when pgbouncer is installed).
+    #[arg(long, env = "OMNIGATE_BENCH_PGBOUNCER")]
+    pgbouncer_url: Option<String>,
     /// Where to write bench.json, bench.md and bench.svg.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         args.redis_url.clone(),
         args.falkordb_url.clone(),
         args.victoria_url.clone(),
+        args.pgbouncer_url.clone(),
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -171,6 +176,7 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         "gateway_pools": pools,
         "establish_us": targets.establish_us.iter().map(|(e, us)| serde_json::json!({"engine": e, "p50_us": us})).collect::<Vec<_>>(),
         "falkordb": if args.falkordb_url.is_some() { "given" } else if targets.falkor.is_some() { "local process" } else { "not reachable" },
+        "pgbouncer": if args.pgbouncer_url.is_some() { "given" } else if targets.bouncer.is_some() { "local process, transaction pooling" } else { "not reachable" },
         "victoriametrics": if args.victoria_url.is_some() { "given" } else if targets.victoria.is_some() { "local process" } else { "not reachable" },
         "peak_rss_mib": peak_rss_mib,
         "cpu_note": "cpu_us_per_op is this process (harness + gateway + drivers); the database servers are other processes",

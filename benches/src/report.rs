@@ -131,6 +131,27 @@ pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String 
             mark(q.grpc_added_p99_us <= 150),
         );
     }
+    let bouncer: Vec<&Row> = rows.iter().filter(|r| r.path == "pgbouncer").collect();
+    if !bouncer.is_empty() {
+        out.push_str("\nPgBouncer (transaction pooling), the pooler users would otherwise pick:\n\n| workload | tasks | pgbouncer/direct | library/pgbouncer | pgbouncer +p50 µs |\n|---|---:|---:|---:|---:|\n");
+        for b in bouncer {
+            let (Some(direct), Some(library)) = (
+                find(rows, b.workload, "direct", b.concurrency),
+                find(rows, b.workload, "library", b.concurrency),
+            ) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.2} | {} |",
+                b.workload,
+                b.concurrency,
+                b.sample.throughput() / direct.throughput(),
+                library.throughput() / b.sample.throughput(),
+                b.sample.percentile(0.5) as i64 - direct.percentile(0.5) as i64,
+            );
+        }
+    }
     out.push_str("\n## Every figure\n\n```\n");
     out.push_str(&table(rows));
     out.push_str("```\n");

@@ -25,6 +25,9 @@ pub(crate) struct Backends {
     pub(crate) falkordb: Option<String>,
     /// VictoriaMetrics URL, when one is reachable.
     pub(crate) victoria: Option<String>,
+    /// PgBouncer (transaction pooling) in front of the PostgreSQL, when
+    /// one is reachable.
+    pub(crate) pgbouncer: Option<String>,
     /// Servers started here, kept alive for the run.
     _local: Local,
 }
@@ -35,6 +38,7 @@ struct Local {
     _redis: Option<omnigate_tests::redis::RedisServer>,
     _falkor: Option<omnigate_tests::falkordb::FalkorServer>,
     _victoria: Option<omnigate_tests::victoria::VictoriaServer>,
+    _bouncer: Option<omnigate_tests::pgbouncer::PgBouncer>,
 }
 
 /// Starts an optional server; `None` (and a note) when it is not installed.
@@ -64,11 +68,22 @@ impl Backends {
         redis: Option<String>,
         falkordb: Option<String>,
         victoria: Option<String>,
+        pgbouncer: Option<String>,
     ) -> Backends {
         let mut local = Local::default();
+        let mut pgbouncer = pgbouncer;
         let postgres = postgres.unwrap_or_else(|| {
             let server = omnigate_tests::postgres::PgServer::start();
             let url = server.url("postgres");
+            if pgbouncer.is_none() {
+                let port = server.port();
+                if let Some(bouncer) = optional("PgBouncer", move || {
+                    omnigate_tests::pgbouncer::PgBouncer::start(port, POOL_SIZE)
+                }) {
+                    pgbouncer = Some(bouncer.url("postgres"));
+                    local._bouncer = Some(bouncer);
+                }
+            }
             local._pg = Some(server);
             url
         });
@@ -98,6 +113,7 @@ impl Backends {
             redis,
             falkordb,
             victoria,
+            pgbouncer,
             _local: local,
         }
     }
@@ -120,6 +136,8 @@ pub(crate) struct Targets {
     pub(crate) redis: redis::aio::MultiplexedConnection,
     /// FalkorDB's direct connection, when it is reachable.
     pub(crate) falkor: Option<redis::aio::MultiplexedConnection>,
+    /// The direct driver through PgBouncer, when it is reachable.
+    pub(crate) bouncer: Option<deadpool_postgres::Pool>,
     /// The direct HTTP client (VictoriaMetrics).
     pub(crate) http: reqwest::Client,
     /// VictoriaMetrics' URL, when it is reachable.
@@ -238,7 +256,23 @@ impl Targets {
         if let Some(url) = &backends.victoria {
             crate::workloads::load_series(&http, url).await?;
         }
+        let bouncer = match &backends.pgbouncer {
+            Some(url) => {
+                let config: tokio_postgres::Config = url
+                    .parse()
+                    .map_err(|e: tokio_postgres::Error| e.to_string())?;
+                let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+                Some(
+                    deadpool_postgres::Pool::builder(manager)
+                        .max_size(POOL_SIZE)
+                        .build()
+                        .map_err(err)?,
+                )
+            }
+            None => None,
+        };
         let targets = Targets {
+            bouncer,
             gateway,
             grpc,
             channels,

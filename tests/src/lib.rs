@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod falkordb;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod redis;
 pub mod victoria;

@@ -44,7 +44,7 @@ fn bin_dir() -> PathBuf {
 }
 
 /// The uid and gid of the `postgres` user, when running as root.
-fn unprivileged_owner() -> Option<(u32, u32)> {
+pub(crate) fn unprivileged_owner() -> Option<(u32, u32)> {
     let root = Command::new("id")
         .arg("-u")
         .output()

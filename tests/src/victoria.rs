@@ -22,6 +22,7 @@ pub struct VictoriaServer {
     binary: PathBuf,
     port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 fn find_binary() -> PathBuf {
@@ -39,6 +40,11 @@ fn find_binary() -> PathBuf {
 impl VictoriaServer {
     /// Starts a server; panics with its log if `/health` does not answer.
     pub fn start() -> VictoriaServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra command-line flags.
+    pub fn start_with(extra: &[&str]) -> VictoriaServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("a free port")
             .local_addr()
@@ -49,6 +55,7 @@ impl VictoriaServer {
             binary: find_binary(),
             port,
             child: None,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.launch();
         server
@@ -68,6 +75,7 @@ impl VictoriaServer {
                 "-dedup.minScrapeInterval=1ms",
                 "-loggerLevel=WARN",
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -191,3 +191,47 @@ async fn victoriametrics_fails_fast_while_down_and_recovers() {
     let after = points(&d, "after_v", &instant(base), base).await;
     assert_eq!(after, vec![("__name__=after_v".to_owned(), 0, 2.0)]);
 }
+
+#[tokio::test]
+async fn an_overloaded_server_is_resource_exhausted_and_retryable() {
+    // One search at a time, and no queueing: concurrent queries get 503.
+    let server = VictoriaServer::start_with(&[
+        "-search.maxConcurrentRequests=1",
+        "-search.maxQueueDuration=1ms",
+    ]);
+    let d = std::sync::Arc::new(victoria(&server).await);
+    let base = base_millis();
+    let mut lines = String::new();
+    for i in 0..720 {
+        for s in 0..50 {
+            lines.push_str(&format!("load,s=s{s} v={i} {}\n", base + i * 5_000));
+        }
+    }
+    write(d.as_ref(), &lines).await;
+    let heavy = range(base, base + 3_595_000, Duration::from_secs(1));
+    let calls = (0..32).map(|_| {
+        let d = std::sync::Arc::clone(&d);
+        let heavy = heavy.clone();
+        tokio::spawn(async move { suite::ts(d.as_ref(), "sum(rate(load_v[5m]))", &heavy).await })
+    });
+    let outcomes = futures::future::join_all(calls).await;
+    let overloaded: Vec<Error> = outcomes
+        .into_iter()
+        .filter_map(|o| o.unwrap().err())
+        .collect();
+    assert!(
+        !overloaded.is_empty(),
+        "some of 32 concurrent heavy queries were refused"
+    );
+    for err in &overloaded {
+        assert!(matches!(err, Error::Overloaded(_)), "{err}");
+        assert!(err.is_retryable());
+    }
+    // It serves again once the burst is over.
+    assert_eq!(
+        points(d.as_ref(), "vector(1)", &instant(base), base)
+            .await
+            .len(),
+        1
+    );
+}

@@ -67,10 +67,27 @@ pub(super) fn sql_workload(
             .boxed()
         })
     };
-    Workload {
-        name,
-        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
+    let mut paths = vec![("direct", direct), ("library", library), ("grpc", grpc)];
+    if let Some(pool) = t.bouncer.clone() {
+        // Through PgBouncer in transaction mode a named prepared statement
+        // may meet another server connection: send it unnamed, with its
+        // parameter types, in one round trip (query_typed).
+        let bouncer: Op = Arc::new(move |n| {
+            let pool = pool.clone();
+            async move {
+                let client = pool.get().await.map_err(err)?;
+                let id = param(n);
+                client
+                    .query_typed(sql, &[(&id, tokio_postgres::types::Type::INT8)])
+                    .await
+                    .map_err(err)
+                    .map(drop)
+            }
+            .boxed()
+        });
+        paths.push(("pgbouncer", bouncer));
     }
+    Workload { name, paths }
 }
 
 /// Every row of the 10k-row table, streamed on every path.
