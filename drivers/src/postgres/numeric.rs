@@ -27,41 +27,57 @@ pub(crate) fn decode(raw: &[u8]) -> Option<String> {
         POS | NEG => {}
         _ => return None,
     }
-    let digits: Vec<u16> = (0..ndigits).map(|i| word(4 + i)).collect::<Option<_>>()?;
-    if digits.iter().any(|d| *d > 9999) {
+    if raw.len() < 8 + ndigits * 2 {
         return None;
     }
+    // pos counts base-10000 places from the first stored digit; places
+    // past the stored ones are zero.
     let digit = |pos: i32| -> u16 {
-        // pos counts base-10000 places from the first stored digit.
         usize::try_from(pos)
             .ok()
-            .and_then(|p| digits.get(p))
-            .copied()
+            .filter(|p| *p < ndigits)
+            .and_then(|p| word(4 + p))
             .unwrap_or(0)
     };
-    let mut out = String::new();
+    if (0..ndigits).any(|i| word(4 + i).is_none_or(|d| d > 9999)) {
+        return None;
+    }
+    // Written digit by digit: no allocation but the result (this runs for
+    // every numeric cell of every row).
+    let four = |d: u16| {
+        [
+            b'0' + (d / 1000) as u8,
+            b'0' + (d / 100 % 10) as u8,
+            b'0' + (d / 10 % 10) as u8,
+            b'0' + (d % 10) as u8,
+        ]
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(4 * (ndigits + 2) + dscale + 2);
     if sign == NEG {
-        out.push('-');
+        out.push(b'-');
     }
     if weight < 0 {
-        out.push('0');
+        out.push(b'0');
     } else {
-        out.push_str(&digit(0).to_string());
+        let first = four(digit(0));
+        let skip = first.iter().take(3).take_while(|c| **c == b'0').count();
+        out.extend_from_slice(&first[skip..]);
         for pos in 1..=weight {
-            out.push_str(&format!("{:04}", digit(pos)));
+            out.extend_from_slice(&four(digit(pos)));
         }
     }
     if dscale > 0 {
-        out.push('.');
-        let mut frac = String::new();
+        out.push(b'.');
+        let end = out.len() + dscale;
         let mut pos = weight + 1;
-        while frac.len() < dscale {
-            frac.push_str(&format!("{:04}", digit(pos)));
+        while out.len() < end {
+            out.extend_from_slice(&four(digit(pos)));
             pos += 1;
         }
-        frac.truncate(dscale);
-        out.push_str(&frac);
+        out.truncate(end);
     }
+    // Only ASCII digits, '-' and '.' were written.
+    let out = String::from_utf8(out).ok()?;
     Some(out)
 }
 

@@ -2,7 +2,7 @@
 //! named the way VictoriaMetrics names them: one series per field,
 //! `{measurement}_{field}`, the tags as labels.
 
-use influxdb_line_protocol::{Error as LineError, FieldValue, parse_lines};
+use influxdb_line_protocol::{Error as LineError, FieldValue, ParsedLine, parse_lines};
 
 use super::{Precision, Sample};
 use crate::{EngineError, Error, Result};
@@ -12,6 +12,57 @@ use crate::{EngineError, Error, Result};
 /// of it is written.
 pub fn parse(kind: &'static str, text: &str, precision: Precision) -> Result<Vec<Sample>> {
     let mut samples = Vec::new();
+    walk(kind, text, precision, |line, millis| {
+        let mut labels: Vec<(String, String)> = line
+            .series
+            .tag_set
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        labels.sort();
+        let measurement = line.series.measurement.as_str();
+        for (field, value) in &line.field_set {
+            samples.push(Sample {
+                name: format!("{measurement}_{}", field.as_str()),
+                labels: labels.clone(),
+                millis,
+                value: number(value).unwrap_or_default(),
+            });
+        }
+    })?;
+    Ok(samples)
+}
+
+/// Checks every line of `text` as [`parse`] does and counts the samples,
+/// without building them (for an engine that takes the text as it is).
+pub fn check(kind: &'static str, text: &str, precision: Precision) -> Result<u64> {
+    let mut count = 0;
+    walk(kind, text, precision, |line, _| {
+        count += line.field_set.len() as u64
+    })?;
+    Ok(count)
+}
+
+fn number(value: &FieldValue<'_>) -> Option<f64> {
+    match value {
+        FieldValue::F64(f) => Some(*f),
+        FieldValue::I64(i) => Some(*i as f64),
+        FieldValue::U64(u) => Some(*u as f64),
+        FieldValue::Boolean(b) => Some(f64::from(u8::from(*b))),
+        FieldValue::String(_) => None,
+    }
+}
+
+/// Parses and checks each line, handing the good ones to `each` with
+/// their time in milliseconds.
+fn walk(
+    kind: &'static str,
+    text: &str,
+    precision: Precision,
+    mut each: impl FnMut(&ParsedLine<'_>, Option<i64>),
+) -> Result<()> {
+    let mut lines = 0;
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
@@ -33,48 +84,27 @@ pub fn parse(kind: &'static str, text: &str, precision: Precision) -> Result<Vec
             .map(|t| precision.to_millis(t))
             .transpose()
             .map_err(|why| bad(line.trim_end().len(), why))?;
-        let mut labels: Vec<(String, String)> = parsed
-            .series
-            .tag_set
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        labels.sort();
-        let measurement = parsed.series.measurement.as_str();
-        for (field, value) in &parsed.field_set {
-            let value = match value {
-                FieldValue::F64(f) => *f,
-                FieldValue::I64(i) => *i as f64,
-                FieldValue::U64(u) => *u as f64,
-                FieldValue::Boolean(b) => f64::from(u8::from(*b)),
-                FieldValue::String(_) => {
-                    let column = line.find(field.as_str()).map_or(1, |c| c + 1);
-                    return Err(bad(
-                        column,
-                        format!(
-                            "field {:?} is a string; time series hold numbers: write it as a tag, or as a number",
-                            field.as_str()
-                        ),
-                    ));
-                }
-            };
-            samples.push(Sample {
-                name: format!("{measurement}_{}", field.as_str()),
-                labels: labels.clone(),
-                millis,
-                value,
-            });
+        if let Some((field, _)) = parsed.field_set.iter().find(|(_, v)| number(v).is_none()) {
+            let column = line.find(field.as_str()).map_or(1, |c| c + 1);
+            return Err(bad(
+                column,
+                format!(
+                    "field {:?} is a string; time series hold numbers: write it as a tag, or as a number",
+                    field.as_str()
+                ),
+            ));
         }
+        each(&parsed, millis);
+        lines += 1;
     }
-    if samples.is_empty() {
+    if lines == 0 {
         return Err(Error::InvalidStatement(EngineError::new(
             kind,
             None,
             "the statement holds no line-protocol lines to write",
         )));
     }
-    Ok(samples)
+    Ok(())
 }
 
 /// The 1-based column an error points at, as near as the parser tells.

@@ -91,8 +91,14 @@ pub struct TsOptions {
 /// What a `ts` statement does.
 #[derive(Debug)]
 pub enum TsStatement {
-    /// Writes these samples (the statement's text is line protocol).
-    Write(Vec<Sample>),
+    /// Writes the statement's text, which is line protocol: these samples
+    /// (`None` when the engine asked only for a count), and how many.
+    Write {
+        /// The samples, when asked for.
+        samples: Option<Vec<Sample>>,
+        /// How many samples the text holds.
+        count: u64,
+    },
     /// Evaluates an expression.
     Query {
         /// The expression as written.
@@ -112,16 +118,26 @@ pub enum TsStatement {
     },
 }
 
-/// Reads a statement of the `ts` dialect. With `metricsql`, text that is
-/// neither PromQL nor line protocol is taken as a query for the engine to
-/// read (VictoriaMetrics' MetricsQL extends PromQL).
+/// How an engine reads `ts` statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The memory engine: writes as samples; PromQL only.
+    InProcess,
+    /// VictoriaMetrics: writes checked and counted but sent as they are;
+    /// text that is neither PromQL nor line protocol goes to the server as
+    /// MetricsQL.
+    Server,
+}
+
+/// Reads a statement of the `ts` dialect.
 pub fn classify(
     kind: &'static str,
     statement: &Statement,
     options: &ExecuteOptions,
     now_millis: i64,
-    metricsql: bool,
+    reader: Reader,
 ) -> Result<TsStatement> {
+    let metricsql = reader == Reader::Server;
     let text = statement.text.trim();
     let bad = |message: String| Error::InvalidStatement(EngineError::new(kind, None, message));
     if let Some(selector) = strip_keyword(text, "DELETE") {
@@ -161,7 +177,12 @@ pub fn classify(
         if !statement.params.is_empty() {
             return Err(Error::param(1, "line-protocol writes take no parameters"));
         }
-        match lineproto::parse(kind, text, options.ts.precision) {
+        let parsed = match reader {
+            Reader::InProcess => lineproto::parse(kind, text, options.ts.precision)
+                .map(|samples| (samples.len() as u64, Some(samples))),
+            Reader::Server => lineproto::check(kind, text, options.ts.precision).map(|n| (n, None)),
+        };
+        match parsed {
             Ok(_) if options.read_only => {
                 return Err(Error::Precondition(EngineError::new(
                     kind,
@@ -169,7 +190,7 @@ pub fn classify(
                     "line protocol writes, but the request is read_only",
                 )));
             }
-            Ok(samples) => return Ok(TsStatement::Write(samples)),
+            Ok((count, samples)) => return Ok(TsStatement::Write { samples, count }),
             Err(e) => Some(e),
         }
     } else {
@@ -245,7 +266,7 @@ mod tests {
             &Statement::new(text),
             options,
             1_700_000_000_000,
-            false,
+            Reader::InProcess,
         )
     }
 
@@ -254,7 +275,7 @@ mod tests {
         let options = ExecuteOptions::default();
         assert!(matches!(
             classify_text("cpu,host=a usage=1 1", &options),
-            Ok(TsStatement::Write(_))
+            Ok(TsStatement::Write { .. })
         ));
         assert!(matches!(
             classify_text("sum by (host) (rate(cpu_usage[5m]))", &options),

@@ -189,11 +189,14 @@ impl Http {
 
     async fn write(&self, text: &str, options: &ExecuteOptions) -> Result<()> {
         // Comment lines are skipped here, as the parser skipped them.
-        let body: String = text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .flat_map(|l| [l, "\n"])
-            .collect();
+        let body: String = if text.contains('#') {
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .flat_map(|l| [l, "\n"])
+                .collect()
+        } else {
+            text.to_owned()
+        };
         let mut request = self
             .client
             .post(format!("{}/write", self.base))
@@ -352,11 +355,17 @@ impl StorageDriver for VictoriaDriver {
     ) -> Result<ResultSet> {
         self.descriptor.ensure_serves(dialect)?;
         statement.check_param_style(dialect)?;
-        match classify(KIND, statement, options, now_millis(), true)? {
-            TsStatement::Write(samples) => {
+        match classify(
+            KIND,
+            statement,
+            options,
+            now_millis(),
+            crate::ts::Reader::Server,
+        )? {
+            TsStatement::Write { count, .. } => {
                 self.http.write(&statement.text, options).await?;
                 Ok(ResultSet {
-                    rows_affected: samples.len() as u64,
+                    rows_affected: count,
                     ..ResultSet::default()
                 })
             }
@@ -386,7 +395,13 @@ impl StorageDriver for VictoriaDriver {
     ) -> Result<RowStream> {
         self.descriptor.ensure_serves(dialect)?;
         let execute = options.to_execute();
-        let (text, when) = match classify(KIND, &statement, &execute, now_millis(), true)? {
+        let (text, when) = match classify(
+            KIND,
+            &statement,
+            &execute,
+            now_millis(),
+            crate::ts::Reader::Server,
+        )? {
             TsStatement::Query { text, when, .. } => (text, when),
             _ => {
                 let result = self.execute(dialect, &statement, &execute).await?;

@@ -88,10 +88,16 @@ pub(crate) fn run(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
-    match classify(super::KIND, statement, options, now, false)? {
-        TsStatement::Write(samples) => {
-            let written = samples.len() as u64;
-            lock().write(samples, now);
+    match classify(
+        super::KIND,
+        statement,
+        options,
+        now,
+        crate::ts::Reader::InProcess,
+    )? {
+        TsStatement::Write { samples, count } => {
+            let written = count;
+            lock().write(samples.unwrap_or_default(), now);
             Ok(crate::ResultSet {
                 rows_affected: written,
                 ..crate::ResultSet::default()
