@@ -22,6 +22,28 @@ use omnigate_proto::v1 as pb;
 use pb::gateway_client::GatewayClient;
 use tonic::transport::Channel;
 
+/// Waits until a server started as `child` is `ready`; panics with its
+/// log if it exits first or is not ready within 30 s.
+pub(crate) fn wait_ready(
+    what: &str,
+    child: &mut std::process::Child,
+    ready: impl Fn() -> bool,
+    log: impl Fn() -> String,
+) {
+    let started = std::time::Instant::now();
+    while !ready() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status}: {}", log());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} did not answer: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A gateway serving gRPC on 127.0.0.1 (a free port), and a client for it.
 #[derive(Debug)]
 pub struct TestGateway {

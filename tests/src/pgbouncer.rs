@@ -8,7 +8,6 @@ use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The Debian package that provides `pgbouncer`.
 pub const PACKAGE: &str = "pgbouncer";
@@ -67,18 +66,13 @@ impl PgBouncer {
             .spawn()
             .expect("pgbouncer starts");
         let mut bouncer = PgBouncer { dir, port, child };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = bouncer.child.try_wait() {
-                panic!("pgbouncer exited with {status}: {}", bouncer.log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "pgbouncer did not listen: {}",
-                bouncer.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = bouncer.dir.path().join("pgbouncer.log");
+        crate::wait_ready(
+            "pgbouncer",
+            &mut bouncer.child,
+            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        );
         bouncer
     }
 

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The Debian package that provides `redis-server`.
 pub const PACKAGE: &str = "redis-server";
@@ -119,19 +119,14 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
+        let mut child = child;
+        crate::wait_ready(
+            "redis-server",
+            &mut child,
+            || self.answers_ping(),
+            || self.log(),
+        );
         self.child = Some(child);
-        let started = Instant::now();
-        while !self.answers_ping() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("redis-server exited with {status}: {}", self.log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "redis-server did not answer: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     fn answers_ping(&self) -> bool {

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The Debian package that provides `victoria-metrics`.
 pub const PACKAGE: &str = "victoria-metrics";
@@ -80,19 +80,14 @@ impl VictoriaServer {
             .stderr(log)
             .spawn()
             .expect("victoria-metrics starts");
+        let mut child = child;
+        crate::wait_ready(
+            "victoria-metrics",
+            &mut child,
+            || self.healthy(),
+            || self.log(),
+        );
         self.child = Some(child);
-        let started = Instant::now();
-        while !self.healthy() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("victoria-metrics exited with {status}: {}", self.log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "victoria-metrics did not answer: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     fn healthy(&self) -> bool {

@@ -236,18 +236,8 @@ impl StorageDriver for FalkorDriver {
     }
 
     async fn health(&self) -> Health {
-        let probe = async {
-            let mut conn = self.pool.acquire().await?;
-            ::redis::cmd("GRAPH.LIST")
-                .query_async::<Resp>(&mut conn.conn)
-                .await
-                .map_err(from_falkor)
-                .map(drop)
-        };
-        match probe.await {
-            Ok(()) => Health::Serving,
-            Err(e) => Health::NotServing(e.to_string()),
-        }
+        // GRAPH.LIST also tells that the module is still loaded.
+        self.pool.probe("GRAPH.LIST").await
     }
 
     fn pool_stats(&self) -> PoolStats {

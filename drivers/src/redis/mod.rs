@@ -221,18 +221,7 @@ impl StorageDriver for RedisDriver {
     }
 
     async fn health(&self) -> Health {
-        let probe = async {
-            let mut conn = self.pool.acquire().await?;
-            // An error reply (NOAUTH, LOADING) is a failed probe too.
-            query(&mut conn, &::redis::cmd("PING"), None)
-                .await
-                .and_then(to_value)
-                .map(drop)
-        };
-        match probe.await {
-            Ok(()) => Health::Serving,
-            Err(e) => Health::NotServing(e.to_string()),
-        }
+        self.pool.probe("PING").await
     }
 
     fn pool_stats(&self) -> PoolStats {

@@ -212,6 +212,32 @@ impl RedisPool {
         )))
     }
 
+    /// The engine's health: whether the server answers `command` on a
+    /// pooled connection (an error reply, such as NOAUTH or LOADING, is a
+    /// failed probe too).
+    pub(crate) async fn probe(&self, command: &str) -> crate::Health {
+        let mut conn = match self.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => return crate::Health::NotServing(e.to_string()),
+        };
+        match ::redis::cmd(command)
+            .query_async::<::redis::Value>(&mut conn.conn)
+            .await
+        {
+            Ok(::redis::Value::ServerError(e)) => crate::Health::NotServing(format!(
+                "{} answered {command} with an error: {e}",
+                self.server
+            )),
+            Ok(_) => crate::Health::Serving,
+            Err(e) => {
+                if e.is_io_error() || e.is_connection_dropped() {
+                    conn.mark_broken();
+                }
+                crate::Health::NotServing(format!("{} did not answer {command}: {e}", self.server))
+            }
+        }
+    }
+
     /// The pool's statistics.
     pub(crate) fn stats(&self) -> PoolStats {
         let state = self.pool.state();

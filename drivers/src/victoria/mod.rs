@@ -246,11 +246,13 @@ impl Http {
         parse_result(&data)
     }
 
+    /// How many series match `selector`, over all time. (`start=0` would
+    /// read as "no start", which VictoriaMetrics takes as a recent window.)
     async fn matching_series(&self, selector: &str, limit: Option<Duration>) -> Result<usize> {
         let request = self
             .client
             .post(format!("{}/api/v1/series", self.base))
-            .form(&[("match[]", selector), ("start", "0")]);
+            .form(&[("match[]", selector), ("start", "1")]);
         Ok(self
             .data(request, limit)
             .await?
@@ -272,7 +274,7 @@ impl Http {
         let request = self
             .client
             .get(format!("{}/api/v1/{path}", self.base))
-            .query(&[("start", "0")]);
+            .query(&[("start", "1")]);
         let data = self.data(request, Some(Duration::from_secs(30))).await?;
         Ok(data
             .as_array()
