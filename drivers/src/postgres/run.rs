@@ -51,9 +51,8 @@ impl Drop for Lease {
     }
 }
 
-/// Runs `work` on `client`; past `timeout` cancels the query on the server
-/// and waits for it to stop, so the connection goes back to the pool clean
-/// (or leaves it, when that cannot be known).
+/// Runs `work` on `client`; past `timeout` cancels the query on the server,
+/// waits for it to stop, and takes the connection out of the pool.
 pub(crate) async fn leased<T>(
     client: Object,
     timeout: Option<Duration>,
@@ -84,13 +83,14 @@ pub(crate) async fn leased<T>(
         result = &mut work => result,
         () = tokio::time::sleep(limit) => {
             let _ = lease.token.cancel_query(NoTls).await;
+            // Whatever the outcome, a connection a cancel was sent to leaves
+            // the pool: PostgreSQL acts on a cancel whenever it arrives, and
+            // a full test run once saw the next caller's query cancelled on
+            // a connection returned after a timeout. A timeout costs a new
+            // connection; no caller ever loses a query to someone else's.
+            lease.tainted = true;
             match work.await {
-                // It finished before the cancel landed: the cancel may still
-                // land on whatever this backend runs next.
-                Ok(value) => {
-                    lease.tainted = true;
-                    Ok(value)
-                }
+                Ok(value) => Ok(value),
                 Err(_) => Err(Error::Timeout { after: limit }),
             }
         }
