@@ -22,6 +22,29 @@ use omnigate_proto::v1 as pb;
 use pb::gateway_client::GatewayClient;
 use tonic::transport::Channel;
 
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+/// The path of `program` on `PATH` (or in /usr/bin, /usr/local/bin);
+/// panics naming the Debian `package` that provides it.
+pub(crate) fn find_program(program: &str, package: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .chain(["/usr/bin".into(), "/usr/local/bin".into()])
+        .map(|dir| dir.join(program))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!("{program} not found: install the Debian package {package} (apt-get install -y {package}), or run ./scripts/test.sh as root")
+        })
+}
+
 /// Waits until a server started as `child` is `ready`; panics with its
 /// log if it exits first or is not ready within 30 s.
 pub(crate) fn wait_ready(

@@ -3,7 +3,7 @@
 //! on a free loopback port, run as the `postgres` user when root (it
 //! refuses to run as root). Stopped on drop.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -36,11 +36,7 @@ impl PgBouncer {
     pub fn start(pg_port: u16, pool_size: usize) -> PgBouncer {
         let bin = binary();
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("its address")
-            .port();
+        let port = crate::free_port();
         let ini = dir.path().join("pgbouncer.ini");
         std::fs::write(
             &ini,

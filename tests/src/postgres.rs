@@ -3,7 +3,6 @@
 //! root), on a free loopback port, with `max_prepared_transactions` set
 //! and fsync off. Stopped and removed on drop.
 
-use std::net::TcpListener;
 use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -65,14 +64,6 @@ pub(crate) fn unprivileged_owner() -> Option<(u32, u32)> {
     ))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
-
 impl PgServer {
     /// Initialises a cluster and starts the server; panics with the server's
     /// log if it does not come up.
@@ -101,7 +92,7 @@ impl PgServer {
         let mut server = PgServer {
             dir,
             bin,
-            port: free_port(),
+            port: crate::free_port(),
             owner,
             child: None,
             tls,

@@ -2,7 +2,7 @@
 //! in a temporary directory, persistence off. Stopped on drop.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,26 +18,6 @@ pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     extra: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
-
-fn find_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
-        .map(|dir| dir.join("redis-server"))
-        .find(|path| path.exists())
-        .unwrap_or_else(|| {
-            panic!("redis-server not found: install the Debian package {PACKAGE} (apt-get install -y {PACKAGE}), or run ./scripts/test.sh as root")
-        })
 }
 
 impl RedisServer {
@@ -68,7 +48,7 @@ impl RedisServer {
     pub fn start_with_tls() -> (RedisServer, String, PathBuf) {
         let mut server = Self::prepare(Vec::new());
         let certs = crate::certs::make(server.dir.path(), None);
-        let tls_port = free_port();
+        let tls_port = crate::free_port();
         let path = |p: &std::path::Path| p.display().to_string();
         server.extra = vec![
             "--tls-port".into(),
@@ -92,8 +72,8 @@ impl RedisServer {
                 .prefix("omnigate-redis-")
                 .tempdir()
                 .expect("a temp dir"),
-            binary: find_binary(),
-            port: free_port(),
+            binary: crate::find_program("redis-server", PACKAGE),
+            port: crate::free_port(),
             child: None,
             extra,
         }

@@ -7,7 +7,7 @@
 //! one sample per series and time, as the engine's docs ask of servers).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -25,18 +25,6 @@ pub struct VictoriaServer {
     extra: Vec<String>,
 }
 
-fn find_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
-        .map(|dir| dir.join("victoria-metrics"))
-        .find(|path| path.exists())
-        .unwrap_or_else(|| {
-            panic!("victoria-metrics not found: install the Debian package {PACKAGE} (apt-get install -y {PACKAGE}), or run ./scripts/test.sh as root")
-        })
-}
-
 impl VictoriaServer {
     /// Starts a server; panics with its log if `/health` does not answer.
     pub fn start() -> VictoriaServer {
@@ -45,14 +33,10 @@ impl VictoriaServer {
 
     /// Starts a server with extra command-line flags.
     pub fn start_with(extra: &[&str]) -> VictoriaServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("its address")
-            .port();
+        let port = crate::free_port();
         let mut server = VictoriaServer {
             dir: tempfile::tempdir().expect("a temporary directory"),
-            binary: find_binary(),
+            binary: crate::find_program("victoria-metrics", PACKAGE),
             port,
             child: None,
             extra: extra.iter().map(|a| (*a).to_owned()).collect(),

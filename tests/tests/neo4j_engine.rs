@@ -40,11 +40,7 @@ async fn driver() -> Neo4jDriver {
 
 #[tokio::test]
 async fn a_server_that_is_not_there_is_unavailable_at_startup() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = omnigate_tests::free_port();
     let config = Neo4jConfig {
         url: format!("bolt://127.0.0.1:{port}"),
         password: "not-shown".into(),

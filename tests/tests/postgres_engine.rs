@@ -209,7 +209,10 @@ async fn a_restarted_server_fails_calls_fast_then_recovers_by_itself() {
 #[tokio::test]
 async fn a_server_that_is_down_at_startup_is_a_clear_error() {
     let config = PostgresConfig {
-        url: format!("postgres://omnigate@127.0.0.1:{}/postgres", free_port()),
+        url: format!(
+            "postgres://omnigate@127.0.0.1:{}/postgres",
+            omnigate_tests::free_port()
+        ),
         connect_timeout: Duration::from_secs(2),
         ..PostgresConfig::default()
     };
@@ -219,14 +222,6 @@ async fn a_server_that_is_down_at_startup_is_a_clear_error() {
         err.to_string().contains("cannot connect to PostgreSQL"),
         "{err}"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

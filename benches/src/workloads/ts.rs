@@ -16,15 +16,9 @@ use crate::setup::{Targets, Workload};
 
 const RANGE_QUERY: &str = "bench_load_v{host=\"h3\"}";
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// An hour of samples every 15 s for 10 hosts, ending now.
 pub(crate) async fn load(client: &reqwest::Client, url: &str) -> Result<(), String> {
-    let end = now_ms();
+    let end = omnigate_drivers::ts::now_millis();
     let mut body = String::new();
     for i in 0..240 {
         for h in 0..10 {
@@ -120,7 +114,7 @@ fn status_ok(response: reqwest::Response) -> Result<(), String> {
 
 fn range_query(t: &Arc<Targets>, url: String) -> Workload {
     let window = || {
-        let end = now_ms();
+        let end = omnigate_drivers::ts::now_millis();
         (end - 3_600_000, end)
     };
     let direct: Op = {

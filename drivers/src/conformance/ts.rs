@@ -28,10 +28,7 @@ pub async fn run_all(d: &dyn StorageDriver) {
 /// Two hours ago, on a whole minute: inside any retention, and far enough
 /// back that "now" never interferes.
 pub fn base_millis() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    (now - 2 * 3_600_000) / 60_000 * 60_000
+    (crate::ts::now_millis() - 2 * 3_600_000) / 60_000 * 60_000
 }
 
 fn at(millis: i64) -> Timestamp {

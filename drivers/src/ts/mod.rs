@@ -14,7 +14,7 @@ mod window;
 
 use std::time::Duration;
 
-pub use rows::{Series, describe_objects, series_rows};
+pub use rows::{Series, columns, describe_objects, series_rows};
 pub use stream::{slices, stream_slices};
 pub use window::When;
 
@@ -212,6 +212,13 @@ pub fn classify(
             None => Err(bad(format!("bad PromQL: {}", promql_error.trim()))),
         },
     }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn strip_keyword<'a>(text: &'a str, keyword: &str) -> Option<&'a str> {

@@ -14,6 +14,15 @@ pub struct Series {
     pub points: Vec<(i64, f64)>,
 }
 
+/// The columns of every query result.
+pub fn columns() -> Vec<Column> {
+    vec![
+        Column::new("labels", "map"),
+        Column::new("timestamp", "timestamp"),
+        Column::new("value", "float"),
+    ]
+}
+
 /// The rows of a query result.
 pub fn series_rows(mut series: Vec<Series>) -> ResultSet {
     for s in &mut series {
@@ -42,11 +51,7 @@ pub fn series_rows(mut series: Vec<Series>) -> ResultSet {
         })
         .collect();
     ResultSet {
-        columns: vec![
-            Column::new("labels", "map"),
-            Column::new("timestamp", "timestamp"),
-            Column::new("value", "float"),
-        ],
+        columns: columns(),
         rows,
         rows_affected: 0,
     }

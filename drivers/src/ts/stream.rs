@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::When;
-use crate::{Column, Result, ResultSet, Row, RowStream};
+use crate::{Result, ResultSet, Row, RowStream};
 
 /// The slices of `when`, each at most `points` evaluation times.
 pub fn slices(when: When, points: i64) -> Vec<When> {
@@ -58,11 +58,7 @@ where
             futures::stream::iter(batches)
         });
     RowStream {
-        columns: vec![
-            Column::new("labels", "map"),
-            Column::new("timestamp", "timestamp"),
-            Column::new("value", "float"),
-        ],
+        columns: super::columns(),
         batches: batches.boxed(),
         rows_affected: Arc::new(0.into()),
     }

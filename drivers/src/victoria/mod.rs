@@ -25,7 +25,7 @@ pub use config::VictoriaConfig;
 use error::{from_reqwest, from_status};
 
 use crate::pool::{Backoff, PoolMetrics, PoolSize};
-use crate::ts::{Series, TsStatement, When, classify, describe_objects, series_rows};
+use crate::ts::{Series, TsStatement, When, classify, describe_objects, now_millis, series_rows};
 use crate::{
     DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
     PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
@@ -50,12 +50,6 @@ struct Http {
     metrics: PoolMetrics,
     backoff: Backoff,
     config: VictoriaConfig,
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Seconds with milliseconds, as the API takes times.

@@ -68,13 +68,6 @@ pub(crate) fn label<'a>(labels: &'a Labels, name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-/// Milliseconds since the epoch, now.
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Runs a `ts` statement: a write, a query or a delete.
 pub(crate) fn run(
     store: &std::sync::Mutex<TsStore>,
@@ -82,7 +75,7 @@ pub(crate) fn run(
     options: &crate::ExecuteOptions,
 ) -> crate::Result<crate::ResultSet> {
     use crate::ts::{TsStatement, classify, selector_matchers, series_rows};
-    let now = now_millis();
+    let now = crate::ts::now_millis();
     let lock = || {
         store
             .lock()
