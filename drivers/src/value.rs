@@ -137,6 +137,23 @@ impl Value {
         }
     }
 
+    /// [`Value::from_bytes_lossless`] for bytes borrowed from a driver's
+    /// buffer: copied once, into the string or the bytes.
+    pub fn from_slice_lossless(raw: &[u8]) -> Value {
+        match std::str::from_utf8(raw) {
+            Ok(text) => Value::String(text.to_owned()),
+            Err(_) => Value::Bytes(Bytes::copy_from_slice(raw)),
+        }
+    }
+
+    /// [`Value::from_bytes_lossless`] for owned bytes: never copied.
+    pub fn from_vec_lossless(bytes: Vec<u8>) -> Value {
+        match String::from_utf8(bytes) {
+            Ok(text) => Value::String(text),
+            Err(e) => Value::Bytes(e.into_bytes().into()),
+        }
+    }
+
     /// The text of a string value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -273,4 +290,28 @@ fn write_bytes(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
         write!(f, "{b:02x}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_become_text_when_utf8_and_stay_bytes_otherwise() {
+        let invalid = [0xff, 0xfe, b'a'];
+        for value in [
+            Value::from_bytes_lossless(Bytes::from_static(b"caf\xc3\xa9")),
+            Value::from_slice_lossless(b"caf\xc3\xa9"),
+            Value::from_vec_lossless(b"caf\xc3\xa9".to_vec()),
+        ] {
+            assert_eq!(value, Value::String("café".into()));
+        }
+        for value in [
+            Value::from_bytes_lossless(Bytes::copy_from_slice(&invalid)),
+            Value::from_slice_lossless(&invalid),
+            Value::from_vec_lossless(invalid.to_vec()),
+        ] {
+            assert_eq!(value, Value::Bytes(Bytes::copy_from_slice(&invalid)));
+        }
+    }
 }

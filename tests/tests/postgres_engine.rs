@@ -470,3 +470,40 @@ async fn a_connection_whose_call_was_abandoned_never_serves_another() {
         "the abandoned queries were cancelled on the server"
     );
 }
+
+#[tokio::test]
+async fn an_error_in_a_later_batch_ends_the_stream_and_the_engine_keeps_serving() {
+    // Batches are asked for one ahead; an error in the second must still
+    // reach the caller after the first batch, and leave no aborted
+    // transaction on the pooled connection.
+    use futures::TryStreamExt;
+    use omnigate_drivers::StreamOptions;
+    let server = PgServer::start();
+    let d = PostgresDriver::connect(
+        "pg",
+        PostgresConfig {
+            max_connections: 1,
+            ..config(&server)
+        },
+    )
+    .await
+    .unwrap();
+    let failing = Statement::new("SELECT 1 / (i - 150) FROM generate_series(1, 300) AS i");
+    let options = StreamOptions {
+        batch_size: 100,
+        ..StreamOptions::default()
+    };
+    let mut stream = d
+        .execute_stream(Dialect::Sql, failing, options)
+        .await
+        .expect("the stream starts");
+    let first = stream.batches.try_next().await.expect("the first batch");
+    assert_eq!(first.map(|b| b.len()), Some(100));
+    let second = stream.batches.try_next().await;
+    let err = second.expect_err("division by zero in the second batch");
+    assert!(err.to_string().contains("division by zero"), "{err}");
+    assert_eq!(
+        value(&d, Dialect::Sql, "SELECT 2", &[]).await,
+        Value::Int(2)
+    );
+}

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use omnigate::Request;
 use omnigate_proto::v1 as pb;
+use rust_decimal::Decimal;
+use tokio_postgres::Row;
 
 use super::err;
 use crate::measure::Op;
@@ -26,11 +28,8 @@ pub(super) fn sql_workload(
                 let client = t.pg.get().await.map_err(err)?;
                 let statement = client.prepare_cached(sql).await.map_err(err)?;
                 let id = param(n);
-                client
-                    .query(&statement, &[&id])
-                    .await
-                    .map_err(err)
-                    .map(drop)
+                let rows = client.query(&statement, &[&id]).await.map_err(err)?;
+                read_accounts(&rows)
             }
             .boxed()
         })
@@ -77,11 +76,11 @@ pub(super) fn sql_workload(
             async move {
                 let client = pool.get().await.map_err(err)?;
                 let id = param(n);
-                client
+                let rows = client
                     .query_typed(sql, &[(&id, tokio_postgres::types::Type::INT8)])
                     .await
-                    .map_err(err)
-                    .map(drop)
+                    .map_err(err)?;
+                read_accounts(&rows)
             }
             .boxed()
         });
@@ -102,7 +101,13 @@ pub(super) fn stream_10k(t: &Arc<Targets>) -> Workload {
                 let statement = client.prepare_cached(SQL).await.map_err(err)?;
                 let params: [i64; 0] = [];
                 let rows = client.query_raw(&statement, params).await.map_err(err)?;
-                let count = rows.fold(0usize, |n, _| async move { n + 1 }).await;
+                let count = rows
+                    .map_err(err)
+                    .try_fold(0usize, |n, row| async move {
+                        std::hint::black_box(read_account(&row)?);
+                        Ok(n + 1)
+                    })
+                    .await?;
                 expect_rows(count)
             }
             .boxed()
@@ -156,6 +161,24 @@ pub(super) fn stream_10k(t: &Arc<Targets>) -> Workload {
         name: "pg_stream_10k",
         paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
     }
+}
+
+/// A row of `bench_accounts` as a user of the driver reads it: every cell
+/// into an owned value (id, name, balance), as the gateway returns them.
+fn read_account(row: &Row) -> Result<(i64, String, Decimal), String> {
+    Ok((
+        row.try_get(0).map_err(err)?,
+        row.try_get(1).map_err(err)?,
+        row.try_get(2).map_err(err)?,
+    ))
+}
+
+/// Reads every cell of a point or range read (an insert has no rows).
+fn read_accounts(rows: &[Row]) -> Result<(), String> {
+    for row in rows {
+        std::hint::black_box(read_account(row)?);
+    }
+    Ok(())
 }
 
 fn expect_rows(count: usize) -> Result<(), String> {

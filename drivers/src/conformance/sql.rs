@@ -244,6 +244,26 @@ pub async fn streaming(d: &dyn StorageDriver) {
     let last = batches.last().and_then(|b| b.last()).cloned();
     assert_eq!(last, Some(vec![Value::Int(2500)]));
 
+    // A result that fills its last batch exactly ends there.
+    let stream = d
+        .execute_stream(
+            Dialect::Sql,
+            Statement::new(SERIES),
+            StreamOptions {
+                batch_size: 500,
+                ..StreamOptions::default()
+            },
+        )
+        .await
+        .expect("stream starts");
+    let sizes: Vec<usize> = stream
+        .batches
+        .map_ok(|batch| batch.len())
+        .try_collect()
+        .await
+        .expect("stream completes");
+    assert_eq!(sizes, [500; 5]);
+
     // Dropping a stream early frees its connection for the next call.
     for _ in 0..8 {
         let mut stream = d

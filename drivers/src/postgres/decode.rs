@@ -38,7 +38,7 @@ impl<'a> FromSql<'a> for Cell {
 }
 
 fn text(raw: &[u8]) -> Value {
-    Value::from_bytes_lossless(Bytes::copy_from_slice(raw))
+    Value::from_slice_lossless(raw)
 }
 
 fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {

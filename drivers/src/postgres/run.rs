@@ -359,21 +359,33 @@ async fn portal(
     let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         params.iter().map(|p| p as _).collect();
     let portal = transaction.bind(&prepared, &refs).await.map_err(pg)?;
-    let batch_size = i32::try_from(options.batch_size.max(1)).unwrap_or(i32::MAX);
-    loop {
-        let rows = transaction
-            .query_portal(&portal, batch_size)
+    let batch_size = options.batch_size.max(1);
+    let max_rows = i32::try_from(batch_size).unwrap_or(i32::MAX);
+    let mut next = Some(
+        transaction
+            .query_portal_raw(&portal, max_rows)
+            .await
+            .map_err(pg)?,
+    );
+    while let Some(rows) = next.take() {
+        // The next batch is asked for before this one is read, so the
+        // server produces it while this one is converted and sent (an
+        // Execute past the end returns no rows).
+        let following = transaction
+            .query_portal_raw(&portal, max_rows)
             .await
             .map_err(pg)?;
-        let done = rows.len() < batch_size as usize;
-        if !rows.is_empty() {
-            let batch = rows.iter().map(row_values).collect::<Result<Vec<_>>>()?;
-            if batches.send(Ok(batch)).await.is_err() {
-                return Ok(()); // the client went away: the transaction rolls back on drop
-            }
+        futures::pin_mut!(rows);
+        let mut batch = Vec::with_capacity(batch_size.min(4096));
+        while let Some(row) = rows.try_next().await.map_err(pg)? {
+            batch.push(row_values(&row)?);
         }
-        if done {
-            break;
+        let done = batch.len() < batch_size;
+        if !batch.is_empty() && batches.send(Ok(batch)).await.is_err() {
+            return Ok(()); // the client went away: the transaction rolls back on drop
+        }
+        if !done {
+            next = Some(following);
         }
     }
     transaction.commit().await.map_err(pg)?;

@@ -22,7 +22,7 @@ pub(crate) fn to_value_with(reply: Resp, raw_bytes: bool) -> Result<Value, Error
         Resp::Nil => Value::Null,
         Resp::Int(i) => Value::Int(i),
         Resp::BulkString(bytes) if raw_bytes => Value::Bytes(bytes.into()),
-        Resp::BulkString(bytes) => Value::from_bytes_lossless(bytes),
+        Resp::BulkString(bytes) => Value::from_vec_lossless(bytes),
         Resp::SimpleString(s) => Value::String(s),
         Resp::Okay => Value::String("OK".into()),
         Resp::Array(items) | Resp::Set(items) => {

@@ -15,7 +15,7 @@ pub(crate) fn from_sql(value: ValueRef<'_>, decl_type: Option<&str>) -> Value {
         ValueRef::Integer(i) if decl_type.is_some_and(is_bool_type) => Value::Bool(i != 0),
         ValueRef::Integer(i) => Value::Int(i),
         ValueRef::Real(f) => Value::Float(f),
-        ValueRef::Text(t) => Value::from_bytes_lossless(Bytes::copy_from_slice(t)),
+        ValueRef::Text(t) => Value::from_slice_lossless(t),
         ValueRef::Blob(b) => Value::Bytes(Bytes::copy_from_slice(b)),
     }
 }
