@@ -25,6 +25,10 @@ struct Args {
     /// Measuring time per workload, path and concurrency.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    /// Measure this many calls per workload, path and concurrency instead
+    /// of a time (split over the rounds; the warm-up is still timed).
+    #[arg(long, conflicts_with = "duration")]
+    requests: Option<u64>,
     /// Client task counts.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
@@ -95,6 +99,10 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
     } else {
         Duration::from_secs(6)
     });
+    let stop = match args.requests {
+        Some(calls) => measure::Stop::Calls(calls.max(1)),
+        None => measure::Stop::After(duration),
+    };
     let concurrency = if args.quick && args.concurrency == [1, 16, 64] {
         vec![1, 64]
     } else {
@@ -120,13 +128,14 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
             done += 1;
             report::progress(done, cells, workload.name, tasks);
             for (_, op) in &workload.paths {
-                let _ = measure::run(op, tasks, setup::warmup(duration), 0).await;
+                let warmup = measure::Stop::After(setup::warmup(duration));
+                let _ = measure::run(op, tasks, warmup, 0).await;
             }
             let mut merged: Vec<Option<measure::Sample>> = vec![None; workload.paths.len()];
             for round in 0..ROUNDS {
                 for (i, (_, op)) in workload.paths.iter().enumerate() {
-                    let sample =
-                        measure::run(op, tasks, duration / ROUNDS, u64::from(round) << 40).await;
+                    let part = stop.split(ROUNDS);
+                    let sample = measure::run(op, tasks, part, u64::from(round) << 40).await;
                     match &mut merged[i] {
                         Some(total) => total.merge(&sample),
                         slot => *slot = Some(sample),
@@ -169,7 +178,8 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
-        "duration_per_cell_s": duration.as_secs_f64(),
+        "duration_per_cell_s": args.requests.is_none().then_some(duration.as_secs_f64()),
+        "requests_per_cell": args.requests,
         "pool_size": setup::POOL_SIZE,
         "postgres": if args.postgres_url.is_some() { "given" } else { "local process" },
         "redis": if args.redis_url.is_some() { "given" } else { "local process" },

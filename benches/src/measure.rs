@@ -2,6 +2,7 @@
 //! latency (hdrhistogram) and throughput.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -63,16 +64,41 @@ impl Sample {
     }
 }
 
-/// Runs `op` from `tasks` tasks for `duration` and records every call.
-pub(crate) async fn run(op: &Op, tasks: usize, duration: Duration, seq_base: u64) -> Sample {
+/// When a run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// After this long.
+    After(Duration),
+    /// After this many calls in all, over every task.
+    Calls(u64),
+}
+
+impl Stop {
+    /// This stop for one of `parts` equal parts of a run.
+    pub(crate) fn split(self, parts: u32) -> Stop {
+        match self {
+            Stop::After(d) => Stop::After(d / parts.max(1)),
+            Stop::Calls(n) => Stop::Calls(n.div_ceil(u64::from(parts.max(1)))),
+        }
+    }
+}
+
+/// Runs `op` from `tasks` tasks until `stop` and records every call.
+pub(crate) async fn run(op: &Op, tasks: usize, stop: Stop, seq_base: u64) -> Sample {
     let cpu_before = process_cpu();
     let started = Instant::now();
+    let issued = Arc::new(AtomicU64::new(0));
     let workers = (0..tasks).map(|task| {
         let op = Arc::clone(op);
+        let issued = Arc::clone(&issued);
+        let more = move || match stop {
+            Stop::After(duration) => started.elapsed() < duration,
+            Stop::Calls(calls) => issued.fetch_add(1, Ordering::Relaxed) < calls,
+        };
         tokio::spawn(async move {
             let mut sample = Sample::empty();
             let mut n = seq_base + (task as u64) * 1_000_000_000;
-            while started.elapsed() < duration {
+            while more() {
                 let t = Instant::now();
                 let ok = op(n).await.is_ok();
                 let micros = u64::try_from(t.elapsed().as_micros())
