@@ -21,6 +21,15 @@ async fn engine(server: &PgServer) -> PostgresDriver {
     PostgresDriver::connect("pg", config(server)).await.unwrap()
 }
 
+/// An engine with a pool of one connection, so every call reuses it.
+async fn one_connection(server: &PgServer) -> PostgresDriver {
+    let config = PostgresConfig {
+        max_connections: 1,
+        ..config(server)
+    };
+    PostgresDriver::connect("pg", config).await.unwrap()
+}
+
 #[tokio::test]
 async fn passes_the_sql_conformance_suite() {
     let server = PgServer::start();
@@ -98,15 +107,7 @@ async fn sqlstates_map_to_meaning_and_keep_the_code() {
 #[tokio::test]
 async fn a_deadline_cancels_the_statement_on_the_server_and_the_pool_stays_healthy() {
     let server = PgServer::start();
-    let d = PostgresDriver::connect(
-        "pg",
-        PostgresConfig {
-            max_connections: 1,
-            ..config(&server)
-        },
-    )
-    .await
-    .unwrap();
+    let d = one_connection(&server).await;
     let options = ExecuteOptions {
         timeout: Some(Duration::from_millis(200)),
         ..ExecuteOptions::default()
@@ -479,15 +480,7 @@ async fn an_error_in_a_later_batch_ends_the_stream_and_the_engine_keeps_serving(
     use futures::TryStreamExt;
     use omnigate_drivers::StreamOptions;
     let server = PgServer::start();
-    let d = PostgresDriver::connect(
-        "pg",
-        PostgresConfig {
-            max_connections: 1,
-            ..config(&server)
-        },
-    )
-    .await
-    .unwrap();
+    let d = one_connection(&server).await;
     let failing = Statement::new("SELECT 1 / (i - 150) FROM generate_series(1, 300) AS i");
     let options = StreamOptions {
         batch_size: 100,

@@ -223,16 +223,20 @@ pub async fn limits(d: &dyn StorageDriver) {
     assert_eq!(all.rows.len(), 2500);
 }
 
-/// Streams arrive in batches of the requested size, in order.
-pub async fn streaming(d: &dyn StorageDriver) {
+/// `SERIES` streamed in batches of `batch_size`.
+async fn series_stream(d: &dyn StorageDriver, batch_size: usize) -> crate::RowStream {
     let options = StreamOptions {
-        batch_size: 1000,
+        batch_size,
         ..StreamOptions::default()
     };
-    let stream = d
-        .execute_stream(Dialect::Sql, Statement::new(SERIES), options)
+    d.execute_stream(Dialect::Sql, Statement::new(SERIES), options)
         .await
-        .expect("stream starts");
+        .expect("stream starts")
+}
+
+/// Streams arrive in batches of the requested size, in order.
+pub async fn streaming(d: &dyn StorageDriver) {
+    let stream = series_stream(d, 1000).await;
     assert_eq!(stream.columns.len(), 1);
     let batches: Vec<Vec<crate::Row>> = stream
         .batches
@@ -245,18 +249,8 @@ pub async fn streaming(d: &dyn StorageDriver) {
     assert_eq!(last, Some(vec![Value::Int(2500)]));
 
     // A result that fills its last batch exactly ends there.
-    let stream = d
-        .execute_stream(
-            Dialect::Sql,
-            Statement::new(SERIES),
-            StreamOptions {
-                batch_size: 500,
-                ..StreamOptions::default()
-            },
-        )
+    let sizes: Vec<usize> = series_stream(d, 500)
         .await
-        .expect("stream starts");
-    let sizes: Vec<usize> = stream
         .batches
         .map_ok(|batch| batch.len())
         .try_collect()
@@ -266,18 +260,8 @@ pub async fn streaming(d: &dyn StorageDriver) {
 
     // Dropping a stream early frees its connection for the next call.
     for _ in 0..8 {
-        let mut stream = d
-            .execute_stream(
-                Dialect::Sql,
-                Statement::new(SERIES),
-                StreamOptions {
-                    batch_size: 10,
-                    ..StreamOptions::default()
-                },
-            )
+        let first = series_stream(d, 10)
             .await
-            .expect("stream starts");
-        let first = stream
             .batches
             .try_next()
             .await
