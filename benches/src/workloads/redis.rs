@@ -35,37 +35,34 @@ pub(super) fn redis_workload(
             .boxed()
         })
     };
-    let statement = |args: &[String]| {
-        let placeholders: Vec<String> = (1..args.len()).map(|i| format!("${i}")).collect();
-        (
-            format!("{} {}", args[0], placeholders.join(" ")),
-            args[1..].to_vec(),
-        )
+    // The statement text is the same for every call (`GET $1`); only the
+    // parameters change, as in a user's code.
+    let text: Arc<str> = {
+        let first = args(0);
+        let placeholders: Vec<String> = (1..first.len()).map(|i| format!("${i}")).collect();
+        format!("{} {}", first[0], placeholders.join(" ")).into()
     };
+    let params = move |n| args(n).into_iter().skip(1);
     let library: Op = {
         let t = Arc::clone(t);
+        let text = Arc::clone(&text);
         Arc::new(move |n| {
             let t = Arc::clone(&t);
-            async move {
-                let (text, params) = statement(&args(n));
-                let mut request = Request::new("redis", text);
-                request.params = params.into_iter().map(Value::String).collect();
-                t.gateway.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
+            let mut request = Request::new("redis", &*text);
+            request.params = params(n).map(Value::String).collect();
+            async move { t.gateway.execute(request).await.map_err(err).map(drop) }.boxed()
         })
     };
     let grpc: Op = {
         let t = Arc::clone(t);
         Arc::new(move |n| {
             let mut client = t.grpc(n);
+            let statement = text.to_string();
             async move {
-                let (text, params) = statement(&args(n));
                 let request = pb::ExecuteRequest {
                     dialect: "redis".into(),
-                    statement: text,
-                    params: params
-                        .into_iter()
+                    statement,
+                    params: params(n)
                         .map(|p| pb::Value {
                             kind: Some(pb::value::Kind::String(p)),
                         })
