@@ -67,6 +67,25 @@ pub(crate) fn wait_ready(
     }
 }
 
+/// Kills a server's process at once and reaps it.
+pub(crate) fn kill_now(child: Option<std::process::Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Connects to a server on loopback `port` and sends `request`, for a
+/// readiness probe to read the answer (within 1 s); `None` when the
+/// server is not listening yet.
+pub(crate) fn ask(port: u16, request: &[u8]) -> Option<std::net::TcpStream> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    stream.write_all(request).ok()?;
+    Some(stream)
+}
+
 /// A gateway serving gRPC on 127.0.0.1 (a free port), and a client for it.
 #[derive(Debug)]
 pub struct TestGateway {

@@ -243,10 +243,7 @@ impl PgServer {
 
     /// Kills the server at once (as a crash would).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::kill_now(self.child.take());
     }
 
     /// Starts the server again on the same port and data.

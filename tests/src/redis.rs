@@ -1,11 +1,9 @@
 //! A real Redis server for tests: `redis-server` on a free loopback port,
 //! in a temporary directory, persistence off. Stopped on drop.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// The Debian package that provides `redis-server`.
 pub const PACKAGE: &str = "redis-server";
@@ -110,14 +108,12 @@ impl RedisServer {
     }
 
     fn answers_ping(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+        let Some(mut stream) = crate::ask(self.port, b"PING\r\n") else {
             return false;
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
         let mut reply = [0u8; 7];
         // A server with a password answers NOAUTH: it is up all the same.
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
+        stream.read_exact(&mut reply).is_ok()
             && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
     }
 
@@ -143,10 +139,7 @@ impl RedisServer {
 
     /// Kills the server at once.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::kill_now(self.child.take());
     }
 
     /// Starts it again on the same port (empty: persistence is off).

@@ -6,11 +6,9 @@
 //! queried), and `-dedup.minScrapeInterval=1ms` (a replayed write leaves
 //! one sample per series and time, as the engine's docs ask of servers).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// The Debian package that provides `victoria-metrics`.
 pub const PACKAGE: &str = "victoria-metrics";
@@ -75,16 +73,12 @@ impl VictoriaServer {
     }
 
     fn healthy(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+        let request = b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n";
+        let Some(mut stream) = crate::ask(self.port, request) else {
             return false;
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
         let mut reply = String::new();
-        stream
-            .write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .is_ok()
-            && stream.read_to_string(&mut reply).is_ok()
-            && reply.starts_with("HTTP/1.0 200")
+        stream.read_to_string(&mut reply).is_ok() && reply.starts_with("HTTP/1.0 200")
     }
 
     /// The server's log so far.
@@ -99,10 +93,7 @@ impl VictoriaServer {
 
     /// Kills the server at once.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::kill_now(self.child.take());
     }
 
     /// Starts it again on the same port and data directory.
