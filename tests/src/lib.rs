@@ -86,6 +86,21 @@ pub(crate) fn ask(port: u16, request: &[u8]) -> Option<std::net::TcpStream> {
     Some(stream)
 }
 
+/// What ListEngines reports for the engine called `name`; panics naming
+/// it when the gateway does not list it.
+pub async fn engine(client: &mut GatewayClient<Channel>, name: &str) -> pb::EngineInfo {
+    let engines = client
+        .list_engines(pb::ListEnginesRequest {})
+        .await
+        .expect("ListEngines answers")
+        .into_inner()
+        .engines;
+    engines
+        .into_iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no engine {name} in ListEngines"))
+}
+
 /// A gateway serving gRPC on 127.0.0.1 (a free port), and a client for it.
 #[derive(Debug)]
 pub struct TestGateway {

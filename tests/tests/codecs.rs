@@ -132,13 +132,7 @@ async fn check_codecs(gw: &mut TestGateway) {
         .map(|o| (o.name.as_str(), o.attributes["codec"].as_str()))
         .collect();
     assert_eq!(bound, [("session:*", "msgpack"), ("profile:*", "protobuf")]);
-    let engines = c
-        .list_engines(pb::ListEnginesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .engines;
-    let counters = &engines.iter().find(|e| e.name == "cache").unwrap().counters;
+    let counters = omnigate_tests::engine(c, "cache").await.counters;
     assert!(
         counters["codec_binding_misses"] >= 3 && counters.contains_key("codec_binding_hits"),
         "{counters:?}"

@@ -221,14 +221,7 @@ async fn describe_and_list_engines_show_the_graph_engine() {
             .iter()
             .any(|o| o.kind == "relationship_type" && o.name == "LINK")
     );
-    let engines = gw
-        .client
-        .list_engines(pb::ListEnginesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .engines;
-    let graph = engines.iter().find(|e| e.name == "graph").unwrap();
+    let graph = omnigate_tests::engine(&mut gw.client, "graph").await;
     assert_eq!(graph.kind, "falkordb");
     assert_eq!(graph.dialects, vec!["cypher".to_owned()]);
     assert!(graph.pool.as_ref().unwrap().acquired >= 1);

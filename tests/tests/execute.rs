@@ -179,13 +179,7 @@ async fn a_cancelled_stream_frees_its_connection() {
         let after = exec(&mut gw.client, request("sql", "SELECT 42", vec![])).await;
         assert_eq!(scalar(&after), Some(Kind::Int(42)));
     }
-    let engines = gw
-        .client
-        .list_engines(pb::ListEnginesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let main = engines.engines.iter().find(|e| e.name == "main").unwrap();
+    let main = omnigate_tests::engine(&mut gw.client, "main").await;
     assert_eq!(
         main.pool.unwrap().created,
         1,

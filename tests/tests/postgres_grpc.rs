@@ -141,19 +141,13 @@ async fn a_grpc_deadline_cancels_pg_sleep_and_the_engine_keeps_serving() {
     )
     .await;
     assert_eq!(scalar(&ok), Some(Kind::Int(42)));
-    let engines = gw
-        .client
-        .list_engines(pb::ListEnginesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .engines;
-    let pool = engines[0].pool.unwrap();
+    let engine = omnigate_tests::engine(&mut gw.client, "main-db").await;
+    let pool = engine.pool.unwrap();
     // Every connection a cancel was sent to leaves the pool (a late cancel
     // must never hit another caller's query): one per cancelled call, plus
     // the one that serves the rest.
     assert!(pool.created <= 1 + 4, "{pool:?}");
-    assert_eq!(engines[0].kind, "postgres");
+    assert_eq!(engine.kind, "postgres");
 }
 
 #[tokio::test]

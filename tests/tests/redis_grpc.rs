@@ -59,14 +59,7 @@ async fn binary_parameters_round_trip_through_real_redis() {
             .contains("the database is set by the engine config"),
         "{status:?}"
     );
-    let engines = gw
-        .client
-        .list_engines(pb::ListEnginesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .engines;
-    let cache = engines.iter().find(|e| e.name == "cache").unwrap();
+    let cache = omnigate_tests::engine(&mut gw.client, "cache").await;
     assert_eq!(cache.kind, "redis");
     assert_eq!(
         cache.health.as_ref().unwrap().status(),

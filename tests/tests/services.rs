@@ -94,13 +94,7 @@ async fn describe_lists_tables_and_ddl_refreshes_the_cache() {
     let only_b = c.describe(describe("b")).await.unwrap().into_inner();
     assert_eq!(only_b.objects.len(), 1);
 
-    let engines = c
-        .list_engines(pb::ListEnginesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .engines;
-    let counters = &engines.iter().find(|e| e.name == "main").unwrap().counters;
+    let counters = omnigate_tests::engine(c, "main").await.counters;
     assert_eq!(counters["schema_cache_hits"], 1);
     assert_eq!(counters["schema_cache_misses"], 3);
     assert!(counters["schema_cache_invalidations"] >= 1);

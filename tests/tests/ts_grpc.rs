@@ -166,14 +166,7 @@ async fn victoriametrics_serves_ts_over_grpc() {
     let server = VictoriaServer::start();
     let mut gw = victoria_gateway(&server).await;
     ts_over_grpc(&mut gw).await;
-    let engines = gw
-        .client
-        .list_engines(pb::ListEnginesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .engines;
-    let metrics = engines.iter().find(|e| e.name == "metrics").unwrap();
+    let metrics = omnigate_tests::engine(&mut gw.client, "metrics").await;
     assert_eq!(metrics.kind, "victoriametrics");
     let pool = metrics.pool.as_ref().unwrap();
     assert!(pool.acquired >= 5 && pool.max_size == 16, "{pool:?}");
