@@ -241,6 +241,22 @@ impl PgServer {
         format!("postgres://omnigate@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// A `postgres` engine's config for the `postgres` database here, the
+    /// rest default.
+    pub fn engine_config(&self) -> omnigate_drivers::postgres::PostgresConfig {
+        omnigate_drivers::postgres::PostgresConfig {
+            url: self.url("postgres"),
+            ..omnigate_drivers::postgres::PostgresConfig::default()
+        }
+    }
+
+    /// A `postgres` engine named `pg` on [`PgServer::engine_config`].
+    pub async fn engine(&self) -> omnigate_drivers::postgres::PostgresDriver {
+        omnigate_drivers::postgres::PostgresDriver::connect("pg", self.engine_config())
+            .await
+            .expect("the postgres engine connects")
+    }
+
     /// Kills the server at once (as a crash would).
     pub fn kill(&mut self) {
         crate::kill_now(self.child.take());

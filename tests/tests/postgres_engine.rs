@@ -1,45 +1,25 @@
 //! The postgres engine against a real PostgreSQL server: conformance,
-//! SQLSTATE mapping, cancellation, pool behaviour and server restarts.
+//! SQLSTATE mapping, plans made stale by DDL, TLS and streams (the pool's
+//! behaviour is in `postgres_pool.rs`).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use omnigate_drivers::conformance::{error, sql, value};
 use omnigate_drivers::postgres::{PostgresConfig, PostgresDriver};
-use omnigate_drivers::{Dialect, Error, ExecuteOptions, Health, Statement, StorageDriver, Value};
+use omnigate_drivers::{Dialect, Error, ExecuteOptions, Statement, StorageDriver, Value};
 use omnigate_tests::postgres::PgServer;
-
-fn config(server: &PgServer) -> PostgresConfig {
-    PostgresConfig {
-        url: server.url("postgres"),
-        ..PostgresConfig::default()
-    }
-}
-
-async fn engine(server: &PgServer) -> PostgresDriver {
-    PostgresDriver::connect("pg", config(server)).await.unwrap()
-}
-
-/// An engine with a pool of one connection, so every call reuses it.
-async fn one_connection(server: &PgServer) -> PostgresDriver {
-    let config = PostgresConfig {
-        max_connections: 1,
-        ..config(server)
-    };
-    PostgresDriver::connect("pg", config).await.unwrap()
-}
 
 #[tokio::test]
 async fn passes_the_sql_conformance_suite() {
     let server = PgServer::start();
-    sql::run_all(&engine(&server).await).await;
+    sql::run_all(&server.engine().await).await;
 }
 
 #[tokio::test]
 async fn sqlstates_map_to_meaning_and_keep_the_code() {
     let server = PgServer::start();
-    let d = &engine(&server).await;
+    let d = &server.engine().await;
     for setup in [
         "CREATE TABLE parent (id int PRIMARY KEY)",
         "CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent(id), qty int CONSTRAINT qty_positive CHECK (qty > 0))",
@@ -105,127 +85,6 @@ async fn sqlstates_map_to_meaning_and_keep_the_code() {
 }
 
 #[tokio::test]
-async fn a_deadline_cancels_the_statement_on_the_server_and_the_pool_stays_healthy() {
-    let server = PgServer::start();
-    let d = one_connection(&server).await;
-    let options = ExecuteOptions {
-        timeout: Some(Duration::from_millis(200)),
-        ..ExecuteOptions::default()
-    };
-    for _ in 0..3 {
-        let err = d
-            .execute(
-                Dialect::Sql,
-                &Statement::new("SELECT pg_sleep(30)"),
-                &options,
-            )
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, Error::Timeout { after } if after == Duration::from_millis(200)),
-            "{err}"
-        );
-        // The cancelled connection was replaced at once.
-        let active = value(
-            &d,
-            Dialect::Sql,
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'",
-            &[],
-        )
-        .await;
-        assert_eq!(
-            active,
-            Value::Int(0),
-            "the sleeping query was cancelled on the server"
-        );
-    }
-    let stats = d.pool_stats();
-    // A connection a cancel was sent to never serves another call (a late
-    // cancel must not hit someone else's query): each timeout replaced it.
-    assert_eq!(
-        stats.created, 4,
-        "each cancelled connection was replaced: {stats:?}"
-    );
-    assert_eq!(d.health().await, Health::Serving);
-}
-
-#[tokio::test]
-async fn many_tasks_share_a_small_pool_without_deadlock() {
-    let server = PgServer::start();
-    let d = Arc::new(
-        PostgresDriver::connect(
-            "pg",
-            PostgresConfig {
-                max_connections: 3,
-                ..config(&server)
-            },
-        )
-        .await
-        .unwrap(),
-    );
-    value(
-        d.as_ref(),
-        Dialect::Sql,
-        "CREATE TABLE hits (task int, n int)",
-        &[],
-    )
-    .await;
-    let tasks = (0..48).map(|task| {
-        let d = Arc::clone(&d);
-        tokio::spawn(async move {
-            for n in 0..10 {
-                let statement = Statement::new("INSERT INTO hits VALUES ($1, $2)")
-                    .bind(task)
-                    .bind(n);
-                d.execute(Dialect::Sql, &statement, &ExecuteOptions::default())
-                    .await
-                    .unwrap();
-            }
-        })
-    });
-    for task in futures::future::join_all(tasks).await {
-        task.unwrap();
-    }
-    assert_eq!(
-        value(d.as_ref(), Dialect::Sql, "SELECT count(*) FROM hits", &[]).await,
-        Value::Int(480)
-    );
-    let stats = d.pool_stats();
-    assert!(stats.created <= 3, "{stats:?}");
-    assert!(stats.acquired >= 481, "{stats:?}");
-    let reuse = 1.0 - stats.created as f64 / stats.acquired as f64;
-    assert!(reuse > 0.99, "connections are reused: {stats:?}");
-}
-
-#[tokio::test]
-async fn a_restarted_server_fails_calls_fast_then_recovers_by_itself() {
-    let mut server = PgServer::start();
-    let d = engine(&server).await;
-    server.kill();
-    // The test server runs with fsync off, so what was written before the
-    // kill may be gone; only the connection is checked.
-    omnigate_tests::outage_then_recovery(&d, Dialect::Sql, "SELECT 1", || server.restart()).await;
-}
-
-#[tokio::test]
-async fn a_server_that_is_down_at_startup_is_a_clear_error() {
-    let config = PostgresConfig {
-        url: format!(
-            "postgres://omnigate@127.0.0.1:{}/postgres",
-            omnigate_tests::free_port()
-        ),
-        connect_timeout: Duration::from_secs(2),
-        ..PostgresConfig::default()
-    };
-    let err = PostgresDriver::connect("pg", config).await.unwrap_err();
-    assert!(matches!(err, Error::Unavailable(_)), "{err}");
-    assert!(
-        err.to_string().contains("cannot connect to PostgreSQL"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
 async fn plans_made_stale_by_ddl_are_replaced_and_known_statements_check_params_early() {
     let server = PgServer::start();
     let d = Arc::new(
@@ -234,7 +93,7 @@ async fn plans_made_stale_by_ddl_are_replaced_and_known_statements_check_params_
             PostgresConfig {
                 max_connections: 2,
                 min_idle: 2,
-                ..config(&server)
+                ..server.engine_config()
             },
         )
         .await
@@ -321,7 +180,7 @@ async fn tls_to_the_server_is_verified_against_the_configured_ca() {
         "pg",
         PostgresConfig {
             tls,
-            ..config(&server)
+            ..server.engine_config()
         },
     )
     .await
@@ -353,7 +212,7 @@ async fn tls_to_the_server_is_verified_against_the_configured_ca() {
         "pg",
         PostgresConfig {
             tls,
-            ..config(&server)
+            ..server.engine_config()
         },
     )
     .await
@@ -366,110 +225,12 @@ async fn tls_to_the_server_is_verified_against_the_configured_ca() {
         "pg",
         PostgresConfig {
             tls: missing,
-            ..config(&server)
+            ..server.engine_config()
         },
     )
     .await
     .unwrap_err();
     assert!(err.to_string().contains("cannot read the CA file"), "{err}");
-}
-
-#[tokio::test]
-async fn the_pool_warms_up_verifies_and_retires_connections() {
-    let server = PgServer::start();
-    let verified = PostgresConfig {
-        max_connections: 4,
-        min_idle: 3,
-        recycling: omnigate_drivers::postgres::Recycling::Verified,
-        ..config(&server)
-    };
-    let d = PostgresDriver::connect("pg", verified).await.unwrap();
-    let stats = d.pool_stats();
-    assert_eq!(
-        (stats.size, stats.idle, stats.created),
-        (3, 3, 3),
-        "min_idle connections are open at startup: {stats:?}"
-    );
-
-    // Connections the server dropped are replaced before a caller sees them.
-    let killed = value(&d, Dialect::Sql, "SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity WHERE application_name = 'omnigate' AND pid <> pg_backend_pid()", &[]).await;
-    assert_eq!(killed, Value::Int(2));
-    for _ in 0..6 {
-        assert_eq!(
-            value(&d, Dialect::Sql, "SELECT 1", &[]).await,
-            Value::Int(1)
-        );
-    }
-
-    // Connections past their max lifetime are replaced.
-    let short = PostgresConfig {
-        max_connections: 1,
-        min_idle: 1,
-        max_lifetime: Some(Duration::from_millis(200)),
-        ..config(&server)
-    };
-    let d = PostgresDriver::connect("short", short).await.unwrap();
-    let first = value(&d, Dialect::Sql, "SELECT pg_backend_pid()", &[]).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = value(&d, Dialect::Sql, "SELECT pg_backend_pid()", &[]).await;
-    assert_ne!(first, second, "an old connection was replaced");
-    assert_eq!(d.pool_stats().created, 2);
-}
-
-#[tokio::test]
-async fn a_connection_whose_call_was_abandoned_never_serves_another() {
-    // PostgreSQL cancels whatever a backend runs when a cancel arrives, so a
-    // connection that may still get one leaves the pool.
-    let server = PgServer::start();
-    let d = PostgresDriver::connect(
-        "pg",
-        PostgresConfig {
-            max_connections: 1,
-            min_idle: 1,
-            ..config(&server)
-        },
-    )
-    .await
-    .unwrap();
-    for _ in 0..3 {
-        let sleep = Statement::new("SELECT pg_sleep(5)");
-        let abandoned = tokio::time::timeout(
-            Duration::from_millis(100),
-            d.execute(Dialect::Sql, &sleep, &ExecuteOptions::default()),
-        )
-        .await;
-        assert!(abandoned.is_err(), "the caller gave up while the query ran");
-        let next = d
-            .execute(
-                Dialect::Sql,
-                &Statement::new("SELECT pg_sleep(0.3), 7"),
-                &ExecuteOptions::default(),
-            )
-            .await;
-        assert_eq!(
-            next.unwrap().rows[0][1],
-            Value::Int(7),
-            "the next call is untouched by the late cancel"
-        );
-    }
-    assert_eq!(
-        d.pool_stats().created,
-        4,
-        "each abandoned connection was replaced"
-    );
-    let sleeping = "SELECT count(*)::int8 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'";
-    let mut cancelled = false;
-    for _ in 0..50 {
-        if value(&d, Dialect::Sql, sleeping, &[]).await == Value::Int(0) {
-            cancelled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        cancelled,
-        "the abandoned queries were cancelled on the server"
-    );
 }
 
 #[tokio::test]
@@ -480,7 +241,11 @@ async fn an_error_in_a_later_batch_ends_the_stream_and_the_engine_keeps_serving(
     use futures::TryStreamExt;
     use omnigate_drivers::StreamOptions;
     let server = PgServer::start();
-    let d = one_connection(&server).await;
+    let config = PostgresConfig {
+        max_connections: 1,
+        ..server.engine_config()
+    };
+    let d = PostgresDriver::connect("pg", config).await.unwrap();
     let failing = Statement::new("SELECT 1 / (i - 150) FROM generate_series(1, 300) AS i");
     let options = StreamOptions {
         batch_size: 100,

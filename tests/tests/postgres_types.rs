@@ -3,7 +3,6 @@
 
 use chrono::{NaiveDate, NaiveTime};
 use omnigate_drivers::conformance::{error, value};
-use omnigate_drivers::postgres::{PostgresConfig, PostgresDriver};
 use omnigate_drivers::{Dialect, Error, Interval, StorageDriver, Timestamp, Value};
 use omnigate_tests::postgres::PgServer;
 
@@ -27,11 +26,7 @@ fn map(entries: &[(&str, Value)]) -> Value {
 #[tokio::test]
 async fn every_type_round_trips() {
     let server = PgServer::start();
-    let config = PostgresConfig {
-        url: server.url("postgres"),
-        ..PostgresConfig::default()
-    };
-    let d = &PostgresDriver::connect("pg", config).await.unwrap();
+    let d = &server.engine().await;
 
     // The same value back, for each type.
     let same = [
