@@ -9,7 +9,7 @@ use futures::FutureExt;
 use omnigate::Request;
 use omnigate_proto::v1 as pb;
 
-use super::err;
+use super::{err, grpc_path, library_path};
 use crate::measure::Op;
 use crate::setup::{GRAPH, Targets, Workload};
 
@@ -55,38 +55,23 @@ fn workload(
         }
         .boxed()
     });
-    let library: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let t = Arc::clone(&t);
-            async move {
-                let request = Request::new("cypher", query).named("v", param(n));
-                t.gateway.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
-    let grpc: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut client = t.grpc(n);
-            async move {
-                let mut request = pb::ExecuteRequest {
-                    dialect: "cypher".into(),
-                    statement: query.into(),
-                    ..Default::default()
-                };
-                request.named_params.insert(
-                    "v".into(),
-                    pb::Value {
-                        kind: Some(pb::value::Kind::Int(param(n))),
-                    },
-                );
-                client.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
+    let library = library_path(t, move |n| {
+        Request::new("cypher", query).named("v", param(n))
+    });
+    let grpc = grpc_path(t, move |n| {
+        let mut request = pb::ExecuteRequest {
+            dialect: "cypher".into(),
+            statement: query.into(),
+            ..Default::default()
+        };
+        request.named_params.insert(
+            "v".into(),
+            pb::Value {
+                kind: Some(pb::value::Kind::Int(param(n))),
+            },
+        );
+        request
+    });
     Some(Workload {
         name,
         paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],

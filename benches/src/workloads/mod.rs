@@ -10,10 +10,41 @@ use std::sync::Arc;
 pub(crate) use graph::load as load_graph;
 pub(crate) use ts::load as load_series;
 
+use futures::FutureExt;
+
+use crate::measure::Op;
 use crate::setup::{Targets, Workload};
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+/// The library path of a workload: `request(n)` run by the in-process
+/// gateway.
+fn library_path(
+    t: &Arc<Targets>,
+    request: impl Fn(u64) -> omnigate::Request + Send + Sync + 'static,
+) -> Op {
+    let t = Arc::clone(t);
+    Arc::new(move |n| {
+        let t = Arc::clone(&t);
+        let request = request(n);
+        async move { t.gateway.execute(request).await.map_err(err).map(drop) }.boxed()
+    })
+}
+
+/// The gRPC path of a workload: `request(n)` sent with Execute, on the
+/// clients in turn.
+fn grpc_path(
+    t: &Arc<Targets>,
+    request: impl Fn(u64) -> omnigate_proto::v1::ExecuteRequest + Send + Sync + 'static,
+) -> Op {
+    let t = Arc::clone(t);
+    Arc::new(move |n| {
+        let mut client = t.grpc(n);
+        let request = request(n);
+        async move { client.execute(request).await.map_err(err).map(drop) }.boxed()
+    })
 }
 
 /// Every workload whose engine is reachable.

@@ -7,7 +7,7 @@ use omnigate::{BatchRequest, Request};
 use omnigate_drivers::{Statement, Value};
 use omnigate_proto::v1 as pb;
 
-use super::err;
+use super::{err, grpc_path, library_path};
 use crate::measure::Op;
 use crate::setup::{Targets, Workload};
 
@@ -43,37 +43,24 @@ pub(super) fn redis_workload(
         format!("{} {}", first[0], placeholders.join(" ")).into()
     };
     let params = move |n| args(n).into_iter().skip(1);
-    let library: Op = {
-        let t = Arc::clone(t);
+    let library = {
         let text = Arc::clone(&text);
-        Arc::new(move |n| {
-            let t = Arc::clone(&t);
+        library_path(t, move |n| {
             let mut request = Request::new("redis", &*text);
             request.params = params(n).map(Value::String).collect();
-            async move { t.gateway.execute(request).await.map_err(err).map(drop) }.boxed()
+            request
         })
     };
-    let grpc: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut client = t.grpc(n);
-            let statement = text.to_string();
-            async move {
-                let request = pb::ExecuteRequest {
-                    dialect: "redis".into(),
-                    statement,
-                    params: params(n)
-                        .map(|p| pb::Value {
-                            kind: Some(pb::value::Kind::String(p)),
-                        })
-                        .collect(),
-                    ..Default::default()
-                };
-                client.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
+    let grpc = grpc_path(t, move |n| pb::ExecuteRequest {
+        dialect: "redis".into(),
+        statement: text.to_string(),
+        params: params(n)
+            .map(|p| pb::Value {
+                kind: Some(pb::value::Kind::String(p)),
+            })
+            .collect(),
+        ..Default::default()
+    });
     Workload {
         name,
         paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],

@@ -9,7 +9,7 @@ use omnigate_proto::v1 as pb;
 use rust_decimal::Decimal;
 use tokio_postgres::Row;
 
-use super::err;
+use super::{err, grpc_path, library_path};
 use crate::measure::Op;
 use crate::setup::{Targets, Workload};
 
@@ -34,38 +34,15 @@ pub(super) fn sql_workload(
             .boxed()
         })
     };
-    let library: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let t = Arc::clone(&t);
-            async move {
-                t.gateway
-                    .execute(Request::new("sql", sql).param(param(n)))
-                    .await
-                    .map_err(err)
-                    .map(drop)
-            }
-            .boxed()
-        })
-    };
-    let grpc: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut client = t.grpc(n);
-            async move {
-                let request = pb::ExecuteRequest {
-                    dialect: "sql".into(),
-                    statement: sql.into(),
-                    params: vec![pb::Value {
-                        kind: Some(pb::value::Kind::Int(param(n))),
-                    }],
-                    ..Default::default()
-                };
-                client.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
+    let library = library_path(t, move |n| Request::new("sql", sql).param(param(n)));
+    let grpc = grpc_path(t, move |n| pb::ExecuteRequest {
+        dialect: "sql".into(),
+        statement: sql.into(),
+        params: vec![pb::Value {
+            kind: Some(pb::value::Kind::Int(param(n))),
+        }],
+        ..Default::default()
+    });
     let mut paths = vec![("direct", direct), ("library", library), ("grpc", grpc)];
     if let Some(pool) = t.bouncer.clone() {
         // Through PgBouncer in transaction mode a named prepared statement

@@ -10,7 +10,7 @@ use omnigate_drivers::Timestamp;
 use omnigate_drivers::ts::{Precision, TsOptions};
 use omnigate_proto::v1 as pb;
 
-use super::err;
+use super::{err, grpc_path, library_path};
 use crate::measure::Op;
 use crate::setup::{Targets, Workload};
 
@@ -64,40 +64,23 @@ fn write(t: &Arc<Targets>, url: String) -> Workload {
             async move { status_ok(request.send().await.map_err(err)?) }.boxed()
         })
     };
-    let library: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let t = Arc::clone(&t);
-            async move {
-                let mut request = Request::new("ts", lines(n));
-                request.options.ts.precision = Precision::Milliseconds;
-                t.gateway.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
-    let grpc: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut client = t.grpc(n);
-            async move {
-                let request = pb::ExecuteRequest {
-                    dialect: "ts".into(),
-                    statement: lines(n),
-                    options: Some(pb::ExecuteOptions {
-                        ts: Some(pb::TsOptions {
-                            precision: pb::ts_options::Precision::Milliseconds as i32,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-                client.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
+    let library = library_path(t, |n| {
+        let mut request = Request::new("ts", lines(n));
+        request.options.ts.precision = Precision::Milliseconds;
+        request
+    });
+    let grpc = grpc_path(t, |n| pb::ExecuteRequest {
+        dialect: "ts".into(),
+        statement: lines(n),
+        options: Some(pb::ExecuteOptions {
+            ts: Some(pb::TsOptions {
+                precision: pb::ts_options::Precision::Milliseconds as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     Workload {
         name: "ts_write_1k",
         paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
@@ -141,56 +124,41 @@ fn range_query(t: &Arc<Targets>, url: String) -> Workload {
         unix_micros: ms * 1000,
         zoned: true,
     };
-    let library: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |_| {
-            let t = Arc::clone(&t);
-            let (start, end) = window();
-            async move {
-                let mut request = Request::new("ts", RANGE_QUERY);
-                request.options.ts = TsOptions {
-                    start: Some(at(start)),
-                    end: Some(at(end)),
-                    step: Some(std::time::Duration::from_secs(15)),
-                    ..TsOptions::default()
-                };
-                t.gateway.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
-    let grpc: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let mut client = t.grpc(n);
-            let (start, end) = window();
-            let stamp = |ms: i64| prost_types::Timestamp {
-                seconds: ms / 1000,
-                nanos: ((ms % 1000) * 1_000_000) as i32,
-            };
-            async move {
-                let request = pb::ExecuteRequest {
-                    dialect: "ts".into(),
-                    statement: RANGE_QUERY.into(),
-                    options: Some(pb::ExecuteOptions {
-                        ts: Some(pb::TsOptions {
-                            start: Some(stamp(start)),
-                            end: Some(stamp(end)),
-                            step: Some(prost_types::Duration {
-                                seconds: 15,
-                                nanos: 0,
-                            }),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
+    let library = library_path(t, move |_| {
+        let (start, end) = window();
+        let mut request = Request::new("ts", RANGE_QUERY);
+        request.options.ts = TsOptions {
+            start: Some(at(start)),
+            end: Some(at(end)),
+            step: Some(std::time::Duration::from_secs(15)),
+            ..TsOptions::default()
+        };
+        request
+    });
+    let grpc = grpc_path(t, move |_| {
+        let (start, end) = window();
+        let stamp = |ms: i64| prost_types::Timestamp {
+            seconds: ms / 1000,
+            nanos: ((ms % 1000) * 1_000_000) as i32,
+        };
+        pb::ExecuteRequest {
+            dialect: "ts".into(),
+            statement: RANGE_QUERY.into(),
+            options: Some(pb::ExecuteOptions {
+                ts: Some(pb::TsOptions {
+                    start: Some(stamp(start)),
+                    end: Some(stamp(end)),
+                    step: Some(prost_types::Duration {
+                        seconds: 15,
+                        nanos: 0,
                     }),
                     ..Default::default()
-                };
-                client.execute(request).await.map_err(err).map(drop)
-            }
-            .boxed()
-        })
-    };
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    });
     Workload {
         name: "ts_range_1h",
         paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
