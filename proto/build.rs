@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={proto}");
     }
     tonic_prost_build::configure()
+        .codec_path("crate::codec::OmnigateCodec")
         .file_descriptor_set_path(out_dir.join("omnigate_descriptor.bin"))
         .compile_with_config(
             config,

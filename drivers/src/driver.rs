@@ -85,6 +85,45 @@ impl Statement {
         self
     }
 
+    /// Checks what every statement must satisfy on every engine, before
+    /// anything is sent: the parameters are of the kind `dialect` uses, no
+    /// parameter nests deeper than [`MAX_DEPTH`](crate::MAX_DEPTH), and the
+    /// text is not empty and holds no NUL byte. PostgreSQL's protocol and
+    /// SQLite's and FalkorDB's parsers end a statement at a NUL, so what
+    /// follows it would be silently dropped (`DELETE FROM t\0 WHERE ..`
+    /// would delete every row); binary data belongs in a parameter.
+    pub fn check(&self, dialect: Dialect) -> Result<()> {
+        self.check_param_style(dialect)?;
+        if let Some(offset) = self.text.bytes().position(|b| b == 0) {
+            return Err(crate::Error::InvalidStatement(crate::EngineError::new(
+                "gateway",
+                None,
+                format!(
+                    "the statement holds a NUL byte at byte {offset}: statement text may not \
+                     (send binary data as a $n parameter)"
+                ),
+            )));
+        }
+        if self.text.trim().is_empty() {
+            return Err(crate::Error::InvalidStatement(crate::EngineError::new(
+                "gateway",
+                None,
+                format!("the statement is empty: send one {dialect} statement"),
+            )));
+        }
+        for (i, value) in self.params.iter().enumerate() {
+            value
+                .check_depth()
+                .map_err(|message| crate::Error::param(i + 1, message))?;
+        }
+        for (name, value) in &self.named {
+            value
+                .check_depth()
+                .map_err(|message| crate::Error::named_param(name, message))?;
+        }
+        Ok(())
+    }
+
     /// Checks that the parameters are of the kind `dialect` uses: named
     /// for Cypher, positional for the others.
     pub fn check_param_style(&self, dialect: Dialect) -> Result<()> {
@@ -322,6 +361,13 @@ pub struct EngineDescriptor {
 }
 
 impl EngineDescriptor {
+    /// `Ok` when the engine serves `dialect` and `statement` passes
+    /// [`Statement::check`]: what every driver checks first.
+    pub fn accept(&self, dialect: Dialect, statement: &Statement) -> Result<()> {
+        self.ensure_serves(dialect)?;
+        statement.check(dialect)
+    }
+
     /// `Ok` when the engine serves `dialect`, else `NotSupported` naming it.
     pub fn ensure_serves(&self, dialect: Dialect) -> Result<()> {
         if self.dialects.contains(&dialect) {

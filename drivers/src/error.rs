@@ -142,6 +142,19 @@ pub enum Error {
         limit: u64,
     },
 
+    /// A value, statement or result is past a limit: of the value model
+    /// (a date it cannot hold), of the engine (PostgreSQL's program limits)
+    /// or of the gateway (nesting depth, sizes).
+    #[error("out of range: {0}")]
+    OutOfRange(#[source] EngineError),
+
+    /// The result would be larger than the caller allowed, in bytes.
+    #[error("the result would pass {limit} bytes (max_response_bytes): select fewer rows or columns, or use ExecuteStream")]
+    ResultTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+
     /// The engine is overloaded and asks callers to slow down (try again
     /// later).
     #[error("the engine is overloaded: {0}")]
@@ -172,6 +185,7 @@ impl Error {
             | Error::Unavailable(e)
             | Error::PermissionDenied(e)
             | Error::Overloaded(e)
+            | Error::OutOfRange(e)
             | Error::Internal(e) => Some(e),
             _ => None,
         }
@@ -207,6 +221,8 @@ impl Error {
             Error::NotSupported { .. } => "NOT_SUPPORTED",
             Error::TooManyRows { .. } => "TOO_MANY_ROWS",
             Error::Overloaded(_) => "OVERLOADED",
+            Error::OutOfRange(_) => "OUT_OF_RANGE",
+            Error::ResultTooLarge { .. } => "RESULT_TOO_LARGE",
             Error::Internal(_) => "INTERNAL",
         }
     }

@@ -18,6 +18,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod cypher;
+mod date;
 mod driver;
 mod error;
 pub mod falkordb;
@@ -43,4 +44,5 @@ pub use driver::{
     StreamOptions,
 };
 pub use error::{BoxError, EngineError, Error, Result};
-pub use value::{Interval, Node, Path, Relationship, Timestamp, Value};
+pub use date::Date;
+pub use value::{MAX_DEPTH, Interval, Node, Path, Relationship, Timestamp, Value};

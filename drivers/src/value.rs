@@ -4,6 +4,14 @@ use std::fmt;
 
 use bytes::Bytes;
 
+/// How deeply values may nest (a list in a list counts two levels), in
+/// parameters and in what the gateway reads back. Every conversion of a
+/// value is recursive, so this bound is what keeps a deep value sent by a
+/// client (or stored by anyone in an engine) from overflowing a stack; it
+/// sits below prost's own decoding limit, so a value the gateway returns
+/// can always be decoded by the client.
+pub const MAX_DEPTH: usize = 32;
+
 /// One value of Omnigate's value model.
 ///
 /// Every engine converts its own types to and from `Value`; the gateway maps
@@ -27,7 +35,7 @@ pub enum Value {
     /// A point in time.
     Timestamp(Timestamp),
     /// A calendar date.
-    Date(chrono::NaiveDate),
+    Date(crate::Date),
     /// A time of day.
     Time(chrono::NaiveTime),
     /// A calendar interval.
@@ -151,6 +159,44 @@ impl Value {
         match String::from_utf8(bytes) {
             Ok(text) => Value::String(text),
             Err(e) => Value::Bytes(e.into_bytes().into()),
+        }
+    }
+
+    /// How deeply this value nests: 1 for a scalar, 2 for a list of
+    /// scalars, ... Counted without recursion, so any value can be measured.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut pending = vec![(self, 1)];
+        while let Some((value, depth)) = pending.pop() {
+            deepest = deepest.max(depth);
+            let children: Box<dyn Iterator<Item = &Value>> = match value {
+                Value::List(items) => Box::new(items.iter()),
+                Value::Map(entries) => Box::new(entries.iter().map(|(_, v)| v)),
+                Value::Node(n) => Box::new(n.properties.iter().map(|(_, v)| v)),
+                Value::Relationship(r) => Box::new(r.properties.iter().map(|(_, v)| v)),
+                Value::Path(p) => Box::new(
+                    p.nodes
+                        .iter()
+                        .flat_map(|n| n.properties.iter().map(|(_, v)| v))
+                        .chain(p.relationships.iter().flat_map(|r| r.properties.iter().map(|(_, v)| v))),
+                ),
+                _ => continue,
+            };
+            pending.extend(children.map(|child| (child, depth + 1)));
+        }
+        deepest
+    }
+
+    /// `Err` with a message saying the limit when this value nests deeper
+    /// than [`MAX_DEPTH`].
+    pub fn check_depth(&self) -> Result<(), String> {
+        let depth = self.depth();
+        if depth > MAX_DEPTH {
+            Err(format!(
+                "nests {depth} levels deep; values may nest at most {MAX_DEPTH} levels"
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -313,5 +359,18 @@ mod tests {
         ] {
             assert_eq!(value, Value::Bytes(Bytes::copy_from_slice(&invalid)));
         }
+    }
+
+    #[test]
+    fn depth_is_counted_without_recursion() {
+        let mut deep = Value::Int(1);
+        for _ in 0..1000 {
+            deep = Value::List(vec![deep]);
+        }
+        assert_eq!(deep.depth(), 1001);
+        assert!(deep.check_depth().unwrap_err().contains("at most 32 levels"));
+        let map = Value::Map(vec![("a".into(), Value::List(vec![Value::Null]))]);
+        assert_eq!(map.depth(), 3);
+        assert!(map.check_depth().is_ok());
     }
 }

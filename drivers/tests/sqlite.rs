@@ -117,7 +117,7 @@ async fn maps_every_sqlite_type() {
         &d,
         Dialect::Sql,
         "SELECT date($1, '+1 day')",
-        &[Value::Date(date)],
+        &[Value::Date(date.into())],
     )
     .await;
     assert_eq!(next, Value::from("2024-03-01"));

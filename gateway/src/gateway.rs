@@ -222,7 +222,7 @@ impl Gateway {
             params: request.params,
             named: request.named,
         };
-        statement.check_param_style(dialect)?;
+        statement.check(dialect)?;
         self.encode(dialect, &driver.descriptor().name, &mut statement)?;
         Ok(Routed {
             dialect,
@@ -358,7 +358,7 @@ impl Gateway {
         let engine = routed.driver.descriptor().name.clone();
         let mut statements = request.statements;
         for statement in &mut statements {
-            statement.check_param_style(routed.dialect)?;
+            statement.check(routed.dialect)?;
             self.encode(routed.dialect, &engine, statement)?;
         }
         let options = self.execute_options(&routed);

@@ -3,6 +3,8 @@
 //! The build script compiles the protos with a vendored `protoc`, so no
 //! protoc needs to be installed.
 
+pub mod codec;
+
 /// The `omnigate.v1` package: the `Gateway` service and its messages.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod v1 {

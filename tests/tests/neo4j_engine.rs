@@ -67,7 +67,7 @@ async fn neo4j_types_round_trip_as_bolt_values() {
     let d = driver().await;
     let date = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
     for value in [
-        Value::Date(date),
+        Value::Date(date.into()),
         Value::Bytes(vec![0, 1, 255].into()),
         Value::Timestamp(omnigate_drivers::Timestamp {
             unix_micros: 1_700_000_000_123_456,

@@ -72,11 +72,11 @@ async fn every_type_round_trips() {
         ),
         (
             "date",
-            Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
+            Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap().into()),
         ),
         (
             "date",
-            Value::Date(NaiveDate::from_ymd_opt(1901, 1, 1).unwrap()),
+            Value::Date(NaiveDate::from_ymd_opt(1901, 1, 1).unwrap().into()),
         ),
         (
             "time",
@@ -135,7 +135,7 @@ async fn every_type_round_trips() {
         (
             "date",
             s("2024-02-29"),
-            Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
+            Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap().into()),
         ),
         (
             "timestamptz",

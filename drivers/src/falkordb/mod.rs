@@ -206,8 +206,7 @@ impl StorageDriver for FalkorDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.ensure_serves(dialect)?;
-        statement.check_param_style(dialect)?;
+        self.descriptor.accept(dialect, statement)?;
         let graph = self.graph(options.database.as_deref())?;
         let mut text = params::prefix(&statement.named)?;
         text.extend_from_slice(statement.text.as_bytes());

@@ -197,7 +197,7 @@ fn typed(kind: i64, value: &Resp, tables: &Tables) -> Decoded<Value> {
             }
         }
         14 => match DateTime::from_timestamp(int(value)?, 0) {
-            Some(at) => Value::Date(at.date_naive()),
+            Some(at) => Value::Date(at.date_naive().into()),
             None => return malformed("a date out of range"),
         },
         15 => {

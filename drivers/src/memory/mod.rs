@@ -156,8 +156,7 @@ impl StorageDriver for MemoryDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.ensure_serves(dialect)?;
-        statement.check_param_style(dialect)?;
+        self.descriptor.accept(dialect, statement)?;
         match dialect {
             Dialect::Ts => timeseries::run(&self.shared.series, statement, options),
             _ => self.run_redis(statement, options),

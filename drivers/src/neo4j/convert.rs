@@ -19,7 +19,10 @@ pub(crate) fn to_bolt(value: &Value) -> Result<BoltType, String> {
         Value::String(s) | Value::Json(s) => BoltType::String(BoltString::new(s)),
         Value::Uuid(u) => BoltType::String(BoltString::new(&u.to_string())),
         Value::Bytes(b) => BoltType::Bytes(BoltBytes::new(b.clone())),
-        Value::Date(d) => BoltType::Date(BoltDate::from(*d)),
+        Value::Date(d) => match d.to_naive() {
+            Some(d) => BoltType::Date(BoltDate::from(d)),
+            None => return Err(format!("the date {d} is outside Neo4j's range")),
+        },
         Value::Time(t) => BoltType::LocalTime(BoltLocalTime::from(*t)),
         Value::Timestamp(t) => {
             let at = DateTime::<Utc>::from_timestamp_micros(t.unix_micros)
@@ -86,7 +89,7 @@ pub(crate) fn from_bolt(value: BoltType) -> Value {
             ("y".into(), Value::Float(p.y.value)),
             ("z".into(), Value::Float(p.z.value)),
         ]),
-        BoltType::Date(d) => NaiveDate::try_from(&d).map_or(Value::Null, Value::Date),
+        BoltType::Date(d) => NaiveDate::try_from(&d).map_or(Value::Null, |d| Value::Date(d.into())),
         BoltType::Time(t) => {
             let (time, _offset): (NaiveTime, FixedOffset) = (&t).into();
             Value::Time(time)
@@ -262,7 +265,7 @@ mod tests {
     #[test]
     fn dates_times_and_timestamps_round_trip() {
         let date = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
-        assert_eq!(round_trip(Value::Date(date)), Value::Date(date));
+        assert_eq!(round_trip(Value::Date(date.into())), Value::Date(date.into()));
         let time = NaiveTime::from_hms_micro_opt(13, 14, 15, 16).unwrap();
         assert_eq!(round_trip(Value::Time(time)), Value::Time(time));
         for zoned in [true, false] {

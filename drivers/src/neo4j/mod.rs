@@ -193,8 +193,7 @@ impl StorageDriver for Neo4jDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.ensure_serves(dialect)?;
-        statement.check_param_style(dialect)?;
+        self.descriptor.accept(dialect, statement)?;
         let default = self.config.database.as_deref().unwrap_or(DEFAULT);
         let database = choose_database(
             KIND,

@@ -5,12 +5,12 @@
 use std::error::Error as StdError;
 
 use bytes::Bytes;
-use chrono::{NaiveDate, NaiveTime};
+use chrono::NaiveTime;
 use postgres_protocol::types as wire;
 use tokio_postgres::types::{FromSql, Kind, Type};
 
 use super::numeric;
-use crate::{Interval, Timestamp, Value};
+use crate::{Date, Interval, Timestamp, Value};
 
 type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
 
@@ -61,10 +61,10 @@ fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
             Some((1, rest)) => json(rest)?,
             _ => return Err("unsupported jsonb version".into()),
         },
-        Type::DATE => date(wire::date_from_sql(raw)?),
+        Type::DATE => date(wire::date_from_sql(raw)?)?,
         Type::TIME => Value::Time(time(wire::time_from_sql(raw)?).ok_or("time out of range")?),
-        Type::TIMESTAMP => timestamp(wire::timestamp_from_sql(raw)?, false),
-        Type::TIMESTAMPTZ => timestamp(wire::timestamp_from_sql(raw)?, true),
+        Type::TIMESTAMP => timestamp(wire::timestamp_from_sql(raw)?, false)?,
+        Type::TIMESTAMPTZ => timestamp(wire::timestamp_from_sql(raw)?, true)?,
         Type::INTERVAL => interval(raw)?,
         Type::INET | Type::CIDR => inet(raw, *ty == Type::CIDR)?,
         _ => match ty.kind() {
@@ -139,15 +139,31 @@ pub(crate) fn from_json(json: serde_json::Value) -> Value {
     }
 }
 
-fn date(days: i32) -> Value {
-    match days {
+/// A value PostgreSQL holds that the value model cannot: the call fails
+/// with `OUT_OF_RANGE` rather than return something else.
+#[derive(Debug)]
+pub(crate) struct OutOfRange(pub(crate) &'static str);
+
+impl std::fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl StdError for OutOfRange {}
+
+fn date(days: i32) -> DecodeResult<Value> {
+    Ok(match days {
         i32::MAX => Value::String("infinity".into()),
         i32::MIN => Value::String("-infinity".into()),
-        _ => NaiveDate::from_num_days_from_ce_opt(
-            days.saturating_add(PG_EPOCH_DAYS).saturating_add(719_163),
-        )
-        .map_or_else(|| Value::String(format!("date({days})")), Value::Date),
-    }
+        // PostgreSQL's last date (5874897-12-31) is 2,147,483,494 days after
+        // 2000-01-01, so counting from 1970 fits an i32 nearly always; a day
+        // count that does not is an error, never a silently wrong date.
+        _ => match days.checked_add(PG_EPOCH_DAYS) {
+            Some(days) => Value::Date(Date::from_days(days)),
+            None => return Err(OutOfRange("a date this late does not fit the value model").into()),
+        },
+    })
 }
 
 fn time(micros: i64) -> Option<NaiveTime> {
@@ -156,15 +172,21 @@ fn time(micros: i64) -> Option<NaiveTime> {
     NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos)
 }
 
-fn timestamp(micros: i64, zoned: bool) -> Value {
-    match micros {
+/// PostgreSQL counts µs from 2000, the value model from 1970: the last
+/// 30 years of PostgreSQL's range (294247–294276 AD) do not fit an i64 of
+/// µs since 1970, and are refused rather than clamped.
+fn timestamp(micros: i64, zoned: bool) -> DecodeResult<Value> {
+    Ok(match micros {
         i64::MAX => Value::String("infinity".into()),
         i64::MIN => Value::String("-infinity".into()),
         _ => Value::Timestamp(Timestamp {
-            unix_micros: micros.saturating_add(PG_EPOCH_MICROS),
+            unix_micros: micros.checked_add(PG_EPOCH_MICROS).ok_or(OutOfRange(
+                "a timestamp after 294247-01-10 does not fit the value model \
+                 (µs since 1970 in an i64)",
+            ))?,
             zoned,
         }),
-    }
+    })
 }
 
 fn interval(raw: &[u8]) -> DecodeResult<Value> {

@@ -271,10 +271,13 @@ fn as_date(value: &Value) -> Result<i32, String> {
     let date = match value {
         Value::Date(d) => *d,
         Value::String(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map_err(|_| "send a date such as 2024-02-29")?,
+            .map_err(|_| "send a date such as 2024-02-29")?
+            .into(),
         _ => return Err("send a date".into()),
     };
-    Ok(chrono::Datelike::num_days_from_ce(&date) - 719_163 - PG_EPOCH_DAYS)
+    date.days_since_epoch
+        .checked_sub(PG_EPOCH_DAYS)
+        .ok_or_else(|| "the date is before PostgreSQL's range".into())
 }
 
 fn as_time(value: &Value) -> Result<i64, String> {
@@ -295,7 +298,9 @@ fn as_timestamp(value: &Value, zoned: bool) -> Result<i64, String> {
         Value::Timestamp(t) => t.unix_micros,
         Value::String(s) => parse_timestamp(s.trim(), zoned)
             .ok_or("send a timestamp such as 2024-02-29T13:45:00Z")?,
-        Value::Date(d) => d.and_time(NaiveTime::MIN).and_utc().timestamp_micros(),
+        Value::Date(d) => i64::from(d.days_since_epoch)
+            .checked_mul(86_400_000_000)
+            .ok_or("the date is outside the range of timestamps")?,
         _ => return Err("send a timestamp".into()),
     };
     Ok(unix_micros - PG_EPOCH_MICROS)

@@ -195,7 +195,7 @@ impl StorageDriver for PostgresDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.ensure_serves(dialect)?;
+        self.descriptor.accept(dialect, &statement)?;
         // Parameters of a known statement are checked before a connection is taken.
         let early = self.types.encode_early(statement)?;
         let client = self.connection().await?;
@@ -224,7 +224,7 @@ impl StorageDriver for PostgresDriver {
         statement: Statement,
         options: StreamOptions,
     ) -> Result<RowStream> {
-        self.descriptor.ensure_serves(dialect)?;
+        self.descriptor.accept(dialect, &statement)?;
         let client = self.connection().await?;
         run::stream(client, statement, options).await
     }

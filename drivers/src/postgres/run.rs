@@ -214,6 +214,15 @@ fn row_values(row: &PgRow) -> Result<Row> {
         .map(|i| {
             row.try_get::<_, Cell>(i).map(|c| c.0).map_err(|e| {
                 let column = row.columns()[i].name().to_owned();
+                if let Some(range) = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<super::decode::OutOfRange>())
+                {
+                    return Error::OutOfRange(crate::EngineError::new(
+                        super::KIND,
+                        None,
+                        format!("column {column}: {range}"),
+                    ));
+                }
                 Error::Internal(
                     crate::EngineError::new(
                         super::KIND,

@@ -18,7 +18,10 @@ pub(super) async fn run(
     let mut pipe = ::redis::pipe();
     let mut sent = Vec::new();
     for (i, statement) in statements.iter().enumerate() {
-        let prepared = parse_command(&statement.text, &statement.params, KIND).and_then(|args| {
+        let prepared = statement
+            .check(crate::Dialect::Redis)
+            .and_then(|()| parse_command(&statement.text, &statement.params, KIND))
+            .and_then(|args| {
             check_allowed(&args)?;
             if is_blocking(&args) {
                 let name = String::from_utf8_lossy(&args[0]).to_uppercase();

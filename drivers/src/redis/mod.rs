@@ -166,7 +166,7 @@ impl StorageDriver for RedisDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.ensure_serves(dialect)?;
+        self.descriptor.accept(dialect, &statement)?;
         let args = parse_command(&statement.text, &statement.params, KIND)?;
         commands::check_allowed(&args)?;
         let reply = self.run(args, options).await?;

@@ -35,7 +35,7 @@ pub(crate) fn to_sql(index: usize, value: &Value) -> Result<SqlValue, Error> {
         Value::Decimal(s) | Value::String(s) | Value::Json(s) => SqlValue::Text(s.clone()),
         Value::Bytes(b) => SqlValue::Blob(b.to_vec()),
         Value::Uuid(u) => SqlValue::Text(u.to_string()),
-        Value::Date(d) => SqlValue::Text(d.format("%Y-%m-%d").to_string()),
+        Value::Date(d) => SqlValue::Text(d.to_string()),
         Value::Time(t) => SqlValue::Text(t.format("%H:%M:%S%.f").to_string()),
         Value::Timestamp(ts) => {
             let dt = ts

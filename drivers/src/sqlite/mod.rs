@@ -120,7 +120,7 @@ impl StorageDriver for SqliteDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.ensure_serves(dialect)?;
+        self.descriptor.accept(dialect, &statement)?;
         let conn = self.connection().await?;
         run::execute(&conn, statement.clone(), options.clone()).await
     }
@@ -131,7 +131,7 @@ impl StorageDriver for SqliteDriver {
         statement: Statement,
         options: StreamOptions,
     ) -> Result<RowStream> {
-        self.descriptor.ensure_serves(dialect)?;
+        self.descriptor.accept(dialect, &statement)?;
         let conn = self.connection().await?;
         run::stream(conn, statement, options).await
     }

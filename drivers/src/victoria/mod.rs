@@ -349,8 +349,7 @@ impl StorageDriver for VictoriaDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.ensure_serves(dialect)?;
-        statement.check_param_style(dialect)?;
+        self.descriptor.accept(dialect, statement)?;
         match classify(
             KIND,
             statement,
@@ -389,7 +388,7 @@ impl StorageDriver for VictoriaDriver {
         statement: Statement,
         options: StreamOptions,
     ) -> Result<RowStream> {
-        self.descriptor.ensure_serves(dialect)?;
+        self.descriptor.accept(dialect, &statement)?;
         let execute = options.to_execute();
         let (text, when) = match classify(
             KIND,

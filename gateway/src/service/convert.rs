@@ -1,8 +1,8 @@
 //! Omnigate's values to and from the proto `omnigate.v1.Value`.
 
-use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
+use chrono::{NaiveTime, Timelike};
 use omnigate_drivers::{
-    Column, Interval, Node, Path, PoolStats, Relationship, Row, SchemaObject, Timestamp, Value,
+    Column, Date, Interval, Node, Path, PoolStats, Relationship, Row, SchemaObject, Timestamp, Value,
 };
 use omnigate_proto::v1 as pb;
 use pb::value::Kind;
@@ -34,12 +34,7 @@ pub fn from_proto(param: &ParamRef, value: pb::Value) -> Result<Value, Error> {
             unix_micros: t.unix_micros,
             zoned: t.zoned,
         }),
-        Some(Kind::Date(d)) => Value::Date(
-            NaiveDate::from_num_days_from_ce_opt(
-                d.days_since_epoch.saturating_add(EPOCH_DAYS_FROM_CE),
-            )
-            .ok_or_else(|| bad("the date is out of range".into()))?,
-        ),
+        Some(Kind::Date(d)) => Value::Date(Date::from_days(d.days_since_epoch)),
         Some(Kind::Time(t)) => {
             Value::Time(time_from_micros(t.micros_since_midnight).ok_or_else(|| {
                 bad(
@@ -89,9 +84,6 @@ pub fn from_proto(param: &ParamRef, value: pb::Value) -> Result<Value, Error> {
         }),
     })
 }
-
-/// Days from 0001-01-01 (CE day 1) to 1970-01-01.
-const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 fn time_from_micros(micros: i64) -> Option<NaiveTime> {
     if !(0..86_400_000_000).contains(&micros) {
@@ -226,7 +218,7 @@ pub fn to_proto(value: Value) -> pb::Value {
             zoned: t.zoned,
         }),
         Value::Date(d) => Kind::Date(pb::Date {
-            days_since_epoch: d.num_days_from_ce() - EPOCH_DAYS_FROM_CE,
+            days_since_epoch: d.days_since_epoch,
         }),
         Value::Time(t) => Kind::Time(pb::Time {
             micros_since_midnight: i64::from(t.num_seconds_from_midnight()) * 1_000_000
@@ -387,8 +379,11 @@ mod tests {
                 unix_micros: 1_700_000_000_000_001,
                 zoned: false,
             }),
-            Value::Date(NaiveDate::from_ymd_opt(1969, 12, 31).unwrap()),
-            Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
+            Value::Date(Date::from_ymd(1969, 12, 31).unwrap()),
+            Value::Date(Date::from_ymd(2024, 2, 29).unwrap()),
+            Value::Date(Date::from_ymd(300_000, 1, 1).unwrap()),
+            // Every day count is a date (chrono's range once made this one an error).
+            Value::Date(Date::from_days(i32::MAX)),
             Value::Time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap()),
             Value::Interval(Interval {
                 months: 14,
@@ -426,9 +421,6 @@ mod tests {
             Kind::Decimal("12a".into()),
             Kind::Time(pb::Time {
                 micros_since_midnight: -1,
-            }),
-            Kind::Date(pb::Date {
-                days_since_epoch: i32::MAX,
             }),
         ];
         for kind in cases {

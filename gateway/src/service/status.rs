@@ -26,7 +26,9 @@ pub fn driver_code(err: &DriverError) -> Code {
         DriverError::Conflict(_) => Code::Aborted,
         DriverError::Timeout { .. } => Code::DeadlineExceeded,
         DriverError::Unavailable(_) => Code::Unavailable,
+        DriverError::OutOfRange(_) => Code::OutOfRange,
         DriverError::PoolExhausted { .. }
+        | DriverError::ResultTooLarge { .. }
         | DriverError::TooManyRows { .. }
         | DriverError::Overloaded(_) => Code::ResourceExhausted,
         DriverError::PermissionDenied(_) => Code::PermissionDenied,
