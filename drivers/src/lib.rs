@@ -25,6 +25,7 @@ pub mod falkordb;
 pub mod glob;
 pub mod memory;
 pub mod neo4j;
+mod nesting;
 pub mod pool;
 pub mod postgres;
 pub mod redis;

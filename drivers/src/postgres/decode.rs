@@ -115,8 +115,14 @@ pub(crate) fn is_mapped(ty: &Type) -> bool {
         }
 }
 
+/// A JSON document as values; one nested deeper than the value model
+/// allows stays JSON text (kind `json`), so any stored document can be read.
 fn json(raw: &[u8]) -> DecodeResult<Value> {
-    let parsed: serde_json::Value = serde_json::from_slice(raw)?;
+    let text = std::str::from_utf8(raw)?;
+    if crate::nesting::depth(text, crate::nesting::Syntax::Json) >= crate::MAX_DEPTH {
+        return Ok(Value::Json(text.to_owned()));
+    }
+    let parsed: serde_json::Value = serde_json::from_str(text)?;
     Ok(from_json(parsed))
 }
 

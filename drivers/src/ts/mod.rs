@@ -140,6 +140,11 @@ pub fn classify(
     let metricsql = reader == Reader::Server;
     let text = statement.text.trim();
     let bad = |message: String| Error::InvalidStatement(EngineError::new(kind, None, message));
+    // Before any parser: PromQL's parser and every walk of its tree recurse.
+    let promql = |text: &str| {
+        crate::nesting::check_promql(text).map_err(bad)?;
+        Ok::<_, Error>(promql_parser::parser::parse(text))
+    };
     if let Some(selector) = strip_keyword(text, "DELETE") {
         if !statement.params.is_empty() {
             return Err(Error::param(1, "DELETE takes no parameters"));
@@ -158,7 +163,7 @@ pub fn classify(
                 "DELETE writes, but the request is read_only",
             )));
         }
-        return match promql_parser::parser::parse(selector) {
+        return match promql(selector)? {
             Ok(promql_parser::parser::Expr::VectorSelector(parsed)) => Ok(TsStatement::Delete {
                 selector: selector.to_owned(),
                 parsed,
@@ -196,7 +201,13 @@ pub fn classify(
     } else {
         None
     };
-    match promql_parser::parser::parse(text) {
+    let (parsed, written) = match (promql(text), written) {
+        (Ok(parsed), written) => (parsed, written),
+        // Text meant as line protocol gets the line-protocol error.
+        (Err(_), Some(line_error)) => return Err(line_error),
+        (Err(too_deep), None) => return Err(too_deep),
+    };
+    match parsed {
         Ok(expr) => Ok(TsStatement::Query {
             text: text.to_owned(),
             expr: Some(expr),

@@ -20,6 +20,22 @@ use prost::Message;
 pub use bindings::{Binding, Bindings};
 
 const MAGIC: [u8; 3] = [0xC1, b'O', b'G'];
+
+/// The largest payload a stored value decodes to (after decompression):
+/// snappy says the length up front, so a larger one is refused before
+/// anything is allocated.
+pub const MAX_PAYLOAD_BYTES: usize = 16 << 20;
+
+/// The most values (list and map elements at every level) one MessagePack
+/// value decodes to: about 64 MiB of decoded values at most.
+pub const MAX_ELEMENTS: usize = 1 << 20;
+
+/// The largest protobuf payload decoded. prost cannot bound the number of
+/// values while decoding, and an empty list element costs 2 bytes on the
+/// wire and ~100 in memory, so protobuf values are held to the default
+/// request limit (4 MiB: whatever a client could send with the default
+/// `max_request_bytes`).
+pub const MAX_PROTOBUF_BYTES: usize = 4 << 20;
 const SNAPPY: u8 = 0x01;
 
 /// How structured values are written.
@@ -104,19 +120,38 @@ pub fn decode(bytes: &[u8]) -> Result<Option<Value>, DecodeError> {
     }
     let flags = bytes[3];
     let body = &bytes[4..];
-    let payload = if flags & SNAPPY != 0 {
-        snap::raw::Decoder::new()
-            .decompress_vec(body)
-            .map_err(|e| DecodeError(e.to_string()))?
+    let format = flags >> 4;
+    let limit = if format == Format::Protobuf.code() {
+        MAX_PROTOBUF_BYTES
     } else {
-        body.to_vec()
+        MAX_PAYLOAD_BYTES
     };
-    match flags >> 4 {
-        1 => rmp_serde::from_slice::<msgpack::In>(&payload)
-            .map(|v| Some(v.0))
+    let too_large = |len: usize| {
+        DecodeError(format!(
+            "its payload is {len} bytes, more than a codec value may decode to ({limit})"
+        ))
+    };
+    let decompressed;
+    let payload: &[u8] = if flags & SNAPPY != 0 {
+        let len = snap::raw::decompress_len(body).map_err(|e| DecodeError(e.to_string()))?;
+        if len > limit {
+            return Err(too_large(len));
+        }
+        decompressed = snap::raw::Decoder::new()
+            .decompress_vec(body)
+            .map_err(|e| DecodeError(e.to_string()))?;
+        &decompressed
+    } else if body.len() > limit {
+        return Err(too_large(body.len()));
+    } else {
+        body
+    };
+    match format {
+        1 => msgpack::read(payload, MAX_ELEMENTS)
+            .map(Some)
             .map_err(|e| DecodeError(e.to_string())),
         2 => {
-            let proto = omnigate_proto::v1::Value::decode(payload.as_slice())
+            let proto = omnigate_proto::v1::Value::decode(payload)
                 .map_err(|e| DecodeError(e.to_string()))?;
             crate::service::convert::from_proto(&crate::error::ParamRef::Position(0), proto)
                 .map(Some)
@@ -267,6 +302,44 @@ mod tests {
             decode_all(damaged.clone()),
             damaged,
             "damaged values come back as stored"
+        );
+    }
+
+    /// A header, then `payload` snappy-compressed.
+    fn compressed(format: u8, payload: &[u8]) -> Bytes {
+        let mut out = MAGIC.to_vec();
+        out.push(format << 4 | SNAPPY);
+        out.extend(snap::raw::Encoder::new().compress_vec(payload).unwrap());
+        out.into()
+    }
+
+    #[test]
+    fn small_values_cannot_decode_to_huge_ones() {
+        // An array of 10M nils: 10 MB of MessagePack, ~470 KB compressed.
+        let mut nils = vec![0xdd];
+        nils.extend(10_000_000u32.to_be_bytes());
+        nils.resize(5 + 10_000_000, 0xc0);
+        let err = decode(&compressed(1, &nils)).unwrap_err();
+        assert!(err.to_string().contains("more elements"), "{err}");
+        // More than the payload limit: refused from snappy's length alone.
+        let big = vec![0xc0; MAX_PAYLOAD_BYTES + 1];
+        let err = decode(&compressed(1, &big)).unwrap_err();
+        assert!(err.to_string().contains("more than a codec value may decode to"), "{err}");
+        let err = decode(&compressed(2, &vec![0; MAX_PROTOBUF_BYTES + 1])).unwrap_err();
+        assert!(err.to_string().contains("more than a codec value may decode to"), "{err}");
+        // Nesting deeper than the value model allows.
+        let deep = vec![0x91; 40];
+        let err = decode(&compressed(1, &deep)).unwrap_err();
+        assert!(err.to_string().contains("nests deeper"), "{err}");
+        // What is refused is handed back as stored.
+        let stored = Value::Bytes(compressed(1, &nils));
+        assert_eq!(decode_all(stored.clone()), stored);
+        // Within the limits, values still decode.
+        let mut fine = vec![0xdc, 0x03, 0xe8];
+        fine.resize(3 + 1000, 0xc0);
+        assert_eq!(
+            decode(&compressed(1, &fine)).unwrap(),
+            Some(Value::List(vec![Value::Null; 1000]))
         );
     }
 }

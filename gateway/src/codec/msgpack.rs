@@ -1,12 +1,13 @@
 //! Values as MessagePack through serde: null, bool, int, float, string,
 //! bytes, list and map map natively; other kinds travel as their text.
 
+use std::cell::Cell;
 use std::fmt;
 
-use omnigate_drivers::Value;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use omnigate_drivers::{MAX_DEPTH, Value};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserializer, Serialize, Serializer};
 
 /// Serializes a borrowed value.
 pub(super) struct Out<'a>(pub(super) &'a Value);
@@ -39,18 +40,62 @@ impl Serialize for Out<'_> {
     }
 }
 
-/// Deserializes an owned value.
-pub(super) struct In(pub(super) Value);
+/// Reads a MessagePack value within a budget: at most `elements` values
+/// in all and [`MAX_DEPTH`] levels, checked as each value is read, so a
+/// small payload (10M nils are 10 MB, 457 KB compressed) cannot make the
+/// reader allocate for millions of values before it refuses.
+pub(super) fn read(payload: &[u8], elements: usize) -> Result<Value, rmp_serde::decode::Error> {
+    let budget = Budget {
+        elements: Cell::new(elements),
+        depth: Cell::new(0),
+    };
+    let mut de = rmp_serde::Deserializer::from_read_ref(payload);
+    Seed(&budget).deserialize(&mut de)
+}
 
-impl<'de> Deserialize<'de> for In {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor).map(In)
+struct Budget {
+    elements: Cell<usize>,
+    depth: Cell<usize>,
+}
+
+#[derive(Clone, Copy)]
+struct Seed<'b>(&'b Budget);
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        let left = self.0.elements.get();
+        if left == 0 {
+            return Err(de::Error::custom(
+                "the value holds more elements than a codec value may",
+            ));
+        }
+        self.0.elements.set(left - 1);
+        d.deserialize_any(ValueVisitor(self.0))
     }
 }
 
-struct ValueVisitor;
+struct ValueVisitor<'b>(&'b Budget);
 
-impl<'de> Visitor<'de> for ValueVisitor {
+impl ValueVisitor<'_> {
+    fn enter<E: de::Error>(&self) -> Result<(), E> {
+        let depth = self.0.depth.get() + 1;
+        if depth >= MAX_DEPTH {
+            return Err(E::custom(format!(
+                "the value nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        self.0.depth.set(depth);
+        Ok(())
+    }
+
+    fn leave(&self) {
+        self.0.depth.set(self.0.depth.get() - 1);
+    }
+}
+
+impl<'de> Visitor<'de> for ValueVisitor<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,21 +133,25 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Bytes(v.into()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.enter()?;
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(In(item)) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(Seed(self.0))? {
             items.push(item);
         }
+        self.leave();
         Ok(Value::List(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.enter()?;
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
-        while let Some((In(key), In(value))) = map.next_entry()? {
+        while let Some((key, value)) = map.next_entry_seed(Seed(self.0), Seed(self.0))? {
             let key = match key {
                 Value::String(text) => text,
                 other => other.to_string(),
             };
             entries.push((key, value));
         }
+        self.leave();
         Ok(Value::Map(entries))
     }
 }
