@@ -149,6 +149,10 @@ pub struct ExecuteOptions {
     /// Fail with [`Error::TooManyRows`](crate::Error::TooManyRows) past this
     /// many rows (`None`: no limit).
     pub max_rows: Option<u64>,
+    /// Fail with [`Error::ResultTooLarge`](crate::Error::ResultTooLarge)
+    /// as soon as the rows read pass this many bytes (as
+    /// [`row_size`](crate::row_size) estimates them; `None`: no limit).
+    pub max_bytes: Option<u64>,
     /// Cancel the statement on the engine after this long.
     pub timeout: Option<Duration>,
     /// Refuse statements that would write.
@@ -198,6 +202,7 @@ impl StreamOptions {
     pub fn to_execute(&self) -> ExecuteOptions {
         ExecuteOptions {
             max_rows: None,
+            max_bytes: None,
             timeout: self.timeout,
             read_only: self.read_only,
             raw_bytes: self.raw_bytes,

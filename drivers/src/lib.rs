@@ -21,6 +21,7 @@ pub mod cypher;
 mod date;
 mod driver;
 mod error;
+mod limits;
 pub mod falkordb;
 pub mod glob;
 pub mod memory;
@@ -45,5 +46,6 @@ pub use driver::{
     StreamOptions,
 };
 pub use error::{BoxError, EngineError, Error, Result};
+pub use limits::{ResultLimits, row_size};
 pub use date::Date;
 pub use value::{MAX_DEPTH, Interval, Node, Path, Relationship, Timestamp, Value};

@@ -200,6 +200,40 @@ impl Value {
         }
     }
 
+    /// About how many bytes this value takes in a response message.
+    pub fn size_estimate(&self) -> u64 {
+        let entries = |entries: &[(String, Value)]| -> u64 {
+            entries
+                .iter()
+                .map(|(k, v)| k.len() as u64 + 4 + v.size_estimate())
+                .sum()
+        };
+        3 + match self {
+            Value::Null | Value::Bool(_) => 0,
+            Value::Int(_) | Value::Float(_) | Value::Timestamp(_) | Value::Date(_) => 9,
+            Value::Time(_) | Value::Interval(_) => 16,
+            Value::Uuid(_) => 36,
+            Value::Decimal(s) | Value::String(s) | Value::Json(s) => s.len() as u64,
+            Value::Bytes(b) => b.len() as u64,
+            Value::List(items) => items.iter().map(Value::size_estimate).sum(),
+            Value::Map(map) => entries(map),
+            Value::Node(n) => {
+                24 + n.labels.iter().map(|l| l.len() as u64 + 2).sum::<u64>() + entries(&n.properties)
+            }
+            Value::Relationship(r) => 40 + r.rel_type.len() as u64 + entries(&r.properties),
+            Value::Path(p) => {
+                p.nodes
+                    .iter()
+                    .map(|n| Value::Node(n.clone()).size_estimate())
+                    .sum::<u64>()
+                    + p.relationships
+                        .iter()
+                        .map(|r| Value::Relationship(r.clone()).size_estimate())
+                        .sum::<u64>()
+            }
+        }
+    }
+
     /// The text of a string value.
     pub fn as_str(&self) -> Option<&str> {
         match self {

@@ -75,8 +75,13 @@ pub struct ServerConfig {
     pub default_timeout: Duration,
     /// Rows an Execute may return when the request does not say.
     pub default_max_rows: u64,
+    /// Rows an Execute may return at most, whatever the request says (a
+    /// larger `max_rows` is cut to this).
+    pub max_rows: u64,
     /// Rows per ExecuteStream message when the request does not say.
     pub stream_batch_rows: usize,
+    /// Rows per ExecuteStream message at most, whatever the request says.
+    pub max_batch_rows: usize,
     /// How long in-flight calls may run on after SIGINT/SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -93,7 +98,9 @@ impl Default for ServerConfig {
             max_response_bytes: 16 << 20,
             default_timeout: Duration::from_secs(30),
             default_max_rows: 10_000,
+            max_rows: 1_000_000,
             stream_batch_rows: 1_000,
+            max_batch_rows: 10_000,
             shutdown_grace: Duration::from_secs(10),
             health_interval: Duration::from_secs(5),
         }
@@ -274,6 +281,15 @@ impl Config {
         if server.stream_batch_rows == 0 || server.default_max_rows == 0 {
             return invalid(
                 "server.stream_batch_rows and server.default_max_rows must be at least 1".into(),
+            );
+        }
+        if server.default_max_rows > server.max_rows
+            || server.stream_batch_rows > server.max_batch_rows
+        {
+            return invalid(
+                "server.default_max_rows may not pass server.max_rows, nor \
+                 server.stream_batch_rows server.max_batch_rows"
+                    .into(),
             );
         }
         if server.max_request_bytes < 1024 || server.max_response_bytes < 1024 {

@@ -147,7 +147,10 @@ impl GatewayBuilder {
                 limits: Limits {
                     default_timeout: config.server.default_timeout,
                     default_max_rows: config.server.default_max_rows,
+                    max_rows: config.server.max_rows,
                     stream_batch_rows: config.server.stream_batch_rows,
+                    max_batch_rows: config.server.max_batch_rows,
+                    max_response_bytes: config.server.max_response_bytes as u64,
                 },
             }),
         })
@@ -273,13 +276,16 @@ impl Gateway {
 
     /// The driver's options for a routed request, with the server's defaults.
     fn execute_options(&self, routed: &Routed<'_>) -> ExecuteOptions {
+        let limits = &self.inner.limits;
         ExecuteOptions {
             max_rows: Some(
                 routed
                     .options
                     .max_rows
-                    .unwrap_or(self.inner.limits.default_max_rows),
+                    .unwrap_or(limits.default_max_rows)
+                    .min(limits.max_rows),
             ),
+            max_bytes: Some(limits.max_response_bytes),
             timeout: Some(routed.timeout),
             read_only: routed.options.read_only,
             raw_bytes: routed.options.raw_bytes,
@@ -317,7 +323,7 @@ impl Gateway {
                 .options
                 .batch_size
                 .unwrap_or(self.inner.limits.stream_batch_rows)
-                .max(1),
+                .clamp(1, self.inner.limits.max_batch_rows),
             timeout: Some(routed.timeout),
             read_only: routed.options.read_only,
             raw_bytes: routed.options.raw_bytes,

@@ -285,6 +285,15 @@ pub async fn rates_and_windows(d: &dyn StorageDriver, base: i64) {
             "{f} keeps the metric name"
         );
     }
+    // Samples at 250..300 s (the window excludes 240): 125, 130, .., 150.
+    for (f, want) in [("sum_over_time", 825.0), ("count_over_time", 6.0)] {
+        let got = points(d, &window(f), &t, base).await;
+        assert_eq!(
+            got,
+            vec![("host=a,region=eu".into(), 300, want)],
+            "{f} drops the metric name"
+        );
+    }
 }
 
 /// Escapes, field types and a missing timestamp.

@@ -224,10 +224,7 @@ impl StorageDriver for FalkorDriver {
                 other => other,
             })?;
         let result = self.decode(graph, &reply).await?;
-        match options.max_rows {
-            Some(limit) if result.rows.len() as u64 > limit => Err(Error::TooManyRows { limit }),
-            _ => Ok(result),
-        }
+        crate::ResultLimits::new(options).check(result)
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

@@ -23,7 +23,7 @@ use error::from_neo4j;
 
 use crate::cypher::choose_database;
 use crate::pool::{Backoff, PoolMetrics, PoolSize};
-use crate::{
+use crate::{ResultLimits, 
     Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
     PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
 };
@@ -71,7 +71,7 @@ impl Neo4jDriver {
             in_flight: AtomicUsize::new(0),
         };
         driver
-            .run(DEFAULT, Query::new("RETURN 1".into()), true, None, None)
+            .run(DEFAULT, Query::new("RETURN 1".into()), true, None, ResultLimits::none())
             .await?;
         Ok(driver)
     }
@@ -112,7 +112,7 @@ impl Neo4jDriver {
         query: Query,
         read_only: bool,
         timeout: Option<Duration>,
-        max_rows: Option<u64>,
+        mut limits: ResultLimits,
     ) -> Result<ResultSet> {
         self.backoff.fail_fast(KIND, "Neo4j")?;
         let graph = self.graph(database)?;
@@ -148,12 +148,8 @@ impl Neo4jDriver {
                     .map(|c| row.get::<BoltType>(&c.name).map(convert::from_bolt))
                     .collect::<std::result::Result<Vec<_>, _>>()
                     .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?;
+                limits.admit(&values)?;
                 result.rows.push(values);
-                if let Some(limit) = max_rows
-                    && result.rows.len() as u64 > limit
-                {
-                    return Err(Error::TooManyRows { limit });
-                }
             }
             Ok(result)
         };
@@ -217,7 +213,7 @@ impl StorageDriver for Neo4jDriver {
             query,
             options.read_only,
             options.timeout,
-            options.max_rows,
+            ResultLimits::new(options),
         )
         .await
     }
@@ -244,7 +240,7 @@ impl StorageDriver for Neo4jDriver {
             ),
         ] {
             let set = self
-                .run(DEFAULT, Query::new(procedure.into()), true, None, None)
+                .run(DEFAULT, Query::new(procedure.into()), true, None, ResultLimits::none())
                 .await?;
             for row in set.rows {
                 let mut values = row.into_iter();
@@ -278,7 +274,7 @@ impl StorageDriver for Neo4jDriver {
                 Query::new("RETURN 1".into()),
                 true,
                 Some(Duration::from_secs(2)),
-                None,
+                ResultLimits::none(),
             )
             .await
         {

@@ -195,7 +195,7 @@ impl StorageDriver for PostgresDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.accept(dialect, &statement)?;
+        self.descriptor.accept(dialect, statement)?;
         // Parameters of a known statement are checked before a connection is taken.
         let early = self.types.encode_early(statement)?;
         let client = self.connection().await?;

@@ -264,11 +264,11 @@ pub(crate) async fn execute(
         .map_err(|e| from_pg(e, timeout))?;
     futures::pin_mut!(stream);
     let mut rows = Vec::new();
+    let mut limits = crate::ResultLimits::new(options);
     while let Some(row) = stream.try_next().await.map_err(|e| from_pg(e, timeout))? {
-        if let Some(limit) = options.max_rows.filter(|limit| rows.len() as u64 >= *limit) {
-            return Err(Error::TooManyRows { limit });
-        }
-        rows.push(row_values(&row)?);
+        let row = row_values(&row)?;
+        limits.admit(&row)?;
+        rows.push(row);
     }
     Ok(ResultSet {
         columns,

@@ -166,11 +166,11 @@ impl StorageDriver for RedisDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.accept(dialect, &statement)?;
+        self.descriptor.accept(dialect, statement)?;
         let args = parse_command(&statement.text, &statement.params, KIND)?;
         commands::check_allowed(&args)?;
         let reply = self.run(args, options).await?;
-        Ok(ResultSet {
+        crate::ResultLimits::new(options).check(ResultSet {
             columns: vec![Column::new("reply", "")],
             rows: vec![vec![to_value_with(reply, options.raw_bytes)?]],
             rows_affected: 0,

@@ -120,7 +120,7 @@ impl StorageDriver for SqliteDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.accept(dialect, &statement)?;
+        self.descriptor.accept(dialect, statement)?;
         let conn = self.connection().await?;
         run::execute(&conn, statement.clone(), options.clone()).await
     }

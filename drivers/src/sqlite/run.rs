@@ -202,11 +202,11 @@ fn run_statement(
     }
     let mut rows = prepared.raw_query();
     let mut out = Vec::new();
+    let mut limits = crate::ResultLimits::new(options);
     while let Some(row) = rows.next().map_err(convert::error)? {
-        if let Some(limit) = options.max_rows.filter(|limit| out.len() as u64 >= *limit) {
-            return Err(Error::TooManyRows { limit });
-        }
-        out.push(read_row(row, &decls)?);
+        let row = read_row(row, &decls)?;
+        limits.admit(&row)?;
+        out.push(row);
     }
     Ok(ResultSet {
         columns,
@@ -286,7 +286,7 @@ fn stream_statement(
     }
     let batch_size = options.batch_size.max(1);
     let mut rows = prepared.raw_query();
-    let mut batch = Vec::with_capacity(batch_size);
+    let mut batch = Vec::with_capacity(batch_size.min(1024));
     loop {
         let next = rows
             .next()

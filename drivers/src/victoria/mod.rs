@@ -366,12 +366,7 @@ impl StorageDriver for VictoriaDriver {
             }
             TsStatement::Query { text, when, .. } => {
                 let result = series_rows(self.http.query(&text, when, options.timeout).await?);
-                match options.max_rows {
-                    Some(limit) if result.rows.len() as u64 > limit => {
-                        Err(Error::TooManyRows { limit })
-                    }
-                    _ => Ok(result),
-                }
+                crate::ResultLimits::new(options).check(result)
             }
             TsStatement::Delete { selector, .. } => Ok(ResultSet {
                 rows_affected: self.http.delete(&selector, options.timeout).await?,

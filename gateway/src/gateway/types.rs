@@ -169,6 +169,13 @@ pub struct Limits {
     pub default_timeout: Duration,
     /// Rows `execute` returns when the request does not say.
     pub default_max_rows: u64,
+    /// Rows `execute` returns at most, whatever the request says.
+    pub max_rows: u64,
     /// Rows per streamed batch when the request does not say.
     pub stream_batch_rows: usize,
+    /// Rows per streamed batch at most, whatever the request says.
+    pub max_batch_rows: usize,
+    /// Bytes a result may take: a driver stops reading past it, so the
+    /// gateway's memory per call is bounded by it whatever the request says.
+    pub max_response_bytes: u64,
 }

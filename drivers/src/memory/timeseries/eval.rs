@@ -120,12 +120,20 @@ fn without_name(mut labels: Labels) -> Labels {
     labels
 }
 
+/// The PromQL functions this engine evaluates (the README lists them, and
+/// the ts conformance suite runs each on both engines).
+pub(crate) const FUNCTIONS: [&str; 6] = [
+    "rate",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+];
+
 fn function(store: &TsStore, call: &Call, t: i64) -> Result<Vector> {
     let name = call.func.name;
-    if !matches!(
-        name,
-        "rate" | "avg_over_time" | "min_over_time" | "max_over_time"
-    ) {
+    if !FUNCTIONS.contains(&name) {
         return Err(not_supported(format!("the PromQL function {name}()")));
     }
     let Some(Expr::MatrixSelector(matrix)) = call.args.args.first().map(|a| a.as_ref()) else {

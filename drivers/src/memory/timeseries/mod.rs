@@ -102,13 +102,7 @@ pub(crate) fn run(
             ..
         } => {
             let series = evaluate(&lock(), &expr, when)?;
-            let result = series_rows(series);
-            match options.max_rows {
-                Some(limit) if result.rows.len() as u64 > limit => {
-                    Err(crate::Error::TooManyRows { limit })
-                }
-                _ => Ok(result),
-            }
+            crate::ResultLimits::new(options).check(series_rows(series))
         }
         TsStatement::Query { expr: None, .. } => Err(crate::Error::Internal(
             crate::EngineError::new(super::KIND, None, "a query the PromQL parser did not read"),
