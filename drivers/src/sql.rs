@@ -3,6 +3,14 @@
 /// Whether a SQL statement changes the schema (CREATE, ALTER, DROP), so
 /// cached schema metadata must be dropped. Leading comments are skipped.
 pub fn is_schema_change(statement: &str) -> bool {
+    let keyword = first_keyword(statement);
+    ["CREATE", "ALTER", "DROP"]
+        .iter()
+        .any(|k| keyword.eq_ignore_ascii_case(k))
+}
+
+/// The statement's first keyword (after comments), e.g. `SELECT`.
+pub fn first_keyword(statement: &str) -> &str {
     let mut rest = statement.trim_start();
     loop {
         if let Some(after) = rest.strip_prefix("--") {
@@ -19,10 +27,10 @@ pub fn is_schema_change(statement: &str) -> bool {
             break;
         }
     }
-    let keyword: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
-    ["CREATE", "ALTER", "DROP"]
-        .iter()
-        .any(|k| keyword.eq_ignore_ascii_case(k))
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 #[cfg(test)]
@@ -37,5 +45,6 @@ mod tests {
         assert!(!is_schema_change("SELECT 'CREATE'"));
         assert!(!is_schema_change("INSERT INTO created VALUES (1)"));
         assert!(!is_schema_change("-- only a comment"));
+        assert_eq!(super::first_keyword(" /* c */ copy t TO STDOUT"), "copy");
     }
 }

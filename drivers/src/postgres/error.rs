@@ -14,12 +14,15 @@ use crate::{EngineError, Error};
 pub(crate) fn from_pg(err: tokio_postgres::Error, timeout: Option<Duration>) -> Error {
     let Some(db) = err.as_db_error() else {
         // No SQLSTATE: the connection failed or closed.
-        let message = if err.is_closed() {
-            "the connection to PostgreSQL was closed".to_owned()
-        } else {
-            format!("cannot talk to PostgreSQL: {err}")
-        };
-        return Error::Unavailable(EngineError::new(KIND, None, message).with_source(err));
+        if err.is_closed() {
+            let message = "the connection to PostgreSQL was closed";
+            return Error::Unavailable(EngineError::new(KIND, None, message).with_source(err));
+        }
+        // The server said something the client did not expect: not an
+        // outage (the next call works), and not worth retrying unchanged.
+        // The lease takes such a connection out of the pool.
+        let message = format!("PostgreSQL's reply could not be read: {err}");
+        return Error::Internal(EngineError::new(KIND, None, message).with_source(err));
     };
     let code = db.code().clone();
     let mut message = db.message().to_owned();
@@ -50,18 +53,51 @@ fn classify(code: &SqlState, engine: EngineError, timeout: Option<Duration>) -> 
             operation: engine.message,
             engine: KIND.into(),
         },
-        SqlState::ADMIN_SHUTDOWN | SqlState::CRASH_SHUTDOWN | SqlState::CANNOT_CONNECT_NOW => {
-            Error::Unavailable(engine)
+        SqlState::ADMIN_SHUTDOWN
+        | SqlState::CRASH_SHUTDOWN
+        | SqlState::CANNOT_CONNECT_NOW
+        | SqlState::TOO_MANY_CONNECTIONS
+        | SqlState::FDW_UNABLE_TO_ESTABLISH_CONNECTION => Error::Unavailable(engine),
+        _ => by_class(class, engine),
+    }
+}
+
+/// Every SQLSTATE class of PostgreSQL's appendix A, by what the client
+/// can do about it; `Internal` is for class XX (and codes PostgreSQL does
+/// not document) only.
+fn by_class(class: &str, engine: EngineError) -> Error {
+    match class {
+        // The statement as written: syntax, names, types, data it carries
+        // (22: data exception, e.g. division by zero, invalid text), a CASE
+        // without a match (20), more rows than a subquery may give (21).
+        "42" | "22" | "20" | "21" | "0F" | "0L" | "0P" | "0Z" | "26" | "2F" | "34" => {
+            Error::InvalidStatement(engine)
         }
-        _ => match class {
-            "23" => Error::ConstraintViolation(engine),
-            "42" | "22" | "0L" | "34" | "3F" | "26" => Error::InvalidStatement(engine),
-            "25" | "55" => Error::Precondition(engine),
-            "28" => Error::PermissionDenied(engine),
-            "08" | "53" | "57" | "58" => Error::Unavailable(engine),
-            "40" => Error::Conflict(engine),
-            _ => Error::Internal(engine),
-        },
+        // Constraints: integrity (23), triggered data change (27), WITH
+        // CHECK OPTION (44).
+        "23" | "27" | "44" => Error::ConstraintViolation(engine),
+        // The state of the data or the session: dependent objects still
+        // exist (2B: DROP TABLE with a view on it), transaction states (0B,
+        // 25, 2D, 3B), cursors (24), objects not in the state needed (55),
+        // triggers and routines refusing (09, 38, 39), a RAISE or STRICT
+        // INTO of PL/pgSQL (P0), foreign data wrappers (HV), the server's
+        // configuration file (F0).
+        "2B" | "0B" | "25" | "2D" | "3B" | "24" | "55" | "09" | "38" | "39" | "P0" | "HV"
+        | "F0" => Error::Precondition(engine),
+        // The catalog (database) named does not exist.
+        "3D" => Error::NotFound(engine),
+        "28" => Error::PermissionDenied(engine),
+        // Program limits: the statement is too large or complex (54011:
+        // too many columns).
+        "54" => Error::OutOfRange(engine),
+        // Out of memory, disk or other resources: retry later.
+        "53" => Error::Overloaded(engine),
+        // Transaction rollback (40) and snapshot too old (72): retry.
+        "40" | "72" => Error::Conflict(engine),
+        // The connection, an operator's intervention, the system around
+        // the server.
+        "08" | "57" | "58" => Error::Unavailable(engine),
+        _ => Error::Internal(engine),
     }
 }
 
@@ -97,6 +133,17 @@ mod tests {
             ("42501", "PERMISSION_DENIED"),
             ("57P01", "UNAVAILABLE"),
             ("53300", "UNAVAILABLE"),
+            ("53200", "OVERLOADED"),
+            ("P0001", "FAILED_PRECONDITION"),
+            ("P0002", "FAILED_PRECONDITION"),
+            ("2BP01", "FAILED_PRECONDITION"),
+            ("54011", "OUT_OF_RANGE"),
+            ("54000", "OUT_OF_RANGE"),
+            ("72000", "CONFLICT"),
+            ("F0000", "FAILED_PRECONDITION"),
+            ("HV000", "FAILED_PRECONDITION"),
+            ("3D000", "NOT_FOUND"),
+            ("22012", "INVALID_STATEMENT"),
             ("0A000", "NOT_SUPPORTED"),
             ("XX000", "INTERNAL"),
         ] {

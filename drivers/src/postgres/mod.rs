@@ -183,6 +183,22 @@ impl PostgresDriver {
     }
 }
 
+/// `COPY` switches the connection into a sub-protocol that a statement
+/// call cannot speak (the server's reply read as "unexpected message"
+/// once made a healthy engine look down): it is refused before anything
+/// is sent, saying what to use instead.
+fn refuse_copy(statement: &Statement) -> Result<()> {
+    if crate::sql::first_keyword(&statement.text).eq_ignore_ascii_case("COPY") {
+        return Err(Error::not_supported(
+            "COPY (for bulk loads send INSERT statements with parameters in one \
+             ExecuteBatch, or INSERT .. SELECT * FROM unnest($1, $2) with arrays; for large \
+             reads use ExecuteStream)",
+            KIND,
+        ));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl StorageDriver for PostgresDriver {
     fn descriptor(&self) -> &EngineDescriptor {
@@ -196,6 +212,7 @@ impl StorageDriver for PostgresDriver {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
+        refuse_copy(statement)?;
         // Parameters of a known statement are checked before a connection is taken.
         let early = self.types.encode_early(statement)?;
         let client = self.connection().await?;
@@ -225,6 +242,7 @@ impl StorageDriver for PostgresDriver {
         options: StreamOptions,
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
+        refuse_copy(&statement)?;
         let client = self.connection().await?;
         run::stream(client, statement, options).await
     }

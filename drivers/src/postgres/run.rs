@@ -76,6 +76,7 @@ pub(crate) async fn leased<T>(
     let Some(limit) = timeout else {
         let result = work.await;
         lease.in_flight = false;
+        lease.tainted |= is_broken(&result);
         return result;
     };
     tokio::pin!(work);
@@ -96,10 +97,18 @@ pub(crate) async fn leased<T>(
         }
     };
     lease.in_flight = false;
+    lease.tainted |= is_broken(&result);
     match result {
         Err(Error::Timeout { .. }) => Err(Error::Timeout { after: limit }),
         other => other,
     }
+}
+
+/// Whether a call's error leaves its connection in doubt (it failed
+/// outside a SQL error: the link broke, or the server's reply could not be
+/// read), so the connection must not serve another call.
+fn is_broken<T>(result: &Result<T>) -> bool {
+    matches!(result, Err(Error::Unavailable(e) | Error::Internal(e)) if e.engine == super::KIND && e.code.is_none())
 }
 
 fn columns(statement: &tokio_postgres::Statement) -> Vec<Column> {

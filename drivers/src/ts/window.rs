@@ -52,6 +52,19 @@ fn millis(t: &Timestamp) -> i64 {
 
 /// The window of a query statement.
 pub(super) fn when(statement: &Statement, options: &TsOptions, now: i64) -> Result<When> {
+    // A bad window is named as the client gave it: `$3`, or `options.ts.step`.
+    let from_params = !statement.params.is_empty();
+    let bad = |index: usize, option: &str, message: &str| {
+        if from_params {
+            Error::param(index, message)
+        } else {
+            Error::InvalidStatement(crate::EngineError::new(
+                "gateway",
+                None,
+                format!("options.ts.{option}: {message}"),
+            ))
+        }
+    };
     let (time, start, end, step) = match statement.params.as_slice() {
         [] => (
             options.time.as_ref().map(millis),
@@ -75,8 +88,9 @@ pub(super) fn when(statement: &Statement, options: &TsOptions, now: i64) -> Resu
     };
     let Some(start) = start else {
         if end.is_some() || step.is_some() {
-            return Err(Error::param(
+            return Err(bad(
                 1,
+                "start",
                 "a range query needs a start (options.ts.start or $1)",
             ));
         }
@@ -85,10 +99,10 @@ pub(super) fn when(statement: &Statement, options: &TsOptions, now: i64) -> Resu
     let end = end.unwrap_or(now);
     let step = i64::try_from(step.unwrap_or(DEFAULT_STEP).as_millis()).unwrap_or(i64::MAX);
     if step < 1 {
-        return Err(Error::param(3, "the step must be at least 1ms"));
+        return Err(bad(3, "step", "the step must be at least 1ms"));
     }
     if end < start {
-        return Err(Error::param(2, "the end is before the start"));
+        return Err(bad(2, "end", "the end is before the start"));
     }
     Ok(When::Range { start, end, step })
 }
