@@ -116,6 +116,9 @@ mod tests {
         assert_eq!(date.to_string(), "+300000-01-01");
         assert_eq!(date.to_naive(), None);
         assert_eq!(Date::from_ymd(2023, 2, 29), None);
-        assert_eq!(Date::from_ymd(2024, 2, 29).unwrap().to_string(), "2024-02-29");
+        assert_eq!(
+            Date::from_ymd(2024, 2, 29).unwrap().to_string(),
+            "2024-02-29"
+        );
     }
 }

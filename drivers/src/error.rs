@@ -149,7 +149,9 @@ pub enum Error {
     OutOfRange(#[source] EngineError),
 
     /// The result would be larger than the caller allowed, in bytes.
-    #[error("the result would pass {limit} bytes (max_response_bytes): select fewer rows or columns, or use ExecuteStream")]
+    #[error(
+        "the result would pass {limit} bytes (max_response_bytes): select fewer rows or columns, or use ExecuteStream"
+    )]
     ResultTooLarge {
         /// The limit in bytes.
         limit: u64,

@@ -1,12 +1,28 @@
 //! Redis-style glob matching (`KEYS`, `SCAN MATCH`, later codec bindings):
 //! `*`, `?`, `[abc]`, `[^abc]`, `[a-z]` and `\` escapes, on bytes.
 
+use crate::deadline::{Deadline, Expired};
+
 /// Whether `text` matches the Redis glob `pattern`.
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    glob_match_within(pattern, text, &Deadline::none()).unwrap_or(false)
+}
+
+/// [`glob_match`] that stops at `deadline`. Like Redis' own matcher it
+/// backtracks only to the last `*`, so it takes at most
+/// len(pattern) × len(text) steps (never exponential); a 33k-character
+/// pattern against a 66k-byte key is two billion steps, which is why the
+/// deadline is checked here too.
+pub fn glob_match_within(
+    pattern: &[u8],
+    text: &[u8],
+    deadline: &Deadline,
+) -> Result<bool, Expired> {
     let (mut p, mut t) = (0, 0);
     // Where to resume after the last `*`: (pattern index after it, text index).
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
+        deadline.tick()?;
         if let Some(step) = match_one(pattern, p, text[t]) {
             p = step;
             t += 1;
@@ -18,10 +34,10 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
             t = st + 1;
             star = Some((sp, st + 1));
         } else {
-            return false;
+            return Ok(false);
         }
     }
-    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+    Ok(pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*'))
 }
 
 /// If the pattern element at `p` (not `*`) matches `c`, the index after it.

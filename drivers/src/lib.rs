@@ -19,11 +19,12 @@
 
 pub mod cypher;
 mod date;
+pub mod deadline;
 mod driver;
 mod error;
-mod limits;
 pub mod falkordb;
 pub mod glob;
+mod limits;
 pub mod memory;
 pub mod neo4j;
 mod nesting;
@@ -40,6 +41,7 @@ pub mod victoria;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use date::Date;
 pub use driver::{
     Column, ColumnInfo, DescribeOptions, Dialect, EngineDescriptor, ExecuteOptions, Health,
     PoolStats, ResultSet, Row, RowStream, SchemaObject, Statement, StorageDriver, StorageDriverExt,
@@ -47,5 +49,4 @@ pub use driver::{
 };
 pub use error::{BoxError, EngineError, Error, Result};
 pub use limits::{ResultLimits, row_size};
-pub use date::Date;
-pub use value::{MAX_DEPTH, Interval, Node, Path, Relationship, Timestamp, Value};
+pub use value::{Interval, MAX_DEPTH, Node, Path, Relationship, Timestamp, Value};

@@ -178,7 +178,11 @@ impl Value {
                     p.nodes
                         .iter()
                         .flat_map(|n| n.properties.iter().map(|(_, v)| v))
-                        .chain(p.relationships.iter().flat_map(|r| r.properties.iter().map(|(_, v)| v))),
+                        .chain(
+                            p.relationships
+                                .iter()
+                                .flat_map(|r| r.properties.iter().map(|(_, v)| v)),
+                        ),
                 ),
                 _ => continue,
             };
@@ -218,7 +222,8 @@ impl Value {
             Value::List(items) => items.iter().map(Value::size_estimate).sum(),
             Value::Map(map) => entries(map),
             Value::Node(n) => {
-                24 + n.labels.iter().map(|l| l.len() as u64 + 2).sum::<u64>() + entries(&n.properties)
+                24 + n.labels.iter().map(|l| l.len() as u64 + 2).sum::<u64>()
+                    + entries(&n.properties)
             }
             Value::Relationship(r) => 40 + r.rel_type.len() as u64 + entries(&r.properties),
             Value::Path(p) => {
@@ -402,7 +407,11 @@ mod tests {
             deep = Value::List(vec![deep]);
         }
         assert_eq!(deep.depth(), 1001);
-        assert!(deep.check_depth().unwrap_err().contains("at most 32 levels"));
+        assert!(
+            deep.check_depth()
+                .unwrap_err()
+                .contains("at most 32 levels")
+        );
         let map = Value::Map(vec![("a".into(), Value::List(vec![Value::Null]))]);
         assert_eq!(map.depth(), 3);
         assert!(map.check_depth().is_ok());

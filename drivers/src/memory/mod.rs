@@ -18,6 +18,7 @@ use commands::Ctx;
 pub use commands::command_names;
 use store::Keyspace;
 
+use crate::deadline::Deadline;
 use crate::redis_syntax::parse_command;
 use crate::{
     Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
@@ -87,8 +88,30 @@ impl MemoryDriver {
             evictor,
         }
     }
+}
 
-    fn run_redis(&self, statement: &Statement, options: &ExecuteOptions) -> Result<ResultSet> {
+impl Shared {
+    /// Runs one statement, on the calling (blocking) thread.
+    fn run(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        let deadline = Deadline::after(options.timeout);
+        let result = match dialect {
+            Dialect::Ts => timeseries::run(&self.series, statement, options, &deadline),
+            _ => self.run_redis(statement, options, &deadline),
+        }?;
+        crate::ResultLimits::new(options).check(result)
+    }
+
+    fn run_redis(
+        &self,
+        statement: &Statement,
+        options: &ExecuteOptions,
+        deadline: &Deadline,
+    ) -> Result<ResultSet> {
         let args = parse_command(&statement.text, &statement.params, KIND)?;
         let name = &args[0];
         let command = commands::lookup(name).ok_or_else(|| {
@@ -108,10 +131,11 @@ impl MemoryDriver {
             )));
         }
         let reply = {
-            let mut keyspace = self.shared.lock();
+            let mut keyspace = self.lock();
             let mut ctx = Ctx {
                 ks: &mut keyspace,
                 now: Instant::now(),
+                deadline,
             };
             command.run(&mut ctx, &args)?
         };
@@ -139,8 +163,12 @@ async fn evict_periodically(shared: Weak<Shared>, every: Duration) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let evicted = shared.lock().evict_expired(Instant::now());
-        shared.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+        // Off the async workers, as commands are.
+        let _ = tokio::task::spawn_blocking(move || {
+            let evicted = shared.lock().evict_expired(Instant::now());
+            shared.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+        })
+        .await;
     }
 }
 
@@ -157,10 +185,23 @@ impl StorageDriver for MemoryDriver {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
-        match dialect {
-            Dialect::Ts => timeseries::run(&self.shared.series, statement, options),
-            _ => self.run_redis(statement, options),
-        }
+        // Commands run on the blocking pool, never on the async workers: a
+        // slow one (KEYS over long keys, a long PromQL range) would stall
+        // every other call there, health checks included. Each stops at
+        // the call's deadline. Like Redis, the keyspace takes one command
+        // at a time, so a slow command delays the others on this engine
+        // for at most its deadline.
+        let shared = Arc::clone(&self.shared);
+        let (statement, options) = (statement.clone(), options.clone());
+        tokio::task::spawn_blocking(move || shared.run(dialect, &statement, &options))
+            .await
+            .map_err(|e| {
+                Error::Internal(EngineError::new(
+                    KIND,
+                    None,
+                    format!("the command stopped without an answer: {e}"),
+                ))
+            })?
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

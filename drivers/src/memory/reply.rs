@@ -62,6 +62,17 @@ pub(crate) struct RedisError {
     pub(crate) text: String,
     /// A form of a command the memory engine does not implement.
     unsupported: bool,
+    /// The call's deadline passed while the command ran (it stopped).
+    expired: Option<std::time::Duration>,
+}
+
+impl From<crate::deadline::Expired> for RedisError {
+    fn from(e: crate::deadline::Expired) -> Self {
+        RedisError {
+            expired: Some(e.0),
+            ..RedisError::err("the deadline passed")
+        }
+    }
 }
 
 pub(crate) type CmdResult = Result<Reply, RedisError>;
@@ -73,6 +84,7 @@ impl RedisError {
             prefix: "ERR",
             text: text.into(),
             unsupported: false,
+            expired: None,
         }
     }
 
@@ -81,6 +93,7 @@ impl RedisError {
             prefix: "ERR",
             text: what.into(),
             unsupported: true,
+            expired: None,
         }
     }
 
@@ -89,6 +102,7 @@ impl RedisError {
             prefix: "WRONGTYPE",
             text: "Operation against a key holding the wrong kind of value".into(),
             unsupported: false,
+            expired: None,
         }
     }
 
@@ -116,6 +130,9 @@ impl From<RedisError> for Error {
     fn from(e: RedisError) -> Self {
         if e.unsupported {
             return Error::not_supported(e.text, super::KIND);
+        }
+        if let Some(after) = e.expired {
+            return Error::Timeout { after };
         }
         crate::redis_syntax::classify_error(
             super::KIND,

@@ -265,7 +265,10 @@ mod tests {
     #[test]
     fn dates_times_and_timestamps_round_trip() {
         let date = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
-        assert_eq!(round_trip(Value::Date(date.into())), Value::Date(date.into()));
+        assert_eq!(
+            round_trip(Value::Date(date.into())),
+            Value::Date(date.into())
+        );
         let time = NaiveTime::from_hms_micro_opt(13, 14, 15, 16).unwrap();
         assert_eq!(round_trip(Value::Time(time)), Value::Time(time));
         for zoned in [true, false] {

@@ -23,9 +23,9 @@ use error::from_neo4j;
 
 use crate::cypher::choose_database;
 use crate::pool::{Backoff, PoolMetrics, PoolSize};
-use crate::{ResultLimits, 
+use crate::{
     Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
-    PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
+    PoolStats, Result, ResultLimits, ResultSet, SchemaObject, Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -71,7 +71,13 @@ impl Neo4jDriver {
             in_flight: AtomicUsize::new(0),
         };
         driver
-            .run(DEFAULT, Query::new("RETURN 1".into()), true, None, ResultLimits::none())
+            .run(
+                DEFAULT,
+                Query::new("RETURN 1".into()),
+                true,
+                None,
+                ResultLimits::none(),
+            )
             .await?;
         Ok(driver)
     }
@@ -240,7 +246,13 @@ impl StorageDriver for Neo4jDriver {
             ),
         ] {
             let set = self
-                .run(DEFAULT, Query::new(procedure.into()), true, None, ResultLimits::none())
+                .run(
+                    DEFAULT,
+                    Query::new(procedure.into()),
+                    true,
+                    None,
+                    ResultLimits::none(),
+                )
                 .await?;
             for row in set.rows {
                 let mut values = row.into_iter();

@@ -22,16 +22,16 @@ pub(super) async fn run(
             .check(crate::Dialect::Redis)
             .and_then(|()| parse_command(&statement.text, &statement.params, KIND))
             .and_then(|args| {
-            check_allowed(&args)?;
-            if is_blocking(&args) {
-                let name = String::from_utf8_lossy(&args[0]).to_uppercase();
-                return Err(Error::not_supported(
-                    format!("command {name} in a batch (it blocks; send it alone)"),
-                    KIND,
-                ));
-            }
-            Ok(args)
-        });
+                check_allowed(&args)?;
+                if is_blocking(&args) {
+                    let name = String::from_utf8_lossy(&args[0]).to_uppercase();
+                    return Err(Error::not_supported(
+                        format!("command {name} in a batch (it blocks; send it alone)"),
+                        KIND,
+                    ));
+                }
+                Ok(args)
+            });
         match prepared {
             Ok(args) => {
                 let mut command = ::redis::cmd(&String::from_utf8_lossy(&args[0]));

@@ -324,9 +324,17 @@ mod tests {
         // More than the payload limit: refused from snappy's length alone.
         let big = vec![0xc0; MAX_PAYLOAD_BYTES + 1];
         let err = decode(&compressed(1, &big)).unwrap_err();
-        assert!(err.to_string().contains("more than a codec value may decode to"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("more than a codec value may decode to"),
+            "{err}"
+        );
         let err = decode(&compressed(2, &vec![0; MAX_PROTOBUF_BYTES + 1])).unwrap_err();
-        assert!(err.to_string().contains("more than a codec value may decode to"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("more than a codec value may decode to"),
+            "{err}"
+        );
         // Nesting deeper than the value model allows.
         let deep = vec![0x91; 40];
         let err = decode(&compressed(1, &deep)).unwrap_err();

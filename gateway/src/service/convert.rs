@@ -2,7 +2,8 @@
 
 use chrono::{NaiveTime, Timelike};
 use omnigate_drivers::{
-    Column, Date, Interval, Node, Path, PoolStats, Relationship, Row, SchemaObject, Timestamp, Value,
+    Column, Date, Interval, Node, Path, PoolStats, Relationship, Row, SchemaObject, Timestamp,
+    Value,
 };
 use omnigate_proto::v1 as pb;
 use pb::value::Kind;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Ctx;
-use crate::glob::glob_match;
+use crate::glob::glob_match_within;
 use crate::memory::reply::{CmdResult, RedisError, Reply, int_arg, is_opt};
 
 pub(super) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -126,9 +126,14 @@ pub(super) fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub(super) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let pattern = &args[1];
-    Ok(Reply::bulks(
-        ctx.ks.keys(ctx.now).filter(|k| glob_match(pattern, k)),
-    ))
+    let mut matched = Vec::new();
+    for key in ctx.ks.keys(ctx.now) {
+        ctx.deadline.tick()?;
+        if glob_match_within(pattern, key, ctx.deadline)? {
+            matched.push(key);
+        }
+    }
+    Ok(Reply::bulks(matched))
 }
 
 /// Where a key sits in SCAN's order: never 0, which ends a scan.
@@ -174,17 +179,20 @@ pub(super) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let next = ordered.get(count).map_or(0, |(pos, _)| *pos);
     ordered.truncate(count);
     let now = ctx.now;
-    let page: Vec<Reply> = ordered
-        .into_iter()
-        .map(|(_, key)| key)
-        .filter(|key| pattern.as_ref().is_none_or(|p| glob_match(p, key)))
-        .filter(|key| {
-            type_filter
-                .as_deref()
-                .is_none_or(|t| ctx.ks.get(key, now).is_some_and(|d| d.type_name() == t))
-        })
-        .map(Reply::Bulk)
-        .collect();
+    let mut page = Vec::new();
+    for (_, key) in ordered {
+        if let Some(pattern) = &pattern
+            && !glob_match_within(pattern, &key, ctx.deadline)?
+        {
+            continue;
+        }
+        let typed = type_filter
+            .as_deref()
+            .is_none_or(|t| ctx.ks.get(&key, now).is_some_and(|d| d.type_name() == t));
+        if typed {
+            page.push(Reply::Bulk(key));
+        }
+    }
     Ok(Reply::Array(vec![
         Reply::Bulk(Bytes::from(next.to_string())),
         Reply::Array(page),

@@ -20,6 +20,8 @@ use super::store::{Data, Keyspace};
 pub(crate) struct Ctx<'a> {
     pub(crate) ks: &'a mut Keyspace,
     pub(crate) now: Instant,
+    /// When the call's time is up: loops over many keys or members check it.
+    pub(crate) deadline: &'a crate::deadline::Deadline,
 }
 
 impl Ctx<'_> {

@@ -21,6 +21,7 @@ use promql_parser::parser::token::{T_AVG, T_COUNT, T_MAX, T_MIN, T_SUM};
 use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier, Offset, VectorSelector};
 
 use super::{Labels, TsStore};
+use crate::deadline::Deadline;
 use crate::ts::{Series, When, selector_matchers};
 use crate::{Error, Result};
 
@@ -34,7 +35,12 @@ pub(crate) const MAX_POINTS: i64 = 30_000;
 type Vector = Vec<(Labels, f64)>;
 
 /// Evaluates `expr` at every time of `when`.
-pub(crate) fn evaluate(store: &TsStore, expr: &Expr, when: When) -> Result<Vec<Series>> {
+pub(crate) fn evaluate(
+    store: &TsStore,
+    expr: &Expr,
+    when: When,
+    deadline: &Deadline,
+) -> Result<Vec<Series>> {
     if when.points() > MAX_POINTS {
         return Err(Error::InvalidStatement(crate::EngineError::new(
             super::super::KIND,
@@ -47,6 +53,9 @@ pub(crate) fn evaluate(store: &TsStore, expr: &Expr, when: When) -> Result<Vec<S
     }
     let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
     for t in when.times() {
+        // Each time looks at every series: the deadline is checked per
+        // series-time, so a long range stops when the call's time is up.
+        deadline.advance(store.len().max(1))?;
         for (labels, value) in vector(store, expr, t)? {
             series.entry(labels).or_default().push((t, value));
         }
@@ -276,7 +285,7 @@ mod tests {
 
     fn at(expr: &str, t: i64) -> Vec<Series> {
         let expr = promql_parser::parser::parse(expr).unwrap();
-        evaluate(&store(), &expr, When::Instant(t)).unwrap()
+        evaluate(&store(), &expr, When::Instant(t), &Deadline::none()).unwrap()
     }
 
     #[test]
@@ -317,11 +326,11 @@ mod tests {
     #[test]
     fn what_is_not_in_the_subset_is_named() {
         let expr = promql_parser::parser::parse("histogram_quantile(0.9, requests)").unwrap();
-        let err = evaluate(&store(), &expr, When::Instant(0)).unwrap_err();
+        let err = evaluate(&store(), &expr, When::Instant(0), &Deadline::none()).unwrap_err();
         assert!(err.to_string().contains("histogram_quantile"), "{err}");
         let expr = promql_parser::parser::parse("requests * 2").unwrap();
         assert!(matches!(
-            evaluate(&store(), &expr, When::Instant(0)),
+            evaluate(&store(), &expr, When::Instant(0), &Deadline::none()),
             Err(Error::NotSupported { .. })
         ));
     }

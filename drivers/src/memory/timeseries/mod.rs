@@ -36,6 +36,11 @@ impl TsStore {
         }
     }
 
+    /// How many series are stored.
+    pub(crate) fn len(&self) -> usize {
+        self.series.len()
+    }
+
     /// The series every matcher accepts.
     pub(crate) fn select<'a>(
         &'a self,
@@ -73,6 +78,7 @@ pub(crate) fn run(
     store: &std::sync::Mutex<TsStore>,
     statement: &crate::Statement,
     options: &crate::ExecuteOptions,
+    deadline: &crate::deadline::Deadline,
 ) -> crate::Result<crate::ResultSet> {
     use crate::ts::{TsStatement, classify, selector_matchers, series_rows};
     let now = crate::ts::now_millis();
@@ -101,7 +107,7 @@ pub(crate) fn run(
             when,
             ..
         } => {
-            let series = evaluate(&lock(), &expr, when)?;
+            let series = evaluate(&lock(), &expr, when, deadline)?;
             crate::ResultLimits::new(options).check(series_rows(series))
         }
         TsStatement::Query { expr: None, .. } => Err(crate::Error::Internal(
