@@ -94,7 +94,7 @@ impl Statement {
     /// would delete every row); binary data belongs in a parameter.
     pub fn check(&self, dialect: Dialect) -> Result<()> {
         self.check_param_style(dialect)?;
-        if let Some(offset) = self.text.bytes().position(|b| b == 0) {
+        if let Some(offset) = self.text.find('\0') {
             return Err(crate::Error::InvalidStatement(crate::EngineError::new(
                 "gateway",
                 None,

@@ -150,7 +150,8 @@ pub enum Error {
 
     /// The result would be larger than the caller allowed, in bytes.
     #[error(
-        "the result would pass {limit} bytes (max_response_bytes): select fewer rows or columns, or use ExecuteStream"
+        "the result is over the {limit}-byte message limit: use ExecuteStream or lower max_rows \
+         (server.max_response_bytes)"
     )]
     ResultTooLarge {
         /// The limit in bytes.
@@ -224,7 +225,7 @@ impl Error {
             Error::TooManyRows { .. } => "TOO_MANY_ROWS",
             Error::Overloaded(_) => "OVERLOADED",
             Error::OutOfRange(_) => "OUT_OF_RANGE",
-            Error::ResultTooLarge { .. } => "RESULT_TOO_LARGE",
+            Error::ResultTooLarge { .. } => "RESPONSE_TOO_LARGE",
             Error::Internal(_) => "INTERNAL",
         }
     }

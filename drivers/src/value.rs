@@ -165,6 +165,16 @@ impl Value {
     /// How deeply this value nests: 1 for a scalar, 2 for a list of
     /// scalars, ... Counted without recursion, so any value can be measured.
     pub fn depth(&self) -> usize {
+        if !matches!(
+            self,
+            Value::List(_)
+                | Value::Map(_)
+                | Value::Node(_)
+                | Value::Relationship(_)
+                | Value::Path(_)
+        ) {
+            return 1; // the common case, without allocating
+        }
         let mut deepest = 0;
         let mut pending = vec![(self, 1)];
         while let Some((value, depth)) = pending.pop() {
@@ -206,12 +216,6 @@ impl Value {
 
     /// About how many bytes this value takes in a response message.
     pub fn size_estimate(&self) -> u64 {
-        let entries = |entries: &[(String, Value)]| -> u64 {
-            entries
-                .iter()
-                .map(|(k, v)| k.len() as u64 + 4 + v.size_estimate())
-                .sum()
-        };
         3 + match self {
             Value::Null | Value::Bool(_) => 0,
             Value::Int(_) | Value::Float(_) | Value::Timestamp(_) | Value::Date(_) => 9,
@@ -220,21 +224,12 @@ impl Value {
             Value::Decimal(s) | Value::String(s) | Value::Json(s) => s.len() as u64,
             Value::Bytes(b) => b.len() as u64,
             Value::List(items) => items.iter().map(Value::size_estimate).sum(),
-            Value::Map(map) => entries(map),
-            Value::Node(n) => {
-                24 + n.labels.iter().map(|l| l.len() as u64 + 2).sum::<u64>()
-                    + entries(&n.properties)
-            }
-            Value::Relationship(r) => 40 + r.rel_type.len() as u64 + entries(&r.properties),
+            Value::Map(map) => entries_size(map),
+            Value::Node(n) => node_size(n),
+            Value::Relationship(r) => relationship_size(r),
             Value::Path(p) => {
-                p.nodes
-                    .iter()
-                    .map(|n| Value::Node(n.clone()).size_estimate())
-                    .sum::<u64>()
-                    + p.relationships
-                        .iter()
-                        .map(|r| Value::Relationship(r.clone()).size_estimate())
-                        .sum::<u64>()
+                p.nodes.iter().map(node_size).sum::<u64>()
+                    + p.relationships.iter().map(relationship_size).sum::<u64>()
             }
         }
     }
@@ -254,6 +249,21 @@ impl Value {
             _ => None,
         }
     }
+}
+
+fn entries_size(entries: &[(String, Value)]) -> u64 {
+    entries
+        .iter()
+        .map(|(k, v)| k.len() as u64 + 4 + v.size_estimate())
+        .sum()
+}
+
+fn node_size(n: &Node) -> u64 {
+    24 + n.labels.iter().map(|l| l.len() as u64 + 2).sum::<u64>() + entries_size(&n.properties)
+}
+
+fn relationship_size(r: &Relationship) -> u64 {
+    40 + r.rel_type.len() as u64 + entries_size(&r.properties)
 }
 
 impl Timestamp {

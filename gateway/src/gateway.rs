@@ -34,12 +34,11 @@ pub use types::{
 /// How long a health check may take before the engine counts as down.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A request resolved to its engine.
+/// A request resolved to its engine (its statements travel beside it).
 struct Routed<'a> {
     dialect: Dialect,
     driver: &'a Arc<dyn StorageDriver>,
     timeout: Duration,
-    statement: Statement,
     options: RequestOptions,
 }
 
@@ -210,30 +209,48 @@ impl Gateway {
         requested.map_or(default, |t| t.min(default))
     }
 
-    /// Routes a request: its dialect, engine and statement, after checking
-    /// what every request must satisfy.
-    fn route(&self, request: Request) -> Result<Routed<'_>> {
-        if request.tx_id.as_ref().is_some_and(|id| !id.is_empty()) {
+    /// Routes a request: its dialect and engine.
+    fn route(
+        &self,
+        dialect: &str,
+        target: Option<&str>,
+        tx_id: Option<&str>,
+        options: RequestOptions,
+    ) -> Result<Routed<'_>> {
+        if tx_id.is_some_and(|id| !id.is_empty()) {
             return Err(Error::TransactionsUnavailable);
         }
-        let (dialect, driver) = self
-            .inner
-            .router
-            .route(&request.dialect, request.target.as_deref())?;
+        let (dialect, driver) = self.inner.router.route(dialect, target)?;
+        Ok(Routed {
+            dialect,
+            driver,
+            timeout: self.timeout(options.timeout),
+            options,
+        })
+    }
+
+    /// Checks what every statement must satisfy, then encodes its
+    /// structured parameters with the engine's codecs.
+    fn prepare(&self, routed: &Routed<'_>, statement: &mut Statement) -> Result<()> {
+        statement.check(routed.dialect)?;
+        self.encode(routed.dialect, &routed.driver.descriptor().name, statement)
+    }
+
+    /// A request's statement, routed and prepared.
+    fn route_statement(&self, request: Request) -> Result<(Routed<'_>, Statement)> {
+        let routed = self.route(
+            &request.dialect,
+            request.target.as_deref(),
+            request.tx_id.as_deref(),
+            request.options,
+        )?;
         let mut statement = Statement {
             text: request.statement,
             params: request.params,
             named: request.named,
         };
-        statement.check(dialect)?;
-        self.encode(dialect, &driver.descriptor().name, &mut statement)?;
-        Ok(Routed {
-            dialect,
-            driver,
-            timeout: self.timeout(request.options.timeout),
-            statement,
-            options: request.options,
-        })
+        self.prepare(&routed, &mut statement)?;
+        Ok((routed, statement))
     }
 
     /// Encodes structured parameters of a Redis statement with the codec
@@ -263,10 +280,10 @@ impl Gateway {
     }
 
     /// Drops cached metadata of the engine when the statement changes its schema.
-    fn note_schema_change(&self, routed: &Routed<'_>) {
+    fn note_schema_change(&self, routed: &Routed<'_>, statement: &Statement) {
         if routed
             .driver
-            .is_schema_change(routed.dialect, &routed.statement.text)
+            .is_schema_change(routed.dialect, &statement.text)
         {
             self.inner
                 .cache
@@ -296,15 +313,13 @@ impl Gateway {
 
     /// Runs one statement and returns its whole result.
     pub async fn execute(&self, request: Request) -> Result<Response> {
-        let routed = self.route(request)?;
+        let (routed, statement) = self.route_statement(request)?;
         let options = self.execute_options(&routed);
         // The driver cancels on the engine at `timeout`; this is a backstop
         // for a driver that cannot.
-        let run = routed
-            .driver
-            .execute(routed.dialect, &routed.statement, &options);
+        let run = routed.driver.execute(routed.dialect, &statement, &options);
         let outcome = tokio::time::timeout(routed.timeout + Duration::from_secs(1), run).await;
-        self.note_schema_change(&routed);
+        self.note_schema_change(&routed, &statement);
         let mut result = outcome.map_err(|_| omnigate_drivers::Error::Timeout {
             after: routed.timeout,
         })??;
@@ -317,7 +332,7 @@ impl Gateway {
 
     /// Runs one statement and returns its rows in batches.
     pub async fn execute_stream(&self, request: Request) -> Result<StreamResponse> {
-        let routed = self.route(request)?;
+        let (routed, statement) = self.route_statement(request)?;
         let options = StreamOptions {
             batch_size: routed
                 .options
@@ -330,11 +345,11 @@ impl Gateway {
             database: routed.options.database.clone(),
             ts: routed.options.ts.clone(),
         };
-        self.note_schema_change(&routed);
+        self.note_schema_change(&routed, &statement);
         let engine = routed.driver.descriptor().name.clone();
         let mut stream = routed
             .driver
-            .execute_stream(routed.dialect, routed.statement, options)
+            .execute_stream(routed.dialect, statement, options)
             .await?;
         if matches!(routed.dialect, Dialect::Redis | Dialect::Cypher) {
             use futures::{StreamExt, TryStreamExt};
@@ -353,19 +368,16 @@ impl Gateway {
     /// Runs several statements on one engine, each with its own outcome
     /// (one round trip for Redis).
     pub async fn execute_batch(&self, request: BatchRequest) -> Result<BatchResponse> {
-        let first = Request {
-            dialect: request.dialect,
-            target: request.target,
-            tx_id: request.tx_id,
-            options: request.options,
-            ..Request::default()
-        };
-        let routed = self.route(first)?;
+        let routed = self.route(
+            &request.dialect,
+            request.target.as_deref(),
+            request.tx_id.as_deref(),
+            request.options,
+        )?;
         let engine = routed.driver.descriptor().name.clone();
         let mut statements = request.statements;
         for statement in &mut statements {
-            statement.check(routed.dialect)?;
-            self.encode(routed.dialect, &engine, statement)?;
+            self.prepare(&routed, statement)?;
         }
         let options = self.execute_options(&routed);
         let run = routed

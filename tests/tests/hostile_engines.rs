@@ -104,7 +104,11 @@ async fn every_sqlstate_class_has_a_deliberate_status() {
             "DO $$ BEGIN RAISE EXCEPTION 'raised by hand' USING ERRCODE = '{state}'; END $$"
         );
         // UNIMPLEMENTED names the operation instead of an engine code.
-        let code = if want == Code::Unimplemented { "" } else { state };
+        let code = if want == Code::Unimplemented {
+            ""
+        } else {
+            state
+        };
         assert_eq!(
             sqlstate(&mut gw, &raise).await,
             (want, code.to_owned()),
