@@ -207,6 +207,16 @@ pub async fn fail(client: &mut GatewayClient<Channel>, req: pb::ExecuteRequest) 
     }
 }
 
+/// Asserts a status's code and that its message holds `text`.
+pub fn assert_status(status: &tonic::Status, code: tonic::Code, text: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(text),
+        "`{}` should contain `{text}`",
+        status.message()
+    );
+}
+
 /// The first value of the first row.
 pub fn scalar(response: &pb::ExecuteResponse) -> Option<pb::value::Kind> {
     response.rows.first()?.values.first()?.kind.clone()

@@ -250,6 +250,23 @@ impl PgServer {
         }
     }
 
+    /// A gateway config with one engine, `main-db`: this server's
+    /// `postgres` database, two connections.
+    pub fn gateway_config(&self) -> omnigate::config::Config {
+        use omnigate::config::{Config, EngineConfig, PostgresEngineConfig};
+        let mut config = Config::default();
+        config.engines.clear();
+        let pg = PostgresEngineConfig {
+            url: Some(self.url("postgres")),
+            max_connections: 2,
+            ..PostgresEngineConfig::default()
+        };
+        config
+            .engines
+            .insert("main-db".into(), EngineConfig::Postgres(pg));
+        config
+    }
+
     /// A `postgres` engine named `pg` on [`PgServer::engine_config`].
     pub async fn engine(&self) -> omnigate_drivers::postgres::PostgresDriver {
         omnigate_drivers::postgres::PostgresDriver::connect("pg", self.engine_config())

@@ -6,19 +6,10 @@ use std::time::Duration;
 
 use omnigate::config::{Config, EngineConfig, MemoryEngineConfig};
 use omnigate_proto::v1 as pb;
-use omnigate_tests::{TestGateway, exec, fail, i, request, s, scalar, v};
+use omnigate_tests::{TestGateway, assert_status, exec, fail, i, request, s, scalar, v};
 use pb::value::Kind;
 use tonic::Code;
 use tonic_types::StatusExt;
-
-fn assert_status(status: &tonic::Status, code: Code, text: &str) {
-    assert_eq!(status.code(), code, "{status:?}");
-    assert!(
-        status.message().contains(text),
-        "`{}` should contain `{text}`",
-        status.message()
-    );
-}
 
 async fn still_serving(gw: &mut TestGateway) {
     let pong = exec(&mut gw.client, request("redis", "PING", vec![])).await;

@@ -8,20 +8,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use omnigate::config::Config;
 use omnigate_proto::v1 as pb;
-use omnigate_tests::{TestGateway, exec, fail, i, request, s, scalar, v};
+use omnigate_tests::{TestGateway, assert_status, exec, fail, i, request, s, scalar, v};
 use pb::value::Kind;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-
-fn assert_status(status: &tonic::Status, code: Code, text: &str) {
-    assert_eq!(status.code(), code, "{status:?}");
-    assert!(
-        status.message().contains(text),
-        "`{}` should contain `{text}`",
-        status.message()
-    );
-}
 
 async fn still_serving(gw: &mut TestGateway) {
     let pong = exec(&mut gw.client, request("redis", "PING", vec![])).await;

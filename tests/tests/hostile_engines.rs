@@ -18,17 +18,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 async fn postgres(server: &PgServer, max_response_bytes: usize) -> TestGateway {
-    let mut config = Config::default();
-    config.engines.clear();
+    let mut config = server.gateway_config();
     config.server.max_response_bytes = max_response_bytes;
-    let pg = PostgresEngineConfig {
-        url: Some(server.url("postgres")),
-        max_connections: 2,
-        ..PostgresEngineConfig::default()
-    };
-    config
-        .engines
-        .insert("main-db".into(), EngineConfig::Postgres(pg));
     TestGateway::with_config(config).await
 }
 

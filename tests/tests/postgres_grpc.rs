@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use omnigate::config::{Config, EngineConfig, PostgresEngineConfig};
 use omnigate_proto::v1 as pb;
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::{TestGateway, exec, i, request, scalar};
@@ -13,17 +12,7 @@ use pb::value::Kind;
 use tonic::Code;
 
 async fn gateway(server: &PgServer) -> TestGateway {
-    let mut config = Config::default();
-    config.engines.clear();
-    let pg = PostgresEngineConfig {
-        url: Some(server.url("postgres")),
-        max_connections: 2,
-        ..PostgresEngineConfig::default()
-    };
-    config
-        .engines
-        .insert("main-db".into(), EngineConfig::Postgres(pg));
-    TestGateway::with_config(config).await
+    TestGateway::with_config(server.gateway_config()).await
 }
 
 /// This process's resident memory, in KiB.
