@@ -21,6 +21,7 @@ pub mod cypher;
 mod date;
 pub mod deadline;
 mod driver;
+mod engine;
 mod error;
 pub mod falkordb;
 pub mod glob;
@@ -28,12 +29,16 @@ mod limits;
 pub mod memory;
 pub mod neo4j;
 mod nesting;
+mod options;
 pub mod pool;
 pub mod postgres;
 pub mod redis;
 pub mod redis_syntax;
+mod result;
 pub mod sql;
 pub mod sqlite;
+mod statement;
+mod transaction;
 pub mod ts;
 mod value;
 pub mod victoria;
@@ -42,11 +47,12 @@ pub mod victoria;
 pub mod conformance;
 
 pub use date::Date;
-pub use driver::{
-    Column, ColumnInfo, DescribeOptions, Dialect, EngineDescriptor, ExecuteOptions, Health,
-    PoolStats, ResultSet, Row, RowStream, SchemaObject, Statement, StorageDriver, StorageDriverExt,
-    StreamOptions,
-};
+pub use driver::{StorageDriver, StorageDriverExt};
+pub use engine::{ColumnInfo, DescribeOptions, EngineDescriptor, Health, PoolStats, SchemaObject};
 pub use error::{BoxError, EngineError, Error, Result};
 pub use limits::{ResultLimits, row_size};
+pub use options::{ExecuteOptions, StreamOptions};
+pub use result::{Column, ResultSet, Row, RowStream};
+pub use statement::{Dialect, Statement};
+pub use transaction::{BeginOptions, DriverTransaction, Participation};
 pub use value::{Interval, MAX_DEPTH, Node, Path, Relationship, Timestamp, Value};

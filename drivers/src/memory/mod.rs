@@ -8,6 +8,7 @@ mod commands;
 mod reply;
 mod store;
 mod timeseries;
+mod transaction;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -21,8 +22,9 @@ use store::Keyspace;
 use crate::deadline::Deadline;
 use crate::redis_syntax::parse_command;
 use crate::{
-    Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
-    Result, ResultSet, SchemaObject, Statement, StorageDriver,
+    BeginOptions, Column, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor,
+    EngineError, Error, ExecuteOptions, Health, Result, ResultSet, SchemaObject, Statement,
+    StorageDriver,
 };
 
 /// The engine kind's name.
@@ -112,24 +114,7 @@ impl Shared {
         options: &ExecuteOptions,
         deadline: &Deadline,
     ) -> Result<ResultSet> {
-        let args = parse_command(&statement.text, &statement.params, KIND)?;
-        let name = &args[0];
-        let command = commands::lookup(name).ok_or_else(|| {
-            Error::not_supported(
-                format!("command {}", String::from_utf8_lossy(name).to_uppercase()),
-                KIND,
-            )
-        })?;
-        if command.writes && options.read_only {
-            return Err(Error::Precondition(EngineError::new(
-                KIND,
-                None,
-                format!(
-                    "{} writes, but the request is read_only",
-                    command.name.to_uppercase()
-                ),
-            )));
-        }
+        let (command, args) = check_redis(statement, options)?;
         let reply = {
             let mut keyspace = self.lock();
             let mut ctx = Ctx {
@@ -139,12 +124,58 @@ impl Shared {
             };
             command.run(&mut ctx, &args)?
         };
-        Ok(ResultSet {
-            columns: vec![Column::new("reply", "")],
-            rows: vec![vec![reply.into_value(options.raw_bytes)]],
-            rows_affected: 0,
-        })
+        Ok(reply_set(reply.into_value(options.raw_bytes)))
     }
+}
+
+/// Runs `work` on Tokio's blocking pool (see `execute`).
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        Error::Internal(EngineError::new(
+            KIND,
+            None,
+            format!("the command stopped without an answer: {e}"),
+        ))
+    })?
+}
+
+/// A result of one reply.
+fn reply_set(reply: crate::Value) -> ResultSet {
+    ResultSet {
+        columns: vec![Column::new("reply", "")],
+        rows: vec![vec![reply]],
+        rows_affected: 0,
+    }
+}
+
+/// A Redis statement parsed and checked against the command table: the
+/// command exists, its arity fits, and it may run under `options`.
+fn check_redis(
+    statement: &Statement,
+    options: &ExecuteOptions,
+) -> Result<(&'static commands::Command, Vec<bytes::Bytes>)> {
+    let args = parse_command(&statement.text, &statement.params, KIND)?;
+    let name = &args[0];
+    let command = commands::lookup(name).ok_or_else(|| {
+        Error::not_supported(
+            format!("command {}", String::from_utf8_lossy(name).to_uppercase()),
+            KIND,
+        )
+    })?;
+    if command.writes && options.read_only {
+        return Err(Error::Precondition(EngineError::new(
+            KIND,
+            None,
+            format!(
+                "{} writes, but the request is read_only",
+                command.name.to_uppercase()
+            ),
+        )));
+    }
+    command.check_arity(&args)?;
+    Ok((command, args))
 }
 
 impl Drop for MemoryDriver {
@@ -193,15 +224,16 @@ impl StorageDriver for MemoryDriver {
         // for at most its deadline.
         let shared = Arc::clone(&self.shared);
         let (statement, options) = (statement.clone(), options.clone());
-        tokio::task::spawn_blocking(move || shared.run(dialect, &statement, &options))
-            .await
-            .map_err(|e| {
-                Error::Internal(EngineError::new(
-                    KIND,
-                    None,
-                    format!("the command stopped without an answer: {e}"),
-                ))
-            })?
+        on_blocking_pool(move || shared.run(dialect, &statement, &options)).await
+    }
+
+    async fn begin(&self, options: &BeginOptions) -> Result<Box<dyn DriverTransaction>> {
+        Ok(Box::new(transaction::MemoryTransaction {
+            shared: Arc::clone(&self.shared),
+            descriptor: self.descriptor.clone(),
+            options: options.clone(),
+            queued: Vec::new(),
+        }))
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

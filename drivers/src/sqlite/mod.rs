@@ -8,6 +8,7 @@
 mod builder;
 mod convert;
 mod run;
+mod transaction;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,8 +20,9 @@ pub use builder::{SqliteConfig, SqliteLocation};
 
 use crate::pool::PoolMetrics;
 use crate::{
-    DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
-    PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
+    BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError,
+    Error, ExecuteOptions, Health, PoolStats, Result, ResultSet, RowStream, SchemaObject,
+    Statement, StorageDriver, StreamOptions,
 };
 
 /// The engine kind's name.
@@ -134,6 +136,14 @@ impl StorageDriver for SqliteDriver {
         self.descriptor.accept(dialect, &statement)?;
         let conn = self.connection().await?;
         run::stream(conn, statement, options).await
+    }
+
+    async fn begin(&self, options: &BeginOptions) -> Result<Box<dyn DriverTransaction>> {
+        let conn = self.connection().await?;
+        let tx =
+            transaction::SqliteTransaction::begin(self.descriptor.clone(), options.clone(), conn)
+                .await?;
+        Ok(Box::new(tx))
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

@@ -39,6 +39,7 @@ type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
 
 /// One command: its arity as Redis counts it (the name included; negative
 /// means "at least"), whether it writes, and its handler.
+#[derive(Debug)]
 pub(crate) struct Command {
     pub(crate) name: &'static str,
     arity: i32,
@@ -47,17 +48,24 @@ pub(crate) struct Command {
 }
 
 impl Command {
-    /// Checks the arity and runs the command (`args[0]` is its name).
-    pub(crate) fn run(&self, ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    /// Checks the number of arguments (`args[0]` is the command's name).
+    pub(crate) fn check_arity(&self, args: &[Bytes]) -> Result<(), RedisError> {
         let n = i32::try_from(args.len()).unwrap_or(i32::MAX);
         let arity_ok = if self.arity >= 0 {
             n == self.arity
         } else {
             n >= -self.arity
         };
-        if !arity_ok {
-            return Err(RedisError::arity(self.name));
+        if arity_ok {
+            Ok(())
+        } else {
+            Err(RedisError::arity(self.name))
         }
+    }
+
+    /// Checks the arity and runs the command (`args[0]` is its name).
+    pub(crate) fn run(&self, ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+        self.check_arity(args)?;
         (self.handler)(ctx, args)
     }
 }

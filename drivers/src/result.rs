@@ -1,0 +1,76 @@
+//! What a statement returns: columns and rows, whole or in batches.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::stream::{self, BoxStream, StreamExt};
+
+use crate::{Result, Value};
+
+/// A result column.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Column {
+    /// The column's name.
+    pub name: String,
+    /// The engine's type name; empty when unknown.
+    pub type_name: String,
+}
+
+impl Column {
+    /// A column with a name and a type name.
+    pub fn new(name: impl Into<String>, type_name: impl Into<String>) -> Self {
+        Column {
+            name: name.into(),
+            type_name: type_name.into(),
+        }
+    }
+}
+
+/// One result row: a value per column.
+pub type Row = Vec<Value>;
+
+/// A whole result.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResultSet {
+    /// The columns.
+    pub columns: Vec<Column>,
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// Rows written, for statements that write.
+    pub rows_affected: u64,
+}
+
+/// A result delivered in batches, so memory stays bounded by the batch size.
+pub struct RowStream {
+    /// The columns, known before the first row.
+    pub columns: Vec<Column>,
+    /// Batches of rows; dropping the stream cancels the statement.
+    pub batches: BoxStream<'static, Result<Vec<Row>>>,
+    /// Rows written, known once the stream has ended (0 until then).
+    pub rows_affected: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RowStream")
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RowStream {
+    /// A stream over a result already in memory.
+    pub fn from_result(result: ResultSet, batch_size: usize) -> Self {
+        let batch_size = batch_size.max(1);
+        let mut rows = result.rows.into_iter();
+        let batches = stream::iter(std::iter::from_fn(move || {
+            let batch: Vec<Row> = rows.by_ref().take(batch_size).collect();
+            (!batch.is_empty()).then_some(Ok(batch))
+        }));
+        RowStream {
+            columns: result.columns,
+            batches: batches.boxed(),
+            rows_affected: Arc::new(result.rows_affected.into()),
+        }
+    }
+}

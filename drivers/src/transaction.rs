@@ -1,0 +1,69 @@
+//! The driver side of transactions: [`StorageDriver::begin`](crate::StorageDriver::begin)
+//! returns a session, in the manner of object_store's `MultipartUpload`,
+//! so the main trait stays small. The cross-engine coordinator (log,
+//! commit protocol, recovery) sits above this in the gateway.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{Dialect, Error, ExecuteOptions, Result, ResultSet, Statement};
+
+/// How a transaction is begun on one engine.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BeginOptions {
+    /// Refuse writes for the whole transaction.
+    pub read_only: bool,
+    /// How long the engine may keep the transaction open (`None`: its
+    /// default).
+    pub timeout: Option<Duration>,
+}
+
+/// How an engine takes part in a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Participation {
+    /// Statements run now on a connection pinned to the transaction, and
+    /// reads see its own writes. `preparable` engines can
+    /// [`prepare`](DriverTransaction::prepare) (PostgreSQL's `PREPARE
+    /// TRANSACTION`); others commit in one step (SQLite, Neo4j).
+    Live {
+        /// Whether the engine has a prepare step.
+        preparable: bool,
+    },
+    /// Writes are checked when sent and kept, then applied at commit in
+    /// one atomic step; reads see committed state (as with Redis' MULTI).
+    Buffered,
+}
+
+/// One engine's part of a transaction. Dropping it uncommitted rolls it
+/// back.
+#[async_trait]
+pub trait DriverTransaction: Send + fmt::Debug {
+    /// How this engine takes part.
+    fn participation(&self) -> Participation;
+
+    /// Runs (live) or checks and keeps (buffered) one statement.
+    async fn execute(
+        &mut self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet>;
+
+    /// The first phase of a two-phase commit under `global_id`; engines
+    /// without one say `NotSupported`.
+    async fn prepare(&mut self, global_id: &str) -> Result<()> {
+        let _ = global_id;
+        Err(Error::not_supported("PREPARE TRANSACTION", self.engine()))
+    }
+
+    /// Makes the transaction's writes durable and visible.
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Discards the transaction's writes.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+
+    /// The engine kind, for errors.
+    fn engine(&self) -> &'static str;
+}
