@@ -34,6 +34,7 @@ pub mod pool;
 pub mod postgres;
 pub mod redis;
 pub mod redis_syntax;
+mod resp;
 mod result;
 pub mod sql;
 pub mod sqlite;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::redis::RedisConfig;
+use crate::resp::RedisConfig;
 
 /// How to reach FalkorDB, and which graphs requests may use.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ use error::from_falkor;
 use reply::{DecodeError, Tables};
 
 use crate::cypher::choose_database;
-use crate::redis::{RedisPool, bounded};
+use crate::resp::{RedisPool, bounded};
 use crate::{
     DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
     PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
@@ -56,7 +56,7 @@ impl FalkorDriver {
     pub async fn connect(name: impl Into<String>, config: FalkorConfig) -> Result<Self> {
         let name = name.into();
         let mut connection = config.connection.clone();
-        connection.protocol = crate::redis::Protocol::Resp2;
+        connection.protocol = crate::resp::Protocol::Resp2;
         connection.database = 0;
         let pool = RedisPool::connect(KIND, "FalkorDB", &name, &connection).await?;
         let driver = FalkorDriver {

@@ -3,10 +3,10 @@
 //! fail alone; the others run.
 
 use super::commands::{check_allowed, is_blocking};
-use super::manager::Pooled;
 use super::reply::{from_redis, to_value_with};
 use super::{KIND, RedisDriver, bounded};
 use crate::redis_syntax::parse_command;
+use crate::resp::Pooled;
 use crate::{Column, EngineError, Error, ExecuteOptions, Result, ResultSet, Statement};
 
 pub(super) async fn run(

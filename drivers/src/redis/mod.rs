@@ -5,9 +5,6 @@
 
 mod batch;
 mod commands;
-mod config;
-mod manager;
-mod pool;
 mod reply;
 
 use std::time::Duration;
@@ -18,12 +15,11 @@ use bytes::Bytes;
 
 use commands::is_blocking;
 pub use commands::refusal;
-pub use config::{Protocol, RedisConfig};
-use manager::Pooled;
-pub(crate) use pool::{RedisPool, bounded};
 use reply::{from_redis, to_value, to_value_with};
 
 use crate::redis_syntax::parse_command;
+use crate::resp::{Pooled, RedisPool, bounded};
+pub use crate::resp::{Protocol, RedisConfig};
 use crate::{
     Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
     PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,

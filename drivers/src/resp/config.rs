@@ -1,4 +1,5 @@
-//! Configuration of the `redis` engine.
+//! Connection settings of a server that speaks the Redis protocol (the
+//! `redis` engine, and FalkorDB's connection).
 
 use std::time::Duration;
 
