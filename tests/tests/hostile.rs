@@ -181,10 +181,13 @@ async fn slow_memory_commands_stop_at_their_deadline_and_block_no_one() {
     for _ in 0..3 {
         health.check(HealthCheckRequest::default()).await.unwrap();
         exec(&mut gw.client, request("sql", "SELECT 1", vec![])).await;
+        // ListEngines reads the memory engine's counters without waiting.
+        let engines = gw.client.list_engines(pb::ListEnginesRequest {}).await;
+        assert_eq!(engines.unwrap().into_inner().engines.len(), 2);
     }
     assert!(
         !running.is_finished(),
-        "the health checks and SQL did not wait for KEYS"
+        "the health checks, SQL and ListEngines did not wait for KEYS"
     );
     let outcome = running.await.unwrap();
     assert_eq!(outcome.unwrap_err().code(), Code::DeadlineExceeded);

@@ -50,10 +50,36 @@ impl Default for MemoryConfig {
 struct Shared {
     keyspace: Mutex<Keyspace>,
     evicted: AtomicU64,
+    /// The key and expiry counts when last read, for counters asked for
+    /// while a command holds the keyspace.
+    keys: AtomicU64,
+    expires: AtomicU64,
     series: Mutex<timeseries::TsStore>,
 }
 
 impl Shared {
+    /// Keys and keys with an expiry: now when the keyspace is free, else
+    /// as last read. Never waits, because counters are read on the async
+    /// workers (ListEngines) and a slow command may hold the keyspace.
+    fn counts(&self) -> (u64, u64) {
+        use std::sync::TryLockError;
+        let mut keyspace = match self.keyspace.try_lock() {
+            Ok(keyspace) => keyspace,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return (
+                    self.keys.load(Ordering::Relaxed),
+                    self.expires.load(Ordering::Relaxed),
+                );
+            }
+        };
+        let keys = keyspace.len(Instant::now()) as u64;
+        let expires = keyspace.volatile_len() as u64;
+        self.keys.store(keys, Ordering::Relaxed);
+        self.expires.store(expires, Ordering::Relaxed);
+        (keys, expires)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Keyspace> {
         // A panic while holding the lock cannot leave the keyspace half
         // changed in a way later commands cannot read, so keep serving.
@@ -237,21 +263,29 @@ impl StorageDriver for MemoryDriver {
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
-        let now = Instant::now();
-        let mut keyspace = self.shared.lock();
-        let object = SchemaObject {
-            kind: "keyspace".into(),
-            name: "db0".into(),
-            attributes: vec![
-                ("keys".into(), keyspace.len(now).to_string()),
-                ("expires".into(), keyspace.volatile_len().to_string()),
-            ],
-            ..SchemaObject::default()
-        };
-        let mut objects = vec![object];
-        objects.extend(timeseries::describe(&self.shared.series));
-        objects.retain(|o| options.wants(&o.name));
-        Ok(objects)
+        let shared = Arc::clone(&self.shared);
+        let options = options.clone();
+        // Waits for the keyspace, so off the async workers as commands are.
+        on_blocking_pool(move || {
+            let (keys, expires) = {
+                let mut keyspace = shared.lock();
+                (keyspace.len(Instant::now()), keyspace.volatile_len())
+            };
+            let object = SchemaObject {
+                kind: "keyspace".into(),
+                name: "db0".into(),
+                attributes: vec![
+                    ("keys".into(), keys.to_string()),
+                    ("expires".into(), expires.to_string()),
+                ],
+                ..SchemaObject::default()
+            };
+            let mut objects = vec![object];
+            objects.extend(timeseries::describe(&shared.series));
+            objects.retain(|o| options.wants(&o.name));
+            Ok(objects)
+        })
+        .await
     }
 
     async fn health(&self) -> Health {
@@ -267,10 +301,10 @@ impl StorageDriver for MemoryDriver {
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
-        let mut keyspace = self.shared.lock();
+        let (keys, expires) = self.shared.counts();
         vec![
-            ("keys".into(), keyspace.len(Instant::now()) as u64),
-            ("expires".into(), keyspace.volatile_len() as u64),
+            ("keys".into(), keys),
+            ("expires".into(), expires),
             (
                 "evicted".into(),
                 self.shared.evicted.load(Ordering::Relaxed),
