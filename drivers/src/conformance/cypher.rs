@@ -22,6 +22,7 @@ pub async fn run_all(d: &dyn StorageDriver) {
     string_parameters_cannot_change_the_query(d).await;
     aggregation(d).await;
     errors(d).await;
+    super::statement_checks(d, Dialect::Cypher, "RETURN 1").await;
 }
 
 /// Runs `text` with named parameters.

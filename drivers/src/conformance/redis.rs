@@ -66,6 +66,7 @@ pub async fn run_all(d: &dyn StorageDriver) {
     sorted_sets(d).await;
     keyspace(d).await;
     errors(d).await;
+    super::statement_checks(d, Dialect::Redis, "PING").await;
     binary_params(d).await;
 }
 

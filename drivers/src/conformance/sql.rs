@@ -17,6 +17,7 @@ async fn run(d: &dyn StorageDriver, text: &str, params: &[Value]) -> crate::Resu
 /// Runs every section in order.
 pub async fn run_all(d: &dyn StorageDriver) {
     crud(d).await;
+    super::statement_checks(d, Dialect::Sql, "SELECT 1").await;
     errors(d).await;
     limits(d).await;
     streaming(d).await;

@@ -23,6 +23,7 @@ pub async fn run_all(d: &dyn StorageDriver) {
     bad_statements_write_nothing(d, base).await;
     replayed_writes_leave_one_sample(d, base).await;
     delete_needs_allow_delete(d, base).await;
+    super::statement_checks(d, Dialect::Ts, "conf_checks_v").await;
 }
 
 /// Two hours ago, on a whole minute: inside any retention, and far enough
