@@ -409,3 +409,25 @@ async fn portal(
     transaction.commit().await.map_err(pg)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EngineError;
+
+    #[test]
+    fn only_errors_outside_sql_leave_the_connection_in_doubt() {
+        let unreadable = Error::Internal(EngineError::new(super::super::KIND, None, "reply"));
+        let closed = Error::Unavailable(EngineError::new(super::super::KIND, None, "closed"));
+        let sql = Error::Internal(EngineError::new(super::super::KIND, Some("XX000"), "m"));
+        let shutdown = Error::Unavailable(EngineError::new(super::super::KIND, Some("57P01"), "m"));
+        assert!(is_broken::<()>(&Err(unreadable)));
+        assert!(is_broken::<()>(&Err(closed)));
+        assert!(!is_broken::<()>(&Err(sql)));
+        assert!(!is_broken::<()>(&Err(shutdown)));
+        assert!(!is_broken::<()>(&Err(Error::Timeout {
+            after: Duration::ZERO
+        })));
+        assert!(!is_broken(&Ok(())));
+    }
+}
