@@ -106,13 +106,7 @@ pub trait StorageDriverExt: StorageDriver {
     /// Runs a statement and returns the first column of the first row
     /// (`Value::Null` when there is none).
     async fn query_scalar(&self, dialect: Dialect, statement: Statement) -> Result<Value> {
-        let result = self.run(dialect, statement).await?;
-        Ok(result
-            .rows
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next())
-            .unwrap_or(Value::Null))
+        Ok(self.run(dialect, statement).await?.into_scalar())
     }
 }
 

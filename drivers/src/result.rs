@@ -40,6 +40,17 @@ pub struct ResultSet {
     pub rows_affected: u64,
 }
 
+impl ResultSet {
+    /// The first column of the first row (`Value::Null` when there is none).
+    pub fn into_scalar(self) -> Value {
+        self.rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or(Value::Null)
+    }
+}
+
 /// A result delivered in batches, so memory stays bounded by the batch size.
 pub struct RowStream {
     /// The columns, known before the first row.

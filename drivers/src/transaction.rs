@@ -20,6 +20,17 @@ pub struct BeginOptions {
     pub timeout: Option<Duration>,
 }
 
+impl BeginOptions {
+    /// A statement's options inside the transaction: read-only when either
+    /// the transaction or the statement is.
+    pub fn apply(&self, options: &ExecuteOptions) -> ExecuteOptions {
+        ExecuteOptions {
+            read_only: options.read_only || self.read_only,
+            ..options.clone()
+        }
+    }
+}
+
 /// How an engine takes part in a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Participation {

@@ -16,12 +16,7 @@ async fn run(tx: &mut Box<dyn DriverTransaction>, dialect: Dialect, text: &str) 
     let result = tx
         .execute(dialect, &Statement::new(text), &ExecuteOptions::default())
         .await?;
-    Ok(result
-        .rows
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next())
-        .unwrap_or(Value::Null))
+    Ok(result.into_scalar())
 }
 
 async fn count(d: &dyn StorageDriver) -> Value {

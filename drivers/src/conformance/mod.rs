@@ -37,12 +37,7 @@ pub async fn value(
     params: &[Value],
 ) -> Value {
     match run(driver, dialect, text, params).await {
-        Ok(result) => result
-            .rows
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next())
-            .unwrap_or(Value::Null),
+        Ok(result) => result.into_scalar(),
         Err(e) => panic!(
             "{dialect} on {}: `{text}` failed: {e}",
             driver.descriptor().name

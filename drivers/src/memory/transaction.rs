@@ -48,10 +48,7 @@ impl DriverTransaction for MemoryTransaction {
                 KIND,
             ));
         }
-        let options = ExecuteOptions {
-            read_only: options.read_only || self.options.read_only,
-            ..options.clone()
-        };
+        let options = self.options.apply(options);
         let (command, args) = check_redis(statement, &options)?;
         if command.writes {
             self.queued.push((command, args));

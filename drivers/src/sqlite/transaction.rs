@@ -89,10 +89,7 @@ impl DriverTransaction for SqliteTransaction {
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
         refuse_control(statement)?;
-        let options = ExecuteOptions {
-            read_only: options.read_only || self.options.read_only,
-            ..options.clone()
-        };
+        let options = self.options.apply(options);
         run::execute(self.conn()?, statement.clone(), options).await
     }
 
