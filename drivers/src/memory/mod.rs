@@ -85,40 +85,7 @@ impl Shared {
         // changed in a way later commands cannot read, so keep serving.
         self.keyspace.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-/// The in-process Redis engine.
-#[derive(Debug)]
-pub struct MemoryDriver {
-    descriptor: EngineDescriptor,
-    shared: Arc<Shared>,
-    evictor: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl MemoryDriver {
-    /// A new, empty engine named `name`. Inside a Tokio runtime it starts
-    /// the periodic eviction of expired keys.
-    pub fn new(name: impl Into<String>, config: MemoryConfig) -> Self {
-        let shared = Arc::new(Shared::default());
-        let evictor = tokio::runtime::Handle::try_current().ok().map(|rt| {
-            rt.spawn(evict_periodically(
-                Arc::downgrade(&shared),
-                config.eviction_interval,
-            ))
-        });
-        MemoryDriver {
-            descriptor: EngineDescriptor {
-                name: name.into(),
-                kind: KIND,
-                dialects: vec![Dialect::Redis, Dialect::Ts],
-            },
-            shared,
-            evictor,
-        }
-    }
-}
-
-impl Shared {
     /// Runs one statement, on the calling (blocking) thread.
     fn run(
         &self,
@@ -151,6 +118,37 @@ impl Shared {
             command.run(&mut ctx, &args)?
         };
         Ok(reply_set(reply.into_value(options.raw_bytes)))
+    }
+}
+
+/// The in-process Redis engine.
+#[derive(Debug)]
+pub struct MemoryDriver {
+    descriptor: EngineDescriptor,
+    shared: Arc<Shared>,
+    evictor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MemoryDriver {
+    /// A new, empty engine named `name`. Inside a Tokio runtime it starts
+    /// the periodic eviction of expired keys.
+    pub fn new(name: impl Into<String>, config: MemoryConfig) -> Self {
+        let shared = Arc::new(Shared::default());
+        let evictor = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            rt.spawn(evict_periodically(
+                Arc::downgrade(&shared),
+                config.eviction_interval,
+            ))
+        });
+        MemoryDriver {
+            descriptor: EngineDescriptor {
+                name: name.into(),
+                kind: KIND,
+                dialects: vec![Dialect::Redis, Dialect::Ts],
+            },
+            shared,
+            evictor,
+        }
     }
 }
 
