@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnigate::Gateway;
-use omnigate::config::{
-    Config, EngineConfig, FalkorEngineConfig, PostgresEngineConfig, RedisEngineConfig,
-    VictoriaEngineConfig,
-};
+use omnigate::config::{Config, DriverConfig, EngineConfig};
+use omnigate_drivers::falkordb::FalkorConfig;
+use omnigate_drivers::postgres::PostgresConfig;
+use omnigate_drivers::redis::RedisConfig;
+use omnigate_drivers::victoria::VictoriaConfig;
 use omnigate_proto::v1 as pb;
 use pb::gateway_client::GatewayClient;
 use tonic::transport::Channel;
@@ -163,40 +164,40 @@ impl Targets {
         config.server.default_max_rows = 1_000_000;
         config.engines.insert(
             "pg".into(),
-            EngineConfig::Postgres(PostgresEngineConfig {
+            EngineConfig::new(DriverConfig::Postgres(PostgresConfig {
                 url: Some(backends.postgres.clone()),
                 max_connections: POOL_SIZE,
                 min_idle: POOL_SIZE,
-                ..PostgresEngineConfig::default()
-            }),
+                ..PostgresConfig::default()
+            })),
         );
         config.engines.insert(
             "cache".into(),
-            EngineConfig::Redis(RedisEngineConfig {
+            EngineConfig::new(DriverConfig::Redis(RedisConfig {
                 url: backends.redis.clone(),
                 max_connections: 4,
-                ..RedisEngineConfig::default()
-            }),
+                ..RedisConfig::default()
+            })),
         );
         if let Some(url) = &backends.falkordb {
             config.engines.insert(
                 "graph".into(),
-                EngineConfig::Falkordb(FalkorEngineConfig {
+                EngineConfig::new(DriverConfig::Falkordb(FalkorConfig {
                     url: url.clone(),
                     graph: GRAPH.into(),
                     max_connections: 4,
-                    ..FalkorEngineConfig::default()
-                }),
+                    ..FalkorConfig::default()
+                })),
             );
         }
         if let Some(url) = &backends.victoria {
             config.engines.insert(
                 "metrics".into(),
-                EngineConfig::Victoriametrics(VictoriaEngineConfig {
+                EngineConfig::new(DriverConfig::Victoriametrics(VictoriaConfig {
                     url: url.clone(),
                     max_connections: POOL_SIZE,
-                    ..VictoriaEngineConfig::default()
-                }),
+                    ..VictoriaConfig::default()
+                })),
             );
         }
         let gateway = Gateway::builder()
@@ -319,7 +320,7 @@ impl Targets {
     /// The gateway's pools: (engine, connections created, acquired).
     pub(crate) async fn gateway_pools(&self) -> Vec<(String, u64, u64)> {
         self.gateway
-            .engines()
+            .engines(&omnigate::CallContext::anonymous())
             .await
             .into_iter()
             .map(|e| (e.name, e.pool.created, e.pool.acquired))

@@ -59,6 +59,32 @@ impl Deadline {
     }
 }
 
+/// `work`, cut at `limit` (`None`: never) with `Timeout`. A `Timeout` the
+/// work returns itself (the engine's own, e.g. a cancelled query) is said
+/// with the same limit, so a caller always reads the time it asked for.
+pub async fn within<T>(
+    limit: Option<Duration>,
+    work: impl std::future::Future<Output = crate::Result<T>>,
+) -> crate::Result<T> {
+    within_margin(limit, Duration::ZERO, work).await
+}
+
+/// [`within`], cut `margin` past `limit`: for an engine that enforces the
+/// limit itself, so that its own error (with its reason) arrives first.
+pub async fn within_margin<T>(
+    limit: Option<Duration>,
+    margin: Duration,
+    work: impl std::future::Future<Output = crate::Result<T>>,
+) -> crate::Result<T> {
+    let Some(limit) = limit else {
+        return work.await;
+    };
+    match tokio::time::timeout(limit.saturating_add(margin), work).await {
+        Ok(Err(Error::Timeout { .. })) | Err(_) => Err(Error::Timeout { after: limit }),
+        Ok(done) => done,
+    }
+}
+
 impl From<Expired> for Error {
     fn from(e: Expired) -> Self {
         Error::Timeout { after: e.0 }

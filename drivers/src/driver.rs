@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::{
     BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, ExecuteOptions,
-    Health, PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StreamOptions, Value,
+    Health, PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, Value,
 };
 
 /// One storage engine behind one small object-safe trait.
@@ -37,11 +37,11 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         &self,
         dialect: Dialect,
         statement: Statement,
-        options: StreamOptions,
+        options: ExecuteOptions,
     ) -> Result<RowStream> {
-        let execute = options.to_execute();
+        let execute = options.without_limits();
         let result = self.execute(dialect, &statement, &execute).await?;
-        Ok(RowStream::from_result(result, options.batch_size))
+        Ok(RowStream::from_result(result, options.batch_size()))
     }
 
     /// Runs several statements, each with its own result or error: one that
@@ -88,9 +88,13 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         Vec::new()
     }
 
-    /// Whether a statement changes the schema, so cached metadata must go.
-    fn is_schema_change(&self, _dialect: Dialect, _statement: &str) -> bool {
-        false
+    /// Statements that changed the schema so far (see [`SchemaEpoch`]):
+    /// cached schema metadata of an older epoch is stale. Engines without
+    /// a schema stay at 0.
+    ///
+    /// [`SchemaEpoch`]: crate::SchemaEpoch
+    fn schema_epoch(&self) -> u64 {
+        0
     }
 }
 

@@ -1,6 +1,8 @@
 //! What an engine is and reports: its descriptor, health, pool statistics
 //! and schema objects.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::{Dialect, Result, Statement};
 
 /// Which schema objects to describe.
@@ -106,5 +108,43 @@ impl EngineDescriptor {
                 self.kind,
             ))
         }
+    }
+}
+
+/// How many statements that change the schema an engine has run: each
+/// statement is looked at once, by the driver that runs it, and whoever
+/// caches schema metadata compares epochs instead of asking again.
+#[derive(Debug, Default)]
+pub struct SchemaEpoch(AtomicU64);
+
+impl SchemaEpoch {
+    /// Notes `statement` of `dialect`: `true` (and a new epoch) when it
+    /// changes the schema.
+    pub fn note(&self, dialect: Dialect, statement: &str) -> bool {
+        let changes = Self::changes(dialect, statement);
+        if changes {
+            self.bump();
+        }
+        changes
+    }
+
+    /// Whether `statement` of `dialect` changes the schema (CREATE, ALTER,
+    /// DROP in SQL; index and constraint changes in Cypher).
+    pub fn changes(dialect: Dialect, statement: &str) -> bool {
+        match dialect {
+            Dialect::Sql => crate::sql::is_schema_change(statement),
+            Dialect::Cypher => crate::cypher::is_schema_change(statement),
+            Dialect::Redis | Dialect::Ts => false,
+        }
+    }
+
+    /// A new epoch: the schema changed.
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The epoch now: schema changes run so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }

@@ -25,6 +25,7 @@ mod engine;
 mod error;
 pub mod falkordb;
 pub mod glob;
+mod kind;
 mod limits;
 pub mod memory;
 pub mod neo4j;
@@ -36,6 +37,7 @@ pub mod redis;
 pub mod redis_syntax;
 mod resp;
 mod result;
+mod secret;
 pub mod sql;
 pub mod sqlite;
 mod statement;
@@ -49,11 +51,15 @@ pub mod conformance;
 
 pub use date::Date;
 pub use driver::{StorageDriver, StorageDriverExt};
-pub use engine::{ColumnInfo, DescribeOptions, EngineDescriptor, Health, PoolStats, SchemaObject};
+pub use engine::{
+    ColumnInfo, DescribeOptions, EngineDescriptor, Health, PoolStats, SchemaEpoch, SchemaObject,
+};
 pub use error::{BoxError, EngineError, Error, Result};
+pub use kind::EngineKind;
 pub use limits::{ResultLimits, row_size};
-pub use options::{ExecuteOptions, StreamOptions};
+pub use options::{DEFAULT_BATCH_SIZE, ExecuteOptions};
 pub use result::{Column, ResultSet, Row, RowStream};
+pub use secret::Secret;
 pub use statement::{Dialect, Statement};
 pub use transaction::{BeginOptions, DriverTransaction, Participation};
 pub use value::{Interval, MAX_DEPTH, Node, Path, Relationship, Timestamp, Value};

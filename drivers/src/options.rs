@@ -1,16 +1,24 @@
-//! How to run a statement: the options of one execution and of a stream.
+//! How to run a statement: one options type for every way of running it
+//! (whole, streamed, batched, inside a transaction), with the `ts`
+//! dialect's options beside it.
 
 use std::time::Duration;
+
+use crate::Timestamp;
+
+/// Rows per streamed batch when the caller does not say.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
 
 /// How to run one statement.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExecuteOptions {
     /// Fail with [`Error::TooManyRows`](crate::Error::TooManyRows) past this
-    /// many rows (`None`: no limit).
+    /// many rows (`None`: no limit). A stream is not limited by it.
     pub max_rows: Option<u64>,
     /// Fail with [`Error::ResultTooLarge`](crate::Error::ResultTooLarge)
     /// as soon as the rows read pass this many bytes (as
     /// [`row_size`](crate::row_size) estimates them; `None`: no limit).
+    /// A stream is not limited by it.
     pub max_bytes: Option<u64>,
     /// Cancel the statement on the engine after this long.
     pub timeout: Option<Duration>,
@@ -23,50 +31,80 @@ pub struct ExecuteOptions {
     /// engine's default; engines without such a choice refuse it.
     pub database: Option<String>,
     /// Time-series options (the `ts` dialect).
-    pub ts: crate::ts::TsOptions,
+    pub ts: TsOptions,
+    /// Rows per batch of a streamed execution (only streams read it;
+    /// `None`: [`DEFAULT_BATCH_SIZE`]).
+    pub batch_size: Option<usize>,
 }
 
-/// Options of a streamed execution.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StreamOptions {
-    /// Rows per batch.
-    pub batch_size: usize,
-    /// Cancel the statement on the engine after this long.
-    pub timeout: Option<Duration>,
-    /// Refuse statements that would write.
-    pub read_only: bool,
-    /// Redis bulk strings always as bytes.
-    pub raw_bytes: bool,
-    /// The graph or database to run in (see [`ExecuteOptions::database`]).
-    pub database: Option<String>,
-    /// Time-series options (see [`ExecuteOptions::ts`]).
-    pub ts: crate::ts::TsOptions,
-}
-
-impl Default for StreamOptions {
-    fn default() -> Self {
-        StreamOptions {
-            batch_size: 1000,
-            timeout: None,
-            read_only: false,
-            raw_bytes: false,
-            database: None,
-            ts: crate::ts::TsOptions::default(),
-        }
+impl ExecuteOptions {
+    /// Rows per streamed batch, at least 1.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1)
     }
-}
 
-impl StreamOptions {
-    /// The options of one execution of the same request.
-    pub fn to_execute(&self) -> ExecuteOptions {
+    /// The same options without the row and byte limits: a stream's rows
+    /// are not bounded by them (each batch is).
+    pub fn without_limits(&self) -> ExecuteOptions {
         ExecuteOptions {
             max_rows: None,
             max_bytes: None,
-            timeout: self.timeout,
-            read_only: self.read_only,
-            raw_bytes: self.raw_bytes,
-            database: self.database.clone(),
-            ts: self.ts.clone(),
+            ..self.clone()
         }
     }
+}
+
+/// The unit of line-protocol timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Nanoseconds (line protocol's default).
+    #[default]
+    Nanoseconds,
+    /// Microseconds.
+    Microseconds,
+    /// Milliseconds.
+    Milliseconds,
+    /// Seconds.
+    Seconds,
+}
+
+impl Precision {
+    /// The name VictoriaMetrics' `/write?precision=` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Nanoseconds => "ns",
+            Precision::Microseconds => "us",
+            Precision::Milliseconds => "ms",
+            Precision::Seconds => "s",
+        }
+    }
+
+    /// A timestamp in this unit as milliseconds.
+    pub fn to_millis(self, t: i64) -> std::result::Result<i64, String> {
+        match self {
+            Precision::Nanoseconds => Ok(t.div_euclid(1_000_000)),
+            Precision::Microseconds => Ok(t.div_euclid(1_000)),
+            Precision::Milliseconds => Ok(t),
+            Precision::Seconds => t
+                .checked_mul(1000)
+                .ok_or_else(|| "the timestamp is out of range for seconds".to_owned()),
+        }
+    }
+}
+
+/// The time-series options of a request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TsOptions {
+    /// An instant query's time (default: now).
+    pub time: Option<Timestamp>,
+    /// A range query's start; setting it makes the query a range query.
+    pub start: Option<Timestamp>,
+    /// A range query's end (default: now).
+    pub end: Option<Timestamp>,
+    /// A range query's step (default: one minute).
+    pub step: Option<Duration>,
+    /// The unit of line-protocol timestamps.
+    pub precision: Precision,
+    /// Lets a `DELETE <selector>` statement delete series.
+    pub allow_delete: bool,
 }

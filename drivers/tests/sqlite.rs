@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use omnigate_drivers::conformance::{self, sql};
-use omnigate_drivers::sqlite::{SqliteConfig, SqliteDriver, SqliteLocation};
+use omnigate_drivers::sqlite::{SqliteConfig, SqliteDriver};
 use omnigate_drivers::{Dialect, Error, ExecuteOptions, Health, Statement, StorageDriver, Value};
 
 async fn engine() -> SqliteDriver {
@@ -23,7 +23,7 @@ async fn passes_the_sql_conformance_suite_in_memory() {
 async fn passes_the_sql_conformance_suite_on_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = SqliteConfig {
-        location: SqliteLocation::File(dir.path().join("db.sqlite3")),
+        path: dir.path().join("db.sqlite3").to_string_lossy().into_owned(),
         ..SqliteConfig::default()
     };
     sql::run_all(&SqliteDriver::open("file", config).await.unwrap()).await;
@@ -170,7 +170,9 @@ async fn multiple_statements_and_positional_placeholders_are_refused() {
 #[tokio::test]
 async fn a_missing_directory_fails_at_open_and_health_reports_serving() {
     let config = SqliteConfig {
-        location: SqliteLocation::File("/nonexistent/dir/db.sqlite3".into()),
+        path: std::path::Path::new("/nonexistent/dir/db.sqlite3")
+            .to_string_lossy()
+            .into_owned(),
         ..SqliteConfig::default()
     };
     let err = SqliteDriver::open("bad", config).await.unwrap_err();

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use omnigate_drivers::memory::{MemoryConfig, MemoryDriver};
-use omnigate_drivers::sqlite::{SqliteConfig, SqliteDriver, SqliteLocation};
+use omnigate_drivers::sqlite::{SqliteConfig, SqliteDriver};
 use omnigate_drivers::{
     BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, Error,
     ExecuteOptions, Health, Participation, Result, ResultSet, SchemaObject, Statement,
@@ -27,7 +27,7 @@ async fn count(d: &dyn StorageDriver) -> Value {
 
 async fn sqlite_on_a_file(dir: &tempfile::TempDir) -> SqliteDriver {
     let config = SqliteConfig {
-        location: SqliteLocation::File(dir.path().join("tx.sqlite3")),
+        path: dir.path().join("tx.sqlite3").to_string_lossy().into_owned(),
         ..SqliteConfig::default()
     };
     let d = SqliteDriver::open("main", config).await.unwrap();
@@ -86,7 +86,7 @@ async fn sqlite_commits_reads_its_own_writes_and_rolls_back() {
 async fn a_dropped_sqlite_transaction_rolls_back_before_its_connection_is_reused() {
     let dir = tempfile::tempdir().unwrap();
     let config = SqliteConfig {
-        location: SqliteLocation::File(dir.path().join("tx.sqlite3")),
+        path: dir.path().join("tx.sqlite3").to_string_lossy().into_owned(),
         max_connections: 1,
         ..SqliteConfig::default()
     };

@@ -1,96 +1,61 @@
 //! The metadata cache: described schemas per engine, kept in moka with a
-//! TTL and dropped when DDL passes through the gateway.
+//! TTL. An entry is keyed by the engine's schema epoch (the count of
+//! schema changes its driver has run), so DDL through the gateway makes
+//! older descriptions unreachable without a second look at the statement.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use moka::future::Cache;
-use omnigate_drivers::{DescribeOptions, Result, SchemaObject, StorageDriver};
+use omnigate_drivers::{DescribeOptions, Result, SchemaObject};
 
 use crate::config::CacheConfig;
+use crate::engines::EngineEntry;
 
-type Key = (String, Option<String>);
+/// (engine, epoch, object name).
+type Key = (String, u64, Option<String>);
 
-#[derive(Debug, Default)]
-struct Counts {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    invalidations: AtomicU64,
-}
-
-/// Cached schema descriptions, with hit and miss counts per engine.
+/// Cached schema descriptions; hits and misses are counted in each
+/// engine's entry.
 #[derive(Debug, Clone)]
 pub struct MetadataCache {
     schemas: Cache<Key, Arc<Vec<SchemaObject>>>,
-    counts: Arc<HashMap<String, Counts>>,
 }
 
 impl MetadataCache {
-    /// A cache for the engines named `engines`.
-    pub fn new(config: &CacheConfig, engines: impl IntoIterator<Item = String>) -> Self {
+    /// An empty cache.
+    pub fn new(config: &CacheConfig) -> Self {
         MetadataCache {
             schemas: Cache::builder()
                 .max_capacity(config.max_entries)
                 .time_to_live(config.schema_ttl)
-                .support_invalidation_closures()
                 .build(),
-            counts: Arc::new(
-                engines
-                    .into_iter()
-                    .map(|n| (n, Counts::default()))
-                    .collect(),
-            ),
         }
     }
 
-    /// The schema objects of `driver` named `name` (all when `None`),
-    /// described once per TTL.
+    /// The schema objects of `engine` named `name` (all when `None`),
+    /// described once per TTL and schema epoch.
     pub async fn describe(
         &self,
-        driver: &dyn StorageDriver,
+        engine: &EngineEntry,
         name: Option<String>,
     ) -> Result<Arc<Vec<SchemaObject>>> {
-        let engine = driver.descriptor().name.clone();
+        let driver = engine.driver.as_ref();
         let options = DescribeOptions { name: name.clone() };
+        let key = (engine.name().to_owned(), driver.schema_epoch(), name);
         let entry = self
             .schemas
-            .entry((engine.clone(), name))
+            .entry(key)
             .or_try_insert_with(async { driver.describe(&options).await.map(Arc::new) })
             .await
             .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|shared| shared_error(&shared)))?;
-        if let Some(counts) = self.counts.get(&engine) {
-            let counter = if entry.is_fresh() {
-                &counts.misses
-            } else {
-                &counts.hits
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = if entry.is_fresh() {
+            &engine.counters.schema_misses
+        } else {
+            &engine.counters.schema_hits
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         Ok(entry.into_value())
-    }
-
-    /// Drops every cached description of `engine`.
-    pub fn invalidate_engine(&self, engine: &str) {
-        let owned = engine.to_owned();
-        // Only fails when closures are unsupported, which `new` enables.
-        let _ = self
-            .schemas
-            .invalidate_entries_if(move |key, _| key.0 == owned);
-        if let Some(counts) = self.counts.get(engine) {
-            counts.invalidations.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// (hits, misses, invalidations) of `engine`'s schema lookups.
-    pub fn counts(&self, engine: &str) -> (u64, u64, u64) {
-        self.counts.get(engine).map_or((0, 0, 0), |c| {
-            (
-                c.hits.load(Ordering::Relaxed),
-                c.misses.load(Ordering::Relaxed),
-                c.invalidations.load(Ordering::Relaxed),
-            )
-        })
     }
 }
 

@@ -29,16 +29,7 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 
-mod engines;
-mod graph;
-mod timeseries;
-
-pub use engines::{
-    EngineConfig, MemoryEngineConfig, PostgresEngineConfig, RecyclingConfig, RedisEngineConfig,
-    RedisProtocolConfig, Secret, SqliteEngineConfig, TlsModeConfig,
-};
-pub use graph::{FalkorEngineConfig, Neo4jEngineConfig, PropertyCodecConfig};
-pub use timeseries::VictoriaEngineConfig;
+pub use crate::engines::{DriverConfig, EngineConfig, PropertyCodecConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -244,11 +235,11 @@ impl Config {
         if self.engines.is_empty() {
             self.engines.insert(
                 "cache".into(),
-                EngineConfig::Memory(MemoryEngineConfig::default()),
+                EngineConfig::new(DriverConfig::Memory(Default::default())),
             );
             self.engines.insert(
                 "main".into(),
-                EngineConfig::Sqlite(SqliteEngineConfig::default()),
+                EngineConfig::new(DriverConfig::Sqlite(Default::default())),
             );
         }
         self

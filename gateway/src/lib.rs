@@ -12,6 +12,7 @@ pub mod cache;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod engines;
 pub mod error;
 mod gateway;
 pub mod router;
@@ -21,8 +22,8 @@ pub mod service;
 pub use config::Config;
 pub use error::{ConfigError, Error, Result};
 pub use gateway::{
-    BatchRequest, BatchResponse, Description, EngineStatus, Gateway, GatewayBuilder, Limits,
-    Request, RequestOptions, Response, StreamResponse,
+    BatchRequest, BatchResponse, CallContext, Caller, DescribeRequest, Description, EngineStatus,
+    Gateway, GatewayBuilder, Limits, Request, Response, StreamResponse,
 };
 pub use omnigate_drivers as drivers;
 pub use omnigate_proto as proto;

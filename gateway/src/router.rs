@@ -1,27 +1,28 @@
-//! Routes a dialect and an optional target name to one engine.
+//! Routes a dialect and an optional target name to one engine entry.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use omnigate_drivers::{Dialect, StorageDriver};
+use omnigate_drivers::Dialect;
 
+use crate::engines::EngineEntry;
 use crate::error::{Error, Result};
 
-/// The configured engines, by name.
+/// The configured engines, one entry per name.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    engines: BTreeMap<String, Arc<dyn StorageDriver>>,
+    engines: BTreeMap<String, Arc<EngineEntry>>,
 }
 
 impl Router {
-    /// Adds an engine under its descriptor's name (replacing one of that name).
-    pub fn insert(&mut self, driver: Arc<dyn StorageDriver>) {
+    /// Adds an engine under its name (replacing one of that name).
+    pub fn insert(&mut self, entry: EngineEntry) {
         self.engines
-            .insert(driver.descriptor().name.clone(), driver);
+            .insert(entry.name().to_owned(), Arc::new(entry));
     }
 
     /// Every engine, by name.
-    pub fn engines(&self) -> impl Iterator<Item = &Arc<dyn StorageDriver>> {
+    pub fn engines(&self) -> impl Iterator<Item = &Arc<EngineEntry>> {
         self.engines.values()
     }
 
@@ -31,7 +32,8 @@ impl Router {
             .engines
             .values()
             .flat_map(|e| {
-                e.descriptor()
+                e.driver
+                    .descriptor()
                     .dialects
                     .iter()
                     .map(|d| d.as_str().to_owned())
@@ -51,7 +53,7 @@ impl Router {
         &self,
         dialect: &str,
         target: Option<&str>,
-    ) -> Result<(Dialect, &Arc<dyn StorageDriver>)> {
+    ) -> Result<(Dialect, &Arc<EngineEntry>)> {
         if dialect.is_empty() {
             return Err(Error::MissingDialect {
                 configured: self.dialects(),
@@ -64,7 +66,7 @@ impl Router {
         let parsed = Dialect::parse(dialect).ok_or_else(unknown)?;
         if let Some(target) = target {
             let engine = self.by_name(target)?;
-            let serves = &engine.descriptor().dialects;
+            let serves = &engine.driver.descriptor().dialects;
             if !serves.contains(&parsed) {
                 return Err(Error::DialectNotServed {
                     target: target.to_owned(),
@@ -77,7 +79,7 @@ impl Router {
         let mut serving = self
             .engines
             .values()
-            .filter(|e| e.descriptor().dialects.contains(&parsed));
+            .filter(|e| e.driver.descriptor().dialects.contains(&parsed));
         match (serving.next(), serving.next()) {
             (Some(engine), None) => Ok((parsed, engine)),
             (None, _) => Err(unknown()),
@@ -86,15 +88,15 @@ impl Router {
                 candidates: self
                     .engines
                     .values()
-                    .filter(|e| e.descriptor().dialects.contains(&parsed))
-                    .map(|e| e.descriptor().name.clone())
+                    .filter(|e| e.driver.descriptor().dialects.contains(&parsed))
+                    .map(|e| e.name().to_owned())
                     .collect(),
             }),
         }
     }
 
     /// The engine named `name`.
-    pub fn by_name(&self, name: &str) -> Result<&Arc<dyn StorageDriver>> {
+    pub fn by_name(&self, name: &str) -> Result<&Arc<EngineEntry>> {
         self.engines.get(name).ok_or_else(|| Error::UnknownTarget {
             target: name.to_owned(),
             known: self.names(),
@@ -106,7 +108,7 @@ impl Router {
         &self,
         target: Option<&str>,
         dialect: Option<&str>,
-    ) -> Result<&Arc<dyn StorageDriver>> {
+    ) -> Result<&Arc<EngineEntry>> {
         match (target, dialect) {
             (Some(target), None) => self.by_name(target),
             (target, Some(dialect)) => self.route(dialect, target).map(|(_, e)| e),
@@ -128,7 +130,10 @@ mod tests {
     fn router(names: &[&str]) -> Router {
         let mut router = Router::default();
         for name in names {
-            router.insert(Arc::new(MemoryDriver::new(*name, MemoryConfig::default())));
+            router.insert(EngineEntry::plain(Arc::new(MemoryDriver::new(
+                *name,
+                MemoryConfig::default(),
+            ))));
         }
         router
     }
@@ -138,7 +143,7 @@ mod tests {
         let r = router(&["cache"]);
         let (dialect, engine) = r.route("REDIS", None).unwrap();
         assert_eq!(dialect, Dialect::Redis);
-        assert_eq!(engine.descriptor().name, "cache");
+        assert_eq!(engine.name(), "cache");
     }
 
     #[test]
@@ -171,9 +176,6 @@ mod tests {
             r.route("", None).unwrap_err(),
             Error::MissingDialect { .. }
         ));
-        assert_eq!(
-            r.route("redis", Some("b")).unwrap().1.descriptor().name,
-            "b"
-        );
+        assert_eq!(r.route("redis", Some("b")).unwrap().1.name(), "b");
     }
 }

@@ -69,7 +69,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     let engines: Vec<String> = gateway
         .router()
         .engines()
-        .map(|e| e.descriptor().name.clone())
+        .map(|e| e.name().to_owned())
         .collect();
     update_engine_health(&gateway, &health).await;
     let health_task = tokio::spawn(watch_health(
@@ -117,7 +117,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
 }
 
 async fn update_engine_health(gateway: &Gateway, health: &HealthReporter) {
-    for engine in gateway.engines().await {
+    for engine in gateway.engines(&crate::CallContext::anonymous()).await {
         let status = match &engine.health {
             omnigate_drivers::Health::Serving => ServingStatus::Serving,
             omnigate_drivers::Health::NotServing(why) => {

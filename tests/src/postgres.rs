@@ -245,7 +245,7 @@ impl PgServer {
     /// rest default.
     pub fn engine_config(&self) -> omnigate_drivers::postgres::PostgresConfig {
         omnigate_drivers::postgres::PostgresConfig {
-            url: self.url("postgres"),
+            url: Some(self.url("postgres")),
             ..omnigate_drivers::postgres::PostgresConfig::default()
         }
     }
@@ -253,17 +253,19 @@ impl PgServer {
     /// A gateway config with one engine, `main-db`: this server's
     /// `postgres` database, two connections.
     pub fn gateway_config(&self) -> omnigate::config::Config {
-        use omnigate::config::{Config, EngineConfig, PostgresEngineConfig};
+        use omnigate::config::{Config, DriverConfig, EngineConfig};
+        use omnigate_drivers::postgres::PostgresConfig;
         let mut config = Config::default();
         config.engines.clear();
-        let pg = PostgresEngineConfig {
+        let pg = PostgresConfig {
             url: Some(self.url("postgres")),
             max_connections: 2,
-            ..PostgresEngineConfig::default()
+            ..PostgresConfig::default()
         };
-        config
-            .engines
-            .insert("main-db".into(), EngineConfig::Postgres(pg));
+        config.engines.insert(
+            "main-db".into(),
+            EngineConfig::new(DriverConfig::Postgres(pg)),
+        );
         config
     }
 

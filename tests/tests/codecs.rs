@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use omnigate::codec::{Binding, Format};
-use omnigate::config::{Config, EngineConfig, MemoryEngineConfig, RedisEngineConfig};
+use omnigate::config::{Config, DriverConfig, EngineConfig};
+use omnigate_drivers::memory::MemoryConfig;
+use omnigate_drivers::redis::RedisConfig;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::redis::RedisServer;
 use omnigate_tests::{TestGateway, exec, fail, i, request, s, scalar, v};
@@ -144,10 +146,10 @@ async fn codecs_on_the_memory_engine() {
     let mut config = Config::default();
     config.engines.insert(
         "cache".into(),
-        EngineConfig::Memory(MemoryEngineConfig {
+        EngineConfig {
             bindings: bindings(),
-            ..MemoryEngineConfig::default()
-        }),
+            ..EngineConfig::new(DriverConfig::Memory(MemoryConfig::default()))
+        },
     );
     check_codecs(&mut TestGateway::with_config(config).await).await;
 }
@@ -158,11 +160,13 @@ async fn codecs_on_real_redis() {
     let mut config = Config::default();
     config.engines.insert(
         "cache".into(),
-        EngineConfig::Redis(RedisEngineConfig {
-            url: server.url(0),
+        EngineConfig {
             bindings: bindings(),
-            ..RedisEngineConfig::default()
-        }),
+            ..EngineConfig::new(DriverConfig::Redis(RedisConfig {
+                url: server.url(0),
+                ..RedisConfig::default()
+            }))
+        },
     );
     check_codecs(&mut TestGateway::with_config(config).await).await;
 }

@@ -3,7 +3,8 @@
 //! selection, Describe, and the errors of a wrong parameter style.
 #![allow(clippy::unwrap_used)]
 
-use omnigate::config::{Config, EngineConfig, FalkorEngineConfig};
+use omnigate::config::{Config, DriverConfig, EngineConfig};
+use omnigate_drivers::falkordb::FalkorConfig;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::falkordb::FalkorServer;
 use omnigate_tests::{TestGateway, exec, fail, i, request, s, scalar, v};
@@ -12,15 +13,16 @@ use tonic::Code;
 
 async fn gateway(server: &FalkorServer) -> TestGateway {
     let mut config = Config::default();
-    let graph = FalkorEngineConfig {
+    let graph = FalkorConfig {
         url: server.url(),
         graph: "main".into(),
         databases: vec!["scratch_*".into()],
-        ..FalkorEngineConfig::default()
+        ..FalkorConfig::default()
     };
-    config
-        .engines
-        .insert("graph".into(), EngineConfig::Falkordb(graph));
+    config.engines.insert(
+        "graph".into(),
+        EngineConfig::new(DriverConfig::Falkordb(graph)),
+    );
     TestGateway::with_config(config).await
 }
 

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use omnigate::config::{Config, EngineConfig, MemoryEngineConfig};
+use omnigate::config::{Config, DriverConfig, EngineConfig};
+use omnigate_drivers::memory::MemoryConfig;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::{TestGateway, assert_status, exec, fail, i, request, s, scalar, v};
 use pb::value::Kind;
@@ -63,7 +64,7 @@ async fn several_engines_of_one_dialect_need_a_target() {
     let mut config = Config::default();
     config.engines.insert(
         "cache2".into(),
-        EngineConfig::Memory(MemoryEngineConfig::default()),
+        EngineConfig::new(DriverConfig::Memory(MemoryConfig::default())),
     );
     let mut gw = TestGateway::with_config(config).await;
     let status = fail(&mut gw.client, request("redis", "PING", vec![])).await;

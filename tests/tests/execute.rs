@@ -159,7 +159,9 @@ async fn execute_stream_sends_columns_first_then_batches_then_rows_affected() {
 #[tokio::test]
 async fn a_cancelled_stream_frees_its_connection() {
     let mut config = omnigate::Config::default();
-    if let Some(omnigate::config::EngineConfig::Sqlite(sqlite)) = config.engines.get_mut("main") {
+    if let Some(omnigate::config::DriverConfig::Sqlite(sqlite)) =
+        config.engines.get_mut("main").map(|e| &mut e.driver)
+    {
         sqlite.max_connections = 1;
         sqlite.acquire_timeout = std::time::Duration::from_secs(2);
     }

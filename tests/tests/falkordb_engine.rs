@@ -16,13 +16,10 @@ use omnigate_tests::falkordb::FalkorServer;
 
 fn config(server: &FalkorServer) -> FalkorConfig {
     FalkorConfig {
-        connection: RedisConfig {
-            url: server.url(),
-            max_connections: 4,
-            ..RedisConfig::default()
-        },
+        url: server.url(),
+        max_connections: 4,
         graph: "test".into(),
-        graphs: vec!["tenant_*".into()],
+        databases: vec!["tenant_*".into()],
         ..FalkorConfig::default()
     }
 }

@@ -3,10 +3,11 @@
 //! COPY, dates past chrono's range, NUL bytes on every engine, Redis `ERR`.
 #![allow(clippy::unwrap_used)]
 
-use omnigate::config::{
-    Config, EngineConfig, FalkorEngineConfig, PostgresEngineConfig, RedisEngineConfig,
-    VictoriaEngineConfig,
-};
+use omnigate::config::{Config, DriverConfig, EngineConfig};
+use omnigate_drivers::falkordb::FalkorConfig;
+use omnigate_drivers::postgres::PostgresConfig;
+use omnigate_drivers::redis::RedisConfig;
+use omnigate_drivers::victoria::VictoriaConfig;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::falkordb::FalkorServer;
 use omnigate_tests::postgres::PgServer;
@@ -245,31 +246,31 @@ async fn nul_bytes_and_second_statements_are_refused_on_every_engine() {
     let engines = [
         (
             "main-db",
-            EngineConfig::Postgres(PostgresEngineConfig {
+            EngineConfig::new(DriverConfig::Postgres(PostgresConfig {
                 url: Some(pg.url("postgres")),
-                ..PostgresEngineConfig::default()
-            }),
+                ..PostgresConfig::default()
+            })),
         ),
         (
             "cache",
-            EngineConfig::Redis(RedisEngineConfig {
+            EngineConfig::new(DriverConfig::Redis(RedisConfig {
                 url: redis.url(0),
-                ..RedisEngineConfig::default()
-            }),
+                ..RedisConfig::default()
+            })),
         ),
         (
             "graph",
-            EngineConfig::Falkordb(FalkorEngineConfig {
+            EngineConfig::new(DriverConfig::Falkordb(FalkorConfig {
                 url: falkor.url(),
-                ..FalkorEngineConfig::default()
-            }),
+                ..FalkorConfig::default()
+            })),
         ),
         (
             "metrics",
-            EngineConfig::Victoriametrics(VictoriaEngineConfig {
+            EngineConfig::new(DriverConfig::Victoriametrics(VictoriaConfig {
                 url: vm.url(),
-                ..VictoriaEngineConfig::default()
-            }),
+                ..VictoriaConfig::default()
+            })),
         ),
     ];
     config
@@ -312,10 +313,10 @@ async fn redis_err_about_a_stored_value_is_failed_precondition_other_err_invalid
     config.engines.remove("cache");
     config.engines.insert(
         "cache".into(),
-        EngineConfig::Redis(RedisEngineConfig {
+        EngineConfig::new(DriverConfig::Redis(RedisConfig {
             url: server.url(0),
-            ..RedisEngineConfig::default()
-        }),
+            ..RedisConfig::default()
+        })),
     );
     // The same statements on real Redis and on the memory engine.
     let mut real = TestGateway::with_config(config).await;

@@ -11,7 +11,7 @@
 //! What runs everywhere: a server that is not there is a clear error.
 #![allow(clippy::unwrap_used)]
 
-use omnigate::config::{Config, EngineConfig, Neo4jEngineConfig, Secret};
+use omnigate::config::{Config, DriverConfig, EngineConfig};
 use omnigate_drivers::conformance::cypher::{self, ok, one};
 use omnigate_drivers::neo4j::{Neo4jConfig, Neo4jDriver};
 use omnigate_drivers::{
@@ -29,7 +29,7 @@ fn from_env() -> Neo4jConfig {
     Neo4jConfig {
         url,
         user: std::env::var("NEO4J_USER").unwrap_or_else(|_| "neo4j".into()),
-        password: std::env::var("NEO4J_PASSWORD").unwrap_or_default(),
+        password: std::env::var("NEO4J_PASSWORD").ok().map(Into::into),
         ..Neo4jConfig::default()
     }
 }
@@ -43,7 +43,7 @@ async fn a_server_that_is_not_there_is_unavailable_at_startup() {
     let port = omnigate_tests::free_port();
     let config = Neo4jConfig {
         url: format!("bolt://127.0.0.1:{port}"),
-        password: "not-shown".into(),
+        password: Some("not-shown".into()),
         ..Neo4jConfig::default()
     };
     let err = Neo4jDriver::connect("graph", config).await.unwrap_err();
@@ -124,15 +124,16 @@ async fn neo4j_read_only_timeouts_and_describe() {
 async fn neo4j_nested_properties_go_through_the_codec() {
     let env = from_env();
     let mut config = Config::default();
-    let neo4j = Neo4jEngineConfig {
+    let neo4j = Neo4jConfig {
         url: env.url,
         user: env.user,
-        password: Some(Secret(env.password)),
-        ..Neo4jEngineConfig::default()
+        password: env.password,
+        ..Neo4jConfig::default()
     };
-    config
-        .engines
-        .insert("graph".into(), EngineConfig::Neo4j(neo4j));
+    config.engines.insert(
+        "graph".into(),
+        EngineConfig::new(DriverConfig::Neo4j(neo4j)),
+    );
     let mut gw = TestGateway::with_config(config).await;
     let meta = pb::Value {
         kind: Some(pb::value::Kind::Map(pb::ValueMap {

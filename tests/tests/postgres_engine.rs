@@ -175,11 +175,12 @@ async fn plans_made_stale_by_ddl_are_replaced_and_known_statements_check_params_
 #[tokio::test]
 async fn tls_to_the_server_is_verified_against_the_configured_ca() {
     let (server, ca) = PgServer::start_with_tls();
-    let tls = omnigate_drivers::postgres::Tls::Require { ca_file: Some(ca) };
+    let tls = omnigate_drivers::postgres::Tls::Require;
     let d = PostgresDriver::connect(
         "pg",
         PostgresConfig {
             tls,
+            ca_file: Some(ca),
             ..server.engine_config()
         },
     )
@@ -205,26 +206,24 @@ async fn tls_to_the_server_is_verified_against_the_configured_ca() {
         .output()
         .unwrap();
     assert!(status.status.success());
-    let tls = omnigate_drivers::postgres::Tls::Require {
-        ca_file: Some(stranger),
-    };
+    let tls = omnigate_drivers::postgres::Tls::Require;
     let err = PostgresDriver::connect(
         "pg",
         PostgresConfig {
             tls,
+            ca_file: Some(stranger),
             ..server.engine_config()
         },
     )
     .await
     .unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err}");
-    let missing = omnigate_drivers::postgres::Tls::Require {
-        ca_file: Some("/nonexistent/ca.pem".into()),
-    };
+    let missing = omnigate_drivers::postgres::Tls::Require;
     let err = PostgresDriver::connect(
         "pg",
         PostgresConfig {
             tls: missing,
+            ca_file: Some("/nonexistent/ca.pem".into()),
             ..server.engine_config()
         },
     )
@@ -239,7 +238,7 @@ async fn an_error_in_a_later_batch_ends_the_stream_and_the_engine_keeps_serving(
     // reach the caller after the first batch, and leave no aborted
     // transaction on the pooled connection.
     use futures::TryStreamExt;
-    use omnigate_drivers::StreamOptions;
+    use omnigate_drivers::ExecuteOptions;
     let server = PgServer::start();
     let config = PostgresConfig {
         max_connections: 1,
@@ -247,9 +246,9 @@ async fn an_error_in_a_later_batch_ends_the_stream_and_the_engine_keeps_serving(
     };
     let d = PostgresDriver::connect("pg", config).await.unwrap();
     let failing = Statement::new("SELECT 1 / (i - 150) FROM generate_series(1, 300) AS i");
-    let options = StreamOptions {
-        batch_size: 100,
-        ..StreamOptions::default()
+    let options = ExecuteOptions {
+        batch_size: Some(100),
+        ..ExecuteOptions::default()
     };
     let mut stream = d
         .execute_stream(Dialect::Sql, failing, options)

@@ -121,10 +121,10 @@ async fn a_restarted_server_fails_calls_fast_then_recovers_by_itself() {
 #[tokio::test]
 async fn a_server_that_is_down_at_startup_is_a_clear_error() {
     let config = PostgresConfig {
-        url: format!(
+        url: Some(format!(
             "postgres://omnigate@127.0.0.1:{}/postgres",
             omnigate_tests::free_port()
-        ),
+        )),
         connect_timeout: Duration::from_secs(2),
         ..PostgresConfig::default()
     };

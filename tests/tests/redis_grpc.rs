@@ -2,7 +2,8 @@
 //! pipelines with per-statement errors, refused commands.
 #![allow(clippy::unwrap_used)]
 
-use omnigate::config::{Config, EngineConfig, RedisEngineConfig};
+use omnigate::config::{Config, DriverConfig, EngineConfig};
+use omnigate_drivers::redis::RedisConfig;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::redis::RedisServer;
 use omnigate_tests::{TestGateway, exec, fail, request, s, scalar, v};
@@ -12,13 +13,14 @@ use tonic::Code;
 async fn gateway(server: &RedisServer) -> TestGateway {
     let mut config = Config::default();
     config.engines.remove("cache");
-    let redis = RedisEngineConfig {
+    let redis = RedisConfig {
         url: server.url(0),
-        ..RedisEngineConfig::default()
+        ..RedisConfig::default()
     };
-    config
-        .engines
-        .insert("cache".into(), EngineConfig::Redis(redis));
+    config.engines.insert(
+        "cache".into(),
+        EngineConfig::new(DriverConfig::Redis(redis)),
+    );
     TestGateway::with_config(config).await
 }
 

@@ -187,7 +187,10 @@ async fn reflection_lists_and_describes_the_api() {
 /// Waits until the SQLite engine has a connection in use (the call started).
 async fn wait_until_running(gw: &TestGateway) {
     for _ in 0..500 {
-        let engines = gw.gateway.engines().await;
+        let engines = gw
+            .gateway
+            .engines(&omnigate::CallContext::anonymous())
+            .await;
         if engines
             .iter()
             .any(|e| e.name == "main" && e.pool.in_use > 0)

@@ -13,7 +13,7 @@ use omnigate_drivers::conformance::ts::{
 use omnigate_drivers::memory::{MemoryConfig, MemoryDriver};
 use omnigate_drivers::victoria::{VictoriaConfig, VictoriaDriver};
 use omnigate_drivers::{
-    DescribeOptions, Dialect, Error, Statement, StorageDriver, StreamOptions, Value,
+    DescribeOptions, Dialect, Error, ExecuteOptions, Statement, StorageDriver, Value,
 };
 use omnigate_tests::victoria::VictoriaServer;
 
@@ -83,10 +83,10 @@ async fn long_ranges_stream_in_slices() {
         .execute_stream(
             Dialect::Ts,
             Statement::new("stream_v"),
-            StreamOptions {
-                batch_size: 100,
+            ExecuteOptions {
+                batch_size: Some(100),
                 ts: options.ts.clone(),
-                ..StreamOptions::default()
+                ..ExecuteOptions::default()
             },
         )
         .await

@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use futures::StreamExt;
-use omnigate::config::{Config, EngineConfig, VictoriaEngineConfig};
+use omnigate::config::{Config, DriverConfig, EngineConfig};
 use omnigate_drivers::conformance::ts::base_millis;
+use omnigate_drivers::victoria::VictoriaConfig;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::victoria::VictoriaServer;
 use omnigate_tests::{TestGateway, exec, fail, i, request, s, v};
@@ -51,15 +52,16 @@ fn values(response: &pb::ExecuteResponse) -> Vec<f64> {
 async fn victoria_gateway(server: &VictoriaServer) -> TestGateway {
     let mut config = Config::default();
     config.engines.remove("cache");
-    let vm = VictoriaEngineConfig {
+    let vm = VictoriaConfig {
         url: server.url(),
         read_your_writes: true,
         stream_points: 7,
-        ..VictoriaEngineConfig::default()
+        ..VictoriaConfig::default()
     };
-    config
-        .engines
-        .insert("metrics".into(), EngineConfig::Victoriametrics(vm));
+    config.engines.insert(
+        "metrics".into(),
+        EngineConfig::new(DriverConfig::Victoriametrics(vm)),
+    );
     TestGateway::with_config(config).await
 }
 

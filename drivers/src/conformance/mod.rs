@@ -107,7 +107,7 @@ pub async fn statement_checks(d: &dyn StorageDriver, dialect: Dialect, probe: &s
             "{engine}: {what}: {err}"
         );
         let streamed = d
-            .execute_stream(dialect, statement, crate::StreamOptions::default())
+            .execute_stream(dialect, statement, crate::ExecuteOptions::default())
             .await;
         assert!(
             streamed.is_err(),

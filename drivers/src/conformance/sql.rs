@@ -4,9 +4,7 @@
 use futures::TryStreamExt;
 
 use super::{error, value};
-use crate::{
-    DescribeOptions, Dialect, Error, ExecuteOptions, Statement, StorageDriver, StreamOptions, Value,
-};
+use crate::{DescribeOptions, Dialect, Error, ExecuteOptions, Statement, StorageDriver, Value};
 
 async fn run(d: &dyn StorageDriver, text: &str, params: &[Value]) -> crate::ResultSet {
     super::run(d, Dialect::Sql, text, params)
@@ -226,9 +224,9 @@ pub async fn limits(d: &dyn StorageDriver) {
 
 /// `SERIES` streamed in batches of `batch_size`.
 async fn series_stream(d: &dyn StorageDriver, batch_size: usize) -> crate::RowStream {
-    let options = StreamOptions {
-        batch_size,
-        ..StreamOptions::default()
+    let options = ExecuteOptions {
+        batch_size: Some(batch_size),
+        ..ExecuteOptions::default()
     };
     d.execute_stream(Dialect::Sql, Statement::new(SERIES), options)
         .await

@@ -1,32 +1,100 @@
-//! The FalkorDB engine's settings.
+//! The FalkorDB engine's settings, as the gateway's config file spells
+//! them (`[engines.NAME] kind = "falkordb"`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::resp::RedisConfig;
+use serde::Deserialize;
 
-/// How to reach FalkorDB, and which graphs requests may use.
-#[derive(Debug, Clone)]
+use crate::Secret;
+use crate::resp::{Protocol, RedisConfig};
+
+/// Configuration of a FalkorDB engine. Its `Debug` hides the password.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FalkorConfig {
-    /// The connection and pool: FalkorDB speaks the Redis protocol (the
-    /// `protocol` and `database` fields are not used).
-    pub connection: RedisConfig,
-    /// The graph (a FalkorDB key) statements run in by default.
+    /// `redis://host:port` (FalkorDB speaks the Redis protocol),
+    /// `rediss://` for TLS, or `unix:///path`.
+    pub url: String,
+    /// An ACL user name.
+    pub username: Option<String>,
+    /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
+    pub password: Option<Secret>,
+    /// The graph (a FalkorDB key) statements run in.
     pub graph: String,
-    /// Other graphs a request may choose with its `database` option
-    /// (globs, e.g. `tenant_*`); empty: only the default.
-    pub graphs: Vec<String>,
-    /// How long the label, relationship-type and property-key tables are
-    /// trusted before being fetched again (an unknown id fetches at once).
+    /// Other graphs a request may choose with its `database` option, as
+    /// globs (`tenant_*`); empty: only `graph`.
+    pub databases: Vec<String>,
+    /// Pooled connections at most.
+    pub max_connections: u32,
+    /// Connections opened at startup and kept ready.
+    pub min_idle: u32,
+    /// How long a call waits for a free connection.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// How long opening a connection may take.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// After a failed connect, the first wait before connecting again.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// The longest wait between connect attempts while the server is down.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// How long the label / type / property-key tables are trusted.
+    #[serde(with = "humantime_serde")]
     pub schema_ttl: Duration,
+    /// With a `rediss://` url: a PEM file of CAs to trust.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for FalkorConfig {
     fn default() -> Self {
+        let connection = RedisConfig::default();
         FalkorConfig {
-            connection: RedisConfig::default(),
+            url: connection.url,
+            username: None,
+            password: None,
             graph: "omnigate".into(),
-            graphs: Vec::new(),
+            databases: Vec::new(),
+            max_connections: connection.max_connections,
+            min_idle: connection.min_idle,
+            acquire_timeout: connection.acquire_timeout,
+            connect_timeout: connection.connect_timeout,
+            backoff_base: connection.backoff_base,
+            backoff_max: connection.backoff_max,
             schema_ttl: Duration::from_secs(300),
+            ca_file: None,
         }
+    }
+}
+
+impl FalkorConfig {
+    /// The Redis-protocol connection these settings describe (RESP2,
+    /// database 0: what FalkorDB's replies are read as).
+    pub fn connection(&self) -> RedisConfig {
+        RedisConfig {
+            url: self.url.clone(),
+            database: 0,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            max_connections: self.max_connections,
+            min_idle: self.min_idle,
+            acquire_timeout: self.acquire_timeout,
+            connect_timeout: self.connect_timeout,
+            backoff_base: self.backoff_base,
+            backoff_max: self.backoff_max,
+            protocol: Protocol::Resp2,
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
+    /// What is wrong with these settings, as `.key: why`.
+    pub fn validate(&self) -> Result<(), String> {
+        self.connection().validate()?;
+        if self.graph.is_empty() {
+            return Err(".graph: name the graph statements run in".into());
+        }
+        Ok(())
     }
 }

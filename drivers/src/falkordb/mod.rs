@@ -26,7 +26,8 @@ use error::from_falkor;
 use reply::{DecodeError, Tables};
 
 use crate::cypher::choose_database;
-use crate::resp::{RedisPool, bounded};
+use crate::deadline::within_margin;
+use crate::resp::RedisPool;
 use crate::{
     DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
     PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
@@ -48,6 +49,7 @@ pub struct FalkorDriver {
     graphs: Vec<String>,
     /// Label, relationship-type and property-key names by graph.
     tables: moka::future::Cache<String, Arc<Tables>>,
+    schema: crate::SchemaEpoch,
 }
 
 impl FalkorDriver {
@@ -55,19 +57,18 @@ impl FalkorDriver {
     /// be reached or has no FalkorDB module.
     pub async fn connect(name: impl Into<String>, config: FalkorConfig) -> Result<Self> {
         let name = name.into();
-        let mut connection = config.connection.clone();
-        connection.protocol = crate::resp::Protocol::Resp2;
-        connection.database = 0;
+        let connection = config.connection();
         let pool = RedisPool::connect(KIND, "FalkorDB", &name, &connection).await?;
         let driver = FalkorDriver {
             descriptor: EngineDescriptor {
                 name,
                 kind: KIND,
-                dialects: vec![Dialect::Cypher],
+                dialects: <Self as crate::EngineKind>::DIALECTS.to_vec(),
             },
             pool,
             graph: config.graph,
-            graphs: config.graphs,
+            graphs: config.databases,
+            schema: crate::SchemaEpoch::default(),
             tables: moka::future::Cache::builder()
                 .max_capacity(1024)
                 .time_to_live(config.schema_ttl)
@@ -115,7 +116,7 @@ impl FalkorDriver {
             command.arg("TIMEOUT").arg(millis);
         }
         let mut conn = self.pool.connection().await?;
-        let result = bounded(timeout.map(|t| t + CLIENT_MARGIN), async {
+        let result = within_margin(timeout, CLIENT_MARGIN, async {
             command
                 .query_async::<Resp>(&mut conn.conn)
                 .await
@@ -127,9 +128,6 @@ impl FalkorDriver {
                 conn.mark_broken();
                 Err(Error::Unavailable(e))
             }
-            Err(Error::Timeout { .. }) => Err(Error::Timeout {
-                after: timeout.unwrap_or_default(),
-            }),
             other => other,
         }
     }
@@ -212,17 +210,18 @@ impl StorageDriver for FalkorDriver {
         text.extend_from_slice(statement.text.as_bytes());
         let reply = self
             .query(graph, &text, options.read_only, options.timeout)
-            .await
-            .map_err(|e| match e {
-                Error::Precondition(report) if options.read_only => {
-                    Error::Precondition(EngineError::new(
-                        KIND,
-                        report.code.as_deref(),
-                        "the statement writes, but the request is read_only",
-                    ))
-                }
-                other => other,
-            })?;
+            .await;
+        self.schema.note(dialect, &statement.text);
+        let reply = reply.map_err(|e| match e {
+            Error::Precondition(report) if options.read_only => {
+                Error::Precondition(EngineError::new(
+                    KIND,
+                    report.code.as_deref(),
+                    "the statement writes, but the request is read_only",
+                ))
+            }
+            other => other,
+        })?;
         let result = self.decode(graph, &reply).await?;
         crate::ResultLimits::new(options).check(result)
     }
@@ -244,7 +243,9 @@ impl StorageDriver for FalkorDriver {
         self.pool.counters()
     }
 
-    fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {
-        crate::cypher::is_schema_change(statement)
+    fn schema_epoch(&self) -> u64 {
+        self.schema.get()
     }
 }
+
+crate::kind::engine_kind!(FalkorDriver, FalkorConfig, [Cypher], FalkorDriver::connect);

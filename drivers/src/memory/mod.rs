@@ -30,11 +30,14 @@ use crate::{
 /// The engine kind's name.
 pub const KIND: &str = "memory";
 
-/// Configuration of a memory engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Configuration of a memory engine, as the gateway's config file spells
+/// it (`[engines.NAME] kind = "memory"`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct MemoryConfig {
     /// How often expired keys are evicted in the background (they are also
     /// evicted lazily, when touched).
+    #[serde(with = "humantime_serde")]
     pub eviction_interval: Duration,
 }
 
@@ -144,7 +147,7 @@ impl MemoryDriver {
             descriptor: EngineDescriptor {
                 name: name.into(),
                 kind: KIND,
-                dialects: vec![Dialect::Redis, Dialect::Ts],
+                dialects: <Self as crate::EngineKind>::DIALECTS.to_vec(),
             },
             shared,
             evictor,
@@ -310,3 +313,19 @@ impl StorageDriver for MemoryDriver {
         ]
     }
 }
+
+impl MemoryConfig {
+    /// What is wrong with these settings, as `.key: why`.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.eviction_interval.is_zero() {
+            return Err(".eviction_interval: must be more than 0".into());
+        }
+        Ok(())
+    }
+}
+
+async fn start(name: &str, config: MemoryConfig) -> Result<MemoryDriver> {
+    Ok(MemoryDriver::new(name, config))
+}
+
+crate::kind::engine_kind!(MemoryDriver, MemoryConfig, [Redis, Ts], start);

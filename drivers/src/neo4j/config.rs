@@ -1,30 +1,39 @@
-//! The Neo4j engine's settings.
+//! The Neo4j engine's settings, as the gateway's config file spells them
+//! (`[engines.NAME] kind = "neo4j"`).
 
 use std::time::Duration;
 
-/// How to reach Neo4j, and which databases requests may use.
-#[derive(Clone)]
+use serde::Deserialize;
+
+use crate::Secret;
+
+/// Configuration of a Neo4j engine. Its `Debug` hides the password.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Neo4jConfig {
-    /// `bolt://host:7687` (or `neo4j://`, `bolt+s://`, `neo4j+s://`).
+    /// `bolt://host:7687` or `neo4j://host:7687` (`+s` for TLS).
     pub url: String,
-    /// The user.
+    /// The user to connect as.
     pub user: String,
-    /// The password.
-    pub password: String,
-    /// The database statements run in; `None`: the server's default.
+    /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
+    pub password: Option<Secret>,
+    /// The database statements run in (default: the server's default).
     pub database: Option<String>,
-    /// Other databases a request may choose with its `database` option
-    /// (globs); empty: only the default.
+    /// Other databases a request may choose with its `database` option, as
+    /// globs; empty: only `database`.
     pub databases: Vec<String>,
-    /// Pooled connections at most (per database).
+    /// Connections per database at most.
     pub max_connections: usize,
     /// Rows fetched per round trip.
     pub fetch_size: usize,
     /// How long opening a connection may take.
+    #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// The first wait between connect attempts while the server is down.
+    /// After a failed connect, the first wait before connecting again.
+    #[serde(with = "humantime_serde")]
     pub backoff_base: Duration,
     /// The longest wait between connect attempts while the server is down.
+    #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
 }
 
@@ -33,7 +42,7 @@ impl Default for Neo4jConfig {
         Neo4jConfig {
             url: "bolt://127.0.0.1:7687".into(),
             user: "neo4j".into(),
-            password: String::new(),
+            password: None,
             database: None,
             databases: Vec::new(),
             max_connections: 16,
@@ -45,14 +54,23 @@ impl Default for Neo4jConfig {
     }
 }
 
-impl std::fmt::Debug for Neo4jConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Neo4jConfig")
-            .field("url", &self.url)
-            .field("user", &self.user)
-            .field("password", &"***")
-            .field("database", &self.database)
-            .field("max_connections", &self.max_connections)
-            .finish_non_exhaustive()
+impl Neo4jConfig {
+    /// What is wrong with these settings, as `.key: why`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err(".max_connections: must be at least 1".into());
+        }
+        let schemes = [
+            "bolt://",
+            "bolt+s://",
+            "bolt+ssc://",
+            "neo4j://",
+            "neo4j+s://",
+            "neo4j+ssc://",
+        ];
+        if !schemes.iter().any(|p| self.url.starts_with(p)) {
+            return Err(".url: write bolt://host:7687 or neo4j://host:7687 (+s for TLS)".into());
+        }
+        Ok(())
     }
 }

@@ -11,7 +11,6 @@ mod config;
 mod convert;
 mod error;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,10 +21,11 @@ pub use config::Neo4jConfig;
 use error::from_neo4j;
 
 use crate::cypher::choose_database;
-use crate::pool::{Backoff, PoolMetrics, PoolSize};
+use crate::deadline::within_margin;
+use crate::pool::{FrontConfig, PoolFront, PoolSize};
 use crate::{
     Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
-    PoolStats, Result, ResultLimits, ResultSet, SchemaObject, Statement, StorageDriver,
+    PoolStats, Result, ResultLimits, ResultSet, SchemaObject, Secret, Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -40,9 +40,9 @@ pub struct Neo4jDriver {
     config: Neo4jConfig,
     /// A neo4rs graph (and pool) per database in use.
     graphs: moka::sync::Cache<String, Graph>,
-    metrics: Arc<PoolMetrics>,
+    front: PoolFront,
+    schema: crate::SchemaEpoch,
     in_flight: AtomicUsize,
-    backoff: Backoff,
 }
 
 impl std::fmt::Debug for Neo4jDriver {
@@ -58,16 +58,24 @@ impl Neo4jDriver {
     /// Connects and runs `RETURN 1`; fails when the server cannot be
     /// reached or refuses the credentials.
     pub async fn connect(name: impl Into<String>, config: Neo4jConfig) -> Result<Self> {
+        let name = name.into();
         let driver = Neo4jDriver {
-            descriptor: EngineDescriptor {
-                name: name.into(),
+            front: PoolFront::new(FrontConfig {
+                engine: name.clone(),
                 kind: KIND,
-                dialects: vec![Dialect::Cypher],
+                server: "Neo4j",
+                acquire_timeout: config.connect_timeout,
+                backoff_base: config.backoff_base,
+                backoff_max: config.backoff_max,
+            }),
+            descriptor: EngineDescriptor {
+                name,
+                kind: KIND,
+                dialects: <Self as crate::EngineKind>::DIALECTS.to_vec(),
             },
-            backoff: Backoff::new(config.backoff_base, config.backoff_max),
             config,
             graphs: moka::sync::Cache::new(64),
-            metrics: Arc::new(PoolMetrics::default()),
+            schema: crate::SchemaEpoch::default(),
             in_flight: AtomicUsize::new(0),
         };
         driver
@@ -90,7 +98,7 @@ impl Neo4jDriver {
         let mut builder = ConfigBuilder::default()
             .uri(&self.config.url)
             .user(&self.config.user)
-            .password(&self.config.password)
+            .password(self.config.password.as_ref().map_or("", Secret::expose))
             .max_connections(self.config.max_connections.max(1))
             .fetch_size(self.config.fetch_size.max(1))
             .connection_timeout(self.config.connect_timeout);
@@ -106,13 +114,28 @@ impl Neo4jDriver {
             .build()
             .and_then(Graph::connect)
             .map_err(from_neo4j)?;
-        self.metrics.created();
+        self.front.metrics().created();
         self.graphs.insert(database.to_owned(), graph.clone());
         Ok(graph)
     }
 
-    /// Runs a query and collects its rows.
+    /// Runs a query and collects its rows; fails fast while the server is
+    /// known to be down.
     async fn run(
+        &self,
+        database: &str,
+        query: Query,
+        read_only: bool,
+        timeout: Option<Duration>,
+        limits: ResultLimits,
+    ) -> Result<ResultSet> {
+        self.front.gate()?;
+        self.run_now(database, query, read_only, timeout, limits)
+            .await
+    }
+
+    /// Runs a query and collects its rows, past the fail-fast gate.
+    async fn run_now(
         &self,
         database: &str,
         query: Query,
@@ -120,7 +143,6 @@ impl Neo4jDriver {
         timeout: Option<Duration>,
         mut limits: ResultLimits,
     ) -> Result<ResultSet> {
-        self.backoff.fail_fast(KIND, "Neo4j")?;
         let graph = self.graph(database)?;
         let query = match timeout {
             Some(limit) => query.extra(
@@ -138,7 +160,7 @@ impl Neo4jDriver {
                 graph.execute(query).await
             }
             .map_err(from_neo4j)?;
-            self.metrics.acquired(started.elapsed());
+            self.front.metrics().acquired(started.elapsed());
             let mut result = ResultSet::default();
             while let Some(row) = stream.next().await.map_err(from_neo4j)? {
                 if result.columns.is_empty() {
@@ -159,27 +181,11 @@ impl Neo4jDriver {
             }
             Ok(result)
         };
-        let outcome = match timeout {
-            // A little past the server's own timeout, so its error wins.
-            Some(limit) => tokio::time::timeout(limit + Duration::from_millis(100), work)
-                .await
-                .unwrap_or(Err(Error::Timeout { after: limit })),
-            None => work.await,
-        };
+        // A little past the server's own timeout, so its error wins.
+        let outcome = within_margin(timeout, Duration::from_millis(100), work).await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        match outcome {
-            Err(Error::Unavailable(e)) => {
-                self.backoff.failed();
-                Err(Error::Unavailable(e))
-            }
-            Err(Error::Timeout { .. }) => Err(Error::Timeout {
-                after: timeout.unwrap_or_default(),
-            }),
-            other => {
-                self.backoff.succeeded();
-                other
-            }
-        }
+        self.front.observe(&outcome);
+        outcome
     }
 }
 
@@ -214,14 +220,17 @@ impl StorageDriver for Neo4jDriver {
             let bolt = convert::to_bolt(value).map_err(|why| Error::named_param(name, why))?;
             query = query.param(name, bolt);
         }
-        self.run(
-            database,
-            query,
-            options.read_only,
-            options.timeout,
-            ResultLimits::new(options),
-        )
-        .await
+        let result = self
+            .run(
+                database,
+                query,
+                options.read_only,
+                options.timeout,
+                ResultLimits::new(options),
+            )
+            .await;
+        self.schema.note(dialect, &statement.text);
+        result
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
@@ -280,24 +289,24 @@ impl StorageDriver for Neo4jDriver {
     }
 
     async fn health(&self) -> Health {
-        match self
-            .run(
-                DEFAULT,
-                Query::new("RETURN 1".into()),
-                true,
-                Some(Duration::from_secs(2)),
-                ResultLimits::none(),
-            )
+        self.front
+            .probe(async {
+                self.run_now(
+                    DEFAULT,
+                    Query::new("RETURN 1".into()),
+                    true,
+                    Some(crate::pool::PROBE_TIMEOUT),
+                    ResultLimits::none(),
+                )
+                .await
+                .map(drop)
+            })
             .await
-        {
-            Ok(_) => Health::Serving,
-            Err(e) => Health::NotServing(e.to_string()),
-        }
     }
 
     fn pool_stats(&self) -> PoolStats {
         let in_flight = self.in_flight.load(Ordering::Relaxed);
-        self.metrics.stats(PoolSize {
+        self.front.metrics().stats(PoolSize {
             max_size: self.config.max_connections,
             size: in_flight,
             idle: 0,
@@ -308,11 +317,13 @@ impl StorageDriver for Neo4jDriver {
     fn counters(&self) -> Vec<(String, u64)> {
         vec![(
             "connect_failures".into(),
-            u64::from(self.backoff.failures()),
+            u64::from(self.front.connect_failures()),
         )]
     }
 
-    fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {
-        crate::cypher::is_schema_change(statement)
+    fn schema_epoch(&self) -> u64 {
+        self.schema.get()
     }
 }
+
+crate::kind::engine_kind!(Neo4jDriver, Neo4jConfig, [Cypher], Neo4jDriver::connect);

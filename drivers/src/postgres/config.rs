@@ -1,9 +1,16 @@
-//! Configuration of the `postgres` engine.
+//! Configuration of the `postgres` engine, as the gateway's config file
+//! spells it (`[engines.NAME] kind = "postgres"`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Deserialize;
+
+use crate::Secret;
+
 /// How a pooled connection is checked before it is handed out again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Recycling {
     /// Only check that the connection is open (no round trip).
     #[default]
@@ -15,56 +22,77 @@ pub enum Recycling {
     Clean,
 }
 
-/// TLS to the server (rustls).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Whether to use TLS to the server (rustls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Tls {
     /// Plain TCP.
     #[default]
     Disable,
-    /// TLS required; the server's certificate is checked against `ca_file`
-    /// (PEM) when given, else against the web PKI roots.
-    Require {
-        /// A PEM file of trusted CA certificates.
-        ca_file: Option<std::path::PathBuf>,
-    },
+    /// TLS required; the server's certificate is checked against
+    /// `ca_file` when given, else against the web PKI roots.
+    Require,
 }
 
 /// Configuration of a PostgreSQL engine. Its `Debug` hides the password.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct PostgresConfig {
-    /// `postgres://user@host:port/db?options`.
-    pub url: String,
-    /// The password, kept out of the URL (e.g. from an environment override).
-    pub password: Option<String>,
+    /// `postgres://user@host:port/db?options`; keep the password out of
+    /// it. Or leave it out and give `host`, `port`, `user`, `database`.
+    pub url: Option<String>,
+    /// The server's host name, address, or Unix socket directory.
+    pub host: Option<String>,
+    /// The server's port.
+    pub port: Option<u16>,
+    /// The user to connect as.
+    pub user: Option<String>,
+    /// The database.
+    pub database: Option<String>,
+    /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
+    pub password: Option<Secret>,
     /// Connections in the pool at most.
     pub max_connections: usize,
     /// Connections opened at startup and kept ready.
     pub min_idle: usize,
     /// How long a call waits for a free connection.
+    #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
     /// How long opening a connection may take.
+    #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// How long checking a pooled connection may take.
+    #[serde(with = "humantime_serde")]
     pub recycle_timeout: Duration,
     /// Connections older than this are replaced when returned to use.
+    #[serde(with = "humantime_serde")]
     pub max_lifetime: Option<Duration>,
     /// How connections are checked before reuse.
     pub recycling: Recycling,
     /// After a failed connect, the first wait before connecting again
     /// (calls fail fast meanwhile); doubles up to `backoff_max`.
+    #[serde(with = "humantime_serde")]
     pub backoff_base: Duration,
     /// The longest wait between connect attempts.
+    #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
     /// Statements whose parameter types are remembered across connections.
     pub statement_cache_capacity: u64,
-    /// TLS to the server.
+    /// TLS to the server: `disable` or `require`.
     pub tls: Tls,
+    /// With `tls = "require"`: a PEM file of CAs to trust (default: the
+    /// web PKI roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for PostgresConfig {
     fn default() -> Self {
         PostgresConfig {
-            url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            url: None,
+            host: None,
+            port: None,
+            user: None,
+            database: None,
             password: None,
             max_connections: 16,
             min_idle: 1,
@@ -77,19 +105,51 @@ impl Default for PostgresConfig {
             backoff_max: Duration::from_secs(5),
             statement_cache_capacity: 10_000,
             tls: Tls::Disable,
+            ca_file: None,
         }
     }
 }
 
-impl std::fmt::Debug for PostgresConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresConfig")
-            .field("url", &self.url)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("max_connections", &self.max_connections)
-            .field("min_idle", &self.min_idle)
-            .field("recycling", &self.recycling)
-            .field("tls", &self.tls)
-            .finish_non_exhaustive()
+impl PostgresConfig {
+    /// The connection URL: `url`, or one made of the fields.
+    pub fn url(&self) -> String {
+        if let Some(url) = &self.url {
+            return url.clone();
+        }
+        let host = self.host.as_deref().unwrap_or("127.0.0.1");
+        // A socket directory goes percent-encoded in the host part.
+        let host = if host.starts_with('/') {
+            host.replace('/', "%2F")
+        } else {
+            host.to_owned()
+        };
+        format!(
+            "postgres://{}@{host}:{}/{}",
+            self.user.as_deref().unwrap_or("postgres"),
+            self.port.unwrap_or(5432),
+            self.database.as_deref().unwrap_or("postgres")
+        )
+    }
+
+    /// What is wrong with these settings, as `.key: why`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.min_idle > self.max_connections {
+            return Err(".max_connections: must be at least 1 and at least min_idle".into());
+        }
+        let fields = self.host.is_some()
+            || self.port.is_some()
+            || self.user.is_some()
+            || self.database.is_some();
+        if self.url.is_some() && fields {
+            return Err(": give url, or host/port/user/database, not both".into());
+        }
+        let url = self.url();
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(".url: write postgres://user@host:port/database".into());
+        }
+        if self.ca_file.is_some() && self.tls == Tls::Disable {
+            return Err(".ca_file: set tls = \"require\" to use it".into());
+        }
+        Ok(())
     }
 }

@@ -19,8 +19,6 @@ mod tls;
 mod types_cache;
 
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use deadpool_postgres::{
@@ -30,10 +28,10 @@ use tokio_postgres::NoTls;
 
 pub use config::{PostgresConfig, Recycling, Tls};
 
-use crate::pool::{Backoff, PoolMetrics};
+use crate::pool::{AcquireError, FrontConfig, PoolFront};
 use crate::{
-    DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
-    PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
+    BoxError, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions,
+    Health, PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -44,9 +42,8 @@ pub const KIND: &str = "postgres";
 pub struct PostgresDriver {
     descriptor: EngineDescriptor,
     pool: Pool,
-    metrics: Arc<PoolMetrics>,
-    backoff: Backoff,
-    acquire_timeout: std::time::Duration,
+    front: PoolFront,
+    schema: crate::SchemaEpoch,
     types: types_cache::StatementTypes,
 }
 
@@ -63,10 +60,10 @@ impl PostgresDriver {
     /// Builds the pool and opens `min_idle` connections. Fails when the
     /// server cannot be reached, with the reason.
     pub async fn connect(name: impl Into<String>, config: PostgresConfig) -> Result<Self> {
-        let mut pg = tokio_postgres::Config::from_str(&config.url)
+        let mut pg = tokio_postgres::Config::from_str(&config.url())
             .map_err(|e| config_error(format!("the postgres url is malformed: {e}")))?;
         if let Some(password) = &config.password {
-            pg.password(password);
+            pg.password(password.expose());
         }
         pg.connect_timeout(config.connect_timeout);
         pg.application_name("omnigate");
@@ -78,15 +75,24 @@ impl PostgresDriver {
         let manager_config = ManagerConfig {
             recycling_method: recycling,
         };
-        let manager = match &config.tls {
+        let manager = match config.tls {
             Tls::Disable => Manager::from_config(pg, NoTls, manager_config),
-            Tls::Require { ca_file } => {
+            Tls::Require => {
                 pg.ssl_mode(tokio_postgres::config::SslMode::Require);
-                Manager::from_config(pg, tls::connector(ca_file.as_deref())?, manager_config)
+                let connector = tls::connector(config.ca_file.as_deref())?;
+                Manager::from_config(pg, connector, manager_config)
             }
         };
-        let metrics = Arc::new(PoolMetrics::default());
-        let created = Arc::clone(&metrics);
+        let name = name.into();
+        let front = PoolFront::new(FrontConfig {
+            engine: name.clone(),
+            kind: KIND,
+            server: "PostgreSQL",
+            acquire_timeout: config.acquire_timeout,
+            backoff_base: config.backoff_base,
+            backoff_max: config.backoff_max,
+        });
+        let created = std::sync::Arc::clone(front.metrics());
         let max_lifetime = config.max_lifetime;
         let pool = Pool::builder(manager)
             .max_size(config.max_connections.max(1))
@@ -108,14 +114,13 @@ impl PostgresDriver {
             .map_err(|e| config_error(format!("cannot build the pool: {e}")))?;
         let driver = PostgresDriver {
             descriptor: EngineDescriptor {
-                name: name.into(),
+                name,
                 kind: KIND,
-                dialects: vec![Dialect::Sql],
+                dialects: <Self as crate::EngineKind>::DIALECTS.to_vec(),
             },
             pool,
-            metrics,
-            backoff: Backoff::new(config.backoff_base, config.backoff_max),
-            acquire_timeout: config.acquire_timeout,
+            front,
+            schema: crate::SchemaEpoch::default(),
             types: types_cache::StatementTypes::new(config.statement_cache_capacity),
         };
         // Warm the pool: these connections are returned idle.
@@ -150,36 +155,17 @@ impl PostgresDriver {
 
     /// A pooled connection; fails fast while the server is known to be down.
     async fn connection(&self) -> Result<Object> {
-        self.backoff.fail_fast(KIND, "PostgreSQL")?;
-        self.acquire().await
+        self.front.acquire(self.get()).await
     }
 
-    async fn acquire(&self) -> Result<Object> {
-        let started = Instant::now();
-        match self.pool.get().await {
-            Ok(client) => {
-                self.backoff.succeeded();
-                self.metrics.acquired(started.elapsed());
-                Ok(client)
-            }
-            Err(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => {
-                Err(Error::PoolExhausted {
-                    engine: self.descriptor.name.clone(),
-                    waited: self.acquire_timeout,
-                })
-            }
-            Err(e) => {
-                self.backoff.failed();
-                let message = match &e {
-                    PoolError::Backend(pg) => format!("cannot connect to PostgreSQL: {pg}"),
-                    PoolError::Timeout(_) => "connecting to PostgreSQL timed out".to_owned(),
-                    other => format!("cannot connect to PostgreSQL: {other}"),
-                };
-                Err(Error::Unavailable(
-                    EngineError::new(KIND, None, message).with_source(e),
-                ))
-            }
-        }
+    /// The pool's answer, sorted for the front.
+    async fn get(&self) -> std::result::Result<Object, AcquireError<BoxError>> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => AcquireError::Exhausted,
+            PoolError::Backend(pg) => AcquireError::Connect(pg.into()),
+            PoolError::Timeout(_) => AcquireError::Connect("the connect timed out".into()),
+            other => AcquireError::Connect(other.into()),
+        })
     }
 }
 
@@ -226,7 +212,7 @@ impl StorageDriver for PostgresDriver {
                 }
                 other => other,
             };
-            if crate::sql::is_schema_change(&statement.text) {
+            if self.schema.note(dialect, &statement.text) {
                 client.statement_cache.clear();
                 self.types.clear();
             }
@@ -239,12 +225,17 @@ impl StorageDriver for PostgresDriver {
         &self,
         dialect: Dialect,
         statement: Statement,
-        options: StreamOptions,
+        options: ExecuteOptions,
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
         refuse_copy(&statement)?;
         let client = self.connection().await?;
-        run::stream(client, statement, options).await
+        let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
+        let stream = run::stream(client, statement, options).await;
+        if changes {
+            self.schema.bump();
+        }
+        stream
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
@@ -253,37 +244,40 @@ impl StorageDriver for PostgresDriver {
     }
 
     async fn health(&self) -> Health {
-        // A probe ignores the backoff: it is how the engine finds out the
-        // server is back.
-        let probe = async {
-            let client = self.acquire().await?;
-            client
-                .simple_query("SELECT 1")
-                .await
-                .map_err(|e| error::from_pg(e, None))?;
-            Ok::<_, Error>(())
-        };
-        match probe.await {
-            Ok(()) => Health::Serving,
-            Err(e) => Health::NotServing(e.to_string()),
-        }
+        self.front
+            .probe(async {
+                let client = self.front.checkout(self.get()).await?;
+                client
+                    .simple_query("SELECT 1")
+                    .await
+                    .map_err(|e| error::from_pg(e, None))?;
+                Ok(())
+            })
+            .await
     }
 
     fn pool_stats(&self) -> PoolStats {
-        self.metrics.stats(self.pool.status())
+        self.front.metrics().stats(self.pool.status())
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
         vec![
             (
                 "connect_failures".into(),
-                u64::from(self.backoff.failures()),
+                u64::from(self.front.connect_failures()),
             ),
             ("statements_known".into(), self.types.len()),
         ]
     }
 
-    fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {
-        crate::sql::is_schema_change(statement)
+    fn schema_epoch(&self) -> u64 {
+        self.schema.get()
     }
 }
+
+crate::kind::engine_kind!(
+    PostgresDriver,
+    PostgresConfig,
+    [Sql],
+    PostgresDriver::connect
+);

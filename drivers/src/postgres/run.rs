@@ -15,9 +15,7 @@ use super::decode::{Cell, is_mapped};
 use super::encode::{Encoded, encode};
 use super::error::from_pg;
 use super::types_cache::{Early, StatementTypes};
-use crate::{
-    Column, Error, ExecuteOptions, Result, ResultSet, Row, RowStream, Statement, StreamOptions,
-};
+use crate::{Column, Error, ExecuteOptions, Result, ResultSet, Row, RowStream, Statement};
 
 /// A pooled connection leased for one call. PostgreSQL cancels whatever a
 /// backend runs when the cancel arrives, so a connection that may still
@@ -292,7 +290,7 @@ pub(crate) async fn execute(
 pub(crate) async fn stream(
     client: Object,
     statement: Statement,
-    options: StreamOptions,
+    options: ExecuteOptions,
 ) -> Result<RowStream> {
     let timeout = options.timeout;
     let (columns_tx, columns_rx) = tokio::sync::oneshot::channel::<Result<Vec<Column>>>();
@@ -343,7 +341,7 @@ pub(crate) async fn stream(
 async fn portal(
     client: &mut Object,
     statement: &Statement,
-    options: &StreamOptions,
+    options: &ExecuteOptions,
     columns_tx: &mut Option<tokio::sync::oneshot::Sender<Result<Vec<Column>>>>,
     batches: &mpsc::Sender<Result<Vec<Row>>>,
     affected: &AtomicU64,
@@ -377,7 +375,7 @@ async fn portal(
     let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         params.iter().map(|p| p as _).collect();
     let portal = transaction.bind(&prepared, &refs).await.map_err(pg)?;
-    let batch_size = options.batch_size.max(1);
+    let batch_size = options.batch_size();
     let max_rows = i32::try_from(batch_size).unwrap_or(i32::MAX);
     let mut next = Some(
         transaction

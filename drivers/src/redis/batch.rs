@@ -4,7 +4,8 @@
 
 use super::commands::{check_allowed, is_blocking};
 use super::reply::{from_redis, to_value_with};
-use super::{KIND, RedisDriver, bounded};
+use super::{KIND, RedisDriver};
+use crate::deadline::within;
 use crate::redis_syntax::parse_command;
 use crate::resp::Pooled;
 use crate::{Column, EngineError, Error, ExecuteOptions, Result, ResultSet, Statement};
@@ -75,7 +76,7 @@ pub(super) async fn run(
                 .await
                 .map_err(from_redis)
         };
-        let replies = bounded(options.timeout, work).await;
+        let replies = within(options.timeout, work).await;
         if matches!(replies, Err(Error::Unavailable(_))) {
             pooled.mark_broken();
         }

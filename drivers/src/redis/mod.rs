@@ -17,8 +17,9 @@ use commands::is_blocking;
 pub use commands::refusal;
 use reply::{from_redis, to_value, to_value_with};
 
+use crate::deadline::within;
 use crate::redis_syntax::parse_command;
-use crate::resp::{Pooled, RedisPool, bounded};
+use crate::resp::{Pooled, RedisPool};
 pub use crate::resp::{Protocol, RedisConfig};
 use crate::{
     Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
@@ -48,7 +49,7 @@ impl RedisDriver {
             descriptor: EngineDescriptor {
                 name,
                 kind: KIND,
-                dialects: vec![Dialect::Redis],
+                dialects: <Self as crate::EngineKind>::DIALECTS.to_vec(),
             },
             pool,
             database: config.database,
@@ -105,7 +106,7 @@ impl RedisDriver {
             // A connection of its own: a blocked shared connection would hold
             // up every other caller. Dropped (and so closed) at the deadline.
             let mut conn = self.pool.dedicated().await?;
-            return bounded(limit, async move {
+            return within(limit, async move {
                 command.query_async(&mut conn).await.map_err(from_redis)
             })
             .await;
@@ -137,7 +138,7 @@ async fn query(
     command: &::redis::Cmd,
     limit: Option<Duration>,
 ) -> Result<::redis::Value> {
-    let result = bounded(limit, async {
+    let result = within(limit, async {
         command
             .query_async(&mut pooled.conn)
             .await
@@ -228,3 +229,5 @@ impl StorageDriver for RedisDriver {
         self.pool.counters()
     }
 }
+
+crate::kind::engine_kind!(RedisDriver, RedisConfig, [Redis], RedisDriver::connect);

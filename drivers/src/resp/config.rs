@@ -1,47 +1,58 @@
-//! Connection settings of a server that speaks the Redis protocol (the
-//! `redis` engine, and FalkorDB's connection).
+//! Connection settings of a server that speaks the Redis protocol: the
+//! `redis` engine's configuration, and FalkorDB's connection.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Deserialize;
+
+use crate::Secret;
+
 /// The protocol spoken to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// RESP2: replies as Redis has always sent them (HGETALL as a flat list).
+    /// RESP2: replies as Redis has always sent them.
     #[default]
     Resp2,
-    /// RESP3: typed replies (maps, sets, doubles, booleans, big numbers).
+    /// RESP3: typed replies (maps, sets, doubles, booleans).
     Resp3,
 }
 
-/// Configuration of a Redis engine. Its `Debug` hides the password.
-#[derive(Clone, PartialEq, Eq)]
+/// Configuration of a `redis` engine. Its `Debug` hides the password.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://host:port`, `rediss://host:port` (TLS) or `unix:///path`.
+    /// `redis://host:port`, `rediss://host:port` (TLS) or
+    /// `unix:///path/to/socket`.
     pub url: String,
-    /// The database index; the gateway never lets a statement change it.
+    /// The database index (a statement cannot change it).
     pub database: i64,
     /// An ACL user name.
     pub username: Option<String>,
-    /// The password (e.g. from an environment override).
-    pub password: Option<String>,
-    /// Connections in the pool at most.
+    /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
+    pub password: Option<Secret>,
+    /// Pooled connections at most.
     pub max_connections: u32,
     /// Connections opened at startup and kept ready.
     pub min_idle: u32,
     /// How long a call waits for a free connection.
+    #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
     /// How long opening a connection may take.
+    #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// After a failed connect, the first wait before connecting again
     /// (calls fail fast meanwhile); doubles up to `backoff_max`.
+    #[serde(with = "humantime_serde")]
     pub backoff_base: Duration,
     /// The longest wait between connect attempts.
+    #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
-    /// RESP2 or RESP3.
+    /// `resp2` or `resp3`.
     pub protocol: Protocol,
-    /// With a `rediss://` URL: a PEM file of CAs to trust (default: the
-    /// system's trust store).
-    pub ca_file: Option<std::path::PathBuf>,
+    /// With a `rediss://` url: a PEM file of CAs to trust.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RedisConfig {
@@ -63,14 +74,26 @@ impl Default for RedisConfig {
     }
 }
 
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &self.url)
-            .field("database", &self.database)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("max_connections", &self.max_connections)
-            .finish_non_exhaustive()
+impl RedisConfig {
+    /// What is wrong with these settings, as `.key: why`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.min_idle > self.max_connections {
+            return Err(".max_connections: must be at least 1 and at least min_idle".into());
+        }
+        if !["redis://", "rediss://", "unix://"]
+            .iter()
+            .any(|p| self.url.starts_with(p))
+        {
+            return Err(
+                ".url: write redis://host:port, rediss://host:port (TLS) or unix:///path".into(),
+            );
+        }
+        if self.ca_file.is_some() && !self.url.starts_with("rediss://") {
+            return Err(".ca_file: it needs a rediss:// url".into());
+        }
+        if self.database < 0 {
+            return Err(".database: must be 0 or more".into());
+        }
+        Ok(())
     }
 }

@@ -9,4 +9,4 @@ mod pool;
 
 pub use config::{Protocol, RedisConfig};
 pub(crate) use manager::Pooled;
-pub(crate) use pool::{RedisPool, bounded};
+pub(crate) use pool::RedisPool;

@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
 use super::config::{Protocol, RedisConfig};
 use super::manager::{Manager, Pooled};
-use crate::pool::{Backoff, PoolMetrics, PoolSize};
+use crate::pool::{AcquireError, FrontConfig, PoolFront, PoolSize};
 use crate::{EngineError, Error, PoolStats, Result};
 
 /// The pool, named for the engine kind and server it talks to (in errors).
@@ -19,14 +18,11 @@ use crate::{EngineError, Error, PoolStats, Result};
 pub(crate) struct RedisPool {
     kind: &'static str,
     server: &'static str,
-    engine: String,
     pool: bb8::Pool<Manager>,
     manager: Manager,
-    metrics: Arc<PoolMetrics>,
-    backoff: Backoff,
+    front: PoolFront,
     waiting: AtomicUsize,
     max_connections: u32,
-    acquire_timeout: Duration,
     /// The connection calls share while it is healthy: one multiplexed
     /// connection batches the commands of concurrent callers into fewer
     /// writes (as the redis crate recommends); the pool replaces it when it
@@ -54,7 +50,7 @@ fn connection_info(kind: &'static str, config: &RedisConfig) -> Result<Connectio
         settings = settings.set_username(user);
     }
     if let Some(password) = &config.password {
-        settings = settings.set_password(password);
+        settings = settings.set_password(password.expose());
     }
     Ok(info.set_redis_settings(settings))
 }
@@ -91,11 +87,18 @@ impl RedisPool {
         engine: &str,
         config: &RedisConfig,
     ) -> Result<Self> {
-        let metrics = Arc::new(PoolMetrics::default());
+        let front = PoolFront::new(FrontConfig {
+            engine: engine.to_owned(),
+            kind,
+            server,
+            acquire_timeout: config.acquire_timeout,
+            backoff_base: config.backoff_base,
+            backoff_max: config.backoff_max,
+        });
         let manager = Manager {
             client: client(kind, config)?,
             connect_timeout: config.connect_timeout,
-            metrics: Arc::clone(&metrics),
+            metrics: Arc::clone(front.metrics()),
         };
         let max_connections = config.max_connections.max(1);
         let pool = bb8::Pool::builder()
@@ -110,26 +113,22 @@ impl RedisPool {
         let pool = RedisPool {
             kind,
             server,
-            engine: engine.to_owned(),
             pool,
             manager,
-            metrics,
-            backoff: Backoff::new(config.backoff_base, config.backoff_max),
+            front,
             waiting: AtomicUsize::new(0),
             max_connections,
-            acquire_timeout: config.acquire_timeout,
             current: std::sync::Mutex::new(None),
         };
         // One connection now: a wrong address, password or database fails
         // at startup with the server's reason.
-        drop(pool.acquire().await?);
+        drop(pool.connection().await?);
         Ok(pool)
     }
 
     /// A pooled connection; fails fast while the server is known to be down.
     pub(crate) async fn connection(&self) -> Result<Pooled> {
-        self.backoff.fail_fast(self.kind, self.server)?;
-        self.acquire().await
+        self.front.acquire(self.get()).await
     }
 
     /// A connection outside the pool, closed when dropped.
@@ -142,8 +141,7 @@ impl RedisPool {
 
     /// A handle to the shared connection, or to a fresh one from the pool
     /// when it broke.
-    pub(crate) async fn acquire(&self) -> Result<Pooled> {
-        let started = Instant::now();
+    async fn get(&self) -> std::result::Result<Pooled, AcquireError<::redis::RedisError>> {
         let current = self
             .current
             .lock()
@@ -152,10 +150,9 @@ impl RedisPool {
             .filter(|conn| !conn.is_broken())
             .map(Pooled::share);
         if let Some(conn) = current {
-            self.metrics.acquired(started.elapsed());
             return Ok(conn);
         }
-        let conn = self.checkout(started).await?;
+        let conn = self.checkout().await?;
         *self
             .current
             .lock()
@@ -165,7 +162,7 @@ impl RedisPool {
 
     /// A handle to a pooled connection; the pool slot is given back at once
     /// (a multiplexed connection serves many callers together).
-    async fn checkout(&self, started: Instant) -> Result<Pooled> {
+    async fn checkout(&self) -> std::result::Result<Pooled, AcquireError<::redis::RedisError>> {
         // Handles are shared, so a connection found broken after its slot went
         // back is only discarded at its next checkout: skip those (bb8 drops
         // them as they return, since they report broken).
@@ -173,75 +170,65 @@ impl RedisPool {
             if self.pool.state().connections == 0 {
                 // An empty pool connects in the background and would only time
                 // out while the server is down: connect here to learn why, fast.
-                match self.pool.dedicated_connection().await {
-                    Ok(conn) => {
-                        let _ = self.pool.add(conn);
-                    }
-                    Err(e) => {
-                        self.backoff.failed();
-                        return Err(unavailable(self.kind, self.server, &e));
-                    }
-                }
+                let conn = self
+                    .pool
+                    .dedicated_connection()
+                    .await
+                    .map_err(AcquireError::Connect)?;
+                let _ = self.pool.add(conn);
             }
             self.waiting.fetch_add(1, Ordering::Relaxed);
             let got = self.pool.get().await;
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             match got {
                 Ok(conn) if conn.is_broken() => drop(conn),
-                Ok(conn) => {
-                    self.backoff.succeeded();
-                    self.metrics.acquired(started.elapsed());
-                    return Ok(conn.share());
-                }
-                Err(bb8::RunError::TimedOut) => {
-                    return Err(Error::PoolExhausted {
-                        engine: self.engine.clone(),
-                        waited: self.acquire_timeout,
-                    });
-                }
-                Err(bb8::RunError::User(e)) => {
-                    self.backoff.failed();
-                    return Err(unavailable(self.kind, self.server, &e));
-                }
+                Ok(conn) => return Ok(conn.share()),
+                Err(bb8::RunError::TimedOut) => return Err(AcquireError::Exhausted),
+                Err(bb8::RunError::User(e)) => return Err(AcquireError::Connect(e)),
             }
         }
-        Err(Error::Unavailable(EngineError::new(
+        Err(AcquireError::Other(Error::Unavailable(EngineError::new(
             self.kind,
             None,
             format!("every pooled connection to {} is broken", self.server),
-        )))
+        ))))
     }
 
     /// The engine's health: whether the server answers `command` on a
     /// pooled connection (an error reply, such as NOAUTH or LOADING, is a
     /// failed probe too).
     pub(crate) async fn probe(&self, command: &str) -> crate::Health {
-        let mut conn = match self.acquire().await {
-            Ok(conn) => conn,
-            Err(e) => return crate::Health::NotServing(e.to_string()),
-        };
-        match ::redis::cmd(command)
-            .query_async::<::redis::Value>(&mut conn.conn)
-            .await
-        {
-            Ok(::redis::Value::ServerError(e)) => crate::Health::NotServing(format!(
-                "{} answered {command} with an error: {e}",
-                self.server
-            )),
-            Ok(_) => crate::Health::Serving,
-            Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() {
-                    conn.mark_broken();
+        let unanswered = |why: String| Error::Unavailable(EngineError::new(self.kind, None, why));
+        self.front
+            .probe(async {
+                let mut conn = self.front.checkout(self.get()).await?;
+                match ::redis::cmd(command)
+                    .query_async::<::redis::Value>(&mut conn.conn)
+                    .await
+                {
+                    Ok(::redis::Value::ServerError(e)) => Err(unanswered(format!(
+                        "{} answered {command} with an error: {e}",
+                        self.server
+                    ))),
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        if e.is_io_error() || e.is_connection_dropped() {
+                            conn.mark_broken();
+                        }
+                        Err(unanswered(format!(
+                            "{} did not answer {command}: {e}",
+                            self.server
+                        )))
+                    }
                 }
-                crate::Health::NotServing(format!("{} did not answer {command}: {e}", self.server))
-            }
-        }
+            })
+            .await
     }
 
     /// The pool's statistics.
     pub(crate) fn stats(&self) -> PoolStats {
         let state = self.pool.state();
-        self.metrics.stats(PoolSize {
+        self.front.metrics().stats(PoolSize {
             max_size: self.max_connections as usize,
             size: state.connections as usize,
             idle: state.idle_connections as usize,
@@ -253,21 +240,8 @@ impl RedisPool {
     pub(crate) fn counters(&self) -> Vec<(String, u64)> {
         vec![(
             "connect_failures".into(),
-            u64::from(self.backoff.failures()),
+            u64::from(self.front.connect_failures()),
         )]
-    }
-}
-
-/// `work`, cut at `limit` with `Timeout`.
-pub(crate) async fn bounded<T>(
-    limit: Option<Duration>,
-    work: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .map_err(|_| Error::Timeout { after: limit })?,
-        None => work.await,
     }
 }
 

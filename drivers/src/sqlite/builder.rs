@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
 /// Where the SQLite database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqliteLocation {
@@ -12,23 +14,27 @@ pub enum SqliteLocation {
     File(std::path::PathBuf),
 }
 
-/// Configuration of a SQLite engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Configuration of a SQLite engine, as the gateway's config file spells
+/// it (`[engines.NAME] kind = "sqlite"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SqliteConfig {
-    /// Where the database lives.
-    pub location: SqliteLocation,
+    /// The database file, or `":memory:"` for a private in-memory database.
+    pub path: String,
     /// Connections in the pool at most.
     pub max_connections: usize,
     /// How long a call waits for a free connection before failing.
+    #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
     /// How long a statement waits for a lock held by another connection.
+    #[serde(with = "humantime_serde")]
     pub busy_timeout: Duration,
 }
 
 impl Default for SqliteConfig {
     fn default() -> Self {
         SqliteConfig {
-            location: SqliteLocation::Memory,
+            path: MEMORY.into(),
             max_connections: 4,
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
@@ -36,12 +42,43 @@ impl Default for SqliteConfig {
     }
 }
 
+/// The `path` of a private in-memory database.
+const MEMORY: &str = ":memory:";
+
 impl SqliteConfig {
+    /// A database file at `path`.
+    pub fn file(path: impl Into<std::path::PathBuf>) -> Self {
+        SqliteConfig {
+            path: path.into().to_string_lossy().into_owned(),
+            ..SqliteConfig::default()
+        }
+    }
+
+    /// Where the database lives.
+    pub fn location(&self) -> SqliteLocation {
+        if self.path == MEMORY {
+            SqliteLocation::Memory
+        } else {
+            SqliteLocation::File(self.path.clone().into())
+        }
+    }
+
+    /// What is wrong with these settings, as `.key: why`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err(".max_connections: must be at least 1".into());
+        }
+        if self.path.is_empty() {
+            return Err(".path: give a file path or \":memory:\"".into());
+        }
+        Ok(())
+    }
+
     /// The name SQLite opens: a file path, or a `memdb` URI private to
     /// this engine (so every pooled connection sees the same database).
     pub(crate) fn open_name(&self) -> std::path::PathBuf {
-        match &self.location {
-            SqliteLocation::File(path) => path.clone(),
+        match self.location() {
+            SqliteLocation::File(path) => path,
             SqliteLocation::Memory => format!("file:/omnigate-{}?vfs=memdb", uuid_like()).into(),
         }
     }

@@ -11,18 +11,18 @@ mod run;
 mod transaction;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_sqlite::{Hook, HookError, Pool, PoolError, Runtime};
 
 pub use builder::{SqliteConfig, SqliteLocation};
 
-use crate::pool::PoolMetrics;
+use crate::pool::{AcquireError, FrontConfig, PoolFront};
 use crate::{
     BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError,
     Error, ExecuteOptions, Health, PoolStats, Result, ResultSet, RowStream, SchemaObject,
-    Statement, StorageDriver, StreamOptions,
+    Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -34,17 +34,29 @@ pub struct SqliteDriver {
     descriptor: EngineDescriptor,
     config: SqliteConfig,
     pool: Pool,
-    metrics: Arc<PoolMetrics>,
+    front: PoolFront,
+    schema: crate::SchemaEpoch,
 }
 
 impl SqliteDriver {
     /// Opens the engine named `name`, and one connection to check that the
     /// database can be opened. Must run inside a Tokio runtime.
     pub async fn open(name: impl Into<String>, config: SqliteConfig) -> Result<Self> {
-        let metrics = Arc::new(PoolMetrics::default());
-        let created = Arc::clone(&metrics);
+        let name = name.into();
+        let front = PoolFront::new(FrontConfig {
+            engine: name.clone(),
+            kind: KIND,
+            server: "SQLite",
+            acquire_timeout: config.acquire_timeout,
+            // Opening a file fails for reasons a wait does not mend (they
+            // are said as they are, not as an outage), so this gate only
+            // closes on a failure the pool itself reports.
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+        });
+        let created = Arc::clone(front.metrics());
         let busy_timeout = config.busy_timeout;
-        let wal = matches!(config.location, SqliteLocation::File(_));
+        let wal = matches!(config.location(), SqliteLocation::File(_));
         let Ok(builder) = deadpool_sqlite::Config::new(config.open_name()).builder(Runtime::Tokio1);
         let pool = builder
             .max_size(config.max_connections.max(1))
@@ -74,13 +86,14 @@ impl SqliteDriver {
             })?;
         let driver = SqliteDriver {
             descriptor: EngineDescriptor {
-                name: name.into(),
+                name,
                 kind: KIND,
-                dialects: vec![Dialect::Sql],
+                dialects: <Self as crate::EngineKind>::DIALECTS.to_vec(),
             },
             config,
             pool,
-            metrics,
+            front,
+            schema: crate::SchemaEpoch::default(),
         };
         // Open one connection now: a bad path fails at startup, and an
         // in-memory database lives as long as one connection holds it.
@@ -94,19 +107,16 @@ impl SqliteDriver {
     }
 
     async fn connection(&self) -> Result<deadpool_sqlite::Object> {
-        let started = Instant::now();
-        let conn = self.pool.get().await.map_err(|e| match e {
-            PoolError::Timeout(deadpool_sqlite::TimeoutType::Wait) => Error::PoolExhausted {
-                engine: self.descriptor.name.clone(),
-                waited: started.elapsed(),
-            },
-            PoolError::Backend(e) => convert::error(e),
-            other => Error::Unavailable(
-                EngineError::new(KIND, None, "cannot open a connection").with_source(other),
-            ),
-        })?;
-        self.metrics.acquired(started.elapsed());
-        Ok(conn)
+        self.front.acquire(self.get()).await
+    }
+
+    /// The pool's answer, sorted for the front.
+    async fn get(&self) -> std::result::Result<deadpool_sqlite::Object, AcquireError<PoolError>> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(deadpool_sqlite::TimeoutType::Wait) => AcquireError::Exhausted,
+            PoolError::Backend(e) => AcquireError::Other(convert::error(e)),
+            other => AcquireError::Connect(other),
+        })
     }
 }
 
@@ -124,18 +134,25 @@ impl StorageDriver for SqliteDriver {
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
         let conn = self.connection().await?;
-        run::execute(&conn, statement.clone(), options.clone()).await
+        let result = run::execute(&conn, statement.clone(), options.clone()).await;
+        self.schema.note(dialect, &statement.text);
+        result
     }
 
     async fn execute_stream(
         &self,
         dialect: Dialect,
         statement: Statement,
-        options: StreamOptions,
+        options: ExecuteOptions,
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
         let conn = self.connection().await?;
-        run::stream(conn, statement, options).await
+        let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
+        let stream = run::stream(conn, statement, options).await;
+        if changes {
+            self.schema.bump();
+        }
+        stream
     }
 
     async fn begin(&self, options: &BeginOptions) -> Result<Box<dyn DriverTransaction>> {
@@ -152,21 +169,23 @@ impl StorageDriver for SqliteDriver {
     }
 
     async fn health(&self) -> Health {
-        let probe = async {
-            let conn = self.connection().await?;
-            run::execute(&conn, Statement::new("SELECT 1"), ExecuteOptions::default()).await
-        };
-        match probe.await {
-            Ok(_) => Health::Serving,
-            Err(e) => Health::NotServing(e.to_string()),
-        }
+        self.front
+            .probe(async {
+                let conn = self.front.checkout(self.get()).await?;
+                run::execute(&conn, Statement::new("SELECT 1"), ExecuteOptions::default())
+                    .await
+                    .map(drop)
+            })
+            .await
     }
 
     fn pool_stats(&self) -> PoolStats {
-        self.metrics.stats(self.pool.status())
+        self.front.metrics().stats(self.pool.status())
     }
 
-    fn is_schema_change(&self, _dialect: Dialect, statement: &str) -> bool {
-        crate::sql::is_schema_change(statement)
+    fn schema_epoch(&self) -> u64 {
+        self.schema.get()
     }
 }
+
+crate::kind::engine_kind!(SqliteDriver, SqliteConfig, [Sql], SqliteDriver::open);

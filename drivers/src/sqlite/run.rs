@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{KIND, convert};
 use crate::{
     Column, ColumnInfo, EngineError, Error, ExecuteOptions, Result, ResultSet, Row, RowStream,
-    SchemaObject, Statement, StreamOptions, Value,
+    SchemaObject, Statement, Value,
 };
 
 fn interact_error(e: InteractError) -> Error {
@@ -221,7 +221,7 @@ fn run_statement(
 pub(super) async fn stream(
     conn: Object,
     statement: Statement,
-    options: StreamOptions,
+    options: ExecuteOptions,
 ) -> Result<RowStream> {
     let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
     let (columns_tx, columns_rx) = oneshot::channel::<Result<Vec<Column>>>();
@@ -258,7 +258,7 @@ pub(super) async fn stream(
 fn stream_statement(
     c: &Connection,
     statement: &Statement,
-    options: &StreamOptions,
+    options: &ExecuteOptions,
     columns_tx: oneshot::Sender<Result<Vec<Column>>>,
     batches: &mpsc::Sender<Result<Vec<Row>>>,
     affected: &AtomicU64,
@@ -284,7 +284,7 @@ fn stream_statement(
         }
         return;
     }
-    let batch_size = options.batch_size.max(1);
+    let batch_size = options.batch_size();
     let mut rows = prepared.raw_query();
     let mut batch = Vec::with_capacity(batch_size.min(1024));
     loop {

@@ -12,13 +12,13 @@ mod rows;
 mod stream;
 mod window;
 
-use std::time::Duration;
-
 pub use rows::{Series, columns, describe_objects, series_rows};
 pub use stream::{slices, stream_slices};
 pub use window::When;
 
-use crate::{EngineError, Error, ExecuteOptions, Result, Statement, Timestamp};
+pub use crate::options::{Precision, TsOptions};
+
+use crate::{EngineError, Error, ExecuteOptions, Result, Statement};
 
 /// One point to write: a series (name and labels) and a value.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,61 +31,6 @@ pub struct Sample {
     pub millis: Option<i64>,
     /// The value.
     pub value: f64,
-}
-
-/// The unit of line-protocol timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// Nanoseconds (line protocol's default).
-    #[default]
-    Nanoseconds,
-    /// Microseconds.
-    Microseconds,
-    /// Milliseconds.
-    Milliseconds,
-    /// Seconds.
-    Seconds,
-}
-
-impl Precision {
-    /// The name VictoriaMetrics' `/write?precision=` takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Precision::Nanoseconds => "ns",
-            Precision::Microseconds => "us",
-            Precision::Milliseconds => "ms",
-            Precision::Seconds => "s",
-        }
-    }
-
-    /// A timestamp in this unit as milliseconds.
-    pub fn to_millis(self, t: i64) -> std::result::Result<i64, String> {
-        match self {
-            Precision::Nanoseconds => Ok(t.div_euclid(1_000_000)),
-            Precision::Microseconds => Ok(t.div_euclid(1_000)),
-            Precision::Milliseconds => Ok(t),
-            Precision::Seconds => t
-                .checked_mul(1000)
-                .ok_or_else(|| "the timestamp is out of range for seconds".to_owned()),
-        }
-    }
-}
-
-/// The time-series options of a request.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TsOptions {
-    /// An instant query's time (default: now).
-    pub time: Option<Timestamp>,
-    /// A range query's start; setting it makes the query a range query.
-    pub start: Option<Timestamp>,
-    /// A range query's end (default: now).
-    pub end: Option<Timestamp>,
-    /// A range query's step (default: one minute).
-    pub step: Option<Duration>,
-    /// The unit of line-protocol timestamps.
-    pub precision: Precision,
-    /// Lets a `DELETE <selector>` statement delete series.
-    pub allow_delete: bool,
 }
 
 /// What a `ts` statement does.

@@ -1,19 +1,26 @@
-//! The VictoriaMetrics engine's settings.
+//! The VictoriaMetrics engine's settings, as the gateway's config file
+//! spells them (`[engines.NAME] kind = "victoriametrics"`).
 
 use std::time::Duration;
 
-/// How to reach VictoriaMetrics.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use serde::Deserialize;
+
+/// Configuration of a VictoriaMetrics engine.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct VictoriaConfig {
     /// `http://host:8428`.
     pub url: String,
     /// Requests in flight at most (more wait for a slot).
     pub max_connections: usize,
-    /// How long a call waits for a slot.
+    /// How long a call waits for a free slot.
+    #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
     /// How long opening a connection may take.
+    #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// Idle keep-alive connections are closed after this long.
+    #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// Writes larger than this many bytes are sent gzip-compressed.
     pub gzip_above: usize,
@@ -24,9 +31,11 @@ pub struct VictoriaConfig {
     /// Range queries streamed with ExecuteStream run in slices of this many
     /// steps.
     pub stream_points: i64,
-    /// The first wait between connect attempts while the server is down.
+    /// After a failed request, the first wait before trying again.
+    #[serde(with = "humantime_serde")]
     pub backoff_base: Duration,
-    /// The longest wait between connect attempts while the server is down.
+    /// The longest wait between attempts while the server is down.
+    #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
 }
 
@@ -44,5 +53,21 @@ impl Default for VictoriaConfig {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
         }
+    }
+}
+
+impl VictoriaConfig {
+    /// What is wrong with these settings, as `.key: why`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err(".max_connections: must be at least 1".into());
+        }
+        if !self.url.starts_with("http://") {
+            return Err(".url: write http://host:8428".into());
+        }
+        if self.stream_points < 1 {
+            return Err(".stream_points: must be at least 1".into());
+        }
+        Ok(())
     }
 }

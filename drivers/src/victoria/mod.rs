@@ -15,7 +15,7 @@ mod error;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,11 +24,11 @@ use serde_json::Value as Json;
 pub use config::VictoriaConfig;
 use error::{from_reqwest, from_status};
 
-use crate::pool::{Backoff, PoolMetrics, PoolSize};
+use crate::pool::{AcquireError, FrontConfig, PoolFront, PoolSize};
 use crate::ts::{Series, TsStatement, When, classify, describe_objects, now_millis, series_rows};
 use crate::{
-    DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
-    PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver, StreamOptions,
+    BoxError, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions,
+    Health, PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -47,8 +47,7 @@ struct Http {
     client: reqwest::Client,
     slots: tokio::sync::Semaphore,
     waiting: AtomicUsize,
-    metrics: PoolMetrics,
-    backoff: Backoff,
+    front: PoolFront,
     config: VictoriaConfig,
 }
 
@@ -75,21 +74,28 @@ impl VictoriaDriver {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?;
+        let name = name.into();
         let http = Http {
+            front: PoolFront::new(FrontConfig {
+                engine: name.clone(),
+                kind: KIND,
+                server: "VictoriaMetrics",
+                acquire_timeout: config.acquire_timeout,
+                backoff_base: config.backoff_base,
+                backoff_max: config.backoff_max,
+            }),
             base: config.url.trim_end_matches('/').to_owned(),
             client,
             slots: tokio::sync::Semaphore::new(config.max_connections.max(1)),
             waiting: AtomicUsize::new(0),
-            metrics: PoolMetrics::default(),
-            backoff: Backoff::new(config.backoff_base, config.backoff_max),
             config,
         };
         http.health().await?;
         Ok(VictoriaDriver {
             descriptor: EngineDescriptor {
-                name: name.into(),
+                name,
                 kind: KIND,
-                dialects: vec![Dialect::Ts],
+                dialects: <Self as crate::EngineKind>::DIALECTS.to_vec(),
             },
             http: Arc::new(http),
         })
@@ -98,24 +104,36 @@ impl VictoriaDriver {
 
 impl Http {
     /// Sends a request within the bound on requests in flight; returns the
-    /// status and body.
+    /// status and body. Fails fast while the server is known to be down.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
         limit: Option<Duration>,
     ) -> Result<(u16, Bytes)> {
-        self.backoff.fail_fast(KIND, "VictoriaMetrics")?;
-        let started = Instant::now();
+        let _slot = self.front.acquire(self.slot()).await?;
+        self.answer(request, limit).await
+    }
+
+    /// A slot among the requests in flight (the pool of this engine).
+    async fn slot(
+        &self,
+    ) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, AcquireError<BoxError>> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let slot = tokio::time::timeout(self.config.acquire_timeout, self.slots.acquire()).await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
-        let Ok(Ok(_slot)) = slot else {
-            return Err(Error::PoolExhausted {
-                engine: KIND.into(),
-                waited: self.config.acquire_timeout,
-            });
-        };
-        self.metrics.acquired(started.elapsed());
+        match slot {
+            Ok(Ok(slot)) => Ok(slot),
+            _ => Err(AcquireError::Exhausted),
+        }
+    }
+
+    /// The server's answer to `request`; what it says of the server's state
+    /// goes to the backoff.
+    async fn answer(
+        &self,
+        request: reqwest::RequestBuilder,
+        limit: Option<Duration>,
+    ) -> Result<(u16, Bytes)> {
         let request = match limit {
             Some(limit) => request.timeout(limit),
             None => request,
@@ -125,20 +143,10 @@ impl Http {
             let status = response.status().as_u16();
             Ok::<_, reqwest::Error>((status, response.bytes().await?))
         }
-        .await;
-        match answer {
-            Ok(answer) => {
-                self.backoff.succeeded();
-                Ok(answer)
-            }
-            Err(e) => {
-                let err = from_reqwest(e, limit);
-                if matches!(err, Error::Unavailable(_)) {
-                    self.backoff.failed();
-                }
-                Err(err)
-            }
-        }
+        .await
+        .map_err(|e| from_reqwest(e, limit));
+        self.front.observe(&answer);
+        answer
     }
 
     /// The body of a 2xx answer, or the answer's error.
@@ -173,12 +181,16 @@ impl Http {
     }
 
     async fn health(&self) -> Result<()> {
-        self.call(
-            self.client.get(format!("{}/health", self.base)),
-            Some(Duration::from_secs(2)),
-        )
-        .await
-        .map(drop)
+        let _slot = self.front.checkout(self.slot()).await?;
+        let request = self.client.get(format!("{}/health", self.base));
+        let (status, body) = self
+            .answer(request, Some(crate::pool::PROBE_TIMEOUT))
+            .await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(from_status(status, &String::from_utf8_lossy(&body)))
+        }
     }
 
     async fn write(&self, text: &str, options: &ExecuteOptions) -> Result<()> {
@@ -381,10 +393,10 @@ impl StorageDriver for VictoriaDriver {
         &self,
         dialect: Dialect,
         statement: Statement,
-        options: StreamOptions,
+        options: ExecuteOptions,
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
-        let execute = options.to_execute();
+        let execute = options.without_limits();
         let (text, when) = match classify(
             KIND,
             &statement,
@@ -395,7 +407,7 @@ impl StorageDriver for VictoriaDriver {
             TsStatement::Query { text, when, .. } => (text, when),
             _ => {
                 let result = self.execute(dialect, &statement, &execute).await?;
-                return Ok(RowStream::from_result(result, options.batch_size));
+                return Ok(RowStream::from_result(result, options.batch_size()));
             }
         };
         let http = Arc::clone(&self.http);
@@ -403,7 +415,7 @@ impl StorageDriver for VictoriaDriver {
         Ok(crate::ts::stream_slices(
             when,
             slice_points,
-            options.batch_size,
+            options.batch_size(),
             move |slice| {
                 let http = Arc::clone(&http);
                 let text = text.clone();
@@ -431,15 +443,12 @@ impl StorageDriver for VictoriaDriver {
     }
 
     async fn health(&self) -> Health {
-        match self.http.health().await {
-            Ok(()) => Health::Serving,
-            Err(e) => Health::NotServing(e.to_string()),
-        }
+        self.http.front.probe(self.http.health()).await
     }
 
     fn pool_stats(&self) -> PoolStats {
         let max = self.http.config.max_connections.max(1);
-        self.http.metrics.stats(PoolSize {
+        self.http.front.metrics().stats(PoolSize {
             max_size: max,
             size: max - self.http.slots.available_permits(),
             idle: 0,
@@ -450,7 +459,14 @@ impl StorageDriver for VictoriaDriver {
     fn counters(&self) -> Vec<(String, u64)> {
         vec![(
             "connect_failures".into(),
-            u64::from(self.http.backoff.failures()),
+            u64::from(self.http.front.connect_failures()),
         )]
     }
 }
+
+crate::kind::engine_kind!(
+    VictoriaDriver,
+    VictoriaConfig,
+    [Ts],
+    VictoriaDriver::connect
+);

@@ -369,7 +369,7 @@ pub fn check_config(path: &std::path::Path) -> Result<String, Failure> {
     let engines: Vec<String> = config
         .engines
         .iter()
-        .map(|(name, e)| format!("  {name}: {}", engine_kind(e)))
+        .map(|(name, e)| format!("  {name}: {}", e.driver.kind()))
         .collect();
     Ok(format!(
         "{}: ok, listens on {}\n{}\n",
@@ -377,16 +377,4 @@ pub fn check_config(path: &std::path::Path) -> Result<String, Failure> {
         config.server.listen,
         engines.join("\n")
     ))
-}
-
-fn engine_kind(engine: &crate::config::EngineConfig) -> &'static str {
-    match engine {
-        crate::config::EngineConfig::Memory(_) => omnigate_drivers::memory::KIND,
-        crate::config::EngineConfig::Sqlite(_) => omnigate_drivers::sqlite::KIND,
-        crate::config::EngineConfig::Postgres(_) => omnigate_drivers::postgres::KIND,
-        crate::config::EngineConfig::Redis(_) => omnigate_drivers::redis::KIND,
-        crate::config::EngineConfig::Falkordb(_) => omnigate_drivers::falkordb::KIND,
-        crate::config::EngineConfig::Neo4j(_) => omnigate_drivers::neo4j::KIND,
-        crate::config::EngineConfig::Victoriametrics(_) => omnigate_drivers::victoria::KIND,
-    }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use omnigate_drivers::glob::glob_match;
 use omnigate_drivers::redis_syntax::parse_command;
-use omnigate_drivers::{Statement, Value};
+use omnigate_drivers::{MAX_DEPTH, Statement, Value};
 use serde::Deserialize;
 
 use super::{Codec, Format, is_structured};
@@ -93,6 +93,11 @@ impl Bindings {
         let Some(first) = statement.params.iter().position(is_structured) else {
             return Ok(());
         };
+        if statement.params.iter().any(|p| p.depth() > MAX_DEPTH) {
+            // The encoder recurses: a value nested this deep is left as it
+            // is, for the driver's statement check to refuse by its rule.
+            return Ok(());
+        }
         // Find the key with the structured values stood in for.
         let stand_ins: Vec<Value> = statement
             .params

@@ -32,7 +32,9 @@ pub fn encode_nested(codec: Codec, named: &mut [(String, Value)]) {
 
 fn encode_entries(codec: Codec, entries: &mut [(String, Value)]) {
     for (_, value) in entries.iter_mut() {
-        if needs_codec(value) {
+        // The encoder recurses: a value nested past MAX_DEPTH is left as it
+        // is, for the driver's statement check to refuse by its rule.
+        if needs_codec(value) && value.depth() <= omnigate_drivers::MAX_DEPTH {
             *value = Value::Bytes(codec.encode(value));
         }
     }

@@ -17,10 +17,13 @@ fn empty_config_is_the_embedded_default() {
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:50051");
     assert!(matches!(
         config.engines.get("cache"),
-        Some(EngineConfig::Memory(_))
+        Some(EngineConfig {
+            driver: DriverConfig::Memory(_),
+            ..
+        })
     ));
     assert!(
-        matches!(config.engines.get("main"), Some(EngineConfig::Sqlite(s)) if s.path == ":memory:")
+        matches!(config.engines.get("main").map(|e| &e.driver), Some(DriverConfig::Sqlite(s)) if s.path == ":memory:")
     );
 }
 
@@ -50,7 +53,7 @@ fn reads_typed_values() {
         1,
         "a configured engine list replaces the default"
     );
-    let EngineConfig::Sqlite(db) = &config.engines["main-db"] else {
+    let DriverConfig::Sqlite(db) = &config.engines["main-db"].driver else {
         panic!("sqlite expected")
     };
     assert_eq!(db.max_connections, 2);
@@ -113,7 +116,7 @@ fn environment_overrides_win_and_are_typed() {
     ]);
     let config = Config::parse(text, &vars).unwrap();
     assert_eq!(config.server.listen.port(), 7000);
-    let EngineConfig::Sqlite(db) = &config.engines["main-db"] else {
+    let DriverConfig::Sqlite(db) = &config.engines["main-db"].driver else {
         panic!("sqlite expected")
     };
     assert_eq!(db.max_connections, 9);
@@ -144,21 +147,25 @@ fn postgres_engines_by_url_or_fields_with_the_password_from_the_environment() {
     let text = "[engines.main-db]\nkind = \"postgres\"\nhost = \"db.internal\"\nport = 6543\nuser = \"app\"\ndatabase = \"shop\"\nmax_connections = 8\nrecycling = \"verified\"\ntls = \"require\"\nca_file = \"/etc/ca.pem\"\n";
     let vars = env(&[("OMNIGATE__ENGINES__MAIN_DB__PASSWORD", "s3cret")]);
     let config = Config::parse(text, &vars).unwrap();
-    let EngineConfig::Postgres(pg) = &config.engines["main-db"] else {
+    let DriverConfig::Postgres(pg) = &config.engines["main-db"].driver else {
         panic!("postgres expected")
     };
     assert_eq!(pg.url(), "postgres://app@db.internal:6543/shop");
-    let driver = pg.to_driver();
-    assert_eq!(driver.password.as_deref(), Some("s3cret"));
+    let driver = pg;
+    assert_eq!(
+        driver
+            .password
+            .as_ref()
+            .map(omnigate_drivers::Secret::expose),
+        Some("s3cret")
+    );
     assert_eq!(driver.max_connections, 8);
     assert_eq!(
         driver.recycling,
         omnigate_drivers::postgres::Recycling::Verified
     );
-    assert!(matches!(
-        driver.tls,
-        omnigate_drivers::postgres::Tls::Require { ca_file: Some(_) }
-    ));
+    assert_eq!(driver.tls, omnigate_drivers::postgres::Tls::Require);
+    assert!(driver.ca_file.is_some());
     assert!(
         !format!("{config:?}").contains("s3cret"),
         "Debug never shows the password"
@@ -173,7 +180,7 @@ fn postgres_engines_by_url_or_fields_with_the_password_from_the_environment() {
         &env(&[]),
     )
     .unwrap();
-    let EngineConfig::Postgres(pg) = &socket.engines["db"] else {
+    let DriverConfig::Postgres(pg) = &socket.engines["db"].driver else {
         panic!("postgres expected")
     };
     assert_eq!(
@@ -216,18 +223,22 @@ fn redis_engines_with_bindings_tls_and_resp3() {
     let text = "[engines.cache]\nkind = \"redis\"\nurl = \"rediss://cache.internal:6380\"\ndatabase = 2\nprotocol = \"resp3\"\nca_file = \"/etc/ca.pem\"\n\n[[engines.cache.bindings]]\npattern = \"session:*\"\ncodec = \"msgpack\"\n\n[[engines.cache.bindings]]\npattern = \"profile:*\"\ncodec = \"protobuf\"\ncompress_above = 256\n";
     let config =
         Config::parse(text, &env(&[("OMNIGATE__ENGINES__CACHE__PASSWORD", "pw")])).unwrap();
-    let EngineConfig::Redis(redis) = &config.engines["cache"] else {
+    let DriverConfig::Redis(redis) = &config.engines["cache"].driver else {
         panic!("redis expected")
     };
-    assert_eq!(redis.bindings.len(), 2);
+    let bindings = &config.engines["cache"].bindings;
+    assert_eq!(bindings.len(), 2);
+    assert_eq!(bindings[0].compress_above, 1024, "the default threshold");
+    assert_eq!(bindings[1].compress_above, 256);
+    let driver = redis;
     assert_eq!(
-        redis.bindings[0].compress_above, 1024,
-        "the default threshold"
-    );
-    assert_eq!(redis.bindings[1].compress_above, 256);
-    let driver = redis.to_driver();
-    assert_eq!(
-        (driver.database, driver.password.as_deref()),
+        (
+            driver.database,
+            driver
+                .password
+                .as_ref()
+                .map(omnigate_drivers::Secret::expose)
+        ),
         (2, Some("pw"))
     );
     assert_eq!(driver.protocol, omnigate_drivers::redis::Protocol::Resp3);

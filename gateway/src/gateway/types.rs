@@ -3,7 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use omnigate_drivers::{Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement, Value};
+use omnigate_drivers::{
+    ExecuteOptions, Health, PoolStats, ResultSet, RowStream, SchemaObject, Statement, Value,
+};
+
+use super::CallContext;
 
 /// One statement for one engine.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -18,29 +22,11 @@ pub struct Request {
     pub named: Vec<(String, Value)>,
     /// The engine's name; `None` when one engine serves the dialect.
     pub target: Option<String>,
-    /// A transaction id (reserved; must be `None` for now).
-    pub tx_id: Option<String>,
-    /// Limits and flags.
-    pub options: RequestOptions,
-}
-
-/// Limits and flags of a request; `None` takes the server's default.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RequestOptions {
-    /// At most this many rows from `execute`.
-    pub max_rows: Option<u64>,
-    /// The statement timeout (the shorter of it and the server's default applies).
-    pub timeout: Option<Duration>,
-    /// Refuse statements that would write.
-    pub read_only: bool,
-    /// Rows per streamed batch.
-    pub batch_size: Option<usize>,
-    /// Redis bulk strings always as bytes (default: text when UTF-8).
-    pub raw_bytes: bool,
-    /// The graph or database to run in (engines that have several).
-    pub database: Option<String>,
-    /// The ts dialect's options (query window, precision, deletes).
-    pub ts: omnigate_drivers::ts::TsOptions,
+    /// Limits and flags; what is left `None` takes the server's default,
+    /// and the server's limits cap what is asked.
+    pub options: ExecuteOptions,
+    /// The call's deadline, caller and transaction.
+    pub context: CallContext,
 }
 
 impl Request {
@@ -108,10 +94,23 @@ pub struct BatchRequest {
     pub statements: Vec<Statement>,
     /// The engine's name; `None` when one engine serves the dialect.
     pub target: Option<String>,
-    /// A transaction id (reserved; must be `None` for now).
-    pub tx_id: Option<String>,
     /// Limits and flags for every statement.
-    pub options: RequestOptions,
+    pub options: ExecuteOptions,
+    /// The call's deadline, caller and transaction.
+    pub context: CallContext,
+}
+
+/// Which engine's schema to describe.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeRequest {
+    /// The engine's name.
+    pub target: Option<String>,
+    /// A dialect, to pick the one engine that serves it.
+    pub dialect: Option<String>,
+    /// Only objects of this name.
+    pub name: Option<String>,
+    /// The call's deadline and caller.
+    pub context: CallContext,
 }
 
 /// One outcome per statement of a batch.

@@ -109,6 +109,32 @@ fn is_decimal(text: &str) -> bool {
             && exponent.is_none_or(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())))
 }
 
+/// A request's proto options as the one options type (what is left unset
+/// takes the server's default when the call is routed).
+pub fn options_from_proto(
+    options: Option<pb::ExecuteOptions>,
+) -> Result<omnigate_drivers::ExecuteOptions, tonic::Status> {
+    let options = options.unwrap_or_default();
+    let timeout = options
+        .timeout
+        .map(|t| {
+            std::time::Duration::try_from(t).map_err(|_| {
+                tonic::Status::invalid_argument("options.timeout must be a positive duration")
+            })
+        })
+        .transpose()?;
+    Ok(omnigate_drivers::ExecuteOptions {
+        max_rows: (options.max_rows > 0).then_some(options.max_rows),
+        max_bytes: None,
+        timeout,
+        read_only: options.read_only,
+        raw_bytes: options.raw_bytes,
+        database: (!options.database.is_empty()).then_some(options.database),
+        ts: ts_options(options.ts)?,
+        batch_size: (options.batch_size > 0).then_some(options.batch_size as usize),
+    })
+}
+
 /// The ts dialect's proto options as the drivers'.
 pub fn ts_options(
     options: Option<pb::TsOptions>,

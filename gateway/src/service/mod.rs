@@ -82,67 +82,47 @@ pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
     })
 }
 
-/// A proto request as a gateway request; the deadline caps the timeout.
+/// The call's context: the client's deadline, less a margin so that the
+/// client gets this gateway's DEADLINE_EXCEEDED rather than a cut call.
+fn context(metadata: &MetadataMap, tx_id: String) -> gateway::CallContext {
+    let mut context = gateway::CallContext::anonymous();
+    if let Some(deadline) = grpc_timeout(metadata) {
+        let margin = (deadline / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        context = context.with_timeout(deadline.saturating_sub(margin));
+    }
+    if !tx_id.is_empty() {
+        context = context.in_transaction(tx_id);
+    }
+    context
+}
+
+/// A proto request as a gateway request.
 fn to_request(
     message: pb::ExecuteRequest,
-    deadline: Option<Duration>,
+    context: gateway::CallContext,
 ) -> Result<gateway::Request, Status> {
-    let options = message.options.unwrap_or_default();
-    let requested = options
-        .timeout
-        .map(|t| {
-            Duration::try_from(t).map_err(|_| {
-                Status::invalid_argument("options.timeout must be a positive duration")
-            })
-        })
-        .transpose()?;
-    // Stop the statement a little before the client's deadline, so the
-    // client gets this gateway's DEADLINE_EXCEEDED rather than a cut call.
-    let deadline = deadline.map(|d| {
-        d.saturating_sub((d / 10).clamp(Duration::from_millis(5), Duration::from_millis(100)))
-    });
-    let timeout = match (requested, deadline) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
     let params = convert::params_from_proto(message.params)?;
     let named = convert::named_from_proto(message.named_params)?;
-    let non_empty = |s: String| (!s.is_empty()).then_some(s);
     Ok(gateway::Request {
         dialect: message.dialect,
         statement: message.statement,
         params,
         named,
         target: non_empty(message.target),
-        tx_id: non_empty(message.tx_id),
-        options: gateway::RequestOptions {
-            max_rows: (options.max_rows > 0).then_some(options.max_rows),
-            timeout,
-            read_only: options.read_only,
-            raw_bytes: options.raw_bytes,
-            batch_size: (options.batch_size > 0).then_some(options.batch_size as usize),
-            database: non_empty(options.database),
-            ts: convert::ts_options(options.ts)?,
-        },
+        options: convert::options_from_proto(message.options)?,
+        context,
     })
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
 }
 
 /// A proto batch as a gateway batch.
 fn to_batch_request(
     message: pb::ExecuteBatchRequest,
-    deadline: Option<Duration>,
+    context: gateway::CallContext,
 ) -> Result<gateway::BatchRequest, Status> {
-    // The options and deadline read as for one statement.
-    let shape = to_request(
-        pb::ExecuteRequest {
-            dialect: message.dialect,
-            target: message.target,
-            tx_id: message.tx_id,
-            options: message.options,
-            ..Default::default()
-        },
-        deadline,
-    )?;
     let statements = message
         .statements
         .into_iter()
@@ -163,11 +143,11 @@ fn to_batch_request(
         })
         .collect::<Result<Vec<_>, Error>>()?;
     Ok(gateway::BatchRequest {
-        dialect: shape.dialect,
+        dialect: message.dialect,
         statements,
-        target: shape.target,
-        tx_id: shape.tx_id,
-        options: shape.options,
+        target: non_empty(message.target),
+        options: convert::options_from_proto(message.options)?,
+        context,
     })
 }
 
@@ -186,12 +166,12 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let started = Instant::now();
-        let deadline = grpc_timeout(request.metadata());
-        let message = request.into_inner();
+        let (metadata, _, message) = request.into_parts();
+        let context = context(&metadata, message.tx_id.clone());
         let dialect = message.dialect.clone();
         let outcome = self
             .cancellable(async {
-                let response = self.gateway.execute(to_request(message, deadline)?).await?;
+                let response = self.gateway.execute(to_request(message, context)?).await?;
                 let reply = result_to_proto(response.result, response.engine);
                 self.check_size(&reply)?;
                 Ok::<_, Status>(reply)
@@ -213,14 +193,14 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
         let started = Instant::now();
-        let deadline = grpc_timeout(request.metadata());
-        let message = request.into_inner();
+        let (metadata, _, message) = request.into_parts();
+        let context = context(&metadata, message.tx_id.clone());
         let dialect = message.dialect.clone();
         let outcome = self
             .cancellable(async {
                 Ok(self
                     .gateway
-                    .execute_stream(to_request(message, deadline)?)
+                    .execute_stream(to_request(message, context)?)
                     .await?)
             })
             .await;
@@ -251,12 +231,12 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ExecuteBatchRequest>,
     ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
         let started = Instant::now();
-        let deadline = grpc_timeout(request.metadata());
-        let message = request.into_inner();
+        let (metadata, _, message) = request.into_parts();
+        let context = context(&metadata, message.tx_id.clone());
         let dialect = message.dialect.clone();
         let outcome = self
             .cancellable(async {
-                let batch = to_batch_request(message, deadline)?;
+                let batch = to_batch_request(message, context)?;
                 let response = self.gateway.execute_batch(batch).await?;
                 let engine = response.engine;
                 let results = response
@@ -296,11 +276,12 @@ impl pb::gateway_server::Gateway for GatewayService {
 
     async fn list_engines(
         &self,
-        _request: Request<pb::ListEnginesRequest>,
+        request: Request<pb::ListEnginesRequest>,
     ) -> Result<Response<pb::ListEnginesResponse>, Status> {
+        let context = context(request.metadata(), String::new());
         let engines = self
             .gateway
-            .engines()
+            .engines(&context)
             .await
             .into_iter()
             .map(|e| {
@@ -328,16 +309,15 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::DescribeRequest>,
     ) -> Result<Response<pb::DescribeResponse>, Status> {
-        let message = request.into_inner();
-        let non_empty = |s: &str| (!s.is_empty()).then_some(s.to_owned());
-        let (target, dialect, name) = (
-            non_empty(&message.target),
-            non_empty(&message.dialect),
-            non_empty(&message.name),
-        );
+        let (metadata, _, message) = request.into_parts();
         let description = self
             .gateway
-            .describe(target.as_deref(), dialect.as_deref(), name.as_deref())
+            .describe(gateway::DescribeRequest {
+                target: non_empty(message.target),
+                dialect: non_empty(message.dialect),
+                name: non_empty(message.name),
+                context: context(&metadata, String::new()),
+            })
             .await?;
         Ok(Response::new(pb::DescribeResponse {
             engine: description.engine,
@@ -432,13 +412,17 @@ mod tests {
             }),
             ..Default::default()
         };
-        let request = to_request(message.clone(), Some(Duration::from_secs(2))).unwrap();
-        assert_eq!(
-            request.options.timeout,
-            Some(Duration::from_millis(1900)),
-            "a margin before the deadline"
+        let mut metadata = MetadataMap::new();
+        metadata.insert("grpc-timeout", MetadataValue::from_static("2S"));
+        let request = to_request(message.clone(), context(&metadata, String::new())).unwrap();
+        let timeout = request
+            .context
+            .timeout(request.options.timeout, Duration::from_secs(30));
+        assert!(
+            timeout <= Duration::from_millis(1900) && timeout > Duration::from_millis(1800),
+            "a margin before the deadline: {timeout:?}"
         );
-        let request = to_request(message, None).unwrap();
+        let request = to_request(message, gateway::CallContext::anonymous()).unwrap();
         assert_eq!(request.options.timeout, Some(Duration::from_secs(10)));
         let negative = pb::ExecuteRequest {
             options: Some(pb::ExecuteOptions {
@@ -451,7 +435,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            to_request(negative, None).unwrap_err().code(),
+            to_request(negative, gateway::CallContext::anonymous())
+                .unwrap_err()
+                .code(),
             tonic::Code::InvalidArgument
         );
     }
