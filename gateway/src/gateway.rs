@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use omnigate_drivers::{SchemaObject, Statement, StorageDriver};
+use omnigate_drivers::{SchemaObject, StorageDriver};
 
 use crate::cache::MetadataCache;
 use crate::config::Config;
@@ -137,22 +137,7 @@ impl Gateway {
 
     /// Runs one statement and returns its whole result.
     pub async fn execute(&self, request: Request) -> Result<Response> {
-        let Request {
-            dialect,
-            statement,
-            params,
-            named,
-            target,
-            options,
-            context,
-        } = request;
-        let routed = self.route(&context, &dialect, target.as_deref(), options, Shape::Whole)?;
-        let mut statement = Statement {
-            text: statement,
-            params,
-            named,
-        };
-        Self::encode(&routed, &mut statement)?;
+        let (routed, statement) = self.prepare(request, Shape::Whole)?;
         let driver = &routed.engine.driver;
         let mut result = Self::run(
             &routed,
@@ -168,28 +153,7 @@ impl Gateway {
 
     /// Runs one statement and returns its rows in batches.
     pub async fn execute_stream(&self, request: Request) -> Result<StreamResponse> {
-        let Request {
-            dialect,
-            statement,
-            params,
-            named,
-            target,
-            options,
-            context,
-        } = request;
-        let routed = self.route(
-            &context,
-            &dialect,
-            target.as_deref(),
-            options,
-            Shape::Stream,
-        )?;
-        let mut statement = Statement {
-            text: statement,
-            params,
-            named,
-        };
-        Self::encode(&routed, &mut statement)?;
+        let (routed, statement) = self.prepare(request, Shape::Stream)?;
         let driver = &routed.engine.driver;
         let stream = Self::run(
             &routed,

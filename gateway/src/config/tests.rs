@@ -264,3 +264,29 @@ fn redis_engines_with_bindings_tls_and_resp3() {
         assert!(err.to_string().contains(key), "{bad}: {err}");
     }
 }
+
+#[test]
+fn codec_settings_go_only_on_engines_that_store_through_codecs() {
+    let err = Config::parse(
+        "[engines.db]\nkind = \"sqlite\"\n[[engines.db.bindings]]\npattern = \"x\"\ncodec = \"msgpack\"\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("engines.db.bindings"), "{err}");
+    let err = Config::parse(
+        "[engines.c]\nkind = \"redis\"\nproperties = { codec = \"msgpack\" }\n",
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("properties"), "{err}");
+    let graph = Config::parse(
+        "[engines.g]\nkind = \"falkordb\"\nproperties = { codec = \"protobuf\", compress_above = 64 }\n",
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(
+        graph.engines["g"].properties.codec,
+        crate::codec::Format::Protobuf
+    );
+    assert_eq!(graph.engines["g"].driver.kind(), "falkordb");
+}

@@ -151,11 +151,32 @@ fn to_batch_request(
     })
 }
 
-fn log_call(rpc: &'static str, dialect: &str, started: Instant, outcome: Result<&str, &Status>) {
-    let elapsed_us = started.elapsed().as_micros() as u64;
-    match outcome {
-        Ok(engine) => tracing::debug!(rpc, dialect, engine, elapsed_us, "ok"),
-        Err(status) => tracing::info!(rpc, dialect, elapsed_us, code = ?status.code(), "failed"),
+/// One statement RPC as it is logged: its name, dialect and start.
+struct Call {
+    rpc: &'static str,
+    dialect: String,
+    started: Instant,
+}
+
+impl Call {
+    fn start(rpc: &'static str, dialect: &str) -> Self {
+        Call {
+            rpc,
+            dialect: dialect.to_owned(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Logs the outcome: the engine that answered, or the status code.
+    fn log(&self, outcome: Result<&str, &Status>) {
+        let (rpc, dialect) = (self.rpc, self.dialect.as_str());
+        let elapsed_us = self.started.elapsed().as_micros() as u64;
+        match outcome {
+            Ok(engine) => tracing::debug!(rpc, dialect, engine, elapsed_us, "ok"),
+            Err(status) => {
+                tracing::info!(rpc, dialect, elapsed_us, code = ?status.code(), "failed");
+            }
+        }
     }
 }
 
@@ -165,10 +186,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
-        let started = Instant::now();
         let (metadata, _, message) = request.into_parts();
+        let call = Call::start("Execute", &message.dialect);
         let context = context(&metadata, message.tx_id.clone());
-        let dialect = message.dialect.clone();
         let outcome = self
             .cancellable(async {
                 let response = self.gateway.execute(to_request(message, context)?).await?;
@@ -177,12 +197,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                 Ok::<_, Status>(reply)
             })
             .await;
-        log_call(
-            "Execute",
-            &dialect,
-            started,
-            outcome.as_ref().map(|r| r.engine.as_str()),
-        );
+        call.log(outcome.as_ref().map(|r| r.engine.as_str()));
         outcome.map(Response::new)
     }
 
@@ -192,10 +207,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
-        let started = Instant::now();
         let (metadata, _, message) = request.into_parts();
+        let call = Call::start("ExecuteStream", &message.dialect);
         let context = context(&metadata, message.tx_id.clone());
-        let dialect = message.dialect.clone();
         let outcome = self
             .cancellable(async {
                 Ok(self
@@ -204,12 +218,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                     .await?)
             })
             .await;
-        log_call(
-            "ExecuteStream",
-            &dialect,
-            started,
-            outcome.as_ref().map(|r| r.engine.as_str()),
-        );
+        call.log(outcome.as_ref().map(|r| r.engine.as_str()));
         let response = outcome?;
         // A small channel: the gateway holds at most a couple of batches.
         let (tx, rx) = mpsc::channel(2);
@@ -230,10 +239,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ExecuteBatchRequest>,
     ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
-        let started = Instant::now();
         let (metadata, _, message) = request.into_parts();
+        let call = Call::start("ExecuteBatch", &message.dialect);
         let context = context(&metadata, message.tx_id.clone());
-        let dialect = message.dialect.clone();
         let outcome = self
             .cancellable(async {
                 let batch = to_batch_request(message, context)?;
@@ -265,12 +273,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                 Ok(reply)
             })
             .await;
-        log_call(
-            "ExecuteBatch",
-            &dialect,
-            started,
-            outcome.as_ref().map(|r| r.engine.as_str()),
-        );
+        call.log(outcome.as_ref().map(|r| r.engine.as_str()));
         outcome.map(Response::new)
     }
 
