@@ -44,6 +44,9 @@ pub struct Config {
     /// The metadata cache.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Transactions.
+    #[serde(default)]
+    pub transactions: TransactionsConfig,
     /// The engines, by name. Empty: the embedded default (`cache`: memory,
     /// `main`: in-memory SQLite).
     #[serde(default)]
@@ -128,6 +131,24 @@ impl Default for LogConfig {
     }
 }
 
+/// Transaction settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionsConfig {
+    /// A transaction idle this long (no statement, no commit) is rolled
+    /// back; Begin may ask for another timeout.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for TransactionsConfig {
+    fn default() -> Self {
+        TransactionsConfig {
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Metadata cache settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -157,6 +178,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             log: LogConfig::default(),
             cache: CacheConfig::default(),
+            transactions: TransactionsConfig::default(),
             engines: BTreeMap::new(),
         }
         .with_default_engines()

@@ -57,9 +57,41 @@ pub enum Error {
         candidates: Vec<String>,
     },
 
-    /// The request names a transaction; transactions are not available yet.
-    #[error("transactions are not available yet: leave tx_id empty")]
-    TransactionsUnavailable,
+    /// No transaction has this id.
+    #[error("unknown transaction {id:?}: begin one with Begin and pass the tx_id it returns")]
+    TxNotFound {
+        /// The id asked for.
+        id: String,
+    },
+
+    /// The transaction has ended.
+    #[error("transaction {id} {}: begin a new one", how.as_str())]
+    TxEnded {
+        /// The id asked for.
+        id: String,
+        /// How it ended.
+        how: crate::tx::Ended,
+    },
+
+    /// The transaction could not commit and was rolled back everywhere.
+    #[error("the transaction was rolled back on every engine: {why}")]
+    TxAborted {
+        /// What doomed it.
+        why: String,
+    },
+
+    /// A statement would bring a second engine into a transaction.
+    #[error(
+        "this transaction runs on engine {first}; a statement for engine {second} would make \
+         it span engines, and the cross-engine commit is not available yet: keep each \
+         transaction to one engine (the transaction is still open)"
+    )]
+    TxSecondEngine {
+        /// The engine the transaction runs on.
+        first: String,
+        /// The engine the refused statement was for.
+        second: String,
+    },
 
     /// A parameter could not be read.
     #[error("parameter {param}: {message}")]

@@ -5,20 +5,23 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use omnigate_drivers::{SchemaObject, StorageDriver};
+use omnigate_drivers::{RowStream, SchemaObject, StorageDriver};
 
 use crate::cache::MetadataCache;
 use crate::config::Config;
 use crate::engines::EngineEntry;
 use crate::error::{ConfigError, Result};
 use crate::router::Router;
+use crate::tx::Transactions;
 
 mod context;
 mod pipeline;
+mod transaction;
 mod types;
 
 pub use context::{CallContext, Caller};
 use pipeline::Shape;
+pub use transaction::Transaction;
 pub use types::{
     BatchRequest, BatchResponse, DescribeRequest, Description, EngineStatus, Limits, Request,
     Response, StreamResponse,
@@ -29,6 +32,7 @@ struct Inner {
     router: Router,
     cache: MetadataCache,
     limits: Limits,
+    transactions: Arc<Transactions>,
 }
 
 /// The gateway: cheap to clone, shared by the gRPC service and library users.
@@ -106,6 +110,7 @@ impl GatewayBuilder {
             inner: Arc::new(Inner {
                 router,
                 cache: MetadataCache::new(&config.cache),
+                transactions: Transactions::new(config.transactions.idle_timeout),
                 limits: Limits {
                     default_timeout: config.server.default_timeout,
                     default_max_rows: config.server.default_max_rows,
@@ -139,11 +144,13 @@ impl Gateway {
     pub async fn execute(&self, request: Request) -> Result<Response> {
         let (routed, statement) = self.prepare(request, Shape::Whole)?;
         let driver = &routed.engine.driver;
-        let mut result = Self::run(
-            &routed,
-            driver.execute(routed.dialect, &statement, &routed.options),
-        )
-        .await?;
+        let mut result = match &routed.tx_id {
+            Some(id) => self.run_one_in_tx(&routed, id, statement).await?,
+            None => {
+                let work = driver.execute(routed.dialect, &statement, &routed.options);
+                Self::run(&routed, work).await?
+            }
+        };
         Self::decode(routed.dialect, &mut result);
         Ok(Response {
             engine: routed.engine_name(),
@@ -155,11 +162,17 @@ impl Gateway {
     pub async fn execute_stream(&self, request: Request) -> Result<StreamResponse> {
         let (routed, statement) = self.prepare(request, Shape::Stream)?;
         let driver = &routed.engine.driver;
-        let stream = Self::run(
-            &routed,
-            driver.execute_stream(routed.dialect, statement, routed.options.clone()),
-        )
-        .await?;
+        let stream = match &routed.tx_id {
+            // Inside a transaction the statement runs on its pinned part.
+            Some(id) => {
+                let result = self.run_one_in_tx(&routed, id, statement).await?;
+                RowStream::from_result(result, routed.options.batch_size())
+            }
+            None => {
+                let work = driver.execute_stream(routed.dialect, statement, routed.options.clone());
+                Self::run(&routed, work).await?
+            }
+        };
         Ok(StreamResponse {
             engine: routed.engine_name(),
             stream: Self::decode_stream(routed.dialect, stream),
@@ -181,11 +194,13 @@ impl Gateway {
             Self::encode(&routed, statement)?;
         }
         let driver = &routed.engine.driver;
-        let mut results = Self::run(
-            &routed,
-            driver.execute_batch(routed.dialect, &statements, &routed.options),
-        )
-        .await?;
+        let mut results = match &routed.tx_id {
+            Some(id) => self.run_in_tx(&routed, id, &statements).await?,
+            None => {
+                let work = driver.execute_batch(routed.dialect, &statements, &routed.options);
+                Self::run(&routed, work).await?
+            }
+        };
         for result in results.iter_mut().flatten() {
             Self::decode(routed.dialect, result);
         }

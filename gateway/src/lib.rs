@@ -18,12 +18,13 @@ mod gateway;
 pub mod router;
 pub mod server;
 pub mod service;
+pub mod tx;
 
 pub use config::Config;
 pub use error::{ConfigError, Error, Result};
 pub use gateway::{
     BatchRequest, BatchResponse, CallContext, Caller, DescribeRequest, Description, EngineStatus,
-    Gateway, GatewayBuilder, Limits, Request, Response, StreamResponse,
+    Gateway, GatewayBuilder, Limits, Request, Response, StreamResponse, Transaction,
 };
 pub use omnigate_drivers as drivers;
 pub use omnigate_proto as proto;

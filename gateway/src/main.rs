@@ -17,6 +17,7 @@ async fn main() -> ExitCode {
         Command::Exec(args) => print(cli::exec(*args).await),
         Command::Engines(args) => print(cli::engines(args).await),
         Command::Describe(args) => print(cli::describe(args).await),
+        Command::Tx(args) => print(cli::tx::tx(args).await),
         Command::CheckConfig { config } => print(cli::check_config(&config)),
     };
     match outcome {

@@ -30,8 +30,14 @@ macro_rules! decode_failure {
     };
 }
 
-decode_failure!(InvalidArgument: ExecuteRequest, ExecuteBatchRequest, ListEnginesRequest, DescribeRequest);
-decode_failure!(Internal: ExecuteResponse, ExecuteBatchResponse, ListEnginesResponse, DescribeResponse);
+decode_failure!(
+    InvalidArgument: ExecuteRequest, ExecuteBatchRequest, ListEnginesRequest, DescribeRequest,
+    BeginRequest, CommitRequest, RollbackRequest,
+);
+decode_failure!(
+    Internal: ExecuteResponse, ExecuteBatchResponse, ListEnginesResponse, DescribeResponse,
+    BeginResponse, CommitResponse, RollbackResponse,
+);
 
 /// prost's encoding, with decode failures by [`DecodeFailure`].
 #[derive(Debug, Clone)]

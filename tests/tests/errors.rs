@@ -51,11 +51,7 @@ async fn routing_errors() {
     assert_status(&status, Code::InvalidArgument, "unknown dialect \"cypher\"");
     let mut req = request("redis", "PING", vec![]);
     req.tx_id = "tx-1".into();
-    assert_status(
-        &fail(c, req).await,
-        Code::Unimplemented,
-        "transactions are not available yet",
-    );
+    assert_status(&fail(c, req).await, Code::NotFound, "unknown transaction");
     still_serving(&mut gw).await;
 }
 

@@ -3,6 +3,7 @@
 
 pub mod output;
 pub mod params;
+pub mod tx;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub enum Command {
     Engines(ClientArgs),
     /// Describe an engine's schema objects.
     Describe(DescribeArgs),
+    /// Begin, commit or roll back a transaction on a running gateway.
+    Tx(tx::TxArgs),
     /// Check a config file and print the engines it declares.
     CheckConfig {
         /// The config file.
@@ -106,6 +109,9 @@ pub struct ExecArgs {
     /// The graph (falkordb) or database (neo4j) to run in.
     #[arg(long)]
     database: Option<String>,
+    /// Run inside this transaction (from `omnigate tx begin`).
+    #[arg(long = "tx", value_name = "ID")]
+    tx_id: Option<String>,
     #[command(flatten)]
     ts: params::TsArgs,
     /// The statement; placeholders are $1..$n (cypher: $name).
@@ -191,7 +197,7 @@ pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
         params,
         named_params,
         target: args.target.unwrap_or_default(),
-        tx_id: String::new(),
+        tx_id: args.tx_id.unwrap_or_default(),
         options: Some(pb::ExecuteOptions {
             max_rows: args.max_rows.unwrap_or(0),
             timeout: None,

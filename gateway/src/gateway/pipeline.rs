@@ -35,6 +35,8 @@ pub(super) struct Routed<'a> {
     pub(super) dialect: Dialect,
     pub(super) engine: &'a EngineEntry,
     pub(super) options: ExecuteOptions,
+    /// The transaction the call runs in.
+    pub(super) tx_id: Option<String>,
 }
 
 impl Routed<'_> {
@@ -60,9 +62,6 @@ impl Gateway {
         mut options: ExecuteOptions,
         shape: Shape,
     ) -> Result<Routed<'_>> {
-        if context.tx_id.as_deref().is_some_and(|id| !id.is_empty()) {
-            return Err(Error::TransactionsUnavailable);
-        }
         let (dialect, engine) = self.inner.router.route(dialect, target)?;
         let limits = &self.inner.limits;
         options.timeout = Some(context.timeout(options.timeout, limits.default_timeout));
@@ -86,6 +85,7 @@ impl Gateway {
             dialect,
             engine,
             options,
+            tx_id: context.tx_id.clone().filter(|id| !id.is_empty()),
         })
     }
 
@@ -141,6 +141,48 @@ impl Gateway {
             omnigate_drivers::deadline::within_margin(Some(routed.timeout()), BACKSTOP, work)
                 .await
                 .map_err(Error::from);
+        routed.engine.counters.record(&outcome);
+        outcome
+    }
+
+    /// Runs statements in the call's transaction, one after the other, under
+    /// the call's one deadline. A statement cut by the deadline may still
+    /// be running on its engine: the transaction can then only roll back.
+    pub(super) async fn run_in_tx(
+        &self,
+        routed: &Routed<'_>,
+        tx_id: &str,
+        statements: &[Statement],
+    ) -> Result<Vec<omnigate_drivers::Result<ResultSet>>> {
+        let transactions = &self.inner.transactions;
+        let handle = transactions.get(tx_id)?;
+        let mut slot = handle.lock().await;
+        let tx = transactions.usable(tx_id, &mut slot).await?;
+        let work = async {
+            let mut results = Vec::with_capacity(statements.len());
+            for statement in statements {
+                let outcome = tx
+                    .execute(routed.engine, routed.dialect, statement, &routed.options)
+                    .await;
+                match outcome {
+                    Ok(result) => results.push(Ok(result)),
+                    Err(Error::Driver(e)) => results.push(Err(e)),
+                    Err(other) => return Ok(Err(other)),
+                }
+            }
+            Ok(Ok(results))
+        };
+        let outcome =
+            omnigate_drivers::deadline::within_margin(Some(routed.timeout()), BACKSTOP, work).await;
+        let outcome = match outcome {
+            Ok(inner) => inner,
+            Err(e) => {
+                if let Some(tx) = slot.as_mut() {
+                    tx.doom(format!("a statement was cut by its deadline: {e}"));
+                }
+                Err(Error::from(e))
+            }
+        };
         routed.engine.counters.record(&outcome);
         outcome
     }
@@ -321,13 +363,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_transaction_id_is_refused_until_transactions_exist() {
+    async fn an_unknown_transaction_id_is_not_found() {
         let gw = gateway(Fake::new(false)).await;
         let request = Request {
             context: CallContext::anonymous().in_transaction("tx-1"),
             ..Request::new("sql", "SELECT 1")
         };
         let err = gw.execute(request).await.unwrap_err();
-        assert!(matches!(err, Error::TransactionsUnavailable), "{err:?}");
+        assert!(matches!(err, Error::TxNotFound { .. }), "{err:?}");
     }
 }

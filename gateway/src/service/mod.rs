@@ -308,6 +308,57 @@ impl pb::gateway_server::Gateway for GatewayService {
         Ok(Response::new(pb::ListEnginesResponse { engines }))
     }
 
+    async fn begin(
+        &self,
+        request: Request<pb::BeginRequest>,
+    ) -> Result<Response<pb::BeginResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let idle_timeout = message
+            .idle_timeout
+            .map(|t| {
+                Duration::try_from(t).map_err(|_| {
+                    Status::invalid_argument("idle_timeout must be a positive duration")
+                })
+            })
+            .transpose()?;
+        let options = crate::tx::TxOptions {
+            idle_timeout,
+            read_only: message.read_only,
+        };
+        let (tx_id, idle) = self
+            .gateway
+            .begin_id(&context(&metadata, String::new()), &options);
+        let expires_at = std::time::SystemTime::now() + idle;
+        Ok(Response::new(pb::BeginResponse {
+            tx_id,
+            expires_at: Some(expires_at.into()),
+        }))
+    }
+
+    async fn commit(
+        &self,
+        request: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::CommitResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        // Not cancellable at shutdown: a commit, once begun, finishes.
+        let engines = self
+            .gateway
+            .commit(&context(&metadata, String::new()), &message.tx_id)
+            .await?;
+        Ok(Response::new(pb::CommitResponse { engines }))
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<pb::RollbackRequest>,
+    ) -> Result<Response<pb::RollbackResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        self.gateway
+            .rollback(&context(&metadata, String::new()), &message.tx_id)
+            .await?;
+        Ok(Response::new(pb::RollbackResponse {}))
+    }
+
     async fn describe(
         &self,
         request: Request<pb::DescribeRequest>,

@@ -46,7 +46,10 @@ fn code_and_reason(err: &Error) -> (Code, &'static str) {
         Error::UnknownTarget { .. } => (Code::NotFound, "UNKNOWN_TARGET"),
         Error::DialectNotServed { .. } => (Code::InvalidArgument, "DIALECT_NOT_SERVED"),
         Error::AmbiguousTarget { .. } => (Code::InvalidArgument, "AMBIGUOUS_TARGET"),
-        Error::TransactionsUnavailable => (Code::Unimplemented, "TRANSACTIONS_UNAVAILABLE"),
+        Error::TxNotFound { .. } => (Code::NotFound, "TX_NOT_FOUND"),
+        Error::TxEnded { .. } => (Code::FailedPrecondition, "TX_ENDED"),
+        Error::TxAborted { .. } => (Code::Aborted, "TX_ABORTED"),
+        Error::TxSecondEngine { .. } => (Code::FailedPrecondition, "TX_SECOND_ENGINE"),
         Error::BadParameter { .. } => (Code::InvalidArgument, "INVALID_PARAMETER"),
         Error::ResponseTooLarge { .. } => (Code::ResourceExhausted, "RESPONSE_TOO_LARGE"),
         Error::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
@@ -162,9 +165,26 @@ mod tests {
         for (err, code) in cases {
             assert_eq!(to_status(&Error::Driver(err)).code(), code);
         }
-        assert_eq!(
-            to_status(&Error::TransactionsUnavailable).code(),
-            Code::Unimplemented
-        );
+        let id = || "t".to_owned();
+        for (err, code) in [
+            (Error::TxNotFound { id: id() }, Code::NotFound),
+            (
+                Error::TxEnded {
+                    id: id(),
+                    how: crate::tx::Ended::Expired,
+                },
+                Code::FailedPrecondition,
+            ),
+            (Error::TxAborted { why: id() }, Code::Aborted),
+            (
+                Error::TxSecondEngine {
+                    first: id(),
+                    second: id(),
+                },
+                Code::FailedPrecondition,
+            ),
+        ] {
+            assert_eq!(to_status(&err).code(), code, "{err}");
+        }
     }
 }

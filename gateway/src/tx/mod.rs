@@ -1,0 +1,171 @@
+//! Transactions: the open ones by id, each with its part on every engine it
+//! touched (a [`DriverTransaction`] session per engine), idle expiry, and
+//! the memory of how the recently ended ones ended, so a late caller hears
+//! "committed" or "expired" rather than "unknown".
+//!
+//! A transaction on one engine commits natively. The cross-engine commit
+//! (prepare, the log, the decision, recovery) is the coordinator's, which
+//! is not here yet: until it is, a statement that would bring a second
+//! engine into a transaction is refused, and the transaction stays usable.
+
+mod registry;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use omnigate_drivers::{
+    BeginOptions, Dialect, DriverTransaction, ExecuteOptions, Participation, ResultSet, Statement,
+};
+
+use crate::engines::EngineEntry;
+use crate::error::{Error, Result};
+
+pub use registry::Transactions;
+
+/// How a transaction is begun.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxOptions {
+    /// Rolled back when idle this long (`None`: the server's default).
+    pub idle_timeout: Option<Duration>,
+    /// Refuse writes on every engine.
+    pub read_only: bool,
+}
+
+/// How a transaction ended, as later callers are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Committed.
+    Committed,
+    /// Rolled back by its caller, or because a statement failed on an
+    /// engine that aborts the transaction.
+    RolledBack,
+    /// Idle past its timeout, then rolled back.
+    Expired,
+}
+
+impl Ended {
+    /// How it ended, in words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ended::Committed => "was committed",
+            Ended::RolledBack => "was rolled back",
+            Ended::Expired => "expired (idle past its idle timeout) and was rolled back",
+        }
+    }
+}
+
+/// One engine's part of a transaction.
+#[derive(Debug)]
+struct Part {
+    engine: String,
+    session: Box<dyn DriverTransaction>,
+}
+
+/// An open transaction.
+#[derive(Debug)]
+pub(crate) struct Tx {
+    options: BeginOptions,
+    idle_timeout: Duration,
+    last_used: Instant,
+    parts: Vec<Part>,
+    /// Why the transaction can no longer commit: a statement failed on an
+    /// engine that aborts its transaction then (PostgreSQL).
+    doomed: Option<String>,
+}
+
+impl Tx {
+    fn new(options: &TxOptions, default_idle: Duration) -> Self {
+        Tx {
+            options: BeginOptions {
+                read_only: options.read_only,
+                timeout: None,
+            },
+            idle_timeout: options.idle_timeout.unwrap_or(default_idle),
+            last_used: Instant::now(),
+            parts: Vec::new(),
+            doomed: None,
+        }
+    }
+
+    /// Whether it has been idle past its timeout at `now`.
+    fn idle_at(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_used) > self.idle_timeout
+    }
+
+    /// Runs `statement` on `engine`'s part, beginning it there first.
+    pub(crate) async fn execute(
+        &mut self,
+        engine: &EngineEntry,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        self.last_used = Instant::now();
+        let found = self.parts.iter().position(|p| p.engine == engine.name());
+        let index = match found {
+            Some(index) => index,
+            None => self.join(engine).await?,
+        };
+        let options = self.options.apply(options);
+        let part = &mut self.parts[index];
+        let outcome = part.session.execute(dialect, statement, &options).await;
+        if let Err(e) = &outcome
+            && part.session.participation() == (Participation::Live { preparable: true })
+            && self.doomed.is_none()
+        {
+            // PostgreSQL aborts its transaction on any failed statement.
+            self.doomed = Some(format!("a statement failed on engine {}: {e}", part.engine));
+        }
+        self.last_used = Instant::now();
+        outcome.map_err(Error::from)
+    }
+
+    /// Begins the transaction on `engine`; its index among the parts.
+    async fn join(&mut self, engine: &EngineEntry) -> Result<usize> {
+        if let Some(first) = self.parts.first() {
+            return Err(Error::TxSecondEngine {
+                first: first.engine.clone(),
+                second: engine.name().to_owned(),
+            });
+        }
+        let session = engine.driver.begin(&self.options).await?;
+        self.parts.push(Part {
+            engine: engine.name().to_owned(),
+            session,
+        });
+        Ok(self.parts.len() - 1)
+    }
+
+    /// Makes the transaction roll back at commit, saying why.
+    pub(crate) fn doom(&mut self, why: String) {
+        self.doomed.get_or_insert(why);
+    }
+
+    /// Commits every part; the engines that took part.
+    pub(crate) async fn commit(self) -> Result<Vec<String>> {
+        if let Some(why) = self.doomed.clone() {
+            self.rollback().await;
+            return Err(Error::TxAborted { why });
+        }
+        let mut engines = Vec::with_capacity(self.parts.len());
+        for part in self.parts {
+            engines.push(part.engine);
+            part.session.commit().await?;
+        }
+        Ok(engines)
+    }
+
+    /// Rolls every part back. A part that cannot roll back is rolled back
+    /// by its engine when its connection goes (its error is logged).
+    pub(crate) async fn rollback(self) {
+        for part in self.parts {
+            if let Err(e) = part.session.rollback().await {
+                tracing::warn!(engine = %part.engine, error = %e, "rollback failed");
+            }
+        }
+    }
+}
+
+/// A handle to an open transaction, shared by the calls that use it (they
+/// take turns: a transaction runs one statement at a time).
+pub(crate) type TxHandle = Arc<tokio::sync::Mutex<Option<Tx>>>;

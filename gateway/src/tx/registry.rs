@@ -1,0 +1,155 @@
+//! The open transactions by id, their idle expiry, and how the recently
+//! ended ones ended.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::{Ended, Tx, TxHandle, TxOptions};
+use crate::error::{Error, Result};
+
+/// How long an ended transaction's outcome is remembered.
+const REMEMBER_ENDED: Duration = Duration::from_secs(15 * 60);
+
+/// How often idle transactions are looked for.
+const REAP_EVERY: Duration = Duration::from_millis(500);
+
+/// The open transactions, and the outcomes of the recently ended ones.
+#[derive(Debug)]
+pub struct Transactions {
+    open: Mutex<HashMap<String, TxHandle>>,
+    ended: moka::sync::Cache<String, Ended>,
+    default_idle: Duration,
+}
+
+impl Transactions {
+    /// A registry whose transactions expire after `default_idle` idle
+    /// unless begun with their own timeout. Must run inside a Tokio
+    /// runtime: idle transactions are rolled back in the background.
+    pub fn new(default_idle: Duration) -> Arc<Self> {
+        let registry = Arc::new(Transactions {
+            open: Mutex::new(HashMap::new()),
+            ended: moka::sync::Cache::builder()
+                .time_to_live(REMEMBER_ENDED)
+                .max_capacity(1_000_000)
+                .build(),
+            default_idle,
+        });
+        tokio::spawn(reap(Arc::downgrade(&registry)));
+        registry
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, TxHandle>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Begins a transaction: its id, and how long it may stay idle.
+    pub(crate) fn begin(&self, options: &TxOptions) -> (String, Duration) {
+        let id = uuid::Uuid::new_v4().to_string();
+        let tx = Tx::new(options, self.default_idle);
+        let idle = tx.idle_timeout;
+        self.open()
+            .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(Some(tx))));
+        (id, idle)
+    }
+
+    /// The open transaction `id`, or why there is none.
+    pub(crate) fn get(&self, id: &str) -> Result<TxHandle> {
+        if let Some(handle) = self.open().get(id) {
+            return Ok(Arc::clone(handle));
+        }
+        Err(self.gone(id))
+    }
+
+    /// Why `id` is not open: it ended (and how), or it never was.
+    pub(crate) fn gone(&self, id: &str) -> Error {
+        match self.ended.get(id) {
+            Some(how) => Error::TxEnded {
+                id: id.to_owned(),
+                how,
+            },
+            None => Error::TxNotFound { id: id.to_owned() },
+        }
+    }
+
+    /// Takes `id`'s transaction out of the open ones, to end it. `Err` when
+    /// it is not open, or expired while idle (then it is rolled back here).
+    pub(crate) async fn take(&self, id: &str) -> Result<Tx> {
+        let handle = self.get(id)?;
+        let mut slot = handle.lock().await;
+        let tx = slot.take().ok_or_else(|| self.gone(id))?;
+        self.open().remove(id);
+        if tx.idle_at(Instant::now()) {
+            self.ended.insert(id.to_owned(), Ended::Expired);
+            tx.rollback().await;
+            return Err(self.gone(id));
+        }
+        Ok(tx)
+    }
+
+    /// Records how `id` ended.
+    pub(crate) fn ended(&self, id: &str, how: Ended) {
+        self.ended.insert(id.to_owned(), how);
+    }
+
+    /// Checks that the transaction in `slot` is still usable; an idle one
+    /// is rolled back now and said to have expired.
+    pub(crate) async fn usable<'a>(
+        &self,
+        id: &str,
+        slot: &'a mut Option<Tx>,
+    ) -> Result<&'a mut Tx> {
+        if slot.as_ref().is_some_and(|tx| tx.idle_at(Instant::now()))
+            && let Some(tx) = slot.take()
+        {
+            self.open().remove(id);
+            self.ended(id, Ended::Expired);
+            tx.rollback().await;
+        }
+        slot.as_mut().ok_or_else(|| self.gone(id))
+    }
+
+    /// Transactions open now.
+    pub fn open_count(&self) -> usize {
+        self.open().len()
+    }
+
+    /// Rolls back the transactions idle past their timeout.
+    async fn expire_idle(&self) {
+        let now = Instant::now();
+        let candidates: Vec<(String, TxHandle)> = self
+            .open()
+            .iter()
+            .map(|(id, handle)| (id.clone(), Arc::clone(handle)))
+            .collect();
+        for (id, handle) in candidates {
+            // One that is in use now is not idle.
+            let Ok(mut slot) = handle.try_lock() else {
+                continue;
+            };
+            if slot.as_ref().is_some_and(|tx| tx.idle_at(now))
+                && let Some(tx) = slot.take()
+            {
+                self.open().remove(&id);
+                self.ended(&id, Ended::Expired);
+                tracing::info!(tx_id = %id, "transaction expired idle; rolled back");
+                tx.rollback().await;
+            }
+        }
+    }
+}
+
+/// Expires idle transactions until the registry is gone.
+async fn reap(registry: Weak<Transactions>) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        registry.expire_idle().await;
+    }
+}

@@ -1,0 +1,216 @@
+//! Transactions over gRPC and in the library, on the embedded default
+//! (SQLite live on a pinned connection, the memory engine buffered).
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use omnigate::Request;
+use omnigate::tx::TxOptions;
+use omnigate_proto::v1 as pb;
+use omnigate_tests::{TestGateway, assert_status, exec, fail, i, request, s, scalar};
+use pb::value::Kind;
+use tonic::Code;
+
+async fn begin(gw: &mut TestGateway, idle: Option<Duration>) -> String {
+    gw.client
+        .begin(pb::BeginRequest {
+            idle_timeout: idle.map(|d| d.try_into().unwrap()),
+            read_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tx_id
+}
+
+fn in_tx(tx: &str, dialect: &str, statement: &str, params: Vec<pb::Value>) -> pb::ExecuteRequest {
+    pb::ExecuteRequest {
+        tx_id: tx.to_owned(),
+        ..request(dialect, statement, params)
+    }
+}
+
+async fn count(gw: &mut TestGateway) -> Option<Kind> {
+    let rows = exec(
+        &mut gw.client,
+        request("sql", "SELECT count(*) FROM t", vec![]),
+    )
+    .await;
+    scalar(&rows)
+}
+
+#[tokio::test]
+async fn sql_commits_and_rolls_back_reading_its_own_writes() {
+    let mut gw = TestGateway::start().await;
+    exec(
+        &mut gw.client,
+        request("sql", "CREATE TABLE t (v INTEGER)", vec![]),
+    )
+    .await;
+
+    let tx = begin(&mut gw, None).await;
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "INSERT INTO t VALUES ($1)", vec![i(1)]),
+    )
+    .await;
+    let own = exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "SELECT count(*) FROM t", vec![]),
+    )
+    .await;
+    assert_eq!(
+        scalar(&own),
+        Some(Kind::Int(1)),
+        "reads see the transaction's writes"
+    );
+    let done = gw
+        .client
+        .commit(pb::CommitRequest { tx_id: tx.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.engines, vec!["main".to_owned()]);
+    assert_eq!(count(&mut gw).await, Some(Kind::Int(1)));
+
+    let tx2 = begin(&mut gw, None).await;
+    exec(
+        &mut gw.client,
+        in_tx(&tx2, "sql", "INSERT INTO t VALUES (2)", vec![]),
+    )
+    .await;
+    gw.client
+        .rollback(pb::RollbackRequest { tx_id: tx2.clone() })
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&mut gw).await,
+        Some(Kind::Int(1)),
+        "the rolled-back row is gone"
+    );
+
+    // An ended transaction says how it ended; an unknown one is not found.
+    let status = fail(&mut gw.client, in_tx(&tx, "sql", "SELECT 1", vec![])).await;
+    assert_status(&status, Code::FailedPrecondition, "was committed");
+    let status = gw
+        .client
+        .commit(pb::CommitRequest { tx_id: tx2 })
+        .await
+        .unwrap_err();
+    assert_status(&status, Code::FailedPrecondition, "was rolled back");
+    let status = fail(
+        &mut gw.client,
+        in_tx("no-such-tx", "sql", "SELECT 1", vec![]),
+    )
+    .await;
+    assert_status(&status, Code::NotFound, "unknown transaction");
+}
+
+#[tokio::test]
+async fn an_idle_transaction_expires_and_is_rolled_back() {
+    let mut gw = TestGateway::start().await;
+    exec(
+        &mut gw.client,
+        request("sql", "CREATE TABLE t (v INTEGER)", vec![]),
+    )
+    .await;
+    let tx = begin(&mut gw, Some(Duration::from_millis(200))).await;
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "INSERT INTO t VALUES (1)", vec![]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        gw.gateway.open_transactions(),
+        0,
+        "the reaper rolled it back"
+    );
+    let status = fail(&mut gw.client, in_tx(&tx, "sql", "SELECT 1", vec![])).await;
+    assert_status(&status, Code::FailedPrecondition, "expired");
+    assert_eq!(count(&mut gw).await, Some(Kind::Int(0)));
+}
+
+#[tokio::test]
+async fn redis_writes_are_queued_and_applied_at_commit() {
+    let mut gw = TestGateway::start().await;
+    let tx = begin(&mut gw, None).await;
+    let queued = exec(
+        &mut gw.client,
+        in_tx(&tx, "redis", "SET k $1", vec![s("v")]),
+    )
+    .await;
+    assert_eq!(scalar(&queued), Some(Kind::String("QUEUED".into())));
+    let inside = exec(&mut gw.client, in_tx(&tx, "redis", "GET k", vec![])).await;
+    assert!(
+        matches!(scalar(&inside), Some(Kind::Null(_))),
+        "reads inside see committed state, as with MULTI"
+    );
+    // A command the engine refuses is refused when sent, not at commit.
+    let status = fail(&mut gw.client, in_tx(&tx, "redis", "SET k", vec![])).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    gw.client
+        .commit(pb::CommitRequest { tx_id: tx })
+        .await
+        .unwrap();
+    let after = exec(&mut gw.client, request("redis", "GET k", vec![])).await;
+    assert_eq!(scalar(&after), Some(Kind::String("v".into())));
+}
+
+#[tokio::test]
+async fn a_second_engine_is_refused_and_the_transaction_stays_usable() {
+    let mut gw = TestGateway::start().await;
+    exec(
+        &mut gw.client,
+        request("sql", "CREATE TABLE t (v INTEGER)", vec![]),
+    )
+    .await;
+    let tx = begin(&mut gw, None).await;
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "INSERT INTO t VALUES (1)", vec![]),
+    )
+    .await;
+    let status = fail(&mut gw.client, in_tx(&tx, "redis", "SET k 1", vec![])).await;
+    assert_status(&status, Code::FailedPrecondition, "runs on engine main");
+    gw.client
+        .commit(pb::CommitRequest { tx_id: tx })
+        .await
+        .unwrap();
+    assert_eq!(count(&mut gw).await, Some(Kind::Int(1)));
+    let untouched = exec(&mut gw.client, request("redis", "GET k", vec![])).await;
+    assert!(matches!(scalar(&untouched), Some(Kind::Null(_))));
+}
+
+#[tokio::test]
+async fn a_dropped_library_transaction_rolls_back() {
+    let gw = TestGateway::start().await;
+    let gateway = &gw.gateway;
+    gateway
+        .execute(Request::new("sql", "CREATE TABLE t (v INTEGER)"))
+        .await
+        .unwrap();
+    let tx = gateway.begin(TxOptions::default());
+    tx.execute(Request::new("sql", "INSERT INTO t VALUES (1)"))
+        .await
+        .unwrap();
+    drop(tx);
+    for _ in 0..50 {
+        if gateway.open_transactions() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gateway.open_transactions(), 0);
+    let rows = gateway
+        .execute(Request::new("sql", "SELECT count(*) FROM t"))
+        .await
+        .unwrap();
+    assert_eq!(rows.result.rows[0][0], omnigate_drivers::Value::Int(0));
+
+    let tx = gateway.begin(TxOptions::default());
+    tx.execute(Request::new("sql", "INSERT INTO t VALUES (2)"))
+        .await
+        .unwrap();
+    assert_eq!(tx.commit().await.unwrap(), vec!["main".to_owned()]);
+}
