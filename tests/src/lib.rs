@@ -183,6 +183,49 @@ pub fn request(dialect: &str, statement: &str, params: Vec<pb::Value>) -> pb::Ex
     }
 }
 
+/// An ExecuteRequest inside transaction `tx_id`.
+pub fn in_tx(
+    tx_id: &str,
+    dialect: &str,
+    statement: &str,
+    params: Vec<pb::Value>,
+) -> pb::ExecuteRequest {
+    pb::ExecuteRequest {
+        tx_id: tx_id.to_owned(),
+        ..request(dialect, statement, params)
+    }
+}
+
+/// Begins a transaction (idle timeout: `idle`, or the server's); its id.
+pub async fn begin_tx(
+    client: &mut GatewayClient<Channel>,
+    idle: Option<std::time::Duration>,
+) -> String {
+    let idle_timeout = idle.map(|d| prost_types::Duration::try_from(d).expect("a short duration"));
+    client
+        .begin(pb::BeginRequest {
+            idle_timeout,
+            read_only: false,
+        })
+        .await
+        .expect("Begin succeeds")
+        .into_inner()
+        .tx_id
+}
+
+/// Commits transaction `tx_id`: the engines that took part, or the status.
+pub async fn commit_tx(
+    client: &mut GatewayClient<Channel>,
+    tx_id: &str,
+) -> Result<Vec<String>, tonic::Status> {
+    client
+        .commit(pb::CommitRequest {
+            tx_id: tx_id.to_owned(),
+        })
+        .await
+        .map(|r| r.into_inner().engines)
+}
+
 /// Runs a request that must succeed.
 pub async fn exec(
     client: &mut GatewayClient<Channel>,

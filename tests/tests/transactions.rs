@@ -7,27 +7,14 @@ use std::time::Duration;
 use omnigate::Request;
 use omnigate::tx::TxOptions;
 use omnigate_proto::v1 as pb;
-use omnigate_tests::{TestGateway, assert_status, exec, fail, i, request, s, scalar};
+use omnigate_tests::{
+    TestGateway, assert_status, begin_tx, commit_tx, exec, fail, i, in_tx, request, s, scalar,
+};
 use pb::value::Kind;
 use tonic::Code;
 
 async fn begin(gw: &mut TestGateway, idle: Option<Duration>) -> String {
-    gw.client
-        .begin(pb::BeginRequest {
-            idle_timeout: idle.map(|d| d.try_into().unwrap()),
-            read_only: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tx_id
-}
-
-fn in_tx(tx: &str, dialect: &str, statement: &str, params: Vec<pb::Value>) -> pb::ExecuteRequest {
-    pb::ExecuteRequest {
-        tx_id: tx.to_owned(),
-        ..request(dialect, statement, params)
-    }
+    begin_tx(&mut gw.client, idle).await
 }
 
 async fn count(gw: &mut TestGateway) -> Option<Kind> {
@@ -64,13 +51,8 @@ async fn sql_commits_and_rolls_back_reading_its_own_writes() {
         Some(Kind::Int(1)),
         "reads see the transaction's writes"
     );
-    let done = gw
-        .client
-        .commit(pb::CommitRequest { tx_id: tx.clone() })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(done.engines, vec!["main".to_owned()]);
+    let engines = commit_tx(&mut gw.client, &tx).await.unwrap();
+    assert_eq!(engines, vec!["main".to_owned()]);
     assert_eq!(count(&mut gw).await, Some(Kind::Int(1)));
 
     let tx2 = begin(&mut gw, None).await;
@@ -92,11 +74,7 @@ async fn sql_commits_and_rolls_back_reading_its_own_writes() {
     // An ended transaction says how it ended; an unknown one is not found.
     let status = fail(&mut gw.client, in_tx(&tx, "sql", "SELECT 1", vec![])).await;
     assert_status(&status, Code::FailedPrecondition, "was committed");
-    let status = gw
-        .client
-        .commit(pb::CommitRequest { tx_id: tx2 })
-        .await
-        .unwrap_err();
+    let status = commit_tx(&mut gw.client, &tx2).await.unwrap_err();
     assert_status(&status, Code::FailedPrecondition, "was rolled back");
     let status = fail(
         &mut gw.client,
@@ -149,10 +127,7 @@ async fn redis_writes_are_queued_and_applied_at_commit() {
     // A command the engine refuses is refused when sent, not at commit.
     let status = fail(&mut gw.client, in_tx(&tx, "redis", "SET k", vec![])).await;
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    gw.client
-        .commit(pb::CommitRequest { tx_id: tx })
-        .await
-        .unwrap();
+    commit_tx(&mut gw.client, &tx).await.unwrap();
     let after = exec(&mut gw.client, request("redis", "GET k", vec![])).await;
     assert_eq!(scalar(&after), Some(Kind::String("v".into())));
 }
@@ -173,10 +148,7 @@ async fn a_second_engine_is_refused_and_the_transaction_stays_usable() {
     .await;
     let status = fail(&mut gw.client, in_tx(&tx, "redis", "SET k 1", vec![])).await;
     assert_status(&status, Code::FailedPrecondition, "runs on engine main");
-    gw.client
-        .commit(pb::CommitRequest { tx_id: tx })
-        .await
-        .unwrap();
+    commit_tx(&mut gw.client, &tx).await.unwrap();
     assert_eq!(count(&mut gw).await, Some(Kind::Int(1)));
     let untouched = exec(&mut gw.client, request("redis", "GET k", vec![])).await;
     assert!(matches!(scalar(&untouched), Some(Kind::Null(_))));

@@ -16,6 +16,7 @@ mod error;
 mod numeric;
 mod run;
 mod tls;
+mod transaction;
 mod types_cache;
 
 use std::str::FromStr;
@@ -30,8 +31,9 @@ pub use config::{PostgresConfig, Recycling, Tls};
 
 use crate::pool::{AcquireError, FrontConfig, PoolFront};
 use crate::{
-    BoxError, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions,
-    Health, PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver,
+    BeginOptions, BoxError, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor,
+    EngineError, Error, ExecuteOptions, Health, PoolStats, Result, ResultSet, RowStream,
+    SchemaObject, Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -236,6 +238,18 @@ impl StorageDriver for PostgresDriver {
             self.schema.bump();
         }
         stream
+    }
+
+    async fn begin(&self, options: &BeginOptions) -> Result<Box<dyn DriverTransaction>> {
+        let client = self.connection().await?;
+        let tx = transaction::PostgresTransaction::begin(
+            self.descriptor.clone(),
+            options.clone(),
+            self.types.clone(),
+            client,
+        )
+        .await?;
+        Ok(Box::new(tx))
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

@@ -1,0 +1,211 @@
+//! Transactions on PostgreSQL: live, on a connection pinned to the
+//! transaction (reads see its own writes), with a prepare step
+//! (`PREPARE TRANSACTION`) for a two-phase commit. As in PostgreSQL, a
+//! statement that fails aborts the transaction: it can then only roll
+//! back. Dropped uncommitted, the connection is closed (the server rolls
+//! back); a prepared transaction survives that, for recovery to finish.
+
+use async_trait::async_trait;
+use deadpool_postgres::Object;
+use tokio_postgres::NoTls;
+
+use super::error::from_pg;
+use super::types_cache::StatementTypes;
+use super::{KIND, refuse_copy, run};
+use crate::{
+    BeginOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error, ExecuteOptions,
+    Participation, Result, ResultSet, Statement,
+};
+
+/// A PostgreSQL transaction on its pinned connection.
+#[derive(Debug)]
+pub(super) struct PostgresTransaction {
+    descriptor: EngineDescriptor,
+    options: BeginOptions,
+    types: StatementTypes,
+    /// `None` once committed or rolled back.
+    client: Option<Object>,
+    /// The global id it was prepared under.
+    prepared: Option<String>,
+    /// A cancel was sent on the connection: it must not serve anyone else.
+    tainted: bool,
+    /// A statement failed: PostgreSQL has aborted the transaction.
+    aborted: bool,
+}
+
+impl PostgresTransaction {
+    /// Begins a transaction on `client`.
+    pub(super) async fn begin(
+        descriptor: EngineDescriptor,
+        options: BeginOptions,
+        types: StatementTypes,
+        client: Object,
+    ) -> Result<Self> {
+        let begin = if options.read_only {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN"
+        };
+        client
+            .batch_execute(begin)
+            .await
+            .map_err(|e| from_pg(e, None))?;
+        Ok(PostgresTransaction {
+            descriptor,
+            options,
+            types,
+            client: Some(client),
+            prepared: None,
+            tainted: false,
+            aborted: false,
+        })
+    }
+
+    fn client(&self) -> Result<&Object> {
+        self.client.as_ref().ok_or_else(|| {
+            Error::Internal(EngineError::new(KIND, None, "the transaction has ended"))
+        })
+    }
+
+    /// Runs transaction control (`COMMIT`, `ROLLBACK PREPARED '..'`) and
+    /// lets the connection go: back to the pool, or closed if a cancel may
+    /// still reach it.
+    async fn finish(mut self: Box<Self>, command: &str) -> Result<()> {
+        let client = self.client.take().ok_or_else(|| {
+            Error::Internal(EngineError::new(KIND, None, "the transaction has ended"))
+        })?;
+        let outcome = client
+            .batch_execute(command)
+            .await
+            .map_err(|e| from_pg(e, None));
+        if self.tainted || outcome.is_err() {
+            drop(Object::take(client));
+        }
+        outcome
+    }
+
+    /// The global id as a SQL literal.
+    fn literal(global_id: &str) -> String {
+        format!("'{}'", global_id.replace('\'', "''"))
+    }
+}
+
+/// Transaction control inside a transaction would end it behind the
+/// session's back: refused, naming what to call instead.
+fn refuse_control(statement: &Statement) -> Result<()> {
+    let keyword = crate::sql::first_keyword(&statement.text);
+    let control = [
+        "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE",
+    ];
+    if control.iter().any(|k| keyword.eq_ignore_ascii_case(k)) {
+        return Err(Error::Precondition(EngineError::new(
+            KIND,
+            None,
+            format!(
+                "{} inside a transaction: commit or roll back the transaction itself",
+                keyword.to_ascii_uppercase()
+            ),
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl DriverTransaction for PostgresTransaction {
+    fn participation(&self) -> Participation {
+        Participation::Live { preparable: true }
+    }
+
+    async fn execute(
+        &mut self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        self.descriptor.accept(dialect, statement)?;
+        refuse_copy(statement)?;
+        refuse_control(statement)?;
+        if options.read_only && !self.options.read_only {
+            return Err(Error::not_supported(
+                "a read_only statement inside a read-write transaction (begin the \
+                 transaction read_only)",
+                KIND,
+            ));
+        }
+        if self.prepared.is_some() {
+            return Err(Error::Precondition(EngineError::new(
+                KIND,
+                None,
+                "the transaction is prepared: it can only commit or roll back",
+            )));
+        }
+        let client = self.client()?;
+        let token = client.cancel_token();
+        let work = run::execute(client, statement, options, None, &self.types);
+        let outcome = match options.timeout {
+            None => work.await,
+            Some(limit) => match tokio::time::timeout(limit, work).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    // The server aborts the transaction on the cancel; the
+                    // connection leaves the pool when the transaction ends.
+                    let _ = token.cancel_query(NoTls).await;
+                    self.tainted = true;
+                    Err(Error::Timeout { after: limit })
+                }
+            },
+        };
+        self.aborted |= outcome.is_err();
+        outcome
+    }
+
+    async fn prepare(&mut self, global_id: &str) -> Result<()> {
+        let command = format!("PREPARE TRANSACTION {}", Self::literal(global_id));
+        self.client()?
+            .batch_execute(&command)
+            .await
+            .map_err(|e| from_pg(e, None))?;
+        self.prepared = Some(global_id.to_owned());
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        if self.aborted {
+            // PostgreSQL would answer COMMIT with a silent ROLLBACK.
+            self.finish("ROLLBACK").await?;
+            return Err(Error::Conflict(EngineError::new(
+                KIND,
+                Some("25P02"),
+                "a statement failed inside the transaction, so PostgreSQL aborted it: it \
+                 was rolled back; run it again",
+            )));
+        }
+        let command = match &self.prepared {
+            Some(id) => format!("COMMIT PREPARED {}", Self::literal(id)),
+            None => "COMMIT".to_owned(),
+        };
+        self.finish(&command).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        let command = match &self.prepared {
+            Some(id) => format!("ROLLBACK PREPARED {}", Self::literal(id)),
+            None => "ROLLBACK".to_owned(),
+        };
+        self.finish(&command).await
+    }
+
+    fn engine(&self) -> &'static str {
+        KIND
+    }
+}
+
+impl Drop for PostgresTransaction {
+    fn drop(&mut self) {
+        // Uncommitted: closing the connection rolls the transaction back on
+        // the server (a prepared one stays prepared, for recovery).
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
