@@ -21,6 +21,8 @@ pub struct PgServer {
     owner: Option<(u32, u32)>,
     child: Option<Child>,
     tls: bool,
+    /// `max_prepared_transactions` (0 turns two-phase commit off).
+    max_prepared: u32,
 }
 
 /// The directory holding `initdb` and `postgres`, or a panic naming the package.
@@ -68,18 +70,24 @@ impl PgServer {
     /// Initialises a cluster and starts the server; panics with the server's
     /// log if it does not come up.
     pub fn start() -> PgServer {
-        Self::start_with(false)
+        Self::start_with(false, 64)
+    }
+
+    /// [`PgServer::start`] with `max_prepared_transactions = 0`, as a
+    /// default PostgreSQL install has it.
+    pub fn start_without_prepared_transactions() -> PgServer {
+        Self::start_with(false, 0)
     }
 
     /// Starts a server that also accepts TLS, with a certificate for
     /// 127.0.0.1 signed by a test CA; returns it and the CA's PEM file.
     pub fn start_with_tls() -> (PgServer, PathBuf) {
-        let server = Self::start_with(true);
+        let server = Self::start_with(true, 64);
         let ca = server.dir.path().join("ca.pem");
         (server, ca)
     }
 
-    fn start_with(tls: bool) -> PgServer {
+    fn start_with(tls: bool, max_prepared: u32) -> PgServer {
         let bin = bin_dir();
         let owner = unprivileged_owner();
         let dir = tempfile::Builder::new()
@@ -96,6 +104,7 @@ impl PgServer {
             owner,
             child: None,
             tls,
+            max_prepared,
         };
         server.init();
         if tls {
@@ -150,6 +159,7 @@ impl PgServer {
         if let Some((uid, gid)) = self.owner {
             chown(self.dir.path().join("server.log"), Some(uid), Some(gid)).expect("chown the log");
         }
+        let prepared = format!("max_prepared_transactions={}", self.max_prepared);
         let child = self
             .command("postgres")
             .arg("-D")
@@ -166,7 +176,7 @@ impl PgServer {
                 "-c",
                 "full_page_writes=off",
                 "-c",
-                "max_prepared_transactions=64",
+                prepared.as_str(),
                 "-c",
                 "max_connections=200",
                 "-c",

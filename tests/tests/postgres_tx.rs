@@ -254,3 +254,34 @@ async fn the_driver_prepares_commits_and_rolls_back_prepared_transactions() {
         .unwrap_err();
     assert!(err.to_string().contains("inside a transaction"), "{err}");
 }
+
+#[tokio::test]
+async fn the_engine_reports_whether_the_server_can_prepare() {
+    let ready = PgServer::start();
+    let gw = gateway(&ready).await;
+    let engine = omnigate_tests::engine(&mut gw.client.clone(), "main-db").await;
+    assert_eq!(engine.counters["max_prepared_transactions"], 64);
+
+    // A default install: the engine starts (single-engine transactions
+    // work) and says what is missing.
+    let plain = PgServer::start_without_prepared_transactions();
+    let mut gw = gateway(&plain).await;
+    let engine = omnigate_tests::engine(&mut gw.client, "main-db").await;
+    assert_eq!(engine.counters["max_prepared_transactions"], 0);
+    let tx = begin_tx(&mut gw.client, None).await;
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "INSERT INTO t VALUES (5, 50)", vec![]),
+    )
+    .await;
+    commit_tx(&mut gw.client, &tx).await.unwrap();
+    assert_eq!(value_of(&mut gw, 5).await, Some(Kind::Int(50)));
+    let d = plain.engine().await;
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    let err = tx.prepare("omnigate-test-3").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("prepared transactions are disabled"),
+        "{err}"
+    );
+}

@@ -46,6 +46,8 @@ pub struct PostgresDriver {
     pool: Pool,
     front: PoolFront,
     schema: crate::SchemaEpoch,
+    /// The server's `max_prepared_transactions` (0: no two-phase commit).
+    max_prepared: u64,
     types: types_cache::StatementTypes,
 }
 
@@ -123,12 +125,24 @@ impl PostgresDriver {
             pool,
             front,
             schema: crate::SchemaEpoch::default(),
+            max_prepared: 0,
             types: types_cache::StatementTypes::new(config.statement_cache_capacity),
         };
         // Warm the pool: these connections are returned idle.
         let warm: Vec<Object> =
             futures::future::try_join_all((0..config.min_idle.max(1)).map(|_| driver.connection()))
                 .await?;
+        let mut driver = driver;
+        driver.max_prepared = max_prepared_transactions(&warm[0]).await?;
+        if driver.max_prepared == 0 {
+            tracing::warn!(
+                engine = %driver.descriptor.name,
+                "PostgreSQL runs with max_prepared_transactions = 0: a transaction that spans \
+                 this engine and another cannot commit; set max_prepared_transactions (e.g. to \
+                 max_connections) in postgresql.conf and restart PostgreSQL. Transactions on \
+                 this engine alone work as they are"
+            );
+        }
         drop(warm);
         Ok(driver)
     }
@@ -169,6 +183,18 @@ impl PostgresDriver {
             other => AcquireError::Connect(other.into()),
         })
     }
+}
+
+/// The server's `max_prepared_transactions`.
+async fn max_prepared_transactions(client: &Object) -> Result<u64> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('max_prepared_transactions')::bigint",
+            &[],
+        )
+        .await
+        .map_err(|e| error::from_pg(e, None))?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
 /// `COPY` switches the connection into a sub-protocol that a statement
@@ -281,6 +307,7 @@ impl StorageDriver for PostgresDriver {
                 u64::from(self.front.connect_failures()),
             ),
             ("statements_known".into(), self.types.len()),
+            ("max_prepared_transactions".into(), self.max_prepared),
         ]
     }
 
