@@ -5,8 +5,11 @@
 
 mod batch;
 mod commands;
+mod info;
 mod reply;
+mod transaction;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
@@ -22,8 +25,9 @@ use crate::redis_syntax::parse_command;
 use crate::resp::{Pooled, RedisPool};
 pub use crate::resp::{Protocol, RedisConfig};
 use crate::{
-    Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
-    PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
+    BeginOptions, Column, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor,
+    EngineError, Error, ExecuteOptions, Health, PoolStats, Result, ResultSet, SchemaObject,
+    Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -33,10 +37,11 @@ pub const KIND: &str = "redis";
 #[derive(Debug)]
 pub struct RedisDriver {
     descriptor: EngineDescriptor,
-    pool: RedisPool,
+    pool: Arc<RedisPool>,
     database: i64,
-    /// Whether each command writes, from `COMMAND INFO`, for read-only requests.
-    writes: moka::sync::Cache<String, bool>,
+    /// What the server says of each command (`COMMAND INFO`): whether it
+    /// writes, for read-only requests; arity and flags, for transactions.
+    commands: info::Commands,
 }
 
 impl RedisDriver {
@@ -51,9 +56,9 @@ impl RedisDriver {
                 kind: KIND,
                 dialects: <Self as crate::EngineKind>::DIALECTS.to_vec(),
             },
-            pool,
+            pool: Arc::new(pool),
             database: config.database,
-            writes: moka::sync::Cache::new(1024),
+            commands: info::Commands::new(),
         })
     }
 
@@ -62,38 +67,10 @@ impl RedisDriver {
         self.pool.connection().await
     }
 
-    /// Whether the command writes, by the server's own `COMMAND INFO`.
+    /// Whether the command writes, by the server's own `COMMAND INFO`
+    /// (a command the server does not know: it answers with its own error).
     async fn writes(&self, conn: &mut MultiplexedConnection, name: &str) -> Result<bool> {
-        let key = name.to_ascii_lowercase();
-        if let Some(known) = self.writes.get(&key) {
-            return Ok(known);
-        }
-        let info: ::redis::Value = ::redis::cmd("COMMAND")
-            .arg("INFO")
-            .arg(&key)
-            .query_async(conn)
-            .await
-            .map_err(from_redis)?;
-        // Reply: [[name, arity, [flags...], ...]] (nil for unknown commands).
-        let flags = match &info {
-            ::redis::Value::Array(items) => match items.first() {
-                Some(::redis::Value::Array(entry)) => entry.get(2).cloned(),
-                _ => None,
-            },
-            _ => None,
-        };
-        let writes = match flags {
-            Some(::redis::Value::Array(flags) | ::redis::Value::Set(flags)) => {
-                flags.iter().any(|f| {
-                    matches!(f, ::redis::Value::SimpleString(s) if s == "write")
-                        || matches!(f, ::redis::Value::BulkString(b) if b == b"write")
-                })
-            }
-            // Unknown to the server: let it answer with its own error.
-            _ => false,
-        };
-        self.writes.insert(key, writes);
-        Ok(writes)
+        Ok(self.commands.info(conn, name).await?.writes)
     }
 
     async fn run(&self, args: Vec<Bytes>, options: &ExecuteOptions) -> Result<::redis::Value> {
@@ -183,6 +160,15 @@ impl StorageDriver for RedisDriver {
     ) -> Result<Vec<Result<ResultSet>>> {
         self.descriptor.ensure_serves(dialect)?;
         batch::run(self, statements, options).await
+    }
+
+    async fn begin(&self, options: &BeginOptions) -> Result<Box<dyn DriverTransaction>> {
+        Ok(Box::new(transaction::RedisTransaction::new(
+            self.descriptor.clone(),
+            options.clone(),
+            Arc::clone(&self.pool),
+            self.commands.clone(),
+        )))
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

@@ -1,0 +1,166 @@
+//! What the server says of a command (`COMMAND INFO`): whether it exists,
+//! its arity, whether it writes, whether it may run inside MULTI. Asked
+//! once per command name and kept.
+
+use ::redis::Value as Resp;
+use ::redis::aio::MultiplexedConnection;
+
+use super::KIND;
+use super::reply::from_redis;
+use crate::{EngineError, Error, Result};
+
+/// A command as the server describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CommandInfo {
+    /// The server knows the command.
+    pub(super) known: bool,
+    /// Its arity: exactly n arguments (command name included) when
+    /// positive, at least -n when negative.
+    pub(super) arity: i64,
+    /// It writes (the `write` flag).
+    pub(super) writes: bool,
+    /// It may not run inside MULTI (the `no_multi` flag).
+    pub(super) no_multi: bool,
+}
+
+impl CommandInfo {
+    /// `Err` as the server would answer a call with `argc` arguments
+    /// (command name included).
+    pub(super) fn check_call(&self, name: &str, argc: usize) -> Result<()> {
+        let invalid = |message: String| {
+            Err(Error::InvalidStatement(EngineError::new(
+                KIND,
+                Some("ERR"),
+                message,
+            )))
+        };
+        if !self.known {
+            return invalid(format!("ERR unknown command '{name}'"));
+        }
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let fits = if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        };
+        if !fits {
+            return invalid(format!(
+                "ERR wrong number of arguments for '{}' command",
+                name.to_ascii_lowercase()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The known commands, by lower-case name.
+#[derive(Debug, Clone)]
+pub(super) struct Commands(moka::sync::Cache<String, CommandInfo>);
+
+impl Commands {
+    pub(super) fn new() -> Self {
+        Commands(moka::sync::Cache::new(1024))
+    }
+
+    /// What the server says of `name` (asked on `conn` the first time).
+    pub(super) async fn info(
+        &self,
+        conn: &mut MultiplexedConnection,
+        name: &str,
+    ) -> Result<CommandInfo> {
+        let key = name.to_ascii_lowercase();
+        if let Some(known) = self.0.get(&key) {
+            return Ok(known);
+        }
+        let reply: Resp = ::redis::cmd("COMMAND")
+            .arg("INFO")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .map_err(from_redis)?;
+        let info = parse(&reply);
+        self.0.insert(key, info);
+        Ok(info)
+    }
+}
+
+/// Reads `[[name, arity, [flags...], ...]]` (nil for an unknown command).
+fn parse(reply: &Resp) -> CommandInfo {
+    let entry = match reply {
+        Resp::Array(items) => match items.first() {
+            Some(Resp::Array(entry)) => entry,
+            _ => return unknown(),
+        },
+        _ => return unknown(),
+    };
+    let arity = match entry.get(1) {
+        Some(Resp::Int(n)) => *n,
+        _ => return unknown(),
+    };
+    let flags: Vec<String> = match entry.get(2) {
+        Some(Resp::Array(flags) | Resp::Set(flags)) => flags
+            .iter()
+            .filter_map(|f| match f {
+                Resp::SimpleString(s) => Some(s.clone()),
+                Resp::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let has = |flag: &str| flags.iter().any(|f| f == flag);
+    CommandInfo {
+        known: true,
+        arity,
+        writes: has("write"),
+        no_multi: has("no_multi"),
+    }
+}
+
+fn unknown() -> CommandInfo {
+    CommandInfo {
+        known: false,
+        arity: 0,
+        writes: false,
+        no_multi: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arity_is_checked_as_the_server_checks_it() {
+        let set = CommandInfo {
+            known: true,
+            arity: -3,
+            writes: true,
+            no_multi: false,
+        };
+        assert!(set.check_call("SET", 3).is_ok());
+        assert!(set.check_call("SET", 5).is_ok());
+        let err = set.check_call("SET", 2).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("wrong number of arguments for 'set'"),
+            "{err}"
+        );
+        let get = CommandInfo { arity: 2, ..set };
+        assert!(get.check_call("GET", 3).is_err());
+        assert!(
+            unknown()
+                .check_call("NOPE", 1)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown command")
+        );
+        let reply = Resp::Array(vec![Resp::Array(vec![
+            Resp::BulkString(b"set".to_vec()),
+            Resp::Int(-3),
+            Resp::Array(vec![Resp::SimpleString("write".into())]),
+        ])]);
+        assert_eq!(parse(&reply), set);
+        assert_eq!(parse(&Resp::Array(vec![Resp::Nil])), unknown());
+    }
+}

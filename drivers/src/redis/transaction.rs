@@ -1,0 +1,152 @@
+//! Transactions on Redis, buffered as `MULTI`/`EXEC`: a write is checked
+//! when sent — the command exists, its arity, it may run inside MULTI, it
+//! is allowed on a shared connection, the transaction is not read-only —
+//! by the server's own `COMMAND INFO`, and kept; a read runs at once and
+//! sees committed state, as inside MULTI. Commit sends the writes as one
+//! `MULTI`..`EXEC` pipeline. As in Redis, a command that fails when applied
+//! (`WRONGTYPE`) does not undo the others: commit then reports it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::commands::{check_allowed, is_blocking};
+use super::info::Commands;
+use super::reply::{from_redis, to_value_with};
+use super::{KIND, query};
+use crate::redis_syntax::parse_command;
+use crate::resp::RedisPool;
+use crate::{
+    BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error,
+    ExecuteOptions, Participation, Result, ResultSet, Statement, Value,
+};
+
+/// A Redis transaction (see the module docs).
+#[derive(Debug)]
+pub(super) struct RedisTransaction {
+    descriptor: EngineDescriptor,
+    options: BeginOptions,
+    pool: Arc<RedisPool>,
+    commands: Commands,
+    /// Checked writes, in the order sent.
+    queued: Vec<Vec<Bytes>>,
+}
+
+impl RedisTransaction {
+    pub(super) fn new(
+        descriptor: EngineDescriptor,
+        options: BeginOptions,
+        pool: Arc<RedisPool>,
+        commands: Commands,
+    ) -> Self {
+        RedisTransaction {
+            descriptor,
+            options,
+            pool,
+            commands,
+            queued: Vec::new(),
+        }
+    }
+}
+
+fn reply(value: Value) -> ResultSet {
+    ResultSet {
+        columns: vec![Column::new("reply", "")],
+        rows: vec![vec![value]],
+        rows_affected: 0,
+    }
+}
+
+fn precondition(message: String) -> Error {
+    Error::Precondition(EngineError::new(KIND, None, message))
+}
+
+#[async_trait]
+impl DriverTransaction for RedisTransaction {
+    fn participation(&self) -> Participation {
+        Participation::Buffered
+    }
+
+    async fn execute(
+        &mut self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        self.descriptor.accept(dialect, statement)?;
+        let args = parse_command(&statement.text, &statement.params, KIND)?;
+        check_allowed(&args)?;
+        let name = String::from_utf8_lossy(&args[0]).to_uppercase();
+        if is_blocking(&args) {
+            return Err(precondition(format!(
+                "{name} blocks, which a transaction cannot wait for"
+            )));
+        }
+        let mut conn = self.pool.connection().await?;
+        let info = self.commands.info(&mut conn.conn, &name).await?;
+        info.check_call(&name, args.len())?;
+        if !info.writes {
+            // A read sees committed state, as inside MULTI.
+            let mut command = ::redis::cmd(&name);
+            for arg in &args[1..] {
+                command.arg(arg.as_ref());
+            }
+            let value = query(&mut conn, &command, options.timeout).await?;
+            return Ok(reply(to_value_with(value, options.raw_bytes)?));
+        }
+        if info.no_multi {
+            return Err(precondition(format!(
+                "{name} cannot run inside a transaction"
+            )));
+        }
+        if self.options.read_only || options.read_only {
+            return Err(precondition(format!(
+                "{name} writes, but the transaction is read_only"
+            )));
+        }
+        self.queued.push(args);
+        Ok(reply(Value::String("QUEUED".into())))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = ::redis::pipe();
+        pipe.atomic().ignore_errors();
+        for args in &self.queued {
+            let command = pipe.cmd(&String::from_utf8_lossy(&args[0]));
+            for arg in &args[1..] {
+                command.arg(arg.as_ref());
+            }
+        }
+        let mut conn = self.pool.connection().await?;
+        let replies: ::redis::Value = pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
+        // EXEC applied every command; one that failed when applied did not
+        // undo the others (Redis has no rollback).
+        if let ::redis::Value::Array(items) = &replies
+            && let Some((index, err)) = items.iter().enumerate().find_map(|(i, r)| match r {
+                ::redis::Value::ServerError(e) => Some((i, e)),
+                _ => None,
+            })
+        {
+            return Err(precondition(format!(
+                "write {} of {} failed when applied ({}: {}); Redis applied the others",
+                index + 1,
+                items.len(),
+                err.code(),
+                err.details().unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+
+    fn engine(&self) -> &'static str {
+        KIND
+    }
+}
