@@ -72,6 +72,24 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         ))
     }
 
+    /// The global ids of this engine's prepared transactions that start
+    /// with `prefix` (what a crashed coordinator may have left), for
+    /// recovery. Engines without a prepare step have none.
+    async fn prepared_ids(&self, prefix: &str) -> Result<Vec<String>> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
+
+    /// Commits (`commit`) or rolls back a prepared transaction by its
+    /// global id, from any session; `false` when there is none of that id.
+    async fn finish_prepared(&self, global_id: &str, commit: bool) -> Result<bool> {
+        let _ = (global_id, commit);
+        Err(crate::Error::not_supported(
+            "prepared transactions",
+            self.descriptor().kind,
+        ))
+    }
+
     /// Describes the engine's schema objects.
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>>;
 

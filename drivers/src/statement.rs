@@ -70,6 +70,20 @@ impl Statement {
         }
     }
 
+    /// A command given as its arguments (a Redis command: name first),
+    /// each bound whole: `$1 $2 ...`.
+    pub fn from_args(args: &[bytes::Bytes]) -> Self {
+        let text = (1..=args.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Statement {
+            text,
+            params: args.iter().map(|a| Value::Bytes(a.clone())).collect(),
+            named: Vec::new(),
+        }
+    }
+
     /// Adds the next positional parameter.
     pub fn bind(mut self, value: impl Into<Value>) -> Self {
         self.params.push(value.into());

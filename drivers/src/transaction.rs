@@ -69,6 +69,13 @@ pub trait DriverTransaction: Send + fmt::Debug {
         Err(Error::not_supported("PREPARE TRANSACTION", self.engine()))
     }
 
+    /// A buffered session's writes as statements that apply them again
+    /// (each binds its arguments whole: `$1 $2 ...`), for a coordinator to
+    /// log before it commits; live sessions have none.
+    fn redo(&self) -> Vec<Statement> {
+        Vec::new()
+    }
+
     /// Makes the transaction's writes durable and visible.
     async fn commit(self: Box<Self>) -> Result<()>;
 

@@ -139,12 +139,22 @@ pub struct TransactionsConfig {
     /// back; Begin may ask for another timeout.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// The log of cross-engine commits: an append-only file, fsynced at
+    /// each step, locked by the gateway that uses it (one per gateway).
+    /// Relative paths are from the working directory.
+    pub log: std::path::PathBuf,
+    /// How often recovery looks for transactions a failure left unfinished
+    /// (it also runs at startup).
+    #[serde(with = "humantime_serde")]
+    pub recovery_interval: Duration,
 }
 
 impl Default for TransactionsConfig {
     fn default() -> Self {
         TransactionsConfig {
             idle_timeout: Duration::from_secs(60),
+            log: "omnigate-tx.log".into(),
+            recovery_interval: Duration::from_secs(10),
         }
     }
 }

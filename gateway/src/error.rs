@@ -80,17 +80,36 @@ pub enum Error {
         why: String,
     },
 
-    /// A statement would bring a second engine into a transaction.
+    /// A second engine without a prepare step in one transaction.
     #[error(
-        "this transaction runs on engine {first}; a statement for engine {second} would make \
-         it span engines, and the cross-engine commit is not available yet: keep each \
-         transaction to one engine (the transaction is still open)"
+        "engines {first} and {second} both take part live without a prepare step, and a \
+         transaction may have one such engine (its commit decides a cross-engine commit): \
+         run the statements for {second} in another transaction (this one is still open)"
     )]
-    TxSecondEngine {
-        /// The engine the transaction runs on.
+    TxTwoDeciders {
+        /// The engine already in the transaction.
         first: String,
         /// The engine the refused statement was for.
         second: String,
+    },
+
+    /// The transaction log could not be opened or written.
+    #[error("the transaction log failed ({why}); the transaction was rolled back on every engine")]
+    TxLog {
+        /// What failed.
+        why: String,
+    },
+
+    /// Committed, but a buffered engine failed a write when applying it.
+    #[error(
+        "the transaction committed, but engine {engine} failed a write when applying it \
+         ({why}); it is recorded as failed-after-commit for operators"
+    )]
+    TxFailedAfterCommit {
+        /// The engine.
+        engine: String,
+        /// What failed.
+        why: String,
     },
 
     /// A parameter could not be read.

@@ -106,11 +106,14 @@ impl GatewayBuilder {
         for driver in self.drivers {
             router.insert(EngineEntry::plain(driver));
         }
-        Ok(Gateway {
+        let gateway = Gateway {
             inner: Arc::new(Inner {
                 router,
                 cache: MetadataCache::new(&config.cache),
-                transactions: Transactions::new(config.transactions.idle_timeout),
+                transactions: Transactions::new(
+                    config.transactions.idle_timeout,
+                    crate::tx::Coordinator::new(config.transactions.log.clone()),
+                ),
                 limits: Limits {
                     default_timeout: config.server.default_timeout,
                     default_max_rows: config.server.default_max_rows,
@@ -120,7 +123,38 @@ impl GatewayBuilder {
                     max_response_bytes: config.server.max_response_bytes as u64,
                 },
             }),
-        })
+        };
+        // Recovery: at startup (with unrecorded prepared transactions), then
+        // every recovery_interval, for as long as the gateway lives.
+        gateway
+            .inner
+            .transactions
+            .coordinator
+            .recover(&gateway.inner.router, true)
+            .await;
+        tokio::spawn(recover_every(
+            Arc::downgrade(&gateway.inner),
+            config.transactions.recovery_interval,
+        ));
+        Ok(gateway)
+    }
+}
+
+/// Runs recovery every `interval` until the gateway is gone.
+async fn recover_every(inner: std::sync::Weak<Inner>, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        inner
+            .transactions
+            .coordinator
+            .recover(&inner.router, false)
+            .await;
     }
 }
 

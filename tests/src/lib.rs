@@ -110,6 +110,8 @@ pub struct TestGateway {
     pub client: GatewayClient<Channel>,
     /// The in-process gateway behind the server.
     pub gateway: Gateway,
+    /// Holds the transaction log, when the config left it at its default.
+    pub dir: tempfile::TempDir,
 }
 
 impl TestGateway {
@@ -121,6 +123,11 @@ impl TestGateway {
     /// Starts `config`, listening on a free loopback port.
     pub async fn with_config(mut config: Config) -> TestGateway {
         config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        // Each gateway its own transaction log (a gateway locks its log).
+        let dir = tempfile::tempdir().expect("a temp dir");
+        if config.transactions.log == omnigate::config::TransactionsConfig::default().log {
+            config.transactions.log = dir.path().join("tx.log");
+        }
         let gateway = Gateway::builder()
             .config(config.clone())
             .build()
@@ -135,6 +142,7 @@ impl TestGateway {
             handle,
             client,
             gateway,
+            dir,
         }
     }
 

@@ -133,7 +133,7 @@ async fn redis_writes_are_queued_and_applied_at_commit() {
 }
 
 #[tokio::test]
-async fn a_second_engine_is_refused_and_the_transaction_stays_usable() {
+async fn sql_and_redis_commit_together_on_the_embedded_default() {
     let mut gw = TestGateway::start().await;
     exec(
         &mut gw.client,
@@ -146,12 +146,62 @@ async fn a_second_engine_is_refused_and_the_transaction_stays_usable() {
         in_tx(&tx, "sql", "INSERT INTO t VALUES (1)", vec![]),
     )
     .await;
-    let status = fail(&mut gw.client, in_tx(&tx, "redis", "SET k 1", vec![])).await;
-    assert_status(&status, Code::FailedPrecondition, "runs on engine main");
-    commit_tx(&mut gw.client, &tx).await.unwrap();
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "redis", "SET k $1", vec![s("v")]),
+    )
+    .await;
+    let mut engines = commit_tx(&mut gw.client, &tx).await.unwrap();
+    engines.sort();
+    assert_eq!(engines, vec!["cache".to_owned(), "main".to_owned()]);
     assert_eq!(count(&mut gw).await, Some(Kind::Int(1)));
-    let untouched = exec(&mut gw.client, request("redis", "GET k", vec![])).await;
-    assert!(matches!(scalar(&untouched), Some(Kind::Null(_))));
+    let got = exec(&mut gw.client, request("redis", "GET k", vec![])).await;
+    assert_eq!(scalar(&got), Some(Kind::String("v".into())));
+
+    let tx = begin(&mut gw, None).await;
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "INSERT INTO t VALUES (2)", vec![]),
+    )
+    .await;
+    exec(&mut gw.client, in_tx(&tx, "redis", "SET k2 x", vec![])).await;
+    gw.client
+        .rollback(pb::RollbackRequest { tx_id: tx })
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&mut gw).await,
+        Some(Kind::Int(1)),
+        "neither engine kept anything"
+    );
+    let none = exec(&mut gw.client, request("redis", "GET k2", vec![])).await;
+    assert!(matches!(scalar(&none), Some(Kind::Null(_))));
+    let log = std::fs::read_to_string(gw.dir.path().join("tx.log")).unwrap();
+    assert!(
+        log.contains("\"t\":\"done\""),
+        "the log records the commit: {log}"
+    );
+}
+
+#[tokio::test]
+async fn two_engines_without_a_prepare_step_are_refused_in_one_transaction() {
+    let mut config = omnigate::Config::default();
+    config.engines.insert(
+        "other".into(),
+        omnigate::config::EngineConfig::new(omnigate::config::DriverConfig::Sqlite(
+            Default::default(),
+        )),
+    );
+    let mut gw = TestGateway::with_config(config).await;
+    let tx = begin(&mut gw, None).await;
+    let mut first = in_tx(&tx, "sql", "SELECT 1", vec![]);
+    first.target = "main".into();
+    exec(&mut gw.client, first).await;
+    let mut second = in_tx(&tx, "sql", "SELECT 1", vec![]);
+    second.target = "other".into();
+    let status = fail(&mut gw.client, second).await;
+    assert_status(&status, Code::FailedPrecondition, "engines main and other");
+    commit_tx(&mut gw.client, &tx).await.unwrap();
 }
 
 #[tokio::test]

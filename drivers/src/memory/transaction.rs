@@ -60,6 +60,13 @@ impl DriverTransaction for MemoryTransaction {
         on_blocking_pool(move || shared.run(dialect, &statement, &options)).await
     }
 
+    fn redo(&self) -> Vec<Statement> {
+        self.queued
+            .iter()
+            .map(|(_, args)| Statement::from_args(args))
+            .collect()
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         let MemoryTransaction { shared, queued, .. } = *self;
         on_blocking_pool(move || {

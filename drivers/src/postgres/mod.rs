@@ -278,6 +278,43 @@ impl StorageDriver for PostgresDriver {
         Ok(Box::new(tx))
     }
 
+    async fn prepared_ids(&self, prefix: &str) -> Result<Vec<String>> {
+        let client = self.connection().await?;
+        let rows = client
+            .query(
+                "SELECT gid FROM pg_prepared_xacts \
+                 WHERE database = current_database() AND starts_with(gid, $1) ORDER BY prepared",
+                &[&prefix],
+            )
+            .await
+            .map_err(|e| error::from_pg(e, None))?;
+        Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
+    }
+
+    async fn finish_prepared(&self, global_id: &str, commit: bool) -> Result<bool> {
+        let client = self.connection().await?;
+        let found = client
+            .query_opt(
+                "SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()",
+                &[&global_id],
+            )
+            .await
+            .map_err(|e| error::from_pg(e, None))?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        let verb = if commit { "COMMIT" } else { "ROLLBACK" };
+        let command = format!("{verb} PREPARED '{}'", global_id.replace('\'', "''"));
+        match client.batch_execute(&command).await {
+            Ok(()) => Ok(true),
+            // Finished by someone else meanwhile.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {
+                Ok(false)
+            }
+            Err(e) => Err(error::from_pg(e, None)),
+        }
+    }
+
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
         let client = self.connection().await?;
         describe::describe(&client, options.name.as_deref()).await

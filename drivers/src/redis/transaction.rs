@@ -109,6 +109,13 @@ impl DriverTransaction for RedisTransaction {
         Ok(reply(Value::String("QUEUED".into())))
     }
 
+    fn redo(&self) -> Vec<Statement> {
+        self.queued
+            .iter()
+            .map(|args| Statement::from_args(args))
+            .collect()
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         if self.queued.is_empty() {
             return Ok(());

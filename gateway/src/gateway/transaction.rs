@@ -33,11 +33,11 @@ impl Gateway {
         let _ = context;
         let transactions = &self.inner.transactions;
         let tx = transactions.take(id).await?;
-        let outcome = tx.commit().await;
+        let outcome = tx.commit(id, &transactions.coordinator).await;
         transactions.ended(
             id,
             match outcome {
-                Ok(_) => Ended::Committed,
+                Ok(_) | Err(Error::TxFailedAfterCommit { .. }) => Ended::Committed,
                 Err(_) => Ended::RolledBack,
             },
         );
@@ -52,6 +52,16 @@ impl Gateway {
         tx.rollback().await;
         transactions.ended(id, Ended::RolledBack);
         Ok(())
+    }
+
+    /// One recovery pass over the transaction log (it also runs at startup
+    /// and every `recovery_interval`).
+    pub async fn recover_transactions(&self) -> crate::tx::Recovered {
+        self.inner
+            .transactions
+            .coordinator
+            .recover(&self.inner.router, false)
+            .await
     }
 
     /// Transactions open now.

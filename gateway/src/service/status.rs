@@ -49,7 +49,9 @@ fn code_and_reason(err: &Error) -> (Code, &'static str) {
         Error::TxNotFound { .. } => (Code::NotFound, "TX_NOT_FOUND"),
         Error::TxEnded { .. } => (Code::FailedPrecondition, "TX_ENDED"),
         Error::TxAborted { .. } => (Code::Aborted, "TX_ABORTED"),
-        Error::TxSecondEngine { .. } => (Code::FailedPrecondition, "TX_SECOND_ENGINE"),
+        Error::TxTwoDeciders { .. } => (Code::FailedPrecondition, "TX_TWO_DECIDERS"),
+        Error::TxLog { .. } => (Code::Unavailable, "TX_LOG"),
+        Error::TxFailedAfterCommit { .. } => (Code::FailedPrecondition, "TX_FAILED_AFTER_COMMIT"),
         Error::BadParameter { .. } => (Code::InvalidArgument, "INVALID_PARAMETER"),
         Error::ResponseTooLarge { .. } => (Code::ResourceExhausted, "RESPONSE_TOO_LARGE"),
         Error::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
@@ -177,12 +179,13 @@ mod tests {
             ),
             (Error::TxAborted { why: id() }, Code::Aborted),
             (
-                Error::TxSecondEngine {
+                Error::TxTwoDeciders {
                     first: id(),
                     second: id(),
                 },
                 Code::FailedPrecondition,
             ),
+            (Error::TxLog { why: id() }, Code::Unavailable),
         ] {
             assert_eq!(to_status(&err).code(), code, "{err}");
         }

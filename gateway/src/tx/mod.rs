@@ -3,11 +3,13 @@
 //! the memory of how the recently ended ones ended, so a late caller hears
 //! "committed" or "expired" rather than "unknown".
 //!
-//! A transaction on one engine commits natively. The cross-engine commit
-//! (prepare, the log, the decision, recovery) is the coordinator's, which
-//! is not here yet: until it is, a statement that would bring a second
-//! engine into a transaction is refused, and the transaction stays usable.
+//! A transaction on one engine commits natively; one on several commits
+//! through the coordinator (`coordinator.rs`: prepare, the log, the
+//! decision, recovery in `recover.rs`).
 
+mod coordinator;
+pub mod log;
+mod recover;
 mod registry;
 
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use omnigate_drivers::{
 use crate::engines::EngineEntry;
 use crate::error::{Error, Result};
 
+pub use coordinator::Coordinator;
+pub use recover::Recovered;
 pub use registry::Transactions;
 
 /// How a transaction is begun.
@@ -58,6 +62,7 @@ impl Ended {
 #[derive(Debug)]
 struct Part {
     engine: String,
+    dialect: Dialect,
     session: Box<dyn DriverTransaction>,
 }
 
@@ -104,7 +109,7 @@ impl Tx {
         let found = self.parts.iter().position(|p| p.engine == engine.name());
         let index = match found {
             Some(index) => index,
-            None => self.join(engine).await?,
+            None => self.join(engine, dialect).await?,
         };
         let options = self.options.apply(options);
         let part = &mut self.parts[index];
@@ -120,17 +125,29 @@ impl Tx {
         outcome.map_err(Error::from)
     }
 
-    /// Begins the transaction on `engine`; its index among the parts.
-    async fn join(&mut self, engine: &EngineEntry) -> Result<usize> {
-        if let Some(first) = self.parts.first() {
-            return Err(Error::TxSecondEngine {
-                first: first.engine.clone(),
+    /// Begins the transaction on `engine`; its index among the parts. At
+    /// most one part may be live without a prepare step: its commit is the
+    /// decision of a cross-engine commit.
+    async fn join(&mut self, engine: &EngineEntry, dialect: Dialect) -> Result<usize> {
+        let session = engine.driver.begin(&self.options).await?;
+        let deciding = |p: Participation| p == Participation::Live { preparable: false };
+        let first = self
+            .parts
+            .iter()
+            .find(|p| deciding(p.session.participation()))
+            .map(|p| p.engine.clone());
+        if deciding(session.participation())
+            && let Some(first) = first
+        {
+            let _ = session.rollback().await;
+            return Err(Error::TxTwoDeciders {
+                first,
                 second: engine.name().to_owned(),
             });
         }
-        let session = engine.driver.begin(&self.options).await?;
         self.parts.push(Part {
             engine: engine.name().to_owned(),
+            dialect,
             session,
         });
         Ok(self.parts.len() - 1)
@@ -141,18 +158,23 @@ impl Tx {
         self.doomed.get_or_insert(why);
     }
 
-    /// Commits every part; the engines that took part.
-    pub(crate) async fn commit(self) -> Result<Vec<String>> {
+    /// Commits every part, all or nothing; the engines that took part. One
+    /// part commits natively; several go through the coordinator.
+    pub(crate) async fn commit(self, id: &str, coordinator: &Coordinator) -> Result<Vec<String>> {
         if let Some(why) = self.doomed.clone() {
             self.rollback().await;
             return Err(Error::TxAborted { why });
         }
-        let mut engines = Vec::with_capacity(self.parts.len());
-        for part in self.parts {
-            engines.push(part.engine);
-            part.session.commit().await?;
+        let mut parts = self.parts;
+        match parts.len() {
+            0 => Ok(Vec::new()),
+            1 => {
+                let part = parts.remove(0);
+                part.session.commit().await?;
+                Ok(vec![part.engine])
+            }
+            _ => coordinator.commit(id, parts).await,
         }
-        Ok(engines)
     }
 
     /// Rolls every part back. A part that cannot roll back is rolled back

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::{Ended, Tx, TxHandle, TxOptions};
+use super::{Coordinator, Ended, Tx, TxHandle, TxOptions};
 use crate::error::{Error, Result};
 
 /// How long an ended transaction's outcome is remembered.
@@ -20,13 +20,15 @@ pub struct Transactions {
     open: Mutex<HashMap<String, TxHandle>>,
     ended: moka::sync::Cache<String, Ended>,
     default_idle: Duration,
+    /// The cross-engine commit and its log.
+    pub(crate) coordinator: Coordinator,
 }
 
 impl Transactions {
     /// A registry whose transactions expire after `default_idle` idle
     /// unless begun with their own timeout. Must run inside a Tokio
     /// runtime: idle transactions are rolled back in the background.
-    pub fn new(default_idle: Duration) -> Arc<Self> {
+    pub fn new(default_idle: Duration, coordinator: Coordinator) -> Arc<Self> {
         let registry = Arc::new(Transactions {
             open: Mutex::new(HashMap::new()),
             ended: moka::sync::Cache::builder()
@@ -34,6 +36,7 @@ impl Transactions {
                 .max_capacity(1_000_000)
                 .build(),
             default_idle,
+            coordinator,
         });
         tokio::spawn(reap(Arc::downgrade(&registry)));
         registry

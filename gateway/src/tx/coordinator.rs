@@ -1,0 +1,317 @@
+//! The commit of a transaction that spans engines, in the manner of
+//! two-phase commit with the decision in the last resource:
+//!
+//! 1. `PREPARE TRANSACTION` on every preparable participant (PostgreSQL),
+//!    under a global id the log records exactly as sent;
+//! 2. a durable PREPARED record: the parts, their global ids, the redo of
+//!    the buffered engines (with a marker write that makes a replay a
+//!    no-op);
+//! 3. the commit of the one live participant without a prepare step
+//!    (SQLite), carrying a marker row: that commit is the decision (with
+//!    no such participant, the COMMIT record is);
+//! 4. a durable COMMIT record;
+//! 5. `COMMIT PREPARED`, the buffered writes applied, DONE.
+//!
+//! A failure before the decision rolls every part back. After it, what is
+//! left undone is finished by recovery (`recover.rs`).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use omnigate_drivers::{
+    Dialect, Error as DriverError, ExecuteOptions, Participation, Statement, Value,
+};
+
+use super::Part;
+use super::log::{FileLog, PartRecord, Record, encode_args};
+use crate::error::{Error, Result};
+
+/// How long a buffered engine keeps the marker of an applied transaction.
+const MARKER_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// The marker key a buffered engine's apply writes with its writes.
+pub(crate) fn marker_key(tx: &str) -> String {
+    format!("omnigate:tx:{tx}")
+}
+
+/// The statements that record the decision inside the deciding engine's
+/// transaction, by its dialect.
+pub(crate) fn decider_marker(dialect: Dialect, tx: &str) -> Vec<Statement> {
+    match dialect {
+        Dialect::Cypher => {
+            vec![Statement::new("MERGE (:OmnigateTxMarker {tx_id: $tx})").bind_named("tx", tx)]
+        }
+        _ => vec![
+            Statement::new(
+                "CREATE TABLE IF NOT EXISTS omnigate_tx_markers (tx_id TEXT PRIMARY KEY)",
+            ),
+            Statement::new("INSERT INTO omnigate_tx_markers (tx_id) VALUES ($1)").bind(tx),
+        ],
+    }
+}
+
+/// The statement that asks whether the deciding engine committed `tx`.
+pub(crate) fn decider_probe(dialect: Dialect, tx: &str) -> Statement {
+    match dialect {
+        Dialect::Cypher => {
+            Statement::new("MATCH (m:OmnigateTxMarker {tx_id: $tx}) RETURN count(m)")
+                .bind_named("tx", tx)
+        }
+        _ => Statement::new("SELECT count(*) FROM omnigate_tx_markers WHERE tx_id = $1").bind(tx),
+    }
+}
+
+/// The log (opened at the first cross-engine commit, or at startup when
+/// it exists) and the transactions this gateway is committing now.
+#[derive(Debug)]
+pub struct Coordinator {
+    path: PathBuf,
+    log: tokio::sync::OnceCell<Arc<FileLog>>,
+    committing: Mutex<HashSet<String>>,
+}
+
+impl Coordinator {
+    /// A coordinator whose log is the file at `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Coordinator {
+            path,
+            log: tokio::sync::OnceCell::new(),
+            committing: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The log, opened now if it was not.
+    pub(crate) async fn log(&self) -> Result<&Arc<FileLog>> {
+        self.log
+            .get_or_try_init(|| async { FileLog::open(&self.path) })
+            .await
+            .map_err(|e| Error::TxLog { why: e.to_string() })
+    }
+
+    /// The log if it is open, or if its file exists (then it is opened).
+    pub(crate) async fn existing_log(&self) -> Option<&Arc<FileLog>> {
+        if self.log.get().is_none() && !self.path.exists() {
+            return None;
+        }
+        match self.log().await {
+            Ok(log) => Some(log),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the transaction log for recovery");
+                None
+            }
+        }
+    }
+
+    /// Whether this gateway is committing `tx` now (recovery leaves it).
+    pub(crate) fn is_committing(&self, tx: &str) -> bool {
+        self.lock().contains(tx)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.committing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Commits `parts` of transaction `tx` on every engine, all or nothing.
+    pub(super) async fn commit(&self, tx: &str, parts: Vec<Part>) -> Result<Vec<String>> {
+        self.lock().insert(tx.to_owned());
+        let outcome = self.run(tx, parts).await;
+        self.lock().remove(tx);
+        outcome
+    }
+
+    async fn run(&self, tx: &str, parts: Vec<Part>) -> Result<Vec<String>> {
+        let engines: Vec<String> = parts.iter().map(|p| p.engine.clone()).collect();
+        let log = match self.log().await {
+            Ok(log) => Arc::clone(log),
+            Err(e) => {
+                roll_back(parts).await;
+                return Err(e);
+            }
+        };
+        let prefix = log.gid_prefix();
+        let mut prepared: Vec<(Part, String)> = Vec::new();
+        let mut decider: Option<Part> = None;
+        let mut buffered: Vec<Part> = Vec::new();
+        let mut parts = parts.into_iter();
+        // 1. Prepare; queue each buffered engine's marker with its writes.
+        while let Some(mut part) = parts.next() {
+            let step = match part.session.participation() {
+                Participation::Live { preparable: true } => {
+                    let gid = format!("{prefix}{tx}-{}", part.engine);
+                    let step = part.session.prepare(&gid).await;
+                    prepared.push((part, gid));
+                    step
+                }
+                Participation::Live { preparable: false } => {
+                    decider = Some(part);
+                    Ok(())
+                }
+                Participation::Buffered => {
+                    let marker = Statement::new("SET $1 1 EX $2")
+                        .bind(marker_key(tx))
+                        .bind(MARKER_TTL_SECS.to_string());
+                    let step = part
+                        .session
+                        .execute(Dialect::Redis, &marker, &ExecuteOptions::default())
+                        .await
+                        .map(drop);
+                    buffered.push(part);
+                    step
+                }
+            };
+            if let Err(e) = step {
+                let rest = parts.collect();
+                abort(None, tx, prepared, decider, buffered, rest).await;
+                return Err(Error::from(e));
+            }
+        }
+        // 2. The PREPARED record.
+        let record = Record::Prepared {
+            tx: tx.to_owned(),
+            parts: prepared
+                .iter()
+                .map(|(p, gid)| PartRecord::Prepared {
+                    engine: p.engine.clone(),
+                    gid: gid.clone(),
+                })
+                .chain(decider.iter().map(|p| PartRecord::Decider {
+                    engine: p.engine.clone(),
+                }))
+                .chain(buffered.iter().map(|p| {
+                    PartRecord::Buffered {
+                        engine: p.engine.clone(),
+                        redo: p
+                            .session
+                            .redo()
+                            .iter()
+                            .map(|s| encode_args(&args_of(s)))
+                            .collect(),
+                    }
+                }))
+                .collect(),
+        };
+        if let Err(e) = log.append(record).await {
+            abort(None, tx, prepared, decider, buffered, Vec::new()).await;
+            return Err(Error::TxLog { why: e.to_string() });
+        }
+        // 3. The decision: the deciding engine's commit, with its marker.
+        let decided_by_engine = decider.is_some();
+        if let Some(mut part) = decider {
+            let mut step = Ok(());
+            for statement in decider_marker(part.dialect, tx) {
+                step = part
+                    .session
+                    .execute(part.dialect, &statement, &ExecuteOptions::default())
+                    .await
+                    .map(drop);
+                if step.is_err() {
+                    break;
+                }
+            }
+            let step = match step {
+                Ok(()) => part.session.commit().await,
+                Err(e) => {
+                    let _ = part.session.rollback().await;
+                    Err(e)
+                }
+            };
+            if let Err(e) = step {
+                abort(Some(&log), tx, prepared, None, buffered, Vec::new()).await;
+                return Err(Error::from(e));
+            }
+        }
+        // 4. The COMMIT record (the decision itself when no engine decided).
+        if let Err(e) = log.append(Record::Commit { tx: tx.to_owned() }).await {
+            if !decided_by_engine {
+                abort(Some(&log), tx, prepared, None, buffered, Vec::new()).await;
+                return Err(Error::TxLog { why: e.to_string() });
+            }
+            tracing::warn!(tx_id = %tx, error = %e, "COMMIT record not written; recovery finishes the committed transaction");
+        }
+        // 5. Finish every part; what fails here recovery finishes.
+        let mut finished = true;
+        for (part, gid) in prepared {
+            if let Err(e) = part.session.commit().await {
+                tracing::warn!(tx_id = %tx, gid = %gid, error = %e, "COMMIT PREPARED failed; recovery retries");
+                finished = false;
+            }
+        }
+        let mut failed_after = None;
+        for part in buffered {
+            let engine = part.engine.clone();
+            match part.session.commit().await {
+                Ok(()) => {}
+                Err(DriverError::Precondition(e)) => {
+                    // Applied, with a write that failed (Redis has no rollback).
+                    let why = e.message.clone();
+                    let _ = log
+                        .append(Record::FailedAfterCommit {
+                            tx: tx.to_owned(),
+                            engine: engine.clone(),
+                            why: why.clone(),
+                        })
+                        .await;
+                    tracing::error!(tx_id = %tx, engine = %engine, why = %why, "transaction failed after commit");
+                    failed_after = Some(Error::TxFailedAfterCommit { engine, why });
+                }
+                Err(e) => {
+                    tracing::warn!(tx_id = %tx, engine = %engine, error = %e, "applying the buffered writes failed; recovery retries");
+                    finished = false;
+                }
+            }
+        }
+        if finished {
+            let _ = log.append(Record::Done { tx: tx.to_owned() }).await;
+        }
+        match failed_after {
+            Some(e) => Err(e),
+            None => Ok(engines),
+        }
+    }
+}
+
+/// A redo statement's arguments (each is a bytes parameter).
+fn args_of(statement: &Statement) -> Vec<bytes::Bytes> {
+    statement
+        .params
+        .iter()
+        .map(|v| match v {
+            Value::Bytes(b) => b.clone(),
+            other => bytes::Bytes::from(other.to_string()),
+        })
+        .collect()
+}
+
+/// Rolls every part back (prepared ones by their sessions) and, when the
+/// PREPARED record was written, records ABORT.
+async fn abort(
+    log: Option<&Arc<FileLog>>,
+    tx: &str,
+    prepared: Vec<(Part, String)>,
+    decider: Option<Part>,
+    buffered: Vec<Part>,
+    rest: Vec<Part>,
+) {
+    let parts = prepared
+        .into_iter()
+        .map(|(p, _)| p)
+        .chain(decider)
+        .chain(buffered)
+        .chain(rest)
+        .collect();
+    roll_back(parts).await;
+    if let Some(log) = log {
+        let _ = log.append(Record::Abort { tx: tx.to_owned() }).await;
+    }
+}
+
+async fn roll_back(parts: Vec<Part>) {
+    for part in parts {
+        if let Err(e) = part.session.rollback().await {
+            tracing::warn!(engine = %part.engine, error = %e, "rollback failed");
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The transaction log: an append-only file of JSON lines, each record
+//! fsynced before the step it records is taken. A transaction that spans
+//! engines writes PREPARED (its parts, their global ids, the redo of its
+//! buffered engines), then COMMIT once decided, then DONE (or ABORT).
+//! Recovery reads what has no DONE or ABORT. The file is locked by the
+//! gateway that opened it (another gateway cannot use it at once), and is
+//! compacted once every transaction in it has ended.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+/// Records appended since the last compaction before one is tried.
+const COMPACT_AFTER: usize = 1000;
+
+/// How one engine takes part, as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum PartRecord {
+    /// Prepared under `gid` (PostgreSQL).
+    Prepared {
+        /// The engine's name.
+        engine: String,
+        /// The global id, exactly as sent with PREPARE TRANSACTION.
+        gid: String,
+    },
+    /// The one live participant without a prepare step: its commit, with
+    /// the marker in it, is the decision.
+    Decider {
+        /// The engine's name.
+        engine: String,
+    },
+    /// Writes applied at commit, with a marker that makes a replay a no-op.
+    Buffered {
+        /// The engine's name.
+        engine: String,
+        /// Each write's arguments, base64.
+        redo: Vec<Vec<String>>,
+    },
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Record {
+    /// The log's identity: the prefix of the global ids it issues.
+    Log {
+        /// A random id.
+        id: String,
+    },
+    /// Every part is prepared or checked; nothing is decided yet.
+    Prepared {
+        /// The transaction.
+        tx: String,
+        /// Its parts.
+        parts: Vec<PartRecord>,
+    },
+    /// Decided: it commits.
+    Commit {
+        /// The transaction.
+        tx: String,
+    },
+    /// Every part finished.
+    Done {
+        /// The transaction.
+        tx: String,
+    },
+    /// Decided: it rolled back everywhere.
+    Abort {
+        /// The transaction.
+        tx: String,
+    },
+    /// Committed, but a buffered engine failed a write when applying it
+    /// (Redis applied the others): for operators.
+    FailedAfterCommit {
+        /// The transaction.
+        tx: String,
+        /// The engine.
+        engine: String,
+        /// What failed.
+        why: String,
+    },
+}
+
+/// A transaction the log has not seen end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InDoubt {
+    /// The transaction.
+    pub tx: String,
+    /// Its parts.
+    pub parts: Vec<PartRecord>,
+    /// Whether it was decided to commit.
+    pub committed: bool,
+}
+
+/// The log file.
+#[derive(Debug)]
+pub struct FileLog {
+    path: PathBuf,
+    id: String,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    appended: usize,
+}
+
+/// A log failure, said with the file's name.
+fn failure(path: &Path, what: &str, e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(format!("{what} {}: {e}", path.display()))
+}
+
+impl FileLog {
+    /// Opens (or creates) the log at `path` and locks it for this gateway.
+    pub fn open(path: &Path) -> std::io::Result<Arc<Self>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| failure(path, "cannot open the transaction log", e))?;
+        file.try_lock().map_err(|e| {
+            failure(
+                path,
+                "another gateway holds the transaction log",
+                format!("{e}; give each gateway its own [transactions] log"),
+            )
+        })?;
+        let records = read(path)?;
+        let id = match records.iter().find_map(|r| match r {
+            Record::Log { id } => Some(id.clone()),
+            _ => None,
+        }) {
+            Some(id) => id,
+            None => uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+        };
+        let log = Arc::new(FileLog {
+            path: path.to_owned(),
+            id: id.clone(),
+            inner: Mutex::new(Inner { file, appended: 0 }),
+        });
+        if records.is_empty() {
+            log.append_now(&Record::Log { id })?;
+        }
+        Ok(log)
+    }
+
+    /// The prefix of every global id this log issues.
+    pub fn gid_prefix(&self) -> String {
+        format!("omnigate-{}-", self.id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends `record` and waits until it is on disk.
+    pub async fn append(self: &Arc<Self>, record: Record) -> std::io::Result<()> {
+        let log = Arc::clone(self);
+        tokio::task::spawn_blocking(move || log.append_now(&record))
+            .await
+            .map_err(|e| failure(&self.path, "the log writer stopped", e))?
+    }
+
+    fn append_now(&self, record: &Record) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(record)
+            .map_err(|e| failure(&self.path, "cannot encode a record for", e))?;
+        line.push(b'\n');
+        let mut inner = self.lock();
+        inner
+            .file
+            .write_all(&line)
+            .and_then(|()| inner.file.sync_data())
+            .map_err(|e| failure(&self.path, "cannot write the transaction log", e))?;
+        inner.appended += 1;
+        if inner.appended >= COMPACT_AFTER
+            && matches!(record, Record::Done { .. } | Record::Abort { .. })
+        {
+            inner.appended = 0;
+            drop(inner);
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// The transactions with no DONE or ABORT.
+    pub fn in_doubt(&self) -> std::io::Result<Vec<InDoubt>> {
+        let _held = self.lock();
+        Ok(fold(read(&self.path)?))
+    }
+
+    /// Rewrites the log with only what is still in doubt (atomically: a
+    /// new file renamed over the old one).
+    fn compact(&self) -> std::io::Result<()> {
+        let mut inner = self.lock();
+        let records = read(&self.path)?;
+        let open: Vec<String> = fold(records.clone()).into_iter().map(|d| d.tx).collect();
+        let keep: Vec<&Record> = records
+            .iter()
+            .filter(|r| match r {
+                Record::Log { .. } => true,
+                Record::Prepared { tx, .. } | Record::Commit { tx } => open.contains(tx),
+                _ => false,
+            })
+            .collect();
+        let fresh = self.path.with_extension("compacting");
+        {
+            let mut out = File::create(&fresh)
+                .map_err(|e| failure(&fresh, "cannot compact the transaction log into", e))?;
+            for record in keep {
+                let mut line = serde_json::to_vec(record)
+                    .map_err(|e| failure(&fresh, "cannot encode a record for", e))?;
+                line.push(b'\n');
+                out.write_all(&line)?;
+            }
+            out.sync_all()?;
+        }
+        let file = OpenOptions::new().read(true).append(true).open(&fresh)?;
+        file.try_lock()
+            .map_err(|e| failure(&fresh, "cannot lock the compacted log", e))?;
+        std::fs::rename(&fresh, &self.path)?;
+        inner.file = file;
+        Ok(())
+    }
+}
+
+/// Every record of the file; a torn last line (a crash mid-write) is
+/// ignored, since its step was never taken.
+fn read(path: &Path) -> std::io::Result<Vec<Record>> {
+    let file = File::open(path).map_err(|e| failure(path, "cannot read the transaction log", e))?;
+    let mut records = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(record) => records.push(record),
+            Err(e) => {
+                tracing::warn!(log = %path.display(), error = %e, "skipping an unreadable log line")
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// What the records leave in doubt, in the order begun.
+fn fold(records: Vec<Record>) -> Vec<InDoubt> {
+    let mut open: Vec<InDoubt> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for record in records {
+        match record {
+            Record::Prepared { tx, parts } => {
+                index.insert(tx.clone(), open.len());
+                open.push(InDoubt {
+                    tx,
+                    parts,
+                    committed: false,
+                });
+            }
+            Record::Commit { tx } => {
+                if let Some(&i) = index.get(&tx) {
+                    open[i].committed = true;
+                }
+            }
+            Record::Done { tx } | Record::Abort { tx } => {
+                if let Some(i) = index.remove(&tx) {
+                    open[i].tx.clear();
+                }
+            }
+            Record::Log { .. } | Record::FailedAfterCommit { .. } => {}
+        }
+    }
+    open.retain(|d| !d.tx.is_empty());
+    open
+}
+
+/// Arguments as the log keeps them.
+pub fn encode_args(args: &[bytes::Bytes]) -> Vec<String> {
+    args.iter()
+        .map(|a| base64::engine::general_purpose::STANDARD.encode(a))
+        .collect()
+}
+
+/// Arguments back from the log.
+pub fn decode_args(args: &[String]) -> Option<Vec<bytes::Bytes>> {
+    args.iter()
+        .map(|a| {
+            base64::engine::general_purpose::STANDARD
+                .decode(a)
+                .ok()
+                .map(bytes::Bytes::from)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(tx: &str) -> Record {
+        Record::Prepared {
+            tx: tx.into(),
+            parts: vec![PartRecord::Prepared {
+                engine: "pg".into(),
+                gid: format!("omnigate-x-{tx}"),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn what_has_no_end_is_in_doubt_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tx.log");
+        let log = FileLog::open(&path).unwrap();
+        let prefix = log.gid_prefix();
+        for record in [
+            prepared("a"),
+            prepared("b"),
+            Record::Commit { tx: "b".into() },
+            prepared("c"),
+            Record::Commit { tx: "c".into() },
+            Record::Done { tx: "c".into() },
+            prepared("d"),
+            Record::Abort { tx: "d".into() },
+        ] {
+            log.append(record).await.unwrap();
+        }
+        let err = FileLog::open(&path).unwrap_err();
+        assert!(err.to_string().contains("another gateway"), "{err}");
+        drop(log);
+        // A crash mid-write leaves a torn line: ignored.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"t\":\"comm")
+            .unwrap();
+        let log = FileLog::open(&path).unwrap();
+        assert_eq!(log.gid_prefix(), prefix, "the log keeps its identity");
+        let doubt = log.in_doubt().unwrap();
+        let summary: Vec<(&str, bool)> =
+            doubt.iter().map(|d| (d.tx.as_str(), d.committed)).collect();
+        assert_eq!(summary, vec![("a", false), ("b", true)]);
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_only_what_is_in_doubt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tx.log");
+        let log = FileLog::open(&path).unwrap();
+        log.append(prepared("open")).await.unwrap();
+        for n in 0..COMPACT_AFTER {
+            let tx = format!("t{n}");
+            log.append(prepared(&tx)).await.unwrap();
+            log.append(Record::Done { tx }).await.unwrap();
+        }
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines < 10, "compacted to {lines} lines");
+        let doubt = log.in_doubt().unwrap();
+        assert_eq!(doubt.len(), 1);
+        assert_eq!(doubt[0].tx, "open");
+        log.append(Record::Done { tx: "open".into() })
+            .await
+            .unwrap();
+        assert!(log.in_doubt().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,192 @@
+//! Recovery: finishes what a crashed (or failed) commit left. A
+//! transaction with a COMMIT record is committed everywhere; one with only
+//! PREPARED is decided by its deciding engine's marker (present: commit;
+//! absent, or no deciding engine: roll back); prepared PostgreSQL
+//! transactions under this log's prefix that the log never recorded are
+//! rolled back. What cannot be finished now (an engine is down) is tried
+//! again at the next pass.
+
+use omnigate_drivers::{Dialect, ExecuteOptions, Statement, Value};
+
+use super::coordinator::{Coordinator, decider_probe, marker_key};
+use super::log::{InDoubt, PartRecord, Record, decode_args};
+use crate::router::Router;
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Transactions finished forward (committed).
+    pub forward: u64,
+    /// Transactions rolled back.
+    pub backward: u64,
+    /// Prepared transactions no log record knew, rolled back.
+    pub orphans: u64,
+    /// Transactions left for the next pass.
+    pub pending: u64,
+}
+
+impl Coordinator {
+    /// One recovery pass; `orphans` also rolls back unrecorded prepared
+    /// transactions (at startup, before this gateway commits anything).
+    pub async fn recover(&self, router: &Router, orphans: bool) -> Recovered {
+        let mut done = Recovered::default();
+        let Some(log) = self.existing_log().await else {
+            return done;
+        };
+        let in_doubt = match log.in_doubt() {
+            Ok(in_doubt) => in_doubt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the transaction log");
+                return done;
+            }
+        };
+        let mut known_gids = Vec::new();
+        for doubt in &in_doubt {
+            known_gids.extend(doubt.parts.iter().filter_map(|p| match p {
+                PartRecord::Prepared { gid, .. } => Some(gid.clone()),
+                _ => None,
+            }));
+            if self.is_committing(&doubt.tx) {
+                continue;
+            }
+            match finish(router, doubt).await {
+                Some(true) => {
+                    if !doubt.committed {
+                        let _ = log
+                            .append(Record::Commit {
+                                tx: doubt.tx.clone(),
+                            })
+                            .await;
+                    }
+                    let _ = log
+                        .append(Record::Done {
+                            tx: doubt.tx.clone(),
+                        })
+                        .await;
+                    tracing::info!(tx_id = %doubt.tx, "recovered forward: committed");
+                    done.forward += 1;
+                }
+                Some(false) => {
+                    let _ = log
+                        .append(Record::Abort {
+                            tx: doubt.tx.clone(),
+                        })
+                        .await;
+                    tracing::info!(tx_id = %doubt.tx, "recovered backward: rolled back");
+                    done.backward += 1;
+                }
+                None => done.pending += 1,
+            }
+        }
+        if orphans {
+            let prefix = log.gid_prefix();
+            for engine in router.engines() {
+                let Ok(gids) = engine.driver.prepared_ids(&prefix).await else {
+                    continue;
+                };
+                for gid in gids.into_iter().filter(|g| !known_gids.contains(g)) {
+                    if matches!(engine.driver.finish_prepared(&gid, false).await, Ok(true)) {
+                        tracing::info!(gid = %gid, "rolled back a prepared transaction the log never recorded");
+                        done.orphans += 1;
+                    }
+                }
+            }
+        }
+        done
+    }
+}
+
+/// Finishes one transaction: `Some(true)` committed, `Some(false)` rolled
+/// back, `None` not possible now.
+async fn finish(router: &Router, doubt: &InDoubt) -> Option<bool> {
+    let commit = if doubt.committed {
+        true
+    } else {
+        match doubt.parts.iter().find_map(|p| match p {
+            PartRecord::Decider { engine } => Some(engine),
+            _ => None,
+        }) {
+            Some(engine) => decider_committed(router, engine, &doubt.tx).await?,
+            None => false,
+        }
+    };
+    let mut complete = true;
+    for part in &doubt.parts {
+        let finished = match part {
+            PartRecord::Prepared { engine, gid } => match router.by_name(engine) {
+                Ok(entry) => entry.driver.finish_prepared(gid, commit).await.is_ok(),
+                Err(_) => false,
+            },
+            PartRecord::Decider { .. } => true,
+            PartRecord::Buffered { engine, redo } if commit => {
+                replay(router, engine, &doubt.tx, redo).await
+            }
+            PartRecord::Buffered { .. } => true,
+        };
+        complete &= finished;
+    }
+    complete.then_some(commit)
+}
+
+/// Whether the deciding engine holds `tx`'s marker (`None`: cannot tell now).
+async fn decider_committed(router: &Router, engine: &str, tx: &str) -> Option<bool> {
+    let entry = router.by_name(engine).ok()?;
+    let dialect = *entry.driver.descriptor().dialects.first()?;
+    match entry
+        .driver
+        .execute(
+            dialect,
+            &decider_probe(dialect, tx),
+            &ExecuteOptions::default(),
+        )
+        .await
+    {
+        Ok(result) => Some(!matches!(result.into_scalar(), Value::Int(0) | Value::Null)),
+        // No marker table yet: nothing ever committed through it.
+        Err(omnigate_drivers::Error::NotFound(_)) => Some(false),
+        Err(e) => {
+            tracing::warn!(engine = %engine, error = %e, "cannot read the decision marker");
+            None
+        }
+    }
+}
+
+/// Applies a buffered engine's writes again unless its marker shows they
+/// were applied; `false` when that cannot be done now.
+async fn replay(router: &Router, engine: &str, tx: &str, redo: &[Vec<String>]) -> bool {
+    let Ok(entry) = router.by_name(engine) else {
+        return false;
+    };
+    let driver = &entry.driver;
+    let options = ExecuteOptions::default();
+    let probe = Statement::new("EXISTS $1").bind(marker_key(tx));
+    match driver.execute(Dialect::Redis, &probe, &options).await {
+        Ok(result) => {
+            if result.into_scalar() != Value::Int(0) {
+                return true;
+            }
+        }
+        Err(_) => return false,
+    }
+    let Ok(mut session) = driver.begin(&Default::default()).await else {
+        return false;
+    };
+    for args in redo {
+        let Some(args) = decode_args(args) else {
+            tracing::error!(tx_id = %tx, "an unreadable redo entry in the log");
+            return false;
+        };
+        if session
+            .execute(Dialect::Redis, &Statement::from_args(&args), &options)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    // The redo holds the marker write: it was queued with the writes.
+    !matches!(
+        session.commit().await,
+        Err(omnigate_drivers::Error::Unavailable(_) | omnigate_drivers::Error::Timeout { .. })
+    )
+}
