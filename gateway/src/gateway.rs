@@ -130,7 +130,7 @@ impl GatewayBuilder {
             .inner
             .transactions
             .coordinator
-            .recover(&gateway.inner.router, true)
+            .recover(&gateway.inner.router)
             .await;
         tokio::spawn(recover_every(
             Arc::downgrade(&gateway.inner),
@@ -150,11 +150,7 @@ async fn recover_every(inner: std::sync::Weak<Inner>, interval: std::time::Durat
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        inner
-            .transactions
-            .coordinator
-            .recover(&inner.router, false)
-            .await;
+        inner.transactions.coordinator.recover(&inner.router).await;
     }
 }
 

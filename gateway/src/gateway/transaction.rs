@@ -60,8 +60,14 @@ impl Gateway {
         self.inner
             .transactions
             .coordinator
-            .recover(&self.inner.router, false)
+            .recover(&self.inner.router)
             .await
+    }
+
+    /// The cross-engine commit's failpoints (tests only).
+    #[cfg(feature = "failpoints")]
+    pub fn failpoints(&self) -> &crate::tx::failpoint::Failpoints {
+        &self.inner.transactions.coordinator.failpoints
     }
 
     /// Transactions open now.

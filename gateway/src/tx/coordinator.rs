@@ -24,6 +24,7 @@ use omnigate_drivers::{
 };
 
 use super::Part;
+use super::failpoint::{Action, Failpoints};
 use super::log::{FileLog, PartRecord, Record, encode_args};
 use crate::error::{Error, Result};
 
@@ -69,6 +70,8 @@ pub struct Coordinator {
     path: PathBuf,
     log: tokio::sync::OnceCell<Arc<FileLog>>,
     committing: Mutex<HashSet<String>>,
+    /// Test-only failpoints (they do nothing without the feature).
+    pub failpoints: Failpoints,
 }
 
 impl Coordinator {
@@ -78,6 +81,7 @@ impl Coordinator {
             path,
             log: tokio::sync::OnceCell::new(),
             committing: Mutex::new(HashSet::new()),
+            failpoints: Failpoints::default(),
         }
     }
 
@@ -108,6 +112,25 @@ impl Coordinator {
         self.lock().contains(tx)
     }
 
+    /// Whether `gid` belongs to a transaction this gateway is committing.
+    pub(crate) fn is_committing_gid(&self, prefix: &str, gid: &str) -> bool {
+        self.lock()
+            .iter()
+            .any(|tx| gid.starts_with(&format!("{prefix}{tx}-")))
+    }
+
+    /// `Err` when the failpoint `point` stops the commit here (a crash);
+    /// `Ok(true)` when it makes the step fail.
+    fn at(&self, point: &'static str) -> Result<bool> {
+        match self.failpoints.hit(point) {
+            Some(Action::Stop) => Err(Error::TxLog {
+                why: format!("stopped at failpoint {point}"),
+            }),
+            Some(Action::Fail) => Ok(true),
+            None => Ok(false),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.committing
             .lock()
@@ -136,9 +159,11 @@ impl Coordinator {
         let mut decider: Option<Part> = None;
         let mut buffered: Vec<Part> = Vec::new();
         let mut parts = parts.into_iter();
+        let fail_prepare = self.at("prepare")?;
         // 1. Prepare; queue each buffered engine's marker with its writes.
         while let Some(mut part) = parts.next() {
             let step = match part.session.participation() {
+                _ if fail_prepare => Err(injected("prepare")),
                 Participation::Live { preparable: true } => {
                     let gid = format!("{prefix}{tx}-{}", part.engine);
                     let step = part.session.prepare(&gid).await;
@@ -193,23 +218,33 @@ impl Coordinator {
                 }))
                 .collect(),
         };
-        if let Err(e) = log.append(record).await {
+        let appended = if self.at("prepared_record")? {
+            Err(std::io::Error::other("failpoint prepared_record"))
+        } else {
+            log.append(record).await
+        };
+        if let Err(e) = appended {
             abort(None, tx, prepared, decider, buffered, Vec::new()).await;
             return Err(Error::TxLog { why: e.to_string() });
         }
         // 3. The decision: the deciding engine's commit, with its marker.
         let decided_by_engine = decider.is_some();
+        let fail_decide = self.at("decide")?;
         if let Some(mut part) = decider {
-            let mut step = Ok(());
+            let mut step = if fail_decide {
+                Err(injected("decide"))
+            } else {
+                Ok(())
+            };
             for statement in decider_marker(part.dialect, tx) {
+                if step.is_err() {
+                    break;
+                }
                 step = part
                     .session
                     .execute(part.dialect, &statement, &ExecuteOptions::default())
                     .await
                     .map(drop);
-                if step.is_err() {
-                    break;
-                }
             }
             let step = match step {
                 Ok(()) => part.session.commit().await,
@@ -224,7 +259,12 @@ impl Coordinator {
             }
         }
         // 4. The COMMIT record (the decision itself when no engine decided).
-        if let Err(e) = log.append(Record::Commit { tx: tx.to_owned() }).await {
+        let appended = if self.at("commit_record")? {
+            Err(std::io::Error::other("failpoint commit_record"))
+        } else {
+            log.append(Record::Commit { tx: tx.to_owned() }).await
+        };
+        if let Err(e) = appended {
             if !decided_by_engine {
                 abort(Some(&log), tx, prepared, None, buffered, Vec::new()).await;
                 return Err(Error::TxLog { why: e.to_string() });
@@ -232,7 +272,12 @@ impl Coordinator {
             tracing::warn!(tx_id = %tx, error = %e, "COMMIT record not written; recovery finishes the committed transaction");
         }
         // 5. Finish every part; what fails here recovery finishes.
-        let mut finished = true;
+        let mut finished = !self.at("finish")?;
+        if !finished {
+            // The failpoint: leave every part for recovery, as a failed
+            // COMMIT PREPARED or apply would.
+            return Ok(engines);
+        }
         for (part, gid) in prepared {
             if let Err(e) = part.session.commit().await {
                 tracing::warn!(tx_id = %tx, gid = %gid, error = %e, "COMMIT PREPARED failed; recovery retries");
@@ -263,7 +308,7 @@ impl Coordinator {
                 }
             }
         }
-        if finished {
+        if finished && !self.at("done")? {
             let _ = log.append(Record::Done { tx: tx.to_owned() }).await;
         }
         match failed_after {
@@ -271,6 +316,15 @@ impl Coordinator {
             None => Ok(engines),
         }
     }
+}
+
+/// The error a failpoint makes a step fail with.
+fn injected(point: &str) -> DriverError {
+    DriverError::Unavailable(omnigate_drivers::EngineError::new(
+        "failpoint",
+        None,
+        format!("failpoint {point}"),
+    ))
 }
 
 /// A redo statement's arguments (each is a bytes parameter).

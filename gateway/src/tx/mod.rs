@@ -8,6 +8,7 @@
 //! decision, recovery in `recover.rs`).
 
 mod coordinator;
+pub mod failpoint;
 pub mod log;
 mod recover;
 mod registry;

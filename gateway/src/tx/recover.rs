@@ -2,8 +2,8 @@
 //! transaction with a COMMIT record is committed everywhere; one with only
 //! PREPARED is decided by its deciding engine's marker (present: commit;
 //! absent, or no deciding engine: roll back); prepared PostgreSQL
-//! transactions under this log's prefix that the log never recorded are
-//! rolled back. What cannot be finished now (an engine is down) is tried
+//! transactions under this log's prefix that the log never recorded (and
+//! this gateway is not committing now) are rolled back. What cannot be finished now (an engine is down) is tried
 //! again at the next pass.
 
 use omnigate_drivers::{Dialect, ExecuteOptions, Statement, Value};
@@ -26,9 +26,8 @@ pub struct Recovered {
 }
 
 impl Coordinator {
-    /// One recovery pass; `orphans` also rolls back unrecorded prepared
-    /// transactions (at startup, before this gateway commits anything).
-    pub async fn recover(&self, router: &Router, orphans: bool) -> Recovered {
+    /// One recovery pass.
+    pub async fn recover(&self, router: &Router) -> Recovered {
         let mut done = Recovered::default();
         let Some(log) = self.existing_log().await else {
             return done;
@@ -78,17 +77,36 @@ impl Coordinator {
                 None => done.pending += 1,
             }
         }
-        if orphans {
-            let prefix = log.gid_prefix();
-            for engine in router.engines() {
-                let Ok(gids) = engine.driver.prepared_ids(&prefix).await else {
-                    continue;
-                };
-                for gid in gids.into_iter().filter(|g| !known_gids.contains(g)) {
-                    if matches!(engine.driver.finish_prepared(&gid, false).await, Ok(true)) {
-                        tracing::info!(gid = %gid, "rolled back a prepared transaction the log never recorded");
-                        done.orphans += 1;
-                    }
+        // A prepared transaction is an orphan when no record names it and
+        // this gateway is not committing it. One whose commit ends between
+        // the first reading of the log and this check has written PREPARED
+        // by then (or rolled back): the log is read again before any
+        // orphan is rolled back.
+        let prefix = log.gid_prefix();
+        for engine in router.engines() {
+            let Ok(gids) = engine.driver.prepared_ids(&prefix).await else {
+                continue;
+            };
+            let candidates: Vec<String> = gids
+                .into_iter()
+                .filter(|g| !known_gids.contains(g) && !self.is_committing_gid(&prefix, g))
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let Ok(fresh) = log.in_doubt() else {
+                continue;
+            };
+            let recorded = |gid: &str| {
+                fresh
+                    .iter()
+                    .flat_map(|d| &d.parts)
+                    .any(|p| matches!(p, PartRecord::Prepared { gid: known, .. } if known == gid))
+            };
+            for gid in candidates.into_iter().filter(|g| !recorded(g)) {
+                if matches!(engine.driver.finish_prepared(&gid, false).await, Ok(true)) {
+                    tracing::info!(gid = %gid, "rolled back a prepared transaction the log never recorded");
+                    done.orphans += 1;
                 }
             }
         }

@@ -1,0 +1,170 @@
+//! The cross-engine commit stopped (as by a crash) or failed at each of
+//! its steps, over PostgreSQL (prepared), SQLite (the deciding engine) and
+//! Redis (buffered): after recovery, each transaction is on every engine
+//! or on none, and which one follows from where it stopped.
+#![allow(clippy::unwrap_used)]
+
+use omnigate::config::{Config, DriverConfig, EngineConfig};
+use omnigate::tx::failpoint::{Action, POINTS};
+use omnigate_drivers::redis::RedisConfig;
+use omnigate_drivers::sqlite::SqliteConfig;
+use omnigate_proto::v1 as pb;
+use omnigate_tests::postgres::PgServer;
+use omnigate_tests::redis::RedisServer;
+use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, i, in_tx, request, scalar};
+use pb::value::Kind;
+
+fn config(pg: &PgServer, redis: &RedisServer, dir: &std::path::Path) -> Config {
+    let mut config = pg.gateway_config();
+    if let Some(DriverConfig::Postgres(p)) =
+        config.engines.get_mut("main-db").map(|e| &mut e.driver)
+    {
+        p.max_connections = 4;
+    }
+    let cache = RedisConfig {
+        url: redis.url(0),
+        ..RedisConfig::default()
+    };
+    config.engines.insert(
+        "cache".into(),
+        EngineConfig::new(DriverConfig::Redis(cache)),
+    );
+    let sqlite = SqliteConfig::file(dir.join("main.sqlite3"));
+    config.engines.insert(
+        "main".into(),
+        EngineConfig::new(DriverConfig::Sqlite(sqlite)),
+    );
+    config
+}
+
+fn sql(target: &str, tx: Option<&str>, text: &str, params: Vec<pb::Value>) -> pb::ExecuteRequest {
+    let mut req = match tx {
+        Some(tx) => in_tx(tx, "sql", text, params),
+        None => request("sql", text, params),
+    };
+    req.target = target.to_owned();
+    req
+}
+
+/// Whether row `id` is on PostgreSQL, on SQLite, and its key on Redis.
+async fn where_is(gw: &mut TestGateway, id: i64) -> [bool; 3] {
+    let mut found = [false; 3];
+    for (slot, target) in [(0, "main-db"), (1, "main")] {
+        let rows = exec(
+            &mut gw.client,
+            sql(
+                target,
+                None,
+                "SELECT count(*) FROM t WHERE id = $1",
+                vec![i(id)],
+            ),
+        )
+        .await;
+        found[slot] = scalar(&rows) == Some(Kind::Int(1));
+    }
+    let key = exec(
+        &mut gw.client,
+        request(
+            "redis",
+            "EXISTS $1",
+            vec![omnigate_tests::s(&format!("k{id}"))],
+        ),
+    )
+    .await;
+    found[2] = scalar(&key) == Some(Kind::Int(1));
+    found
+}
+
+#[tokio::test]
+async fn every_step_stopped_or_failed_is_all_or_nothing_after_recovery() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let mut report = Vec::new();
+    let mut id = 0;
+    for action in [Action::Stop, Action::Fail] {
+        for (step, point) in POINTS.iter().enumerate() {
+            id += 1;
+            let dir = tempfile::tempdir().unwrap();
+            let mut gw = TestGateway::with_config(config(&pg, &redis, dir.path())).await;
+            for target in ["main-db", "main"] {
+                exec(
+                    &mut gw.client,
+                    sql(
+                        target,
+                        None,
+                        "CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY)",
+                        vec![],
+                    ),
+                )
+                .await;
+            }
+            gw.gateway.failpoints().set(point, Some(action));
+            let tx = begin_tx(&mut gw.client, None).await;
+            exec(
+                &mut gw.client,
+                sql(
+                    "main-db",
+                    Some(&tx),
+                    "INSERT INTO t VALUES ($1)",
+                    vec![i(id)],
+                ),
+            )
+            .await;
+            exec(
+                &mut gw.client,
+                sql("main", Some(&tx), "INSERT INTO t VALUES ($1)", vec![i(id)]),
+            )
+            .await;
+            let key = omnigate_tests::s(&format!("k{id}"));
+            exec(&mut gw.client, in_tx(&tx, "redis", "SET $1 v", vec![key])).await;
+            let committed = commit_tx(&mut gw.client, &tx).await;
+            gw.gateway.failpoints().set(point, None);
+            let recovered = gw.gateway.recover_transactions().await;
+            let found = where_is(&mut gw, id).await;
+            report.push(format!(
+                "{action:?} at {point}: commit {:?}, {recovered:?}, found {found:?}",
+                committed.as_ref().map_err(|s| s.code())
+            ));
+            assert!(
+                found == [true; 3] || found == [false; 3],
+                "partial after {action:?} at {point}: {found:?} ({committed:?})"
+            );
+            // Stopped before the decision, nothing; from the decision on
+            // (the deciding engine's commit is step 2), everything. A
+            // failed step before the decision rolls back; one after it
+            // (the COMMIT record, finishing) leaves it for recovery.
+            let decided = step > 2;
+            assert_eq!(
+                found == [true; 3],
+                decided,
+                "{action:?} at {point}: {found:?}"
+            );
+            let prepared = exec(
+                &mut gw.client,
+                sql(
+                    "main-db",
+                    None,
+                    "SELECT count(*) FROM pg_prepared_xacts",
+                    vec![],
+                ),
+            )
+            .await;
+            assert_eq!(
+                scalar(&prepared),
+                Some(Kind::Int(0)),
+                "{action:?} at {point}: left prepared"
+            );
+            if decided {
+                assert!(
+                    committed.is_ok() || action == Action::Stop,
+                    "{action:?} at {point}: {committed:?}"
+                );
+            } else {
+                assert!(
+                    committed.is_err(),
+                    "{action:?} at {point}: reported committed"
+                );
+            }
+        }
+    }
+    println!("{}", report.join("\n"));
+}
