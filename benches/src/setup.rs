@@ -162,6 +162,8 @@ impl Targets {
         config.engines.clear();
         config.server.listen = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
         config.server.default_max_rows = 1_000_000;
+        config.transactions.log =
+            std::env::temp_dir().join(format!("omnigate-bench-{}.txlog", std::process::id()));
         config.engines.insert(
             "pg".into(),
             EngineConfig::new(DriverConfig::Postgres(PostgresConfig {

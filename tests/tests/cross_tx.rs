@@ -361,3 +361,28 @@ async fn recovery_asks_the_deciding_engine_for_its_marker() {
     assert!(matches!(key(&mut gw, "k21").await, Some(Kind::Null(_))));
     assert_eq!(prepared_count(&pg).await, Value::Int(0));
 }
+
+#[tokio::test]
+async fn a_redis_write_that_would_fail_when_applied_rolls_back_every_engine() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let mut gw = TestGateway::with_config(config(&pg, &redis, None)).await;
+    setup(&mut gw).await;
+    exec(&mut gw.client, request("redis", "RPUSH list a", vec![])).await;
+    let tx = begin_tx(&mut gw.client, None).await;
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "INSERT INTO t VALUES (30)", vec![]),
+    )
+    .await;
+    exec(&mut gw.client, in_tx(&tx, "redis", "SET k30 v", vec![])).await;
+    exec(&mut gw.client, in_tx(&tx, "redis", "INCR list", vec![])).await;
+    let status = commit_tx(&mut gw.client, &tx).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("WRONGTYPE"), "{status:?}");
+    assert_eq!(
+        row(&mut gw, 30).await,
+        Some(Kind::Int(0)),
+        "checked before the decision"
+    );
+    assert!(matches!(key(&mut gw, "k30").await, Some(Kind::Null(_))));
+}

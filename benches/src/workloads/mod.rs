@@ -4,6 +4,7 @@ mod graph;
 mod redis;
 mod sql;
 mod ts;
+mod tx;
 
 use std::sync::Arc;
 
@@ -86,6 +87,7 @@ pub(crate) fn all(t: &Arc<Targets>) -> Vec<Workload> {
     ];
     out.extend(graph::workloads(t));
     out.extend(ts::workloads(t));
+    out.extend(tx::workloads(t));
     out.push(grpc_floor(t));
     out
 }

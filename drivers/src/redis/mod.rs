@@ -8,6 +8,7 @@ mod commands;
 mod info;
 mod reply;
 mod transaction;
+mod types;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -109,6 +109,40 @@ impl DriverTransaction for RedisTransaction {
         Ok(reply(Value::String("QUEUED".into())))
     }
 
+    /// The vote before a cross-engine commit is decided: the keys' types
+    /// are read now and every queued write is checked against them (and
+    /// against the types the transaction's own earlier writes give), so a
+    /// write that would fail with WRONGTYPE inside EXEC rolls the whole
+    /// transaction back instead. A concurrent change between this check
+    /// and EXEC can still make one fail (the window the README documents).
+    async fn prepare(&mut self, _global_id: &str) -> Result<()> {
+        let mut keys: Vec<Bytes> = Vec::new();
+        for args in &self.queued {
+            let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+            keys.extend(super::types::keys_of(&name, args).into_iter().cloned());
+        }
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = ::redis::pipe();
+        for key in &keys {
+            pipe.cmd("TYPE").arg(key.as_ref());
+        }
+        let mut conn = self.pool.connection().await?;
+        let held: Vec<String> = pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
+        let types = keys.into_iter().zip(held).collect();
+        super::types::first_conflict(&self.queued, types).map_err(|(index, key, held, needed)| {
+            precondition(format!(
+                "write {} of the transaction would fail with WRONGTYPE: key {} holds a {held}, \
+                 the command needs a {needed}",
+                index + 1,
+                String::from_utf8_lossy(&key)
+            ))
+        })
+    }
+
     fn redo(&self) -> Vec<Statement> {
         self.queued
             .iter()

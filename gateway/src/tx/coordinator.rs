@@ -178,11 +178,18 @@ impl Coordinator {
                     let marker = Statement::new("SET $1 1 EX $2")
                         .bind(marker_key(tx))
                         .bind(MARKER_TTL_SECS.to_string());
-                    let step = part
+                    let mut step = part
                         .session
                         .execute(Dialect::Redis, &marker, &ExecuteOptions::default())
                         .await
                         .map(drop);
+                    if step.is_ok() {
+                        // The buffered engine's vote (Redis: the keys' types).
+                        step = match part.session.prepare(tx).await {
+                            Err(DriverError::NotSupported { .. }) => Ok(()),
+                            other => other,
+                        };
+                    }
                     buffered.push(part);
                     step
                 }
