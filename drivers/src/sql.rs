@@ -9,6 +9,28 @@ pub fn is_schema_change(statement: &str) -> bool {
         .any(|k| keyword.eq_ignore_ascii_case(k))
 }
 
+/// Transaction control inside a transaction would end it behind the
+/// session's back: a statement whose first keyword is one of `control` is
+/// refused, naming what to call instead.
+pub fn refuse_control(
+    kind: &'static str,
+    statement: &crate::Statement,
+    control: &[&str],
+) -> crate::Result<()> {
+    let keyword = first_keyword(&statement.text);
+    if control.iter().any(|k| keyword.eq_ignore_ascii_case(k)) {
+        return Err(crate::Error::Precondition(crate::EngineError::new(
+            kind,
+            None,
+            format!(
+                "{} inside a transaction: commit or roll back the transaction itself",
+                keyword.to_ascii_uppercase()
+            ),
+        )));
+    }
+    Ok(())
+}
+
 /// The statement's first keyword (after comments), e.g. `SELECT`.
 pub fn first_keyword(statement: &str) -> &str {
     let mut rest = statement.trim_start();

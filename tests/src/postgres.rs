@@ -279,6 +279,21 @@ impl PgServer {
         config
     }
 
+    /// A gateway config for a transaction across engines: `main-db` on
+    /// this server (four connections, room for pinned transactions and
+    /// calls beside them) and `cache` on `redis`.
+    pub fn gateway_config_with(&self, redis: &crate::redis::RedisServer) -> omnigate::Config {
+        use omnigate::config::DriverConfig;
+        let mut config = self.gateway_config();
+        if let Some(DriverConfig::Postgres(pg)) =
+            config.engines.get_mut("main-db").map(|e| &mut e.driver)
+        {
+            pg.max_connections = 4;
+        }
+        redis.add_to(&mut config);
+        config
+    }
+
     /// A `postgres` engine named `pg` on [`PgServer::engine_config`].
     pub async fn engine(&self) -> omnigate_drivers::postgres::PostgresDriver {
         omnigate_drivers::postgres::PostgresDriver::connect("pg", self.engine_config())

@@ -122,6 +122,26 @@ impl RedisServer {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// `config` with this server as its `cache` engine (database 0).
+    pub fn add_to(&self, config: &mut omnigate::Config) {
+        use omnigate::config::{DriverConfig, EngineConfig};
+        let redis = omnigate_drivers::redis::RedisConfig {
+            url: self.url(0),
+            ..omnigate_drivers::redis::RedisConfig::default()
+        };
+        config.engines.insert(
+            "cache".into(),
+            EngineConfig::new(DriverConfig::Redis(redis)),
+        );
+    }
+
+    /// The embedded default with this server as its `cache` engine.
+    pub fn gateway_config(&self) -> omnigate::Config {
+        let mut config = omnigate::Config::default();
+        self.add_to(&mut config);
+        config
+    }
+
     /// A `redis://` URL for database `db`.
     pub fn url(&self, db: u8) -> String {
         format!("redis://127.0.0.1:{}/{db}", self.port)

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use omnigate::config::{Config, DriverConfig, EngineConfig};
 use omnigate::tx::log::{PartRecord, Record, encode_args};
-use omnigate_drivers::redis::RedisConfig;
 use omnigate_drivers::{BeginOptions, Dialect, Statement, StorageDriver, StorageDriverExt, Value};
 use omnigate_proto::v1 as pb;
 use omnigate_tests::postgres::PgServer;
@@ -19,20 +18,7 @@ use pb::value::Kind;
 
 /// PostgreSQL as `main-db` and Redis as `cache`; the log at `log`.
 fn config(pg: &PgServer, redis: &RedisServer, log: Option<PathBuf>) -> Config {
-    let mut config = pg.gateway_config();
-    if let Some(DriverConfig::Postgres(p)) =
-        config.engines.get_mut("main-db").map(|e| &mut e.driver)
-    {
-        p.max_connections = 4;
-    }
-    let cache = RedisConfig {
-        url: redis.url(0),
-        ..RedisConfig::default()
-    };
-    config.engines.insert(
-        "cache".into(),
-        EngineConfig::new(DriverConfig::Redis(cache)),
-    );
+    let mut config = pg.gateway_config_with(redis);
     if let Some(log) = log {
         config.transactions.log = log;
     }

@@ -4,8 +4,6 @@
 //! fails when applied).
 #![allow(clippy::unwrap_used)]
 
-use omnigate::config::{Config, DriverConfig, EngineConfig};
-use omnigate_drivers::redis::RedisConfig;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::redis::RedisServer;
 use omnigate_tests::{
@@ -15,17 +13,7 @@ use pb::value::Kind;
 use tonic::Code;
 
 async fn gateway(server: &RedisServer) -> TestGateway {
-    let mut config = Config::default();
-    config.engines.remove("cache");
-    let redis = RedisConfig {
-        url: server.url(0),
-        ..RedisConfig::default()
-    };
-    config.engines.insert(
-        "cache".into(),
-        EngineConfig::new(DriverConfig::Redis(redis)),
-    );
-    TestGateway::with_config(config).await
+    TestGateway::with_config(server.gateway_config()).await
 }
 
 async fn get(gw: &mut TestGateway, key: &str) -> Option<Kind> {

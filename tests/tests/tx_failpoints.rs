@@ -6,7 +6,6 @@
 
 use omnigate::config::{Config, DriverConfig, EngineConfig};
 use omnigate::tx::failpoint::{Action, POINTS};
-use omnigate_drivers::redis::RedisConfig;
 use omnigate_drivers::sqlite::SqliteConfig;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::postgres::PgServer;
@@ -15,20 +14,7 @@ use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, i, in_tx, request, 
 use pb::value::Kind;
 
 fn config(pg: &PgServer, redis: &RedisServer, dir: &std::path::Path) -> Config {
-    let mut config = pg.gateway_config();
-    if let Some(DriverConfig::Postgres(p)) =
-        config.engines.get_mut("main-db").map(|e| &mut e.driver)
-    {
-        p.max_connections = 4;
-    }
-    let cache = RedisConfig {
-        url: redis.url(0),
-        ..RedisConfig::default()
-    };
-    config.engines.insert(
-        "cache".into(),
-        EngineConfig::new(DriverConfig::Redis(cache)),
-    );
+    let mut config = pg.gateway_config_with(redis);
     let sqlite = SqliteConfig::file(dir.join("main.sqlite3"));
     config.engines.insert(
         "main".into(),

@@ -90,25 +90,10 @@ impl PostgresTransaction {
     }
 }
 
-/// Transaction control inside a transaction would end it behind the
-/// session's back: refused, naming what to call instead.
-fn refuse_control(statement: &Statement) -> Result<()> {
-    let keyword = crate::sql::first_keyword(&statement.text);
-    let control = [
-        "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE",
-    ];
-    if control.iter().any(|k| keyword.eq_ignore_ascii_case(k)) {
-        return Err(Error::Precondition(EngineError::new(
-            KIND,
-            None,
-            format!(
-                "{} inside a transaction: commit or roll back the transaction itself",
-                keyword.to_ascii_uppercase()
-            ),
-        )));
-    }
-    Ok(())
-}
+/// The statements that control a transaction, refused inside one.
+const CONTROL: &[&str] = &[
+    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE",
+];
 
 #[async_trait]
 impl DriverTransaction for PostgresTransaction {
@@ -124,7 +109,7 @@ impl DriverTransaction for PostgresTransaction {
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
         refuse_copy(statement)?;
-        refuse_control(statement)?;
+        crate::sql::refuse_control(KIND, statement, CONTROL)?;
         if options.read_only && !self.options.read_only {
             return Err(Error::not_supported(
                 "a read_only statement inside a read-write transaction (begin the \

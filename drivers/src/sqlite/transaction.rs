@@ -57,23 +57,8 @@ async fn finish(conn: &Object, verb: &'static str) -> Result<()> {
         })?
 }
 
-/// Transaction control inside a transaction would end it behind the
-/// session's back: refused, naming what to call instead.
-fn refuse_control(statement: &Statement) -> Result<()> {
-    let keyword = crate::sql::first_keyword(&statement.text);
-    let control = ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
-    if control.iter().any(|k| keyword.eq_ignore_ascii_case(k)) {
-        return Err(Error::Precondition(EngineError::new(
-            KIND,
-            None,
-            format!(
-                "{} inside a transaction: commit or roll back the transaction itself",
-                keyword.to_ascii_uppercase()
-            ),
-        )));
-    }
-    Ok(())
-}
+/// The statements that control a transaction, refused inside one.
+const CONTROL: &[&str] = &["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
 
 #[async_trait]
 impl DriverTransaction for SqliteTransaction {
@@ -88,7 +73,7 @@ impl DriverTransaction for SqliteTransaction {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
-        refuse_control(statement)?;
+        crate::sql::refuse_control(KIND, statement, CONTROL)?;
         let options = self.options.apply(options);
         run::execute(self.conn()?, statement.clone(), options).await
     }
