@@ -94,8 +94,10 @@ async fn postgres_and_redis_commit_and_roll_back_together() {
 }
 
 #[tokio::test]
-async fn a_failure_before_the_decision_leaves_nothing_anywhere() {
-    // PREPARE TRANSACTION fails: the server has it turned off.
+async fn postgres_decides_when_it_is_the_only_live_engine_even_without_prepare() {
+    // A default install: no prepared transactions. PostgreSQL is the one
+    // live engine here, so it decides (commits with its marker) and needs
+    // no PREPARE.
     let (pg, redis) = (
         PgServer::start_without_prepared_transactions(),
         RedisServer::start(),
@@ -109,15 +111,23 @@ async fn a_failure_before_the_decision_leaves_nothing_anywhere() {
     )
     .await;
     exec(&mut gw.client, in_tx(&tx, "redis", "SET k3 three", vec![])).await;
-    let status = commit_tx(&mut gw.client, &tx).await.unwrap_err();
-    assert!(
-        status
-            .message()
-            .contains("prepared transactions are disabled"),
-        "{status:?}"
+    commit_tx(&mut gw.client, &tx).await.unwrap();
+    assert_eq!(row(&mut gw, 3).await, Some(Kind::Int(1)));
+    assert_eq!(key(&mut gw, "k3").await, Some(Kind::String("three".into())));
+    let marker = exec(
+        &mut gw.client,
+        request(
+            "sql",
+            "SELECT count(*) FROM omnigate_tx_markers WHERE tx_id = $1",
+            vec![s(&tx)],
+        ),
+    )
+    .await;
+    assert_eq!(
+        scalar(&marker),
+        Some(Kind::Int(1)),
+        "the decision is PostgreSQL's marker"
     );
-    assert_eq!(row(&mut gw, 3).await, Some(Kind::Int(0)));
-    assert!(matches!(key(&mut gw, "k3").await, Some(Kind::Null(_))));
 }
 
 /// Writes the log a crashed gateway would have left.

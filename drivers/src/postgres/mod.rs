@@ -137,10 +137,11 @@ impl PostgresDriver {
         if driver.max_prepared == 0 {
             tracing::warn!(
                 engine = %driver.descriptor.name,
-                "PostgreSQL runs with max_prepared_transactions = 0: a transaction that spans \
-                 this engine and another cannot commit; set max_prepared_transactions (e.g. to \
-                 max_connections) in postgresql.conf and restart PostgreSQL. Transactions on \
-                 this engine alone work as they are"
+                "PostgreSQL runs with max_prepared_transactions = 0: a cross-engine transaction \
+                 in which this engine must prepare (beside SQLite, or another PostgreSQL engine) \
+                 cannot commit; set max_prepared_transactions (e.g. to max_connections) in \
+                 postgresql.conf and restart PostgreSQL. Transactions on this engine alone, or \
+                 with Redis, work as they are"
             );
         }
         drop(warm);

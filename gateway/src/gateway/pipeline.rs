@@ -162,7 +162,13 @@ impl Gateway {
             let mut results = Vec::with_capacity(statements.len());
             for statement in statements {
                 let outcome = tx
-                    .execute(routed.engine, routed.dialect, statement, &routed.options)
+                    .execute(
+                        &transactions.coordinator,
+                        routed.engine,
+                        routed.dialect,
+                        statement,
+                        &routed.options,
+                    )
                     .await;
                 match outcome {
                     Ok(result) => results.push(Ok(result)),

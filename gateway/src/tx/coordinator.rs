@@ -36,20 +36,24 @@ pub(crate) fn marker_key(tx: &str) -> String {
     format!("omnigate:tx:{tx}")
 }
 
-/// The statements that record the decision inside the deciding engine's
+/// The statement that records the decision inside the deciding engine's
 /// transaction, by its dialect.
-pub(crate) fn decider_marker(dialect: Dialect, tx: &str) -> Vec<Statement> {
+pub(crate) fn decider_marker(dialect: Dialect, tx: &str) -> Statement {
     match dialect {
         Dialect::Cypher => {
-            vec![Statement::new("MERGE (:OmnigateTxMarker {tx_id: $tx})").bind_named("tx", tx)]
+            Statement::new("MERGE (:OmnigateTxMarker {tx_id: $tx})").bind_named("tx", tx)
         }
-        _ => vec![
-            Statement::new(
-                "CREATE TABLE IF NOT EXISTS omnigate_tx_markers (tx_id TEXT PRIMARY KEY)",
-            ),
-            Statement::new("INSERT INTO omnigate_tx_markers (tx_id) VALUES ($1)").bind(tx),
-        ],
+        _ => Statement::new("INSERT INTO omnigate_tx_markers (tx_id) VALUES ($1)").bind(tx),
     }
+}
+
+/// What makes a deciding engine ready to hold markers (run once, outside
+/// any transaction: DDL inside one would take locks concurrent commits
+/// wait on).
+fn marker_setup(dialect: Dialect) -> Option<Statement> {
+    (dialect == Dialect::Sql).then(|| {
+        Statement::new("CREATE TABLE IF NOT EXISTS omnigate_tx_markers (tx_id TEXT PRIMARY KEY)")
+    })
 }
 
 /// The statement that asks whether the deciding engine committed `tx`.
@@ -70,6 +74,8 @@ pub struct Coordinator {
     path: PathBuf,
     log: tokio::sync::OnceCell<Arc<FileLog>>,
     committing: Mutex<HashSet<String>>,
+    /// Engines whose marker table is known to exist.
+    markers_ready: Mutex<HashSet<String>>,
     /// Test-only failpoints (they do nothing without the feature).
     pub failpoints: Failpoints,
 }
@@ -81,6 +87,7 @@ impl Coordinator {
             path,
             log: tokio::sync::OnceCell::new(),
             committing: Mutex::new(HashSet::new()),
+            markers_ready: Mutex::new(HashSet::new()),
             failpoints: Failpoints::default(),
         }
     }
@@ -137,6 +144,38 @@ impl Coordinator {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Makes sure the deciding engine has its marker table.
+    pub(crate) async fn ready_markers(
+        &self,
+        engine: &str,
+        dialect: Dialect,
+        driver: &dyn omnigate_drivers::StorageDriver,
+    ) {
+        if self
+            .markers_ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(engine)
+        {
+            return;
+        }
+        if let Some(setup) = marker_setup(dialect) {
+            // A concurrent first commit may create it at the same moment:
+            // an error here is read through the marker insert that follows.
+            if let Err(e) = driver
+                .execute(dialect, &setup, &ExecuteOptions::default())
+                .await
+            {
+                tracing::debug!(engine = %engine, error = %e, "creating the marker table");
+                return;
+            }
+        }
+        self.markers_ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(engine.to_owned());
+    }
+
     /// Commits `parts` of transaction `tx` on every engine, all or nothing.
     pub(super) async fn commit(&self, tx: &str, parts: Vec<Part>) -> Result<Vec<String>> {
         self.lock().insert(tx.to_owned());
@@ -156,8 +195,24 @@ impl Coordinator {
         };
         let prefix = log.gid_prefix();
         let mut prepared: Vec<(Part, String)> = Vec::new();
-        let mut decider: Option<Part> = None;
         let mut buffered: Vec<Part> = Vec::new();
+        // The deciding engine: the live one without a prepare step, else a
+        // preparable one, which then commits instead of preparing (the
+        // logging-last-resource pattern: one round trip and one fsync less).
+        let mut parts = parts;
+        let decides =
+            |p: &Part, preparable| p.session.participation() == Participation::Live { preparable };
+        let decider_at = parts
+            .iter()
+            .position(|p| decides(p, false))
+            .or_else(|| parts.iter().position(|p| decides(p, true)));
+        let decider: Option<Part> = decider_at.map(|i| parts.remove(i));
+        if let Some((engine, dialect, driver)) = decider
+            .as_ref()
+            .map(|p| (p.engine.clone(), p.dialect, Arc::clone(&p.driver)))
+        {
+            self.ready_markers(&engine, dialect, driver.as_ref()).await;
+        }
         let mut parts = parts.into_iter();
         let fail_prepare = self.at("prepare")?;
         // 1. Prepare; queue each buffered engine's marker with its writes.
@@ -171,8 +226,16 @@ impl Coordinator {
                     step
                 }
                 Participation::Live { preparable: false } => {
-                    decider = Some(part);
-                    Ok(())
+                    // Refused at join: a second engine that cannot prepare.
+                    let engine = part.engine.clone();
+                    buffered.push(part);
+                    Err(DriverError::Precondition(
+                        omnigate_drivers::EngineError::new(
+                            "gateway",
+                            None,
+                            format!("engine {engine} cannot prepare"),
+                        ),
+                    ))
                 }
                 Participation::Buffered => {
                     let marker = Statement::new("SET $1 1 EX $2")
@@ -238,21 +301,18 @@ impl Coordinator {
         let decided_by_engine = decider.is_some();
         let fail_decide = self.at("decide")?;
         if let Some(mut part) = decider {
-            let mut step = if fail_decide {
+            let step = if fail_decide {
                 Err(injected("decide"))
             } else {
-                Ok(())
-            };
-            for statement in decider_marker(part.dialect, tx) {
-                if step.is_err() {
-                    break;
-                }
-                step = part
-                    .session
-                    .execute(part.dialect, &statement, &ExecuteOptions::default())
+                part.session
+                    .execute(
+                        part.dialect,
+                        &decider_marker(part.dialect, tx),
+                        &ExecuteOptions::default(),
+                    )
                     .await
-                    .map(drop);
-            }
+                    .map(drop)
+            };
             let step = match step {
                 Ok(()) => part.session.commit().await,
                 Err(e) => {
@@ -266,10 +326,15 @@ impl Coordinator {
             }
         }
         // 4. The COMMIT record (the decision itself when no engine decided).
+        let commit = Record::Commit { tx: tx.to_owned() };
         let appended = if self.at("commit_record")? {
             Err(std::io::Error::other("failpoint commit_record"))
+        } else if decided_by_engine {
+            // The engine's marker is the decision: this record need not
+            // wait for the disk.
+            log.append_lazy(commit).await
         } else {
-            log.append(Record::Commit { tx: tx.to_owned() }).await
+            log.append(commit).await
         };
         if let Err(e) = appended {
             if !decided_by_engine {
@@ -316,7 +381,7 @@ impl Coordinator {
             }
         }
         if finished && !self.at("done")? {
-            let _ = log.append(Record::Done { tx: tx.to_owned() }).await;
+            let _ = log.append_lazy(Record::Done { tx: tx.to_owned() }).await;
         }
         match failed_after {
             Some(e) => Err(e),
@@ -365,7 +430,7 @@ async fn abort(
         .collect();
     roll_back(parts).await;
     if let Some(log) = log {
-        let _ = log.append(Record::Abort { tx: tx.to_owned() }).await;
+        let _ = log.append_lazy(Record::Abort { tx: tx.to_owned() }).await;
     }
 }
 

@@ -104,12 +104,30 @@ pub struct FileLog {
     path: PathBuf,
     id: String,
     inner: Mutex<Inner>,
+    /// Records waiting to be written: concurrent commits share one write
+    /// and one fsync (group commit).
+    queue: Mutex<Queue>,
 }
 
 #[derive(Debug)]
 struct Inner {
     file: File,
     appended: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    /// A writer is draining the queue.
+    flushing: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    line: Vec<u8>,
+    /// It must be on disk before its step is taken.
+    durable: bool,
+    written: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 /// A log failure, said with the file's name.
@@ -145,6 +163,7 @@ impl FileLog {
             path: path.to_owned(),
             id: id.clone(),
             inner: Mutex::new(Inner { file, appended: 0 }),
+            queue: Mutex::new(Queue::default()),
         });
         if records.is_empty() {
             log.append_now(&Record::Log { id })?;
@@ -165,31 +184,93 @@ impl FileLog {
 
     /// Appends `record` and waits until it is on disk.
     pub async fn append(self: &Arc<Self>, record: Record) -> std::io::Result<()> {
-        let log = Arc::clone(self);
-        tokio::task::spawn_blocking(move || log.append_now(&record))
-            .await
-            .map_err(|e| failure(&self.path, "the log writer stopped", e))?
+        self.write(&record, true).await
+    }
+
+    /// Appends `record` without waiting for the disk: for records whose
+    /// loss recovery makes good (DONE, ABORT, a COMMIT that an engine's
+    /// marker already decided).
+    pub async fn append_lazy(self: &Arc<Self>, record: Record) -> std::io::Result<()> {
+        self.write(&record, false).await
+    }
+
+    async fn write(self: &Arc<Self>, record: &Record, durable: bool) -> std::io::Result<()> {
+        let line = encode(&self.path, record)?;
+        let (written, done) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut queue = self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            queue.pending.push(Pending {
+                line,
+                durable,
+                written,
+            });
+            !std::mem::replace(&mut queue.flushing, true)
+        };
+        if lead {
+            let log = Arc::clone(self);
+            tokio::task::spawn_blocking(move || log.drain());
+        }
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(std::io::Error::other(why)),
+            Err(_) => Err(failure(&self.path, "the writer of", "it stopped")),
+        }
+    }
+
+    /// Writes what is queued, batch after batch, until nothing is.
+    fn drain(&self) {
+        loop {
+            let batch = {
+                let mut queue = self
+                    .queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if queue.pending.is_empty() {
+                    queue.flushing = false;
+                    return;
+                }
+                std::mem::take(&mut queue.pending)
+            };
+            let outcome = self.write_batch(&batch).map_err(|e| e.to_string());
+            for pending in batch {
+                let _ = pending.written.send(outcome.clone());
+            }
+        }
+    }
+
+    fn write_batch(&self, batch: &[Pending]) -> std::io::Result<()> {
+        let bytes: Vec<u8> = batch.iter().flat_map(|p| p.line.iter().copied()).collect();
+        let mut inner = self.lock();
+        inner
+            .file
+            .write_all(&bytes)
+            .and_then(|()| {
+                if batch.iter().any(|p| p.durable) {
+                    inner.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|e| failure(&self.path, "cannot write the transaction log", e))?;
+        inner.appended += batch.len();
+        if inner.appended >= COMPACT_AFTER {
+            inner.appended = 0;
+            self.compact(&mut inner)?;
+        }
+        Ok(())
     }
 
     fn append_now(&self, record: &Record) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record)
-            .map_err(|e| failure(&self.path, "cannot encode a record for", e))?;
-        line.push(b'\n');
+        let line = encode(&self.path, record)?;
         let mut inner = self.lock();
         inner
             .file
             .write_all(&line)
             .and_then(|()| inner.file.sync_data())
-            .map_err(|e| failure(&self.path, "cannot write the transaction log", e))?;
-        inner.appended += 1;
-        if inner.appended >= COMPACT_AFTER
-            && matches!(record, Record::Done { .. } | Record::Abort { .. })
-        {
-            inner.appended = 0;
-            drop(inner);
-            self.compact()?;
-        }
-        Ok(())
+            .map_err(|e| failure(&self.path, "cannot write the transaction log", e))
     }
 
     /// The transactions with no DONE or ABORT.
@@ -200,8 +281,7 @@ impl FileLog {
 
     /// Rewrites the log with only what is still in doubt (atomically: a
     /// new file renamed over the old one).
-    fn compact(&self) -> std::io::Result<()> {
-        let mut inner = self.lock();
+    fn compact(&self, inner: &mut Inner) -> std::io::Result<()> {
         let records = read(&self.path)?;
         let open: Vec<String> = fold(records.clone()).into_iter().map(|d| d.tx).collect();
         let keep: Vec<&Record> = records
@@ -231,6 +311,14 @@ impl FileLog {
         inner.file = file;
         Ok(())
     }
+}
+
+/// A record as one line.
+fn encode(path: &Path, record: &Record) -> std::io::Result<Vec<u8>> {
+    let mut line =
+        serde_json::to_vec(record).map_err(|e| failure(path, "cannot encode a record for", e))?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// Every record of the file; a torn last line (a crash mid-write) is

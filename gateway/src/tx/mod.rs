@@ -64,6 +64,7 @@ impl Ended {
 struct Part {
     engine: String,
     dialect: Dialect,
+    driver: Arc<dyn omnigate_drivers::StorageDriver>,
     session: Box<dyn DriverTransaction>,
 }
 
@@ -101,6 +102,7 @@ impl Tx {
     /// Runs `statement` on `engine`'s part, beginning it there first.
     pub(crate) async fn execute(
         &mut self,
+        coordinator: &Coordinator,
         engine: &EngineEntry,
         dialect: Dialect,
         statement: &Statement,
@@ -110,7 +112,7 @@ impl Tx {
         let found = self.parts.iter().position(|p| p.engine == engine.name());
         let index = match found {
             Some(index) => index,
-            None => self.join(engine, dialect).await?,
+            None => self.join(coordinator, engine, dialect).await?,
         };
         let options = self.options.apply(options);
         let part = &mut self.parts[index];
@@ -129,7 +131,17 @@ impl Tx {
     /// Begins the transaction on `engine`; its index among the parts. At
     /// most one part may be live without a prepare step: its commit is the
     /// decision of a cross-engine commit.
-    async fn join(&mut self, engine: &EngineEntry, dialect: Dialect) -> Result<usize> {
+    async fn join(
+        &mut self,
+        coordinator: &Coordinator,
+        engine: &EngineEntry,
+        dialect: Dialect,
+    ) -> Result<usize> {
+        // Before the engine's transaction holds locks a marker table's
+        // creation would wait on (SQLite's write lock).
+        coordinator
+            .ready_markers(engine.name(), dialect, engine.driver.as_ref())
+            .await;
         let session = engine.driver.begin(&self.options).await?;
         let deciding = |p: Participation| p == Participation::Live { preparable: false };
         let first = self
@@ -149,6 +161,7 @@ impl Tx {
         self.parts.push(Part {
             engine: engine.name().to_owned(),
             dialect,
+            driver: Arc::clone(&engine.driver),
             session,
         });
         Ok(self.parts.len() - 1)
