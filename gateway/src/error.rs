@@ -100,6 +100,17 @@ pub enum Error {
         why: String,
     },
 
+    /// The deciding engine's commit may or may not have happened.
+    #[error(
+        "the transaction's outcome is not known yet ({why}): recovery finishes it on every \
+         engine, all or nothing, within [transactions] recovery_interval; read the data to \
+         see which"
+    )]
+    TxInDoubt {
+        /// What failed.
+        why: String,
+    },
+
     /// Committed, but a buffered engine failed a write when applying it.
     #[error(
         "the transaction committed, but engine {engine} failed a write when applying it \

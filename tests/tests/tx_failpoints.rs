@@ -114,11 +114,10 @@ async fn every_step_stopped_or_failed_is_all_or_nothing_after_recovery() {
                 found == [true; 3] || found == [false; 3],
                 "partial after {action:?} at {point}: {found:?} ({committed:?})"
             );
-            // Stopped before the decision, nothing; from the decision on
-            // (the deciding engine's commit is step 2), everything. A
-            // failed step before the decision rolls back; one after it
-            // (the COMMIT record, finishing) leaves it for recovery.
-            let decided = step > 2;
+            // Stopped or failed before the deciding engine committed:
+            // nothing anywhere. From its commit on ("decided": committed,
+            // its reply lost), everything: what is left, recovery finishes.
+            let decided = step >= POINTS.iter().position(|p| *p == "decided").unwrap();
             assert_eq!(
                 found == [true; 3],
                 decided,
@@ -141,7 +140,7 @@ async fn every_step_stopped_or_failed_is_all_or_nothing_after_recovery() {
             );
             if decided {
                 assert!(
-                    committed.is_ok() || action == Action::Stop,
+                    committed.is_ok() || action == Action::Stop || *point == "decided",
                     "{action:?} at {point}: {committed:?}"
                 );
             } else {

@@ -38,6 +38,7 @@ impl Gateway {
             id,
             match outcome {
                 Ok(_) | Err(Error::TxFailedAfterCommit { .. }) => Ended::Committed,
+                Err(Error::TxInDoubt { .. }) => Ended::InDoubt,
                 Err(_) => Ended::RolledBack,
             },
         );

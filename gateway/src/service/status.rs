@@ -51,6 +51,7 @@ fn code_and_reason(err: &Error) -> (Code, &'static str) {
         Error::TxAborted { .. } => (Code::Aborted, "TX_ABORTED"),
         Error::TxTwoDeciders { .. } => (Code::FailedPrecondition, "TX_TWO_DECIDERS"),
         Error::TxLog { .. } => (Code::Unavailable, "TX_LOG"),
+        Error::TxInDoubt { .. } => (Code::Unavailable, "TX_IN_DOUBT"),
         Error::TxFailedAfterCommit { .. } => (Code::FailedPrecondition, "TX_FAILED_AFTER_COMMIT"),
         Error::BadParameter { .. } => (Code::InvalidArgument, "INVALID_PARAMETER"),
         Error::ResponseTooLarge { .. } => (Code::ResourceExhausted, "RESPONSE_TOO_LARGE"),
@@ -72,7 +73,7 @@ pub fn to_status(err: &Error) -> Status {
             }
             e.is_retryable()
         }
-        Error::ShuttingDown => true,
+        Error::ShuttingDown | Error::TxAborted { .. } => true,
         _ => false,
     };
     metadata.insert("retryable".to_owned(), retryable.to_string());

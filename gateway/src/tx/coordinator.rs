@@ -313,16 +313,37 @@ impl Coordinator {
                     .await
                     .map(drop)
             };
-            let step = match step {
-                Ok(()) => part.session.commit().await,
-                Err(e) => {
-                    let _ = part.session.rollback().await;
-                    Err(e)
-                }
-            };
             if let Err(e) = step {
+                // The commit was not sent: nothing is decided.
+                let _ = part.session.rollback().await;
                 abort(Some(&log), tx, prepared, None, buffered, Vec::new()).await;
                 return Err(Error::from(e));
+            }
+            let committed = part.session.commit().await;
+            // The failpoint: committed, but the reply lost on the way back.
+            let committed = match (committed, self.at("decided")?) {
+                (Ok(()), true) => Err(injected("decided")),
+                (other, _) => other,
+            };
+            match committed {
+                Ok(()) => {}
+                // The engine refused the commit: it did not happen.
+                Err(
+                    e @ (DriverError::Conflict(_)
+                    | DriverError::Precondition(_)
+                    | DriverError::ConstraintViolation(_)),
+                ) => {
+                    abort(Some(&log), tx, prepared, None, buffered, Vec::new()).await;
+                    return Err(Error::from(e));
+                }
+                // The link broke around the commit: it may have happened.
+                // Its marker tells, once the engine has settled; recovery
+                // reads it. The other parts stay prepared or unapplied
+                // until then, and nothing is rolled back here.
+                Err(e) => {
+                    tracing::warn!(tx_id = %tx, error = %e, "the deciding commit's outcome is unknown; recovery decides it");
+                    return Err(Error::TxInDoubt { why: e.to_string() });
+                }
             }
         }
         // 4. The COMMIT record (the decision itself when no engine decided).

@@ -5,10 +5,11 @@
 //! them), then checks what recovery makes of it.
 
 /// The points, in the order the commit passes them.
-pub const POINTS: [&str; 6] = [
+pub const POINTS: [&str; 7] = [
     "prepare",
     "prepared_record",
     "decide",
+    "decided",
     "commit_record",
     "finish",
     "done",

@@ -46,6 +46,8 @@ pub enum Ended {
     RolledBack,
     /// Idle past its timeout, then rolled back.
     Expired,
+    /// Its commit's outcome was not known when it ended: recovery decides.
+    InDoubt,
 }
 
 impl Ended {
@@ -55,6 +57,9 @@ impl Ended {
             Ended::Committed => "was committed",
             Ended::RolledBack => "was rolled back",
             Ended::Expired => "expired (idle past its idle timeout) and was rolled back",
+            Ended::InDoubt => {
+                "ended with its outcome in doubt (recovery finishes it, all or nothing)"
+            }
         }
     }
 }
