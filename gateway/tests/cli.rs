@@ -19,12 +19,16 @@ fn free_port() -> u16 {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The server's working directory (its transaction log goes there).
+    _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let dir = tempfile::tempdir().unwrap();
         let child = Command::new(BIN)
+            .current_dir(dir.path())
             .args(["serve", "--listen", &addr.to_string()])
             .args(extra)
             .stdout(Stdio::null())
@@ -39,7 +43,21 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// `omnigate tx ACTION --addr .. ARGS`.
+    fn tx(&self, action: &str, args: &[&str]) -> Output {
+        let addr = format!("http://{}", self.addr);
+        Command::new(BIN)
+            .args(["tx", action, "--addr", &addr])
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -167,6 +185,40 @@ fn serves_the_embedded_engines_and_stops_on_sigterm() {
         !log.contains("grace h"),
         "parameter values are never logged"
     );
+}
+
+#[test]
+fn transactions_from_the_command_line() {
+    let server = Server::start(&[]);
+    stdout(&server.run(&["exec", "-d", "sql", "CREATE TABLE t (v INTEGER)"]));
+    let tx = stdout(&server.tx("begin", &[])).trim().to_owned();
+    assert_eq!(tx.len(), 36, "a uuid: {tx}");
+    stdout(&server.run(&["exec", "--tx", &tx, "-d", "sql", "INSERT INTO t VALUES (1)"]));
+    let queued = stdout(&server.run(&["exec", "--tx", &tx, "-d", "redis", "SET k v"]));
+    assert!(queued.contains("QUEUED"), "{queued}");
+    let committed = stdout(&server.tx("commit", &[&tx]));
+    assert_eq!(committed, "committed on: main, cache\n");
+    let got = stdout(&server.run(&["exec", "-d", "redis", "GET k"]));
+    assert!(got.contains("\nv\n"), "{got}");
+    let again = server.tx("rollback", &[&tx]);
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("was committed"), "{stderr}");
+
+    let tx = stdout(&server.tx("begin", &["--json"]))
+        .trim()
+        .to_owned();
+    let id = tx
+        .trim_start_matches("{\"tx_id\":\"")
+        .trim_end_matches("\"}");
+    stdout(&server.run(&["exec", "--tx", id, "-d", "sql", "INSERT INTO t VALUES (2)"]));
+    assert_eq!(
+        stdout(&server.tx("rollback", &[id])),
+        "rolled back\n"
+    );
+    let count = stdout(&server.run(&["exec", "-d", "sql", "SELECT count(*) AS n FROM t"]));
+    assert!(count.contains("\n1\n"), "{count}");
+    drop(server.terminate());
 }
 
 #[test]

@@ -236,3 +236,38 @@ async fn a_dropped_library_transaction_rolls_back() {
         .unwrap();
     assert_eq!(tx.commit().await.unwrap(), vec!["main".to_owned()]);
 }
+
+#[tokio::test]
+async fn a_read_only_transaction_refuses_writes_on_every_engine() {
+    let mut gw = TestGateway::start().await;
+    exec(
+        &mut gw.client,
+        request("sql", "CREATE TABLE t (v INTEGER)", vec![]),
+    )
+    .await;
+    let tx = gw
+        .client
+        .begin(pb::BeginRequest {
+            idle_timeout: None,
+            read_only: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tx_id;
+    let sql = fail(
+        &mut gw.client,
+        in_tx(&tx, "sql", "INSERT INTO t VALUES (1)", vec![]),
+    )
+    .await;
+    assert_eq!(sql.code(), Code::FailedPrecondition, "{sql:?}");
+    let redis = fail(&mut gw.client, in_tx(&tx, "redis", "SET k 1", vec![])).await;
+    assert_eq!(redis.code(), Code::FailedPrecondition, "{redis:?}");
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "SELECT count(*) FROM t", vec![]),
+    )
+    .await;
+    commit_tx(&mut gw.client, &tx).await.unwrap();
+    assert_eq!(count(&mut gw).await, Some(Kind::Int(0)));
+}

@@ -185,15 +185,29 @@ impl Tx {
             return Err(Error::TxAborted { why });
         }
         let mut parts = self.parts;
-        match parts.len() {
-            0 => Ok(Vec::new()),
+        // A part with nothing to apply (a read-only transaction, a buffered
+        // engine that was only read) takes no part in the commit protocol.
+        let (idle, active): (Vec<Part>, Vec<Part>) = parts.into_iter().partition(|p| {
+            self.options.read_only
+                || (p.session.participation() == Participation::Buffered
+                    && p.session.redo().is_empty())
+        });
+        let mut engines: Vec<String> = idle.iter().map(|p| p.engine.clone()).collect();
+        for part in idle {
+            part.session.commit().await?;
+        }
+        parts = active;
+        let mut committed = match parts.len() {
+            0 => Vec::new(),
             1 => {
                 let part = parts.remove(0);
                 part.session.commit().await?;
-                Ok(vec![part.engine])
+                vec![part.engine]
             }
-            _ => coordinator.commit(id, parts).await,
-        }
+            _ => coordinator.commit(id, parts).await?,
+        };
+        committed.append(&mut engines);
+        Ok(committed)
     }
 
     /// Rolls every part back. A part that cannot roll back is rolled back
