@@ -205,17 +205,12 @@ fn transactions_from_the_command_line() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("was committed"), "{stderr}");
 
-    let tx = stdout(&server.tx("begin", &["--json"]))
-        .trim()
-        .to_owned();
+    let tx = stdout(&server.tx("begin", &["--json"])).trim().to_owned();
     let id = tx
         .trim_start_matches("{\"tx_id\":\"")
         .trim_end_matches("\"}");
     stdout(&server.run(&["exec", "--tx", id, "-d", "sql", "INSERT INTO t VALUES (2)"]));
-    assert_eq!(
-        stdout(&server.tx("rollback", &[id])),
-        "rolled back\n"
-    );
+    assert_eq!(stdout(&server.tx("rollback", &[id])), "rolled back\n");
     let count = stdout(&server.run(&["exec", "-d", "sql", "SELECT count(*) AS n FROM t"]));
     assert!(count.contains("\n1\n"), "{count}");
     drop(server.terminate());

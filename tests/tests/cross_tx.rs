@@ -259,7 +259,7 @@ async fn recovery_finishes_a_transaction_decided_before_the_crash() {
 
     // A replay is a no-op: the marker shows the writes were applied.
     exec(&mut gw.client, request("redis", "SET k10 changed", vec![])).await;
-    drop(gw);
+    // The log as if the DONE had been lost; this gateway keeps it open.
     write_log(
         &log,
         &[
@@ -273,10 +273,16 @@ async fn recovery_finishes_a_transaction_decided_before_the_crash() {
             Record::Commit { tx: "tx10".into() },
         ],
     );
-    let mut gw = TestGateway::with_config(config(&pg, &redis, Some(log))).await;
+    let pass = gw.gateway.recover_transactions().await;
+    assert_eq!(pass.forward, 1, "{pass:?}");
     assert_eq!(
         key(&mut gw, "k10").await,
         Some(Kind::String("changed".into()))
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("{\"t\":\"done\",\"tx\":\"tx10\"}"),
+        "recovered (as a no-op): {text}"
     );
 }
 

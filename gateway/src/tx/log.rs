@@ -433,7 +433,16 @@ mod tests {
             .unwrap()
             .write_all(b"{\"t\":\"comm")
             .unwrap();
-        let log = FileLog::open(&path).unwrap();
+        // The writer task lets go of its handle (and the lock) just after
+        // the last append returned.
+        let log = (0..200)
+            .find_map(|_| {
+                FileLog::open(&path).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                })
+            })
+            .expect("the log reopens once its writer has let go");
         assert_eq!(log.gid_prefix(), prefix, "the log keeps its identity");
         let doubt = log.in_doubt().unwrap();
         let summary: Vec<(&str, bool)> =
