@@ -139,6 +139,9 @@ pub(crate) struct Targets {
     pub(crate) falkor: Option<redis::aio::MultiplexedConnection>,
     /// The direct driver through PgBouncer, when it is reachable.
     pub(crate) bouncer: Option<deadpool_postgres::Pool>,
+    /// The SQLite driver on its own (the three-engine transaction's native
+    /// commit), on an in-memory database like the gateway's `side`.
+    pub(crate) sqlite: omnigate::drivers::sqlite::SqliteDriver,
     /// The direct HTTP client (VictoriaMetrics).
     pub(crate) http: reqwest::Client,
     /// VictoriaMetrics' URL, when it is reachable.
@@ -147,6 +150,13 @@ pub(crate) struct Targets {
     pub(crate) establish_us: Vec<(String, u64)>,
     _server: omnigate::server::ServerHandle,
 }
+
+/// The PostgreSQL engine's name (a second `sql` engine, SQLite, takes part
+/// in the three-engine transaction workload).
+pub(crate) const PG: &str = "pg";
+
+/// The SQLite engine's name.
+pub(crate) const SQLITE: &str = "side";
 
 /// The FalkorDB graph the graph workloads use.
 pub(crate) const GRAPH: &str = "bench";
@@ -165,7 +175,11 @@ impl Targets {
         config.transactions.log =
             std::env::temp_dir().join(format!("omnigate-bench-{}.txlog", std::process::id()));
         config.engines.insert(
-            "pg".into(),
+            SQLITE.into(),
+            EngineConfig::new(DriverConfig::Sqlite(Default::default())),
+        );
+        config.engines.insert(
+            PG.into(),
             EngineConfig::new(DriverConfig::Postgres(PostgresConfig {
                 url: Some(backends.postgres.clone()),
                 max_connections: POOL_SIZE,
@@ -274,7 +288,31 @@ impl Targets {
             }
             None => None,
         };
+        let sqlite =
+            omnigate::drivers::sqlite::SqliteDriver::open("direct-side", Default::default())
+                .await
+                .map_err(err)?;
+        let bench_tx = omnigate::drivers::Statement::new("CREATE TABLE bench_tx (v INTEGER)");
+        for driver in [
+            &sqlite as &dyn omnigate::drivers::StorageDriver,
+            gateway
+                .router()
+                .by_name(SQLITE)
+                .map_err(err)?
+                .driver
+                .as_ref(),
+        ] {
+            driver
+                .execute(
+                    omnigate::drivers::Dialect::Sql,
+                    &bench_tx,
+                    &Default::default(),
+                )
+                .await
+                .map_err(err)?;
+        }
         let targets = Targets {
+            sqlite,
             bouncer,
             gateway,
             grpc,

@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 
 use super::{err, grpc_path, library_path};
 use crate::measure::Op;
-use crate::setup::{Targets, Workload};
+use crate::setup::{PG, Targets, Workload};
 
 /// A SQL workload on the three paths: `sql` with one int8 parameter.
 pub(super) fn sql_workload(
@@ -34,9 +34,12 @@ pub(super) fn sql_workload(
             .boxed()
         })
     };
-    let library = library_path(t, move |n| Request::new("sql", sql).param(param(n)));
+    let library = library_path(t, move |n| {
+        Request::new("sql", sql).target(PG).param(param(n))
+    });
     let grpc = grpc_path(t, move |n| pb::ExecuteRequest {
         dialect: "sql".into(),
+        target: PG.into(),
         statement: sql.into(),
         params: vec![pb::Value {
             kind: Some(pb::value::Kind::Int(param(n))),
@@ -97,7 +100,7 @@ pub(super) fn stream_10k(t: &Arc<Targets>) -> Workload {
             async move {
                 let stream = t
                     .gateway
-                    .execute_stream(Request::new("sql", SQL))
+                    .execute_stream(Request::new("sql", SQL).target(PG))
                     .await
                     .map_err(err)?;
                 let mut count = 0;
@@ -117,6 +120,7 @@ pub(super) fn stream_10k(t: &Arc<Targets>) -> Workload {
             async move {
                 let request = pb::ExecuteRequest {
                     dialect: "sql".into(),
+                    target: PG.into(),
                     statement: SQL.into(),
                     ..Default::default()
                 };

@@ -1,21 +1,28 @@
 //! Transactions: the commit of a PostgreSQL transaction (one engine, a
-//! native commit through the gateway) and of a PostgreSQL + Redis one (the
-//! cross-engine commit: prepare, the log, the decision, COMMIT PREPARED,
-//! MULTI/EXEC), against the participants' native commits alone in the
-//! same run (BEGIN/INSERT/COMMIT on tokio-postgres, MULTI/SET/EXEC on the
-//! redis crate). Each operation is a whole transaction.
+//! native commit through the gateway), of a PostgreSQL + Redis one (the
+//! cross-engine commit with PostgreSQL deciding: the log, its commit with
+//! the marker, MULTI/EXEC), and of PostgreSQL + SQLite + Redis (SQLite
+//! decides and PostgreSQL prepares: the whole protocol), against the
+//! participants' native commits alone in the same run, one after the
+//! other (BEGIN/INSERT/COMMIT on tokio-postgres; the same through the
+//! SQLite driver on an in-memory database like the gateway's;
+//! MULTI/SET/EXEC on the redis crate). Each operation is a whole
+//! transaction.
 
 use std::sync::Arc;
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use omnigate::Request;
+use omnigate::drivers::{Dialect, Statement, StorageDriver};
 use omnigate::tx::TxOptions;
 
 use super::err;
 use crate::measure::Op;
-use crate::setup::{Targets, Workload};
+use crate::setup::{PG, SQLITE, Targets, Workload};
 
 const INSERT: &str = "INSERT INTO bench_events (account, note) VALUES ($1, 'tx')";
+const SQLITE_INSERT: &str = "INSERT INTO bench_tx (v) VALUES ($1)";
 
 /// The native PostgreSQL transaction: BEGIN, one INSERT, COMMIT.
 async fn pg_native(t: &Targets, n: u64) -> Result<(), String> {
@@ -23,6 +30,16 @@ async fn pg_native(t: &Targets, n: u64) -> Result<(), String> {
     let tx = client.transaction().await.map_err(err)?;
     let statement = tx.prepare_cached(INSERT).await.map_err(err)?;
     tx.execute(&statement, &[&((n % 10_000) as i64 + 1)])
+        .await
+        .map_err(err)?;
+    tx.commit().await.map_err(err)
+}
+
+/// The native SQLite transaction, through the driver alone.
+async fn sqlite_native(t: &Targets, n: u64) -> Result<(), String> {
+    let mut tx = t.sqlite.begin(&Default::default()).await.map_err(err)?;
+    let insert = Statement::new(SQLITE_INSERT).bind((n % 10_000) as i64);
+    tx.execute(Dialect::Sql, &insert, &Default::default())
         .await
         .map_err(err)?;
     tx.commit().await.map_err(err)
@@ -40,62 +57,67 @@ async fn redis_native(t: &Targets, n: u64) -> Result<(), String> {
         .map(drop)
 }
 
-/// The same writes in one gateway transaction.
-async fn library(t: &Targets, n: u64, redis: bool) -> Result<(), String> {
+/// The same writes in one gateway transaction: PostgreSQL, then SQLite
+/// (with `sqlite`), then Redis (with `redis`).
+async fn library(t: &Targets, n: u64, sqlite: bool, redis: bool) -> Result<(), String> {
     let tx = t.gateway.begin(TxOptions::default());
-    tx.execute(Request::new("sql", INSERT).param((n % 10_000) as i64 + 1))
-        .await
-        .map_err(err)?;
+    let pg = Request::new("sql", INSERT)
+        .target(PG)
+        .param((n % 10_000) as i64 + 1);
+    tx.execute(pg).await.map_err(err)?;
+    if sqlite {
+        let side = Request::new("sql", SQLITE_INSERT)
+            .target(SQLITE)
+            .param((n % 10_000) as i64);
+        tx.execute(side).await.map_err(err)?;
+    }
     if redis {
-        tx.execute(Request::new("redis", "SET $1 v").param(format!("bench:tx:{}", n % 1000)))
-            .await
-            .map_err(err)?;
+        let set = Request::new("redis", "SET $1 v").param(format!("bench:tx:{}", n % 1000));
+        tx.execute(set).await.map_err(err)?;
     }
     tx.commit().await.map_err(err).map(drop)
 }
 
-/// `tx_commit_1`: PostgreSQL alone; `tx_commit_2`: PostgreSQL and Redis.
+type Run = fn(Arc<Targets>, u64) -> BoxFuture<'static, Result<(), String>>;
+
+/// `tx_commit_1`, `tx_commit_2` and `tx_commit_3`.
 pub(super) fn workloads(t: &Arc<Targets>) -> Vec<Workload> {
-    let op = |f: fn(
-        Arc<Targets>,
-        u64,
-    ) -> futures::future::BoxFuture<'static, Result<(), String>>|
-     -> Op {
+    let op = |run: Run| -> Op {
         let t = Arc::clone(t);
-        Arc::new(move |n| f(Arc::clone(&t), n))
+        Arc::new(move |n| run(Arc::clone(&t), n))
+    };
+    let cell = |name, direct: Run, library: Run| Workload {
+        name,
+        paths: vec![("direct", op(direct)), ("library", op(library))],
     };
     vec![
-        Workload {
-            name: "tx_commit_1",
-            paths: vec![
-                (
-                    "direct",
-                    op(|t, n| async move { pg_native(&t, n).await }.boxed()),
-                ),
-                (
-                    "library",
-                    op(|t, n| async move { library(&t, n, false).await }.boxed()),
-                ),
-            ],
-        },
-        Workload {
-            name: "tx_commit_2",
-            paths: vec![
-                (
-                    "direct",
-                    op(|t, n| {
-                        async move {
-                            pg_native(&t, n).await?;
-                            redis_native(&t, n).await
-                        }
-                        .boxed()
-                    }),
-                ),
-                (
-                    "library",
-                    op(|t, n| async move { library(&t, n, true).await }.boxed()),
-                ),
-            ],
-        },
+        cell(
+            "tx_commit_1",
+            |t, n| async move { pg_native(&t, n).await }.boxed(),
+            |t, n| async move { library(&t, n, false, false).await }.boxed(),
+        ),
+        cell(
+            "tx_commit_2",
+            |t, n| {
+                async move {
+                    pg_native(&t, n).await?;
+                    redis_native(&t, n).await
+                }
+                .boxed()
+            },
+            |t, n| async move { library(&t, n, false, true).await }.boxed(),
+        ),
+        cell(
+            "tx_commit_3",
+            |t, n| {
+                async move {
+                    pg_native(&t, n).await?;
+                    sqlite_native(&t, n).await?;
+                    redis_native(&t, n).await
+                }
+                .boxed()
+            },
+            |t, n| async move { library(&t, n, true, true).await }.boxed(),
+        ),
     ]
 }
