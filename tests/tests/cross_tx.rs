@@ -253,6 +253,23 @@ async fn recovery_finishes_a_transaction_decided_before_the_crash() {
         Value::Int(1),
         "only the other gateway's is left"
     );
+    let counts = gw
+        .client
+        .list_engines(pb::ListEnginesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .transactions;
+    assert_eq!(
+        (
+            counts["recovered_forward"],
+            counts["recovered_backward"],
+            counts["orphans_rolled_back"],
+            counts["in_doubt"]
+        ),
+        (1, 1, 1, 0),
+        "{counts:?}"
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("{\"t\":\"done\",\"tx\":\"tx10\"}"), "{text}");
     assert!(text.contains("{\"t\":\"abort\",\"tx\":\"tx11\"}"), "{text}");

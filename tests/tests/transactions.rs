@@ -176,6 +176,19 @@ async fn sql_and_redis_commit_together_on_the_embedded_default() {
     );
     let none = exec(&mut gw.client, request("redis", "GET k2", vec![])).await;
     assert!(matches!(scalar(&none), Some(Kind::Null(_))));
+    let counts = gw
+        .client
+        .list_engines(pb::ListEnginesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .transactions;
+    assert_eq!(
+        (counts["begun"], counts["committed"], counts["rolled_back"]),
+        (2, 1, 1),
+        "{counts:?}"
+    );
+    assert_eq!((counts["open"], counts["in_doubt"]), (0, 0), "{counts:?}");
     let log = std::fs::read_to_string(gw.dir.path().join("tx.log")).unwrap();
     assert!(
         log.contains("\"t\":\"done\""),

@@ -71,6 +71,11 @@ impl Gateway {
         &self.inner.transactions.coordinator.failpoints
     }
 
+    /// What transactions did since start, and what is open or in doubt now.
+    pub async fn transaction_counters(&self) -> Vec<(String, u64)> {
+        self.inner.transactions.counters().await
+    }
+
     /// Transactions open now.
     pub fn open_transactions(&self) -> usize {
         self.inner.transactions.open_count()

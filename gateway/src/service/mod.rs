@@ -305,7 +305,16 @@ impl pb::gateway_server::Gateway for GatewayService {
                 }
             })
             .collect();
-        Ok(Response::new(pb::ListEnginesResponse { engines }))
+        let transactions = self
+            .gateway
+            .transaction_counters()
+            .await
+            .into_iter()
+            .collect();
+        Ok(Response::new(pb::ListEnginesResponse {
+            engines,
+            transactions,
+        }))
     }
 
     async fn begin(

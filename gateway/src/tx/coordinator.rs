@@ -76,6 +76,8 @@ pub struct Coordinator {
     committing: Mutex<HashSet<String>>,
     /// Engines whose marker table is known to exist.
     markers_ready: Mutex<HashSet<String>>,
+    /// What transactions did since start.
+    pub(crate) counters: super::TxCounters,
     /// Test-only failpoints (they do nothing without the feature).
     pub failpoints: Failpoints,
 }
@@ -88,6 +90,7 @@ impl Coordinator {
             log: tokio::sync::OnceCell::new(),
             committing: Mutex::new(HashSet::new()),
             markers_ready: Mutex::new(HashSet::new()),
+            counters: super::TxCounters::default(),
             failpoints: Failpoints::default(),
         }
     }
@@ -393,6 +396,9 @@ impl Coordinator {
                         })
                         .await;
                     tracing::error!(tx_id = %tx, engine = %engine, why = %why, "transaction failed after commit");
+                    self.counters
+                        .failed_after_commit
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     failed_after = Some(Error::TxFailedAfterCommit { engine, why });
                 }
                 Err(e) => {

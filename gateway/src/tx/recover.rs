@@ -110,6 +110,12 @@ impl Coordinator {
                 }
             }
         }
+        let add = |counter: &std::sync::atomic::AtomicU64, n| {
+            counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        add(&self.counters.recovered_forward, done.forward);
+        add(&self.counters.recovered_backward, done.backward);
+        add(&self.counters.orphans_rolled_back, done.orphans);
         done
     }
 }

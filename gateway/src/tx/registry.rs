@@ -25,6 +25,20 @@ pub struct Transactions {
 }
 
 impl Transactions {
+    /// What transactions did since start, and what is open or in doubt now.
+    pub async fn counters(&self) -> Vec<(String, u64)> {
+        let mut counts = self.coordinator.counters.snapshot();
+        counts.push(("open".into(), self.open_count() as u64));
+        let in_doubt = match self.coordinator.existing_log().await {
+            Some(log) => log.in_doubt().map_or(0, |d| d.len() as u64),
+            None => 0,
+        };
+        counts.push(("in_doubt".into(), in_doubt));
+        counts
+    }
+}
+
+impl Transactions {
     /// A registry whose transactions expire after `default_idle` idle
     /// unless begun with their own timeout. Must run inside a Tokio
     /// runtime: idle transactions are rolled back in the background.
@@ -52,6 +66,10 @@ impl Transactions {
     pub(crate) fn begin(&self, options: &TxOptions) -> (String, Duration) {
         let id = uuid::Uuid::new_v4().to_string();
         let tx = Tx::new(options, self.default_idle);
+        self.coordinator
+            .counters
+            .begun
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let idle = tx.idle_timeout;
         self.open()
             .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(Some(tx))));
@@ -85,7 +103,7 @@ impl Transactions {
         let tx = slot.take().ok_or_else(|| self.gone(id))?;
         self.open().remove(id);
         if tx.idle_at(Instant::now()) {
-            self.ended.insert(id.to_owned(), Ended::Expired);
+            self.ended(id, Ended::Expired);
             tx.rollback().await;
             return Err(self.gone(id));
         }
@@ -94,6 +112,7 @@ impl Transactions {
 
     /// Records how `id` ended.
     pub(crate) fn ended(&self, id: &str, how: Ended) {
+        self.coordinator.counters.ended(how);
         self.ended.insert(id.to_owned(), how);
     }
 
