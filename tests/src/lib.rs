@@ -221,6 +221,31 @@ pub async fn begin_tx(
         .tx_id
 }
 
+/// Begins a read-only transaction; its id.
+pub async fn begin_read_only_tx(client: &mut GatewayClient<Channel>) -> String {
+    client
+        .begin(pb::BeginRequest {
+            idle_timeout: None,
+            read_only: true,
+        })
+        .await
+        .expect("Begin succeeds")
+        .into_inner()
+        .tx_id
+}
+
+/// The transaction counts ListEngines reports.
+pub async fn tx_counts(
+    client: &mut GatewayClient<Channel>,
+) -> std::collections::HashMap<String, u64> {
+    client
+        .list_engines(pb::ListEnginesRequest {})
+        .await
+        .expect("ListEngines succeeds")
+        .into_inner()
+        .transactions
+}
+
 /// Commits transaction `tx_id`: the engines that took part, or the status.
 pub async fn commit_tx(
     client: &mut GatewayClient<Channel>,

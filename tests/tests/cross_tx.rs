@@ -13,7 +13,9 @@ use omnigate_drivers::{BeginOptions, Dialect, Statement, StorageDriver, StorageD
 use omnigate_proto::v1 as pb;
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
-use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, i, in_tx, request, s, scalar};
+use omnigate_tests::{
+    TestGateway, begin_tx, commit_tx, exec, i, in_tx, request, s, scalar, tx_counts,
+};
 use pb::value::Kind;
 
 /// PostgreSQL as `main-db` and Redis as `cache`; the log at `log`.
@@ -253,13 +255,7 @@ async fn recovery_finishes_a_transaction_decided_before_the_crash() {
         Value::Int(1),
         "only the other gateway's is left"
     );
-    let counts = gw
-        .client
-        .list_engines(pb::ListEnginesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .transactions;
+    let counts = tx_counts(&mut gw.client).await;
     assert_eq!(
         (
             counts["recovered_forward"],

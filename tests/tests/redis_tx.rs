@@ -7,7 +7,8 @@
 use omnigate_proto::v1 as pb;
 use omnigate_tests::redis::RedisServer;
 use omnigate_tests::{
-    TestGateway, assert_status, begin_tx, commit_tx, exec, fail, in_tx, request, s, scalar,
+    TestGateway, assert_status, begin_read_only_tx, begin_tx, commit_tx, exec, fail, in_tx,
+    request, s, scalar,
 };
 use pb::value::Kind;
 use tonic::Code;
@@ -81,16 +82,7 @@ async fn rollback_applies_nothing_and_read_only_refuses_writes() {
         .unwrap();
     assert!(matches!(get(&mut gw, "gone").await, Some(Kind::Null(_))));
 
-    let read_only = gw
-        .client
-        .begin(pb::BeginRequest {
-            idle_timeout: None,
-            read_only: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tx_id;
+    let read_only = begin_read_only_tx(&mut gw.client).await;
     let status = fail(
         &mut gw.client,
         in_tx(&read_only, "redis", "SET x 1", vec![]),

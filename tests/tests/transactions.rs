@@ -8,7 +8,8 @@ use omnigate::Request;
 use omnigate::tx::TxOptions;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::{
-    TestGateway, assert_status, begin_tx, commit_tx, exec, fail, i, in_tx, request, s, scalar,
+    TestGateway, assert_status, begin_read_only_tx, begin_tx, commit_tx, exec, fail, i, in_tx,
+    request, s, scalar, tx_counts,
 };
 use pb::value::Kind;
 use tonic::Code;
@@ -176,13 +177,7 @@ async fn sql_and_redis_commit_together_on_the_embedded_default() {
     );
     let none = exec(&mut gw.client, request("redis", "GET k2", vec![])).await;
     assert!(matches!(scalar(&none), Some(Kind::Null(_))));
-    let counts = gw
-        .client
-        .list_engines(pb::ListEnginesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .transactions;
+    let counts = tx_counts(&mut gw.client).await;
     assert_eq!(
         (counts["begun"], counts["committed"], counts["rolled_back"]),
         (2, 1, 1),
@@ -258,16 +253,7 @@ async fn a_read_only_transaction_refuses_writes_on_every_engine() {
         request("sql", "CREATE TABLE t (v INTEGER)", vec![]),
     )
     .await;
-    let tx = gw
-        .client
-        .begin(pb::BeginRequest {
-            idle_timeout: None,
-            read_only: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tx_id;
+    let tx = begin_read_only_tx(&mut gw.client).await;
     let sql = fail(
         &mut gw.client,
         in_tx(&tx, "sql", "INSERT INTO t VALUES (1)", vec![]),
