@@ -213,6 +213,13 @@ fn transactions_from_the_command_line() {
     assert_eq!(stdout(&server.tx("rollback", &[id])), "rolled back\n");
     let count = stdout(&server.run(&["exec", "-d", "sql", "SELECT count(*) AS n FROM t"]));
     assert!(count.contains("\n1\n"), "{count}");
+    let engines = stdout(&server.run(&["engines"]));
+    assert!(
+        engines.contains(
+            "transactions: 0 open, 0 in doubt; since start 2 begun, 1 committed, 1 rolled back"
+        ),
+        "{engines}"
+    );
     drop(server.terminate());
 }
 

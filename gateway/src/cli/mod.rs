@@ -239,11 +239,11 @@ pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
 /// `omnigate engines`.
 pub async fn engines(args: ClientArgs) -> Result<String, Failure> {
     let mut client = connect(&args.addr).await?;
-    let engines = client
+    let listed = client
         .list_engines(pb::ListEnginesRequest {})
         .await?
-        .into_inner()
-        .engines;
+        .into_inner();
+    let engines = listed.engines;
     let health = |e: &pb::EngineInfo| {
         let h = e.health.clone().unwrap_or_default();
         match h.status() {
@@ -293,7 +293,20 @@ pub async fn engines(args: ClientArgs) -> Result<String, Failure> {
         "created/acquired",
     ]
     .map(String::from);
-    Ok(output::table(&columns, &rows))
+    let count = |name: &str| listed.transactions.get(name).copied().unwrap_or(0);
+    let transactions = format!(
+        "transactions: {} open, {} in doubt; since start {} begun, {} committed, {} rolled \
+         back, {} expired, {} failed after commit, {} recovered\n",
+        count("open"),
+        count("in_doubt"),
+        count("begun"),
+        count("committed"),
+        count("rolled_back"),
+        count("expired"),
+        count("failed_after_commit"),
+        count("recovered_forward") + count("recovered_backward"),
+    );
+    Ok(output::table(&columns, &rows) + &transactions)
 }
 
 /// `omnigate describe`.
