@@ -209,13 +209,8 @@ impl Coordinator {
             .iter()
             .position(|p| decides(p, false))
             .or_else(|| parts.iter().position(|p| decides(p, true)));
+        // Its marker table was made ready when it joined the transaction.
         let decider: Option<Part> = decider_at.map(|i| parts.remove(i));
-        if let Some((engine, dialect, driver)) = decider
-            .as_ref()
-            .map(|p| (p.engine.clone(), p.dialect, Arc::clone(&p.driver)))
-        {
-            self.ready_markers(&engine, dialect, driver.as_ref()).await;
-        }
         let mut parts = parts.into_iter();
         let fail_prepare = self.at("prepare")?;
         // 1. Prepare; queue each buffered engine's marker with its writes.

@@ -115,7 +115,6 @@ impl Ended {
 struct Part {
     engine: String,
     dialect: Dialect,
-    driver: Arc<dyn omnigate_drivers::StorageDriver>,
     session: Box<dyn DriverTransaction>,
 }
 
@@ -170,10 +169,10 @@ impl Tx {
         let outcome = part.session.execute(dialect, statement, &options).await;
         if let Err(e) = &outcome
             && part.session.participation() == (Participation::Live { preparable: true })
-            && self.doomed.is_none()
         {
             // PostgreSQL aborts its transaction on any failed statement.
-            self.doomed = Some(format!("a statement failed on engine {}: {e}", part.engine));
+            let why = format!("a statement failed on engine {}: {e}", part.engine);
+            self.doom(why);
         }
         self.last_used = Instant::now();
         outcome.map_err(Error::from)
@@ -212,7 +211,6 @@ impl Tx {
         self.parts.push(Part {
             engine: engine.name().to_owned(),
             dialect,
-            driver: Arc::clone(&engine.driver),
             session,
         });
         Ok(self.parts.len() - 1)

@@ -100,14 +100,23 @@ impl Transactions {
     pub(crate) async fn take(&self, id: &str) -> Result<Tx> {
         let handle = self.get(id)?;
         let mut slot = handle.lock().await;
+        self.expire_if_idle(id, &mut slot, Instant::now()).await;
         let tx = slot.take().ok_or_else(|| self.gone(id))?;
         self.open().remove(id);
-        if tx.idle_at(Instant::now()) {
-            self.ended(id, Ended::Expired);
-            tx.rollback().await;
-            return Err(self.gone(id));
-        }
         Ok(tx)
+    }
+
+    /// Rolls back the transaction in `slot` and records it as expired if it
+    /// has been idle past its timeout at `now`.
+    async fn expire_if_idle(&self, id: &str, slot: &mut Option<Tx>, now: Instant) {
+        if slot.as_ref().is_some_and(|tx| tx.idle_at(now))
+            && let Some(tx) = slot.take()
+        {
+            self.open().remove(id);
+            self.ended(id, Ended::Expired);
+            tracing::info!(tx_id = %id, "transaction expired idle; rolled back");
+            tx.rollback().await;
+        }
     }
 
     /// Records how `id` ended.
@@ -123,13 +132,7 @@ impl Transactions {
         id: &str,
         slot: &'a mut Option<Tx>,
     ) -> Result<&'a mut Tx> {
-        if slot.as_ref().is_some_and(|tx| tx.idle_at(Instant::now()))
-            && let Some(tx) = slot.take()
-        {
-            self.open().remove(id);
-            self.ended(id, Ended::Expired);
-            tx.rollback().await;
-        }
+        self.expire_if_idle(id, slot, Instant::now()).await;
         slot.as_mut().ok_or_else(|| self.gone(id))
     }
 
@@ -151,14 +154,7 @@ impl Transactions {
             let Ok(mut slot) = handle.try_lock() else {
                 continue;
             };
-            if slot.as_ref().is_some_and(|tx| tx.idle_at(now))
-                && let Some(tx) = slot.take()
-            {
-                self.open().remove(&id);
-                self.ended(&id, Ended::Expired);
-                tracing::info!(tx_id = %id, "transaction expired idle; rolled back");
-                tx.rollback().await;
-            }
+            self.expire_if_idle(&id, &mut slot, now).await;
         }
     }
 }
