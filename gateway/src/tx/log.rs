@@ -243,18 +243,9 @@ impl FileLog {
 
     fn write_batch(&self, batch: &[Pending]) -> std::io::Result<()> {
         let bytes: Vec<u8> = batch.iter().flat_map(|p| p.line.iter().copied()).collect();
+        let durable = batch.iter().any(|p| p.durable);
         let mut inner = self.lock();
-        inner
-            .file
-            .write_all(&bytes)
-            .and_then(|()| {
-                if batch.iter().any(|p| p.durable) {
-                    inner.file.sync_data()
-                } else {
-                    Ok(())
-                }
-            })
-            .map_err(|e| failure(&self.path, "cannot write the transaction log", e))?;
+        self.write_locked(&mut inner, &bytes, durable)?;
         inner.appended += batch.len();
         if inner.appended >= COMPACT_AFTER {
             inner.appended = 0;
@@ -263,13 +254,26 @@ impl FileLog {
         Ok(())
     }
 
+    /// Writes `record` at once and waits for the disk (the log's identity,
+    /// when the file is new).
     fn append_now(&self, record: &Record) -> std::io::Result<()> {
         let line = encode(&self.path, record)?;
-        let mut inner = self.lock();
+        self.write_locked(&mut self.lock(), &line, true)
+    }
+
+    /// Appends `bytes` (whole lines) to the file, and waits for the disk
+    /// when `durable`.
+    fn write_locked(&self, inner: &mut Inner, bytes: &[u8], durable: bool) -> std::io::Result<()> {
         inner
             .file
-            .write_all(&line)
-            .and_then(|()| inner.file.sync_data())
+            .write_all(bytes)
+            .and_then(|()| {
+                if durable {
+                    inner.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(|e| failure(&self.path, "cannot write the transaction log", e))
     }
 
