@@ -51,6 +51,15 @@ struct Http {
     config: VictoriaConfig,
 }
 
+/// The body of a 2xx answer, or the answer's error.
+fn body_of(status: u16, body: Bytes) -> Result<Bytes> {
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        Err(from_status(status, &String::from_utf8_lossy(&body)))
+    }
+}
+
 /// Seconds with milliseconds, as the API takes times.
 fn seconds(millis: i64) -> String {
     format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
@@ -156,11 +165,7 @@ impl Http {
         limit: Option<Duration>,
     ) -> Result<Bytes> {
         let (status, body) = self.send(request, limit).await?;
-        if (200..300).contains(&status) {
-            Ok(body)
-        } else {
-            Err(from_status(status, &String::from_utf8_lossy(&body)))
-        }
+        body_of(status, body)
     }
 
     /// The `data` of a JSON answer.
@@ -180,17 +185,14 @@ impl Http {
         Ok(json.get_mut("data").map(Json::take).unwrap_or(Json::Null))
     }
 
+    /// `/health` answers, past the fail-fast gate, within the probe's time
+    /// (also at startup, where no probe wraps it).
     async fn health(&self) -> Result<()> {
         let _slot = self.front.checkout(self.slot()).await?;
         let request = self.client.get(format!("{}/health", self.base));
-        let (status, body) = self
-            .answer(request, Some(crate::pool::PROBE_TIMEOUT))
-            .await?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(from_status(status, &String::from_utf8_lossy(&body)))
-        }
+        let limit = Some(crate::pool::PROBE_TIMEOUT);
+        let (status, body) = self.answer(request, limit).await?;
+        body_of(status, body).map(drop)
     }
 
     async fn write(&self, text: &str, options: &ExecuteOptions) -> Result<()> {
