@@ -3,10 +3,11 @@
 //! knows about gRPC.
 
 pub mod convert;
+mod request;
 pub mod status;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use convert::{columns_to_proto, object_to_proto, pool_to_proto, result_to_proto, rows_to_proto};
 use futures::StreamExt;
@@ -15,11 +16,12 @@ use omnigate_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::gateway::{self, Gateway};
+pub use request::grpc_timeout;
+use request::{Call, context, non_empty, to_batch_request, to_request};
 
 /// The `omnigate.v1.Gateway` service over a [`Gateway`].
 #[derive(Debug, Clone)]
@@ -63,120 +65,6 @@ impl GatewayService {
             });
         }
         Ok(())
-    }
-}
-
-/// The client's deadline from the `grpc-timeout` header (e.g. `250m`).
-pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
-    let raw = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
-/// The call's context: the client's deadline, less a margin so that the
-/// client gets this gateway's DEADLINE_EXCEEDED rather than a cut call.
-fn context(metadata: &MetadataMap, tx_id: String) -> gateway::CallContext {
-    let mut context = gateway::CallContext::anonymous();
-    if let Some(deadline) = grpc_timeout(metadata) {
-        let margin = (deadline / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
-        context = context.with_timeout(deadline.saturating_sub(margin));
-    }
-    if !tx_id.is_empty() {
-        context = context.in_transaction(tx_id);
-    }
-    context
-}
-
-/// A proto request as a gateway request.
-fn to_request(
-    message: pb::ExecuteRequest,
-    context: gateway::CallContext,
-) -> Result<gateway::Request, Status> {
-    let params = convert::params_from_proto(message.params)?;
-    let named = convert::named_from_proto(message.named_params)?;
-    Ok(gateway::Request {
-        dialect: message.dialect,
-        statement: message.statement,
-        params,
-        named,
-        target: non_empty(message.target),
-        options: convert::options_from_proto(message.options)?,
-        context,
-    })
-}
-
-fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
-
-/// A proto batch as a gateway batch.
-fn to_batch_request(
-    message: pb::ExecuteBatchRequest,
-    context: gateway::CallContext,
-) -> Result<gateway::BatchRequest, Status> {
-    let statements = message
-        .statements
-        .into_iter()
-        .enumerate()
-        .map(|(position, s)| {
-            let in_batch = |e| match e {
-                Error::BadParameter { param, message } => Error::BadParameter {
-                    param,
-                    message: format!("(statement {} of the batch) {message}", position + 1),
-                },
-                other => other,
-            };
-            Ok(omnigate_drivers::Statement {
-                text: s.statement,
-                params: convert::params_from_proto(s.params).map_err(in_batch)?,
-                named: convert::named_from_proto(s.named_params).map_err(in_batch)?,
-            })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    Ok(gateway::BatchRequest {
-        dialect: message.dialect,
-        statements,
-        target: non_empty(message.target),
-        options: convert::options_from_proto(message.options)?,
-        context,
-    })
-}
-
-/// One statement RPC as it is logged: its name, dialect and start.
-struct Call {
-    rpc: &'static str,
-    dialect: String,
-    started: Instant,
-}
-
-impl Call {
-    fn start(rpc: &'static str, dialect: &str) -> Self {
-        Call {
-            rpc,
-            dialect: dialect.to_owned(),
-            started: Instant::now(),
-        }
-    }
-
-    /// Logs the outcome: the engine that answered, or the status code.
-    fn log(&self, outcome: Result<&str, &Status>) {
-        let (rpc, dialect) = (self.rpc, self.dialect.as_str());
-        let elapsed_us = self.started.elapsed().as_micros() as u64;
-        match outcome {
-            Ok(engine) => tracing::debug!(rpc, dialect, engine, elapsed_us, "ok"),
-            Err(status) => {
-                tracing::info!(rpc, dialect, elapsed_us, code = ?status.code(), "failed");
-            }
-        }
     }
 }
 
@@ -434,74 +322,5 @@ impl GatewayService {
         };
         let _ = tx.send(Ok(last)).await;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tonic::metadata::MetadataValue;
-
-    use super::*;
-
-    #[test]
-    fn reads_grpc_timeout_headers() {
-        let mut metadata = MetadataMap::new();
-        assert_eq!(grpc_timeout(&metadata), None);
-        for (raw, expected) in [
-            ("250m", Duration::from_millis(250)),
-            ("3S", Duration::from_secs(3)),
-            ("2M", Duration::from_secs(120)),
-            ("1H", Duration::from_secs(3600)),
-            ("7u", Duration::from_micros(7)),
-            ("9n", Duration::from_nanos(9)),
-        ] {
-            metadata.insert("grpc-timeout", MetadataValue::from_static(raw));
-            assert_eq!(grpc_timeout(&metadata), Some(expected), "{raw}");
-        }
-        metadata.insert("grpc-timeout", MetadataValue::from_static("5x"));
-        assert_eq!(grpc_timeout(&metadata), None);
-    }
-
-    #[test]
-    fn the_deadline_caps_the_requested_timeout() {
-        let message = pb::ExecuteRequest {
-            dialect: "sql".into(),
-            options: Some(pb::ExecuteOptions {
-                timeout: Some(prost_types::Duration {
-                    seconds: 10,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let mut metadata = MetadataMap::new();
-        metadata.insert("grpc-timeout", MetadataValue::from_static("2S"));
-        let request = to_request(message.clone(), context(&metadata, String::new())).unwrap();
-        let timeout = request
-            .context
-            .timeout(request.options.timeout, Duration::from_secs(30));
-        assert!(
-            timeout <= Duration::from_millis(1900) && timeout > Duration::from_millis(1800),
-            "a margin before the deadline: {timeout:?}"
-        );
-        let request = to_request(message, gateway::CallContext::anonymous()).unwrap();
-        assert_eq!(request.options.timeout, Some(Duration::from_secs(10)));
-        let negative = pb::ExecuteRequest {
-            options: Some(pb::ExecuteOptions {
-                timeout: Some(prost_types::Duration {
-                    seconds: -1,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        assert_eq!(
-            to_request(negative, gateway::CallContext::anonymous())
-                .unwrap_err()
-                .code(),
-            tonic::Code::InvalidArgument
-        );
     }
 }
