@@ -90,6 +90,20 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         ))
     }
 
+    /// Applies a buffered transaction's writes (its [`redo`]) again after a
+    /// crash, together with its marker in one atomic step, unless the
+    /// marker shows they were applied already. Engines that do not buffer
+    /// say `NotSupported`.
+    ///
+    /// [`redo`]: crate::DriverTransaction::redo
+    async fn replay(&self, marker: &str, redo: &[crate::Redo]) -> Result<()> {
+        let _ = (marker, redo);
+        Err(crate::Error::not_supported(
+            "replaying transactions",
+            self.descriptor().kind,
+        ))
+    }
+
     /// Describes the engine's schema objects.
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>>;
 

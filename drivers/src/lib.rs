@@ -61,5 +61,7 @@ pub use options::{DEFAULT_BATCH_SIZE, ExecuteOptions};
 pub use result::{Column, ResultSet, Row, RowStream};
 pub use secret::Secret;
 pub use statement::{Dialect, Statement};
-pub use transaction::{BeginOptions, DriverTransaction, Participation};
+pub use transaction::{
+    BeginOptions, DriverTransaction, MARKER_TTL, Participation, Redo, marker_key,
+};
 pub use value::{Interval, MAX_DEPTH, Node, Path, Relationship, Timestamp, Value};

@@ -7,8 +7,25 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::{Dialect, Error, ExecuteOptions, Result, ResultSet, Statement};
+
+/// One buffered write as its engine's own arguments, for a coordinator's
+/// log and a replay after a crash (Redis: the command and its arguments;
+/// FalkorDB: the graph and the query, parameters inlined;
+/// VictoriaMetrics: samples with their times).
+pub type Redo = Vec<Bytes>;
+
+/// How long a buffered engine keeps the marker of an applied transaction
+/// (recovery replays within this; markers then expire on their own).
+pub const MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The key (Redis, memory) or node id (FalkorDB) of the marker a buffered
+/// engine writes with a transaction's writes.
+pub fn marker_key(tx: &str) -> String {
+    format!("omnigate:tx:{tx}")
+}
 
 /// How a transaction is begun on one engine.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,17 +79,22 @@ pub trait DriverTransaction: Send + fmt::Debug {
         options: &ExecuteOptions,
     ) -> Result<ResultSet>;
 
-    /// The first phase of a two-phase commit under `global_id`; engines
-    /// without one say `NotSupported`.
+    /// The first phase of a two-phase commit. Preparable live engines
+    /// prepare under `global_id` (PostgreSQL's `PREPARE TRANSACTION`).
+    /// Buffered engines vote (check what would fail when applied) and from
+    /// then on apply their writes together with a marker named by
+    /// `global_id`, so that [`StorageDriver::replay`] can tell they were
+    /// applied. Others say `NotSupported`.
+    ///
+    /// [`StorageDriver::replay`]: crate::StorageDriver::replay
     async fn prepare(&mut self, global_id: &str) -> Result<()> {
         let _ = global_id;
         Err(Error::not_supported("PREPARE TRANSACTION", self.engine()))
     }
 
-    /// A buffered session's writes as statements that apply them again
-    /// (each binds its arguments whole: `$1 $2 ...`), for a coordinator to
-    /// log before it commits; live sessions have none.
-    fn redo(&self) -> Vec<Statement> {
+    /// A buffered session's writes, for a coordinator to log before it
+    /// commits; live sessions have none.
+    fn redo(&self) -> Vec<Redo> {
         Vec::new()
     }
 

@@ -260,7 +260,14 @@ impl StorageDriver for MemoryDriver {
             descriptor: self.descriptor.clone(),
             options: options.clone(),
             queued: Vec::new(),
+            marker: None,
         }))
+    }
+
+    async fn replay(&self, marker: &str, redo: &[crate::Redo]) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        let (marker, redo) = (marker.to_owned(), redo.to_vec());
+        on_blocking_pool(move || transaction::apply(&shared, &redo, Some(&marker), true)).await
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

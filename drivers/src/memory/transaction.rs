@@ -11,12 +11,13 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::commands::{Command, Ctx};
+use super::commands::{Ctx, lookup};
+use super::reply::Reply;
 use super::{KIND, Shared, check_redis, on_blocking_pool, reply_set};
 use crate::deadline::Deadline;
 use crate::{
-    BeginOptions, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions,
-    Participation, Result, ResultSet, Statement, Value,
+    BeginOptions, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions, MARKER_TTL,
+    Participation, Redo, Result, ResultSet, Statement, Value, marker_key,
 };
 
 /// A memory-engine transaction (see the module docs).
@@ -26,7 +27,9 @@ pub(super) struct MemoryTransaction {
     pub(super) descriptor: EngineDescriptor,
     pub(super) options: BeginOptions,
     /// Checked writes, in the order sent.
-    pub(super) queued: Vec<(&'static Command, Vec<Bytes>)>,
+    pub(super) queued: Vec<Redo>,
+    /// The marker applied with the writes, once prepared.
+    pub(super) marker: Option<String>,
 }
 
 #[async_trait]
@@ -51,7 +54,7 @@ impl DriverTransaction for MemoryTransaction {
         let options = self.options.apply(options);
         let (command, args) = check_redis(statement, &options)?;
         if command.writes {
-            self.queued.push((command, args));
+            self.queued.push(args);
             return Ok(reply_set(Value::String("QUEUED".into())));
         }
         // A read sees committed state, as inside MULTI.
@@ -60,32 +63,25 @@ impl DriverTransaction for MemoryTransaction {
         on_blocking_pool(move || shared.run(dialect, &statement, &options)).await
     }
 
-    fn redo(&self) -> Vec<Statement> {
-        self.queued
-            .iter()
-            .map(|(_, args)| Statement::from_args(args))
-            .collect()
+    /// Nothing can fail when applied that was not checked when sent, but
+    /// WRONGTYPE, which the apply reports as Redis does.
+    async fn prepare(&mut self, global_id: &str) -> Result<()> {
+        self.marker = Some(global_id.to_owned());
+        Ok(())
+    }
+
+    fn redo(&self) -> Vec<Redo> {
+        self.queued.clone()
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        let MemoryTransaction { shared, queued, .. } = *self;
-        on_blocking_pool(move || {
-            let mut keyspace = shared.lock();
-            let deadline = Deadline::none();
-            let mut ctx = Ctx {
-                ks: &mut keyspace,
-                now: Instant::now(),
-                deadline: &deadline,
-            };
-            let mut first_failure = None;
-            for (command, args) in &queued {
-                if let Err(e) = command.run(&mut ctx, args) {
-                    first_failure.get_or_insert(Error::from(e));
-                }
-            }
-            first_failure.map_or(Ok(()), Err)
-        })
-        .await
+        let MemoryTransaction {
+            shared,
+            queued,
+            marker,
+            ..
+        } = *self;
+        on_blocking_pool(move || apply(&shared, &queued, marker.as_deref(), false)).await
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
@@ -95,4 +91,60 @@ impl DriverTransaction for MemoryTransaction {
     fn engine(&self) -> &'static str {
         KIND
     }
+}
+
+/// Applies `writes` under one hold of the keyspace, so no other command
+/// sees half of them, with `marker`'s key when given. When `replay`,
+/// nothing is applied if the marker is there already. As in Redis, a write
+/// that fails when applied (WRONGTYPE) does not undo the others: the first
+/// such failure is returned.
+pub(super) fn apply(
+    shared: &Shared,
+    writes: &[Redo],
+    marker: Option<&str>,
+    replay: bool,
+) -> Result<()> {
+    let marker_write = marker.map(|tx| {
+        [
+            "SET".to_owned(),
+            marker_key(tx),
+            "1".to_owned(),
+            "EX".to_owned(),
+            MARKER_TTL.as_secs().to_string(),
+        ]
+        .map(Bytes::from)
+        .to_vec()
+    });
+    let mut keyspace = shared.lock();
+    let deadline = Deadline::none();
+    let mut ctx = Ctx {
+        ks: &mut keyspace,
+        now: Instant::now(),
+        deadline: &deadline,
+    };
+    let command = |args: &[Bytes]| {
+        lookup(&args[0]).ok_or_else(|| {
+            Error::not_supported(
+                format!("command {}", String::from_utf8_lossy(&args[0])),
+                KIND,
+            )
+        })
+    };
+    if replay && let Some(tx) = marker {
+        let probe = [Bytes::from_static(b"EXISTS"), Bytes::from(marker_key(tx))];
+        if command(&probe)?
+            .run(&mut ctx, &probe)
+            .map_err(Error::from)?
+            == Reply::Int(1)
+        {
+            return Ok(());
+        }
+    }
+    let mut first_failure = None;
+    for args in writes.iter().chain(marker_write.as_ref()) {
+        if let Err(e) = command(args)?.run(&mut ctx, args) {
+            first_failure.get_or_insert(Error::from(e));
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
 }

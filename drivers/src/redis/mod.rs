@@ -172,6 +172,10 @@ impl StorageDriver for RedisDriver {
         )))
     }
 
+    async fn replay(&self, marker: &str, redo: &[crate::Redo]) -> Result<()> {
+        transaction::replay(&self.pool, marker, redo).await
+    }
+
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
         let mut conn = self.connection().await?;
         let info = query(&mut conn, ::redis::cmd("INFO").arg("keyspace"), None).await?;

@@ -19,7 +19,8 @@ use crate::redis_syntax::parse_command;
 use crate::resp::RedisPool;
 use crate::{
     BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error,
-    ExecuteOptions, Participation, Result, ResultSet, Statement, Value,
+    ExecuteOptions, MARKER_TTL, Participation, Redo, Result, ResultSet, Statement, Value,
+    marker_key,
 };
 
 /// A Redis transaction (see the module docs).
@@ -31,6 +32,8 @@ pub(super) struct RedisTransaction {
     commands: Commands,
     /// Checked writes, in the order sent.
     queued: Vec<Vec<Bytes>>,
+    /// The marker applied with the writes, once prepared.
+    marker: Option<String>,
 }
 
 impl RedisTransaction {
@@ -46,6 +49,7 @@ impl RedisTransaction {
             pool,
             commands,
             queued: Vec::new(),
+            marker: None,
         }
     }
 }
@@ -115,7 +119,8 @@ impl DriverTransaction for RedisTransaction {
     /// write that would fail with WRONGTYPE inside EXEC rolls the whole
     /// transaction back instead. A concurrent change between this check
     /// and EXEC can still make one fail (the window the README documents).
-    async fn prepare(&mut self, _global_id: &str) -> Result<()> {
+    async fn prepare(&mut self, global_id: &str) -> Result<()> {
+        self.marker = Some(global_id.to_owned());
         let mut keys: Vec<Bytes> = Vec::new();
         for args in &self.queued {
             let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
@@ -143,44 +148,12 @@ impl DriverTransaction for RedisTransaction {
         })
     }
 
-    fn redo(&self) -> Vec<Statement> {
-        self.queued
-            .iter()
-            .map(|args| Statement::from_args(args))
-            .collect()
+    fn redo(&self) -> Vec<Redo> {
+        self.queued.clone()
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        if self.queued.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = ::redis::pipe();
-        pipe.atomic().ignore_errors();
-        for args in &self.queued {
-            let command = pipe.cmd(&String::from_utf8_lossy(&args[0]));
-            for arg in &args[1..] {
-                command.arg(arg.as_ref());
-            }
-        }
-        let mut conn = self.pool.connection().await?;
-        let replies: ::redis::Value = pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
-        // EXEC applied every command; one that failed when applied did not
-        // undo the others (Redis has no rollback).
-        if let ::redis::Value::Array(items) = &replies
-            && let Some((index, err)) = items.iter().enumerate().find_map(|(i, r)| match r {
-                ::redis::Value::ServerError(e) => Some((i, e)),
-                _ => None,
-            })
-        {
-            return Err(precondition(format!(
-                "write {} of {} failed when applied ({}: {}); Redis applied the others",
-                index + 1,
-                items.len(),
-                err.code(),
-                err.details().unwrap_or_default()
-            )));
-        }
-        Ok(())
+        apply(&self.pool, &self.queued, self.marker.as_deref()).await
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
@@ -190,4 +163,64 @@ impl DriverTransaction for RedisTransaction {
     fn engine(&self) -> &'static str {
         KIND
     }
+}
+
+/// Applies `writes` in one `MULTI`..`EXEC`, with `marker`'s key when given.
+/// As in Redis, a write that fails when applied (`WRONGTYPE`) does not undo
+/// the others: that is reported as a precondition failure.
+pub(super) async fn apply(pool: &RedisPool, writes: &[Redo], marker: Option<&str>) -> Result<()> {
+    if writes.is_empty() && marker.is_none() {
+        return Ok(());
+    }
+    let mut pipe = ::redis::pipe();
+    pipe.atomic().ignore_errors();
+    for args in writes {
+        let command = pipe.cmd(&String::from_utf8_lossy(&args[0]));
+        for arg in &args[1..] {
+            command.arg(arg.as_ref());
+        }
+    }
+    if let Some(tx) = marker {
+        pipe.cmd("SET")
+            .arg(marker_key(tx))
+            .arg(1)
+            .arg("EX")
+            .arg(MARKER_TTL.as_secs())
+            .ignore();
+    }
+    let mut conn = pool.connection().await?;
+    let replies: ::redis::Value = pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
+    // EXEC applied every command; one that failed when applied did not
+    // undo the others (Redis has no rollback).
+    if let ::redis::Value::Array(items) = &replies
+        && let Some((index, err)) = items.iter().enumerate().find_map(|(i, r)| match r {
+            ::redis::Value::ServerError(e) => Some((i, e)),
+            _ => None,
+        })
+    {
+        return Err(precondition(format!(
+            "write {} of {} failed when applied ({}: {}); Redis applied the others",
+            index + 1,
+            writes.len(),
+            err.code(),
+            err.details().unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Applies a transaction's writes again with its marker, unless the marker
+/// is there: they were applied.
+pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Result<()> {
+    let mut conn = pool.connection().await?;
+    let applied: bool = ::redis::cmd("EXISTS")
+        .arg(marker_key(tx))
+        .query_async(&mut conn.conn)
+        .await
+        .map_err(from_redis)?;
+    drop(conn);
+    if applied {
+        return Ok(());
+    }
+    apply(pool, writes, Some(tx)).await
 }

@@ -4,8 +4,8 @@
 //! 1. `PREPARE TRANSACTION` on every preparable participant (PostgreSQL),
 //!    under a global id the log records exactly as sent;
 //! 2. a durable PREPARED record: the parts, their global ids, the redo of
-//!    the buffered engines (with a marker write that makes a replay a
-//!    no-op);
+//!    the buffered engines (each applies it with a marker that makes a
+//!    replay a no-op, see `StorageDriver::replay`);
 //! 3. the commit of the one live participant without a prepare step
 //!    (SQLite), carrying a marker row: that commit is the decision (with
 //!    no such participant, the COMMIT record is);
@@ -19,22 +19,12 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use omnigate_drivers::{
-    Dialect, Error as DriverError, ExecuteOptions, Participation, Statement, Value,
-};
+use omnigate_drivers::{Dialect, Error as DriverError, ExecuteOptions, Participation, Statement};
 
 use super::Part;
 use super::failpoint::{Action, Failpoints};
 use super::log::{FileLog, PartRecord, Record, encode_args};
 use crate::error::{Error, Result};
-
-/// How long a buffered engine keeps the marker of an applied transaction.
-const MARKER_TTL_SECS: u64 = 7 * 24 * 3600;
-
-/// The marker key a buffered engine's apply writes with its writes.
-pub(crate) fn marker_key(tx: &str) -> String {
-    format!("omnigate:tx:{tx}")
-}
 
 /// The statement that records the decision inside the deciding engine's
 /// transaction, by its dialect.
@@ -236,21 +226,9 @@ impl Coordinator {
                     ))
                 }
                 Participation::Buffered => {
-                    let marker = Statement::new("SET $1 1 EX $2")
-                        .bind(marker_key(tx))
-                        .bind(MARKER_TTL_SECS.to_string());
-                    let mut step = part
-                        .session
-                        .execute(Dialect::Redis, &marker, &ExecuteOptions::default())
-                        .await
-                        .map(drop);
-                    if step.is_ok() {
-                        // The buffered engine's vote (Redis: the keys' types).
-                        step = match part.session.prepare(tx).await {
-                            Err(DriverError::NotSupported { .. }) => Ok(()),
-                            other => other,
-                        };
-                    }
+                    // The engine's vote; from now on its commit applies
+                    // the transaction's marker with its writes.
+                    let step = part.session.prepare(tx).await;
                     buffered.push(part);
                     step
                 }
@@ -273,16 +251,9 @@ impl Coordinator {
                 .chain(decider.iter().map(|p| PartRecord::Decider {
                     engine: p.engine.clone(),
                 }))
-                .chain(buffered.iter().map(|p| {
-                    PartRecord::Buffered {
-                        engine: p.engine.clone(),
-                        redo: p
-                            .session
-                            .redo()
-                            .iter()
-                            .map(|s| encode_args(&args_of(s)))
-                            .collect(),
-                    }
+                .chain(buffered.iter().map(|p| PartRecord::Buffered {
+                    engine: p.engine.clone(),
+                    redo: p.session.redo().iter().map(|r| encode_args(r)).collect(),
                 }))
                 .collect(),
         };
@@ -419,18 +390,6 @@ fn injected(point: &str) -> DriverError {
         None,
         format!("failpoint {point}"),
     ))
-}
-
-/// A redo statement's arguments (each is a bytes parameter).
-fn args_of(statement: &Statement) -> Vec<bytes::Bytes> {
-    statement
-        .params
-        .iter()
-        .map(|v| match v {
-            Value::Bytes(b) => b.clone(),
-            other => bytes::Bytes::from(other.to_string()),
-        })
-        .collect()
 }
 
 /// Rolls every part back (prepared ones by their sessions) and, when the

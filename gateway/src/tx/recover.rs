@@ -6,9 +6,9 @@
 //! this gateway is not committing now) are rolled back. What cannot be finished now (an engine is down) is tried
 //! again at the next pass.
 
-use omnigate_drivers::{Dialect, ExecuteOptions, Statement, Value};
+use omnigate_drivers::{ExecuteOptions, Value};
 
-use super::coordinator::{Coordinator, decider_probe, marker_key};
+use super::coordinator::{Coordinator, decider_probe};
 use super::log::{InDoubt, PartRecord, Record, decode_args};
 use crate::router::Router;
 
@@ -181,36 +181,23 @@ async fn replay(router: &Router, engine: &str, tx: &str, redo: &[Vec<String>]) -
     let Ok(entry) = router.by_name(engine) else {
         return false;
     };
-    let driver = &entry.driver;
-    let options = ExecuteOptions::default();
-    let probe = Statement::new("EXISTS $1").bind(marker_key(tx));
-    match driver.execute(Dialect::Redis, &probe, &options).await {
-        Ok(result) => {
-            if result.into_scalar() != Value::Int(0) {
-                return true;
-            }
-        }
-        Err(_) => return false,
-    }
-    let Ok(mut session) = driver.begin(&Default::default()).await else {
+    let Some(redo) = redo
+        .iter()
+        .map(|r| decode_args(r))
+        .collect::<Option<Vec<_>>>()
+    else {
+        tracing::error!(tx_id = %tx, "an unreadable redo entry in the log");
         return false;
     };
-    for args in redo {
-        let Some(args) = decode_args(args) else {
-            tracing::error!(tx_id = %tx, "an unreadable redo entry in the log");
-            return false;
-        };
-        if session
-            .execute(Dialect::Redis, &Statement::from_args(&args), &options)
-            .await
-            .is_err()
-        {
-            return false;
+    match entry.driver.replay(tx, &redo).await {
+        Ok(()) => true,
+        Err(omnigate_drivers::Error::Unavailable(_) | omnigate_drivers::Error::Timeout { .. }) => {
+            false
+        }
+        // Applied, with a write that failed (Redis has no rollback).
+        Err(e) => {
+            tracing::error!(tx_id = %tx, engine = %engine, error = %e, "transaction failed after commit, on replay");
+            true
         }
     }
-    // The redo holds the marker write: it was queued with the writes.
-    !matches!(
-        session.commit().await,
-        Err(omnigate_drivers::Error::Unavailable(_) | omnigate_drivers::Error::Timeout { .. })
-    )
 }
