@@ -9,11 +9,13 @@
 //! cached per graph, and are fetched again when a reply holds an id they
 //! do not know.
 
+mod compose;
 mod config;
 mod describe;
 mod error;
 mod params;
 mod reply;
+mod transaction;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +31,9 @@ use crate::cypher::choose_database;
 use crate::deadline::within_margin;
 use crate::resp::RedisPool;
 use crate::{
-    DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
-    PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
+    BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError,
+    Error, ExecuteOptions, Health, PoolStats, Result, ResultSet, SchemaObject, Statement,
+    StorageDriver,
 };
 
 /// The engine kind's name.
@@ -40,16 +43,17 @@ pub const KIND: &str = "falkordb";
 /// server's own timeout error (and its clean state) usually wins.
 const CLIENT_MARGIN: Duration = Duration::from_millis(50);
 
-/// The FalkorDB engine.
-#[derive(Debug)]
+/// The FalkorDB engine. A clone shares the pool and caches (a transaction
+/// holds one).
+#[derive(Debug, Clone)]
 pub struct FalkorDriver {
     descriptor: EngineDescriptor,
-    pool: RedisPool,
+    pool: Arc<RedisPool>,
     graph: String,
     graphs: Vec<String>,
     /// Label, relationship-type and property-key names by graph.
     tables: moka::future::Cache<String, Arc<Tables>>,
-    schema: crate::SchemaEpoch,
+    schema: Arc<crate::SchemaEpoch>,
 }
 
 impl FalkorDriver {
@@ -65,10 +69,10 @@ impl FalkorDriver {
                 kind: KIND,
                 dialects: <Self as crate::EngineKind>::DIALECTS.to_vec(),
             },
-            pool,
+            pool: Arc::new(pool),
             graph: config.graph,
             graphs: config.databases,
-            schema: crate::SchemaEpoch::default(),
+            schema: Arc::default(),
             tables: moka::future::Cache::builder()
                 .max_capacity(1024)
                 .time_to_live(config.schema_ttl)
@@ -224,6 +228,17 @@ impl StorageDriver for FalkorDriver {
         })?;
         let result = self.decode(graph, &reply).await?;
         crate::ResultLimits::new(options).check(result)
+    }
+
+    async fn begin(&self, options: &BeginOptions) -> Result<Box<dyn DriverTransaction>> {
+        Ok(Box::new(transaction::FalkorTransaction::new(
+            self.clone(),
+            options.clone(),
+        )))
+    }
+
+    async fn replay(&self, marker: &str, redo: &[crate::Redo]) -> Result<()> {
+        self.replay_redo(marker, redo).await
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

@@ -31,7 +31,7 @@ pub(crate) fn prefix(named: &[(String, Value)]) -> Result<Vec<u8>> {
 }
 
 /// Writes `value` as a Cypher literal; `Err` says why it cannot be one.
-fn literal(value: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+pub(super) fn literal(value: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
