@@ -1,25 +1,53 @@
 //! The cross-engine commit stopped (as by a crash) or failed at each of
-//! its steps, over PostgreSQL (prepared), SQLite (the deciding engine) and
-//! Redis (buffered): after recovery, each transaction is on every engine
-//! or on none, and which one follows from where it stopped.
+//! its steps, over PostgreSQL (prepared), SQLite (the deciding engine),
+//! and Redis, FalkorDB and VictoriaMetrics (buffered): after recovery, each
+//! transaction is on every engine or on none, and which one follows from
+//! where it stopped.
 #![allow(clippy::unwrap_used)]
 
 use omnigate::config::{Config, DriverConfig, EngineConfig};
 use omnigate::tx::failpoint::{Action, POINTS};
+use omnigate_drivers::falkordb::FalkorConfig;
 use omnigate_drivers::sqlite::SqliteConfig;
+use omnigate_drivers::victoria::VictoriaConfig;
 use omnigate_proto::v1 as pb;
+use omnigate_tests::falkordb::FalkorServer;
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
+use omnigate_tests::victoria::VictoriaServer;
 use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, i, in_tx, request, scalar};
 use pb::value::Kind;
 
-fn config(pg: &PgServer, redis: &RedisServer, dir: &std::path::Path) -> Config {
-    let mut config = pg.gateway_config_with(redis);
+/// The engines every transaction here spans.
+struct Servers {
+    pg: PgServer,
+    redis: RedisServer,
+    graph: FalkorServer,
+    metrics: VictoriaServer,
+}
+
+fn config(servers: &Servers, dir: &std::path::Path) -> Config {
+    let mut config = servers.pg.gateway_config_with(&servers.redis);
     let sqlite = SqliteConfig::file(dir.join("main.sqlite3"));
-    config.engines.insert(
-        "main".into(),
-        EngineConfig::new(DriverConfig::Sqlite(sqlite)),
-    );
+    let graph = FalkorConfig {
+        url: servers.graph.url(),
+        graph: "g".into(),
+        ..FalkorConfig::default()
+    };
+    let metrics = VictoriaConfig {
+        url: servers.metrics.url(),
+        read_your_writes: true,
+        ..VictoriaConfig::default()
+    };
+    for (name, driver) in [
+        ("main", DriverConfig::Sqlite(sqlite)),
+        ("graph", DriverConfig::Falkordb(graph)),
+        ("metrics", DriverConfig::Victoriametrics(metrics)),
+    ] {
+        config
+            .engines
+            .insert(name.into(), EngineConfig::new(driver));
+    }
     config
 }
 
@@ -32,9 +60,10 @@ fn sql(target: &str, tx: Option<&str>, text: &str, params: Vec<pb::Value>) -> pb
     req
 }
 
-/// Whether row `id` is on PostgreSQL, on SQLite, and its key on Redis.
-async fn where_is(gw: &mut TestGateway, id: i64) -> [bool; 3] {
-    let mut found = [false; 3];
+/// Whether row `id` is on PostgreSQL, on SQLite, its key on Redis, its
+/// node on FalkorDB and its sample on VictoriaMetrics.
+async fn where_is(gw: &mut TestGateway, id: i64) -> [bool; 5] {
+    let mut found = [false; 5];
     for (slot, target) in [(0, "main-db"), (1, "main")] {
         let rows = exec(
             &mut gw.client,
@@ -58,19 +87,44 @@ async fn where_is(gw: &mut TestGateway, id: i64) -> [bool; 3] {
     )
     .await;
     found[2] = scalar(&key) == Some(Kind::Int(1));
+    let node = exec(
+        &mut gw.client,
+        request(
+            "cypher",
+            &format!("MATCH (n:T {{id: {id}}}) RETURN count(n)"),
+            vec![],
+        ),
+    )
+    .await;
+    found[3] = scalar(&node) == Some(Kind::Int(1));
+    let sample = exec(
+        &mut gw.client,
+        request(
+            "ts",
+            &format!("count_over_time(t_id{{id=\"{id}\"}}[1h])"),
+            vec![],
+        ),
+    )
+    .await;
+    found[4] = !sample.rows.is_empty();
     found
 }
 
 #[tokio::test]
 async fn every_step_stopped_or_failed_is_all_or_nothing_after_recovery() {
-    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let servers = Servers {
+        pg: PgServer::start(),
+        redis: RedisServer::start(),
+        graph: FalkorServer::start(),
+        metrics: VictoriaServer::start(),
+    };
     let mut report = Vec::new();
     let mut id = 0;
     for action in [Action::Stop, Action::Fail] {
         for (step, point) in POINTS.iter().enumerate() {
             id += 1;
             let dir = tempfile::tempdir().unwrap();
-            let mut gw = TestGateway::with_config(config(&pg, &redis, dir.path())).await;
+            let mut gw = TestGateway::with_config(config(&servers, dir.path())).await;
             for target in ["main-db", "main"] {
                 exec(
                     &mut gw.client,
@@ -102,6 +156,13 @@ async fn every_step_stopped_or_failed_is_all_or_nothing_after_recovery() {
             .await;
             let key = omnigate_tests::s(&format!("k{id}"));
             exec(&mut gw.client, in_tx(&tx, "redis", "SET $1 v", vec![key])).await;
+            let node = format!("CREATE (:T {{id: {id}}})");
+            exec(&mut gw.client, in_tx(&tx, "cypher", &node, vec![])).await;
+            // A minute old: VictoriaMetrics shows a sample of the current
+            // millisecond to queries at "now" only a moment later.
+            let nanos = (omnigate_drivers::ts::now_millis() - 60_000) * 1_000_000;
+            let sample = format!("t,id={id} id={id} {nanos}");
+            exec(&mut gw.client, in_tx(&tx, "ts", &sample, vec![])).await;
             let committed = commit_tx(&mut gw.client, &tx).await;
             gw.gateway.failpoints().set(point, None);
             let recovered = gw.gateway.recover_transactions().await;
@@ -111,7 +172,7 @@ async fn every_step_stopped_or_failed_is_all_or_nothing_after_recovery() {
                 committed.as_ref().map_err(|s| s.code())
             ));
             assert!(
-                found == [true; 3] || found == [false; 3],
+                found == [true; 5] || found == [false; 5],
                 "partial after {action:?} at {point}: {found:?} ({committed:?})"
             );
             // Stopped or failed before the deciding engine committed:
@@ -119,7 +180,7 @@ async fn every_step_stopped_or_failed_is_all_or_nothing_after_recovery() {
             // its reply lost), everything: what is left, recovery finishes.
             let decided = step >= POINTS.iter().position(|p| *p == "decided").unwrap();
             assert_eq!(
-                found == [true; 3],
+                found == [true; 5],
                 decided,
                 "{action:?} at {point}: {found:?}"
             );

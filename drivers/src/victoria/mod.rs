@@ -10,8 +10,10 @@
 //! failure leaves one sample per series and time: the cross-engine
 //! transactions replay writes on recovery.
 
+mod answer;
 mod config;
 mod error;
+mod transaction;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,21 +23,24 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value as Json;
 
+use answer::parse_result;
 pub use config::VictoriaConfig;
 use error::{from_reqwest, from_status};
 
 use crate::pool::{AcquireError, FrontConfig, PoolFront, PoolSize};
 use crate::ts::{Series, TsStatement, When, classify, describe_objects, now_millis, series_rows};
 use crate::{
-    BoxError, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions,
-    Health, PoolStats, Result, ResultSet, RowStream, SchemaObject, Statement, StorageDriver,
+    BeginOptions, BoxError, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor,
+    EngineError, Error, ExecuteOptions, Health, PoolStats, Result, ResultSet, RowStream,
+    SchemaObject, Statement, StorageDriver,
 };
 
 /// The engine kind's name.
 pub const KIND: &str = "victoriametrics";
 
-/// The VictoriaMetrics engine.
-#[derive(Debug)]
+/// The VictoriaMetrics engine. A clone shares the client (a transaction
+/// holds one).
+#[derive(Debug, Clone)]
 pub struct VictoriaDriver {
     descriptor: EngineDescriptor,
     http: Arc<Http>,
@@ -49,6 +54,9 @@ struct Http {
     waiting: AtomicUsize,
     front: PoolFront,
     config: VictoriaConfig,
+    /// Whether the server deduplicates samples of one series and time
+    /// (`-dedup.minScrapeInterval`), which makes a replayed write harmless.
+    dedup: bool,
 }
 
 /// The body of a 2xx answer, or the answer's error.
@@ -84,7 +92,7 @@ impl VictoriaDriver {
             .build()
             .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?;
         let name = name.into();
-        let http = Http {
+        let mut http = Http {
             front: PoolFront::new(FrontConfig {
                 engine: name.clone(),
                 kind: KIND,
@@ -98,8 +106,17 @@ impl VictoriaDriver {
             slots: tokio::sync::Semaphore::new(config.max_connections.max(1)),
             waiting: AtomicUsize::new(0),
             config,
+            dedup: false,
         };
         http.health().await?;
+        http.dedup = http.deduplicates().await;
+        if !http.dedup {
+            tracing::warn!(
+                engine = %name,
+                "VictoriaMetrics runs without -dedup.minScrapeInterval: ts writes cannot join a \
+                 transaction that spans engines (set -dedup.minScrapeInterval=1ms)"
+            );
+        }
         Ok(VictoriaDriver {
             descriptor: EngineDescriptor {
                 name,
@@ -195,6 +212,46 @@ impl Http {
         body_of(status, body).map(drop)
     }
 
+    /// Whether the server's `/flags` set a deduplication interval above
+    /// zero (it lists the flags set on its command line).
+    async fn deduplicates(&self) -> bool {
+        let request = self.client.get(format!("{}/flags", self.base));
+        let Ok(flags) = self.call(request, Some(crate::pool::PROBE_TIMEOUT)).await else {
+            return false;
+        };
+        String::from_utf8_lossy(&flags).lines().any(|line| {
+            line.strip_prefix("-dedup.minScrapeInterval=")
+                .map(|v| v.trim_matches('"'))
+                .and_then(|v| humantime::parse_duration(v).ok())
+                .is_some_and(|d| !d.is_zero())
+        })
+    }
+
+    /// Imports samples in the Prometheus text format (a transaction's
+    /// writes, each with its time).
+    async fn import(&self, body: &str) -> Result<()> {
+        if body.is_empty() {
+            return Ok(());
+        }
+        let request = self
+            .client
+            .post(format!("{}/api/v1/import/prometheus", self.base))
+            .body(body.to_owned());
+        self.call(request, None).await?;
+        self.flush_if_asked(None).await
+    }
+
+    /// Makes written samples readable at once when the config asks.
+    async fn flush_if_asked(&self, limit: Option<Duration>) -> Result<()> {
+        if self.config.read_your_writes {
+            let flush = self
+                .client
+                .post(format!("{}/internal/force_flush", self.base));
+            self.call(flush, limit).await?;
+        }
+        Ok(())
+    }
+
     async fn write(&self, text: &str, options: &ExecuteOptions) -> Result<()> {
         // Comment lines are skipped here, as the parser skipped them.
         let body: String = if text.contains('#') {
@@ -220,13 +277,7 @@ impl Http {
             request.body(body)
         };
         self.call(request, options.timeout).await?;
-        if self.config.read_your_writes {
-            let flush = self
-                .client
-                .post(format!("{}/internal/force_flush", self.base));
-            self.call(flush, options.timeout).await?;
-        }
-        Ok(())
+        self.flush_if_asked(options.timeout).await
     }
 
     async fn query(&self, text: &str, when: When, limit: Option<Duration>) -> Result<Vec<Series>> {
@@ -293,61 +344,6 @@ impl Http {
                     .collect()
             })
             .unwrap_or_default())
-    }
-}
-
-/// Series from a `vector`, `matrix` or `scalar` result.
-fn parse_result(data: &Json) -> Result<Vec<Series>> {
-    let bad = |why: &str| {
-        Error::Internal(EngineError::new(
-            KIND,
-            None,
-            format!("unexpected answer: {why}"),
-        ))
-    };
-    let point = |pair: &Json| -> Result<(i64, f64)> {
-        let t = pair
-            .get(0)
-            .and_then(Json::as_f64)
-            .ok_or_else(|| bad("a point without a time"))?;
-        let v = pair
-            .get(1)
-            .and_then(Json::as_str)
-            .and_then(|s| s.parse::<f64>().ok())
-            .ok_or_else(|| bad("a point without a value"))?;
-        Ok(((t * 1000.0).round() as i64, v))
-    };
-    let result = data.get("result").ok_or_else(|| bad("no result"))?;
-    match data.get("resultType").and_then(Json::as_str) {
-        Some("scalar") => Ok(vec![Series {
-            labels: Vec::new(),
-            points: vec![point(result)?],
-        }]),
-        Some("vector" | "matrix") => result
-            .as_array()
-            .ok_or_else(|| bad("the result is not a list"))?
-            .iter()
-            .map(|item| {
-                let labels = item
-                    .get("metric")
-                    .and_then(Json::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let points = match (item.get("value"), item.get("values")) {
-                    (Some(value), _) => vec![point(value)?],
-                    (None, Some(Json::Array(values))) => {
-                        values.iter().map(point).collect::<Result<_>>()?
-                    }
-                    _ => return Err(bad("a series without values")),
-                };
-                Ok(Series { labels, points })
-            })
-            .collect(),
-        other => Err(bad(&format!("result type {other:?}"))),
     }
 }
 
@@ -430,6 +426,18 @@ impl StorageDriver for VictoriaDriver {
         ))
     }
 
+    async fn begin(&self, options: &BeginOptions) -> Result<Box<dyn DriverTransaction>> {
+        Ok(Box::new(transaction::VictoriaTransaction {
+            driver: self.clone(),
+            options: options.clone(),
+            queued: Vec::new(),
+        }))
+    }
+
+    async fn replay(&self, _marker: &str, redo: &[crate::Redo]) -> Result<()> {
+        transaction::replay(&self.http, redo).await
+    }
+
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
         let metrics = self.http.strings("label/__name__/values").await?;
         let mut labels = Vec::new();
@@ -459,10 +467,15 @@ impl StorageDriver for VictoriaDriver {
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
-        vec![(
-            "connect_failures".into(),
-            u64::from(self.http.front.connect_failures()),
-        )]
+        vec![
+            (
+                "connect_failures".into(),
+                u64::from(self.http.front.connect_failures()),
+            ),
+            // 1 when the server deduplicates, which cross-engine
+            // transactions need.
+            ("deduplicates".into(), u64::from(self.http.dedup)),
+        ]
     }
 }
 
