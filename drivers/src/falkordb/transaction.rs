@@ -158,6 +158,9 @@ impl FalkorDriver {
         writes: &[&[u8]],
         marker: Option<&str>,
     ) -> Result<()> {
+        if marker.is_some() {
+            self.index_markers(graph).await;
+        }
         let query = compose::chain(writes, marker);
         match self.query(graph, &query, false, None).await {
             Ok(_) => Ok(()),
@@ -170,31 +173,38 @@ impl FalkorDriver {
     }
 
     /// Applies a transaction's writes again with its marker, unless its
-    /// marker node is there: they were applied.
+    /// marker node is there: the chained query checks it (see `compose`).
     pub(super) async fn replay_redo(&self, tx: &str, redo: &[Redo]) -> Result<()> {
         let Some(graph) = redo.first().and_then(|r| r.first()) else {
             return Ok(());
         };
         let graph = String::from_utf8_lossy(graph).into_owned();
-        let probe = Statement::new(format!(
-            "MATCH (m:{MARKER_LABEL} {{tx_id: $tx}}) RETURN count(m)"
-        ))
-        .bind_named("tx", tx);
-        let options = ExecuteOptions {
-            database: Some(graph.clone()),
-            read_only: true,
-            ..ExecuteOptions::default()
-        };
-        let applied = self.execute(Dialect::Cypher, &probe, &options).await;
-        match applied.map(ResultSet::into_scalar) {
-            Ok(crate::Value::Int(0)) | Err(Error::NotFound(_)) => {}
-            Ok(_) => return Ok(()),
-            Err(e) => return Err(e),
-        }
         let writes: Vec<&[u8]> = redo
             .iter()
             .filter_map(|r| r.get(1).map(Bytes::as_ref))
             .collect();
         self.apply(&graph, &writes, Some(tx)).await
+    }
+
+    /// Indexes the marker nodes' ids in `graph` (once per graph and
+    /// process), so that a commit's check of its marker is a lookup.
+    async fn index_markers(&self, graph: &str) {
+        if self.lock_indexed().contains(graph) {
+            return;
+        }
+        let index = format!("CREATE INDEX FOR (m:{MARKER_LABEL}) ON (m.tx_id)");
+        match self.query(graph, index.as_bytes(), false, None).await {
+            // "already indexed" is as good.
+            Ok(_) | Err(Error::InvalidStatement(_) | Error::Precondition(_)) => {
+                self.lock_indexed().insert(graph.to_owned());
+            }
+            Err(e) => tracing::debug!(graph = %graph, error = %e, "indexing transaction markers"),
+        }
+    }
+
+    fn lock_indexed(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.markers_indexed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -172,6 +172,16 @@ pub(super) async fn apply(pool: &RedisPool, writes: &[Redo], marker: Option<&str
     if writes.is_empty() && marker.is_none() {
         return Ok(());
     }
+    let mut conn = pool.connection().await?;
+    apply_on(&mut conn.conn, writes, marker).await
+}
+
+/// [`apply`] on a connection (one a `WATCH` was sent on).
+async fn apply_on(
+    conn: &mut impl ::redis::aio::ConnectionLike,
+    writes: &[Redo],
+    marker: Option<&str>,
+) -> Result<()> {
     let mut pipe = ::redis::pipe();
     pipe.atomic().ignore_errors();
     for args in writes {
@@ -188,8 +198,7 @@ pub(super) async fn apply(pool: &RedisPool, writes: &[Redo], marker: Option<&str
             .arg(MARKER_TTL.as_secs())
             .ignore();
     }
-    let mut conn = pool.connection().await?;
-    let replies: ::redis::Value = pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
+    let replies: ::redis::Value = pipe.query_async(conn).await.map_err(from_redis)?;
     // EXEC applied every command; one that failed when applied did not
     // undo the others (Redis has no rollback).
     if let ::redis::Value::Array(items) = &replies
@@ -210,17 +219,29 @@ pub(super) async fn apply(pool: &RedisPool, writes: &[Redo], marker: Option<&str
 }
 
 /// Applies a transaction's writes again with its marker, unless the marker
-/// is there: they were applied.
+/// is there: they were applied. The marker is watched from the check to
+/// `EXEC`, so two replays at once (two gateways recovering) apply once.
 pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Result<()> {
+    let key = marker_key(tx);
     let mut conn = pool.connection().await?;
-    let applied: bool = ::redis::cmd("EXISTS")
-        .arg(marker_key(tx))
-        .query_async(&mut conn.conn)
+    let applied: bool = ::redis::pipe()
+        .cmd("WATCH")
+        .arg(&key)
+        .ignore()
+        .cmd("EXISTS")
+        .arg(&key)
+        .query_async::<(bool,)>(&mut conn.conn)
         .await
+        .map(|(exists,)| exists)
         .map_err(from_redis)?;
-    drop(conn);
     if applied {
+        let _: ::redis::Value = ::redis::cmd("UNWATCH")
+            .query_async(&mut conn.conn)
+            .await
+            .map_err(from_redis)?;
         return Ok(());
     }
-    apply(pool, writes, Some(tx)).await
+    // EXEC on the same connection, under the WATCH: if another replay set
+    // the marker meanwhile, nothing is applied (it applied them).
+    apply_on(&mut conn.conn, writes, Some(tx)).await
 }
