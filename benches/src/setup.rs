@@ -172,8 +172,8 @@ impl Targets {
         config.engines.clear();
         config.server.listen = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
         config.server.default_max_rows = 1_000_000;
-        config.transactions.log =
-            std::env::temp_dir().join(format!("omnigate-bench-{}.txlog", std::process::id()));
+        let log = std::env::temp_dir().join(format!("omnigate-bench-{}.txlog", std::process::id()));
+        config.transactions.log = Some(log.display().to_string());
         config.engines.insert(
             SQLITE.into(),
             EngineConfig::new(DriverConfig::Sqlite(Default::default())),

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::{
@@ -73,10 +75,11 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
     }
 
     /// The global ids of this engine's prepared transactions that start
-    /// with `prefix` (what a crashed coordinator may have left), for
-    /// recovery. Engines without a prepare step have none.
-    async fn prepared_ids(&self, prefix: &str) -> Result<Vec<String>> {
-        let _ = prefix;
+    /// with `prefix` and were prepared at least `older_than` ago (what a
+    /// crashed coordinator may have left), for recovery. Engines without a
+    /// prepare step have none.
+    async fn prepared_ids(&self, prefix: &str, older_than: Duration) -> Result<Vec<String>> {
+        let _ = (prefix, older_than);
         Ok(Vec::new())
     }
 

@@ -29,7 +29,10 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 
+mod transactions;
+
 pub use crate::engines::{DriverConfig, EngineConfig, PropertyCodecConfig};
+pub use transactions::{DEFAULT_LOG_FILE, LogLocation, TransactionsConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -127,34 +130,6 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             filter: "info".into(),
-        }
-    }
-}
-
-/// Transaction settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TransactionsConfig {
-    /// A transaction idle this long (no statement, no commit) is rolled
-    /// back; Begin may ask for another timeout.
-    #[serde(with = "humantime_serde")]
-    pub idle_timeout: Duration,
-    /// The log of cross-engine commits: an append-only file, fsynced at
-    /// each step, locked by the gateway that uses it (one per gateway).
-    /// Relative paths are from the working directory.
-    pub log: std::path::PathBuf,
-    /// How often recovery looks for transactions a failure left unfinished
-    /// (it also runs at startup).
-    #[serde(with = "humantime_serde")]
-    pub recovery_interval: Duration,
-}
-
-impl Default for TransactionsConfig {
-    fn default() -> Self {
-        TransactionsConfig {
-            idle_timeout: Duration::from_secs(60),
-            log: "omnigate-tx.log".into(),
-            recovery_interval: Duration::from_secs(10),
         }
     }
 }
@@ -299,6 +274,9 @@ impl Config {
             if let Err(problem) = engine.validate() {
                 return invalid(format!("engines.{name}{problem}"));
             }
+        }
+        if let Err(problem) = self.transactions.location(&self.engines) {
+            return invalid(problem);
         }
         let server = &self.server;
         if server.stream_batch_rows == 0 || server.default_max_rows == 0 {

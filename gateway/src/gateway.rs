@@ -8,11 +8,11 @@ use futures::future::join_all;
 use omnigate_drivers::{RowStream, SchemaObject, StorageDriver};
 
 use crate::cache::MetadataCache;
-use crate::config::Config;
+use crate::config::{Config, LogLocation};
 use crate::engines::EngineEntry;
 use crate::error::{ConfigError, Result};
 use crate::router::Router;
-use crate::tx::Transactions;
+use crate::tx::{LogSource, Transactions};
 
 mod context;
 mod pipeline;
@@ -106,13 +106,32 @@ impl GatewayBuilder {
         for driver in self.drivers {
             router.insert(EngineEntry::plain(driver));
         }
+        let location = config
+            .transactions
+            .location(&config.engines)
+            .map_err(|message| ConfigError::Invalid {
+                file: None,
+                message,
+            })?;
+        let log = match location {
+            LogLocation::File(path) => LogSource::File(path),
+            LogLocation::Table(engine) => LogSource::Table(Arc::clone(
+                &router
+                    .by_name(&engine)
+                    .map_err(|e| ConfigError::Invalid {
+                        file: None,
+                        message: format!("transactions.log: {e}"),
+                    })?
+                    .driver,
+            )),
+        };
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 router,
                 cache: MetadataCache::new(&config.cache),
                 transactions: Transactions::new(
                     config.transactions.idle_timeout,
-                    crate::tx::Coordinator::new(config.transactions.log.clone()),
+                    crate::tx::Coordinator::new(log, config.transactions.takeover_after),
                 ),
                 limits: Limits {
                     default_timeout: config.server.default_timeout,

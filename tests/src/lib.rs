@@ -125,8 +125,8 @@ impl TestGateway {
         config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         // Each gateway its own transaction log (a gateway locks its log).
         let dir = tempfile::tempdir().expect("a temp dir");
-        if config.transactions.log == omnigate::config::TransactionsConfig::default().log {
-            config.transactions.log = dir.path().join("tx.log");
+        if config.transactions.log.is_none() {
+            config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
         }
         let gateway = Gateway::builder()
             .config(config.clone())

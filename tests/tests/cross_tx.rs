@@ -22,7 +22,7 @@ use pb::value::Kind;
 fn config(pg: &PgServer, redis: &RedisServer, log: Option<PathBuf>) -> Config {
     let mut config = pg.gateway_config_with(redis);
     if let Some(log) = log {
-        config.transactions.log = log;
+        config.transactions.log = Some(log.display().to_string());
     }
     config
 }
@@ -120,7 +120,7 @@ async fn postgres_decides_when_it_is_the_only_live_engine_even_without_prepare()
         &mut gw.client,
         request(
             "sql",
-            "SELECT count(*) FROM omnigate_tx_markers WHERE tx_id = $1",
+            "SELECT count(*) FROM omnigate_tx_markers WHERE tx_id = $1 AND NOT aborted",
             vec![s(&tx)],
         ),
     )
@@ -319,8 +319,9 @@ async fn recovery_asks_the_deciding_engine_for_its_marker() {
         .await
         .unwrap();
         for text in [
-            "CREATE TABLE omnigate_tx_markers (tx_id TEXT PRIMARY KEY)",
-            "INSERT INTO omnigate_tx_markers VALUES ('tx20')",
+            "CREATE TABLE omnigate_tx_markers \
+             (tx_id TEXT PRIMARY KEY, aborted BOOLEAN NOT NULL DEFAULT FALSE)",
+            "INSERT INTO omnigate_tx_markers (tx_id) VALUES ('tx20')",
         ] {
             sqlite
                 .run(Dialect::Sql, Statement::new(text))

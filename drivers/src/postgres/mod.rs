@@ -279,13 +279,18 @@ impl StorageDriver for PostgresDriver {
         Ok(Box::new(tx))
     }
 
-    async fn prepared_ids(&self, prefix: &str) -> Result<Vec<String>> {
+    async fn prepared_ids(
+        &self,
+        prefix: &str,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<String>> {
         let client = self.connection().await?;
         let rows = client
             .query(
                 "SELECT gid FROM pg_prepared_xacts \
-                 WHERE database = current_database() AND starts_with(gid, $1) ORDER BY prepared",
-                &[&prefix],
+                 WHERE database = current_database() AND starts_with(gid, $1) \
+                 AND prepared <= now() - make_interval(secs => $2) ORDER BY prepared",
+                &[&prefix, &older_than.as_secs_f64()],
             )
             .await
             .map_err(|e| error::from_pg(e, None))?;

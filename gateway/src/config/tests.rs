@@ -290,3 +290,48 @@ fn codec_settings_go_only_on_engines_that_store_through_codecs() {
     );
     assert_eq!(graph.engines["g"].driver.kind(), "falkordb");
 }
+
+#[test]
+fn the_transaction_log_is_a_file_or_a_postgresql_engine() {
+    let location = |text: &str| {
+        let config = Config::parse(text, &env(&[]))?;
+        Ok::<_, ConfigError>(config.transactions.location(&config.engines).unwrap())
+    };
+    // The embedded default: a file beside the process.
+    assert_eq!(
+        location("").unwrap(),
+        LogLocation::File(DEFAULT_LOG_FILE.into())
+    );
+    let one_pg = r#"
+        [engines.main-db]
+        kind = "postgres"
+        url = "postgres://u@localhost/db"
+    "#;
+    // Exactly one PostgreSQL engine: a table in it.
+    assert_eq!(
+        location(one_pg).unwrap(),
+        LogLocation::Table("main-db".into())
+    );
+    let file = format!("[transactions]\nlog = \"/var/lib/omnigate/tx.log\"\n{one_pg}");
+    assert_eq!(
+        location(&file).unwrap(),
+        LogLocation::File("/var/lib/omnigate/tx.log".into())
+    );
+    let two_pg = format!(
+        "{one_pg}\n[engines.other]\nkind = \"postgres\"\nurl = \"postgres://u@h/d\"\n\
+         [transactions]\nlog = \"other\"\ntakeover_after = \"2m\""
+    );
+    let config = Config::parse(&two_pg, &env(&[])).unwrap();
+    assert_eq!(config.transactions.takeover_after, Duration::from_secs(120));
+    assert_eq!(
+        config.transactions.location(&config.engines).unwrap(),
+        LogLocation::Table("other".into())
+    );
+    // Naming an engine that is not PostgreSQL says what to fix.
+    let wrong = "[transactions]\nlog = \"cache\"\n[engines.cache]\nkind = \"memory\"\n";
+    let err = Config::parse(wrong, &env(&[])).unwrap_err().to_string();
+    assert!(
+        err.contains("transactions.log: engine cache is not PostgreSQL"),
+        "{err}"
+    );
+}

@@ -18,12 +18,15 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use omnigate_drivers::{Dialect, Error as DriverError, ExecuteOptions, Participation, Statement};
+use omnigate_drivers::{
+    Dialect, Error as DriverError, ExecuteOptions, Participation, Statement, StorageDriver,
+};
 
 use super::Part;
 use super::failpoint::{Action, Failpoints};
-use super::log::{FileLog, PartRecord, Record, encode_args};
+use super::log::{FileLog, PartRecord, Record, TableLog, TxLog, encode_args};
 use crate::error::{Error, Result};
 
 /// The statement that records the decision inside the deciding engine's
@@ -31,7 +34,7 @@ use crate::error::{Error, Result};
 pub(crate) fn decider_marker(dialect: Dialect, tx: &str) -> Statement {
     match dialect {
         Dialect::Cypher => {
-            Statement::new("MERGE (:OmnigateTxMarker {tx_id: $tx})").bind_named("tx", tx)
+            Statement::new("CREATE (:OmnigateTxMarker {tx_id: $tx})").bind_named("tx", tx)
         }
         _ => Statement::new("INSERT INTO omnigate_tx_markers (tx_id) VALUES ($1)").bind(tx),
     }
@@ -39,30 +42,63 @@ pub(crate) fn decider_marker(dialect: Dialect, tx: &str) -> Statement {
 
 /// What makes a deciding engine ready to hold markers (run once, outside
 /// any transaction: DDL inside one would take locks concurrent commits
-/// wait on).
+/// wait on). A marker is a commit; one with `aborted` is a recovery's
+/// tombstone, which makes a late commit of the same transaction fail on
+/// the key instead of committing after the rollback was decided.
 fn marker_setup(dialect: Dialect) -> Option<Statement> {
     (dialect == Dialect::Sql).then(|| {
-        Statement::new("CREATE TABLE IF NOT EXISTS omnigate_tx_markers (tx_id TEXT PRIMARY KEY)")
+        Statement::new(
+            "CREATE TABLE IF NOT EXISTS omnigate_tx_markers \
+             (tx_id TEXT PRIMARY KEY, aborted BOOLEAN NOT NULL DEFAULT FALSE)",
+        )
     })
 }
 
-/// The statement that asks whether the deciding engine committed `tx`.
+/// The statement that reads `tx`'s marker in the deciding engine: no row,
+/// or whether it is a tombstone.
 pub(crate) fn decider_probe(dialect: Dialect, tx: &str) -> Statement {
     match dialect {
+        Dialect::Cypher => Statement::new(
+            "MATCH (m:OmnigateTxMarker {tx_id: $tx}) RETURN coalesce(m.aborted, false)",
+        )
+        .bind_named("tx", tx),
+        _ => Statement::new("SELECT aborted FROM omnigate_tx_markers WHERE tx_id = $1").bind(tx),
+    }
+}
+
+/// The statement that decides `tx` rolled back in the deciding engine,
+/// unless its commit's marker is there first.
+pub(crate) fn decider_tombstone(dialect: Dialect, tx: &str) -> Statement {
+    match dialect {
         Dialect::Cypher => {
-            Statement::new("MATCH (m:OmnigateTxMarker {tx_id: $tx}) RETURN count(m)")
+            Statement::new("MERGE (m:OmnigateTxMarker {tx_id: $tx}) ON CREATE SET m.aborted = true")
                 .bind_named("tx", tx)
         }
-        _ => Statement::new("SELECT count(*) FROM omnigate_tx_markers WHERE tx_id = $1").bind(tx),
+        _ => Statement::new("INSERT INTO omnigate_tx_markers (tx_id, aborted) VALUES ($1, TRUE)")
+            .bind(tx),
     }
+}
+
+/// Where the log is opened from.
+#[derive(Debug, Clone)]
+pub enum LogSource {
+    /// A file.
+    File(PathBuf),
+    /// Tables in a PostgreSQL engine.
+    Table(Arc<dyn StorageDriver>),
 }
 
 /// The log (opened at the first cross-engine commit, or at startup when
 /// it exists) and the transactions this gateway is committing now.
 #[derive(Debug)]
 pub struct Coordinator {
-    path: PathBuf,
-    log: tokio::sync::OnceCell<Arc<FileLog>>,
+    source: LogSource,
+    log: tokio::sync::OnceCell<TxLog>,
+    /// This gateway, as a shared log's rows name it.
+    owner: String,
+    /// How long another gateway's row of a shared log waits before this
+    /// gateway's recovery takes it over.
+    pub(crate) takeover_after: Duration,
     committing: Mutex<HashSet<String>>,
     /// Engines whose marker table is known to exist.
     markers_ready: Mutex<HashSet<String>>,
@@ -73,11 +109,13 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// A coordinator whose log is the file at `path`.
-    pub fn new(path: PathBuf) -> Self {
+    /// A coordinator whose log is opened from `source`.
+    pub fn new(source: LogSource, takeover_after: Duration) -> Self {
         Coordinator {
-            path,
+            source,
             log: tokio::sync::OnceCell::new(),
+            owner: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            takeover_after,
             committing: Mutex::new(HashSet::new()),
             markers_ready: Mutex::new(HashSet::new()),
             counters: super::TxCounters::default(),
@@ -86,16 +124,29 @@ impl Coordinator {
     }
 
     /// The log, opened now if it was not.
-    pub(crate) async fn log(&self) -> Result<&Arc<FileLog>> {
+    pub(crate) async fn log(&self) -> Result<&TxLog> {
         self.log
-            .get_or_try_init(|| async { FileLog::open(&self.path) })
+            .get_or_try_init(|| async {
+                match &self.source {
+                    LogSource::File(path) => FileLog::open(path).map(TxLog::File),
+                    LogSource::Table(driver) => {
+                        TableLog::open(Arc::clone(driver), self.owner.clone())
+                            .await
+                            .map(|log| TxLog::Table(Arc::new(log)))
+                    }
+                }
+            })
             .await
             .map_err(|e| Error::TxLog { why: e.to_string() })
     }
 
-    /// The log if it is open, or if its file exists (then it is opened).
-    pub(crate) async fn existing_log(&self) -> Option<&Arc<FileLog>> {
-        if self.log.get().is_none() && !self.path.exists() {
+    /// The log if it is open or exists (then it is opened): a file that
+    /// was never made holds nothing to recover.
+    pub(crate) async fn existing_log(&self) -> Option<&TxLog> {
+        if let LogSource::File(path) = &self.source
+            && self.log.get().is_none()
+            && !path.exists()
+        {
             return None;
         }
         match self.log().await {
@@ -104,6 +155,17 @@ impl Coordinator {
                 tracing::error!(error = %e, "cannot open the transaction log for recovery");
                 None
             }
+        }
+    }
+
+    /// How many transactions this gateway's recovery would look at now.
+    pub(crate) async fn in_doubt_count(&self) -> u64 {
+        match self.existing_log().await {
+            Some(log) => log
+                .in_doubt(self.takeover_after)
+                .await
+                .map_or(0, |d| d.len() as u64),
+            None => 0,
         }
     }
 
@@ -180,7 +242,7 @@ impl Coordinator {
     async fn run(&self, tx: &str, parts: Vec<Part>) -> Result<Vec<String>> {
         let engines: Vec<String> = parts.iter().map(|p| p.engine.clone()).collect();
         let log = match self.log().await {
-            Ok(log) => Arc::clone(log),
+            Ok(log) => log.clone(),
             Err(e) => {
                 roll_back(parts).await;
                 return Err(e);
@@ -260,7 +322,7 @@ impl Coordinator {
         let appended = if self.at("prepared_record")? {
             Err(std::io::Error::other("failpoint prepared_record"))
         } else {
-            log.append(record).await
+            log.append(record, true).await
         };
         if let Err(e) = appended {
             abort(None, tx, prepared, decider, buffered, Vec::new()).await;
@@ -315,23 +377,33 @@ impl Coordinator {
                 }
             }
         }
-        // 4. The COMMIT record (the decision itself when no engine decided).
-        let commit = Record::Commit { tx: tx.to_owned() };
-        let appended = if self.at("commit_record")? {
+        // 4. The COMMIT record (the decision itself when no engine decided;
+        // then it needs the disk, and may lose to a replica's recovery that
+        // took the transaction over on a shared log and rolled it back).
+        let decided = if self.at("commit_record")? {
             Err(std::io::Error::other("failpoint commit_record"))
-        } else if decided_by_engine {
-            // The engine's marker is the decision: this record need not
-            // wait for the disk.
-            log.append_lazy(commit).await
         } else {
-            log.append(commit).await
+            log.decide(tx, true, !decided_by_engine).await
         };
-        if let Err(e) = appended {
-            if !decided_by_engine {
+        match decided {
+            Ok(true) => {}
+            Ok(false) if !decided_by_engine => {
+                abort(None, tx, prepared, None, buffered, Vec::new()).await;
+                return Err(Error::TxAborted {
+                    why: "another gateway's recovery took the transaction over and rolled it \
+                          back before its commit was recorded"
+                        .into(),
+                });
+            }
+            // The engine's marker decided; a recovery is finishing it.
+            Ok(false) => {}
+            Err(e) if !decided_by_engine => {
                 abort(Some(&log), tx, prepared, None, buffered, Vec::new()).await;
                 return Err(Error::TxLog { why: e.to_string() });
             }
-            tracing::warn!(tx_id = %tx, error = %e, "COMMIT record not written; recovery finishes the committed transaction");
+            Err(e) => {
+                tracing::warn!(tx_id = %tx, error = %e, "COMMIT record not written; recovery finishes the committed transaction");
+            }
         }
         // 5. Finish every part; what fails here recovery finishes.
         let mut finished = !self.at("finish")?;
@@ -355,11 +427,14 @@ impl Coordinator {
                     // Applied, with a write that failed (Redis has no rollback).
                     let why = e.message.clone();
                     let _ = log
-                        .append(Record::FailedAfterCommit {
-                            tx: tx.to_owned(),
-                            engine: engine.clone(),
-                            why: why.clone(),
-                        })
+                        .append(
+                            Record::FailedAfterCommit {
+                                tx: tx.to_owned(),
+                                engine: engine.clone(),
+                                why: why.clone(),
+                            },
+                            true,
+                        )
                         .await;
                     tracing::error!(tx_id = %tx, engine = %engine, why = %why, "transaction failed after commit");
                     self.counters
@@ -374,7 +449,7 @@ impl Coordinator {
             }
         }
         if finished && !self.at("done")? {
-            let _ = log.append_lazy(Record::Done { tx: tx.to_owned() }).await;
+            let _ = log.append(Record::Done { tx: tx.to_owned() }, false).await;
         }
         match failed_after {
             Some(e) => Err(e),
@@ -395,7 +470,7 @@ fn injected(point: &str) -> DriverError {
 /// Rolls every part back (prepared ones by their sessions) and, when the
 /// PREPARED record was written, records ABORT.
 async fn abort(
-    log: Option<&Arc<FileLog>>,
+    log: Option<&TxLog>,
     tx: &str,
     prepared: Vec<(Part, String)>,
     decider: Option<Part>,
@@ -411,7 +486,7 @@ async fn abort(
         .collect();
     roll_back(parts).await;
     if let Some(log) = log {
-        let _ = log.append_lazy(Record::Abort { tx: tx.to_owned() }).await;
+        let _ = log.append(Record::Abort { tx: tx.to_owned() }, false).await;
     }
 }
 

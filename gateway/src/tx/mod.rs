@@ -9,9 +9,11 @@
 
 mod coordinator;
 pub mod failpoint;
+mod file_log;
 pub mod log;
 mod recover;
 mod registry;
+mod table_log;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +26,7 @@ use omnigate_drivers::{
 use crate::engines::EngineEntry;
 use crate::error::{Error, Result};
 
-pub use coordinator::Coordinator;
+pub use coordinator::{Coordinator, LogSource};
 pub use recover::Recovered;
 pub use registry::Transactions;
 

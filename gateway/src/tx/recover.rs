@@ -1,15 +1,18 @@
 //! Recovery: finishes what a crashed (or failed) commit left. A
-//! transaction with a COMMIT record is committed everywhere; one with only
-//! PREPARED is decided by its deciding engine's marker (present: commit;
-//! absent, or no deciding engine: roll back); prepared PostgreSQL
-//! transactions under this log's prefix that the log never recorded (and
-//! this gateway is not committing now) are rolled back. What cannot be finished now (an engine is down) is tried
-//! again at the next pass.
+//! transaction with a COMMIT record is committed everywhere. One with only
+//! PREPARED is decided first, fenced against a commit still under way
+//! elsewhere: with a deciding engine, by its marker (present: commit;
+//! absent: a tombstone is written in its place, which a late commit of the
+//! marker fails on, and it rolls back); without one, by the log (ABORT is
+//! recorded only over a row still PREPARED). Prepared PostgreSQL
+//! transactions under the log's prefix that no record names (and this
+//! gateway is not committing) are rolled back once old enough. What cannot
+//! be finished now (an engine is down) is tried again at the next pass.
 
-use omnigate_drivers::{ExecuteOptions, Value};
+use omnigate_drivers::{Dialect, ExecuteOptions, StorageDriver, Value};
 
-use super::coordinator::{Coordinator, decider_probe};
-use super::log::{InDoubt, PartRecord, Record, decode_args};
+use super::coordinator::{Coordinator, decider_probe, decider_tombstone};
+use super::log::{InDoubt, PartRecord, Record, TxLog, decode_args};
 use crate::router::Router;
 
 /// What one pass did.
@@ -32,69 +35,64 @@ impl Coordinator {
         let Some(log) = self.existing_log().await else {
             return done;
         };
-        let in_doubt = match log.in_doubt() {
+        let in_doubt = match log.in_doubt(self.takeover_after).await {
             Ok(in_doubt) => in_doubt,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the transaction log");
                 return done;
             }
         };
-        let mut known_gids = Vec::new();
         for doubt in &in_doubt {
-            known_gids.extend(doubt.parts.iter().filter_map(|p| match p {
-                PartRecord::Prepared { gid, .. } => Some(gid.clone()),
-                _ => None,
-            }));
             if self.is_committing(&doubt.tx) {
                 continue;
             }
-            match finish(router, doubt).await {
+            match settle(router, log, doubt).await {
                 Some(true) => {
-                    if !doubt.committed {
-                        let _ = log
-                            .append(Record::Commit {
-                                tx: doubt.tx.clone(),
-                            })
-                            .await;
-                    }
-                    let _ = log
-                        .append(Record::Done {
-                            tx: doubt.tx.clone(),
-                        })
-                        .await;
                     tracing::info!(tx_id = %doubt.tx, "recovered forward: committed");
                     done.forward += 1;
                 }
                 Some(false) => {
-                    let _ = log
-                        .append(Record::Abort {
-                            tx: doubt.tx.clone(),
-                        })
-                        .await;
                     tracing::info!(tx_id = %doubt.tx, "recovered backward: rolled back");
                     done.backward += 1;
                 }
                 None => done.pending += 1,
             }
         }
-        // A prepared transaction is an orphan when no record names it and
-        // this gateway is not committing it. One whose commit ends between
-        // the first reading of the log and this check has written PREPARED
-        // by then (or rolled back): the log is read again before any
-        // orphan is rolled back.
+        done.orphans = self.roll_back_orphans(router, log).await;
+        let add = |counter: &std::sync::atomic::AtomicU64, n| {
+            counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        add(&self.counters.recovered_forward, done.forward);
+        add(&self.counters.recovered_backward, done.backward);
+        add(&self.counters.orphans_rolled_back, done.orphans);
+        done
+    }
+
+    /// Rolls back the prepared transactions under the log's prefix that no
+    /// record names and this gateway is not committing. One whose commit
+    /// ends between the first reading of the log and this check has
+    /// written PREPARED by then (or rolled back): the log is read after the
+    /// engine is. On a shared log, a replica may be between its PREPARE and
+    /// its PREPARED record: only transactions prepared `takeover_after`
+    /// ago are taken.
+    async fn roll_back_orphans(&self, router: &Router, log: &TxLog) -> u64 {
         let prefix = log.gid_prefix();
+        let age = log.orphan_age(self.takeover_after);
+        let mut rolled_back = 0;
         for engine in router.engines() {
-            let Ok(gids) = engine.driver.prepared_ids(&prefix).await else {
+            let Ok(gids) = engine.driver.prepared_ids(&prefix, age).await else {
                 continue;
             };
             let candidates: Vec<String> = gids
                 .into_iter()
-                .filter(|g| !known_gids.contains(g) && !self.is_committing_gid(&prefix, g))
+                .filter(|g| !self.is_committing_gid(&prefix, g))
                 .collect();
             if candidates.is_empty() {
                 continue;
             }
-            let Ok(fresh) = log.in_doubt() else {
+            // Every record, this gateway's or not: a replica's transaction
+            // is not an orphan, only not yet this gateway's to finish.
+            let Ok(fresh) = log.in_doubt(std::time::Duration::ZERO).await else {
                 continue;
             };
             let recorded = |gid: &str| {
@@ -106,33 +104,43 @@ impl Coordinator {
             for gid in candidates.into_iter().filter(|g| !recorded(g)) {
                 if matches!(engine.driver.finish_prepared(&gid, false).await, Ok(true)) {
                     tracing::info!(gid = %gid, "rolled back a prepared transaction the log never recorded");
-                    done.orphans += 1;
+                    rolled_back += 1;
                 }
             }
         }
-        let add = |counter: &std::sync::atomic::AtomicU64, n| {
-            counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        };
-        add(&self.counters.recovered_forward, done.forward);
-        add(&self.counters.recovered_backward, done.backward);
-        add(&self.counters.orphans_rolled_back, done.orphans);
-        done
+        rolled_back
     }
 }
 
-/// Finishes one transaction: `Some(true)` committed, `Some(false)` rolled
-/// back, `None` not possible now.
-async fn finish(router: &Router, doubt: &InDoubt) -> Option<bool> {
+/// Decides one transaction if it is not decided, then finishes it:
+/// `Some(true)` committed, `Some(false)` rolled back, `None` not possible
+/// now.
+async fn settle(router: &Router, log: &TxLog, doubt: &InDoubt) -> Option<bool> {
+    let tx = &doubt.tx;
     let commit = if doubt.committed {
         true
     } else {
-        match doubt.parts.iter().find_map(|p| match p {
+        let decider = doubt.parts.iter().find_map(|p| match p {
             PartRecord::Decider { engine } => Some(engine),
             _ => None,
-        }) {
-            Some(engine) => decider_committed(router, engine, &doubt.tx).await?,
+        });
+        let commit = match decider {
+            Some(engine) => decider_outcome(router, engine, tx).await?,
             None => false,
+        };
+        // ABORT first (presumed abort): once recorded, what is left
+        // prepared is an orphan that a later pass rolls back.
+        match log.decide(tx, commit, true).await {
+            Ok(true) => {}
+            // A replica recorded its commit first: the next pass finishes it.
+            Ok(false) if !commit => return None,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(tx_id = %tx, error = %e, "cannot record the decision");
+                return None;
+            }
         }
+        commit
     };
     let mut complete = true;
     for part in &doubt.parts {
@@ -143,21 +151,54 @@ async fn finish(router: &Router, doubt: &InDoubt) -> Option<bool> {
             },
             PartRecord::Decider { .. } => true,
             PartRecord::Buffered { engine, redo } if commit => {
-                replay(router, engine, &doubt.tx, redo).await
+                replay(router, engine, tx, redo).await
             }
             PartRecord::Buffered { .. } => true,
         };
         complete &= finished;
     }
-    complete.then_some(commit)
+    if !commit {
+        return Some(false);
+    }
+    if !complete {
+        return None;
+    }
+    let _ = log.append(Record::Done { tx: tx.clone() }, false).await;
+    Some(true)
 }
 
-/// Whether the deciding engine holds `tx`'s marker (`None`: cannot tell now).
-async fn decider_committed(router: &Router, engine: &str, tx: &str) -> Option<bool> {
+/// Whether the deciding engine committed `tx` (`None`: cannot tell now).
+/// Without its marker, a tombstone takes the marker's key first: a commit
+/// still under way then fails on it, and the rollback stands.
+async fn decider_outcome(router: &Router, engine: &str, tx: &str) -> Option<bool> {
     let entry = router.by_name(engine).ok()?;
-    let dialect = *entry.driver.descriptor().dialects.first()?;
-    match entry
-        .driver
+    let driver = entry.driver.as_ref();
+    let dialect = *driver.descriptor().dialects.first()?;
+    if let Some(committed) = read_marker(driver, dialect, tx).await? {
+        return Some(committed);
+    }
+    let tombstone = decider_tombstone(dialect, tx);
+    if let Err(e) = driver
+        .execute(dialect, &tombstone, &ExecuteOptions::default())
+        .await
+    {
+        // The commit's marker took the key first, or the engine is down:
+        // the marker says which.
+        tracing::debug!(tx_id = %tx, error = %e, "the tombstone was not written");
+    }
+    // Still none: there is no marker table, so nothing committed through
+    // it (and nothing can: the commit's marker needs the table too).
+    Some(read_marker(driver, dialect, tx).await?.unwrap_or(false))
+}
+
+/// `tx`'s marker: `Some(None)` none, `Some(Some(committed))` one, `None`
+/// cannot tell now.
+async fn read_marker(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    tx: &str,
+) -> Option<Option<bool>> {
+    match driver
         .execute(
             dialect,
             &decider_probe(dialect, tx),
@@ -165,11 +206,16 @@ async fn decider_committed(router: &Router, engine: &str, tx: &str) -> Option<bo
         )
         .await
     {
-        Ok(result) => Some(!matches!(result.into_scalar(), Value::Int(0) | Value::Null)),
+        Ok(result) => Some(match result.rows.first().and_then(|row| row.first()) {
+            None => None,
+            Some(Value::Bool(aborted)) => Some(!aborted),
+            Some(Value::Int(aborted)) => Some(*aborted == 0),
+            Some(_) => Some(true),
+        }),
         // No marker table yet: nothing ever committed through it.
-        Err(omnigate_drivers::Error::NotFound(_)) => Some(false),
+        Err(omnigate_drivers::Error::NotFound(_)) => Some(None),
         Err(e) => {
-            tracing::warn!(engine = %engine, error = %e, "cannot read the decision marker");
+            tracing::warn!(tx_id = %tx, error = %e, "cannot read the decision marker");
             None
         }
     }

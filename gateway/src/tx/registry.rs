@@ -29,10 +29,7 @@ impl Transactions {
     pub async fn counters(&self) -> Vec<(String, u64)> {
         let mut counts = self.coordinator.counters.snapshot();
         counts.push(("open".into(), self.open_count() as u64));
-        let in_doubt = match self.coordinator.existing_log().await {
-            Some(log) => log.in_doubt().map_or(0, |d| d.len() as u64),
-            None => 0,
-        };
+        let in_doubt = self.coordinator.in_doubt_count().await;
         counts.push(("in_doubt".into(), in_doubt));
         counts
     }

@@ -1,0 +1,100 @@
+//! The `[transactions]` section.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{DriverConfig, EngineConfig};
+
+/// Transaction settings.
+///
+/// ```toml
+/// [transactions]
+/// log = "main-db"          # a PostgreSQL engine's name, or a file path
+/// idle_timeout = "60s"
+/// recovery_interval = "10s"
+/// takeover_after = "60s"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionsConfig {
+    /// A transaction idle this long (no statement, no commit) is rolled
+    /// back; Begin may ask for another timeout.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Where the log of cross-engine commits is kept: the name of a
+    /// PostgreSQL engine (tables in it, shared by every gateway replica
+    /// that names it) or a file path (an append-only file, fsynced at each
+    /// step, locked by the one gateway that uses it; relative paths are
+    /// from the working directory). Unset: the one PostgreSQL engine when
+    /// there is exactly one, else the file `omnigate-tx.log`.
+    pub log: Option<String>,
+    /// How often recovery looks for transactions a failure left unfinished
+    /// (it also runs at startup).
+    #[serde(with = "humantime_serde")]
+    pub recovery_interval: Duration,
+    /// On a shared log, how long another gateway's unfinished transaction
+    /// must sit untouched before this gateway's recovery finishes it (its
+    /// gateway is taken to be gone). A gateway's own are finished at once.
+    #[serde(with = "humantime_serde")]
+    pub takeover_after: Duration,
+}
+
+impl Default for TransactionsConfig {
+    fn default() -> Self {
+        TransactionsConfig {
+            idle_timeout: Duration::from_secs(60),
+            log: None,
+            recovery_interval: Duration::from_secs(10),
+            takeover_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where the transaction log is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogLocation {
+    /// An append-only file.
+    File(PathBuf),
+    /// Tables in the PostgreSQL engine of this name.
+    Table(String),
+}
+
+/// The file log's path when none is configured.
+pub const DEFAULT_LOG_FILE: &str = "omnigate-tx.log";
+
+impl TransactionsConfig {
+    /// Where the log is, given the engines; `Err` says what to fix.
+    pub fn location(
+        &self,
+        engines: &BTreeMap<String, EngineConfig>,
+    ) -> Result<LogLocation, String> {
+        let postgres: Vec<&String> = engines
+            .iter()
+            .filter(|(_, e)| matches!(e.driver, DriverConfig::Postgres(_)))
+            .map(|(name, _)| name)
+            .collect();
+        match &self.log {
+            Some(name) if engines.contains_key(name) => {
+                if postgres.contains(&name) {
+                    Ok(LogLocation::Table(name.clone()))
+                } else {
+                    Err(format!(
+                        "transactions.log: engine {name} is not PostgreSQL; name a PostgreSQL \
+                         engine, or give a file path"
+                    ))
+                }
+            }
+            Some(path) if path.trim().is_empty() => {
+                Err("transactions.log: empty; name a PostgreSQL engine or give a file path".into())
+            }
+            Some(path) => Ok(LogLocation::File(PathBuf::from(path))),
+            None => match postgres[..] {
+                [only] => Ok(LogLocation::Table(only.clone())),
+                _ => Ok(LogLocation::File(PathBuf::from(DEFAULT_LOG_FILE))),
+            },
+        }
+    }
+}

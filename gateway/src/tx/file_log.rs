@@ -1,0 +1,376 @@
+//! The transaction log as an append-only file of JSON lines, each record
+//! fsynced before the step it records is taken. The file is locked by the
+//! gateway that opened it (another gateway cannot use it at once), and is
+//! compacted once every transaction in it has ended.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::log::{InDoubt, Record};
+
+/// Records appended since the last compaction before one is tried.
+const COMPACT_AFTER: usize = 1000;
+
+/// The log file.
+#[derive(Debug)]
+pub struct FileLog {
+    path: PathBuf,
+    id: String,
+    inner: Mutex<Inner>,
+    /// Records waiting to be written: concurrent commits share one write
+    /// and one fsync (group commit).
+    queue: Mutex<Queue>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    appended: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    /// A writer is draining the queue.
+    flushing: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    line: Vec<u8>,
+    /// It must be on disk before its step is taken.
+    durable: bool,
+    written: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// A log failure, said with the file's name.
+fn failure(path: &Path, what: &str, e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(format!("{what} {}: {e}", path.display()))
+}
+
+impl FileLog {
+    /// Opens (or creates) the log at `path` and locks it for this gateway.
+    pub fn open(path: &Path) -> std::io::Result<Arc<Self>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| failure(path, "cannot open the transaction log", e))?;
+        file.try_lock().map_err(|e| {
+            failure(
+                path,
+                "another gateway holds the transaction log",
+                format!("{e}; give each gateway its own [transactions] log"),
+            )
+        })?;
+        let records = read(path)?;
+        let id = match records.iter().find_map(|r| match r {
+            Record::Log { id } => Some(id.clone()),
+            _ => None,
+        }) {
+            Some(id) => id,
+            None => uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+        };
+        let log = Arc::new(FileLog {
+            path: path.to_owned(),
+            id: id.clone(),
+            inner: Mutex::new(Inner { file, appended: 0 }),
+            queue: Mutex::new(Queue::default()),
+        });
+        if records.is_empty() {
+            log.append_now(&Record::Log { id })?;
+        }
+        Ok(log)
+    }
+
+    /// The prefix of every global id this log issues.
+    pub fn gid_prefix(&self) -> String {
+        format!("omnigate-{}-", self.id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends `record` and waits until it is on disk.
+    pub async fn append(self: &Arc<Self>, record: Record) -> std::io::Result<()> {
+        self.write(&record, true).await
+    }
+
+    /// Appends `record` without waiting for the disk: for records whose
+    /// loss recovery makes good (DONE, ABORT, a COMMIT that an engine's
+    /// marker already decided).
+    pub async fn append_lazy(self: &Arc<Self>, record: Record) -> std::io::Result<()> {
+        self.write(&record, false).await
+    }
+
+    async fn write(self: &Arc<Self>, record: &Record, durable: bool) -> std::io::Result<()> {
+        let line = encode(&self.path, record)?;
+        let (written, done) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut queue = self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            queue.pending.push(Pending {
+                line,
+                durable,
+                written,
+            });
+            !std::mem::replace(&mut queue.flushing, true)
+        };
+        if lead {
+            let log = Arc::clone(self);
+            tokio::task::spawn_blocking(move || log.drain());
+        }
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(std::io::Error::other(why)),
+            Err(_) => Err(failure(&self.path, "the writer of", "it stopped")),
+        }
+    }
+
+    /// Writes what is queued, batch after batch, until nothing is.
+    fn drain(&self) {
+        loop {
+            let batch = {
+                let mut queue = self
+                    .queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if queue.pending.is_empty() {
+                    queue.flushing = false;
+                    return;
+                }
+                std::mem::take(&mut queue.pending)
+            };
+            let outcome = self.write_batch(&batch).map_err(|e| e.to_string());
+            for pending in batch {
+                let _ = pending.written.send(outcome.clone());
+            }
+        }
+    }
+
+    fn write_batch(&self, batch: &[Pending]) -> std::io::Result<()> {
+        let bytes: Vec<u8> = batch.iter().flat_map(|p| p.line.iter().copied()).collect();
+        let durable = batch.iter().any(|p| p.durable);
+        let mut inner = self.lock();
+        self.write_locked(&mut inner, &bytes, durable)?;
+        inner.appended += batch.len();
+        if inner.appended >= COMPACT_AFTER {
+            inner.appended = 0;
+            self.compact(&mut inner)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `record` at once and waits for the disk (the log's identity,
+    /// when the file is new).
+    fn append_now(&self, record: &Record) -> std::io::Result<()> {
+        let line = encode(&self.path, record)?;
+        self.write_locked(&mut self.lock(), &line, true)
+    }
+
+    /// Appends `bytes` (whole lines) to the file, and waits for the disk
+    /// when `durable`.
+    fn write_locked(&self, inner: &mut Inner, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+        inner
+            .file
+            .write_all(bytes)
+            .and_then(|()| {
+                if durable {
+                    inner.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|e| failure(&self.path, "cannot write the transaction log", e))
+    }
+
+    /// The transactions with no DONE or ABORT.
+    pub fn in_doubt(&self) -> std::io::Result<Vec<InDoubt>> {
+        let _held = self.lock();
+        Ok(fold(read(&self.path)?))
+    }
+
+    /// Rewrites the log with only what is still in doubt (atomically: a
+    /// new file renamed over the old one).
+    fn compact(&self, inner: &mut Inner) -> std::io::Result<()> {
+        let records = read(&self.path)?;
+        let open: Vec<String> = fold(records.clone()).into_iter().map(|d| d.tx).collect();
+        let keep: Vec<&Record> = records
+            .iter()
+            .filter(|r| match r {
+                Record::Log { .. } => true,
+                Record::Prepared { tx, .. } | Record::Commit { tx } => open.contains(tx),
+                _ => false,
+            })
+            .collect();
+        let fresh = self.path.with_extension("compacting");
+        {
+            let mut out = File::create(&fresh)
+                .map_err(|e| failure(&fresh, "cannot compact the transaction log into", e))?;
+            for record in keep {
+                let mut line = serde_json::to_vec(record)
+                    .map_err(|e| failure(&fresh, "cannot encode a record for", e))?;
+                line.push(b'\n');
+                out.write_all(&line)?;
+            }
+            out.sync_all()?;
+        }
+        let file = OpenOptions::new().read(true).append(true).open(&fresh)?;
+        file.try_lock()
+            .map_err(|e| failure(&fresh, "cannot lock the compacted log", e))?;
+        std::fs::rename(&fresh, &self.path)?;
+        inner.file = file;
+        Ok(())
+    }
+}
+
+/// A record as one line.
+fn encode(path: &Path, record: &Record) -> std::io::Result<Vec<u8>> {
+    let mut line =
+        serde_json::to_vec(record).map_err(|e| failure(path, "cannot encode a record for", e))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Every record of the file; a torn last line (a crash mid-write) is
+/// ignored, since its step was never taken.
+fn read(path: &Path) -> std::io::Result<Vec<Record>> {
+    let file = File::open(path).map_err(|e| failure(path, "cannot read the transaction log", e))?;
+    let mut records = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(record) => records.push(record),
+            Err(e) => {
+                tracing::warn!(log = %path.display(), error = %e, "skipping an unreadable log line")
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// What the records leave in doubt, in the order begun.
+fn fold(records: Vec<Record>) -> Vec<InDoubt> {
+    let mut open: Vec<InDoubt> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for record in records {
+        match record {
+            Record::Prepared { tx, parts } => {
+                index.insert(tx.clone(), open.len());
+                open.push(InDoubt {
+                    tx,
+                    parts,
+                    committed: false,
+                });
+            }
+            Record::Commit { tx } => {
+                if let Some(&i) = index.get(&tx) {
+                    open[i].committed = true;
+                }
+            }
+            Record::Done { tx } | Record::Abort { tx } => {
+                if let Some(i) = index.remove(&tx) {
+                    open[i].tx.clear();
+                }
+            }
+            Record::Log { .. } | Record::FailedAfterCommit { .. } => {}
+        }
+    }
+    open.retain(|d| !d.tx.is_empty());
+    open
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tx::log::PartRecord;
+
+    fn prepared(tx: &str) -> Record {
+        Record::Prepared {
+            tx: tx.into(),
+            parts: vec![PartRecord::Prepared {
+                engine: "pg".into(),
+                gid: format!("omnigate-x-{tx}"),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn what_has_no_end_is_in_doubt_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tx.log");
+        let log = FileLog::open(&path).unwrap();
+        let prefix = log.gid_prefix();
+        for record in [
+            prepared("a"),
+            prepared("b"),
+            Record::Commit { tx: "b".into() },
+            prepared("c"),
+            Record::Commit { tx: "c".into() },
+            Record::Done { tx: "c".into() },
+            prepared("d"),
+            Record::Abort { tx: "d".into() },
+        ] {
+            log.append(record).await.unwrap();
+        }
+        let err = FileLog::open(&path).unwrap_err();
+        assert!(err.to_string().contains("another gateway"), "{err}");
+        drop(log);
+        // A crash mid-write leaves a torn line: ignored.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"t\":\"comm")
+            .unwrap();
+        // The writer task lets go of its handle (and the lock) just after
+        // the last append returned.
+        let log = (0..200)
+            .find_map(|_| {
+                FileLog::open(&path).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                })
+            })
+            .expect("the log reopens once its writer has let go");
+        assert_eq!(log.gid_prefix(), prefix, "the log keeps its identity");
+        let doubt = log.in_doubt().unwrap();
+        let summary: Vec<(&str, bool)> =
+            doubt.iter().map(|d| (d.tx.as_str(), d.committed)).collect();
+        assert_eq!(summary, vec![("a", false), ("b", true)]);
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_only_what_is_in_doubt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tx.log");
+        let log = FileLog::open(&path).unwrap();
+        log.append(prepared("open")).await.unwrap();
+        for n in 0..COMPACT_AFTER {
+            let tx = format!("t{n}");
+            log.append(prepared(&tx)).await.unwrap();
+            log.append(Record::Done { tx }).await.unwrap();
+        }
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines < 10, "compacted to {lines} lines");
+        let doubt = log.in_doubt().unwrap();
+        assert_eq!(doubt.len(), 1);
+        assert_eq!(doubt[0].tx, "open");
+        log.append(Record::Done { tx: "open".into() })
+            .await
+            .unwrap();
+        assert!(log.in_doubt().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,182 @@
+//! The transaction log as tables of a PostgreSQL engine, shared by every
+//! gateway replica that names the engine: one row per transaction in
+//! doubt (PREPARED inserts it, COMMIT updates its state, DONE and ABORT
+//! delete it, so the table holds only what is unfinished), written by the
+//! engine's own pool; each write is a PostgreSQL commit, durable when it
+//! returns.
+//!
+//! Replicas share the log without stealing from each other: a row carries
+//! the gateway that wrote it, and another gateway's recovery takes it over
+//! only once it has been untouched for `takeover_after` (its gateway is
+//! gone). The decision is fenced in the row: COMMIT updates only a row
+//! still PREPARED, and ABORT deletes only a row still PREPARED, so a
+//! committing gateway and a recovering replica cannot both win.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use omnigate_drivers::{Dialect, ExecuteOptions, Statement, StorageDriver, Value};
+
+use super::log::{InDoubt, PartRecord, Record};
+
+const SCHEMA: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS omnigate_tx_log (\
+     tx_id TEXT PRIMARY KEY, state TEXT NOT NULL, parts TEXT NOT NULL, \
+     owner TEXT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS omnigate_tx_failures (\
+     tx_id TEXT NOT NULL, engine TEXT NOT NULL, why TEXT NOT NULL, \
+     at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS omnigate_tx_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+];
+
+/// The log in a PostgreSQL engine's tables.
+#[derive(Debug)]
+pub struct TableLog {
+    driver: Arc<dyn StorageDriver>,
+    /// The log's identity, shared by the replicas: the global-id prefix.
+    id: String,
+    /// This gateway, as its rows name it.
+    owner: String,
+}
+
+fn failure(what: &str, e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(format!("{what} the transaction log table: {e}"))
+}
+
+impl TableLog {
+    /// Makes the tables if they are missing and reads the log's identity.
+    pub async fn open(driver: Arc<dyn StorageDriver>, owner: String) -> std::io::Result<Self> {
+        for ddl in SCHEMA {
+            // Two replicas starting at once may race on the same CREATE:
+            // the loser finds the table made on its second try.
+            let statement = Statement::new(ddl);
+            if run(&driver, &statement).await.is_err() {
+                run(&driver, &statement)
+                    .await
+                    .map_err(|e| failure("cannot make", e))?;
+            }
+        }
+        let fresh = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let claim = Statement::new(
+            "INSERT INTO omnigate_tx_meta (key, value) VALUES ('log_id', $1) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(fresh);
+        run(&driver, &claim)
+            .await
+            .map_err(|e| failure("cannot name", e))?;
+        let id = run(
+            &driver,
+            &Statement::new("SELECT value FROM omnigate_tx_meta WHERE key = 'log_id'"),
+        )
+        .await
+        .map_err(|e| failure("cannot read", e))?
+        .into_scalar();
+        let Value::String(id) = id else {
+            return Err(failure("cannot read", "no log id"));
+        };
+        Ok(TableLog { driver, id, owner })
+    }
+
+    /// The prefix of every global id this log issues.
+    pub fn gid_prefix(&self) -> String {
+        format!("omnigate-{}-", self.id)
+    }
+
+    /// Appends `record` (each write is durable).
+    pub async fn append(&self, record: Record) -> std::io::Result<()> {
+        let statement = match record {
+            Record::Log { .. } => return Ok(()),
+            Record::Prepared { tx, parts } => {
+                let parts =
+                    serde_json::to_string(&parts).map_err(|e| failure("cannot encode", e))?;
+                Statement::new(
+                    "INSERT INTO omnigate_tx_log (tx_id, state, parts, owner) \
+                     VALUES ($1, 'prepared', $2, $3)",
+                )
+                .bind(tx)
+                .bind(parts)
+                .bind(self.owner.clone())
+            }
+            Record::Commit { tx } => return self.decide(&tx, true).await.map(drop),
+            Record::Abort { tx } => return self.decide(&tx, false).await.map(drop),
+            Record::Done { tx } => {
+                Statement::new("DELETE FROM omnigate_tx_log WHERE tx_id = $1").bind(tx)
+            }
+            Record::FailedAfterCommit { tx, engine, why } => Statement::new(
+                "INSERT INTO omnigate_tx_failures (tx_id, engine, why) VALUES ($1, $2, $3)",
+            )
+            .bind(tx)
+            .bind(engine)
+            .bind(why),
+        };
+        run(&self.driver, &statement)
+            .await
+            .map(drop)
+            .map_err(|e| failure("cannot write", e))
+    }
+
+    /// Records the decision on `tx` if it is still undecided (or, for a
+    /// commit, already committed); `false` when it was decided otherwise.
+    pub async fn decide(&self, tx: &str, commit: bool) -> std::io::Result<bool> {
+        let statement = if commit {
+            Statement::new(
+                "UPDATE omnigate_tx_log SET state = 'committed', updated_at = now() \
+                 WHERE tx_id = $1 AND state IN ('prepared', 'committed')",
+            )
+        } else {
+            Statement::new("DELETE FROM omnigate_tx_log WHERE tx_id = $1 AND state = 'prepared'")
+        };
+        let result = run(&self.driver, &statement.bind(tx.to_owned()))
+            .await
+            .map_err(|e| failure("cannot write", e))?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// This gateway's rows, and those untouched for `takeover_after`.
+    pub async fn in_doubt(&self, takeover_after: Duration) -> std::io::Result<Vec<InDoubt>> {
+        let statement = Statement::new(
+            "SELECT tx_id, state, parts FROM omnigate_tx_log \
+             WHERE owner = $1 OR updated_at <= now() - make_interval(secs => $2) \
+             ORDER BY updated_at",
+        )
+        .bind(self.owner.clone())
+        .bind(takeover_after.as_secs_f64());
+        let rows = run(&self.driver, &statement)
+            .await
+            .map_err(|e| failure("cannot read", e))?;
+        let mut doubts = Vec::with_capacity(rows.rows.len());
+        for row in rows.rows {
+            let [
+                Value::String(tx),
+                Value::String(state),
+                Value::String(parts),
+            ] = &row[..]
+            else {
+                return Err(failure("cannot read", "a row of unexpected shape"));
+            };
+            let parts: Vec<PartRecord> = match serde_json::from_str(parts) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    tracing::error!(tx_id = %tx, error = %e, "skipping an unreadable log row");
+                    continue;
+                }
+            };
+            doubts.push(InDoubt {
+                tx: tx.clone(),
+                parts,
+                committed: state == "committed",
+            });
+        }
+        Ok(doubts)
+    }
+}
+
+async fn run(
+    driver: &Arc<dyn StorageDriver>,
+    statement: &Statement,
+) -> omnigate_drivers::Result<omnigate_drivers::ResultSet> {
+    driver
+        .execute(Dialect::Sql, statement, &ExecuteOptions::default())
+        .await
+}
