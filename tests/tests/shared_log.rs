@@ -1,0 +1,267 @@
+//! Gateway replicas sharing one transaction log, a table in PostgreSQL:
+//! they commit at once without getting in each other's way, a replica
+//! leaves another's fresh transaction alone and takes over one whose
+//! gateway is gone, two replicas recovering at once finish a transaction
+//! once, and a commit that a replica's recovery rolled back meanwhile
+//! fails on the tombstone instead of committing half.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use omnigate::config::{Config, DriverConfig, EngineConfig};
+use omnigate::tx::failpoint::Action;
+use omnigate_drivers::postgres::PostgresConfig;
+use omnigate_drivers::{Dialect, Statement, StorageDriverExt, Value};
+use omnigate_proto::v1 as pb;
+use omnigate_tests::postgres::PgServer;
+use omnigate_tests::redis::RedisServer;
+use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, in_tx, request, s, scalar};
+use pb::value::Kind;
+
+/// PostgreSQL `main-db` (which holds the log) and `other-db` (a second
+/// database: a second preparable engine), Redis `cache`.
+fn config(pg: &PgServer, redis: &RedisServer, takeover_after: Duration) -> Config {
+    let mut config = pg.gateway_config_with(redis);
+    let other = PostgresConfig {
+        url: Some(pg.url("other")),
+        max_connections: 4,
+        ..PostgresConfig::default()
+    };
+    config.engines.insert(
+        "other-db".into(),
+        EngineConfig::new(DriverConfig::Postgres(other)),
+    );
+    config.transactions.log = Some("main-db".into());
+    config.transactions.takeover_after = takeover_after;
+    // Recovery runs when the test asks, not on a timer.
+    config.transactions.recovery_interval = Duration::from_secs(3600);
+    config
+}
+
+async fn servers() -> (PgServer, RedisServer) {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let d = pg.engine().await;
+    d.run(Dialect::Sql, Statement::new("CREATE DATABASE other"))
+        .await
+        .unwrap();
+    (pg, redis)
+}
+
+fn sql(target: &str, tx: &str, text: &str) -> pb::ExecuteRequest {
+    let mut req = in_tx(tx, "sql", text, vec![]);
+    req.target = target.to_owned();
+    req
+}
+
+async fn setup(gw: &mut TestGateway) {
+    for target in ["main-db", "other-db"] {
+        let mut req = request(
+            "sql",
+            "CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY)",
+            vec![],
+        );
+        req.target = target.into();
+        exec(&mut gw.client, req).await;
+    }
+}
+
+/// Transaction `tx`'s writes for `id`: a row in each database, and one
+/// more on the Redis counter.
+async fn write(gw: &mut TestGateway, tx: &str, id: i64) {
+    let insert = format!("INSERT INTO t VALUES ({id})");
+    exec(&mut gw.client, sql("main-db", tx, &insert)).await;
+    exec(&mut gw.client, sql("other-db", tx, &insert)).await;
+    exec(&mut gw.client, in_tx(tx, "redis", "INCR counter", vec![])).await;
+}
+
+async fn count(gw: &mut TestGateway, target: &str, text: &str) -> i64 {
+    let mut req = request("sql", text, vec![]);
+    req.target = target.into();
+    match scalar(&exec(&mut gw.client, req).await) {
+        Some(Kind::Int(n)) => n,
+        other => panic!("{text}: {other:?}"),
+    }
+}
+
+/// How many transactions `gw`'s recovery finished `way` since it started.
+async fn recovered(gw: &mut TestGateway, way: &str) -> u64 {
+    let name = format!("recovered_{way}");
+    gw.gateway
+        .transaction_counters()
+        .await
+        .into_iter()
+        .find_map(|(n, v)| (n == name).then_some(v))
+        .unwrap()
+}
+
+async fn counter(gw: &mut TestGateway) -> i64 {
+    match scalar(&exec(&mut gw.client, request("redis", "GET counter", vec![])).await) {
+        Some(Kind::String(n)) => n.parse().unwrap(),
+        Some(Kind::Null(_)) => 0,
+        other => panic!("counter: {other:?}"),
+    }
+}
+
+/// Rows in each database, the counter, log rows, prepared transactions.
+async fn state(gw: &mut TestGateway) -> [i64; 5] {
+    [
+        count(gw, "main-db", "SELECT count(*) FROM t").await,
+        count(gw, "other-db", "SELECT count(*) FROM t").await,
+        counter(gw).await,
+        count(gw, "main-db", "SELECT count(*) FROM omnigate_tx_log").await,
+        count(gw, "main-db", "SELECT count(*) FROM pg_prepared_xacts").await,
+    ]
+}
+
+#[tokio::test]
+async fn two_replicas_commit_at_once_on_one_shared_log() {
+    let (pg, redis) = servers().await;
+    let long = Duration::from_secs(3600);
+    let mut a = TestGateway::with_config(config(&pg, &redis, long)).await;
+    let mut b = TestGateway::with_config(config(&pg, &redis, long)).await;
+    setup(&mut a).await;
+    let run = |mut gw: TestGateway, first: i64| async move {
+        for id in first..first + 15 {
+            let tx = begin_tx(&mut gw.client, None).await;
+            write(&mut gw, &tx, id).await;
+            let mut engines = commit_tx(&mut gw.client, &tx).await.unwrap();
+            engines.sort();
+            assert_eq!(engines, ["cache", "main-db", "other-db"]);
+        }
+        gw
+    };
+    let (a_done, b_done) = tokio::join!(run(a, 0), run(b, 100));
+    a = a_done;
+    b = b_done;
+    assert_eq!(state(&mut a).await, [30, 30, 30, 0, 0]);
+    // Both replicas' recovery find nothing to do, and take nothing.
+    let (ra, rb) = tokio::join!(
+        a.gateway.recover_transactions(),
+        b.gateway.recover_transactions()
+    );
+    assert_eq!(
+        (ra.forward, ra.backward, rb.forward, rb.backward),
+        (0, 0, 0, 0)
+    );
+    drop(b);
+}
+
+#[tokio::test]
+async fn a_replica_leaves_a_fresh_transaction_and_takes_over_an_abandoned_one() {
+    let (pg, redis) = servers().await;
+    let mut a = TestGateway::with_config(config(&pg, &redis, Duration::from_secs(3600))).await;
+    setup(&mut a).await;
+    // A commit stopped (as by a crash) after other-db's PREPARE and the
+    // PREPARED row, before main-db (the deciding engine) committed.
+    a.gateway.failpoints().set("decide", Some(Action::Stop));
+    let tx = begin_tx(&mut a.client, None).await;
+    write(&mut a, &tx, 1).await;
+    assert!(commit_tx(&mut a.client, &tx).await.is_err());
+    a.gateway.failpoints().set("decide", None);
+    assert_eq!(state(&mut a).await, [0, 0, 0, 1, 1], "left in doubt");
+
+    // A replica that takes over only after an hour leaves it alone: its
+    // gateway may still be finishing it.
+    let mut patient =
+        TestGateway::with_config(config(&pg, &redis, Duration::from_secs(3600))).await;
+    let pass = patient.gateway.recover_transactions().await;
+    assert_eq!((pass.backward, pass.orphans), (0, 0));
+    assert_eq!(state(&mut patient).await, [0, 0, 0, 1, 1]);
+
+    // Two replicas that take it over at once (each recovers as it starts)
+    // roll it back once: the deciding engine gets the tombstone, the
+    // prepared part is rolled back.
+    let (mut b, mut c) = tokio::join!(
+        TestGateway::with_config(config(&pg, &redis, Duration::ZERO)),
+        TestGateway::with_config(config(&pg, &redis, Duration::ZERO))
+    );
+    assert_eq!(
+        recovered(&mut b, "backward").await + recovered(&mut c, "backward").await,
+        1
+    );
+    assert_eq!(state(&mut b).await, [0, 0, 0, 0, 0]);
+    let tombstone = count(
+        &mut b,
+        "main-db",
+        &format!("SELECT count(*) FROM omnigate_tx_markers WHERE tx_id = '{tx}' AND aborted"),
+    )
+    .await;
+    assert_eq!(tombstone, 1);
+    drop((a, patient, c));
+}
+
+#[tokio::test]
+async fn two_replicas_finish_a_decided_transaction_once() {
+    let (pg, redis) = servers().await;
+    let mut a = TestGateway::with_config(config(&pg, &redis, Duration::from_secs(3600))).await;
+    setup(&mut a).await;
+    // Stopped after the decision (main-db committed with its marker),
+    // before other-db's COMMIT PREPARED and the Redis apply.
+    a.gateway
+        .failpoints()
+        .set("commit_record", Some(Action::Stop));
+    let tx = begin_tx(&mut a.client, None).await;
+    write(&mut a, &tx, 7).await;
+    let _ = commit_tx(&mut a.client, &tx).await;
+    a.gateway.failpoints().set("commit_record", None);
+    assert_eq!(state(&mut a).await, [1, 0, 0, 1, 1], "decided, unfinished");
+
+    let (mut b, mut c) = tokio::join!(
+        TestGateway::with_config(config(&pg, &redis, Duration::ZERO)),
+        TestGateway::with_config(config(&pg, &redis, Duration::ZERO))
+    );
+    let (rb, rc) = tokio::join!(
+        b.gateway.recover_transactions(),
+        c.gateway.recover_transactions()
+    );
+    let forward = recovered(&mut b, "forward").await + recovered(&mut c, "forward").await;
+    assert!(forward >= 1, "{rb:?} {rc:?}");
+    assert_eq!(
+        state(&mut b).await,
+        [1, 1, 1, 0, 0],
+        "committed everywhere, the counter incremented once"
+    );
+    drop((a, c));
+}
+
+#[tokio::test]
+async fn a_commit_a_replica_rolled_back_meanwhile_fails_whole() {
+    let (pg, redis) = servers().await;
+    let mut a = TestGateway::with_config(config(&pg, &redis, Duration::from_secs(3600))).await;
+    setup(&mut a).await;
+    let tx = begin_tx(&mut a.client, None).await;
+    write(&mut a, &tx, 9).await;
+    // What a replica's recovery writes when it takes the transaction over
+    // and decides it rolled back: the tombstone in the deciding engine.
+    let d = pg.engine().await;
+    d.run(
+        Dialect::Sql,
+        Statement::new("INSERT INTO omnigate_tx_markers (tx_id, aborted) VALUES ($1, TRUE)")
+            .bind(tx.clone()),
+    )
+    .await
+    .unwrap();
+    let refused = commit_tx(&mut a.client, &tx).await.unwrap_err();
+    assert!(
+        matches!(
+            refused.code(),
+            tonic::Code::Aborted | tonic::Code::FailedPrecondition
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(state(&mut a).await, [0, 0, 0, 0, 0], "nothing anywhere");
+    let key = exec(
+        &mut a.client,
+        request("redis", "EXISTS $1", vec![s("counter")]),
+    )
+    .await;
+    assert_eq!(scalar(&key), Some(Kind::Int(0)));
+    let marker = d
+        .query_scalar(
+            Dialect::Sql,
+            Statement::new("SELECT count(*) FROM omnigate_tx_markers WHERE NOT aborted"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(marker, Value::Int(0));
+}
