@@ -1,6 +1,8 @@
-//! What the Cypher engines share: parameter names and schema changes.
+//! What the Cypher engines share: parameter names, schema changes, and a
+//! scan of a statement's tokens (does it write, where its top-level
+//! `RETURN` is, its parameters).
 
-use crate::{Error, Result};
+use crate::{EngineError, Error, Result};
 
 /// Checks a named parameter's name: a Cypher identifier
 /// (`[A-Za-z_][A-Za-z0-9_]*`).
@@ -74,6 +76,113 @@ pub fn choose_database<'a>(
     }
 }
 
+/// What one scan of a statement found.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    /// Where the top-level `RETURN` starts, if any.
+    pub(crate) top_return: Option<usize>,
+    /// Whether a top-level `UNION` joins two queries.
+    pub(crate) union: bool,
+    /// Whether a clause writes.
+    pub(crate) writes: bool,
+    /// The parameters, as (start of `$`, end of the name).
+    pub(crate) params: Vec<(usize, usize)>,
+}
+
+const WRITE_WORDS: [&str; 7] = [
+    "CREATE", "MERGE", "SET", "DELETE", "REMOVE", "DETACH", "DROP",
+];
+
+/// Reads a Cypher statement's tokens: strings, backquoted names and comments are
+/// skipped; words and `$` parameters are noted with their nesting depth.
+pub(crate) fn scan(kind: &'static str, text: &str) -> Result<Scan> {
+    let bytes = text.as_bytes();
+    let mut scan = Scan::default();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let unterminated = |what: &str| {
+        Error::InvalidStatement(EngineError::new(
+            kind,
+            None,
+            format!("the statement ends inside a {what}"),
+        ))
+    };
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return Err(unterminated("quoted string or name")),
+                        Some(b'\\') if quote != b'`' => i += 2,
+                        Some(&c) if c == quote => break,
+                        Some(_) => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = text[i + 2..]
+                    .find("*/")
+                    .ok_or_else(|| unterminated("comment"))?;
+                i += end + 4;
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'$' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                scan.params.push((start, i));
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                // A word right after `.` or `:` is a property, label or
+                // type name, not a keyword.
+                // A word right before `:` is a map key or a variable.
+                let before = text[..start].trim_end().as_bytes().last();
+                let after = text[i..].trim_start().as_bytes().first();
+                if matches!(before, Some(b'.' | b':')) || after == Some(&b':') {
+                    continue;
+                }
+                let word = text[start..i].to_ascii_uppercase();
+                if WRITE_WORDS.contains(&word.as_str()) {
+                    scan.writes = true;
+                }
+                if depth == 0 && word == "RETURN" {
+                    scan.top_return = Some(start);
+                }
+                if depth == 0 && word == "UNION" {
+                    scan.union = true;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(scan)
+}
+
+/// Whether a statement writes (a clause that creates, sets or deletes).
+pub fn writes(kind: &'static str, text: &str) -> Result<bool> {
+    Ok(scan(kind, text)?.writes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +217,17 @@ mod tests {
         );
         let err = choose_database("falkordb", "g", &allowed, Some("other")).unwrap_err();
         assert!(err.to_string().contains("databases"), "{err}");
+    }
+
+    #[test]
+    fn writes_are_told_from_reads_outside_strings_and_names() {
+        let writes = |text| writes("test", text).unwrap();
+        assert!(writes("MATCH (a) SET a.v = 1"));
+        assert!(writes("create (:A)"));
+        assert!(writes("MATCH (a) DETACH DELETE a"));
+        assert!(!writes("MATCH (a) RETURN a.create, 'SET x'"));
+        assert!(!writes("MATCH (a:Delete) RETURN a // CREATE"));
+        assert!(!writes("MATCH (a) /* MERGE */ RETURN `SET`"));
+        assert!(!writes("RETURN {set: 1, delete: 2}"));
     }
 }

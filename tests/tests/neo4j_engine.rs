@@ -165,3 +165,55 @@ async fn neo4j_nested_properties_go_through_the_codec() {
     .await;
     assert_eq!(got.rows[0].values[0], meta);
 }
+
+#[tokio::test]
+#[ignore = "needs Neo4j: docker compose up -d neo4j, then NEO4J_URL=... (see the file's header)"]
+async fn neo4j_transactions_read_their_writes_and_decide_with_redis() {
+    use omnigate_tests::redis::RedisServer;
+    use omnigate_tests::{begin_tx, commit_tx, in_tx, scalar};
+    use pb::value::Kind;
+    let redis = RedisServer::start();
+    let mut config = redis.gateway_config();
+    config.engines.remove("main");
+    config.engines.insert(
+        "graph".into(),
+        EngineConfig::new(DriverConfig::Neo4j(from_env())),
+    );
+    let mut gw = TestGateway::with_config(config).await;
+    let id = format!("tx-{}", std::process::id());
+    let count = format!("MATCH (n:TxNode {{id: '{id}'}}) RETURN count(n)");
+    // Live: the transaction reads its own write; others do not see it.
+    let tx = begin_tx(&mut gw.client, None).await;
+    let create = format!("CREATE (:TxNode {{id: '{id}'}})");
+    exec(&mut gw.client, in_tx(&tx, "cypher", &create, vec![])).await;
+    let inside = exec(&mut gw.client, in_tx(&tx, "cypher", &count, vec![])).await;
+    assert_eq!(scalar(&inside), Some(Kind::Int(1)));
+    let outside = exec(&mut gw.client, request("cypher", &count, vec![])).await;
+    assert_eq!(scalar(&outside), Some(Kind::Int(0)));
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "redis", "SET neo4j-tx 1", vec![]),
+    )
+    .await;
+    // Neo4j decides: its marker node commits with the node.
+    let mut engines = commit_tx(&mut gw.client, &tx).await.unwrap();
+    engines.sort();
+    assert_eq!(engines, ["cache", "graph"]);
+    let after = exec(&mut gw.client, request("cypher", &count, vec![])).await;
+    assert_eq!(scalar(&after), Some(Kind::Int(1)));
+    let marker = format!("MATCH (m:OmnigateTxMarker {{tx_id: '{tx}'}}) RETURN count(m)");
+    let marker = exec(&mut gw.client, request("cypher", &marker, vec![])).await;
+    assert_eq!(scalar(&marker), Some(Kind::Int(1)));
+
+    // Rolled back: nothing on either engine.
+    let tx = begin_tx(&mut gw.client, None).await;
+    let gone = format!("CREATE (:TxNode {{id: '{id}-gone'}})");
+    exec(&mut gw.client, in_tx(&tx, "cypher", &gone, vec![])).await;
+    gw.client
+        .rollback(pb::RollbackRequest { tx_id: tx })
+        .await
+        .unwrap();
+    let count_gone = format!("MATCH (n:TxNode {{id: '{id}-gone'}}) RETURN count(n)");
+    let after = exec(&mut gw.client, request("cypher", &count_gone, vec![])).await;
+    assert_eq!(scalar(&after), Some(Kind::Int(0)));
+}

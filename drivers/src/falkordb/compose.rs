@@ -14,6 +14,7 @@
 //! aggregate over nothing), so the marker check is carried as a grouping
 //! key instead (see [`chain`]).
 
+use crate::cypher::scan;
 use crate::{EngineError, Error, Result, Value};
 
 use super::KIND;
@@ -21,118 +22,11 @@ use super::KIND;
 /// The label of the node that marks a transaction applied.
 pub(super) const MARKER_LABEL: &str = "OmnigateTxMarker";
 
-/// What one scan of a statement found.
-#[derive(Debug, Default)]
-struct Scan {
-    /// Where the top-level `RETURN` starts, if any.
-    top_return: Option<usize>,
-    /// Whether a top-level `UNION` joins two queries.
-    union: bool,
-    /// Whether a clause writes.
-    writes: bool,
-    /// The parameters, as (start of `$`, end of the name).
-    params: Vec<(usize, usize)>,
-}
-
-const WRITE_WORDS: [&str; 7] = [
-    "CREATE", "MERGE", "SET", "DELETE", "REMOVE", "DETACH", "DROP",
-];
-
-/// Reads a statement's tokens: strings, backquoted names and comments are
-/// skipped; words and `$` parameters are noted with their nesting depth.
-fn scan(text: &str) -> Result<Scan> {
-    let bytes = text.as_bytes();
-    let mut scan = Scan::default();
-    let mut depth = 0usize;
-    let mut i = 0;
-    let unterminated = |what: &str| {
-        Error::InvalidStatement(EngineError::new(
-            KIND,
-            None,
-            format!("the statement ends inside a {what}"),
-        ))
-    };
-    while i < bytes.len() {
-        match bytes[i] {
-            quote @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                loop {
-                    match bytes.get(i) {
-                        None => return Err(unterminated("quoted string or name")),
-                        Some(b'\\') if quote != b'`' => i += 2,
-                        Some(&c) if c == quote => break,
-                        Some(_) => i += 1,
-                    }
-                }
-                i += 1;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..]
-                    .find("*/")
-                    .ok_or_else(|| unterminated("comment"))?;
-                i += end + 4;
-            }
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                i += 1;
-            }
-            b')' | b']' | b'}' => {
-                depth = depth.saturating_sub(1);
-                i += 1;
-            }
-            b'$' => {
-                let start = i;
-                i += 1;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                scan.params.push((start, i));
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                // A word right after `.` or `:` is a property, label or
-                // type name, not a keyword.
-                // A word right before `:` is a map key or a variable.
-                let before = text[..start].trim_end().as_bytes().last();
-                let after = text[i..].trim_start().as_bytes().first();
-                if matches!(before, Some(b'.' | b':')) || after == Some(&b':') {
-                    continue;
-                }
-                let word = text[start..i].to_ascii_uppercase();
-                if WRITE_WORDS.contains(&word.as_str()) {
-                    scan.writes = true;
-                }
-                if depth == 0 && word == "RETURN" {
-                    scan.top_return = Some(start);
-                }
-                if depth == 0 && word == "UNION" {
-                    scan.union = true;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    Ok(scan)
-}
-
-/// Whether a statement writes (a clause that creates, sets or deletes).
-pub(super) fn writes(text: &str) -> Result<bool> {
-    Ok(scan(text)?.writes)
-}
-
 /// A write as it will be chained: parameters inlined as literals (a
 /// parameter the statement names but was not given is an error now, not at
 /// commit), the trailing `RETURN` cut. A `UNION` cannot be chained.
 pub(super) fn chainable(text: &str, named: &[(String, Value)]) -> Result<Vec<u8>> {
-    let scan = scan(text)?;
+    let scan = scan(KIND, text)?;
     if scan.union {
         return Err(Error::InvalidStatement(EngineError::new(
             KIND,
@@ -207,17 +101,6 @@ mod tests {
 
     fn text(bytes: Vec<u8>) -> String {
         String::from_utf8(bytes).unwrap()
-    }
-
-    #[test]
-    fn writes_are_told_from_reads_outside_strings_and_names() {
-        assert!(writes("MATCH (a) SET a.v = 1").unwrap());
-        assert!(writes("create (:A)").unwrap());
-        assert!(writes("MATCH (a) DETACH DELETE a").unwrap());
-        assert!(!writes("MATCH (a) RETURN a.create, 'SET x'").unwrap());
-        assert!(!writes("MATCH (a:Delete) RETURN a // CREATE").unwrap());
-        assert!(!writes("MATCH (a) /* MERGE */ RETURN `SET`").unwrap());
-        assert!(!writes("RETURN {set: 1, delete: 2}").unwrap());
     }
 
     #[test]

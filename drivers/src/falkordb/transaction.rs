@@ -59,7 +59,7 @@ impl DriverTransaction for FalkorTransaction {
     ) -> Result<ResultSet> {
         self.driver.descriptor.accept(dialect, statement)?;
         let options = self.options.apply(options);
-        if !compose::writes(&statement.text)? {
+        if !crate::cypher::writes(KIND, &statement.text)? {
             // A read sees committed state.
             return self.driver.execute(dialect, statement, &options).await;
         }

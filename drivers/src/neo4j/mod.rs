@@ -10,6 +10,7 @@
 mod config;
 mod convert;
 mod error;
+mod transaction;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,8 +25,9 @@ use crate::cypher::choose_database;
 use crate::deadline::within_margin;
 use crate::pool::{FrontConfig, PoolFront, PoolSize};
 use crate::{
-    Column, DescribeOptions, Dialect, EngineDescriptor, EngineError, Error, ExecuteOptions, Health,
-    PoolStats, Result, ResultLimits, ResultSet, SchemaObject, Secret, Statement, StorageDriver,
+    BeginOptions, Column, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor,
+    EngineError, Error, ExecuteOptions, Health, PoolStats, Result, ResultLimits, ResultSet,
+    SchemaObject, Secret, Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -163,21 +165,7 @@ impl Neo4jDriver {
             self.front.metrics().acquired(started.elapsed());
             let mut result = ResultSet::default();
             while let Some(row) = stream.next().await.map_err(from_neo4j)? {
-                if result.columns.is_empty() {
-                    result.columns = row
-                        .keys()
-                        .iter()
-                        .map(|k| Column::new(k.value.clone(), ""))
-                        .collect();
-                }
-                let values = result
-                    .columns
-                    .iter()
-                    .map(|c| row.get::<BoltType>(&c.name).map(convert::from_bolt))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?;
-                limits.admit(&values)?;
-                result.rows.push(values);
+                add_row(&mut result, &row, &mut limits)?;
             }
             Ok(result)
         };
@@ -187,6 +175,37 @@ impl Neo4jDriver {
         self.front.observe(&outcome);
         outcome
     }
+}
+
+/// Adds one Bolt row to `result` (its first row names the columns).
+fn add_row(result: &mut ResultSet, row: &neo4rs::Row, limits: &mut ResultLimits) -> Result<()> {
+    if result.columns.is_empty() {
+        result.columns = row
+            .keys()
+            .iter()
+            .map(|k| Column::new(k.value.clone(), ""))
+            .collect();
+    }
+    let values = result
+        .columns
+        .iter()
+        .map(|c| row.get::<BoltType>(&c.name).map(convert::from_bolt))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?;
+    limits.admit(&values)?;
+    result.rows.push(values);
+    Ok(())
+}
+
+/// A statement's text and named parameters as a Bolt query.
+fn query_of(statement: &Statement) -> Result<Query> {
+    let mut query = Query::new(statement.text.clone());
+    for (name, value) in &statement.named {
+        crate::cypher::check_param_name(name)?;
+        let bolt = convert::to_bolt(value).map_err(|why| Error::named_param(name, why))?;
+        query = query.param(name, bolt);
+    }
+    Ok(query)
 }
 
 #[async_trait]
@@ -214,12 +233,7 @@ impl StorageDriver for Neo4jDriver {
         } else {
             database
         };
-        let mut query = Query::new(statement.text.clone());
-        for (name, value) in &statement.named {
-            crate::cypher::check_param_name(name)?;
-            let bolt = convert::to_bolt(value).map_err(|why| Error::named_param(name, why))?;
-            query = query.param(name, bolt);
-        }
+        let query = query_of(statement)?;
         let result = self
             .run(
                 database,
@@ -231,6 +245,16 @@ impl StorageDriver for Neo4jDriver {
             .await;
         self.schema.note(dialect, &statement.text);
         result
+    }
+
+    async fn begin(&self, options: &BeginOptions) -> Result<Box<dyn DriverTransaction>> {
+        self.front.gate()?;
+        let txn = self.graph(DEFAULT)?.start_txn().await.map_err(from_neo4j)?;
+        Ok(Box::new(transaction::Neo4jTransaction::new(
+            self.descriptor.clone(),
+            options.clone(),
+            txn,
+        )))
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

@@ -46,11 +46,17 @@ pub(crate) fn decider_marker(dialect: Dialect, tx: &str) -> Statement {
 /// tombstone, which makes a late commit of the same transaction fail on
 /// the key instead of committing after the rollback was decided.
 fn marker_setup(dialect: Dialect) -> Option<Statement> {
-    (dialect == Dialect::Sql).then(|| {
-        Statement::new(
+    Some(match dialect {
+        // Unique, so that a late commit's marker fails on a tombstone.
+        Dialect::Cypher => Statement::new(
+            "CREATE CONSTRAINT omnigate_tx_marker IF NOT EXISTS \
+             FOR (m:OmnigateTxMarker) REQUIRE m.tx_id IS UNIQUE",
+        ),
+        Dialect::Sql => Statement::new(
             "CREATE TABLE IF NOT EXISTS omnigate_tx_markers \
              (tx_id TEXT PRIMARY KEY, aborted BOOLEAN NOT NULL DEFAULT FALSE)",
-        )
+        ),
+        _ => return None,
     })
 }
 

@@ -189,13 +189,22 @@ impl Tx {
         engine: &EngineEntry,
         dialect: Dialect,
     ) -> Result<usize> {
-        // Before the engine's transaction holds locks a marker table's
-        // creation would wait on (SQLite's write lock).
-        coordinator
-            .ready_markers(engine.name(), dialect, engine.driver.as_ref())
-            .await;
+        // A SQL engine may decide: its marker table is made before its
+        // transaction holds locks the creation would wait on (SQLite's
+        // write lock).
+        if dialect == Dialect::Sql {
+            coordinator
+                .ready_markers(engine.name(), dialect, engine.driver.as_ref())
+                .await;
+        }
         let session = engine.driver.begin(&self.options).await?;
         let deciding = |p: Participation| p == Participation::Live { preparable: false };
+        if dialect != Dialect::Sql && deciding(session.participation()) {
+            // Neo4j: the markers' uniqueness constraint, on its own session.
+            coordinator
+                .ready_markers(engine.name(), dialect, engine.driver.as_ref())
+                .await;
+        }
         let first = self
             .parts
             .iter()
