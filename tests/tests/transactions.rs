@@ -152,12 +152,25 @@ async fn sql_and_redis_commit_together_on_the_embedded_default() {
         in_tx(&tx, "redis", "SET k $1", vec![s("v")]),
     )
     .await;
+    // The memory engine's ts writes are buffered too: unseen until commit.
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "ts", "temp,room=a c=21.5", vec![]),
+    )
+    .await;
+    let sum = |gw: &mut TestGateway| {
+        let req = request("ts", "sum(temp_c)", vec![]);
+        let mut client = gw.client.clone();
+        async move { exec(&mut client, req).await.rows.len() }
+    };
+    assert_eq!(sum(&mut gw).await, 0, "no sample before commit");
     let mut engines = commit_tx(&mut gw.client, &tx).await.unwrap();
     engines.sort();
     assert_eq!(engines, vec!["cache".to_owned(), "main".to_owned()]);
     assert_eq!(count(&mut gw).await, Some(Kind::Int(1)));
     let got = exec(&mut gw.client, request("redis", "GET k", vec![])).await;
     assert_eq!(scalar(&got), Some(Kind::String("v".into())));
+    assert_eq!(sum(&mut gw).await, 1, "the sample, committed");
 
     let tx = begin(&mut gw, None).await;
     exec(
@@ -166,10 +179,15 @@ async fn sql_and_redis_commit_together_on_the_embedded_default() {
     )
     .await;
     exec(&mut gw.client, in_tx(&tx, "redis", "SET k2 x", vec![])).await;
+    exec(&mut gw.client, in_tx(&tx, "ts", "gone,room=a c=1", vec![])).await;
+    let delete = fail(&mut gw.client, in_tx(&tx, "ts", "DELETE temp_c", vec![])).await;
+    assert_eq!(delete.code(), Code::FailedPrecondition, "{delete:?}");
     gw.client
         .rollback(pb::RollbackRequest { tx_id: tx })
         .await
         .unwrap();
+    let gone = exec(&mut gw.client, request("ts", "gone_c", vec![])).await;
+    assert!(gone.rows.is_empty(), "the rolled-back sample is not there");
     assert_eq!(
         count(&mut gw).await,
         Some(Kind::Int(1)),

@@ -83,6 +83,10 @@ impl Shared {
         (keys, expires)
     }
 
+    fn series_lock(&self) -> MutexGuard<'_, timeseries::TsStore> {
+        self.series.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Keyspace> {
         // A panic while holding the lock cannot leave the keyspace half
         // changed in a way later commands cannot read, so keep serving.

@@ -4,6 +4,9 @@
 //! the queue under one hold of the keyspace, so no other command sees half
 //! of it. As in Redis, a command that fails when applied (WRONGTYPE) does
 //! not undo the others: the commit reports the first such failure.
+//!
+//! `ts` writes are buffered too: parsed when sent, each sample given its
+//! time then, and written to the series store at commit.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +18,7 @@ use super::commands::{Ctx, lookup};
 use super::reply::Reply;
 use super::{KIND, Shared, check_redis, on_blocking_pool, reply_set};
 use crate::deadline::Deadline;
+use crate::ts::{Reader, Sample, TsStatement, classify, now_millis};
 use crate::{
     BeginOptions, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions, MARKER_TTL,
     Participation, Redo, Result, ResultSet, Statement, Value, marker_key,
@@ -45,13 +49,10 @@ impl DriverTransaction for MemoryTransaction {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
-        if dialect != Dialect::Redis {
-            return Err(Error::not_supported(
-                format!("the {dialect} dialect in a transaction"),
-                KIND,
-            ));
-        }
         let options = self.options.apply(options);
+        if dialect == Dialect::Ts {
+            return self.execute_ts(statement, &options).await;
+        }
         let (command, args) = check_redis(statement, &options)?;
         if command.writes {
             self.queued.push(args);
@@ -91,6 +92,75 @@ impl DriverTransaction for MemoryTransaction {
     fn engine(&self) -> &'static str {
         KIND
     }
+}
+
+impl MemoryTransaction {
+    /// A `ts` statement: a write is parsed now, its samples given their
+    /// time, and kept; `DELETE` is refused; a query sees committed state.
+    async fn execute_ts(
+        &mut self,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<ResultSet> {
+        let now = now_millis();
+        match classify(KIND, statement, options, now, Reader::InProcess)? {
+            TsStatement::Write { samples, count } => {
+                for sample in samples.unwrap_or_default() {
+                    self.queued.push(sample_redo(sample, now));
+                }
+                Ok(ResultSet {
+                    rows_affected: count,
+                    ..ResultSet::default()
+                })
+            }
+            TsStatement::Delete { .. } => Err(Error::Precondition(crate::EngineError::new(
+                KIND,
+                None,
+                "DELETE cannot run inside a transaction; send it outside one",
+            ))),
+            TsStatement::Query { .. } => {
+                let shared = Arc::clone(&self.shared);
+                let (statement, options) = (statement.clone(), options.clone());
+                on_blocking_pool(move || shared.run(Dialect::Ts, &statement, &options)).await
+            }
+        }
+    }
+}
+
+/// Marks a redo entry that is a time-series sample, not a Redis command
+/// (no command starts with a NUL).
+const SAMPLE: &[u8] = b"\0ts";
+
+/// A sample as a redo entry: the mark, name, time, value, then labels.
+fn sample_redo(sample: Sample, now: i64) -> Redo {
+    let mut redo = vec![
+        Bytes::from_static(SAMPLE),
+        Bytes::from(sample.name),
+        Bytes::from(sample.millis.unwrap_or(now).to_string()),
+        Bytes::from(sample.value.to_string()),
+    ];
+    for (name, value) in sample.labels {
+        redo.push(Bytes::from(name));
+        redo.push(Bytes::from(value));
+    }
+    redo
+}
+
+/// The sample of a redo entry made by [`sample_redo`].
+fn redo_sample(redo: &[Bytes]) -> Option<Sample> {
+    let text = |b: &Bytes| String::from_utf8(b.to_vec()).ok();
+    let [_, name, millis, value, labels @ ..] = redo else {
+        return None;
+    };
+    Some(Sample {
+        name: text(name)?,
+        millis: Some(text(millis)?.parse().ok()?),
+        value: text(value)?.parse().ok()?,
+        labels: labels
+            .chunks(2)
+            .map(|pair| Some((text(pair.first()?)?, text(pair.get(1)?)?)))
+            .collect::<Option<_>>()?,
+    })
 }
 
 /// Applies `writes` under one hold of the keyspace, so no other command
@@ -141,10 +211,19 @@ pub(super) fn apply(
         }
     }
     let mut first_failure = None;
+    let mut samples = Vec::new();
     for args in writes.iter().chain(marker_write.as_ref()) {
-        if let Err(e) = command(args)?.run(&mut ctx, args) {
+        if args[0] == SAMPLE {
+            samples.push(redo_sample(args).ok_or_else(|| {
+                Error::Internal(crate::EngineError::new(KIND, None, "an unreadable sample"))
+            })?);
+        } else if let Err(e) = command(args)?.run(&mut ctx, args) {
             first_failure.get_or_insert(Error::from(e));
         }
+    }
+    if !samples.is_empty() {
+        let now = now_millis();
+        shared.series_lock().write(samples, now);
     }
     first_failure.map_or(Ok(()), Err)
 }
