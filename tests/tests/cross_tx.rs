@@ -116,19 +116,29 @@ async fn postgres_decides_when_it_is_the_only_live_engine_even_without_prepare()
     commit_tx(&mut gw.client, &tx).await.unwrap();
     assert_eq!(row(&mut gw, 3).await, Some(Kind::Int(1)));
     assert_eq!(key(&mut gw, "k3").await, Some(Kind::String("three".into())));
-    let marker = exec(
-        &mut gw.client,
-        request(
-            "sql",
-            "SELECT count(*) FROM omnigate_tx_markers WHERE tx_id = $1 AND NOT aborted",
-            vec![s(&tx)],
-        ),
-    )
-    .await;
+    // The decision and its record were PostgreSQL's marker row, in its
+    // commit: the gateway's log holds no record of the transaction.
+    let log = std::fs::read_to_string(gw.dir.path().join("tx.log")).unwrap_or_default();
+    assert!(!log.contains(&tx), "{log}");
+    // Once every part finished, the marker is deleted (just after the
+    // commit returns).
+    let mut left = None;
+    for _ in 0..100 {
+        let marker = exec(
+            &mut gw.client,
+            request("sql", "SELECT count(*) FROM omnigate_tx_markers", vec![]),
+        )
+        .await;
+        left = scalar(&marker);
+        if left == Some(Kind::Int(0)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(
-        scalar(&marker),
-        Some(Kind::Int(1)),
-        "the decision is PostgreSQL's marker"
+        left,
+        Some(Kind::Int(0)),
+        "the marker of a finished transaction"
     );
 }
 
@@ -298,7 +308,7 @@ async fn recovery_finishes_a_transaction_decided_before_the_crash() {
 }
 
 #[tokio::test]
-async fn recovery_asks_the_deciding_engine_for_its_marker() {
+async fn recovery_finishes_what_a_deciding_engines_marker_records() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("tx.log");
@@ -310,7 +320,26 @@ async fn recovery_asks_the_deciding_engine_for_its_marker() {
             omnigate_drivers::sqlite::SqliteConfig::file(&db),
         )),
     );
-    // The deciding engine committed tx20 (its marker is there), not tx21.
+    // The log's identity, as a crashed gateway left it (no records: a
+    // transaction with a deciding engine writes none).
+    write_log(
+        &log,
+        &[Record::Log {
+            id: "decided".into(),
+        }],
+    );
+    prepared_insert(&pg, 20, "omnigate-decided-tx20-main-db").await;
+    prepared_insert(&pg, 21, "omnigate-decided-tx21-main-db").await;
+    // The deciding engine (SQLite) committed tx20: its marker records the
+    // prepared part and Redis' writes. tx21 never got that far.
+    let record = serde_json::to_string(&vec![
+        PartRecord::Prepared {
+            engine: "main-db".into(),
+            gid: "omnigate-decided-tx20-main-db".into(),
+        },
+        buffered("k20"),
+    ])
+    .unwrap();
     {
         let sqlite = omnigate_drivers::sqlite::SqliteDriver::open(
             "main",
@@ -318,62 +347,52 @@ async fn recovery_asks_the_deciding_engine_for_its_marker() {
         )
         .await
         .unwrap();
-        for text in [
-            "CREATE TABLE omnigate_tx_markers \
-             (tx_id TEXT PRIMARY KEY, aborted BOOLEAN NOT NULL DEFAULT FALSE)",
-            "INSERT INTO omnigate_tx_markers (tx_id) VALUES ('tx20')",
-        ] {
-            sqlite
-                .run(Dialect::Sql, Statement::new(text))
-                .await
-                .unwrap();
-        }
+        sqlite
+            .run(
+                Dialect::Sql,
+                Statement::new(
+                    "CREATE TABLE omnigate_tx_markers (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)",
+                ),
+            )
+            .await
+            .unwrap();
+        sqlite
+            .run(
+                Dialect::Sql,
+                Statement::new("INSERT INTO omnigate_tx_markers VALUES ('tx20', $1)").bind(record),
+            )
+            .await
+            .unwrap();
     }
-    prepared_insert(&pg, 20, "omnigate-decided-tx20-main-db").await;
-    prepared_insert(&pg, 21, "omnigate-decided-tx21-main-db").await;
-    let parts = |tx: &str| {
-        vec![
-            PartRecord::Prepared {
-                engine: "main-db".into(),
-                gid: format!("omnigate-decided-{tx}-main-db"),
-            },
-            PartRecord::Decider {
-                engine: "main".into(),
-            },
-            buffered(&format!("k{}", &tx[2..])),
-        ]
-    };
-    write_log(
-        &log,
-        &[
-            Record::Log {
-                id: "decided".into(),
-            },
-            Record::Prepared {
-                tx: "tx20".into(),
-                parts: parts("tx20"),
-            },
-            Record::Prepared {
-                tx: "tx21".into(),
-                parts: parts("tx21"),
-            },
-        ],
-    );
     let mut gw = TestGateway::with_config(config).await;
     let mut pg_row = request("sql", "SELECT count(*) FROM t WHERE id = $1", vec![i(20)]);
     pg_row.target = "main-db".into();
     assert_eq!(
         scalar(&exec(&mut gw.client, pg_row.clone()).await),
-        Some(Kind::Int(1))
+        Some(Kind::Int(1)),
+        "committed forward"
     );
     assert_eq!(key(&mut gw, "k20").await, Some(Kind::String("v".into())));
     pg_row.params = vec![i(21)];
     assert_eq!(
         scalar(&exec(&mut gw.client, pg_row).await),
-        Some(Kind::Int(0))
+        Some(Kind::Int(0)),
+        "never decided: rolled back as an orphan"
     );
-    assert!(matches!(key(&mut gw, "k21").await, Some(Kind::Null(_))));
     assert_eq!(prepared_count(&pg).await, Value::Int(0));
+    let mut markers = request("sql", "SELECT count(*) FROM omnigate_tx_markers", vec![]);
+    markers.target = "main".into();
+    assert_eq!(
+        scalar(&exec(&mut gw.client, markers).await),
+        Some(Kind::Int(0)),
+        "the finished transaction's marker is gone"
+    );
+    let counts = tx_counts(&mut gw.client).await;
+    assert_eq!(
+        (counts["recovered_forward"], counts["orphans_rolled_back"]),
+        (1, 1),
+        "{counts:?}"
+    );
 }
 
 #[tokio::test]

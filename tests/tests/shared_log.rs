@@ -2,8 +2,8 @@
 //! they commit at once without getting in each other's way, a replica
 //! leaves another's fresh transaction alone and takes over one whose
 //! gateway is gone, two replicas recovering at once finish a transaction
-//! once, and a commit that a replica's recovery rolled back meanwhile
-//! fails on the tombstone instead of committing half.
+//! once, and a commit and a replica's abort of one transaction cannot both
+//! win.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -11,11 +11,11 @@ use std::time::Duration;
 use omnigate::config::{Config, DriverConfig, EngineConfig};
 use omnigate::tx::failpoint::Action;
 use omnigate_drivers::postgres::PostgresConfig;
-use omnigate_drivers::{Dialect, Statement, StorageDriverExt, Value};
+use omnigate_drivers::{Dialect, Statement, StorageDriverExt};
 use omnigate_proto::v1 as pb;
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
-use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, in_tx, request, s, scalar};
+use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, in_tx, request, scalar};
 use pb::value::Kind;
 
 /// PostgreSQL `main-db` (which holds the log) and `other-db` (a second
@@ -94,6 +94,16 @@ async fn recovered(gw: &mut TestGateway, way: &str) -> u64 {
         .unwrap()
 }
 
+/// How many prepared transactions no record named `gw` rolled back.
+async fn orphans(gw: &mut TestGateway) -> u64 {
+    gw.gateway
+        .transaction_counters()
+        .await
+        .into_iter()
+        .find_map(|(n, v)| (n == "orphans_rolled_back").then_some(v))
+        .unwrap()
+}
+
 async fn counter(gw: &mut TestGateway) -> i64 {
     match scalar(&exec(&mut gw.client, request("redis", "GET counter", vec![])).await) {
         Some(Kind::String(n)) => n.parse().unwrap(),
@@ -151,14 +161,14 @@ async fn a_replica_leaves_a_fresh_transaction_and_takes_over_an_abandoned_one() 
     let (pg, redis) = servers().await;
     let mut a = TestGateway::with_config(config(&pg, &redis, Duration::from_secs(3600))).await;
     setup(&mut a).await;
-    // A commit stopped (as by a crash) after other-db's PREPARE and the
-    // PREPARED row, before main-db (the deciding engine) committed.
+    // A commit stopped (as by a crash) after other-db's PREPARE, before
+    // main-db (the deciding engine) committed its marker and the record.
     a.gateway.failpoints().set("decide", Some(Action::Stop));
     let tx = begin_tx(&mut a.client, None).await;
     write(&mut a, &tx, 1).await;
     assert!(commit_tx(&mut a.client, &tx).await.is_err());
     a.gateway.failpoints().set("decide", None);
-    assert_eq!(state(&mut a).await, [0, 0, 0, 1, 1], "left in doubt");
+    assert_eq!(state(&mut a).await, [0, 0, 0, 0, 1], "left prepared");
 
     // A replica that takes over only after an hour leaves it alone: its
     // gateway may still be finishing it.
@@ -166,27 +176,17 @@ async fn a_replica_leaves_a_fresh_transaction_and_takes_over_an_abandoned_one() 
         TestGateway::with_config(config(&pg, &redis, Duration::from_secs(3600))).await;
     let pass = patient.gateway.recover_transactions().await;
     assert_eq!((pass.backward, pass.orphans), (0, 0));
-    assert_eq!(state(&mut patient).await, [0, 0, 0, 1, 1]);
+    assert_eq!(state(&mut patient).await, [0, 0, 0, 0, 1]);
 
     // Two replicas that take it over at once (each recovers as it starts)
-    // roll it back once: the deciding engine gets the tombstone, the
-    // prepared part is rolled back.
+    // roll the prepared part back once: no marker records it, so it was
+    // never decided.
     let (mut b, mut c) = tokio::join!(
         TestGateway::with_config(config(&pg, &redis, Duration::ZERO)),
         TestGateway::with_config(config(&pg, &redis, Duration::ZERO))
     );
-    assert_eq!(
-        recovered(&mut b, "backward").await + recovered(&mut c, "backward").await,
-        1
-    );
+    assert_eq!(orphans(&mut b).await + orphans(&mut c).await, 1);
     assert_eq!(state(&mut b).await, [0, 0, 0, 0, 0]);
-    let tombstone = count(
-        &mut b,
-        "main-db",
-        &format!("SELECT count(*) FROM omnigate_tx_markers WHERE tx_id = '{tx}' AND aborted"),
-    )
-    .await;
-    assert_eq!(tombstone, 1);
     drop((a, patient, c));
 }
 
@@ -204,7 +204,17 @@ async fn two_replicas_finish_a_decided_transaction_once() {
     write(&mut a, &tx, 7).await;
     let _ = commit_tx(&mut a.client, &tx).await;
     a.gateway.failpoints().set("commit_record", None);
-    assert_eq!(state(&mut a).await, [1, 0, 0, 1, 1], "decided, unfinished");
+    assert_eq!(state(&mut a).await, [1, 0, 0, 0, 1], "decided, unfinished");
+    let marker = count(
+        &mut a,
+        "main-db",
+        "SELECT count(*) FROM omnigate_tx_markers",
+    )
+    .await;
+    assert_eq!(
+        marker, 1,
+        "the deciding engine's marker records what to finish"
+    );
 
     let (mut b, mut c) = tokio::join!(
         TestGateway::with_config(config(&pg, &redis, Duration::ZERO)),
@@ -225,43 +235,52 @@ async fn two_replicas_finish_a_decided_transaction_once() {
 }
 
 #[tokio::test]
-async fn a_commit_a_replica_rolled_back_meanwhile_fails_whole() {
-    let (pg, redis) = servers().await;
-    let mut a = TestGateway::with_config(config(&pg, &redis, Duration::from_secs(3600))).await;
-    setup(&mut a).await;
-    let tx = begin_tx(&mut a.client, None).await;
-    write(&mut a, &tx, 9).await;
-    // What a replica's recovery writes when it takes the transaction over
-    // and decides it rolled back: the tombstone in the deciding engine.
-    let d = pg.engine().await;
-    d.run(
-        Dialect::Sql,
-        Statement::new("INSERT INTO omnigate_tx_markers (tx_id, aborted) VALUES ($1, TRUE)")
-            .bind(tx.clone()),
-    )
-    .await
-    .unwrap();
-    let refused = commit_tx(&mut a.client, &tx).await.unwrap_err();
-    assert!(
-        matches!(
-            refused.code(),
-            tonic::Code::Aborted | tonic::Code::FailedPrecondition
-        ),
-        "{refused:?}"
-    );
-    assert_eq!(state(&mut a).await, [0, 0, 0, 0, 0], "nothing anywhere");
-    let key = exec(
-        &mut a.client,
-        request("redis", "EXISTS $1", vec![s("counter")]),
-    )
-    .await;
-    assert_eq!(scalar(&key), Some(Kind::Int(0)));
-    let marker = d
-        .query_scalar(
-            Dialect::Sql,
-            Statement::new("SELECT count(*) FROM omnigate_tx_markers WHERE NOT aborted"),
-        )
+async fn on_a_shared_log_commit_and_a_replicas_abort_cannot_both_win() {
+    use omnigate::tx::log::{Record, TableLog};
+    let (pg, _redis) = servers().await;
+    let driver: std::sync::Arc<dyn omnigate_drivers::StorageDriver> =
+        std::sync::Arc::new(pg.engine().await);
+    let a = TableLog::open(driver.clone(), "a".into()).await.unwrap();
+    let b = TableLog::open(driver, "b".into()).await.unwrap();
+    assert_eq!(a.gid_prefix(), b.gid_prefix(), "one log, one prefix");
+    for (tx, first_commits) in [("t1", true), ("t2", false)] {
+        a.append(Record::Prepared {
+            tx: tx.into(),
+            parts: Vec::new(),
+        })
         .await
         .unwrap();
-    assert_eq!(marker, Value::Int(0));
+        // The owner commits while a replica that took it over aborts: the
+        // first to record its decision wins, the other hears it lost.
+        let (first, second) = if first_commits {
+            (
+                a.decide(tx, true).await.unwrap(),
+                b.decide(tx, false).await.unwrap(),
+            )
+        } else {
+            (
+                b.decide(tx, false).await.unwrap(),
+                a.decide(tx, true).await.unwrap(),
+            )
+        };
+        assert!(first && !second, "{tx}: {first} {second}");
+    }
+    // The committed one is still in doubt (to finish); the aborted one is gone.
+    let doubts = b.in_doubt(Duration::ZERO).await.unwrap();
+    let left: Vec<(&str, bool)> = doubts
+        .iter()
+        .map(|d| (d.tx.as_str(), d.committed))
+        .collect();
+    assert_eq!(left, [("t1", true)]);
+    // Another owner's fresh row is not the replica's to take.
+    assert!(
+        b.in_doubt(Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        a.in_doubt(Duration::from_secs(3600)).await.unwrap().len(),
+        1
+    );
 }

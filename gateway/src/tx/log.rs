@@ -25,12 +25,6 @@ pub enum PartRecord {
         /// The global id, exactly as sent with PREPARE TRANSACTION.
         gid: String,
     },
-    /// The one live participant without a prepare step: its commit, with
-    /// the marker in it, is the decision.
-    Decider {
-        /// The engine's name.
-        engine: String,
-    },
     /// Writes applied at commit, with a marker that makes a replay a no-op.
     Buffered {
         /// The engine's name.

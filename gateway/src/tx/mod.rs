@@ -7,10 +7,12 @@
 //! through the coordinator (`coordinator.rs`: prepare, the log, the
 //! decision, recovery in `recover.rs`).
 
+mod commit;
 mod coordinator;
 pub mod failpoint;
 mod file_log;
 pub mod log;
+mod markers;
 mod recover;
 mod registry;
 mod table_log;
@@ -117,6 +119,9 @@ impl Ended {
 struct Part {
     engine: String,
     dialect: Dialect,
+    /// The engine, for what follows its commit (the deciding engine's
+    /// marker is deleted once every part has finished).
+    driver: Arc<dyn omnigate_drivers::StorageDriver>,
     session: Box<dyn DriverTransaction>,
 }
 
@@ -222,6 +227,7 @@ impl Tx {
         self.parts.push(Part {
             engine: engine.name().to_owned(),
             dialect,
+            driver: Arc::clone(&engine.driver),
             session,
         });
         Ok(self.parts.len() - 1)

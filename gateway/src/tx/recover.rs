@@ -1,18 +1,25 @@
-//! Recovery: finishes what a crashed (or failed) commit left. A
-//! transaction with a COMMIT record is committed everywhere. One with only
-//! PREPARED is decided first, fenced against a commit still under way
-//! elsewhere: with a deciding engine, by its marker (present: commit;
-//! absent: a tombstone is written in its place, which a late commit of the
-//! marker fails on, and it rolls back); without one, by the log (ABORT is
-//! recorded only over a row still PREPARED). Prepared PostgreSQL
-//! transactions under the log's prefix that no record names (and this
-//! gateway is not committing) are rolled back once old enough. What cannot
-//! be finished now (an engine is down) is tried again at the next pass.
+//! Recovery: finishes what a crashed (or failed) commit left.
+//!
+//! - A deciding engine's marker is a committed transaction not yet
+//!   finished: its prepared parts are committed and its buffered writes
+//!   applied (each idempotent), then the marker is deleted.
+//! - A transaction without a deciding engine is in the log: with a COMMIT
+//!   record it is finished the same way; with only PREPARED it is rolled
+//!   back, fenced against a commit still under way (ABORT is recorded only
+//!   over a transaction still PREPARED).
+//! - A prepared PostgreSQL transaction under the log's prefix that no
+//!   marker or record names (and this gateway is not committing) is rolled
+//!   back: its transaction was never decided. On a shared log, only once
+//!   prepared `takeover_after` ago.
+//!
+//! What cannot be finished now (an engine is down) is tried again at the
+//! next pass.
 
-use omnigate_drivers::{Dialect, ExecuteOptions, StorageDriver, Value};
+use omnigate_drivers::{Dialect, ExecuteOptions};
 
-use super::coordinator::{Coordinator, decider_probe, decider_tombstone};
+use super::coordinator::Coordinator;
 use super::log::{InDoubt, PartRecord, Record, TxLog, decode_args};
+use super::markers;
 use crate::router::Router;
 
 /// What one pass did.
@@ -32,14 +39,39 @@ impl Coordinator {
     /// One recovery pass.
     pub async fn recover(&self, router: &Router) -> Recovered {
         let mut done = Recovered::default();
+        for (engine, dialect) in deciding_engines(router) {
+            let unfinished = match markers::unfinished(engine.driver.as_ref(), dialect).await {
+                Ok(unfinished) => unfinished,
+                Err(e) => {
+                    tracing::warn!(engine = %engine.name(), error = %e, "cannot read the transaction markers");
+                    continue;
+                }
+            };
+            for marker in unfinished {
+                if self.is_committing(&marker.tx) {
+                    continue;
+                }
+                if finish(router, &marker.tx, &marker.parts, true).await {
+                    let delete = markers::delete(dialect, &marker.tx);
+                    let _ = engine
+                        .driver
+                        .execute(dialect, &delete, &ExecuteOptions::default())
+                        .await;
+                    tracing::info!(tx_id = %marker.tx, "recovered forward: committed");
+                    done.forward += 1;
+                } else {
+                    done.pending += 1;
+                }
+            }
+        }
         let Some(log) = self.existing_log().await else {
-            return done;
+            return self.count(done);
         };
         let in_doubt = match log.in_doubt(self.takeover_after).await {
             Ok(in_doubt) => in_doubt,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the transaction log");
-                return done;
+                return self.count(done);
             }
         };
         for doubt in &in_doubt {
@@ -59,6 +91,11 @@ impl Coordinator {
             }
         }
         done.orphans = self.roll_back_orphans(router, log).await;
+        self.count(done)
+    }
+
+    /// Adds a pass to the counters.
+    fn count(&self, done: Recovered) -> Recovered {
         let add = |counter: &std::sync::atomic::AtomicU64, n| {
             counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         };
@@ -90,15 +127,26 @@ impl Coordinator {
             if candidates.is_empty() {
                 continue;
             }
-            // Every record, this gateway's or not: a replica's transaction
-            // is not an orphan, only not yet this gateway's to finish.
+            // Every record, this gateway's or not (a replica's transaction
+            // is not an orphan, only not yet this gateway's to finish), and
+            // every marker, read after the engine's prepared transactions.
             let Ok(fresh) = log.in_doubt(std::time::Duration::ZERO).await else {
                 continue;
             };
+            let mut parts: Vec<PartRecord> = fresh.into_iter().flat_map(|d| d.parts).collect();
+            let mut readable = true;
+            for (decider, dialect) in deciding_engines(router) {
+                match markers::unfinished(decider.driver.as_ref(), dialect).await {
+                    Ok(found) => parts.extend(found.into_iter().flat_map(|m| m.parts)),
+                    Err(_) => readable = false,
+                }
+            }
+            if !readable {
+                continue;
+            }
             let recorded = |gid: &str| {
-                fresh
+                parts
                     .iter()
-                    .flat_map(|d| &d.parts)
                     .any(|p| matches!(p, PartRecord::Prepared { gid: known, .. } if known == gid))
             };
             for gid in candidates.into_iter().filter(|g| !recorded(g)) {
@@ -112,44 +160,43 @@ impl Coordinator {
     }
 }
 
-/// Decides one transaction if it is not decided, then finishes it:
+/// Finishes one transaction of the log, deciding it first if it is not:
 /// `Some(true)` committed, `Some(false)` rolled back, `None` not possible
 /// now.
 async fn settle(router: &Router, log: &TxLog, doubt: &InDoubt) -> Option<bool> {
     let tx = &doubt.tx;
-    let commit = if doubt.committed {
-        true
-    } else {
-        let decider = doubt.parts.iter().find_map(|p| match p {
-            PartRecord::Decider { engine } => Some(engine),
-            _ => None,
-        });
-        let commit = match decider {
-            Some(engine) => decider_outcome(router, engine, tx).await?,
-            None => false,
-        };
+    if !doubt.committed {
         // ABORT first (presumed abort): once recorded, what is left
-        // prepared is an orphan that a later pass rolls back.
-        match log.decide(tx, commit, true).await {
+        // prepared is an orphan that the orphan pass rolls back.
+        match log.decide(tx, false, true).await {
             Ok(true) => {}
-            // A replica recorded its commit first: the next pass finishes it.
-            Ok(false) if !commit => return None,
-            Ok(false) => {}
+            // Its commit was recorded first: the next pass finishes it.
+            Ok(false) => return None,
             Err(e) => {
                 tracing::warn!(tx_id = %tx, error = %e, "cannot record the decision");
                 return None;
             }
         }
-        commit
-    };
+        finish(router, tx, &doubt.parts, false).await;
+        return Some(false);
+    }
+    if !finish(router, tx, &doubt.parts, true).await {
+        return None;
+    }
+    let _ = log.append(Record::Done { tx: tx.clone() }, false).await;
+    Some(true)
+}
+
+/// Commits (`commit`) or rolls back every part of `tx`; whether all of it
+/// is done.
+async fn finish(router: &Router, tx: &str, parts: &[PartRecord], commit: bool) -> bool {
     let mut complete = true;
-    for part in &doubt.parts {
+    for part in parts {
         let finished = match part {
             PartRecord::Prepared { engine, gid } => match router.by_name(engine) {
                 Ok(entry) => entry.driver.finish_prepared(gid, commit).await.is_ok(),
                 Err(_) => false,
             },
-            PartRecord::Decider { .. } => true,
             PartRecord::Buffered { engine, redo } if commit => {
                 replay(router, engine, tx, redo).await
             }
@@ -157,68 +204,17 @@ async fn settle(router: &Router, log: &TxLog, doubt: &InDoubt) -> Option<bool> {
         };
         complete &= finished;
     }
-    if !commit {
-        return Some(false);
-    }
-    if !complete {
-        return None;
-    }
-    let _ = log.append(Record::Done { tx: tx.clone() }, false).await;
-    Some(true)
+    complete
 }
 
-/// Whether the deciding engine committed `tx` (`None`: cannot tell now).
-/// Without its marker, a tombstone takes the marker's key first: a commit
-/// still under way then fails on it, and the rollback stands.
-async fn decider_outcome(router: &Router, engine: &str, tx: &str) -> Option<bool> {
-    let entry = router.by_name(engine).ok()?;
-    let driver = entry.driver.as_ref();
-    let dialect = *driver.descriptor().dialects.first()?;
-    if let Some(committed) = read_marker(driver, dialect, tx).await? {
-        return Some(committed);
-    }
-    let tombstone = decider_tombstone(dialect, tx);
-    if let Err(e) = driver
-        .execute(dialect, &tombstone, &ExecuteOptions::default())
-        .await
-    {
-        // The commit's marker took the key first, or the engine is down:
-        // the marker says which.
-        tracing::debug!(tx_id = %tx, error = %e, "the tombstone was not written");
-    }
-    // Still none: there is no marker table, so nothing committed through
-    // it (and nothing can: the commit's marker needs the table too).
-    Some(read_marker(driver, dialect, tx).await?.unwrap_or(false))
-}
-
-/// `tx`'s marker: `Some(None)` none, `Some(Some(committed))` one, `None`
-/// cannot tell now.
-async fn read_marker(
-    driver: &dyn StorageDriver,
-    dialect: Dialect,
-    tx: &str,
-) -> Option<Option<bool>> {
-    match driver
-        .execute(
-            dialect,
-            &decider_probe(dialect, tx),
-            &ExecuteOptions::default(),
-        )
-        .await
-    {
-        Ok(result) => Some(match result.rows.first().and_then(|row| row.first()) {
-            None => None,
-            Some(Value::Bool(aborted)) => Some(!aborted),
-            Some(Value::Int(aborted)) => Some(*aborted == 0),
-            Some(_) => Some(true),
-        }),
-        // No marker table yet: nothing ever committed through it.
-        Err(omnigate_drivers::Error::NotFound(_)) => Some(None),
-        Err(e) => {
-            tracing::warn!(tx_id = %tx, error = %e, "cannot read the decision marker");
-            None
-        }
-    }
+/// The engines that can decide a transaction, with their markers' dialect.
+fn deciding_engines(
+    router: &Router,
+) -> Vec<(&std::sync::Arc<crate::engines::EngineEntry>, Dialect)> {
+    router
+        .engines()
+        .filter_map(|e| markers::deciding_dialect(e.driver.as_ref()).map(|d| (e, d)))
+        .collect()
 }
 
 /// Applies a buffered engine's writes again unless its marker shows they

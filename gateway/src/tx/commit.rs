@@ -1,0 +1,337 @@
+//! The commit of a transaction that spans engines, in the manner of
+//! two-phase commit with the decision in the last resource:
+//!
+//! 1. `PREPARE TRANSACTION` on every preparable participant but the
+//!    deciding one (PostgreSQL), under a global id recorded exactly as
+//!    sent; every buffered engine votes (and will apply its writes with a
+//!    marker that makes a replay a no-op, see `StorageDriver::replay`);
+//! 2. the record of what to finish: the parts, their global ids, the
+//!    buffered engines' writes. With a deciding engine (the live one
+//!    without a prepare step, SQLite or Neo4j, else one PostgreSQL part)
+//!    it is its marker (`markers.rs`), written in its transaction, and
+//!    3. that engine's commit is the decision: one commit records and
+//!    decides. Without one, the record is a PREPARED entry of the log and
+//!    the decision a COMMIT entry, each durable before the next step;
+//! 4. `COMMIT PREPARED`, the buffered writes applied, then the marker
+//!    deleted (or DONE logged).
+//!
+//! A failure before the decision rolls every part back. After it, what is
+//! left undone is finished by recovery (`recover.rs`).
+
+use std::sync::Arc;
+
+use omnigate_drivers::{Error as DriverError, ExecuteOptions, Participation, StorageDriver};
+
+use super::Part;
+use super::coordinator::Coordinator;
+use super::log::{PartRecord, Record, TxLog, encode_args};
+use super::markers;
+use crate::error::{Error, Result};
+
+impl Coordinator {
+    /// Commits `parts` of transaction `tx` on every engine, all or nothing.
+    pub(super) async fn commit(&self, tx: &str, parts: Vec<Part>) -> Result<Vec<String>> {
+        self.committing(tx, true);
+        let outcome = self.run(tx, parts).await;
+        self.committing(tx, false);
+        outcome
+    }
+
+    async fn run(&self, tx: &str, mut parts: Vec<Part>) -> Result<Vec<String>> {
+        let engines: Vec<String> = parts.iter().map(|p| p.engine.clone()).collect();
+        let log = match self.log().await {
+            Ok(log) => log.clone(),
+            Err(e) => {
+                roll_back(parts).await;
+                return Err(e);
+            }
+        };
+        let prefix = log.gid_prefix();
+        // The deciding engine: the live one without a prepare step, else a
+        // preparable one, which then commits instead of preparing.
+        let decides =
+            |p: &Part, preparable| p.session.participation() == Participation::Live { preparable };
+        let decider_at = parts
+            .iter()
+            .position(|p| decides(p, false))
+            .or_else(|| parts.iter().position(|p| decides(p, true)));
+        // Its marker table was made ready when it joined the transaction.
+        let decider: Option<Part> = decider_at.map(|i| parts.remove(i));
+        let mut prepared: Vec<(Part, String)> = Vec::new();
+        let mut buffered: Vec<Part> = Vec::new();
+        let fail_prepare = self.at("prepare")?;
+        // 1. Prepare and vote.
+        let mut rest = parts.into_iter();
+        while let Some(mut part) = rest.next() {
+            let step = match part.session.participation() {
+                _ if fail_prepare => Err(injected("prepare")),
+                Participation::Live { preparable: true } => {
+                    let gid = format!("{prefix}{tx}-{}", part.engine);
+                    let step = part.session.prepare(&gid).await;
+                    prepared.push((part, gid));
+                    step
+                }
+                Participation::Live { preparable: false } => {
+                    // Refused at join: a second engine that cannot prepare.
+                    let why = format!("engine {} cannot prepare", part.engine);
+                    buffered.push(part);
+                    Err(DriverError::Precondition(
+                        omnigate_drivers::EngineError::new("gateway", None, why),
+                    ))
+                }
+                Participation::Buffered => {
+                    let step = part.session.prepare(tx).await;
+                    buffered.push(part);
+                    step
+                }
+            };
+            if let Err(e) = step {
+                roll_back(all(prepared, decider, buffered, rest.collect())).await;
+                return Err(Error::from(e));
+            }
+        }
+        // 2. The record.
+        let record: Vec<PartRecord> = prepared
+            .iter()
+            .map(|(p, gid)| PartRecord::Prepared {
+                engine: p.engine.clone(),
+                gid: gid.clone(),
+            })
+            .chain(buffered.iter().map(|p| PartRecord::Buffered {
+                engine: p.engine.clone(),
+                redo: p.session.redo().iter().map(|r| encode_args(r)).collect(),
+            }))
+            .collect();
+        if self.at("prepared_record")? {
+            roll_back(all(prepared, decider, buffered, Vec::new())).await;
+            return Err(Error::from(injected("prepared_record")));
+        }
+        // 3. The decision.
+        let decider_driver = match decider {
+            Some(part) => match self.decide_in(tx, part, &record).await {
+                Ok(driver) => Some(driver),
+                // The outcome is unknown: recovery reads the marker and
+                // finishes the other parts one way or the other.
+                Err(e @ Error::TxInDoubt { .. }) => return Err(e),
+                Err(e) => {
+                    roll_back(all(prepared, None, buffered, Vec::new())).await;
+                    return Err(e);
+                }
+            },
+            None => match self.decide_in_log(&log, tx, record).await {
+                Ok(()) => None,
+                Err(e @ Error::TxInDoubt { .. }) => return Err(e),
+                Err(e) => {
+                    abort(&log, tx, all(prepared, None, buffered, Vec::new())).await;
+                    return Err(e);
+                }
+            },
+        };
+        if self.at("commit_record")? {
+            // Decided: what stopping here leaves, recovery finishes.
+            return Ok(engines);
+        }
+        // 4. Finish every part; what fails here recovery finishes.
+        if self.at("finish")? {
+            // The failpoint: leave every part for recovery, as a failed
+            // COMMIT PREPARED or apply would.
+            return Ok(engines);
+        }
+        let mut finished = true;
+        for (part, gid) in prepared {
+            if let Err(e) = part.session.commit().await {
+                tracing::warn!(tx_id = %tx, gid = %gid, error = %e, "COMMIT PREPARED failed; recovery retries");
+                finished = false;
+            }
+        }
+        let mut failed_after = None;
+        for part in buffered {
+            let engine = part.engine.clone();
+            match part.session.commit().await {
+                Ok(()) => {}
+                Err(DriverError::Precondition(e)) => {
+                    // Applied, with a write that failed (Redis has no
+                    // rollback), or none applied (FalkorDB).
+                    failed_after =
+                        Some(self.failed_after_commit(&log, tx, engine, e.message).await);
+                }
+                Err(e) => {
+                    tracing::warn!(tx_id = %tx, engine = %engine, error = %e, "applying the buffered writes failed; recovery retries");
+                    finished = false;
+                }
+            }
+        }
+        if finished && !self.at("done")? {
+            match decider_driver {
+                Some((driver, dialect)) => {
+                    // Off the caller's path: a marker left behind is one
+                    // recovery finishes again (every step is idempotent).
+                    let delete = markers::delete(dialect, tx);
+                    tokio::spawn(async move {
+                        let _ = driver
+                            .execute(dialect, &delete, &ExecuteOptions::default())
+                            .await;
+                    });
+                }
+                None => {
+                    let _ = log.append(Record::Done { tx: tx.to_owned() }, false).await;
+                }
+            }
+        }
+        match failed_after {
+            Some(e) => Err(e),
+            None => Ok(engines),
+        }
+    }
+
+    /// Commits the deciding engine with the marker and its record: the
+    /// decision. On failure every part is rolled back (or, when the
+    /// outcome is unknown, left for recovery). The engine's driver, for
+    /// deleting the marker once finished.
+    async fn decide_in(
+        &self,
+        tx: &str,
+        mut part: Part,
+        record: &[PartRecord],
+    ) -> Result<(Arc<dyn StorageDriver>, omnigate_drivers::Dialect)> {
+        let text = serde_json::to_string(record).map_err(|e| Error::TxLog {
+            why: format!("cannot encode the transaction's record: {e}"),
+        })?;
+        // A stop (a crash) here or after the commit leaves the outcome to
+        // recovery, as the engine's marker tells it.
+        let in_doubt = |stop: Error| Error::TxInDoubt {
+            why: stop.to_string(),
+        };
+        let step = if self.at("decide").map_err(in_doubt)? {
+            Err(injected("decide"))
+        } else {
+            part.session
+                .execute(
+                    part.dialect,
+                    &markers::insert(part.dialect, tx, &text),
+                    &ExecuteOptions::default(),
+                )
+                .await
+                .map(drop)
+        };
+        if let Err(e) = step {
+            // The commit was not sent: nothing is decided.
+            let _ = part.session.rollback().await;
+            return Err(Error::from(e));
+        }
+        let driver = Arc::clone(&part.driver);
+        let dialect = part.dialect;
+        let committed = part.session.commit().await;
+        // The failpoint: committed, but the reply lost on the way back.
+        let committed = match (committed, self.at("decided").map_err(in_doubt)?) {
+            (Ok(()), true) => Err(injected("decided")),
+            (other, _) => other,
+        };
+        match committed {
+            Ok(()) => Ok((driver, dialect)),
+            // The engine refused the commit: it did not happen.
+            Err(
+                e @ (DriverError::Conflict(_)
+                | DriverError::Precondition(_)
+                | DriverError::ConstraintViolation(_)),
+            ) => Err(Error::from(e)),
+            // The link broke around the commit: it may have happened. Its
+            // marker tells, once the engine has settled; recovery reads it.
+            // The other parts stay prepared or unapplied until then.
+            Err(e) => {
+                tracing::warn!(tx_id = %tx, error = %e, "the deciding commit's outcome is unknown; recovery decides it");
+                Err(Error::TxInDoubt { why: e.to_string() })
+            }
+        }
+    }
+
+    /// Without a deciding engine: the PREPARED record, then the COMMIT
+    /// record, which is the decision (on a shared log it may lose to a
+    /// replica's recovery that took the transaction over and rolled it
+    /// back).
+    async fn decide_in_log(&self, log: &TxLog, tx: &str, record: Vec<PartRecord>) -> Result<()> {
+        let prepared = Record::Prepared {
+            tx: tx.to_owned(),
+            parts: record,
+        };
+        let as_log_error = |e: std::io::Error| Error::TxLog { why: e.to_string() };
+        log.append(prepared, true).await.map_err(as_log_error)?;
+        // A stop (a crash) here leaves the transaction to recovery.
+        let stopped = |stop: Error| Error::TxInDoubt {
+            why: stop.to_string(),
+        };
+        if self.at("decide").map_err(stopped)? {
+            return Err(Error::from(injected("decide")));
+        }
+        match log.decide(tx, true, true).await.map_err(as_log_error)? {
+            true => Ok(()),
+            false => Err(Error::TxAborted {
+                why: "another gateway's recovery took the transaction over and rolled it back \
+                      before its commit was recorded"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Records a transaction that committed but whose buffered engine
+    /// failed a write as it was applied: for operators.
+    async fn failed_after_commit(
+        &self,
+        log: &TxLog,
+        tx: &str,
+        engine: String,
+        why: String,
+    ) -> Error {
+        let record = Record::FailedAfterCommit {
+            tx: tx.to_owned(),
+            engine: engine.clone(),
+            why: why.clone(),
+        };
+        let _ = log.append(record, true).await;
+        tracing::error!(tx_id = %tx, engine = %engine, why = %why, "transaction failed after commit");
+        self.counters
+            .failed_after_commit
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Error::TxFailedAfterCommit { engine, why }
+    }
+}
+
+/// The error a failpoint makes a step fail with.
+fn injected(point: &str) -> DriverError {
+    DriverError::Unavailable(omnigate_drivers::EngineError::new(
+        "failpoint",
+        None,
+        format!("failpoint {point}"),
+    ))
+}
+
+/// Every part, for a rollback.
+fn all(
+    prepared: Vec<(Part, String)>,
+    decider: Option<Part>,
+    buffered: Vec<Part>,
+    rest: Vec<Part>,
+) -> Vec<Part> {
+    prepared
+        .into_iter()
+        .map(|(p, _)| p)
+        .chain(decider)
+        .chain(buffered)
+        .chain(rest)
+        .collect()
+}
+
+/// Rolls every part back and records ABORT (over a PREPARED record, if
+/// the log holds one).
+async fn abort(log: &TxLog, tx: &str, parts: Vec<Part>) {
+    roll_back(parts).await;
+    let _ = log.append(Record::Abort { tx: tx.to_owned() }, false).await;
+}
+
+async fn roll_back(parts: Vec<Part>) {
+    for part in parts {
+        if let Err(e) = part.session.rollback().await {
+            tracing::warn!(engine = %part.engine, error = %e, "rollback failed");
+        }
+    }
+}

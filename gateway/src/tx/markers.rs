@@ -1,0 +1,114 @@
+//! The deciding engine's markers. The deciding engine of a transaction
+//! that spans engines (SQLite or Neo4j, which cannot prepare, else one
+//! PostgreSQL part) commits a marker inside its own transaction, and the
+//! marker carries the transaction's record: the other parts, their global
+//! ids and the buffered engines' writes. That one commit is both the
+//! decision and the durable record of what to finish (the "last agent"
+//! optimisation of two-phase commit: no log write of the coordinator's
+//! own). A marker is deleted once every part has finished, so the markers
+//! are exactly the committed transactions not yet finished everywhere.
+
+use omnigate_drivers::{Dialect, ExecuteOptions, Statement, StorageDriver, Value};
+
+use super::log::PartRecord;
+
+/// Whether `driver` can be a deciding engine, and in which dialect its
+/// markers are written.
+pub(crate) fn deciding_dialect(driver: &dyn StorageDriver) -> Option<Dialect> {
+    let descriptor = driver.descriptor();
+    if descriptor.dialects.contains(&Dialect::Sql) {
+        Some(Dialect::Sql)
+    } else if descriptor.kind == omnigate_drivers::neo4j::KIND {
+        Some(Dialect::Cypher)
+    } else {
+        None
+    }
+}
+
+/// What makes an engine ready to hold markers, run once outside any
+/// transaction (DDL inside one would take locks concurrent commits wait
+/// on).
+pub(crate) fn setup(dialect: Dialect) -> Option<Statement> {
+    match dialect {
+        Dialect::Sql => Some(Statement::new(
+            "CREATE TABLE IF NOT EXISTS omnigate_tx_markers \
+             (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)",
+        )),
+        Dialect::Cypher => Some(Statement::new(
+            "CREATE INDEX omnigate_tx_marker IF NOT EXISTS \
+             FOR (m:OmnigateTxMarker) ON (m.tx_id)",
+        )),
+        _ => None,
+    }
+}
+
+/// The marker of `tx` with its record, written inside the deciding
+/// engine's transaction.
+pub(crate) fn insert(dialect: Dialect, tx: &str, record: &str) -> Statement {
+    match dialect {
+        Dialect::Cypher => {
+            Statement::new("CREATE (:OmnigateTxMarker {tx_id: $tx, record: $record})")
+                .bind_named("tx", tx)
+                .bind_named("record", record)
+        }
+        _ => Statement::new("INSERT INTO omnigate_tx_markers (tx_id, record) VALUES ($1, $2)")
+            .bind(tx)
+            .bind(record),
+    }
+}
+
+/// Deletes `tx`'s marker: every part has finished.
+pub(crate) fn delete(dialect: Dialect, tx: &str) -> Statement {
+    match dialect {
+        Dialect::Cypher => Statement::new(
+            "MATCH (m:OmnigateTxMarker {tx_id: $tx}) WHERE m.record IS NOT NULL DELETE m",
+        )
+        .bind_named("tx", tx),
+        _ => Statement::new("DELETE FROM omnigate_tx_markers WHERE tx_id = $1").bind(tx),
+    }
+}
+
+/// A committed transaction not yet finished everywhere.
+#[derive(Debug, Clone)]
+pub(crate) struct Unfinished {
+    /// The transaction.
+    pub tx: String,
+    /// Its other parts.
+    pub parts: Vec<PartRecord>,
+}
+
+/// The markers of `driver` (`Ok(empty)` when it never held one).
+pub(crate) async fn unfinished(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+) -> omnigate_drivers::Result<Vec<Unfinished>> {
+    let scan = match dialect {
+        Dialect::Cypher => Statement::new(
+            "MATCH (m:OmnigateTxMarker) WHERE m.record IS NOT NULL RETURN m.tx_id, m.record",
+        ),
+        _ => Statement::new("SELECT tx_id, record FROM omnigate_tx_markers"),
+    };
+    let rows = match driver
+        .execute(dialect, &scan, &ExecuteOptions::default())
+        .await
+    {
+        Ok(rows) => rows.rows,
+        // No marker table: nothing ever committed through it.
+        Err(omnigate_drivers::Error::NotFound(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        let [Value::String(tx), Value::String(record)] = &row[..] else {
+            continue;
+        };
+        match serde_json::from_str(record) {
+            Ok(parts) => found.push(Unfinished {
+                tx: tx.clone(),
+                parts,
+            }),
+            Err(e) => tracing::error!(tx_id = %tx, error = %e, "an unreadable transaction marker"),
+        }
+    }
+    Ok(found)
+}
