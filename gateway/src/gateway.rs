@@ -131,7 +131,11 @@ impl GatewayBuilder {
                 cache: MetadataCache::new(&config.cache),
                 transactions: Transactions::new(
                     config.transactions.idle_timeout,
-                    crate::tx::Coordinator::new(log, config.transactions.takeover_after),
+                    crate::tx::Coordinator::new(
+                        log,
+                        config.transactions.instance_name(config.server.listen),
+                        config.transactions.takeover_after,
+                    ),
                 ),
                 limits: Limits {
                     default_timeout: config.server.default_timeout,

@@ -49,10 +49,17 @@ pub struct FalkorServer {
 impl FalkorServer {
     /// Starts FalkorDB; panics naming the package when it is not installed.
     pub fn start() -> FalkorServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts FalkorDB with extra `redis-server` arguments (e.g. to make
+    /// it durable: `--appendonly yes --appendfsync always`).
+    pub fn start_with(extra: &[&str]) -> FalkorServer {
         let bin = bin_dir();
         let module = bin.join("falkordb.so").display().to_string();
-        let server =
-            RedisServer::start_binary(&bin.join("redis-server"), &["--loadmodule", &module]);
+        let mut args = vec!["--loadmodule", module.as_str()];
+        args.extend_from_slice(extra);
+        let server = RedisServer::start_binary(&bin.join("redis-server"), &args);
         FalkorServer { server }
     }
 

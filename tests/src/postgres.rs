@@ -23,6 +23,10 @@ pub struct PgServer {
     tls: bool,
     /// `max_prepared_transactions` (0 turns two-phase commit off).
     max_prepared: u32,
+    /// Whether a commit waits for its WAL to be written: what survives
+    /// the server being killed (fsync stays off: the trials kill
+    /// processes, not the machine).
+    synchronous_commit: bool,
 }
 
 /// The directory holding `initdb` and `postgres`, or a panic naming the package.
@@ -79,6 +83,15 @@ impl PgServer {
         Self::start_with(false, 0)
     }
 
+    /// [`PgServer::start`] that keeps every commit it acknowledged when
+    /// it is killed (`synchronous_commit=on`), for crash trials.
+    pub fn start_durable() -> PgServer {
+        let mut server = Self::prepare(false, 64);
+        server.synchronous_commit = true;
+        server.boot();
+        server
+    }
+
     /// Starts a server that also accepts TLS, with a certificate for
     /// 127.0.0.1 signed by a test CA; returns it and the CA's PEM file.
     pub fn start_with_tls() -> (PgServer, PathBuf) {
@@ -88,6 +101,13 @@ impl PgServer {
     }
 
     fn start_with(tls: bool, max_prepared: u32) -> PgServer {
+        let mut server = Self::prepare(tls, max_prepared);
+        server.boot();
+        server
+    }
+
+    /// A server not yet initialised.
+    fn prepare(tls: bool, max_prepared: u32) -> PgServer {
         let bin = bin_dir();
         let owner = unprivileged_owner();
         let dir = tempfile::Builder::new()
@@ -97,7 +117,7 @@ impl PgServer {
         if let Some((uid, gid)) = owner {
             chown(dir.path(), Some(uid), Some(gid)).expect("chown the temp dir to postgres");
         }
-        let mut server = PgServer {
+        PgServer {
             dir,
             bin,
             port: crate::free_port(),
@@ -105,13 +125,17 @@ impl PgServer {
             child: None,
             tls,
             max_prepared,
-        };
-        server.init();
-        if tls {
-            server.make_certificates();
+            synchronous_commit: false,
         }
-        server.launch();
-        server
+    }
+
+    /// Initialises the cluster and starts the server.
+    fn boot(&mut self) {
+        self.init();
+        if self.tls {
+            self.make_certificates();
+        }
+        self.launch();
     }
 
     fn data(&self) -> PathBuf {
@@ -172,7 +196,11 @@ impl PgServer {
                 "-c",
                 "fsync=off",
                 "-c",
-                "synchronous_commit=off",
+                if self.synchronous_commit {
+                    "synchronous_commit=on"
+                } else {
+                    "synchronous_commit=off"
+                },
                 "-c",
                 "full_page_writes=off",
                 "-c",

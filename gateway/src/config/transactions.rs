@@ -16,6 +16,7 @@ use super::{DriverConfig, EngineConfig};
 /// idle_timeout = "60s"
 /// recovery_interval = "10s"
 /// takeover_after = "60s"
+/// # instance = "gw-1"      # default: host name and listen port
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,6 +41,10 @@ pub struct TransactionsConfig {
     /// gateway is taken to be gone). A gateway's own are finished at once.
     #[serde(with = "humantime_serde")]
     pub takeover_after: Duration,
+    /// This gateway's name in a shared log, the same across its restarts
+    /// (default: the host's name and the listen port). Replicas need
+    /// distinct names.
+    pub instance: Option<String>,
 }
 
 impl Default for TransactionsConfig {
@@ -49,6 +54,7 @@ impl Default for TransactionsConfig {
             log: None,
             recovery_interval: Duration::from_secs(10),
             takeover_after: Duration::from_secs(60),
+            instance: None,
         }
     }
 }
@@ -66,6 +72,25 @@ pub enum LogLocation {
 pub const DEFAULT_LOG_FILE: &str = "omnigate-tx.log";
 
 impl TransactionsConfig {
+    /// This gateway's name in a shared log: `instance`, else the host's
+    /// name and the port the gateway listens on (a port chosen by the
+    /// system, 0, is not stable: then a random name).
+    pub fn instance_name(&self, listen: std::net::SocketAddr) -> String {
+        if let Some(name) = &self.instance {
+            return name.clone();
+        }
+        if listen.port() == 0 {
+            return uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{host}:{}", listen.port())
+    }
+
     /// Where the log is, given the engines; `Err` says what to fix.
     pub fn location(
         &self,

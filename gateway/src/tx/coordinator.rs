@@ -44,12 +44,14 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// A coordinator whose log is opened from `source`.
-    pub fn new(source: LogSource, takeover_after: Duration) -> Self {
+    /// A coordinator whose log is opened from `source`; `owner` names this
+    /// gateway in a shared log (the same name after a restart, so that
+    /// its own unfinished transactions are finished at once).
+    pub fn new(source: LogSource, owner: String, takeover_after: Duration) -> Self {
         Coordinator {
             source,
             log: tokio::sync::OnceCell::new(),
-            owner: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            owner,
             takeover_after,
             committing: Mutex::new(HashSet::new()),
             markers_ready: Mutex::new(HashSet::new()),

@@ -1,0 +1,126 @@
+//! `omnigate-crash-trials`: kills a real `omnigate serve` (and sometimes a
+//! backend) at random moments under concurrent cross-engine transactions,
+//! many times, and checks every transaction is on all of its engines or
+//! none. Prints a progress bar, then a table; writes the same as JSON.
+//!
+//! ```sh
+//! cargo build --release -p omnigate -p omnigate-bench
+//! target/release/omnigate-crash-trials --trials 1000 --clients 8
+//! ```
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use omnigate_tests::crash::{Report, Trials, run};
+
+/// Crash trials of the cross-engine transactions.
+#[derive(Debug, Parser)]
+struct Args {
+    /// How many trials.
+    #[arg(long, default_value_t = 1000)]
+    trials: usize,
+    /// Client tasks committing transactions at once.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// The omnigate binary (default: beside this one).
+    #[arg(long)]
+    gateway: Option<PathBuf>,
+    /// The random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the JSON report goes.
+    #[arg(long, default_value = "target/crash-trials.json")]
+    json: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let gateway = args.gateway.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join("omnigate")))
+            .unwrap_or_else(|| PathBuf::from("omnigate"))
+    });
+    if !gateway.exists() {
+        eprintln!(
+            "{} not found: build it (cargo build --release -p omnigate) or pass --gateway",
+            gateway.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let trials = Trials {
+        trials: args.trials,
+        clients: args.clients,
+        binary: gateway,
+        seed: args.seed,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let total = trials.trials;
+    let report = runtime.block_on(run(&trials, |done, report| {
+        let width = 40;
+        let filled = done * width / total.max(1);
+        eprint!(
+            "\r[{}{}] {done}/{total} trials, {} transactions, {} partial",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            report.begun,
+            report.partial
+        );
+        let _ = std::io::stderr().flush();
+    }));
+    eprintln!();
+    print_table(&report);
+    match serde_json::to_string_pretty(&report) {
+        Ok(json) => {
+            if let Some(dir) = args.json.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = std::fs::write(&args.json, json) {
+                eprintln!("cannot write {}: {e}", args.json.display());
+            } else {
+                println!("wrote {}", args.json.display());
+            }
+        }
+        Err(e) => eprintln!("cannot encode the report: {e}"),
+    }
+    if report.partial == 0 {
+        ExitCode::SUCCESS
+    } else {
+        for example in &report.partial_examples {
+            eprintln!("partial: {example}");
+        }
+        if let Some(dir) = &report.kept {
+            eprintln!("the gateway's log and config are in {dir}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn print_table(r: &Report) {
+    let rows = [
+        ("trials", r.trials),
+        ("  gateway killed", r.gateway_kills),
+        ("  backend killed", r.backend_kills),
+        ("transactions begun", r.begun),
+        ("  commit returned OK", r.committed),
+        ("  on every engine", r.present_everywhere),
+        ("  on no engine (rolled back)", r.present_nowhere),
+        ("recovered forward", r.recovered_forward),
+        ("recovered backward", r.recovered_backward),
+        ("failed after commit (Redis window)", r.failed_after_commit),
+        ("partial (must be 0)", r.partial),
+        ("longest recovery after a restart, ms", r.max_recovery_ms),
+    ];
+    println!("| | count |\n|---|---:|");
+    for (name, value) in rows {
+        println!("| {name} | {value} |");
+    }
+}

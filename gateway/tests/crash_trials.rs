@@ -1,0 +1,32 @@
+//! The short version of the crash trials (`omnigate-crash-trials` runs the
+//! long one): this crate's `omnigate` binary, killed with SIGKILL at random
+//! moments under concurrent cross-engine transactions over PostgreSQL,
+//! SQLite, Redis, FalkorDB and VictoriaMetrics (a backend killed instead in
+//! some trials), restarted; every transaction must be on all of its
+//! engines or on none.
+#![allow(clippy::unwrap_used)]
+
+use omnigate_tests::crash::{Trials, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kills_leave_no_transaction_partial() {
+    let trials = Trials {
+        trials: 20,
+        clients: 4,
+        binary: env!("CARGO_BIN_EXE_omnigate").into(),
+        seed: 7,
+    };
+    let report = run(&trials, |_, _| {}).await;
+    println!("{report:#?}");
+    assert_eq!(report.trials, 20);
+    assert!(report.gateway_kills > 0 && report.begun > 0, "{report:?}");
+    assert!(
+        report.present_everywhere > 0,
+        "some transactions committed: {report:?}"
+    );
+    assert_eq!(
+        report.partial, 0,
+        "partial transactions: {:?} (files kept in {:?})",
+        report.partial_examples, report.kept
+    );
+}
