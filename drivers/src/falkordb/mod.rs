@@ -83,7 +83,43 @@ impl FalkorDriver {
         };
         // A server without the module answers GRAPH.* with an unknown command.
         driver.module_check().await?;
+        driver.persistence_check().await;
         Ok(driver)
+    }
+
+    /// Warns when the server keeps an AOF in which FalkorDB mixes writes
+    /// replicated as effects (the slow ones) with writes replicated as
+    /// queries: the crash trials found FalkorDB 4.16.3 giving properties
+    /// each other's names after a restart from such an AOF. Replicating
+    /// every write as its query (`EFFECTS_THRESHOLD` above any write's
+    /// time) avoids it. Servers that refuse `CONFIG GET` are not checked.
+    async fn persistence_check(&self) {
+        let Ok(mut conn) = self.pool.connection().await else {
+            return;
+        };
+        let aof: ::redis::RedisResult<Vec<String>> = ::redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query_async(&mut conn.conn)
+            .await;
+        let threshold: ::redis::RedisResult<Vec<::redis::Value>> = ::redis::cmd("GRAPH.CONFIG")
+            .arg("GET")
+            .arg("EFFECTS_THRESHOLD")
+            .query_async(&mut conn.conn)
+            .await;
+        let aof_on = aof.is_ok_and(|v| v.get(1).is_some_and(|on| on == "yes"));
+        let threshold = threshold.ok().and_then(|v| match v.get(1) {
+            Some(::redis::Value::Int(n)) => Some(*n),
+            _ => None,
+        });
+        if aof_on && threshold.is_some_and(|t| t < 1_000_000) {
+            tracing::warn!(
+                engine = %self.descriptor.name,
+                "FalkorDB keeps an AOF with writes replicated both as effects and as queries, from \
+                 which FalkorDB 4.16.3 can restore properties under each other's names; load the \
+                 module with EFFECTS_THRESHOLD 4294967295 (see the README)"
+            );
+        }
     }
 
     async fn module_check(&self) -> Result<()> {
