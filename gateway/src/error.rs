@@ -111,6 +111,14 @@ pub enum Error {
         why: String,
     },
 
+    /// An operator's resolution that would contradict a recorded decision,
+    /// or that cannot be carried out now.
+    #[error("cannot resolve the transaction: {why}")]
+    TxResolve {
+        /// Why.
+        why: String,
+    },
+
     /// Committed, but a buffered engine failed a write when applying it.
     #[error(
         "the transaction committed, but engine {engine} failed a write when applying it \

@@ -32,11 +32,13 @@ macro_rules! decode_failure {
 
 decode_failure!(
     InvalidArgument: ExecuteRequest, ExecuteBatchRequest, ListEnginesRequest, DescribeRequest,
-    BeginRequest, CommitRequest, RollbackRequest,
+    BeginRequest, CommitRequest, RollbackRequest, ListTransactionsRequest,
+    ResolveTransactionRequest,
 );
 decode_failure!(
     Internal: ExecuteResponse, ExecuteBatchResponse, ListEnginesResponse, DescribeResponse,
-    BeginResponse, CommitResponse, RollbackResponse,
+    BeginResponse, CommitResponse, RollbackResponse, ListTransactionsResponse,
+    ResolveTransactionResponse,
 );
 
 /// prost's encoding, with decode failures by [`DecodeFailure`].

@@ -1,5 +1,7 @@
 //! `omnigate tx begin | commit ID | rollback ID`: transactions on a
-//! running gateway (statements run in one with `omnigate exec --tx ID`).
+//! running gateway (statements run in one with `omnigate exec --tx ID`);
+//! and for operators, `omnigate tx list | show ID | resolve ID
+//! --commit|--rollback`.
 
 use std::time::Duration;
 
@@ -43,6 +45,75 @@ enum TxAction {
         /// The transaction's id.
         id: String,
     },
+    /// List every transaction not yet finished: open, prepared,
+    /// committing, failed after commit.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show one transaction not yet finished.
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The transaction's id.
+        id: String,
+    },
+    /// Resolve by hand a transaction recovery cannot decide or finish
+    /// (refused where it would contradict a recorded decision).
+    Resolve {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The transaction's id.
+        id: String,
+        /// Commit it (finish it forward; for a failed-after-commit one:
+        /// acknowledge it, once its data is mended).
+        #[arg(
+            long,
+            conflicts_with = "rollback",
+            required_unless_present = "rollback"
+        )]
+        commit: bool,
+        /// Roll it back.
+        #[arg(long)]
+        rollback: bool,
+    },
+}
+
+/// A state's name.
+fn state_name(state: i32) -> &'static str {
+    use pb::transaction_info::State;
+    match State::try_from(state) {
+        Ok(State::Active) => "ACTIVE",
+        Ok(State::Prepared) => "PREPARED",
+        Ok(State::Committing) => "COMMITTING",
+        Ok(State::FailedAfterCommit) => "FAILED_AFTER_COMMIT",
+        _ => "UNKNOWN",
+    }
+}
+
+fn info_json(t: &pb::TransactionInfo) -> serde_json::Value {
+    serde_json::json!({
+        "tx_id": t.tx_id,
+        "state": state_name(t.state),
+        "engines": t.engines,
+        "age_ms": t.age.map(|a| a.seconds * 1000 + i64::from(a.nanos) / 1_000_000),
+        "detail": t.detail,
+    })
+}
+
+fn age_text(t: &pb::TransactionInfo) -> String {
+    t.age
+        .map(|a| format!("{}s", a.seconds))
+        .unwrap_or_else(|| "-".into())
+}
+
+async fn listed(client: &ClientArgs) -> Result<Vec<pb::TransactionInfo>, Failure> {
+    Ok(connect(&client.addr)
+        .await?
+        .list_transactions(pb::ListTransactionsRequest {})
+        .await?
+        .into_inner()
+        .transactions)
 }
 
 /// Runs `omnigate tx ...` and returns what to print.
@@ -93,6 +164,66 @@ pub async fn tx(args: TxArgs) -> Result<String, Failure> {
                 "{\"rolled_back\":true}\n".to_owned()
             } else {
                 "rolled back\n".to_owned()
+            })
+        }
+        TxAction::List { client } => {
+            let all = listed(&client).await?;
+            if client.json {
+                let items: Vec<_> = all.iter().map(info_json).collect();
+                return Ok(format!("{}\n", serde_json::Value::Array(items)));
+            }
+            if all.is_empty() {
+                return Ok("no transaction is unfinished\n".into());
+            }
+            let mut out = format!("{:<38} {:<20} {:>6}  {}\n", "TX", "STATE", "AGE", "ENGINES");
+            for t in &all {
+                out.push_str(&format!(
+                    "{:<38} {:<20} {:>6}  {}\n",
+                    t.tx_id,
+                    state_name(t.state),
+                    age_text(t),
+                    t.engines.join(",")
+                ));
+            }
+            Ok(out)
+        }
+        TxAction::Show { client, id } => {
+            let Some(t) = listed(&client).await?.into_iter().find(|t| t.tx_id == id) else {
+                return Err(super::failure(
+                    format!("transaction {id} is not unfinished (it ended, or never began)"),
+                    1,
+                ));
+            };
+            Ok(if client.json {
+                format!("{}\n", info_json(&t))
+            } else {
+                format!(
+                    "tx:      {}\nstate:   {}\nage:     {}\nengines: {}\ndetail:  {}\n",
+                    t.tx_id,
+                    state_name(t.state),
+                    age_text(&t),
+                    t.engines.join(", "),
+                    t.detail
+                )
+            })
+        }
+        TxAction::Resolve {
+            client,
+            id,
+            commit,
+            rollback,
+        } => {
+            let _ = rollback;
+            let outcome = connect(&client.addr)
+                .await?
+                .resolve_transaction(pb::ResolveTransactionRequest { tx_id: id, commit })
+                .await?
+                .into_inner()
+                .outcome;
+            Ok(if client.json {
+                format!("{}\n", serde_json::json!({ "outcome": outcome }))
+            } else {
+                format!("{outcome}\n")
             })
         }
     }

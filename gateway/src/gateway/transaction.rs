@@ -55,6 +55,37 @@ impl Gateway {
         Ok(())
     }
 
+    /// Every transaction not yet finished, for operators.
+    pub async fn list_transactions(&self, context: &CallContext) -> Vec<crate::tx::TxInfo> {
+        let _ = context;
+        self.inner.transactions.list(&self.inner.router).await
+    }
+
+    /// Resolves transaction `id` by hand (`commit`, else roll back); what
+    /// it did, in words.
+    pub async fn resolve_transaction(
+        &self,
+        context: &CallContext,
+        id: &str,
+        commit: bool,
+    ) -> Result<String> {
+        let _ = context;
+        let outcome = self
+            .inner
+            .transactions
+            .resolve(&self.inner.router, id, commit)
+            .await;
+        match &outcome {
+            Ok(done) => {
+                tracing::warn!(tx_id = %id, commit, outcome = %done, "transaction resolved by an operator")
+            }
+            Err(e) => {
+                tracing::warn!(tx_id = %id, commit, error = %e, "an operator's resolution was refused")
+            }
+        }
+        outcome
+    }
+
     /// One recovery pass over the transaction log (it also runs at startup
     /// and every `recovery_interval`).
     pub async fn recover_transactions(&self) -> crate::tx::Recovered {

@@ -256,6 +256,36 @@ impl pb::gateway_server::Gateway for GatewayService {
         Ok(Response::new(pb::RollbackResponse {}))
     }
 
+    async fn list_transactions(
+        &self,
+        request: Request<pb::ListTransactionsRequest>,
+    ) -> Result<Response<pb::ListTransactionsResponse>, Status> {
+        let (metadata, _, _) = request.into_parts();
+        let listed = self
+            .gateway
+            .list_transactions(&context(&metadata, String::new()))
+            .await;
+        Ok(Response::new(pb::ListTransactionsResponse {
+            transactions: listed.into_iter().map(transaction_info).collect(),
+        }))
+    }
+
+    async fn resolve_transaction(
+        &self,
+        request: Request<pb::ResolveTransactionRequest>,
+    ) -> Result<Response<pb::ResolveTransactionResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let outcome = self
+            .gateway
+            .resolve_transaction(
+                &context(&metadata, String::new()),
+                &message.tx_id,
+                message.commit,
+            )
+            .await?;
+        Ok(Response::new(pb::ResolveTransactionResponse { outcome }))
+    }
+
     async fn describe(
         &self,
         request: Request<pb::DescribeRequest>,
@@ -322,5 +352,26 @@ impl GatewayService {
         };
         let _ = tx.send(Ok(last)).await;
         Ok(())
+    }
+}
+
+/// A transaction for operators, as the API sends it.
+fn transaction_info(info: crate::tx::TxInfo) -> pb::TransactionInfo {
+    use crate::tx::TxState;
+    use pb::transaction_info::State;
+    let state = match info.state {
+        TxState::Active => State::Active,
+        TxState::Prepared => State::Prepared,
+        TxState::Committing => State::Committing,
+        TxState::FailedAfterCommit => State::FailedAfterCommit,
+    };
+    pb::TransactionInfo {
+        tx_id: info.tx_id,
+        state: state as i32,
+        engines: info.engines,
+        age: info
+            .age
+            .and_then(|age| prost_types::Duration::try_from(age).ok()),
+        detail: info.detail,
     }
 }

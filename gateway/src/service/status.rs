@@ -50,6 +50,7 @@ fn code_and_reason(err: &Error) -> (Code, &'static str) {
         Error::TxEnded { .. } => (Code::FailedPrecondition, "TX_ENDED"),
         Error::TxAborted { .. } => (Code::Aborted, "TX_ABORTED"),
         Error::TxTwoDeciders { .. } => (Code::FailedPrecondition, "TX_TWO_DECIDERS"),
+        Error::TxResolve { .. } => (Code::FailedPrecondition, "TX_RESOLVE"),
         Error::TxLog { .. } => (Code::Unavailable, "TX_LOG"),
         Error::TxInDoubt { .. } => (Code::Unavailable, "TX_IN_DOUBT"),
         Error::TxFailedAfterCommit { .. } => (Code::FailedPrecondition, "TX_FAILED_AFTER_COMMIT"),

@@ -194,7 +194,7 @@ impl Coordinator {
         mut part: Part,
         record: &[PartRecord],
     ) -> Result<(Arc<dyn StorageDriver>, omnigate_drivers::Dialect)> {
-        let text = serde_json::to_string(record).map_err(|e| Error::TxLog {
+        let text = markers::record_text(record).map_err(|e| Error::TxLog {
             why: format!("cannot encode the transaction's record: {e}"),
         })?;
         // A stop (a crash) here or after the commit leaves the outcome to
@@ -253,6 +253,7 @@ impl Coordinator {
         let prepared = Record::Prepared {
             tx: tx.to_owned(),
             parts: record,
+            at: Some(omnigate_drivers::ts::now_millis()),
         };
         let as_log_error = |e: std::io::Error| Error::TxLog { why: e.to_string() };
         log.append(prepared, true).await.map_err(as_log_error)?;

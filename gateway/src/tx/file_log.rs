@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::log::{InDoubt, Record};
+use super::log::{Failure, InDoubt, Record};
 
 /// Records appended since the last compaction before one is tried.
 const COMPACT_AFTER: usize = 1000;
@@ -193,6 +193,12 @@ impl FileLog {
             .map_err(|e| failure(&self.path, "cannot write the transaction log", e))
     }
 
+    /// The failures after commit not yet acknowledged.
+    pub fn failures(&self) -> std::io::Result<Vec<Failure>> {
+        let _held = self.lock();
+        Ok(unresolved(&read(&self.path)?))
+    }
+
     /// The transactions with no DONE or ABORT.
     pub fn in_doubt(&self) -> std::io::Result<Vec<InDoubt>> {
         let _held = self.lock();
@@ -204,11 +210,13 @@ impl FileLog {
     fn compact(&self, inner: &mut Inner) -> std::io::Result<()> {
         let records = read(&self.path)?;
         let open: Vec<String> = fold(records.clone()).into_iter().map(|d| d.tx).collect();
+        let failed: Vec<String> = unresolved(&records).into_iter().map(|f| f.tx).collect();
         let keep: Vec<&Record> = records
             .iter()
             .filter(|r| match r {
                 Record::Log { .. } => true,
                 Record::Prepared { tx, .. } | Record::Commit { tx } => open.contains(tx),
+                Record::FailedAfterCommit { tx, .. } => failed.contains(tx),
                 _ => false,
             })
             .collect();
@@ -267,12 +275,13 @@ fn fold(records: Vec<Record>) -> Vec<InDoubt> {
     let mut index: HashMap<String, usize> = HashMap::new();
     for record in records {
         match record {
-            Record::Prepared { tx, parts } => {
+            Record::Prepared { tx, parts, at } => {
                 index.insert(tx.clone(), open.len());
                 open.push(InDoubt {
                     tx,
                     parts,
                     committed: false,
+                    at_ms: at,
                 });
             }
             Record::Commit { tx } => {
@@ -285,11 +294,28 @@ fn fold(records: Vec<Record>) -> Vec<InDoubt> {
                     open[i].tx.clear();
                 }
             }
-            Record::Log { .. } | Record::FailedAfterCommit { .. } => {}
+            Record::Log { .. } | Record::FailedAfterCommit { .. } | Record::Resolved { .. } => {}
         }
     }
     open.retain(|d| !d.tx.is_empty());
     open
+}
+
+/// The failures after commit no Resolved record acknowledged.
+fn unresolved(records: &[Record]) -> Vec<Failure> {
+    let mut failures: Vec<Failure> = Vec::new();
+    for record in records {
+        match record {
+            Record::FailedAfterCommit { tx, engine, why } => failures.push(Failure {
+                tx: tx.clone(),
+                engine: engine.clone(),
+                why: why.clone(),
+            }),
+            Record::Resolved { tx } => failures.retain(|f| &f.tx != tx),
+            _ => {}
+        }
+    }
+    failures
 }
 
 #[cfg(test)]
@@ -299,6 +325,7 @@ mod tests {
 
     fn prepared(tx: &str) -> Record {
         Record::Prepared {
+            at: None,
             tx: tx.into(),
             parts: vec![PartRecord::Prepared {
                 engine: "pg".into(),

@@ -49,6 +49,9 @@ pub enum Record {
         tx: String,
         /// Its parts.
         parts: Vec<PartRecord>,
+        /// When, in milliseconds since the epoch (for operators).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<i64>,
     },
     /// Decided: it commits.
     Commit {
@@ -62,6 +65,12 @@ pub enum Record {
     },
     /// Decided: it rolled back everywhere.
     Abort {
+        /// The transaction.
+        tx: String,
+    },
+    /// An operator acknowledged a failed-after-commit transaction (after
+    /// mending its data): it leaves the operators' list.
+    Resolved {
         /// The transaction.
         tx: String,
     },
@@ -86,6 +95,20 @@ pub struct InDoubt {
     pub parts: Vec<PartRecord>,
     /// Whether it was decided to commit.
     pub committed: bool,
+    /// When it was recorded, in milliseconds since the epoch, if known.
+    pub at_ms: Option<i64>,
+}
+
+/// A transaction that committed but whose buffered engine failed a write
+/// as it was applied, not yet acknowledged by an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The transaction.
+    pub tx: String,
+    /// The engine.
+    pub engine: String,
+    /// What failed.
+    pub why: String,
 }
 
 /// The log, wherever it is kept.
@@ -141,6 +164,29 @@ impl TxLog {
         match self {
             TxLog::File(log) => log.in_doubt(),
             TxLog::Table(log) => log.in_doubt(takeover_after).await,
+        }
+    }
+
+    /// The failed-after-commit transactions not yet acknowledged.
+    pub async fn failures(&self) -> std::io::Result<Vec<Failure>> {
+        match self {
+            TxLog::File(log) => log.failures(),
+            TxLog::Table(log) => log.failures().await,
+        }
+    }
+
+    /// Acknowledges `tx`'s failure after commit; `false` when none is
+    /// recorded.
+    pub async fn acknowledge(&self, tx: &str) -> std::io::Result<bool> {
+        match self {
+            TxLog::File(log) => {
+                if !log.failures()?.iter().any(|f| f.tx == tx) {
+                    return Ok(false);
+                }
+                let record = Record::Resolved { tx: tx.to_owned() };
+                log.append(record).await.map(|()| true)
+            }
+            TxLog::Table(log) => log.acknowledge(tx).await,
         }
     }
 

@@ -68,6 +68,23 @@ pub(crate) fn delete(dialect: Dialect, tx: &str) -> Statement {
     }
 }
 
+/// What a marker records.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct MarkerRecord {
+    /// When the transaction was decided, in milliseconds since the epoch.
+    at: i64,
+    /// Its other parts.
+    parts: Vec<PartRecord>,
+}
+
+/// The record a marker carries, as text.
+pub(crate) fn record_text(parts: &[PartRecord]) -> serde_json::Result<String> {
+    serde_json::to_string(&MarkerRecord {
+        at: omnigate_drivers::ts::now_millis(),
+        parts: parts.to_vec(),
+    })
+}
+
 /// A committed transaction not yet finished everywhere.
 #[derive(Debug, Clone)]
 pub(crate) struct Unfinished {
@@ -75,6 +92,8 @@ pub(crate) struct Unfinished {
     pub tx: String,
     /// Its other parts.
     pub parts: Vec<PartRecord>,
+    /// When it was decided, if known.
+    pub at_ms: Option<i64>,
 }
 
 /// The markers of `driver` (`Ok(empty)` when it never held one).
@@ -102,10 +121,15 @@ pub(crate) async fn unfinished(
         let [Value::String(tx), Value::String(record)] = &row[..] else {
             continue;
         };
-        match serde_json::from_str(record) {
-            Ok(parts) => found.push(Unfinished {
+        // A bare list of parts is read too (a record without its time).
+        let read = serde_json::from_str::<MarkerRecord>(record)
+            .map(|r| (r.parts, Some(r.at)))
+            .or_else(|_| serde_json::from_str::<Vec<PartRecord>>(record).map(|p| (p, None)));
+        match read {
+            Ok((parts, at_ms)) => found.push(Unfinished {
                 tx: tx.clone(),
                 parts,
+                at_ms,
             }),
             Err(e) => tracing::error!(tx_id = %tx, error = %e, "an unreadable transaction marker"),
         }

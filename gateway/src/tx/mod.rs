@@ -13,6 +13,7 @@ pub mod failpoint;
 mod file_log;
 pub mod log;
 mod markers;
+mod operators;
 mod recover;
 mod registry;
 mod table_log;
@@ -29,6 +30,7 @@ use crate::engines::EngineEntry;
 use crate::error::{Error, Result};
 
 pub use coordinator::{Coordinator, LogSource};
+pub use operators::{TxInfo, TxState};
 pub use recover::Recovered;
 pub use registry::Transactions;
 
@@ -129,6 +131,8 @@ struct Part {
 #[derive(Debug)]
 pub(crate) struct Tx {
     options: BeginOptions,
+    /// When it began.
+    begun: Instant,
     idle_timeout: Duration,
     last_used: Instant,
     parts: Vec<Part>,
@@ -145,6 +149,7 @@ impl Tx {
                 timeout: None,
             },
             idle_timeout: options.idle_timeout.unwrap_or(default_idle),
+            begun: Instant::now(),
             last_used: Instant::now(),
             parts: Vec::new(),
             doomed: None,

@@ -94,6 +94,85 @@ impl Coordinator {
         self.count(done)
     }
 
+    /// Resolves one unfinished transaction by hand (`tx resolve`): one the
+    /// log holds undecided is decided as asked, then finished; one decided
+    /// to commit is finished forward now. What it did, in words.
+    pub(crate) async fn resolve(
+        &self,
+        router: &Router,
+        tx: &str,
+        commit: bool,
+    ) -> crate::error::Result<String> {
+        let refuse = |why: String| crate::error::Error::TxResolve { why };
+        if self.is_committing(tx) {
+            return Err(refuse(
+                "this gateway is committing it now: wait for its commit".into(),
+            ));
+        }
+        for (engine, dialect) in deciding_engines(router) {
+            let found = markers::unfinished(engine.driver.as_ref(), dialect)
+                .await
+                .map_err(|e| refuse(format!("cannot read {}'s markers: {e}", engine.name())))?;
+            if let Some(marker) = found.into_iter().find(|m| m.tx == tx) {
+                if !commit {
+                    return Err(refuse("it is decided to commit (its deciding engine committed): it can only be finished forward, with --commit".into()));
+                }
+                if !finish(router, tx, &marker.parts, true).await {
+                    return Err(refuse(format!(
+                        "an engine of {} cannot be reached now; recovery keeps trying",
+                        engines_of(&marker.parts)
+                    )));
+                }
+                let delete = markers::delete(dialect, tx);
+                let _ = engine
+                    .driver
+                    .execute(dialect, &delete, &ExecuteOptions::default())
+                    .await;
+                return Ok("committed on every engine".into());
+            }
+        }
+        let log = self
+            .existing_log()
+            .await
+            .ok_or_else(|| crate::error::Error::TxNotFound { id: tx.to_owned() })?;
+        let doubts = log
+            .in_doubt(std::time::Duration::ZERO)
+            .await
+            .map_err(|e| crate::error::Error::TxLog { why: e.to_string() })?;
+        let Some(doubt) = doubts.into_iter().find(|d| d.tx == tx) else {
+            return Err(crate::error::Error::TxNotFound { id: tx.to_owned() });
+        };
+        if doubt.committed && !commit {
+            return Err(refuse(
+                "the log records its commit: it can only be finished forward, with --commit".into(),
+            ));
+        }
+        if !doubt.committed {
+            let won = log
+                .decide(tx, commit, true)
+                .await
+                .map_err(|e| crate::error::Error::TxLog { why: e.to_string() })?;
+            if !won {
+                return Err(refuse(
+                    "it was decided otherwise meanwhile: list it again".into(),
+                ));
+            }
+        }
+        if !finish(router, tx, &doubt.parts, commit).await {
+            return Err(refuse(format!(
+                "decided to {}, but an engine of {} cannot be reached now; recovery keeps trying",
+                if commit { "commit" } else { "roll back" },
+                engines_of(&doubt.parts)
+            )));
+        }
+        if commit {
+            let _ = log.append(Record::Done { tx: tx.to_owned() }, false).await;
+            Ok("committed on every engine".into())
+        } else {
+            Ok("rolled back on every engine".into())
+        }
+    }
+
     /// Adds a pass to the counters.
     fn count(&self, done: Recovered) -> Recovered {
         let add = |counter: &std::sync::atomic::AtomicU64, n| {
@@ -207,8 +286,21 @@ async fn finish(router: &Router, tx: &str, parts: &[PartRecord], commit: bool) -
     complete
 }
 
+/// The engines of `parts`, for messages.
+fn engines_of(parts: &[PartRecord]) -> String {
+    let names: Vec<&str> = parts
+        .iter()
+        .map(|p| match p {
+            PartRecord::Prepared { engine, .. } | PartRecord::Buffered { engine, .. } => {
+                engine.as_str()
+            }
+        })
+        .collect();
+    names.join(", ")
+}
+
 /// The engines that can decide a transaction, with their markers' dialect.
-fn deciding_engines(
+pub(super) fn deciding_engines(
     router: &Router,
 ) -> Vec<(&std::sync::Arc<crate::engines::EngineEntry>, Dialect)> {
     router

@@ -73,6 +73,14 @@ impl Transactions {
         (id, idle)
     }
 
+    /// Every open transaction's handle.
+    pub(super) fn open_handles(&self) -> Vec<(String, TxHandle)> {
+        self.open()
+            .iter()
+            .map(|(id, handle)| (id.clone(), Arc::clone(handle)))
+            .collect()
+    }
+
     /// The open transaction `id`, or why there is none.
     pub(crate) fn get(&self, id: &str) -> Result<TxHandle> {
         if let Some(handle) = self.open().get(id) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use omnigate_drivers::{Dialect, ExecuteOptions, Statement, StorageDriver, Value};
 
-use super::log::{InDoubt, PartRecord, Record};
+use super::log::{Failure, InDoubt, PartRecord, Record};
 
 const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS omnigate_tx_log (\
@@ -87,7 +87,8 @@ impl TableLog {
     pub async fn append(&self, record: Record) -> std::io::Result<()> {
         let statement = match record {
             Record::Log { .. } => return Ok(()),
-            Record::Prepared { tx, parts } => {
+            Record::Resolved { tx } => return self.acknowledge(&tx).await.map(drop),
+            Record::Prepared { tx, parts, .. } => {
                 let parts =
                     serde_json::to_string(&parts).map_err(|e| failure("cannot encode", e))?;
                 Statement::new(
@@ -136,7 +137,8 @@ impl TableLog {
     /// This gateway's rows, and those untouched for `takeover_after`.
     pub async fn in_doubt(&self, takeover_after: Duration) -> std::io::Result<Vec<InDoubt>> {
         let statement = Statement::new(
-            "SELECT tx_id, state, parts FROM omnigate_tx_log \
+            "SELECT tx_id, state, parts, \
+             (extract(epoch FROM updated_at) * 1000)::bigint FROM omnigate_tx_log \
              WHERE owner = $1 OR updated_at <= now() - make_interval(secs => $2) \
              ORDER BY updated_at",
         )
@@ -151,6 +153,7 @@ impl TableLog {
                 Value::String(tx),
                 Value::String(state),
                 Value::String(parts),
+                at,
             ] = &row[..]
             else {
                 return Err(failure("cannot read", "a row of unexpected shape"));
@@ -166,9 +169,48 @@ impl TableLog {
                 tx: tx.clone(),
                 parts,
                 committed: state == "committed",
+                at_ms: match at {
+                    Value::Int(ms) => Some(*ms),
+                    _ => None,
+                },
             });
         }
         Ok(doubts)
+    }
+}
+
+impl TableLog {
+    /// The failures after commit not yet acknowledged.
+    pub async fn failures(&self) -> std::io::Result<Vec<Failure>> {
+        let rows = run(
+            &self.driver,
+            &Statement::new("SELECT tx_id, engine, why FROM omnigate_tx_failures ORDER BY at"),
+        )
+        .await
+        .map_err(|e| failure("cannot read", e))?;
+        Ok(rows
+            .rows
+            .into_iter()
+            .filter_map(|row| match &row[..] {
+                [Value::String(tx), Value::String(engine), Value::String(why)] => Some(Failure {
+                    tx: tx.clone(),
+                    engine: engine.clone(),
+                    why: why.clone(),
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Acknowledges `tx`'s failure after commit; `false` when none is
+    /// recorded.
+    pub async fn acknowledge(&self, tx: &str) -> std::io::Result<bool> {
+        let statement =
+            Statement::new("DELETE FROM omnigate_tx_failures WHERE tx_id = $1").bind(tx.to_owned());
+        let result = run(&self.driver, &statement)
+            .await
+            .map_err(|e| failure("cannot write", e))?;
+        Ok(result.rows_affected > 0)
     }
 }
 
