@@ -221,6 +221,7 @@ async fn recovery_finishes_a_transaction_decided_before_the_crash() {
                 id: "crashed".into(),
             },
             Record::Prepared {
+                at: None,
                 tx: "tx10".into(),
                 parts: vec![
                     PartRecord::Prepared {
@@ -232,6 +233,7 @@ async fn recovery_finishes_a_transaction_decided_before_the_crash() {
             },
             Record::Commit { tx: "tx10".into() },
             Record::Prepared {
+                at: None,
                 tx: "tx11".into(),
                 parts: vec![
                     PartRecord::Prepared {
@@ -288,6 +290,7 @@ async fn recovery_finishes_a_transaction_decided_before_the_crash() {
                 id: "crashed".into(),
             },
             Record::Prepared {
+                at: None,
                 tx: "tx10".into(),
                 parts: vec![buffered("k10")],
             },

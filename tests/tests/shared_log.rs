@@ -245,6 +245,7 @@ async fn on_a_shared_log_commit_and_a_replicas_abort_cannot_both_win() {
     assert_eq!(a.gid_prefix(), b.gid_prefix(), "one log, one prefix");
     for (tx, first_commits) in [("t1", true), ("t2", false)] {
         a.append(Record::Prepared {
+            at: None,
             tx: tx.into(),
             parts: Vec::new(),
         })
