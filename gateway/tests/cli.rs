@@ -210,7 +210,28 @@ fn transactions_from_the_command_line() {
         .trim_start_matches("{\"tx_id\":\"")
         .trim_end_matches("\"}");
     stdout(&server.run(&["exec", "--tx", id, "-d", "sql", "INSERT INTO t VALUES (2)"]));
+    // The operators' view: the open transaction, its state and engines.
+    let listed = stdout(&server.tx("list", &[]));
+    assert!(listed.starts_with("TX "), "{listed}");
+    assert!(
+        listed.contains(id) && listed.contains("ACTIVE") && listed.contains("main"),
+        "{listed}"
+    );
+    let shown = stdout(&server.tx("show", &[id]));
+    assert!(shown.contains("state:   ACTIVE"), "{shown}");
+    let refused = server.tx("resolve", &[id, "--commit"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("its client commits it"),
+        "{refused:?}"
+    );
     assert_eq!(stdout(&server.tx("rollback", &[id])), "rolled back\n");
+    assert_eq!(
+        stdout(&server.tx("list", &[])),
+        "no transaction is unfinished\n"
+    );
+    let unknown = server.tx("resolve", &["no-such-tx", "--rollback"]);
+    assert_eq!(unknown.status.code(), Some(1));
     let count = stdout(&server.run(&["exec", "-d", "sql", "SELECT count(*) AS n FROM t"]));
     assert!(count.contains("\n1\n"), "{count}");
     let engines = stdout(&server.run(&["engines"]));
