@@ -104,7 +104,7 @@ impl Gateway {
 
     /// What transactions did since start, and what is open or in doubt now.
     pub async fn transaction_counters(&self) -> Vec<(String, u64)> {
-        self.inner.transactions.counters().await
+        self.inner.transactions.counters(&self.inner.router).await
     }
 
     /// Transactions open now.

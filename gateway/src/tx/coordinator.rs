@@ -95,17 +95,6 @@ impl Coordinator {
         }
     }
 
-    /// How many transactions this gateway's recovery would look at now.
-    pub(crate) async fn in_doubt_count(&self) -> u64 {
-        match self.existing_log().await {
-            Some(log) => log
-                .in_doubt(self.takeover_after)
-                .await
-                .map_or(0, |d| d.len() as u64),
-            None => 0,
-        }
-    }
-
     /// Notes that this gateway is committing `tx` now, or no longer.
     pub(super) fn committing(&self, tx: &str, now: bool) {
         if now {

@@ -57,7 +57,7 @@ impl Coordinator {
                         .driver
                         .execute(dialect, &delete, &ExecuteOptions::default())
                         .await;
-                    tracing::info!(tx_id = %marker.tx, "recovered forward: committed");
+                    tracing::info!(tx_id = %marker.tx, decided_by = %engine.name(), engines = %engines_of(&marker.parts), "recovered forward: committed");
                     done.forward += 1;
                 } else {
                     done.pending += 1;
@@ -80,11 +80,11 @@ impl Coordinator {
             }
             match settle(router, log, doubt).await {
                 Some(true) => {
-                    tracing::info!(tx_id = %doubt.tx, "recovered forward: committed");
+                    tracing::info!(tx_id = %doubt.tx, engines = %engines_of(&doubt.parts), "recovered forward: committed");
                     done.forward += 1;
                 }
                 Some(false) => {
-                    tracing::info!(tx_id = %doubt.tx, "recovered backward: rolled back");
+                    tracing::info!(tx_id = %doubt.tx, engines = %engines_of(&doubt.parts), "recovered backward: rolled back");
                     done.backward += 1;
                 }
                 None => done.pending += 1,
@@ -230,7 +230,7 @@ impl Coordinator {
             };
             for gid in candidates.into_iter().filter(|g| !recorded(g)) {
                 if matches!(engine.driver.finish_prepared(&gid, false).await, Ok(true)) {
-                    tracing::info!(gid = %gid, "rolled back a prepared transaction the log never recorded");
+                    tracing::info!(gid = %gid, engine = %engine.name(), "rolled back a prepared transaction no record names (never decided)");
                     rolled_back += 1;
                 }
             }

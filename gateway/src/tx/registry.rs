@@ -25,12 +25,20 @@ pub struct Transactions {
 }
 
 impl Transactions {
-    /// What transactions did since start, and what is open or in doubt now.
-    pub async fn counters(&self) -> Vec<(String, u64)> {
+    /// What transactions did since start, and what is open or in doubt
+    /// now (prepared or committing: in the log, or decided by a deciding
+    /// engine's marker and not finished).
+    pub async fn counters(&self, router: &crate::router::Router) -> Vec<(String, u64)> {
+        use super::TxState;
         let mut counts = self.coordinator.counters.snapshot();
         counts.push(("open".into(), self.open_count() as u64));
-        let in_doubt = self.coordinator.in_doubt_count().await;
-        counts.push(("in_doubt".into(), in_doubt));
+        let in_doubt = self
+            .list(router)
+            .await
+            .iter()
+            .filter(|t| matches!(t.state, TxState::Prepared | TxState::Committing))
+            .count();
+        counts.push(("in_doubt".into(), in_doubt as u64));
         counts
     }
 }
