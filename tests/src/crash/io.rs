@@ -1,0 +1,177 @@
+//! The crash trials' traffic: the clients' transactions, and reading back
+//! what every engine holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use omnigate_proto::v1 as pb;
+use pb::gateway_client::GatewayClient;
+use pb::value::Kind;
+use tonic::transport::Channel;
+
+use super::{Begun, Engine, Rng, SHAPES};
+
+fn request(target: &str, dialect: &str, text: String, tx: &str) -> pb::ExecuteRequest {
+    pb::ExecuteRequest {
+        target: target.to_owned(),
+        dialect: dialect.to_owned(),
+        statement: text,
+        tx_id: tx.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub(super) async fn setup(client: &mut GatewayClient<Channel>) {
+    for target in ["main-db", "main"] {
+        let create = request(
+            target,
+            "sql",
+            "CREATE TABLE IF NOT EXISTS crash (k BIGINT PRIMARY KEY)".into(),
+            "",
+        );
+        client.execute(create).await.expect("the crash table");
+    }
+}
+
+/// One client: begins, writes and commits transactions until told to stop
+/// (or the gateway is gone).
+pub(super) async fn client_loop(
+    mut client: GatewayClient<Channel>,
+    stop: Arc<AtomicBool>,
+    next_k: Arc<AtomicI64>,
+    seed: u64,
+) -> Vec<Begun> {
+    let mut rng = Rng(seed.max(1));
+    let mut begun = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let shape = rng.below(SHAPES.len() as u64) as usize;
+        let Ok(reply) = client.begin(pb::BeginRequest::default()).await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let tx = reply.into_inner().tx_id;
+        let k = next_k.fetch_add(1, Ordering::Relaxed);
+        let index = begun.len();
+        begun.push(Begun {
+            k,
+            shape,
+            committed: false,
+            failed_after_commit: false,
+        });
+        let mut ok = true;
+        for engine in SHAPES[shape] {
+            let write = match engine {
+                Engine::Postgres => request(
+                    "main-db",
+                    "sql",
+                    format!("INSERT INTO crash VALUES ({k})"),
+                    &tx,
+                ),
+                Engine::Sqlite => request(
+                    "main",
+                    "sql",
+                    format!("INSERT INTO crash VALUES ({k})"),
+                    &tx,
+                ),
+                Engine::Redis => request("cache", "redis", format!("SET crash:{k} 1"), &tx),
+                Engine::Falkor => request(
+                    "graph",
+                    "cypher",
+                    format!("CREATE (:Crash {{k: {k}}})"),
+                    &tx,
+                ),
+                Engine::Victoria => {
+                    // A minute old: VictoriaMetrics shows a sample of the
+                    // current millisecond to queries only a moment later.
+                    let nanos = (omnigate_drivers::ts::now_millis() - 60_000) * 1_000_000;
+                    request("metrics", "ts", format!("crash,k={k} v=1 {nanos}"), &tx)
+                }
+            };
+            if client.execute(write).await.is_err() {
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            let _ = client.rollback(pb::RollbackRequest { tx_id: tx }).await;
+            continue;
+        }
+        match client.commit(pb::CommitRequest { tx_id: tx }).await {
+            Ok(_) => begun[index].committed = true,
+            Err(status)
+                if status.code() == tonic::Code::FailedPrecondition
+                    && status.message().contains("committed") =>
+            {
+                begun[index].failed_after_commit = true;
+            }
+            Err(_) => {}
+        }
+    }
+    begun
+}
+
+/// The values on every engine, or `None` when an engine cannot be read.
+pub(super) async fn read_all(
+    client: &mut GatewayClient<Channel>,
+) -> Option<BTreeMap<Engine, BTreeSet<i64>>> {
+    let mut found = BTreeMap::new();
+    let read = |target: &str, dialect: &str, text: &str| {
+        let req = request(target, dialect, text.to_owned(), "");
+        let mut client = client.clone();
+        async move { client.execute(req).await.ok().map(|r| r.into_inner()) }
+    };
+    let ints = |rows: &pb::ExecuteResponse, column: usize| -> BTreeSet<i64> {
+        rows.rows
+            .iter()
+            .filter_map(|r| match r.values.get(column)?.kind.as_ref()? {
+                Kind::Int(k) => Some(*k),
+                Kind::String(s) => s.rsplit(':').next()?.parse().ok(),
+                Kind::Bytes(b) => String::from_utf8_lossy(b).rsplit(':').next()?.parse().ok(),
+                Kind::Map(m) => m.entries.iter().find(|e| e.key == "k").and_then(|e| {
+                    match e.value.as_ref()?.kind.as_ref()? {
+                        Kind::String(s) => s.parse().ok(),
+                        _ => None,
+                    }
+                }),
+                _ => None,
+            })
+            .collect()
+    };
+    let pg = read("main-db", "sql", "SELECT k FROM crash").await?;
+    found.insert(Engine::Postgres, ints(&pg, 0));
+    let sqlite = read("main", "sql", "SELECT k FROM crash").await?;
+    found.insert(Engine::Sqlite, ints(&sqlite, 0));
+    let redis = read("cache", "redis", "KEYS crash:*").await?;
+    let keys = redis
+        .rows
+        .first()
+        .and_then(|r| r.values.first())
+        .and_then(|v| match v.kind.as_ref()? {
+            Kind::List(list) => Some(list.values.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let rows = pb::ExecuteResponse {
+        rows: keys
+            .into_iter()
+            .map(|v| pb::Row { values: vec![v] })
+            .collect(),
+        ..Default::default()
+    };
+    found.insert(Engine::Redis, ints(&rows, 0));
+    let graph = read("graph", "cypher", "MATCH (c:Crash) RETURN c.k").await?;
+    found.insert(Engine::Falkor, ints(&graph, 0));
+    let metrics = read("metrics", "ts", "count_over_time(crash_v[1d])").await?;
+    found.insert(Engine::Victoria, ints(&metrics, 0));
+    Some(found)
+}
+
+/// The gateway's transaction counters.
+pub(super) async fn counters(client: &mut GatewayClient<Channel>) -> BTreeMap<String, u64> {
+    match client.list_engines(pb::ListEnginesRequest::default()).await {
+        Ok(reply) => reply.into_inner().transactions.into_iter().collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
