@@ -60,7 +60,7 @@ pub(crate) fn wait_ready(
             panic!("{what} exited with {status}: {}", log());
         }
         assert!(
-            started.elapsed() < Duration::from_secs(30),
+            started.elapsed() < Duration::from_secs(120),
             "{what} did not answer: {}",
             log()
         );
