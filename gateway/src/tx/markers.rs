@@ -96,6 +96,10 @@ pub(crate) struct Unfinished {
     pub at_ms: Option<i64>,
 }
 
+/// How long recovery waits for an engine's markers: an engine that does
+/// not answer must not hold up the gateway's startup or the other engines.
+const READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The markers of `driver` (`Ok(empty)` when it never held one).
 pub(crate) async fn unfinished(
     driver: &dyn StorageDriver,
@@ -107,10 +111,14 @@ pub(crate) async fn unfinished(
         ),
         _ => Statement::new("SELECT tx_id, record FROM omnigate_tx_markers"),
     };
-    let rows = match driver
-        .execute(dialect, &scan, &ExecuteOptions::default())
-        .await
-    {
+    let options = ExecuteOptions {
+        timeout: Some(READ_LIMIT),
+        ..ExecuteOptions::default()
+    };
+    let read = omnigate_drivers::deadline::within(Some(READ_LIMIT), async {
+        driver.execute(dialect, &scan, &options).await
+    });
+    let rows = match read.await {
         Ok(rows) => rows.rows,
         // No marker table: nothing ever committed through it.
         Err(omnigate_drivers::Error::NotFound(_)) => return Ok(Vec::new()),
