@@ -75,8 +75,8 @@ pub struct Report {
     pub partial: u64,
     /// The first partial ones, with where they were found.
     pub partial_examples: Vec<String>,
-    /// The longest time from a gateway's restart to every transaction
-    /// being whole, in milliseconds.
+    /// The longest time from a gateway's restart (the process started
+    /// again) to every transaction being whole, in milliseconds.
     pub max_recovery_ms: u64,
     /// Where the run's files (config, the gateway's log) were kept, when
     /// something was partial.
@@ -214,10 +214,12 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         for client in clients {
             begun.extend(client.await.unwrap_or_default());
         }
+        // From the restart (the gateway recovers before it serves) to every
+        // transaction being whole.
+        let started = Instant::now();
         if kill_gateway {
             gateway = Gateway::start(&trials.binary, &config, addr, dir.path()).await;
         }
-        let started = Instant::now();
         let found = settle(&mut gateway.client, &begun).await;
         report.max_recovery_ms = report
             .max_recovery_ms
