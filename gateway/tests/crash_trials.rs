@@ -25,6 +25,10 @@ async fn twenty_kills_leave_no_transaction_partial() {
         "some transactions committed: {report:?}"
     );
     assert_eq!(
+        report.hung_commits, 0,
+        "commits that never returned: {report:?}"
+    );
+    assert_eq!(
         report.partial, 0,
         "partial transactions: {:?} (files kept in {:?})",
         report.partial_examples, report.kept

@@ -91,7 +91,7 @@ fn main() -> ExitCode {
         }
         Err(e) => eprintln!("cannot encode the report: {e}"),
     }
-    if report.partial == 0 {
+    if report.partial == 0 && report.hung_commits == 0 {
         ExitCode::SUCCESS
     } else {
         for example in &report.partial_examples {
@@ -116,6 +116,7 @@ fn print_table(r: &Report) {
         ("recovered forward", r.recovered_forward),
         ("recovered backward", r.recovered_backward),
         ("failed after commit (Redis window)", r.failed_after_commit),
+        ("commits that hung over a minute", r.hung_commits),
         ("partial (must be 0)", r.partial),
         ("longest recovery after a restart, ms", r.max_recovery_ms),
     ];

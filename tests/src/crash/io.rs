@@ -47,7 +47,7 @@ pub(super) async fn client_loop(
     let mut begun = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let shape = rng.below(SHAPES.len() as u64) as usize;
-        let Ok(reply) = client.begin(pb::BeginRequest::default()).await else {
+        let Ok(Ok(reply)) = bounded(client.begin(pb::BeginRequest::default())).await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
@@ -59,6 +59,7 @@ pub(super) async fn client_loop(
             shape,
             committed: false,
             failed_after_commit: false,
+            hung: false,
         });
         let mut ok = true;
         for engine in SHAPES[shape] {
@@ -89,16 +90,21 @@ pub(super) async fn client_loop(
                     request("metrics", "ts", format!("crash,k={k} v=1 {nanos}"), &tx)
                 }
             };
-            if client.execute(write).await.is_err() {
+            if !matches!(bounded(client.execute(write)).await, Ok(Ok(_))) {
                 ok = false;
                 break;
             }
         }
         if !ok {
-            let _ = client.rollback(pb::RollbackRequest { tx_id: tx }).await;
+            let _ = bounded(client.rollback(pb::RollbackRequest { tx_id: tx })).await;
             continue;
         }
-        match client.commit(pb::CommitRequest { tx_id: tx }).await {
+        let commit = bounded(client.commit(pb::CommitRequest { tx_id: tx })).await;
+        let Ok(commit) = commit else {
+            begun[index].hung = true;
+            continue;
+        };
+        match commit {
             Ok(_) => begun[index].committed = true,
             Err(status)
                 if status.code() == tonic::Code::FailedPrecondition
@@ -120,7 +126,13 @@ pub(super) async fn read_all(
     let read = |target: &str, dialect: &str, text: &str| {
         let req = request(target, dialect, text.to_owned(), "");
         let mut client = client.clone();
-        async move { client.execute(req).await.ok().map(|r| r.into_inner()) }
+        async move {
+            bounded(client.execute(req))
+                .await
+                .ok()?
+                .ok()
+                .map(|r| r.into_inner())
+        }
     };
     let ints = |rows: &pb::ExecuteResponse, column: usize| -> BTreeSet<i64> {
         rows.rows
@@ -166,6 +178,14 @@ pub(super) async fn read_all(
     let metrics = read("metrics", "ts", "count_over_time(crash_v[1d])").await?;
     found.insert(Engine::Victoria, ints(&metrics, 0));
     Some(found)
+}
+
+/// How long a client waits for one call: a call that never returns is a
+/// defect the report counts (`hung_commits`), not a reason to stall.
+const CALL_LIMIT: Duration = Duration::from_secs(60);
+
+async fn bounded<T>(call: impl std::future::Future<Output = T>) -> Result<T, ()> {
+    tokio::time::timeout(CALL_LIMIT, call).await.map_err(drop)
 }
 
 /// The gateway's transaction counters.

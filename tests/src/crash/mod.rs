@@ -71,6 +71,9 @@ pub struct Report {
     /// failed as it was applied (the documented Redis window), counted
     /// apart.
     pub failed_after_commit: u64,
+    /// Commits that did not return within a minute (a defect, counted
+    /// apart from partial: the transaction is still checked).
+    pub hung_commits: u64,
     /// Transactions on some of their engines but not all: must be 0.
     pub partial: u64,
     /// The first partial ones, with where they were found.
@@ -145,6 +148,8 @@ struct Begun {
     shape: usize,
     committed: bool,
     failed_after_commit: bool,
+    /// Its Commit did not return within the call limit.
+    hung: bool,
 }
 
 /// Runs the trials; `progress` hears each one finish.
@@ -231,6 +236,7 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         report.begun += begun.len() as u64;
         report.committed += begun.iter().filter(|b| b.committed).count() as u64;
         report.failed_after_commit += begun.iter().filter(|b| b.failed_after_commit).count() as u64;
+        report.hung_commits += begun.iter().filter(|b| b.hung).count() as u64;
         for b in &begun {
             let engines = SHAPES[b.shape];
             let here: Vec<Engine> = engines
