@@ -246,6 +246,12 @@ impl Error {
         }
     }
 
+    /// A precondition the driver itself found unmet (no engine code), e.g.
+    /// a write in a read-only transaction.
+    pub fn precondition(engine: &'static str, message: impl Into<String>) -> Self {
+        Error::Precondition(EngineError::new(engine, None, message))
+    }
+
     /// An operation the engine kind cannot do.
     pub fn not_supported(operation: impl Into<String>, engine: impl Into<String>) -> Self {
         Error::NotSupported {

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use super::compose::{self, MARKER_LABEL};
 use super::{FalkorDriver, KIND};
 use crate::{
-    BeginOptions, Dialect, DriverTransaction, EngineError, Error, ExecuteOptions, Participation,
-    Redo, Result, ResultSet, Statement, StorageDriver,
+    BeginOptions, Dialect, DriverTransaction, Error, ExecuteOptions, Participation, Redo, Result,
+    ResultSet, Statement, StorageDriver,
 };
 
 /// A FalkorDB transaction (see the module docs).
@@ -41,10 +41,6 @@ impl FalkorTransaction {
     }
 }
 
-fn refused(message: impl Into<String>) -> Error {
-    Error::Precondition(EngineError::new(KIND, None, message))
-}
-
 #[async_trait]
 impl DriverTransaction for FalkorTransaction {
     fn participation(&self) -> Participation {
@@ -64,13 +60,15 @@ impl DriverTransaction for FalkorTransaction {
             return self.driver.execute(dialect, statement, &options).await;
         }
         if crate::cypher::is_schema_change(&statement.text) {
-            return Err(refused(
+            return Err(Error::precondition(
+                KIND,
                 "index and constraint changes cannot run inside a transaction on FalkorDB; \
                  send them outside one",
             ));
         }
         if options.read_only {
-            return Err(refused(
+            return Err(Error::precondition(
+                KIND,
                 "the statement writes, but the transaction is read_only",
             ));
         }
@@ -78,10 +76,13 @@ impl DriverTransaction for FalkorTransaction {
         if let Some(first) = &self.graph
             && *first != graph
         {
-            return Err(refused(format!(
-                "a transaction writes to one graph on FalkorDB: it writes to {first}, this \
+            return Err(Error::precondition(
+                KIND,
+                format!(
+                    "a transaction writes to one graph on FalkorDB: it writes to {first}, this \
                  statement to {graph}"
-            )));
+                ),
+            ));
         }
         let write = compose::chainable(&statement.text, &statement.named)?;
         self.driver.explain(&graph, &write).await?;
@@ -165,10 +166,13 @@ impl FalkorDriver {
         match self.query(graph, &query, false, None).await {
             Ok(_) => Ok(()),
             Err(e @ (Error::Unavailable(_) | Error::Timeout { .. })) => Err(e),
-            Err(e) => Err(refused(format!(
-                "the transaction's graph writes failed when applied, and FalkorDB applied none \
+            Err(e) => Err(Error::precondition(
+                KIND,
+                format!(
+                    "the transaction's graph writes failed when applied, and FalkorDB applied none \
                  of them: {e}"
-            ))),
+                ),
+            )),
         }
     }
 

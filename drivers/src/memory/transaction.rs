@@ -113,11 +113,10 @@ impl MemoryTransaction {
                     ..ResultSet::default()
                 })
             }
-            TsStatement::Delete { .. } => Err(Error::Precondition(crate::EngineError::new(
+            TsStatement::Delete { .. } => Err(Error::precondition(
                 KIND,
-                None,
                 "DELETE cannot run inside a transaction; send it outside one",
-            ))),
+            )),
             TsStatement::Query { .. } => {
                 let shared = Arc::clone(&self.shared);
                 let (statement, options) = (statement.clone(), options.clone());

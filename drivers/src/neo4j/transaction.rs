@@ -12,7 +12,7 @@ use neo4rs::Txn;
 use super::error::from_neo4j;
 use super::{KIND, add_row, query_of};
 use crate::{
-    BeginOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error, ExecuteOptions,
+    BeginOptions, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions,
     Participation, Result, ResultLimits, ResultSet, Statement,
 };
 
@@ -42,10 +42,6 @@ impl Neo4jTransaction {
     }
 }
 
-fn refused(message: impl Into<String>) -> Error {
-    Error::Precondition(EngineError::new(KIND, None, message))
-}
-
 #[async_trait]
 impl DriverTransaction for Neo4jTransaction {
     fn participation(&self) -> Participation {
@@ -61,7 +57,8 @@ impl DriverTransaction for Neo4jTransaction {
         self.descriptor.accept(dialect, statement)?;
         let options = self.options.apply(options);
         if options.database.is_some() {
-            return Err(refused(
+            return Err(Error::precondition(
+                KIND,
                 "a transaction on Neo4j runs on the engine's default database; send the \
                  statement without options.database",
             ));
@@ -69,12 +66,14 @@ impl DriverTransaction for Neo4jTransaction {
         // Neo4j's READ access mode is chosen when the transaction begins:
         // a read-only transaction refuses writes here instead.
         if options.read_only && crate::cypher::writes(KIND, &statement.text)? {
-            return Err(refused(
+            return Err(Error::precondition(
+                KIND,
                 "the statement writes, but the transaction is read_only",
             ));
         }
         if crate::cypher::is_schema_change(&statement.text) {
-            return Err(refused(
+            return Err(Error::precondition(
+                KIND,
                 "index and constraint changes cannot run inside a transaction with writes on \
                  Neo4j; send them outside one",
             ));

@@ -18,9 +18,8 @@ use super::{KIND, query};
 use crate::redis_syntax::parse_command;
 use crate::resp::RedisPool;
 use crate::{
-    BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error,
-    ExecuteOptions, MARKER_TTL, Participation, Redo, Result, ResultSet, Statement, Value,
-    marker_key,
+    BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions,
+    MARKER_TTL, Participation, Redo, Result, ResultSet, Statement, Value, marker_key,
 };
 
 /// A Redis transaction (see the module docs).
@@ -62,10 +61,6 @@ fn reply(value: Value) -> ResultSet {
     }
 }
 
-fn precondition(message: String) -> Error {
-    Error::Precondition(EngineError::new(KIND, None, message))
-}
-
 #[async_trait]
 impl DriverTransaction for RedisTransaction {
     fn participation(&self) -> Participation {
@@ -83,9 +78,10 @@ impl DriverTransaction for RedisTransaction {
         check_allowed(&args)?;
         let name = String::from_utf8_lossy(&args[0]).to_uppercase();
         if is_blocking(&args) {
-            return Err(precondition(format!(
-                "{name} blocks, which a transaction cannot wait for"
-            )));
+            return Err(Error::precondition(
+                KIND,
+                format!("{name} blocks, which a transaction cannot wait for"),
+            ));
         }
         let mut conn = self.pool.connection().await?;
         let info = self.commands.info(&mut conn.conn, &name).await?;
@@ -100,14 +96,16 @@ impl DriverTransaction for RedisTransaction {
             return Ok(reply(to_value_with(value, options.raw_bytes)?));
         }
         if info.no_multi {
-            return Err(precondition(format!(
-                "{name} cannot run inside a transaction"
-            )));
+            return Err(Error::precondition(
+                KIND,
+                format!("{name} cannot run inside a transaction"),
+            ));
         }
         if self.options.read_only || options.read_only {
-            return Err(precondition(format!(
-                "{name} writes, but the transaction is read_only"
-            )));
+            return Err(Error::precondition(
+                KIND,
+                format!("{name} writes, but the transaction is read_only"),
+            ));
         }
         self.queued.push(args);
         Ok(reply(Value::String("QUEUED".into())))
@@ -139,12 +137,15 @@ impl DriverTransaction for RedisTransaction {
         let held: Vec<String> = pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
         let types = keys.into_iter().zip(held).collect();
         super::types::first_conflict(&self.queued, types).map_err(|(index, key, held, needed)| {
-            precondition(format!(
-                "write {} of the transaction would fail with WRONGTYPE: key {} holds a {held}, \
+            Error::precondition(
+                KIND,
+                format!(
+                    "write {} of the transaction would fail with WRONGTYPE: key {} holds a {held}, \
                  the command needs a {needed}",
-                index + 1,
-                String::from_utf8_lossy(&key)
-            ))
+                    index + 1,
+                    String::from_utf8_lossy(&key)
+                ),
+            )
         })
     }
 
@@ -207,13 +208,16 @@ async fn apply_on(
             _ => None,
         })
     {
-        return Err(precondition(format!(
-            "write {} of {} failed when applied ({}: {}); Redis applied the others",
-            index + 1,
-            writes.len(),
-            err.code(),
-            err.details().unwrap_or_default()
-        )));
+        return Err(Error::precondition(
+            KIND,
+            format!(
+                "write {} of {} failed when applied ({}: {}); Redis applied the others",
+                index + 1,
+                writes.len(),
+                err.code(),
+                err.details().unwrap_or_default()
+            ),
+        ));
     }
     Ok(())
 }

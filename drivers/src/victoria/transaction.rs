@@ -14,8 +14,8 @@ use bytes::Bytes;
 use super::{Http, KIND, VictoriaDriver};
 use crate::ts::{Sample, TsStatement, classify, lineproto, now_millis};
 use crate::{
-    BeginOptions, Dialect, DriverTransaction, EngineError, Error, ExecuteOptions, Participation,
-    Redo, Result, ResultSet, Statement, StorageDriver,
+    BeginOptions, Dialect, DriverTransaction, Error, ExecuteOptions, Participation, Redo, Result,
+    ResultSet, Statement, StorageDriver,
 };
 
 /// A VictoriaMetrics transaction (see the module docs).
@@ -25,10 +25,6 @@ pub(super) struct VictoriaTransaction {
     pub(super) options: BeginOptions,
     /// The kept writes, as import bodies.
     pub(super) queued: Vec<String>,
-}
-
-fn refused(message: impl Into<String>) -> Error {
-    Error::Precondition(EngineError::new(KIND, None, message))
 }
 
 #[async_trait]
@@ -55,7 +51,8 @@ impl DriverTransaction for VictoriaTransaction {
                     ..ResultSet::default()
                 })
             }
-            TsStatement::Delete { .. } => Err(refused(
+            TsStatement::Delete { .. } => Err(Error::precondition(
+                KIND,
                 "DELETE cannot run inside a transaction (VictoriaMetrics cannot undo it); send \
                  it outside one",
             )),
@@ -70,7 +67,8 @@ impl DriverTransaction for VictoriaTransaction {
         if self.driver.http.dedup {
             Ok(())
         } else {
-            Err(refused(
+            Err(Error::precondition(
+                KIND,
                 "VictoriaMetrics runs without -dedup.minScrapeInterval, so writes replayed after \
                  a crash would be stored twice; start it with -dedup.minScrapeInterval=1ms to \
                  write time series in a transaction that spans engines",
