@@ -166,11 +166,9 @@ impl Coordinator {
                 Some((driver, dialect)) => {
                     // Off the caller's path: a marker left behind is one
                     // recovery finishes again (every step is idempotent).
-                    let delete = markers::delete(dialect, tx);
+                    let tx = tx.to_owned();
                     tokio::spawn(async move {
-                        let _ = driver
-                            .execute(dialect, &delete, &ExecuteOptions::default())
-                            .await;
+                        markers::forget(driver.as_ref(), dialect, &tx).await;
                     });
                 }
                 None => {

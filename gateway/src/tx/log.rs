@@ -34,6 +34,20 @@ pub enum PartRecord {
     },
 }
 
+impl PartRecord {
+    /// The engine this part is on.
+    pub fn engine(&self) -> &str {
+        match self {
+            PartRecord::Prepared { engine, .. } | PartRecord::Buffered { engine, .. } => engine,
+        }
+    }
+}
+
+/// The engines of `parts`, in order.
+pub(crate) fn engines_of(parts: &[PartRecord]) -> Vec<String> {
+    parts.iter().map(|p| p.engine().to_owned()).collect()
+}
+
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]

@@ -57,8 +57,20 @@ pub(crate) fn insert(dialect: Dialect, tx: &str, record: &str) -> Statement {
     }
 }
 
-/// Deletes `tx`'s marker: every part has finished.
-pub(crate) fn delete(dialect: Dialect, tx: &str) -> Statement {
+/// Deletes `tx`'s marker from `driver`: every part has finished. A marker
+/// left behind (the engine did not answer) is one recovery finishes again.
+pub(crate) async fn forget(driver: &dyn StorageDriver, dialect: Dialect, tx: &str) {
+    let delete = delete(dialect, tx);
+    if let Err(e) = driver
+        .execute(dialect, &delete, &ExecuteOptions::default())
+        .await
+    {
+        tracing::debug!(tx_id = %tx, error = %e, "deleting a finished transaction's marker");
+    }
+}
+
+/// The statement that deletes `tx`'s marker.
+fn delete(dialect: Dialect, tx: &str) -> Statement {
     match dialect {
         Dialect::Cypher => Statement::new(
             "MATCH (m:OmnigateTxMarker {tx_id: $tx}) WHERE m.record IS NOT NULL DELETE m",

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::log::PartRecord;
+use super::log::{PartRecord, engines_of};
 use super::{Transactions, markers, recover};
 use crate::error::{Error, Result};
 use crate::router::Router;
@@ -39,17 +39,6 @@ pub struct TxInfo {
     pub age: Option<Duration>,
     /// More: why it failed, its global ids, what it waits for.
     pub detail: String,
-}
-
-fn engines_of(parts: &[PartRecord]) -> Vec<String> {
-    parts
-        .iter()
-        .map(|p| match p {
-            PartRecord::Prepared { engine, .. } | PartRecord::Buffered { engine, .. } => {
-                engine.clone()
-            }
-        })
-        .collect()
 }
 
 fn age_since(at_ms: Option<i64>) -> Option<Duration> {

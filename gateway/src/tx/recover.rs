@@ -15,10 +15,10 @@
 //! What cannot be finished now (an engine is down) is tried again at the
 //! next pass.
 
-use omnigate_drivers::{Dialect, ExecuteOptions};
+use omnigate_drivers::Dialect;
 
 use super::coordinator::Coordinator;
-use super::log::{InDoubt, PartRecord, Record, TxLog, decode_args};
+use super::log::{InDoubt, PartRecord, Record, TxLog, decode_args, engines_of};
 use super::markers;
 use crate::router::Router;
 
@@ -52,12 +52,8 @@ impl Coordinator {
                     continue;
                 }
                 if finish(router, &marker.tx, &marker.parts, true).await {
-                    let delete = markers::delete(dialect, &marker.tx);
-                    let _ = engine
-                        .driver
-                        .execute(dialect, &delete, &ExecuteOptions::default())
-                        .await;
-                    tracing::info!(tx_id = %marker.tx, decided_by = %engine.name(), engines = %engines_of(&marker.parts), "recovered forward: committed");
+                    markers::forget(engine.driver.as_ref(), dialect, &marker.tx).await;
+                    tracing::info!(tx_id = %marker.tx, decided_by = %engine.name(), engines = %engines_of(&marker.parts).join(", "), "recovered forward: committed");
                     done.forward += 1;
                 } else {
                     done.pending += 1;
@@ -80,11 +76,11 @@ impl Coordinator {
             }
             match settle(router, log, doubt).await {
                 Some(true) => {
-                    tracing::info!(tx_id = %doubt.tx, engines = %engines_of(&doubt.parts), "recovered forward: committed");
+                    tracing::info!(tx_id = %doubt.tx, engines = %engines_of(&doubt.parts).join(", "), "recovered forward: committed");
                     done.forward += 1;
                 }
                 Some(false) => {
-                    tracing::info!(tx_id = %doubt.tx, engines = %engines_of(&doubt.parts), "recovered backward: rolled back");
+                    tracing::info!(tx_id = %doubt.tx, engines = %engines_of(&doubt.parts).join(", "), "recovered backward: rolled back");
                     done.backward += 1;
                 }
                 None => done.pending += 1,
@@ -120,14 +116,10 @@ impl Coordinator {
                 if !finish(router, tx, &marker.parts, true).await {
                     return Err(refuse(format!(
                         "an engine of {} cannot be reached now; recovery keeps trying",
-                        engines_of(&marker.parts)
+                        engines_of(&marker.parts).join(", ")
                     )));
                 }
-                let delete = markers::delete(dialect, tx);
-                let _ = engine
-                    .driver
-                    .execute(dialect, &delete, &ExecuteOptions::default())
-                    .await;
+                markers::forget(engine.driver.as_ref(), dialect, tx).await;
                 return Ok("committed on every engine".into());
             }
         }
@@ -162,7 +154,7 @@ impl Coordinator {
             return Err(refuse(format!(
                 "decided to {}, but an engine of {} cannot be reached now; recovery keeps trying",
                 if commit { "commit" } else { "roll back" },
-                engines_of(&doubt.parts)
+                engines_of(&doubt.parts).join(", ")
             )));
         }
         if commit {
@@ -284,19 +276,6 @@ async fn finish(router: &Router, tx: &str, parts: &[PartRecord], commit: bool) -
         complete &= finished;
     }
     complete
-}
-
-/// The engines of `parts`, for messages.
-fn engines_of(parts: &[PartRecord]) -> String {
-    let names: Vec<&str> = parts
-        .iter()
-        .map(|p| match p {
-            PartRecord::Prepared { engine, .. } | PartRecord::Buffered { engine, .. } => {
-                engine.as_str()
-            }
-        })
-        .collect();
-    names.join(", ")
 }
 
 /// The engines that can decide a transaction, with their markers' dialect.
