@@ -6,6 +6,7 @@
 //! win.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use omnigate::config::{Config, DriverConfig, EngineConfig};
@@ -15,7 +16,7 @@ use omnigate_drivers::{Dialect, Statement, StorageDriverExt};
 use omnigate_proto::v1 as pb;
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
-use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, in_tx, request, scalar};
+use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, in_tx, request, scalar, tx_counts};
 use pb::value::Kind;
 
 /// PostgreSQL `main-db` (which holds the log) and `other-db` (a second
@@ -81,27 +82,6 @@ async fn count(gw: &mut TestGateway, target: &str, text: &str) -> i64 {
         Some(Kind::Int(n)) => n,
         other => panic!("{text}: {other:?}"),
     }
-}
-
-/// How many transactions `gw`'s recovery finished `way` since it started.
-async fn recovered(gw: &mut TestGateway, way: &str) -> u64 {
-    let name = format!("recovered_{way}");
-    gw.gateway
-        .transaction_counters()
-        .await
-        .into_iter()
-        .find_map(|(n, v)| (n == name).then_some(v))
-        .unwrap()
-}
-
-/// How many prepared transactions no record named `gw` rolled back.
-async fn orphans(gw: &mut TestGateway) -> u64 {
-    gw.gateway
-        .transaction_counters()
-        .await
-        .into_iter()
-        .find_map(|(n, v)| (n == "orphans_rolled_back").then_some(v))
-        .unwrap()
 }
 
 async fn counter(gw: &mut TestGateway) -> i64 {
@@ -185,7 +165,11 @@ async fn a_replica_leaves_a_fresh_transaction_and_takes_over_an_abandoned_one() 
         TestGateway::with_config(config(&pg, &redis, Duration::ZERO)),
         TestGateway::with_config(config(&pg, &redis, Duration::ZERO))
     );
-    assert_eq!(orphans(&mut b).await + orphans(&mut c).await, 1);
+    let orphans = |counts: HashMap<String, u64>| counts["orphans_rolled_back"];
+    assert_eq!(
+        orphans(tx_counts(&mut b.client).await) + orphans(tx_counts(&mut c.client).await),
+        1
+    );
     assert_eq!(state(&mut b).await, [0, 0, 0, 0, 0]);
     drop((a, patient, c));
 }
@@ -224,7 +208,8 @@ async fn two_replicas_finish_a_decided_transaction_once() {
         b.gateway.recover_transactions(),
         c.gateway.recover_transactions()
     );
-    let forward = recovered(&mut b, "forward").await + recovered(&mut c, "forward").await;
+    let forward = |counts: HashMap<String, u64>| counts["recovered_forward"];
+    let forward = forward(tx_counts(&mut b.client).await) + forward(tx_counts(&mut c.client).await);
     assert!(forward >= 1, "{rb:?} {rc:?}");
     assert_eq!(
         state(&mut b).await,
