@@ -130,3 +130,46 @@ async fn the_same_key_in_two_transactions_last_commit_wins() {
     commit_tx(&mut gw.client, &first).await.unwrap();
     assert_eq!(get(&mut gw, "k").await, Some(Kind::String("first".into())));
 }
+
+/// Recovery's replay of a transaction's writes applies them once, however
+/// many replays race (two gateways recovering), and leaves the connection
+/// other callers share alone: its `WATCH` is on a connection of its own.
+#[tokio::test]
+async fn racing_replays_apply_once_beside_other_callers() {
+    use omnigate_drivers::redis::{RedisConfig, RedisDriver};
+    use omnigate_drivers::{Dialect, ExecuteOptions, Statement, StorageDriver, Value};
+
+    let server = RedisServer::start();
+    let config = RedisConfig {
+        url: server.url(0),
+        ..RedisConfig::default()
+    };
+    let d = RedisDriver::connect("cache", config).await.unwrap();
+    let redo = vec![vec![
+        bytes::Bytes::from_static(b"INCR"),
+        bytes::Bytes::from_static(b"n"),
+    ]];
+    let options = &ExecuteOptions::default();
+    let d = &d;
+    let get = |key: &'static str| async move {
+        let got = d
+            .execute(Dialect::Redis, &Statement::new(format!("GET {key}")), options)
+            .await
+            .unwrap();
+        got.rows[0][0].clone()
+    };
+    let incr_other = [Statement::new("INCR other")];
+    for round in 0..20 {
+        let tx = format!("tx-{round}");
+        // Two replays and a caller's own MULTI..EXEC on the shared
+        // connection, all at once.
+        let other = d.execute_batch(Dialect::Redis, &incr_other, options);
+        let (a, b, c) = tokio::join!(d.replay(&tx, &redo), d.replay(&tx, &redo), other);
+        a.unwrap();
+        b.unwrap();
+        c.unwrap().into_iter().for_each(|r| drop(r.unwrap()));
+        let n = get("n").await;
+        assert_eq!(n, Value::from((round + 1).to_string()), "round {round}");
+    }
+    assert_eq!(get("other").await, Value::from("20"));
+}

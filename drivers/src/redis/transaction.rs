@@ -18,8 +18,9 @@ use super::{KIND, query};
 use crate::redis_syntax::parse_command;
 use crate::resp::RedisPool;
 use crate::{
-    BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions,
-    MARKER_TTL, Participation, Redo, Result, ResultSet, Statement, Value, marker_key,
+    BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error,
+    ExecuteOptions, MARKER_TTL, Participation, Redo, Result, ResultSet, Statement, Value,
+    marker_key,
 };
 
 /// A Redis transaction (see the module docs).
@@ -200,6 +201,14 @@ async fn apply_on(
             .ignore();
     }
     let replies: ::redis::Value = pipe.query_async(conn).await.map_err(from_redis)?;
+    if replies == ::redis::Value::Nil {
+        // EXEC aborted by a WATCH: nothing was applied.
+        return Err(Error::Conflict(EngineError::new(
+            KIND,
+            None,
+            "a watched key changed before EXEC: nothing was applied",
+        )));
+    }
     // EXEC applied every command; one that failed when applied did not
     // undo the others (Redis has no rollback).
     if let ::redis::Value::Array(items) = &replies
@@ -225,27 +234,29 @@ async fn apply_on(
 /// Applies a transaction's writes again with its marker, unless the marker
 /// is there: they were applied. The marker is watched from the check to
 /// `EXEC`, so two replays at once (two gateways recovering) apply once.
+/// The `WATCH` is the connection's state, so the replay has a connection
+/// of its own: on the shared one, another caller's `EXEC` would end the
+/// watch, and the watch could abort that caller's `EXEC`.
 pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Result<()> {
     let key = marker_key(tx);
-    let mut conn = pool.connection().await?;
+    let mut conn = pool.dedicated().await?;
     let applied: bool = ::redis::pipe()
         .cmd("WATCH")
         .arg(&key)
         .ignore()
         .cmd("EXISTS")
         .arg(&key)
-        .query_async::<(bool,)>(&mut conn.conn)
+        .query_async::<(bool,)>(&mut conn)
         .await
         .map(|(exists,)| exists)
         .map_err(from_redis)?;
     if applied {
-        let _: ::redis::Value = ::redis::cmd("UNWATCH")
-            .query_async(&mut conn.conn)
-            .await
-            .map_err(from_redis)?;
         return Ok(());
     }
     // EXEC on the same connection, under the WATCH: if another replay set
     // the marker meanwhile, nothing is applied (it applied them).
-    apply_on(&mut conn.conn, writes, Some(tx)).await
+    match apply_on(&mut conn, writes, Some(tx)).await {
+        Err(Error::Conflict(_)) => Ok(()),
+        done => done,
+    }
 }
