@@ -134,7 +134,7 @@ impl GatewayBuilder {
                     crate::tx::Coordinator::new(
                         log,
                         config.transactions.instance_name(config.server.listen),
-                        config.transactions.takeover_after,
+                        &config.transactions,
                     ),
                 ),
                 limits: Limits {

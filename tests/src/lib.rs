@@ -76,6 +76,18 @@ pub(crate) fn kill_now(child: Option<std::process::Child>) {
     }
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to a server process, to stall it and
+/// let it go on as a hung machine would.
+pub(crate) fn signal(child: Option<&std::process::Child>, signal: &str) {
+    let child = child.expect("the server is running");
+    let sent = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("the kill command runs");
+    assert!(sent.success(), "kill -{signal} failed");
+}
+
 /// Connects to a server on loopback `port` and sends `request`, for a
 /// readiness probe to read the answer (within 1 s); `None` when the
 /// server is not listening yet.

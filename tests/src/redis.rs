@@ -162,6 +162,17 @@ impl RedisServer {
         crate::kill_now(self.child.take());
     }
 
+    /// Stalls the server (SIGSTOP): connections stay open, nothing is
+    /// answered, until [`RedisServer::resume`].
+    pub fn pause(&self) {
+        crate::signal(self.child.as_ref(), "STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        crate::signal(self.child.as_ref(), "CONT");
+    }
+
     /// Starts it again on the same port (empty: persistence is off).
     pub fn restart(&mut self) {
         self.kill();

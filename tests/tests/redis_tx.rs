@@ -153,7 +153,11 @@ async fn racing_replays_apply_once_beside_other_callers() {
     let d = &d;
     let get = |key: &'static str| async move {
         let got = d
-            .execute(Dialect::Redis, &Statement::new(format!("GET {key}")), options)
+            .execute(
+                Dialect::Redis,
+                &Statement::new(format!("GET {key}")),
+                options,
+            )
             .await
             .unwrap();
         got.rows[0][0].clone()

@@ -319,10 +319,11 @@ fn the_transaction_log_is_a_file_or_a_postgresql_engine() {
     );
     let two_pg = format!(
         "{one_pg}\n[engines.other]\nkind = \"postgres\"\nurl = \"postgres://u@h/d\"\n\
-         [transactions]\nlog = \"other\"\ntakeover_after = \"2m\""
+         [transactions]\nlog = \"other\"\ntakeover_after = \"2m\"\nstep_timeout = \"5s\""
     );
     let config = Config::parse(&two_pg, &env(&[])).unwrap();
     assert_eq!(config.transactions.takeover_after, Duration::from_secs(120));
+    assert_eq!(config.transactions.step_timeout, Duration::from_secs(5));
     assert_eq!(
         config.transactions.location(&config.engines).unwrap(),
         LogLocation::Table("other".into())

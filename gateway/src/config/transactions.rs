@@ -16,6 +16,7 @@ use super::{DriverConfig, EngineConfig};
 /// idle_timeout = "60s"
 /// recovery_interval = "10s"
 /// takeover_after = "60s"
+/// step_timeout = "30s"
 /// # instance = "gw-1"      # default: host name and listen port
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -41,6 +42,14 @@ pub struct TransactionsConfig {
     /// gateway is taken to be gone). A gateway's own are finished at once.
     #[serde(with = "humantime_serde")]
     pub takeover_after: Duration,
+    /// How long one engine's step of a commit (prepare, the deciding
+    /// commit, a rollback, applying buffered writes) or of recovery may
+    /// take. Before the decision a step past it rolls the transaction
+    /// back; from the decision on, it leaves the step to recovery (the
+    /// commit answers that its outcome is in doubt when the decision
+    /// itself did not answer).
+    #[serde(with = "humantime_serde")]
+    pub step_timeout: Duration,
     /// This gateway's name in a shared log, the same across its restarts
     /// (default: the host's name and the listen port). Replicas need
     /// distinct names.
@@ -54,6 +63,7 @@ impl Default for TransactionsConfig {
             log: None,
             recovery_interval: Duration::from_secs(10),
             takeover_after: Duration::from_secs(60),
+            step_timeout: Duration::from_secs(30),
             instance: None,
         }
     }

@@ -42,7 +42,7 @@ impl Coordinator {
         let log = match self.log().await {
             Ok(log) => log.clone(),
             Err(e) => {
-                roll_back(parts).await;
+                self.roll_back(parts).await;
                 return Err(e);
             }
         };
@@ -67,7 +67,7 @@ impl Coordinator {
                 _ if fail_prepare => Err(injected("prepare")),
                 Participation::Live { preparable: true } => {
                     let gid = format!("{prefix}{tx}-{}", part.engine);
-                    let step = part.session.prepare(&gid).await;
+                    let step = self.step(part.session.prepare(&gid)).await;
                     prepared.push((part, gid));
                     step
                 }
@@ -80,13 +80,14 @@ impl Coordinator {
                     ))
                 }
                 Participation::Buffered => {
-                    let step = part.session.prepare(tx).await;
+                    let step = self.step(part.session.prepare(tx)).await;
                     buffered.push(part);
                     step
                 }
             };
             if let Err(e) = step {
-                roll_back(all(prepared, decider, buffered, rest.collect())).await;
+                self.roll_back(all(prepared, decider, buffered, rest.collect()))
+                    .await;
                 return Err(Error::from(e));
             }
         }
@@ -103,7 +104,8 @@ impl Coordinator {
             }))
             .collect();
         if self.at("prepared_record")? {
-            roll_back(all(prepared, decider, buffered, Vec::new())).await;
+            self.roll_back(all(prepared, decider, buffered, Vec::new()))
+                .await;
             return Err(Error::from(injected("prepared_record")));
         }
         // 3. The decision.
@@ -114,7 +116,8 @@ impl Coordinator {
                 // finishes the other parts one way or the other.
                 Err(e @ Error::TxInDoubt { .. }) => return Err(e),
                 Err(e) => {
-                    roll_back(all(prepared, None, buffered, Vec::new())).await;
+                    self.roll_back(all(prepared, None, buffered, Vec::new()))
+                        .await;
                     return Err(e);
                 }
             },
@@ -122,7 +125,8 @@ impl Coordinator {
                 Ok(()) => None,
                 Err(e @ Error::TxInDoubt { .. }) => return Err(e),
                 Err(e) => {
-                    abort(&log, tx, all(prepared, None, buffered, Vec::new())).await;
+                    self.abort(&log, tx, all(prepared, None, buffered, Vec::new()))
+                        .await;
                     return Err(e);
                 }
             },
@@ -139,7 +143,7 @@ impl Coordinator {
         }
         let mut finished = true;
         for (part, gid) in prepared {
-            if let Err(e) = part.session.commit().await {
+            if let Err(e) = self.step(part.session.commit()).await {
                 tracing::warn!(tx_id = %tx, gid = %gid, error = %e, "COMMIT PREPARED failed; recovery retries");
                 finished = false;
             }
@@ -147,7 +151,7 @@ impl Coordinator {
         let mut failed_after = None;
         for part in buffered {
             let engine = part.engine.clone();
-            match part.session.commit().await {
+            match self.step(part.session.commit()).await {
                 Ok(()) => {}
                 Err(DriverError::Precondition(e)) => {
                     // Applied, with a write that failed (Redis has no
@@ -203,23 +207,22 @@ impl Coordinator {
         let step = if self.at("decide").map_err(in_doubt)? {
             Err(injected("decide"))
         } else {
-            part.session
-                .execute(
-                    part.dialect,
-                    &markers::insert(part.dialect, tx, &text),
-                    &ExecuteOptions::default(),
-                )
-                .await
-                .map(drop)
+            self.step(part.session.execute(
+                part.dialect,
+                &markers::insert(part.dialect, tx, &text),
+                &ExecuteOptions::default(),
+            ))
+            .await
+            .map(drop)
         };
         if let Err(e) = step {
             // The commit was not sent: nothing is decided.
-            let _ = part.session.rollback().await;
+            let _ = self.step(part.session.rollback()).await;
             return Err(Error::from(e));
         }
         let driver = Arc::clone(&part.driver);
         let dialect = part.dialect;
-        let committed = part.session.commit().await;
+        let committed = self.step(part.session.commit()).await;
         // The failpoint: committed, but the reply lost on the way back.
         let committed = match (committed, self.at("decided").map_err(in_doubt)?) {
             (Ok(()), true) => Err(injected("decided")),
@@ -254,7 +257,9 @@ impl Coordinator {
             at: Some(omnigate_drivers::ts::now_millis()),
         };
         let as_log_error = |e: std::io::Error| Error::TxLog { why: e.to_string() };
-        log.append(prepared, true).await.map_err(as_log_error)?;
+        self.log_step(log.append(prepared, true))
+            .await
+            .map_err(as_log_error)?;
         // A stop (a crash) here leaves the transaction to recovery.
         let stopped = |stop: Error| Error::TxInDoubt {
             why: stop.to_string(),
@@ -262,7 +267,13 @@ impl Coordinator {
         if self.at("decide").map_err(stopped)? {
             return Err(Error::from(injected("decide")));
         }
-        match log.decide(tx, true, true).await.map_err(as_log_error)? {
+        // A COMMIT record that failed may still have been written (a
+        // connection lost around it): the outcome is recovery's to read,
+        // not a rollback's to assume.
+        let decided = self.log_step(log.decide(tx, true, true)).await;
+        match decided.map_err(|e| Error::TxInDoubt {
+            why: format!("the commit record's outcome is unknown: {e}"),
+        })? {
             true => Ok(()),
             false => Err(Error::TxAborted {
                 why: "another gateway's recovery took the transaction over and rolled it back \
@@ -320,17 +331,23 @@ fn all(
         .collect()
 }
 
-/// Rolls every part back and records ABORT (over a PREPARED record, if
-/// the log holds one).
-async fn abort(log: &TxLog, tx: &str, parts: Vec<Part>) {
-    roll_back(parts).await;
-    let _ = log.append(Record::Abort { tx: tx.to_owned() }, false).await;
-}
+impl Coordinator {
+    /// Rolls every part back and records ABORT (over a PREPARED record, if
+    /// the log holds one).
+    async fn abort(&self, log: &TxLog, tx: &str, parts: Vec<Part>) {
+        self.roll_back(parts).await;
+        let abort = log.append(Record::Abort { tx: tx.to_owned() }, false);
+        let _ = self.log_step(abort).await;
+    }
 
-async fn roll_back(parts: Vec<Part>) {
-    for part in parts {
-        if let Err(e) = part.session.rollback().await {
-            tracing::warn!(engine = %part.engine, error = %e, "rollback failed");
+    /// Rolls every part back (a part whose rollback fails is left to the
+    /// engine: an open transaction ends with its connection, a prepared
+    /// one is an orphan recovery rolls back).
+    async fn roll_back(&self, parts: Vec<Part>) {
+        for part in parts {
+            if let Err(e) = self.step(part.session.rollback()).await {
+                tracing::warn!(engine = %part.engine, error = %e, "rollback failed");
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use omnigate_drivers::{Dialect, ExecuteOptions, StorageDriver};
 
 use super::failpoint::{Action, Failpoints};
 use super::log::{FileLog, TableLog, TxLog};
+use crate::config::TransactionsConfig;
 use crate::error::{Error, Result};
 
 /// Where the log is opened from.
@@ -34,6 +35,8 @@ pub struct Coordinator {
     /// How long another gateway's row of a shared log waits before this
     /// gateway's recovery takes it over.
     pub(crate) takeover_after: Duration,
+    /// How long one engine's step (or the log's) may take.
+    step_timeout: Duration,
     committing: Mutex<HashSet<String>>,
     /// Engines whose marker table is known to exist.
     markers_ready: Mutex<HashSet<String>>,
@@ -47,12 +50,13 @@ impl Coordinator {
     /// A coordinator whose log is opened from `source`; `owner` names this
     /// gateway in a shared log (the same name after a restart, so that
     /// its own unfinished transactions are finished at once).
-    pub fn new(source: LogSource, owner: String, takeover_after: Duration) -> Self {
+    pub fn new(source: LogSource, owner: String, config: &TransactionsConfig) -> Self {
         Coordinator {
             source,
             log: tokio::sync::OnceCell::new(),
             owner,
-            takeover_after,
+            takeover_after: config.takeover_after,
+            step_timeout: config.step_timeout,
             committing: Mutex::new(HashSet::new()),
             markers_ready: Mutex::new(HashSet::new()),
             counters: super::TxCounters::default(),
@@ -93,6 +97,34 @@ impl Coordinator {
                 None
             }
         }
+    }
+
+    /// `work`, one engine's step of a commit or of recovery, cut at the
+    /// step timeout with `Timeout` (a stalled engine must not hold a
+    /// commit, or recovery, for ever).
+    pub(super) async fn step<T>(
+        &self,
+        work: impl std::future::Future<Output = omnigate_drivers::Result<T>>,
+    ) -> omnigate_drivers::Result<T> {
+        omnigate_drivers::deadline::within(Some(self.step_timeout), work).await
+    }
+
+    /// [`Coordinator::step`] for a step of the log.
+    pub(super) async fn log_step<T>(
+        &self,
+        work: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> std::io::Result<T> {
+        tokio::time::timeout(self.step_timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the transaction log did not answer within {:?}",
+                        self.step_timeout
+                    ),
+                ))
+            })
     }
 
     /// Notes that this gateway is committing `tx` now, or no longer.

@@ -51,7 +51,7 @@ impl Coordinator {
                 if self.is_committing(&marker.tx) {
                     continue;
                 }
-                if finish(router, &marker.tx, &marker.parts, true).await {
+                if self.finish(router, &marker.tx, &marker.parts, true).await {
                     markers::forget(engine.driver.as_ref(), dialect, &marker.tx).await;
                     tracing::info!(tx_id = %marker.tx, decided_by = %engine.name(), engines = %engines_of(&marker.parts).join(", "), "recovered forward: committed");
                     done.forward += 1;
@@ -74,7 +74,7 @@ impl Coordinator {
             if self.is_committing(&doubt.tx) {
                 continue;
             }
-            match settle(router, log, doubt).await {
+            match self.settle(router, log, doubt).await {
                 Some(true) => {
                     tracing::info!(tx_id = %doubt.tx, engines = %engines_of(&doubt.parts).join(", "), "recovered forward: committed");
                     done.forward += 1;
@@ -113,7 +113,7 @@ impl Coordinator {
                 if !commit {
                     return Err(refuse("it is decided to commit (its deciding engine committed): it can only be finished forward, with --commit".into()));
                 }
-                if !finish(router, tx, &marker.parts, true).await {
+                if !self.finish(router, tx, &marker.parts, true).await {
                     return Err(refuse(format!(
                         "an engine of {} cannot be reached now; recovery keeps trying",
                         engines_of(&marker.parts).join(", ")
@@ -150,7 +150,7 @@ impl Coordinator {
                 ));
             }
         }
-        if !finish(router, tx, &doubt.parts, commit).await {
+        if !self.finish(router, tx, &doubt.parts, commit).await {
             return Err(refuse(format!(
                 "decided to {}, but an engine of {} cannot be reached now; recovery keeps trying",
                 if commit { "commit" } else { "roll back" },
@@ -188,7 +188,7 @@ impl Coordinator {
         let age = log.orphan_age(self.takeover_after);
         let mut rolled_back = 0;
         for engine in router.engines() {
-            let Ok(gids) = engine.driver.prepared_ids(&prefix, age).await else {
+            let Ok(gids) = self.step(engine.driver.prepared_ids(&prefix, age)).await else {
                 continue;
             };
             let candidates: Vec<String> = gids
@@ -221,7 +221,8 @@ impl Coordinator {
                     .any(|p| matches!(p, PartRecord::Prepared { gid: known, .. } if known == gid))
             };
             for gid in candidates.into_iter().filter(|g| !recorded(g)) {
-                if matches!(engine.driver.finish_prepared(&gid, false).await, Ok(true)) {
+                let rolled = self.step(engine.driver.finish_prepared(&gid, false));
+                if matches!(rolled.await, Ok(true)) {
                     tracing::info!(gid = %gid, engine = %engine.name(), "rolled back a prepared transaction no record names (never decided)");
                     rolled_back += 1;
                 }
@@ -231,51 +232,83 @@ impl Coordinator {
     }
 }
 
-/// Finishes one transaction of the log, deciding it first if it is not:
-/// `Some(true)` committed, `Some(false)` rolled back, `None` not possible
-/// now.
-async fn settle(router: &Router, log: &TxLog, doubt: &InDoubt) -> Option<bool> {
-    let tx = &doubt.tx;
-    if !doubt.committed {
-        // ABORT first (presumed abort): once recorded, what is left
-        // prepared is an orphan that the orphan pass rolls back.
-        match log.decide(tx, false, true).await {
-            Ok(true) => {}
-            // Its commit was recorded first: the next pass finishes it.
-            Ok(false) => return None,
+impl Coordinator {
+    /// Finishes one transaction of the log, deciding it first if it is not:
+    /// `Some(true)` committed, `Some(false)` rolled back, `None` not possible
+    /// now.
+    async fn settle(&self, router: &Router, log: &TxLog, doubt: &InDoubt) -> Option<bool> {
+        let tx = &doubt.tx;
+        if !doubt.committed {
+            // ABORT first (presumed abort): once recorded, what is left
+            // prepared is an orphan that the orphan pass rolls back.
+            match self.log_step(log.decide(tx, false, true)).await {
+                Ok(true) => {}
+                // Its commit was recorded first: the next pass finishes it.
+                Ok(false) => return None,
+                Err(e) => {
+                    tracing::warn!(tx_id = %tx, error = %e, "cannot record the decision");
+                    return None;
+                }
+            }
+            self.finish(router, tx, &doubt.parts, false).await;
+            return Some(false);
+        }
+        if !self.finish(router, tx, &doubt.parts, true).await {
+            return None;
+        }
+        let _ = log.append(Record::Done { tx: tx.clone() }, false).await;
+        Some(true)
+    }
+
+    /// Commits (`commit`) or rolls back every part of `tx`; whether all of it
+    /// is done.
+    async fn finish(&self, router: &Router, tx: &str, parts: &[PartRecord], commit: bool) -> bool {
+        let mut complete = true;
+        for part in parts {
+            let finished = match part {
+                PartRecord::Prepared { engine, gid } => match router.by_name(engine) {
+                    Ok(entry) => self
+                        .step(entry.driver.finish_prepared(gid, commit))
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
+                },
+                PartRecord::Buffered { engine, redo } if commit => {
+                    self.replay(router, engine, tx, redo).await
+                }
+                PartRecord::Buffered { .. } => true,
+            };
+            complete &= finished;
+        }
+        complete
+    }
+
+    /// Applies a buffered engine's writes again unless its marker shows they
+    /// were applied; `false` when that cannot be done now.
+    async fn replay(&self, router: &Router, engine: &str, tx: &str, redo: &[Vec<String>]) -> bool {
+        let Ok(entry) = router.by_name(engine) else {
+            return false;
+        };
+        let Some(redo) = redo
+            .iter()
+            .map(|r| decode_args(r))
+            .collect::<Option<Vec<_>>>()
+        else {
+            tracing::error!(tx_id = %tx, "an unreadable redo entry in the log");
+            return false;
+        };
+        match self.step(entry.driver.replay(tx, &redo)).await {
+            Ok(()) => true,
+            Err(
+                omnigate_drivers::Error::Unavailable(_) | omnigate_drivers::Error::Timeout { .. },
+            ) => false,
+            // Applied, with a write that failed (Redis has no rollback).
             Err(e) => {
-                tracing::warn!(tx_id = %tx, error = %e, "cannot record the decision");
-                return None;
+                tracing::error!(tx_id = %tx, engine = %engine, error = %e, "transaction failed after commit, on replay");
+                true
             }
         }
-        finish(router, tx, &doubt.parts, false).await;
-        return Some(false);
     }
-    if !finish(router, tx, &doubt.parts, true).await {
-        return None;
-    }
-    let _ = log.append(Record::Done { tx: tx.clone() }, false).await;
-    Some(true)
-}
-
-/// Commits (`commit`) or rolls back every part of `tx`; whether all of it
-/// is done.
-async fn finish(router: &Router, tx: &str, parts: &[PartRecord], commit: bool) -> bool {
-    let mut complete = true;
-    for part in parts {
-        let finished = match part {
-            PartRecord::Prepared { engine, gid } => match router.by_name(engine) {
-                Ok(entry) => entry.driver.finish_prepared(gid, commit).await.is_ok(),
-                Err(_) => false,
-            },
-            PartRecord::Buffered { engine, redo } if commit => {
-                replay(router, engine, tx, redo).await
-            }
-            PartRecord::Buffered { .. } => true,
-        };
-        complete &= finished;
-    }
-    complete
 }
 
 /// The engines that can decide a transaction, with their markers' dialect.
@@ -286,31 +319,4 @@ pub(super) fn deciding_engines(
         .engines()
         .filter_map(|e| markers::deciding_dialect(e.driver.as_ref()).map(|d| (e, d)))
         .collect()
-}
-
-/// Applies a buffered engine's writes again unless its marker shows they
-/// were applied; `false` when that cannot be done now.
-async fn replay(router: &Router, engine: &str, tx: &str, redo: &[Vec<String>]) -> bool {
-    let Ok(entry) = router.by_name(engine) else {
-        return false;
-    };
-    let Some(redo) = redo
-        .iter()
-        .map(|r| decode_args(r))
-        .collect::<Option<Vec<_>>>()
-    else {
-        tracing::error!(tx_id = %tx, "an unreadable redo entry in the log");
-        return false;
-    };
-    match entry.driver.replay(tx, &redo).await {
-        Ok(()) => true,
-        Err(omnigate_drivers::Error::Unavailable(_) | omnigate_drivers::Error::Timeout { .. }) => {
-            false
-        }
-        // Applied, with a write that failed (Redis has no rollback).
-        Err(e) => {
-            tracing::error!(tx_id = %tx, engine = %engine, error = %e, "transaction failed after commit, on replay");
-            true
-        }
-    }
 }
