@@ -28,6 +28,7 @@ async fn twenty_kills_leave_no_transaction_partial() {
         report.hung_commits, 0,
         "commits that never returned: {report:?}"
     );
+    assert_eq!(report.late, 0, "recovery took over a minute: {report:?}");
     assert_eq!(
         report.partial, 0,
         "partial transactions: {:?} (files kept in {:?})",

@@ -117,6 +117,7 @@ fn print_table(r: &Report) {
         ("recovered backward", r.recovered_backward),
         ("failed after commit (Redis window)", r.failed_after_commit),
         ("commits that hung over a minute", r.hung_commits),
+        ("late: whole only after a minute", r.late),
         ("partial (must be 0)", r.partial),
         ("longest recovery after a restart, ms", r.max_recovery_ms),
     ];

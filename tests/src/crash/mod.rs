@@ -74,7 +74,11 @@ pub struct Report {
     /// Commits that did not return within a minute (a defect, counted
     /// apart from partial: the transaction is still checked).
     pub hung_commits: u64,
-    /// Transactions on some of their engines but not all: must be 0.
+    /// Transactions not whole a minute after the restart but whole within
+    /// five (recovery was late: a defect too, told apart from lost).
+    pub late: u64,
+    /// Transactions on some of their engines but not all (or said
+    /// committed and found nowhere) five minutes after: must be 0.
     pub partial: u64,
     /// The first partial ones, with where they were found.
     pub partial_examples: Vec<String>,
@@ -152,6 +156,31 @@ struct Begun {
     hung: bool,
 }
 
+impl Begun {
+    /// The engines of its shape it was found on.
+    fn found_on(&self, found: &BTreeMap<Engine, BTreeSet<i64>>) -> Vec<Engine> {
+        SHAPES[self.shape]
+            .iter()
+            .copied()
+            .filter(|e| found.get(e).is_some_and(|ks| ks.contains(&self.k)))
+            .collect()
+    }
+
+    /// On some engines but not all; or said committed and found nowhere
+    /// (a lost commit). A failed-after-commit transaction is the
+    /// documented window, counted apart.
+    fn is_broken(&self, found: &BTreeMap<Engine, BTreeSet<i64>>) -> bool {
+        let here = self.found_on(found).len();
+        let partial = here != 0 && here != SHAPES[self.shape].len();
+        (partial || (self.committed && here == 0)) && !self.failed_after_commit
+    }
+}
+
+/// The transactions of `begun` that are not whole (see `Begun::is_broken`).
+fn broken<'a>(begun: &'a [Begun], found: &BTreeMap<Engine, BTreeSet<i64>>) -> Vec<&'a Begun> {
+    begun.iter().filter(|b| b.is_broken(found)).collect()
+}
+
 /// Runs the trials; `progress` hears each one finish.
 pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> Report {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -225,10 +254,18 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         if kill_gateway {
             gateway = Gateway::start(&trials.binary, &config, addr, dir.path()).await;
         }
-        let found = settle(&mut gateway.client, &begun).await;
+        let mut found = settle(&mut gateway.client, &begun, Duration::from_secs(60)).await;
         report.max_recovery_ms = report
             .max_recovery_ms
             .max(started.elapsed().as_millis() as u64);
+        let broken_now = broken(&begun, &found).len();
+        if broken_now > 0 {
+            // Not whole after a minute: a defect either way, but a late
+            // one (whole after all) is told apart from a lost one.
+            found = settle(&mut gateway.client, &begun, Duration::from_secs(240)).await;
+            let still = broken(&begun, &found).len();
+            report.late += (broken_now - still) as u64;
+        }
         let counts = counters(&mut gateway.client).await;
         report.recovered_forward += counts.get("recovered_forward").copied().unwrap_or(0);
         report.recovered_backward += counts.get("recovered_backward").copied().unwrap_or(0);
@@ -238,30 +275,23 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         report.failed_after_commit += begun.iter().filter(|b| b.failed_after_commit).count() as u64;
         report.hung_commits += begun.iter().filter(|b| b.hung).count() as u64;
         for b in &begun {
-            let engines = SHAPES[b.shape];
-            let here: Vec<Engine> = engines
-                .iter()
-                .copied()
-                .filter(|e| found.get(e).is_some_and(|ks| ks.contains(&b.k)))
-                .collect();
-            let whole = here.len() == engines.len();
-            if whole {
+            let here = b.found_on(&found);
+            if here.len() == SHAPES[b.shape].len() {
                 report.present_everywhere += 1;
             } else if here.is_empty() {
                 report.present_nowhere += 1;
             }
-            // On some engines but not all; or said committed and found
-            // nowhere (a lost commit). A failed-after-commit transaction
-            // is the documented window, counted apart.
-            let broken = (!whole && !here.is_empty()) || (b.committed && here.is_empty());
-            if broken && !b.failed_after_commit {
-                report.partial += 1;
-                if report.partial_examples.len() < 20 {
-                    report.partial_examples.push(format!(
-                        "trial {trial}: k={} (committed: {}) on {here:?} of {engines:?}",
-                        b.k, b.committed
-                    ));
-                }
+        }
+        for b in broken(&begun, &found) {
+            report.partial += 1;
+            if report.partial_examples.len() < 20 {
+                report.partial_examples.push(format!(
+                    "trial {trial}: k={} (committed: {}) on {:?} of {:?}",
+                    b.k,
+                    b.committed,
+                    b.found_on(&found),
+                    SHAPES[b.shape]
+                ));
             }
         }
         progress(trial + 1, &report);
@@ -398,31 +428,20 @@ read_your_writes = true
 }
 
 /// Every engine's values, once every transaction of `begun` is whole or
-/// absent (recovery has finished), or after 60 s when some still is not.
+/// absent (recovery has finished), or after `wait` when some still is not.
 async fn settle(
     client: &mut GatewayClient<Channel>,
     begun: &[Begun],
+    wait: Duration,
 ) -> BTreeMap<Engine, BTreeSet<i64>> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + wait;
     loop {
         let found = read_all(client).await;
-        let partial = match &found {
-            Some(found) => begun
-                .iter()
-                .filter(|b| !b.failed_after_commit)
-                .filter(|b| {
-                    let engines = SHAPES[b.shape];
-                    let here = engines
-                        .iter()
-                        .filter(|e| found.get(e).is_some_and(|ks| ks.contains(&b.k)))
-                        .count();
-                    here != 0 && here != engines.len()
-                })
-                .count() as u64,
-            None => u64::MAX,
-        };
+        let whole = found
+            .as_ref()
+            .is_some_and(|found| broken(begun, found).is_empty());
         match found {
-            Some(found) if partial == 0 || Instant::now() >= deadline => return found,
+            Some(found) if whole || Instant::now() >= deadline => return found,
             // An engine that stays unreadable: nothing is found, so every
             // committed transaction counts as lost.
             None if Instant::now() >= deadline => return BTreeMap::new(),
