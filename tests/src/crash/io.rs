@@ -118,20 +118,29 @@ pub(super) async fn client_loop(
     begun
 }
 
-/// The values on every engine, or `None` when an engine cannot be read.
+/// The most rows a read of every value may return (the server's default,
+/// 10,000, is passed after a few hundred trials).
+const READ_ROWS: u64 = 10_000_000;
+
+/// The values on every engine, or why an engine cannot be read.
 pub(super) async fn read_all(
     client: &mut GatewayClient<Channel>,
-) -> Option<BTreeMap<Engine, BTreeSet<i64>>> {
+) -> Result<BTreeMap<Engine, BTreeSet<i64>>, String> {
     let mut found = BTreeMap::new();
     let read = |target: &str, dialect: &str, text: &str| {
-        let req = request(target, dialect, text.to_owned(), "");
+        let mut req = request(target, dialect, text.to_owned(), "");
+        req.options = Some(pb::ExecuteOptions {
+            max_rows: READ_ROWS,
+            ..Default::default()
+        });
         let mut client = client.clone();
+        let target = target.to_owned();
         async move {
-            bounded(client.execute(req))
-                .await
-                .ok()?
-                .ok()
-                .map(|r| r.into_inner())
+            match bounded(client.execute(req)).await {
+                Ok(Ok(reply)) => Ok(reply.into_inner()),
+                Ok(Err(status)) => Err(format!("reading {target}: {status:?}")),
+                Err(()) => Err(format!("reading {target}: no answer within {CALL_LIMIT:?}")),
+            }
         }
     };
     let ints = |rows: &pb::ExecuteResponse, column: usize| -> BTreeSet<i64> {
@@ -177,7 +186,7 @@ pub(super) async fn read_all(
     found.insert(Engine::Falkor, ints(&graph, 0));
     let metrics = read("metrics", "ts", "count_over_time(crash_v[1d])").await?;
     found.insert(Engine::Victoria, ints(&metrics, 0));
-    Some(found)
+    Ok(found)
 }
 
 /// How long a client waits for one call: a call that never returns is a
@@ -190,8 +199,8 @@ async fn bounded<T>(call: impl std::future::Future<Output = T>) -> Result<T, ()>
 
 /// The gateway's transaction counters.
 pub(super) async fn counters(client: &mut GatewayClient<Channel>) -> BTreeMap<String, u64> {
-    match client.list_engines(pb::ListEnginesRequest::default()).await {
-        Ok(reply) => reply.into_inner().transactions.into_iter().collect(),
-        Err(_) => BTreeMap::new(),
+    match bounded(client.list_engines(pb::ListEnginesRequest::default())).await {
+        Ok(Ok(reply)) => reply.into_inner().transactions.into_iter().collect(),
+        _ => BTreeMap::new(),
     }
 }
