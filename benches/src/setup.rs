@@ -362,6 +362,7 @@ impl Targets {
         self.gateway
             .engines(&omnigate::CallContext::anonymous())
             .await
+            .unwrap_or_default()
             .into_iter()
             .map(|e| (e.name, e.pool.created, e.pool.acquired))
             .collect()

@@ -29,9 +29,14 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 
+mod security;
 mod transactions;
 
 pub use crate::engines::{DriverConfig, EngineConfig, PropertyCodecConfig};
+pub use security::{
+    ClientName, DenyRule, PrincipalConfig, PrincipalLimits, Reflection, SecurityConfig, TlsConfig,
+    TokensFile,
+};
 pub use transactions::{DEFAULT_LOG_FILE, LogLocation, TransactionsConfig};
 
 /// The whole configuration.
@@ -50,6 +55,13 @@ pub struct Config {
     /// Transactions.
     #[serde(default)]
     pub transactions: TransactionsConfig,
+    /// Who may call, TLS.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// The principals (callers) and what each may do, by name; more may
+    /// come from `security.tokens_file`.
+    #[serde(default)]
+    pub principals: BTreeMap<String, PrincipalConfig>,
     /// The engines, by name. Empty: the embedded default (`cache`: memory,
     /// `main`: in-memory SQLite).
     #[serde(default)]
@@ -164,6 +176,8 @@ impl Default for Config {
             log: LogConfig::default(),
             cache: CacheConfig::default(),
             transactions: TransactionsConfig::default(),
+            security: SecurityConfig::default(),
+            principals: BTreeMap::new(),
             engines: BTreeMap::new(),
         }
         .with_default_engines()
@@ -277,6 +291,16 @@ impl Config {
         }
         if let Err(problem) = self.transactions.location(&self.engines) {
             return invalid(problem);
+        }
+        for (name, principal) in &self.principals {
+            if let Err(problem) = crate::security::Principal::new(name, principal) {
+                return invalid(problem);
+            }
+            for engine in principal.engines.iter().flatten() {
+                if !self.engines.contains_key(engine) {
+                    return invalid(format!("principals.{name}.engines: no engine {engine}"));
+                }
+            }
         }
         let server = &self.server;
         if server.stream_batch_rows == 0 || server.default_max_rows == 0 {

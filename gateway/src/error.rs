@@ -12,6 +12,36 @@ pub enum Error {
     #[error(transparent)]
     Driver(#[from] DriverError),
 
+    /// The caller's credentials are missing or name nobody.
+    #[error("unauthenticated: {why}")]
+    Unauthenticated {
+        /// What to fix (the same words for a wrong, unknown or revoked
+        /// token).
+        why: &'static str,
+    },
+
+    /// The caller's grant does not allow the call.
+    #[error("permission denied: principal {principal} may not {action} (denied by {rule})")]
+    PermissionDenied {
+        /// The caller.
+        principal: String,
+        /// What it tried.
+        action: String,
+        /// The rule that denied it (its config key or name).
+        rule: String,
+    },
+
+    /// The caller is over one of its limits.
+    #[error("principal {principal} is over its limit of {limit}{}", retry_after.map(|d| format!("; retry in {d:?}")).unwrap_or_default())]
+    LimitExceeded {
+        /// The caller.
+        principal: String,
+        /// The limit.
+        limit: String,
+        /// When a retry may pass (the rate limit).
+        retry_after: Option<std::time::Duration>,
+    },
+
     /// No dialect was named.
     #[error("dialect is required: one of {}", configured.join(", "))]
     MissingDialect {

@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use futures::future::join_all;
-use omnigate_drivers::{RowStream, SchemaObject, StorageDriver};
+use omnigate_drivers::{Dialect, RowStream, SchemaObject, StorageDriver};
 
 use crate::cache::MetadataCache;
 use crate::config::{Config, LogLocation};
 use crate::engines::EngineEntry;
 use crate::error::{ConfigError, Result};
 use crate::router::Router;
+use crate::security::{Credentials, Security};
 use crate::tx::{LogSource, Transactions};
 
 mod context;
@@ -33,6 +35,7 @@ struct Inner {
     cache: MetadataCache,
     limits: Limits,
     transactions: Arc<Transactions>,
+    security: Arc<Security>,
 }
 
 /// The gateway: cheap to clone, shared by the gRPC service and library users.
@@ -92,6 +95,11 @@ impl GatewayBuilder {
             }
             config
         });
+        let security = Arc::new(Security::new(
+            config.security.clone(),
+            config.principals.clone(),
+        )?);
+        Security::watch(&security);
         let mut router = Router::default();
         for (name, engine) in &config.engines {
             let started =
@@ -145,6 +153,7 @@ impl GatewayBuilder {
                     max_batch_rows: config.server.max_batch_rows,
                     max_response_bytes: config.server.max_response_bytes as u64,
                 },
+                security,
             }),
         };
         // Recovery: at startup (with unrecorded prepared transactions), then
@@ -188,6 +197,20 @@ impl Gateway {
         &self.inner.router
     }
 
+    /// Who presented `credentials` (see [`Security::authenticate`]):
+    /// the caller for a call's context.
+    pub fn authenticate(&self, credentials: Credentials<'_>) -> Result<Caller> {
+        Ok(match self.inner.security.authenticate(credentials)? {
+            Some(principal) => Caller::Principal(principal),
+            None => Caller::Anonymous,
+        })
+    }
+
+    /// The security state: principals, and whether the gateway is open.
+    pub fn security(&self) -> &Arc<Security> {
+        &self.inner.security
+    }
+
     /// The limits applied to every request.
     pub fn limits(&self) -> Limits {
         self.inner.limits
@@ -226,10 +249,18 @@ impl Gateway {
                 Self::run(&routed, work).await?
             }
         };
-        Ok(StreamResponse {
-            engine: routed.engine_name(),
-            stream: Self::decode_stream(routed.dialect, stream),
-        })
+        let engine = routed.engine_name();
+        let mut stream = Self::decode_stream(routed.dialect, stream);
+        // The call holds its place under its principal's limit until the
+        // stream ends or is dropped.
+        let permit = routed.permit;
+        stream.batches = stream
+            .batches
+            .inspect(move |_| {
+                let _held = &permit;
+            })
+            .boxed();
+        Ok(StreamResponse { engine, stream })
     }
 
     /// Runs several statements on one engine, each with its own outcome
@@ -244,6 +275,7 @@ impl Gateway {
         } = request;
         let routed = self.route(&context, &dialect, target.as_deref(), options, Shape::Whole)?;
         for statement in &mut statements {
+            routed.check_statement(statement)?;
             Self::encode(&routed, statement)?;
         }
         let driver = &routed.engine.driver;
@@ -264,9 +296,22 @@ impl Gateway {
     }
 
     /// Every engine with its health (checked now), pool and counters.
-    pub async fn engines(&self, context: &CallContext) -> Vec<EngineStatus> {
-        let _ = context;
-        let checks = self.inner.router.engines().map(|engine| async move {
+    /// A principal sees only the engines its grant names.
+    pub async fn engines(&self, context: &CallContext) -> Result<Vec<EngineStatus>> {
+        let principal = self.caller(context)?;
+        Ok(self
+            .statuses(|name| principal.is_none_or(|p| p.grant.may_use(name)))
+            .await)
+    }
+
+    /// Every engine's status, for the server's own health reports.
+    pub(crate) async fn all_engines(&self) -> Vec<EngineStatus> {
+        self.statuses(|_| true).await
+    }
+
+    async fn statuses(&self, visible: impl Fn(&str) -> bool) -> Vec<EngineStatus> {
+        let shown = self.inner.router.engines().filter(|e| visible(e.name()));
+        let checks = shown.map(|engine| async move {
             let driver = &engine.driver;
             // Each driver's probe is bounded by the pool front's timeout.
             let health = driver.health().await;
@@ -307,6 +352,17 @@ impl Gateway {
             .inner
             .router
             .for_describe(request.target.as_deref(), request.dialect.as_deref())?;
+        if let Some(p) = self.caller(&request.context)? {
+            // Describing an engine is using it, in a dialect of its own.
+            let asked = request.dialect.as_deref().and_then(Dialect::parse);
+            let dialects = &engine.driver.descriptor().dialects;
+            let dialect = asked
+                .or_else(|| dialects.iter().copied().find(|d| p.grant.may_speak(*d)))
+                .or_else(|| dialects.first().copied());
+            if let Some(d) = dialect {
+                p.grant.check_engine(&p.name, engine.name(), d)?;
+            }
+        }
         let name = request.name;
         let mut objects = self.inner.cache.describe(engine, name.clone()).await?;
         if let Some(bindings) = &engine.bindings {

@@ -16,6 +16,7 @@ pub mod engines;
 pub mod error;
 mod gateway;
 pub mod router;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod tx;

@@ -117,7 +117,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
 }
 
 async fn update_engine_health(gateway: &Gateway, health: &HealthReporter) {
-    for engine in gateway.engines(&crate::CallContext::anonymous()).await {
+    for engine in gateway.all_engines().await {
         let status = match &engine.health {
             omnigate_drivers::Health::Serving => ServingStatus::Serving,
             omnigate_drivers::Health::NotServing(why) => {

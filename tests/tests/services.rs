@@ -190,7 +190,8 @@ async fn wait_until_running(gw: &TestGateway) {
         let engines = gw
             .gateway
             .engines(&omnigate::CallContext::anonymous())
-            .await;
+            .await
+            .unwrap();
         if engines
             .iter()
             .any(|e| e.name == "main" && e.pool.in_use > 0)

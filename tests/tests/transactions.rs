@@ -237,7 +237,7 @@ async fn a_dropped_library_transaction_rolls_back() {
         .execute(Request::new("sql", "CREATE TABLE t (v INTEGER)"))
         .await
         .unwrap();
-    let tx = gateway.begin(TxOptions::default());
+    let tx = gateway.begin(TxOptions::default()).unwrap();
     tx.execute(Request::new("sql", "INSERT INTO t VALUES (1)"))
         .await
         .unwrap();
@@ -255,7 +255,7 @@ async fn a_dropped_library_transaction_rolls_back() {
         .unwrap();
     assert_eq!(rows.result.rows[0][0], omnigate_drivers::Value::Int(0));
 
-    let tx = gateway.begin(TxOptions::default());
+    let tx = gateway.begin(TxOptions::default()).unwrap();
     tx.execute(Request::new("sql", "INSERT INTO t VALUES (2)"))
         .await
         .unwrap();

@@ -60,7 +60,10 @@ async fn redis_native(t: &Targets, n: u64) -> Result<(), String> {
 /// The same writes in one gateway transaction: PostgreSQL, then SQLite
 /// (with `sqlite`), then Redis (with `redis`).
 async fn library(t: &Targets, n: u64, sqlite: bool, redis: bool) -> Result<(), String> {
-    let tx = t.gateway.begin(TxOptions::default());
+    let tx = t
+        .gateway
+        .begin(TxOptions::default())
+        .map_err(|e| e.to_string())?;
     let pg = Request::new("sql", INSERT)
         .target(PG)
         .param((n % 10_000) as i64 + 1);

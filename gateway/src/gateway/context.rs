@@ -4,15 +4,36 @@
 //! One value, made once at the edge (the gRPC service, or a library
 //! caller) and read by the pipeline.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::security::Principal;
 
 /// Who is calling.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Caller {
-    /// Nobody in particular: the gateway runs without authentication.
+    /// Nobody in particular: allowed only while the gateway runs without
+    /// principals.
     #[default]
     Anonymous,
+    /// A principal: its grant and limits apply.
+    Principal(Arc<Principal>),
+}
+
+impl Caller {
+    /// The principal, when there is one.
+    pub fn principal(&self) -> Option<&Arc<Principal>> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::Principal(p) => Some(p),
+        }
+    }
+
+    /// The principal's name, as transactions record their owner.
+    pub fn name(&self) -> Option<&str> {
+        self.principal().map(|p| p.name.as_str())
+    }
 }
 
 /// The context of one call.
@@ -37,6 +58,12 @@ impl CallContext {
     /// This context, with the caller giving up `timeout` from now.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.deadline = Instant::now().checked_add(timeout);
+        self
+    }
+
+    /// This context, for `caller`.
+    pub fn as_caller(mut self, caller: Caller) -> Self {
+        self.caller = caller;
         self
     }
 

@@ -1,20 +1,23 @@
 //! The one path every call takes, each step written once: resolve the
-//! caller → route (dialect and target to an engine entry) → encode codecs
+//! caller → route (dialect and target to an engine entry) → authorize
+//! (the caller's grant, statement rules and limits) → encode codecs
 //! → run under one deadline → decode → record the outcome. The statement
 //! checks are the driver's own (they hold for a library user of a driver
 //! alone, so the pipeline does not run them a second time), and schema
 //! changes are noted by the driver that runs them (its schema epoch keys
 //! the metadata cache).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use omnigate_drivers::{Dialect, ExecuteOptions, ResultSet, RowStream, Statement, Value};
 
-use super::{CallContext, Gateway, Request};
+use super::{CallContext, Caller, Gateway, Request};
 use crate::codec;
 use crate::engines::EngineEntry;
 use crate::error::{Error, Result};
+use crate::security::{Permit, Principal};
 
 /// How long past its timeout a call is cut when its driver has not
 /// stopped it: the drivers cancel on the engine at the timeout, so this
@@ -37,9 +40,28 @@ pub(super) struct Routed<'a> {
     pub(super) options: ExecuteOptions,
     /// The transaction the call runs in.
     pub(super) tx_id: Option<String>,
+    /// The caller, when the gateway has principals.
+    pub(super) principal: Option<Arc<Principal>>,
+    /// The call's place under its principal's concurrency limit.
+    pub(super) permit: Permit,
 }
 
 impl Routed<'_> {
+    /// `Err(PermissionDenied)` when a statement rule of the caller denies
+    /// `statement` here.
+    pub(super) fn check_statement(&self, statement: &Statement) -> Result<()> {
+        match &self.principal {
+            Some(p) => p.grant.check_statement(
+                &p.name,
+                self.engine.name(),
+                self.engine.driver.descriptor().kind,
+                self.dialect,
+                &statement.text,
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// The engine's name.
     pub(super) fn engine_name(&self) -> String {
         self.engine.name().to_owned()
@@ -52,8 +74,24 @@ impl Routed<'_> {
 }
 
 impl Gateway {
-    /// Resolves the caller, routes the call to its engine and completes its
-    /// options with the server's defaults and limits.
+    /// The caller's principal; `Err(Unauthenticated)` for an anonymous
+    /// caller of a gateway that has principals.
+    pub(super) fn caller<'c>(
+        &self,
+        context: &'c CallContext,
+    ) -> Result<Option<&'c Arc<Principal>>> {
+        match &context.caller {
+            Caller::Principal(p) => Ok(Some(p)),
+            Caller::Anonymous if self.inner.security.is_open() => Ok(None),
+            Caller::Anonymous => Err(Error::Unauthenticated {
+                why: "no credentials: send the metadata `authorization: Bearer <token>`",
+            }),
+        }
+    }
+
+    /// Resolves the caller, routes the call to its engine, checks the
+    /// caller may use it, and completes its options with the server's
+    /// defaults and limits and the caller's.
     pub(super) fn route(
         &self,
         context: &CallContext,
@@ -62,17 +100,30 @@ impl Gateway {
         mut options: ExecuteOptions,
         shape: Shape,
     ) -> Result<Routed<'_>> {
+        let principal = self.caller(context)?.cloned();
         let (dialect, engine) = self.inner.router.route(dialect, target)?;
+        if let Some(p) = &principal {
+            p.grant.check_engine(&p.name, engine.name(), dialect)?;
+            // Enforced by the engine itself (a read-only transaction, a
+            // read-only query command, the write flag of the command).
+            options.read_only |= p.grant.read_only;
+        }
         let limits = &self.inner.limits;
         options.timeout = Some(context.timeout(options.timeout, limits.default_timeout));
         match shape {
             Shape::Whole => {
-                let rows = options.max_rows.unwrap_or(limits.default_max_rows);
-                options.max_rows = Some(rows.min(limits.max_rows));
-                options.max_bytes =
-                    Some(options.max_bytes.map_or(limits.max_response_bytes, |b| {
+                let own = principal.as_ref().map(|p| &p.limiter);
+                let max_rows = own
+                    .and_then(|l| l.max_rows)
+                    .map_or(limits.max_rows, |r| r.min(limits.max_rows));
+                let max_bytes = own
+                    .and_then(|l| l.max_bytes)
+                    .map_or(limits.max_response_bytes, |b| {
                         b.min(limits.max_response_bytes)
-                    }));
+                    });
+                let rows = options.max_rows.unwrap_or(limits.default_max_rows);
+                options.max_rows = Some(rows.min(max_rows));
+                options.max_bytes = Some(options.max_bytes.map_or(max_bytes, |b| b.min(max_bytes)));
             }
             Shape::Stream => {
                 let batch = options.batch_size.unwrap_or(limits.stream_batch_rows);
@@ -81,11 +132,17 @@ impl Gateway {
                 options.max_bytes = None;
             }
         }
+        let permit = match &principal {
+            Some(p) => p.limiter.admit(&p.name)?,
+            None => Permit::none(),
+        };
         Ok(Routed {
             dialect,
             engine,
             options,
             tx_id: context.tx_id.clone().filter(|id| !id.is_empty()),
+            principal,
+            permit,
         })
     }
 
@@ -110,6 +167,7 @@ impl Gateway {
             params,
             named,
         };
+        routed.check_statement(&statement)?;
         Self::encode(&routed, &mut statement)?;
         Ok((routed, statement))
     }
@@ -155,9 +213,11 @@ impl Gateway {
         statements: &[Statement],
     ) -> Result<Vec<omnigate_drivers::Result<ResultSet>>> {
         let transactions = &self.inner.transactions;
-        let handle = transactions.get(tx_id)?;
+        let owner = routed.principal.as_ref().map(|p| p.name.as_str());
+        let key = crate::tx::Transactions::key(owner, tx_id);
+        let handle = transactions.get(&key)?;
         let mut slot = handle.lock().await;
-        let tx = transactions.usable(tx_id, &mut slot).await?;
+        let tx = transactions.usable(&key, &mut slot).await?;
         let work = async {
             let mut results = Vec::with_capacity(statements.len());
             for statement in statements {

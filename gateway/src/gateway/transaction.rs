@@ -7,35 +7,63 @@ use std::time::Duration;
 use omnigate_drivers::{ResultSet, Statement};
 
 use super::pipeline::Routed;
-use super::{CallContext, Gateway, Request, Response};
+use super::{CallContext, Caller, Gateway, Request, Response};
 use crate::error::{Error, Result};
 use crate::tx::{Ended, TxOptions};
 
 impl Gateway {
-    /// Begins a transaction: its id and how long it may stay idle.
-    pub fn begin_id(&self, context: &CallContext, options: &TxOptions) -> (String, Duration) {
-        let _ = context;
-        self.inner.transactions.begin(options)
+    /// Begins a transaction for the context's caller (it belongs to that
+    /// caller: another one gets NOT_FOUND for its id): its id and how long
+    /// it may stay idle. A read-only caller's transaction is read-only.
+    pub fn begin_id(
+        &self,
+        context: &CallContext,
+        options: &TxOptions,
+    ) -> Result<(String, Duration)> {
+        let principal = self.caller(context)?;
+        let mut options = options.clone();
+        if let Some(p) = principal {
+            options.read_only |= p.grant.read_only;
+        }
+        Ok(self
+            .inner
+            .transactions
+            .begin(&options, principal.map(|p| p.name.as_str())))
     }
 
-    /// Begins a transaction and returns its handle.
-    pub fn begin(&self, options: TxOptions) -> Transaction {
-        let (id, _) = self.begin_id(&CallContext::anonymous(), &options);
-        Transaction {
+    /// Begins a transaction as an anonymous caller (a gateway without
+    /// principals) and returns its handle.
+    pub fn begin(&self, options: TxOptions) -> Result<Transaction> {
+        self.begin_as(Caller::Anonymous, options)
+    }
+
+    /// Begins a transaction as `caller` and returns its handle; its
+    /// statements run as that caller.
+    pub fn begin_as(&self, caller: Caller, options: TxOptions) -> Result<Transaction> {
+        let context = CallContext::anonymous().as_caller(caller);
+        let (id, _) = self.begin_id(&context, &options)?;
+        Ok(Transaction {
             gateway: self.clone(),
             id,
+            context,
             open: true,
-        }
+        })
+    }
+
+    /// The registry key of the context caller's transaction `id`.
+    fn tx_key(&self, context: &CallContext, id: &str) -> Result<String> {
+        let owner = self.caller(context)?.map(|p| p.name.as_str());
+        Ok(crate::tx::Transactions::key(owner, id))
     }
 
     /// Commits transaction `id` on every engine it touched; the engines.
     pub async fn commit(&self, context: &CallContext, id: &str) -> Result<Vec<String>> {
-        let _ = context;
+        let key = self.tx_key(context, id)?;
         let transactions = &self.inner.transactions;
-        let tx = transactions.take(id).await?;
+        let tx = transactions.take(&key).await?;
         let outcome = tx.commit(id, &transactions.coordinator).await;
         transactions.ended(
-            id,
+            &key,
             match outcome {
                 Ok(_) | Err(Error::TxFailedAfterCommit { .. }) => Ended::Committed,
                 Err(Error::TxInDoubt { .. }) => Ended::InDoubt,
@@ -47,18 +75,31 @@ impl Gateway {
 
     /// Rolls transaction `id` back on every engine it touched.
     pub async fn rollback(&self, context: &CallContext, id: &str) -> Result<()> {
-        let _ = context;
+        let key = self.tx_key(context, id)?;
         let transactions = &self.inner.transactions;
-        let tx = transactions.take(id).await?;
+        let tx = transactions.take(&key).await?;
         tx.rollback().await;
-        transactions.ended(id, Ended::RolledBack);
+        transactions.ended(&key, Ended::RolledBack);
         Ok(())
     }
 
+    /// `Err(PermissionDenied)` unless the caller is an operator (an
+    /// `admin` principal, or anyone on a gateway without principals).
+    fn check_admin(&self, context: &CallContext, action: &str) -> Result<()> {
+        match self.caller(context)? {
+            Some(p) if !p.grant.admin => Err(Error::PermissionDenied {
+                principal: p.name.clone(),
+                action: action.to_owned(),
+                rule: format!("principals.{}.admin", p.name),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Every transaction not yet finished, for operators.
-    pub async fn list_transactions(&self, context: &CallContext) -> Vec<crate::tx::TxInfo> {
-        let _ = context;
-        self.inner.transactions.list(&self.inner.router).await
+    pub async fn list_transactions(&self, context: &CallContext) -> Result<Vec<crate::tx::TxInfo>> {
+        self.check_admin(context, "list transactions")?;
+        Ok(self.inner.transactions.list(&self.inner.router).await)
     }
 
     /// Resolves transaction `id` by hand (`commit`, else roll back); what
@@ -69,7 +110,7 @@ impl Gateway {
         id: &str,
         commit: bool,
     ) -> Result<String> {
-        let _ = context;
+        self.check_admin(context, "resolve transactions")?;
         let outcome = self
             .inner
             .transactions
@@ -142,7 +183,7 @@ impl Gateway {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let gateway = Gateway::builder().build().await?;
 /// gateway.execute(Request::new("sql", "CREATE TABLE t (v INTEGER)")).await?;
-/// let tx = gateway.begin(TxOptions::default());
+/// let tx = gateway.begin(TxOptions::default())?;
 /// tx.execute(Request::new("sql", "INSERT INTO t VALUES (1)")).await?;
 /// tx.commit().await?;
 /// # Ok(())
@@ -152,6 +193,8 @@ impl Gateway {
 pub struct Transaction {
     gateway: Gateway,
     id: String,
+    /// Its caller, for each of its calls.
+    context: CallContext,
     open: bool,
 }
 
@@ -164,23 +207,20 @@ impl Transaction {
     /// Runs `request` inside the transaction.
     pub async fn execute(&self, mut request: Request) -> Result<Response> {
         request.context.tx_id = Some(self.id.clone());
+        request.context.caller = self.context.caller.clone();
         self.gateway.execute(request).await
     }
 
     /// Commits on every engine the transaction touched; those engines.
     pub async fn commit(mut self) -> Result<Vec<String>> {
         self.open = false;
-        self.gateway
-            .commit(&CallContext::anonymous(), &self.id)
-            .await
+        self.gateway.commit(&self.context, &self.id).await
     }
 
     /// Rolls back on every engine the transaction touched.
     pub async fn rollback(mut self) -> Result<()> {
         self.open = false;
-        self.gateway
-            .rollback(&CallContext::anonymous(), &self.id)
-            .await
+        self.gateway.rollback(&self.context, &self.id).await
     }
 }
 
@@ -193,8 +233,9 @@ impl Drop for Transaction {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let gateway = self.gateway.clone();
             let id = std::mem::take(&mut self.id);
+            let context = std::mem::take(&mut self.context);
             runtime.spawn(async move {
-                let _ = gateway.rollback(&CallContext::anonymous(), &id).await;
+                let _ = gateway.rollback(&context, &id).await;
             });
         }
     }

@@ -16,6 +16,7 @@ use omnigate_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
@@ -56,6 +57,21 @@ impl GatewayService {
         }
     }
 
+    /// The call's context, with its caller authenticated from the
+    /// `authorization` metadata.
+    fn context(
+        &self,
+        metadata: &MetadataMap,
+        tx_id: String,
+    ) -> Result<gateway::CallContext, Status> {
+        let credentials = crate::security::Credentials {
+            authorization: metadata.get("authorization").and_then(|v| v.to_str().ok()),
+            certificate: None,
+        };
+        let caller = self.gateway.authenticate(credentials)?;
+        Ok(context(metadata, tx_id).as_caller(caller))
+    }
+
     fn check_size(&self, message: &pb::ExecuteResponse) -> Result<(), Error> {
         let size = message.encoded_len();
         if size > self.max_response_bytes {
@@ -76,7 +92,7 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         let call = Call::start("Execute", &message.dialect);
-        let context = context(&metadata, message.tx_id.clone());
+        let context = self.context(&metadata, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
                 let response = self.gateway.execute(to_request(message, context)?).await?;
@@ -97,7 +113,7 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
         let (metadata, _, message) = request.into_parts();
         let call = Call::start("ExecuteStream", &message.dialect);
-        let context = context(&metadata, message.tx_id.clone());
+        let context = self.context(&metadata, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
                 Ok(self
@@ -129,7 +145,7 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         let call = Call::start("ExecuteBatch", &message.dialect);
-        let context = context(&metadata, message.tx_id.clone());
+        let context = self.context(&metadata, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
                 let batch = to_batch_request(message, context)?;
@@ -169,11 +185,11 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ListEnginesRequest>,
     ) -> Result<Response<pb::ListEnginesResponse>, Status> {
-        let context = context(request.metadata(), String::new());
+        let context = self.context(request.metadata(), String::new())?;
         let engines = self
             .gateway
             .engines(&context)
-            .await
+            .await?
             .into_iter()
             .map(|e| {
                 let (status, message) = match e.health {
@@ -224,7 +240,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         };
         let (tx_id, idle) = self
             .gateway
-            .begin_id(&context(&metadata, String::new()), &options);
+            .begin_id(&self.context(&metadata, String::new())?, &options)?;
         let expires_at = std::time::SystemTime::now() + idle;
         Ok(Response::new(pb::BeginResponse {
             tx_id,
@@ -240,7 +256,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         // Not cancellable at shutdown: a commit, once begun, finishes.
         let engines = self
             .gateway
-            .commit(&context(&metadata, String::new()), &message.tx_id)
+            .commit(&self.context(&metadata, String::new())?, &message.tx_id)
             .await?;
         Ok(Response::new(pb::CommitResponse { engines }))
     }
@@ -251,7 +267,7 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::RollbackResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         self.gateway
-            .rollback(&context(&metadata, String::new()), &message.tx_id)
+            .rollback(&self.context(&metadata, String::new())?, &message.tx_id)
             .await?;
         Ok(Response::new(pb::RollbackResponse {}))
     }
@@ -263,8 +279,8 @@ impl pb::gateway_server::Gateway for GatewayService {
         let (metadata, _, _) = request.into_parts();
         let listed = self
             .gateway
-            .list_transactions(&context(&metadata, String::new()))
-            .await;
+            .list_transactions(&self.context(&metadata, String::new())?)
+            .await?;
         Ok(Response::new(pb::ListTransactionsResponse {
             transactions: listed.into_iter().map(transaction_info).collect(),
         }))
@@ -278,7 +294,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         let outcome = self
             .gateway
             .resolve_transaction(
-                &context(&metadata, String::new()),
+                &self.context(&metadata, String::new())?,
                 &message.tx_id,
                 message.commit,
             )
@@ -297,7 +313,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                 target: non_empty(message.target),
                 dialect: non_empty(message.dialect),
                 name: non_empty(message.name),
-                context: context(&metadata, String::new()),
+                context: self.context(&metadata, String::new())?,
             })
             .await?;
         Ok(Response::new(pb::DescribeResponse {

@@ -57,6 +57,9 @@ fn code_and_reason(err: &Error) -> (Code, &'static str) {
         Error::BadParameter { .. } => (Code::InvalidArgument, "INVALID_PARAMETER"),
         Error::ResponseTooLarge { .. } => (Code::ResourceExhausted, "RESPONSE_TOO_LARGE"),
         Error::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+        Error::Unauthenticated { .. } => (Code::Unauthenticated, "UNAUTHENTICATED"),
+        Error::PermissionDenied { .. } => (Code::PermissionDenied, "PERMISSION_DENIED"),
+        Error::LimitExceeded { .. } => (Code::ResourceExhausted, "LIMIT_EXCEEDED"),
     }
 }
 
@@ -74,15 +77,19 @@ pub fn to_status(err: &Error) -> Status {
             }
             e.is_retryable()
         }
-        Error::ShuttingDown | Error::TxAborted { .. } => true,
+        Error::ShuttingDown | Error::TxAborted { .. } | Error::LimitExceeded { .. } => true,
         _ => false,
     };
     metadata.insert("retryable".to_owned(), retryable.to_string());
-    Status::with_error_details(
-        code,
-        err.to_string(),
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
-    )
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    if let Error::LimitExceeded {
+        retry_after: Some(wait),
+        ..
+    } = err
+    {
+        details.set_retry_info(Some(*wait));
+    }
+    Status::with_error_details(code, err.to_string(), details)
 }
 
 /// A failed batch statement as the status its own call would have had.

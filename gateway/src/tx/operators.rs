@@ -69,7 +69,8 @@ impl Transactions {
     pub async fn list(&self, router: &Router) -> Vec<TxInfo> {
         let mut found: Vec<TxInfo> = Vec::new();
         let now = Instant::now();
-        for (id, handle) in self.open_handles() {
+        for (key, handle) in self.open_handles() {
+            let id = Self::id_of(&key).to_owned();
             let (engines, age, detail) = match handle.try_lock() {
                 Ok(guard) => match guard.as_ref() {
                     Some(tx) => (

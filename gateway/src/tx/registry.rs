@@ -67,8 +67,24 @@ impl Transactions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Begins a transaction: its id, and how long it may stay idle.
-    pub(crate) fn begin(&self, options: &TxOptions) -> (String, Duration) {
+    /// The registry's key of transaction `id` begun by `owner` (a
+    /// principal's name): another principal's lookup of the same id
+    /// misses it, as if it did not exist.
+    pub(crate) fn key(owner: Option<&str>, id: &str) -> String {
+        match owner {
+            Some(owner) => format!("{owner}\0{id}"),
+            None => id.to_owned(),
+        }
+    }
+
+    /// The transaction id of a registry key.
+    pub(crate) fn id_of(key: &str) -> &str {
+        key.rsplit('\0').next().unwrap_or(key)
+    }
+
+    /// Begins a transaction for `owner`: its id, and how long it may stay
+    /// idle.
+    pub(crate) fn begin(&self, options: &TxOptions, owner: Option<&str>) -> (String, Duration) {
         let id = uuid::Uuid::new_v4().to_string();
         let tx = Tx::new(options, self.default_idle);
         self.coordinator
@@ -76,8 +92,10 @@ impl Transactions {
             .begun
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let idle = tx.idle_timeout;
-        self.open()
-            .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(Some(tx))));
+        self.open().insert(
+            Self::key(owner, &id),
+            Arc::new(tokio::sync::Mutex::new(Some(tx))),
+        );
         (id, idle)
     }
 
@@ -89,7 +107,8 @@ impl Transactions {
             .collect()
     }
 
-    /// The open transaction `id`, or why there is none.
+    /// The open transaction of key `id` (see [`Transactions::key`]), or
+    /// why there is none. The same key names it in the methods below.
     pub(crate) fn get(&self, id: &str) -> Result<TxHandle> {
         if let Some(handle) = self.open().get(id) {
             return Ok(Arc::clone(handle));
@@ -101,10 +120,12 @@ impl Transactions {
     pub(crate) fn gone(&self, id: &str) -> Error {
         match self.ended.get(id) {
             Some(how) => Error::TxEnded {
-                id: id.to_owned(),
+                id: Self::id_of(id).to_owned(),
                 how,
             },
-            None => Error::TxNotFound { id: id.to_owned() },
+            None => Error::TxNotFound {
+                id: Self::id_of(id).to_owned(),
+            },
         }
     }
 
@@ -127,7 +148,7 @@ impl Transactions {
         {
             self.open().remove(id);
             self.ended(id, Ended::Expired);
-            tracing::info!(tx_id = %id, "transaction expired idle; rolled back");
+            tracing::info!(tx_id = %Self::id_of(id), "transaction expired idle; rolled back");
             tx.rollback().await;
         }
     }

@@ -1,0 +1,269 @@
+//! Who may call and what each caller may do.
+//!
+//! Authentication happens once per call, at the edge: a bearer token (its
+//! SHA-256 compared in constant time with each principal's) or a verified
+//! client certificate's name. The principal then travels in the call's
+//! [`CallContext`](crate::gateway::CallContext); the pipeline checks its
+//! [`Grant`] and admits the call under its [`Limiter`], once, after
+//! routing and before the driver.
+//!
+//! Principals come from the config's `[principals.*]` and from
+//! `[security] tokens_file`, which is read again when it changes: a call
+//! holds the principal it was admitted as, so a revoked token fails the
+//! next call, never one in flight.
+
+mod grant;
+mod limits;
+pub mod tokens;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+pub use grant::Grant;
+pub use limits::{Limiter, Permit};
+
+use crate::config::{PrincipalConfig, SecurityConfig, TokensFile};
+use crate::error::{ConfigError, Error, Result};
+use tokens::TokenHash;
+
+/// A caller the gateway knows.
+#[derive(Debug)]
+pub struct Principal {
+    /// Its name (the key of its `[principals.*]` table).
+    pub name: String,
+    /// What it may do.
+    pub grant: Grant,
+    /// Its limits.
+    pub limiter: Limiter,
+    config: PrincipalConfig,
+    token: Option<TokenHash>,
+}
+
+impl PartialEq for Principal {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Principal {}
+
+impl Principal {
+    /// A principal from its config; `Err` says which key is wrong.
+    pub fn new(name: &str, config: &PrincipalConfig) -> std::result::Result<Principal, String> {
+        let token = match &config.token_sha256 {
+            Some(hex) => Some(
+                tokens::from_hex(hex)
+                    .map_err(|e| format!("principals.{name}.token_sha256: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Principal {
+            name: name.to_owned(),
+            grant: Grant::new(name, config)?,
+            limiter: Limiter::new(&config.limits),
+            config: config.clone(),
+            token,
+        })
+    }
+}
+
+/// What a caller presented.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// The value of its `authorization` metadata.
+    pub authorization: Option<&'a str>,
+    /// The name of its verified client certificate (mutual TLS).
+    pub certificate: Option<&'a str>,
+}
+
+/// The principals known now.
+#[derive(Debug, Default)]
+struct Principals {
+    by_name: BTreeMap<String, Arc<Principal>>,
+}
+
+/// The gateway's security state.
+#[derive(Debug)]
+pub struct Security {
+    config: SecurityConfig,
+    inline: BTreeMap<String, PrincipalConfig>,
+    current: RwLock<Arc<Principals>>,
+    /// The tokens file's modification time and length when last read.
+    seen: RwLock<Option<(SystemTime, u64)>>,
+}
+
+/// The one message for a token that is wrong, unknown or revoked: nothing
+/// that tells a guesser which.
+const INVALID: &str = "the credentials are not valid";
+
+impl Security {
+    /// The security state for `config` and the config's own principals;
+    /// reads the tokens file.
+    pub fn new(
+        config: SecurityConfig,
+        inline: BTreeMap<String, PrincipalConfig>,
+    ) -> std::result::Result<Security, ConfigError> {
+        let security = Security {
+            config,
+            inline,
+            current: RwLock::new(Arc::default()),
+            seen: RwLock::new(None),
+        };
+        let principals = security.load(None).map_err(invalid)?;
+        *security.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(principals);
+        Ok(security)
+    }
+
+    /// Open: no principals and no tokens file; every caller may do
+    /// everything.
+    pub fn is_open(&self) -> bool {
+        self.inline.is_empty() && self.config.tokens_file.is_none()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SecurityConfig {
+        &self.config
+    }
+
+    fn principals(&self) -> Arc<Principals> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The principal `name`, if it is known now (for library callers).
+    pub fn principal(&self, name: &str) -> Option<Arc<Principal>> {
+        self.principals().by_name.get(name).cloned()
+    }
+
+    /// Who presented `credentials`: `Ok(None)` on an open gateway,
+    /// `Err(Unauthenticated)` when they name nobody.
+    pub fn authenticate(&self, credentials: Credentials<'_>) -> Result<Option<Arc<Principal>>> {
+        if self.is_open() {
+            return Ok(None);
+        }
+        let principals = self.principals();
+        if let Some(name) = credentials.certificate
+            && let Some(p) = principals
+                .by_name
+                .values()
+                .find(|p| p.config.certificate.as_deref() == Some(name))
+        {
+            return Ok(Some(Arc::clone(p)));
+        }
+        let Some(authorization) = credentials.authorization else {
+            return Err(Error::Unauthenticated {
+                why: "no credentials: send the metadata `authorization: Bearer <token>`",
+            });
+        };
+        let token = authorization
+            .strip_prefix("Bearer ")
+            .or_else(|| authorization.strip_prefix("bearer "))
+            .ok_or(Error::Unauthenticated { why: INVALID })?;
+        let presented = tokens::hash(token.trim());
+        // Every principal is compared, so the time taken does not tell
+        // which one came close.
+        let mut found = None;
+        for p in principals.by_name.values() {
+            if let Some(hash) = &p.token
+                && tokens::same(hash, &presented)
+            {
+                found = Some(Arc::clone(p));
+            }
+        }
+        found
+            .map(Some)
+            .ok_or(Error::Unauthenticated { why: INVALID })
+    }
+
+    /// Reads the tokens file again if it changed; `Ok(true)` when the
+    /// principals were replaced. A bad file leaves them as they were.
+    pub fn reload_if_changed(&self) -> std::result::Result<bool, String> {
+        let Some(path) = &self.config.tokens_file else {
+            return Ok(false);
+        };
+        let stamp = stamp(path);
+        if stamp.is_some() && stamp == *self.seen.read().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(false);
+        }
+        let old = self.principals();
+        let principals = self.load(Some(&old))?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(principals);
+        Ok(true)
+    }
+
+    /// Checks the tokens file every `tokens_poll` in the background, for
+    /// as long as `security` lives.
+    pub fn watch(security: &Arc<Security>) {
+        if security.config.tokens_file.is_none() {
+            return;
+        }
+        let weak = Arc::downgrade(security);
+        let every = security.config.tokens_poll;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(security) = weak.upgrade() else {
+                    return;
+                };
+                match security.reload_if_changed() {
+                    Ok(true) => tracing::info!(
+                        principals = security.principals().by_name.len(),
+                        "the tokens file changed: principals reloaded"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "the tokens file is not valid; the principals stay as they were"
+                    ),
+                }
+            }
+        });
+    }
+
+    /// The config's principals and the tokens file's, keeping the
+    /// principals (and their limiters' state) whose config is unchanged.
+    fn load(&self, old: Option<&Principals>) -> std::result::Result<Principals, String> {
+        let mut configs = self.inline.clone();
+        if let Some(path) = &self.config.tokens_file {
+            let before = stamp(path);
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the tokens file {}: {e}", path.display()))?;
+            let file: TokensFile = toml::from_str(&text)
+                .map_err(|e| format!("the tokens file {}: {e}", path.display()))?;
+            for (name, config) in file.principals {
+                if configs.insert(name.clone(), config).is_some() {
+                    return Err(format!(
+                        "principals.{name} is in both the config and the tokens file {}",
+                        path.display()
+                    ));
+                }
+            }
+            *self.seen.write().unwrap_or_else(|e| e.into_inner()) = before;
+        }
+        let mut by_name = BTreeMap::new();
+        for (name, config) in configs {
+            let kept = old
+                .and_then(|o| o.by_name.get(&name))
+                .filter(|p| p.config == config);
+            let principal = match kept {
+                Some(p) => Arc::clone(p),
+                None => Arc::new(Principal::new(&name, &config)?),
+            };
+            by_name.insert(name, principal);
+        }
+        Ok(Principals { by_name })
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn invalid(message: String) -> ConfigError {
+    ConfigError::Invalid {
+        file: None,
+        message,
+    }
+}
