@@ -12,9 +12,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::config::ServerConfig;
+use crate::config::{Reflection, ServerConfig};
 use crate::gateway::Gateway;
+use crate::security::Credentials;
 use crate::service::GatewayService;
+use tonic::service::interceptor::InterceptedService;
 
 /// The health service name of an engine.
 pub fn engine_health_name(engine: &str) -> String {
@@ -37,6 +39,16 @@ pub enum ServeError {
     /// The reflection service could not be built from the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// No principals are configured and the listener is not loopback.
+    #[error(
+        "refusing to listen on {addr} without principals: anyone who can reach it could run any \
+         statement on every engine. Configure [principals.*] (`omnigate token new NAME`), listen \
+         on 127.0.0.1, or set [security] allow_anonymous = true (local use only)"
+    )]
+    Anonymous {
+        /// The address.
+        addr: SocketAddr,
+    },
     /// The transport failed.
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -57,6 +69,16 @@ pub struct ServerHandle {
 /// Starts serving `gateway` on `config.listen` (port 0 picks a free port).
 pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHandle, ServeError> {
     let addr = config.listen;
+    let security = std::sync::Arc::clone(gateway.security());
+    if security.is_open() {
+        if !addr.ip().is_loopback() && !security.config().allow_anonymous {
+            return Err(ServeError::Anonymous { addr });
+        }
+        tracing::warn!(
+            %addr,
+            "no principals are configured: every caller may run any statement on every engine"
+        );
+    }
     let incoming = TcpIncoming::bind(addr)
         .map_err(|source| ServeError::Bind { addr, source })?
         .with_nodelay(Some(true));
@@ -86,6 +108,30 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         .register_encoded_file_descriptor_set(omnigate_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    // Reflection is open, or asks for the same credentials as the calls.
+    let reflection_guard = {
+        let gateway = gateway.clone();
+        let open = match security.config().reflection {
+            Reflection::Open => true,
+            Reflection::Authenticated => false,
+            Reflection::Auto => security.is_open(),
+        };
+        move |request: tonic::Request<()>| {
+            if !open {
+                let authorization = request
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok());
+                gateway.authenticate(Credentials {
+                    authorization,
+                    certificate: None,
+                })?;
+            }
+            Ok(request)
+        }
+    };
+    let reflection_v1 = InterceptedService::new(reflection_v1, reflection_guard.clone());
+    let reflection_v1alpha = InterceptedService::new(reflection_v1alpha, reflection_guard);
 
     let (cancel_calls, cancel_rx) = watch::channel(false);
     let service = GatewayServer::new(GatewayService::new(

@@ -13,6 +13,9 @@ use futures::StreamExt;
 use omnigate_proto::v1 as pb;
 use pb::gateway_client::GatewayClient;
 use serde_json::json;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::config::{Config, LogFormat, ProcessEnv};
@@ -40,12 +43,48 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Begin, commit or roll back a transaction on a running gateway.
     Tx(tx::TxArgs),
+    /// Make bearer tokens for principals.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Check a config file and print the engines it declares.
     CheckConfig {
         /// The config file.
         #[arg(long, env = "OMNIGATE_CONFIG")]
         config: PathBuf,
     },
+}
+
+/// `omnigate token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Print a new random token (once: only its SHA-256 is kept) and the
+    /// lines that give it to principal NAME in the tokens file.
+    New {
+        /// The principal's name.
+        name: String,
+    },
+}
+
+/// `omnigate token new NAME`: the token and the tokens-file lines.
+pub fn token(action: TokenAction) -> Result<String, Failure> {
+    match action {
+        TokenAction::New { name } => {
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(failure(
+                    "a principal's name may hold only letters, digits, '-' and '_'",
+                    2,
+                ));
+            }
+            crate::security::tokens::new_principal_text(&name).map_err(|m| failure(m, 1))
+        }
+    }
 }
 
 /// `omnigate serve`.
@@ -71,6 +110,9 @@ pub struct ClientArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// A bearer token for a gateway with principals (`omnigate token new`).
+    #[arg(long, env = "OMNIGATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// `omnigate exec`.
@@ -161,19 +203,55 @@ fn failure(message: impl Into<String>, code: i32) -> Failure {
     }
 }
 
-async fn connect(addr: &str) -> Result<GatewayClient<Channel>, Failure> {
+/// A client of the gateway that sends the bearer token, if any, with
+/// every call.
+pub(crate) type Client = GatewayClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer <token>` to each call.
+#[derive(Debug, Clone)]
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
+    let addr = &args.addr;
     let url = if addr.contains("://") {
         addr.to_owned()
     } else {
         format!("http://{addr}")
     };
-    let client = GatewayClient::connect(url.clone()).await.map_err(|e| {
-        failure(
-            format!("cannot reach the gateway at {url}: {e} (is `omnigate serve` running?)"),
-            2,
-        )
-    })?;
-    Ok(client.max_decoding_message_size(usize::MAX))
+    let bearer = match &args.token {
+        Some(token) => Some(
+            format!("Bearer {}", token.trim())
+                .parse()
+                .map_err(|_| failure("the token holds characters a header cannot", 2))?,
+        ),
+        None => None,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .map_err(|e| failure(format!("not a gateway address: {url}: {e}"), 2))?
+        .connect()
+        .await
+        .map_err(|e| {
+            failure(
+                format!("cannot reach the gateway at {url}: {e} (is `omnigate serve` running?)"),
+                2,
+            )
+        })?;
+    Ok(GatewayClient::with_interceptor(channel, Bearer(bearer))
+        .max_decoding_message_size(usize::MAX))
 }
 
 /// `omnigate exec`: prints the result.
@@ -212,7 +290,7 @@ pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
     if let Some(timeout) = args.timeout {
         request.set_timeout(timeout);
     }
-    let mut client = connect(&args.client.addr).await?;
+    let mut client = connect(&args.client).await?;
     let response = if args.stream {
         let mut stream = client.execute_stream(request).await?.into_inner();
         let mut all = pb::ExecuteResponse::default();
@@ -238,7 +316,7 @@ pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
 
 /// `omnigate engines`.
 pub async fn engines(args: ClientArgs) -> Result<String, Failure> {
-    let mut client = connect(&args.addr).await?;
+    let mut client = connect(&args).await?;
     let listed = client
         .list_engines(pb::ListEnginesRequest {})
         .await?
@@ -311,7 +389,7 @@ pub async fn engines(args: ClientArgs) -> Result<String, Failure> {
 
 /// `omnigate describe`.
 pub async fn describe(args: DescribeArgs) -> Result<String, Failure> {
-    let mut client = connect(&args.client.addr).await?;
+    let mut client = connect(&args.client).await?;
     let response = client
         .describe(pb::DescribeRequest {
             target: args.target.unwrap_or_default(),

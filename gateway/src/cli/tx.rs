@@ -108,7 +108,7 @@ fn age_text(t: &pb::TransactionInfo) -> String {
 }
 
 async fn listed(client: &ClientArgs) -> Result<Vec<pb::TransactionInfo>, Failure> {
-    Ok(connect(&client.addr)
+    Ok(connect(client)
         .await?
         .list_transactions(pb::ListTransactionsRequest {})
         .await?
@@ -128,7 +128,7 @@ pub async fn tx(args: TxArgs) -> Result<String, Failure> {
                 .map(prost_types::Duration::try_from)
                 .transpose()
                 .map_err(|e| super::failure(format!("--idle-timeout: {e}"), 2))?;
-            let begun = connect(&client.addr)
+            let begun = connect(&client)
                 .await?
                 .begin(pb::BeginRequest {
                     idle_timeout,
@@ -143,7 +143,7 @@ pub async fn tx(args: TxArgs) -> Result<String, Failure> {
             })
         }
         TxAction::Commit { client, id } => {
-            let engines = connect(&client.addr)
+            let engines = connect(&client)
                 .await?
                 .commit(pb::CommitRequest { tx_id: id })
                 .await?
@@ -156,7 +156,7 @@ pub async fn tx(args: TxArgs) -> Result<String, Failure> {
             })
         }
         TxAction::Rollback { client, id } => {
-            connect(&client.addr)
+            connect(&client)
                 .await?
                 .rollback(pb::RollbackRequest { tx_id: id })
                 .await?;
@@ -214,7 +214,7 @@ pub async fn tx(args: TxArgs) -> Result<String, Failure> {
             rollback,
         } => {
             let _ = rollback;
-            let outcome = connect(&client.addr)
+            let outcome = connect(&client)
                 .await?
                 .resolve_transaction(pb::ResolveTransactionRequest { tx_id: id, commit })
                 .await?
