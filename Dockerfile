@@ -1,6 +1,11 @@
 # The omnigate gateway: a release build on Debian, then a slim runtime.
 #   docker build -t omnigate .
-#   docker run -p 50051:50051 omnigate                   # embedded engines
+#   docker run -p 50051:50051 -v $PWD/tokens.toml:/etc/omnigate/tokens.toml:ro \
+#     -e OMNIGATE__SECURITY__TOKENS_FILE=/etc/omnigate/tokens.toml omnigate   # embedded engines, callers need a token
+#   docker run -p 127.0.0.1:50051:50051 -e OMNIGATE__SECURITY__ALLOW_ANONYMOUS=true omnigate
+#     # local use only: no principals, every caller may do everything
+# It listens on 0.0.0.0, so without principals it refuses to start unless
+# allow_anonymous is set: the choice is the operator's, made explicit.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
