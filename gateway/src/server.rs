@@ -14,7 +14,6 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::{Reflection, ServerConfig};
 use crate::gateway::Gateway;
-use crate::security::Credentials;
 use crate::service::GatewayService;
 use tonic::service::interceptor::InterceptedService;
 
@@ -49,6 +48,9 @@ pub enum ServeError {
         /// The address.
         addr: SocketAddr,
     },
+    /// The TLS certificate, key or client CA could not be loaded.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     /// The transport failed.
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -63,6 +65,8 @@ pub struct ServerHandle {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     health: HealthReporter,
     health_task: JoinHandle<()>,
+    /// Reloads the TLS certificate when its files change.
+    tls_task: Option<JoinHandle<()>>,
     engines: Vec<String>,
 }
 
@@ -79,12 +83,15 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
             "no principals are configured: every caller may run any statement on every engine"
         );
     }
-    let incoming = TcpIncoming::bind(addr)
-        .map_err(|source| ServeError::Bind { addr, source })?
-        .with_nodelay(Some(true));
-    let local_addr = incoming
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bind = |source| ServeError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+    listener.set_nonblocking(true).map_err(bind)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(bind)?;
+    let local_addr = listener.local_addr().map_err(bind)?;
+    let tls = match &security.config().tls {
+        Some(config) => Some(crate::security::tls::Tls::new(config).map_err(ServeError::Tls)?),
+        None => None,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<GatewayServer<GatewayService>>().await;
@@ -118,14 +125,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         };
         move |request: tonic::Request<()>| {
             if !open {
-                let authorization = request
-                    .metadata()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok());
-                gateway.authenticate(Credentials {
-                    authorization,
-                    certificate: None,
-                })?;
+                crate::service::caller(&gateway, request.metadata(), request.extensions())?;
             }
             Ok(request)
         }
@@ -147,10 +147,23 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(service);
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+    let stop = async {
         let _ = shutdown_rx.await;
-    }));
-    tracing::info!(%local_addr, engines = ?engines, "omnigate listening");
+    };
+    let (server, tls_task) = match &tls {
+        Some(tls) => {
+            let watcher = tls.watch(security.config().reload_poll);
+            let incoming = tls.incoming(listener);
+            let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop));
+            (server, Some(watcher))
+        }
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop));
+            (server, None)
+        }
+    };
+    tracing::info!(%local_addr, tls = tls.is_some(), engines = ?engines, "omnigate listening");
     Ok(ServerHandle {
         local_addr,
         shutdown,
@@ -158,6 +171,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         server,
         health,
         health_task,
+        tls_task,
         engines,
     })
 }
@@ -197,6 +211,9 @@ impl ServerHandle {
     /// `grace`, then stops. Returns whether everything finished in time.
     pub async fn shutdown(self, grace: Duration) -> Result<bool, ServeError> {
         self.health_task.abort();
+        if let Some(task) = &self.tls_task {
+            task.abort();
+        }
         self.health
             .set_not_serving::<GatewayServer<GatewayService>>()
             .await;

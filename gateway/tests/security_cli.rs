@@ -249,3 +249,48 @@ fn the_compose_tokens_file_gives_the_documented_demo_token() {
             .is_err()
     );
 }
+
+#[test]
+fn the_command_line_calls_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = omnigate_tests::certs::make(dir.path(), None);
+    let (cert, key) = omnigate_tests::certs::client(&ca, "ops-client");
+    let config = dir.path().join("omnigate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[security.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n\n\
+             [principals.ops]\ncertificate = \"ops-client\"\n",
+            ca.cert.display(),
+            ca.key.display(),
+            ca.ca.display()
+        ),
+    )
+    .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut server = serve(&config, addr, "warn");
+    let call = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["exec", "--addr", &format!("https://{addr}")])
+            .args(extra)
+            .args(["-d", "redis", "PING"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let ca_path = ca.ca.display().to_string();
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let (ok, text) = call(&["--ca", &ca_path, "--cert", &cert, "--key", &key]);
+    assert!(ok && text.contains("PONG"), "{text}");
+    let (ok, text) = call(&["--ca", &ca_path]);
+    assert!(!ok && text.contains("Unauthenticated"), "{text}");
+    let (ok, text) = call(&[]);
+    assert!(!ok && text.contains("--ca"), "{text}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

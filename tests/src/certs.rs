@@ -10,6 +10,8 @@ use std::process::Command;
 pub struct Certs {
     /// The CA certificate (PEM): what clients trust.
     pub ca: PathBuf,
+    /// The CA's key (PEM), to sign client certificates.
+    pub ca_key: PathBuf,
     /// The server certificate (PEM).
     pub cert: PathBuf,
     /// The server key (PEM, mode 0600).
@@ -19,18 +21,7 @@ pub struct Certs {
 /// Makes a CA and a server certificate in `dir`; `owner` (uid, gid) gets
 /// the server's files when a server runs as another user.
 pub fn make(dir: &Path, owner: Option<(u32, u32)>) -> Certs {
-    let openssl = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs (Debian package openssl)");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
+    let openssl = |args: &[&str]| openssl(dir, args);
     openssl(&[
         "req",
         "-x509",
@@ -89,7 +80,78 @@ pub fn make(dir: &Path, owner: Option<(u32, u32)>) -> Certs {
     }
     Certs {
         ca: dir.join("ca.pem"),
+        ca_key: dir.join("ca.key"),
         cert: dir.join("server.pem"),
         key,
     }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (Debian package openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A client certificate for mutual TLS: its subject's common name is
+/// `name`, its DNS name `<name>.clients.test`; signed by `ca`. The
+/// certificate and key files (PEM), in `ca`'s directory.
+pub fn client(ca: &Certs, name: &str) -> (PathBuf, PathBuf) {
+    let dir = ca.ca.parent().expect("the CA's directory");
+    let (cert, key, csr, ext) = (
+        format!("{name}.pem"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    std::fs::write(
+        dir.join(&ext),
+        format!(
+            "subjectAltName=DNS:{name}.clients.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+        ),
+    )
+    .expect("write the extension file");
+    let (ca_pem, ca_key) = (ca.ca.display().to_string(), ca.ca_key.display().to_string());
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+    (dir.join(cert), dir.join(key))
 }

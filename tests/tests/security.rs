@@ -504,7 +504,7 @@ async fn editing_the_tokens_file_revokes_and_adds_without_failing_calls_in_fligh
     tokens_file(&path, &["a", "b"]);
     let mut config = config(&pg, &redis, BTreeMap::new());
     config.security.tokens_file = Some(path.clone());
-    config.security.tokens_poll = Duration::from_millis(50);
+    config.security.reload_poll = Duration::from_millis(50);
     let mut gw = TestGateway::with_config(config).await;
     let select = || on("main-db", "sql", "SELECT 1");
     gw.client

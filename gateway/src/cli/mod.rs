@@ -1,6 +1,7 @@
 //! The `omnigate` command line: `serve` runs the gateway; `exec`,
 //! `engines` and `describe` call a running one.
 
+mod client;
 pub mod output;
 pub mod params;
 pub mod tx;
@@ -11,14 +12,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;
 use omnigate_proto::v1 as pb;
-use pb::gateway_client::GatewayClient;
 use serde_json::json;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 use crate::config::{Config, LogFormat, ProcessEnv};
+use client::connect;
 
 /// Omnigate: one gRPC gateway in front of PostgreSQL, Redis, graph and
 /// time-series engines.
@@ -113,6 +110,16 @@ pub struct ClientArgs {
     /// A bearer token for a gateway with principals (`omnigate token new`).
     #[arg(long, env = "OMNIGATE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// With an https:// address: the CA (PEM) that signed the gateway's
+    /// certificate.
+    #[arg(long, env = "OMNIGATE_CA")]
+    pub ca: Option<PathBuf>,
+    /// A client certificate (PEM) for mutual TLS, with --key.
+    #[arg(long, env = "OMNIGATE_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, env = "OMNIGATE_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 /// `omnigate exec`.
@@ -201,57 +208,6 @@ fn failure(message: impl Into<String>, code: i32) -> Failure {
         message: message.into(),
         code,
     }
-}
-
-/// A client of the gateway that sends the bearer token, if any, with
-/// every call.
-pub(crate) type Client = GatewayClient<InterceptedService<Channel, Bearer>>;
-
-/// Adds `authorization: Bearer <token>` to each call.
-#[derive(Debug, Clone)]
-pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
-    let addr = &args.addr;
-    let url = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
-    let bearer = match &args.token {
-        Some(token) => Some(
-            format!("Bearer {}", token.trim())
-                .parse()
-                .map_err(|_| failure("the token holds characters a header cannot", 2))?,
-        ),
-        None => None,
-    };
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .map_err(|e| failure(format!("not a gateway address: {url}: {e}"), 2))?
-        .connect()
-        .await
-        .map_err(|e| {
-            failure(
-                format!("cannot reach the gateway at {url}: {e} (is `omnigate serve` running?)"),
-                2,
-            )
-        })?;
-    Ok(GatewayClient::with_interceptor(channel, Bearer(bearer))
-        .max_decoding_message_size(usize::MAX))
 }
 
 /// `omnigate exec`: prints the result.

@@ -36,9 +36,10 @@ pub struct SecurityConfig {
     /// A file of more `[principals.*]` tables, read at startup and again
     /// whenever it changes (tokens added or revoked without a restart).
     pub tokens_file: Option<PathBuf>,
-    /// How often the tokens file is checked for a change.
+    /// How often the tokens file and the TLS files are checked for a
+    /// change.
     #[serde(with = "humantime_serde")]
-    pub tokens_poll: Duration,
+    pub reload_poll: Duration,
     /// Run without principals on a listener that is not loopback (every
     /// caller may do everything). Meant for local use only.
     pub allow_anonymous: bool,
@@ -52,7 +53,7 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             tokens_file: None,
-            tokens_poll: Duration::from_secs(1),
+            reload_poll: Duration::from_secs(1),
             allow_anonymous: false,
             reflection: Reflection::Auto,
             tls: None,

@@ -14,6 +14,7 @@
 
 mod grant;
 mod limits;
+pub mod tls;
 pub mod tokens;
 
 use std::collections::BTreeMap;
@@ -192,14 +193,14 @@ impl Security {
         Ok(true)
     }
 
-    /// Checks the tokens file every `tokens_poll` in the background, for
+    /// Checks the tokens file every `reload_poll` in the background, for
     /// as long as `security` lives.
     pub fn watch(security: &Arc<Security>) {
         if security.config.tokens_file.is_none() {
             return;
         }
         let weak = Arc::downgrade(security);
-        let every = security.config.tokens_poll;
+        let every = security.config.reload_poll;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;

@@ -21,8 +21,8 @@ use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::gateway::{self, Gateway};
-pub use request::grpc_timeout;
 use request::{Call, context, non_empty, to_batch_request, to_request};
+pub use request::{caller, grpc_timeout};
 
 /// The `omnigate.v1.Gateway` service over a [`Gateway`].
 #[derive(Debug, Clone)]
@@ -62,13 +62,10 @@ impl GatewayService {
     fn context(
         &self,
         metadata: &MetadataMap,
+        extensions: &tonic::Extensions,
         tx_id: String,
     ) -> Result<gateway::CallContext, Status> {
-        let credentials = crate::security::Credentials {
-            authorization: metadata.get("authorization").and_then(|v| v.to_str().ok()),
-            certificate: None,
-        };
-        let caller = self.gateway.authenticate(credentials)?;
+        let caller = request::caller(&self.gateway, metadata, extensions)?;
         Ok(context(metadata, tx_id).as_caller(caller))
     }
 
@@ -90,9 +87,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
         let call = Call::start("Execute", &message.dialect);
-        let context = self.context(&metadata, message.tx_id.clone())?;
+        let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
                 let response = self.gateway.execute(to_request(message, context)?).await?;
@@ -111,9 +108,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
         let call = Call::start("ExecuteStream", &message.dialect);
-        let context = self.context(&metadata, message.tx_id.clone())?;
+        let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
                 Ok(self
@@ -143,9 +140,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ExecuteBatchRequest>,
     ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
         let call = Call::start("ExecuteBatch", &message.dialect);
-        let context = self.context(&metadata, message.tx_id.clone())?;
+        let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
                 let batch = to_batch_request(message, context)?;
@@ -185,7 +182,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ListEnginesRequest>,
     ) -> Result<Response<pb::ListEnginesResponse>, Status> {
-        let context = self.context(request.metadata(), String::new())?;
+        let context = self.context(request.metadata(), request.extensions(), String::new())?;
         let engines = self
             .gateway
             .engines(&context)
@@ -225,7 +222,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::BeginRequest>,
     ) -> Result<Response<pb::BeginResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
         let idle_timeout = message
             .idle_timeout
             .map(|t| {
@@ -238,9 +235,10 @@ impl pb::gateway_server::Gateway for GatewayService {
             idle_timeout,
             read_only: message.read_only,
         };
-        let (tx_id, idle) = self
-            .gateway
-            .begin_id(&self.context(&metadata, String::new())?, &options)?;
+        let (tx_id, idle) = self.gateway.begin_id(
+            &self.context(&metadata, &extensions, String::new())?,
+            &options,
+        )?;
         let expires_at = std::time::SystemTime::now() + idle;
         Ok(Response::new(pb::BeginResponse {
             tx_id,
@@ -252,11 +250,14 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
         // Not cancellable at shutdown: a commit, once begun, finishes.
         let engines = self
             .gateway
-            .commit(&self.context(&metadata, String::new())?, &message.tx_id)
+            .commit(
+                &self.context(&metadata, &extensions, String::new())?,
+                &message.tx_id,
+            )
             .await?;
         Ok(Response::new(pb::CommitResponse { engines }))
     }
@@ -265,9 +266,12 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::RollbackRequest>,
     ) -> Result<Response<pb::RollbackResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
         self.gateway
-            .rollback(&self.context(&metadata, String::new())?, &message.tx_id)
+            .rollback(
+                &self.context(&metadata, &extensions, String::new())?,
+                &message.tx_id,
+            )
             .await?;
         Ok(Response::new(pb::RollbackResponse {}))
     }
@@ -276,10 +280,10 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ListTransactionsRequest>,
     ) -> Result<Response<pb::ListTransactionsResponse>, Status> {
-        let (metadata, _, _) = request.into_parts();
+        let (metadata, extensions, _) = request.into_parts();
         let listed = self
             .gateway
-            .list_transactions(&self.context(&metadata, String::new())?)
+            .list_transactions(&self.context(&metadata, &extensions, String::new())?)
             .await?;
         Ok(Response::new(pb::ListTransactionsResponse {
             transactions: listed.into_iter().map(transaction_info).collect(),
@@ -290,11 +294,11 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::ResolveTransactionRequest>,
     ) -> Result<Response<pb::ResolveTransactionResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
         let outcome = self
             .gateway
             .resolve_transaction(
-                &self.context(&metadata, String::new())?,
+                &self.context(&metadata, &extensions, String::new())?,
                 &message.tx_id,
                 message.commit,
             )
@@ -306,14 +310,14 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::DescribeRequest>,
     ) -> Result<Response<pb::DescribeResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
         let description = self
             .gateway
             .describe(gateway::DescribeRequest {
                 target: non_empty(message.target),
                 dialect: non_empty(message.dialect),
                 name: non_empty(message.name),
-                context: self.context(&metadata, String::new())?,
+                context: self.context(&metadata, &extensions, String::new())?,
             })
             .await?;
         Ok(Response::new(pb::DescribeResponse {

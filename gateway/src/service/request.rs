@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use omnigate_proto::v1 as pb;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::convert;
 use crate::error::Error;
@@ -26,6 +27,25 @@ pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
         "n" => Duration::from_nanos(amount),
         _ => return None,
     })
+}
+
+/// Who is calling: a client certificate the TLS handshake verified
+/// against the client CA (mutual TLS), else the `authorization` metadata.
+pub fn caller(
+    gateway: &gateway::Gateway,
+    metadata: &MetadataMap,
+    extensions: &tonic::Extensions,
+) -> Result<gateway::Caller, Status> {
+    let certificate = gateway.security().config().tls.as_ref().and_then(|tls| {
+        let info = extensions.get::<TlsConnectInfo<TcpConnectInfo>>()?;
+        let chain = info.peer_certs()?;
+        crate::security::tls::client_name(chain.first()?, tls.client_name)
+    });
+    let credentials = crate::security::Credentials {
+        authorization: metadata.get("authorization").and_then(|v| v.to_str().ok()),
+        certificate: certificate.as_deref(),
+    };
+    Ok(gateway.authenticate(credentials)?)
 }
 
 /// The call's context: the client's deadline, less a margin so that the
