@@ -33,6 +33,14 @@ pub(super) async fn setup(client: &mut GatewayClient<Channel>) {
         );
         client.execute(create).await.expect("the crash table");
     }
+    // The per-trial reads look nodes up by k.
+    let index = request(
+        "graph",
+        "cypher",
+        "CREATE INDEX FOR (c:Crash) ON (c.k)".into(),
+        "",
+    );
+    client.execute(index).await.expect("the crash index");
 }
 
 /// One client: begins, writes and commits transactions until told to stop
@@ -42,6 +50,7 @@ pub(super) async fn client_loop(
     stop: Arc<AtomicBool>,
     next_k: Arc<AtomicI64>,
     seed: u64,
+    trial: usize,
 ) -> Vec<Begun> {
     let mut rng = Rng(seed.max(1));
     let mut begun = Vec::new();
@@ -87,7 +96,8 @@ pub(super) async fn client_loop(
                     // A minute old: VictoriaMetrics shows a sample of the
                     // current millisecond to queries only a moment later.
                     let nanos = (omnigate_drivers::ts::now_millis() - 60_000) * 1_000_000;
-                    request("metrics", "ts", format!("crash,k={k} v=1 {nanos}"), &tx)
+                    let line = format!("crash,k={k},t={trial} v=1 {nanos}");
+                    request("metrics", "ts", line, &tx)
                 }
             };
             if !matches!(bounded(client.execute(write)).await, Ok(Ok(_))) {
@@ -97,6 +107,8 @@ pub(super) async fn client_loop(
         }
         if !ok {
             let _ = bounded(client.rollback(pb::RollbackRequest { tx_id: tx })).await;
+            // An engine is down: try again in a moment, not in a spin.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
         let commit = bounded(client.commit(pb::CommitRequest { tx_id: tx })).await;
@@ -123,9 +135,13 @@ pub(super) async fn client_loop(
 const READ_ROWS: u64 = 10_000_000;
 
 /// The values on every engine, or why an engine cannot be read.
+/// Each engine's values of `range` (one trial's), written in `trial`.
 pub(super) async fn read_all(
     client: &mut GatewayClient<Channel>,
+    range: std::ops::RangeInclusive<i64>,
+    trial: usize,
 ) -> Result<BTreeMap<Engine, BTreeSet<i64>>, String> {
+    let (lo, hi) = (*range.start(), *range.end());
     let mut found = BTreeMap::new();
     let read = |target: &str, dialect: &str, text: &str| {
         let mut req = request(target, dialect, text.to_owned(), "");
@@ -160,31 +176,41 @@ pub(super) async fn read_all(
             })
             .collect()
     };
-    let pg = read("main-db", "sql", "SELECT k FROM crash").await?;
+    let sql = format!("SELECT k FROM crash WHERE k BETWEEN {lo} AND {hi}");
+    let pg = read("main-db", "sql", &sql).await?;
     found.insert(Engine::Postgres, ints(&pg, 0));
-    let sqlite = read("main", "sql", "SELECT k FROM crash").await?;
+    let sqlite = read("main", "sql", &sql).await?;
     found.insert(Engine::Sqlite, ints(&sqlite, 0));
-    let redis = read("cache", "redis", "KEYS crash:*").await?;
-    let keys = redis
-        .rows
-        .first()
-        .and_then(|r| r.values.first())
-        .and_then(|v| match v.kind.as_ref()? {
-            Kind::List(list) => Some(list.values.clone()),
-            _ => None,
-        })
-        .unwrap_or_default();
-    let rows = pb::ExecuteResponse {
-        rows: keys
-            .into_iter()
-            .map(|v| pb::Row { values: vec![v] })
-            .collect(),
-        ..Default::default()
-    };
-    found.insert(Engine::Redis, ints(&rows, 0));
-    let graph = read("graph", "cypher", "MATCH (c:Crash) RETURN c.k").await?;
+    // MGET of the range: a key that is there answers its value.
+    let mut keys = Vec::new();
+    if lo <= hi {
+        let mget: Vec<String> = range.clone().map(|k| format!("crash:{k}")).collect();
+        let redis = read("cache", "redis", &format!("MGET {}", mget.join(" "))).await?;
+        let values = redis
+            .rows
+            .first()
+            .and_then(|r| r.values.first())
+            .and_then(|v| match v.kind.as_ref()? {
+                Kind::List(list) => Some(list.values.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        keys = range
+            .zip(values)
+            .filter(|(_, v)| !matches!(v.kind, Some(Kind::Null(_)) | None))
+            .map(|(k, _)| k)
+            .collect();
+    }
+    found.insert(Engine::Redis, keys.into_iter().collect());
+    let graph = read(
+        "graph",
+        "cypher",
+        &format!("MATCH (c:Crash) WHERE c.k >= {lo} AND c.k <= {hi} RETURN c.k"),
+    )
+    .await?;
     found.insert(Engine::Falkor, ints(&graph, 0));
-    let metrics = read("metrics", "ts", "count_over_time(crash_v[1d])").await?;
+    let query = format!("count_over_time(crash_v{{t=\"{trial}\"}}[1d])");
+    let metrics = read("metrics", "ts", &query).await?;
     found.insert(Engine::Victoria, ints(&metrics, 0));
     Ok(found)
 }

@@ -219,7 +219,7 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
             let stop = Arc::clone(&stop);
             let next_k = Arc::clone(&next_k);
             let seed = rng.next() ^ c as u64;
-            clients.push(tokio::spawn(client_loop(client, stop, next_k, seed)));
+            clients.push(tokio::spawn(client_loop(client, stop, next_k, seed, trial)));
         }
         // A random moment: early, mid-commit, or later under load.
         tokio::time::sleep(Duration::from_millis(20 + rng.below(400))).await;
@@ -254,7 +254,7 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         if kill_gateway {
             gateway = Gateway::start(&trials.binary, &config, addr, dir.path()).await;
         }
-        let mut found = settle(&mut gateway.client, &begun, Duration::from_secs(60)).await;
+        let mut found = settle(&mut gateway.client, &begun, trial, Duration::from_secs(60)).await;
         report.max_recovery_ms = report
             .max_recovery_ms
             .max(started.elapsed().as_millis() as u64);
@@ -262,7 +262,7 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         if broken_now > 0 {
             // Not whole after a minute: a defect either way, but a late
             // one (whole after all) is told apart from a lost one.
-            found = settle(&mut gateway.client, &begun, Duration::from_secs(240)).await;
+            found = settle(&mut gateway.client, &begun, trial, Duration::from_secs(240)).await;
             let still = broken(&begun, &found).len();
             report.late += (broken_now - still) as u64;
         }
@@ -434,11 +434,14 @@ read_your_writes = true
 async fn settle(
     client: &mut GatewayClient<Channel>,
     begun: &[Begun],
+    trial: usize,
     wait: Duration,
 ) -> BTreeMap<Engine, BTreeSet<i64>> {
     let deadline = Instant::now() + wait;
     loop {
-        let found = read_all(client).await;
+        let lo = begun.iter().map(|b| b.k).min().unwrap_or(0);
+        let hi = begun.iter().map(|b| b.k).max().unwrap_or(-1);
+        let found = read_all(client, lo..=hi, trial).await;
         let whole = found
             .as_ref()
             .is_ok_and(|found| broken(begun, found).is_empty());
