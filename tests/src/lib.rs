@@ -5,6 +5,7 @@
 //! [`redis::RedisServer`], [`falkordb::FalkorServer`].
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod auth;
 pub mod certs;
 pub mod crash;
 pub mod falkordb;

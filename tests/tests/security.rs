@@ -6,66 +6,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use omnigate::config::{Config, DenyRule, PrincipalConfig, PrincipalLimits};
-use omnigate::security::tokens;
+use omnigate::config::{DriverConfig, EngineConfig, PrincipalConfig};
+use omnigate_drivers::falkordb::FalkorConfig;
 use omnigate_proto::v1 as pb;
+use omnigate_tests::auth::{config, deny, on, principal, signed};
+use omnigate_tests::falkordb::FalkorServer;
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
-use omnigate_tests::{TestGateway, i, request};
+use omnigate_tests::{TestGateway, i};
 use tonic::Code;
-use tonic_types::StatusExt;
-
-/// `message`, sent with `token`.
-fn signed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-fn on(target: &str, dialect: &str, statement: &str) -> pb::ExecuteRequest {
-    let mut req = request(dialect, statement, vec![]);
-    req.target = target.to_owned();
-    req
-}
-
-fn principal(token: &str) -> PrincipalConfig {
-    PrincipalConfig {
-        token_sha256: Some(tokens::to_hex(&tokens::hash(token))),
-        ..PrincipalConfig::default()
-    }
-}
-
-fn deny(name: &str, kind: &str, pattern: &str) -> DenyRule {
-    DenyRule {
-        name: Some(name.into()),
-        engine: None,
-        kind: Some(kind.into()),
-        dialect: None,
-        pattern: pattern.into(),
-    }
-}
-
-/// PostgreSQL (`main-db`), Redis (`cache`), and the embedded SQLite
-/// (`main`), with `principals`.
-fn config(
-    pg: &PgServer,
-    redis: &RedisServer,
-    principals: BTreeMap<String, PrincipalConfig>,
-) -> Config {
-    let mut config = pg.gateway_config_with(redis);
-    config.engines.insert(
-        "main".into(),
-        omnigate::config::EngineConfig::new(omnigate::config::DriverConfig::Sqlite(
-            Default::default(),
-        )),
-    );
-    config.principals = principals;
-    config
-}
 
 #[tokio::test]
 async fn tokens_missing_wrong_or_unknown_are_refused_alike() {
@@ -126,7 +76,9 @@ fn expected(
 ) -> Result<(), (Code, &'static str)> {
     let admin = text.starts_with("FLUSHDB") || text.starts_with("DROP");
     match who {
-        "app" if engine == "main" => Err((Code::PermissionDenied, "principals.app.engines")),
+        "app" if engine == "main" || engine == "graph" => {
+            Err((Code::PermissionDenied, "principals.app.engines"))
+        }
         "app" if admin && dialect == "redis" => Err((Code::PermissionDenied, "no-redis-admin")),
         "app" if admin => Err((Code::PermissionDenied, "no-ddl")),
         "reader" if writes => Err((Code::FailedPrecondition, "read")),
@@ -163,6 +115,7 @@ async fn the_rule_matrix_holds_on_every_engine() {
                 ..principal("reader-token")
             },
         ),
+        ("owner".to_owned(), principal("owner-token")),
         (
             "sqlonly".to_owned(),
             PrincipalConfig {
@@ -171,14 +124,27 @@ async fn the_rule_matrix_holds_on_every_engine() {
             },
         ),
     ]);
-    let mut gw = TestGateway::with_config(config(&pg, &redis, principals)).await;
-    let admin = "sqlonly-token";
-    for (target, text) in [
-        ("main-db", "CREATE TABLE t (v int)"),
-        ("main", "CREATE TABLE t (v int)"),
+    let graph = FalkorServer::start();
+    let mut config = config(&pg, &redis, principals);
+    let falkor = FalkorConfig {
+        url: graph.url(),
+        graph: "g".into(),
+        ..FalkorConfig::default()
+    };
+    config.engines.insert(
+        "graph".into(),
+        EngineConfig::new(DriverConfig::Falkordb(falkor)),
+    );
+    let mut gw = TestGateway::with_config(config).await;
+    // The owner may do anything: it sets the engines up.
+    for (target, dialect, text) in [
+        ("main-db", "sql", "CREATE TABLE t (v int)"),
+        ("main", "sql", "CREATE TABLE t (v int)"),
+        ("graph", "cypher", "CREATE (:Node {v: 0})"),
     ] {
+        let setup = on(target, dialect, text);
         gw.client
-            .execute(signed(admin, on(target, "sql", text)))
+            .execute(signed("owner-token", setup))
             .await
             .unwrap();
     }
@@ -190,6 +156,8 @@ async fn the_rule_matrix_holds_on_every_engine() {
         ("main", "sql", true, "INSERT INTO t VALUES (1)"),
         ("cache", "redis", false, "GET k"),
         ("cache", "redis", true, "SET k v"),
+        ("graph", "cypher", false, "MATCH (n) RETURN count(n)"),
+        ("graph", "cypher", true, "CREATE (:Node {v: 1})"),
         ("main-db", "sql", true, "DROP TABLE IF EXISTS nothing_here"),
         ("cache", "redis", true, "FLUSHDB"),
     ];
@@ -373,198 +341,4 @@ async fn a_transaction_belongs_to_its_principal_and_operators_need_admin() {
         omnigate_tests::scalar(&count),
         Some(pb::value::Kind::Int(1))
     );
-}
-
-#[tokio::test]
-async fn limits_refuse_with_resource_exhausted_and_recover() {
-    let (pg, redis) = (PgServer::start(), RedisServer::start());
-    let limited = |limits: PrincipalLimits, token: &str| PrincipalConfig {
-        limits,
-        ..principal(token)
-    };
-    let principals = BTreeMap::from([
-        (
-            "rate".to_owned(),
-            limited(
-                PrincipalLimits {
-                    calls_per_second: Some(2),
-                    burst: Some(2),
-                    ..Default::default()
-                },
-                "rate-token",
-            ),
-        ),
-        (
-            "one".to_owned(),
-            limited(
-                PrincipalLimits {
-                    concurrent_calls: Some(1),
-                    ..Default::default()
-                },
-                "one-token",
-            ),
-        ),
-        (
-            "rows".to_owned(),
-            limited(
-                PrincipalLimits {
-                    max_rows: Some(5),
-                    ..Default::default()
-                },
-                "rows-token",
-            ),
-        ),
-    ]);
-    let mut gw = TestGateway::with_config(config(&pg, &redis, principals)).await;
-    let select = || on("main-db", "sql", "SELECT 1");
-    // Rate: the burst passes, the next waits for RetryInfo's delay.
-    gw.client
-        .execute(signed("rate-token", select()))
-        .await
-        .unwrap();
-    gw.client
-        .execute(signed("rate-token", select()))
-        .await
-        .unwrap();
-    let over = gw
-        .client
-        .execute(signed("rate-token", select()))
-        .await
-        .unwrap_err();
-    assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
-    assert!(over.message().contains("2 calls per second"), "{over:?}");
-    let wait = over
-        .get_details_retry_info()
-        .and_then(|r| r.retry_delay)
-        .expect("a RetryInfo detail");
-    assert!(
-        wait > Duration::ZERO && wait <= Duration::from_secs(1),
-        "{wait:?}"
-    );
-    tokio::time::sleep(wait).await;
-    gw.client
-        .execute(signed("rate-token", select()))
-        .await
-        .unwrap();
-    // Concurrency: one call at a time.
-    let mut other = gw.client.clone();
-    let slow = tokio::spawn(async move {
-        other
-            .execute(signed(
-                "one-token",
-                on("main-db", "sql", "SELECT pg_sleep(0.5)"),
-            ))
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let busy = gw
-        .client
-        .execute(signed("one-token", select()))
-        .await
-        .unwrap_err();
-    assert_eq!(busy.code(), Code::ResourceExhausted, "{busy:?}");
-    assert!(busy.message().contains("1 concurrent calls"), "{busy:?}");
-    slow.await.unwrap().unwrap();
-    gw.client
-        .execute(signed("one-token", select()))
-        .await
-        .unwrap();
-    // Rows per result.
-    let many = on("main-db", "sql", "SELECT generate_series(1, 10)");
-    let too_many = gw
-        .client
-        .execute(signed("rows-token", many))
-        .await
-        .unwrap_err();
-    assert_eq!(too_many.code(), Code::ResourceExhausted, "{too_many:?}");
-    let few = on("main-db", "sql", "SELECT generate_series(1, 5)");
-    gw.client.execute(signed("rows-token", few)).await.unwrap();
-}
-
-/// A tokens file with a principal per token.
-fn tokens_file(path: &std::path::Path, names: &[&str]) {
-    let mut text = String::new();
-    for name in names {
-        let hash = tokens::to_hex(&tokens::hash(&format!("{name}-token")));
-        text.push_str(&format!(
-            "[principals.{name}]\ntoken_sha256 = \"{hash}\"\n\n"
-        ));
-    }
-    // Written whole and renamed over, as an operator's tool would.
-    let temp = path.with_extension("new");
-    std::fs::write(&temp, text).unwrap();
-    std::fs::rename(&temp, path).unwrap();
-}
-
-#[tokio::test]
-async fn editing_the_tokens_file_revokes_and_adds_without_failing_calls_in_flight() {
-    let (pg, redis) = (PgServer::start(), RedisServer::start());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tokens.toml");
-    tokens_file(&path, &["a", "b"]);
-    let mut config = config(&pg, &redis, BTreeMap::new());
-    config.security.tokens_file = Some(path.clone());
-    config.security.reload_poll = Duration::from_millis(50);
-    let mut gw = TestGateway::with_config(config).await;
-    let select = || on("main-db", "sql", "SELECT 1");
-    gw.client
-        .execute(signed("b-token", select()))
-        .await
-        .unwrap();
-    assert_eq!(
-        gw.client
-            .execute(signed("c-token", select()))
-            .await
-            .unwrap_err()
-            .code(),
-        Code::Unauthenticated
-    );
-    // b's long call and a's stream of calls run through the change.
-    let mut client = gw.client.clone();
-    let long = tokio::spawn(async move {
-        client
-            .execute(signed(
-                "b-token",
-                on("main-db", "sql", "SELECT pg_sleep(1)"),
-            ))
-            .await
-    });
-    let mut client = gw.client.clone();
-    let steady = tokio::spawn(async move {
-        for _ in 0..100 {
-            client.execute(signed("a-token", select())).await?;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok::<_, tonic::Status>(())
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    tokens_file(&path, &["a", "c"]);
-    let mut revoked = false;
-    for _ in 0..100 {
-        match gw.client.execute(signed("b-token", select())).await {
-            Err(status) if status.code() == Code::Unauthenticated => {
-                revoked = true;
-                break;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    assert!(revoked, "b's token still works after it left the file");
-    gw.client
-        .execute(signed("c-token", select()))
-        .await
-        .unwrap();
-    long.await.unwrap().expect("b's call in flight finished");
-    steady.await.unwrap().expect("a's calls all passed");
-    // A broken file is refused whole: the principals stay as they were.
-    std::fs::write(&path, "[principals.a\nthis is not toml").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    gw.client
-        .execute(signed("a-token", select()))
-        .await
-        .unwrap();
-    gw.client
-        .execute(signed("c-token", select()))
-        .await
-        .unwrap();
 }
