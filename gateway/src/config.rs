@@ -58,6 +58,9 @@ pub struct Config {
     /// Who may call, TLS.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// The principals (callers) and what each may do, by name; more may
     /// come from `security.tokens_file`.
     #[serde(default)]
@@ -66,6 +69,19 @@ pub struct Config {
     /// `main`: in-memory SQLite).
     #[serde(default)]
     pub engines: BTreeMap<String, EngineConfig>,
+}
+
+/// The Prometheus endpoint: `GET /metrics` on its own HTTP listener.
+///
+/// ```toml
+/// [metrics]
+/// listen = "127.0.0.1:9464"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where to serve it (unset: no endpoint).
+    pub listen: Option<SocketAddr>,
 }
 
 /// The gRPC server's settings.
@@ -177,6 +193,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             transactions: TransactionsConfig::default(),
             security: SecurityConfig::default(),
+            metrics: MetricsConfig::default(),
             principals: BTreeMap::new(),
             engines: BTreeMap::new(),
         }

@@ -257,26 +257,35 @@ impl EngineEntry {
 /// read), and the schema cache's lookups.
 #[derive(Debug, Default)]
 pub struct EngineCounters {
-    calls: AtomicU64,
+    calls_made: AtomicU64,
     failures: AtomicU64,
+    /// Latency and errors by dialect, for metrics.
+    pub calls: crate::metrics::CallMetrics,
     pub(crate) schema_hits: AtomicU64,
     pub(crate) schema_misses: AtomicU64,
 }
 
 impl EngineCounters {
-    /// Records a call's outcome.
-    pub fn record<T, E>(&self, outcome: &Result<T, E>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+    /// Records a call's outcome: in `dialect`, begun at `started`.
+    pub fn record<T>(
+        &self,
+        dialect: omnigate_drivers::Dialect,
+        started: std::time::Instant,
+        outcome: &crate::error::Result<T>,
+    ) {
+        self.calls_made.fetch_add(1, Ordering::Relaxed);
         if outcome.is_err() {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
+        let kind = outcome.as_ref().err().map(crate::error::Error::kind);
+        self.calls.observe(dialect, started.elapsed(), kind);
     }
 
     /// The counters as `ListEngines` reports them.
     pub fn snapshot(&self) -> Vec<(String, u64)> {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         vec![
-            ("calls".into(), read(&self.calls)),
+            ("calls".into(), read(&self.calls_made)),
             ("call_failures".into(), read(&self.failures)),
             ("schema_cache_hits".into(), read(&self.schema_hits)),
             ("schema_cache_misses".into(), read(&self.schema_misses)),

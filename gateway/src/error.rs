@@ -236,6 +236,14 @@ pub enum ConfigError {
     },
 }
 
+impl Error {
+    /// The error's kind, as statuses (`ErrorInfo.reason`) and metrics
+    /// name it.
+    pub fn kind(&self) -> &'static str {
+        crate::service::status::reason(self)
+    }
+}
+
 impl ConfigError {
     pub(crate) fn in_file(self, path: &std::path::Path) -> Self {
         match self {

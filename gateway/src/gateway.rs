@@ -36,6 +36,8 @@ struct Inner {
     limits: Limits,
     transactions: Arc<Transactions>,
     security: Arc<Security>,
+    /// Where the server serves `/metrics`.
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The gateway: cheap to clone, shared by the gRPC service and library users.
@@ -154,6 +156,7 @@ impl GatewayBuilder {
                     max_response_bytes: config.server.max_response_bytes as u64,
                 },
                 security,
+                metrics_listen: config.metrics.listen,
             }),
         };
         // Recovery: at startup (with unrecorded prepared transactions), then
@@ -204,6 +207,11 @@ impl Gateway {
             Some(principal) => Caller::Principal(principal),
             None => Caller::Anonymous,
         })
+    }
+
+    /// Where the server serves `/metrics` (`[metrics] listen`).
+    pub fn metrics_listen(&self) -> Option<std::net::SocketAddr> {
+        self.inner.metrics_listen
     }
 
     /// The security state: principals, and whether the gateway is open.

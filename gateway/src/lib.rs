@@ -15,6 +15,7 @@ pub mod config;
 pub mod engines;
 pub mod error;
 mod gateway;
+pub mod metrics;
 pub mod router;
 pub mod security;
 pub mod server;

@@ -3,6 +3,7 @@
 //! limits, and graceful shutdown within a bound.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use omnigate_proto::v1::gateway_server::GatewayServer;
@@ -67,13 +68,15 @@ pub struct ServerHandle {
     health_task: JoinHandle<()>,
     /// Reloads the TLS certificate when its files change.
     tls_task: Option<JoinHandle<()>>,
+    /// The `/metrics` endpoint: its address and task.
+    metrics_server: Option<(SocketAddr, JoinHandle<()>)>,
     engines: Vec<String>,
 }
 
 /// Starts serving `gateway` on `config.listen` (port 0 picks a free port).
 pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHandle, ServeError> {
     let addr = config.listen;
-    let security = std::sync::Arc::clone(gateway.security());
+    let security = Arc::clone(gateway.security());
     if security.is_open() {
         if !addr.ip().is_loopback() && !security.config().allow_anonymous {
             return Err(ServeError::Anonymous { addr });
@@ -135,14 +138,32 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
 
     let (cancel_calls, cancel_rx) = watch::channel(false);
     let service = GatewayServer::new(GatewayService::new(
-        gateway,
+        gateway.clone(),
         config.max_response_bytes,
         cancel_rx,
     ))
     .max_decoding_message_size(config.max_request_bytes)
     .max_encoding_message_size(config.max_response_bytes.saturating_add(64 << 10));
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+    let metrics = Arc::new(crate::metrics::Metrics::new(&gateway));
+    let metrics_server = match gateway.metrics_listen() {
+        Some(addr) => {
+            let listener = crate::metrics::http::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            tracing::info!(addr = %bound, "metrics at /metrics");
+            Some((
+                bound,
+                crate::metrics::http::serve(listener, Arc::clone(&metrics)),
+            ))
+        }
+        None => None,
+    };
     let router = tonic::transport::Server::builder()
+        .layer(crate::metrics::grpc::GrpcMetricsLayer(metrics.grpc.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -172,12 +193,17 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         health,
         health_task,
         tls_task,
+        metrics_server,
         engines,
     })
 }
 
 async fn update_engine_health(gateway: &Gateway, health: &HealthReporter) {
     for engine in gateway.all_engines().await {
+        if let Ok(entry) = gateway.router().by_name(&engine.name) {
+            let up = matches!(engine.health, omnigate_drivers::Health::Serving);
+            entry.counters.calls.set_up(up);
+        }
         let status = match &engine.health {
             omnigate_drivers::Health::Serving => ServingStatus::Serving,
             omnigate_drivers::Health::NotServing(why) => {
@@ -207,11 +233,19 @@ impl ServerHandle {
         self.local_addr
     }
 
+    /// The address of the `/metrics` endpoint, when it is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// Stops accepting calls, lets in-flight calls finish for up to
     /// `grace`, then stops. Returns whether everything finished in time.
     pub async fn shutdown(self, grace: Duration) -> Result<bool, ServeError> {
         self.health_task.abort();
         if let Some(task) = &self.tls_task {
+            task.abort();
+        }
+        if let Some((_, task)) = &self.metrics_server {
             task.abort();
         }
         self.health

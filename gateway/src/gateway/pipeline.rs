@@ -195,11 +195,15 @@ impl Gateway {
         routed: &Routed<'_>,
         work: impl Future<Output = omnigate_drivers::Result<T>>,
     ) -> Result<T> {
+        let started = std::time::Instant::now();
         let outcome =
             omnigate_drivers::deadline::within_margin(Some(routed.timeout()), BACKSTOP, work)
                 .await
                 .map_err(Error::from);
-        routed.engine.counters.record(&outcome);
+        routed
+            .engine
+            .counters
+            .record(routed.dialect, started, &outcome);
         outcome
     }
 
@@ -212,6 +216,7 @@ impl Gateway {
         tx_id: &str,
         statements: &[Statement],
     ) -> Result<Vec<omnigate_drivers::Result<ResultSet>>> {
+        let started = std::time::Instant::now();
         let transactions = &self.inner.transactions;
         let owner = routed.principal.as_ref().map(|p| p.name.as_str());
         let key = crate::tx::Transactions::key(owner, tx_id);
@@ -249,7 +254,10 @@ impl Gateway {
                 Err(Error::from(e))
             }
         };
-        routed.engine.counters.record(&outcome);
+        routed
+            .engine
+            .counters
+            .record(routed.dialect, started, &outcome);
         outcome
     }
 

@@ -148,6 +148,16 @@ impl Gateway {
         self.inner.transactions.counters(&self.inner.router).await
     }
 
+    /// What transactions did since start, and how many are open now, from
+    /// memory alone (what a metrics scrape reads).
+    pub fn transaction_counts_now(&self) -> (Vec<(String, u64)>, u64) {
+        let transactions = &self.inner.transactions;
+        (
+            transactions.coordinator.counters.snapshot(),
+            transactions.open_count() as u64,
+        )
+    }
+
     /// Transactions open now.
     pub fn open_transactions(&self) -> usize {
         self.inner.transactions.open_count()

@@ -63,6 +63,11 @@ fn code_and_reason(err: &Error) -> (Code, &'static str) {
     }
 }
 
+/// The `ErrorInfo` reason of `err`: its kind.
+pub fn reason(err: &Error) -> &'static str {
+    code_and_reason(err).1
+}
+
 /// The status a client sees for `err`.
 pub fn to_status(err: &Error) -> Status {
     let (code, reason) = code_and_reason(err);
