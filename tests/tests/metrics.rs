@@ -175,6 +175,26 @@ async fn a_scrape_counts_the_calls_made_with_bounded_labels() {
     for leak in [secret, "SELECT", "SELEKT", "mongo"] {
         assert!(!text.contains(leak), "the scrape shows {leak}");
     }
+    // The Grafana dashboard asks only for metrics the gateway exports.
+    let dashboard =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/omnigate.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dashboard).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut asked = 0;
+    for target in panels.iter().flat_map(|p| p["targets"].as_array().unwrap()) {
+        let expr = target["expr"].as_str().unwrap();
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("omnigate_") || word.starts_with("grpc_server_") {
+                assert!(
+                    text.contains(word),
+                    "the dashboard asks for {word}, not exported"
+                );
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked >= 8, "the dashboard's panels use the metrics");
     // A scrape touches no engine: the engines' call counts are unchanged.
     let (again, _) = scrape_at(addr).await;
     assert_eq!(value(&again, "omnigate_requests_total", &sql), Some(8.0));
