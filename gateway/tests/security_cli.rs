@@ -161,6 +161,7 @@ fn the_log_never_shows_a_token_a_password_or_a_parameter() {
     const REDIS_PASSWORD: &str = "redis-pw-5f1c9a";
     const PG_PASSWORD: &str = "pg-pw-77e0b2";
     const PARAM: &str = "param-secret-0d3e41";
+    const LITERAL: &str = "literal-secret-7a1f";
     let pg = PgServer::start();
     let redis = RedisServer::start_with(&["--requirepass", REDIS_PASSWORD]);
     let (token, hash) = new_token("app");
@@ -201,6 +202,15 @@ fn the_log_never_shows_a_token_a_password_or_a_parameter() {
         ),
         (t, &["-d", "redis", "SET $1 $2", "k", PARAM]),
         (t, &["-d", "redis", "FLUSHALL"]),
+        (t, &["-d", "sql", &format!("SELECT '{LITERAL}'")]),
+        (
+            t,
+            &[
+                "-d",
+                "sql",
+                "SELECT * FROM t WHERE v = 'literal-secret-7a1f'",
+            ],
+        ),
         (t, &["-d", "redis", "INCR $1", "k"]),
         (t, &["-d", "sql", "SELECT generate_series(1, 3)"]),
         (Some(wrong.as_str()), &["-d", "redis", "GET $1", PARAM]),
@@ -214,6 +224,8 @@ fn the_log_never_shows_a_token_a_password_or_a_parameter() {
     let log = reader.join().unwrap();
     // The calls reached the gateway and were logged.
     assert!(log.contains("Execute"), "the log was captured: {log}");
+    // Each call's span carries the statement's shape, without its values.
+    assert!(log.contains("SELECT * FROM t WHERE v = ?"), "{log}");
     for secret in [
         token.as_str(),
         &hash,
@@ -221,6 +233,7 @@ fn the_log_never_shows_a_token_a_password_or_a_parameter() {
         REDIS_PASSWORD,
         PG_PASSWORD,
         PARAM,
+        LITERAL,
     ] {
         assert!(!log.contains(secret), "the log shows a secret:\n{log}");
     }

@@ -5,6 +5,7 @@
 pub mod convert;
 mod request;
 pub mod status;
+pub mod trace;
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::gateway::{self, Gateway};
@@ -88,7 +90,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let (metadata, extensions, message) = request.into_parts();
-        let call = Call::start("Execute", &message.dialect);
+        let call = Call::start("Execute", &message.dialect, &message.statement, &metadata);
         let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
@@ -97,6 +99,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                 self.check_size(&reply)?;
                 Ok::<_, Status>(reply)
             })
+            .instrument(call.span())
             .await;
         call.log(outcome.as_ref().map(|r| r.engine.as_str()));
         outcome.map(Response::new)
@@ -109,7 +112,12 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
         let (metadata, extensions, message) = request.into_parts();
-        let call = Call::start("ExecuteStream", &message.dialect);
+        let call = Call::start(
+            "ExecuteStream",
+            &message.dialect,
+            &message.statement,
+            &metadata,
+        );
         let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
@@ -118,6 +126,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                     .execute_stream(to_request(message, context)?)
                     .await?)
             })
+            .instrument(call.span())
             .await;
         call.log(outcome.as_ref().map(|r| r.engine.as_str()));
         let response = outcome?;
@@ -141,7 +150,8 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ExecuteBatchRequest>,
     ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
         let (metadata, extensions, message) = request.into_parts();
-        let call = Call::start("ExecuteBatch", &message.dialect);
+        let shape = format!("{} statements", message.statements.len());
+        let call = Call::start("ExecuteBatch", &message.dialect, &shape, &metadata);
         let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
@@ -173,6 +183,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                 }
                 Ok(reply)
             })
+            .instrument(call.span())
             .await;
         call.log(outcome.as_ref().map(|r| r.engine.as_str()));
         outcome.map(Response::new)

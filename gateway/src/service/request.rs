@@ -122,24 +122,56 @@ pub(super) struct Call {
     rpc: &'static str,
     dialect: String,
     started: Instant,
+    span: tracing::Span,
 }
 
 impl Call {
-    pub(super) fn start(rpc: &'static str, dialect: &str) -> Self {
+    /// A call begins: its span names the RPC, the dialect, the statement's
+    /// fingerprint (never its values) and the caller's trace, if any.
+    pub(super) fn start(
+        rpc: &'static str,
+        dialect: &str,
+        statement: &str,
+        metadata: &MetadataMap,
+    ) -> Self {
+        let (trace_id, parent_id) = super::trace::traceparent(metadata).unzip();
+        let span = tracing::info_span!(
+            "call",
+            rpc,
+            dialect,
+            statement = %super::trace::fingerprint(dialect, statement),
+            trace_id = trace_id.as_deref(),
+            parent_span_id = parent_id.as_deref(),
+            engine = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
         Call {
             rpc,
             dialect: dialect.to_owned(),
             started: Instant::now(),
+            span,
         }
+    }
+
+    /// The call's span, for its work.
+    pub(super) fn span(&self) -> tracing::Span {
+        self.span.clone()
     }
 
     /// Logs the outcome: the engine that answered, or the status code.
     pub(super) fn log(&self, outcome: Result<&str, &Status>) {
         let (rpc, dialect) = (self.rpc, self.dialect.as_str());
         let elapsed_us = self.started.elapsed().as_micros() as u64;
+        let _in = self.span.enter();
         match outcome {
-            Ok(engine) => tracing::debug!(rpc, dialect, engine, elapsed_us, "ok"),
+            Ok(engine) => {
+                self.span.record("engine", engine);
+                self.span.record("code", "OK");
+                tracing::debug!(rpc, dialect, engine, elapsed_us, "ok");
+            }
             Err(status) => {
+                self.span
+                    .record("code", format!("{:?}", status.code()).as_str());
                 tracing::info!(rpc, dialect, elapsed_us, code = ?status.code(), "failed");
             }
         }
