@@ -220,6 +220,8 @@ pub struct EngineEntry {
     pub properties: Option<Codec>,
     /// Calls and failures, as the pipeline records them.
     pub counters: EngineCounters,
+    /// Drained or not, and the calls in flight.
+    pub service: crate::gateway::ServiceState,
 }
 
 impl EngineEntry {
@@ -232,6 +234,7 @@ impl EngineEntry {
             bindings: None,
             properties: graph.then(|| PropertyCodecConfig::default().codec()),
             counters: EngineCounters::default(),
+            service: Default::default(),
         }
     }
 
@@ -244,6 +247,7 @@ impl EngineEntry {
             bindings: (!config.bindings.is_empty()).then(|| Bindings::new(config.bindings.clone())),
             properties: graph.then(|| config.properties.codec()),
             counters: EngineCounters::default(),
+            service: Default::default(),
         })
     }
 

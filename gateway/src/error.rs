@@ -42,6 +42,16 @@ pub enum Error {
         retry_after: Option<std::time::Duration>,
     },
 
+    /// The engine was drained by an operator.
+    #[error(
+        "engine {engine} is drained: it takes no new calls until an operator resumes it \
+         (omnigate engine resume {engine})"
+    )]
+    EngineDrained {
+        /// The engine.
+        engine: String,
+    },
+
     /// No dialect was named.
     #[error("dialect is required: one of {}", configured.join(", "))]
     MissingDialect {

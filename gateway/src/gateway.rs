@@ -17,11 +17,13 @@ use crate::security::{Credentials, Security};
 use crate::tx::{LogSource, Transactions};
 
 mod context;
+mod drain;
 mod pipeline;
 mod transaction;
 mod types;
 
 pub use context::{CallContext, Caller};
+pub use drain::{Drained, InFlight, ServiceState};
 use pipeline::Shape;
 pub use transaction::Transaction;
 pub use types::{
@@ -259,13 +261,13 @@ impl Gateway {
         };
         let engine = routed.engine_name();
         let mut stream = Self::decode_stream(routed.dialect, stream);
-        // The call holds its place under its principal's limit until the
-        // stream ends or is dropped.
-        let permit = routed.permit;
+        // The call holds its place under its principal's limit, and counts
+        // as in flight on its engine, until the stream ends or is dropped.
+        let held = (routed.permit, routed.in_flight);
         stream.batches = stream
             .batches
             .inspect(move |_| {
-                let _held = &permit;
+                let _held = &held;
             })
             .boxed();
         Ok(StreamResponse { engine, stream })
@@ -337,6 +339,13 @@ impl Gateway {
                     ("codec_binding_misses".to_owned(), misses),
                 ]);
             }
+            counters.extend([
+                (
+                    "draining".to_owned(),
+                    u64::from(engine.service.is_draining()),
+                ),
+                ("calls_in_flight".to_owned(), engine.service.in_flight()),
+            ]);
             EngineStatus {
                 name: descriptor.name.clone(),
                 kind: descriptor.kind.to_owned(),

@@ -25,8 +25,9 @@ pub mod tx;
 pub use config::Config;
 pub use error::{ConfigError, Error, Result};
 pub use gateway::{
-    BatchRequest, BatchResponse, CallContext, Caller, DescribeRequest, Description, EngineStatus,
-    Gateway, GatewayBuilder, Limits, Request, Response, StreamResponse, Transaction,
+    BatchRequest, BatchResponse, CallContext, Caller, DescribeRequest, Description, Drained,
+    EngineStatus, Gateway, GatewayBuilder, InFlight, Limits, Request, Response, ServiceState,
+    StreamResponse, Transaction,
 };
 pub use omnigate_drivers as drivers;
 pub use omnigate_proto as proto;

@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
         Command::Engines(args) => print(cli::engines(args).await),
         Command::Describe(args) => print(cli::describe(args).await),
         Command::Tx(args) => print(cli::tx::tx(args).await),
+        Command::Engine(args) => print(cli::engine::engine(args).await),
         Command::Token { action } => print(cli::token(action)),
         Command::CheckConfig { config } => print(cli::check_config(&config)),
     };

@@ -200,11 +200,16 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
 
 async fn update_engine_health(gateway: &Gateway, health: &HealthReporter) {
     for engine in gateway.all_engines().await {
+        let mut drained = false;
         if let Ok(entry) = gateway.router().by_name(&engine.name) {
             let up = matches!(engine.health, omnigate_drivers::Health::Serving);
             entry.counters.calls.set_up(up);
+            drained = entry.service.is_draining();
         }
         let status = match &engine.health {
+            // Drained on purpose: not serving, so that balancers and
+            // probes route around it.
+            _ if drained => ServingStatus::NotServing,
             omnigate_drivers::Health::Serving => ServingStatus::Serving,
             omnigate_drivers::Health::NotServing(why) => {
                 tracing::warn!(engine = %engine.name, reason = %why, "engine not serving");

@@ -342,3 +342,26 @@ fn the_example_configs_are_valid() {
     }
     assert!(checked >= 1, "examples/ holds config files");
 }
+
+#[test]
+fn engines_are_drained_and_resumed_from_the_command_line() {
+    let server = Server::start(&[]);
+    let addr = format!("http://{}", server.addr);
+    let engine = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["engine", args[0], "--addr", &addr])
+            .args(&args[1..])
+            .output()
+            .unwrap()
+    };
+    let drained = stdout(&engine(&["drain", "cache", "--wait", "5s"]));
+    assert!(
+        drained.contains("engine cache drained") && drained.contains("(idle)"),
+        "{drained}"
+    );
+    let refused = server.run(&["exec", "-d", "redis", "PING"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("drained"));
+    stdout(&engine(&["resume", "cache"]));
+    assert!(stdout(&server.run(&["exec", "-d", "redis", "PING"])).contains("PONG"));
+}

@@ -33,12 +33,12 @@ macro_rules! decode_failure {
 decode_failure!(
     InvalidArgument: ExecuteRequest, ExecuteBatchRequest, ListEnginesRequest, DescribeRequest,
     BeginRequest, CommitRequest, RollbackRequest, ListTransactionsRequest,
-    ResolveTransactionRequest,
+    ResolveTransactionRequest, DrainEngineRequest, ResumeEngineRequest,
 );
 decode_failure!(
     Internal: ExecuteResponse, ExecuteBatchResponse, ListEnginesResponse, DescribeResponse,
     BeginResponse, CommitResponse, RollbackResponse, ListTransactionsResponse,
-    ResolveTransactionResponse,
+    ResolveTransactionResponse, DrainEngineResponse, ResumeEngineResponse,
 );
 
 /// prost's encoding, with decode failures by [`DecodeFailure`].

@@ -2,6 +2,7 @@
 //! `engines` and `describe` call a running one.
 
 mod client;
+pub mod engine;
 pub mod output;
 pub mod params;
 pub mod tx;
@@ -40,6 +41,8 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Begin, commit or roll back a transaction on a running gateway.
     Tx(tx::TxArgs),
+    /// Drain an engine (no new calls while those in flight finish), or resume it.
+    Engine(engine::EngineArgs),
     /// Make bearer tokens for principals.
     Token {
         /// What to do.

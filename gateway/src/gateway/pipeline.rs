@@ -44,6 +44,8 @@ pub(super) struct Routed<'a> {
     pub(super) principal: Option<Arc<Principal>>,
     /// The call's place under its principal's concurrency limit.
     pub(super) permit: Permit,
+    /// The call, counted in flight on its engine.
+    pub(super) in_flight: super::InFlight,
 }
 
 impl Routed<'_> {
@@ -132,6 +134,13 @@ impl Gateway {
                 options.max_bytes = None;
             }
         }
+        let tx_id = context.tx_id.clone().filter(|id| !id.is_empty());
+        // A drained engine takes no new call; a transaction's part on it
+        // finishes (the transaction refuses a new part, see `Tx::execute`).
+        if tx_id.is_none() {
+            super::drain::refuse_if_drained(engine)?;
+        }
+        let in_flight = engine.service.enter();
         let permit = match &principal {
             Some(p) => p.limiter.admit(&p.name)?,
             None => Permit::none(),
@@ -140,9 +149,10 @@ impl Gateway {
             dialect,
             engine,
             options,
-            tx_id: context.tx_id.clone().filter(|id| !id.is_empty()),
+            tx_id,
             principal,
             permit,
+            in_flight,
         })
     }
 

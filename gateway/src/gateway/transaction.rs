@@ -85,7 +85,7 @@ impl Gateway {
 
     /// `Err(PermissionDenied)` unless the caller is an operator (an
     /// `admin` principal, or anyone on a gateway without principals).
-    fn check_admin(&self, context: &CallContext, action: &str) -> Result<()> {
+    pub(super) fn check_admin(&self, context: &CallContext, action: &str) -> Result<()> {
         match self.caller(context)? {
             Some(p) if !p.grant.admin => Err(Error::PermissionDenied {
                 principal: p.name.clone(),

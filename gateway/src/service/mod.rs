@@ -317,6 +317,30 @@ impl pb::gateway_server::Gateway for GatewayService {
         Ok(Response::new(pb::ResolveTransactionResponse { outcome }))
     }
 
+    async fn drain_engine(
+        &self,
+        request: Request<pb::DrainEngineRequest>,
+    ) -> Result<Response<pb::DrainEngineResponse>, Status> {
+        let (metadata, extensions, message) = request.into_parts();
+        let context = self.context(&metadata, &extensions, String::new())?;
+        let left = self.gateway.drain_engine(&context, &message.engine).await?;
+        Ok(Response::new(pb::DrainEngineResponse {
+            calls_in_flight: left.calls,
+            transactions_in_flight: left.transactions,
+            idle: left.idle(),
+        }))
+    }
+
+    async fn resume_engine(
+        &self,
+        request: Request<pb::ResumeEngineRequest>,
+    ) -> Result<Response<pb::ResumeEngineResponse>, Status> {
+        let (metadata, extensions, message) = request.into_parts();
+        let context = self.context(&metadata, &extensions, String::new())?;
+        self.gateway.resume_engine(&context, &message.engine)?;
+        Ok(Response::new(pb::ResumeEngineResponse {}))
+    }
+
     async fn describe(
         &self,
         request: Request<pb::DescribeRequest>,

@@ -57,6 +57,7 @@ fn code_and_reason(err: &Error) -> (Code, &'static str) {
         Error::BadParameter { .. } => (Code::InvalidArgument, "INVALID_PARAMETER"),
         Error::ResponseTooLarge { .. } => (Code::ResourceExhausted, "RESPONSE_TOO_LARGE"),
         Error::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+        Error::EngineDrained { .. } => (Code::Unavailable, "ENGINE_DRAINED"),
         Error::Unauthenticated { .. } => (Code::Unauthenticated, "UNAUTHENTICATED"),
         Error::PermissionDenied { .. } => (Code::PermissionDenied, "PERMISSION_DENIED"),
         Error::LimitExceeded { .. } => (Code::ResourceExhausted, "LIMIT_EXCEEDED"),

@@ -174,6 +174,13 @@ impl Tx {
         let found = self.parts.iter().position(|p| p.engine == engine.name());
         let index = match found {
             Some(index) => index,
+            // A drained engine takes no new part; one already begun
+            // finishes.
+            None if engine.service.is_draining() => {
+                return Err(Error::EngineDrained {
+                    engine: engine.name().to_owned(),
+                });
+            }
             None => self.join(coordinator, engine, dialect).await?,
         };
         let options = self.options.apply(options);

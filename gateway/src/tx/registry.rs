@@ -170,6 +170,22 @@ impl Transactions {
         slot.as_mut().ok_or_else(|| self.gone(id))
     }
 
+    /// Open transactions with a part on engine `name` (one running a
+    /// statement now is counted: it may be on it).
+    pub(crate) async fn open_on(&self, name: &str) -> u64 {
+        let mut count = 0;
+        for (_, handle) in self.open_handles() {
+            let on = match handle.try_lock() {
+                Ok(slot) => slot
+                    .as_ref()
+                    .is_some_and(|tx| tx.parts.iter().any(|p| p.engine == name)),
+                Err(_) => true,
+            };
+            count += u64::from(on);
+        }
+        count
+    }
+
     /// Transactions open now.
     pub fn open_count(&self) -> usize {
         self.open().len()
