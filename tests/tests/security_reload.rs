@@ -55,6 +55,16 @@ async fn limits_refuse_with_resource_exhausted_and_recover() {
                 "rows-token",
             ),
         ),
+        (
+            "bytes".to_owned(),
+            limited(
+                PrincipalLimits {
+                    max_bytes: Some(200),
+                    ..Default::default()
+                },
+                "bytes-token",
+            ),
+        ),
     ]);
     let mut gw = TestGateway::with_config(config(&pg, &redis, principals)).await;
     let select = || on("main-db", "sql", "SELECT 1");
@@ -120,6 +130,19 @@ async fn limits_refuse_with_resource_exhausted_and_recover() {
     assert_eq!(too_many.code(), Code::ResourceExhausted, "{too_many:?}");
     let few = on("main-db", "sql", "SELECT generate_series(1, 5)");
     gw.client.execute(signed("rows-token", few)).await.unwrap();
+    // Bytes per result.
+    let big = on("main-db", "sql", "SELECT repeat('x', 1000)");
+    let too_big = gw
+        .client
+        .execute(signed("bytes-token", big))
+        .await
+        .unwrap_err();
+    assert_eq!(too_big.code(), Code::ResourceExhausted, "{too_big:?}");
+    let small = on("main-db", "sql", "SELECT repeat('x', 10)");
+    gw.client
+        .execute(signed("bytes-token", small))
+        .await
+        .unwrap();
 }
 
 /// A tokens file with a principal per token.
