@@ -86,6 +86,13 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
             "no principals are configured: every caller may run any statement on every engine"
         );
     }
+    if !security.is_open() && security.config().tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "principals are configured but the listener has no TLS: bearer tokens cross the \
+             network in the clear; configure [security.tls] (or terminate TLS in front)"
+        );
+    }
     let bind = |source| ServeError::Bind { addr, source };
     let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
     listener.set_nonblocking(true).map_err(bind)?;

@@ -154,6 +154,27 @@ fn a_public_listener_without_principals_needs_allow_anonymous() {
         .unwrap();
     server.wait().unwrap();
     assert!(log.contains("no principals are configured"), "{log}");
+
+    // Principals on a public listener without TLS: it starts, and says
+    // that tokens travel in the clear.
+    let (_, hash) = new_token("app");
+    std::fs::write(
+        &config,
+        format!("[principals.app]\ntoken_sha256 = \"{hash}\"\n"),
+    )
+    .unwrap();
+    let public = SocketAddr::from(([0, 0, 0, 0], free_port()));
+    let mut server = serve(&config, public, "warn");
+    server.kill().unwrap();
+    let mut log = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    server.wait().unwrap();
+    assert!(log.contains("in the clear"), "{log}");
 }
 
 #[test]
