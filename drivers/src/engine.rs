@@ -77,6 +77,8 @@ pub struct PoolStats {
     pub acquire_p50_us: u64,
     /// 99th percentile time to get a connection (µs).
     pub acquire_p99_us: u64,
+    /// Time callers spent waiting for a connection since start (µs).
+    pub waited_us: u64,
 }
 
 /// What an engine is: its configured name, its kind and the dialects it serves.

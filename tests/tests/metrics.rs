@@ -162,6 +162,7 @@ async fn a_scrape_counts_the_calls_made_with_bounded_labels() {
             "{engine}"
         );
         assert!(value(&scrape, "omnigate_pool_acquired_total", &of).is_some());
+        assert!(value(&scrape, "omnigate_pool_wait_seconds_total", &of).unwrap() >= 0.0);
     }
     assert!(
         value(

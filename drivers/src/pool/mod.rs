@@ -24,6 +24,7 @@ const WINDOW: usize = 2048;
 pub struct PoolMetrics {
     created: AtomicU64,
     acquired: AtomicU64,
+    waited_micros: AtomicU64,
     recent_acquire_micros: Box<[AtomicU64]>,
 }
 
@@ -32,6 +33,7 @@ impl Default for PoolMetrics {
         PoolMetrics {
             created: AtomicU64::new(0),
             acquired: AtomicU64::new(0),
+            waited_micros: AtomicU64::new(0),
             recent_acquire_micros: (0..WINDOW).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -48,6 +50,7 @@ impl PoolMetrics {
         let n = self.acquired.fetch_add(1, Ordering::Relaxed);
         // Stored as µs + 1 so an empty slot (0) is told apart from 0 µs.
         let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX - 1) + 1;
+        self.waited_micros.fetch_add(micros - 1, Ordering::Relaxed);
         self.recent_acquire_micros[usize::try_from(n).unwrap_or(0) % WINDOW]
             .store(micros, Ordering::Relaxed);
     }
@@ -81,6 +84,7 @@ impl PoolMetrics {
             acquired: self.acquired.load(Ordering::Relaxed),
             acquire_p50_us: percentile(0.50),
             acquire_p99_us: percentile(0.99),
+            waited_us: self.waited_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -130,5 +134,10 @@ mod tests {
         assert_eq!((stats.created, stats.acquired, stats.in_use), (1, 100, 1));
         assert_eq!(stats.acquire_p50_us, 51);
         assert_eq!(stats.acquire_p99_us, 99);
+        assert_eq!(
+            stats.waited_us,
+            (1..=100).sum::<u64>(),
+            "every wait, summed"
+        );
     }
 }

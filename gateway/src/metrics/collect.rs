@@ -207,6 +207,19 @@ impl Collector for GatewayCollector {
         for (name, help, read) in counters {
             family(&mut encoder, name, help, true, per_engine(read))?;
         }
+        {
+            let mut waited = encoder.encode_descriptor(
+                "omnigate_pool_wait_seconds",
+                "Time calls spent waiting for a connection",
+                None,
+                MetricType::Counter,
+            )?;
+            for e in &engines {
+                let seconds = pool(e).waited_us as f64 / 1e6;
+                let labels = [("engine", e.name())];
+                ConstCounter::new(seconds).encode(waited.encode_family(&labels)?)?;
+            }
+        }
         let (counts, open) = self.gateway.transaction_counts_now();
         let outcomes = counts
             .iter()
