@@ -261,9 +261,7 @@ impl EngineEntry {
 /// read), and the schema cache's lookups.
 #[derive(Debug, Default)]
 pub struct EngineCounters {
-    calls_made: AtomicU64,
-    failures: AtomicU64,
-    /// Latency and errors by dialect, for metrics.
+    /// Calls by dialect: latency, counts, errors by kind.
     pub calls: crate::metrics::CallMetrics,
     pub(crate) schema_hits: AtomicU64,
     pub(crate) schema_misses: AtomicU64,
@@ -277,10 +275,6 @@ impl EngineCounters {
         started: std::time::Instant,
         outcome: &crate::error::Result<T>,
     ) {
-        self.calls_made.fetch_add(1, Ordering::Relaxed);
-        if outcome.is_err() {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
         let kind = outcome.as_ref().err().map(crate::error::Error::kind);
         self.calls.observe(dialect, started.elapsed(), kind);
     }
@@ -288,9 +282,10 @@ impl EngineCounters {
     /// The counters as `ListEngines` reports them.
     pub fn snapshot(&self) -> Vec<(String, u64)> {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (calls, failures) = self.calls.totals();
         vec![
-            ("calls".into(), read(&self.calls_made)),
-            ("call_failures".into(), read(&self.failures)),
+            ("calls".into(), calls),
+            ("call_failures".into(), failures),
             ("schema_cache_hits".into(), read(&self.schema_hits)),
             ("schema_cache_misses".into(), read(&self.schema_misses)),
         ]

@@ -69,6 +69,16 @@ fn serve(config: &Path, addr: SocketAddr, log_level: &str) -> Child {
     child
 }
 
+/// Kills a server started by [`serve`]; its log.
+fn stop(mut server: Child) -> String {
+    server.kill().unwrap();
+    let mut log = String::new();
+    let mut stderr = server.stderr.take().unwrap();
+    stderr.read_to_string(&mut log).unwrap();
+    server.wait().unwrap();
+    log
+}
+
 /// `omnigate exec` against `addr`, with `token` when given: (success,
 /// stdout and stderr).
 fn exec(addr: SocketAddr, token: Option<&str>, args: &[&str]) -> (bool, String) {
@@ -137,22 +147,14 @@ fn a_public_listener_without_principals_needs_allow_anonymous() {
     );
 
     std::fs::write(&config, "[security]\nallow_anonymous = true\n").unwrap();
-    let mut server = serve(&config, public, "warn");
+    let server = serve(&config, public, "warn");
     let (ok, text) = exec(
         SocketAddr::from(([127, 0, 0, 1], public.port())),
         None,
         &["-d", "redis", "PING"],
     );
     assert!(ok, "{text}");
-    server.kill().unwrap();
-    let mut log = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    server.wait().unwrap();
+    let log = stop(server);
     assert!(log.contains("no principals are configured"), "{log}");
 
     // Principals on a public listener without TLS: it starts, and says
@@ -164,16 +166,8 @@ fn a_public_listener_without_principals_needs_allow_anonymous() {
     )
     .unwrap();
     let public = SocketAddr::from(([0, 0, 0, 0], free_port()));
-    let mut server = serve(&config, public, "warn");
-    server.kill().unwrap();
-    let mut log = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    server.wait().unwrap();
+    let server = serve(&config, public, "warn");
+    let log = stop(server);
     assert!(log.contains("in the clear"), "{log}");
 }
 

@@ -29,11 +29,6 @@ impl Caller {
             Caller::Principal(p) => Some(p),
         }
     }
-
-    /// The principal's name, as transactions record their owner.
-    pub fn name(&self) -> Option<&str> {
-        self.principal().map(|p| p.name.as_str())
-    }
 }
 
 /// The context of one call.

@@ -86,12 +86,15 @@ impl Gateway {
     }
 }
 
-/// `Err(EngineDrained)` for new work on a drained engine.
-pub(super) fn refuse_if_drained(engine: &crate::engines::EngineEntry) -> Result<()> {
-    if engine.service.is_draining() {
-        return Err(Error::EngineDrained {
-            engine: engine.name().to_owned(),
-        });
+impl crate::engines::EngineEntry {
+    /// `Err(EngineDrained)` for new work on a drained engine (a call, or
+    /// a transaction's first statement on it).
+    pub(crate) fn refuse_if_drained(&self) -> Result<()> {
+        if self.service.is_draining() {
+            return Err(Error::EngineDrained {
+                engine: self.name().to_owned(),
+            });
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -85,9 +85,7 @@ impl Gateway {
         match &context.caller {
             Caller::Principal(p) => Ok(Some(p)),
             Caller::Anonymous if self.inner.security.is_open() => Ok(None),
-            Caller::Anonymous => Err(Error::Unauthenticated {
-                why: "no credentials: send the metadata `authorization: Bearer <token>`",
-            }),
+            Caller::Anonymous => Err(crate::security::no_credentials()),
         }
     }
 
@@ -138,7 +136,7 @@ impl Gateway {
         // A drained engine takes no new call; a transaction's part on it
         // finishes (the transaction refuses a new part, see `Tx::execute`).
         if tx_id.is_none() {
-            super::drain::refuse_if_drained(engine)?;
+            engine.refuse_if_drained()?;
         }
         let in_flight = engine.service.enter();
         let permit = match &principal {

@@ -161,14 +161,7 @@ impl Collector for GatewayCollector {
         for (name, help, read) in gauges {
             family(&mut encoder, name, help, false, per_engine(read))?;
         }
-        let counter_of = |e: &EngineEntry, key: &str| {
-            e.driver
-                .counters()
-                .into_iter()
-                .chain(e.counters.snapshot())
-                .find(|(k, _)| k == key)
-                .map_or(0, |(_, v)| v)
-        };
+        let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         let counters: [PerEngine<'_>; 7] = [
             (
                 "omnigate_pool_connections_created",
@@ -181,17 +174,19 @@ impl Collector for GatewayCollector {
                 &|e| pool(e).acquired,
             ),
             ("omnigate_pool_connect_failures", "Failed connects", &|e| {
-                counter_of(e, "connect_failures")
+                let counters = e.driver.counters();
+                let found = counters.into_iter().find(|(k, _)| k == "connect_failures");
+                found.map_or(0, |(_, v)| v)
             }),
             (
                 "omnigate_schema_cache_hits",
                 "Describe answered from the cache",
-                &|e| counter_of(e, "schema_cache_hits"),
+                &|e| read(&e.counters.schema_hits),
             ),
             (
                 "omnigate_schema_cache_misses",
                 "Describe read from the engine",
-                &|e| counter_of(e, "schema_cache_misses"),
+                &|e| read(&e.counters.schema_misses),
             ),
             (
                 "omnigate_codec_binding_hits",

@@ -85,6 +85,17 @@ impl CallMetrics {
         (&self.latency[at], self.requests[at].load(Ordering::Relaxed))
     }
 
+    /// Calls and failed calls, over every dialect.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        let calls = self
+            .requests
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .sum();
+        let failures = self.errors().iter().map(|(_, n)| n).sum();
+        (calls, failures)
+    }
+
     /// Failed calls by dialect and error kind.
     pub(crate) fn errors(&self) -> Vec<((&'static str, &'static str), u64)> {
         let errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());

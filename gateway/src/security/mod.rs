@@ -99,6 +99,13 @@ pub struct Security {
 /// that tells a guesser which.
 const INVALID: &str = "the credentials are not valid";
 
+/// A call that presented no credentials to a gateway with principals.
+pub(crate) fn no_credentials() -> Error {
+    Error::Unauthenticated {
+        why: "no credentials: send the metadata `authorization: Bearer <token>`",
+    }
+}
+
 impl Security {
     /// The security state for `config` and the config's own principals;
     /// reads the tokens file.
@@ -132,11 +139,6 @@ impl Security {
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The principal `name`, if it is known now (for library callers).
-    pub fn principal(&self, name: &str) -> Option<Arc<Principal>> {
-        self.principals().by_name.get(name).cloned()
-    }
-
     /// Who presented `credentials`: `Ok(None)` on an open gateway,
     /// `Err(Unauthenticated)` when they name nobody.
     pub fn authenticate(&self, credentials: Credentials<'_>) -> Result<Option<Arc<Principal>>> {
@@ -153,9 +155,7 @@ impl Security {
             return Ok(Some(Arc::clone(p)));
         }
         let Some(authorization) = credentials.authorization else {
-            return Err(Error::Unauthenticated {
-                why: "no credentials: send the metadata `authorization: Bearer <token>`",
-            });
+            return Err(no_credentials());
         };
         let token = authorization
             .strip_prefix("Bearer ")

@@ -176,12 +176,10 @@ impl Tx {
             Some(index) => index,
             // A drained engine takes no new part; one already begun
             // finishes.
-            None if engine.service.is_draining() => {
-                return Err(Error::EngineDrained {
-                    engine: engine.name().to_owned(),
-                });
+            None => {
+                engine.refuse_if_drained()?;
+                self.join(coordinator, engine, dialect).await?
             }
-            None => self.join(coordinator, engine, dialect).await?,
         };
         let options = self.options.apply(options);
         let part = &mut self.parts[index];
