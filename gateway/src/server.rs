@@ -155,12 +155,9 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     let metrics = Arc::new(crate::metrics::Metrics::new(&gateway));
     let metrics_server = match gateway.metrics_listen() {
         Some(addr) => {
-            let listener = crate::metrics::http::bind(addr)
-                .await
-                .map_err(|source| ServeError::Bind { addr, source })?;
-            let bound = listener
-                .local_addr()
-                .map_err(|source| ServeError::Bind { addr, source })?;
+            let bind = |source| ServeError::Bind { addr, source };
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+            let bound = listener.local_addr().map_err(bind)?;
             tracing::info!(addr = %bound, "metrics at /metrics");
             Some((
                 bound,

@@ -2,7 +2,6 @@
 //! listen`): a scrape encodes the registry, nothing more.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,23 +39,16 @@ pub fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> tokio::task::JoinH
 }
 
 fn answer<B>(request: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    let mut response = if request.uri().path() == "/metrics" {
-        let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
-        response.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static(CONTENT_TYPE),
-        );
-        response
-    } else {
-        Response::new(Full::new(Bytes::from_static(b"metrics are at /metrics\n")))
-    };
     if request.uri().path() != "/metrics" {
+        let mut response =
+            Response::new(Full::new(Bytes::from_static(b"metrics are at /metrics\n")));
         *response.status_mut() = StatusCode::NOT_FOUND;
+        return response;
     }
+    let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(CONTENT_TYPE),
+    );
     response
-}
-
-/// Binds `addr` for [`serve`].
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
