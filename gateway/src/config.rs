@@ -61,6 +61,9 @@ pub struct Config {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// OpenTelemetry trace export.
+    #[serde(default)]
+    pub tracing: TracingConfig,
     /// The principals (callers) and what each may do, by name; more may
     /// come from `security.tokens_file`.
     #[serde(default)]
@@ -82,6 +85,31 @@ pub struct Config {
 pub struct MetricsConfig {
     /// Where to serve it (unset: no endpoint).
     pub listen: Option<SocketAddr>,
+}
+
+/// OpenTelemetry export of the call spans over OTLP/gRPC (a build with
+/// the `otlp` cargo feature).
+///
+/// ```toml
+/// [tracing]
+/// otlp_endpoint = "http://127.0.0.1:4317"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// Where to send spans (unset: no export).
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            otlp_endpoint: None,
+            service_name: "omnigate".into(),
+        }
+    }
 }
 
 /// The gRPC server's settings.
@@ -113,6 +141,10 @@ pub struct ServerConfig {
     /// How often engine health is checked for the gRPC health service.
     #[serde(with = "humantime_serde")]
     pub health_interval: Duration,
+    /// How often `omnigate serve --config FILE` checks the file for
+    /// changes and reloads it (SIGHUP reloads at once).
+    #[serde(with = "humantime_serde")]
+    pub reload_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -128,6 +160,7 @@ impl Default for ServerConfig {
             max_batch_rows: 10_000,
             shutdown_grace: Duration::from_secs(10),
             health_interval: Duration::from_secs(5),
+            reload_poll: Duration::from_secs(2),
         }
     }
 }
@@ -194,10 +227,24 @@ impl Default for Config {
             transactions: TransactionsConfig::default(),
             security: SecurityConfig::default(),
             metrics: MetricsConfig::default(),
+            tracing: TracingConfig::default(),
             principals: BTreeMap::new(),
             engines: BTreeMap::new(),
         }
         .with_default_engines()
+    }
+}
+
+/// When a file was last changed, as far as polling can tell: its
+/// modification time and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp(std::time::SystemTime, u64);
+
+impl FileStamp {
+    /// The stamp of `path` now (`None` when it cannot be read).
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp(meta.modified().ok()?, meta.len()))
     }
 }
 
@@ -318,6 +365,13 @@ impl Config {
                     return invalid(format!("principals.{name}.engines: no engine {engine}"));
                 }
             }
+        }
+        if self.tracing.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
+            return invalid(
+                "tracing.otlp_endpoint: this build has no OTLP export; build with \
+                 `cargo build --release --features otlp`, or remove the key"
+                    .into(),
+            );
         }
         let server = &self.server;
         if server.stream_batch_rows == 0 || server.default_max_rows == 0 {

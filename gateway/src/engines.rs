@@ -218,10 +218,11 @@ pub struct EngineEntry {
     /// The codec of nested graph properties (engines of the `cypher`
     /// dialect).
     pub properties: Option<Codec>,
-    /// Calls and failures, as the pipeline records them.
-    pub counters: EngineCounters,
-    /// Drained or not, and the calls in flight.
-    pub service: crate::gateway::ServiceState,
+    /// Calls and failures, as the pipeline records them (kept across a
+    /// reload that rebuilds the engine).
+    pub counters: Arc<EngineCounters>,
+    /// Drained or not, and the calls in flight (kept across a reload).
+    pub service: Arc<crate::gateway::ServiceState>,
 }
 
 impl EngineEntry {
@@ -233,22 +234,46 @@ impl EngineEntry {
             driver,
             bindings: None,
             properties: graph.then(|| PropertyCodecConfig::default().codec()),
-            counters: EngineCounters::default(),
-            service: Default::default(),
+            counters: Arc::default(),
+            service: Arc::default(),
         }
     }
 
     /// Starts the engine `name` of `config`.
     pub async fn start(name: &str, config: &EngineConfig) -> omnigate_drivers::Result<Self> {
         let driver = config.driver.start(name).await?;
+        Ok(Self::with_driver(driver, config))
+    }
+
+    /// An entry for `driver` (started from `config.driver`) with the
+    /// codecs of `config`.
+    fn with_driver(driver: Arc<dyn StorageDriver>, config: &EngineConfig) -> Self {
         let graph = config.driver.dialects().contains(&Dialect::Cypher);
-        Ok(EngineEntry {
+        EngineEntry {
             driver,
             bindings: (!config.bindings.is_empty()).then(|| Bindings::new(config.bindings.clone())),
             properties: graph.then(|| config.properties.codec()),
-            counters: EngineCounters::default(),
-            service: Default::default(),
-        })
+            counters: Arc::default(),
+            service: Arc::default(),
+        }
+    }
+
+    /// The entry that takes over from `self` when its config becomes
+    /// `config` (was `was`): the same driver when only the codecs changed,
+    /// else a driver started anew. Counters and drain state carry over.
+    pub async fn succeed(
+        &self,
+        was: &EngineConfig,
+        config: &EngineConfig,
+    ) -> omnigate_drivers::Result<Self> {
+        let mut next = if was.driver == config.driver {
+            Self::with_driver(Arc::clone(&self.driver), config)
+        } else {
+            Self::start(self.name(), config).await?
+        };
+        next.counters = Arc::clone(&self.counters);
+        next.service = Arc::clone(&self.service);
+        Ok(next)
     }
 
     /// The engine's name.

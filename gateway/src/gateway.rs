@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use futures::StreamExt;
 use futures::future::join_all;
 use omnigate_drivers::{Dialect, RowStream, SchemaObject, StorageDriver};
@@ -19,23 +20,35 @@ use crate::tx::{LogSource, Transactions};
 mod context;
 mod drain;
 mod pipeline;
+mod reload;
 mod transaction;
 mod types;
 
 pub use context::{CallContext, Caller};
 pub use drain::{Drained, InFlight, ServiceState};
 use pipeline::Shape;
+pub use reload::{Reloaded, watch_config};
 pub use transaction::Transaction;
 pub use types::{
     BatchRequest, BatchResponse, DescribeRequest, Description, EngineStatus, Limits, Request,
     Response, StreamResponse,
 };
 
+/// What a config reload swaps whole: a call takes the state current when
+/// it starts and keeps it until it ends.
+#[derive(Debug)]
+struct Live {
+    router: Arc<Router>,
+    limits: Limits,
+    cache: MetadataCache,
+}
+
 #[derive(Debug)]
 struct Inner {
-    router: Router,
-    cache: MetadataCache,
-    limits: Limits,
+    live: ArcSwap<Live>,
+    /// The config the live state was built from (a reload compares the
+    /// new file with it); held by one reload at a time.
+    config: tokio::sync::Mutex<Config>,
     transactions: Arc<Transactions>,
     security: Arc<Security>,
     /// Where the server serves `/metrics`.
@@ -139,8 +152,11 @@ impl GatewayBuilder {
         };
         let gateway = Gateway {
             inner: Arc::new(Inner {
-                router,
-                cache: MetadataCache::new(&config.cache),
+                live: ArcSwap::from_pointee(Live {
+                    router: Arc::new(router),
+                    limits: Limits::from(&config.server),
+                    cache: MetadataCache::new(&config.cache),
+                }),
                 transactions: Transactions::new(
                     config.transactions.idle_timeout,
                     crate::tx::Coordinator::new(
@@ -149,16 +165,9 @@ impl GatewayBuilder {
                         &config.transactions,
                     ),
                 ),
-                limits: Limits {
-                    default_timeout: config.server.default_timeout,
-                    default_max_rows: config.server.default_max_rows,
-                    max_rows: config.server.max_rows,
-                    stream_batch_rows: config.server.stream_batch_rows,
-                    max_batch_rows: config.server.max_batch_rows,
-                    max_response_bytes: config.server.max_response_bytes as u64,
-                },
                 security,
                 metrics_listen: config.metrics.listen,
+                config: tokio::sync::Mutex::new(config.clone()),
             }),
         };
         // Recovery: at startup (with unrecorded prepared transactions), then
@@ -167,7 +176,7 @@ impl GatewayBuilder {
             .inner
             .transactions
             .coordinator
-            .recover(&gateway.inner.router)
+            .recover(&gateway.router())
             .await;
         tokio::spawn(recover_every(
             Arc::downgrade(&gateway.inner),
@@ -187,7 +196,8 @@ async fn recover_every(inner: std::sync::Weak<Inner>, interval: std::time::Durat
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        inner.transactions.coordinator.recover(&inner.router).await;
+        let router = Arc::clone(&inner.live.load().router);
+        inner.transactions.coordinator.recover(&router).await;
     }
 }
 
@@ -197,9 +207,14 @@ impl Gateway {
         GatewayBuilder::default()
     }
 
-    /// The router (engines by name).
-    pub fn router(&self) -> &Router {
-        &self.inner.router
+    /// The engines by name, as configured now (a reload swaps them).
+    pub fn router(&self) -> Arc<Router> {
+        Arc::clone(&self.inner.live.load().router)
+    }
+
+    /// The state current now: engines, limits, schema cache.
+    fn live(&self) -> Arc<Live> {
+        self.inner.live.load_full()
     }
 
     /// Who presented `credentials` (see [`Security::authenticate`]):
@@ -223,7 +238,7 @@ impl Gateway {
 
     /// The limits applied to every request.
     pub fn limits(&self) -> Limits {
-        self.inner.limits
+        self.inner.live.load().limits
     }
 
     /// Runs one statement and returns its whole result.
@@ -263,7 +278,9 @@ impl Gateway {
         let mut stream = Self::decode_stream(routed.dialect, stream);
         // The call holds its place under its principal's limit, and counts
         // as in flight on its engine, until the stream ends or is dropped.
-        let held = (routed.permit, routed.in_flight);
+        // The engine entry too: a reload that replaces it lets the stream
+        // finish on it.
+        let held = (routed.permit, routed.in_flight, routed.engine);
         stream.batches = stream
             .batches
             .inspect(move |_| {
@@ -320,7 +337,8 @@ impl Gateway {
     }
 
     async fn statuses(&self, visible: impl Fn(&str) -> bool) -> Vec<EngineStatus> {
-        let shown = self.inner.router.engines().filter(|e| visible(e.name()));
+        let live = self.live();
+        let shown = live.router.engines().filter(|e| visible(e.name()));
         let checks = shown.map(|engine| async move {
             let driver = &engine.driver;
             // Each driver's probe is bounded by the pool front's timeout.
@@ -365,8 +383,8 @@ impl Gateway {
     /// The schema objects of one engine (cached; DDL through the gateway
     /// makes the cached ones stale).
     pub async fn describe(&self, request: DescribeRequest) -> Result<Description> {
-        let engine = self
-            .inner
+        let live = self.live();
+        let engine = live
             .router
             .for_describe(request.target.as_deref(), request.dialect.as_deref())?;
         if let Some(p) = self.caller(&request.context)? {
@@ -381,7 +399,7 @@ impl Gateway {
             }
         }
         let name = request.name;
-        let mut objects = self.inner.cache.describe(engine, name.clone()).await?;
+        let mut objects = live.cache.describe(engine, name.clone()).await?;
         if let Some(bindings) = &engine.bindings {
             let mut all = objects.as_ref().clone();
             all.extend(

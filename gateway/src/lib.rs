@@ -20,14 +20,16 @@ pub mod router;
 pub mod security;
 pub mod server;
 pub mod service;
+#[cfg(feature = "otlp")]
+pub mod telemetry;
 pub mod tx;
 
 pub use config::Config;
 pub use error::{ConfigError, Error, Result};
 pub use gateway::{
     BatchRequest, BatchResponse, CallContext, Caller, DescribeRequest, Description, Drained,
-    EngineStatus, Gateway, GatewayBuilder, InFlight, Limits, Request, Response, ServiceState,
-    StreamResponse, Transaction,
+    EngineStatus, Gateway, GatewayBuilder, InFlight, Limits, Reloaded, Request, Response,
+    ServiceState, StreamResponse, Transaction, watch_config,
 };
 pub use omnigate_drivers as drivers;
 pub use omnigate_proto as proto;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use omnigate::cli::{self, Cli, Command, Failure, ServeArgs};
-use omnigate::config::{Config, LogConfig, LogFormat, ProcessEnv};
+use omnigate::config::{Config, LogFormat, ProcessEnv};
 use omnigate::{Gateway, server};
 use tracing_subscriber::EnvFilter;
 
@@ -35,41 +35,83 @@ fn print(result: Result<String, Failure>) -> Result<(), Failure> {
     result.map(|text| print!("{text}"))
 }
 
-fn init_logging(log: &LogConfig) {
+/// Logs to stderr as configured; with the `otlp` feature and
+/// `[tracing] otlp_endpoint`, exports the call spans too (flushed by the
+/// handle returned).
+fn init_logging(config: &Config) -> Result<Option<Telemetry>, String> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let log = &config.log;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let fmt = match log.format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otlp")]
+    if let Some((export, telemetry)) = omnigate::telemetry::layer(&config.tracing)? {
+        registry.with(export).init();
+        return Ok(Some(telemetry));
     }
+    registry.init();
+    Ok(None)
+}
+
+#[cfg(feature = "otlp")]
+use omnigate::telemetry::Telemetry;
+
+/// Without the `otlp` feature there is nothing to flush.
+#[cfg(not(feature = "otlp"))]
+#[derive(Debug)]
+struct Telemetry;
+
+#[cfg(not(feature = "otlp"))]
+impl Telemetry {
+    async fn shutdown(self) {}
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let fail = |message: String| Failure { message, code: 2 };
-    let mut config = match &args.config {
-        Some(path) => Config::load(path, &ProcessEnv),
-        None => Config::from_env(&ProcessEnv),
-    }
-    .map_err(|e| fail(e.to_string()))?;
-    if let Some(listen) = args.listen {
-        config.server.listen = listen;
-    }
-    if let Some(format) = args.log_format {
-        config.log.format = format;
-    }
-    init_logging(&config.log);
+    // The file as read now and at each reload, with the command line's
+    // overrides on top.
+    let (listen, log_format) = (args.listen, args.log_format);
+    let load = move |path: Option<&std::path::Path>| {
+        let mut config = match path {
+            Some(path) => Config::load(path, &ProcessEnv),
+            None => Config::from_env(&ProcessEnv),
+        }?;
+        if let Some(listen) = listen {
+            config.server.listen = listen;
+        }
+        if let Some(format) = log_format {
+            config.log.format = format;
+        }
+        Ok::<_, omnigate::error::ConfigError>(config)
+    };
+    let config = load(args.config.as_deref()).map_err(|e| fail(e.to_string()))?;
+    let telemetry = init_logging(&config).map_err(fail)?;
     let gateway = Gateway::builder()
         .config(config.clone())
         .build()
         .await
         .map_err(|e| fail(e.to_string()))?;
-    server::serve(gateway, &config.server, server::shutdown_signal())
-        .await
-        .map_err(|e| Failure {
-            message: e.to_string(),
-            code: 1,
-        })
+    let watcher = omnigate::watch_config(
+        gateway.clone(),
+        args.config.clone(),
+        config.server.reload_poll,
+        move |path| load(Some(path)),
+    );
+    let served = server::serve(gateway, &config.server, server::shutdown_signal()).await;
+    watcher.abort();
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    served.map_err(|e| Failure {
+        message: e.to_string(),
+        code: 1,
+    })
 }

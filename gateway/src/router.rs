@@ -16,9 +16,9 @@ pub struct Router {
 
 impl Router {
     /// Adds an engine under its name (replacing one of that name).
-    pub fn insert(&mut self, entry: EngineEntry) {
-        self.engines
-            .insert(entry.name().to_owned(), Arc::new(entry));
+    pub fn insert(&mut self, entry: impl Into<Arc<EngineEntry>>) {
+        let entry = entry.into();
+        self.engines.insert(entry.name().to_owned(), entry);
     }
 
     /// Every engine, by name.

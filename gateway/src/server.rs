@@ -70,7 +70,7 @@ pub struct ServerHandle {
     tls_task: Option<JoinHandle<()>>,
     /// The `/metrics` endpoint: its address and task.
     metrics_server: Option<(SocketAddr, JoinHandle<()>)>,
-    engines: Vec<String>,
+    gateway: Gateway,
 }
 
 /// Starts serving `gateway` on `config.listen` (port 0 picks a free port).
@@ -105,16 +105,12 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<GatewayServer<GatewayService>>().await;
-    let engines: Vec<String> = gateway
-        .router()
-        .engines()
-        .map(|e| e.name().to_owned())
-        .collect();
-    update_engine_health(&gateway, &health).await;
+    let engines = update_engine_health(&gateway, &health, Vec::new()).await;
     let health_task = tokio::spawn(watch_health(
         gateway.clone(),
         health.clone(),
         config.health_interval,
+        engines.clone(),
     ));
 
     let reflection = tonic_reflection::server::Builder::configure()
@@ -198,12 +194,29 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         health_task,
         tls_task,
         metrics_server,
-        engines,
+        gateway,
     })
 }
 
-async fn update_engine_health(gateway: &Gateway, health: &HealthReporter) {
-    for engine in gateway.all_engines().await {
+/// Sets each engine's health status, and clears those of engines a
+/// reload took out (`before`: the names set last time); the names set now.
+async fn update_engine_health(
+    gateway: &Gateway,
+    health: &HealthReporter,
+    before: Vec<String>,
+) -> Vec<String> {
+    let engines = gateway.all_engines().await;
+    for gone in before
+        .iter()
+        .filter(|name| !engines.iter().any(|e| &e.name == *name))
+    {
+        // (The reporter is a handle on shared state.)
+        health
+            .clone()
+            .clear_service_status(&engine_health_name(gone))
+            .await;
+    }
+    for engine in &engines {
         let mut drained = false;
         if let Ok(entry) = gateway.router().by_name(&engine.name) {
             let up = matches!(engine.health, omnigate_drivers::Health::Serving);
@@ -224,15 +237,21 @@ async fn update_engine_health(gateway: &Gateway, health: &HealthReporter) {
             .set_service_status(engine_health_name(&engine.name), status)
             .await;
     }
+    engines.into_iter().map(|e| e.name).collect()
 }
 
-async fn watch_health(gateway: Gateway, health: HealthReporter, every: Duration) {
+async fn watch_health(
+    gateway: Gateway,
+    health: HealthReporter,
+    every: Duration,
+    mut names: Vec<String>,
+) {
     let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        update_engine_health(&gateway, &health).await;
+        names = update_engine_health(&gateway, &health, names).await;
     }
 }
 
@@ -263,9 +282,9 @@ impl ServerHandle {
         self.health
             .set_service_status("", ServingStatus::NotServing)
             .await;
-        for engine in &self.engines {
+        for engine in self.gateway.router().engines() {
             self.health
-                .set_service_status(engine_health_name(engine), ServingStatus::NotServing)
+                .set_service_status(engine_health_name(engine.name()), ServingStatus::NotServing)
                 .await;
         }
         let _ = self.shutdown.send(());

@@ -2,19 +2,13 @@
 //! config errors and SIGTERM.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
+
+use omnigate_tests::free_port;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_omnigate");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Server {
     child: Child,
@@ -364,4 +358,54 @@ fn engines_are_drained_and_resumed_from_the_command_line() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("drained"));
     stdout(&engine(&["resume", "cache"]));
     assert!(stdout(&server.run(&["exec", "-d", "redis", "PING"])).contains("PONG"));
+}
+
+#[test]
+fn sighup_reloads_the_config_file_and_a_bad_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("omnigate.toml");
+    let before = "[server]\nreload_poll = \"1h\"\n\n[engines.cache]\nkind = \"memory\"\n";
+    std::fs::write(&path, before).unwrap();
+    let server = Server::start(&["--config", path.to_str().unwrap()]);
+    let hangup = || {
+        let pid = server.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    let engines = || stdout(&server.run(&["engines"]));
+    assert!(!engines().contains("extra"));
+
+    // The file gains an engine and changes a setting read at startup.
+    let after = before.replace("[server]\n", "[server]\nhealth_interval = \"9s\"\n")
+        + "\n[engines.extra]\nkind = \"sqlite\"\n";
+    std::fs::write(&path, after).unwrap();
+    hangup();
+    let started = Instant::now();
+    while !engines().contains("extra") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not reload"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let created = server.run(&["exec", "-d", "sql", "-t", "extra", "SELECT 1"]);
+    stdout(&created);
+
+    // A broken file: refused whole, the gateway serves on as it was.
+    std::fs::write(&path, "[engines.cache\nkind =").unwrap();
+    hangup();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(engines().contains("extra"), "the running config stays");
+
+    let log = String::from_utf8(server.terminate().stderr).unwrap();
+    assert!(log.contains("config reloaded"), "{log}");
+    assert!(log.contains("takes effect after a restart"), "{log}");
+    assert!(log.contains("server.health_interval"), "{log}");
+    assert!(log.contains("refused whole"), "{log}");
+    assert!(log.contains("line 1"), "the error says where: {log}");
 }

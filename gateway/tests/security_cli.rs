@@ -4,24 +4,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 use omnigate::security::tokens;
+use omnigate_tests::binary::{self, stop};
+use omnigate_tests::free_port;
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_omnigate");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `omnigate token new NAME`: the token, and the hash line it printed.
 fn new_token(name: &str) -> (String, String) {
@@ -46,37 +39,8 @@ fn new_token(name: &str) -> (String, String) {
     (token, hash)
 }
 
-/// Starts `omnigate serve` with `config` on `addr`, its log in a pipe.
 fn serve(config: &Path, addr: SocketAddr, log_level: &str) -> Child {
-    let child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", &addr.to_string()])
-        .current_dir(config.parent().unwrap())
-        .env("RUST_LOG", log_level)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", addr.port())).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
-/// Kills a server started by [`serve`]; its log.
-fn stop(mut server: Child) -> String {
-    server.kill().unwrap();
-    let mut log = String::new();
-    let mut stderr = server.stderr.take().unwrap();
-    stderr.read_to_string(&mut log).unwrap();
-    server.wait().unwrap();
-    log
+    binary::serve(BIN, config, addr, log_level)
 }
 
 /// `omnigate exec` against `addr`, with `token` when given: (success,

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod auth;
+pub mod binary;
 pub mod certs;
 pub mod crash;
 pub mod falkordb;

@@ -65,7 +65,8 @@ impl Gateway {
     /// in flight). Operators only.
     pub async fn drain_engine(&self, context: &CallContext, name: &str) -> Result<Drained> {
         self.check_admin(context, "drain engines")?;
-        let engine = self.inner.router.by_name(name)?;
+        let router = self.router();
+        let engine = router.by_name(name)?;
         if !engine.service.draining.swap(true, Ordering::Relaxed) {
             tracing::warn!(engine = %name, "engine drained: it takes no new calls");
         }
@@ -78,7 +79,8 @@ impl Gateway {
     /// Puts engine `name` back in service. Operators only.
     pub fn resume_engine(&self, context: &CallContext, name: &str) -> Result<()> {
         self.check_admin(context, "resume engines")?;
-        let engine = self.inner.router.by_name(name)?;
+        let router = self.router();
+        let engine = router.by_name(name)?;
         if engine.service.draining.swap(false, Ordering::Relaxed) {
             tracing::warn!(engine = %name, "engine resumed");
         }

@@ -34,9 +34,11 @@ pub(super) enum Shape {
 }
 
 /// A call resolved to its engine, with its options complete.
-pub(super) struct Routed<'a> {
+pub(super) struct Routed {
     pub(super) dialect: Dialect,
-    pub(super) engine: &'a EngineEntry,
+    /// Held for the call: a reload that replaces the engine lets the
+    /// call finish on this one.
+    pub(super) engine: Arc<EngineEntry>,
     pub(super) options: ExecuteOptions,
     /// The transaction the call runs in.
     pub(super) tx_id: Option<String>,
@@ -48,7 +50,7 @@ pub(super) struct Routed<'a> {
     pub(super) in_flight: super::InFlight,
 }
 
-impl Routed<'_> {
+impl Routed {
     /// `Err(PermissionDenied)` when a statement rule of the caller denies
     /// `statement` here.
     pub(super) fn check_statement(&self, statement: &Statement) -> Result<()> {
@@ -99,16 +101,18 @@ impl Gateway {
         target: Option<&str>,
         mut options: ExecuteOptions,
         shape: Shape,
-    ) -> Result<Routed<'_>> {
+    ) -> Result<Routed> {
         let principal = self.caller(context)?.cloned();
-        let (dialect, engine) = self.inner.router.route(dialect, target)?;
+        let live = self.inner.live.load();
+        let (dialect, engine) = live.router.route(dialect, target)?;
+        let engine = Arc::clone(engine);
         if let Some(p) = &principal {
             p.grant.check_engine(&p.name, engine.name(), dialect)?;
             // Enforced by the engine itself (a read-only transaction, a
             // read-only query command, the write flag of the command).
             options.read_only |= p.grant.read_only;
         }
-        let limits = &self.inner.limits;
+        let limits = &live.limits;
         options.timeout = Some(context.timeout(options.timeout, limits.default_timeout));
         match shape {
             Shape::Whole => {
@@ -155,11 +159,7 @@ impl Gateway {
     }
 
     /// A request routed, its statement encoded.
-    pub(super) fn prepare(
-        &self,
-        request: Request,
-        shape: Shape,
-    ) -> Result<(Routed<'_>, Statement)> {
+    pub(super) fn prepare(&self, request: Request, shape: Shape) -> Result<(Routed, Statement)> {
         let Request {
             dialect,
             statement,
@@ -181,7 +181,7 @@ impl Gateway {
     }
 
     /// Encodes a statement's structured parameters with the engine's codecs.
-    pub(super) fn encode(routed: &Routed<'_>, statement: &mut Statement) -> Result<()> {
+    pub(super) fn encode(routed: &Routed, statement: &mut Statement) -> Result<()> {
         match routed.dialect {
             Dialect::Redis => match &routed.engine.bindings {
                 Some(bindings) => bindings.encode_params(statement),
@@ -200,7 +200,7 @@ impl Gateway {
     /// Runs `work` on the routed engine under the call's one deadline, and
     /// records its outcome.
     pub(super) async fn run<T>(
-        routed: &Routed<'_>,
+        routed: &Routed,
         work: impl Future<Output = omnigate_drivers::Result<T>>,
     ) -> Result<T> {
         let started = std::time::Instant::now();
@@ -220,7 +220,7 @@ impl Gateway {
     /// be running on its engine: the transaction can then only roll back.
     pub(super) async fn run_in_tx(
         &self,
-        routed: &Routed<'_>,
+        routed: &Routed,
         tx_id: &str,
         statements: &[Statement],
     ) -> Result<Vec<omnigate_drivers::Result<ResultSet>>> {
@@ -237,7 +237,7 @@ impl Gateway {
                 let outcome = tx
                     .execute(
                         &transactions.coordinator,
-                        routed.engine,
+                        &routed.engine,
                         routed.dialect,
                         statement,
                         &routed.options,

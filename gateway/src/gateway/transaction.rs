@@ -99,7 +99,7 @@ impl Gateway {
     /// Every transaction not yet finished, for operators.
     pub async fn list_transactions(&self, context: &CallContext) -> Result<Vec<crate::tx::TxInfo>> {
         self.check_admin(context, "list transactions")?;
-        Ok(self.inner.transactions.list(&self.inner.router).await)
+        Ok(self.inner.transactions.list(&self.router()).await)
     }
 
     /// Resolves transaction `id` by hand (`commit`, else roll back); what
@@ -114,7 +114,7 @@ impl Gateway {
         let outcome = self
             .inner
             .transactions
-            .resolve(&self.inner.router, id, commit)
+            .resolve(&self.router(), id, commit)
             .await;
         match &outcome {
             Ok(done) => {
@@ -133,7 +133,7 @@ impl Gateway {
         self.inner
             .transactions
             .coordinator
-            .recover(&self.inner.router)
+            .recover(&self.router())
             .await
     }
 
@@ -145,7 +145,7 @@ impl Gateway {
 
     /// What transactions did since start, and what is open or in doubt now.
     pub async fn transaction_counters(&self) -> Vec<(String, u64)> {
-        self.inner.transactions.counters(&self.inner.router).await
+        self.inner.transactions.counters(&self.router()).await
     }
 
     /// What transactions did since start, and how many are open now, from
@@ -166,7 +166,7 @@ impl Gateway {
     /// Runs one statement in transaction `id`.
     pub(super) async fn run_one_in_tx(
         &self,
-        routed: &Routed<'_>,
+        routed: &Routed,
         id: &str,
         statement: Statement,
     ) -> Result<ResultSet> {

@@ -178,3 +178,16 @@ pub struct Limits {
     /// gateway's memory per call is bounded by it whatever the request says.
     pub max_response_bytes: u64,
 }
+
+impl From<&crate::config::ServerConfig> for Limits {
+    fn from(server: &crate::config::ServerConfig) -> Self {
+        Limits {
+            default_timeout: server.default_timeout,
+            default_max_rows: server.default_max_rows,
+            max_rows: server.max_rows,
+            stream_batch_rows: server.stream_batch_rows,
+            max_batch_rows: server.max_batch_rows,
+            max_response_bytes: server.max_response_bytes as u64,
+        }
+    }
+}

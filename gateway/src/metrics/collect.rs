@@ -54,7 +54,8 @@ fn family(
 
 impl Collector for GatewayCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let engines: Vec<_> = self.gateway.router().engines().collect();
+        let router = self.gateway.router();
+        let engines: Vec<_> = router.engines().collect();
         // Calls: latency and requests by engine and dialect, errors by kind.
         {
             let mut latency = encoder.encode_descriptor(

@@ -18,14 +18,13 @@ pub mod tls;
 pub mod tokens;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 pub use grant::Grant;
 pub use limits::{Limiter, Permit};
 
-use crate::config::{PrincipalConfig, SecurityConfig, TokensFile};
+use crate::config::{FileStamp, PrincipalConfig, SecurityConfig, TokensFile};
 use crate::error::{ConfigError, Error, Result};
 use tokens::TokenHash;
 
@@ -89,10 +88,13 @@ struct Principals {
 #[derive(Debug)]
 pub struct Security {
     config: SecurityConfig,
-    inline: BTreeMap<String, PrincipalConfig>,
+    /// The config's own principals (a config reload replaces them).
+    inline: RwLock<BTreeMap<String, PrincipalConfig>>,
+    /// No principals and no tokens file.
+    open: AtomicBool,
     current: RwLock<Arc<Principals>>,
     /// The tokens file's modification time and length when last read.
-    seen: RwLock<Option<(SystemTime, u64)>>,
+    seen: RwLock<Option<FileStamp>>,
 }
 
 /// The one message for a token that is wrong, unknown or revoked: nothing
@@ -114,8 +116,9 @@ impl Security {
         inline: BTreeMap<String, PrincipalConfig>,
     ) -> std::result::Result<Security, ConfigError> {
         let security = Security {
+            open: AtomicBool::new(inline.is_empty() && config.tokens_file.is_none()),
             config,
-            inline,
+            inline: RwLock::new(inline),
             current: RwLock::new(Arc::default()),
             seen: RwLock::new(None),
         };
@@ -127,7 +130,32 @@ impl Security {
     /// Open: no principals and no tokens file; every caller may do
     /// everything.
     pub fn is_open(&self) -> bool {
-        self.inline.is_empty() && self.config.tokens_file.is_none()
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the config's own principals (a config reload), keeping
+    /// the ones whose config is unchanged; `Err` leaves them as they were.
+    pub fn replace_inline(
+        &self,
+        inline: BTreeMap<String, PrincipalConfig>,
+    ) -> std::result::Result<(), String> {
+        let mut current = self.inline.write().unwrap_or_else(|e| e.into_inner());
+        let kept = std::mem::replace(&mut *current, inline);
+        let old = self.principals();
+        match self.load_with(&current, Some(&old)) {
+            Ok(principals) => {
+                self.open.store(
+                    current.is_empty() && self.config.tokens_file.is_none(),
+                    Ordering::Relaxed,
+                );
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(principals);
+                Ok(())
+            }
+            Err(e) => {
+                *current = kept;
+                Err(e)
+            }
+        }
     }
 
     /// The settings.
@@ -183,7 +211,7 @@ impl Security {
         let Some(path) = &self.config.tokens_file else {
             return Ok(false);
         };
-        let stamp = stamp(path);
+        let stamp = FileStamp::of(path);
         if stamp.is_some() && stamp == *self.seen.read().unwrap_or_else(|e| e.into_inner()) {
             return Ok(false);
         }
@@ -225,9 +253,18 @@ impl Security {
     /// The config's principals and the tokens file's, keeping the
     /// principals (and their limiters' state) whose config is unchanged.
     fn load(&self, old: Option<&Principals>) -> std::result::Result<Principals, String> {
-        let mut configs = self.inline.clone();
+        let inline = self.inline.read().unwrap_or_else(|e| e.into_inner());
+        self.load_with(&inline, old)
+    }
+
+    fn load_with(
+        &self,
+        inline: &BTreeMap<String, PrincipalConfig>,
+        old: Option<&Principals>,
+    ) -> std::result::Result<Principals, String> {
+        let mut configs = inline.clone();
         if let Some(path) = &self.config.tokens_file {
-            let before = stamp(path);
+            let before = FileStamp::of(path);
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the tokens file {}: {e}", path.display()))?;
             let file: TokensFile = toml::from_str(&text)
@@ -255,11 +292,6 @@ impl Security {
         }
         Ok(Principals { by_name })
     }
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
 }
 
 fn invalid(message: String) -> ConfigError {

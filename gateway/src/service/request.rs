@@ -145,6 +145,8 @@ impl Call {
             engine = tracing::field::Empty,
             code = tracing::field::Empty,
         );
+        #[cfg(feature = "otlp")]
+        crate::telemetry::continue_trace(&span, metadata);
         Call {
             rpc,
             dialect: dialect.to_owned(),
