@@ -3,44 +3,12 @@
 //! and labels, Omnigate's own, and counts that match the calls made.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use omnigate_proto::v1 as pb;
+use omnigate_tests::metrics::{scrape_at, value};
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
 use omnigate_tests::{TestGateway, request, s};
-use prometheus_parse::{Scrape, Value};
 use tonic_types::StatusExt;
-
-/// GET /metrics, parsed (the server runs on this test's runtime: the
-/// client must not block it).
-async fn scrape_at(addr: SocketAddr) -> (Scrape, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: omnigate\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
-    let lines = body.lines().map(|l| Ok(l.to_owned()));
-    (Scrape::parse(lines).unwrap(), body)
-}
-
-/// The value of `name` whose labels include `labels`.
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match &s.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
-            Value::Histogram(_) | Value::Summary(_) => f64::NAN,
-        })
-}
 
 #[tokio::test]
 async fn a_scrape_counts_the_calls_made_with_bounded_labels() {

@@ -289,3 +289,69 @@ async fn a_reload_replaces_principals_and_names_settings_that_need_a_restart() {
     // The listener did not move.
     assert_ne!(gw.addr().port(), 1);
 }
+
+#[tokio::test]
+async fn a_codec_change_keeps_the_engine_and_metrics_follow_the_engines() {
+    use omnigate::codec::{Binding, Format};
+    use omnigate::config::{DriverConfig, EngineConfig};
+    let mut config = Config::default();
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut gw = TestGateway::with_config(config.clone()).await;
+    let metrics = gw.handle.metrics_addr().unwrap();
+    let mut set = on("cache", "redis", "SET kept yes");
+    exec(&mut gw.client, set.clone()).await;
+
+    config.engines.get_mut("cache").unwrap().bindings = vec![Binding {
+        pattern: "session:*".into(),
+        codec: Format::Msgpack,
+        compress_above: 1024,
+    }];
+    config.engines.insert(
+        "extra".into(),
+        EngineConfig::new(DriverConfig::Memory(Default::default())),
+    );
+    let done = gw.gateway.reload(config.clone()).await.unwrap();
+    assert_eq!(done.changed, ["cache"], "{done:?}");
+    assert_eq!(done.added, ["extra"], "{done:?}");
+    let (scrape, _) = omnigate_tests::metrics::scrape_at(metrics).await;
+    assert!(
+        omnigate_tests::metrics::value(&scrape, "omnigate_engine_up", &[("engine", "extra")])
+            .is_some(),
+        "the new engine's metrics at once"
+    );
+    // The memory engine kept its data: its driver was kept, not rebuilt.
+    set.statement = "GET kept".into();
+    let got = exec(&mut gw.client, set).await;
+    assert_eq!(
+        omnigate_tests::scalar(&got),
+        Some(omnigate_tests::s("yes").kind.unwrap())
+    );
+    let described = gw
+        .gateway
+        .describe(omnigate::DescribeRequest {
+            target: Some("cache".into()),
+            dialect: None,
+            name: None,
+            context: omnigate::CallContext::anonymous(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        described
+            .objects
+            .iter()
+            .any(|o| o.kind == "binding" && o.name == "session:*"),
+        "the new binding: {:?}",
+        described.objects
+    );
+
+    config.engines.remove("extra");
+    let done = gw.gateway.reload(config).await.unwrap();
+    assert_eq!(done.removed, ["extra"]);
+    let (scrape, _) = omnigate_tests::metrics::scrape_at(metrics).await;
+    assert!(
+        omnigate_tests::metrics::value(&scrape, "omnigate_engine_up", &[("engine", "extra")])
+            .is_none(),
+        "a removed engine leaves the metrics"
+    );
+}
