@@ -340,15 +340,11 @@ fn the_transaction_log_is_a_file_or_a_postgresql_engine() {
 #[test]
 fn otlp_export_is_read_and_needs_its_feature() {
     let text = "[tracing]\notlp_endpoint = \"http://127.0.0.1:4317\"\nservice_name = \"gw\"\n";
-    match Config::parse(text, &env(&[])) {
-        Ok(config) => {
-            assert!(cfg!(feature = "otlp"));
-            assert_eq!(config.tracing.service_name, "gw");
-        }
-        Err(e) => {
-            assert!(!cfg!(feature = "otlp"));
-            assert!(e.to_string().contains("--features otlp"), "{e}");
-        }
+    let parsed = Config::parse(text, &env(&[]));
+    assert_eq!(parsed.is_ok(), cfg!(feature = "otlp"), "{parsed:?}");
+    match parsed {
+        Ok(config) => assert_eq!(config.tracing.service_name, "gw"),
+        Err(e) => assert!(e.to_string().contains("--features otlp"), "{e}"),
     }
     assert_eq!(
         Config::parse("", &env(&[])).unwrap().tracing.otlp_endpoint,
