@@ -24,6 +24,9 @@ mod driver;
 mod engine;
 mod error;
 pub mod falkordb;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod glob;
 mod kind;
 mod limits;

@@ -14,6 +14,9 @@ pub mod codec;
 pub mod config;
 pub mod engines;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 pub mod metrics;
 pub mod router;

@@ -13,8 +13,8 @@ mod compose;
 mod config;
 mod describe;
 mod error;
-mod params;
-mod reply;
+pub(crate) mod params;
+pub(crate) mod reply;
 mod transaction;
 
 use std::sync::Arc;

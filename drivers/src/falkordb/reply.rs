@@ -95,7 +95,8 @@ fn rows_affected(stats: &Resp) -> Decoded<u64> {
         if let Some((name, count)) = line.split_once(": ")
             && AFFECTING.contains(&name)
         {
-            total += count.trim().parse::<u64>().unwrap_or(0);
+            // A count the server cannot mean saturates rather than wraps.
+            total = u64::saturating_add(total, count.trim().parse().unwrap_or(0));
         }
     }
     Ok(total)
@@ -337,6 +338,18 @@ mod tests {
             types: vec!["KNOWS".into()],
             keys: vec!["name".into(), "since".into()],
         }
+    }
+
+    /// Found by the falkor_reply fuzz target: two huge counts overflowed
+    /// the sum (a panic in a debug build).
+    #[test]
+    fn huge_statistics_saturate() {
+        let stats = arr(vec![
+            bulk("Nodes created: 18446744073709551615"),
+            bulk("Nodes deleted: 18446744073709551615"),
+        ]);
+        let set = result_set(&arr(vec![stats]), &tables()).unwrap();
+        assert_eq!(set.rows_affected, u64::MAX);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 mod commands;
 mod reply;
 mod store;
-mod timeseries;
+pub(crate) mod timeseries;
 mod transaction;
 
 use std::sync::atomic::{AtomicU64, Ordering};

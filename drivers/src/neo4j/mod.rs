@@ -8,7 +8,7 @@
 //! count this driver's calls.
 
 mod config;
-mod convert;
+pub(crate) mod convert;
 mod error;
 mod transaction;
 

@@ -11,7 +11,7 @@
 mod config;
 mod decode;
 mod describe;
-mod encode;
+pub(crate) mod encode;
 mod error;
 mod numeric;
 mod run;

@@ -6,7 +6,7 @@
 //! columns declared BOOLEAN read as bools.
 
 mod builder;
-mod convert;
+pub(crate) mod convert;
 mod run;
 mod transaction;
 

@@ -153,9 +153,12 @@ pub fn decode(bytes: &[u8]) -> Result<Option<Value>, DecodeError> {
         2 => {
             let proto = omnigate_proto::v1::Value::decode(payload)
                 .map_err(|e| DecodeError(e.to_string()))?;
-            crate::service::convert::from_proto(&crate::error::ParamRef::Position(0), proto)
-                .map(Some)
-                .map_err(|e| DecodeError(e.to_string()))
+            let value =
+                crate::service::convert::from_proto(&crate::error::ParamRef::Position(0), proto)
+                    .map_err(|e| DecodeError(e.to_string()))?;
+            // The limit msgpack's reader applies as it reads.
+            value.check_depth().map_err(|e| DecodeError(format!("the value {e}")))?;
+            Ok(Some(value))
         }
         other => Err(DecodeError(format!("unknown format {other}"))),
     }
@@ -225,6 +228,24 @@ mod tests {
                 Value::Map(vec![("ok".into(), Value::Bool(true))]),
             ),
         ])
+    }
+
+    /// Found by the codec fuzz target: protobuf read a value nested past
+    /// the limit that msgpack's reader refuses, so the two formats
+    /// disagreed about what a stored value may be.
+    #[test]
+    fn both_formats_refuse_values_nested_past_the_limit() {
+        let nest = |depth| (1..depth).fold(Value::Int(1), |v, _| Value::List(vec![v]));
+        for format in [Format::Msgpack, Format::Protobuf] {
+            let codec = Codec {
+                format,
+                compress_above: 1 << 20,
+            };
+            let at_limit = nest(omnigate_drivers::MAX_DEPTH);
+            assert_eq!(decode(&codec.encode(&at_limit)).unwrap(), Some(at_limit));
+            let err = decode(&codec.encode(&nest(omnigate_drivers::MAX_DEPTH + 1))).unwrap_err();
+            assert!(err.to_string().contains("levels"), "{format:?}: {err}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! knows about gRPC.
 
 pub mod convert;
-mod request;
+pub(crate) mod request;
 pub mod status;
 pub mod trace;
 

@@ -63,7 +63,7 @@ pub(super) fn context(metadata: &MetadataMap, tx_id: String) -> gateway::CallCon
 }
 
 /// A proto request as a gateway request.
-pub(super) fn to_request(
+pub(crate) fn to_request(
     message: pb::ExecuteRequest,
     context: gateway::CallContext,
 ) -> Result<gateway::Request, Status> {
@@ -85,7 +85,7 @@ pub(super) fn non_empty(s: String) -> Option<String> {
 }
 
 /// A proto batch as a gateway batch.
-pub(super) fn to_batch_request(
+pub(crate) fn to_batch_request(
     message: pb::ExecuteBatchRequest,
     context: gateway::CallContext,
 ) -> Result<gateway::BatchRequest, Status> {

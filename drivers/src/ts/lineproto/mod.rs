@@ -51,7 +51,7 @@ pub fn check(kind: &'static str, text: &str, precision: Precision) -> Result<u64
 
 /// The samples of `text` when every line has the plain shape
 /// [`fast::fields`] reads; `None` sends the text through the full parser.
-fn fast_check(text: &str, precision: Precision) -> Option<u64> {
+pub(crate) fn fast_check(text: &str, precision: Precision) -> Option<u64> {
     let mut count = 0;
     let mut lines = 0;
     for line in text.lines().filter(|line| !skipped(line)) {

@@ -1,0 +1,144 @@
+//! Entry points for the fuzz targets (`fuzz/`, cargo feature `fuzzing`):
+//! the parts of the drivers a client's bytes reach, each callable with
+//! any input. Every function returns normally for any input; a panic is a
+//! finding. Where two implementations must agree, a disagreement panics.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::deadline::Deadline;
+use crate::memory::timeseries::TsStore;
+use crate::ts::Precision;
+use crate::{ExecuteOptions, Statement, Value};
+
+/// A `redis` statement split redis-cli style and its `$n` bound.
+pub fn redis_command(text: &str, params: &[Value]) {
+    if let Ok(args) = crate::redis_syntax::parse_command(text, params, "fuzz") {
+        assert!(!args.is_empty(), "a parsed command has a name");
+    }
+}
+
+/// Line protocol: the fast scanner must agree with the full parser
+/// (`influxdb-line-protocol`) whenever it answers, on the count of samples.
+pub fn line_protocol(text: &str) {
+    for precision in [Precision::Nanoseconds, Precision::Seconds] {
+        let full = crate::ts::lineproto::parse("fuzz", text, precision).map(|s| s.len() as u64);
+        if let Some(fast) = crate::ts::lineproto::fast_check(text, precision) {
+            assert_eq!(
+                full.as_ref().ok(),
+                Some(&fast),
+                "the fast scanner counted {fast} samples where the full parser says {full:?}"
+            );
+        }
+        let checked = crate::ts::lineproto::check("fuzz", text, precision).ok();
+        assert_eq!(checked, full.ok(), "check and parse disagree");
+    }
+}
+
+/// A `ts` statement (PromQL, a line-protocol write, a delete) run on the
+/// memory engine's series, under a short deadline.
+pub fn ts_statement(text: &str) {
+    let store = Mutex::new(TsStore::default());
+    let seed = Statement::new("cpu,host=a usage=1,idle=2\ncpu,host=b usage=3\nmem,host=a used=4");
+    let options = ExecuteOptions::default();
+    let deadline = Deadline::after(Some(Duration::from_millis(200)));
+    let _ = crate::memory::timeseries::run(&store, &seed, &options, &deadline);
+    let deadline = Deadline::after(Some(Duration::from_millis(200)));
+    let _ = crate::memory::timeseries::run(&store, &Statement::new(text), &options, &deadline);
+}
+
+/// Parameters as each engine's client encodes them: PostgreSQL's binary
+/// format for each type it may be asked for, SQLite, Bolt, and
+/// FalkorDB's `CYPHER name=literal` prefix (whose quoting must read back).
+pub fn engine_params(params: &[Value], named: &[(String, Value)]) {
+    use tokio_postgres::types::Type;
+    const PG_TYPES: [Type; 22] = [
+        Type::BOOL,
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::FLOAT4,
+        Type::FLOAT8,
+        Type::NUMERIC,
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BYTEA,
+        Type::UUID,
+        Type::JSON,
+        Type::JSONB,
+        Type::DATE,
+        Type::TIME,
+        Type::TIMESTAMP,
+        Type::TIMESTAMPTZ,
+        Type::INET,
+        Type::INTERVAL,
+        Type::INT4_ARRAY,
+        Type::TEXT_ARRAY,
+        Type::JSONB_ARRAY,
+    ];
+    for (index, value) in params.iter().enumerate() {
+        for ty in &PG_TYPES {
+            let _ = crate::postgres::encode::encode(index, value, ty);
+        }
+        let _ = crate::sqlite::convert::to_sql(index, value);
+        let _ = crate::neo4j::convert::to_bolt(value);
+    }
+    if let Ok(prefix) = crate::falkordb::params::prefix(named) {
+        assert!(prefix.is_empty() || prefix.starts_with(b"CYPHER "), "{prefix:?}");
+    }
+    // A string or bytes literal reads back as exactly its value: nothing
+    // in a parameter can end the literal early.
+    for (_, value) in named {
+        let Ok(prefix) = crate::falkordb::params::prefix(&[("p".into(), value.clone())]) else {
+            continue;
+        };
+        let literal = &prefix[b"CYPHER p=".len()..prefix.len() - 1];
+        match value {
+            Value::String(text) => assert_eq!(unquote(literal), text.as_bytes()),
+            Value::Bytes(bytes) => assert_eq!(
+                crate::falkordb::params::stored_bytes(&unquote(literal)).as_deref(),
+                Some(&bytes[..])
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// A `'...'` literal's bytes; panics when an unescaped quote ends it early.
+fn unquote(literal: &[u8]) -> Vec<u8> {
+    let inner = literal
+        .strip_prefix(b"'")
+        .and_then(|l| l.strip_suffix(b"'"))
+        .unwrap_or_else(|| panic!("not a quoted literal: {literal:?}"));
+    let mut out = Vec::with_capacity(inner.len());
+    let mut bytes = inner.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'\\' => out.push(*bytes.next().expect("an escape at the end of a literal")),
+            b'\'' => panic!("an unescaped quote inside a literal: {literal:?}"),
+            b => out.push(b),
+        }
+    }
+    out
+}
+
+/// A FalkorDB reply (RESP bytes) read as a result set, in compact form.
+pub fn falkor_reply(resp: &[u8]) {
+    let Ok(reply) = ::redis::parse_redis_value(resp) else {
+        return;
+    };
+    let tables = crate::falkordb::reply::Tables {
+        labels: vec!["Person".into()],
+        types: vec!["KNOWS".into()],
+        keys: vec!["name".into(), "age".into()],
+    };
+    let _ = crate::falkordb::reply::result_set(&reply, &tables);
+    let _ = crate::falkordb::reply::first_column(&reply);
+}
+
+/// Bytes as the value of a parameter, for targets that take raw input.
+pub fn bytes_param(data: &[u8]) -> Value {
+    Value::Bytes(Bytes::copy_from_slice(data))
+}

@@ -1,0 +1,75 @@
+//! The fuzz targets: each takes any bytes and must return normally (a
+//! panic is a finding). `fuzz_targets/` runs them under libFuzzer
+//! (nightly); `tests/corpus.rs` replays the committed corpora and
+//! mutations of them on stable, as the CI test command does.
+
+use bytes::Bytes;
+use omnigate_drivers::Value;
+use omnigate_drivers::fuzzing as drivers;
+
+/// Every target by name (its corpus is `corpus/NAME/`).
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("redis_command", redis_command),
+    ("line_protocol", line_protocol),
+    ("ts_statement", ts_statement),
+    ("codec", codec),
+    ("falkor_reply", falkor_reply),
+    ("execute_request", execute_request),
+    ("batch_request", batch_request),
+];
+
+/// The byte that separates a `redis_command` input's statement from its
+/// parameters and them from each other (never part of UTF-8 text).
+pub const SEPARATOR: u8 = 0xFF;
+
+/// A redis statement and its parameters: `text 0xFF param 0xFF param...`;
+/// a parameter `i<digits>` is an integer, `f<digits>` a float, anything
+/// else bytes.
+pub fn redis_command(data: &[u8]) {
+    let mut parts = data.split(|b| *b == SEPARATOR);
+    let text = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    let params: Vec<Value> = parts
+        .take(64)
+        .map(|p| {
+            let text = std::str::from_utf8(p).unwrap_or("");
+            let int = text.strip_prefix('i').and_then(|t| t.parse().ok());
+            let float = text.strip_prefix('f').and_then(|t| t.parse().ok());
+            match (int, float) {
+                (Some(i), _) => Value::Int(i),
+                (None, Some(f)) => Value::Float(f),
+                (None, None) => Value::Bytes(Bytes::copy_from_slice(p)),
+            }
+        })
+        .collect();
+    drivers::redis_command(&text, &params);
+}
+
+/// Line protocol, the fast scanner against the full parser.
+pub fn line_protocol(data: &[u8]) {
+    drivers::line_protocol(&String::from_utf8_lossy(data));
+}
+
+/// A `ts` statement on the memory engine (PromQL, writes, deletes).
+pub fn ts_statement(data: &[u8]) {
+    drivers::ts_statement(&String::from_utf8_lossy(data));
+}
+
+/// Stored bytes through the codec.
+pub fn codec(data: &[u8]) {
+    omnigate::fuzzing::codec(data);
+}
+
+/// A FalkorDB reply (RESP) read as a result set.
+pub fn falkor_reply(data: &[u8]) {
+    drivers::falkor_reply(data);
+}
+
+/// An `ExecuteRequest` as the server receives it.
+pub fn execute_request(data: &[u8]) {
+    omnigate::fuzzing::execute_request(data);
+}
+
+/// An `ExecuteBatchRequest` as the server receives it.
+pub fn batch_request(data: &[u8]) {
+    omnigate::fuzzing::batch_request(data);
+}
