@@ -86,7 +86,10 @@ pub fn engine_params(params: &[Value], named: &[(String, Value)]) {
         let _ = crate::neo4j::convert::to_bolt(value);
     }
     if let Ok(prefix) = crate::falkordb::params::prefix(named) {
-        assert!(prefix.is_empty() || prefix.starts_with(b"CYPHER "), "{prefix:?}");
+        assert!(
+            prefix.is_empty() || prefix.starts_with(b"CYPHER "),
+            "{prefix:?}"
+        );
     }
     // A string or bytes literal reads back as exactly its value: nothing
     // in a parameter can end the literal early.

@@ -96,8 +96,14 @@ fn line_protocol() -> Vec<Vec<u8>> {
     .map(|s| s.as_bytes().to_vec())
     .chain([
         "m f=1\n".repeat(5_000).into_bytes(),
-        format!("m {} 1", (0..500).map(|i| format!("f{i}=1")).collect::<Vec<_>>().join(","))
-            .into_bytes(),
+        format!(
+            "m {} 1",
+            (0..500)
+                .map(|i| format!("f{i}=1"))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+        .into_bytes(),
     ])
     .collect()
 }
@@ -208,10 +214,18 @@ fn execute_requests() -> Vec<Vec<u8>> {
         .map(|v| request("sql", "SELECT $1", vec![v]))
         .collect();
     seeds.extend([
-        request("redis", "SET k $1", vec![Value::Bytes(Bytes::from_static(b"\0"))]),
+        request(
+            "redis",
+            "SET k $1",
+            vec![Value::Bytes(Bytes::from_static(b"\0"))],
+        ),
         request("ts", "cpu,host=a usage=1", vec![]),
         request("ts", "rate(cpu_usage[5m])", vec![]),
-        request("cypher", "CREATE (:P {name: $p0})", vec![Value::String("x".into())]),
+        request(
+            "cypher",
+            "CREATE (:P {name: $p0})",
+            vec![Value::String("x".into())],
+        ),
         request("sql", "SELECT 'a' || $1 -- 42", vec![Value::Int(42)]),
         request("mongo", "", vec![]),
     ]);
@@ -250,11 +264,14 @@ fn batch_requests() -> Vec<Vec<u8>> {
             ],
         ),
         batch("sql", vec![statement("SELECT $1", vec![nested(150)])]),
-        batch("cypher", vec![pb::BatchStatement {
-            statement: "MATCH (n {k: $k}) RETURN n".into(),
-            named_params: [("k".to_owned(), to_proto(Value::String("it's".into())))].into(),
-            ..pb::BatchStatement::default()
-        }]),
+        batch(
+            "cypher",
+            vec![pb::BatchStatement {
+                statement: "MATCH (n {k: $k}) RETURN n".into(),
+                named_params: [("k".to_owned(), to_proto(Value::String("it's".into())))].into(),
+                ..pb::BatchStatement::default()
+            }],
+        ),
         batch("redis", vec![]),
         batch(
             "ts",

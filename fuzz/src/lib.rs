@@ -7,8 +7,11 @@ use bytes::Bytes;
 use omnigate_drivers::Value;
 use omnigate_drivers::fuzzing as drivers;
 
+/// A target: any bytes in, a panic on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (its corpus is `corpus/NAME/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("redis_command", redis_command),
     ("line_protocol", line_protocol),
     ("ts_statement", ts_statement),

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod redis;
+pub mod soak;
 pub mod victoria;
 
 use std::net::SocketAddr;

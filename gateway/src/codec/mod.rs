@@ -157,7 +157,9 @@ pub fn decode(bytes: &[u8]) -> Result<Option<Value>, DecodeError> {
                 crate::service::convert::from_proto(&crate::error::ParamRef::Position(0), proto)
                     .map_err(|e| DecodeError(e.to_string()))?;
             // The limit msgpack's reader applies as it reads.
-            value.check_depth().map_err(|e| DecodeError(format!("the value {e}")))?;
+            value
+                .check_depth()
+                .map_err(|e| DecodeError(format!("the value {e}")))?;
             Ok(Some(value))
         }
         other => Err(DecodeError(format!("unknown format {other}"))),

@@ -138,11 +138,44 @@ impl Rng {
 }
 
 /// The backends, started once for all trials.
-struct Backends {
-    pg: PgServer,
-    redis: RedisServer,
-    graph: FalkorServer,
-    metrics: VictoriaServer,
+/// The four backend servers (SQLite is a file of the gateway's).
+pub(crate) struct Backends {
+    pub(crate) pg: PgServer,
+    pub(crate) redis: RedisServer,
+    pub(crate) graph: FalkorServer,
+    pub(crate) metrics: VictoriaServer,
+}
+
+impl Backends {
+    /// Starts them durable: PostgreSQL, Redis and FalkorDB are killed
+    /// now and then and must keep what they acknowledged (the tests'
+    /// defaults do not).
+    pub(crate) fn start_durable() -> Backends {
+        // FalkorDB also replicates every write as its query (an effects
+        // threshold no write reaches): 4.16.3 mixes effects and queries in
+        // its AOF, and a restart then gave properties each other's names
+        // (found by the crash trials; FalkorDB #2235 is of the same
+        // family). The AOF is rewritten (as an RDB preamble plus a tail)
+        // once it passes 1 MB: replaying hundreds of thousands of graph
+        // queries made a FalkorDB restart take a minute and more after a
+        // few hundred trials.
+        let durable = [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--auto-aof-rewrite-min-size",
+            "1mb",
+        ];
+        let mut graph_args = vec!["EFFECTS_THRESHOLD", "4294967295"];
+        graph_args.extend(durable);
+        Backends {
+            pg: PgServer::start_durable(),
+            redis: RedisServer::start_with(&durable),
+            graph: FalkorServer::start_with(&graph_args),
+            metrics: VictoriaServer::start(),
+        }
+    }
 }
 
 /// A transaction a client began.
@@ -184,31 +217,7 @@ fn broken<'a>(begun: &'a [Begun], found: &BTreeMap<Engine, BTreeSet<i64>>) -> Ve
 /// Runs the trials; `progress` hears each one finish.
 pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> Report {
     let dir = tempfile::tempdir().expect("a temp dir");
-    // PostgreSQL, Redis and FalkorDB are killed in some trials: they must
-    // keep what they acknowledged (the tests' defaults do not). FalkorDB
-    // also replicates every write as its query (an effects threshold no
-    // write reaches): 4.16.3 mixes effects and queries in its AOF, and a
-    // restart then gave properties each other's names (found by these
-    // trials; FalkorDB #2235 is of the same family).
-    // The AOF is rewritten (as an RDB preamble plus a tail) once it
-    // passes 1 MB: replaying hundreds of thousands of graph queries made a
-    // FalkorDB restart take a minute and more after a few hundred trials.
-    let durable = [
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--auto-aof-rewrite-min-size",
-        "1mb",
-    ];
-    let mut graph_args = vec!["EFFECTS_THRESHOLD", "4294967295"];
-    graph_args.extend(durable);
-    let mut backends = Backends {
-        pg: PgServer::start_durable(),
-        redis: RedisServer::start_with(&durable),
-        graph: FalkorServer::start_with(&graph_args),
-        metrics: VictoriaServer::start(),
-    };
+    let mut backends = Backends::start_durable();
     let port = crate::free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let config = write_config(dir.path(), &backends, addr);
@@ -330,13 +339,20 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
 }
 
 /// The gateway process and a client of it.
-struct Gateway {
+pub(crate) struct Gateway {
     child: Process,
-    client: GatewayClient<Channel>,
+    pub(crate) client: GatewayClient<Channel>,
 }
 
 impl Gateway {
-    async fn start(binary: &Path, config: &Path, addr: SocketAddr, dir: &Path) -> Gateway {
+    /// Starts `binary serve --config CONFIG` (its log appended to
+    /// `dir/gateway.log`) and connects to it at `addr`.
+    pub(crate) async fn start(
+        binary: &Path,
+        config: &Path,
+        addr: SocketAddr,
+        dir: &Path,
+    ) -> Gateway {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -373,8 +389,13 @@ impl Gateway {
     }
 
     /// SIGKILL, then waits for the process to be gone.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill();
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.0.id()
     }
 }
 
@@ -394,7 +415,8 @@ impl Drop for Process {
     }
 }
 
-fn write_config(dir: &Path, backends: &Backends, addr: SocketAddr) -> PathBuf {
+/// The gateway's config over `backends` (and SQLite in `dir`), at `addr`.
+pub(crate) fn write_config(dir: &Path, backends: &Backends, addr: SocketAddr) -> PathBuf {
     let text = format!(
         r#"[server]
 listen = "{addr}"
