@@ -136,7 +136,14 @@ pub struct EngineConfig {
     /// How nested graph properties are encoded (engines of the `cypher`
     /// dialect).
     pub properties: PropertyCodecConfig,
+    /// Calls in flight on the engine at most, running or waiting for a
+    /// connection; past it new calls fail at once (RESOURCE_EXHAUSTED,
+    /// `ENGINE_BUSY`).
+    pub max_in_flight: usize,
 }
+
+/// `max_in_flight` when a section does not set it.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 impl EngineConfig {
     /// An engine with these driver settings and no codec bindings.
@@ -145,6 +152,7 @@ impl EngineConfig {
             driver,
             bindings: Vec::new(),
             properties: PropertyCodecConfig::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 
@@ -157,6 +165,9 @@ impl EngineConfig {
                  codec bindings (a {} engine does not)",
                 self.driver.kind()
             ));
+        }
+        if self.max_in_flight == 0 {
+            return Err(".max_in_flight: at least 1 (calls in flight on the engine)".into());
         }
         if self.bindings.iter().any(|b| b.pattern.is_empty()) {
             return Err(".bindings: a binding needs a pattern such as \"session:*\"".into());
@@ -184,6 +195,12 @@ impl<'de> Deserialize<'de> for EngineConfig {
             None => Vec::new(),
         };
         let properties = table.remove("properties");
+        let max_in_flight = match table.remove("max_in_flight") {
+            Some(value) => value
+                .try_into()
+                .map_err(|e| D::Error::custom(format!("max_in_flight: {e}")))?,
+            None => DEFAULT_MAX_IN_FLIGHT,
+        };
         let driver = DriverConfig::deserialize(toml::Value::Table(table))
             .map_err(|e| D::Error::custom(e.to_string().trim_end()))?;
         let properties = match properties {
@@ -203,6 +220,7 @@ impl<'de> Deserialize<'de> for EngineConfig {
             driver,
             bindings,
             properties,
+            max_in_flight,
         })
     }
 }
@@ -223,6 +241,8 @@ pub struct EngineEntry {
     pub counters: Arc<EngineCounters>,
     /// Drained or not, and the calls in flight (kept across a reload).
     pub service: Arc<crate::gateway::ServiceState>,
+    /// Calls in flight at most (`engines.NAME.max_in_flight`).
+    pub max_in_flight: usize,
 }
 
 impl EngineEntry {
@@ -236,6 +256,7 @@ impl EngineEntry {
             properties: graph.then(|| PropertyCodecConfig::default().codec()),
             counters: Arc::default(),
             service: Arc::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 
@@ -255,6 +276,7 @@ impl EngineEntry {
             properties: graph.then(|| config.properties.codec()),
             counters: Arc::default(),
             service: Arc::default(),
+            max_in_flight: config.max_in_flight,
         }
     }
 

@@ -42,6 +42,19 @@ pub enum Error {
         retry_after: Option<std::time::Duration>,
     },
 
+    /// An engine has as many calls in flight as it may: new ones fail
+    /// at once rather than queue without bound.
+    #[error(
+        "engine {engine} has {limit} calls in flight, its limit \
+         (engines.{engine}.max_in_flight): retry with backoff, or raise the limit"
+    )]
+    EngineBusy {
+        /// The engine.
+        engine: String,
+        /// The limit.
+        limit: usize,
+    },
+
     /// The engine was drained by an operator.
     #[error(
         "engine {engine} is drained: it takes no new calls until an operator resumes it \

@@ -307,17 +307,23 @@ impl PgServer {
         config
     }
 
-    /// A gateway config for a transaction across engines: `main-db` on
-    /// this server (four connections, room for pinned transactions and
-    /// calls beside them) and `cache` on `redis`.
-    pub fn gateway_config_with(&self, redis: &crate::redis::RedisServer) -> omnigate::Config {
+    /// [`PgServer::gateway_config`] with `connections` in the pool.
+    pub fn gateway_config_with_pool(&self, connections: usize) -> omnigate::Config {
         use omnigate::config::DriverConfig;
         let mut config = self.gateway_config();
         if let Some(DriverConfig::Postgres(pg)) =
             config.engines.get_mut("main-db").map(|e| &mut e.driver)
         {
-            pg.max_connections = 4;
+            pg.max_connections = connections;
         }
+        config
+    }
+
+    /// A gateway config for a transaction across engines: `main-db` on
+    /// this server (four connections, room for pinned transactions and
+    /// calls beside them) and `cache` on `redis`.
+    pub fn gateway_config_with(&self, redis: &crate::redis::RedisServer) -> omnigate::Config {
+        let mut config = self.gateway_config_with_pool(4);
         redis.add_to(&mut config);
         config
     }

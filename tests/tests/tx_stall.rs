@@ -71,3 +71,89 @@ async fn a_stalled_engine_rolls_the_commit_back_at_the_step_timeout() {
     .await;
     assert_eq!(scalar(&key), Some(Kind::String("two".into())));
 }
+
+/// Plain calls on a stalled Redis (and FalkorDB, a Redis server too): each
+/// ends by its deadline (the bound below is the deadline plus a second's
+/// margin, only to catch a call that waits on), health turns NOT_SERVING,
+/// and once the server goes on health comes back and the pool serves.
+#[tokio::test]
+async fn calls_on_a_stalled_server_end_by_their_deadline_and_health_follows() {
+    use omnigate_tests::auth::on;
+    use omnigate_tests::falkordb::FalkorServer;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let (redis, mut graph) = (RedisServer::start(), FalkorServer::start());
+    let mut config = redis.gateway_config();
+    config.engines.insert(
+        "graph".into(),
+        omnigate::config::EngineConfig::new(omnigate::config::DriverConfig::Falkordb(
+            omnigate_drivers::falkordb::FalkorConfig {
+                url: graph.url(),
+                ..Default::default()
+            },
+        )),
+    );
+    config.server.health_interval = Duration::from_millis(100);
+    let mut gw = TestGateway::with_config(config).await;
+    let health = HealthClient::new(gw.channel().await);
+    let status = |name: &str| HealthCheckRequest {
+        service: omnigate::server::engine_health_name(name),
+    };
+    for (target, dialect, statement) in [
+        ("cache", "redis", "INCR stall"),
+        ("graph", "cypher", "RETURN 1"),
+    ] {
+        let server = match target {
+            "cache" => &redis,
+            _ => &*graph.server(),
+        };
+        exec(&mut gw.client, on(target, dialect, statement)).await;
+        server.pause();
+        let deadline = Duration::from_millis(500);
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let mut client = gw.client.clone();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let mut request = tonic::Request::new(on(target, dialect, statement));
+                    request.set_timeout(deadline);
+                    (client.execute(request).await, started.elapsed())
+                })
+            })
+            .collect();
+        for call in calls {
+            let (outcome, took) = call.await.unwrap();
+            let status = outcome.unwrap_err();
+            assert!(
+                omnigate_tests::is_deadline_status(&status),
+                "{target}: {status:?}"
+            );
+            assert!(
+                took < deadline + Duration::from_secs(1),
+                "{target}: a call with a {deadline:?} deadline took {took:?}"
+            );
+        }
+        let wait_for = |want: ServingStatus| {
+            let (mut health, request) = (health.clone(), status(target));
+            async move {
+                for _ in 0..100 {
+                    let now = health.check(request.clone()).await.unwrap().into_inner();
+                    if now.status == want as i32 {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                panic!("{target}: health never became {want:?}");
+            }
+        };
+        wait_for(ServingStatus::NotServing).await;
+        server.resume();
+        wait_for(ServingStatus::Serving).await;
+        for _ in 0..10 {
+            exec(&mut gw.client, on(target, dialect, statement)).await;
+        }
+        let engine = omnigate_tests::engine(&mut gw.client, target).await;
+        assert_eq!(engine.pool.unwrap_or_default().in_use, 0, "{target}");
+    }
+}

@@ -32,10 +32,15 @@ impl ServiceState {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// Counts a call in flight.
-    pub fn enter(&self) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(&self.in_flight))
+    /// Counts a call in flight, unless `limit` calls already are.
+    pub fn enter(&self, limit: usize) -> Option<InFlight> {
+        let admitted = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit as u64).then_some(n + 1)
+            })
+            .is_ok();
+        admitted.then(|| InFlight(Arc::clone(&self.in_flight)))
     }
 
     /// Calls in flight now.

@@ -142,7 +142,16 @@ impl Gateway {
         if tx_id.is_none() {
             engine.refuse_if_drained()?;
         }
-        let in_flight = engine.service.enter();
+        // Calls past the engine's bound fail now: queued calls hold memory
+        // and only wait for the pool's acquire timeout.
+        let in_flight =
+            engine
+                .service
+                .enter(engine.max_in_flight)
+                .ok_or_else(|| Error::EngineBusy {
+                    engine: engine.name().to_owned(),
+                    limit: engine.max_in_flight,
+                })?;
         let permit = match &principal {
             Some(p) => p.limiter.admit(&p.name)?,
             None => Permit::none(),

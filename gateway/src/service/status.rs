@@ -58,6 +58,7 @@ fn code_and_reason(err: &Error) -> (Code, &'static str) {
         Error::ResponseTooLarge { .. } => (Code::ResourceExhausted, "RESPONSE_TOO_LARGE"),
         Error::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         Error::EngineDrained { .. } => (Code::Unavailable, "ENGINE_DRAINED"),
+        Error::EngineBusy { .. } => (Code::ResourceExhausted, "ENGINE_BUSY"),
         Error::Unauthenticated { .. } => (Code::Unauthenticated, "UNAUTHENTICATED"),
         Error::PermissionDenied { .. } => (Code::PermissionDenied, "PERMISSION_DENIED"),
         Error::LimitExceeded { .. } => (Code::ResourceExhausted, "LIMIT_EXCEEDED"),
@@ -83,7 +84,10 @@ pub fn to_status(err: &Error) -> Status {
             }
             e.is_retryable()
         }
-        Error::ShuttingDown | Error::TxAborted { .. } | Error::LimitExceeded { .. } => true,
+        Error::ShuttingDown
+        | Error::TxAborted { .. }
+        | Error::LimitExceeded { .. }
+        | Error::EngineBusy { .. } => true,
         _ => false,
     };
     metadata.insert("retryable".to_owned(), retryable.to_string());
