@@ -198,11 +198,15 @@ async fn max_prepared_transactions(client: &Object) -> Result<u64> {
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
-/// `COPY` switches the connection into a sub-protocol that a statement
-/// call cannot speak (the server's reply read as "unexpected message"
-/// once made a healthy engine look down): it is refused before anything
-/// is sent, saying what to use instead.
-fn refuse_copy(statement: &Statement) -> Result<()> {
+/// What PostgreSQL cannot take, refused before anything is sent:
+///
+/// - `COPY` switches the connection into a sub-protocol that a statement
+///   call cannot speak (the server's reply read as "unexpected message"
+///   once made a healthy engine look down);
+/// - more than 65,535 parameters: the protocol counts them in 16 bits, so
+///   the server's description of them cannot be read (found by
+///   `tests/tests/large.rs`: an INTERNAL error before).
+fn refuse_unsendable(statement: &Statement) -> Result<()> {
     if crate::sql::first_keyword(&statement.text).eq_ignore_ascii_case("COPY") {
         return Err(Error::not_supported(
             "COPY (for bulk loads send INSERT statements with parameters in one \
@@ -210,6 +214,17 @@ fn refuse_copy(statement: &Statement) -> Result<()> {
              reads use ExecuteStream)",
             KIND,
         ));
+    }
+    if statement.params.len() > usize::from(u16::MAX) {
+        return Err(Error::InvalidStatement(EngineError::new(
+            KIND,
+            None,
+            format!(
+                "{} parameters: PostgreSQL takes at most 65535 per statement; pass \
+                 many values as one array parameter (= ANY($1), unnest($1)), or split the statement",
+                statement.params.len()
+            ),
+        )));
     }
     Ok(())
 }
@@ -227,7 +242,7 @@ impl StorageDriver for PostgresDriver {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
-        refuse_copy(statement)?;
+        refuse_unsendable(statement)?;
         // Parameters of a known statement are checked before a connection is taken.
         let early = self.types.encode_early(statement)?;
         let client = self.connection().await?;
@@ -257,7 +272,7 @@ impl StorageDriver for PostgresDriver {
         options: ExecuteOptions,
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
-        refuse_copy(&statement)?;
+        refuse_unsendable(&statement)?;
         let client = self.connection().await?;
         let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
         let stream = run::stream(client, statement, options).await;

@@ -11,7 +11,7 @@ use tokio_postgres::NoTls;
 
 use super::error::from_pg;
 use super::types_cache::StatementTypes;
-use super::{KIND, refuse_copy, run};
+use super::{KIND, refuse_unsendable, run};
 use crate::{
     BeginOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error, ExecuteOptions,
     Participation, Result, ResultSet, Statement,
@@ -108,7 +108,7 @@ impl DriverTransaction for PostgresTransaction {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
-        refuse_copy(statement)?;
+        refuse_unsendable(statement)?;
         crate::sql::refuse_control(KIND, statement, CONTROL)?;
         if options.read_only && !self.options.read_only {
             return Err(Error::not_supported(
