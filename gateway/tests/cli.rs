@@ -62,14 +62,7 @@ impl Server {
     }
 
     fn terminate(mut self) -> Output {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        omnigate_tests::send_signal(&self.child, "TERM");
         let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
         child.wait_with_output().unwrap()
     }
@@ -367,16 +360,7 @@ fn sighup_reloads_the_config_file_and_a_bad_one_changes_nothing() {
     let before = "[server]\nreload_poll = \"1h\"\n\n[engines.cache]\nkind = \"memory\"\n";
     std::fs::write(&path, before).unwrap();
     let server = Server::start(&["--config", path.to_str().unwrap()]);
-    let hangup = || {
-        let pid = server.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let hangup = || omnigate_tests::send_signal(&server.child, "HUP");
     let engines = || stdout(&server.run(&["engines"]));
     assert!(!engines().contains("extra"));
 

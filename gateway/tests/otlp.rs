@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use omnigate_proto::v1 as pb;
@@ -84,14 +83,7 @@ async fn call_spans_go_to_the_collector_as_children_of_the_callers_trace() {
     );
     client.execute(call).await.unwrap();
     // SIGTERM: the gateway sends the spans it holds before it exits.
-    let pid = server.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    omnigate_tests::send_signal(&server, "TERM");
     let log = tokio::task::spawn_blocking(move || {
         let output = server.wait_with_output().unwrap();
         String::from_utf8_lossy(&output.stderr).into_owned()

@@ -83,7 +83,11 @@ pub(crate) fn kill_now(child: Option<std::process::Child>) {
 /// Sends `signal` (`STOP`, `CONT`) to a server process, to stall it and
 /// let it go on as a hung machine would.
 pub(crate) fn signal(child: Option<&std::process::Child>, signal: &str) {
-    let child = child.expect("the server is running");
+    send_signal(child.expect("the server is running"), signal);
+}
+
+/// Sends `signal` (`"TERM"`, `"HUP"`, ...) to `child`.
+pub fn send_signal(child: &std::process::Child, signal: &str) {
     let sent = std::process::Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(child.id().to_string())

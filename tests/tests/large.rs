@@ -100,7 +100,10 @@ async fn requests_and_results_at_the_limits_are_served_or_refused_as_documented(
     let mut wide = on(
         "main-db",
         "sql",
-        &format!("SELECT cardinality(ARRAY[{}]::text[])", placeholders.join(", ")),
+        &format!(
+            "SELECT cardinality(ARRAY[{}]::text[])",
+            placeholders.join(", ")
+        ),
     );
     wide.params = (0..100_000).map(|_| s("p")).collect();
     let refused = client.execute(wide).await.unwrap_err();
