@@ -5,6 +5,7 @@
 
 mod measure;
 mod report;
+mod served;
 mod setup;
 mod workloads;
 
@@ -56,6 +57,10 @@ struct Args {
     /// (default: one started here when pgbouncer is installed).
     #[arg(long, env = "OMNIGATE_BENCH_PGBOUNCER")]
     pgbouncer_url: Option<String>,
+    /// The `omnigate` binary the gRPC path runs (default: the one beside
+    /// this one; build it with `cargo build --release -p omnigate`).
+    #[arg(long)]
+    gateway: Option<PathBuf>,
     /// Where to write bench.json, bench.md and bench.svg.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -108,7 +113,9 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
     } else {
         args.concurrency.clone()
     };
-    let targets = Arc::new(setup::Targets::connect(backends).await?);
+    let binary = served::binary(args.gateway.clone());
+    let targets = Arc::new(setup::Targets::connect(backends, &binary).await?);
+    let gateway_pid = targets.served.pid();
     let workloads: Vec<setup::Workload> = setup::workloads(&targets)
         .into_iter()
         .filter(|w| args.only.is_empty() || args.only.iter().any(|o| w.name.contains(o.as_str())))
@@ -127,15 +134,18 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         for &tasks in &concurrency {
             done += 1;
             report::progress(done, cells, workload.name, tasks);
-            for (_, op) in &workload.paths {
+            // The gateway process's CPU is read for the gRPC path.
+            let pid = |path: &str| (path == "grpc").then_some(gateway_pid);
+            for (path, op) in &workload.paths {
                 let warmup = measure::Stop::After(setup::warmup(duration));
-                let _ = measure::run(op, tasks, warmup, 0).await;
+                let _ = measure::run(op, tasks, warmup, 0, pid(path)).await;
             }
             let mut merged: Vec<Option<measure::Sample>> = vec![None; workload.paths.len()];
             for round in 0..ROUNDS {
-                for (i, (_, op)) in workload.paths.iter().enumerate() {
+                for (i, (path, op)) in workload.paths.iter().enumerate() {
                     let part = stop.split(ROUNDS);
-                    let sample = measure::run(op, tasks, part, u64::from(round) << 40).await;
+                    let seq = u64::from(round) << 40;
+                    let sample = measure::run(op, tasks, part, seq, pid(path)).await;
                     match &mut merged[i] {
                         Some(total) => total.merge(&sample),
                         slot => *slot = Some(sample),
@@ -189,7 +199,7 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         "pgbouncer": if args.pgbouncer_url.is_some() { "given" } else if targets.bouncer.is_some() { "local process, transaction pooling" } else { "not reachable" },
         "victoriametrics": if args.victoria_url.is_some() { "given" } else if targets.victoria.is_some() { "local process" } else { "not reachable" },
         "peak_rss_mib": peak_rss_mib,
-        "cpu_note": "cpu_us_per_op is this process (harness + gateway + drivers); the database servers are other processes",
+        "cpu_note": "cpu_us_per_op is this process (harness, the in-process gateway, drivers, the gRPC client); gateway_cpu_us_per_op is the omnigate serve process the gRPC path calls; the database servers are other processes",
     });
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;

@@ -22,9 +22,13 @@ pub(crate) struct Sample {
     pub(crate) elapsed: Duration,
     /// Operations that failed.
     pub(crate) errors: u64,
-    /// CPU time of this process (harness, gateway and drivers; the
-    /// database servers are other processes) spent during the run.
+    /// CPU time of this process (harness, in-process gateway, drivers and
+    /// the gRPC client; the database servers are other processes) spent
+    /// during the run.
     pub(crate) cpu: Duration,
+    /// CPU time of the `omnigate serve` process during the run (the gRPC
+    /// path).
+    pub(crate) gateway_cpu: Option<Duration>,
 }
 
 impl Sample {
@@ -36,6 +40,7 @@ impl Sample {
             elapsed: Duration::ZERO,
             errors: 0,
             cpu: Duration::ZERO,
+            gateway_cpu: None,
         }
     }
 
@@ -46,6 +51,10 @@ impl Sample {
         self.elapsed += other.elapsed;
         self.errors += other.errors;
         self.cpu += other.cpu;
+        self.gateway_cpu = match (self.gateway_cpu, other.gateway_cpu) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
 
     /// Operations per second.
@@ -56,6 +65,13 @@ impl Sample {
     /// This process's CPU time per operation, in microseconds.
     pub(crate) fn cpu_per_op_us(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / (self.ops.max(1) as f64)
+    }
+
+    /// The gateway process's CPU time per operation, in microseconds (the
+    /// gRPC path).
+    pub(crate) fn gateway_cpu_per_op_us(&self) -> Option<f64> {
+        self.gateway_cpu
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / (self.ops.max(1) as f64))
     }
 
     /// A latency percentile in microseconds.
@@ -83,9 +99,17 @@ impl Stop {
     }
 }
 
-/// Runs `op` from `tasks` tasks until `stop` and records every call.
-pub(crate) async fn run(op: &Op, tasks: usize, stop: Stop, seq_base: u64) -> Sample {
-    let cpu_before = process_cpu();
+/// Runs `op` from `tasks` tasks until `stop` and records every call, and
+/// the CPU time of this process and of process `gateway`, when given.
+pub(crate) async fn run(
+    op: &Op,
+    tasks: usize,
+    stop: Stop,
+    seq_base: u64,
+    gateway: Option<u32>,
+) -> Sample {
+    let cpu_before = process_cpu("self");
+    let gateway_before = gateway.map(|pid| process_cpu(&pid.to_string()));
     let started = Instant::now();
     let issued = Arc::new(AtomicU64::new(0));
     let workers = (0..tasks).map(|task| {
@@ -123,13 +147,16 @@ pub(crate) async fn run(op: &Op, tasks: usize, stop: Stop, seq_base: u64) -> Sam
         total.merge(&sample);
     }
     total.elapsed = started.elapsed();
-    total.cpu = process_cpu().saturating_sub(cpu_before);
+    total.cpu = process_cpu("self").saturating_sub(cpu_before);
+    total.gateway_cpu = gateway
+        .zip(gateway_before)
+        .map(|(pid, before)| process_cpu(&pid.to_string()).saturating_sub(before));
     total
 }
 
-/// This process's user + system CPU time so far (from /proc/self/stat).
-fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+/// A process's user + system CPU time so far (from /proc/PID/stat).
+fn process_cpu(pid: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;
     };
     // Fields after the command name (which may hold spaces) start at ") ".

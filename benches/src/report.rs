@@ -64,14 +64,23 @@ pub(crate) fn ratios(rows: &[Row]) -> Vec<Ratio> {
 /// The aligned terminal table.
 pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<18} {:>4} {:<8} {:>10} {:>8} {:>8} {:>9} {:>9} {:>7}\n",
-        "workload", "c", "path", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "cpu µs/op", "errors"
+        "{:<18} {:>4} {:<8} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>7}\n",
+        "workload",
+        "c",
+        "path",
+        "ops/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "cpu µs/op",
+        "gw µs/op",
+        "errors"
     );
     for r in rows {
         let s = &r.sample;
         let _ = writeln!(
             out,
-            "{:<18} {:>4} {:<8} {:>10.0} {:>8} {:>8} {:>9} {:>9.1} {:>7}",
+            "{:<18} {:>4} {:<8} {:>10.0} {:>8} {:>8} {:>9} {:>9.1} {:>9} {:>7}",
             r.workload,
             r.concurrency,
             r.path,
@@ -80,6 +89,8 @@ pub(crate) fn table(rows: &[Row]) -> String {
             s.percentile(0.99),
             s.percentile(0.999),
             s.cpu_per_op_us(),
+            s.gateway_cpu_per_op_us()
+                .map_or("-".to_owned(), |us| format!("{us:.1}")),
             s.errors
         );
     }
@@ -96,6 +107,7 @@ pub(crate) fn json(rows: &[Row], ratios: &[Ratio], meta: Json) -> Json {
             "throughput": r.sample.throughput(),
             "p50_us": r.sample.percentile(0.5), "p99_us": r.sample.percentile(0.99), "p999_us": r.sample.percentile(0.999),
             "cpu_us_per_op": r.sample.cpu_per_op_us(),
+            "gateway_cpu_us_per_op": r.sample.gateway_cpu_per_op_us(),
         })).collect::<Vec<_>>(),
         "ratios": ratios.iter().map(|q| json!({
             "workload": q.workload, "concurrency": q.concurrency,

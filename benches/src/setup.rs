@@ -1,15 +1,12 @@
-//! The backends, the gateway (in-process and over gRPC) and the direct
-//! drivers the workloads (see `workloads/`) run against.
+//! The backends, the gateway (in-process, and `omnigate serve` over
+//! gRPC) and the direct drivers the workloads (see `workloads/`) run
+//! against.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use omnigate::Gateway;
-use omnigate::config::{Config, DriverConfig, EngineConfig};
-use omnigate_drivers::falkordb::FalkorConfig;
-use omnigate_drivers::postgres::PostgresConfig;
-use omnigate_drivers::redis::RedisConfig;
-use omnigate_drivers::victoria::VictoriaConfig;
+use omnigate::config::Config;
 use omnigate_proto::v1 as pb;
 use pb::gateway_client::GatewayClient;
 use tonic::transport::Channel;
@@ -148,7 +145,8 @@ pub(crate) struct Targets {
     pub(crate) victoria: Option<String>,
     /// Connection establish time per engine, p50 of several, in µs.
     pub(crate) establish_us: Vec<(String, u64)>,
-    _server: omnigate::server::ServerHandle,
+    /// The `omnigate serve` process the gRPC path calls.
+    pub(crate) served: crate::served::Served,
 }
 
 /// The PostgreSQL engine's name (a second `sql` engine, SQLite, takes part
@@ -167,68 +165,26 @@ pub(crate) const POOL_SIZE: usize = 16;
 impl Targets {
     /// Starts the gateway and its gRPC server, opens the direct drivers,
     /// and loads the data the workloads read.
-    pub(crate) async fn connect(backends: &Backends) -> Result<Targets, String> {
-        let mut config = Config::default();
-        config.engines.clear();
-        config.server.listen = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
-        config.server.default_max_rows = 1_000_000;
+    pub(crate) async fn connect(
+        backends: &Backends,
+        binary: &std::path::Path,
+    ) -> Result<Targets, String> {
+        // The library path: this config in this process. The gRPC path:
+        // the same config in `omnigate serve`, a process of its own.
         let log = std::env::temp_dir().join(format!("omnigate-bench-{}.txlog", std::process::id()));
-        config.transactions.log = Some(log.display().to_string());
-        config.engines.insert(
-            SQLITE.into(),
-            EngineConfig::new(DriverConfig::Sqlite(Default::default())),
-        );
-        config.engines.insert(
-            PG.into(),
-            EngineConfig::new(DriverConfig::Postgres(PostgresConfig {
-                url: Some(backends.postgres.clone()),
-                max_connections: POOL_SIZE,
-                min_idle: POOL_SIZE,
-                ..PostgresConfig::default()
-            })),
-        );
-        config.engines.insert(
-            "cache".into(),
-            EngineConfig::new(DriverConfig::Redis(RedisConfig {
-                url: backends.redis.clone(),
-                max_connections: 4,
-                ..RedisConfig::default()
-            })),
-        );
-        if let Some(url) = &backends.falkordb {
-            config.engines.insert(
-                "graph".into(),
-                EngineConfig::new(DriverConfig::Falkordb(FalkorConfig {
-                    url: url.clone(),
-                    graph: GRAPH.into(),
-                    max_connections: 4,
-                    ..FalkorConfig::default()
-                })),
-            );
-        }
-        if let Some(url) = &backends.victoria {
-            config.engines.insert(
-                "metrics".into(),
-                EngineConfig::new(DriverConfig::Victoriametrics(VictoriaConfig {
-                    url: url.clone(),
-                    max_connections: POOL_SIZE,
-                    ..VictoriaConfig::default()
-                })),
-            );
-        }
+        let text = crate::served::config_text(backends, "127.0.0.1:0".parse().map_err(err)?, &log);
+        let config = Config::parse(&text, &std::collections::BTreeMap::new()).map_err(err)?;
         let gateway = Gateway::builder()
-            .config(config.clone())
+            .config(config)
             .build()
             .await
             .map_err(|e| e.to_string())?;
-        let server = omnigate::server::start(gateway.clone(), &config.server)
-            .await
-            .map_err(|e| e.to_string())?;
+        let server = crate::served::Served::start(binary, backends).await?;
         let mut grpc = Vec::new();
         let mut channels = Vec::new();
         for _ in 0..4 {
             let channel =
-                tonic::transport::Endpoint::from_shared(format!("http://{}", server.local_addr()))
+                tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
                     .map_err(|e| e.to_string())?
                     .tcp_nodelay(true)
                     .connect()
@@ -311,6 +267,16 @@ impl Targets {
                 .await
                 .map_err(err)?;
         }
+        grpc[0]
+            .clone()
+            .execute(pb::ExecuteRequest {
+                dialect: "sql".into(),
+                target: SQLITE.into(),
+                statement: bench_tx.text.clone(),
+                ..pb::ExecuteRequest::default()
+            })
+            .await
+            .map_err(err)?;
         let targets = Targets {
             sqlite,
             bouncer,
@@ -323,7 +289,7 @@ impl Targets {
             http,
             victoria: backends.victoria.clone(),
             establish_us: crate::measure::establish_times(backends).await,
-            _server: server,
+            served: server,
         };
         targets.load().await?;
         Ok(targets)

@@ -1,0 +1,132 @@
+//! The gateway as users deploy it: the `omnigate serve` binary, a process
+//! of its own configured at the same backends, which the gRPC path calls.
+//! The in-process gateway (the library path) reads the same config text.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::setup::{Backends, GRAPH, PG, POOL_SIZE, SQLITE};
+
+/// The config both gateways run: `listen` and the transaction `log` are
+/// each one's own.
+pub(crate) fn config_text(backends: &Backends, listen: SocketAddr, log: &Path) -> String {
+    let mut text = format!(
+        r#"[server]
+listen = "{listen}"
+default_max_rows = 1000000
+
+[transactions]
+log = "{log}"
+
+[engines.{SQLITE}]
+kind = "sqlite"
+path = ":memory:"
+
+[engines.{PG}]
+kind = "postgres"
+url = "{pg}"
+max_connections = {POOL_SIZE}
+min_idle = {POOL_SIZE}
+
+[engines.cache]
+kind = "redis"
+url = "{redis}"
+max_connections = 4
+"#,
+        log = log.display(),
+        pg = backends.postgres,
+        redis = backends.redis,
+    );
+    if let Some(url) = &backends.falkordb {
+        text.push_str(&format!(
+            "\n[engines.graph]\nkind = \"falkordb\"\nurl = \"{url}\"\ngraph = \"{GRAPH}\"\nmax_connections = 4\n"
+        ));
+    }
+    if let Some(url) = &backends.victoria {
+        text.push_str(&format!(
+            "\n[engines.metrics]\nkind = \"victoriametrics\"\nurl = \"{url}\"\nmax_connections = {POOL_SIZE}\n"
+        ));
+    }
+    text
+}
+
+/// A running `omnigate serve`, killed when dropped.
+pub(crate) struct Served {
+    child: Child,
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts `binary` on the backends and waits until it listens.
+    pub(crate) async fn start(binary: &Path, backends: &Backends) -> Result<Served, String> {
+        if !binary.exists() {
+            return Err(format!(
+                "{} not found: build it (cargo build --release -p omnigate) or pass --gateway",
+                binary.display()
+            ));
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
+        let config = dir.path().join("omnigate.toml");
+        std::fs::write(
+            &config,
+            config_text(backends, addr, &dir.path().join("tx.log")),
+        )
+        .map_err(|e| e.to_string())?;
+        let log =
+            std::fs::File::create(dir.path().join("gateway.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(binary)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut served = Served {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if started.elapsed() > Duration::from_secs(60)
+                || served.child.try_wait().ok().flatten().is_some()
+            {
+                return Err(format!(
+                    "the gateway did not start: {}",
+                    std::fs::read_to_string(served._dir.path().join("gateway.log"))
+                        .unwrap_or_default()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(served)
+    }
+
+    /// Its process id (its CPU time is read from /proc).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `omnigate` binary beside this one, or `given`.
+pub(crate) fn binary(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join("omnigate")))
+            .unwrap_or_else(|| PathBuf::from("omnigate"))
+    })
+}
