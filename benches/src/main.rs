@@ -57,6 +57,10 @@ struct Args {
     /// (default: one started here when pgbouncer is installed).
     #[arg(long, env = "OMNIGATE_BENCH_PGBOUNCER")]
     pgbouncer_url: Option<String>,
+    /// A twemproxy in front of that Redis, as redis://host:port (default:
+    /// one started here when nutcracker is installed).
+    #[arg(long, env = "OMNIGATE_BENCH_TWEMPROXY")]
+    twemproxy_url: Option<String>,
     /// The `omnigate` binary the gRPC path runs (default: the one beside
     /// this one; build it with `cargo build --release -p omnigate`).
     #[arg(long)]
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         args.falkordb_url.clone(),
         args.victoria_url.clone(),
         args.pgbouncer_url.clone(),
+        args.twemproxy_url.clone(),
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -196,6 +201,7 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         "gateway_pools": pools,
         "establish_us": targets.establish_us.iter().map(|(e, us)| serde_json::json!({"engine": e, "p50_us": us})).collect::<Vec<_>>(),
         "falkordb": if args.falkordb_url.is_some() { "given" } else if targets.falkor.is_some() { "local process" } else { "not reachable" },
+        "twemproxy": if args.twemproxy_url.is_some() { "given" } else if targets.proxy.is_some() { "local process" } else { "not reachable" },
         "pgbouncer": if args.pgbouncer_url.is_some() { "given" } else if targets.bouncer.is_some() { "local process, transaction pooling" } else { "not reachable" },
         "victoriametrics": if args.victoria_url.is_some() { "given" } else if targets.victoria.is_some() { "local process" } else { "not reachable" },
         "peak_rss_mib": peak_rss_mib,

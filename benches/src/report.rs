@@ -118,6 +118,42 @@ pub(crate) fn json(rows: &[Row], ratios: &[Ratio], meta: Json) -> Json {
     })
 }
 
+/// A peer proxy's figures beside the gateway's, same workloads, same run.
+fn peer_table(rows: &[Row], peer: &str, what: &str) -> String {
+    let mut out = String::new();
+    let peers: Vec<&Row> = rows.iter().filter(|r| r.path == peer).collect();
+    if peers.is_empty() {
+        return out;
+    }
+    let _ = write!(
+        out,
+        "\n{what}:\n\n| workload | tasks | {peer}/direct | library/{peer} | gRPC/{peer} | {peer} +p50 µs | gRPC +p50 µs |\n|---|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for b in peers {
+        let (Some(direct), Some(library), Some(grpc)) = (
+            find(rows, b.workload, "direct", b.concurrency),
+            find(rows, b.workload, "library", b.concurrency),
+            find(rows, b.workload, "grpc", b.concurrency),
+        ) else {
+            continue;
+        };
+        let added =
+            |s: &crate::measure::Sample| s.percentile(0.5) as i64 - direct.percentile(0.5) as i64;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            b.workload,
+            b.concurrency,
+            b.sample.throughput() / direct.throughput(),
+            library.throughput() / b.sample.throughput(),
+            grpc.throughput() / b.sample.throughput(),
+            added(&b.sample),
+            added(grpc),
+        );
+    }
+    out
+}
+
 /// The Markdown report: ratios against the targets, then every figure.
 pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String {
     let mark = |ok: bool| if ok { "✓" } else { "✗" };
@@ -148,26 +184,17 @@ pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String 
             mark(q.grpc_added_p99_us <= 150),
         );
     }
-    let bouncer: Vec<&Row> = rows.iter().filter(|r| r.path == "pgbouncer").collect();
-    if !bouncer.is_empty() {
-        out.push_str("\nPgBouncer (transaction pooling), the pooler users would otherwise pick:\n\n| workload | tasks | pgbouncer/direct | library/pgbouncer | pgbouncer +p50 µs |\n|---|---:|---:|---:|---:|\n");
-        for b in bouncer {
-            let (Some(direct), Some(library)) = (
-                find(rows, b.workload, "direct", b.concurrency),
-                find(rows, b.workload, "library", b.concurrency),
-            ) else {
-                continue;
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {:.2} | {:.2} | {} |",
-                b.workload,
-                b.concurrency,
-                b.sample.throughput() / direct.throughput(),
-                library.throughput() / b.sample.throughput(),
-                b.sample.percentile(0.5) as i64 - direct.percentile(0.5) as i64,
-            );
-        }
+    for (peer, what) in [
+        (
+            "pgbouncer",
+            "PgBouncer (transaction pooling), the pooler users would otherwise pick",
+        ),
+        (
+            "twemproxy",
+            "twemproxy (nutcracker), the proxy users would otherwise put in front of Redis",
+        ),
+    ] {
+        out.push_str(&peer_table(rows, peer, what));
     }
     out.push_str("\n## Every figure\n\n```\n");
     out.push_str(&table(rows));

@@ -26,6 +26,8 @@ pub(crate) struct Backends {
     /// PgBouncer (transaction pooling) in front of the PostgreSQL, when
     /// one is reachable.
     pub(crate) pgbouncer: Option<String>,
+    /// twemproxy in front of the Redis, when one is reachable.
+    pub(crate) twemproxy: Option<String>,
     /// Servers started here, kept alive for the run.
     _local: Local,
 }
@@ -37,6 +39,7 @@ struct Local {
     _falkor: Option<omnigate_tests::falkordb::FalkorServer>,
     _victoria: Option<omnigate_tests::victoria::VictoriaServer>,
     _bouncer: Option<omnigate_tests::pgbouncer::PgBouncer>,
+    _proxy: Option<omnigate_tests::twemproxy::Twemproxy>,
 }
 
 /// Starts an optional server; `None` (and a note) when it is not installed.
@@ -67,9 +70,11 @@ impl Backends {
         falkordb: Option<String>,
         victoria: Option<String>,
         pgbouncer: Option<String>,
+        twemproxy: Option<String>,
     ) -> Backends {
         let mut local = Local::default();
         let mut pgbouncer = pgbouncer;
+        let mut twemproxy = twemproxy;
         let postgres = postgres.unwrap_or_else(|| {
             let server = omnigate_tests::postgres::PgServer::start();
             let url = server.url("postgres");
@@ -88,6 +93,15 @@ impl Backends {
         let redis = redis.unwrap_or_else(|| {
             let server = omnigate_tests::redis::RedisServer::start();
             let url = server.url(0);
+            if twemproxy.is_none() {
+                let port = server.port();
+                if let Some(proxy) = optional("twemproxy", move || {
+                    omnigate_tests::twemproxy::Twemproxy::start(port, 4)
+                }) {
+                    twemproxy = Some(proxy.url());
+                    local._proxy = Some(proxy);
+                }
+            }
             local._redis = Some(server);
             url
         });
@@ -112,6 +126,7 @@ impl Backends {
             falkordb,
             victoria,
             pgbouncer,
+            twemproxy,
             _local: local,
         }
     }
@@ -136,6 +151,8 @@ pub(crate) struct Targets {
     pub(crate) falkor: Option<redis::aio::MultiplexedConnection>,
     /// The direct driver through PgBouncer, when it is reachable.
     pub(crate) bouncer: Option<deadpool_postgres::Pool>,
+    /// The direct client through twemproxy, when it is reachable.
+    pub(crate) proxy: Option<redis::aio::MultiplexedConnection>,
     /// The SQLite driver on its own (the three-engine transaction's native
     /// commit), on an in-memory database like the gateway's `side`.
     pub(crate) sqlite: omnigate::drivers::sqlite::SqliteDriver,
@@ -244,6 +261,23 @@ impl Targets {
             }
             None => None,
         };
+        let proxy = match &backends.twemproxy {
+            Some(url) => {
+                // twemproxy answers no CLIENT SETINFO: it closes the
+                // connection instead.
+                use redis::IntoConnectionInfo;
+                let info = url.as_str().into_connection_info().map_err(err)?;
+                let settings = info.redis_settings().clone().set_skip_set_lib_name();
+                Some(
+                    redis::Client::open(info.set_redis_settings(settings))
+                        .map_err(err)?
+                        .get_multiplexed_async_connection()
+                        .await
+                        .map_err(err)?,
+                )
+            }
+            None => None,
+        };
         let sqlite =
             omnigate::drivers::sqlite::SqliteDriver::open("direct-side", Default::default())
                 .await
@@ -280,6 +314,7 @@ impl Targets {
         let targets = Targets {
             sqlite,
             bouncer,
+            proxy,
             gateway,
             grpc,
             channels,

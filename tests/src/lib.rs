@@ -15,6 +15,7 @@ pub mod pgbouncer;
 pub mod postgres;
 pub mod redis;
 pub mod soak;
+pub mod twemproxy;
 pub mod victoria;
 
 use std::net::SocketAddr;

@@ -17,10 +17,10 @@ pub(super) fn redis_workload(
     name: &'static str,
     args: fn(u64) -> Vec<String>,
 ) -> Workload {
-    let direct: Op = {
-        let t = Arc::clone(t);
+    // The client on its own, and through twemproxy when there is one.
+    let client = |conn: redis::aio::MultiplexedConnection| -> Op {
         Arc::new(move |n| {
-            let mut conn = t.redis.clone();
+            let mut conn = conn.clone();
             async move {
                 let args = args(n);
                 let mut cmd = redis::cmd(&args[0]);
@@ -35,6 +35,8 @@ pub(super) fn redis_workload(
             .boxed()
         })
     };
+    let direct = client(t.redis.clone());
+    let proxied = t.proxy.clone().map(client);
     // The statement text is the same for every call (`GET $1`); only the
     // parameters change, as in a user's code.
     let text: Arc<str> = {
@@ -61,19 +63,17 @@ pub(super) fn redis_workload(
             .collect(),
         ..Default::default()
     });
-    Workload {
-        name,
-        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
-    }
+    let mut paths = vec![("direct", direct), ("library", library), ("grpc", grpc)];
+    paths.extend(proxied.map(|op| ("twemproxy", op)));
+    Workload { name, paths }
 }
 
 /// An 8-command Redis pipeline: one round trip on every path.
 pub(super) fn redis_pipeline(t: &Arc<Targets>) -> Workload {
     let keys = |n: u64| (0..8).map(move |i| format!("bench:100b:{}", (n * 8 + i) % 1000));
-    let direct: Op = {
-        let t = Arc::clone(t);
+    let pipeline = |conn: redis::aio::MultiplexedConnection| -> Op {
         Arc::new(move |n| {
-            let mut conn = t.redis.clone();
+            let mut conn = conn.clone();
             async move {
                 let mut pipe = redis::pipe();
                 for key in keys(n) {
@@ -87,6 +87,8 @@ pub(super) fn redis_pipeline(t: &Arc<Targets>) -> Workload {
             .boxed()
         })
     };
+    let direct = pipeline(t.redis.clone());
+    let proxied = t.proxy.clone().map(pipeline);
     let library: Op = {
         let t = Arc::clone(t);
         Arc::new(move |n| {
@@ -125,8 +127,10 @@ pub(super) fn redis_pipeline(t: &Arc<Targets>) -> Workload {
             .boxed()
         })
     };
+    let mut paths = vec![("direct", direct), ("library", library), ("grpc", grpc)];
+    paths.extend(proxied.map(|op| ("twemproxy", op)));
     Workload {
         name: "redis_pipeline_8",
-        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
+        paths,
     }
 }
