@@ -145,6 +145,38 @@ pub struct ServerConfig {
     /// changes and reloads it (SIGHUP reloads at once).
     #[serde(with = "humantime_serde")]
     pub reload_poll: Duration,
+    /// The Tokio runtime `omnigate serve` runs on.
+    pub runtime: RuntimeKind,
+    /// Worker threads of the multi-thread runtime (0: one per core).
+    pub worker_threads: usize,
+}
+
+/// The Tokio runtime `omnigate serve` runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeKind {
+    /// Worker threads that steal each other's work.
+    #[default]
+    MultiThread,
+    /// One thread for everything: no cross-thread wake-ups, one core.
+    CurrentThread,
+}
+
+impl ServerConfig {
+    /// The runtime these settings ask for.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = match self.runtime {
+            RuntimeKind::MultiThread => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                if self.worker_threads > 0 {
+                    builder.worker_threads(self.worker_threads);
+                }
+                builder
+            }
+            RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        };
+        builder.enable_all().build()
+    }
 }
 
 impl Default for ServerConfig {
@@ -161,6 +193,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             health_interval: Duration::from_secs(5),
             reload_poll: Duration::from_secs(2),
+            runtime: RuntimeKind::default(),
+            worker_threads: 0,
         }
     }
 }

@@ -9,18 +9,22 @@ use omnigate::config::{Config, LogFormat, ProcessEnv};
 use omnigate::{Gateway, server};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Exec(args) => print(cli::exec(*args).await),
-        Command::Engines(args) => print(cli::engines(args).await),
-        Command::Describe(args) => print(cli::describe(args).await),
-        Command::Tx(args) => print(cli::tx::tx(args).await),
-        Command::Engine(args) => print(cli::engine::engine(args).await),
-        Command::Token { action } => print(cli::token(action)),
-        Command::CheckConfig { config } => print(cli::check_config(&config)),
+        // The server's runtime is the config's choice.
+        Command::Serve(args) => serve(args),
+        command => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(client(command)),
+            Err(e) => Err(Failure {
+                message: format!("cannot start the runtime: {e}"),
+                code: 1,
+            }),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -28,6 +32,20 @@ async fn main() -> ExitCode {
             eprintln!("error: {}", failure.message);
             ExitCode::from(u8::try_from(failure.code).unwrap_or(1))
         }
+    }
+}
+
+/// The subcommands that call a running gateway.
+async fn client(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Serve(_) => Ok(()),
+        Command::Exec(args) => print(cli::exec(*args).await),
+        Command::Engines(args) => print(cli::engines(args).await),
+        Command::Describe(args) => print(cli::describe(args).await),
+        Command::Tx(args) => print(cli::tx::tx(args).await),
+        Command::Engine(args) => print(cli::engine::engine(args).await),
+        Command::Token { action } => print(cli::token(action)),
+        Command::CheckConfig { config } => print(cli::check_config(&config)),
     }
 }
 
@@ -74,7 +92,7 @@ impl Telemetry {
     async fn shutdown(self) {}
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Failure> {
+fn serve(args: ServeArgs) -> Result<(), Failure> {
     let fail = |message: String| Failure { message, code: 2 };
     // The file as read now and at each reload, with the command line's
     // overrides on top.
@@ -93,6 +111,22 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         Ok::<_, omnigate::error::ConfigError>(config)
     };
     let config = load(args.config.as_deref()).map_err(|e| fail(e.to_string()))?;
+    let runtime = config
+        .server
+        .runtime()
+        .map_err(|e| fail(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(run(args, config, load))
+}
+
+/// Serves on the runtime `serve` built.
+async fn run(
+    args: ServeArgs,
+    config: Config,
+    load: impl Fn(Option<&std::path::Path>) -> Result<Config, omnigate::error::ConfigError>
+    + Send
+    + 'static,
+) -> Result<(), Failure> {
+    let fail = |message: String| Failure { message, code: 2 };
     let telemetry = init_logging(&config).map_err(fail)?;
     let gateway = Gateway::builder()
         .config(config.clone())

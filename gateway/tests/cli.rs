@@ -393,3 +393,16 @@ fn sighup_reloads_the_config_file_and_a_bad_one_changes_nothing() {
     assert!(log.contains("refused whole"), "{log}");
     assert!(log.contains("line 1"), "the error says where: {log}");
 }
+
+#[test]
+fn serves_on_a_current_thread_runtime_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("omnigate.toml");
+    std::fs::write(&path, "[server]\nruntime = \"current-thread\"\n").unwrap();
+    let server = Server::start(&["--config", path.to_str().unwrap()]);
+    stdout(&server.run(&["exec", "-d", "redis", "SET k v"]));
+    let got = stdout(&server.run(&["exec", "-d", "redis", "GET k"]));
+    assert!(got.contains('v'), "{got}");
+    let rows = stdout(&server.run(&["exec", "-d", "sql", "SELECT 40 + 2"]));
+    assert!(rows.contains("42"), "{rows}");
+}

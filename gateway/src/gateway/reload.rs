@@ -137,6 +137,8 @@ fn keep_startup_settings(running: &Config, new: &mut Config) -> Vec<String> {
     keep!(server.shutdown_grace);
     keep!(server.health_interval);
     keep!(server.reload_poll);
+    keep!(server.runtime);
+    keep!(server.worker_threads);
     keep!(log);
     keep!(metrics);
     keep!(tracing);
