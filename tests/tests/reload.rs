@@ -291,6 +291,24 @@ async fn a_reload_replaces_principals_and_names_settings_that_need_a_restart() {
 }
 
 #[tokio::test]
+async fn a_reload_never_opens_a_public_listener() {
+    let mut config = Config::default();
+    config.principals = BTreeMap::from([("alice".to_owned(), principal("alice-token"))]);
+    config.server.listen = "0.0.0.0:0".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
+    let gateway = omnigate::Gateway::builder()
+        .config(config.clone())
+        .build()
+        .await
+        .unwrap();
+    config.principals.clear();
+    let refused = gateway.reload(config).await.unwrap_err();
+    assert!(refused.to_string().contains("allow_anonymous"), "{refused}");
+    assert!(!gateway.security().is_open(), "alice stays");
+}
+
+#[tokio::test]
 async fn a_codec_change_keeps_the_engine_and_metrics_follow_the_engines() {
     use omnigate::codec::{Binding, Format};
     use omnigate::config::{DriverConfig, EngineConfig};

@@ -92,6 +92,24 @@ impl Gateway {
             .filter(|name| !new.engines.contains_key(*name))
             .cloned()
             .collect();
+        // Taking every principal away must not open a public listener.
+        let security = &running.security;
+        if new.principals.is_empty()
+            && !running.principals.is_empty()
+            && security.tokens_file.is_none()
+            && !security.allow_anonymous
+            && !running.server.listen.ip().is_loopback()
+        {
+            return Err(ConfigError::Invalid {
+                file: None,
+                message: format!(
+                    "principals: the new file has none, which would let anyone reaching {} run \
+                     any statement; keep a principal, or set [security] allow_anonymous = true \
+                     and restart",
+                    running.server.listen
+                ),
+            });
+        }
         if new.principals != running.principals {
             self.inner
                 .security
