@@ -292,8 +292,10 @@ async fn a_reload_replaces_principals_and_names_settings_that_need_a_restart() {
 
 #[tokio::test]
 async fn a_reload_never_opens_a_public_listener() {
-    let mut config = Config::default();
-    config.principals = BTreeMap::from([("alice".to_owned(), principal("alice-token"))]);
+    let mut config = Config {
+        principals: BTreeMap::from([("alice".to_owned(), principal("alice-token"))]),
+        ..Config::default()
+    };
     config.server.listen = "0.0.0.0:0".parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
