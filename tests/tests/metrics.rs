@@ -168,3 +168,44 @@ async fn a_scrape_counts_the_calls_made_with_bounded_labels() {
     let (again, _) = scrape_at(addr).await;
     assert_eq!(value(&again, "omnigate_requests_total", &sql), Some(8.0));
 }
+
+/// Paths that name no method of the server count under one `unknown`
+/// series: a client cannot grow the label sets (each path was a new
+/// series before).
+#[tokio::test]
+async fn unknown_paths_do_not_grow_the_label_sets() {
+    let mut config = omnigate::Config::default();
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gw = TestGateway::with_config(config).await;
+    let addr = gw.handle.metrics_addr().expect("the metrics endpoint");
+    let mut grpc = tonic::client::Grpc::new(gw.channel().await);
+    for i in 0..20 {
+        grpc.ready().await.unwrap();
+        let path = format!("/evil.Service{i}/Method{i}").parse().unwrap();
+        let codec =
+            tonic_prost::ProstCodec::<pb::ListEnginesRequest, pb::ListEnginesResponse>::default();
+        let status = grpc
+            .unary(tonic::Request::new(pb::ListEnginesRequest {}), path, codec)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unimplemented);
+    }
+    let (scrape, text) = scrape_at(addr).await;
+    assert!(!text.contains("evil"), "a client's path became a label");
+    assert_eq!(
+        value(
+            &scrape,
+            "grpc_server_started_total",
+            &[("grpc_service", "unknown"), ("grpc_method", "unknown")]
+        ),
+        Some(20.0)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "grpc_server_handled_total",
+            &[("grpc_service", "unknown"), ("grpc_code", "Unimplemented")]
+        ),
+        Some(20.0)
+    );
+}

@@ -7,7 +7,9 @@
 //! is handled when its response body ends (a stream's last message), or
 //! when the client goes away (`Canceled`).
 
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -17,6 +19,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use prost::Message as _;
 
 /// A call's labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,39 +38,128 @@ pub struct HandledLabels {
     grpc_code: &'static str,
 }
 
-/// The three families.
+/// The three families, and each method's handles in them, resolved once:
+/// a call looks its method up by path (no allocation), and a path that
+/// names no method of the server counts as `unknown`/`unknown` (a client
+/// cannot grow the label sets).
 #[derive(Debug, Clone)]
 pub struct GrpcMetrics {
-    started: Family<CallLabels, Counter>,
-    handled: Family<HandledLabels, Counter>,
-    handling: Family<CallLabels, Histogram>,
+    methods: Arc<HashMap<String, Arc<Method>>>,
+    unknown: Arc<Method>,
+}
+
+/// One method's series.
+#[derive(Debug)]
+struct Method {
+    started: Counter,
+    handling: Histogram,
+    /// By gRPC code (0 to 16).
+    handled: Vec<Counter>,
+}
+
+/// Every gRPC code, in code order.
+const CODES: [tonic::Code; 17] = [
+    tonic::Code::Ok,
+    tonic::Code::Cancelled,
+    tonic::Code::Unknown,
+    tonic::Code::InvalidArgument,
+    tonic::Code::DeadlineExceeded,
+    tonic::Code::NotFound,
+    tonic::Code::AlreadyExists,
+    tonic::Code::PermissionDenied,
+    tonic::Code::ResourceExhausted,
+    tonic::Code::FailedPrecondition,
+    tonic::Code::Aborted,
+    tonic::Code::OutOfRange,
+    tonic::Code::Unimplemented,
+    tonic::Code::Internal,
+    tonic::Code::Unavailable,
+    tonic::Code::DataLoss,
+    tonic::Code::Unauthenticated,
+];
+
+/// The services the server runs: ours, health and reflection.
+fn descriptor_sets() -> [&'static [u8]; 4] {
+    [
+        omnigate_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
 }
 
 impl GrpcMetrics {
-    /// The families, registered in `registry`.
+    /// The families, registered in `registry`, with a series per method
+    /// of the server's services.
     pub(super) fn register(registry: &mut Registry) -> GrpcMetrics {
-        let metrics = GrpcMetrics {
-            started: Family::default(),
-            handled: Family::default(),
-            handling: Family::new_with_constructor(|| Histogram::new(super::latency_buckets())),
-        };
+        let started = Family::<CallLabels, Counter>::default();
+        let handled = Family::<HandledLabels, Counter>::default();
+        let handling = Family::<CallLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(super::latency_buckets())
+        });
         registry.register(
             "grpc_server_started",
             "Total number of RPCs started on the server",
-            metrics.started.clone(),
+            started.clone(),
         );
         registry.register(
             "grpc_server_handled",
             "Total number of RPCs completed on the server, regardless of success or failure",
-            metrics.handled.clone(),
+            handled.clone(),
         );
         registry.register(
             "grpc_server_handling_seconds",
             "Histogram of response latency (seconds) of gRPC that had been application-level \
              handled by the server",
-            metrics.handling.clone(),
+            handling.clone(),
         );
-        metrics
+        let method = |service: &str, name: &str| {
+            let labels = CallLabels {
+                grpc_type: call_type(service, name),
+                grpc_service: service.to_owned(),
+                grpc_method: name.to_owned(),
+            };
+            let handled = CODES
+                .iter()
+                .map(|code| {
+                    handled
+                        .get_or_create(&HandledLabels {
+                            grpc_service: labels.grpc_service.clone(),
+                            grpc_method: labels.grpc_method.clone(),
+                            grpc_type: labels.grpc_type,
+                            grpc_code: code_name(*code),
+                        })
+                        .clone()
+                })
+                .collect();
+            Arc::new(Method {
+                started: started.get_or_create(&labels).clone(),
+                handling: handling.get_or_create(&labels).clone(),
+                handled,
+            })
+        };
+        let mut methods = HashMap::new();
+        for set in descriptor_sets() {
+            let Ok(set) = prost_types::FileDescriptorSet::decode(set) else {
+                continue;
+            };
+            for file in &set.file {
+                for service in &file.service {
+                    let full = format!("{}.{}", file.package(), service.name());
+                    for m in &service.method {
+                        methods.insert(format!("/{full}/{}", m.name()), method(&full, m.name()));
+                    }
+                }
+            }
+        }
+        GrpcMetrics {
+            methods: Arc::new(methods),
+            unknown: method("unknown", "unknown"),
+        }
+    }
+
+    fn method(&self, path: &str) -> Arc<Method> {
+        Arc::clone(self.methods.get(path).unwrap_or(&self.unknown))
     }
 }
 
@@ -82,28 +174,35 @@ fn call_type(service: &str, method: &str) -> &'static str {
     }
 }
 
-/// A gRPC status code as go-grpc-prometheus spells it.
-fn code_name(code: &str) -> &'static str {
-    match code.trim().parse::<i32>().map(tonic::Code::from) {
-        Ok(tonic::Code::Ok) => "OK",
-        Ok(tonic::Code::Cancelled) => "Canceled",
-        Ok(tonic::Code::Unknown) => "Unknown",
-        Ok(tonic::Code::InvalidArgument) => "InvalidArgument",
-        Ok(tonic::Code::DeadlineExceeded) => "DeadlineExceeded",
-        Ok(tonic::Code::NotFound) => "NotFound",
-        Ok(tonic::Code::AlreadyExists) => "AlreadyExists",
-        Ok(tonic::Code::PermissionDenied) => "PermissionDenied",
-        Ok(tonic::Code::ResourceExhausted) => "ResourceExhausted",
-        Ok(tonic::Code::FailedPrecondition) => "FailedPrecondition",
-        Ok(tonic::Code::Aborted) => "Aborted",
-        Ok(tonic::Code::OutOfRange) => "OutOfRange",
-        Ok(tonic::Code::Unimplemented) => "Unimplemented",
-        Ok(tonic::Code::Internal) => "Internal",
-        Ok(tonic::Code::Unavailable) => "Unavailable",
-        Ok(tonic::Code::DataLoss) => "DataLoss",
-        Ok(tonic::Code::Unauthenticated) => "Unauthenticated",
-        Err(_) => "Unknown",
+/// A gRPC code as go-grpc-prometheus spells it.
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "Canceled",
+        tonic::Code::Unknown => "Unknown",
+        tonic::Code::InvalidArgument => "InvalidArgument",
+        tonic::Code::DeadlineExceeded => "DeadlineExceeded",
+        tonic::Code::NotFound => "NotFound",
+        tonic::Code::AlreadyExists => "AlreadyExists",
+        tonic::Code::PermissionDenied => "PermissionDenied",
+        tonic::Code::ResourceExhausted => "ResourceExhausted",
+        tonic::Code::FailedPrecondition => "FailedPrecondition",
+        tonic::Code::Aborted => "Aborted",
+        tonic::Code::OutOfRange => "OutOfRange",
+        tonic::Code::Unimplemented => "Unimplemented",
+        tonic::Code::Internal => "Internal",
+        tonic::Code::Unavailable => "Unavailable",
+        tonic::Code::DataLoss => "DataLoss",
+        tonic::Code::Unauthenticated => "Unauthenticated",
     }
+}
+
+/// The code of a `grpc-status` value (Unknown when it is not one).
+fn parse_code(status: &str) -> tonic::Code {
+    status
+        .trim()
+        .parse::<i32>()
+        .map_or(tonic::Code::Unknown, tonic::Code::from)
 }
 
 /// A tower layer that records every call of the services under it.
@@ -131,27 +230,17 @@ pub struct GrpcMetricsService<S> {
 /// What is known of a call once it started.
 #[derive(Debug)]
 struct Call {
-    metrics: GrpcMetrics,
-    labels: CallLabels,
+    method: Arc<Method>,
     started: Instant,
 }
 
 impl Call {
-    fn finish(self, code: &'static str) {
-        let labels = self.labels;
-        self.metrics
+    fn finish(self, code: tonic::Code) {
+        let method = &self.method;
+        method
             .handling
-            .get_or_create(&labels)
             .observe(self.started.elapsed().as_secs_f64());
-        self.metrics
-            .handled
-            .get_or_create(&HandledLabels {
-                grpc_service: labels.grpc_service,
-                grpc_method: labels.grpc_method,
-                grpc_type: labels.grpc_type,
-                grpc_code: code,
-            })
-            .inc();
+        method.handled[code as usize].inc();
     }
 }
 
@@ -172,20 +261,10 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("unknown", "unknown"));
-        let labels = CallLabels {
-            grpc_type: call_type(service, method),
-            grpc_service: service.to_owned(),
-            grpc_method: method.to_owned(),
-        };
-        self.metrics.started.get_or_create(&labels).inc();
+        let method = self.metrics.method(request.uri().path());
+        method.started.inc();
         let call = Call {
-            metrics: self.metrics.clone(),
-            labels,
+            method,
             started: Instant::now(),
         };
         let response = self.inner.call(request);
@@ -197,7 +276,7 @@ where
                 .headers()
                 .get("grpc-status")
                 .and_then(|v| v.to_str().ok())
-                .map(code_name);
+                .map(parse_code);
             let call = match early {
                 Some(code) => {
                     call.finish(code);
@@ -222,7 +301,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before its status was sent: the client went away.
             if let Some(call) = this.project().call.take() {
-                call.finish("Canceled");
+                call.finish(tonic::Code::Cancelled);
             }
         }
     }
@@ -246,18 +325,18 @@ impl<B: Body> Body for MeteredBody<B> {
                     let code = trailers
                         .get("grpc-status")
                         .and_then(|v| v.to_str().ok())
-                        .map_or("OK", code_name);
+                        .map_or(tonic::Code::Ok, parse_code);
                     call.finish(code);
                 }
             }
             Poll::Ready(None) => {
                 if let Some(call) = this.call.take() {
-                    call.finish("OK");
+                    call.finish(tonic::Code::Ok);
                 }
             }
             Poll::Ready(Some(Err(_))) => {
                 if let Some(call) = this.call.take() {
-                    call.finish("Internal");
+                    call.finish(tonic::Code::Internal);
                 }
             }
             Poll::Pending => {}
