@@ -118,7 +118,7 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
     } else {
         args.concurrency.clone()
     };
-    let binary = served::binary(args.gateway.clone());
+    let binary = omnigate_tests::binary::beside_this("omnigate", args.gateway.clone());
     let targets = Arc::new(setup::Targets::connect(backends, &binary).await?);
     let gateway_pid = targets.served.pid();
     let workloads: Vec<setup::Workload> = setup::workloads(&targets)

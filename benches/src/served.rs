@@ -3,7 +3,7 @@
 //! The in-process gateway (the library path) reads the same config text.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -119,14 +119,4 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The `omnigate` binary beside this one, or `given`.
-pub(crate) fn binary(given: Option<PathBuf>) -> PathBuf {
-    given.unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(|d| d.join("omnigate")))
-            .unwrap_or_else(|| PathBuf::from("omnigate"))
-    })
 }

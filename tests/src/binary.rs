@@ -45,3 +45,14 @@ pub fn stop(mut server: Child) -> String {
     let _ = server.wait();
     log
 }
+
+/// `given`, or the binary `name` beside the running executable (where
+/// cargo puts all of a workspace's binaries).
+pub fn beside_this(name: &str, given: Option<std::path::PathBuf>) -> std::path::PathBuf {
+    given.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join(name)))
+            .unwrap_or_else(|| name.into())
+    })
+}

@@ -41,12 +41,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let binary = args.gateway.unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(|d| d.join("omnigate")))
-            .unwrap_or_else(|| PathBuf::from("omnigate"))
-    });
+    let binary = omnigate_tests::binary::beside_this("omnigate", args.gateway);
     if !binary.exists() {
         eprintln!(
             "{} not found: build it (cargo build --release -p omnigate) or pass --gateway",
