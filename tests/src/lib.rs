@@ -37,13 +37,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The path of `program` on `PATH` (or in /usr/bin, /usr/local/bin);
+/// The path of `program` on `PATH` (or in /usr/bin, /usr/sbin, /usr/local/bin);
 /// panics naming the Debian `package` that provides it.
 pub(crate) fn find_program(program: &str, package: &str) -> std::path::PathBuf {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .chain(["/usr/bin".into(), "/usr/local/bin".into()])
+        .chain(["/usr/bin".into(), "/usr/sbin".into(), "/usr/local/bin".into()])
         .map(|dir| dir.join(program))
         .find(|path| path.exists())
         .unwrap_or_else(|| {

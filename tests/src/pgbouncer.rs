@@ -6,7 +6,6 @@
 use std::net::TcpStream;
 use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// The Debian package that provides `pgbouncer`.
@@ -20,21 +19,11 @@ pub struct PgBouncer {
     child: Child,
 }
 
-fn binary() -> PathBuf {
-    ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!("pgbouncer not found: install the Debian package {PACKAGE} (apt-get install -y {PACKAGE})")
-        })
-}
-
 impl PgBouncer {
     /// Starts PgBouncer in front of the PostgreSQL on `pg_port` (trust
     /// auth, user `omnigate`), with `pool_size` server connections.
     pub fn start(pg_port: u16, pool_size: usize) -> PgBouncer {
-        let bin = binary();
+        let bin = crate::find_program("pgbouncer", PACKAGE);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let port = crate::free_port();
         let ini = dir.path().join("pgbouncer.ini");

@@ -4,7 +4,6 @@
 //! On free loopback ports; stopped on drop.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// The Debian package that provides `nutcracker`.
@@ -18,21 +17,11 @@ pub struct Twemproxy {
     child: Child,
 }
 
-fn binary() -> PathBuf {
-    ["/usr/sbin/nutcracker", "/usr/bin/nutcracker", "/usr/local/bin/nutcracker"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!("nutcracker not found: install the Debian package {PACKAGE} (apt-get install -y {PACKAGE})")
-        })
-}
-
 impl Twemproxy {
     /// Starts twemproxy in front of the Redis on `redis_port`, with
     /// `connections` server connections.
     pub fn start(redis_port: u16, connections: usize) -> Twemproxy {
-        let bin = binary();
+        let bin = crate::find_program("nutcracker", PACKAGE);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let (port, stats) = (crate::free_port(), crate::free_port());
         let conf = dir.path().join("nutcracker.yml");
