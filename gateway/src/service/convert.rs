@@ -205,10 +205,22 @@ pub fn named_from_proto(
     Ok(named)
 }
 
+/// A map's entries; a key given twice is the client's mistake (engines
+/// would keep one of them, each its own way: found by the FalkorDB replay
+/// of the fuzz corpus).
 fn map_from_proto(param: &ParamRef, map: pb::ValueMap) -> Result<Vec<(String, Value)>, Error> {
+    let mut seen = std::collections::HashSet::with_capacity(map.entries.len());
     map.entries
         .into_iter()
-        .map(|e| Ok((e.key, from_proto(param, e.value.unwrap_or_default())?)))
+        .map(|e| {
+            if !seen.insert(e.key.clone()) {
+                return Err(Error::BadParameter {
+                    param: param.clone(),
+                    message: format!("the map key {:?} appears twice: give each key once", e.key),
+                });
+            }
+            Ok((e.key, from_proto(param, e.value.unwrap_or_default())?))
+        })
         .collect()
 }
 
@@ -374,6 +386,26 @@ mod tests {
     fn round_trip(value: Value) {
         let back = from_proto(&ParamRef::Position(1), to_proto(value.clone())).unwrap();
         assert_eq!(back, value);
+    }
+
+    /// Found by the FalkorDB replay of the fuzz corpus: a map with a key
+    /// twice reached the engines, which each kept one their own way.
+    #[test]
+    fn a_map_key_given_twice_is_refused() {
+        let map = |keys: &[&str]| pb::Value {
+            kind: Some(Kind::Map(pb::ValueMap {
+                entries: keys
+                    .iter()
+                    .map(|k| pb::MapEntry {
+                        key: (*k).into(),
+                        value: None,
+                    })
+                    .collect(),
+            })),
+        };
+        let err = from_proto(&ParamRef::Position(1), map(&["a", "b", "a"])).unwrap_err();
+        assert!(err.to_string().contains("\"a\" appears twice"), "{err}");
+        assert!(from_proto(&ParamRef::Position(1), map(&["a", "b"])).is_ok());
     }
 
     #[test]
