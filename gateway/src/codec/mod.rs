@@ -250,6 +250,18 @@ mod tests {
         }
     }
 
+    /// Found by the codec fuzz target once requests refused a map key
+    /// given twice: msgpack still read such a map, so the formats
+    /// disagreed about what a stored value may be.
+    #[test]
+    fn a_msgpack_map_with_a_key_twice_is_refused() {
+        let mut bytes = MAGIC.to_vec();
+        bytes.push(Format::Msgpack.code() << 4);
+        bytes.extend_from_slice(&[0x82, 0xa1, b'a', 0x01, 0xa1, b'a', 0x02]);
+        let err = decode(&bytes).unwrap_err();
+        assert!(err.to_string().contains("appears twice"), "{err}");
+    }
+
     #[test]
     fn both_formats_round_trip_maps_and_nested_lists() {
         for format in [Format::Msgpack, Format::Protobuf] {

@@ -144,11 +144,19 @@ impl<'de> Visitor<'de> for ValueVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         self.enter()?;
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+        let mut seen = std::collections::HashSet::new();
         while let Some((key, value)) = map.next_entry_seed(Seed(self.0), Seed(self.0))? {
             let key = match key {
                 Value::String(text) => text,
                 other => other.to_string(),
             };
+            // As a request's map: one value per key (the codec fuzz
+            // target found msgpack and protobuf disagreeing on this).
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format!(
+                    "the map key {key:?} appears twice"
+                )));
+            }
             entries.push((key, value));
         }
         self.leave();
