@@ -50,36 +50,18 @@ pub fn ts_statement(text: &str) {
 }
 
 /// Parameters as each engine's client encodes them: PostgreSQL's binary
-/// format for each type it may be asked for, SQLite, Bolt, and
+/// format for each type the driver maps, SQLite, Bolt, and
 /// FalkorDB's `CYPHER name=literal` prefix (whose quoting must read back).
 pub fn engine_params(params: &[Value], named: &[(String, Value)]) {
     use tokio_postgres::types::Type;
-    const PG_TYPES: [Type; 22] = [
-        Type::BOOL,
-        Type::INT2,
-        Type::INT4,
-        Type::INT8,
-        Type::FLOAT4,
-        Type::FLOAT8,
-        Type::NUMERIC,
-        Type::TEXT,
-        Type::VARCHAR,
-        Type::BYTEA,
-        Type::UUID,
-        Type::JSON,
-        Type::JSONB,
-        Type::DATE,
-        Type::TIME,
-        Type::TIMESTAMP,
-        Type::TIMESTAMPTZ,
-        Type::INET,
-        Type::INTERVAL,
-        Type::INT4_ARRAY,
-        Type::TEXT_ARRAY,
-        Type::JSONB_ARRAY,
-    ];
+    // Every type the driver maps, and arrays of some.
+    let arrays = [Type::INT4_ARRAY, Type::TEXT_ARRAY, Type::JSONB_ARRAY];
+    let pg_types: Vec<&Type> = crate::postgres::decode::MAPPED
+        .iter()
+        .chain(&arrays)
+        .collect();
     for (index, value) in params.iter().enumerate() {
-        for ty in &PG_TYPES {
+        for ty in &pg_types {
             let _ = crate::postgres::encode::encode(index, value, ty);
         }
         let _ = crate::sqlite::convert::to_sql(index, value);

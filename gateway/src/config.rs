@@ -162,23 +162,6 @@ pub enum RuntimeKind {
     CurrentThread,
 }
 
-impl ServerConfig {
-    /// The runtime these settings ask for.
-    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        let mut builder = match self.runtime {
-            RuntimeKind::MultiThread => {
-                let mut builder = tokio::runtime::Builder::new_multi_thread();
-                if self.worker_threads > 0 {
-                    builder.worker_threads(self.worker_threads);
-                }
-                builder
-            }
-            RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread(),
-        };
-        builder.enable_all().build()
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {

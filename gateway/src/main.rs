@@ -111,9 +111,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         Ok::<_, omnigate::error::ConfigError>(config)
     };
     let config = load(args.config.as_deref()).map_err(|e| fail(e.to_string()))?;
-    let runtime = config
-        .server
-        .runtime()
+    let runtime = server::runtime(&config.server)
         .map_err(|e| fail(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(run(args, config, load))
 }

@@ -13,10 +13,26 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::config::{Reflection, ServerConfig};
+use crate::config::{Reflection, RuntimeKind, ServerConfig};
 use crate::gateway::Gateway;
 use crate::service::GatewayService;
 use tonic::service::interceptor::InterceptedService;
+
+/// The runtime `config` asks for (`runtime`, `worker_threads`), for
+/// `omnigate serve` to run on.
+pub fn runtime(config: &ServerConfig) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match config.runtime {
+        RuntimeKind::MultiThread => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if config.worker_threads > 0 {
+                builder.worker_threads(config.worker_threads);
+            }
+            builder
+        }
+        RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+    };
+    builder.enable_all().build()
+}
 
 /// The health service name of an engine.
 pub fn engine_health_name(engine: &str) -> String {
@@ -216,9 +232,10 @@ async fn update_engine_health(
             .clear_service_status(&engine_health_name(gone))
             .await;
     }
+    let router = gateway.router();
     for engine in &engines {
         let mut drained = false;
-        if let Ok(entry) = gateway.router().by_name(&engine.name) {
+        if let Ok(entry) = router.by_name(&engine.name) {
             let up = matches!(engine.health, omnigate_drivers::Health::Serving);
             entry.counters.calls.set_up(up);
             drained = entry.service.is_draining();

@@ -77,37 +77,39 @@ fn decode(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
     })
 }
 
-/// Whether `decode` maps this type; others are read as text through a
-/// cast (see `run::text_fallback`).
+/// The built-in types `decode` maps (arrays, domains and enums of them
+/// too); others are read as text through a cast (see `run::text_fallback`).
+pub(crate) const MAPPED: [Type; 25] = [
+    Type::BOOL,
+    Type::INT2,
+    Type::INT4,
+    Type::INT8,
+    Type::OID,
+    Type::FLOAT4,
+    Type::FLOAT8,
+    Type::NUMERIC,
+    Type::TEXT,
+    Type::VARCHAR,
+    Type::BPCHAR,
+    Type::NAME,
+    Type::UNKNOWN,
+    Type::CHAR,
+    Type::BYTEA,
+    Type::UUID,
+    Type::JSON,
+    Type::JSONB,
+    Type::DATE,
+    Type::TIME,
+    Type::TIMESTAMP,
+    Type::TIMESTAMPTZ,
+    Type::INTERVAL,
+    Type::INET,
+    Type::CIDR,
+];
+
+/// Whether `decode` maps this type.
 pub(crate) fn is_mapped(ty: &Type) -> bool {
-    let builtin = [
-        Type::BOOL,
-        Type::INT2,
-        Type::INT4,
-        Type::INT8,
-        Type::OID,
-        Type::FLOAT4,
-        Type::FLOAT8,
-        Type::NUMERIC,
-        Type::TEXT,
-        Type::VARCHAR,
-        Type::BPCHAR,
-        Type::NAME,
-        Type::UNKNOWN,
-        Type::CHAR,
-        Type::BYTEA,
-        Type::UUID,
-        Type::JSON,
-        Type::JSONB,
-        Type::DATE,
-        Type::TIME,
-        Type::TIMESTAMP,
-        Type::TIMESTAMPTZ,
-        Type::INTERVAL,
-        Type::INET,
-        Type::CIDR,
-    ];
-    builtin.contains(ty)
+    MAPPED.contains(ty)
         || match ty.kind() {
             Kind::Array(element) | Kind::Domain(element) => is_mapped(element),
             Kind::Enum(_) => true,

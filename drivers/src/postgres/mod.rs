@@ -9,7 +9,7 @@
 //! `Unavailable` and connects back off; the engine recovers by itself.
 
 mod config;
-mod decode;
+pub(crate) mod decode;
 mod describe;
 pub(crate) mod encode;
 mod error;
