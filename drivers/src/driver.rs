@@ -34,6 +34,15 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         options: &ExecuteOptions,
     ) -> Result<ResultSet>;
 
+    /// Whether [`execute`](Self::execute) ends by `options.timeout` on its
+    /// own, whatever it waits on (a connection, the engine, metadata), so
+    /// that a caller need not bound it a second time (the gateway then
+    /// sets one timer per call instead of two). `false` unless the driver
+    /// guarantees it.
+    fn bounds_execute(&self) -> bool {
+        false
+    }
+
     /// Runs one statement and returns its rows in batches.
     async fn execute_stream(
         &self,

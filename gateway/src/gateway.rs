@@ -249,7 +249,7 @@ impl Gateway {
             Some(id) => self.run_one_in_tx(&routed, id, statement).await?,
             None => {
                 let work = driver.execute(routed.dialect, &statement, &routed.options);
-                Self::run(&routed, work).await?
+                Self::run(&routed, work, driver.bounds_execute()).await?
             }
         };
         Self::decode(routed.dialect, &mut result);
@@ -271,7 +271,7 @@ impl Gateway {
             }
             None => {
                 let work = driver.execute_stream(routed.dialect, statement, routed.options.clone());
-                Self::run(&routed, work).await?
+                Self::run(&routed, work, false).await?
             }
         };
         let engine = routed.engine_name();
@@ -310,7 +310,7 @@ impl Gateway {
             Some(id) => self.run_in_tx(&routed, id, &statements).await?,
             None => {
                 let work = driver.execute_batch(routed.dialect, &statements, &routed.options);
-                Self::run(&routed, work).await?
+                Self::run(&routed, work, false).await?
             }
         };
         for result in results.iter_mut().flatten() {

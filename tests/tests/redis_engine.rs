@@ -116,6 +116,36 @@ async fn blocking_commands_are_cut_by_the_deadline_without_holding_up_others() {
     );
 }
 
+/// `execute` says it ends by its deadline on its own (`bounds_execute`),
+/// so the gateway sets no second timer: that must hold for every wait in
+/// it, including the read-only check's first COMMAND INFO.
+#[tokio::test]
+async fn execute_ends_by_its_deadline_whatever_it_waits_on() {
+    let server = RedisServer::start();
+    let d = engine(&server).await;
+    assert!(d.bounds_execute());
+    server.pause();
+    for read_only in [false, true] {
+        let options = ExecuteOptions {
+            timeout: Some(Duration::from_millis(200)),
+            read_only,
+            ..ExecuteOptions::default()
+        };
+        let started = std::time::Instant::now();
+        let outcome = d
+            .execute(Dialect::Redis, &Statement::new("GET k"), &options)
+            .await;
+        assert!(
+            matches!(outcome, Err(Error::Timeout { after }) if after == Duration::from_millis(200)),
+            "{outcome:?}"
+        );
+        // Not the gateway's backstop (a second past it): the driver's own.
+        assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+    }
+    server.resume();
+    assert_eq!(value(&d, Dialect::Redis, "SET k v", &[]).await, Value::from("OK"));
+}
+
 #[tokio::test]
 async fn replies_of_every_shape_map_to_values() {
     let server = RedisServer::start();

@@ -106,8 +106,7 @@ impl PoolFront {
         let started = Instant::now();
         match get.await {
             Ok(conn) => {
-                self.backoff.succeeded();
-                self.metrics.acquired(started.elapsed());
+                self.acquired(started.elapsed());
                 Ok(conn)
             }
             Err(AcquireError::Exhausted) => Err(Error::PoolExhausted {
@@ -127,6 +126,14 @@ impl PoolFront {
             }
             Err(AcquireError::Other(e)) => Err(e),
         }
+    }
+
+    /// Counts a connection given after `waited` (zero for one the engine
+    /// had at hand, such as a shared multiplexed connection): the server
+    /// answered, so the backoff ends.
+    pub fn acquired(&self, waited: Duration) {
+        self.backoff.succeeded();
+        self.metrics.acquired(waited);
     }
 
     /// Records what a call learnt of the server after it had a connection

@@ -74,38 +74,42 @@ impl RedisDriver {
         Ok(self.commands.info(conn, name).await?.writes)
     }
 
+    /// `Err(Precondition)` when the command writes, for a read-only request.
+    async fn refuse_writes(&self, conn: &mut MultiplexedConnection, name: &[u8]) -> Result<()> {
+        let name = String::from_utf8_lossy(name);
+        if !self.writes(conn, &name).await? {
+            return Ok(());
+        }
+        Err(Error::Precondition(EngineError::new(
+            KIND,
+            None,
+            format!("{} writes, but the request is read_only", name.to_uppercase()),
+        )))
+    }
+
     async fn run(&self, args: Vec<Bytes>, options: &ExecuteOptions) -> Result<::redis::Value> {
         let mut command = ::redis::cmd(&String::from_utf8_lossy(&args[0]));
         for arg in &args[1..] {
             command.arg(arg.as_ref());
         }
-        let limit = options.timeout;
+        // (The caller, `execute`, bounds the whole call by its timeout.)
+        // The rare paths are boxed: a future holds room for its largest
+        // step, and every call's future would otherwise carry theirs.
         if is_blocking(&args) {
             // A connection of its own: a blocked shared connection would hold
             // up every other caller. Dropped (and so closed) at the deadline.
-            let mut conn = self.pool.dedicated().await?;
-            return within(limit, async move {
+            return Box::pin(async move {
+                let mut conn = self.pool.dedicated().await?;
                 command.query_async(&mut conn).await.map_err(from_redis)
             })
             .await;
         }
         let mut conn = self.connection().await?;
-        if options.read_only
-            && self
-                .writes(&mut conn.conn, &String::from_utf8_lossy(&args[0]))
-                .await?
-        {
-            return Err(Error::Precondition(EngineError::new(
-                KIND,
-                None,
-                format!(
-                    "{} writes, but the request is read_only",
-                    String::from_utf8_lossy(&args[0]).to_uppercase()
-                ),
-            )));
+        if options.read_only {
+            Box::pin(self.refuse_writes(&mut conn.conn, &args[0])).await?;
         }
         let pooled: &mut Pooled = &mut conn;
-        query(pooled, &command, limit).await
+        query(pooled, &command, None).await
     }
 }
 
@@ -135,6 +139,11 @@ impl StorageDriver for RedisDriver {
         &self.descriptor
     }
 
+    /// `execute` runs under one deadline from its start.
+    fn bounds_execute(&self) -> bool {
+        true
+    }
+
     async fn execute(
         &self,
         dialect: Dialect,
@@ -144,7 +153,9 @@ impl StorageDriver for RedisDriver {
         self.descriptor.accept(dialect, statement)?;
         let args = parse_command(&statement.text, &statement.params, KIND)?;
         commands::check_allowed(&args)?;
-        let reply = self.run(args, options).await?;
+        // One deadline over the whole call: the connection, the command's
+        // metadata and the command itself.
+        let reply = within(options.timeout, self.run(args, options)).await?;
         crate::ResultLimits::new(options).check(ResultSet {
             columns: vec![Column::new("reply", "")],
             rows: vec![vec![to_value_with(reply, options.raw_bytes)?]],

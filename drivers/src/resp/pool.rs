@@ -2,6 +2,7 @@
 //! protocol: Redis itself, and FalkorDB. It fails fast while the server is
 //! known to be down and recovers by itself.
 
+use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -128,7 +129,16 @@ impl RedisPool {
 
     /// A pooled connection; fails fast while the server is known to be down.
     pub(crate) async fn connection(&self) -> Result<Pooled> {
-        self.front.acquire(self.get()).await
+        self.front.gate()?;
+        // Nearly every call shares the current connection: no wait, no
+        // clock read, and a small future for the caller to hold.
+        if let Some(conn) = self.shared() {
+            self.front.acquired(Duration::ZERO);
+            return Ok(conn);
+        }
+        // The first call and the one after a break go to the pool (boxed,
+        // so that its large future is not part of every call's).
+        Box::pin(self.front.checkout(self.get())).await
     }
 
     /// A connection outside the pool, closed when dropped.
@@ -142,14 +152,7 @@ impl RedisPool {
     /// A handle to the shared connection, or to a fresh one from the pool
     /// when it broke.
     async fn get(&self) -> std::result::Result<Pooled, AcquireError<::redis::RedisError>> {
-        let current = self
-            .current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .filter(|conn| !conn.is_broken())
-            .map(Pooled::share);
-        if let Some(conn) = current {
+        if let Some(conn) = self.shared() {
             return Ok(conn);
         }
         let conn = self.checkout().await?;
@@ -158,6 +161,16 @@ impl RedisPool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.share());
         Ok(conn)
+    }
+
+    /// A handle to the shared connection, unless there is none or it broke.
+    fn shared(&self) -> Option<Pooled> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|conn| !conn.is_broken())
+            .map(Pooled::share)
     }
 
     /// A handle to a pooled connection; the pool slot is given back at once

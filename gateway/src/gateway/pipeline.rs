@@ -207,16 +207,23 @@ impl Gateway {
     }
 
     /// Runs `work` on the routed engine under the call's one deadline, and
-    /// records its outcome.
+    /// records its outcome. `bounded`: the driver ends `work` by the
+    /// deadline itself ([`StorageDriver::bounds_execute`]), so no backstop
+    /// timer is set.
+    ///
+    /// [`StorageDriver::bounds_execute`]: omnigate_drivers::StorageDriver::bounds_execute
     pub(super) async fn run<T>(
         routed: &Routed,
         work: impl Future<Output = omnigate_drivers::Result<T>>,
+        bounded: bool,
     ) -> Result<T> {
         let started = std::time::Instant::now();
-        let outcome =
-            omnigate_drivers::deadline::within_margin(Some(routed.timeout()), BACKSTOP, work)
-                .await
-                .map_err(Error::from);
+        let outcome = if bounded {
+            work.await
+        } else {
+            omnigate_drivers::deadline::within_margin(Some(routed.timeout()), BACKSTOP, work).await
+        }
+        .map_err(Error::from);
         routed
             .engine
             .counters

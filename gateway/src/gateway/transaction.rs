@@ -170,8 +170,9 @@ impl Gateway {
         id: &str,
         statement: Statement,
     ) -> Result<ResultSet> {
-        let mut results = self
-            .run_in_tx(routed, id, std::slice::from_ref(&statement))
+        // Boxed: a call outside a transaction does not carry room for the
+        // transaction's larger future.
+        let mut results = Box::pin(self.run_in_tx(routed, id, std::slice::from_ref(&statement)))
             .await?;
         match results.pop() {
             Some(outcome) => outcome.map_err(Error::from),
