@@ -140,10 +140,17 @@ async fn execute_ends_by_its_deadline_whatever_it_waits_on() {
             "{outcome:?}"
         );
         // Not the gateway's backstop (a second past it): the driver's own.
-        assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
     }
     server.resume();
-    assert_eq!(value(&d, Dialect::Redis, "SET k v", &[]).await, Value::from("OK"));
+    assert_eq!(
+        value(&d, Dialect::Redis, "SET k v", &[]).await,
+        Value::from("OK")
+    );
 }
 
 #[tokio::test]

@@ -83,7 +83,10 @@ impl RedisDriver {
         Err(Error::Precondition(EngineError::new(
             KIND,
             None,
-            format!("{} writes, but the request is read_only", name.to_uppercase()),
+            format!(
+                "{} writes, but the request is read_only",
+                name.to_uppercase()
+            ),
         )))
     }
 

@@ -2,9 +2,9 @@
 //! protocol: Redis itself, and FalkorDB. It fails fast while the server is
 //! known to be down and recovers by itself.
 
-use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};

@@ -172,8 +172,8 @@ impl Gateway {
     ) -> Result<ResultSet> {
         // Boxed: a call outside a transaction does not carry room for the
         // transaction's larger future.
-        let mut results = Box::pin(self.run_in_tx(routed, id, std::slice::from_ref(&statement)))
-            .await?;
+        let mut results =
+            Box::pin(self.run_in_tx(routed, id, std::slice::from_ref(&statement))).await?;
         match results.pop() {
             Some(outcome) => outcome.map_err(Error::from),
             None => Ok(ResultSet::default()),
