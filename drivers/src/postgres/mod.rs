@@ -158,20 +158,14 @@ impl PostgresDriver {
     ) -> Result<ResultSet> {
         let pg = |e| error::from_pg(e, options.timeout);
         if options.read_only {
-            // Boxed, as the rarer path: its transaction's futures would
-            // otherwise make every call's future larger.
-            return Box::pin(async {
-                let transaction = client.transaction().await.map_err(pg)?;
-                transaction
-                    .batch_execute("SET TRANSACTION READ ONLY")
-                    .await
-                    .map_err(pg)?;
-                let result =
-                    run::execute(&transaction, statement, options, early, &self.types).await?;
-                transaction.commit().await.map_err(pg)?;
-                Ok(result)
-            })
-            .await;
+            let transaction = client.transaction().await.map_err(pg)?;
+            transaction
+                .batch_execute("SET TRANSACTION READ ONLY")
+                .await
+                .map_err(pg)?;
+            let result = run::execute(&transaction, statement, options, early, &self.types).await?;
+            transaction.commit().await.map_err(pg)?;
+            return Ok(result);
         }
         run::execute(&*client, statement, options, early, &self.types).await
     }

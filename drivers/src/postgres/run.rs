@@ -81,9 +81,7 @@ pub(crate) async fn leased<T>(
     let result = tokio::select! {
         result = &mut work => result,
         () = tokio::time::sleep(limit) => {
-            // Boxed: the cancel connects anew, a large future every call
-            // would otherwise carry.
-            let _ = Box::pin(lease.token.cancel_query(NoTls)).await;
+            let _ = lease.token.cancel_query(NoTls).await;
             // Whatever the outcome, a connection a cancel was sent to leaves
             // the pool: PostgreSQL acts on a cancel whenever it arrives, and
             // a full test run once saw the next caller's query cancelled on
