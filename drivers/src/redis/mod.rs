@@ -8,7 +8,6 @@ mod commands;
 mod info;
 mod reply;
 mod transaction;
-mod types;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,6 +16,7 @@ use super::info::Commands;
 use super::reply::{from_redis, to_value_with};
 use super::{KIND, query};
 use crate::redis_syntax::parse_command;
+use crate::redis_types::{Held, first_conflict, keys_of, needs_integer};
 use crate::resp::RedisPool;
 use crate::{
     BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error,
@@ -113,17 +114,18 @@ impl DriverTransaction for RedisTransaction {
     }
 
     /// The vote before a cross-engine commit is decided: the keys' types
-    /// are read now and every queued write is checked against them (and
-    /// against the types the transaction's own earlier writes give), so a
-    /// write that would fail with WRONGTYPE inside EXEC rolls the whole
-    /// transaction back instead. A concurrent change between this check
-    /// and EXEC can still make one fail (the window the README documents).
+    /// (and, for `INCR`-family writes, whether their strings are integers)
+    /// are read now and every queued write is checked against them and
+    /// against what the transaction's own earlier writes leave, so a write
+    /// that would fail inside EXEC rolls the whole transaction back instead.
+    /// A concurrent change between this check and EXEC can still make one
+    /// fail (the window the README documents).
     async fn prepare(&mut self, global_id: &str) -> Result<()> {
         self.marker = Some(global_id.to_owned());
         let mut keys: Vec<Bytes> = Vec::new();
         for args in &self.queued {
             let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-            keys.extend(super::types::keys_of(&name, args).into_iter().cloned());
+            keys.extend(keys_of(&name, args).into_iter().cloned());
         }
         keys.sort();
         keys.dedup();
@@ -132,30 +134,66 @@ impl DriverTransaction for RedisTransaction {
         }
         let mut pipe = ::redis::pipe();
         for key in &keys {
+            // An integer string is stored "int"-encoded: the only encoding
+            // INCR accepts without reading the value.
             pipe.cmd("TYPE").arg(key.as_ref());
+            pipe.cmd("OBJECT").arg("ENCODING").arg(key.as_ref());
         }
         let mut conn = self.pool.connection().await?;
-        let held: Vec<String> = pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
-        let types = keys.into_iter().zip(held).collect();
-        super::types::first_conflict(&self.queued, types).map_err(|(index, key, held, needed)| {
-            Error::precondition(
-                KIND,
-                format!(
-                    "write {} of the transaction would fail with WRONGTYPE: key {} holds a {held}, \
-                 the command needs a {needed}",
-                    index + 1,
-                    String::from_utf8_lossy(&key)
-                ),
-            )
-        })
+        let replies: Vec<Option<String>> =
+            pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
+        let mut held: std::collections::HashMap<Bytes, Held> = keys
+            .into_iter()
+            .zip(replies.chunks(2))
+            .map(|(key, reply)| {
+                let kind = reply[0].clone().unwrap_or_else(|| "none".into());
+                let integer =
+                    (kind == "string" && reply[1].as_deref() == Some("int")).then_some(true);
+                (key, Held { kind, integer })
+            })
+            .collect();
+        // A string not "int"-encoded may still read as an integer (one
+        // APPEND made): read the few an INCR-family write touches.
+        let unsure: Vec<Bytes> = held
+            .iter()
+            .filter(|(_, h)| h.kind == "string" && h.integer.is_none())
+            .map(|(k, _)| k.clone())
+            .filter(|k| {
+                self.queued.iter().any(|args| {
+                    args.get(1) == Some(k)
+                        && needs_integer(&String::from_utf8_lossy(&args[0]).to_ascii_uppercase())
+                })
+            })
+            .collect();
+        if !unsure.is_empty() {
+            let mut pipe = ::redis::pipe();
+            for key in &unsure {
+                pipe.cmd("GET").arg(key.as_ref());
+            }
+            let values: Vec<Option<Vec<u8>>> =
+                pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
+            for (key, value) in unsure.into_iter().zip(values) {
+                if let Some(value) = value {
+                    held.insert(key, Held::string(&value));
+                }
+            }
+        }
+        first_conflict(&self.queued, held).map_err(|c| Error::precondition(KIND, c.to_string()))
     }
 
     fn redo(&self) -> Vec<Redo> {
         self.queued.clone()
     }
 
+    /// Applies the writes in one `MULTI`..`EXEC`. Prepared for a
+    /// cross-engine commit, the apply is guarded as a replay is (the marker
+    /// watched from its check to `EXEC`), so a replica's recovery replaying
+    /// the same transaction at the same moment cannot apply it twice.
     async fn commit(self: Box<Self>) -> Result<()> {
-        apply(&self.pool, &self.queued, self.marker.as_deref()).await
+        match self.marker.as_deref() {
+            Some(tx) => replay(&self.pool, tx, &self.queued).await,
+            None => apply(&self.pool, &self.queued, None).await,
+        }
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
@@ -175,15 +213,37 @@ pub(super) async fn apply(pool: &RedisPool, writes: &[Redo], marker: Option<&str
         return Ok(());
     }
     let mut conn = pool.connection().await?;
-    apply_on(&mut conn.conn, writes, marker).await
+    match apply_on(&mut conn.conn, writes, marker).await? {
+        Applied::Yes => Ok(()),
+        // Nothing is watched on a pooled connection.
+        Applied::WatchLost => Err(Error::Conflict(EngineError::new(
+            KIND,
+            None,
+            "EXEC was aborted by a WATCH: nothing was applied",
+        ))),
+    }
 }
 
-/// [`apply`] on a connection (one a `WATCH` was sent on).
+/// What an `EXEC` did.
+#[derive(Debug, PartialEq, Eq)]
+enum Applied {
+    /// It ran every write (one may have failed: that is an error).
+    Yes,
+    /// A watched key changed before it: nothing was applied.
+    WatchLost,
+}
+
+/// [`apply`] on a connection (one a `WATCH` may have been sent on).
+///
+/// Redis refusing the transaction at `EXEC` (`EXECABORT`: a write refused
+/// as it was queued, by `maxmemory` with `noeviction`, `READONLY` on a
+/// replica, an ACL, `MISCONF`) applied nothing; it is a precondition
+/// failure naming why, never taken for a lost `WATCH`.
 async fn apply_on(
     conn: &mut impl ::redis::aio::ConnectionLike,
     writes: &[Redo],
     marker: Option<&str>,
-) -> Result<()> {
+) -> Result<Applied> {
     let mut pipe = ::redis::pipe();
     pipe.atomic().ignore_errors();
     for args in writes {
@@ -200,14 +260,23 @@ async fn apply_on(
             .arg(MARKER_TTL.as_secs())
             .ignore();
     }
-    let replies: ::redis::Value = pipe.query_async(conn).await.map_err(from_redis)?;
+    let replies: ::redis::Value = match pipe.query_async(conn).await {
+        Ok(replies) => replies,
+        Err(e) if e.code() == Some("EXECABORT") => {
+            return Err(Error::precondition(
+                KIND,
+                format!(
+                    "Redis refused the transaction's writes at EXEC and applied none of them \
+                     ({}{})",
+                    e.code().unwrap_or_default(),
+                    e.detail().map(|d| format!(" {d}")).unwrap_or_default()
+                ),
+            ));
+        }
+        Err(e) => return Err(from_redis(e)),
+    };
     if replies == ::redis::Value::Nil {
-        // EXEC aborted by a WATCH: nothing was applied.
-        return Err(Error::Conflict(EngineError::new(
-            KIND,
-            None,
-            "a watched key changed before EXEC: nothing was applied",
-        )));
+        return Ok(Applied::WatchLost);
     }
     // EXEC applied every command; one that failed when applied did not
     // undo the others (Redis has no rollback).
@@ -228,15 +297,16 @@ async fn apply_on(
             ),
         ));
     }
-    Ok(())
+    Ok(Applied::Yes)
 }
 
 /// Applies a transaction's writes again with its marker, unless the marker
 /// is there: they were applied. The marker is watched from the check to
-/// `EXEC`, so two replays at once (two gateways recovering) apply once.
-/// The `WATCH` is the connection's state, so the replay has a connection
-/// of its own: on the shared one, another caller's `EXEC` would end the
-/// watch, and the watch could abort that caller's `EXEC`.
+/// `EXEC`, so two applies at once (the committer and a replica's recovery,
+/// or two replicas) apply once. The `WATCH` is the connection's state, so
+/// the apply has a connection of its own: on the shared one, another
+/// caller's `EXEC` would end the watch, and the watch could abort that
+/// caller's `EXEC`.
 pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Result<()> {
     let key = marker_key(tx);
     let mut conn = pool.dedicated().await?;
@@ -253,10 +323,7 @@ pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Resul
     if applied {
         return Ok(());
     }
-    // EXEC on the same connection, under the WATCH: if another replay set
-    // the marker meanwhile, nothing is applied (it applied them).
-    match apply_on(&mut conn, writes, Some(tx)).await {
-        Err(Error::Conflict(_)) => Ok(()),
-        done => done,
-    }
+    // EXEC on the same connection, under the WATCH: if another apply set
+    // the marker meanwhile, nothing is applied here (it applied them).
+    apply_on(&mut conn, writes, Some(tx)).await.map(drop)
 }

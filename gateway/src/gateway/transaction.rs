@@ -9,7 +9,11 @@ use omnigate_drivers::{ResultSet, Statement};
 use super::pipeline::Routed;
 use super::{CallContext, Caller, Gateway, Request, Response};
 use crate::error::{Error, Result};
-use crate::tx::{Ended, TxOptions};
+use crate::tx::{Ended, Outcome, Taken, TxOptions};
+
+/// The longest idle timeout a caller may ask for: a transaction holds
+/// connections and locks, and an operator's view must see it end.
+pub(crate) const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 impl Gateway {
     /// Begins a transaction for the context's caller (it belongs to that
@@ -21,6 +25,17 @@ impl Gateway {
         options: &TxOptions,
     ) -> Result<(String, Duration)> {
         let principal = self.caller(context)?;
+        if let Some(idle) = options.idle_timeout
+            && (idle.is_zero() || idle > MAX_IDLE_TIMEOUT)
+        {
+            return Err(Error::InvalidOption {
+                option: "idle_timeout",
+                why: format!(
+                    "{idle:?} is out of range: give a duration above zero and at most {}",
+                    humantime::format_duration(MAX_IDLE_TIMEOUT)
+                ),
+            });
+        }
         let mut options = options.clone();
         if let Some(p) = principal {
             options.read_only |= p.grant.read_only;
@@ -57,30 +72,53 @@ impl Gateway {
     }
 
     /// Commits transaction `id` on every engine it touched; the engines.
+    ///
+    /// The commit runs on a task of its own: once begun it runs to its end
+    /// (each step bounded by `[transactions] step_timeout`) whatever happens
+    /// to this call, whose caller's deadline bounds only its wait. A Commit
+    /// of an id whose commit is running, or has ended, answers that commit's
+    /// outcome (the same engines when it committed): Commit may be retried.
     pub async fn commit(&self, context: &CallContext, id: &str) -> Result<Vec<String>> {
         let key = self.tx_key(context, id)?;
         let transactions = &self.inner.transactions;
-        let tx = transactions.take(&key).await?;
-        let outcome = tx.commit(id, &transactions.coordinator).await;
-        transactions.ended(
-            &key,
-            match outcome {
-                Ok(_) | Err(Error::TxFailedAfterCommit { .. }) => Ended::Committed,
-                Err(Error::TxInDoubt { .. }) => Ended::InDoubt,
-                Err(_) => Ended::RolledBack,
-            },
-        );
-        outcome
+        let (tx, ending) = match transactions.take(&key).await? {
+            Taken::Open(tx, ending) => (tx, ending),
+            Taken::Ended(outcome) => return commit_answer(id, &outcome),
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let registry = std::sync::Arc::clone(transactions);
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let outcome = tx.commit(&id, &registry.coordinator).await;
+            ending.finish(outcome_of(&outcome));
+            // The caller may have gone: the outcome is recorded anyway.
+            let _ = answer.send(outcome);
+        });
+        answered.await.unwrap_or_else(|_| {
+            Err(Error::TxInDoubt {
+                why: "the commit's task ended without an outcome".into(),
+            })
+        })
     }
 
-    /// Rolls transaction `id` back on every engine it touched.
+    /// Rolls transaction `id` back on every engine it touched. A Rollback
+    /// of one already rolled back answers OK; of one committed (or whose
+    /// commit is running and then commits), `FAILED_PRECONDITION`.
     pub async fn rollback(&self, context: &CallContext, id: &str) -> Result<()> {
         let key = self.tx_key(context, id)?;
         let transactions = &self.inner.transactions;
-        let tx = transactions.take(&key).await?;
-        tx.rollback().await;
-        transactions.ended(&key, Ended::RolledBack);
-        Ok(())
+        match transactions.take(&key).await? {
+            Taken::Open(tx, ending) => {
+                // Recorded as rolled back first: a rollback cannot fail to
+                // happen (a part that cannot roll back is rolled back by
+                // its engine when its connection goes).
+                ending.finish(Outcome::only(Ended::RolledBack));
+                tx.rollback().await;
+                Ok(())
+            }
+            Taken::Ended(outcome) if outcome.how == Ended::RolledBack => Ok(()),
+            Taken::Ended(outcome) => Err(ended_error(id, &outcome)),
+        }
     }
 
     /// `Err(PermissionDenied)` unless the caller is an operator (an
@@ -249,5 +287,52 @@ impl Drop for Transaction {
                 let _ = gateway.rollback(&context, &id).await;
             });
         }
+    }
+}
+
+/// How a commit that answered `answer` ended, as later calls are told.
+fn outcome_of(answer: &Result<Vec<String>>) -> Outcome {
+    match answer {
+        Ok(engines) => Outcome {
+            how: Ended::Committed,
+            engines: engines.clone(),
+            failed_after_commit: None,
+        },
+        Err(Error::TxFailedAfterCommit { engine, why }) => Outcome {
+            how: Ended::Committed,
+            engines: Vec::new(),
+            failed_after_commit: Some((engine.clone(), why.clone())),
+        },
+        Err(Error::TxInDoubt { .. }) => Outcome::only(Ended::InDoubt),
+        Err(_) => Outcome::only(Ended::RolledBack),
+    }
+}
+
+/// What a Commit of a transaction that had ended answers: what its commit
+/// answered (a committed one's engines, or its failure after commit).
+fn commit_answer(id: &str, outcome: &Outcome) -> Result<Vec<String>> {
+    match (&outcome.how, &outcome.failed_after_commit) {
+        (Ended::Committed, None) => Ok(outcome.engines.clone()),
+        (Ended::Committed, Some((engine, why))) => Err(Error::TxFailedAfterCommit {
+            engine: engine.clone(),
+            why: why.clone(),
+        }),
+        _ => Err(ended_error(id, outcome)),
+    }
+}
+
+/// The error a call on a transaction that ended `outcome` hears.
+fn ended_error(id: &str, outcome: &Outcome) -> Error {
+    match outcome.how {
+        Ended::InDoubt => Error::TxInDoubt {
+            why: format!(
+                "transaction {} ended with its outcome in doubt; recovery finishes it",
+                crate::error::short(id)
+            ),
+        },
+        how => Error::TxEnded {
+            id: crate::error::short(id),
+            how,
+        },
     }
 }

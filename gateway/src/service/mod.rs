@@ -250,7 +250,10 @@ impl pb::gateway_server::Gateway for GatewayService {
             &self.context(&metadata, &extensions, String::new())?,
             &options,
         )?;
-        let expires_at = std::time::SystemTime::now() + idle;
+        // In range: begin_id bounds the idle timeout.
+        let expires_at = std::time::SystemTime::now()
+            .checked_add(idle)
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
         Ok(Response::new(pb::BeginResponse {
             tx_id,
             expires_at: Some(expires_at.into()),

@@ -52,9 +52,12 @@ fn code_and_reason(err: &Error) -> (Code, &'static str) {
         Error::TxTwoDeciders { .. } => (Code::FailedPrecondition, "TX_TWO_DECIDERS"),
         Error::TxResolve { .. } => (Code::FailedPrecondition, "TX_RESOLVE"),
         Error::TxLog { .. } => (Code::Unavailable, "TX_LOG"),
-        Error::TxInDoubt { .. } => (Code::Unavailable, "TX_IN_DOUBT"),
+        // Not UNAVAILABLE: retry policies retry that as if nothing happened.
+        Error::TxInDoubt { .. } => (Code::Unknown, "TX_IN_DOUBT"),
+        Error::TxEnding { .. } => (Code::FailedPrecondition, "TX_ENDING"),
         Error::TxFailedAfterCommit { .. } => (Code::FailedPrecondition, "TX_FAILED_AFTER_COMMIT"),
         Error::BadParameter { .. } => (Code::InvalidArgument, "INVALID_PARAMETER"),
+        Error::InvalidOption { .. } => (Code::InvalidArgument, "INVALID_OPTION"),
         Error::ResponseTooLarge { .. } => (Code::ResourceExhausted, "RESPONSE_TOO_LARGE"),
         Error::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         Error::EngineDrained { .. } => (Code::Unavailable, "ENGINE_DRAINED"),

@@ -39,14 +39,6 @@ impl Coordinator {
 
     async fn run(&self, tx: &str, mut parts: Vec<Part>) -> Result<Vec<String>> {
         let engines: Vec<String> = parts.iter().map(|p| p.engine.clone()).collect();
-        let log = match self.log().await {
-            Ok(log) => log.clone(),
-            Err(e) => {
-                self.roll_back(parts).await;
-                return Err(e);
-            }
-        };
-        let prefix = log.gid_prefix();
         // The deciding engine: the live one without a prepare step, else a
         // preparable one, which then commits instead of preparing.
         let decides =
@@ -55,6 +47,26 @@ impl Coordinator {
             .iter()
             .position(|p| decides(p, false))
             .or_else(|| parts.iter().position(|p| decides(p, true)));
+        // The log is needed to decide without a deciding engine, and for the
+        // prefix of prepared parts' global ids; a deciding engine with only
+        // buffered parts beside it (SQLite with Redis, the embedded default)
+        // needs none: its marker is the whole record.
+        let prepares = parts
+            .iter()
+            .enumerate()
+            .any(|(i, p)| Some(i) != decider_at && decides(p, true));
+        let log = if decider_at.is_none() || prepares {
+            match self.log().await {
+                Ok(log) => Some(log.clone()),
+                Err(e) => {
+                    self.roll_back(parts).await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let prefix = log.as_ref().map(TxLog::gid_prefix).unwrap_or_default();
         // Its marker table was made ready when it joined the transaction.
         let decider: Option<Part> = decider_at.map(|i| parts.remove(i));
         let mut prepared: Vec<(Part, String)> = Vec::new();
@@ -121,15 +133,23 @@ impl Coordinator {
                     return Err(e);
                 }
             },
-            None => match self.decide_in_log(&log, tx, record).await {
-                Ok(()) => None,
-                Err(e @ Error::TxInDoubt { .. }) => return Err(e),
-                Err(e) => {
-                    self.abort(&log, tx, all(prepared, None, buffered, Vec::new()))
-                        .await;
-                    return Err(e);
+            None => {
+                let Some(log) = &log else {
+                    // Opened above whenever there is no deciding engine.
+                    return Err(Error::TxLog {
+                        why: "no log to decide in".into(),
+                    });
+                };
+                match self.decide_in_log(log, tx, record).await {
+                    Ok(()) => None,
+                    Err(e @ Error::TxInDoubt { .. }) => return Err(e),
+                    Err(e) => {
+                        self.abort(log, tx, all(prepared, None, buffered, Vec::new()))
+                            .await;
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
         if self.at("commit_record")? {
             // Decided: what stopping here leaves, recovery finishes.
@@ -156,8 +176,7 @@ impl Coordinator {
                 Err(DriverError::Precondition(e)) => {
                     // Applied, with a write that failed (Redis has no
                     // rollback), or none applied (FalkorDB).
-                    failed_after =
-                        Some(self.failed_after_commit(&log, tx, engine, e.message).await);
+                    failed_after = Some(self.failed_after_commit(tx, engine, e.message).await);
                 }
                 Err(e) => {
                     tracing::warn!(tx_id = %tx, engine = %engine, error = %e, "applying the buffered writes failed; recovery retries");
@@ -176,7 +195,9 @@ impl Coordinator {
                     });
                 }
                 None => {
-                    let _ = log.append(Record::Done { tx: tx.to_owned() }, false).await;
+                    if let Some(log) = &log {
+                        let _ = log.append(Record::Done { tx: tx.to_owned() }, false).await;
+                    }
                 }
             }
         }
@@ -196,7 +217,7 @@ impl Coordinator {
         mut part: Part,
         record: &[PartRecord],
     ) -> Result<(Arc<dyn StorageDriver>, omnigate_drivers::Dialect)> {
-        let text = markers::record_text(record).map_err(|e| Error::TxLog {
+        let text = markers::record_text(record, &self.owner).map_err(|e| Error::TxLog {
             why: format!("cannot encode the transaction's record: {e}"),
         })?;
         // A stop (a crash) here or after the commit leaves the outcome to
@@ -284,20 +305,25 @@ impl Coordinator {
     }
 
     /// Records a transaction that committed but whose buffered engine
-    /// failed a write as it was applied: for operators.
-    async fn failed_after_commit(
-        &self,
-        log: &TxLog,
-        tx: &str,
-        engine: String,
-        why: String,
-    ) -> Error {
+    /// failed a write as it was applied: for operators (in the log, opened
+    /// now if it was not; in the error log and the counters if it cannot
+    /// be).
+    pub(super) async fn failed_after_commit(&self, tx: &str, engine: String, why: String) -> Error {
         let record = Record::FailedAfterCommit {
             tx: tx.to_owned(),
             engine: engine.clone(),
             why: why.clone(),
         };
-        let _ = log.append(record, true).await;
+        let recorded = match self.log().await {
+            Ok(log) => self
+                .log_step(log.append(record, true))
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = recorded {
+            tracing::error!(tx_id = %tx, engine = %engine, error = %e, "cannot record a failure after commit in the transaction log");
+        }
         tracing::error!(tx_id = %tx, engine = %engine, why = %why, "transaction failed after commit");
         self.counters
             .failed_after_commit

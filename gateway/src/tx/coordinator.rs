@@ -30,8 +30,8 @@ pub enum LogSource {
 pub struct Coordinator {
     source: LogSource,
     log: tokio::sync::OnceCell<TxLog>,
-    /// This gateway, as a shared log's rows name it.
-    owner: String,
+    /// This gateway, as a shared log's rows and the markers name it.
+    pub(super) owner: String,
     /// How long another gateway's row of a shared log waits before this
     /// gateway's recovery takes it over.
     pub(crate) takeover_after: Duration,

@@ -67,6 +67,7 @@ impl FileLog {
                 format!("{e}; give each gateway its own [transactions] log"),
             )
         })?;
+        trim_torn(&file, path)?;
         let records = read(path)?;
         let id = match records.iter().find_map(|r| match r {
             Record::Log { id } => Some(id.clone()),
@@ -178,8 +179,10 @@ impl FileLog {
     }
 
     /// Appends `bytes` (whole lines) to the file, and waits for the disk
-    /// when `durable`.
+    /// when `durable`. A write that fails part way (ENOSPC, EIO) is cut
+    /// off again, so the next record starts on a line of its own.
     fn write_locked(&self, inner: &mut Inner, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+        let before = inner.file.metadata().map(|m| m.len());
         inner
             .file
             .write_all(bytes)
@@ -190,7 +193,14 @@ impl FileLog {
                     Ok(())
                 }
             })
-            .map_err(|e| failure(&self.path, "cannot write the transaction log", e))
+            .map_err(|e| {
+                if let Ok(before) = before
+                    && let Err(cut) = inner.file.set_len(before)
+                {
+                    tracing::error!(log = %self.path.display(), error = %cut, "cannot cut a failed write off the transaction log; it is trimmed when next opened");
+                }
+                failure(&self.path, "cannot write the transaction log", e)
+            })
     }
 
     /// The failures after commit not yet acknowledged.
@@ -236,6 +246,8 @@ impl FileLog {
         file.try_lock()
             .map_err(|e| failure(&fresh, "cannot lock the compacted log", e))?;
         std::fs::rename(&fresh, &self.path)?;
+        // The rename is durable only once its directory is.
+        sync_dir(&self.path)?;
         inner.file = file;
         Ok(())
     }
@@ -249,17 +261,46 @@ fn encode(path: &Path, record: &Record) -> std::io::Result<Vec<u8>> {
     Ok(line)
 }
 
-/// Every record of the file; a torn last line (a crash mid-write) is
-/// ignored, since its step was never taken.
+/// Cuts a torn last record (a crash, ENOSPC or EIO mid-write) off the
+/// file: its step was never taken, and left there the next record would be
+/// glued to it and lost with it.
+fn trim_torn(file: &File, path: &Path) -> std::io::Result<()> {
+    let bytes =
+        std::fs::read(path).map_err(|e| failure(path, "cannot read the transaction log", e))?;
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if whole < bytes.len() {
+        tracing::warn!(log = %path.display(), bytes = bytes.len() - whole, "cutting a torn last record off the transaction log (a write that never finished; its step was not taken)");
+        file.set_len(whole as u64)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| failure(path, "cannot trim the torn end of the transaction log", e))?;
+    }
+    Ok(())
+}
+
+/// Makes a rename in `path`'s directory durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| failure(dir, "cannot sync the directory of the transaction log", e))
+}
+
+/// Every record of the file; a torn last line (a crash mid-write, before
+/// the log was reopened and trimmed) is ignored, since its step was never
+/// taken. Lines are read as bytes: a torn multi-byte character is one
+/// unreadable line, not an unreadable log.
 fn read(path: &Path) -> std::io::Result<Vec<Record>> {
     let file = File::open(path).map_err(|e| failure(path, "cannot read the transaction log", e))?;
     let mut records = Vec::new();
-    for line in BufReader::new(file).lines() {
+    for line in BufReader::new(file).split(b'\n') {
         let line = line?;
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str(&line) {
+        match serde_json::from_slice(&line) {
             Ok(record) => records.push(record),
             Err(e) => {
                 tracing::warn!(log = %path.display(), error = %e, "skipping an unreadable log line")
@@ -377,6 +418,39 @@ mod tests {
         let summary: Vec<(&str, bool)> =
             doubt.iter().map(|d| (d.tx.as_str(), d.committed)).collect();
         assert_eq!(summary, vec![("a", false), ("b", true)]);
+        // The torn end was cut at open: the next durable record stands on
+        // a line of its own (before, it was glued to the torn one and lost).
+        log.append(Record::Commit { tx: "a".into() }).await.unwrap();
+        let doubt = log.in_doubt().unwrap();
+        assert!(doubt.iter().all(|d| d.committed), "{doubt:?}");
+    }
+
+    #[tokio::test]
+    async fn a_torn_multibyte_character_leaves_the_log_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tx.log");
+        let log = FileLog::open(&path).unwrap();
+        log.append(prepared("a")).await.unwrap();
+        drop(log);
+        // Half of "é" (0xC3 0xA9): a kill -9 mid-write of a record naming it.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"{\"t\":\"commit\",\"tx\":\"\xC3").unwrap();
+        drop(file);
+        let log = (0..200)
+            .find_map(|_| {
+                FileLog::open(&path).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                })
+            })
+            .expect("a torn character does not make the log unopenable");
+        log.append(Record::Commit { tx: "a".into() }).await.unwrap();
+        let doubt = log.in_doubt().unwrap();
+        assert_eq!(doubt.len(), 1);
+        assert!(doubt[0].committed);
     }
 
     #[tokio::test]

@@ -85,14 +85,19 @@ fn delete(dialect: Dialect, tx: &str) -> Statement {
 struct MarkerRecord {
     /// When the transaction was decided, in milliseconds since the epoch.
     at: i64,
+    /// The gateway that decided it (its recovery finishes it at once;
+    /// another's only once `takeover_after` has passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
     /// Its other parts.
     parts: Vec<PartRecord>,
 }
 
 /// The record a marker carries, as text.
-pub(crate) fn record_text(parts: &[PartRecord]) -> serde_json::Result<String> {
+pub(crate) fn record_text(parts: &[PartRecord], owner: &str) -> serde_json::Result<String> {
     serde_json::to_string(&MarkerRecord {
         at: omnigate_drivers::ts::now_millis(),
+        owner: Some(owner.to_owned()),
         parts: parts.to_vec(),
     })
 }
@@ -106,6 +111,8 @@ pub(crate) struct Unfinished {
     pub parts: Vec<PartRecord>,
     /// When it was decided, if known.
     pub at_ms: Option<i64>,
+    /// The gateway that decided it, if known.
+    pub owner: Option<String>,
 }
 
 /// How long recovery waits for an engine's markers: an engine that does
@@ -143,13 +150,14 @@ pub(crate) async fn unfinished(
         };
         // A bare list of parts is read too (a record without its time).
         let read = serde_json::from_str::<MarkerRecord>(record)
-            .map(|r| (r.parts, Some(r.at)))
-            .or_else(|_| serde_json::from_str::<Vec<PartRecord>>(record).map(|p| (p, None)));
+            .map(|r| (r.parts, Some(r.at), r.owner))
+            .or_else(|_| serde_json::from_str::<Vec<PartRecord>>(record).map(|p| (p, None, None)));
         match read {
-            Ok((parts, at_ms)) => found.push(Unfinished {
+            Ok((parts, at_ms, owner)) => found.push(Unfinished {
                 tx: tx.clone(),
                 parts,
                 at_ms,
+                owner,
             }),
             Err(e) => tracing::error!(tx_id = %tx, error = %e, "an unreadable transaction marker"),
         }

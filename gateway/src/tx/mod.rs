@@ -32,7 +32,8 @@ use crate::error::{Error, Result};
 pub use coordinator::{Coordinator, LogSource};
 pub use operators::{TxInfo, TxState};
 pub use recover::Recovered;
-pub use registry::Transactions;
+pub(crate) use registry::Taken;
+pub use registry::{Outcome, Transactions};
 
 /// Counts of what transactions did since the gateway started.
 #[derive(Debug, Default)]
@@ -89,7 +90,7 @@ pub struct TxOptions {
 }
 
 /// How a transaction ended, as later callers are told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Ended {
     /// Committed.
     Committed,
@@ -99,6 +100,7 @@ pub enum Ended {
     /// Idle past its timeout, then rolled back.
     Expired,
     /// Its commit's outcome was not known when it ended: recovery decides.
+    #[default]
     InDoubt,
 }
 
@@ -182,13 +184,37 @@ impl Tx {
             }
         };
         let options = self.options.apply(options);
+        // Doomed until the statement has answered: a call dropped here (its
+        // caller went away, its deadline passed) leaves a statement that may
+        // still run on the engine, and the transaction can only roll back.
+        let cut = self.doomed.is_none();
+        if cut {
+            self.doomed = Some(format!(
+                "a statement on engine {} was cut before it answered (it may still have run)",
+                engine.name()
+            ));
+        }
         let part = &mut self.parts[index];
         let outcome = part.session.execute(dialect, statement, &options).await;
-        if let Err(e) = &outcome
-            && part.session.participation() == (Participation::Live { preparable: true })
-        {
+        if cut {
+            self.doomed = None;
+        }
+        let engine_name = &self.parts[index].engine;
+        let why = match &outcome {
             // PostgreSQL aborts its transaction on any failed statement.
-            let why = format!("a statement failed on engine {}: {e}", part.engine);
+            Err(e)
+                if self.parts[index].session.participation()
+                    == (Participation::Live { preparable: true }) =>
+            {
+                Some(format!("a statement failed on engine {engine_name}: {e}"))
+            }
+            // A statement that timed out may still run on its engine.
+            Err(e @ omnigate_drivers::Error::Timeout { .. }) => Some(format!(
+                "a statement timed out on engine {engine_name} and may still have run: {e}"
+            )),
+            _ => None,
+        };
+        if let Some(why) = why {
             self.doom(why);
         }
         self.last_used = Instant::now();
@@ -272,8 +298,28 @@ impl Tx {
             0 => Vec::new(),
             1 => {
                 let part = parts.remove(0);
-                part.session.commit().await?;
-                vec![part.engine]
+                match part.session.commit().await {
+                    Ok(()) => vec![part.engine],
+                    // The engine answered: it did not commit.
+                    Err(
+                        e @ (omnigate_drivers::Error::Conflict(_)
+                        | omnigate_drivers::Error::Precondition(_)
+                        | omnigate_drivers::Error::ConstraintViolation(_)
+                        | omnigate_drivers::Error::InvalidStatement(_)
+                        | omnigate_drivers::Error::PermissionDenied(_)),
+                    ) => return Err(Error::from(e)),
+                    // The link broke around the commit: it may have
+                    // happened, and only the engine knows.
+                    Err(e) => {
+                        return Err(Error::TxInDoubt {
+                            why: format!(
+                                "engine {}'s COMMIT did not answer ({e}); it decided the \
+                                 transaction alone: read the data to see which",
+                                part.engine
+                            ),
+                        });
+                    }
+                }
             }
             _ => coordinator.commit(id, parts).await?,
         };

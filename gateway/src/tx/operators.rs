@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::log::{PartRecord, engines_of};
 use super::{Transactions, markers, recover};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, short};
 use crate::router::Router;
 
 /// Where a transaction stands.
@@ -165,9 +165,14 @@ impl Transactions {
     /// Resolves transaction `id` by hand: `commit` finishes it forward,
     /// else it is rolled back. Refused where that would contradict a
     /// recorded decision; what it did, in words.
-    pub async fn resolve(&self, router: &Router, id: &str, commit: bool) -> Result<String> {
+    pub async fn resolve(
+        self: &std::sync::Arc<Self>,
+        router: &Router,
+        id: &str,
+        commit: bool,
+    ) -> Result<String> {
         let Some(info) = self.list(router).await.into_iter().find(|t| t.tx_id == id) else {
-            return Err(Error::TxNotFound { id: id.to_owned() });
+            return Err(Error::TxNotFound { id: short(id) });
         };
         let refuse = |why: String| Err(Error::TxResolve { why });
         match (info.state, commit) {
@@ -176,10 +181,24 @@ impl Transactions {
                     .into(),
             ),
             (TxState::Active, false) => {
-                let tx = self.take(id).await?;
-                tx.rollback().await;
-                self.ended(id, super::Ended::RolledBack);
-                Ok("rolled back".into())
+                // Its registry key names its owner: found by its id.
+                let key = self
+                    .open_handles()
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .find(|key| Self::id_of(key) == id)
+                    .ok_or_else(|| Error::TxNotFound { id: short(id) })?;
+                match self.take(&key).await? {
+                    super::Taken::Open(tx, ending) => {
+                        ending.finish(super::Outcome::only(super::Ended::RolledBack));
+                        tx.rollback().await;
+                        Ok("rolled back".into())
+                    }
+                    super::Taken::Ended(outcome) => Ok(format!(
+                        "it had ended meanwhile: it {}",
+                        outcome.how.as_str()
+                    )),
+                }
             }
             (TxState::Committing, false) | (TxState::FailedAfterCommit, false) => refuse(
                 "the transaction is decided to commit (a recorded decision): it can only be \
@@ -188,7 +207,7 @@ impl Transactions {
             ),
             (TxState::FailedAfterCommit, true) => {
                 let Some(log) = self.coordinator.existing_log().await else {
-                    return Err(Error::TxNotFound { id: id.to_owned() });
+                    return Err(Error::TxNotFound { id: short(id) });
                 };
                 log.acknowledge(id)
                     .await

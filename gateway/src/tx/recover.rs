@@ -51,6 +51,15 @@ impl Coordinator {
                 if self.is_committing(&marker.tx) {
                     continue;
                 }
+                // Another gateway's transaction is its to finish (its own
+                // apply is under way) until takeover_after has passed: it
+                // is gone then. Either way every apply is guarded by its
+                // engine's marker, so a race applies once.
+                let ours = marker.owner.as_deref() == Some(self.owner.as_str());
+                if !ours && !older_than(marker.at_ms, self.takeover_after) {
+                    done.pending += 1;
+                    continue;
+                }
                 if self.finish(router, &marker.tx, &marker.parts, true).await {
                     markers::forget(engine.driver.as_ref(), dialect, &marker.tx).await;
                     tracing::info!(tx_id = %marker.tx, decided_by = %engine.name(), engines = %engines_of(&marker.parts).join(", "), "recovered forward: committed");
@@ -126,13 +135,17 @@ impl Coordinator {
         let log = self
             .existing_log()
             .await
-            .ok_or_else(|| crate::error::Error::TxNotFound { id: tx.to_owned() })?;
+            .ok_or_else(|| crate::error::Error::TxNotFound {
+                id: crate::error::short(tx),
+            })?;
         let doubts = log
             .in_doubt(std::time::Duration::ZERO)
             .await
             .map_err(|e| crate::error::Error::TxLog { why: e.to_string() })?;
         let Some(doubt) = doubts.into_iter().find(|d| d.tx == tx) else {
-            return Err(crate::error::Error::TxNotFound { id: tx.to_owned() });
+            return Err(crate::error::Error::TxNotFound {
+                id: crate::error::short(tx),
+            });
         };
         if doubt.committed && !commit {
             return Err(refuse(
@@ -302,13 +315,27 @@ impl Coordinator {
             Err(
                 omnigate_drivers::Error::Unavailable(_) | omnigate_drivers::Error::Timeout { .. },
             ) => false,
-            // Applied, with a write that failed (Redis has no rollback).
+            // The engine refused the writes (Redis: a write that failed as
+            // applied, or EXECABORT; FalkorDB: the query failed): never
+            // taken as applied. Recorded as failed after commit, for
+            // operators, and finished as far as recovery goes.
             Err(e) => {
-                tracing::error!(tx_id = %tx, engine = %engine, error = %e, "transaction failed after commit, on replay");
+                self.failed_after_commit(tx, engine.to_owned(), e.to_string())
+                    .await;
                 true
             }
         }
     }
+}
+
+/// Whether a record made at `at_ms` (milliseconds since the epoch) is
+/// older than `age`; one whose time is unknown is.
+fn older_than(at_ms: Option<i64>, age: std::time::Duration) -> bool {
+    let Some(at) = at_ms else {
+        return true;
+    };
+    let elapsed = omnigate_drivers::ts::now_millis().saturating_sub(at);
+    u128::try_from(elapsed).unwrap_or(0) >= age.as_millis()
 }
 
 /// The engines that can decide a transaction, with their markers' dialect.

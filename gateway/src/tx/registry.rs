@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use super::{Coordinator, Ended, Tx, TxHandle, TxOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, short};
 
 /// How long an ended transaction's outcome is remembered.
 const REMEMBER_ENDED: Duration = Duration::from_secs(15 * 60);
@@ -14,11 +16,50 @@ const REMEMBER_ENDED: Duration = Duration::from_secs(15 * 60);
 /// How often idle transactions are looked for.
 const REAP_EVERY: Duration = Duration::from_millis(500);
 
+/// How a transaction ended, and on which engines it committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// How it ended.
+    pub how: Ended,
+    /// The engines it committed on (empty unless committed).
+    pub engines: Vec<String>,
+    /// Committed, but this engine failed a write as it was applied, and why.
+    pub failed_after_commit: Option<(String, String)>,
+}
+
+impl Outcome {
+    /// An outcome without engines or failure.
+    pub(crate) fn only(how: Ended) -> Self {
+        Outcome {
+            how,
+            ..Outcome::default()
+        }
+    }
+}
+
+/// What [`Transactions::take`] found.
+#[derive(Debug)]
+pub(crate) enum Taken {
+    /// The transaction, now this caller's to end; `Ending` records how.
+    Open(Tx, Ending),
+    /// It had ended (or another call ended it while this one waited).
+    Ended(Arc<Outcome>),
+}
+
 /// The open transactions, and the outcomes of the recently ended ones.
+///
+/// A transaction is in exactly one of three places: open (its handle in
+/// `open`), ending (a Commit or Rollback took it and runs; its id in
+/// `ending` with a signal set when it has ended), or ended (its outcome in
+/// `ended`). It moves open → ending under its handle's lock, and ending →
+/// ended by recording the outcome before it leaves `ending`, so a caller
+/// always finds it in one of them and hears the truth: a late Commit waits
+/// for the running one and answers its outcome.
 #[derive(Debug)]
 pub struct Transactions {
     open: Mutex<HashMap<String, TxHandle>>,
-    ended: moka::sync::Cache<String, Ended>,
+    ending: Mutex<HashMap<String, watch::Receiver<bool>>>,
+    ended: moka::sync::Cache<String, Arc<Outcome>>,
     default_idle: Duration,
     /// The cross-engine commit and its log.
     pub(crate) coordinator: Coordinator,
@@ -50,6 +91,7 @@ impl Transactions {
     pub fn new(default_idle: Duration, coordinator: Coordinator) -> Arc<Self> {
         let registry = Arc::new(Transactions {
             open: Mutex::new(HashMap::new()),
+            ending: Mutex::new(HashMap::new()),
             ended: moka::sync::Cache::builder()
                 .time_to_live(REMEMBER_ENDED)
                 .max_capacity(1_000_000)
@@ -63,6 +105,12 @@ impl Transactions {
 
     fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, TxHandle>> {
         self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn ending_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Receiver<bool>>> {
+        self.ending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -116,28 +164,63 @@ impl Transactions {
         Err(self.gone(id))
     }
 
-    /// Why `id` is not open: it ended (and how), or it never was.
+    /// Why `id` is not open: it is ending, it ended (and how), or it never
+    /// was.
     pub(crate) fn gone(&self, id: &str) -> Error {
+        let short_id = short(Self::id_of(id));
+        if self.ending_map().contains_key(id) {
+            return Error::TxEnding { id: short_id };
+        }
         match self.ended.get(id) {
-            Some(how) => Error::TxEnded {
-                id: Self::id_of(id).to_owned(),
-                how,
+            Some(outcome) => Error::TxEnded {
+                id: short_id,
+                how: outcome.how,
             },
-            None => Error::TxNotFound {
-                id: Self::id_of(id).to_owned(),
-            },
+            None => Error::TxNotFound { id: short_id },
         }
     }
 
-    /// Takes `id`'s transaction out of the open ones, to end it. `Err` when
-    /// it is not open, or expired while idle (then it is rolled back here).
-    pub(crate) async fn take(&self, id: &str) -> Result<Tx> {
-        let handle = self.get(id)?;
-        let mut slot = handle.lock().await;
-        self.expire_if_idle(id, &mut slot, Instant::now()).await;
-        let tx = slot.take().ok_or_else(|| self.gone(id))?;
-        self.open().remove(id);
-        Ok(tx)
+    /// How `id` ended, waiting for a Commit or Rollback of it that is
+    /// running (the caller's deadline bounds the wait); `None` when it is
+    /// not known to have ended.
+    pub(crate) async fn outcome(&self, id: &str) -> Option<Arc<Outcome>> {
+        let running = self.ending_map().get(id).cloned();
+        if let Some(mut done) = running {
+            // An error: the ending was dropped without a signal, which
+            // records its outcome first (see `Ending`'s Drop).
+            let _ = done.wait_for(|ended| *ended).await;
+        }
+        self.ended.get(id)
+    }
+
+    /// Takes `id`'s transaction out of the open ones, to end it: it is
+    /// then ending until the returned [`Ending`] records how it ended. One
+    /// that expired while idle is rolled back here; one another call is
+    /// ending is waited for. `Err` when it never was (or was forgotten).
+    pub(crate) async fn take(self: &Arc<Self>, id: &str) -> Result<Taken> {
+        let handle = self.open().get(id).cloned();
+        if let Some(handle) = handle {
+            let mut slot = handle.lock().await;
+            self.expire_if_idle(id, &mut slot, Instant::now()).await;
+            if let Some(tx) = slot.take() {
+                let (signal, done) = watch::channel(false);
+                // Ending before it leaves the open ones: never in neither.
+                self.ending_map().insert(id.to_owned(), done);
+                self.open().remove(id);
+                let ending = Ending {
+                    registry: Arc::clone(self),
+                    key: id.to_owned(),
+                    signal: Some(signal),
+                };
+                return Ok(Taken::Open(tx, ending));
+            }
+        }
+        match self.outcome(id).await {
+            Some(outcome) => Ok(Taken::Ended(outcome)),
+            None => Err(Error::TxNotFound {
+                id: short(Self::id_of(id)),
+            }),
+        }
     }
 
     /// Rolls back the transaction in `slot` and records it as expired if it
@@ -146,17 +229,17 @@ impl Transactions {
         if slot.as_ref().is_some_and(|tx| tx.idle_at(now))
             && let Some(tx) = slot.take()
         {
+            self.ended(id, Outcome::only(Ended::Expired));
             self.open().remove(id);
-            self.ended(id, Ended::Expired);
             tracing::info!(tx_id = %Self::id_of(id), "transaction expired idle; rolled back");
             tx.rollback().await;
         }
     }
 
     /// Records how `id` ended.
-    pub(crate) fn ended(&self, id: &str, how: Ended) {
-        self.coordinator.counters.ended(how);
-        self.ended.insert(id.to_owned(), how);
+    pub(crate) fn ended(&self, id: &str, outcome: Outcome) {
+        self.coordinator.counters.ended(outcome.how);
+        self.ended.insert(id.to_owned(), Arc::new(outcome));
     }
 
     /// Checks that the transaction in `slot` is still usable; an idle one
@@ -206,6 +289,39 @@ impl Transactions {
             };
             self.expire_if_idle(&id, &mut slot, now).await;
         }
+    }
+}
+
+/// A transaction being ended (committed or rolled back) by one call: it
+/// records how it ended, then leaves the ending ones and wakes the calls
+/// waiting for it. Dropped without [`Ending::finish`] (its task panicked),
+/// the outcome is recorded as in doubt: recovery decides it.
+#[derive(Debug)]
+pub(crate) struct Ending {
+    registry: Arc<Transactions>,
+    key: String,
+    signal: Option<watch::Sender<bool>>,
+}
+
+impl Ending {
+    /// Records how the transaction ended.
+    pub(crate) fn finish(mut self, outcome: Outcome) {
+        self.end(outcome);
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        let Some(signal) = self.signal.take() else {
+            return;
+        };
+        self.registry.ended(&self.key, outcome);
+        self.registry.ending_map().remove(&self.key);
+        let _ = signal.send(true);
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        self.end(Outcome::only(Ended::InDoubt));
     }
 }
 

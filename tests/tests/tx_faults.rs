@@ -1,0 +1,482 @@
+//! Faults a cross-engine commit must survive besides a crash, each against
+//! the real engines (DESIGN.md, "Faults a commit must survive"): an engine
+//! refusing at apply time, a buffered write that matches nothing or cannot
+//! be chained, a committer and a replica's recovery applying at once, a
+//! write that would fail when applied (checked before the decision), a
+//! caller that goes away mid-commit, Commit and Rollback racing, and a
+//! statement cut by its deadline.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use omnigate::tx::TxOptions;
+use omnigate::{CallContext, Error as GatewayError, Gateway, Request};
+use omnigate_drivers::falkordb::{FalkorConfig, FalkorDriver};
+use omnigate_drivers::memory::{MemoryConfig, MemoryDriver};
+use omnigate_drivers::redis::{RedisConfig, RedisDriver};
+use omnigate_drivers::{
+    BeginOptions, Dialect, DriverTransaction, ExecuteOptions, Statement, StorageDriver,
+    StorageDriverExt, Value,
+};
+use omnigate_proto::v1 as pb;
+use omnigate_tests::falkordb::FalkorServer;
+use omnigate_tests::postgres::PgServer;
+use omnigate_tests::redis::RedisServer;
+use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, in_tx, request, s, scalar};
+use tonic::Code;
+
+async fn redis_driver(server: &RedisServer) -> RedisDriver {
+    let config = RedisConfig {
+        url: server.url(0),
+        ..RedisConfig::default()
+    };
+    RedisDriver::connect("cache", config).await.unwrap()
+}
+
+async fn falkor_driver(server: &FalkorServer) -> FalkorDriver {
+    let config = FalkorConfig {
+        url: server.url(),
+        graph: "g".into(),
+        ..FalkorConfig::default()
+    };
+    FalkorDriver::connect("graph", config).await.unwrap()
+}
+
+fn st(text: &str) -> Statement {
+    Statement::new(text)
+}
+
+async fn queue(tx: &mut Box<dyn DriverTransaction>, dialect: Dialect, text: &str) {
+    tx.execute(dialect, &st(text), &ExecuteOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("`{text}` is queued: {e}"));
+}
+
+#[tokio::test]
+async fn redis_refusing_the_writes_at_exec_is_never_taken_as_applied() {
+    let server = RedisServer::start();
+    let d = redis_driver(&server).await;
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, "SET refused 1").await;
+    tx.prepare("tx-oom").await.unwrap();
+    let redo = tx.redo();
+    // noeviction at its limit: every queued write is refused with OOM, and
+    // EXEC answers EXECABORT.
+    d.run(Dialect::Redis, st("CONFIG SET maxmemory-policy noeviction"))
+        .await
+        .unwrap();
+    d.run(Dialect::Redis, st("CONFIG SET maxmemory 1"))
+        .await
+        .unwrap();
+    let refused = tx.commit().await.unwrap_err();
+    assert!(
+        matches!(refused, omnigate_drivers::Error::Precondition(_)),
+        "not retried as unavailable, not a lost WATCH: {refused:?}"
+    );
+    assert!(refused.to_string().contains("EXEC"), "{refused}");
+    // A replay (recovery) hears the refusal too: before, EXECABORT read as
+    // "another replay won the WATCH" and the writes were counted applied.
+    let replayed = d.replay("tx-oom", &redo).await.unwrap_err();
+    assert!(replayed.to_string().contains("EXEC"), "{replayed}");
+    d.run(Dialect::Redis, st("CONFIG SET maxmemory 0"))
+        .await
+        .unwrap();
+    let exists =
+        |key: &'static str| d.query_scalar(Dialect::Redis, st("EXISTS $1").bind(key.to_owned()));
+    assert_eq!(exists("refused").await.unwrap(), Value::Int(0));
+    assert_eq!(
+        exists("omnigate:tx:tx-oom").await.unwrap(),
+        Value::Int(0),
+        "no marker: nothing claims the writes were applied"
+    );
+    // Once Redis takes writes again, the replay applies them once.
+    d.replay("tx-oom", &redo).await.unwrap();
+    d.replay("tx-oom", &redo).await.unwrap();
+    assert_eq!(exists("refused").await.unwrap(), Value::Int(1));
+}
+
+#[tokio::test]
+async fn a_committer_and_a_replay_at_once_apply_a_counter_once() {
+    let server = RedisServer::start();
+    let d = redis_driver(&server).await;
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, "INCR counter").await;
+    queue(&mut tx, Dialect::Redis, "LPUSH list x").await;
+    tx.prepare("tx-race").await.unwrap();
+    let redo = tx.redo();
+    // A replica's recovery replays the decided transaction first; the
+    // committing gateway's own apply comes after it.
+    d.replay("tx-race", &redo).await.unwrap();
+    tx.commit().await.unwrap();
+    let n = d
+        .query_scalar(Dialect::Redis, st("GET counter"))
+        .await
+        .unwrap();
+    assert_eq!(n, Value::from("1"), "INCR applied once");
+    let len = d
+        .query_scalar(Dialect::Redis, st("LLEN list"))
+        .await
+        .unwrap();
+    assert_eq!(len, Value::Int(1), "LPUSH applied once");
+}
+
+#[tokio::test]
+async fn writes_that_would_fail_when_applied_are_refused_before_the_decision() {
+    let server = RedisServer::start();
+    let d = redis_driver(&server).await;
+    d.run(Dialect::Redis, st("SET word hello")).await.unwrap();
+    d.run(Dialect::Redis, st("SET n 41")).await.unwrap();
+    // A string an APPEND made: not "int"-encoded, still an integer.
+    d.run(Dialect::Redis, st("APPEND made 1")).await.unwrap();
+    d.run(Dialect::Redis, st("APPEND made 2")).await.unwrap();
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, "INCR word").await;
+    let refused = tx.prepare("tx-incr").await.unwrap_err();
+    assert!(refused.to_string().contains("not an integer"), "{refused}");
+
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, "INCR n").await;
+    queue(&mut tx, Dialect::Redis, "INCRBY made 3").await;
+    tx.prepare("tx-ok").await.unwrap();
+    tx.commit().await.unwrap();
+    let made = d.query_scalar(Dialect::Redis, st("GET made")).await;
+    assert_eq!(made.unwrap(), Value::from("15"));
+
+    // The memory engine checks the same before the decision.
+    let memory = MemoryDriver::new("cache", MemoryConfig::default());
+    memory.run(Dialect::Redis, st("SET s text")).await.unwrap();
+    let mut tx = memory.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, "SET fine 1").await;
+    queue(&mut tx, Dialect::Redis, "LPUSH s x").await;
+    let refused = tx.prepare("tx-mem").await.unwrap_err();
+    assert!(refused.to_string().contains("WRONGTYPE"), "{refused}");
+    let mut tx = memory.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, "INCR s").await;
+    let refused = tx.prepare("tx-mem2").await.unwrap_err();
+    assert!(refused.to_string().contains("not an integer"), "{refused}");
+}
+
+#[tokio::test]
+async fn every_graph_write_applies_whatever_the_others_match() {
+    let server = FalkorServer::start();
+    let d = falkor_driver(&server).await;
+    let count = |label: &str| {
+        d.query_scalar(
+            Dialect::Cypher,
+            st(&format!("MATCH (n:{label}) RETURN count(n)")),
+        )
+    };
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Cypher, "CREATE (:First)").await;
+    queue(&mut tx, Dialect::Cypher, "MATCH (x:Nothing) SET x.v = 1").await;
+    queue(&mut tx, Dialect::Cypher, "CREATE (:After)").await;
+    // A write with its own WITH: it once broke the chain's carried marker.
+    queue(
+        &mut tx,
+        Dialect::Cypher,
+        "MATCH (a:After) WITH a SET a.seen = true",
+    )
+    .await;
+    tx.prepare("tx-nothing").await.unwrap();
+    let redo = tx.redo();
+    tx.commit().await.unwrap();
+    assert_eq!(count("First").await.unwrap(), Value::Int(1));
+    assert_eq!(
+        count("After").await.unwrap(),
+        Value::Int(1),
+        "the write after one that matched nothing ran"
+    );
+    let seen = d
+        .query_scalar(Dialect::Cypher, st("MATCH (a:After) RETURN a.seen"))
+        .await
+        .unwrap();
+    assert_eq!(seen, Value::Bool(true));
+    assert_eq!(
+        count("OmnigateTxMarker").await.unwrap(),
+        Value::Int(1),
+        "the marker was written"
+    );
+    // Applied: a replay (a replica's recovery) does nothing.
+    d.replay("tx-nothing", &redo).await.unwrap();
+    assert_eq!(count("After").await.unwrap(), Value::Int(1));
+}
+
+/// An id-based transaction on the library gateway: begun, `writes` SET
+/// commands and one INSERT on the embedded engines.
+async fn big_tx(gateway: &Gateway, n: usize, keys: usize) -> String {
+    let anonymous = CallContext::anonymous();
+    let (id, _) = gateway.begin_id(&anonymous, &TxOptions::default()).unwrap();
+    let run = |statement: String| {
+        let mut request = Request::new(
+            if statement.starts_with("INSERT") {
+                "sql"
+            } else {
+                "redis"
+            },
+            statement,
+        );
+        request.context = CallContext::anonymous().in_transaction(id.clone());
+        gateway.execute(request)
+    };
+    run(format!("INSERT INTO cut VALUES ({n})")).await.unwrap();
+    for k in 0..keys {
+        run(format!("SET cut:{n}:{k} v")).await.unwrap();
+    }
+    id
+}
+
+async fn count_keys(gateway: &Gateway, n: usize) -> i64 {
+    let response = gateway
+        .execute(Request::new("redis", format!("KEYS cut:{n}:*")))
+        .await
+        .unwrap();
+    match response.result.rows.first() {
+        Some(row) => match &row[0] {
+            Value::List(keys) => keys.len() as i64,
+            other => panic!("KEYS answers a list: {other:?}"),
+        },
+        None => 0,
+    }
+}
+
+#[tokio::test]
+async fn a_commit_whose_caller_goes_away_runs_to_its_end_and_a_retry_hears_it() {
+    let gateway = Gateway::builder().build().await.unwrap();
+    gateway
+        .execute(Request::new("sql", "CREATE TABLE cut (n INTEGER)"))
+        .await
+        .unwrap();
+    let anonymous = CallContext::anonymous();
+    for n in 0..8 {
+        let id = big_tx(&gateway, n, 2000).await;
+        // The caller's deadline passes mid-commit: its future is dropped.
+        let cut = tokio::time::timeout(
+            Duration::from_micros(200 * (n as u64 + 1)),
+            gateway.commit(&anonymous, &id),
+        )
+        .await;
+        // A retried Commit answers the true outcome: committed, the same
+        // engines (before: NOT_FOUND, and some were left half applied).
+        let mut engines = gateway.commit(&anonymous, &id).await.unwrap();
+        engines.sort();
+        assert_eq!(engines, vec!["cache".to_owned(), "main".to_owned()]);
+        if let Ok(first) = cut {
+            let mut first = first.unwrap();
+            first.sort();
+            assert_eq!(first, engines);
+        }
+        let rows = gateway
+            .execute(Request::new(
+                "sql",
+                format!("SELECT count(*) FROM cut WHERE n = {n}"),
+            ))
+            .await
+            .unwrap()
+            .result;
+        assert_eq!(rows.rows[0][0], Value::Int(1), "the SQL row of tx {n}");
+        assert_eq!(count_keys(&gateway, n).await, 2000, "every key of tx {n}");
+        // A Rollback now hears that it committed.
+        let late = gateway.rollback(&anonymous, &id).await.unwrap_err();
+        assert!(matches!(late, GatewayError::TxEnded { .. }), "{late:?}");
+    }
+    let listed = gateway.list_transactions(&anonymous).await.unwrap();
+    assert!(listed.is_empty(), "nothing left committing: {listed:?}");
+}
+
+#[tokio::test]
+async fn commit_and_rollback_racing_hear_the_one_outcome_never_not_found() {
+    let gateway = Gateway::builder().build().await.unwrap();
+    gateway
+        .execute(Request::new("sql", "CREATE TABLE cut (n INTEGER)"))
+        .await
+        .unwrap();
+    let anonymous = CallContext::anonymous();
+    for n in 0..30 {
+        let id = big_tx(&gateway, n, 20).await;
+        let (commit, rollback) = tokio::join!(
+            gateway.commit(&anonymous, &id),
+            gateway.rollback(&anonymous, &id)
+        );
+        let rows = gateway
+            .execute(Request::new(
+                "sql",
+                format!("SELECT count(*) FROM cut WHERE n = {n}"),
+            ))
+            .await
+            .unwrap()
+            .result;
+        let committed = rows.rows[0][0] == Value::Int(1);
+        match (&commit, &rollback) {
+            (Ok(_), Err(GatewayError::TxEnded { .. })) => assert!(committed),
+            (Err(GatewayError::TxEnded { .. }), Ok(())) => assert!(!committed),
+            other => panic!("race {n}: {other:?}"),
+        }
+        assert_eq!(
+            count_keys(&gateway, n).await,
+            if committed { 20 } else { 0 }
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_statement_cut_before_it_answered_dooms_its_transaction() {
+    let gateway = Gateway::builder().build().await.unwrap();
+    gateway
+        .execute(Request::new("sql", "CREATE TABLE cut (n INTEGER)"))
+        .await
+        .unwrap();
+    let tx = gateway.begin(TxOptions::default()).unwrap();
+    tx.execute(Request::new("sql", "INSERT INTO cut VALUES (1)"))
+        .await
+        .unwrap();
+    // A slow statement whose caller goes away before it answers.
+    let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                WHERE x < 30000000) SELECT count(*) FROM c";
+    let cut = tokio::time::timeout(
+        Duration::from_millis(20),
+        tx.execute(Request::new("sql", slow)),
+    )
+    .await;
+    assert!(cut.is_err(), "the statement was cut");
+    let refused = tx.commit().await.unwrap_err();
+    assert!(
+        matches!(refused, GatewayError::TxAborted { .. }),
+        "{refused:?}"
+    );
+    let rows = gateway
+        .execute(Request::new("sql", "SELECT count(*) FROM cut"))
+        .await
+        .unwrap()
+        .result;
+    assert_eq!(rows.rows[0][0], Value::Int(0), "rolled back");
+}
+
+#[tokio::test]
+async fn the_embedded_default_refuses_a_write_that_would_fail_before_committing_sql() {
+    let mut gw = TestGateway::start().await;
+    exec(
+        &mut gw.client,
+        request("sql", "CREATE TABLE t (id INTEGER)", vec![]),
+    )
+    .await;
+    exec(&mut gw.client, request("redis", "SET s text", vec![])).await;
+    let tx = begin_tx(&mut gw.client, None).await;
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "INSERT INTO t VALUES (1)", vec![]),
+    )
+    .await;
+    exec(&mut gw.client, in_tx(&tx, "redis", "SET fine 1", vec![])).await;
+    exec(&mut gw.client, in_tx(&tx, "redis", "LPUSH s x", vec![])).await;
+    let refused = commit_tx(&mut gw.client, &tx).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("WRONGTYPE"), "{refused:?}");
+    let rows = exec(
+        &mut gw.client,
+        request("sql", "SELECT count(*) FROM t", vec![]),
+    )
+    .await;
+    assert_eq!(
+        scalar(&rows),
+        Some(pb::value::Kind::Int(0)),
+        "the SQL write rolled back"
+    );
+    let fine = exec(&mut gw.client, request("redis", "EXISTS fine", vec![])).await;
+    assert_eq!(scalar(&fine), Some(pb::value::Kind::Int(0)));
+}
+
+#[tokio::test]
+async fn hostile_begin_and_ids_get_clear_short_errors() {
+    let mut gw = TestGateway::start().await;
+    let refused = gw
+        .client
+        .begin(pb::BeginRequest {
+            idle_timeout: Some(prost_types::Duration {
+                seconds: i64::MAX,
+                nanos: 0,
+            }),
+            read_only: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("idle_timeout"), "{refused:?}");
+    // A megabyte id: NOT_FOUND with a short message (before, the id was
+    // copied whole into the status, past clients' metadata limits).
+    let id = "x".repeat(1 << 20);
+    let unknown = gw
+        .client
+        .execute(in_tx(&id, "redis", "GET a", vec![]))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    assert!(unknown.message().len() < 400, "{}", unknown.message().len());
+    let target = gw
+        .client
+        .execute(pb::ExecuteRequest {
+            target: "y".repeat(100_000),
+            ..request("redis", "GET a", vec![s("k")])
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(target.code(), Code::NotFound, "{target:?}");
+    assert!(target.message().len() < 400, "{}", target.message().len());
+}
+
+#[tokio::test]
+async fn redis_refusing_at_exec_after_the_decision_is_failed_after_commit() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let mut gw = TestGateway::with_config(pg.gateway_config_with(&redis)).await;
+    exec(
+        &mut gw.client,
+        request("sql", "CREATE TABLE t (id int)", vec![]),
+    )
+    .await;
+    let tx = begin_tx(&mut gw.client, None).await;
+    exec(
+        &mut gw.client,
+        in_tx(&tx, "sql", "INSERT INTO t VALUES (1)", vec![]),
+    )
+    .await;
+    exec(&mut gw.client, in_tx(&tx, "redis", "SET k v", vec![])).await;
+    for setting in [
+        "CONFIG SET maxmemory-policy noeviction",
+        "CONFIG SET maxmemory 1",
+    ] {
+        exec(&mut gw.client, request("redis", setting, vec![])).await;
+    }
+    // Before: OK, and the Redis write gone without a trace.
+    let failed = commit_tx(&mut gw.client, &tx).await.unwrap_err();
+    assert_eq!(failed.code(), Code::FailedPrecondition, "{failed:?}");
+    assert!(
+        failed.message().contains("failed a write when applying"),
+        "{failed:?}"
+    );
+    exec(
+        &mut gw.client,
+        request("redis", "CONFIG SET maxmemory 0", vec![]),
+    )
+    .await;
+    let listed = gw
+        .client
+        .list_transactions(pb::ListTransactionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .transactions;
+    assert!(
+        listed
+            .iter()
+            .any(|t| t.tx_id == tx
+                && t.state == pb::transaction_info::State::FailedAfterCommit as i32),
+        "operators see it: {listed:?}"
+    );
+    // A retried Commit answers the same: committed, with the failure.
+    let retried = commit_tx(&mut gw.client, &tx).await.unwrap_err();
+    assert_eq!(retried.code(), Code::FailedPrecondition, "{retried:?}");
+    assert_eq!(retried.message(), failed.message());
+    assert_eq!(
+        scalar(&exec(&mut gw.client, request("redis", "EXISTS k", vec![])).await),
+        Some(pb::value::Kind::Int(0))
+    );
+}
