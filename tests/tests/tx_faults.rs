@@ -480,3 +480,44 @@ async fn redis_refusing_at_exec_after_the_decision_is_failed_after_commit() {
         Some(pb::value::Kind::Int(0))
     );
 }
+
+#[tokio::test]
+async fn readers_of_the_embedded_sql_engine_never_wait_on_an_open_transaction() {
+    let gateway = Gateway::builder().build().await.unwrap();
+    gateway
+        .execute(Request::new("sql", "CREATE TABLE r (n INTEGER)"))
+        .await
+        .unwrap();
+    gateway
+        .execute(Request::new("sql", "INSERT INTO r VALUES (1)"))
+        .await
+        .unwrap();
+    let tx = gateway.begin(TxOptions::default()).unwrap();
+    tx.execute(Request::new("sql", "INSERT INTO r VALUES (2)"))
+        .await
+        .unwrap();
+    tx.execute(Request::new("redis", "SET r:2 two"))
+        .await
+        .unwrap();
+    // Before: "database is locked" (ABORTED).
+    let outside = gateway
+        .execute(Request::new("sql", "SELECT count(*) FROM r"))
+        .await
+        .unwrap()
+        .result;
+    assert_eq!(outside.rows[0][0], Value::Int(1), "the committed state");
+    // The operators' view does not wait on the engine's locks either, and
+    // sees the open transaction.
+    let listed = gateway
+        .list_transactions(&CallContext::anonymous())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    tx.commit().await.unwrap();
+    let after = gateway
+        .execute(Request::new("sql", "SELECT count(*) FROM r"))
+        .await
+        .unwrap()
+        .result;
+    assert_eq!(after.rows[0][0], Value::Int(2));
+}

@@ -7,8 +7,11 @@ use serde::Deserialize;
 /// Where the SQLite database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqliteLocation {
-    /// A private in-memory database shared by the engine's pooled
-    /// connections; gone when the engine stops.
+    /// A private scratch database shared by the engine's pooled
+    /// connections; gone when the engine stops. It lives in a file of a
+    /// temporary directory, in WAL mode, so that readers see the last
+    /// committed state while a transaction writes (SQLite's in-memory
+    /// databases lock readers out of a database a writer holds).
     Memory,
     /// A database file (created when missing).
     File(std::path::PathBuf),
@@ -74,26 +77,13 @@ impl SqliteConfig {
         Ok(())
     }
 
-    /// The name SQLite opens: a file path, or a `memdb` URI private to
-    /// this engine (so every pooled connection sees the same database).
-    pub(crate) fn open_name(&self) -> std::path::PathBuf {
-        match self.location() {
-            SqliteLocation::File(path) => path,
-            SqliteLocation::Memory => format!("file:/omnigate-{}?vfs=memdb", uuid_like()).into(),
+    /// The file SQLite opens: the configured one, or for `":memory:"` a
+    /// file in `scratch`, a temporary directory the engine holds.
+    pub(crate) fn open_name(&self, scratch: Option<&std::path::Path>) -> std::path::PathBuf {
+        match (self.location(), scratch) {
+            (SqliteLocation::File(path), _) => path,
+            (SqliteLocation::Memory, Some(dir)) => dir.join("scratch.sqlite3"),
+            (SqliteLocation::Memory, None) => MEMORY.into(),
         }
     }
-}
-
-/// A name unique within this process and unlikely to repeat across runs.
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }

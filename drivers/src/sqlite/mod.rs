@@ -36,6 +36,9 @@ pub struct SqliteDriver {
     pool: Pool,
     front: PoolFront,
     schema: crate::SchemaEpoch,
+    /// The temporary directory of a `":memory:"` engine's database,
+    /// removed when the engine is dropped.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl SqliteDriver {
@@ -56,8 +59,24 @@ impl SqliteDriver {
         });
         let created = Arc::clone(front.metrics());
         let busy_timeout = config.busy_timeout;
-        let wal = matches!(config.location(), SqliteLocation::File(_));
-        let Ok(builder) = deadpool_sqlite::Config::new(config.open_name()).builder(Runtime::Tokio1);
+        let scratch = match config.location() {
+            SqliteLocation::Memory => Some(
+                tempfile::Builder::new()
+                    .prefix("omnigate-sqlite-")
+                    .tempdir()
+                    .map_err(|e| {
+                        Error::Unavailable(
+                            EngineError::new(KIND, None, "cannot make a scratch directory")
+                                .with_source(e),
+                        )
+                    })?,
+            ),
+            SqliteLocation::File(_) => None,
+        };
+        // A scratch database is gone with the engine: nothing to sync.
+        let ephemeral = scratch.is_some();
+        let open_name = config.open_name(scratch.as_ref().map(tempfile::TempDir::path));
+        let Ok(builder) = deadpool_sqlite::Config::new(open_name).builder(Runtime::Tokio1);
         let pool = builder
             .max_size(config.max_connections.max(1))
             .wait_timeout(Some(config.acquire_timeout))
@@ -68,8 +87,9 @@ impl SqliteDriver {
                     conn.interact(move |c| {
                         c.busy_timeout(busy_timeout)?;
                         c.pragma_update(None, "foreign_keys", true)?;
-                        if wal {
-                            c.pragma_update(None, "journal_mode", "WAL")?;
+                        c.pragma_update(None, "journal_mode", "WAL")?;
+                        if ephemeral {
+                            c.pragma_update(None, "synchronous", "OFF")?;
                         }
                         Ok::<_, deadpool_sqlite::rusqlite::Error>(())
                     })
@@ -94,6 +114,7 @@ impl SqliteDriver {
             pool,
             front,
             schema: crate::SchemaEpoch::default(),
+            _scratch: scratch,
         };
         // Open one connection now: a bad path fails at startup, and an
         // in-memory database lives as long as one connection holds it.
