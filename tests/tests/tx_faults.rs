@@ -9,11 +9,14 @@
 
 use std::time::Duration;
 
+use omnigate::config::{DriverConfig, EngineConfig};
 use omnigate::tx::TxOptions;
+use omnigate::tx::failpoint::{Action, LATE_DECISION};
 use omnigate::{CallContext, Error as GatewayError, Gateway, Request};
 use omnigate_drivers::falkordb::{FalkorConfig, FalkorDriver};
 use omnigate_drivers::memory::{MemoryConfig, MemoryDriver};
 use omnigate_drivers::redis::{RedisConfig, RedisDriver};
+use omnigate_drivers::sqlite::SqliteConfig;
 use omnigate_drivers::{
     BeginOptions, Dialect, DriverTransaction, ExecuteOptions, Statement, StorageDriver,
     StorageDriverExt, Value,
@@ -520,4 +523,61 @@ async fn readers_of_the_embedded_sql_engine_never_wait_on_an_open_transaction() 
         .unwrap()
         .result;
     assert_eq!(after.rows[0][0], Value::Int(2));
+}
+
+#[tokio::test]
+async fn recovery_never_rolls_back_what_a_late_decider_commits() {
+    let pg = PgServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = pg.gateway_config();
+    config.engines.insert(
+        "lite".into(),
+        EngineConfig::new(DriverConfig::Sqlite(SqliteConfig::file(
+            dir.path().join("lite.sqlite3"),
+        ))),
+    );
+    config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
+    let gateway = Gateway::builder().config(config).build().await.unwrap();
+    for (target, ddl) in [
+        ("main-db", "CREATE TABLE t (id int)"),
+        ("lite", "CREATE TABLE t (id INTEGER)"),
+    ] {
+        gateway
+            .execute(Request::new("sql", ddl).target(target))
+            .await
+            .unwrap();
+    }
+    let tx = gateway.begin(TxOptions::default()).unwrap();
+    for target in ["main-db", "lite"] {
+        tx.execute(Request::new("sql", "INSERT INTO t VALUES (1)").target(target))
+            .await
+            .unwrap();
+    }
+    // SQLite decides; its COMMIT is cut by the step timeout and lands a
+    // moment later, after the coordinator reported the outcome in doubt.
+    gateway.failpoints().set(LATE_DECISION, Some(Action::Fail));
+    let doubt = tx.commit().await.unwrap_err();
+    assert!(matches!(doubt, GatewayError::TxInDoubt { .. }), "{doubt:?}");
+    gateway.failpoints().set(LATE_DECISION, None);
+    // Recovery at once: the PostgreSQL part is prepared and no visible
+    // marker names it. Before, it was rolled back here, and the late
+    // SQLite commit then made the transaction half applied.
+    gateway.recover_transactions().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    gateway.recover_transactions().await;
+    let count = |target: &'static str| {
+        let gateway = gateway.clone();
+        async move {
+            gateway
+                .execute(Request::new("sql", "SELECT count(*) FROM t").target(target))
+                .await
+                .unwrap()
+                .result
+                .rows[0][0]
+                .clone()
+        }
+    };
+    let (lite, main) = (count("lite").await, count("main-db").await);
+    assert_eq!(lite, Value::Int(1), "the late decision committed");
+    assert_eq!(main, Value::Int(1), "so the prepared part committed too");
 }

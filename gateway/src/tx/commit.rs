@@ -243,6 +243,17 @@ impl Coordinator {
         }
         let driver = Arc::clone(&part.driver);
         let dialect = part.dialect;
+        if self.at(super::failpoint::LATE_DECISION).map_err(in_doubt)? {
+            // The failpoint: the COMMIT is cut by the step timeout and lands
+            // on the engine a moment later.
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let _ = part.session.commit().await;
+            });
+            return Err(Error::TxInDoubt {
+                why: "failpoint decide_late".into(),
+            });
+        }
         let committed = self.step(part.session.commit()).await;
         // The failpoint: committed, but the reply lost on the way back.
         let committed = match (committed, self.at("decided").map_err(in_doubt)?) {

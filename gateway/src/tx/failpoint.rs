@@ -15,6 +15,13 @@ pub const POINTS: [&str; 7] = [
     "done",
 ];
 
+/// Not one of [`POINTS`] (a crash there is `decide`'s): with `Fail`, the
+/// deciding engine's COMMIT is cut by its step timeout and lands on the
+/// engine a moment later, while the coordinator reports the outcome in
+/// doubt (a slow synchronous replica, a lock). Recovery must not roll the
+/// other parts back meanwhile.
+pub const LATE_DECISION: &str = "decide_late";
+
 /// What a failpoint does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

@@ -34,9 +34,11 @@ pub(crate) fn setup(dialect: Dialect) -> Option<Statement> {
             "CREATE TABLE IF NOT EXISTS omnigate_tx_markers \
              (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)",
         )),
+        // Unique, as the SQL table's key is: a fence (see [`fence`]) and a
+        // late decider's marker cannot both be written.
         Dialect::Cypher => Some(Statement::new(
-            "CREATE INDEX omnigate_tx_marker IF NOT EXISTS \
-             FOR (m:OmnigateTxMarker) ON (m.tx_id)",
+            "CREATE CONSTRAINT omnigate_tx_marker_unique IF NOT EXISTS \
+             FOR (m:OmnigateTxMarker) REQUIRE m.tx_id IS UNIQUE",
         )),
         _ => None,
     }
@@ -78,6 +80,123 @@ fn delete(dialect: Dialect, tx: &str) -> Statement {
         .bind_named("tx", tx),
         _ => Statement::new("DELETE FROM omnigate_tx_markers WHERE tx_id = $1").bind(tx),
     }
+}
+
+/// The record of a fence: a marker that says the transaction was never
+/// decided and is being rolled back (followed by when, in milliseconds).
+const FENCE: &str = "aborted:";
+
+/// Fences transaction `tx` on a deciding engine before recovery rolls its
+/// prepared parts back: a marker saying "aborted" takes the transaction's
+/// key, so a deciding commit still under way (its COMMIT slow or cut by a
+/// timeout, its marker not yet visible) fails on it instead of committing
+/// after the rollback. The insert waits for such a commit to end.
+/// `Ok(true)`: fenced, the parts may be rolled back; `Ok(false)`: a
+/// decision holds the key (the transaction committed: finish it forward).
+pub(crate) async fn fence(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    tx: &str,
+) -> omnigate_drivers::Result<bool> {
+    let record = format!("{FENCE}{}", omnigate_drivers::ts::now_millis());
+    let (statement, options) = (insert(dialect, tx, &record), ExecuteOptions::default());
+    let write = || driver.execute(dialect, &statement, &options);
+    let mut written = write().await;
+    if let Err(omnigate_drivers::Error::NotFound(_)) = &written
+        && let Some(setup) = setup(dialect)
+    {
+        // No marker table yet: made now (a decider making it at the same
+        // moment is fenced all the same).
+        driver
+            .execute(dialect, &setup, &ExecuteOptions::default())
+            .await?;
+        written = write().await;
+    }
+    match written {
+        Ok(_) => Ok(true),
+        Err(omnigate_drivers::Error::ConstraintViolation(_)) => {
+            // Held: by a decision, or by an earlier fence of our own.
+            let held = read_record(driver, dialect, tx).await?;
+            Ok(held.is_some_and(|r| r.starts_with(FENCE)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The record held under `tx`'s key, if any.
+async fn read_record(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    tx: &str,
+) -> omnigate_drivers::Result<Option<String>> {
+    let read = match dialect {
+        Dialect::Cypher => {
+            Statement::new("MATCH (m:OmnigateTxMarker {tx_id: $tx}) RETURN m.record")
+                .bind_named("tx", tx)
+        }
+        _ => Statement::new("SELECT record FROM omnigate_tx_markers WHERE tx_id = $1").bind(tx),
+    };
+    let rows = driver
+        .execute(dialect, &read, &ExecuteOptions::default())
+        .await?
+        .rows;
+    Ok(rows
+        .into_iter()
+        .next()
+        .and_then(|row| match row.into_iter().next() {
+            Some(Value::String(record)) => Some(record),
+            _ => None,
+        }))
+}
+
+/// Deletes the fences older than `age`: a decider they fenced has long
+/// failed by then.
+pub(crate) async fn sweep_fences(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    age: std::time::Duration,
+) -> omnigate_drivers::Result<()> {
+    let scan = match dialect {
+        Dialect::Cypher => Statement::new(
+            "MATCH (m:OmnigateTxMarker) WHERE m.record STARTS WITH 'aborted:' \
+             RETURN m.tx_id, m.record",
+        ),
+        _ => Statement::new(
+            "SELECT tx_id, record FROM omnigate_tx_markers WHERE record LIKE 'aborted:%'",
+        ),
+    };
+    let rows = match driver
+        .execute(dialect, &scan, &ExecuteOptions::default())
+        .await
+    {
+        Ok(result) => result.rows,
+        Err(omnigate_drivers::Error::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let now = omnigate_drivers::ts::now_millis();
+    for row in rows {
+        let [Value::String(tx), Value::String(record)] = &row[..] else {
+            continue;
+        };
+        let at: i64 = record[FENCE.len()..].parse().unwrap_or(0);
+        if u128::try_from(now.saturating_sub(at)).unwrap_or(0) >= age.as_millis() {
+            let delete = match dialect {
+                Dialect::Cypher => Statement::new(
+                    "MATCH (m:OmnigateTxMarker {tx_id: $tx}) WHERE m.record STARTS WITH \
+                     'aborted:' DELETE m",
+                )
+                .bind_named("tx", tx.as_str()),
+                _ => Statement::new(
+                    "DELETE FROM omnigate_tx_markers WHERE tx_id = $1 AND record LIKE 'aborted:%'",
+                )
+                .bind(tx.as_str()),
+            };
+            driver
+                .execute(dialect, &delete, &ExecuteOptions::default())
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// What a marker records.
@@ -148,6 +267,9 @@ pub(crate) async fn unfinished(
         let [Value::String(tx), Value::String(record)] = &row[..] else {
             continue;
         };
+        if record.starts_with(FENCE) {
+            continue;
+        }
         // A bare list of parts is read too (a record without its time).
         let read = serde_json::from_str::<MarkerRecord>(record)
             .map(|r| (r.parts, Some(r.at), r.owner))

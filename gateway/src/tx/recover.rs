@@ -40,6 +40,12 @@ impl Coordinator {
     pub async fn recover(&self, router: &Router) -> Recovered {
         let mut done = Recovered::default();
         for (engine, dialect) in deciding_engines(router) {
+            // A fence outlives any decider it fenced by far at this age.
+            let fence_age = self.takeover_after.max(std::time::Duration::from_secs(600));
+            if let Err(e) = markers::sweep_fences(engine.driver.as_ref(), dialect, fence_age).await
+            {
+                tracing::debug!(engine = %engine.name(), error = %e, "sweeping old fences");
+            }
             let unfinished = match markers::unfinished(engine.driver.as_ref(), dialect).await {
                 Ok(unfinished) => unfinished,
                 Err(e) => {
@@ -233,7 +239,27 @@ impl Coordinator {
                     .iter()
                     .any(|p| matches!(p, PartRecord::Prepared { gid: known, .. } if known == gid))
             };
-            for gid in candidates.into_iter().filter(|g| !recorded(g)) {
+            'gids: for gid in candidates.into_iter().filter(|g| !recorded(g)) {
+                // Fenced first on every deciding engine: a decider whose
+                // COMMIT is still under way (slow, or cut by a timeout and
+                // landing later) fails on the fence, or the fence finds its
+                // decision and the next pass finishes it forward.
+                let Some(tx) = tx_of_gid(&prefix, &gid, engine.name()) else {
+                    continue;
+                };
+                for (decider, dialect) in deciding_engines(router) {
+                    match self
+                        .step(markers::fence(decider.driver.as_ref(), dialect, tx))
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => continue 'gids,
+                        Err(e) => {
+                            tracing::warn!(gid = %gid, engine = %decider.name(), error = %e, "cannot fence an undecided transaction before rolling it back; tried again at the next pass");
+                            continue 'gids;
+                        }
+                    }
+                }
                 let rolled = self.step(engine.driver.finish_prepared(&gid, false));
                 if matches!(rolled.await, Ok(true)) {
                     tracing::info!(gid = %gid, engine = %engine.name(), "rolled back a prepared transaction no record names (never decided)");
@@ -326,6 +352,15 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// The transaction id in global id `gid` of engine `engine`
+/// (`{prefix}{tx}-{engine}`).
+fn tx_of_gid<'a>(prefix: &str, gid: &'a str, engine: &str) -> Option<&'a str> {
+    gid.strip_prefix(prefix)?
+        .strip_suffix(engine)?
+        .strip_suffix('-')
+        .filter(|tx| !tx.is_empty())
 }
 
 /// Whether a record made at `at_ms` (milliseconds since the epoch) is
