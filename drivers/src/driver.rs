@@ -102,6 +102,19 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         ))
     }
 
+    /// Lets go of transaction `marker`'s marker: the transaction has
+    /// finished on every engine. It is kept for [`MARKER_GRACE`] more (a
+    /// replica's replay begun before the finish still finds it), then
+    /// removed. `redo_head` is the transaction's first redo entry on this
+    /// engine (FalkorDB: it names the graph). Engines without markers do
+    /// nothing.
+    ///
+    /// [`MARKER_GRACE`]: crate::MARKER_GRACE
+    async fn forget_marker(&self, marker: &str, redo_head: Option<&crate::Redo>) -> Result<()> {
+        let _ = (marker, redo_head);
+        Ok(())
+    }
+
     /// Applies a buffered transaction's writes (its [`redo`]) again after a
     /// crash, together with its marker in one atomic step, unless the
     /// marker shows they were applied already. Engines that do not buffer

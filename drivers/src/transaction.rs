@@ -17,9 +17,14 @@ use crate::{Dialect, Error, ExecuteOptions, Result, ResultSet, Statement};
 /// VictoriaMetrics: samples with their times).
 pub type Redo = Vec<Bytes>;
 
-/// How long a buffered engine keeps the marker of an applied transaction
-/// (recovery replays within this; markers then expire on their own).
-pub const MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a buffered engine keeps the marker of a transaction once it
+/// has finished on every engine (see [`StorageDriver::forget_marker`]):
+/// long past any replay a replica's recovery could still have under way.
+/// Until then a marker has no expiry, so `volatile-*` eviction never takes
+/// it while a replay may still need it.
+///
+/// [`StorageDriver::forget_marker`]: crate::StorageDriver::forget_marker
+pub const MARKER_GRACE: Duration = Duration::from_secs(3600);
 
 /// The key (Redis, memory) or node id (FalkorDB) of the marker a buffered
 /// engine writes with a transaction's writes.

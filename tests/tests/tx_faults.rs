@@ -581,3 +581,136 @@ async fn recovery_never_rolls_back_what_a_late_decider_commits() {
     assert_eq!(lite, Value::Int(1), "the late decision committed");
     assert_eq!(main, Value::Int(1), "so the prepared part committed too");
 }
+
+#[tokio::test]
+async fn recovery_reads_a_backlog_of_markers_page_by_page_and_finishes_all() {
+    use omnigate::tx::log::{PartRecord, encode_args};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("decider.sqlite3");
+    let backlog = 450; // over two pages of markers
+    {
+        let sqlite = omnigate_drivers::sqlite::SqliteDriver::open("main", SqliteConfig::file(&db))
+            .await
+            .unwrap();
+        sqlite
+            .run(
+                Dialect::Sql,
+                st("CREATE TABLE omnigate_tx_markers (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)"),
+            )
+            .await
+            .unwrap();
+        for n in 0..backlog {
+            let redo = vec![encode_args(&[
+                bytes::Bytes::from_static(b"INCR"),
+                bytes::Bytes::from(format!("backlog:{n}")),
+            ])];
+            let record = serde_json::to_string(&vec![PartRecord::Buffered {
+                engine: "cache".into(),
+                redo,
+            }])
+            .unwrap();
+            sqlite
+                .run(
+                    Dialect::Sql,
+                    st("INSERT INTO omnigate_tx_markers VALUES ($1, $2)")
+                        .bind(format!("tx{n:04}"))
+                        .bind(record),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let mut config = omnigate::Config::default();
+    config.engines.insert(
+        "main".into(),
+        EngineConfig::new(DriverConfig::Sqlite(SqliteConfig::file(&db))),
+    );
+    config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
+    // Startup recovery finishes the backlog: each redo applied once.
+    let gateway = Gateway::builder().config(config).build().await.unwrap();
+    for n in [0, 199, 200, 201, 449] {
+        let value = gateway
+            .execute(Request::new("redis", format!("GET backlog:{n}")))
+            .await
+            .unwrap()
+            .result
+            .rows[0][0]
+            .clone();
+        assert_eq!(value, Value::from("1"), "backlog:{n}");
+    }
+    let left = gateway
+        .execute(Request::new(
+            "sql",
+            "SELECT count(*) FROM omnigate_tx_markers",
+        ))
+        .await
+        .unwrap()
+        .result;
+    assert_eq!(left.rows[0][0], Value::Int(0), "every marker finished");
+    assert_eq!(gateway.recover_transactions().await.forward, 0);
+}
+
+#[tokio::test]
+async fn markers_are_let_go_of_once_a_transaction_has_finished_everywhere() {
+    let (redis, graph) = (RedisServer::start(), FalkorServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = redis.gateway_config();
+    config.engines.insert(
+        "graph".into(),
+        EngineConfig::new(DriverConfig::Falkordb(FalkorConfig {
+            url: graph.url(),
+            graph: "g".into(),
+            ..FalkorConfig::default()
+        })),
+    );
+    config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
+    let gateway = Gateway::builder().config(config).build().await.unwrap();
+    gateway
+        .execute(Request::new("sql", "CREATE TABLE m (n INTEGER)"))
+        .await
+        .unwrap();
+    let tx = gateway.begin(TxOptions::default()).unwrap();
+    let id = tx.id().to_owned();
+    for (dialect, text) in [
+        ("sql", "INSERT INTO m VALUES (1)"),
+        ("redis", "SET marked 1"),
+        ("cypher", "CREATE (:Marked)"),
+    ] {
+        tx.execute(Request::new(dialect, text)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let d = redis_driver(&redis).await;
+    let falkor = falkor_driver(&graph).await;
+    let key = format!("omnigate:tx:{id}");
+    // Let go of off the caller's path: polled.
+    let mut ttl = Value::Int(-2);
+    let mut finished = Value::Null;
+    for _ in 0..100 {
+        ttl = d
+            .query_scalar(Dialect::Redis, st("TTL $1").bind(key.clone()))
+            .await
+            .unwrap();
+        finished = falkor
+            .query_scalar(
+                Dialect::Cypher,
+                st("MATCH (m:OmnigateTxMarker {tx_id: $id}) RETURN m.finished IS NOT NULL")
+                    .bind_named("id", id.as_str()),
+            )
+            .await
+            .unwrap();
+        if matches!(ttl, Value::Int(t) if t > 0) && finished == Value::Bool(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Before: 7 days from the commit (and evictable by volatile-* all
+    // along); FalkorDB's marker node stayed for ever.
+    let Value::Int(ttl) = ttl else {
+        panic!("TTL answers an integer: {ttl:?}")
+    };
+    assert!(
+        ttl > 0 && ttl <= omnigate_drivers::MARKER_GRACE.as_secs() as i64,
+        "the Redis marker expires within the grace period: {ttl}"
+    );
+    assert_eq!(finished, Value::Bool(true), "the graph marker is finished");
+}

@@ -280,6 +280,14 @@ impl StorageDriver for FalkorDriver {
         self.replay_redo(marker, redo).await
     }
 
+    async fn forget_marker(&self, marker: &str, redo_head: Option<&crate::Redo>) -> Result<()> {
+        let Some(graph) = redo_head.and_then(|r| r.first()) else {
+            return Ok(());
+        };
+        self.forget_marker_in(&String::from_utf8_lossy(graph), marker)
+            .await
+    }
+
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
         describe::describe(self, options).await
     }

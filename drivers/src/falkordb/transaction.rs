@@ -203,6 +203,25 @@ impl FalkorDriver {
         self.apply(&graph, &writes, Some(tx)).await
     }
 
+    /// Marks `tx`'s marker node in `graph` finished, and deletes those
+    /// finished [`MARKER_GRACE`](crate::MARKER_GRACE) ago.
+    pub(super) async fn forget_marker_in(&self, graph: &str, tx: &str) -> Result<()> {
+        let mut id = Vec::new();
+        // The id is the gateway's own: a literal cannot fail for it.
+        let _ = super::params::literal(&crate::Value::String(tx.to_owned()), &mut id);
+        let mut mark = format!("MATCH (m:{MARKER_LABEL} {{tx_id: ").into_bytes();
+        mark.extend_from_slice(&id);
+        mark.extend_from_slice(b"}) SET m.finished = timestamp()");
+        self.query(graph, &mark, false, None).await?;
+        let sweep = format!(
+            "MATCH (m:{MARKER_LABEL}) WHERE m.finished < timestamp() - {} DELETE m",
+            crate::MARKER_GRACE.as_millis()
+        );
+        self.query(graph, sweep.as_bytes(), false, None)
+            .await
+            .map(drop)
+    }
+
     /// Indexes the marker nodes' ids in `graph` (once per graph and
     /// process), so that a commit's check of its marker is a lookup.
     async fn index_markers(&self, graph: &str) {

@@ -268,6 +268,15 @@ impl StorageDriver for MemoryDriver {
         }))
     }
 
+    async fn forget_marker(&self, marker: &str, _redo_head: Option<&crate::Redo>) -> Result<()> {
+        let expire = Statement::new("EXPIRE $1 $2")
+            .bind(crate::marker_key(marker))
+            .bind(crate::MARKER_GRACE.as_secs() as i64);
+        self.execute(Dialect::Redis, &expire, &ExecuteOptions::default())
+            .await
+            .map(drop)
+    }
+
     async fn replay(&self, marker: &str, redo: &[crate::Redo]) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         let (marker, redo) = (marker.to_owned(), redo.to_vec());

@@ -22,7 +22,7 @@ use crate::deadline::Deadline;
 use crate::redis_types::{Held, first_conflict, keys_of};
 use crate::ts::{Reader, Sample, TsStatement, classify, now_millis};
 use crate::{
-    BeginOptions, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions, MARKER_TTL,
+    BeginOptions, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions,
     Participation, Redo, Result, ResultSet, Statement, Value, marker_key,
 };
 
@@ -202,16 +202,11 @@ pub(super) fn apply(
     marker: Option<&str>,
     replay: bool,
 ) -> Result<()> {
+    // No expiry until the transaction has finished everywhere.
     let marker_write = marker.map(|tx| {
-        [
-            "SET".to_owned(),
-            marker_key(tx),
-            "1".to_owned(),
-            "EX".to_owned(),
-            MARKER_TTL.as_secs().to_string(),
-        ]
-        .map(Bytes::from)
-        .to_vec()
+        ["SET".to_owned(), marker_key(tx), "1".to_owned()]
+            .map(Bytes::from)
+            .to_vec()
     });
     let mut keyspace = shared.lock();
     let deadline = Deadline::none();

@@ -189,6 +189,16 @@ impl StorageDriver for RedisDriver {
         transaction::replay(&self.pool, marker, redo).await
     }
 
+    async fn forget_marker(&self, marker: &str, _redo_head: Option<&crate::Redo>) -> Result<()> {
+        let mut conn = self.pool.connection().await?;
+        ::redis::cmd("EXPIRE")
+            .arg(crate::marker_key(marker))
+            .arg(crate::MARKER_GRACE.as_secs())
+            .query_async::<()>(&mut conn.conn)
+            .await
+            .map_err(reply::from_redis)
+    }
+
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
         let mut conn = self.connection().await?;
         let info = query(&mut conn, ::redis::cmd("INFO").arg("keyspace"), None).await?;

@@ -20,8 +20,7 @@ use crate::redis_types::{Held, first_conflict, keys_of, needs_integer};
 use crate::resp::RedisPool;
 use crate::{
     BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error,
-    ExecuteOptions, MARKER_TTL, Participation, Redo, Result, ResultSet, Statement, Value,
-    marker_key,
+    ExecuteOptions, Participation, Redo, Result, ResultSet, Statement, Value, marker_key,
 };
 
 /// A Redis transaction (see the module docs).
@@ -253,12 +252,9 @@ async fn apply_on(
         }
     }
     if let Some(tx) = marker {
-        pipe.cmd("SET")
-            .arg(marker_key(tx))
-            .arg(1)
-            .arg("EX")
-            .arg(MARKER_TTL.as_secs())
-            .ignore();
+        // No expiry until the transaction has finished everywhere
+        // (`forget_marker`): eviction must not take it from a replay.
+        pipe.cmd("SET").arg(marker_key(tx)).arg(1).ignore();
     }
     let replies: ::redis::Value = match pipe.query_async(conn).await {
         Ok(replies) => replies,

@@ -169,6 +169,11 @@ impl Coordinator {
             }
         }
         let mut failed_after = None;
+        // The buffered engines' markers, let go of once finished everywhere.
+        let buffered_markers: Vec<BufferedMarker> = buffered
+            .iter()
+            .map(|p| (Arc::clone(&p.driver), p.session.redo().into_iter().next()))
+            .collect();
         for part in buffered {
             let engine = part.engine.clone();
             match self.step(part.session.commit()).await {
@@ -191,12 +196,22 @@ impl Coordinator {
                     // recovery finishes again (every step is idempotent).
                     let tx = tx.to_owned();
                     tokio::spawn(async move {
-                        markers::forget(driver.as_ref(), dialect, &tx).await;
+                        if markers::forget(driver.as_ref(), dialect, &tx).await {
+                            forget_buffered(&tx, buffered_markers).await;
+                        }
                     });
                 }
                 None => {
-                    if let Some(log) = &log {
-                        let _ = log.append(Record::Done { tx: tx.to_owned() }, false).await;
+                    // DONE durable before the markers go: a lost DONE would
+                    // send recovery to replay writes whose markers are gone.
+                    if let Some(log) = &log
+                        && self
+                            .log_step(log.append(Record::Done { tx: tx.to_owned() }, true))
+                            .await
+                            .is_ok()
+                    {
+                        let tx = tx.to_owned();
+                        tokio::spawn(async move { forget_buffered(&tx, buffered_markers).await });
                     }
                 }
             }
@@ -340,6 +355,20 @@ impl Coordinator {
             .failed_after_commit
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Error::TxFailedAfterCommit { engine, why }
+    }
+}
+
+/// A buffered engine and its first redo entry, to let go of its marker.
+pub(super) type BufferedMarker = (Arc<dyn StorageDriver>, Option<omnigate_drivers::Redo>);
+
+/// Lets go of transaction `tx`'s markers on its buffered engines (see
+/// `StorageDriver::forget_marker`): it has finished everywhere, and its
+/// deciding record is gone.
+pub(super) async fn forget_buffered(tx: &str, engines: Vec<BufferedMarker>) {
+    for (driver, head) in engines {
+        if let Err(e) = driver.forget_marker(tx, head.as_ref()).await {
+            tracing::debug!(tx_id = %tx, engine = %driver.descriptor().name, error = %e, "letting go of a finished transaction's marker");
+        }
     }
 }
 

@@ -59,15 +59,20 @@ pub(crate) fn insert(dialect: Dialect, tx: &str, record: &str) -> Statement {
     }
 }
 
-/// Deletes `tx`'s marker from `driver`: every part has finished. A marker
-/// left behind (the engine did not answer) is one recovery finishes again.
-pub(crate) async fn forget(driver: &dyn StorageDriver, dialect: Dialect, tx: &str) {
+/// Deletes `tx`'s marker from `driver`: every part has finished; whether
+/// it was deleted. A marker left behind (the engine did not answer) is one
+/// recovery finishes again.
+pub(crate) async fn forget(driver: &dyn StorageDriver, dialect: Dialect, tx: &str) -> bool {
     let delete = delete(dialect, tx);
-    if let Err(e) = driver
+    match driver
         .execute(dialect, &delete, &ExecuteOptions::default())
         .await
     {
-        tracing::debug!(tx_id = %tx, error = %e, "deleting a finished transaction's marker");
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(tx_id = %tx, error = %e, "deleting a finished transaction's marker");
+            false
+        }
     }
 }
 
@@ -234,20 +239,52 @@ pub(crate) struct Unfinished {
     pub owner: Option<String>,
 }
 
-/// How long recovery waits for an engine's markers: an engine that does
-/// not answer must not hold up the gateway's startup or the other engines.
+/// How long recovery waits for one page of an engine's markers: an engine
+/// that does not answer must not hold up the gateway's startup or the
+/// other engines.
 const READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The markers of `driver` (`Ok(empty)` when it never held one).
+/// How many markers are read at once: a backlog is read page by page, so
+/// no one read carries every redo payload.
+pub(crate) const PAGE: usize = 200;
+
+/// Every marker of `driver` (`Ok(empty)` when it never held one), read
+/// page by page.
 pub(crate) async fn unfinished(
     driver: &dyn StorageDriver,
     dialect: Dialect,
 ) -> omnigate_drivers::Result<Vec<Unfinished>> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (page, last) = unfinished_page(driver, dialect, after.as_deref()).await?;
+        all.extend(page);
+        match last {
+            Some(last) => after = Some(last),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// One page of `driver`'s markers after id `after`, and the last id read
+/// when there may be more.
+pub(crate) async fn unfinished_page(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    after: Option<&str>,
+) -> omnigate_drivers::Result<(Vec<Unfinished>, Option<String>)> {
+    let after = after.unwrap_or("");
     let scan = match dialect {
-        Dialect::Cypher => Statement::new(
-            "MATCH (m:OmnigateTxMarker) WHERE m.record IS NOT NULL RETURN m.tx_id, m.record",
-        ),
-        _ => Statement::new("SELECT tx_id, record FROM omnigate_tx_markers"),
+        Dialect::Cypher => Statement::new(format!(
+            "MATCH (m:OmnigateTxMarker) WHERE m.record IS NOT NULL AND m.tx_id > $after \
+             RETURN m.tx_id, m.record ORDER BY m.tx_id LIMIT {PAGE}"
+        ))
+        .bind_named("after", after),
+        _ => Statement::new(format!(
+            "SELECT tx_id, record FROM omnigate_tx_markers WHERE tx_id > $1 \
+             ORDER BY tx_id LIMIT {PAGE}"
+        ))
+        .bind(after),
     };
     let options = ExecuteOptions {
         timeout: Some(READ_LIMIT),
@@ -259,9 +296,14 @@ pub(crate) async fn unfinished(
     let rows = match read.await {
         Ok(rows) => rows.rows,
         // No marker table: nothing ever committed through it.
-        Err(omnigate_drivers::Error::NotFound(_)) => return Ok(Vec::new()),
+        Err(omnigate_drivers::Error::NotFound(_)) => return Ok((Vec::new(), None)),
         Err(e) => return Err(e),
     };
+    let more = rows.len() == PAGE;
+    let last = rows.last().and_then(|row| match row.first() {
+        Some(Value::String(tx)) if more => Some(tx.clone()),
+        _ => None,
+    });
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
         let [Value::String(tx), Value::String(record)] = &row[..] else {
@@ -284,5 +326,5 @@ pub(crate) async fn unfinished(
             Err(e) => tracing::error!(tx_id = %tx, error = %e, "an unreadable transaction marker"),
         }
     }
-    Ok(found)
+    Ok((found, last))
 }

@@ -15,12 +15,16 @@
 //! What cannot be finished now (an engine is down) is tried again at the
 //! next pass.
 
+use futures::StreamExt;
 use omnigate_drivers::Dialect;
 
 use super::coordinator::Coordinator;
 use super::log::{InDoubt, PartRecord, Record, TxLog, decode_args, engines_of};
 use super::markers;
 use crate::router::Router;
+
+/// How many transactions one recovery pass finishes at once.
+const RECOVER_AT_ONCE: usize = 16;
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,32 +50,56 @@ impl Coordinator {
             {
                 tracing::debug!(engine = %engine.name(), error = %e, "sweeping old fences");
             }
-            let unfinished = match markers::unfinished(engine.driver.as_ref(), dialect).await {
-                Ok(unfinished) => unfinished,
-                Err(e) => {
-                    tracing::warn!(engine = %engine.name(), error = %e, "cannot read the transaction markers");
-                    continue;
-                }
-            };
-            for marker in unfinished {
-                if self.is_committing(&marker.tx) {
-                    continue;
-                }
-                // Another gateway's transaction is its to finish (its own
-                // apply is under way) until takeover_after has passed: it
-                // is gone then. Either way every apply is guarded by its
-                // engine's marker, so a race applies once.
-                let ours = marker.owner.as_deref() == Some(self.owner.as_str());
-                if !ours && !older_than(marker.at_ms, self.takeover_after) {
-                    done.pending += 1;
-                    continue;
-                }
-                if self.finish(router, &marker.tx, &marker.parts, true).await {
-                    markers::forget(engine.driver.as_ref(), dialect, &marker.tx).await;
+            // Page by page; within a page, several transactions finished
+            // at once (each step bounded by step_timeout), so a backlog or
+            // one slow engine does not stall the others.
+            let mut after: Option<String> = None;
+            loop {
+                let page =
+                    markers::unfinished_page(engine.driver.as_ref(), dialect, after.as_deref());
+                let (unfinished, last) = match page.await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(engine = %engine.name(), error = %e, "cannot read the transaction markers");
+                        break;
+                    }
+                };
+                let work = unfinished.into_iter().map(|marker| async move {
+                    if self.is_committing(&marker.tx) {
+                        return None;
+                    }
+                    // Another gateway's transaction is its to finish (its
+                    // own apply is under way) until takeover_after has
+                    // passed: it is gone then. Either way every apply is
+                    // guarded by its engine's marker, so a race applies once.
+                    let ours = marker.owner.as_deref() == Some(self.owner.as_str());
+                    if !ours && !older_than(marker.at_ms, self.takeover_after) {
+                        return Some(false);
+                    }
+                    if !self.finish(router, &marker.tx, &marker.parts, true).await {
+                        return Some(false);
+                    }
+                    if markers::forget(engine.driver.as_ref(), dialect, &marker.tx).await {
+                        let buffered = buffered_markers(router, &marker.parts);
+                        super::commit::forget_buffered(&marker.tx, buffered).await;
+                    }
                     tracing::info!(tx_id = %marker.tx, decided_by = %engine.name(), engines = %engines_of(&marker.parts).join(", "), "recovered forward: committed");
-                    done.forward += 1;
-                } else {
-                    done.pending += 1;
+                    Some(true)
+                });
+                let outcomes: Vec<Option<bool>> = futures::stream::iter(work)
+                    .buffer_unordered(RECOVER_AT_ONCE)
+                    .collect()
+                    .await;
+                for outcome in outcomes.into_iter().flatten() {
+                    if outcome {
+                        done.forward += 1;
+                    } else {
+                        done.pending += 1;
+                    }
+                }
+                match last {
+                    Some(last) => after = Some(last),
+                    None => break,
                 }
             }
         }
@@ -224,15 +252,13 @@ impl Coordinator {
                 continue;
             };
             let mut parts: Vec<PartRecord> = fresh.into_iter().flat_map(|d| d.parts).collect();
-            let mut readable = true;
+            // A deciding engine that cannot be read now does not stop the
+            // pass: the fence below, which must be written on every
+            // deciding engine, keeps what it may have decided.
             for (decider, dialect) in deciding_engines(router) {
-                match markers::unfinished(decider.driver.as_ref(), dialect).await {
-                    Ok(found) => parts.extend(found.into_iter().flat_map(|m| m.parts)),
-                    Err(_) => readable = false,
+                if let Ok(found) = markers::unfinished(decider.driver.as_ref(), dialect).await {
+                    parts.extend(found.into_iter().flat_map(|m| m.parts));
                 }
-            }
-            if !readable {
-                continue;
             }
             let recorded = |gid: &str| {
                 parts
@@ -295,7 +321,12 @@ impl Coordinator {
         if !self.finish(router, tx, &doubt.parts, true).await {
             return None;
         }
-        let _ = log.append(Record::Done { tx: tx.clone() }, false).await;
+        // DONE durable before the buffered markers go (see commit.rs).
+        let done = log.append(Record::Done { tx: tx.clone() }, true);
+        if self.log_step(done).await.is_ok() {
+            let buffered = buffered_markers(router, &doubt.parts);
+            super::commit::forget_buffered(tx, buffered).await;
+        }
         Some(true)
     }
 
@@ -352,6 +383,22 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// The buffered engines of a transaction's record, with their first redo
+/// entries, to let go of their markers.
+fn buffered_markers(router: &Router, parts: &[PartRecord]) -> Vec<super::commit::BufferedMarker> {
+    parts
+        .iter()
+        .filter_map(|part| match part {
+            PartRecord::Buffered { engine, redo } => {
+                let entry = router.by_name(engine).ok()?;
+                let head = redo.first().and_then(|r| decode_args(r));
+                Some((std::sync::Arc::clone(&entry.driver), head))
+            }
+            PartRecord::Prepared { .. } => None,
+        })
+        .collect()
 }
 
 /// The transaction id in global id `gid` of engine `engine`

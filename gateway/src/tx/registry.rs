@@ -224,7 +224,9 @@ impl Transactions {
     }
 
     /// Rolls back the transaction in `slot` and records it as expired if it
-    /// has been idle past its timeout at `now`.
+    /// has been idle past its timeout at `now`. The rollback runs on a task
+    /// of its own: one hung engine must not hold up the caller (or every
+    /// other transaction's expiry, when the caller is the reaper).
     async fn expire_if_idle(&self, id: &str, slot: &mut Option<Tx>, now: Instant) {
         if slot.as_ref().is_some_and(|tx| tx.idle_at(now))
             && let Some(tx) = slot.take()
@@ -232,7 +234,7 @@ impl Transactions {
             self.ended(id, Outcome::only(Ended::Expired));
             self.open().remove(id);
             tracing::info!(tx_id = %Self::id_of(id), "transaction expired idle; rolled back");
-            tx.rollback().await;
+            tokio::spawn(tx.rollback());
         }
     }
 
