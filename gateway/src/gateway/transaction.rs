@@ -81,7 +81,21 @@ impl Gateway {
     pub async fn commit(&self, context: &CallContext, id: &str) -> Result<Vec<String>> {
         let key = self.tx_key(context, id)?;
         let transactions = &self.inner.transactions;
-        let (tx, ending) = match transactions.take(&key).await? {
+        let taken = match transactions.take(&key).await {
+            Err(Error::TxNotFound { .. }) => {
+                // Not in memory (a restart, or past the ended window): as
+                // the markers and the log tell, if they know it.
+                let coordinator = &transactions.coordinator;
+                return match coordinator.recorded_outcome(&self.router(), id).await {
+                    Some(outcome) => commit_answer(id, &outcome),
+                    None => Err(Error::TxNotFound {
+                        id: crate::error::short(id),
+                    }),
+                };
+            }
+            other => other?,
+        };
+        let (tx, ending) = match taken {
             Taken::Open(tx, ending) => (tx, ending),
             Taken::Ended(outcome) => return commit_answer(id, &outcome),
         };

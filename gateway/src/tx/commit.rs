@@ -194,9 +194,9 @@ impl Coordinator {
                 Some((driver, dialect)) => {
                     // Off the caller's path: a marker left behind is one
                     // recovery finishes again (every step is idempotent).
-                    let tx = tx.to_owned();
+                    let (tx, engines) = (tx.to_owned(), engines.clone());
                     tokio::spawn(async move {
-                        if markers::forget(driver.as_ref(), dialect, &tx).await {
+                        if markers::forget(driver.as_ref(), dialect, &tx, &engines).await {
                             forget_buffered(&tx, buffered_markers).await;
                         }
                     });

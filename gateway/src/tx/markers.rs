@@ -59,32 +59,92 @@ pub(crate) fn insert(dialect: Dialect, tx: &str, record: &str) -> Statement {
     }
 }
 
-/// Deletes `tx`'s marker from `driver`: every part has finished; whether
-/// it was deleted. A marker left behind (the engine did not answer) is one
-/// recovery finishes again.
-pub(crate) async fn forget(driver: &dyn StorageDriver, dialect: Dialect, tx: &str) -> bool {
-    let delete = delete(dialect, tx);
+/// Marks `tx`'s marker on `driver` done: every part of the transaction
+/// has finished, on `engines`. Whether it was marked. A done marker is no
+/// longer finished by recovery; it keeps the transaction's key (a late
+/// fence finds the decision) and answers a Commit retried after a restart
+/// until it is swept ([`sweep`]). A marker left unmarked (the engine did
+/// not answer) is one recovery finishes again.
+pub(crate) async fn forget(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    tx: &str,
+    engines: &[String],
+) -> bool {
+    let record = format!(
+        "{DONE}{}:{}",
+        omnigate_drivers::ts::now_millis(),
+        serde_json::to_string(engines).unwrap_or_else(|_| "[]".into())
+    );
+    let mark = match dialect {
+        Dialect::Cypher => {
+            Statement::new("MATCH (m:OmnigateTxMarker {tx_id: $tx}) SET m.record = $record")
+                .bind_named("tx", tx)
+                .bind_named("record", record)
+        }
+        _ => Statement::new("UPDATE omnigate_tx_markers SET record = $2 WHERE tx_id = $1")
+            .bind(tx)
+            .bind(record),
+    };
     match driver
-        .execute(dialect, &delete, &ExecuteOptions::default())
+        .execute(dialect, &mark, &ExecuteOptions::default())
         .await
     {
         Ok(_) => true,
         Err(e) => {
-            tracing::debug!(tx_id = %tx, error = %e, "deleting a finished transaction's marker");
+            tracing::debug!(tx_id = %tx, error = %e, "marking a finished transaction's marker done");
             false
         }
     }
 }
 
-/// The statement that deletes `tx`'s marker.
-fn delete(dialect: Dialect, tx: &str) -> Statement {
-    match dialect {
-        Dialect::Cypher => Statement::new(
-            "MATCH (m:OmnigateTxMarker {tx_id: $tx}) WHERE m.record IS NOT NULL DELETE m",
-        )
-        .bind_named("tx", tx),
-        _ => Statement::new("DELETE FROM omnigate_tx_markers WHERE tx_id = $1").bind(tx),
+/// The record of a marker whose transaction has finished everywhere
+/// (followed by when, in milliseconds, and its engines as JSON).
+const DONE: &str = "done:";
+
+/// How a transaction ended, as its deciding engine's marker tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Committed (finished everywhere, or decided and being finished), on
+    /// these engines.
+    Committed(Vec<String>),
+    /// Never decided, and rolled back behind a fence.
+    RolledBack,
+}
+
+/// How transaction `tx` ended, as `driver`'s marker (`engine`'s) tells, if
+/// it holds one.
+pub(crate) async fn recorded(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    engine: &str,
+    tx: &str,
+) -> omnigate_drivers::Result<Option<Recorded>> {
+    let record = match read_record(driver, dialect, tx).await {
+        Ok(record) => record,
+        Err(omnigate_drivers::Error::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    if record.starts_with(FENCE) {
+        return Ok(Some(Recorded::RolledBack));
     }
+    if let Some(rest) = record.strip_prefix(DONE) {
+        let engines = rest
+            .split_once(':')
+            .and_then(|(_, list)| serde_json::from_str(list).ok())
+            .unwrap_or_default();
+        return Ok(Some(Recorded::Committed(engines)));
+    }
+    let parts = serde_json::from_str::<MarkerRecord>(&record)
+        .map(|r| r.parts)
+        .or_else(|_| serde_json::from_str::<Vec<PartRecord>>(&record))
+        .unwrap_or_default();
+    let mut engines = vec![engine.to_owned()];
+    engines.extend(super::log::engines_of(&parts));
+    Ok(Some(Recorded::Committed(engines)))
 }
 
 /// The record of a fence: a marker that says the transaction was never
@@ -154,20 +214,23 @@ async fn read_record(
         }))
 }
 
-/// Deletes the fences older than `age`: a decider they fenced has long
-/// failed by then.
-pub(crate) async fn sweep_fences(
+/// Deletes the fences older than `fence_age` (a decider they fenced has
+/// long failed by then) and the done markers older than `done_age` (past
+/// the window in which a retried Commit is answered).
+pub(crate) async fn sweep(
     driver: &dyn StorageDriver,
     dialect: Dialect,
-    age: std::time::Duration,
+    fence_age: std::time::Duration,
+    done_age: std::time::Duration,
 ) -> omnigate_drivers::Result<()> {
     let scan = match dialect {
         Dialect::Cypher => Statement::new(
-            "MATCH (m:OmnigateTxMarker) WHERE m.record STARTS WITH 'aborted:' \
-             RETURN m.tx_id, m.record",
+            "MATCH (m:OmnigateTxMarker) WHERE m.record STARTS WITH 'aborted:' OR \
+             m.record STARTS WITH 'done:' RETURN m.tx_id, m.record",
         ),
         _ => Statement::new(
-            "SELECT tx_id, record FROM omnigate_tx_markers WHERE record LIKE 'aborted:%'",
+            "SELECT tx_id, record FROM omnigate_tx_markers \
+             WHERE record LIKE 'aborted:%' OR record LIKE 'done:%'",
         ),
     };
     let rows = match driver
@@ -183,18 +246,27 @@ pub(crate) async fn sweep_fences(
         let [Value::String(tx), Value::String(record)] = &row[..] else {
             continue;
         };
-        let at: i64 = record[FENCE.len()..].parse().unwrap_or(0);
+        let (age, rest) = match record.strip_prefix(FENCE) {
+            Some(rest) => (fence_age, rest),
+            None => (done_age, record.strip_prefix(DONE).unwrap_or_default()),
+        };
+        let at: i64 = rest
+            .split(':')
+            .next()
+            .and_then(|at| at.parse().ok())
+            .unwrap_or(0);
         if u128::try_from(now.saturating_sub(at)).unwrap_or(0) >= age.as_millis() {
             let delete = match dialect {
                 Dialect::Cypher => Statement::new(
-                    "MATCH (m:OmnigateTxMarker {tx_id: $tx}) WHERE m.record STARTS WITH \
-                     'aborted:' DELETE m",
+                    "MATCH (m:OmnigateTxMarker {tx_id: $tx}) WHERE m.record = $record DELETE m",
                 )
-                .bind_named("tx", tx.as_str()),
+                .bind_named("tx", tx.as_str())
+                .bind_named("record", record.as_str()),
                 _ => Statement::new(
-                    "DELETE FROM omnigate_tx_markers WHERE tx_id = $1 AND record LIKE 'aborted:%'",
+                    "DELETE FROM omnigate_tx_markers WHERE tx_id = $1 AND record = $2",
                 )
-                .bind(tx.as_str()),
+                .bind(tx.as_str())
+                .bind(record.as_str()),
             };
             driver
                 .execute(dialect, &delete, &ExecuteOptions::default())
@@ -309,7 +381,7 @@ pub(crate) async fn unfinished_page(
         let [Value::String(tx), Value::String(record)] = &row[..] else {
             continue;
         };
-        if record.starts_with(FENCE) {
+        if record.starts_with(FENCE) || record.starts_with(DONE) {
             continue;
         }
         // A bare list of parts is read too (a record without its time).

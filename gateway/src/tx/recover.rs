@@ -46,9 +46,10 @@ impl Coordinator {
         for (engine, dialect) in deciding_engines(router) {
             // A fence outlives any decider it fenced by far at this age.
             let fence_age = self.takeover_after.max(std::time::Duration::from_secs(600));
-            if let Err(e) = markers::sweep_fences(engine.driver.as_ref(), dialect, fence_age).await
-            {
-                tracing::debug!(engine = %engine.name(), error = %e, "sweeping old fences");
+            let done_age = super::registry::REMEMBER_ENDED;
+            let sweep = markers::sweep(engine.driver.as_ref(), dialect, fence_age, done_age);
+            if let Err(e) = sweep.await {
+                tracing::debug!(engine = %engine.name(), error = %e, "sweeping old fences and done markers");
             }
             // Page by page; within a page, several transactions finished
             // at once (each step bounded by step_timeout), so a backlog or
@@ -79,7 +80,9 @@ impl Coordinator {
                     if !self.finish(router, &marker.tx, &marker.parts, true).await {
                         return Some(false);
                     }
-                    if markers::forget(engine.driver.as_ref(), dialect, &marker.tx).await {
+                    let mut engines = vec![engine.name().to_owned()];
+                    engines.extend(engines_of(&marker.parts));
+                    if markers::forget(engine.driver.as_ref(), dialect, &marker.tx, &engines).await {
                         let buffered = buffered_markers(router, &marker.parts);
                         super::commit::forget_buffered(&marker.tx, buffered).await;
                     }
@@ -162,7 +165,9 @@ impl Coordinator {
                         engines_of(&marker.parts).join(", ")
                     )));
                 }
-                markers::forget(engine.driver.as_ref(), dialect, tx).await;
+                let mut engines = vec![engine.name().to_owned()];
+                engines.extend(engines_of(&marker.parts));
+                markers::forget(engine.driver.as_ref(), dialect, tx, &engines).await;
                 return Ok("committed on every engine".into());
             }
         }
@@ -210,6 +215,50 @@ impl Coordinator {
         } else {
             Ok("rolled back on every engine".into())
         }
+    }
+
+    /// How transaction `tx` ended, as the deciding engines' markers and
+    /// the log tell (what a Commit retried after a restart hears): `None`
+    /// when none of them knows it.
+    pub(crate) async fn recorded_outcome(
+        &self,
+        router: &Router,
+        tx: &str,
+    ) -> Option<super::Outcome> {
+        use super::{Ended, Outcome};
+        for (engine, dialect) in deciding_engines(router) {
+            match markers::recorded(engine.driver.as_ref(), dialect, engine.name(), tx).await {
+                Ok(Some(markers::Recorded::Committed(engines))) => {
+                    return Some(Outcome {
+                        how: Ended::Committed,
+                        engines,
+                        failed_after_commit: None,
+                    });
+                }
+                Ok(Some(markers::Recorded::RolledBack)) => {
+                    return Some(Outcome::only(Ended::RolledBack));
+                }
+                Ok(None) => {}
+                // Cannot be read now: the outcome is not known.
+                Err(_) => return Some(Outcome::only(Ended::InDoubt)),
+            }
+        }
+        let log = self.existing_log().await?;
+        let doubt = log
+            .in_doubt(std::time::Duration::ZERO)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|d| d.tx == tx)?;
+        Some(if doubt.committed {
+            Outcome {
+                how: Ended::Committed,
+                engines: engines_of(&doubt.parts),
+                failed_after_commit: None,
+            }
+        } else {
+            Outcome::only(Ended::InDoubt)
+        })
     }
 
     /// Adds a pass to the counters.

@@ -11,7 +11,7 @@ use super::{Coordinator, Ended, Tx, TxHandle, TxOptions};
 use crate::error::{Error, Result, short};
 
 /// How long an ended transaction's outcome is remembered.
-const REMEMBER_ENDED: Duration = Duration::from_secs(15 * 60);
+pub(crate) const REMEMBER_ENDED: Duration = Duration::from_secs(15 * 60);
 
 /// How often idle transactions are looked for.
 const REAP_EVERY: Duration = Duration::from_millis(500);
