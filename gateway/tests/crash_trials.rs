@@ -3,7 +3,11 @@
 //! moments under concurrent cross-engine transactions over PostgreSQL,
 //! SQLite, Redis, FalkorDB and VictoriaMetrics (a backend killed instead in
 //! some trials), restarted; every transaction must be on all of its
-//! engines or on none.
+//! engines or on none, its non-idempotent writes (INCR, a graph counter)
+//! applied once, and what its client heard true — with commits cut by
+//! short deadlines and retried, commits unanswered at a kill asked of the
+//! restarted gateway, torn logs, a graph write that matches nothing, and
+//! Redis refusing writes at its memory limit.
 #![allow(clippy::unwrap_used)]
 
 use omnigate_tests::crash::{Trials, run};
@@ -29,6 +33,16 @@ async fn twenty_kills_leave_no_transaction_partial() {
         "commits that never returned: {report:?}"
     );
     assert_eq!(report.late, 0, "recovery took over a minute: {report:?}");
+    assert!(
+        report.retried_commits > 0,
+        "commits were retried: {report:?}"
+    );
+    assert_eq!(
+        (report.misreported, report.double_applied),
+        (0, 0),
+        "outcomes misreported / writes applied twice: {:?}",
+        report.partial_examples
+    );
     assert_eq!(
         report.partial, 0,
         "partial transactions: {:?} (files kept in {:?})",

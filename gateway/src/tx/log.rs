@@ -152,6 +152,16 @@ impl TxLog {
         }
     }
 
+    /// How `tx` ended as the log records it: `Some((true, parts))`
+    /// committed, `Some((false, parts))` rolled back, `None` unknown or
+    /// undecided.
+    pub async fn outcome(&self, tx: &str) -> std::io::Result<Option<(bool, Vec<PartRecord>)>> {
+        match self {
+            TxLog::File(log) => log.outcome(tx),
+            TxLog::Table(log) => log.outcome(tx).await,
+        }
+    }
+
     /// Records the decision on `tx` (COMMIT, or ABORT), unless it was
     /// decided otherwise already (by a replica's recovery, on a shared
     /// log): `false` then, and the other decision stands.

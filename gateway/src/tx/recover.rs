@@ -109,6 +109,11 @@ impl Coordinator {
         let Some(log) = self.existing_log().await else {
             return self.count(done);
         };
+        if let super::log::TxLog::Table(table) = log
+            && let Err(e) = table.sweep(super::registry::REMEMBER_ENDED).await
+        {
+            tracing::debug!(error = %e, "sweeping ended transactions from the log table");
+        }
         let in_doubt = match log.in_doubt(self.takeover_after).await {
             Ok(in_doubt) => in_doubt,
             Err(e) => {
@@ -232,7 +237,7 @@ impl Coordinator {
                     return Some(Outcome {
                         how: Ended::Committed,
                         engines,
-                        failed_after_commit: None,
+                        failed_after_commit: self.failure_of(tx).await,
                     });
                 }
                 Ok(Some(markers::Recorded::RolledBack)) => {
@@ -244,21 +249,34 @@ impl Coordinator {
             }
         }
         let log = self.existing_log().await?;
-        let doubt = log
-            .in_doubt(std::time::Duration::ZERO)
-            .await
-            .ok()?
-            .into_iter()
-            .find(|d| d.tx == tx)?;
-        Some(if doubt.committed {
-            Outcome {
+        match log.outcome(tx).await {
+            Ok(Some((true, parts))) => Some(Outcome {
                 how: Ended::Committed,
-                engines: engines_of(&doubt.parts),
-                failed_after_commit: None,
+                engines: engines_of(&parts),
+                failed_after_commit: self.failure_of(tx).await,
+            }),
+            Ok(Some((false, _))) => Some(Outcome::only(Ended::RolledBack)),
+            // Prepared and undecided: recovery decides it.
+            Ok(None) => {
+                let doubts = log.in_doubt(std::time::Duration::ZERO).await.ok()?;
+                doubts
+                    .iter()
+                    .any(|d| d.tx == tx)
+                    .then(|| Outcome::only(Ended::InDoubt))
             }
-        } else {
-            Outcome::only(Ended::InDoubt)
-        })
+            Err(_) => Some(Outcome::only(Ended::InDoubt)),
+        }
+    }
+
+    /// The failure after commit the log records for `tx`, if any: which
+    /// engine, and why.
+    async fn failure_of(&self, tx: &str) -> Option<(String, String)> {
+        let log = self.existing_log().await?;
+        let failures = log.failures().await.ok()?;
+        failures
+            .into_iter()
+            .find(|f| f.tx == tx)
+            .map(|f| (f.engine, f.why))
     }
 
     /// Adds a pass to the counters.

@@ -101,9 +101,12 @@ impl TableLog {
             }
             Record::Commit { tx } => return self.decide(&tx, true).await.map(drop),
             Record::Abort { tx } => return self.decide(&tx, false).await.map(drop),
-            Record::Done { tx } => {
-                Statement::new("DELETE FROM omnigate_tx_log WHERE tx_id = $1").bind(tx)
-            }
+            // Kept, marked done, for a Commit retried within the ended
+            // window; swept by recovery after it.
+            Record::Done { tx } => Statement::new(
+                "UPDATE omnigate_tx_log SET state = 'done', updated_at = now() WHERE tx_id = $1",
+            )
+            .bind(tx),
             Record::FailedAfterCommit { tx, engine, why } => Statement::new(
                 "INSERT INTO omnigate_tx_failures (tx_id, engine, why) VALUES ($1, $2, $3)",
             )
@@ -126,7 +129,10 @@ impl TableLog {
                  WHERE tx_id = $1 AND state IN ('prepared', 'committed')",
             )
         } else {
-            Statement::new("DELETE FROM omnigate_tx_log WHERE tx_id = $1 AND state = 'prepared'")
+            Statement::new(
+                "UPDATE omnigate_tx_log SET state = 'aborted', updated_at = now() \
+                 WHERE tx_id = $1 AND state = 'prepared'",
+            )
         };
         let result = run(&self.driver, &statement.bind(tx.to_owned()))
             .await
@@ -139,7 +145,8 @@ impl TableLog {
         let statement = Statement::new(
             "SELECT tx_id, state, parts, \
              (extract(epoch FROM updated_at) * 1000)::bigint FROM omnigate_tx_log \
-             WHERE owner = $1 OR updated_at <= now() - make_interval(secs => $2) \
+             WHERE state IN ('prepared', 'committed') \
+             AND (owner = $1 OR updated_at <= now() - make_interval(secs => $2)) \
              ORDER BY updated_at",
         )
         .bind(self.owner.clone())
@@ -180,6 +187,40 @@ impl TableLog {
 }
 
 impl TableLog {
+    /// How `tx` ended as the table records it: `Some(true)` committed,
+    /// `Some(false)` rolled back, `None` unknown or undecided.
+    pub async fn outcome(&self, tx: &str) -> std::io::Result<Option<(bool, Vec<PartRecord>)>> {
+        let statement = Statement::new("SELECT state, parts FROM omnigate_tx_log WHERE tx_id = $1")
+            .bind(tx.to_owned());
+        let rows = run(&self.driver, &statement)
+            .await
+            .map_err(|e| failure("cannot read", e))?;
+        let Some([Value::String(state), Value::String(parts)]) =
+            rows.rows.first().map(Vec::as_slice)
+        else {
+            return Ok(None);
+        };
+        let parts = serde_json::from_str(parts).unwrap_or_default();
+        Ok(match state.as_str() {
+            "committed" | "done" => Some((true, parts)),
+            "aborted" => Some((false, parts)),
+            _ => None,
+        })
+    }
+
+    /// Deletes the rows of transactions ended more than `age` ago.
+    pub async fn sweep(&self, age: Duration) -> std::io::Result<()> {
+        let statement = Statement::new(
+            "DELETE FROM omnigate_tx_log WHERE state IN ('done', 'aborted') \
+             AND updated_at <= now() - make_interval(secs => $1)",
+        )
+        .bind(age.as_secs_f64());
+        run(&self.driver, &statement)
+            .await
+            .map(drop)
+            .map_err(|e| failure("cannot sweep", e))
+    }
+
     /// The failures after commit not yet acknowledged.
     pub async fn failures(&self) -> std::io::Result<Vec<Failure>> {
         let rows = run(

@@ -2,6 +2,7 @@
 //! what every engine holds.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use pb::gateway_client::GatewayClient;
 use pb::value::Kind;
 use tonic::transport::Channel;
 
-use super::{Begun, Engine, Rng, SHAPES};
+use super::{Begun, Claim, Engine, Found, Rng, SHAPES};
 
 fn request(target: &str, dialect: &str, text: String, tx: &str) -> pb::ExecuteRequest {
     pb::ExecuteRequest {
@@ -66,9 +67,8 @@ pub(super) async fn client_loop(
         begun.push(Begun {
             k,
             shape,
-            committed: false,
-            failed_after_commit: false,
-            hung: false,
+            tx: tx.clone(),
+            ..Begun::default()
         });
         let mut ok = true;
         for engine in SHAPES[shape] {
@@ -85,13 +85,31 @@ pub(super) async fn client_loop(
                     format!("INSERT INTO crash VALUES ({k})"),
                     &tx,
                 ),
-                Engine::Redis => request("cache", "redis", format!("SET crash:{k} 1"), &tx),
-                Engine::Falkor => request(
-                    "graph",
-                    "cypher",
-                    format!("CREATE (:Crash {{k: {k}}})"),
-                    &tx,
-                ),
+                // Not idempotent: applied twice, the counter reads 2.
+                Engine::Redis => request("cache", "redis", format!("INCR crash:{k}"), &tx),
+                Engine::Falkor => {
+                    // A write that matches nothing first: the writes after
+                    // it must apply all the same.
+                    let nothing = request(
+                        "graph",
+                        "cypher",
+                        format!("MATCH (x:CrashNothing {{k: {k}}}) SET x.seen = true"),
+                        &tx,
+                    );
+                    if !matches!(bounded(client.execute(nothing)).await, Ok(Ok(_))) {
+                        ok = false;
+                        break;
+                    }
+                    request(
+                        "graph",
+                        "cypher",
+                        format!(
+                            "MERGE (c:Crash {{k: {k}}}) ON CREATE SET c.n = 1 \
+                             ON MATCH SET c.n = c.n + 1"
+                        ),
+                        &tx,
+                    )
+                }
                 Engine::Victoria => {
                     // A minute old: VictoriaMetrics shows a sample of the
                     // current millisecond to queries only a moment later.
@@ -111,23 +129,79 @@ pub(super) async fn client_loop(
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
-        let commit = bounded(client.commit(pb::CommitRequest { tx_id: tx })).await;
-        let Ok(commit) = commit else {
+        begun[index].commit_sent = true;
+        // Some commits with a deadline shorter than a commit step: the
+        // caller goes away mid-commit, then retries its Commit and must
+        // hear the true outcome.
+        let mut commit = tonic::Request::new(pb::CommitRequest { tx_id: tx.clone() });
+        let cut_short = rng.below(4) == 0;
+        if cut_short {
+            commit.set_timeout(Duration::from_millis(1 + rng.below(20)));
+        }
+        let Ok(answer) = bounded(client.commit(commit)).await else {
             begun[index].hung = true;
             continue;
         };
-        match commit {
-            Ok(_) => begun[index].committed = true,
-            Err(status)
-                if status.code() == tonic::Code::FailedPrecondition
-                    && status.message().contains("committed") =>
-            {
-                begun[index].failed_after_commit = true;
+        let answer = match answer {
+            Err(status) if cut_short && is_cut(&status) => {
+                begun[index].retried = true;
+                let retry = pb::CommitRequest { tx_id: tx };
+                let Ok(answer) = bounded(client.commit(retry)).await else {
+                    begun[index].hung = true;
+                    continue;
+                };
+                answer
             }
-            Err(_) => {}
-        }
+            answer => answer,
+        };
+        begun[index].hear(answer.map(drop));
     }
     begun
+}
+
+/// Whether `status` says the call was cut by its deadline (or the client
+/// went away), not what became of the transaction.
+fn is_cut(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+    )
+}
+
+/// What a Commit's answer says of the transaction.
+pub(super) fn claim(answer: Result<(), tonic::Status>) -> Claim {
+    match answer {
+        Ok(()) => Claim::Committed,
+        Err(status) => match status.code() {
+            tonic::Code::FailedPrecondition if status.message().contains("committed, but") => {
+                Claim::FailedAfterCommit
+            }
+            tonic::Code::FailedPrecondition if status.message().contains("rolled back") => {
+                Claim::RolledBack
+            }
+            tonic::Code::Aborted => Claim::RolledBack,
+            tonic::Code::NotFound => Claim::NotFound,
+            _ => Claim::Unknown,
+        },
+    }
+}
+
+/// Commits again, on a restarted gateway, every transaction whose Commit
+/// was sent and whose outcome its client never heard (the kill cut it): the
+/// answer must be the truth the engines show.
+pub(super) async fn retry_unanswered(client: &mut GatewayClient<Channel>, begun: &mut [Begun]) {
+    for b in begun
+        .iter_mut()
+        .filter(|b| b.commit_sent && b.claim == Claim::Unknown)
+    {
+        let retry = pb::CommitRequest {
+            tx_id: b.tx.clone(),
+        };
+        if let Ok(answer) = bounded(client.commit(retry)).await {
+            b.retried = true;
+            b.hear(answer.map(drop));
+        }
+    }
 }
 
 /// The most rows a read of every value may return (the server's default,
@@ -140,9 +214,11 @@ pub(super) async fn read_all(
     client: &mut GatewayClient<Channel>,
     range: std::ops::RangeInclusive<i64>,
     trial: usize,
-) -> Result<BTreeMap<Engine, BTreeSet<i64>>, String> {
+) -> Result<Found, String> {
     let (lo, hi) = (*range.start(), *range.end());
     let mut found = BTreeMap::new();
+    // Non-idempotent writes applied more than once, by engine and k.
+    let mut twice: BTreeSet<(Engine, i64)> = BTreeSet::new();
     let read = |target: &str, dialect: &str, text: &str| {
         let mut req = request(target, dialect, text.to_owned(), "");
         req.options = Some(pb::ExecuteOptions {
@@ -195,24 +271,43 @@ pub(super) async fn read_all(
                 _ => None,
             })
             .unwrap_or_default();
-        keys = range
-            .zip(values)
-            .filter(|(_, v)| !matches!(v.kind, Some(Kind::Null(_)) | None))
-            .map(|(k, _)| k)
-            .collect();
+        for (k, v) in range.zip(values) {
+            let count = match v.kind {
+                Some(Kind::Null(_)) | None => continue,
+                Some(Kind::Int(n)) => n,
+                Some(Kind::String(s)) => s.parse().unwrap_or(0),
+                Some(Kind::Bytes(b)) => String::from_utf8_lossy(&b).parse().unwrap_or(0),
+                _ => 0,
+            };
+            keys.push(k);
+            if count > 1 {
+                twice.insert((Engine::Redis, k));
+            }
+        }
     }
     found.insert(Engine::Redis, keys.into_iter().collect());
     let graph = read(
         "graph",
         "cypher",
-        &format!("MATCH (c:Crash) WHERE c.k >= {lo} AND c.k <= {hi} RETURN c.k"),
+        &format!("MATCH (c:Crash) WHERE c.k >= {lo} AND c.k <= {hi} RETURN c.k, c.n"),
     )
     .await?;
     found.insert(Engine::Falkor, ints(&graph, 0));
+    for row in &graph.rows {
+        let value = |i: usize| match row.values.get(i).and_then(|v| v.kind.as_ref()) {
+            Some(Kind::Int(n)) => Some(*n),
+            _ => None,
+        };
+        if let (Some(k), Some(n)) = (value(0), value(1))
+            && n > 1
+        {
+            twice.insert((Engine::Falkor, k));
+        }
+    }
     let query = format!("count_over_time(crash_v{{t=\"{trial}\"}}[1d])");
     let metrics = read("metrics", "ts", &query).await?;
     found.insert(Engine::Victoria, ints(&metrics, 0));
-    Ok(found)
+    Ok(Found { on: found, twice })
 }
 
 /// How long a client waits for one call: a call that never returns is a
@@ -228,5 +323,30 @@ pub(super) async fn counters(client: &mut GatewayClient<Channel>) -> BTreeMap<St
     match bounded(client.list_engines(pb::ListEnginesRequest::default())).await {
         Ok(Ok(reply)) => reply.into_inner().transactions.into_iter().collect(),
         _ => BTreeMap::new(),
+    }
+}
+
+/// Sets Redis at its memory limit with `noeviction` (`on`), or lifts the
+/// limit: writes are then refused with OOM, and an EXEC with EXECABORT.
+pub(super) async fn redis_limit(client: &mut GatewayClient<Channel>, on: bool) {
+    let settings: &[&str] = if on {
+        &[
+            "CONFIG SET maxmemory-policy noeviction",
+            "CONFIG SET maxmemory 1",
+        ]
+    } else {
+        &["CONFIG SET maxmemory 0"]
+    };
+    for text in settings {
+        let set = request("cache", "redis", (*text).to_owned(), "");
+        // An unreachable Redis (a kill this trial) keeps its limit off.
+        let _ = bounded(client.execute(set)).await;
+    }
+}
+
+/// Appends half a record to the log at `path`, as a kill mid-write leaves.
+pub(super) fn tear(path: &std::path::Path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(path) {
+        let _ = file.write_all(b"{\"t\":\"commit\",\"tx\":\"torn-\xC3");
     }
 }

@@ -10,10 +10,8 @@
 //! (`main`, the deciding engine when present), a Redis key `crash:k`, a
 //! FalkorDB node `(:Crash {k})`, a VictoriaMetrics sample `crash_v{k}`.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,8 +21,13 @@ use pb::gateway_client::GatewayClient;
 use tonic::transport::Channel;
 
 mod io;
+mod outcome;
+mod process;
 
-use io::{client_loop, counters, read_all, setup};
+pub(crate) use process::Gateway;
+
+use io::{client_loop, counters, read_all, retry_unanswered, setup};
+use outcome::{Begun, Claim, Found, broken};
 
 use crate::falkordb::FalkorServer;
 use crate::postgres::PgServer;
@@ -68,9 +71,25 @@ pub struct Report {
     /// See `recovered_forward`.
     pub recovered_backward: u64,
     /// Transactions whose Commit said they committed but a buffered write
-    /// failed as it was applied (the documented Redis window), counted
-    /// apart.
+    /// failed as it was applied (the documented Redis window, and Redis
+    /// refusing at EXEC in the noeviction trials), counted apart.
     pub failed_after_commit: u64,
+    /// Commits sent again: cut by a deadline shorter than a commit step,
+    /// or unanswered when the gateway was killed (asked of the restarted
+    /// one).
+    pub retried_commits: u64,
+    /// Transactions whose client heard an outcome the engines contradict
+    /// (OK but not everywhere, rolled back but somewhere): must be 0.
+    pub misreported: u64,
+    /// Transactions a non-idempotent write of which (Redis INCR, a graph
+    /// counter) was applied more than once: must be 0.
+    pub double_applied: u64,
+    /// Trials whose gateway's log was torn (a partial record appended
+    /// after the kill) / whose Redis refused writes (noeviction at its
+    /// limit) for the trial.
+    pub torn_logs: u64,
+    /// See `torn_logs`.
+    pub noeviction_trials: u64,
     /// Commits that did not return within a minute (a defect, counted
     /// apart from partial: the transaction is still checked).
     pub hung_commits: u64,
@@ -178,42 +197,6 @@ impl Backends {
     }
 }
 
-/// A transaction a client began.
-#[derive(Debug, Clone)]
-struct Begun {
-    k: i64,
-    shape: usize,
-    committed: bool,
-    failed_after_commit: bool,
-    /// Its Commit did not return within the call limit.
-    hung: bool,
-}
-
-impl Begun {
-    /// The engines of its shape it was found on.
-    fn found_on(&self, found: &BTreeMap<Engine, BTreeSet<i64>>) -> Vec<Engine> {
-        SHAPES[self.shape]
-            .iter()
-            .copied()
-            .filter(|e| found.get(e).is_some_and(|ks| ks.contains(&self.k)))
-            .collect()
-    }
-
-    /// On some engines but not all; or said committed and found nowhere
-    /// (a lost commit). A failed-after-commit transaction is the
-    /// documented window, counted apart.
-    fn is_broken(&self, found: &BTreeMap<Engine, BTreeSet<i64>>) -> bool {
-        let here = self.found_on(found).len();
-        let partial = here != 0 && here != SHAPES[self.shape].len();
-        (partial || (self.committed && here == 0)) && !self.failed_after_commit
-    }
-}
-
-/// The transactions of `begun` that are not whole (see `Begun::is_broken`).
-fn broken<'a>(begun: &'a [Begun], found: &BTreeMap<Engine, BTreeSet<i64>>) -> Vec<&'a Begun> {
-    begun.iter().filter(|b| b.is_broken(found)).collect()
-}
-
 /// Runs the trials; `progress` hears each one finish.
 pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> Report {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -231,6 +214,13 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         let kind = rng.below(10);
         let kill_gateway = kind < 7 || kind == 9;
         let backend = (kind >= 7).then(|| rng.below(3));
+        // Some trials: Redis at its memory limit with noeviction, so it
+        // refuses writes at EXEC (never to be taken as applied).
+        let noeviction = rng.below(8) == 0;
+        if noeviction {
+            io::redis_limit(&mut gateway.client, true).await;
+            report.noeviction_trials += 1;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for c in 0..trials.clients {
@@ -263,7 +253,7 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
             }
         }
         stop.store(true, Ordering::Relaxed);
-        let mut begun = Vec::new();
+        let mut begun: Vec<Begun> = Vec::new();
         for client in clients {
             begun.extend(client.await.unwrap_or_default());
         }
@@ -271,8 +261,19 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         // transaction being whole.
         let started = Instant::now();
         if kill_gateway {
+            // Some kills tear the log's last record (a write the kill cut).
+            if rng.below(3) == 0 {
+                io::tear(&dir.path().join("tx.log"));
+                report.torn_logs += 1;
+            }
             gateway = Gateway::start(&trials.binary, &config, addr, dir.path()).await;
         }
+        if noeviction {
+            io::redis_limit(&mut gateway.client, false).await;
+        }
+        // Commits the kill left unanswered, asked again: the restarted
+        // gateway must answer what the engines show.
+        retry_unanswered(&mut gateway.client, &mut begun).await;
         let mut found = settle(&mut gateway.client, &begun, trial, Duration::from_secs(60)).await;
         report.max_recovery_ms = report
             .max_recovery_ms
@@ -290,8 +291,28 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         report.recovered_backward += counts.get("recovered_backward").copied().unwrap_or(0);
         report.trials += 1;
         report.begun += begun.len() as u64;
-        report.committed += begun.iter().filter(|b| b.committed).count() as u64;
-        report.failed_after_commit += begun.iter().filter(|b| b.failed_after_commit).count() as u64;
+        report.committed += begun.iter().filter(|b| b.committed()).count() as u64;
+        report.failed_after_commit += begun
+            .iter()
+            .filter(|b| b.claim == Claim::FailedAfterCommit)
+            .count() as u64;
+        report.retried_commits += begun.iter().filter(|b| b.retried).count() as u64;
+        for b in &begun {
+            let (misreported, twice) = (b.is_misreported(&found), b.is_applied_twice(&found));
+            report.misreported += u64::from(misreported);
+            report.double_applied += u64::from(twice);
+            if (misreported || twice) && report.partial_examples.len() < 20 {
+                report.partial_examples.push(format!(
+                    "trial {trial}: k={} heard {:?}{} on {:?} of {:?}{}",
+                    b.k,
+                    b.claim,
+                    if b.retried { " (retried)" } else { "" },
+                    b.found_on(&found),
+                    SHAPES[b.shape],
+                    if twice { ", applied twice" } else { "" }
+                ));
+            }
+        }
         report.hung_commits += begun.iter().filter(|b| b.hung).count() as u64;
         for b in &begun {
             let here = b.found_on(&found);
@@ -307,7 +328,7 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
                 report.partial_examples.push(format!(
                     "trial {trial}: k={} (committed: {}) on {:?} of {:?}",
                     b.k,
-                    b.committed,
+                    b.committed(),
                     b.found_on(&found),
                     SHAPES[b.shape]
                 ));
@@ -338,83 +359,6 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
     report
 }
 
-/// The gateway process and a client of it.
-pub(crate) struct Gateway {
-    child: Process,
-    pub(crate) client: GatewayClient<Channel>,
-}
-
-impl Gateway {
-    /// Starts `binary serve --config CONFIG` (its log appended to
-    /// `dir/gateway.log`) and connects to it at `addr`.
-    pub(crate) async fn start(
-        binary: &Path,
-        config: &Path,
-        addr: SocketAddr,
-        dir: &Path,
-    ) -> Gateway {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("gateway.log"))
-            .expect("the gateway's log file");
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("an endpoint");
-        let child = Command::new(binary)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn();
-        let mut process =
-            Process(child.unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display())));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(channel) = endpoint.connect().await {
-                return Gateway {
-                    child: process,
-                    client: GatewayClient::new(channel).max_decoding_message_size(usize::MAX),
-                };
-            }
-            if Instant::now() >= deadline {
-                process.kill();
-                panic!(
-                    "the gateway did not start; see {}",
-                    dir.join("gateway.log").display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL, then waits for the process to be gone.
-    pub(crate) fn kill(&mut self) {
-        self.child.kill();
-    }
-
-    /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.0.id()
-    }
-}
-
-/// A child process, killed (and waited for) when dropped.
-struct Process(Child);
-
-impl Process {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// The gateway's config over `backends` (and SQLite in `dir`), at `addr`.
 pub(crate) fn write_config(dir: &Path, backends: &Backends, addr: SocketAddr) -> PathBuf {
     let text = format!(
@@ -426,6 +370,7 @@ max_response_bytes = 1073741824
 [transactions]
 recovery_interval = "500ms"
 idle_timeout = "10s"
+log = "{log}"
 
 [engines.main-db]
 kind = "postgres"
@@ -452,6 +397,7 @@ read_your_writes = true
 "#,
         pg = backends.pg.url("postgres"),
         sqlite = dir.join("main.sqlite3").display(),
+        log = dir.join("tx.log").display(),
         redis = backends.redis.url(0),
         graph = backends.graph.url(),
         metrics = backends.metrics.url(),
@@ -468,7 +414,7 @@ async fn settle(
     begun: &[Begun],
     trial: usize,
     wait: Duration,
-) -> BTreeMap<Engine, BTreeSet<i64>> {
+) -> Found {
     let deadline = Instant::now() + wait;
     loop {
         let lo = begun.iter().map(|b| b.k).min().unwrap_or(0);
