@@ -770,3 +770,35 @@ async fn a_commit_retried_after_a_restart_hears_the_true_outcome() {
         .result;
     assert_eq!(n.rows[0][0], Value::from("1"), "applied once");
 }
+
+#[tokio::test]
+async fn two_embedded_gateways_in_one_directory_both_commit_across_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("omnigate-tx.log");
+    // A log left by an earlier run: the first gateway opens (and locks) it
+    // at startup for recovery.
+    std::fs::write(&log, "{\"t\":\"log\",\"id\":\"earlier\"}\n").unwrap();
+    let config = || {
+        let mut config = omnigate::Config::default();
+        config.transactions.log = Some(log.display().to_string());
+        config
+    };
+    let first = Gateway::builder().config(config()).build().await.unwrap();
+    let second = Gateway::builder().config(config()).build().await.unwrap();
+    for gateway in [&first, &second] {
+        gateway
+            .execute(Request::new("sql", "CREATE TABLE t (n INTEGER)"))
+            .await
+            .unwrap();
+        let tx = gateway.begin(TxOptions::default()).unwrap();
+        tx.execute(Request::new("sql", "INSERT INTO t VALUES (1)"))
+            .await
+            .unwrap();
+        tx.execute(Request::new("redis", "SET k v")).await.unwrap();
+        // Before: the second failed UNAVAILABLE "another gateway holds the
+        // transaction log", though SQLite decides and no log is written.
+        let mut engines = tx.commit().await.unwrap();
+        engines.sort();
+        assert_eq!(engines, vec!["cache".to_owned(), "main".to_owned()]);
+    }
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 use omnigate_drivers::{Dialect, ExecuteOptions, StorageDriver};
 
 use super::failpoint::{Action, Failpoints};
+use super::file_log;
 use super::log::{FileLog, TableLog, TxLog};
 use crate::config::TransactionsConfig;
 use crate::error::{Error, Result};
@@ -44,6 +45,8 @@ pub struct Coordinator {
     pub(crate) counters: super::TxCounters,
     /// Test-only failpoints (they do nothing without the feature).
     pub failpoints: Failpoints,
+    /// Whether a log held by another gateway was said.
+    warned_held: std::sync::atomic::AtomicBool,
 }
 
 impl Coordinator {
@@ -61,6 +64,7 @@ impl Coordinator {
             markers_ready: Mutex::new(HashSet::new()),
             counters: super::TxCounters::default(),
             failpoints: Failpoints::default(),
+            warned_held: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -93,7 +97,21 @@ impl Coordinator {
         match self.log().await {
             Ok(log) => Some(log),
             Err(e) => {
-                tracing::error!(error = %e, "cannot open the transaction log for recovery");
+                if let (LogSource::File(path), true) =
+                    (&self.source, e.to_string().contains(file_log::HELD))
+                {
+                    // Another gateway's (one started in the same directory):
+                    // said once, as what it means, not as a loss.
+                    if self
+                        .warned_held
+                        .swap(true, std::sync::atomic::Ordering::Relaxed)
+                    {
+                        return None;
+                    }
+                    tracing::warn!(log = %path.display(), "the transaction log is held by another gateway: this one neither recovers from it nor writes it, and its cross-engine commits that need a log fail; give each gateway its own [transactions] log, or share a PostgreSQL log");
+                } else {
+                    tracing::error!(error = %e, "cannot open the transaction log for recovery");
+                }
                 None
             }
         }

@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use super::log::{Failure, InDoubt, Record};
 
+/// What the error of a log another gateway holds says.
+pub(super) const HELD: &str = "another gateway holds the transaction log";
+
 /// Records appended since the last compaction before one is tried.
 const COMPACT_AFTER: usize = 1000;
 
@@ -63,7 +66,7 @@ impl FileLog {
         file.try_lock().map_err(|e| {
             failure(
                 path,
-                "another gateway holds the transaction log",
+                HELD,
                 format!("{e}; give each gateway its own [transactions] log"),
             )
         })?;
