@@ -304,22 +304,46 @@ async fn apply_on(
 /// caller's `EXEC` would end the watch, and the watch could abort that
 /// caller's `EXEC`.
 pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Result<()> {
+    let mut conn = pool.watcher().await?;
+    let mut outcome = replay_on(&mut conn, tx, writes).await;
+    if let Err(Error::Unavailable(_)) = outcome {
+        // A kept connection the server closed (a restart): once more on a
+        // fresh one. The marker makes applying again safe.
+        conn = pool.dedicated().await?;
+        outcome = replay_on(&mut conn, tx, writes).await;
+    }
+    // Kept for the next apply only when it is known clean: nothing is
+    // watched after EXEC or UNWATCH; after an error, it is dropped.
+    if outcome.is_ok() {
+        pool.give_back_watcher(conn);
+    }
+    outcome
+}
+
+/// [`replay`] on a connection of its own.
+async fn replay_on(
+    conn: &mut ::redis::aio::MultiplexedConnection,
+    tx: &str,
+    writes: &[Redo],
+) -> Result<()> {
     let key = marker_key(tx);
-    let mut conn = pool.dedicated().await?;
     let applied: bool = ::redis::pipe()
         .cmd("WATCH")
         .arg(&key)
         .ignore()
         .cmd("EXISTS")
         .arg(&key)
-        .query_async::<(bool,)>(&mut conn)
+        .query_async::<(bool,)>(conn)
         .await
         .map(|(exists,)| exists)
         .map_err(from_redis)?;
     if applied {
-        return Ok(());
+        return ::redis::cmd("UNWATCH")
+            .query_async::<()>(conn)
+            .await
+            .map_err(from_redis);
     }
     // EXEC on the same connection, under the WATCH: if another apply set
     // the marker meanwhile, nothing is applied here (it applied them).
-    apply_on(&mut conn, writes, Some(tx)).await.map(drop)
+    apply_on(conn, writes, Some(tx)).await.map(drop)
 }

@@ -29,7 +29,13 @@ pub(crate) struct RedisPool {
     /// writes (as the redis crate recommends); the pool replaces it when it
     /// breaks.
     current: std::sync::Mutex<Option<Pooled>>,
+    /// Connections of their own for `WATCH` (a transaction's guarded
+    /// apply), kept between uses: opening one per commit cost a connect.
+    watchers: std::sync::Mutex<Vec<MultiplexedConnection>>,
 }
+
+/// How many idle `WATCH` connections are kept.
+const KEEP_WATCHERS: usize = 8;
 
 fn connection_info(kind: &'static str, config: &RedisConfig) -> Result<ConnectionInfo> {
     let bad = |why: String| Error::InvalidStatement(EngineError::new(kind, None, why));
@@ -120,6 +126,7 @@ impl RedisPool {
             waiting: AtomicUsize::new(0),
             max_connections,
             current: std::sync::Mutex::new(None),
+            watchers: std::sync::Mutex::new(Vec::new()),
         };
         // One connection now: a wrong address, password or database fails
         // at startup with the server's reason.
@@ -139,6 +146,32 @@ impl RedisPool {
         // The first call and the one after a break go to the pool (boxed,
         // so that its large future is not part of every call's).
         Box::pin(self.front.checkout(self.get())).await
+    }
+
+    /// A connection of its own for a `WATCH` (no other caller's commands
+    /// on it), one kept from an earlier use when there is one. Give it
+    /// back with [`RedisPool::give_back_watcher`] once nothing is watched.
+    pub(crate) async fn watcher(&self) -> Result<MultiplexedConnection> {
+        let kept = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        match kept {
+            Some(conn) => Ok(conn),
+            None => self.dedicated().await,
+        }
+    }
+
+    /// Keeps `conn` (nothing watched on it) for the next [`RedisPool::watcher`].
+    pub(crate) fn give_back_watcher(&self, conn: MultiplexedConnection) {
+        let mut kept = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() < KEEP_WATCHERS {
+            kept.push(conn);
+        }
     }
 
     /// A connection outside the pool, closed when dropped.
