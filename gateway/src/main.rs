@@ -39,7 +39,7 @@ fn main() -> ExitCode {
 async fn client(command: Command) -> Result<(), Failure> {
     match command {
         Command::Serve(_) => Ok(()),
-        Command::Exec(args) => print(cli::exec(*args).await),
+        Command::Exec(args) => cli::exec(*args).await,
         Command::Engines(args) => print(cli::engines(args).await),
         Command::Describe(args) => print(cli::describe(args).await),
         Command::Tx(args) => print(cli::tx::tx(args).await),
