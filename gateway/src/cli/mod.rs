@@ -4,6 +4,7 @@
 mod client;
 pub mod engine;
 pub mod exec;
+pub mod health;
 pub mod output;
 pub mod params;
 pub mod tx;
@@ -37,6 +38,9 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// List a running gateway's engines with health and pool statistics.
     Engines(ClientArgs),
+    /// Check a running gateway's standard gRPC health (no token needed):
+    /// exit 0 when it serves.
+    Health(health::HealthArgs),
     /// Describe an engine's schema objects.
     Describe(DescribeArgs),
     /// Begin, commit or roll back a transaction on a running gateway.
