@@ -353,9 +353,18 @@ pub async fn describe(args: DescribeArgs) -> Result<String, Failure> {
     ))
 }
 
-/// `omnigate check-config`.
+/// `omnigate check-config`: what can be checked without connecting: the
+/// file parses and validates, and the files it names (TLS certificates and
+/// keys, CAs, the tokens file) exist and parse.
 pub fn check_config(path: &std::path::Path) -> Result<String, Failure> {
     let config = Config::load(path, &ProcessEnv).map_err(|e| failure(e.to_string(), 2))?;
+    let problems = check_files(&config);
+    if !problems.is_empty() {
+        return Err(failure(
+            format!("{}:\n  {}", path.display(), problems.join("\n  ")),
+            2,
+        ));
+    }
     let engines: Vec<String> = config
         .engines
         .iter()
@@ -367,6 +376,48 @@ pub fn check_config(path: &std::path::Path) -> Result<String, Failure> {
         config.server.listen,
         engines.join("\n")
     ))
+}
+
+/// The files `config` names that are missing or do not parse.
+fn check_files(config: &Config) -> Vec<String> {
+    use crate::engines::DriverConfig;
+    let mut problems = Vec::new();
+    if let Some(tls) = &config.security.tls
+        && let Err(e) = crate::security::tls::Tls::new(tls)
+    {
+        problems.push(format!("security.tls: {e}"));
+    }
+    if let Err(e) =
+        crate::security::Security::new(config.security.clone(), config.principals.clone())
+    {
+        problems.push(e.to_string());
+    }
+    for (name, engine) in &config.engines {
+        let ca = match &engine.driver {
+            DriverConfig::Postgres(c) => c.ca_file.as_ref(),
+            DriverConfig::Redis(c) => c.ca_file.as_ref(),
+            DriverConfig::Falkordb(c) => c.ca_file.as_ref(),
+            _ => None,
+        };
+        if let Some(ca) = ca
+            && let Err(e) = read_pem_certs(ca)
+        {
+            problems.push(format!("engines.{name}.ca_file: {e}"));
+        }
+    }
+    problems
+}
+
+/// The certificates of a PEM file: at least one.
+fn read_pem_certs(path: &std::path::Path) -> Result<usize, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(file))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(certs.len())
 }
 
 #[cfg(test)]
