@@ -1,5 +1,5 @@
 //! The figures: a terminal table, a JSON file with every number, and a
-//! Markdown report with the ratios against the targets of DESIGN.md.
+//! Markdown report with the ratios against the targets of docs/design.md.
 
 use std::fmt::Write as _;
 
@@ -159,7 +159,7 @@ pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String 
     let mark = |ok: bool| if ok { "✓" } else { "✗" };
     let mut out = String::from("# Omnigate benchmark\n\n");
     let _ = writeln!(out, "Command: `{command}`\n");
-    out.push_str("Targets (DESIGN.md): library ≥ 0.95× direct throughput; gRPC p50 added ≤ 60 µs, p99 added ≤ 150 µs; gRPC ≥ 0.8× direct throughput at 64 tasks.\n\n");
+    out.push_str("Targets (docs/design.md): library ≥ 0.95× direct throughput; gRPC p50 added ≤ 60 µs, p99 added ≤ 150 µs; gRPC ≥ 0.8× direct throughput at 64 tasks.\n\n");
     out.push_str("| workload | tasks | library/direct | gRPC/direct | library +p50 µs | gRPC +p50 µs | gRPC +p99 µs |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for q in ratios {
         // The gRPC throughput target is set at 64 tasks only.

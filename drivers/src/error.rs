@@ -103,7 +103,7 @@ pub enum Error {
     Conflict(#[source] EngineError),
 
     /// The statement ran out of time and was cancelled on the engine.
-    #[error("timed out after {after:?}")]
+    #[error("timed out after {:?}", rounded(*.after))]
     Timeout {
         /// The time limit that ran out.
         after: Duration,
@@ -114,7 +114,7 @@ pub enum Error {
     Unavailable(#[source] EngineError),
 
     /// No pooled connection became free in time.
-    #[error("no connection free in the pool of engine {engine} after {waited:?}")]
+    #[error("no connection free in the pool of engine {engine} after {:?}", rounded(*.waited))]
     PoolExhausted {
         /// The engine's name.
         engine: String,
@@ -166,6 +166,21 @@ pub enum Error {
     /// A bug or an unexpected state in the driver or the engine.
     #[error("internal error: {0}")]
     Internal(#[source] EngineError),
+}
+
+/// `d` as people read it in a message: whole milliseconds from 1 ms up
+/// (`450ms`, `1.5s`, not `449.988953ms`), whole microseconds below.
+pub fn rounded(d: Duration) -> Duration {
+    let unit = if d >= Duration::from_millis(1) {
+        1_000_000
+    } else if d >= Duration::from_micros(1) {
+        1_000
+    } else {
+        return d;
+    };
+    let nanos = d.as_nanos();
+    let whole = (nanos + unit / 2) / unit * unit;
+    Duration::from_nanos(u64::try_from(whole).unwrap_or(u64::MAX))
 }
 
 /// The result of every driver call.
@@ -258,5 +273,36 @@ impl Error {
             operation: operation.into(),
             engine: engine.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_messages_are_round() {
+        let after = Duration::from_nanos(449_988_953);
+        assert_eq!(
+            Error::Timeout { after }.to_string(),
+            "timed out after 450ms"
+        );
+        let waited = Duration::from_micros(1_500_400);
+        let busy = Error::PoolExhausted {
+            engine: "main".into(),
+            waited,
+        };
+        assert_eq!(
+            busy.to_string(),
+            "no connection free in the pool of engine main after 1.5s"
+        );
+        assert_eq!(
+            rounded(Duration::from_nanos(1_499)),
+            Duration::from_micros(1)
+        );
+        assert_eq!(
+            rounded(Duration::from_nanos(999)),
+            Duration::from_nanos(999)
+        );
     }
 }

@@ -58,7 +58,7 @@ pub use driver::{StorageDriver, StorageDriverExt};
 pub use engine::{
     ColumnInfo, DescribeOptions, EngineDescriptor, Health, PoolStats, SchemaEpoch, SchemaObject,
 };
-pub use error::{BoxError, EngineError, Error, Result};
+pub use error::{BoxError, EngineError, Error, Result, rounded};
 pub use kind::EngineKind;
 pub use limits::{ResultLimits, row_size};
 pub use options::{DEFAULT_BATCH_SIZE, ExecuteOptions};

@@ -36,3 +36,4 @@ pub use gateway::{
 };
 pub use omnigate_drivers as drivers;
 pub use omnigate_proto as proto;
+pub use tx::TxOptions;

@@ -39,8 +39,9 @@ fn main() -> ExitCode {
 async fn client(command: Command) -> Result<(), Failure> {
     match command {
         Command::Serve(_) => Ok(()),
-        Command::Exec(args) => print(cli::exec(*args).await),
+        Command::Exec(args) => cli::exec(*args).await,
         Command::Engines(args) => print(cli::engines(args).await),
+        Command::Health(args) => print(cli::health::health(args).await),
         Command::Describe(args) => print(cli::describe(args).await),
         Command::Tx(args) => print(cli::tx::tx(args).await),
         Command::Engine(args) => print(cli::engine::engine(args).await),

@@ -1,5 +1,5 @@
 //! Faults a cross-engine commit must survive besides a crash, each against
-//! the real engines (DESIGN.md, "Faults a commit must survive"): an engine
+//! the real engines (docs/design.md, "Faults a commit must survive"): an engine
 //! refusing at apply time, a buffered write that matches nothing or cannot
 //! be chained, a committer and a replica's recovery applying at once, a
 //! write that would fail when applied (checked before the decision), a

@@ -56,9 +56,14 @@ pub(crate) fn encode(index: usize, value: &Value, ty: &Type) -> Result<Encoded, 
     let mut out = BytesMut::new();
     write(value, ty, &mut out).map_err(|why| {
         let got = value.kind_name();
+        let article = if got.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
         Error::param(
             index,
-            format!("expected {} ({why}), got a {got}", ty.name()),
+            format!("expected {} ({why}), got {article} {got}", ty.name()),
         )
     })?;
     Ok(Encoded(Some(out)))
@@ -339,4 +344,27 @@ fn as_inet(value: &Value) -> Result<(IpAddr, u8), String> {
         None => full,
     };
     Ok((addr, bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_parameter_says_what_it_got_in_english() {
+        let err = encode(1, &Value::Int(3), &Type::BOOL)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.ends_with("got an int")),
+            "{err:?}"
+        );
+        let err = encode(1, &Value::List(Vec::new()), &Type::INT4)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.ends_with("got a list")),
+            "{err:?}"
+        );
+    }
 }

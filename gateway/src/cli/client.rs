@@ -36,12 +36,6 @@ impl Interceptor for Bearer {
 }
 
 pub(crate) async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
-    let addr = &args.addr;
-    let url = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
     let bearer = match &args.token {
         Some(token) => Some(
             format!("Bearer {}", token.trim())
@@ -50,6 +44,20 @@ pub(crate) async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
         ),
         None => None,
     };
+    Ok(
+        GatewayClient::with_interceptor(channel(args).await?, Bearer(bearer))
+            .max_decoding_message_size(usize::MAX),
+    )
+}
+
+/// A connection to the gateway at `args.addr` (TLS with https://).
+pub(crate) async fn channel(args: &ClientArgs) -> Result<Channel, Failure> {
+    let addr = &args.addr;
+    let url = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
     let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
         .map_err(|e| failure(format!("not a gateway address: {url}: {e}"), 2))?;
     if url.starts_with("https://") {
@@ -57,14 +65,12 @@ pub(crate) async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
             .tls_config(client_tls(args)?)
             .map_err(|e| failure(format!("TLS: {e}"), 2))?;
     }
-    let channel = endpoint.connect().await.map_err(|e| {
+    endpoint.connect().await.map_err(|e| {
         failure(
             format!("cannot reach the gateway at {url}: {e} (is `omnigate serve` running?)"),
             2,
         )
-    })?;
-    Ok(GatewayClient::with_interceptor(channel, Bearer(bearer))
-        .max_decoding_message_size(usize::MAX))
+    })
 }
 
 /// The TLS settings for an https:// gateway: its CA, and the client's

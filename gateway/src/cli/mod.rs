@@ -3,20 +3,21 @@
 
 mod client;
 pub mod engine;
+pub mod exec;
+pub mod health;
 pub mod output;
 pub mod params;
 pub mod tx;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use futures::StreamExt;
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use omnigate_proto::v1 as pb;
 use serde_json::json;
 
 use crate::config::{Config, LogFormat, ProcessEnv};
 use client::connect;
+pub use exec::{ExecArgs, exec};
 
 /// Omnigate: one gRPC gateway in front of PostgreSQL, Redis, graph and
 /// time-series engines.
@@ -37,6 +38,9 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// List a running gateway's engines with health and pool statistics.
     Engines(ClientArgs),
+    /// Check a running gateway's standard gRPC health (no token needed):
+    /// exit 0 when it serves.
+    Health(health::HealthArgs),
     /// Describe an engine's schema objects.
     Describe(DescribeArgs),
     /// Begin, commit or roll back a transaction on a running gateway.
@@ -125,55 +129,9 @@ pub struct ClientArgs {
     pub key: Option<PathBuf>,
 }
 
-/// `omnigate exec`.
-#[derive(Debug, Args)]
-pub struct ExecArgs {
-    #[command(flatten)]
-    client: ClientArgs,
-    /// The statement's dialect: sql, redis, cypher, ts.
-    #[arg(long, short)]
-    dialect: String,
-    /// The engine to run on (needed when several serve the dialect).
-    #[arg(long, short)]
-    target: Option<String>,
-    /// Fail if the result has more rows than this.
-    #[arg(long)]
-    max_rows: Option<u64>,
-    /// A statement timeout, e.g. 500ms or 5s (sent as the call's deadline).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
-    /// Refuse statements that would write.
-    #[arg(long)]
-    read_only: bool,
-    /// Stream the result in batches (ExecuteStream).
-    #[arg(long)]
-    stream: bool,
-    /// Rows per batch with --stream.
-    #[arg(long)]
-    batch_size: Option<u32>,
-    /// Redis bulk strings as bytes even when they are valid UTF-8.
-    #[arg(long)]
-    raw_bytes: bool,
-    /// A named parameter for cypher, as name=value (value typed as for
-    /// positional params); repeat for more.
-    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
-    named: Vec<String>,
-    /// The graph (falkordb) or database (neo4j) to run in.
-    #[arg(long)]
-    database: Option<String>,
-    /// Run inside this transaction (from `omnigate tx begin`).
-    #[arg(long = "tx", value_name = "ID")]
-    tx_id: Option<String>,
-    #[command(flatten)]
-    ts: params::TsArgs,
-    /// The statement; placeholders are $1..$n (cypher: $name).
-    statement: String,
-    /// Parameters: text, or typed as int:42, float:1.5, bool:true, null:, bytes:00ff, decimal:1.10, uuid:..., json:..., str:...
-    params: Vec<String>,
-}
-
 /// `omnigate describe`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("engine").required(true).args(["target", "dialect"])))]
 pub struct DescribeArgs {
     #[command(flatten)]
     client: ClientArgs,
@@ -200,9 +158,45 @@ pub struct Failure {
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Self {
         Failure {
-            message: format!("{:?}: {}", status.code(), status.message()),
+            message: status_message(&status),
             code: 1,
         }
+    }
+}
+
+/// A status as the CLI says it: the code, unless the message already says
+/// it (`not found: ...`, not `NotFound: not found: ...`); a result too big
+/// for one message names the flags that help, not the RPC.
+fn status_message(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    let message = status.message();
+    let reason = status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default();
+    let what = message.split(": ").next().unwrap_or(message);
+    let message = match reason.as_str() {
+        "TOO_MANY_ROWS" => format!(
+            "{what}: pass --stream to print it batch by batch as it arrives, or a higher --max-rows"
+        ),
+        "RESPONSE_TOO_LARGE" => format!(
+            "{what}: pass --stream to print it batch by batch as it arrives, or a lower --max-rows"
+        ),
+        _ => message.to_owned(),
+    };
+    // `NotFound` -> "not found".
+    let code = format!("{:?}", status.code());
+    let mut words = String::new();
+    for c in code.chars() {
+        if c.is_uppercase() && !words.is_empty() {
+            words.push(' ');
+        }
+        words.extend(c.to_lowercase());
+    }
+    if what.to_lowercase().contains(&words) {
+        message
+    } else {
+        format!("{code}: {message}")
     }
 }
 
@@ -211,66 +205,6 @@ fn failure(message: impl Into<String>, code: i32) -> Failure {
         message: message.into(),
         code,
     }
-}
-
-/// `omnigate exec`: prints the result.
-pub async fn exec(args: ExecArgs) -> Result<String, Failure> {
-    let params = args
-        .params
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| params::parse_param(&format!("${}", i + 1), raw))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|m| failure(m, 2))?;
-    let named_params = args
-        .named
-        .iter()
-        .map(|pair| params::parse_named(pair))
-        .collect::<Result<_, _>>()
-        .map_err(|m| failure(m, 2))?;
-    let message = pb::ExecuteRequest {
-        dialect: args.dialect,
-        statement: args.statement,
-        params,
-        named_params,
-        target: args.target.unwrap_or_default(),
-        tx_id: args.tx_id.unwrap_or_default(),
-        options: Some(pb::ExecuteOptions {
-            max_rows: args.max_rows.unwrap_or(0),
-            timeout: None,
-            read_only: args.read_only,
-            batch_size: args.batch_size.unwrap_or(0),
-            raw_bytes: args.raw_bytes,
-            database: args.database.unwrap_or_default(),
-            ts: args.ts.to_proto().map_err(|m| failure(m, 2))?,
-        }),
-    };
-    let mut request = tonic::Request::new(message);
-    if let Some(timeout) = args.timeout {
-        request.set_timeout(timeout);
-    }
-    let mut client = connect(&args.client).await?;
-    let response = if args.stream {
-        let mut stream = client.execute_stream(request).await?.into_inner();
-        let mut all = pb::ExecuteResponse::default();
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            if all.columns.is_empty() {
-                all.columns = batch.columns;
-            }
-            all.rows.extend(batch.rows);
-            all.rows_affected += batch.rows_affected;
-            all.engine = batch.engine;
-        }
-        all
-    } else {
-        client.execute(request).await?.into_inner()
-    };
-    Ok(if args.client.json {
-        format!("{}\n", output::result_json(&response))
-    } else {
-        output::result_table(&response)
-    })
 }
 
 /// `omnigate engines`.
@@ -419,9 +353,18 @@ pub async fn describe(args: DescribeArgs) -> Result<String, Failure> {
     ))
 }
 
-/// `omnigate check-config`.
+/// `omnigate check-config`: what can be checked without connecting: the
+/// file parses and validates, and the files it names (TLS certificates and
+/// keys, CAs, the tokens file) exist and parse.
 pub fn check_config(path: &std::path::Path) -> Result<String, Failure> {
     let config = Config::load(path, &ProcessEnv).map_err(|e| failure(e.to_string(), 2))?;
+    let problems = check_files(&config);
+    if !problems.is_empty() {
+        return Err(failure(
+            format!("{}:\n  {}", path.display(), problems.join("\n  ")),
+            2,
+        ));
+    }
     let engines: Vec<String> = config
         .engines
         .iter()
@@ -433,4 +376,84 @@ pub fn check_config(path: &std::path::Path) -> Result<String, Failure> {
         config.server.listen,
         engines.join("\n")
     ))
+}
+
+/// The files `config` names that are missing or do not parse.
+fn check_files(config: &Config) -> Vec<String> {
+    use crate::engines::DriverConfig;
+    let mut problems = Vec::new();
+    if let Some(tls) = &config.security.tls
+        && let Err(e) = crate::security::tls::Tls::new(tls)
+    {
+        problems.push(format!("security.tls: {e}"));
+    }
+    if let Err(e) =
+        crate::security::Security::new(config.security.clone(), config.principals.clone())
+    {
+        problems.push(e.to_string());
+    }
+    for (name, engine) in &config.engines {
+        let ca = match &engine.driver {
+            DriverConfig::Postgres(c) => c.ca_file.as_ref(),
+            DriverConfig::Redis(c) => c.ca_file.as_ref(),
+            DriverConfig::Falkordb(c) => c.ca_file.as_ref(),
+            _ => None,
+        };
+        if let Some(ca) = ca
+            && let Err(e) = read_pem_certs(ca)
+        {
+            problems.push(format!("engines.{name}.ca_file: {e}"));
+        }
+    }
+    problems
+}
+
+/// The certificates of a PEM file: at least one.
+fn read_pem_certs(path: &std::path::Path) -> Result<usize, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(file))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(certs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    #[test]
+    fn status_words_are_said_once() {
+        let status = tonic::Status::not_found("not found: table t");
+        assert_eq!(status_message(&status), "not found: table t");
+        let status = tonic::Status::unavailable("engine unavailable: refused");
+        assert_eq!(status_message(&status), "engine unavailable: refused");
+        let status = tonic::Status::invalid_argument("unknown dialect \"mongo\"");
+        assert_eq!(
+            status_message(&status),
+            "InvalidArgument: unknown dialect \"mongo\""
+        );
+    }
+
+    #[test]
+    fn a_row_limit_names_the_flags() {
+        let details = ErrorDetails::with_error_info(
+            "TOO_MANY_ROWS",
+            "omnigate",
+            std::collections::HashMap::new(),
+        );
+        let status = tonic::Status::with_error_details(
+            tonic::Code::ResourceExhausted,
+            "result has more than 10 rows: raise max_rows or use ExecuteStream",
+            details,
+        );
+        assert_eq!(
+            status_message(&status),
+            "ResourceExhausted: result has more than 10 rows: pass --stream to print it batch by \
+             batch as it arrives, or a higher --max-rows"
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! Printing results: an aligned table, or JSON.
 
+use std::io::{self, Write};
+
 use omnigate_drivers::Value;
 use serde_json::{Value as Json, json};
 
@@ -18,7 +20,7 @@ fn row_values(row: &pb::Row) -> Vec<Value> {
         .collect()
 }
 
-/// Renders an aligned text table with a header and a row count.
+/// Renders an aligned text table with a header.
 pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
     for row in rows {
@@ -28,37 +30,42 @@ pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
             }
         }
     }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        padded.join(" | ").trim_end().to_owned()
-    };
     let mut out = String::new();
-    out.push_str(&line(columns));
+    out.push_str(&line(columns, &widths));
     out.push('\n');
-    out.push_str(
-        &widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .join("-+-"),
-    );
+    out.push_str(&rule(&widths));
     out.push('\n');
     for row in rows {
-        out.push_str(&line(row));
+        out.push_str(&line(row, &widths));
         out.push('\n');
     }
     out
+}
+
+/// One table line: cells padded to their column's width.
+fn line(cells: &[String], widths: &[usize]) -> String {
+    let padded: Vec<String> = cells
+        .iter()
+        .zip(widths)
+        .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+        .collect();
+    padded.join(" | ").trim_end().to_owned()
+}
+
+/// The line under a table's header.
+fn rule(widths: &[usize]) -> String {
+    widths
+        .iter()
+        .map(|w| "-".repeat(*w))
+        .collect::<Vec<_>>()
+        .join("-+-")
 }
 
 /// Prints an Execute result as a table.
 pub fn result_table(response: &pb::ExecuteResponse) -> String {
     let columns: Vec<String> = response.columns.iter().map(|c| c.name.clone()).collect();
     if columns.is_empty() {
-        return format!("({} rows affected)\n", response.rows_affected);
+        return affected(response.rows_affected);
     }
     let rows: Vec<Vec<String>> = response
         .rows
@@ -71,6 +78,107 @@ pub fn result_table(response: &pb::ExecuteResponse) -> String {
         table(&columns, &rows),
         if count == 1 { "" } else { "s" }
     )
+}
+
+/// `(1 row affected)`, `(2 rows affected)`.
+fn affected(n: u64) -> String {
+    format!("({n} row{} affected)\n", if n == 1 { "" } else { "s" })
+}
+
+/// Prints a streamed result batch by batch, keeping nothing of a batch
+/// once it is written: a table whose header comes with the first batch
+/// (columns are as wide as the header and the widest cell seen so far),
+/// or with `--json` one JSON line per batch, shaped as the whole result
+/// of a call that is not streamed.
+#[derive(Debug)]
+pub struct Printer {
+    json: bool,
+    columns: Vec<String>,
+    widths: Vec<usize>,
+    rows: u64,
+    rows_affected: u64,
+    engine: String,
+    lines: u64,
+}
+
+impl Printer {
+    /// A printer of tables, or of JSON lines.
+    pub fn new(json: bool) -> Self {
+        Printer {
+            json,
+            columns: Vec::new(),
+            widths: Vec::new(),
+            rows: 0,
+            rows_affected: 0,
+            engine: String::new(),
+            lines: 0,
+        }
+    }
+
+    /// The rows printed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Writes one batch.
+    pub fn batch(&mut self, batch: &pb::ExecuteResponse, out: &mut dyn Write) -> io::Result<()> {
+        self.rows_affected += batch.rows_affected;
+        if !batch.engine.is_empty() {
+            self.engine.clone_from(&batch.engine);
+        }
+        if self.json {
+            if batch.rows.is_empty() && (self.lines > 0 || batch.rows_affected == 0) {
+                return Ok(());
+            }
+            self.rows += batch.rows.len() as u64;
+            self.lines += 1;
+            return writeln!(out, "{}", result_json(batch));
+        }
+        let first = self.columns.is_empty() && !batch.columns.is_empty();
+        if first {
+            self.columns = batch.columns.iter().map(|c| c.name.clone()).collect();
+            self.widths = self.columns.iter().map(|c| c.chars().count()).collect();
+        }
+        let rows: Vec<Vec<String>> = batch
+            .rows
+            .iter()
+            .map(|r| row_values(r).iter().map(display_cell).collect())
+            .collect();
+        for row in &rows {
+            for (cell, width) in row.iter().zip(self.widths.iter_mut()) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        if first {
+            writeln!(out, "{}", line(&self.columns, &self.widths))?;
+            writeln!(out, "{}", rule(&self.widths))?;
+        }
+        for row in &rows {
+            writeln!(out, "{}", line(row, &self.widths))?;
+        }
+        self.rows += rows.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the end: the row count, or the rows affected.
+    pub fn end(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.json {
+            if self.lines == 0 {
+                let empty = pb::ExecuteResponse {
+                    engine: self.engine.clone(),
+                    rows_affected: self.rows_affected,
+                    ..Default::default()
+                };
+                writeln!(out, "{}", result_json(&empty))?;
+            }
+            return Ok(());
+        }
+        if self.columns.is_empty() {
+            return out.write_all(affected(self.rows_affected).as_bytes());
+        }
+        let n = self.rows;
+        writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })
+    }
 }
 
 fn display_cell(value: &Value) -> String {
@@ -122,6 +230,76 @@ mod tests {
             ],
         );
         assert_eq!(out, "id | name\n---+-----\n1  | ada\n10 | é\n");
+    }
+
+    fn batch(columns: &[&str], rows: &[&[i64]]) -> pb::ExecuteResponse {
+        pb::ExecuteResponse {
+            columns: columns
+                .iter()
+                .map(|c| pb::Column {
+                    name: (*c).to_owned(),
+                    ..Default::default()
+                })
+                .collect(),
+            rows: rows
+                .iter()
+                .map(|r| pb::Row {
+                    values: r
+                        .iter()
+                        .map(|i| pb::Value {
+                            kind: Some(pb::value::Kind::Int(*i)),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            rows_affected: 0,
+            engine: "main".into(),
+        }
+    }
+
+    #[test]
+    fn streamed_tables_print_each_batch_under_one_header() {
+        let mut printer = Printer::new(false);
+        let mut out = Vec::new();
+        printer
+            .batch(&batch(&["id", "n"], &[&[1, 2]]), &mut out)
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), "id | n\n---+--\n1  | 2\n");
+        out.clear();
+        printer.batch(&batch(&[], &[&[100, 3]]), &mut out).unwrap();
+        printer.batch(&batch(&[], &[]), &mut out).unwrap();
+        printer.end(&mut out).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), "100 | 3\n(2 rows)\n");
+    }
+
+    #[test]
+    fn streamed_json_is_one_line_per_batch() {
+        let mut printer = Printer::new(true);
+        let mut out = Vec::new();
+        printer.batch(&batch(&["id"], &[&[1]]), &mut out).unwrap();
+        printer.batch(&batch(&[], &[&[2], &[3]]), &mut out).unwrap();
+        printer.batch(&batch(&[], &[]), &mut out).unwrap();
+        printer.end(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<Json> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[1]["rows"], json!([[2], [3]]));
+        assert_eq!(printer.rows(), 3);
+    }
+
+    #[test]
+    fn writes_say_row_or_rows() {
+        let mut printer = Printer::new(false);
+        let mut out = Vec::new();
+        let mut one = batch(&[], &[]);
+        one.rows_affected = 1;
+        printer.batch(&one, &mut out).unwrap();
+        printer.end(&mut out).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), "(1 row affected)\n");
+        assert_eq!(result_table(&one), "(1 row affected)\n");
     }
 
     #[test]

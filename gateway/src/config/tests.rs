@@ -338,6 +338,29 @@ fn the_transaction_log_is_a_file_or_a_postgresql_engine() {
 }
 
 #[test]
+fn a_log_that_looks_like_a_name_must_name_an_engine() {
+    let pg = "[engines.orders]\nkind = \"postgres\"\nurl = \"postgres://u@localhost/db\"\n";
+    let typo = format!("[transactions]\nlog = \"oders\"\n{pg}");
+    let err = Config::parse(&typo, &env(&[])).unwrap_err().to_string();
+    assert!(
+        err.contains("\"oders\" is no engine's name (did you mean \"orders\"? engines: orders)"),
+        "{err}"
+    );
+    assert!(err.contains("e.g. \"./oders.log\""), "{err}");
+    let far = format!("[transactions]\nlog = \"ledger\"\n{pg}");
+    let err = Config::parse(&far, &env(&[])).unwrap_err().to_string();
+    assert!(!err.contains("did you mean"), "{err}");
+    for path in ["./oders", "oders.log"] {
+        let file = format!("[transactions]\nlog = \"{path}\"\n{pg}");
+        let config = Config::parse(&file, &env(&[])).unwrap();
+        assert_eq!(
+            config.transactions.location(&config.engines).unwrap(),
+            LogLocation::File(path.into())
+        );
+    }
+}
+
+#[test]
 fn otlp_export_is_read_and_needs_its_feature() {
     let text = "[tracing]\notlp_endpoint = \"http://127.0.0.1:4317\"\nservice_name = \"gw\"\n";
     let parsed = Config::parse(text, &env(&[]));

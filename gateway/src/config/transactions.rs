@@ -78,6 +78,33 @@ pub enum LogLocation {
     Table(String),
 }
 
+/// The name in `names` nearest to `word` by edit distance, if it is near
+/// (a typo's distance: at most a third of the word).
+pub(crate) fn closest<'a>(word: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|name| (distance(word, name), name))
+        .filter(|(d, _)| *d <= word.chars().count().div_ceil(3).max(1))
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance, by characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 /// The file log's path when none is configured.
 pub const DEFAULT_LOG_FILE: &str = "omnigate-tx.log";
 
@@ -124,6 +151,20 @@ impl TransactionsConfig {
             }
             Some(path) if path.trim().is_empty() => {
                 Err("transactions.log: empty; name a PostgreSQL engine or give a file path".into())
+            }
+            // A bare word is meant as an engine's name: a typo of one must
+            // not become a file of that name.
+            Some(word) if !word.contains(['/', '.']) => {
+                let near = closest(word, engines.keys().map(String::as_str));
+                let hint = match near {
+                    Some(name) => format!("did you mean {name:?}? "),
+                    None => String::new(),
+                };
+                Err(format!(
+                    "transactions.log: {word:?} is no engine's name ({hint}engines: {}); a file \
+                     log needs a path with a '/' or an extension, e.g. \"./{word}.log\"",
+                    engines.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
             }
             Some(path) => Ok(LogLocation::File(PathBuf::from(path))),
             None => match postgres[..] {
