@@ -132,6 +132,15 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
     /// Describes the engine's schema objects.
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>>;
 
+    /// What the engine's server would lose of what it acknowledged, by its
+    /// own settings (Redis without an append-only file, PostgreSQL with
+    /// `synchronous_commit = off`): a warning for operators, said once at
+    /// startup, or `None` when its settings keep what it acknowledges (or
+    /// cannot be read).
+    async fn durability(&self) -> Option<String> {
+        None
+    }
+
     /// Checks that the engine answers now.
     async fn health(&self) -> Health;
 

@@ -182,7 +182,19 @@ impl GatewayBuilder {
             Arc::downgrade(&gateway.inner),
             config.transactions.recovery_interval,
         ));
+        tokio::spawn(warn_of_durability(gateway.router()));
         Ok(gateway)
+    }
+}
+
+/// Says once, at startup, which engines' servers would lose what they
+/// acknowledge (a committed transaction's parts among it), by their own
+/// settings.
+async fn warn_of_durability(router: Arc<Router>) {
+    for engine in router.engines() {
+        if let Some(warning) = engine.driver.durability().await {
+            tracing::warn!(engine = %engine.name(), "{warning}");
+        }
     }
 }
 

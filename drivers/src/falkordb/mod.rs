@@ -292,6 +292,10 @@ impl StorageDriver for FalkorDriver {
         describe::describe(self, options).await
     }
 
+    async fn durability(&self) -> Option<String> {
+        crate::resp::durability::warning(&self.pool, "FalkorDB").await
+    }
+
     async fn health(&self) -> Health {
         // GRAPH.LIST also tells that the module is still loaded.
         self.pool.probe("GRAPH.LIST").await

@@ -341,6 +341,31 @@ impl StorageDriver for PostgresDriver {
         describe::describe(&client, options.name.as_deref()).await
     }
 
+    async fn durability(&self) -> Option<String> {
+        let client = self.connection().await.ok()?;
+        let row = client
+            .query_one(
+                "SELECT current_setting('synchronous_commit'), current_setting('fsync')",
+                &[],
+            )
+            .await
+            .ok()?;
+        let (synchronous_commit, fsync): (String, String) = (row.get(0), row.get(1));
+        if synchronous_commit == "off" {
+            return Some(
+                "PostgreSQL runs with synchronous_commit = off: a crash loses the last commits \
+                 it acknowledged, a cross-engine transaction's deciding commit among them; set \
+                 synchronous_commit = on for the gateway's role or database"
+                    .into(),
+            );
+        }
+        (fsync == "off").then(|| {
+            "PostgreSQL runs with fsync = off: a crash of the machine can lose or corrupt what \
+             it acknowledged; turn fsync on"
+                .into()
+        })
+    }
+
     async fn health(&self) -> Health {
         self.front
             .probe(async {

@@ -231,6 +231,10 @@ impl StorageDriver for RedisDriver {
             .collect())
     }
 
+    async fn durability(&self) -> Option<String> {
+        crate::resp::durability::warning(&self.pool, "Redis").await
+    }
+
     async fn health(&self) -> Health {
         self.pool.probe("PING").await
     }

@@ -4,6 +4,7 @@
 //! the other; both build on this.
 
 mod config;
+pub(crate) mod durability;
 mod manager;
 mod pool;
 

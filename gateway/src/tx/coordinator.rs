@@ -54,6 +54,13 @@ impl Coordinator {
     /// gateway in a shared log (the same name after a restart, so that
     /// its own unfinished transactions are finished at once).
     pub fn new(source: LogSource, owner: String, config: &TransactionsConfig) -> Self {
+        if let LogSource::File(path) = &source
+            && ["/tmp/", "/var/tmp/", "/dev/shm/", "/run/"]
+                .iter()
+                .any(|dir| path.starts_with(dir))
+        {
+            tracing::warn!(log = %path.display(), "the transaction log is on a path that looks ephemeral: a reboot that clears it loses the record of transactions in doubt; put [transactions] log on persistent storage");
+        }
         Coordinator {
             source,
             log: tokio::sync::OnceCell::new(),
