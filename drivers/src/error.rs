@@ -98,6 +98,12 @@ pub enum Error {
     #[error("failed precondition: {0}")]
     Precondition(#[source] EngineError),
 
+    /// A buffered engine applied some of a transaction's writes and failed
+    /// others as they were applied (Redis has no rollback): the transaction
+    /// is committed there in part. Never to be taken for "nothing applied".
+    #[error("applied in part: {0}")]
+    AppliedInPart(#[source] EngineError),
+
     /// A serialization failure, deadlock or lock conflict: retry it.
     #[error("conflict (retryable): {0}")]
     Conflict(#[source] EngineError),
@@ -199,6 +205,7 @@ impl Error {
             | Error::NotFound(e)
             | Error::ConstraintViolation(e)
             | Error::Precondition(e)
+            | Error::AppliedInPart(e)
             | Error::Conflict(e)
             | Error::Unavailable(e)
             | Error::PermissionDenied(e)
@@ -231,6 +238,7 @@ impl Error {
             Error::NotFound(_) => "NOT_FOUND",
             Error::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
             Error::Precondition(_) => "FAILED_PRECONDITION",
+            Error::AppliedInPart(_) => "APPLIED_IN_PART",
             Error::Conflict(_) => "CONFLICT",
             Error::Timeout { .. } => "TIMEOUT",
             Error::Unavailable(_) => "UNAVAILABLE",

@@ -108,6 +108,10 @@ async fn a_command_that_fails_when_applied_leaves_the_others_applied_and_says_so
     );
     assert!(status.message().contains("WRONGTYPE"), "{status:?}");
     assert_eq!(get(&mut gw, "a").await, Some(Kind::String("1".into())));
+    // Committed in part, and a retry hears so: before, it was remembered
+    // as rolled back, and a client told so ran the writes again.
+    let retried = commit_tx(&mut gw.client, &tx).await.unwrap_err();
+    assert_eq!(retried.message(), status.message());
 }
 
 #[tokio::test]

@@ -248,5 +248,16 @@ pub(super) fn apply(
         let now = now_millis();
         shared.series_lock().write(samples, now);
     }
-    first_failure.map_or(Ok(()), Err)
+    // The others stay applied, as in Redis.
+    first_failure.map_or(Ok(()), |e: Error| {
+        let (code, message) = match e.engine_error() {
+            Some(report) => (report.code.clone(), report.message.clone()),
+            None => (None, e.to_string()),
+        };
+        Err(Error::AppliedInPart(crate::EngineError::new(
+            KIND,
+            code.as_deref(),
+            format!("{message}; the others were applied"),
+        )))
+    })
 }

@@ -282,8 +282,9 @@ async fn apply_on(
             _ => None,
         })
     {
-        return Err(Error::precondition(
+        return Err(Error::AppliedInPart(EngineError::new(
             KIND,
+            Some(err.code()),
             format!(
                 "write {} of {} failed when applied ({}: {}); Redis applied the others",
                 index + 1,
@@ -291,7 +292,7 @@ async fn apply_on(
                 err.code(),
                 err.details().unwrap_or_default()
             ),
-        ));
+        )));
     }
     Ok(Applied::Yes)
 }

@@ -20,6 +20,15 @@ pub(crate) async fn warning(pool: &RedisPool, server: &str) -> Option<String> {
                 .and_then(|pair| pair.into_iter().nth(1))
         }
     };
+    if let Some(policy) = read("maxmemory-policy").await
+        && policy.starts_with("allkeys-")
+    {
+        return Some(format!(
+            "{server} evicts any key at its memory limit (maxmemory-policy {policy}): a \
+             transaction's marker key can be evicted while a replay still needs it, and the \
+             replay then applies its writes again; use noeviction or a volatile-* policy"
+        ));
+    }
     let appendonly = read("appendonly").await?;
     if appendonly == "no" {
         return Some(format!(

@@ -82,21 +82,20 @@ impl Gateway {
         let key = self.tx_key(context, id)?;
         let transactions = &self.inner.transactions;
         let taken = match transactions.take(&key).await {
-            Err(Error::TxNotFound { .. }) => {
-                // Not in memory (a restart, or past the ended window): as
-                // the markers and the log tell, if they know it.
-                let coordinator = &transactions.coordinator;
-                return match coordinator.recorded_outcome(&self.router(), id).await {
-                    Some(outcome) => commit_answer(id, &outcome),
-                    None => Err(Error::TxNotFound {
-                        id: crate::error::short(id),
-                    }),
-                };
-            }
+            // Not in memory (a restart, or past the ended window): as the
+            // markers and the log tell, if they know it.
+            Err(Error::TxNotFound { .. }) => return self.recorded_answer(id).await,
             other => other?,
         };
         let (tx, ending) = match taken {
             Taken::Open(tx, ending) => (tx, ending),
+            // In doubt when it ended: recovery may have decided it since.
+            Taken::Ended(outcome) if outcome.how == Ended::InDoubt => {
+                return match self.recorded_answer(id).await {
+                    Err(Error::TxNotFound { .. }) => commit_answer(id, &outcome),
+                    answer => answer,
+                };
+            }
             Taken::Ended(outcome) => return commit_answer(id, &outcome),
         };
         let (answer, answered) = tokio::sync::oneshot::channel();
@@ -113,6 +112,24 @@ impl Gateway {
                 why: "the commit's task ended without an outcome".into(),
             })
         })
+    }
+
+    /// What a Commit of `id` hears from the deciding engines' markers and
+    /// the log (an id this gateway does not remember). Only an id of the
+    /// gateway's own form is looked for: a client's random strings cost
+    /// no reads of the engines or the log.
+    async fn recorded_answer(&self, id: &str) -> Result<Vec<String>> {
+        let not_found = || Error::TxNotFound {
+            id: crate::error::short(id),
+        };
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(not_found());
+        }
+        let coordinator = &self.inner.transactions.coordinator;
+        match coordinator.recorded_outcome(&self.router(), id).await {
+            Some(outcome) => commit_answer(id, &outcome),
+            None => Err(not_found()),
+        }
     }
 
     /// Rolls transaction `id` back on every engine it touched. A Rollback

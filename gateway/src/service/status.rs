@@ -20,9 +20,9 @@ pub fn driver_code(err: &DriverError) -> Code {
         | DriverError::InvalidParameter { .. }
         | DriverError::InvalidNamedParameter { .. } => Code::InvalidArgument,
         DriverError::NotFound(_) => Code::NotFound,
-        DriverError::ConstraintViolation(_) | DriverError::Precondition(_) => {
-            Code::FailedPrecondition
-        }
+        DriverError::ConstraintViolation(_)
+        | DriverError::Precondition(_)
+        | DriverError::AppliedInPart(_) => Code::FailedPrecondition,
         DriverError::Conflict(_) => Code::Aborted,
         DriverError::Timeout { .. } => Code::DeadlineExceeded,
         DriverError::Unavailable(_) => Code::Unavailable,

@@ -31,10 +31,17 @@ use crate::error::{Error, Result};
 impl Coordinator {
     /// Commits `parts` of transaction `tx` on every engine, all or nothing.
     pub(super) async fn commit(&self, tx: &str, parts: Vec<Part>) -> Result<Vec<String>> {
+        // Unmarked when dropped: a panic in the commit leaves nothing
+        // marked committing (recovery would skip it until a restart).
+        struct Committing<'a>(&'a Coordinator, &'a str);
+        impl Drop for Committing<'_> {
+            fn drop(&mut self) {
+                self.0.committing(self.1, false);
+            }
+        }
         self.committing(tx, true);
-        let outcome = self.run(tx, parts).await;
-        self.committing(tx, false);
-        outcome
+        let _committing = Committing(self, tx);
+        self.run(tx, parts).await
     }
 
     async fn run(&self, tx: &str, mut parts: Vec<Part>) -> Result<Vec<String>> {
@@ -178,14 +185,20 @@ impl Coordinator {
             let engine = part.engine.clone();
             match self.step(part.session.commit()).await {
                 Ok(()) => {}
-                Err(DriverError::Precondition(e)) => {
-                    // Applied, with a write that failed (Redis has no
-                    // rollback), or none applied (FalkorDB).
-                    failed_after = Some(self.failed_after_commit(tx, engine, e.message).await);
-                }
-                Err(e) => {
+                // Only an engine that did not answer is retried (recovery
+                // replays, guarded by the marker).
+                Err(e @ (DriverError::Unavailable(_) | DriverError::Timeout { .. })) => {
                     tracing::warn!(tx_id = %tx, engine = %engine, error = %e, "applying the buffered writes failed; recovery retries");
                     finished = false;
+                }
+                // Anything else the engine answered is never taken as
+                // applied: applied with a write that failed (Redis has no
+                // rollback), none applied (EXECABORT, FalkorDB), or refused.
+                Err(e) => {
+                    let why = e
+                        .engine_error()
+                        .map_or_else(|| e.to_string(), |r| r.message.clone());
+                    failed_after = Some(self.failed_after_commit(tx, engine, why).await);
                 }
             }
         }

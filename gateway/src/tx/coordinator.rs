@@ -206,6 +206,11 @@ impl Coordinator {
         {
             return;
         }
+        if let Some(before) = super::markers::before_setup(dialect) {
+            let _ = driver
+                .execute(dialect, &before, &ExecuteOptions::default())
+                .await;
+        }
         if let Some(setup) = super::markers::setup(dialect) {
             // A concurrent first commit may create it at the same moment:
             // an error here is read through the marker insert that follows.

@@ -32,6 +32,10 @@ pub struct FileLog {
 struct Inner {
     file: File,
     appended: usize,
+    /// A failed write's partial bytes could not be cut off: nothing more
+    /// is written (it would be glued to them) until the log is reopened,
+    /// which trims them.
+    broken: bool,
 }
 
 #[derive(Debug, Default)]
@@ -82,7 +86,11 @@ impl FileLog {
         let log = Arc::new(FileLog {
             path: path.to_owned(),
             id: id.clone(),
-            inner: Mutex::new(Inner { file, appended: 0 }),
+            inner: Mutex::new(Inner {
+                file,
+                appended: 0,
+                broken: false,
+            }),
             queue: Mutex::new(Queue::default()),
         });
         if records.is_empty() {
@@ -185,6 +193,13 @@ impl FileLog {
     /// when `durable`. A write that fails part way (ENOSPC, EIO) is cut
     /// off again, so the next record starts on a line of its own.
     fn write_locked(&self, inner: &mut Inner, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+        if inner.broken {
+            return Err(failure(
+                &self.path,
+                "cannot write the transaction log",
+                "an earlier failed write could not be cut off; restart the gateway (the log is trimmed when opened)",
+            ));
+        }
         let before = inner.file.metadata().map(|m| m.len());
         inner
             .file
@@ -197,10 +212,13 @@ impl FileLog {
                 }
             })
             .map_err(|e| {
-                if let Ok(before) = before
-                    && let Err(cut) = inner.file.set_len(before)
-                {
-                    tracing::error!(log = %self.path.display(), error = %cut, "cannot cut a failed write off the transaction log; it is trimmed when next opened");
+                let cut = match before {
+                    Ok(before) => inner.file.set_len(before).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(cut) = cut {
+                    inner.broken = true;
+                    tracing::error!(log = %self.path.display(), error = %cut, "cannot cut a failed write off the transaction log: it takes no more records until reopened (trimmed then)");
                 }
                 failure(&self.path, "cannot write the transaction log", e)
             })
@@ -270,7 +288,9 @@ impl FileLog {
                 _ => false,
             })
             .collect();
-        let fresh = self.path.with_extension("compacting");
+        let mut fresh = self.path.clone().into_os_string();
+        fresh.push(".compacting");
+        let fresh = PathBuf::from(fresh);
         {
             let mut out = File::create(&fresh)
                 .map_err(|e| failure(&fresh, "cannot compact the transaction log into", e))?;
@@ -286,9 +306,14 @@ impl FileLog {
         file.try_lock()
             .map_err(|e| failure(&fresh, "cannot lock the compacted log", e))?;
         std::fs::rename(&fresh, &self.path)?;
-        // The rename is durable only once its directory is.
-        sync_dir(&self.path)?;
+        // The path names the new file now: appends go to it whatever follows.
         inner.file = file;
+        // The rename is durable only once its directory is; failing that,
+        // a crash may bring the old file back, which holds every record the
+        // new one does (and more): warned of, not fatal.
+        if let Err(e) = sync_dir(&self.path) {
+            tracing::warn!(log = %self.path.display(), error = %e, "the compacted transaction log's directory could not be synced");
+        }
         Ok(())
     }
 }

@@ -25,6 +25,12 @@ pub(crate) fn deciding_dialect(driver: &dyn StorageDriver) -> Option<Dialect> {
     }
 }
 
+/// What must go before [`setup`]: Neo4j refuses a uniqueness constraint
+/// on a label and property an index of an earlier version covers.
+pub(crate) fn before_setup(dialect: Dialect) -> Option<Statement> {
+    (dialect == Dialect::Cypher).then(|| Statement::new("DROP INDEX omnigate_tx_marker IF EXISTS"))
+}
+
 /// What makes an engine ready to hold markers, run once outside any
 /// transaction (DDL inside one would take locks concurrent commits wait
 /// on).
@@ -186,6 +192,29 @@ pub(crate) async fn fence(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Takes `tx`'s fence off `driver` (only a fence: never a decision).
+pub(crate) async fn unfence(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    tx: &str,
+) -> omnigate_drivers::Result<()> {
+    let delete = match dialect {
+        Dialect::Cypher => Statement::new(
+            "MATCH (m:OmnigateTxMarker {tx_id: $tx}) WHERE m.record STARTS WITH 'aborted:' \
+             DELETE m",
+        )
+        .bind_named("tx", tx),
+        _ => Statement::new(
+            "DELETE FROM omnigate_tx_markers WHERE tx_id = $1 AND record LIKE 'aborted:%'",
+        )
+        .bind(tx),
+    };
+    driver
+        .execute(dialect, &delete, &ExecuteOptions::default())
+        .await
+        .map(drop)
 }
 
 /// The record held under `tx`'s key, if any.

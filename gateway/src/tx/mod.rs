@@ -298,8 +298,18 @@ impl Tx {
             0 => Vec::new(),
             1 => {
                 let part = parts.remove(0);
-                match part.session.commit().await {
+                // Bounded as a commit step is: a hung COMMIT must not leave
+                // the transaction ending for ever (it is in doubt then).
+                match coordinator.step(part.session.commit()).await {
                     Ok(()) => vec![part.engine],
+                    // Redis has no rollback: committed in part, said so
+                    // (never "rolled back": a client would run it again).
+                    Err(omnigate_drivers::Error::AppliedInPart(e)) => {
+                        return Err(Error::TxFailedAfterCommit {
+                            engine: part.engine,
+                            why: e.message,
+                        });
+                    }
                     // The engine answered: it did not commit.
                     Err(
                         e @ (omnigate_drivers::Error::Conflict(_)

@@ -48,7 +48,7 @@ impl Coordinator {
             let fence_age = self.takeover_after.max(std::time::Duration::from_secs(600));
             let done_age = super::registry::REMEMBER_ENDED;
             let sweep = markers::sweep(engine.driver.as_ref(), dialect, fence_age, done_age);
-            if let Err(e) = sweep.await {
+            if let Err(e) = self.step(sweep).await {
                 tracing::debug!(engine = %engine.name(), error = %e, "sweeping old fences and done markers");
             }
             // Page by page; within a page, several transactions finished
@@ -231,8 +231,13 @@ impl Coordinator {
         tx: &str,
     ) -> Option<super::Outcome> {
         use super::{Ended, Outcome};
+        // Every deciding engine is asked: a decision on one wins over a
+        // fence on another (fences are written on every deciding engine).
+        let mut fenced = false;
+        let mut unreadable = false;
         for (engine, dialect) in deciding_engines(router) {
-            match markers::recorded(engine.driver.as_ref(), dialect, engine.name(), tx).await {
+            let read = markers::recorded(engine.driver.as_ref(), dialect, engine.name(), tx);
+            match self.step(read).await {
                 Ok(Some(markers::Recorded::Committed(engines))) => {
                     return Some(Outcome {
                         how: Ended::Committed,
@@ -240,13 +245,17 @@ impl Coordinator {
                         failed_after_commit: self.failure_of(tx).await,
                     });
                 }
-                Ok(Some(markers::Recorded::RolledBack)) => {
-                    return Some(Outcome::only(Ended::RolledBack));
-                }
+                Ok(Some(markers::Recorded::RolledBack)) => fenced = true,
                 Ok(None) => {}
-                // Cannot be read now: the outcome is not known.
-                Err(_) => return Some(Outcome::only(Ended::InDoubt)),
+                Err(_) => unreadable = true,
             }
+        }
+        if unreadable {
+            // An engine that cannot be read now may hold the decision.
+            return Some(Outcome::only(Ended::InDoubt));
+        }
+        if fenced {
+            return Some(Outcome::only(Ended::RolledBack));
         }
         let log = self.existing_log().await?;
         match log.outcome(tx).await {
@@ -340,15 +349,24 @@ impl Coordinator {
                 let Some(tx) = tx_of_gid(&prefix, &gid, engine.name()) else {
                     continue;
                 };
+                let mut fenced = Vec::new();
                 for (decider, dialect) in deciding_engines(router) {
                     match self
                         .step(markers::fence(decider.driver.as_ref(), dialect, tx))
                         .await
                     {
-                        Ok(true) => {}
-                        Ok(false) => continue 'gids,
-                        Err(e) => {
-                            tracing::warn!(gid = %gid, engine = %decider.name(), error = %e, "cannot fence an undecided transaction before rolling it back; tried again at the next pass");
+                        Ok(true) => fenced.push((decider, dialect)),
+                        outcome => {
+                            if let Err(e) = &outcome {
+                                tracing::warn!(gid = %gid, engine = %decider.name(), error = %e, "cannot fence an undecided transaction before rolling it back; tried again at the next pass");
+                            }
+                            // Decided (or not fenced everywhere): the fences
+                            // written on the other engines come off again,
+                            // so none says "rolled back" of it.
+                            for (engine, dialect) in fenced {
+                                let unfence = markers::unfence(engine.driver.as_ref(), dialect, tx);
+                                let _ = self.step(unfence).await;
+                            }
                             continue 'gids;
                         }
                     }
