@@ -1,9 +1,10 @@
 """Gateway: statements and transactions over omnigate.v1.Gateway."""
 
-from typing import Any, List, Optional, Sequence, Tuple
+import datetime as _dt
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import grpc
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from ._values import from_value, to_value
 from .v1 import gateway_pb2 as _pb
@@ -39,6 +40,21 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     d = duration_pb2.Duration()
     d.FromNanoseconds(int(seconds * 1e9))
     return d
+
+
+_PRECISIONS = {"ns": 0, "us": 1, "ms": 2, "s": 3}
+
+
+def _timestamp(at: _dt.datetime) -> timestamp_pb2.Timestamp:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"{at} has no time zone: give an aware datetime (e.g. tzinfo=timezone.utc)")
+    t = timestamp_pb2.Timestamp()
+    t.FromDatetime(at.astimezone(_dt.timezone.utc))
+    return t
+
+
+def _seconds(x: Union[float, _dt.timedelta]) -> float:
+    return x.total_seconds() if isinstance(x, _dt.timedelta) else float(x)
 
 
 def _raise(e: grpc.RpcError) -> "GatewayError":
@@ -91,15 +107,33 @@ class Gateway:
         timeout: Optional[float] = None,
         read_only: bool = False,
         named: Optional[dict] = None,
+        database: Optional[str] = None,
+        time: Optional[_dt.datetime] = None,
+        start: Optional[_dt.datetime] = None,
+        end: Optional[_dt.datetime] = None,
+        step: Optional[Union[float, _dt.timedelta]] = None,
+        precision: Optional[str] = None,
         _tx_id: str = "",
     ) -> Result:
         """Runs one statement: `params` bind to $1..$n, `named` to $name
-        (Cypher). Returns its rows as tuples of Python values."""
-        options = _pb.ExecuteOptions(read_only=read_only)
+        (Cypher). Returns its rows as tuples of Python values.
+
+        `timeout` (seconds) is the call's deadline (default: the Gateway's). For the `ts` dialect:
+        `time` (an instant query's time), `start`, `end` (aware datetimes)
+        and `step` (seconds or a timedelta) for a range query; `precision`
+        ("ns", "us", "ms", "s") of written line-protocol timestamps."""
+        options = _pb.ExecuteOptions(read_only=read_only, database=database or "")
         if max_rows is not None:
             options.max_rows = max_rows
-        if timeout is not None:
-            options.timeout.CopyFrom(_duration(timeout))
+        for name, at in (("time", time), ("start", start), ("end", end)):
+            if at is not None:
+                getattr(options.ts, name).CopyFrom(_timestamp(at))
+        if step is not None:
+            options.ts.step.CopyFrom(_duration(_seconds(step)))
+        if precision is not None:
+            if precision not in _PRECISIONS:
+                raise ValueError(f"precision is one of {', '.join(_PRECISIONS)}; got {precision!r}")
+            options.ts.precision = _PRECISIONS[precision]
         request = _pb.ExecuteRequest(
             dialect=dialect,
             statement=statement,

@@ -175,6 +175,22 @@ def test_values_round_trip_through_the_gateway(gateway):
     assert "parameter $1" in error.value.details
 
 
+def test_time_series_timestamps_are_datetimes_both_ways(gateway):
+    at = dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.timezone.utc)  # 1700000000
+    assert gateway.execute("ts", "cpu,host=a usage=0.5 1700000000", precision="s") == []
+    rows = gateway.execute("ts", "cpu_usage", time=at)
+    assert rows.columns == ["labels", "timestamp", "value"]
+    assert rows == [({"__name__": "cpu_usage", "host": "a"}, at, 0.5)]
+    # A range query: the datetimes sent are the ones given back.
+    rows = gateway.execute(
+        "ts", "cpu_usage", start=at, end=at + dt.timedelta(minutes=1), step=dt.timedelta(minutes=1)
+    )
+    assert [row[1] for row in rows] == [at, at + dt.timedelta(minutes=1)]
+    # A naive datetime is no instant: refused before sending.
+    with pytest.raises(ValueError):
+        gateway.execute("ts", "cpu_usage", time=dt.datetime(2023, 11, 14))
+
+
 @pytest.mark.parametrize(
     "value",
     [
