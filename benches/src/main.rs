@@ -9,12 +9,13 @@ mod served;
 mod setup;
 mod workloads;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use omnigate_bench::chart::{LatencyRow, latency_chart};
 
 /// Gateway vs direct drivers, same backends, same run.
 #[derive(Debug, Parser)]
@@ -68,6 +69,10 @@ struct Args {
     /// Where to write bench.json, bench.md and bench.svg.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Measure nothing: draw bench.svg (into --out) again from the
+    /// bench.json of an earlier run.
+    #[arg(long, value_name = "BENCH_JSON")]
+    plot: Option<PathBuf>,
 }
 
 /// Rounds per cell: paths take turns so drift hits them alike.
@@ -75,6 +80,18 @@ const ROUNDS: u32 = 3;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(json) = &args.plot {
+        return match plot(json, &args.out) {
+            Ok(svg) => {
+                eprintln!("wrote {}", svg.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", json.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Start local servers before the runtime (the harness blocks on them).
     let backends = setup::Backends::start(
         args.postgres_url.clone(),
@@ -101,6 +118,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Draws `out/bench.svg` from a bench.json.
+fn plot(json: &Path, out: &Path) -> Result<PathBuf, String> {
+    let text = std::fs::read_to_string(json).map_err(|e| e.to_string())?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let chart = latency_chart(&LatencyRow::from_json(&json)?);
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let svg = out.join("bench.svg");
+    std::fs::write(&svg, chart).map_err(|e| format!("cannot write {}: {e}", svg.display()))?;
+    Ok(svg)
 }
 
 async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
@@ -220,7 +248,8 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         report::markdown(&rows, &ratios, &command),
     )
     .map_err(|e| e.to_string())?;
-    std::fs::write(args.out.join("bench.svg"), report::svg(&rows)).map_err(|e| e.to_string())?;
+    let chart = latency_chart(&LatencyRow::from_json(&json)?);
+    std::fs::write(args.out.join("bench.svg"), chart).map_err(|e| e.to_string())?;
     eprintln!(
         "wrote {0}/bench.json, {0}/bench.md and {0}/bench.svg",
         args.out.display()

@@ -1,5 +1,6 @@
 //! The figures: a terminal table, a JSON file with every number, and a
-//! Markdown report with the ratios against the targets of docs/design.md.
+//! Markdown report with the ratios against the targets of docs/design.md
+//! (the chart, drawn from the JSON, is `omnigate_bench::chart`).
 
 use std::fmt::Write as _;
 
@@ -199,59 +200,6 @@ pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String 
     out.push_str("\n## Every figure\n\n```\n");
     out.push_str(&table(rows));
     out.push_str("```\n");
-    out
-}
-
-/// An SVG chart: p50 and p99 latency by workload, concurrency and path,
-/// as horizontal bars on a log scale.
-pub(crate) fn svg(rows: &[Row]) -> String {
-    const ROW_H: usize = 16;
-    const LEFT: usize = 230;
-    const WIDTH: usize = 900;
-    let max_us = rows
-        .iter()
-        .map(|r| r.sample.percentile(0.99))
-        .max()
-        .unwrap_or(1)
-        .max(10) as f64;
-    let scale = |us: u64| -> f64 {
-        ((us.max(1) as f64).log10() / max_us.log10()) * (WIDTH - LEFT - 20) as f64
-    };
-    let color = |path: &str| match path {
-        "direct" => "#4c78a8",
-        "library" => "#59a14f",
-        _ => "#e15759",
-    };
-    let height = (rows.len() + 3) * ROW_H;
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" font-family=\"monospace\" font-size=\"11\">\n\
-         <text x=\"4\" y=\"12\">p50 (bar) and p99 (tick) latency, log scale, µs; blue direct, green library, red gRPC</text>\n"
-    );
-    for (i, r) in rows.iter().enumerate() {
-        let y = (i + 2) * ROW_H;
-        let p50 = r.sample.percentile(0.5);
-        let p99 = r.sample.percentile(0.99);
-        let _ = writeln!(
-            out,
-            "<text x=\"4\" y=\"{}\">{} c={} {}</text><rect x=\"{LEFT}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"/>\
-             <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{}\" y2=\"{}\" stroke=\"black\"/><text x=\"{:.1}\" y=\"{}\">{p50}/{p99}</text>",
-            y + 11,
-            r.workload,
-            r.concurrency,
-            r.path,
-            y + 2,
-            scale(p50),
-            ROW_H - 4,
-            color(r.path),
-            LEFT as f64 + scale(p99),
-            LEFT as f64 + scale(p99),
-            y + 1,
-            y + ROW_H - 1,
-            LEFT as f64 + scale(p99) + 4.0,
-            y + 11,
-        );
-    }
-    out.push_str("</svg>\n");
     out
 }
 

@@ -38,7 +38,8 @@ pub struct Soak {
 }
 
 /// One sample: what happened since the last one, and the gateway now.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Sample {
     /// Seconds since the start.
     pub at_s: f64,
@@ -57,7 +58,7 @@ pub struct Sample {
 }
 
 /// A backend killed and restarted.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Restart {
     /// The engine behind it.
     pub engine: String,
@@ -69,7 +70,8 @@ pub struct Restart {
 }
 
 /// What the soak saw.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SoakReport {
     /// The samples, in order.
     pub samples: Vec<Sample>,

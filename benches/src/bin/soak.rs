@@ -1,7 +1,7 @@
 //! `omnigate-soak`: mixed load on every engine through gRPC against the
 //! release `omnigate serve`, a backend killed and restarted every few
 //! minutes in turn, sampled over time; writes the samples as JSON and a
-//! plot as SVG, prints a summary, and fails on a hung call.
+//! plot as SVG (`--plot` draws it again from the JSON), prints a summary, and fails on a hung call.
 //!
 //! ```sh
 //! cargo build --release -p omnigate -p omnigate-bench
@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use omnigate_bench::chart::soak_chart;
 use omnigate_tests::soak::{Soak, SoakReport, run};
 
 /// The soak of the gateway.
@@ -37,10 +38,32 @@ struct Args {
     /// Where the JSON and the SVG go (`.json`, `.svg`).
     #[arg(long, default_value = "target/soak")]
     out: PathBuf,
+    /// Run nothing: draw the SVG (at --out, `.svg`) again from the JSON of
+    /// an earlier run.
+    #[arg(long, value_name = "SOAK_JSON")]
+    plot: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(json) = &args.plot {
+        let svg = args.out.with_extension("svg");
+        let drawn = std::fs::read_to_string(json)
+            .and_then(|text| {
+                serde_json::from_str::<SoakReport>(&text).map_err(std::io::Error::other)
+            })
+            .and_then(|report| std::fs::write(&svg, soak_chart(&report)));
+        return match drawn {
+            Ok(()) => {
+                eprintln!("wrote {}", svg.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", json.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
     let binary = omnigate_tests::binary::beside_this("omnigate", args.gateway);
     if !binary.exists() {
         eprintln!(
@@ -79,7 +102,7 @@ fn main() -> ExitCode {
     let written = serde_json::to_string_pretty(&report)
         .map_err(std::io::Error::other)
         .and_then(|text| std::fs::write(&json, text))
-        .and_then(|()| std::fs::write(&svg, plot(&report)));
+        .and_then(|()| std::fs::write(&svg, soak_chart(&report)));
     if let Err(e) = written {
         eprintln!("cannot write {}: {e}", json.display());
         return ExitCode::FAILURE;
@@ -118,128 +141,5 @@ fn summary(r: &SoakReport) -> String {
                 ))
         );
     }
-    out
-}
-
-/// Four panels over time: calls/s (OK and failed), p50/p99 latency,
-/// RSS, open fds; a dashed line where a backend was killed.
-fn plot(r: &SoakReport) -> String {
-    const W: f64 = 900.0;
-    const PANEL: f64 = 150.0;
-    const LEFT: f64 = 70.0;
-    let end = r.samples.last().map_or(1.0, |s| s.at_s).max(1.0);
-    let x = |t: f64| LEFT + t / end * (W - LEFT - 10.0);
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{}\" font-family=\"monospace\" font-size=\"11\">\n",
-        PANEL * 4.0 + 20.0
-    );
-    let mut previous = 0.0;
-    let rates: Vec<(f64, f64, f64)> = r
-        .samples
-        .iter()
-        .map(|s| {
-            let span = (s.at_s - previous).max(1e-3);
-            previous = s.at_s;
-            let ok = *s.calls.get("OK").unwrap_or(&0) as f64;
-            let failed = s.calls.values().sum::<u64>() as f64 - ok;
-            (s.at_s, ok / span, failed / span)
-        })
-        .collect();
-    type Series<'a> = (&'a str, Vec<(f64, f64)>);
-    let panels: [(&str, Vec<Series>); 4] = [
-        (
-            "calls/s",
-            vec![
-                (
-                    "#59a14f",
-                    rates.iter().map(|(t, ok, _)| (*t, *ok)).collect(),
-                ),
-                ("#e15759", rates.iter().map(|(t, _, f)| (*t, *f)).collect()),
-            ],
-        ),
-        (
-            "latency ms (p50, p99)",
-            vec![
-                (
-                    "#4c78a8",
-                    r.samples
-                        .iter()
-                        .map(|s| (s.at_s, s.p50_us as f64 / 1e3))
-                        .collect(),
-                ),
-                (
-                    "#f28e2b",
-                    r.samples
-                        .iter()
-                        .map(|s| (s.at_s, s.p99_us as f64 / 1e3))
-                        .collect(),
-                ),
-            ],
-        ),
-        (
-            "RSS MiB",
-            vec![(
-                "#76b7b2",
-                r.samples
-                    .iter()
-                    .map(|s| (s.at_s, s.rss_kib as f64 / 1024.0))
-                    .collect(),
-            )],
-        ),
-        (
-            "open fds",
-            vec![(
-                "#b07aa1",
-                r.samples.iter().map(|s| (s.at_s, s.fds as f64)).collect(),
-            )],
-        ),
-    ];
-    for (i, (title, series)) in panels.iter().enumerate() {
-        let top = 10.0 + i as f64 * PANEL;
-        let max = series
-            .iter()
-            .flat_map(|(_, points)| points.iter().map(|(_, v)| *v))
-            .fold(0.0_f64, f64::max)
-            .max(1e-9);
-        let y = |v: f64| top + PANEL - 20.0 - v / max * (PANEL - 35.0);
-        let _ = writeln!(
-            out,
-            "<text x=\"{LEFT}\" y=\"{}\">{title} (max {max:.1})</text>\
-             <line x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{}\" y2=\"{}\" stroke=\"#888\"/>\
-             <line x1=\"{LEFT}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"#888\"/>",
-            top + 10.0,
-            top + 15.0,
-            y(0.0),
-            W - 10.0,
-            y(0.0),
-            y(0.0),
-        );
-        for (color, points) in series {
-            let path: Vec<String> = points
-                .iter()
-                .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "<polyline fill=\"none\" stroke=\"{color}\" points=\"{}\"/>",
-                path.join(" ")
-            );
-        }
-        for restart in &r.restarts {
-            let _ = writeln!(
-                out,
-                "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>",
-                x(restart.killed_at_s),
-                top + 15.0,
-                y(0.0)
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "<text x=\"{LEFT}\" y=\"{}\">seconds 0 .. {end:.0}; dashed: a backend killed (in turn: postgres, redis, falkordb, victoriametrics)</text>",
-        PANEL * 4.0 + 15.0
-    );
-    out.push_str("</svg>\n");
     out
 }

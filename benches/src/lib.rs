@@ -1,0 +1,3 @@
+//! What the benchmark binaries share: the drawing of their charts.
+
+pub mod chart;
