@@ -152,6 +152,16 @@ impl TxLog {
         }
     }
 
+    /// Claims `tx`'s committed record for this gateway before its recovery
+    /// replays anything: `false` when another gateway holds it (touched
+    /// within `takeover_after`) or it has finished. A file has one gateway.
+    pub async fn claim(&self, tx: &str, takeover_after: Duration) -> std::io::Result<bool> {
+        match self {
+            TxLog::File(_) => Ok(true),
+            TxLog::Table(log) => log.claim(tx, takeover_after).await,
+        }
+    }
+
     /// How `tx` ended as the log records it: `Some((true, parts))`
     /// committed, `Some((false, parts))` rolled back, `None` unknown or
     /// undecided.

@@ -194,6 +194,53 @@ pub(crate) async fn fence(
     }
 }
 
+/// Claims `marker` for gateway `owner` before its recovery replays
+/// anything: the record is swapped for one naming `owner` and now, only if
+/// it is still the one read. `false` when it changed meanwhile (another
+/// gateway claimed it, or its commit finished and marked it done): then
+/// it is not this gateway's to finish now.
+pub(crate) async fn claim(
+    driver: &dyn StorageDriver,
+    dialect: Dialect,
+    marker: &Unfinished,
+    owner: &str,
+) -> omnigate_drivers::Result<bool> {
+    let record = serde_json::to_string(&MarkerRecord {
+        at: omnigate_drivers::ts::now_millis(),
+        owner: Some(owner.to_owned()),
+        parts: marker.parts.clone(),
+    })
+    .map_err(|e| {
+        omnigate_drivers::Error::Internal(omnigate_drivers::EngineError::new(
+            "gateway",
+            None,
+            format!("cannot encode a marker: {e}"),
+        ))
+    })?;
+    let swap = match dialect {
+        Dialect::Cypher => Statement::new(
+            "MATCH (m:OmnigateTxMarker {tx_id: $tx}) WHERE m.record = $old \
+             SET m.record = $new RETURN count(m)",
+        )
+        .bind_named("tx", marker.tx.as_str())
+        .bind_named("old", marker.record.as_str())
+        .bind_named("new", record),
+        _ => Statement::new(
+            "UPDATE omnigate_tx_markers SET record = $3 WHERE tx_id = $1 AND record = $2",
+        )
+        .bind(marker.tx.as_str())
+        .bind(marker.record.as_str())
+        .bind(record),
+    };
+    let done = driver
+        .execute(dialect, &swap, &ExecuteOptions::default())
+        .await?;
+    Ok(match dialect {
+        Dialect::Cypher => done.rows.first().and_then(|r| r.first()) == Some(&Value::Int(1)),
+        _ => done.rows_affected == 1,
+    })
+}
+
 /// Takes `tx`'s fence off `driver` (only a fence: never a decision).
 pub(crate) async fn unfence(
     driver: &dyn StorageDriver,
@@ -336,8 +383,10 @@ pub(crate) struct Unfinished {
     pub parts: Vec<PartRecord>,
     /// When it was decided, if known.
     pub at_ms: Option<i64>,
-    /// The gateway that decided it, if known.
+    /// The gateway that decided it (or last claimed it), if known.
     pub owner: Option<String>,
+    /// The record as the engine holds it (what a claim compares).
+    pub record: String,
 }
 
 /// How long recovery waits for one page of an engine's markers: an engine
@@ -423,6 +472,7 @@ pub(crate) async fn unfinished_page(
                 parts,
                 at_ms,
                 owner,
+                record: record.clone(),
             }),
             Err(e) => tracing::error!(tx_id = %tx, error = %e, "an unreadable transaction marker"),
         }

@@ -77,6 +77,18 @@ impl Coordinator {
                     if !ours && !older_than(marker.at_ms, self.takeover_after) {
                         return Some(false);
                     }
+                    // Claimed before anything is replayed: of two replicas
+                    // that read the same page, one finishes it; one whose
+                    // commit finished meanwhile (marked done) is left alone.
+                    let claim = markers::claim(engine.driver.as_ref(), dialect, &marker, &self.owner);
+                    match self.step(claim).await {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(e) => {
+                            tracing::debug!(tx_id = %marker.tx, error = %e, "cannot claim a marker; tried again at the next pass");
+                            return Some(false);
+                        }
+                    }
                     if !self.finish(router, &marker.tx, &marker.parts, true).await {
                         return Some(false);
                     }
@@ -402,6 +414,16 @@ impl Coordinator {
             }
             self.finish(router, tx, &doubt.parts, false).await;
             return Some(false);
+        }
+        // Claimed before anything is replayed (a shared log: of two
+        // replicas that read the row, one finishes it).
+        match self.log_step(log.claim(tx, self.takeover_after)).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!(tx_id = %tx, error = %e, "cannot claim a log row; tried again at the next pass");
+                return None;
+            }
         }
         if !self.finish(router, tx, &doubt.parts, true).await {
             return None;

@@ -208,6 +208,23 @@ impl TableLog {
         })
     }
 
+    /// Claims `tx`'s committed row for this gateway: `true` when it is this
+    /// gateway's or untouched for `takeover_after` (and now this one's).
+    pub async fn claim(&self, tx: &str, takeover_after: Duration) -> std::io::Result<bool> {
+        let statement = Statement::new(
+            "UPDATE omnigate_tx_log SET owner = $2, updated_at = now() \
+             WHERE tx_id = $1 AND state = 'committed' \
+             AND (owner = $2 OR updated_at <= now() - make_interval(secs => $3))",
+        )
+        .bind(tx.to_owned())
+        .bind(self.owner.clone())
+        .bind(takeover_after.as_secs_f64());
+        let result = run(&self.driver, &statement)
+            .await
+            .map_err(|e| failure("cannot claim in", e))?;
+        Ok(result.rows_affected == 1)
+    }
+
     /// Deletes the rows of transactions ended more than `age` ago.
     pub async fn sweep(&self, age: Duration) -> std::io::Result<()> {
         let statement = Statement::new(
