@@ -10,7 +10,7 @@
 //! Redis refusing writes at its memory limit.
 #![allow(clippy::unwrap_used)]
 
-use omnigate_tests::crash::{Trials, run};
+use omnigate_tests::crash::{Report, Trials, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_kills_leave_no_transaction_partial() {
@@ -19,10 +19,30 @@ async fn twenty_kills_leave_no_transaction_partial() {
         clients: 4,
         binary: env!("CARGO_BIN_EXE_omnigate").into(),
         seed: 7,
+        replicas: 1,
     };
     let report = run(&trials, |_, _| {}).await;
+    assert_whole(&report, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_kills_of_two_replicas_on_one_log_leave_no_transaction_partial() {
+    let trials = Trials {
+        trials: 10,
+        clients: 4,
+        binary: env!("CARGO_BIN_EXE_omnigate").into(),
+        seed: 11,
+        replicas: 2,
+    };
+    let report = run(&trials, |_, _| {}).await;
+    assert_whole(&report, 10);
+}
+
+/// Every trial ran, some transactions committed, and none is partial,
+/// late, hung, misreported or applied twice.
+fn assert_whole(report: &Report, trials: u64) {
     println!("{report:#?}");
-    assert_eq!(report.trials, 20);
+    assert_eq!(report.trials, trials);
     assert!(report.gateway_kills > 0 && report.begun > 0, "{report:?}");
     assert!(
         report.present_everywhere > 0,

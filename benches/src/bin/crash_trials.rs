@@ -30,6 +30,10 @@ struct Args {
     /// The random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Gateway processes at once: 1, or 2-3 replicas sharing a log table
+    /// in PostgreSQL (one or all killed per trial).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
     /// Where the JSON report goes.
     #[arg(long, default_value = "target/crash-trials.json")]
     json: PathBuf,
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         clients: args.clients,
         binary: gateway,
         seed: args.seed,
+        replicas: args.replicas,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -45,6 +45,9 @@ pub struct Trials {
     pub binary: PathBuf,
     /// The random seed (the same seed, the same kill moments and shapes).
     pub seed: u64,
+    /// Gateway processes at once (1, or 2-3 replicas sharing a log table
+    /// in PostgreSQL, the clients spread over them, one or all killed).
+    pub replicas: usize,
 }
 
 /// What the trials found.
@@ -201,30 +204,46 @@ impl Backends {
 pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> Report {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut backends = Backends::start_durable();
-    let port = crate::free_port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let config = write_config(dir.path(), &backends, addr);
+    let replicas = trials.replicas.max(1);
+    let mut nodes = Vec::new();
+    for n in 0..replicas {
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
+        let replica = (replicas > 1).then_some(n);
+        let config = write_replica_config(dir.path(), &backends, addr, replica);
+        nodes.push((config, addr));
+    }
     let mut rng = Rng(trials.seed.max(1));
     let mut report = Report::default();
     let next_k = Arc::new(AtomicI64::new(1));
-    let mut gateway = Gateway::start(&trials.binary, &config, addr, dir.path()).await;
-    setup(&mut gateway.client).await;
+    let mut gateways = Vec::new();
+    for (config, addr) in &nodes {
+        gateways.push(Gateway::start(&trials.binary, config, *addr, dir.path()).await);
+    }
+    setup(&mut gateways[0].client).await;
     for trial in 0..trials.trials {
         // Mostly the gateway; some trials a backend, some both.
         let kind = rng.below(10);
         let kill_gateway = kind < 7 || kind == 9;
+        // With replicas: one of them, or (one trial in three) all.
+        let killed: Vec<usize> = if !kill_gateway {
+            Vec::new()
+        } else if replicas > 1 && rng.below(3) != 0 {
+            vec![rng.below(replicas as u64) as usize]
+        } else {
+            (0..replicas).collect()
+        };
         let backend = (kind >= 7).then(|| rng.below(3));
         // Some trials: Redis at its memory limit with noeviction, so it
         // refuses writes at EXEC (never to be taken as applied).
         let noeviction = rng.below(8) == 0;
         if noeviction {
-            io::redis_limit(&mut gateway.client, true).await;
+            io::redis_limit(&mut gateways[0].client, true).await;
             report.noeviction_trials += 1;
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for c in 0..trials.clients {
-            let client = gateway.client.clone();
+            let client = gateways[c % replicas].client.clone();
             let stop = Arc::clone(&stop);
             let next_k = Arc::clone(&next_k);
             let seed = rng.next() ^ c as u64;
@@ -240,8 +259,10 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
             }
             report.backend_kills += 1;
         }
+        for &n in &killed {
+            gateways[n].kill();
+        }
         if kill_gateway {
-            gateway.kill();
             report.gateway_kills += 1;
         }
         if let Some(which) = backend {
@@ -260,19 +281,22 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         // From the restart (the gateway recovers before it serves) to every
         // transaction being whole.
         let started = Instant::now();
-        if kill_gateway {
+        if kill_gateway && replicas == 1 && rng.below(3) == 0 {
             // Some kills tear the log's last record (a write the kill cut).
-            if rng.below(3) == 0 {
-                io::tear(&dir.path().join("tx.log"));
-                report.torn_logs += 1;
-            }
-            gateway = Gateway::start(&trials.binary, &config, addr, dir.path()).await;
+            io::tear(&dir.path().join("tx.log"));
+            report.torn_logs += 1;
+        }
+        for &n in &killed {
+            let (config, addr) = &nodes[n];
+            gateways[n] = Gateway::start(&trials.binary, config, *addr, dir.path()).await;
         }
         if noeviction {
-            io::redis_limit(&mut gateway.client, false).await;
+            io::redis_limit(&mut gateways[0].client, false).await;
         }
         // Commits the kill left unanswered, asked again: the restarted
-        // gateway must answer what the engines show.
+        // gateway (with replicas, any one: the first) must answer what the
+        // engines show.
+        let gateway = &mut gateways[0];
         retry_unanswered(&mut gateway.client, &mut begun).await;
         let mut found = settle(&mut gateway.client, &begun, trial, Duration::from_secs(60)).await;
         report.max_recovery_ms = report
@@ -286,9 +310,11 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
             let still = broken(&begun, &found).len();
             report.late += (broken_now - still) as u64;
         }
-        let counts = counters(&mut gateway.client).await;
-        report.recovered_forward += counts.get("recovered_forward").copied().unwrap_or(0);
-        report.recovered_backward += counts.get("recovered_backward").copied().unwrap_or(0);
+        for gateway in &mut gateways {
+            let counts = counters(&mut gateway.client).await;
+            report.recovered_forward += counts.get("recovered_forward").copied().unwrap_or(0);
+            report.recovered_backward += counts.get("recovered_backward").copied().unwrap_or(0);
+        }
         report.trials += 1;
         report.begun += begun.len() as u64;
         report.committed += begun.iter().filter(|b| b.committed()).count() as u64;
@@ -341,7 +367,8 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
     {
         // For a post-mortem on the live servers.
         eprintln!(
-            "\nholding for {hold} s: gateway {addr}, postgres {}, redis {}, falkordb {}, victoriametrics {}",
+            "\nholding for {hold} s: gateway {}, postgres {}, redis {}, falkordb {}, victoriametrics {}",
+            nodes[0].1,
             backends.pg.url("postgres"),
             backends.redis.url(0),
             backends.graph.url(),
@@ -350,7 +377,9 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         let secs = hold.parse().unwrap_or(600);
         tokio::time::sleep(Duration::from_secs(secs)).await;
     }
-    gateway.kill();
+    for gateway in &mut gateways {
+        gateway.kill();
+    }
     if report.partial > 0 {
         // Kept for a post-mortem: the gateway's log and config.
         report.kept = Some(dir.path().display().to_string());
@@ -361,6 +390,30 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
 
 /// The gateway's config over `backends` (and SQLite in `dir`), at `addr`.
 pub(crate) fn write_config(dir: &Path, backends: &Backends, addr: SocketAddr) -> PathBuf {
+    write_replica_config(dir, backends, addr, None)
+}
+
+/// [`write_config`] for `replica` N of several: its own name and file, the
+/// log a table of PostgreSQL that the replicas share, another replica's
+/// unfinished transactions taken over after 2 s.
+fn write_replica_config(
+    dir: &Path,
+    backends: &Backends,
+    addr: SocketAddr,
+    replica: Option<usize>,
+) -> PathBuf {
+    let (log, extra, file) = match replica {
+        None => (
+            dir.join("tx.log").display().to_string(),
+            String::new(),
+            "omnigate.toml".to_owned(),
+        ),
+        Some(n) => (
+            "main-db".to_owned(),
+            format!("instance = \"gw-{n}\"\ntakeover_after = \"2s\"\n"),
+            format!("omnigate-{n}.toml"),
+        ),
+    };
     let text = format!(
         r#"[server]
 listen = "{addr}"
@@ -371,7 +424,7 @@ max_response_bytes = 1073741824
 recovery_interval = "500ms"
 idle_timeout = "10s"
 log = "{log}"
-
+{extra}
 [engines.main-db]
 kind = "postgres"
 url = "{pg}"
@@ -397,12 +450,11 @@ read_your_writes = true
 "#,
         pg = backends.pg.url("postgres"),
         sqlite = dir.join("main.sqlite3").display(),
-        log = dir.join("tx.log").display(),
         redis = backends.redis.url(0),
         graph = backends.graph.url(),
         metrics = backends.metrics.url(),
     );
-    let path = dir.join("omnigate.toml");
+    let path = dir.join(file);
     std::fs::write(&path, text).expect("the config file");
     path
 }
