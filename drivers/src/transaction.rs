@@ -84,6 +84,20 @@ pub trait DriverTransaction: Send + fmt::Debug {
         options: &ExecuteOptions,
     ) -> Result<ResultSet>;
 
+    /// Runs one statement and returns its rows in batches as they come,
+    /// with the memory bound a stream outside a transaction has. The
+    /// default runs it whole (engines whose results are small, or that
+    /// buffer).
+    async fn execute_stream(
+        &mut self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<crate::RowStream> {
+        let result = self.execute(dialect, statement, options).await?;
+        Ok(crate::RowStream::from_result(result, options.batch_size()))
+    }
+
     /// The first phase of a two-phase commit. Preparable live engines
     /// prepare under `global_id` (PostgreSQL's `PREPARE TRANSACTION`).
     /// Buffered engines vote (check what would fail when applied) and from

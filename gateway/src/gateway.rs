@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use futures::StreamExt;
 use futures::future::join_all;
-use omnigate_drivers::{Dialect, RowStream, SchemaObject, StorageDriver};
+use omnigate_drivers::{Dialect, SchemaObject, StorageDriver};
 
 use crate::cache::MetadataCache;
 use crate::config::{Config, LogLocation};
@@ -277,10 +277,7 @@ impl Gateway {
         let driver = &routed.engine.driver;
         let stream = match &routed.tx_id {
             // Inside a transaction the statement runs on its pinned part.
-            Some(id) => {
-                let result = self.run_one_in_tx(&routed, id, statement).await?;
-                RowStream::from_result(result, routed.options.batch_size())
-            }
+            Some(id) => Box::pin(self.run_stream_in_tx(&routed, id, statement)).await?,
             None => {
                 let work = driver.execute_stream(routed.dialect, statement, routed.options.clone());
                 Self::run(&routed, work, false).await?

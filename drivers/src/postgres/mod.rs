@@ -17,6 +17,7 @@ mod numeric;
 mod run;
 mod tls;
 mod transaction;
+mod tx_stream;
 mod types_cache;
 
 use std::str::FromStr;

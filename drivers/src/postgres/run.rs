@@ -120,7 +120,7 @@ fn columns(statement: &tokio_postgres::Statement) -> Vec<Column> {
 /// Prepares `text`; when a result column has a type the engine does not
 /// map, prepares it again wrapped so that column arrives as text (its
 /// column keeps its name and type name).
-async fn prepare(
+pub(super) async fn prepare(
     client: &impl GenericClient,
     text: &str,
     timeout: Option<Duration>,
@@ -201,7 +201,7 @@ pub(crate) fn encode_params(
 
 /// The statement's parameters: those encoded early when they were encoded
 /// for the same types, else encoded now (and the types remembered).
-fn bind_params(
+pub(super) fn bind_params(
     prepared: &tokio_postgres::Statement,
     statement: &Statement,
     early: Option<Early>,
@@ -216,7 +216,7 @@ fn bind_params(
     }
 }
 
-fn row_values(row: &PgRow) -> Result<Row> {
+pub(super) fn row_values(row: &PgRow) -> Result<Row> {
     (0..row.len())
         .map(|i| {
             row.try_get::<_, Cell>(i).map(|c| c.0).map_err(|e| {

@@ -31,6 +31,8 @@ pub(super) struct PostgresTransaction {
     tainted: bool,
     /// A statement failed: PostgreSQL has aborted the transaction.
     aborted: bool,
+    /// The connection, lent to a stream (`tx_stream.rs`), comes back here.
+    lent: Option<tokio::sync::oneshot::Receiver<super::tx_stream::Returned>>,
 }
 
 impl PostgresTransaction {
@@ -58,7 +60,58 @@ impl PostgresTransaction {
             prepared: None,
             tainted: false,
             aborted: false,
+            lent: None,
         })
+    }
+
+    /// Waits for the connection lent to a stream to come back.
+    async fn reclaim(&mut self) -> Result<()> {
+        let Some(back) = self.lent.take() else {
+            return Ok(());
+        };
+        match back.await {
+            Ok((client, failed, tainted)) => {
+                self.client = Some(client);
+                self.aborted |= failed;
+                self.tainted |= tainted;
+                Ok(())
+            }
+            Err(_) => {
+                self.aborted = true;
+                Err(Error::Unavailable(EngineError::new(
+                    KIND,
+                    None,
+                    "the transaction's connection was lost with a stream",
+                )))
+            }
+        }
+    }
+
+    /// What refuses `statement` in this transaction before it is sent.
+    fn check(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<()> {
+        self.descriptor.accept(dialect, statement)?;
+        refuse_unsendable(statement)?;
+        crate::sql::refuse_control(KIND, statement, CONTROL)?;
+        if options.read_only && !self.options.read_only {
+            return Err(Error::not_supported(
+                "a read_only statement inside a read-write transaction (begin the \
+                 transaction read_only)",
+                KIND,
+            ));
+        }
+        if self.prepared.is_some() {
+            return Err(Error::Precondition(EngineError::new(
+                KIND,
+                None,
+                "the transaction is prepared: it can only commit or roll back",
+            )));
+        }
+        Ok(())
     }
 
     fn client(&self) -> Result<&Object> {
@@ -71,6 +124,7 @@ impl PostgresTransaction {
     /// lets the connection go: back to the pool, or closed if a cancel may
     /// still reach it.
     async fn finish(mut self: Box<Self>, command: &str) -> Result<()> {
+        self.reclaim().await?;
         let client = self.client.take().ok_or_else(|| {
             Error::Internal(EngineError::new(KIND, None, "the transaction has ended"))
         })?;
@@ -107,23 +161,8 @@ impl DriverTransaction for PostgresTransaction {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.accept(dialect, statement)?;
-        refuse_unsendable(statement)?;
-        crate::sql::refuse_control(KIND, statement, CONTROL)?;
-        if options.read_only && !self.options.read_only {
-            return Err(Error::not_supported(
-                "a read_only statement inside a read-write transaction (begin the \
-                 transaction read_only)",
-                KIND,
-            ));
-        }
-        if self.prepared.is_some() {
-            return Err(Error::Precondition(EngineError::new(
-                KIND,
-                None,
-                "the transaction is prepared: it can only commit or roll back",
-            )));
-        }
+        self.check(dialect, statement, options)?;
+        self.reclaim().await?;
         let client = self.client()?;
         let token = client.cancel_token();
         let work = run::execute(client, statement, options, None, &self.types);
@@ -144,7 +183,37 @@ impl DriverTransaction for PostgresTransaction {
         outcome
     }
 
+    async fn execute_stream(
+        &mut self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<crate::RowStream> {
+        self.check(dialect, statement, options)?;
+        self.reclaim().await?;
+        let client = self.client.take().ok_or_else(|| {
+            Error::Internal(EngineError::new(KIND, None, "the transaction has ended"))
+        })?;
+        let (back, returned) = tokio::sync::oneshot::channel();
+        self.lent = Some(returned);
+        let stream = super::tx_stream::stream(
+            client,
+            statement.clone(),
+            options.clone(),
+            self.types.clone(),
+            back,
+        )
+        .await;
+        if stream.is_err() {
+            // It failed before its columns: the connection is on its way
+            // back, with the failure noted.
+            self.reclaim().await?;
+        }
+        stream
+    }
+
     async fn prepare(&mut self, global_id: &str) -> Result<()> {
+        self.reclaim().await?;
         let command = format!("PREPARE TRANSACTION {}", Self::literal(global_id));
         self.client()?
             .batch_execute(&command)

@@ -22,7 +22,7 @@ use crate::security::{Permit, Principal};
 /// How long past its timeout a call is cut when its driver has not
 /// stopped it: the drivers cancel on the engine at the timeout, so this
 /// only bounds one that cannot.
-const BACKSTOP: Duration = Duration::from_secs(1);
+pub(super) const BACKSTOP: Duration = Duration::from_secs(1);
 
 /// How a call returns its rows: the limits that apply differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl Routed {
     }
 
     /// The call's one timeout (set by [`Gateway::route`]).
-    fn timeout(&self) -> Duration {
+    pub(super) fn timeout(&self) -> Duration {
         self.options.timeout.unwrap_or_default()
     }
 }

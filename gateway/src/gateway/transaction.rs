@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use omnigate_drivers::{ResultSet, Statement};
+use omnigate_drivers::{ResultSet, RowStream, Statement};
 
 use super::pipeline::Routed;
 use super::{CallContext, Caller, Gateway, Request, Response};
@@ -230,6 +230,55 @@ impl Gateway {
     /// Transactions open now.
     pub fn open_transactions(&self) -> usize {
         self.inner.transactions.open_count()
+    }
+
+    /// Runs one statement in transaction `id` and returns its rows as they
+    /// come (see `Tx::execute_stream`), its start under the call's deadline.
+    pub(super) async fn run_stream_in_tx(
+        &self,
+        routed: &Routed,
+        id: &str,
+        statement: Statement,
+    ) -> Result<RowStream> {
+        let started = std::time::Instant::now();
+        let transactions = &self.inner.transactions;
+        let owner = routed.principal.as_ref().map(|p| p.name.as_str());
+        let key = crate::tx::Transactions::key(owner, id);
+        let handle = transactions.get(&key)?;
+        let mut slot = handle.lock().await;
+        let tx = transactions.usable(&key, &mut slot).await?;
+        let work = async {
+            Ok(tx
+                .execute_stream(
+                    &transactions.coordinator,
+                    &routed.engine,
+                    routed.dialect,
+                    &statement,
+                    &routed.options,
+                )
+                .await)
+        };
+        let deadline = Some(routed.timeout());
+        let backstop = super::pipeline::BACKSTOP;
+        let outcome =
+            match omnigate_drivers::deadline::within_margin(deadline, backstop, work).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    if let Some(tx) = slot.as_mut() {
+                        tx.doom(format!("a statement was cut by its deadline: {e}"));
+                    }
+                    Err(Error::from(e))
+                }
+            };
+        let recorded = outcome
+            .as_ref()
+            .map(drop)
+            .map_err(|e| Error::TxAborted { why: e.to_string() });
+        routed
+            .engine
+            .counters
+            .record(routed.dialect, started, &recorded);
+        outcome
     }
 
     /// Runs one statement in transaction `id`.

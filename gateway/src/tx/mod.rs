@@ -172,6 +172,47 @@ impl Tx {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
+        let (index, options) = self.enter(coordinator, engine, dialect, options).await?;
+        let cut = self.hold_doomed(engine.name());
+        let outcome = self.parts[index]
+            .session
+            .execute(dialect, statement, &options)
+            .await;
+        self.leave(index, cut, outcome.as_ref().err());
+        outcome.map_err(Error::from)
+    }
+
+    /// Runs `statement` on `engine`'s part and returns its rows as they
+    /// come (on PostgreSQL; engines that buffer answer it whole), beginning
+    /// the part there first. The transaction's next call on the part waits
+    /// for the stream to end or be dropped.
+    pub(crate) async fn execute_stream(
+        &mut self,
+        coordinator: &Coordinator,
+        engine: &EngineEntry,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<omnigate_drivers::RowStream> {
+        let (index, options) = self.enter(coordinator, engine, dialect, options).await?;
+        let cut = self.hold_doomed(engine.name());
+        let outcome = self.parts[index]
+            .session
+            .execute_stream(dialect, statement, &options)
+            .await;
+        self.leave(index, cut, outcome.as_ref().err());
+        outcome.map_err(Error::from)
+    }
+
+    /// The part of `engine` (begun now if it was not) and the options a
+    /// statement runs with in it.
+    async fn enter(
+        &mut self,
+        coordinator: &Coordinator,
+        engine: &EngineEntry,
+        dialect: Dialect,
+        options: &ExecuteOptions,
+    ) -> Result<(usize, ExecuteOptions)> {
         self.last_used = Instant::now();
         let found = self.parts.iter().position(|p| p.engine == engine.name());
         let index = match found {
@@ -183,33 +224,42 @@ impl Tx {
                 self.join(coordinator, engine, dialect).await?
             }
         };
-        let options = self.options.apply(options);
-        // Doomed until the statement has answered: a call dropped here (its
-        // caller went away, its deadline passed) leaves a statement that may
-        // still run on the engine, and the transaction can only roll back.
+        Ok((index, self.options.apply(options)))
+    }
+
+    /// Dooms the transaction until the statement on `engine` has answered
+    /// (see [`Tx::leave`]): a call dropped meanwhile (its caller went away,
+    /// its deadline passed) leaves a statement that may still run on the
+    /// engine, and the transaction can then only roll back. Whether it was
+    /// doomed here.
+    fn hold_doomed(&mut self, engine: &str) -> bool {
         let cut = self.doomed.is_none();
         if cut {
             self.doomed = Some(format!(
-                "a statement on engine {} was cut before it answered (it may still have run)",
-                engine.name()
+                "a statement on engine {engine} was cut before it answered (it may still have run)"
             ));
         }
-        let part = &mut self.parts[index];
-        let outcome = part.session.execute(dialect, statement, &options).await;
+        cut
+    }
+
+    /// After the statement on part `index` answered (`failed`, if it did
+    /// with an error): lifts the hold of [`Tx::hold_doomed`], and dooms the
+    /// transaction if the failure leaves it unable to commit.
+    fn leave(&mut self, index: usize, cut: bool, failed: Option<&omnigate_drivers::Error>) {
         if cut {
             self.doomed = None;
         }
         let engine_name = &self.parts[index].engine;
-        let why = match &outcome {
+        let why = match failed {
             // PostgreSQL aborts its transaction on any failed statement.
-            Err(e)
+            Some(e)
                 if self.parts[index].session.participation()
                     == (Participation::Live { preparable: true }) =>
             {
                 Some(format!("a statement failed on engine {engine_name}: {e}"))
             }
             // A statement that timed out may still run on its engine.
-            Err(e @ omnigate_drivers::Error::Timeout { .. }) => Some(format!(
+            Some(e @ omnigate_drivers::Error::Timeout { .. }) => Some(format!(
                 "a statement timed out on engine {engine_name} and may still have run: {e}"
             )),
             _ => None,
@@ -218,7 +268,6 @@ impl Tx {
             self.doom(why);
         }
         self.last_used = Instant::now();
-        outcome.map_err(Error::from)
     }
 
     /// Begins the transaction on `engine`; its index among the parts. At

@@ -1,0 +1,144 @@
+//! A statement streamed inside a PostgreSQL transaction: the transaction's
+//! pinned connection is lent to a task that sends the rows in batches as
+//! the server sends them (the same memory bound as a stream outside a
+//! transaction), and comes back when the stream ends or is dropped; the
+//! transaction's next step waits for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use deadpool_postgres::Object;
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::NoTls;
+
+use super::error::from_pg;
+use super::run::{bind_params, prepare, row_values};
+use super::types_cache::StatementTypes;
+use crate::{Column, Error, ExecuteOptions, Result, Row, RowStream, Statement};
+
+/// The connection coming back from a stream: it, whether the statement
+/// failed (PostgreSQL then aborted the transaction), and whether a cancel
+/// was sent on it.
+pub(super) type Returned = (Object, bool, bool);
+
+/// Streams `statement` on `client` (a transaction's connection): its rows,
+/// and the connection back on `back` once the stream has ended or been
+/// dropped. A connection nobody takes back (its transaction was dropped
+/// meanwhile) is closed, never returned to the pool mid-transaction.
+pub(super) async fn stream(
+    client: Object,
+    statement: Statement,
+    options: ExecuteOptions,
+    types: StatementTypes,
+    back: oneshot::Sender<Returned>,
+) -> Result<RowStream> {
+    let (columns_tx, columns_rx) = oneshot::channel::<Result<Vec<Column>>>();
+    let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
+    let rows_affected = Arc::new(AtomicU64::new(0));
+    let affected = Arc::clone(&rows_affected);
+    tokio::spawn(async move {
+        let mut columns_tx = Some(columns_tx);
+        let token = client.cancel_token();
+        let work = rows(
+            &client,
+            &statement,
+            &options,
+            &types,
+            &mut columns_tx,
+            &batches_tx,
+            &affected,
+        );
+        let mut tainted = false;
+        let outcome = match options.timeout {
+            None => work.await,
+            Some(limit) => match tokio::time::timeout(limit, work).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    let _ = token.cancel_query(NoTls).await;
+                    tainted = true;
+                    Err(Error::Timeout { after: limit })
+                }
+            },
+        };
+        let failed = outcome.is_err();
+        if let Err(e) = outcome {
+            match columns_tx.take() {
+                Some(tx) => {
+                    let _ = tx.send(Err(e));
+                }
+                None => {
+                    let _ = batches_tx.send(Err(e)).await;
+                }
+            }
+        }
+        if let Err((client, ..)) = back.send((client, failed, tainted)) {
+            drop(Object::take(client));
+        }
+    });
+    let columns = columns_rx.await.map_err(|_| {
+        Error::Internal(crate::EngineError::new(
+            super::KIND,
+            None,
+            "the stream stopped before its columns",
+        ))
+    })??;
+    let batches = futures::stream::poll_fn(move |cx| batches_rx.poll_recv(cx));
+    Ok(RowStream {
+        columns,
+        batches: batches.boxed(),
+        rows_affected,
+    })
+}
+
+/// Sends the statement's columns, then its rows in batches.
+async fn rows(
+    client: &Object,
+    statement: &Statement,
+    options: &ExecuteOptions,
+    types: &StatementTypes,
+    columns_tx: &mut Option<oneshot::Sender<Result<Vec<Column>>>>,
+    batches: &mpsc::Sender<Result<Vec<Row>>>,
+    affected: &AtomicU64,
+) -> Result<()> {
+    let timeout = options.timeout;
+    let pg = |e| from_pg(e, timeout);
+    let (prepared, columns) = prepare(client, &statement.text, timeout).await?;
+    let params = bind_params(&prepared, statement, None, types)?;
+    let no_rows = columns.is_empty();
+    if let Some(tx) = columns_tx.take()
+        && tx.send(Ok(columns)).is_err()
+    {
+        return Ok(()); // the caller went away before the first row
+    }
+    if no_rows {
+        let n = client
+            .execute_raw(&prepared, params.iter())
+            .await
+            .map_err(pg)?;
+        affected.store(n, Ordering::Relaxed);
+        return Ok(());
+    }
+    let stream = client
+        .query_raw(&prepared, params.iter())
+        .await
+        .map_err(pg)?;
+    futures::pin_mut!(stream);
+    let batch_size = options.batch_size();
+    let mut batch = Vec::with_capacity(batch_size.min(4096));
+    while let Some(row) = stream.try_next().await.map_err(pg)? {
+        batch.push(row_values(&row)?);
+        if batch.len() >= batch_size {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size.min(4096)));
+            if batches.send(Ok(full)).await.is_err() {
+                // The reader went away: the rest is read off and dropped
+                // as the stream is (the connection stays in step).
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = batches.send(Ok(batch)).await;
+    }
+    Ok(())
+}
