@@ -81,11 +81,19 @@ pub(crate) struct Conflict {
 
 impl std::fmt::Display for Conflict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let error = if self.needed == "integer" {
-            "ERR value is not an integer"
-        } else {
-            "WRONGTYPE"
+        let error = match self.needed {
+            "integer" => "ERR value is not an integer",
+            "number" => "ERR value is not a valid float",
+            _ => "WRONGTYPE",
         };
+        if self.held.starts_with("argument") {
+            return write!(
+                f,
+                "write {} of the transaction would fail with {error}: its {}",
+                self.index + 1,
+                self.held
+            );
+        }
         write!(
             f,
             "write {} of the transaction would fail with {error}: key {} holds {}, the command \
@@ -98,9 +106,23 @@ impl std::fmt::Display for Conflict {
     }
 }
 
+/// The argument of `command` (by position) that must be an integer or a
+/// number, and which: Redis refuses the command as it is applied, inside
+/// `EXEC`, when it is not.
+fn numeric_argument(command: &str) -> Option<(usize, &'static str)> {
+    Some(match command {
+        "INCRBY" | "DECRBY" | "SETEX" | "PSETEX" | "EXPIRE" | "PEXPIRE" | "EXPIREAT"
+        | "PEXPIREAT" | "LSET" => (2, "integer"),
+        "HINCRBY" => (3, "integer"),
+        "INCRBYFLOAT" | "ZINCRBY" => (2, "number"),
+        "HINCRBYFLOAT" => (3, "number"),
+        _ => return None,
+    })
+}
+
 /// What each write leaves at its key, given what the keys held before it,
-/// in order: `Err` for the first write that would fail with `WRONGTYPE` or
-/// "not an integer".
+/// in order: `Err` for the first write that would fail with `WRONGTYPE`,
+/// "not an integer", or an argument that is not a number.
 pub(crate) fn first_conflict(
     writes: &[Vec<Bytes>],
     mut held: HashMap<Bytes, Held>,
@@ -110,6 +132,34 @@ pub(crate) fn first_conflict(
             continue;
         };
         let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+        if let Some((at, kind)) = numeric_argument(&name)
+            && let Some(arg) = args.get(at)
+        {
+            let text = std::str::from_utf8(arg).unwrap_or("");
+            let ok = match kind {
+                "integer" => text.parse::<i64>().is_ok(),
+                _ => text.parse::<f64>().is_ok_and(f64::is_finite),
+            };
+            if !ok {
+                return Err(Conflict {
+                    index,
+                    key: key.clone(),
+                    held: format!(
+                        "argument {at} is not {}",
+                        if kind == "integer" {
+                            "an integer"
+                        } else {
+                            "a number"
+                        }
+                    ),
+                    needed: if kind == "integer" {
+                        "integer"
+                    } else {
+                        "number"
+                    },
+                });
+            }
+        }
         match name.as_str() {
             "SET" | "SETEX" | "PSETEX" | "MSET" => {
                 // The value: SET k v, SETEX k ttl v, PSETEX k ttl v, MSET k v ...
@@ -251,5 +301,23 @@ mod tests {
             first_conflict(&[cmd(&["SET", "word", "7"]), cmd(&["INCR", "word"])], held).is_ok()
         );
         assert!(!is_integer(b"007") && !is_integer(b"") && is_integer(b"-12"));
+    }
+
+    #[test]
+    fn arguments_that_are_not_numbers_are_found() {
+        let none = HashMap::new();
+        for bad in [
+            cmd(&["INCRBY", "k", "abc"]),
+            cmd(&["SETEX", "k", "soon", "v"]),
+            cmd(&["HINCRBY", "h", "f", "1.5"]),
+            cmd(&["INCRBYFLOAT", "k", "nan"]),
+        ] {
+            assert!(
+                first_conflict(std::slice::from_ref(&bad), none.clone()).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(first_conflict(&[cmd(&["INCRBY", "k", "-3"])], none.clone()).is_ok());
+        assert!(first_conflict(&[cmd(&["INCRBYFLOAT", "k", "2.5"])], none).is_ok());
     }
 }

@@ -587,7 +587,7 @@ async fn recovery_reads_a_backlog_of_markers_page_by_page_and_finishes_all() {
     use omnigate::tx::log::{PartRecord, encode_args};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("decider.sqlite3");
-    let backlog = 450; // over two pages of markers
+    let backlog = 450; // over six pages of markers
     {
         let sqlite = omnigate_drivers::sqlite::SqliteDriver::open("main", SqliteConfig::file(&db))
             .await

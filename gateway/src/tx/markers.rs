@@ -396,7 +396,7 @@ const READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How many markers are read at once: a backlog is read page by page, so
 /// no one read carries every redo payload.
-pub(crate) const PAGE: usize = 200;
+pub(crate) const PAGE: usize = 64;
 
 /// Every marker of `driver` (`Ok(empty)` when it never held one), read
 /// page by page.
