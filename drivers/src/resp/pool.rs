@@ -35,7 +35,7 @@ pub(crate) struct RedisPool {
 }
 
 /// How many idle `WATCH` connections are kept.
-const KEEP_WATCHERS: usize = 8;
+const KEEP_WATCHERS: usize = 64;
 
 fn connection_info(kind: &'static str, config: &RedisConfig) -> Result<ConnectionInfo> {
     let bad = |why: String| Error::InvalidStatement(EngineError::new(kind, None, why));
