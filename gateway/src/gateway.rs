@@ -311,8 +311,8 @@ impl Gateway {
         } = request;
         let routed = self.route(&context, &dialect, target.as_deref(), options, Shape::Whole)?;
         for statement in &mut statements {
-            routed.check_statement(statement)?;
             Self::encode(&routed, statement)?;
+            routed.check_statement(statement)?;
         }
         let driver = &routed.engine.driver;
         let mut results = match &routed.tx_id {
