@@ -27,92 +27,123 @@ fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         .map(|n| from + n)
 }
 
-/// The words of `text` in lower case: identifiers, keywords, quoted
-/// identifiers and `$n` parameters, without comments, string literals
-/// (`'..'`, `E'..'`, dollar-quoted) and punctuation. Works on bytes, so
-/// no input can split a character.
-fn words(text: &str) -> Vec<String> {
-    let bytes = text.as_bytes();
-    let word = |from: usize, to: usize| String::from_utf8_lossy(&bytes[from..to]).to_lowercase();
-    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
-    let mut words = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let next = bytes.get(i + 1).copied();
-        if b == b'-' && next == Some(b'-') {
-            i = find(bytes, i, b"\n").map_or(bytes.len(), |n| n + 1);
-        } else if b == b'/' && next == Some(b'*') {
-            // Comments nest in PostgreSQL.
-            let mut depth = 0usize;
-            while i < bytes.len() {
-                if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
-                    depth += 1;
-                    i += 2;
-                } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
-                    depth = depth.saturating_sub(1);
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-        } else if b == b'\'' {
-            // '' inside is a quote; a backslash escapes in E'..'.
-            i += 1;
-            while i < bytes.len() {
-                match bytes[i] {
-                    b'\\' => i += 2,
-                    b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
-                    b'\'' => {
-                        i += 1;
-                        break;
-                    }
-                    _ => i += 1,
-                }
-            }
-        } else if b == b'"' {
-            let end = find(bytes, i + 1, b"\"").unwrap_or(bytes.len());
-            words.push(word(i + 1, end));
-            i = end + 1;
-        } else if b == b'$' && next.is_some_and(|c| c.is_ascii_digit()) {
-            let start = i;
-            i += 1;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            words.push(word(start, i));
-        } else if b == b'$' {
-            // $tag$ .. $tag$
-            let tag_end = find(bytes, i + 1, b"$");
-            match tag_end {
-                Some(end)
-                    if bytes[i + 1..end]
-                        .iter()
-                        .all(|c| c.is_ascii_alphabetic() || *c == b'_') =>
-                {
-                    let tag = &bytes[i..=end];
-                    i = find(bytes, end + 1, tag).map_or(bytes.len(), |n| n + tag.len());
-                }
-                _ => i += 1,
-            }
-        } else if ident(b) {
-            let start = i;
-            while i < bytes.len() && ident(bytes[i]) {
-                i += 1;
-            }
-            // E'..', B'..', X'..' literals: the prefix is not a word.
-            let prefix = i - start == 1 && matches!(b | 0x20, b'e' | b'b' | b'x');
-            if !(prefix && bytes.get(i) == Some(&b'\'')) {
-                words.push(word(start, i));
-            }
-        } else {
-            i += 1;
-        }
+/// The words of a statement: identifiers, keywords, quoted identifiers
+/// (their content) and `$n` parameters, without comments, string
+/// literals (`'..'`, `E'..'`, dollar-quoted) and punctuation, as slices
+/// of the text (compare them with `eq_ignore_ascii_case`; nothing is
+/// allocated: this runs on every PostgreSQL call). Works on bytes, so no
+/// input can split a character.
+struct Words<'a> {
+    bytes: &'a [u8],
+    i: usize,
+    /// The next literal is an `E'..'` one: a backslash escapes in it (in
+    /// others it does not, `standard_conforming_strings` being on).
+    escapes: bool,
+}
+
+fn words(text: &str) -> Words<'_> {
+    Words {
+        bytes: text.as_bytes(),
+        i: 0,
+        escapes: false,
     }
-    words
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let bytes = self.bytes;
+        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+        while self.i < bytes.len() {
+            let i = self.i;
+            let b = bytes[i];
+            let next = bytes.get(i + 1).copied();
+            if b == b'-' && next == Some(b'-') {
+                self.i = find(bytes, i, b"\n").map_or(bytes.len(), |n| n + 1);
+            } else if b == b'/' && next == Some(b'*') {
+                // Comments nest in PostgreSQL.
+                let mut depth = 0usize;
+                let mut j = i;
+                while j < bytes.len() {
+                    if bytes[j] == b'/' && bytes.get(j + 1) == Some(&b'*') {
+                        depth += 1;
+                        j += 2;
+                    } else if bytes[j] == b'*' && bytes.get(j + 1) == Some(&b'/') {
+                        depth = depth.saturating_sub(1);
+                        j += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        j += 1;
+                    }
+                }
+                self.i = j;
+            } else if b == b'\'' {
+                // '' inside is a quote; a backslash escapes in E'..'.
+                let escapes = std::mem::take(&mut self.escapes);
+                let mut j = i + 1;
+                while j < bytes.len() {
+                    match bytes[j] {
+                        b'\\' if escapes => j += 2,
+                        b'\'' if bytes.get(j + 1) == Some(&b'\'') => j += 2,
+                        b'\'' => {
+                            j += 1;
+                            break;
+                        }
+                        _ => j += 1,
+                    }
+                }
+                self.i = j;
+            } else if b == b'"' {
+                let end = find(bytes, i + 1, b"\"").unwrap_or(bytes.len());
+                self.i = end + 1;
+                return Some(&bytes[i + 1..end]);
+            } else if b == b'$' && next.is_some_and(|c| c.is_ascii_digit()) {
+                let mut j = i + 1;
+                while j < bytes.len() && bytes[j].is_ascii_digit() {
+                    j += 1;
+                }
+                self.i = j;
+                return Some(&bytes[i..j]);
+            } else if b == b'$' {
+                // $tag$ .. $tag$
+                self.i = match find(bytes, i + 1, b"$") {
+                    Some(end)
+                        if bytes[i + 1..end]
+                            .iter()
+                            .all(|c| c.is_ascii_alphabetic() || *c == b'_') =>
+                    {
+                        let tag = &bytes[i..=end];
+                        find(bytes, end + 1, tag).map_or(bytes.len(), |n| n + tag.len())
+                    }
+                    _ => i + 1,
+                };
+            } else if ident(b) {
+                let mut j = i;
+                while j < bytes.len() && ident(bytes[j]) {
+                    j += 1;
+                }
+                self.i = j;
+                // E'..', B'..', X'..' literals: the prefix is not a word.
+                let prefix = j - i == 1 && matches!(b | 0x20, b'e' | b'b' | b'x');
+                if prefix && bytes.get(j) == Some(&b'\'') {
+                    self.escapes = b | 0x20 == b'e';
+                } else {
+                    return Some(&bytes[i..j]);
+                }
+            } else {
+                self.i = i + 1;
+            }
+        }
+        None
+    }
+}
+
+/// Whether `word` is `name` (lower case), in any case.
+fn is(word: Option<&[u8]>, name: &str) -> bool {
+    word.is_some_and(|w| w.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 /// Functions whose effect outlives the statement on the session.
@@ -130,21 +161,47 @@ const SESSION_FUNCTIONS: &[&str] = &[
 /// Whether running `text` may leave state on the session that the next
 /// caller of the connection would see.
 pub(super) fn changes_session(text: &str) -> bool {
-    let words = words(text);
-    let at = |i: usize| words.get(i).map_or("", String::as_str);
-    let first = match at(0) {
-        // SET LOCAL, SET TRANSACTION and SET CONSTRAINTS end with the
-        // transaction; every other SET stays.
-        "set" => !matches!(at(1), "local" | "transaction" | "constraints"),
-        "reset" | "prepare" | "deallocate" | "listen" | "unlisten" | "declare" | "discard"
-        | "load" | "do" | "call" => true,
-        _ => false,
+    let mut words = words(text);
+    let (first, second) = (words.next(), words.next());
+    let leading = |w: Option<&[u8]>, names: &[&str]| names.iter().any(|n| is(w, n));
+    // SET LOCAL, SET TRANSACTION and SET CONSTRAINTS end with the
+    // transaction; every other SET stays.
+    if is(first, "set") && !leading(second, &["local", "transaction", "constraints"]) {
+        return true;
+    }
+    let session_statements = [
+        "reset",
+        "prepare",
+        "deallocate",
+        "listen",
+        "unlisten",
+        "declare",
+        "discard",
+        "load",
+        "do",
+        "call",
+    ];
+    if leading(first, &session_statements) {
+        return true;
+    }
+    let session_word = |w: &[u8]| {
+        // How literals are read: a statement after it could hide a
+        // word from this scan, so the session is reset whatever follows.
+        [
+            "temp",
+            "temporary",
+            "pg_temp",
+            "standard_conforming_strings",
+        ]
+        .iter()
+        .chain(SESSION_FUNCTIONS)
+        .any(|n| w.eq_ignore_ascii_case(n.as_bytes()))
     };
-    first
-        || words.iter().any(|w| {
-            matches!(w.as_str(), "temp" | "temporary" | "pg_temp")
-                || SESSION_FUNCTIONS.contains(&w.as_str())
-        })
+    [first, second]
+        .into_iter()
+        .flatten()
+        .chain(words)
+        .any(session_word)
 }
 
 /// `Err(ReadOnly)` for a statement that would change a read-only
@@ -153,33 +210,44 @@ pub(super) fn changes_session(text: &str) -> bool {
 /// CHARACTERISTICS`, the `*transaction_read_only` settings, `SET ROLE`,
 /// `SET SESSION AUTHORIZATION`, any `RESET`, and `set_config()`.
 pub(super) fn refuse_lifting_read_only(text: &str) -> Result<()> {
-    let words = words(text);
-    let at = |i: usize| words.get(i).map_or("", String::as_str);
-    let what = match at(0) {
-        "begin" | "start" | "commit" | "end" | "rollback" | "abort" => Some("transaction control"),
-        "prepare" if at(1) == "transaction" => Some("transaction control"),
-        "reset" => Some("RESET"),
-        "set" => {
-            let target = if matches!(at(1), "session" | "local") {
-                at(2)
-            } else {
-                at(1)
-            };
-            match target {
-                "transaction" | "characteristics" => Some("SET of the transaction's access mode"),
-                "transaction_read_only" | "default_transaction_read_only" => {
-                    Some("SET of the access mode")
-                }
-                "role" | "authorization" | "session_authorization" => Some("SET of the role"),
-                _ => None,
-            }
+    let mut words = words(text);
+    let (first, second, third) = (words.next(), words.next(), words.next());
+    let any = |w: Option<&[u8]>, names: &[&str]| names.iter().any(|n| is(w, n));
+    let control = ["begin", "start", "commit", "end", "rollback", "abort"];
+    let what = if any(first, &control) || (is(first, "prepare") && is(second, "transaction")) {
+        Some("transaction control")
+    } else if is(first, "reset") {
+        Some("RESET")
+    } else if is(first, "set") {
+        let target = if any(second, &["session", "local"]) {
+            third
+        } else {
+            second
+        };
+        if any(target, &["transaction", "characteristics"]) {
+            Some("SET of the transaction's access mode")
+        } else if any(
+            target,
+            &["transaction_read_only", "default_transaction_read_only"],
+        ) {
+            Some("SET of the access mode")
+        } else if any(target, &["role", "authorization", "session_authorization"]) {
+            Some("SET of the role")
+        } else if is(target, "standard_conforming_strings") {
+            Some("SET of how literals are read")
+        } else {
+            None
         }
-        _ => None,
+    } else {
+        None
     };
+    let set_config = |w: &[u8]| w.eq_ignore_ascii_case(b"set_config");
     let what = what.or_else(|| {
-        words
-            .iter()
-            .any(|w| w == "set_config")
+        [first, second, third]
+            .into_iter()
+            .flatten()
+            .chain(words)
+            .any(set_config)
             .then_some("set_config()")
     });
     match what {
@@ -210,16 +278,36 @@ pub(super) async fn reset(client: &Object) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn all(text: &str) -> Vec<String> {
+        words(text)
+            .map(|w| String::from_utf8_lossy(w).to_lowercase())
+            .collect()
+    }
+
     #[test]
     fn words_skip_comments_and_literals() {
         assert_eq!(
-            words("SET /* TRANSACTION */ \"Search_Path\" TO 'temp' -- set_config\n, $$x$$"),
+            all("SET /* TRANSACTION */ \"Search_Path\" TO 'temp' -- set_config\n, $$x$$"),
             vec!["set", "search_path", "to"]
         );
         assert_eq!(
-            words("SELECT $1, E'\\'temp', $a$ temp $a$ y"),
+            all("SELECT $1, E'\\'temp', $a$ temp $a$ y"),
             vec!["select", "$1", "y"]
         );
+    }
+
+    #[test]
+    fn no_input_makes_it_panic() {
+        let tricky = "SET x = E'\\\\' /* /* é */ -- \n \"q é\" $1 $tag$ é $tag $$ 'unterminated é";
+        for (end, _) in tricky.char_indices().chain([(tricky.len(), ' ')]) {
+            let text = &tricky[..end];
+            let _ = changes_session(text);
+            let _ = refuse_lifting_read_only(text);
+            let _ = all(text);
+        }
+        for text in ["$", "E", "'", "\"", "/*", "--", "$a", "$a$", "é'"] {
+            let _ = changes_session(text);
+        }
     }
 
     #[test]
@@ -236,6 +324,8 @@ mod tests {
             "SELECT 1 INTO TEMPORARY t",
             "SELECT pg_catalog.set_config('work_mem', '1MB', false)",
             "SELECT pg_advisory_lock(1)",
+            "SELECT 'C:\\', set_config('work_mem', '1MB', false)",
+            "SET LOCAL standard_conforming_strings = off",
             "/* c */ DO $$ BEGIN PERFORM 1; END $$",
         ] {
             assert!(changes_session(changes), "{changes}");
@@ -273,6 +363,8 @@ mod tests {
             "SET SESSION AUTHORIZATION postgres",
             "SELECT set_config('transaction_read_only', 'off', true)",
             "/* x */ set/**/transaction read write",
+            "SELECT 'C:\\', set_config('role', 'postgres', true)",
+            "SET LOCAL standard_conforming_strings = off",
         ] {
             let err = refuse_lifting_read_only(lifts).unwrap_err();
             assert!(matches!(err, Error::ReadOnly(_)), "{lifts}: {err}");
