@@ -30,6 +30,7 @@ use deadpool_postgres::{
 use tokio_postgres::NoTls;
 
 pub use config::{PostgresConfig, Recycling, Tls};
+pub use session::changes_session;
 
 use crate::pool::{AcquireError, FrontConfig, PoolFront};
 use crate::{

@@ -159,8 +159,9 @@ const SESSION_FUNCTIONS: &[&str] = &[
 ];
 
 /// Whether running `text` may leave state on the session that the next
-/// caller of the connection would see.
-pub(super) fn changes_session(text: &str) -> bool {
+/// caller of the connection would see: the driver then resets the
+/// connection (`DISCARD ALL`) before it serves anyone else.
+pub fn changes_session(text: &str) -> bool {
     let mut words = words(text);
     let (first, second) = (words.next(), words.next());
     let leading = |w: Option<&[u8]>, names: &[&str]| names.iter().any(|n| is(w, n));
@@ -185,6 +186,10 @@ pub(super) fn changes_session(text: &str) -> bool {
         return true;
     }
     let session_word = |w: &[u8]| {
+        // Every name below starts with one of these: most words stop here.
+        if !matches!(w.first().map(|b| b | 0x20), Some(b't' | b'p' | b's' | b'd')) {
+            return false;
+        }
         // How literals are read: a statement after it could hide a
         // word from this scan, so the session is reset whatever follows.
         [
