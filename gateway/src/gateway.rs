@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use futures::StreamExt;
 use futures::future::join_all;
+use futures::{StreamExt, TryStreamExt};
 use omnigate_drivers::{Dialect, SchemaObject, StorageDriver};
 
 use crate::cache::MetadataCache;
@@ -285,6 +285,9 @@ impl Gateway {
         };
         let engine = routed.engine_name();
         let mut stream = Self::decode_stream(routed.dialect, stream);
+        // A write refused midway (PostgreSQL's once the columns went) is
+        // said as the call's other refusals are.
+        let refuser = routed.refuser();
         // The call holds its place under its principal's limit, and counts
         // as in flight on its engine, until the stream ends or is dropped.
         // The engine entry too: a reload that replaces it lets the stream
@@ -295,6 +298,7 @@ impl Gateway {
             .inspect(move |_| {
                 let _held = &held;
             })
+            .map_err(refuser)
             .boxed();
         Ok(StreamResponse { engine, stream })
     }
@@ -319,7 +323,9 @@ impl Gateway {
             Some(id) => self.run_in_tx(&routed, id, &statements).await?,
             None => {
                 let work = driver.execute_batch(routed.dialect, &statements, &routed.options);
-                Self::run(&routed, work, false).await?
+                let refuser = routed.refuser();
+                let results = Self::run(&routed, work, false).await?;
+                results.into_iter().map(|r| r.map_err(&refuser)).collect()
             }
         };
         for result in results.iter_mut().flatten() {

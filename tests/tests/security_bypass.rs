@@ -443,6 +443,49 @@ async fn a_denied_write_is_permission_denied_on_every_engine() {
             .rollback(signed("reader-token", pb::RollbackRequest { tx_id: tx }))
             .await;
     }
+    // A batch's statements and a stream say it the same way.
+    let batch = pb::ExecuteBatchRequest {
+        dialect: "sql".into(),
+        target: "main-db".into(),
+        statements: vec![pb::BatchStatement {
+            statement: "INSERT INTO t VALUES (1)".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let results = c
+        .execute_batch(signed("reader-token", batch))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    match &results[0].outcome {
+        Some(pb::batch_result::Outcome::Error(e)) => {
+            assert_eq!(e.code, Code::PermissionDenied as u32, "{e:?}");
+            assert!(e.message.contains("principals.reader.read_only"), "{e:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let stream = c
+        .execute_stream(signed(
+            "reader-token",
+            on("main-db", "sql", "INSERT INTO t VALUES (1)"),
+        ))
+        .await;
+    let status = match stream {
+        Err(status) => status,
+        Ok(stream) => {
+            let mut stream = stream.into_inner();
+            loop {
+                match stream.message().await {
+                    Err(status) => break status,
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("the stream ended without an error"),
+                }
+            }
+        }
+    };
+    denied(&status, "principals.reader.read_only");
     // FalkorDB reads go through GRAPH.RO_QUERY: the server refuses the
     // write, whatever the text looks like.
     let status = run(

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use omnigate_drivers::{Dialect, ExecuteOptions, ResultSet, RowStream, Statement, Value};
+use omnigate_drivers::{
+    Dialect, Error as DriverError, ExecuteOptions, ResultSet, RowStream, Statement, Value,
+};
 
 use super::{CallContext, Caller, Gateway, Request};
 use crate::codec;
@@ -72,11 +74,12 @@ impl Routed {
 
     /// A driver's error as the caller is told it: a write refused only
     /// because the caller's grant is read-only (the request did not ask)
-    /// is PERMISSION_DENIED naming the grant.
-    pub(super) fn refusal(&self, err: omnigate_drivers::Error) -> omnigate_drivers::Error {
-        match &self.principal {
-            Some(p) if !self.asked_read_only => p.grant.read_only_denial(&p.name, err),
-            _ => err,
+    /// is PERMISSION_DENIED naming the grant. Owned, for a stream's errors.
+    pub(super) fn refuser(&self) -> impl Fn(DriverError) -> DriverError + Send + 'static {
+        let principal = self.principal.clone().filter(|_| !self.asked_read_only);
+        move |e| match &principal {
+            Some(p) => p.grant.read_only_denial(&p.name, e),
+            None => e,
         }
     }
 
@@ -241,7 +244,7 @@ impl Gateway {
         } else {
             omnigate_drivers::deadline::within_margin(Some(routed.timeout()), BACKSTOP, work).await
         }
-        .map_err(|e| Error::from(routed.refusal(e)));
+        .map_err(|e| Error::from(routed.refuser()(e)));
         routed
             .engine
             .counters
@@ -279,7 +282,7 @@ impl Gateway {
                     .await;
                 match outcome {
                     Ok(result) => results.push(Ok(result)),
-                    Err(Error::Driver(e)) => results.push(Err(routed.refusal(e))),
+                    Err(Error::Driver(e)) => results.push(Err(routed.refuser()(e))),
                     Err(other) => return Ok(Err(other)),
                 }
             }
