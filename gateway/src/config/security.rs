@@ -20,6 +20,7 @@
 //! dialects = ["sql", "redis"]                # default: every dialect
 //! read_only = false
 //! deny = [{ kind = "redis", pattern = '^\s*(FLUSHALL|FLUSHDB|KEYS|CONFIG)\b' }]
+//! allow_commands = ["CONFIG|GET"]            # Redis @admin/@dangerous commands it may run
 //! limits = { concurrent_calls = 32, calls_per_second = 500, max_rows = 10000 }
 //! ```
 
