@@ -12,7 +12,7 @@ use omnigate_drivers::{Dialect, SchemaObject, StorageDriver};
 use crate::cache::MetadataCache;
 use crate::config::{Config, LogLocation};
 use crate::engines::EngineEntry;
-use crate::error::{ConfigError, Result};
+use crate::error::{ConfigError, Error, Result};
 use crate::router::Router;
 use crate::security::{Credentials, Security};
 use crate::tx::{LogSource, Transactions};
@@ -277,7 +277,12 @@ impl Gateway {
         let driver = &routed.engine.driver;
         let stream = match &routed.tx_id {
             // Inside a transaction the statement runs on its pinned part.
-            Some(id) => Box::pin(self.run_stream_in_tx(&routed, id, statement)).await?,
+            Some(id) => Box::pin(self.run_stream_in_tx(&routed, id, statement))
+                .await
+                .map_err(|e| match e {
+                    Error::Driver(e) => Error::Driver(routed.refuser()(e)),
+                    other => other,
+                })?,
             None => {
                 let work = driver.execute_stream(routed.dialect, statement, routed.options.clone());
                 Self::run(&routed, work, false).await?

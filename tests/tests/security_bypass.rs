@@ -486,6 +486,13 @@ async fn a_denied_write_is_permission_denied_on_every_engine() {
         }
     };
     denied(&status, "principals.reader.read_only");
+    let tx = begin(c, "reader-token").await;
+    let insert = in_tx(&tx, "main-db", "sql", "INSERT INTO t VALUES (1)");
+    let status = match c.execute_stream(signed("reader-token", insert)).await {
+        Err(status) => status,
+        Ok(stream) => stream.into_inner().message().await.unwrap_err(),
+    };
+    denied(&status, "principals.reader.read_only");
     // FalkorDB reads go through GRAPH.RO_QUERY: the server refuses the
     // write, whatever the text looks like.
     let status = run(
