@@ -129,7 +129,7 @@ mod tests {
             ("40001", "CONFLICT"),
             ("40P01", "CONFLICT"),
             ("57014", "TIMEOUT"),
-            ("25006", "FAILED_PRECONDITION"),
+            ("25006", "READ_ONLY"),
             ("22P02", "INVALID_STATEMENT"),
             ("42501", "PERMISSION_DENIED"),
             ("57P01", "UNAVAILABLE"),
