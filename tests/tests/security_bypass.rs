@@ -2,57 +2,19 @@
 //! would, against real PostgreSQL, Redis and FalkorDB: lifting read-only
 //! (`SET TRANSACTION READ WRITE`, `COMMIT`, `set_config`, scripts,
 //! blocking and admin commands), hiding a denied Redis command by quoting
-//! it or running it in a script, and a denied write's code.
+//! it or running it in a script (a denied write's code: security_denied.rs).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 
 use omnigate::config::{DriverConfig, EngineConfig, PrincipalConfig};
-use omnigate_drivers::falkordb::FalkorConfig;
 use omnigate_drivers::postgres::PostgresConfig;
 use omnigate_proto::v1 as pb;
-use omnigate_tests::auth::{config, deny, on, principal, signed};
-use omnigate_tests::falkordb::FalkorServer;
+use omnigate_tests::auth::{begin, config, denied, deny, in_tx, on, principal, run, signed};
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
 use omnigate_tests::{TestGateway, scalar};
-use pb::gateway_client::GatewayClient;
 use tonic::Code;
-use tonic::transport::Channel;
-
-type Client = GatewayClient<Channel>;
-
-async fn run(
-    c: &mut Client,
-    token: &str,
-    request: pb::ExecuteRequest,
-) -> Result<pb::ExecuteResponse, tonic::Status> {
-    c.execute(signed(token, request))
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-async fn begin(c: &mut Client, token: &str) -> String {
-    c.begin(signed(token, pb::BeginRequest::default()))
-        .await
-        .unwrap()
-        .into_inner()
-        .tx_id
-}
-
-fn in_tx(tx: &str, target: &str, dialect: &str, text: &str) -> pb::ExecuteRequest {
-    pb::ExecuteRequest {
-        tx_id: tx.to_owned(),
-        ..on(target, dialect, text)
-    }
-}
-
-/// `status` is PERMISSION_DENIED and its message has `words`.
-#[track_caller]
-fn denied(status: &tonic::Status, words: &str) {
-    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
-    assert!(status.message().contains(words), "{status:?}");
-}
 
 /// Sets a PostgreSQL up through an open gateway: a table, and a role with
 /// read privileges only for `read_only_user`.
@@ -381,132 +343,4 @@ async fn redis_rules_match_the_parsed_command_and_deny_scripts() {
     run(c, "ops-token", on("cache", "redis", "FLUSHDB"))
         .await
         .unwrap();
-}
-
-#[tokio::test]
-async fn a_denied_write_is_permission_denied_on_every_engine() {
-    let (pg, redis) = (PgServer::start(), RedisServer::start());
-    let graph = FalkorServer::start();
-    let principals = BTreeMap::from([
-        ("owner".to_owned(), principal("owner-token")),
-        ("reader".to_owned(), reader()),
-    ]);
-    let mut config = config(&pg, &redis, principals);
-    let falkor = FalkorConfig {
-        url: graph.url(),
-        graph: "g".into(),
-        ..FalkorConfig::default()
-    };
-    config.engines.insert(
-        "graph".into(),
-        EngineConfig::new(DriverConfig::Falkordb(falkor)),
-    );
-    config.engines.insert(
-        "mem".into(),
-        EngineConfig::new(DriverConfig::Memory(Default::default())),
-    );
-    let mut gw = TestGateway::with_config(config).await;
-    let c = &mut gw.client;
-    for (target, text) in [
-        ("main-db", "CREATE TABLE t (v int)"),
-        ("main", "CREATE TABLE t (v int)"),
-    ] {
-        run(c, "owner-token", on(target, "sql", text))
-            .await
-            .unwrap();
-    }
-    run(
-        c,
-        "owner-token",
-        on("graph", "cypher", "CREATE (:N {v: 0})"),
-    )
-    .await
-    .unwrap();
-    let writes = [
-        ("main-db", "sql", "INSERT INTO t VALUES (1)"),
-        ("main", "sql", "INSERT INTO t VALUES (1)"),
-        ("cache", "redis", "SET k v"),
-        ("mem", "redis", "SET k v"),
-        ("graph", "cypher", "CREATE (:N {v: 1})"),
-    ];
-    for (target, dialect, text) in writes {
-        let status = run(c, "reader-token", on(target, dialect, text))
-            .await
-            .unwrap_err();
-        denied(&status, "principals.reader.read_only");
-        let tx = begin(c, "reader-token").await;
-        let status = run(c, "reader-token", in_tx(&tx, target, dialect, text))
-            .await
-            .unwrap_err();
-        denied(&status, "principals.reader.read_only");
-        let _ = c
-            .rollback(signed("reader-token", pb::RollbackRequest { tx_id: tx }))
-            .await;
-    }
-    // A batch's statements and a stream say it the same way.
-    let batch = pb::ExecuteBatchRequest {
-        dialect: "sql".into(),
-        target: "main-db".into(),
-        statements: vec![pb::BatchStatement {
-            statement: "INSERT INTO t VALUES (1)".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let results = c
-        .execute_batch(signed("reader-token", batch))
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
-    match &results[0].outcome {
-        Some(pb::batch_result::Outcome::Error(e)) => {
-            assert_eq!(e.code, Code::PermissionDenied as u32, "{e:?}");
-            assert!(e.message.contains("principals.reader.read_only"), "{e:?}");
-        }
-        other => panic!("{other:?}"),
-    }
-    let stream = c
-        .execute_stream(signed(
-            "reader-token",
-            on("main-db", "sql", "INSERT INTO t VALUES (1)"),
-        ))
-        .await;
-    let status = match stream {
-        Err(status) => status,
-        Ok(stream) => {
-            let mut stream = stream.into_inner();
-            loop {
-                match stream.message().await {
-                    Err(status) => break status,
-                    Ok(Some(_)) => {}
-                    Ok(None) => panic!("the stream ended without an error"),
-                }
-            }
-        }
-    };
-    denied(&status, "principals.reader.read_only");
-    let tx = begin(c, "reader-token").await;
-    let insert = in_tx(&tx, "main-db", "sql", "INSERT INTO t VALUES (1)");
-    let status = match c.execute_stream(signed("reader-token", insert)).await {
-        Err(status) => status,
-        Ok(stream) => stream.into_inner().message().await.unwrap_err(),
-    };
-    denied(&status, "principals.reader.read_only");
-    // FalkorDB reads go through GRAPH.RO_QUERY: the server refuses the
-    // write, whatever the text looks like.
-    let status = run(
-        c,
-        "reader-token",
-        on("graph", "cypher", "MATCH (n) SET n.v = 2"),
-    )
-    .await
-    .unwrap_err();
-    denied(&status, "principals.reader.read_only");
-    let count = run(
-        c,
-        "reader-token",
-        on("graph", "cypher", "MATCH (n) WHERE n.v = 0 RETURN count(n)"),
-    );
-    assert_eq!(scalar(&count.await.unwrap()), Some(pb::value::Kind::Int(1)));
 }

@@ -72,9 +72,8 @@ impl Routed {
         }
     }
 
-    /// A driver's error as the caller is told it: a write refused only
-    /// because the caller's grant is read-only (the request did not ask)
-    /// is PERMISSION_DENIED naming the grant. Owned, for a stream's errors.
+    /// A driver's error as the caller is told it: a write refused only by
+    /// the caller's read-only grant is PERMISSION_DENIED naming the grant.
     pub(super) fn refuser(&self) -> impl Fn(DriverError) -> DriverError + Send + 'static {
         let principal = self.principal.clone().filter(|_| !self.asked_read_only);
         move |e| match &principal {
@@ -126,9 +125,8 @@ impl Gateway {
         let asked_read_only = options.read_only;
         if let Some(p) = &principal {
             p.grant.check_engine(&p.name, engine.name(), dialect)?;
-            // Enforced by the engine itself (a read-only role or
-            // transaction, a read-only query command, the commands Redis
-            // flags read-only).
+            // Enforced by the engine itself (a read-only role or transaction,
+            // a read-only query command, the commands Redis flags read-only).
             options.read_only |= p.grant.read_only;
             options.restricted |= p.grant.read_only;
         }
