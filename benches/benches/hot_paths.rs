@@ -18,6 +18,15 @@ fn redis_statement(c: &mut Criterion) {
     });
 }
 
+/// What every PostgreSQL call adds for the session reset: the scan that
+/// decides whether the connection needs one.
+fn session_scan(c: &mut Criterion) {
+    let point = "SELECT id, name, balance FROM bench_accounts WHERE id = $1";
+    c.bench_function("postgres: session scan of a point read", |b| {
+        b.iter(|| omnigate_drivers::postgres::changes_session(black_box(point)))
+    });
+}
+
 fn line_protocol(c: &mut Criterion) {
     let lines: String = (0..1000)
         .map(|i| {
@@ -59,5 +68,11 @@ fn values(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot_paths, redis_statement, line_protocol, values);
+criterion_group!(
+    hot_paths,
+    redis_statement,
+    session_scan,
+    line_protocol,
+    values
+);
 criterion_main!(hot_paths);

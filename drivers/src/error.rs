@@ -104,6 +104,12 @@ pub enum Error {
     #[error("applied in part: {0}")]
     AppliedInPart(#[source] EngineError),
 
+    /// A write (or a statement that would lift read-only) refused because
+    /// the request or transaction is read-only, by the driver or by the
+    /// engine itself (PostgreSQL's SQLSTATE 25006).
+    #[error("read-only: {0}")]
+    ReadOnly(#[source] EngineError),
+
     /// A serialization failure, deadlock or lock conflict: retry it.
     #[error("conflict (retryable): {0}")]
     Conflict(#[source] EngineError),
@@ -206,6 +212,7 @@ impl Error {
             | Error::ConstraintViolation(e)
             | Error::Precondition(e)
             | Error::AppliedInPart(e)
+            | Error::ReadOnly(e)
             | Error::Conflict(e)
             | Error::Unavailable(e)
             | Error::PermissionDenied(e)
@@ -239,6 +246,7 @@ impl Error {
             Error::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
             Error::Precondition(_) => "FAILED_PRECONDITION",
             Error::AppliedInPart(_) => "APPLIED_IN_PART",
+            Error::ReadOnly(_) => "READ_ONLY",
             Error::Conflict(_) => "CONFLICT",
             Error::Timeout { .. } => "TIMEOUT",
             Error::Unavailable(_) => "UNAVAILABLE",
@@ -273,6 +281,12 @@ impl Error {
     /// a write in a read-only transaction.
     pub fn precondition(engine: &'static str, message: impl Into<String>) -> Self {
         Error::Precondition(EngineError::new(engine, None, message))
+    }
+
+    /// A write refused because the request or transaction is read-only
+    /// (`message` names the command, never its arguments).
+    pub fn read_only(engine: &'static str, message: impl Into<String>) -> Self {
+        Error::ReadOnly(EngineError::new(engine, None, message))
     }
 
     /// An operation the engine kind cannot do.

@@ -17,7 +17,14 @@ use crate::{ExecuteOptions, Statement, Value};
 pub fn redis_command(text: &str, params: &[Value]) {
     if let Ok(args) = crate::redis_syntax::parse_command(text, params, "fuzz") {
         assert!(!args.is_empty(), "a parsed command has a name");
+        // What authorization reads of it: its full name and classes.
+        if let Some(full) = crate::redis_commands::full_name(&args) {
+            let _ = crate::redis_commands::is_admin(&full);
+            let _ = crate::redis_commands::is_script(&full);
+        }
     }
+    // The same text as SQL: the PostgreSQL session scan takes any input.
+    let _ = crate::postgres::changes_session(text);
 }
 
 /// Line protocol: the fast scanner must agree with the full parser

@@ -37,6 +37,7 @@ mod options;
 pub mod pool;
 pub mod postgres;
 pub mod redis;
+pub mod redis_commands;
 pub mod redis_syntax;
 mod redis_types;
 mod resp;

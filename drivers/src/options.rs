@@ -24,6 +24,11 @@ pub struct ExecuteOptions {
     pub timeout: Option<Duration>,
     /// Refuse statements that would write.
     pub read_only: bool,
+    /// The caller may never write (its grant says so, whatever the
+    /// request asks): engines with a read-only login run the call under
+    /// it (PostgreSQL's `read_only_user`), and every engine refuses the
+    /// statements that would lift read-only. Set with `read_only`.
+    pub restricted: bool,
     /// Redis bulk strings always as bytes (by default they are text when
     /// they are valid UTF-8).
     pub raw_bytes: bool,

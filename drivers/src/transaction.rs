@@ -37,6 +37,10 @@ pub fn marker_key(tx: &str) -> String {
 pub struct BeginOptions {
     /// Refuse writes for the whole transaction.
     pub read_only: bool,
+    /// The caller may never write (see [`ExecuteOptions::restricted`]):
+    /// the transaction runs under the engine's read-only login, if it has
+    /// one. Set with `read_only`.
+    pub restricted: bool,
     /// How long the engine may keep the transaction open (`None`: its
     /// default).
     pub timeout: Option<Duration>,
@@ -48,6 +52,7 @@ impl BeginOptions {
     pub fn apply(&self, options: &ExecuteOptions) -> ExecuteOptions {
         ExecuteOptions {
             read_only: options.read_only || self.read_only,
+            restricted: options.restricted || self.restricted,
             ..options.clone()
         }
     }

@@ -83,7 +83,7 @@ async fn read_only_requests_refuse_writes() {
         .execute(Dialect::Redis, &Statement::new("SET a b"), &ro)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Precondition(_)), "{err}");
+    assert!(matches!(err, Error::ReadOnly(_)), "{err}");
     assert!(
         err.to_string()
             .contains("SET writes, but the request is read_only"),

@@ -117,7 +117,7 @@ async fn a_read_only_sqlite_transaction_refuses_writes() {
     };
     let mut tx = d.begin(&read_only).await.unwrap();
     let err = run(&mut tx, Dialect::Sql, "INSERT INTO t VALUES (1)").await;
-    assert!(matches!(err, Err(Error::Precondition(_))), "{err:?}");
+    assert!(matches!(err, Err(Error::ReadOnly(_))), "{err:?}");
     assert_eq!(
         run(&mut tx, Dialect::Sql, "SELECT 1").await.unwrap(),
         Value::Int(1)
@@ -192,7 +192,7 @@ async fn memory_refuses_bad_commands_when_sent_not_at_commit() {
     };
     let mut tx = d.begin(&read_only).await.unwrap();
     let write = run(&mut tx, Dialect::Redis, "SET k v").await.unwrap_err();
-    assert!(matches!(write, Error::Precondition(_)), "{write}");
+    assert!(matches!(write, Error::ReadOnly(_)), "{write}");
     // Like EXEC: a command that fails when applied leaves the others applied.
     d.run(Dialect::Redis, Statement::new("SET s text"))
         .await

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use futures::StreamExt;
 use futures::future::join_all;
+use futures::{StreamExt, TryStreamExt};
 use omnigate_drivers::{Dialect, SchemaObject, StorageDriver};
 
 use crate::cache::MetadataCache;
 use crate::config::{Config, LogLocation};
 use crate::engines::EngineEntry;
-use crate::error::{ConfigError, Result};
+use crate::error::{ConfigError, Error, Result};
 use crate::router::Router;
 use crate::security::{Credentials, Security};
 use crate::tx::{LogSource, Transactions};
@@ -277,7 +277,12 @@ impl Gateway {
         let driver = &routed.engine.driver;
         let stream = match &routed.tx_id {
             // Inside a transaction the statement runs on its pinned part.
-            Some(id) => Box::pin(self.run_stream_in_tx(&routed, id, statement)).await?,
+            Some(id) => Box::pin(self.run_stream_in_tx(&routed, id, statement))
+                .await
+                .map_err(|e| match e {
+                    Error::Driver(e) => Error::Driver(routed.refuser()(e)),
+                    other => other,
+                })?,
             None => {
                 let work = driver.execute_stream(routed.dialect, statement, routed.options.clone());
                 Self::run(&routed, work, false).await?
@@ -285,6 +290,9 @@ impl Gateway {
         };
         let engine = routed.engine_name();
         let mut stream = Self::decode_stream(routed.dialect, stream);
+        // A write refused midway (PostgreSQL's once the columns went) is
+        // said as the call's other refusals are.
+        let refuser = routed.refuser();
         // The call holds its place under its principal's limit, and counts
         // as in flight on its engine, until the stream ends or is dropped.
         // The engine entry too: a reload that replaces it lets the stream
@@ -295,6 +303,7 @@ impl Gateway {
             .inspect(move |_| {
                 let _held = &held;
             })
+            .map_err(refuser)
             .boxed();
         Ok(StreamResponse { engine, stream })
     }
@@ -311,15 +320,17 @@ impl Gateway {
         } = request;
         let routed = self.route(&context, &dialect, target.as_deref(), options, Shape::Whole)?;
         for statement in &mut statements {
-            routed.check_statement(statement)?;
             Self::encode(&routed, statement)?;
+            routed.check_statement(statement)?;
         }
         let driver = &routed.engine.driver;
         let mut results = match &routed.tx_id {
             Some(id) => self.run_in_tx(&routed, id, &statements).await?,
             None => {
                 let work = driver.execute_batch(routed.dialect, &statements, &routed.options);
-                Self::run(&routed, work, false).await?
+                let refuser = routed.refuser();
+                let results = Self::run(&routed, work, false).await?;
+                results.into_iter().map(|r| r.map_err(&refuser)).collect()
             }
         };
         for result in results.iter_mut().flatten() {

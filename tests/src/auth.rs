@@ -11,6 +11,8 @@ use crate::postgres::PgServer;
 use crate::redis::RedisServer;
 use crate::request;
 
+type Client = omnigate_proto::v1::gateway_client::GatewayClient<tonic::transport::Channel>;
+
 /// `message`, sent with `token`.
 pub fn signed<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -63,4 +65,39 @@ pub fn config(
     );
     config.principals = principals;
     config
+}
+
+/// `request` sent with `token`: the response or the status.
+pub async fn run(
+    c: &mut Client,
+    token: &str,
+    request: pb::ExecuteRequest,
+) -> Result<pb::ExecuteResponse, tonic::Status> {
+    c.execute(signed(token, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Begins a transaction as `token`'s principal; its id.
+pub async fn begin(c: &mut Client, token: &str) -> String {
+    c.begin(signed(token, pb::BeginRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .tx_id
+}
+
+/// `text` on `target` inside transaction `tx`.
+pub fn in_tx(tx: &str, target: &str, dialect: &str, text: &str) -> pb::ExecuteRequest {
+    pb::ExecuteRequest {
+        tx_id: tx.to_owned(),
+        ..on(target, dialect, text)
+    }
+}
+
+/// `status` is PERMISSION_DENIED and its message has `words`.
+#[track_caller]
+pub fn denied(status: &tonic::Status, words: &str) {
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains(words), "{status:?}");
 }

@@ -163,7 +163,7 @@ async fn rollback_applies_nothing_read_only_refuses_and_a_failing_write_applies_
         .execute(Dialect::Cypher, &cypher("CREATE (:No)"), &options)
         .await
         .unwrap_err();
-    assert!(matches!(refused, Error::Precondition(_)), "{refused:?}");
+    assert!(matches!(refused, Error::ReadOnly(_)), "{refused:?}");
     tx.execute(
         Dialect::Cypher,
         &cypher("MATCH (n) RETURN count(n)"),

@@ -198,7 +198,7 @@ async fn replies_of_every_shape_map_to_values() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Precondition(_)) && err.to_string().contains("read_only"),
+        matches!(err, Error::ReadOnly(_)) && err.to_string().contains("read_only"),
         "{err}"
     );
     assert!(

@@ -81,7 +81,14 @@ fn expected(
         }
         "app" if admin && dialect == "redis" => Err((Code::PermissionDenied, "no-redis-admin")),
         "app" if admin => Err((Code::PermissionDenied, "no-ddl")),
-        "reader" if writes => Err((Code::FailedPrecondition, "read")),
+        // Redis files FLUSHDB under @admin: no principal runs it unless
+        // `allow_commands` names it.
+        "reader" if admin && dialect == "redis" => {
+            Err((Code::PermissionDenied, "principals.reader.allow_commands"))
+        }
+        // The grant, not the request, made it read-only: PERMISSION_DENIED
+        // naming the grant.
+        "reader" if writes => Err((Code::PermissionDenied, "principals.reader.read_only")),
         "sqlonly" if dialect != "sql" => {
             Err((Code::PermissionDenied, "principals.sqlonly.dialects"))
         }

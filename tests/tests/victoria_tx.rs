@@ -131,7 +131,7 @@ async fn rollback_imports_nothing_read_only_refuses_and_a_replay_stores_once() {
         .execute(Dialect::Ts, &ts(&format!("no v=1 {base}")), &millis())
         .await
         .unwrap_err();
-    assert!(matches!(refused, Error::Precondition(_)), "{refused:?}");
+    assert!(matches!(refused, Error::ReadOnly(_)), "{refused:?}");
 
     let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
     tx.execute(Dialect::Ts, &ts("twice v=4"), &millis())

@@ -325,10 +325,7 @@ pub async fn errors(d: &dyn StorageDriver) {
         .await
         .unwrap_err();
     assert!(
-        matches!(
-            read_only,
-            Error::Precondition(_) | Error::PermissionDenied(_)
-        ),
+        matches!(read_only, Error::ReadOnly(_) | Error::PermissionDenied(_)),
         "{read_only}"
     );
     assert_eq!(

@@ -185,7 +185,7 @@ pub async fn errors(d: &dyn StorageDriver) {
         .await
         .expect_err("a write in a read_only request fails");
     assert!(
-        matches!(ro, Error::Precondition(_) | Error::PermissionDenied(_)),
+        matches!(ro, Error::ReadOnly(_) | Error::PermissionDenied(_)),
         "read_only: {ro}"
     );
     let count = value(

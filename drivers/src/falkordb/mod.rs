@@ -256,13 +256,11 @@ impl StorageDriver for FalkorDriver {
             .await;
         self.schema.note(dialect, &statement.text);
         let reply = reply.map_err(|e| match e {
-            Error::Precondition(report) if options.read_only => {
-                Error::Precondition(EngineError::new(
-                    KIND,
-                    report.code.as_deref(),
-                    "the statement writes, but the request is read_only",
-                ))
-            }
+            Error::Precondition(report) if options.read_only => Error::ReadOnly(EngineError::new(
+                KIND,
+                report.code.as_deref(),
+                "the statement writes, but the request is read_only",
+            )),
             other => other,
         })?;
         let result = self.decode(graph, &reply).await?;

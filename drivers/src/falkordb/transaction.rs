@@ -67,7 +67,7 @@ impl DriverTransaction for FalkorTransaction {
             ));
         }
         if options.read_only {
-            return Err(Error::precondition(
+            return Err(Error::read_only(
                 KIND,
                 "the statement writes, but the transaction is read_only",
             ));

@@ -196,14 +196,13 @@ fn check_redis(
         )
     })?;
     if command.writes && options.read_only {
-        return Err(Error::Precondition(EngineError::new(
+        return Err(Error::read_only(
             KIND,
-            None,
             format!(
                 "{} writes, but the request is read_only",
                 command.name.to_uppercase()
             ),
-        )));
+        ));
     }
     command.check_arity(&args)?;
     Ok((command, args))

@@ -66,7 +66,7 @@ impl DriverTransaction for Neo4jTransaction {
         // Neo4j's READ access mode is chosen when the transaction begins:
         // a read-only transaction refuses writes here instead.
         if options.read_only && crate::cypher::writes(KIND, &statement.text)? {
-            return Err(Error::precondition(
+            return Err(Error::read_only(
                 KIND,
                 "the statement writes, but the transaction is read_only",
             ));

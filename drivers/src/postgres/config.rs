@@ -83,6 +83,16 @@ pub struct PostgresConfig {
     /// With `tls = "require"`: a PEM file of CAs to trust (default: the
     /// web PKI roots).
     pub ca_file: Option<PathBuf>,
+    /// A PostgreSQL role with read privileges only: the calls and
+    /// transactions of principals with `read_only = true` log in as it,
+    /// in a pool of their own, so the database itself refuses their
+    /// writes whatever a statement says (`SET TRANSACTION READ WRITE`,
+    /// `SET ROLE`, `set_config` cannot give a role privileges it lacks).
+    /// Without it they run read-only transactions as `user`.
+    pub read_only_user: Option<String>,
+    /// `read_only_user`'s password; set it with
+    /// `OMNIGATE__ENGINES__<NAME>__READ_ONLY_PASSWORD`.
+    pub read_only_password: Option<Secret>,
 }
 
 impl Default for PostgresConfig {
@@ -106,6 +116,8 @@ impl Default for PostgresConfig {
             statement_cache_capacity: 10_000,
             tls: Tls::Disable,
             ca_file: None,
+            read_only_user: None,
+            read_only_password: None,
         }
     }
 }
@@ -149,6 +161,12 @@ impl PostgresConfig {
         }
         if self.ca_file.is_some() && self.tls == Tls::Disable {
             return Err(".ca_file: set tls = \"require\" to use it".into());
+        }
+        if self.read_only_password.is_some() && self.read_only_user.is_none() {
+            return Err(".read_only_password: set read_only_user too".into());
+        }
+        if self.read_only_user.as_deref().is_some_and(str::is_empty) {
+            return Err(".read_only_user: name a role, or leave the key out".into());
         }
         Ok(())
     }

@@ -82,6 +82,7 @@ fn by_class(class: &str, engine: EngineError) -> Error {
         // triggers and routines refusing (09, 38, 39), a RAISE or STRICT
         // INTO of PL/pgSQL (P0), foreign data wrappers (HV), the server's
         // configuration file (F0).
+        "25" if engine.code.as_deref() == Some("25006") => Error::ReadOnly(engine),
         "2B" | "0B" | "25" | "2D" | "3B" | "24" | "55" | "09" | "38" | "39" | "P0" | "HV"
         | "F0" => Error::Precondition(engine),
         // The catalog (database) named does not exist.
@@ -128,7 +129,7 @@ mod tests {
             ("40001", "CONFLICT"),
             ("40P01", "CONFLICT"),
             ("57014", "TIMEOUT"),
-            ("25006", "FAILED_PRECONDITION"),
+            ("25006", "READ_ONLY"),
             ("22P02", "INVALID_STATEMENT"),
             ("42501", "PERMISSION_DENIED"),
             ("57P01", "UNAVAILABLE"),

@@ -15,6 +15,7 @@ pub(crate) mod encode;
 mod error;
 mod numeric;
 mod run;
+mod session;
 mod tls;
 mod transaction;
 mod tx_stream;
@@ -29,6 +30,7 @@ use deadpool_postgres::{
 use tokio_postgres::NoTls;
 
 pub use config::{PostgresConfig, Recycling, Tls};
+pub use session::changes_session;
 
 use crate::pool::{AcquireError, FrontConfig, PoolFront};
 use crate::{
@@ -46,6 +48,8 @@ pub struct PostgresDriver {
     descriptor: EngineDescriptor,
     pool: Pool,
     front: PoolFront,
+    /// The pool of `read_only_user`, for restricted calls.
+    reader: Option<(Pool, PoolFront)>,
     schema: crate::SchemaEpoch,
     /// The server's `max_prepared_transactions` (0: no two-phase commit).
     max_prepared: u64,
@@ -65,58 +69,30 @@ impl PostgresDriver {
     /// Builds the pool and opens `min_idle` connections. Fails when the
     /// server cannot be reached, with the reason.
     pub async fn connect(name: impl Into<String>, config: PostgresConfig) -> Result<Self> {
-        let mut pg = tokio_postgres::Config::from_str(&config.url())
-            .map_err(|e| config_error(format!("the postgres url is malformed: {e}")))?;
+        let base = || -> Result<tokio_postgres::Config> {
+            let mut pg = tokio_postgres::Config::from_str(&config.url())
+                .map_err(|e| config_error(format!("the postgres url is malformed: {e}")))?;
+            pg.connect_timeout(config.connect_timeout);
+            pg.application_name("omnigate");
+            Ok(pg)
+        };
+        let mut pg = base()?;
         if let Some(password) = &config.password {
             pg.password(password.expose());
         }
-        pg.connect_timeout(config.connect_timeout);
-        pg.application_name("omnigate");
-        let recycling = match config.recycling {
-            Recycling::Fast => RecyclingMethod::Fast,
-            Recycling::Verified => RecyclingMethod::Verified,
-            Recycling::Clean => RecyclingMethod::Clean,
-        };
-        let manager_config = ManagerConfig {
-            recycling_method: recycling,
-        };
-        let manager = match config.tls {
-            Tls::Disable => Manager::from_config(pg, NoTls, manager_config),
-            Tls::Require => {
-                pg.ssl_mode(tokio_postgres::config::SslMode::Require);
-                let connector = tls::connector(config.ca_file.as_deref())?;
-                Manager::from_config(pg, connector, manager_config)
-            }
-        };
         let name = name.into();
-        let front = PoolFront::new(FrontConfig {
-            engine: name.clone(),
-            kind: KIND,
-            server: "PostgreSQL",
-            acquire_timeout: config.acquire_timeout,
-            backoff_base: config.backoff_base,
-            backoff_max: config.backoff_max,
-        });
-        let created = std::sync::Arc::clone(front.metrics());
-        let max_lifetime = config.max_lifetime;
-        let pool = Pool::builder(manager)
-            .max_size(config.max_connections.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(config.acquire_timeout))
-            .create_timeout(Some(config.connect_timeout))
-            .recycle_timeout(Some(config.recycle_timeout))
-            .post_create(Hook::sync_fn(move |_, _| {
-                created.created();
-                Ok(())
-            }))
-            .pre_recycle(Hook::sync_fn(move |_, metrics| match max_lifetime {
-                Some(limit) if metrics.age() > limit => Err(HookError::message(
-                    "the connection reached its max lifetime",
-                )),
-                _ => Ok(()),
-            }))
-            .build()
-            .map_err(|e| config_error(format!("cannot build the pool: {e}")))?;
+        let (pool, front) = build_pool(&name, pg, &config)?;
+        let reader = match &config.read_only_user {
+            Some(user) => {
+                let mut login = base()?;
+                login.user(user);
+                if let Some(password) = &config.read_only_password {
+                    login.password(password.expose());
+                }
+                Some(build_pool(&name, login, &config)?)
+            }
+            None => None,
+        };
         let driver = PostgresDriver {
             descriptor: EngineDescriptor {
                 name,
@@ -125,6 +101,7 @@ impl PostgresDriver {
             },
             pool,
             front,
+            reader,
             schema: crate::SchemaEpoch::default(),
             max_prepared: 0,
             types: types_cache::StatementTypes::new(config.statement_cache_capacity),
@@ -146,6 +123,11 @@ impl PostgresDriver {
             );
         }
         drop(warm);
+        if let Some((pool, front)) = &driver.reader {
+            // A wrong read_only_user fails the start, not a reader's call.
+            let login = front.acquire(get(pool)).await?;
+            drop(login);
+        }
         Ok(driver)
     }
 
@@ -173,18 +155,80 @@ impl PostgresDriver {
 
     /// A pooled connection; fails fast while the server is known to be down.
     async fn connection(&self) -> Result<Object> {
-        self.front.acquire(self.get()).await
+        self.front.acquire(get(&self.pool)).await
     }
 
-    /// The pool's answer, sorted for the front.
-    async fn get(&self) -> std::result::Result<Object, AcquireError<BoxError>> {
-        self.pool.get().await.map_err(|e| match e {
-            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => AcquireError::Exhausted,
-            PoolError::Backend(pg) => AcquireError::Connect(pg.into()),
-            PoolError::Timeout(_) => AcquireError::Connect("the connect timed out".into()),
-            other => AcquireError::Connect(other.into()),
-        })
+    /// A connection for a call: `read_only_user`'s when the caller is
+    /// restricted to reading and the engine has one.
+    async fn connection_for(&self, restricted: bool) -> Result<Object> {
+        match &self.reader {
+            Some((pool, front)) if restricted => front.acquire(get(pool)).await,
+            _ => self.connection().await,
+        }
     }
+}
+
+/// `pool`'s answer, sorted for its front.
+async fn get(pool: &Pool) -> std::result::Result<Object, AcquireError<BoxError>> {
+    pool.get().await.map_err(|e| match e {
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => AcquireError::Exhausted,
+        PoolError::Backend(pg) => AcquireError::Connect(pg.into()),
+        PoolError::Timeout(_) => AcquireError::Connect("the connect timed out".into()),
+        other => AcquireError::Connect(other.into()),
+    })
+}
+
+/// A pool of connections logging in with `pg`, and its front.
+fn build_pool(
+    name: &str,
+    mut pg: tokio_postgres::Config,
+    config: &PostgresConfig,
+) -> Result<(Pool, PoolFront)> {
+    let recycling = match config.recycling {
+        Recycling::Fast => RecyclingMethod::Fast,
+        Recycling::Verified => RecyclingMethod::Verified,
+        Recycling::Clean => RecyclingMethod::Clean,
+    };
+    let manager_config = ManagerConfig {
+        recycling_method: recycling,
+    };
+    let manager = match config.tls {
+        Tls::Disable => Manager::from_config(pg, NoTls, manager_config),
+        Tls::Require => {
+            pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let connector = tls::connector(config.ca_file.as_deref())?;
+            Manager::from_config(pg, connector, manager_config)
+        }
+    };
+    let front = PoolFront::new(FrontConfig {
+        engine: name.to_owned(),
+        kind: KIND,
+        server: "PostgreSQL",
+        acquire_timeout: config.acquire_timeout,
+        backoff_base: config.backoff_base,
+        backoff_max: config.backoff_max,
+    });
+    let created = std::sync::Arc::clone(front.metrics());
+    let max_lifetime = config.max_lifetime;
+    let pool = Pool::builder(manager)
+        .max_size(config.max_connections.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(config.acquire_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .recycle_timeout(Some(config.recycle_timeout))
+        .post_create(Hook::sync_fn(move |_, _| {
+            created.created();
+            Ok(())
+        }))
+        .pre_recycle(Hook::sync_fn(move |_, metrics| match max_lifetime {
+            Some(limit) if metrics.age() > limit => Err(HookError::message(
+                "the connection reached its max lifetime",
+            )),
+            _ => Ok(()),
+        }))
+        .build()
+        .map_err(|e| config_error(format!("cannot build the pool: {e}")))?;
+    Ok((pool, front))
 }
 
 /// The server's `max_prepared_transactions`.
@@ -244,25 +288,34 @@ impl StorageDriver for PostgresDriver {
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
         refuse_unsendable(statement)?;
+        if options.read_only {
+            session::refuse_lifting_read_only(&statement.text)?;
+        }
         // Parameters of a known statement are checked before a connection is taken.
         let early = self.types.encode_early(statement)?;
-        let client = self.connection().await?;
-        run::leased(client, options.timeout, async |client: &mut Object| {
-            let result = match self.run_on(client, statement, options, early).await {
-                Err(e) if is_stale_plan(&e) => {
-                    // A table changed under this connection's cached plan:
-                    // forget the plans and run once more.
+        let client = self.connection_for(options.restricted).await?;
+        let reset = session::changes_session(&statement.text);
+        run::leased(
+            client,
+            options.timeout,
+            reset,
+            async |client: &mut Object| {
+                let result = match self.run_on(client, statement, options, early).await {
+                    Err(e) if is_stale_plan(&e) => {
+                        // A table changed under this connection's cached plan:
+                        // forget the plans and run once more.
+                        client.statement_cache.clear();
+                        self.run_on(client, statement, options, None).await
+                    }
+                    other => other,
+                };
+                if self.schema.note(dialect, &statement.text) {
                     client.statement_cache.clear();
-                    self.run_on(client, statement, options, None).await
+                    self.types.clear();
                 }
-                other => other,
-            };
-            if self.schema.note(dialect, &statement.text) {
-                client.statement_cache.clear();
-                self.types.clear();
-            }
-            result
-        })
+                result
+            },
+        )
         .await
     }
 
@@ -274,7 +327,10 @@ impl StorageDriver for PostgresDriver {
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
         refuse_unsendable(&statement)?;
-        let client = self.connection().await?;
+        if options.read_only {
+            session::refuse_lifting_read_only(&statement.text)?;
+        }
+        let client = self.connection_for(options.restricted).await?;
         let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
         let stream = run::stream(client, statement, options).await;
         if changes {
@@ -284,7 +340,7 @@ impl StorageDriver for PostgresDriver {
     }
 
     async fn begin(&self, options: &BeginOptions) -> Result<Box<dyn DriverTransaction>> {
-        let client = self.connection().await?;
+        let client = self.connection_for(options.restricted).await?;
         let tx = transaction::PostgresTransaction::begin(
             self.descriptor.clone(),
             options.clone(),
@@ -370,7 +426,7 @@ impl StorageDriver for PostgresDriver {
     async fn health(&self) -> Health {
         self.front
             .probe(async {
-                let client = self.front.checkout(self.get()).await?;
+                let client = self.front.checkout(get(&self.pool)).await?;
                 client
                     .simple_query("SELECT 1")
                     .await

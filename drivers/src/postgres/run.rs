@@ -49,11 +49,29 @@ impl Drop for Lease {
     }
 }
 
+impl Lease {
+    /// Resets the session of a connection that goes back to the pool;
+    /// one that cannot be reset is closed instead.
+    async fn reset(&mut self) {
+        if self.tainted || self.in_flight {
+            return; // closed on drop anyway
+        }
+        if let Some(client) = self.client.as_ref()
+            && super::session::reset(client).await.is_err()
+        {
+            self.tainted = true;
+        }
+    }
+}
+
 /// Runs `work` on `client`; past `timeout` cancels the query on the server,
-/// waits for it to stop, and takes the connection out of the pool.
+/// waits for it to stop, and takes the connection out of the pool. With
+/// `reset` (the statement may have changed the session), the connection
+/// is reset before it goes back, or closed if that fails.
 pub(crate) async fn leased<T>(
     client: Object,
     timeout: Option<Duration>,
+    reset: bool,
     work: impl AsyncFnOnce(&mut Object) -> Result<T>,
 ) -> Result<T> {
     let token = client.cancel_token();
@@ -75,27 +93,37 @@ pub(crate) async fn leased<T>(
         let result = work.await;
         lease.in_flight = false;
         lease.tainted |= is_broken(&result);
+        if reset {
+            lease.reset().await;
+        }
         return result;
     };
-    tokio::pin!(work);
-    let result = tokio::select! {
-        result = &mut work => result,
-        () = tokio::time::sleep(limit) => {
-            let _ = lease.token.cancel_query(NoTls).await;
-            // Whatever the outcome, a connection a cancel was sent to leaves
-            // the pool: PostgreSQL acts on a cancel whenever it arrives, and
-            // a full test run once saw the next caller's query cancelled on
-            // a connection returned after a timeout. A timeout costs a new
-            // connection; no caller ever loses a query to someone else's.
-            lease.tainted = true;
-            match work.await {
-                Ok(value) => Ok(value),
-                Err(_) => Err(Error::Timeout { after: limit }),
+    // In a block: `work` borrows the connection, and must be gone before
+    // the reset below.
+    let result = {
+        tokio::pin!(work);
+        tokio::select! {
+            result = &mut work => result,
+            () = tokio::time::sleep(limit) => {
+                let _ = lease.token.cancel_query(NoTls).await;
+                // Whatever the outcome, a connection a cancel was sent to leaves
+                // the pool: PostgreSQL acts on a cancel whenever it arrives, and
+                // a full test run once saw the next caller's query cancelled on
+                // a connection returned after a timeout. A timeout costs a new
+                // connection; no caller ever loses a query to someone else's.
+                lease.tainted = true;
+                match work.await {
+                    Ok(value) => Ok(value),
+                    Err(_) => Err(Error::Timeout { after: limit }),
+                }
             }
         }
     };
     lease.in_flight = false;
     lease.tainted |= is_broken(&result);
+    if reset {
+        lease.reset().await;
+    }
     match result {
         Err(Error::Timeout { .. }) => Err(Error::Timeout { after: limit }),
         other => other,
@@ -293,6 +321,7 @@ pub(crate) async fn stream(
     options: ExecuteOptions,
 ) -> Result<RowStream> {
     let timeout = options.timeout;
+    let reset = super::session::changes_session(&statement.text);
     let (columns_tx, columns_rx) = tokio::sync::oneshot::channel::<Result<Vec<Column>>>();
     let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
     let rows_affected = Arc::new(AtomicU64::new(0));
@@ -310,7 +339,7 @@ pub(crate) async fn stream(
             )
             .await
         };
-        if let Err(e) = leased(client, timeout, work).await {
+        if let Err(e) = leased(client, timeout, reset, work).await {
             // Before the columns went out the caller waits for them; after,
             // for the next batch.
             match columns_tx.take() {

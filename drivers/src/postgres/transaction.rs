@@ -33,6 +33,8 @@ pub(super) struct PostgresTransaction {
     aborted: bool,
     /// The connection, lent to a stream (`tx_stream.rs`), comes back here.
     lent: Option<tokio::sync::oneshot::Receiver<super::tx_stream::Returned>>,
+    /// A statement may have changed the session: reset it at the end.
+    reset: bool,
 }
 
 impl PostgresTransaction {
@@ -61,6 +63,7 @@ impl PostgresTransaction {
             tainted: false,
             aborted: false,
             lent: None,
+            reset: false,
         })
     }
 
@@ -97,6 +100,9 @@ impl PostgresTransaction {
         self.descriptor.accept(dialect, statement)?;
         refuse_unsendable(statement)?;
         crate::sql::refuse_control(KIND, statement, CONTROL)?;
+        if options.read_only || self.options.read_only {
+            super::session::refuse_lifting_read_only(&statement.text)?;
+        }
         if options.read_only && !self.options.read_only {
             return Err(Error::not_supported(
                 "a read_only statement inside a read-write transaction (begin the \
@@ -132,7 +138,11 @@ impl PostgresTransaction {
             .batch_execute(command)
             .await
             .map_err(|e| from_pg(e, None));
-        if self.tainted || outcome.is_err() {
+        let reset = self.reset && !self.tainted && outcome.is_ok();
+        if self.tainted
+            || outcome.is_err()
+            || (reset && super::session::reset(&client).await.is_err())
+        {
             drop(Object::take(client));
         }
         outcome
@@ -162,6 +172,7 @@ impl DriverTransaction for PostgresTransaction {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.check(dialect, statement, options)?;
+        self.reset |= super::session::changes_session(&statement.text);
         self.reclaim().await?;
         let client = self.client()?;
         let token = client.cancel_token();
@@ -190,6 +201,7 @@ impl DriverTransaction for PostgresTransaction {
         options: &ExecuteOptions,
     ) -> Result<crate::RowStream> {
         self.check(dialect, statement, options)?;
+        self.reset |= super::session::changes_session(&statement.text);
         self.reclaim().await?;
         let client = self.client.take().ok_or_else(|| {
             Error::Internal(EngineError::new(KIND, None, "the transaction has ended"))

@@ -40,7 +40,7 @@ pub(super) async fn run(
                     command.arg(arg.as_ref());
                 }
                 pipe.add_command(command);
-                sent.push(i);
+                sent.push((i, args));
                 results.push(None);
             }
             Err(e) => results.push(Some(Err(e))),
@@ -49,24 +49,19 @@ pub(super) async fn run(
     if !sent.is_empty() {
         let mut conn = driver.connection().await?;
         if options.read_only {
-            for &i in &sent {
-                let name = statements[i]
-                    .text
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                if driver.writes(&mut conn.conn, &name).await? {
-                    return Err(Error::Precondition(EngineError::new(
-                        KIND,
-                        None,
-                        format!(
-                            "statement {} ({}) writes, but the request is read_only",
-                            i + 1,
-                            name.to_uppercase()
-                        ),
-                    )));
-                }
+            // The parsed command, not the text: a quoted `'SET'` is SET.
+            for (i, args) in &sent {
+                driver
+                    .refuse_writes(&mut conn.conn, args)
+                    .await
+                    .map_err(|e| match e {
+                        Error::ReadOnly(report) => Error::ReadOnly(EngineError::new(
+                            KIND,
+                            None,
+                            format!("statement {}: {}", i + 1, report.message),
+                        )),
+                        other => other,
+                    })?;
             }
         }
         let pooled: &mut Pooled = &mut conn;
@@ -80,7 +75,7 @@ pub(super) async fn run(
         if matches!(replies, Err(Error::Unavailable(_))) {
             pooled.mark_broken();
         }
-        for (i, reply) in sent.into_iter().zip(replies?) {
+        for ((i, _), reply) in sent.into_iter().zip(replies?) {
             results[i] = Some(
                 to_value_with(reply, options.raw_bytes).map(|value| ResultSet {
                     columns: vec![Column::new("reply", "")],

@@ -59,6 +59,9 @@ pub fn refusal(args: &[Bytes]) -> Option<&'static str> {
         "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE"
         | "SUNSUBSCRIBE" | "MONITOR" => "it turns a shared connection into a push stream",
         "QUIT" | "RESET" => "it would close or reset a shared connection",
+        "READONLY" | "READWRITE" | "ASKING" => {
+            "it changes a shared connection's cluster mode for its next user"
+        }
         "CLIENT" => {
             let sub = Upper::of(args.get(1).map_or(&[][..], |s| s.as_ref()));
             if ["ID", "INFO", "LIST", "GETNAME"].contains(&sub.as_str()) {

@@ -21,6 +21,8 @@ pub(super) struct CommandInfo {
     pub(super) writes: bool,
     /// It may not run inside MULTI (the `no_multi` flag).
     pub(super) no_multi: bool,
+    /// Redis flags it `readonly`: it reads and nothing else.
+    pub(super) readonly: bool,
 }
 
 impl CommandInfo {
@@ -82,6 +84,45 @@ impl Commands {
         self.0.insert(key, info);
         Ok(info)
     }
+
+    /// `Err(ReadOnly)` unless Redis flags the command `readonly` (a
+    /// container's subcommand by its own entry, `object|encoding`), or it
+    /// is `PING` or `ECHO`: what a read-only request may run. A script
+    /// (`EVAL`, `FCALL`) is not flagged, whatever it does: the refusal
+    /// names its read-only twin (`EVAL_RO`), which Redis itself keeps from
+    /// writing.
+    pub(super) async fn refuse_unless_read_only(
+        &self,
+        conn: &mut MultiplexedConnection,
+        args: &[bytes::Bytes],
+        whose: &str,
+    ) -> Result<()> {
+        let Some(full) = crate::redis_commands::full_name(args) else {
+            return Ok(()); // not a command: the server answers with its error
+        };
+        if matches!(full.as_str(), "ping" | "echo") {
+            return Ok(());
+        }
+        let info = self.info(conn, &full).await?;
+        if info.readonly {
+            return Ok(());
+        }
+        let shown = full.replace('|', " ").to_ascii_uppercase();
+        let message = match crate::redis_commands::read_only_twin(&full) {
+            Some(twin) => format!(
+                "{shown} may write, but the {whose} is read_only: run scripts with {twin}, which \
+                 Redis keeps from writing"
+            ),
+            None if info.known => format!(
+                "{shown} is not a read-only command (Redis does not flag it readonly), but the \
+                 {whose} is read_only"
+            ),
+            None => format!(
+                "{shown} is not a command Redis knows as read-only, but the {whose} is read_only"
+            ),
+        };
+        Err(Error::read_only(KIND, message))
+    }
 }
 
 /// Reads `[[name, arity, [flags...], ...]]` (nil for an unknown command).
@@ -114,6 +155,7 @@ fn parse(reply: &Resp) -> CommandInfo {
         arity,
         writes: has("write"),
         no_multi: has("no_multi"),
+        readonly: has("readonly"),
     }
 }
 
@@ -123,6 +165,7 @@ fn unknown() -> CommandInfo {
         arity: 0,
         writes: false,
         no_multi: false,
+        readonly: false,
     }
 }
 
@@ -137,6 +180,7 @@ mod tests {
             arity: -3,
             writes: true,
             no_multi: false,
+            readonly: false,
         };
         assert!(set.check_call("SET", 3).is_ok());
         assert!(set.check_call("SET", 5).is_ok());

@@ -25,9 +25,8 @@ use crate::redis_syntax::parse_command;
 use crate::resp::{Pooled, RedisPool};
 pub use crate::resp::{Protocol, RedisConfig};
 use crate::{
-    BeginOptions, Column, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor,
-    EngineError, Error, ExecuteOptions, Health, PoolStats, Result, ResultSet, SchemaObject,
-    Statement, StorageDriver,
+    BeginOptions, Column, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, Error,
+    ExecuteOptions, Health, PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -67,26 +66,12 @@ impl RedisDriver {
         self.pool.connection().await
     }
 
-    /// Whether the command writes, by the server's own `COMMAND INFO`
-    /// (a command the server does not know: it answers with its own error).
-    async fn writes(&self, conn: &mut MultiplexedConnection, name: &str) -> Result<bool> {
-        Ok(self.commands.info(conn, name).await?.writes)
-    }
-
-    /// `Err(Precondition)` when the command writes, for a read-only request.
-    async fn refuse_writes(&self, conn: &mut MultiplexedConnection, name: &[u8]) -> Result<()> {
-        let name = String::from_utf8_lossy(name);
-        if !self.writes(conn, &name).await? {
-            return Ok(());
-        }
-        Err(Error::Precondition(EngineError::new(
-            KIND,
-            None,
-            format!(
-                "{} writes, but the request is read_only",
-                name.to_uppercase()
-            ),
-        )))
+    /// `Err(ReadOnly)` unless the command is one Redis flags read-only,
+    /// by the server's own `COMMAND INFO`, for a read-only request.
+    async fn refuse_writes(&self, conn: &mut MultiplexedConnection, args: &[Bytes]) -> Result<()> {
+        self.commands
+            .refuse_unless_read_only(conn, args, "request")
+            .await
     }
 
     async fn run(&self, args: Vec<Bytes>, options: &ExecuteOptions) -> Result<::redis::Value> {
@@ -101,6 +86,10 @@ impl RedisDriver {
             // A connection of its own: a blocked shared connection would hold
             // up every other caller. Dropped (and so closed) at the deadline.
             return Box::pin(async move {
+                if options.read_only {
+                    let mut shared = self.connection().await?;
+                    self.refuse_writes(&mut shared.conn, &args).await?;
+                }
                 let mut conn = self.pool.dedicated().await?;
                 command.query_async(&mut conn).await.map_err(from_redis)
             })
@@ -108,7 +97,7 @@ impl RedisDriver {
         }
         let mut conn = self.connection().await?;
         if options.read_only {
-            Box::pin(self.refuse_writes(&mut conn.conn, &args[0])).await?;
+            Box::pin(self.refuse_writes(&mut conn.conn, &args)).await?;
         }
         let pooled: &mut Pooled = &mut conn;
         query(pooled, &command, None).await

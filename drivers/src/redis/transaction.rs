@@ -85,6 +85,13 @@ impl DriverTransaction for RedisTransaction {
             ));
         }
         let mut conn = self.pool.connection().await?;
+        if self.options.read_only || options.read_only {
+            // Only what Redis flags read-only (a script's flags say nothing
+            // of what it does), before anything runs.
+            self.commands
+                .refuse_unless_read_only(&mut conn.conn, &args, "transaction")
+                .await?;
+        }
         let info = self.commands.info(&mut conn.conn, &name).await?;
         info.check_call(&name, args.len())?;
         if !info.writes {
@@ -103,7 +110,7 @@ impl DriverTransaction for RedisTransaction {
             ));
         }
         if self.options.read_only || options.read_only {
-            return Err(Error::precondition(
+            return Err(Error::read_only(
                 KIND,
                 format!("{name} writes, but the transaction is read_only"),
             ));

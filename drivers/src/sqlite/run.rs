@@ -109,11 +109,10 @@ fn prepare<'c>(
     let mut prepared = c.prepare_cached(&statement.text).map_err(convert::error)?;
     bind(&mut prepared, &statement.params)?;
     if read_only && !prepared.readonly() {
-        return Err(Error::Precondition(EngineError::new(
+        return Err(Error::read_only(
             KIND,
-            None,
             "the statement writes, but the request is read_only",
-        )));
+        ));
     }
     Ok(prepared)
 }

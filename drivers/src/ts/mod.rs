@@ -102,11 +102,10 @@ pub fn classify(
             )));
         }
         if options.read_only {
-            return Err(Error::Precondition(EngineError::new(
+            return Err(Error::read_only(
                 kind,
-                None,
                 "DELETE writes, but the request is read_only",
-            )));
+            ));
         }
         return match promql(selector)? {
             Ok(promql_parser::parser::Expr::VectorSelector(parsed)) => Ok(TsStatement::Delete {
@@ -134,11 +133,10 @@ pub fn classify(
         };
         match parsed {
             Ok(_) if options.read_only => {
-                return Err(Error::Precondition(EngineError::new(
+                return Err(Error::read_only(
                     kind,
-                    None,
                     "line protocol writes, but the request is read_only",
-                )));
+                ));
             }
             Ok((count, samples)) => return Ok(TsStatement::Write { samples, count }),
             Err(e) => Some(e),
@@ -272,7 +270,7 @@ mod tests {
         };
         assert!(matches!(
             classify_text("cpu usage=1", &read_only),
-            Err(Error::Precondition(_))
+            Err(Error::ReadOnly(_))
         ));
     }
 }

@@ -20,6 +20,7 @@
 //! dialects = ["sql", "redis"]                # default: every dialect
 //! read_only = false
 //! deny = [{ kind = "redis", pattern = '^\s*(FLUSHALL|FLUSHDB|KEYS|CONFIG)\b' }]
+//! allow_commands = ["CONFIG|GET"]            # Redis @admin/@dangerous commands it may run
 //! limits = { concurrent_calls = 32, calls_per_second = 500, max_rows = 10000 }
 //! ```
 
@@ -126,6 +127,13 @@ pub struct PrincipalConfig {
     /// Statements it may not run, by pattern.
     #[serde(default)]
     pub deny: Vec<DenyRule>,
+    /// Redis commands it may run although Redis files them under
+    /// `@admin` or `@dangerous` (refused to principals otherwise), by
+    /// name (`FLUSHDB`, `CONFIG`, `CONFIG|GET`) or all of them
+    /// (`@admin`); and `@scripting` (or a script command's name) to run
+    /// scripts although a `deny` rule applies on the engine.
+    #[serde(default)]
+    pub allow_commands: Vec<String>,
     /// Its limits.
     #[serde(default)]
     pub limits: PrincipalLimits,
@@ -133,7 +141,10 @@ pub struct PrincipalConfig {
 
 /// A statement rule: statements matching `pattern` (a regular expression,
 /// case-insensitive, searched anywhere in the statement) are denied, on the
-/// engines the rule names (every engine when it names none).
+/// engines the rule names (every engine when it names none). On the
+/// `redis` dialect the pattern is searched in the parsed command, its name
+/// in upper case and its arguments unquoted, one space apart (`'keys' *`
+/// is matched as `KEYS *`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DenyRule {

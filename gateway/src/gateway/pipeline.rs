@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use omnigate_drivers::{Dialect, ExecuteOptions, ResultSet, RowStream, Statement, Value};
+use omnigate_drivers::{
+    Dialect, Error as DriverError, ExecuteOptions, ResultSet, RowStream, Statement, Value,
+};
 
 use super::{CallContext, Caller, Gateway, Request};
 use crate::codec;
@@ -44,6 +46,9 @@ pub(super) struct Routed {
     pub(super) tx_id: Option<String>,
     /// The caller, when the gateway has principals.
     pub(super) principal: Option<Arc<Principal>>,
+    /// The request itself asked to be read-only (a principal's grant may
+    /// make it so without being asked).
+    pub(super) asked_read_only: bool,
     /// The call's place under its principal's concurrency limit.
     pub(super) permit: Permit,
     /// The call, counted in flight on its engine.
@@ -52,7 +57,8 @@ pub(super) struct Routed {
 
 impl Routed {
     /// `Err(PermissionDenied)` when a statement rule of the caller denies
-    /// `statement` here.
+    /// `statement` here (run after its parameters are encoded: a Redis
+    /// command is checked as it will be sent).
     pub(super) fn check_statement(&self, statement: &Statement) -> Result<()> {
         match &self.principal {
             Some(p) => p.grant.check_statement(
@@ -60,9 +66,19 @@ impl Routed {
                 self.engine.name(),
                 self.engine.driver.descriptor().kind,
                 self.dialect,
-                &statement.text,
+                statement,
             ),
             None => Ok(()),
+        }
+    }
+
+    /// A driver's error as the caller is told it: a write refused only by
+    /// the caller's read-only grant is PERMISSION_DENIED naming the grant.
+    pub(super) fn refuser(&self) -> impl Fn(DriverError) -> DriverError + Send + 'static {
+        let principal = self.principal.clone().filter(|_| !self.asked_read_only);
+        move |e| match &principal {
+            Some(p) => p.grant.read_only_denial(&p.name, e),
+            None => e,
         }
     }
 
@@ -106,11 +122,13 @@ impl Gateway {
         let live = self.inner.live.load();
         let (dialect, engine) = live.router.route(dialect, target)?;
         let engine = Arc::clone(engine);
+        let asked_read_only = options.read_only;
         if let Some(p) = &principal {
             p.grant.check_engine(&p.name, engine.name(), dialect)?;
-            // Enforced by the engine itself (a read-only transaction, a
-            // read-only query command, the write flag of the command).
+            // Enforced by the engine itself (a read-only role or transaction,
+            // a read-only query command, the commands Redis flags read-only).
             options.read_only |= p.grant.read_only;
+            options.restricted |= p.grant.read_only;
         }
         let limits = &live.limits;
         options.timeout = Some(context.timeout(options.timeout, limits.default_timeout));
@@ -162,6 +180,7 @@ impl Gateway {
             options,
             tx_id,
             principal,
+            asked_read_only,
             permit,
             in_flight,
         })
@@ -184,8 +203,8 @@ impl Gateway {
             params,
             named,
         };
-        routed.check_statement(&statement)?;
         Self::encode(&routed, &mut statement)?;
+        routed.check_statement(&statement)?;
         Ok((routed, statement))
     }
 
@@ -223,7 +242,7 @@ impl Gateway {
         } else {
             omnigate_drivers::deadline::within_margin(Some(routed.timeout()), BACKSTOP, work).await
         }
-        .map_err(Error::from);
+        .map_err(|e| Error::from(routed.refuser()(e)));
         routed
             .engine
             .counters
@@ -261,7 +280,7 @@ impl Gateway {
                     .await;
                 match outcome {
                     Ok(result) => results.push(Ok(result)),
-                    Err(Error::Driver(e)) => results.push(Err(e)),
+                    Err(Error::Driver(e)) => results.push(Err(routed.refuser()(e))),
                     Err(other) => return Ok(Err(other)),
                 }
             }

@@ -39,6 +39,7 @@ impl Gateway {
         let mut options = options.clone();
         if let Some(p) = principal {
             options.read_only |= p.grant.read_only;
+            options.restricted |= p.grant.read_only;
         }
         Ok(self
             .inner

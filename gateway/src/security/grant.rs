@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use omnigate_drivers::Dialect;
+use omnigate_drivers::redis_syntax::parse_command;
+use omnigate_drivers::{Dialect, EngineError, Error as DriverError, Statement, redis_commands};
 
 use crate::config::PrincipalConfig;
 use crate::error::{Error, Result};
@@ -19,6 +20,9 @@ pub struct Grant {
     /// May list and resolve every transaction.
     pub admin: bool,
     deny: Vec<Deny>,
+    /// Redis commands allowed although admin (lower case, `name` or
+    /// `name|sub`, `@admin`, `@scripting`).
+    allow_commands: BTreeSet<String>,
 }
 
 /// One statement rule.
@@ -73,6 +77,14 @@ impl Grant {
             read_only: config.read_only,
             admin: config.admin,
             deny,
+            allow_commands: config
+                .allow_commands
+                .iter()
+                .map(|c| match c.to_ascii_lowercase().as_str() {
+                    "@dangerous" => "@admin".to_owned(),
+                    other => other.trim().to_owned(),
+                })
+                .collect(),
         })
     }
 
@@ -107,31 +119,102 @@ impl Grant {
     }
 
     /// `Err(PermissionDenied)` naming the first rule that denies
-    /// `statement` on engine `name` (of `kind`) in `dialect`.
+    /// `statement` on engine `name` (of `kind`) in `dialect`. A Redis
+    /// command is matched as parsed, and also refused when Redis files it
+    /// under `@admin`/`@dangerous` (unless `allow_commands` names it), or
+    /// when it runs a script while a rule applies (unless `@scripting` is
+    /// allowed): a rule cannot see what a script runs.
     pub fn check_statement(
         &self,
         principal: &str,
         name: &str,
         kind: &str,
         dialect: Dialect,
-        statement: &str,
+        statement: &Statement,
     ) -> Result<()> {
-        let applies = |d: &Deny| {
+        let applies = |d: &&Deny| {
             d.engine.as_deref().is_none_or(|e| e == name)
                 && d.kind.as_deref().is_none_or(|k| k == kind)
                 && d.dialect.is_none_or(|x| x == dialect)
         };
-        match self
-            .deny
-            .iter()
-            .find(|d| applies(d) && d.pattern.is_match(statement))
-        {
+        let rule = if dialect == Dialect::Redis {
+            self.check_command(principal, name, statement, applies)?
+        } else {
+            self.deny
+                .iter()
+                .filter(applies)
+                .find(|d| d.pattern.is_match(&statement.text))
+        };
+        match rule {
             Some(rule) => Err(denied(
                 principal,
                 format!("run this statement on engine {name}"),
                 rule.name.clone(),
             )),
             None => Ok(()),
+        }
+    }
+
+    /// The Redis half of [`Grant::check_statement`]: the rule that
+    /// denies the command, or `Err` for an admin command or a script.
+    fn check_command<'g>(
+        &'g self,
+        principal: &str,
+        engine: &str,
+        statement: &Statement,
+        applies: impl Fn(&&Deny) -> bool,
+    ) -> Result<Option<&'g Deny>> {
+        let args = parse_command(&statement.text, &statement.params, "redis")?;
+        let Some(full) = redis_commands::full_name(&args) else {
+            return Ok(None); // not UTF-8: the server knows no such command
+        };
+        let base = full.split('|').next().unwrap_or_default();
+        let allowed = |what: &str| self.allow_commands.contains(what);
+        let shown = full.replace('|', " ").to_ascii_uppercase();
+        let mut rules = self.deny.iter().filter(applies).peekable();
+        if rules.peek().is_some() {
+            if redis_commands::is_script(&full) && !(allowed(&full) || allowed("@scripting")) {
+                return Ok(rules.next());
+            }
+            let mut line = shown.split(' ').next().unwrap_or_default().to_owned();
+            for arg in &args[1..] {
+                line.push(' ');
+                line.push_str(&String::from_utf8_lossy(arg));
+            }
+            if let Some(rule) = rules.find(|d| d.pattern.is_match(&line)) {
+                return Ok(Some(rule));
+            }
+        }
+        if redis_commands::is_admin(&full)
+            && !(allowed(&full) || allowed(base) || allowed("@admin"))
+        {
+            return Err(denied(
+                principal,
+                format!(
+                    "run {shown} (Redis files it under @admin or @dangerous) on engine {engine}"
+                ),
+                format!("principals.{principal}.allow_commands"),
+            ));
+        }
+        Ok(None)
+    }
+
+    /// `err` as the caller is told it when this grant, not the request,
+    /// made the call read-only: a write refused for it is
+    /// PERMISSION_DENIED naming `principals.NAME.read_only`.
+    pub fn read_only_denial(&self, principal: &str, err: DriverError) -> DriverError {
+        match err {
+            DriverError::ReadOnly(e) if self.read_only => {
+                DriverError::PermissionDenied(EngineError::new(
+                    e.engine,
+                    e.code.as_deref(),
+                    format!(
+                        "principal {principal} may not write (principals.{principal}.read_only): {}",
+                        e.message
+                    ),
+                ))
+            }
+            other => other,
         }
     }
 }
@@ -175,15 +258,77 @@ mod tests {
         );
         let sql = g.check_engine("app", "cache", Dialect::Sql).unwrap_err();
         assert!(sql.to_string().contains("principals.app.dialects"), "{sql}");
-        g.check_statement("app", "cache", "redis", Dialect::Redis, "GET k")
-            .unwrap();
-        let flush = g
-            .check_statement("app", "cache", "redis", Dialect::Redis, "flushall")
-            .unwrap_err();
+        let check = |kind: &str, text: &str| {
+            g.check_statement("app", "cache", kind, Dialect::Redis, &Statement::new(text))
+        };
+        check("redis", "GET k").unwrap();
+        let flush = check("redis", "flushall").unwrap_err();
         assert!(flush.to_string().contains("no-flush"), "{flush}");
-        // The rule names a kind: another kind is not matched.
-        g.check_statement("app", "cache", "memory", Dialect::Redis, "FLUSHALL")
-            .unwrap();
+        // Quoting and case do not hide the command: it is matched parsed.
+        for spelled in ["'FLUSHDB'", "\"flushAll\"", "  FlushDB"] {
+            let err = check("redis", spelled).unwrap_err();
+            assert!(err.to_string().contains("no-flush"), "{spelled}: {err}");
+        }
+        // A rule applies: scripts are denied with it (they could run FLUSHALL).
+        let script = check("redis", "EVAL 'return 1' 0").unwrap_err();
+        assert!(script.to_string().contains("no-flush"), "{script}");
+        // The rule names a kind: another kind is not matched; the command
+        // is still admin there.
+        check("memory", "EVAL 'return 1' 0").unwrap();
+        let admin = check("memory", "FLUSHALL").unwrap_err();
+        assert!(
+            admin.to_string().contains("principals.app.allow_commands"),
+            "{admin}"
+        );
+    }
+
+    #[test]
+    fn admin_commands_and_scripts_need_an_allow() {
+        let g = grant(PrincipalConfig {
+            deny: vec![DenyRule {
+                name: Some("no-keys".into()),
+                engine: None,
+                kind: None,
+                dialect: Some("redis".into()),
+                pattern: r"^KEYS\b".into(),
+            }],
+            allow_commands: vec!["config|get".into(), "@scripting".into()],
+            ..PrincipalConfig::default()
+        });
+        let check = |text: &str| {
+            g.check_statement(
+                "app",
+                "cache",
+                "redis",
+                Dialect::Redis,
+                &Statement::new(text),
+            )
+        };
+        check("CONFIG GET maxmemory").unwrap();
+        check("EVAL 'return 1' 0").unwrap();
+        for refused in [
+            "CONFIG SET maxmemory 1",
+            "ACL SETUSER x on",
+            "replicaof no one",
+            "SCRIPT FLUSH",
+        ] {
+            let err = check(refused).unwrap_err();
+            assert!(
+                err.to_string().contains("allow_commands"),
+                "{refused}: {err}"
+            );
+        }
+        let keys = check("\"KEYS\" *").unwrap_err();
+        assert!(keys.to_string().contains("no-keys"), "{keys}");
+        // A placeholder is the command it binds.
+        let bound = Statement {
+            params: vec![omnigate_drivers::Value::String("flushdb".into())],
+            ..Statement::new("$1")
+        };
+        let err = g
+            .check_statement("app", "cache", "redis", Dialect::Redis, &bound)
+            .unwrap_err();
+        assert!(err.to_string().contains("allow_commands"), "{err}");
     }
 
     #[test]

@@ -35,8 +35,9 @@ pub struct Principal {
     pub name: String,
     /// What it may do.
     pub grant: Grant,
-    /// Its limits.
-    pub limiter: Limiter,
+    /// Its limits (shared with the principal it replaced, when a reload
+    /// changed its grant but not its limits).
+    pub limiter: Arc<Limiter>,
     config: PrincipalConfig,
     token: Option<TokenHash>,
 }
@@ -52,6 +53,21 @@ impl Eq for Principal {}
 impl Principal {
     /// A principal from its config; `Err` says which key is wrong.
     pub fn new(name: &str, config: &PrincipalConfig) -> std::result::Result<Principal, String> {
+        Self::replacing(name, config, None)
+    }
+
+    /// A principal from its config that replaces `old`: with the same
+    /// limits, it keeps `old`'s limiter and so its state (calls in
+    /// flight, the rate so far).
+    fn replacing(
+        name: &str,
+        config: &PrincipalConfig,
+        old: Option<&Principal>,
+    ) -> std::result::Result<Principal, String> {
+        let limiter = match old {
+            Some(old) if old.config.limits == config.limits => Arc::clone(&old.limiter),
+            _ => Arc::new(Limiter::new(&config.limits)),
+        };
         let token = match &config.token_sha256 {
             Some(hex) => Some(
                 tokens::from_hex(hex)
@@ -62,7 +78,7 @@ impl Principal {
         Ok(Principal {
             name: name.to_owned(),
             grant: Grant::new(name, config)?,
-            limiter: Limiter::new(&config.limits),
+            limiter,
             config: config.clone(),
             token,
         })
@@ -95,6 +111,10 @@ pub struct Security {
     current: RwLock<Arc<Principals>>,
     /// The tokens file's modification time and length when last read.
     seen: RwLock<Option<FileStamp>>,
+    /// The tokens file's stamp when it last failed to load (`Some(None)`:
+    /// it could not be read at all): the failure is reported once, not at
+    /// every poll, until the file changes.
+    failed: RwLock<Option<Option<FileStamp>>>,
 }
 
 /// The one message for a token that is wrong, unknown or revoked: nothing
@@ -121,6 +141,7 @@ impl Security {
             inline: RwLock::new(inline),
             current: RwLock::new(Arc::default()),
             seen: RwLock::new(None),
+            failed: RwLock::new(None),
         };
         let principals = security.load(None).map_err(invalid)?;
         *security.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(principals);
@@ -185,10 +206,8 @@ impl Security {
         let Some(authorization) = credentials.authorization else {
             return Err(no_credentials());
         };
-        let token = authorization
-            .strip_prefix("Bearer ")
-            .or_else(|| authorization.strip_prefix("bearer "))
-            .ok_or(Error::Unauthenticated { why: INVALID })?;
+        // The scheme is case-insensitive (RFC 7235).
+        let token = bearer_token(authorization).ok_or(Error::Unauthenticated { why: INVALID })?;
         let presented = tokens::hash(token.trim());
         // Every principal is compared, so the time taken does not tell
         // which one came close.
@@ -206,7 +225,8 @@ impl Security {
     }
 
     /// Reads the tokens file again if it changed; `Ok(true)` when the
-    /// principals were replaced. A bad file leaves them as they were.
+    /// principals were replaced. A bad file leaves them as they were, and
+    /// is reported once (`Err`), not again until it changes.
     pub fn reload_if_changed(&self) -> std::result::Result<bool, String> {
         let Some(path) = &self.config.tokens_file else {
             return Ok(false);
@@ -215,10 +235,21 @@ impl Security {
         if stamp.is_some() && stamp == *self.seen.read().unwrap_or_else(|e| e.into_inner()) {
             return Ok(false);
         }
+        if *self.failed.read().unwrap_or_else(|e| e.into_inner()) == Some(stamp) {
+            return Ok(false);
+        }
         let old = self.principals();
-        let principals = self.load(Some(&old))?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(principals);
-        Ok(true)
+        match self.load(Some(&old)) {
+            Ok(principals) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(principals);
+                *self.failed.write().unwrap_or_else(|e| e.into_inner()) = None;
+                Ok(true)
+            }
+            Err(e) => {
+                *self.failed.write().unwrap_or_else(|e| e.into_inner()) = Some(stamp);
+                Err(e)
+            }
+        }
     }
 
     /// Checks the tokens file every `reload_poll` in the background, for
@@ -267,8 +298,13 @@ impl Security {
             let before = FileStamp::of(path);
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the tokens file {}: {e}", path.display()))?;
-            let file: TokensFile = toml::from_str(&text)
-                .map_err(|e| format!("the tokens file {}: {e}", path.display()))?;
+            let file: TokensFile = toml::from_str(&text).map_err(|e| {
+                format!(
+                    "the tokens file {}: {}",
+                    path.display(),
+                    toml_error(&text, &e)
+                )
+            })?;
             for (name, config) in file.principals {
                 if configs.insert(name.clone(), config).is_some() {
                     return Err(format!(
@@ -281,12 +317,10 @@ impl Security {
         }
         let mut by_name = BTreeMap::new();
         for (name, config) in configs {
-            let kept = old
-                .and_then(|o| o.by_name.get(&name))
-                .filter(|p| p.config == config);
-            let principal = match kept {
-                Some(p) => Arc::clone(p),
-                None => Arc::new(Principal::new(&name, &config)?),
+            let before = old.and_then(|o| o.by_name.get(&name));
+            let principal = match before {
+                Some(p) if p.config == config => Arc::clone(p),
+                _ => Arc::new(Principal::replacing(&name, &config, before.map(|p| &**p))?),
             };
             by_name.insert(name, principal);
         }
@@ -294,9 +328,144 @@ impl Security {
     }
 }
 
+/// The token of an `authorization` value `Bearer <token>`, the scheme in
+/// any case.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let scheme = authorization.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case("bearer ")
+        .then(|| authorization[7..].trim())
+}
+
+/// The keys a tokens file may hold, named in its errors.
+const KEYS: &[&str] = &[
+    "principals",
+    "token_sha256",
+    "certificate",
+    "engines",
+    "dialects",
+    "read_only",
+    "admin",
+    "deny",
+    "allow_commands",
+    "limits",
+    "name",
+    "engine",
+    "kind",
+    "dialect",
+    "pattern",
+    "concurrent_calls",
+    "calls_per_second",
+    "burst",
+    "max_rows",
+    "max_bytes",
+];
+
+/// A TOML error of the tokens file without its text: the line number and
+/// what is wrong, values hidden. (The toml crate's own message quotes the
+/// line, and a token pasted into the file would be logged with it.)
+fn toml_error(text: &str, err: &toml::de::Error) -> String {
+    let line = err.span().map(|span| {
+        text.as_bytes()[..span.start.min(text.len())]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    });
+    // Quoted text is hidden: serde quotes a value of the wrong type
+    // ("…") and an unknown key (`…`), and either may be a pasted token.
+    // Backquoted keys the file may hold stay, to say which one is wrong.
+    let mut message = String::new();
+    let mut quote: Option<(char, String)> = None;
+    for c in err.message().chars() {
+        match &mut quote {
+            Some((open, inside)) if c == *open => {
+                let known = *open == '`' && KEYS.contains(&inside.as_str());
+                message.push(c);
+                message.push_str(if known { inside } else { "…" });
+                message.push(c);
+                quote = None;
+            }
+            Some((_, inside)) => inside.push(c),
+            None if c == '"' || c == '`' => quote = Some((c, String::new())),
+            None => message.push(c),
+        }
+    }
+    let message = message.lines().next().unwrap_or_default().to_owned();
+    match line {
+        Some(line) => format!("line {line}: {message}"),
+        None => message,
+    }
+}
+
 fn invalid(message: String) -> ConfigError {
     ConfigError::Invalid {
         file: None,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("bEaReR abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bear"), None);
+        assert_eq!(bearer_token("Beare\u{e9}abc"), None, "not a char boundary");
+    }
+
+    #[test]
+    fn a_toml_error_names_its_line_and_never_shows_it() {
+        for text in [
+            "[principals.a]\nog_secret_token_pasted_here\n",
+            "[principals.a]\ntoken_sha256 = og_secret_token_pasted_here\n",
+            "[principals.a]\nengines = \"og_secret_token_pasted_here\"\n",
+            "[principals.a]\nog_secret_token_pasted_here = 1\n",
+        ] {
+            let err = toml::from_str::<TokensFile>(text).unwrap_err();
+            let shown = toml_error(text, &err);
+            assert!(!shown.contains("og_secret"), "{shown}");
+            assert!(shown.starts_with("line 2: "), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_bad_tokens_file_is_reported_once_per_change_and_a_limiter_survives_a_grant_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        let hash = tokens::to_hex(&tokens::hash("t"));
+        let good = |extra: &str| {
+            format!(
+                "[principals.a]\ntoken_sha256 = \"{hash}\"\nlimits = {{ concurrent_calls = 1 }}\n{extra}"
+            )
+        };
+        std::fs::write(&path, good("")).unwrap();
+        let config = SecurityConfig {
+            tokens_file: Some(path.clone()),
+            ..SecurityConfig::default()
+        };
+        let security = Security::new(config, BTreeMap::new()).unwrap();
+        let a = security.principals().by_name["a"].clone();
+        let held = a.limiter.admit("a").unwrap();
+        std::fs::write(&path, "[principals.a]\nog_pasted_secret_token\n").unwrap();
+        let err = security.reload_if_changed().unwrap_err();
+        assert!(!err.contains("og_pasted"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        for _ in 0..3 {
+            assert_eq!(security.reload_if_changed(), Ok(false), "reported once");
+        }
+        // Fixed, with a grant change: the limiter (one call held) stays.
+        std::fs::write(&path, good("read_only = true\n")).unwrap();
+        assert_eq!(security.reload_if_changed(), Ok(true));
+        let b = security.principals().by_name["a"].clone();
+        assert!(b.grant.read_only);
+        assert!(b.limiter.admit("a").is_err(), "the held call still counts");
+        drop(held);
+        b.limiter.admit("a").unwrap();
     }
 }

@@ -128,6 +128,7 @@ pub fn options_from_proto(
         max_bytes: None,
         timeout,
         read_only: options.read_only,
+        restricted: false,
         raw_bytes: options.raw_bytes,
         database: (!options.database.is_empty()).then_some(options.database),
         ts: ts_options(options.ts)?,

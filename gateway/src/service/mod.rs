@@ -245,6 +245,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         let options = crate::tx::TxOptions {
             idle_timeout,
             read_only: message.read_only,
+            restricted: false,
         };
         let (tx_id, idle) = self.gateway.begin_id(
             &self.context(&metadata, &extensions, String::new())?,

@@ -23,6 +23,7 @@ pub fn driver_code(err: &DriverError) -> Code {
         DriverError::ConstraintViolation(_)
         | DriverError::Precondition(_)
         | DriverError::AppliedInPart(_) => Code::FailedPrecondition,
+        DriverError::ReadOnly(_) => Code::FailedPrecondition,
         DriverError::Conflict(_) => Code::Aborted,
         DriverError::Timeout { .. } => Code::DeadlineExceeded,
         DriverError::Unavailable(_) => Code::Unavailable,

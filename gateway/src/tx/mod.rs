@@ -87,6 +87,9 @@ pub struct TxOptions {
     pub idle_timeout: Option<Duration>,
     /// Refuse writes on every engine.
     pub read_only: bool,
+    /// The caller may never write (its grant): engines with a read-only
+    /// login run the transaction under it. Set with `read_only`.
+    pub restricted: bool,
 }
 
 /// How a transaction ended, as later callers are told.
@@ -148,6 +151,7 @@ impl Tx {
         Tx {
             options: BeginOptions {
                 read_only: options.read_only,
+                restricted: options.restricted,
                 timeout: None,
             },
             idle_timeout: options.idle_timeout.unwrap_or(default_idle),
