@@ -91,11 +91,15 @@ fn main() -> ExitCode {
         }
         Err(e) => eprintln!("cannot encode the report: {e}"),
     }
-    if report.partial == 0 && report.hung_commits == 0 {
+    let whole = report.partial == 0
+        && report.hung_commits == 0
+        && report.misreported == 0
+        && report.double_applied == 0;
+    if whole {
         ExitCode::SUCCESS
     } else {
         for example in &report.partial_examples {
-            eprintln!("partial: {example}");
+            eprintln!("broken: {example}");
         }
         if let Some(dir) = &report.kept {
             eprintln!("the gateway's log and config are in {dir}");
@@ -115,10 +119,24 @@ fn print_table(r: &Report) {
         ("  on no engine (rolled back)", r.present_nowhere),
         ("recovered forward", r.recovered_forward),
         ("recovered backward", r.recovered_backward),
-        ("failed after commit (Redis window)", r.failed_after_commit),
+        (
+            "failed after commit (Redis window, noeviction)",
+            r.failed_after_commit,
+        ),
+        (
+            "commits retried (cut by a deadline, or by a kill)",
+            r.retried_commits,
+        ),
+        ("trials with a torn log", r.torn_logs),
+        (
+            "trials with Redis at its limit (noeviction)",
+            r.noeviction_trials,
+        ),
         ("commits that hung over a minute", r.hung_commits),
         ("late: whole only after a minute", r.late),
         ("partial (must be 0)", r.partial),
+        ("misreported outcomes (must be 0)", r.misreported),
+        ("writes applied twice (must be 0)", r.double_applied),
         ("longest recovery after a restart, ms", r.max_recovery_ms),
     ];
     println!("| | count |\n|---|---:|");
