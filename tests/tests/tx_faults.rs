@@ -49,6 +49,22 @@ fn st(text: &str) -> Statement {
     Statement::new(text)
 }
 
+/// Runs `text` on the library gateway; it must succeed.
+async fn run(gateway: &Gateway, dialect: &str, text: &str) {
+    gateway.execute(Request::new(dialect, text)).await.unwrap();
+}
+
+/// The first value of the first row `text` answers on the library
+/// gateway (`target`: an engine name, or the dialect's only engine).
+async fn first(gateway: &Gateway, dialect: &str, text: &str, target: Option<&str>) -> Value {
+    let mut request = Request::new(dialect, text);
+    if let Some(target) = target {
+        request = request.target(target);
+    }
+    let result = gateway.execute(request).await.unwrap().result;
+    result.rows[0][0].clone()
+}
+
 async fn queue(tx: &mut Box<dyn DriverTransaction>, dialect: Dialect, text: &str) {
     tx.execute(dialect, &st(text), &ExecuteOptions::default())
         .await
@@ -245,10 +261,7 @@ async fn count_keys(gateway: &Gateway, n: usize) -> i64 {
 #[tokio::test]
 async fn a_commit_whose_caller_goes_away_runs_to_its_end_and_a_retry_hears_it() {
     let gateway = Gateway::builder().build().await.unwrap();
-    gateway
-        .execute(Request::new("sql", "CREATE TABLE cut (n INTEGER)"))
-        .await
-        .unwrap();
+    run(&gateway, "sql", "CREATE TABLE cut (n INTEGER)").await;
     let anonymous = CallContext::anonymous();
     for n in 0..8 {
         let id = big_tx(&gateway, n, 2000).await;
@@ -268,15 +281,14 @@ async fn a_commit_whose_caller_goes_away_runs_to_its_end_and_a_retry_hears_it() 
             first.sort();
             assert_eq!(first, engines);
         }
-        let rows = gateway
-            .execute(Request::new(
-                "sql",
-                format!("SELECT count(*) FROM cut WHERE n = {n}"),
-            ))
-            .await
-            .unwrap()
-            .result;
-        assert_eq!(rows.rows[0][0], Value::Int(1), "the SQL row of tx {n}");
+        let rows = first(
+            &gateway,
+            "sql",
+            &format!("SELECT count(*) FROM cut WHERE n = {n}"),
+            None,
+        )
+        .await;
+        assert_eq!(rows, Value::Int(1), "the SQL row of tx {n}");
         assert_eq!(count_keys(&gateway, n).await, 2000, "every key of tx {n}");
         // A Rollback now hears that it committed.
         let late = gateway.rollback(&anonymous, &id).await.unwrap_err();
@@ -289,10 +301,7 @@ async fn a_commit_whose_caller_goes_away_runs_to_its_end_and_a_retry_hears_it() 
 #[tokio::test]
 async fn commit_and_rollback_racing_hear_the_one_outcome_never_not_found() {
     let gateway = Gateway::builder().build().await.unwrap();
-    gateway
-        .execute(Request::new("sql", "CREATE TABLE cut (n INTEGER)"))
-        .await
-        .unwrap();
+    run(&gateway, "sql", "CREATE TABLE cut (n INTEGER)").await;
     let anonymous = CallContext::anonymous();
     for n in 0..30 {
         let id = big_tx(&gateway, n, 20).await;
@@ -300,15 +309,8 @@ async fn commit_and_rollback_racing_hear_the_one_outcome_never_not_found() {
             gateway.commit(&anonymous, &id),
             gateway.rollback(&anonymous, &id)
         );
-        let rows = gateway
-            .execute(Request::new(
-                "sql",
-                format!("SELECT count(*) FROM cut WHERE n = {n}"),
-            ))
-            .await
-            .unwrap()
-            .result;
-        let committed = rows.rows[0][0] == Value::Int(1);
+        let text = format!("SELECT count(*) FROM cut WHERE n = {n}");
+        let committed = first(&gateway, "sql", &text, None).await == Value::Int(1);
         match (&commit, &rollback) {
             (Ok(_), Err(GatewayError::TxEnded { .. })) => assert!(committed),
             (Err(GatewayError::TxEnded { .. }), Ok(())) => assert!(!committed),
@@ -324,10 +326,7 @@ async fn commit_and_rollback_racing_hear_the_one_outcome_never_not_found() {
 #[tokio::test]
 async fn a_statement_cut_before_it_answered_dooms_its_transaction() {
     let gateway = Gateway::builder().build().await.unwrap();
-    gateway
-        .execute(Request::new("sql", "CREATE TABLE cut (n INTEGER)"))
-        .await
-        .unwrap();
+    run(&gateway, "sql", "CREATE TABLE cut (n INTEGER)").await;
     let tx = gateway.begin(TxOptions::default()).unwrap();
     tx.execute(Request::new("sql", "INSERT INTO cut VALUES (1)"))
         .await
@@ -346,12 +345,8 @@ async fn a_statement_cut_before_it_answered_dooms_its_transaction() {
         matches!(refused, GatewayError::TxAborted { .. }),
         "{refused:?}"
     );
-    let rows = gateway
-        .execute(Request::new("sql", "SELECT count(*) FROM cut"))
-        .await
-        .unwrap()
-        .result;
-    assert_eq!(rows.rows[0][0], Value::Int(0), "rolled back");
+    let rows = first(&gateway, "sql", "SELECT count(*) FROM cut", None).await;
+    assert_eq!(rows, Value::Int(0), "rolled back");
 }
 
 #[tokio::test]
@@ -487,14 +482,8 @@ async fn redis_refusing_at_exec_after_the_decision_is_failed_after_commit() {
 #[tokio::test]
 async fn readers_of_the_embedded_sql_engine_never_wait_on_an_open_transaction() {
     let gateway = Gateway::builder().build().await.unwrap();
-    gateway
-        .execute(Request::new("sql", "CREATE TABLE r (n INTEGER)"))
-        .await
-        .unwrap();
-    gateway
-        .execute(Request::new("sql", "INSERT INTO r VALUES (1)"))
-        .await
-        .unwrap();
+    run(&gateway, "sql", "CREATE TABLE r (n INTEGER)").await;
+    run(&gateway, "sql", "INSERT INTO r VALUES (1)").await;
     let tx = gateway.begin(TxOptions::default()).unwrap();
     tx.execute(Request::new("sql", "INSERT INTO r VALUES (2)"))
         .await
@@ -503,12 +492,8 @@ async fn readers_of_the_embedded_sql_engine_never_wait_on_an_open_transaction() 
         .await
         .unwrap();
     // Before: "database is locked" (ABORTED).
-    let outside = gateway
-        .execute(Request::new("sql", "SELECT count(*) FROM r"))
-        .await
-        .unwrap()
-        .result;
-    assert_eq!(outside.rows[0][0], Value::Int(1), "the committed state");
+    let outside = first(&gateway, "sql", "SELECT count(*) FROM r", None).await;
+    assert_eq!(outside, Value::Int(1), "the committed state");
     // The operators' view does not wait on the engine's locks either, and
     // sees the open transaction.
     let listed = gateway
@@ -517,12 +502,8 @@ async fn readers_of_the_embedded_sql_engine_never_wait_on_an_open_transaction() 
         .unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     tx.commit().await.unwrap();
-    let after = gateway
-        .execute(Request::new("sql", "SELECT count(*) FROM r"))
-        .await
-        .unwrap()
-        .result;
-    assert_eq!(after.rows[0][0], Value::Int(2));
+    let after = first(&gateway, "sql", "SELECT count(*) FROM r", None).await;
+    assert_eq!(after, Value::Int(2));
 }
 
 #[tokio::test]
@@ -565,19 +546,9 @@ async fn recovery_never_rolls_back_what_a_late_decider_commits() {
     gateway.recover_transactions().await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     gateway.recover_transactions().await;
-    let count = |target: &'static str| {
-        let gateway = gateway.clone();
-        async move {
-            gateway
-                .execute(Request::new("sql", "SELECT count(*) FROM t").target(target))
-                .await
-                .unwrap()
-                .result
-                .rows[0][0]
-                .clone()
-        }
-    };
-    let (lite, main) = (count("lite").await, count("main-db").await);
+    let count = "SELECT count(*) FROM t";
+    let lite = first(&gateway, "sql", count, Some("lite")).await;
+    let main = first(&gateway, "sql", count, Some("main-db")).await;
     assert_eq!(lite, Value::Int(1), "the late decision committed");
     assert_eq!(main, Value::Int(1), "so the prepared part committed too");
 }
@@ -629,24 +600,17 @@ async fn recovery_reads_a_backlog_of_markers_page_by_page_and_finishes_all() {
     // Startup recovery finishes the backlog: each redo applied once.
     let gateway = Gateway::builder().config(config).build().await.unwrap();
     for n in [0, 199, 200, 201, 449] {
-        let value = gateway
-            .execute(Request::new("redis", format!("GET backlog:{n}")))
-            .await
-            .unwrap()
-            .result
-            .rows[0][0]
-            .clone();
+        let value = first(&gateway, "redis", &format!("GET backlog:{n}"), None).await;
         assert_eq!(value, Value::from("1"), "backlog:{n}");
     }
-    let left = gateway
-        .execute(Request::new(
-            "sql",
-            "SELECT count(*) FROM omnigate_tx_markers WHERE record NOT LIKE 'done:%'",
-        ))
-        .await
-        .unwrap()
-        .result;
-    assert_eq!(left.rows[0][0], Value::Int(0), "every marker finished");
+    let left = first(
+        &gateway,
+        "sql",
+        "SELECT count(*) FROM omnigate_tx_markers WHERE record NOT LIKE 'done:%'",
+        None,
+    )
+    .await;
+    assert_eq!(left, Value::Int(0), "every marker finished");
     assert_eq!(gateway.recover_transactions().await.forward, 0);
 }
 
@@ -665,10 +629,7 @@ async fn markers_are_let_go_of_once_a_transaction_has_finished_everywhere() {
     );
     config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
     let gateway = Gateway::builder().config(config).build().await.unwrap();
-    gateway
-        .execute(Request::new("sql", "CREATE TABLE m (n INTEGER)"))
-        .await
-        .unwrap();
+    run(&gateway, "sql", "CREATE TABLE m (n INTEGER)").await;
     let tx = gateway.begin(TxOptions::default()).unwrap();
     let id = tx.id().to_owned();
     for (dialect, text) in [
@@ -732,10 +693,7 @@ async fn a_commit_retried_after_a_restart_hears_the_true_outcome() {
     };
     let id = {
         let gateway = Gateway::builder().config(config()).build().await.unwrap();
-        gateway
-            .execute(Request::new("sql", "CREATE TABLE r (n INTEGER)"))
-            .await
-            .unwrap();
+        run(&gateway, "sql", "CREATE TABLE r (n INTEGER)").await;
         let tx = gateway.begin(TxOptions::default()).unwrap();
         let id = tx.id().to_owned();
         tx.execute(Request::new("sql", "INSERT INTO r VALUES (1)"))
@@ -763,12 +721,8 @@ async fn a_commit_retried_after_a_restart_hears_the_true_outcome() {
         matches!(unknown, GatewayError::TxNotFound { .. }),
         "{unknown:?}"
     );
-    let n = gateway
-        .execute(Request::new("redis", "GET restarted"))
-        .await
-        .unwrap()
-        .result;
-    assert_eq!(n.rows[0][0], Value::from("1"), "applied once");
+    let n = first(&gateway, "redis", "GET restarted", None).await;
+    assert_eq!(n, Value::from("1"), "applied once");
 }
 
 #[tokio::test]
@@ -786,10 +740,7 @@ async fn two_embedded_gateways_in_one_directory_both_commit_across_engines() {
     let first = Gateway::builder().config(config()).build().await.unwrap();
     let second = Gateway::builder().config(config()).build().await.unwrap();
     for gateway in [&first, &second] {
-        gateway
-            .execute(Request::new("sql", "CREATE TABLE t (n INTEGER)"))
-            .await
-            .unwrap();
+        run(gateway, "sql", "CREATE TABLE t (n INTEGER)").await;
         let tx = gateway.begin(TxOptions::default()).unwrap();
         tx.execute(Request::new("sql", "INSERT INTO t VALUES (1)"))
             .await

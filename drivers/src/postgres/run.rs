@@ -323,7 +323,7 @@ pub(crate) async fn stream(
     let timeout = options.timeout;
     let reset = super::session::changes_session(&statement.text);
     let (columns_tx, columns_rx) = tokio::sync::oneshot::channel::<Result<Vec<Column>>>();
-    let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
+    let (batches_tx, batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
     let rows_affected = Arc::new(AtomicU64::new(0));
     let affected = Arc::clone(&rows_affected);
     tokio::spawn(async move {
@@ -352,14 +352,24 @@ pub(crate) async fn stream(
             }
         }
     });
-    let columns = columns_rx.await.map_err(|_| {
+    row_stream(columns_rx, batches_rx, rows_affected).await
+}
+
+/// The stream a task feeding `columns` then `batches` makes: its columns
+/// once they come (or the error that came instead), then its batches.
+pub(super) async fn row_stream(
+    columns: tokio::sync::oneshot::Receiver<Result<Vec<Column>>>,
+    mut batches: mpsc::Receiver<Result<Vec<Row>>>,
+    rows_affected: Arc<AtomicU64>,
+) -> Result<RowStream> {
+    let columns = columns.await.map_err(|_| {
         Error::Internal(crate::EngineError::new(
             super::KIND,
             None,
             "the stream stopped before its columns",
         ))
     })??;
-    let batches = futures::stream::poll_fn(move |cx| batches_rx.poll_recv(cx));
+    let batches = futures::stream::poll_fn(move |cx| batches.poll_recv(cx));
     Ok(RowStream {
         columns,
         batches: batches.boxed(),

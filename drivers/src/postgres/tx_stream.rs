@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use deadpool_postgres::Object;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
@@ -34,7 +34,7 @@ pub(super) async fn stream(
     back: oneshot::Sender<Returned>,
 ) -> Result<RowStream> {
     let (columns_tx, columns_rx) = oneshot::channel::<Result<Vec<Column>>>();
-    let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
+    let (batches_tx, batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
     let rows_affected = Arc::new(AtomicU64::new(0));
     let affected = Arc::clone(&rows_affected);
     tokio::spawn(async move {
@@ -76,19 +76,7 @@ pub(super) async fn stream(
             drop(Object::take(client));
         }
     });
-    let columns = columns_rx.await.map_err(|_| {
-        Error::Internal(crate::EngineError::new(
-            super::KIND,
-            None,
-            "the stream stopped before its columns",
-        ))
-    })??;
-    let batches = futures::stream::poll_fn(move |cx| batches_rx.poll_recv(cx));
-    Ok(RowStream {
-        columns,
-        batches: batches.boxed(),
-        rows_affected,
-    })
+    super::run::row_stream(columns_rx, batches_rx, rows_affected).await
 }
 
 /// Sends the statement's columns, then its rows in batches.
