@@ -753,3 +753,21 @@ async fn two_embedded_gateways_in_one_directory_both_commit_across_engines() {
         assert_eq!(engines, vec!["cache".to_owned(), "main".to_owned()]);
     }
 }
+
+#[tokio::test]
+async fn a_script_in_a_redis_transaction_is_applied_with_it_not_at_once() {
+    let server = RedisServer::start();
+    let d = redis_driver(&server).await;
+    let script = "EVAL \"return redis.call('SET', KEYS[1], 'v')\" 1 scripted";
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, script).await;
+    let exists = || d.query_scalar(Dialect::Redis, st("EXISTS scripted"));
+    // Before: the script ran at once, outside the transaction.
+    assert_eq!(exists().await.unwrap(), Value::Int(0), "not applied yet");
+    tx.rollback().await.unwrap();
+    assert_eq!(exists().await.unwrap(), Value::Int(0), "rolled back");
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, script).await;
+    tx.commit().await.unwrap();
+    assert_eq!(exists().await.unwrap(), Value::Int(1), "applied at commit");
+}

@@ -94,7 +94,11 @@ impl DriverTransaction for RedisTransaction {
         }
         let info = self.commands.info(&mut conn.conn, &name).await?;
         info.check_call(&name, args.len())?;
-        if !info.writes {
+        // A script may write whatever its flags say (EVAL carries no
+        // `write` flag): it is kept and applied at commit with the other
+        // writes, never run at once outside the transaction.
+        let script = matches!(name.as_str(), "EVAL" | "EVALSHA" | "FCALL");
+        if !info.writes && !script {
             // A read sees committed state, as inside MULTI.
             let mut command = ::redis::cmd(&name);
             for arg in &args[1..] {
