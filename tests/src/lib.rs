@@ -10,6 +10,7 @@ pub mod binary;
 pub mod certs;
 pub mod crash;
 pub mod falkordb;
+pub mod library;
 pub mod metrics;
 pub mod pgbouncer;
 pub mod postgres;
