@@ -85,7 +85,7 @@ impl Coordinator {
             let step = match part.session.participation() {
                 _ if fail_prepare => Err(injected("prepare")),
                 Participation::Live { preparable: true } => {
-                    let gid = format!("{prefix}{tx}-{}", part.engine);
+                    let gid = global_id(&prefix, tx, &part.engine, decider.as_ref());
                     let step = self.step(part.session.prepare(&gid)).await;
                     prepared.push((part, gid));
                     step
@@ -382,6 +382,17 @@ pub(super) async fn forget_buffered(tx: &str, engines: Vec<BufferedMarker>) {
         if let Err(e) = driver.forget_marker(tx, head.as_ref()).await {
             tracing::debug!(tx_id = %tx, engine = %driver.descriptor().name, error = %e, "letting go of a finished transaction's marker");
         }
+    }
+}
+
+/// The global id a part is prepared under: `{prefix}{tx}-{engine}`, and
+/// `.{decider}` after it when a deciding engine decides the transaction
+/// (engine names hold no '.'), so that recovery fences only that engine
+/// before rolling an undecided part back.
+fn global_id(prefix: &str, tx: &str, engine: &str, decider: Option<&Part>) -> String {
+    match decider {
+        Some(decider) => format!("{prefix}{tx}-{engine}.{}", decider.engine),
+        None => format!("{prefix}{tx}-{engine}"),
     }
 }
 

@@ -358,11 +358,28 @@ impl Coordinator {
                 // COMMIT is still under way (slow, or cut by a timeout and
                 // landing later) fails on the fence, or the fence finds its
                 // decision and the next pass finishes it forward.
-                let Some(tx) = tx_of_gid(&prefix, &gid, engine.name()) else {
+                let (named, decided_by) = match gid.rsplit_once('.') {
+                    Some((named, decider)) => (named, Some(decider)),
+                    None => (gid.as_str(), None),
+                };
+                let Some(tx) = tx_of_gid(&prefix, named, engine.name()) else {
                     continue;
                 };
+                // The deciding engine the gid names (only it can have
+                // decided); a gid naming none (the log decided, or an
+                // earlier version's) is fenced on every deciding engine.
+                let deciders: Vec<_> = deciding_engines(router)
+                    .into_iter()
+                    .filter(|(e, _)| decided_by.is_none_or(|d| d == e.name()))
+                    .collect();
+                if let Some(decider) = decided_by
+                    && deciders.is_empty()
+                {
+                    tracing::warn!(gid = %gid, decider = %decider, "an undecided prepared transaction names a deciding engine that is not configured: it cannot be fenced, so it is left prepared; resolve it by hand");
+                    continue;
+                }
                 let mut fenced = Vec::new();
-                for (decider, dialect) in deciding_engines(router) {
+                for (decider, dialect) in deciders {
                     match self
                         .step(markers::fence(decider.driver.as_ref(), dialect, tx))
                         .await
