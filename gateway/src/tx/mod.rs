@@ -14,6 +14,7 @@ mod file_log;
 pub mod log;
 mod markers;
 mod operators;
+mod orphans;
 mod recover;
 mod registry;
 mod table_log;
