@@ -7,7 +7,6 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
-use tokio_postgres::NoTls;
 
 use super::error::from_pg;
 use super::types_cache::StatementTypes;
@@ -177,19 +176,9 @@ impl DriverTransaction for PostgresTransaction {
         let client = self.client()?;
         let token = client.cancel_token();
         let work = run::execute(client, statement, options, None, &self.types);
-        let outcome = match options.timeout {
-            None => work.await,
-            Some(limit) => match tokio::time::timeout(limit, work).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    // The server aborts the transaction on the cancel; the
-                    // connection leaves the pool when the transaction ends.
-                    let _ = token.cancel_query(NoTls).await;
-                    self.tainted = true;
-                    Err(Error::Timeout { after: limit })
-                }
-            },
-        };
+        let (outcome, cancelled) =
+            super::tx_stream::cancelled_at(options.timeout, &token, work).await;
+        self.tainted |= cancelled;
         self.aborted |= outcome.is_err();
         outcome
     }

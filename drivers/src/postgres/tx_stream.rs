@@ -49,18 +49,7 @@ pub(super) async fn stream(
             &batches_tx,
             &affected,
         );
-        let mut tainted = false;
-        let outcome = match options.timeout {
-            None => work.await,
-            Some(limit) => match tokio::time::timeout(limit, work).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    let _ = token.cancel_query(NoTls).await;
-                    tainted = true;
-                    Err(Error::Timeout { after: limit })
-                }
-            },
-        };
+        let (outcome, tainted) = cancelled_at(options.timeout, &token, work).await;
         let failed = outcome.is_err();
         if let Err(e) = outcome {
             match columns_tx.take() {
@@ -77,6 +66,26 @@ pub(super) async fn stream(
         }
     });
     super::run::row_stream(columns_rx, batches_rx, rows_affected).await
+}
+
+/// `work` on a transaction's connection, cut at `timeout` by a cancel sent
+/// to the server (which aborts the transaction); whether a cancel was sent
+/// (the connection must then leave the pool when the transaction ends).
+pub(super) async fn cancelled_at<T>(
+    timeout: Option<std::time::Duration>,
+    token: &tokio_postgres::CancelToken,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> (Result<T>, bool) {
+    let Some(limit) = timeout else {
+        return (work.await, false);
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(outcome) => (outcome, false),
+        Err(_) => {
+            let _ = token.cancel_query(NoTls).await;
+            (Err(Error::Timeout { after: limit }), true)
+        }
+    }
 }
 
 /// Sends the statement's columns, then its rows in batches.
