@@ -1,26 +1,37 @@
-//! Compiles the API's protos with a vendored protoc.
+//! Compiles the API's protos with a vendored protoc: the messages always
+//! (prost), the `Gateway` service's tonic server and client only with the
+//! `grpc` feature, so the core crate can use the message types without a
+//! gRPC stack in its dependency tree.
 
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
-    let well_known = protoc_bin_vendored::include_path()?;
-
-    let mut config = prost_build::Config::new();
-    config.protoc_executable(protoc);
-
-    let protos = ["omnigate/v1/value.proto", "omnigate/v1/gateway.proto"];
-    for proto in protos {
-        println!("cargo:rerun-if-changed={proto}");
+    let includes = [PathBuf::from("."), protoc_bin_vendored::include_path()?];
+    let protos = ["omnigate/v1/value.proto", "omnigate/v1/gateway.proto"].map(PathBuf::from);
+    for proto in &protos {
+        println!("cargo:rerun-if-changed={}", proto.display());
     }
-    tonic_prost_build::configure()
-        .codec_path("crate::codec::OmnigateCodec")
+
+    let mut messages = prost_build::Config::new();
+    messages
+        .protoc_executable(&protoc)
         .file_descriptor_set_path(out_dir.join("omnigate_descriptor.bin"))
-        .compile_with_config(
-            config,
-            &protos.map(PathBuf::from),
-            &[PathBuf::from("."), well_known],
-        )?;
+        .compile_protos(&protos, &includes)?;
+
+    #[cfg(feature = "grpc")]
+    {
+        // The services only: every message type is the one compiled above.
+        let grpc_dir = out_dir.join("grpc");
+        std::fs::create_dir_all(&grpc_dir)?;
+        let mut config = prost_build::Config::new();
+        config.protoc_executable(&protoc);
+        tonic_prost_build::configure()
+            .codec_path("crate::codec::OmnigateCodec")
+            .extern_path(".omnigate.v1", "crate::v1")
+            .out_dir(&grpc_dir)
+            .compile_with_config(config, &protos, &includes)?;
+    }
     Ok(())
 }

@@ -46,11 +46,11 @@ fi
 
 cargo test --workspace --locked "$@"
 # The optional OpenTelemetry export, built with its feature.
-cargo test -p omnigate --features otlp --test otlp --locked "$@"
+cargo test -p omnigate-frontends --features otlp --test otlp --locked "$@"
 
 # The Python client (clients/python): installed into .venv the way the
 # README says (its gRPC stubs are generated from proto/ as it is built),
 # then tested against a real `omnigate serve` on the embedded default.
-cargo build -p omnigate --bin omnigate --locked
+cargo build -p omnigate-frontends --bin omnigate --locked
 .venv/bin/pip install -q pytest ./clients/python
 .venv/bin/python -m pytest -q clients/python/tests

@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use omnigate::codec::protobuf::to_proto;
 use omnigate::codec::{Codec, Format, decode};
-use omnigate::service::convert::to_proto;
 use omnigate_drivers::Value;
 use omnigate_drivers::redis_syntax::parse_command;
 use omnigate_drivers::ts::{Precision, lineproto};

@@ -63,7 +63,7 @@ struct Args {
     #[arg(long, env = "OMNIGATE_BENCH_TWEMPROXY")]
     twemproxy_url: Option<String>,
     /// The `omnigate` binary the gRPC path runs (default: the one beside
-    /// this one; build it with `cargo build --release -p omnigate`).
+    /// this one; build it with `cargo build --release -p omnigate-frontends`).
     #[arg(long)]
     gateway: Option<PathBuf>,
     /// Where to write bench.json, bench.md and bench.svg.

@@ -65,7 +65,7 @@ impl Served {
     pub(crate) async fn start(binary: &Path, backends: &Backends) -> Result<Served, String> {
         if !binary.exists() {
             return Err(format!(
-                "{} not found: build it (cargo build --release -p omnigate) or pass --gateway",
+                "{} not found: build it (cargo build --release -p omnigate-frontends) or pass --gateway",
                 binary.display()
             ));
         }

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use omnigate::codec::protobuf::to_proto;
 use omnigate::codec::{Codec, Format};
-use omnigate::service::convert::to_proto;
 use omnigate_drivers::Value;
 use omnigate_fuzz::SEPARATOR;
 use omnigate_proto::v1 as pb;

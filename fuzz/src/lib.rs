@@ -59,7 +59,7 @@ pub fn ts_statement(data: &[u8]) {
 
 /// Stored bytes through the codec.
 pub fn codec(data: &[u8]) {
-    omnigate::fuzzing::codec(data);
+    omnigate_frontends::fuzzing::codec(data);
 }
 
 /// A FalkorDB reply (RESP) read as a result set.
@@ -69,10 +69,10 @@ pub fn falkor_reply(data: &[u8]) {
 
 /// An `ExecuteRequest` as the server receives it.
 pub fn execute_request(data: &[u8]) {
-    omnigate::fuzzing::execute_request(data);
+    omnigate_frontends::fuzzing::execute_request(data);
 }
 
 /// An `ExecuteBatchRequest` as the server receives it.
 pub fn batch_request(data: &[u8]) {
-    omnigate::fuzzing::batch_request(data);
+    omnigate_frontends::fuzzing::batch_request(data);
 }

@@ -280,11 +280,118 @@ pub enum ConfigError {
     },
 }
 
+/// What kind of failure an error is, in the canonical codes of
+/// `google.rpc.Code`: each front end maps a class to its protocol (a gRPC
+/// status code, a SQLSTATE class, a RESP error prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// The request is wrong as written: fix it before sending it again.
+    InvalidArgument,
+    /// What the request names does not exist.
+    NotFound,
+    /// The request is well formed but the state it needs does not hold.
+    FailedPrecondition,
+    /// Lost to a concurrent change: the whole operation may be retried.
+    Aborted,
+    /// Its deadline passed before it finished.
+    DeadlineExceeded,
+    /// The engine (or the gateway) cannot serve it now: retry later.
+    Unavailable,
+    /// A value out of its type's range.
+    OutOfRange,
+    /// A limit or a pool ran out.
+    ResourceExhausted,
+    /// The caller may not do this.
+    PermissionDenied,
+    /// The caller did not say who it is, or said it wrongly.
+    Unauthenticated,
+    /// The engine or the gateway does not do this.
+    Unimplemented,
+    /// The outcome is unknown (a commit in doubt).
+    Unknown,
+    /// A fault of the gateway or of an engine.
+    Internal,
+}
+
+/// The class of a driver error.
+pub fn driver_class(err: &DriverError) -> Class {
+    match err {
+        DriverError::InvalidStatement(_)
+        | DriverError::InvalidParameter { .. }
+        | DriverError::InvalidNamedParameter { .. } => Class::InvalidArgument,
+        DriverError::NotFound(_) => Class::NotFound,
+        DriverError::ConstraintViolation(_)
+        | DriverError::Precondition(_)
+        | DriverError::AppliedInPart(_)
+        | DriverError::ReadOnly(_) => Class::FailedPrecondition,
+        DriverError::Conflict(_) => Class::Aborted,
+        DriverError::Timeout { .. } => Class::DeadlineExceeded,
+        DriverError::Unavailable(_) => Class::Unavailable,
+        DriverError::OutOfRange(_) => Class::OutOfRange,
+        DriverError::PoolExhausted { .. }
+        | DriverError::ResultTooLarge { .. }
+        | DriverError::TooManyRows { .. }
+        | DriverError::Overloaded(_) => Class::ResourceExhausted,
+        DriverError::PermissionDenied(_) => Class::PermissionDenied,
+        DriverError::NotSupported { .. } => Class::Unimplemented,
+        _ => Class::Internal,
+    }
+}
+
 impl Error {
-    /// The error's kind, as statuses (`ErrorInfo.reason`) and metrics
-    /// name it.
+    /// The error's class and its kind: the reason front ends report
+    /// (gRPC's `ErrorInfo.reason`) and metrics count it by.
+    pub fn class_and_kind(&self) -> (Class, &'static str) {
+        use Class::*;
+        match self {
+            Error::Driver(e) => (driver_class(e), e.kind()),
+            Error::MissingDialect { .. } => (InvalidArgument, "MISSING_DIALECT"),
+            Error::UnknownDialect { .. } => (InvalidArgument, "UNKNOWN_DIALECT"),
+            Error::UnknownTarget { .. } => (NotFound, "UNKNOWN_TARGET"),
+            Error::DialectNotServed { .. } => (InvalidArgument, "DIALECT_NOT_SERVED"),
+            Error::AmbiguousTarget { .. } => (InvalidArgument, "AMBIGUOUS_TARGET"),
+            Error::TxNotFound { .. } => (NotFound, "TX_NOT_FOUND"),
+            Error::TxEnded { .. } => (FailedPrecondition, "TX_ENDED"),
+            Error::TxAborted { .. } => (Aborted, "TX_ABORTED"),
+            Error::TxTwoDeciders { .. } => (FailedPrecondition, "TX_TWO_DECIDERS"),
+            Error::TxResolve { .. } => (FailedPrecondition, "TX_RESOLVE"),
+            Error::TxLog { .. } => (Unavailable, "TX_LOG"),
+            // Not Unavailable: retry policies retry that as if nothing happened.
+            Error::TxInDoubt { .. } => (Unknown, "TX_IN_DOUBT"),
+            Error::TxEnding { .. } => (FailedPrecondition, "TX_ENDING"),
+            Error::TxFailedAfterCommit { .. } => (FailedPrecondition, "TX_FAILED_AFTER_COMMIT"),
+            Error::BadParameter { .. } => (InvalidArgument, "INVALID_PARAMETER"),
+            Error::InvalidOption { .. } => (InvalidArgument, "INVALID_OPTION"),
+            Error::ResponseTooLarge { .. } => (ResourceExhausted, "RESPONSE_TOO_LARGE"),
+            Error::ShuttingDown => (Unavailable, "SHUTTING_DOWN"),
+            Error::EngineDrained { .. } => (Unavailable, "ENGINE_DRAINED"),
+            Error::EngineBusy { .. } => (ResourceExhausted, "ENGINE_BUSY"),
+            Error::Unauthenticated { .. } => (Unauthenticated, "UNAUTHENTICATED"),
+            Error::PermissionDenied { .. } => (PermissionDenied, "PERMISSION_DENIED"),
+            Error::LimitExceeded { .. } => (ResourceExhausted, "LIMIT_EXCEEDED"),
+        }
+    }
+
+    /// The error's class.
+    pub fn class(&self) -> Class {
+        self.class_and_kind().0
+    }
+
+    /// The error's kind, as front ends report it and metrics count it.
     pub fn kind(&self) -> &'static str {
-        crate::service::status::reason(self)
+        self.class_and_kind().1
+    }
+
+    /// Whether sending the same request again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Driver(e) => e.is_retryable(),
+            Error::ShuttingDown
+            | Error::TxAborted { .. }
+            | Error::LimitExceeded { .. }
+            | Error::EngineBusy { .. } => true,
+            _ => false,
+        }
     }
 }
 

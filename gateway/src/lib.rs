@@ -1,30 +1,25 @@
-//! Omnigate: one gRPC service — or one in-process library — in front of
-//! many storage engines. Clients send dialect-tagged statements (`sql`,
-//! `redis`, ...); the gateway routes each through the
+//! Omnigate's core: one in-process gateway in front of many storage
+//! engines. Callers send dialect-tagged statements (`sql`, `redis`, ...);
+//! the gateway routes each through the
 //! [`StorageDriver`](omnigate_drivers::StorageDriver) trait to a pooled
-//! engine and returns one value model.
+//! engine and returns one value model, and commits transactions across
+//! engines.
 //!
-//! Use it in-process with [`Gateway::builder`], or run the `omnigate`
-//! binary and call `omnigate.v1.Gateway` over gRPC.
+//! Use it in-process with [`Gateway::builder`]. The front ends (the gRPC
+//! service, the CLI, the metrics listener, and the `omnigate` binary) are
+//! in the `omnigate-frontends` crate above this one; nothing here names a
+//! front end or a transport.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod cache;
-pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod engines;
 pub mod error;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
 mod gateway;
 pub mod metrics;
 pub mod router;
 pub mod security;
-pub mod server;
-pub mod service;
-#[cfg(feature = "otlp")]
-pub mod telemetry;
 pub mod tx;
 
 pub use config::Config;

@@ -3,14 +3,20 @@
 //! The build script compiles the protos with a vendored `protoc`, so no
 //! protoc needs to be installed.
 
+#[cfg(feature = "grpc")]
 pub mod codec;
 
-/// The `omnigate.v1` package: the `Gateway` service and its messages.
+/// The `omnigate.v1` package: its messages, and with the `grpc` feature
+/// the `Gateway` service's server (`gateway_server`) and client
+/// (`gateway_client`).
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod v1 {
-    tonic::include_proto!("omnigate.v1");
+    include!(concat!(env!("OUT_DIR"), "/omnigate.v1.rs"));
+    #[cfg(feature = "grpc")]
+    include!(concat!(env!("OUT_DIR"), "/grpc/omnigate.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of the API (with its imports), for
 /// gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("omnigate_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/omnigate_descriptor.bin"));

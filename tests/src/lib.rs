@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use omnigate::Gateway;
 use omnigate::config::Config;
-use omnigate::server::{self, ServerHandle};
+use omnigate_frontends::grpc::server::{self, ServerHandle};
 use omnigate_proto::v1 as pb;
 use pb::gateway_client::GatewayClient;
 use tonic::transport::Channel;

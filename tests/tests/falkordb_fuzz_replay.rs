@@ -34,8 +34,8 @@ fn corpus() -> Vec<Value> {
         let Ok(request) = pb::ExecuteRequest::decode(bytes.as_slice()) else {
             continue;
         };
-        let params = omnigate::service::convert::params_from_proto(request.params);
-        let named = omnigate::service::convert::named_from_proto(request.named_params);
+        let params = omnigate_frontends::grpc::convert::params_from_proto(request.params);
+        let named = omnigate_frontends::grpc::convert::named_from_proto(request.named_params);
         values.extend(params.into_iter().flatten());
         values.extend(named.into_iter().flatten().map(|(_, v)| v));
     }

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use omnigate::Gateway;
 use omnigate::config::{ClientName, Config, PrincipalConfig, TlsConfig};
 use omnigate::security::tokens;
-use omnigate::{Gateway, server};
+use omnigate_frontends::grpc::server;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::certs::{self, Certs};
 use pb::gateway_client::GatewayClient;
@@ -196,7 +197,7 @@ fn the_principal_name_comes_from_the_cn_or_a_dns_name() {
         .next()
         .unwrap()
         .unwrap();
-    let name = |which| omnigate::security::tls::client_name(&der, which);
+    let name = |which| omnigate_frontends::tls::client_name(&der, which);
     assert_eq!(name(ClientName::SubjectCn).as_deref(), Some("svc"));
     assert_eq!(
         name(ClientName::SanDns).as_deref(),

@@ -98,7 +98,7 @@ async fn calls_on_a_stalled_server_end_by_their_deadline_and_health_follows() {
     let mut gw = TestGateway::with_config(config).await;
     let health = HealthClient::new(gw.channel().await);
     let status = |name: &str| HealthCheckRequest {
-        service: omnigate::server::engine_health_name(name),
+        service: omnigate_frontends::grpc::server::engine_health_name(name),
     };
     for (target, dialect, statement) in [
         ("cache", "redis", "INCR stall"),

@@ -4,7 +4,7 @@
 //! none. Prints a progress bar, then a table; writes the same as JSON.
 //!
 //! ```sh
-//! cargo build --release -p omnigate -p omnigate-bench
+//! cargo build --release -p omnigate-frontends -p omnigate-bench
 //! target/release/omnigate-crash-trials --trials 1000 --clients 8
 //! ```
 
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     let gateway = omnigate_tests::binary::beside_this("omnigate", args.gateway);
     if !gateway.exists() {
         eprintln!(
-            "{} not found: build it (cargo build --release -p omnigate) or pass --gateway",
+            "{} not found: build it (cargo build --release -p omnigate-frontends) or pass --gateway",
             gateway.display()
         );
         return ExitCode::FAILURE;

@@ -4,7 +4,7 @@
 //! plot as SVG (`--plot` draws it again from the JSON), prints a summary, and fails on a hung call.
 //!
 //! ```sh
-//! cargo build --release -p omnigate -p omnigate-bench
+//! cargo build --release -p omnigate-frontends -p omnigate-bench
 //! target/release/omnigate-soak --duration 30m
 //! ```
 
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     let binary = omnigate_tests::binary::beside_this("omnigate", args.gateway);
     if !binary.exists() {
         eprintln!(
-            "{} not found: build it (cargo build --release -p omnigate) or pass --gateway",
+            "{} not found: build it (cargo build --release -p omnigate-frontends) or pass --gateway",
             binary.display()
         );
         return ExitCode::FAILURE;

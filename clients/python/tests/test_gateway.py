@@ -2,7 +2,7 @@
 default (`main`: SQLite, dialect sql; `cache`: memory, dialect redis).
 
 The binary is $OMNIGATE_BIN, else target/debug/omnigate under
-$CARGO_TARGET_DIR or the repository (cargo build -p omnigate).
+$CARGO_TARGET_DIR or the repository (cargo build -p omnigate-frontends).
 """
 
 import datetime as dt
@@ -40,7 +40,7 @@ def _free_port() -> int:
 def gateway():
     binary = _binary()
     if not binary.exists():
-        pytest.fail(f"{binary} not found: build it (cargo build -p omnigate) or set OMNIGATE_BIN")
+        pytest.fail(f"{binary} not found: build it (cargo build -p omnigate-frontends) or set OMNIGATE_BIN")
     port = _free_port()
     with tempfile.TemporaryDirectory() as workdir:
         log = open(Path(workdir) / "serve.log", "w+")

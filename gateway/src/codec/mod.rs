@@ -12,6 +12,7 @@
 mod bindings;
 mod msgpack;
 pub mod properties;
+pub mod protobuf;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use omnigate_drivers::Value;
@@ -86,7 +87,7 @@ impl Codec {
     pub fn encode(&self, value: &Value) -> Bytes {
         let payload = match self.format {
             Format::Msgpack => rmp_serde::to_vec(&msgpack::Out(value)).unwrap_or_default(),
-            Format::Protobuf => crate::service::convert::to_proto(value.clone()).encode_to_vec(),
+            Format::Protobuf => protobuf::to_proto(value.clone()).encode_to_vec(),
         };
         let mut flags = self.format.code() << 4;
         let body = if payload.len() > self.compress_above {
@@ -153,9 +154,8 @@ pub fn decode(bytes: &[u8]) -> Result<Option<Value>, DecodeError> {
         2 => {
             let proto = omnigate_proto::v1::Value::decode(payload)
                 .map_err(|e| DecodeError(e.to_string()))?;
-            let value =
-                crate::service::convert::from_proto(&crate::error::ParamRef::Position(0), proto)
-                    .map_err(|e| DecodeError(e.to_string()))?;
+            let value = protobuf::from_proto(&crate::error::ParamRef::Position(0), proto)
+                .map_err(|e| DecodeError(e.to_string()))?;
             // The limit msgpack's reader applies as it reads.
             value
                 .check_depth()

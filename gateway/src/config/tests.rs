@@ -361,14 +361,10 @@ fn a_log_that_looks_like_a_name_must_name_an_engine() {
 }
 
 #[test]
-fn otlp_export_is_read_and_needs_its_feature() {
+fn otlp_export_is_read() {
     let text = "[tracing]\notlp_endpoint = \"http://127.0.0.1:4317\"\nservice_name = \"gw\"\n";
-    let parsed = Config::parse(text, &env(&[]));
-    assert_eq!(parsed.is_ok(), cfg!(feature = "otlp"), "{parsed:?}");
-    match parsed {
-        Ok(config) => assert_eq!(config.tracing.service_name, "gw"),
-        Err(e) => assert!(e.to_string().contains("--features otlp"), "{e}"),
-    }
+    let config = Config::parse(text, &env(&[])).unwrap();
+    assert_eq!(config.tracing.service_name, "gw");
     assert_eq!(
         Config::parse("", &env(&[])).unwrap().tracing.otlp_endpoint,
         None

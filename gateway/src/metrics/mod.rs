@@ -1,6 +1,7 @@
-//! Prometheus metrics: gRPC server metrics under the names the gRPC
-//! ecosystem uses (`grpc.rs`), Omnigate's own prefixed `omnigate_`, served
-//! on their own HTTP listener (`http.rs`).
+//! The metrics registry: Omnigate's own metrics, prefixed `omnigate_`.
+//! Front ends register their protocol's metrics in it (the gRPC server's
+//! under the names the gRPC ecosystem uses) and serve it (the `/metrics`
+//! listener); nothing here names a front end.
 //!
 //! Everything a scrape shows is kept as calls happen (per-engine call
 //! histograms and error counts, the pools' and the transactions' atomic
@@ -9,8 +10,6 @@
 //! names, dialects, error kinds, gRPC codes.
 
 mod collect;
-pub mod grpc;
-pub mod http;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -108,21 +107,23 @@ impl CallMetrics {
     }
 }
 
-/// The metrics registry of a gateway and its server.
+/// The metrics registry of a gateway, and of the front ends that serve it.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// The gRPC server's metrics (recorded by [`grpc::GrpcMetricsLayer`]).
-    pub grpc: grpc::GrpcMetrics,
 }
 
 impl Metrics {
-    /// The registry over `gateway`'s engines and the gRPC server.
+    /// The registry over `gateway`'s engines and transactions.
     pub fn new(gateway: &Gateway) -> Metrics {
         let mut registry = Registry::default();
-        let grpc = grpc::GrpcMetrics::register(&mut registry);
         registry.register_collector(Box::new(collect::GatewayCollector::new(gateway.clone())));
-        Metrics { registry, grpc }
+        Metrics { registry }
+    }
+
+    /// The registry, for a front end to register its own metrics in.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// The text exposition (OpenMetrics, which Prometheus reads).

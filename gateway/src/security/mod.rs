@@ -14,7 +14,6 @@
 
 mod grant;
 mod limits;
-pub mod tls;
 pub mod tokens;
 
 use std::collections::BTreeMap;

@@ -95,7 +95,7 @@ impl GrpcMetrics {
         let started = Family::<CallLabels, Counter>::default();
         let handled = Family::<HandledLabels, Counter>::default();
         let handling = Family::<CallLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(super::latency_buckets())
+            Histogram::new(omnigate::metrics::latency_buckets())
         });
         registry.register(
             "grpc_server_started",

@@ -19,7 +19,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::TracingConfig;
+use omnigate::config::TracingConfig;
 
 /// Exports spans until [`Telemetry::shutdown`], which sends what is left.
 #[derive(Debug)]

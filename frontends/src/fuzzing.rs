@@ -8,8 +8,8 @@ use omnigate_drivers::{Dialect, Value};
 use omnigate_proto::v1 as pb;
 use prost::Message;
 
-use crate::gateway::CallContext;
-use crate::service::{request, trace};
+use crate::grpc::{request, trace};
+use omnigate::CallContext;
 
 /// An `ExecuteRequest` as the server decodes it, converted to the
 /// gateway's types, and its statement and parameters as each engine's
@@ -58,8 +58,8 @@ fn statement(dialect: &str, text: &str, params: &[Value]) {
 /// (where kinds other than null, bool, numbers, text, bytes, lists and
 /// maps travel as their text) reads back the same after one pass.
 pub fn codec(data: &[u8]) {
-    use crate::codec::{Codec, Format, decode};
-    let _ = crate::codec::decode_all(drivers::bytes_param(data));
+    use omnigate::codec::{Codec, Format, decode};
+    let _ = omnigate::codec::decode_all(drivers::bytes_param(data));
     let Ok(Some(value)) = decode(data) else {
         return;
     };

@@ -15,9 +15,9 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 use omnigate_proto::v1 as pb;
 use serde_json::json;
 
-use crate::config::{Config, LogFormat, ProcessEnv};
 use client::connect;
 pub use exec::{ExecArgs, exec};
+use omnigate::config::{Config, LogFormat, ProcessEnv};
 
 /// Omnigate: one gRPC gateway in front of PostgreSQL, Redis, graph and
 /// time-series engines.
@@ -86,7 +86,7 @@ pub fn token(action: TokenAction) -> Result<String, Failure> {
                     2,
                 ));
             }
-            crate::security::tokens::new_principal_text(&name).map_err(|m| failure(m, 1))
+            omnigate::security::tokens::new_principal_text(&name).map_err(|m| failure(m, 1))
         }
     }
 }
@@ -100,8 +100,8 @@ pub struct ServeArgs {
     /// The address to listen on (overrides the config).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
-    /// Log format (overrides the config).
-    #[arg(long, value_enum)]
+    /// Log format, text or json (overrides the config).
+    #[arg(long)]
     pub log_format: Option<LogFormat>,
 }
 
@@ -378,17 +378,26 @@ pub fn check_config(path: &std::path::Path) -> Result<String, Failure> {
     ))
 }
 
+/// What `config` asks of this build that it was compiled without.
+pub fn unsupported_by_build(config: &Config) -> Option<String> {
+    (config.tracing.otlp_endpoint.is_some() && !cfg!(feature = "otlp")).then(|| {
+        "tracing.otlp_endpoint: this build has no OTLP export; build with \
+         `cargo build --release -p omnigate-frontends --features otlp`, or remove the key"
+            .to_owned()
+    })
+}
+
 /// The files `config` names that are missing or do not parse.
 fn check_files(config: &Config) -> Vec<String> {
-    use crate::engines::DriverConfig;
-    let mut problems = Vec::new();
+    use omnigate::engines::DriverConfig;
+    let mut problems: Vec<String> = unsupported_by_build(config).into_iter().collect();
     if let Some(tls) = &config.security.tls
-        && let Err(e) = crate::security::tls::Tls::new(tls)
+        && let Err(e) = crate::tls::Tls::new(tls)
     {
         problems.push(format!("security.tls: {e}"));
     }
     if let Err(e) =
-        crate::security::Security::new(config.security.clone(), config.principals.clone())
+        omnigate::security::Security::new(config.security.clone(), config.principals.clone())
     {
         problems.push(e.to_string());
     }

@@ -13,9 +13,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::config::{Reflection, RuntimeKind, ServerConfig};
-use crate::gateway::Gateway;
-use crate::service::GatewayService;
+use crate::grpc::GatewayService;
+use omnigate::Gateway;
+use omnigate::config::{Reflection, RuntimeKind, ServerConfig};
 use tonic::service::interceptor::InterceptedService;
 
 /// The runtime `config` asks for (`runtime`, `worker_threads`), for
@@ -115,7 +115,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     let listener = tokio::net::TcpListener::from_std(listener).map_err(bind)?;
     let local_addr = listener.local_addr().map_err(bind)?;
     let tls = match &security.config().tls {
-        Some(config) => Some(crate::security::tls::Tls::new(config).map_err(ServeError::Tls)?),
+        Some(config) => Some(crate::tls::Tls::new(config).map_err(ServeError::Tls)?),
         None => None,
     };
 
@@ -147,7 +147,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         };
         move |request: tonic::Request<()>| {
             if !open {
-                crate::service::caller(&gateway, request.metadata(), request.extensions())?;
+                crate::grpc::caller(&gateway, request.metadata(), request.extensions())?;
             }
             Ok(request)
         }
@@ -164,22 +164,21 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     .max_decoding_message_size(config.max_request_bytes)
     .max_encoding_message_size(config.max_response_bytes.saturating_add(64 << 10));
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-    let metrics = Arc::new(crate::metrics::Metrics::new(&gateway));
+    let mut metrics = omnigate::metrics::Metrics::new(&gateway);
+    let grpc_metrics = crate::grpc::metrics::GrpcMetrics::register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
     let metrics_server = match gateway.metrics_listen() {
         Some(addr) => {
             let bind = |source| ServeError::Bind { addr, source };
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
             let bound = listener.local_addr().map_err(bind)?;
             tracing::info!(addr = %bound, "metrics at /metrics");
-            Some((
-                bound,
-                crate::metrics::http::serve(listener, Arc::clone(&metrics)),
-            ))
+            Some((bound, crate::metrics::serve(listener, Arc::clone(&metrics))))
         }
         None => None,
     };
     let router = tonic::transport::Server::builder()
-        .layer(crate::metrics::grpc::GrpcMetricsLayer(metrics.grpc.clone()))
+        .layer(crate::grpc::metrics::GrpcMetricsLayer(grpc_metrics))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

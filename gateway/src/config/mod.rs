@@ -183,7 +183,7 @@ impl Default for ServerConfig {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -191,6 +191,18 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("no log format {other:?}: use text or json")),
+        }
+    }
 }
 
 /// Logging settings.
@@ -382,13 +394,6 @@ impl Config {
                     return invalid(format!("principals.{name}.engines: no engine {engine}"));
                 }
             }
-        }
-        if self.tracing.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
-            return invalid(
-                "tracing.otlp_endpoint: this build has no OTLP export; build with \
-                 `cargo build --release --features otlp`, or remove the key"
-                    .into(),
-            );
         }
         let server = &self.server;
         if server.stream_batch_rows == 0 || server.default_max_rows == 0 {

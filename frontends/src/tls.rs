@@ -18,7 +18,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use x509_cert::der::Decode;
 
-use crate::config::{ClientName, TlsConfig};
+use omnigate::config::{ClientName, TlsConfig};
 
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);

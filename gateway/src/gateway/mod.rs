@@ -351,8 +351,9 @@ impl Gateway {
             .await)
     }
 
-    /// Every engine's status, for the server's own health reports.
-    pub(crate) async fn all_engines(&self) -> Vec<EngineStatus> {
+    /// Every engine's status, whoever may see it: for a front end's own
+    /// health reports, never for a caller.
+    pub async fn all_engines(&self) -> Vec<EngineStatus> {
         self.statuses(|_| true).await
     }
 

@@ -8,93 +8,49 @@ use omnigate_drivers::Error as DriverError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::Error;
+use omnigate::error::{Class, Error, driver_class};
 
 /// The error domain in `ErrorInfo`.
 pub const ERROR_DOMAIN: &str = "omnigate";
 
+/// The gRPC code of an error class (the classes are gRPC's canonical
+/// codes).
+pub fn code(class: Class) -> Code {
+    match class {
+        Class::InvalidArgument => Code::InvalidArgument,
+        Class::NotFound => Code::NotFound,
+        Class::FailedPrecondition => Code::FailedPrecondition,
+        Class::Aborted => Code::Aborted,
+        Class::DeadlineExceeded => Code::DeadlineExceeded,
+        Class::Unavailable => Code::Unavailable,
+        Class::OutOfRange => Code::OutOfRange,
+        Class::ResourceExhausted => Code::ResourceExhausted,
+        Class::PermissionDenied => Code::PermissionDenied,
+        Class::Unauthenticated => Code::Unauthenticated,
+        Class::Unimplemented => Code::Unimplemented,
+        Class::Unknown => Code::Unknown,
+        Class::Internal => Code::Internal,
+    }
+}
+
 /// The gRPC code of a driver error.
 pub fn driver_code(err: &DriverError) -> Code {
-    match err {
-        DriverError::InvalidStatement(_)
-        | DriverError::InvalidParameter { .. }
-        | DriverError::InvalidNamedParameter { .. } => Code::InvalidArgument,
-        DriverError::NotFound(_) => Code::NotFound,
-        DriverError::ConstraintViolation(_)
-        | DriverError::Precondition(_)
-        | DriverError::AppliedInPart(_) => Code::FailedPrecondition,
-        DriverError::ReadOnly(_) => Code::FailedPrecondition,
-        DriverError::Conflict(_) => Code::Aborted,
-        DriverError::Timeout { .. } => Code::DeadlineExceeded,
-        DriverError::Unavailable(_) => Code::Unavailable,
-        DriverError::OutOfRange(_) => Code::OutOfRange,
-        DriverError::PoolExhausted { .. }
-        | DriverError::ResultTooLarge { .. }
-        | DriverError::TooManyRows { .. }
-        | DriverError::Overloaded(_) => Code::ResourceExhausted,
-        DriverError::PermissionDenied(_) => Code::PermissionDenied,
-        DriverError::NotSupported { .. } => Code::Unimplemented,
-        _ => Code::Internal,
-    }
-}
-
-/// The gRPC code and `ErrorInfo` reason of a gateway error.
-fn code_and_reason(err: &Error) -> (Code, &'static str) {
-    match err {
-        Error::Driver(e) => (driver_code(e), e.kind()),
-        Error::MissingDialect { .. } => (Code::InvalidArgument, "MISSING_DIALECT"),
-        Error::UnknownDialect { .. } => (Code::InvalidArgument, "UNKNOWN_DIALECT"),
-        Error::UnknownTarget { .. } => (Code::NotFound, "UNKNOWN_TARGET"),
-        Error::DialectNotServed { .. } => (Code::InvalidArgument, "DIALECT_NOT_SERVED"),
-        Error::AmbiguousTarget { .. } => (Code::InvalidArgument, "AMBIGUOUS_TARGET"),
-        Error::TxNotFound { .. } => (Code::NotFound, "TX_NOT_FOUND"),
-        Error::TxEnded { .. } => (Code::FailedPrecondition, "TX_ENDED"),
-        Error::TxAborted { .. } => (Code::Aborted, "TX_ABORTED"),
-        Error::TxTwoDeciders { .. } => (Code::FailedPrecondition, "TX_TWO_DECIDERS"),
-        Error::TxResolve { .. } => (Code::FailedPrecondition, "TX_RESOLVE"),
-        Error::TxLog { .. } => (Code::Unavailable, "TX_LOG"),
-        // Not UNAVAILABLE: retry policies retry that as if nothing happened.
-        Error::TxInDoubt { .. } => (Code::Unknown, "TX_IN_DOUBT"),
-        Error::TxEnding { .. } => (Code::FailedPrecondition, "TX_ENDING"),
-        Error::TxFailedAfterCommit { .. } => (Code::FailedPrecondition, "TX_FAILED_AFTER_COMMIT"),
-        Error::BadParameter { .. } => (Code::InvalidArgument, "INVALID_PARAMETER"),
-        Error::InvalidOption { .. } => (Code::InvalidArgument, "INVALID_OPTION"),
-        Error::ResponseTooLarge { .. } => (Code::ResourceExhausted, "RESPONSE_TOO_LARGE"),
-        Error::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
-        Error::EngineDrained { .. } => (Code::Unavailable, "ENGINE_DRAINED"),
-        Error::EngineBusy { .. } => (Code::ResourceExhausted, "ENGINE_BUSY"),
-        Error::Unauthenticated { .. } => (Code::Unauthenticated, "UNAUTHENTICATED"),
-        Error::PermissionDenied { .. } => (Code::PermissionDenied, "PERMISSION_DENIED"),
-        Error::LimitExceeded { .. } => (Code::ResourceExhausted, "LIMIT_EXCEEDED"),
-    }
-}
-
-/// The `ErrorInfo` reason of `err`: its kind.
-pub fn reason(err: &Error) -> &'static str {
-    code_and_reason(err).1
+    code(driver_class(err))
 }
 
 /// The status a client sees for `err`.
 pub fn to_status(err: &Error) -> Status {
-    let (code, reason) = code_and_reason(err);
+    let (class, reason) = err.class_and_kind();
     let mut metadata = HashMap::new();
-    let retryable = match err {
-        Error::Driver(e) => {
-            if let Some(engine) = e.engine_error() {
-                metadata.insert("engine".to_owned(), engine.engine.to_owned());
-            }
-            if let Some(engine_code) = e.engine_code() {
-                metadata.insert("code".to_owned(), engine_code.to_owned());
-            }
-            e.is_retryable()
+    if let Error::Driver(e) = err {
+        if let Some(engine) = e.engine_error() {
+            metadata.insert("engine".to_owned(), engine.engine.to_owned());
         }
-        Error::ShuttingDown
-        | Error::TxAborted { .. }
-        | Error::LimitExceeded { .. }
-        | Error::EngineBusy { .. } => true,
-        _ => false,
-    };
-    metadata.insert("retryable".to_owned(), retryable.to_string());
+        if let Some(engine_code) = e.engine_code() {
+            metadata.insert("code".to_owned(), engine_code.to_owned());
+        }
+    }
+    metadata.insert("retryable".to_owned(), err.is_retryable().to_string());
     let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
     if let Error::LimitExceeded {
         retry_after: Some(wait),
@@ -103,7 +59,7 @@ pub fn to_status(err: &Error) -> Status {
     {
         details.set_retry_info(Some(*wait));
     }
-    Status::with_error_details(code, err.to_string(), details)
+    Status::with_error_details(code(class), err.to_string(), details)
 }
 
 /// A failed batch statement as the status its own call would have had.
@@ -118,10 +74,9 @@ pub fn statement_error(err: &Error) -> omnigate_proto::v1::StatementError {
     }
 }
 
-impl From<Error> for Status {
-    fn from(err: Error) -> Self {
-        to_status(&err)
-    }
+/// [`to_status`] of an owned error, for `map_err`.
+pub fn status(err: Error) -> Status {
+    to_status(&err)
 }
 
 #[cfg(test)]
@@ -196,7 +151,7 @@ mod tests {
             (
                 Error::TxEnded {
                     id: id(),
-                    how: crate::tx::Ended::Expired,
+                    how: omnigate::tx::Ended::Expired,
                 },
                 Code::FailedPrecondition,
             ),

@@ -2,11 +2,6 @@
 //! gateway calls and results back into proto responses. Nothing below it
 //! knows about gRPC.
 
-pub mod convert;
-pub(crate) mod request;
-pub mod status;
-pub mod trace;
-
 use std::future::Future;
 use std::time::Duration;
 
@@ -21,10 +16,10 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::error::Error;
-use crate::gateway::{self, Gateway};
-use request::{Call, context, non_empty, to_batch_request, to_request};
-pub use request::{caller, grpc_timeout};
+use super::request::{self, Call, context, non_empty, to_batch_request, to_request};
+use super::{convert, status};
+use omnigate::error::Error;
+use omnigate::{self as gateway, Gateway};
 
 /// The `omnigate.v1.Gateway` service over a [`Gateway`].
 #[derive(Debug, Clone)]
@@ -55,7 +50,7 @@ impl GatewayService {
         let mut cancel = self.cancel.clone();
         tokio::select! {
             result = work => result,
-            _ = cancel.wait_for(|cancelled| *cancelled) => Err(Status::from(Error::ShuttingDown)),
+            _ = cancel.wait_for(|cancelled| *cancelled) => Err(status::status(Error::ShuttingDown)),
         }
     }
 
@@ -94,9 +89,13 @@ impl pb::gateway_server::Gateway for GatewayService {
         let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
-                let response = self.gateway.execute(to_request(message, context)?).await?;
+                let response = self
+                    .gateway
+                    .execute(to_request(message, context)?)
+                    .await
+                    .map_err(status::status)?;
                 let reply = result_to_proto(response.result, response.engine);
-                self.check_size(&reply)?;
+                self.check_size(&reply).map_err(status::status)?;
                 Ok::<_, Status>(reply)
             })
             .instrument(call.span())
@@ -121,10 +120,10 @@ impl pb::gateway_server::Gateway for GatewayService {
         let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
         let outcome = self
             .cancellable(async {
-                Ok(self
-                    .gateway
+                self.gateway
                     .execute_stream(to_request(message, context)?)
-                    .await?)
+                    .await
+                    .map_err(status::status)
             })
             .instrument(call.span())
             .await;
@@ -156,7 +155,11 @@ impl pb::gateway_server::Gateway for GatewayService {
         let outcome = self
             .cancellable(async {
                 let batch = to_batch_request(message, context)?;
-                let response = self.gateway.execute_batch(batch).await?;
+                let response = self
+                    .gateway
+                    .execute_batch(batch)
+                    .await
+                    .map_err(status::status)?;
                 let engine = response.engine;
                 let results = response
                     .results
@@ -176,7 +179,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                 let reply = pb::ExecuteBatchResponse { results, engine };
                 let size = reply.encoded_len();
                 if size > self.max_response_bytes {
-                    return Err(Status::from(Error::ResponseTooLarge {
+                    return Err(status::status(Error::ResponseTooLarge {
                         size,
                         limit: self.max_response_bytes,
                     }));
@@ -197,7 +200,8 @@ impl pb::gateway_server::Gateway for GatewayService {
         let engines = self
             .gateway
             .engines(&context)
-            .await?
+            .await
+            .map_err(status::status)?
             .into_iter()
             .map(|e| {
                 let (status, message) = match e.health {
@@ -242,15 +246,18 @@ impl pb::gateway_server::Gateway for GatewayService {
                 })
             })
             .transpose()?;
-        let options = crate::tx::TxOptions {
+        let options = omnigate::tx::TxOptions {
             idle_timeout,
             read_only: message.read_only,
             restricted: false,
         };
-        let (tx_id, idle) = self.gateway.begin_id(
-            &self.context(&metadata, &extensions, String::new())?,
-            &options,
-        )?;
+        let (tx_id, idle) = self
+            .gateway
+            .begin_id(
+                &self.context(&metadata, &extensions, String::new())?,
+                &options,
+            )
+            .map_err(status::status)?;
         // In range: begin_id bounds the idle timeout.
         let expires_at = std::time::SystemTime::now()
             .checked_add(idle)
@@ -273,7 +280,8 @@ impl pb::gateway_server::Gateway for GatewayService {
                 &self.context(&metadata, &extensions, String::new())?,
                 &message.tx_id,
             )
-            .await?;
+            .await
+            .map_err(status::status)?;
         Ok(Response::new(pb::CommitResponse { engines }))
     }
 
@@ -287,7 +295,8 @@ impl pb::gateway_server::Gateway for GatewayService {
                 &self.context(&metadata, &extensions, String::new())?,
                 &message.tx_id,
             )
-            .await?;
+            .await
+            .map_err(status::status)?;
         Ok(Response::new(pb::RollbackResponse {}))
     }
 
@@ -299,7 +308,8 @@ impl pb::gateway_server::Gateway for GatewayService {
         let listed = self
             .gateway
             .list_transactions(&self.context(&metadata, &extensions, String::new())?)
-            .await?;
+            .await
+            .map_err(status::status)?;
         Ok(Response::new(pb::ListTransactionsResponse {
             transactions: listed.into_iter().map(transaction_info).collect(),
         }))
@@ -317,7 +327,8 @@ impl pb::gateway_server::Gateway for GatewayService {
                 &message.tx_id,
                 message.commit,
             )
-            .await?;
+            .await
+            .map_err(status::status)?;
         Ok(Response::new(pb::ResolveTransactionResponse { outcome }))
     }
 
@@ -327,7 +338,11 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::DrainEngineResponse>, Status> {
         let (metadata, extensions, message) = request.into_parts();
         let context = self.context(&metadata, &extensions, String::new())?;
-        let left = self.gateway.drain_engine(&context, &message.engine).await?;
+        let left = self
+            .gateway
+            .drain_engine(&context, &message.engine)
+            .await
+            .map_err(status::status)?;
         Ok(Response::new(pb::DrainEngineResponse {
             calls_in_flight: left.calls,
             transactions_in_flight: left.transactions,
@@ -341,7 +356,9 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::ResumeEngineResponse>, Status> {
         let (metadata, extensions, message) = request.into_parts();
         let context = self.context(&metadata, &extensions, String::new())?;
-        self.gateway.resume_engine(&context, &message.engine)?;
+        self.gateway
+            .resume_engine(&context, &message.engine)
+            .map_err(status::status)?;
         Ok(Response::new(pb::ResumeEngineResponse {}))
     }
 
@@ -358,7 +375,8 @@ impl pb::gateway_server::Gateway for GatewayService {
                 name: non_empty(message.name),
                 context: self.context(&metadata, &extensions, String::new())?,
             })
-            .await?;
+            .await
+            .map_err(status::status)?;
         Ok(Response::new(pb::DescribeResponse {
             engine: description.engine,
             kind: description.kind,
@@ -394,9 +412,9 @@ impl GatewayService {
                     };
                     self.check_size(&message)
                         .map(|()| message)
-                        .map_err(Status::from)
+                        .map_err(status::status)
                 }
-                Err(e) => Err(Status::from(Error::Driver(e))),
+                Err(e) => Err(status::status(Error::Driver(e))),
             };
             let failed = message.is_err();
             if tx.send(message).await.is_err() || failed {
@@ -415,8 +433,8 @@ impl GatewayService {
 }
 
 /// A transaction for operators, as the API sends it.
-fn transaction_info(info: crate::tx::TxInfo) -> pb::TransactionInfo {
-    use crate::tx::TxState;
+fn transaction_info(info: omnigate::tx::TxInfo) -> pb::TransactionInfo {
+    use omnigate::tx::TxState;
     use pb::transaction_info::State;
     let state = match info.state {
         TxState::Active => State::Active,

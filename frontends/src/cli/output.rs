@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use omnigate_drivers::Value;
 use serde_json::{Value as Json, json};
 
-use crate::service::convert::from_proto;
+use crate::grpc::convert::from_proto;
 use omnigate_proto::v1 as pb;
 
 /// Values of a proto row as Omnigate values (server output is trusted, a
@@ -14,7 +14,7 @@ fn row_values(row: &pb::Row) -> Vec<Value> {
     row.values
         .iter()
         .map(|v| {
-            from_proto(&crate::error::ParamRef::Position(0), v.clone())
+            from_proto(&omnigate::error::ParamRef::Position(0), v.clone())
                 .unwrap_or_else(|_| Value::String(format!("{v:?}")))
         })
         .collect()

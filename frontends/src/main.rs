@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use omnigate::cli::{self, Cli, Command, Failure, ServeArgs};
+use omnigate::Gateway;
 use omnigate::config::{Config, LogFormat, ProcessEnv};
-use omnigate::{Gateway, server};
+use omnigate_frontends::cli::{self, Cli, Command, Failure, ServeArgs};
+use omnigate_frontends::grpc::server;
 use tracing_subscriber::EnvFilter;
 
 #[cfg(feature = "mimalloc")]
@@ -61,6 +62,9 @@ fn init_logging(config: &Config) -> Result<Option<Telemetry>, String> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    if let Some(problem) = cli::unsupported_by_build(config) {
+        return Err(problem);
+    }
     let log = &config.log;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.filter));
     let fmt = tracing_subscriber::fmt::layer()
@@ -72,7 +76,7 @@ fn init_logging(config: &Config) -> Result<Option<Telemetry>, String> {
     };
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
     #[cfg(feature = "otlp")]
-    if let Some((export, telemetry)) = omnigate::telemetry::layer(&config.tracing)? {
+    if let Some((export, telemetry)) = omnigate_frontends::telemetry::layer(&config.tracing)? {
         registry.with(export).init();
         return Ok(Some(telemetry));
     }
@@ -81,7 +85,7 @@ fn init_logging(config: &Config) -> Result<Option<Telemetry>, String> {
 }
 
 #[cfg(feature = "otlp")]
-use omnigate::telemetry::Telemetry;
+use omnigate_frontends::telemetry::Telemetry;
 
 /// Without the `otlp` feature there is nothing to flush.
 #[cfg(not(feature = "otlp"))]

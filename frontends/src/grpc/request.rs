@@ -9,9 +9,9 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use super::convert;
-use crate::error::Error;
-use crate::gateway;
+use super::{convert, status};
+use omnigate as gateway;
+use omnigate::error::Error;
 
 /// The client's deadline from the `grpc-timeout` header (e.g. `250m`).
 pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
@@ -39,13 +39,13 @@ pub fn caller(
     let certificate = gateway.security().config().tls.as_ref().and_then(|tls| {
         let info = extensions.get::<TlsConnectInfo<TcpConnectInfo>>()?;
         let chain = info.peer_certs()?;
-        crate::security::tls::client_name(chain.first()?, tls.client_name)
+        crate::tls::client_name(chain.first()?, tls.client_name)
     });
-    let credentials = crate::security::Credentials {
+    let credentials = omnigate::security::Credentials {
         authorization: metadata.get("authorization").and_then(|v| v.to_str().ok()),
         certificate: certificate.as_deref(),
     };
-    Ok(gateway.authenticate(credentials)?)
+    gateway.authenticate(credentials).map_err(status::status)
 }
 
 /// The call's context: the client's deadline, less a margin so that the
@@ -67,8 +67,8 @@ pub(crate) fn to_request(
     message: pb::ExecuteRequest,
     context: gateway::CallContext,
 ) -> Result<gateway::Request, Status> {
-    let params = convert::params_from_proto(message.params)?;
-    let named = convert::named_from_proto(message.named_params)?;
+    let params = convert::params_from_proto(message.params).map_err(status::status)?;
+    let named = convert::named_from_proto(message.named_params).map_err(status::status)?;
     Ok(gateway::Request {
         dialect: message.dialect,
         statement: message.statement,
@@ -107,7 +107,8 @@ pub(crate) fn to_batch_request(
                 named: convert::named_from_proto(s.named_params).map_err(in_batch)?,
             })
         })
-        .collect::<Result<Vec<_>, Error>>()?;
+        .collect::<Result<Vec<_>, Error>>()
+        .map_err(status::status)?;
     Ok(gateway::BatchRequest {
         dialect: message.dialect,
         statements,

@@ -1,0 +1,20 @@
+//! Omnigate's front ends: each turns one protocol into calls of the core
+//! (the [`omnigate`] crate, which names no front end) and the core's
+//! results and errors back into that protocol.
+//!
+//! - [`grpc`]: the `omnigate.v1.Gateway` service, its server (TLS,
+//!   health, reflection, drain) and the gRPC server metrics;
+//! - [`cli`]: the `omnigate` command line, a gRPC client;
+//! - [`metrics`]: the Prometheus `/metrics` listener;
+//! - [`tls`]: the TLS settings every listener shares.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cli;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod grpc;
+pub mod metrics;
+#[cfg(feature = "otlp")]
+pub mod telemetry;
+pub mod tls;
