@@ -133,7 +133,7 @@ pub enum Error {
         /// The id asked for.
         id: String,
         /// How it ended.
-        how: crate::tx::Ended,
+        how: Ended,
     },
 
     /// The transaction could not commit and was rolled back everywhere.
@@ -278,6 +278,35 @@ pub enum ConfigError {
         #[source]
         source: DriverError,
     },
+}
+
+/// How a transaction ended, as later callers are told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ended {
+    /// Committed.
+    Committed,
+    /// Rolled back by its caller, or because a statement failed on an
+    /// engine that aborts the transaction.
+    RolledBack,
+    /// Idle past its timeout, then rolled back.
+    Expired,
+    /// Its commit's outcome was not known when it ended: recovery decides.
+    #[default]
+    InDoubt,
+}
+
+impl Ended {
+    /// How it ended, in words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ended::Committed => "was committed",
+            Ended::RolledBack => "was rolled back",
+            Ended::Expired => "expired (idle past its idle timeout) and was rolled back",
+            Ended::InDoubt => {
+                "ended with its outcome in doubt (recovery finishes it, all or nothing)"
+            }
+        }
+    }
 }
 
 /// What kind of failure an error is, in the canonical codes of

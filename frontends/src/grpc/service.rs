@@ -66,7 +66,8 @@ impl GatewayService {
         Ok(context(metadata, tx_id).as_caller(caller))
     }
 
-    fn check_size(&self, message: &pb::ExecuteResponse) -> Result<(), Error> {
+    /// `Err(ResponseTooLarge)` for a reply past `max_response_bytes`.
+    fn check_size(&self, message: &impl Message) -> Result<(), Error> {
         let size = message.encoded_len();
         if size > self.max_response_bytes {
             return Err(Error::ResponseTooLarge {
@@ -177,13 +178,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                     })
                     .collect();
                 let reply = pb::ExecuteBatchResponse { results, engine };
-                let size = reply.encoded_len();
-                if size > self.max_response_bytes {
-                    return Err(status::status(Error::ResponseTooLarge {
-                        size,
-                        limit: self.max_response_bytes,
-                    }));
-                }
+                self.check_size(&reply).map_err(status::status)?;
                 Ok(reply)
             })
             .instrument(call.span())

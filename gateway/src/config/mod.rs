@@ -386,9 +386,6 @@ impl Config {
             return invalid(problem);
         }
         for (name, principal) in &self.principals {
-            if let Err(problem) = crate::security::Principal::new(name, principal) {
-                return invalid(problem);
-            }
             for engine in principal.engines.iter().flatten() {
                 if !self.engines.contains_key(engine) {
                     return invalid(format!("principals.{name}.engines: no engine {engine}"));

@@ -3,51 +3,8 @@
 //! running on it and open transactions with a part on it finish; the
 //! gateway says when nothing is left in flight.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 use super::{CallContext, Gateway};
-use crate::error::{Error, Result};
-
-/// An engine's service state: drained or not, and calls in flight.
-#[derive(Debug, Default)]
-pub struct ServiceState {
-    draining: AtomicBool,
-    in_flight: Arc<AtomicU64>,
-}
-
-/// A call in flight on an engine, counted until dropped.
-#[derive(Debug)]
-pub struct InFlight(Arc<AtomicU64>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl ServiceState {
-    /// Whether the engine is drained.
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    /// Counts a call in flight, unless `limit` calls already are.
-    pub fn enter(&self, limit: usize) -> Option<InFlight> {
-        let admitted = self
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit as u64).then_some(n + 1)
-            })
-            .is_ok();
-        admitted.then(|| InFlight(Arc::clone(&self.in_flight)))
-    }
-
-    /// Calls in flight now.
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-}
+use crate::error::Result;
 
 /// What is still in flight on a drained engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +29,7 @@ impl Gateway {
         self.check_admin(context, "drain engines")?;
         let router = self.router();
         let engine = router.by_name(name)?;
-        if !engine.service.draining.swap(true, Ordering::Relaxed) {
+        if !engine.service.set_draining(true) {
             tracing::warn!(engine = %name, "engine drained: it takes no new calls");
         }
         Ok(Drained {
@@ -86,21 +43,8 @@ impl Gateway {
         self.check_admin(context, "resume engines")?;
         let router = self.router();
         let engine = router.by_name(name)?;
-        if engine.service.draining.swap(false, Ordering::Relaxed) {
+        if engine.service.set_draining(false) {
             tracing::warn!(engine = %name, "engine resumed");
-        }
-        Ok(())
-    }
-}
-
-impl crate::engines::EngineEntry {
-    /// `Err(EngineDrained)` for new work on a drained engine (a call, or
-    /// a transaction's first statement on it).
-    pub(crate) fn refuse_if_drained(&self) -> Result<()> {
-        if self.service.is_draining() {
-            return Err(Error::EngineDrained {
-                engine: self.name().to_owned(),
-            });
         }
         Ok(())
     }

@@ -24,8 +24,9 @@ mod reload;
 mod transaction;
 mod types;
 
+pub use crate::engines::{InFlight, ServiceState};
 pub use context::{CallContext, Caller};
-pub use drain::{Drained, InFlight, ServiceState};
+pub use drain::Drained;
 use pipeline::Shape;
 pub use reload::{Reloaded, watch_config};
 pub use transaction::Transaction;
@@ -320,8 +321,7 @@ impl Gateway {
         } = request;
         let routed = self.route(&context, &dialect, target.as_deref(), options, Shape::Whole)?;
         for statement in &mut statements {
-            Self::encode(&routed, statement)?;
-            routed.check_statement(statement)?;
+            Self::ready(&routed, statement)?;
         }
         let driver = &routed.engine.driver;
         let mut results = match &routed.tx_id {
@@ -404,23 +404,40 @@ impl Gateway {
     /// The schema objects of one engine (cached; DDL through the gateway
     /// makes the cached ones stale).
     pub async fn describe(&self, request: DescribeRequest) -> Result<Description> {
+        let principal = self.caller(&request.context)?.cloned();
         let live = self.live();
         let engine = live
             .router
             .for_describe(request.target.as_deref(), request.dialect.as_deref())?;
-        if let Some(p) = self.caller(&request.context)? {
-            // Describing an engine is using it, in a dialect of its own.
-            let asked = request.dialect.as_deref().and_then(Dialect::parse);
-            let dialects = &engine.driver.descriptor().dialects;
-            let dialect = asked
-                .or_else(|| dialects.iter().copied().find(|d| p.grant.may_speak(*d)))
-                .or_else(|| dialects.first().copied());
-            if let Some(d) = dialect {
-                p.grant.check_engine(&p.name, engine.name(), d)?;
-            }
-        }
+        // Describing an engine is using it, in a dialect of its own.
+        let asked = request.dialect.as_deref().and_then(Dialect::parse);
+        let dialects = &engine.driver.descriptor().dialects;
+        let dialect = asked
+            .or_else(|| {
+                let p = principal.as_ref()?;
+                dialects.iter().copied().find(|d| p.grant.may_speak(*d))
+            })
+            .or_else(|| dialects.first().copied())
+            .ok_or_else(|| Error::DialectNotServed {
+                target: engine.name().to_owned(),
+                dialect: "any".to_owned(),
+                serves: Vec::new(),
+            })?;
+        // The one route's admissions: grant, drain, in-flight bound,
+        // limiter, deadline and counters, as for any call.
+        let routed = Self::admit(
+            &request.context,
+            principal,
+            &live,
+            dialect,
+            Arc::clone(engine),
+            omnigate_drivers::ExecuteOptions::default(),
+            Shape::Whole,
+        )?;
         let name = request.name;
-        let mut objects = live.cache.describe(engine, name.clone()).await?;
+        let work = live.cache.describe(&routed.engine, name.clone());
+        let mut objects = Self::run(&routed, work, false).await?;
+        let engine = &routed.engine;
         if let Some(bindings) = &engine.bindings {
             let mut all = objects.as_ref().clone();
             all.extend(

@@ -115,20 +115,34 @@ impl Gateway {
         context: &CallContext,
         dialect: &str,
         target: Option<&str>,
-        mut options: ExecuteOptions,
+        options: ExecuteOptions,
         shape: Shape,
     ) -> Result<Routed> {
         let principal = self.caller(context)?.cloned();
         let live = self.inner.live.load();
         let (dialect, engine) = live.router.route(dialect, target)?;
         let engine = Arc::clone(engine);
+        Self::admit(context, principal, &live, dialect, engine, options, shape)
+    }
+
+    /// The route's checks and admissions once the engine is known: the
+    /// caller's grant, the options completed, the drain and in-flight
+    /// bounds, the caller's limiter. Every call takes them, whatever found
+    /// its engine.
+    pub(super) fn admit(
+        context: &CallContext,
+        principal: Option<Arc<Principal>>,
+        live: &super::Live,
+        dialect: Dialect,
+        engine: Arc<EngineEntry>,
+        mut options: ExecuteOptions,
+        shape: Shape,
+    ) -> Result<Routed> {
         let asked_read_only = options.read_only;
         if let Some(p) = &principal {
             p.grant.check_engine(&p.name, engine.name(), dialect)?;
-            // Enforced by the engine itself (a read-only role or transaction,
-            // a read-only query command, the commands Redis flags read-only).
-            options.read_only |= p.grant.read_only;
-            options.restricted |= p.grant.read_only;
+            p.grant
+                .restrict(&mut options.read_only, &mut options.restricted);
         }
         let limits = &live.limits;
         options.timeout = Some(context.timeout(options.timeout, limits.default_timeout));
@@ -203,13 +217,20 @@ impl Gateway {
             params,
             named,
         };
-        Self::encode(&routed, &mut statement)?;
-        routed.check_statement(&statement)?;
+        Self::ready(&routed, &mut statement)?;
         Ok((routed, statement))
     }
 
+    /// A routed call's statement as it will be sent: its parameters
+    /// encoded with the engine's codecs, then checked against the
+    /// caller's statement rules (a Redis command is checked as sent).
+    pub(super) fn ready(routed: &Routed, statement: &mut Statement) -> Result<()> {
+        Self::encode(routed, statement)?;
+        routed.check_statement(statement)
+    }
+
     /// Encodes a statement's structured parameters with the engine's codecs.
-    pub(super) fn encode(routed: &Routed, statement: &mut Statement) -> Result<()> {
+    fn encode(routed: &Routed, statement: &mut Statement) -> Result<()> {
         match routed.dialect {
             Dialect::Redis => match &routed.engine.bindings {
                 Some(bindings) => bindings.encode_params(statement),

@@ -38,8 +38,8 @@ impl Gateway {
         }
         let mut options = options.clone();
         if let Some(p) = principal {
-            options.read_only |= p.grant.read_only;
-            options.restricted |= p.grant.read_only;
+            p.grant
+                .restrict(&mut options.read_only, &mut options.restricted);
         }
         Ok(self
             .inner

@@ -88,6 +88,16 @@ impl Grant {
         })
     }
 
+    /// Makes a call or a transaction read-only when this grant is: the
+    /// one place a grant's `read_only` is applied. Enforced by the engine
+    /// itself (a read-only role or transaction, a read-only query command,
+    /// the commands Redis flags read-only); `restricted` tells engines with
+    /// a read-only login to use it.
+    pub fn restrict(&self, read_only: &mut bool, restricted: &mut bool) {
+        *read_only |= self.read_only;
+        *restricted |= self.read_only;
+    }
+
     /// Whether it may use engine `name` at all (what ListEngines shows).
     pub fn may_use(&self, name: &str) -> bool {
         self.engines.as_ref().is_none_or(|e| e.contains(name))

@@ -28,6 +28,7 @@ use omnigate_drivers::{
 };
 
 use crate::engines::EngineEntry;
+pub use crate::error::Ended;
 use crate::error::{Error, Result};
 
 pub use coordinator::{Coordinator, LogSource};
@@ -91,35 +92,6 @@ pub struct TxOptions {
     /// The caller may never write (its grant): engines with a read-only
     /// login run the transaction under it. Set with `read_only`.
     pub restricted: bool,
-}
-
-/// How a transaction ended, as later callers are told.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Ended {
-    /// Committed.
-    Committed,
-    /// Rolled back by its caller, or because a statement failed on an
-    /// engine that aborts the transaction.
-    RolledBack,
-    /// Idle past its timeout, then rolled back.
-    Expired,
-    /// Its commit's outcome was not known when it ended: recovery decides.
-    #[default]
-    InDoubt,
-}
-
-impl Ended {
-    /// How it ended, in words.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Ended::Committed => "was committed",
-            Ended::RolledBack => "was rolled back",
-            Ended::Expired => "expired (idle past its idle timeout) and was rolled back",
-            Ended::InDoubt => {
-                "ended with its outcome in doubt (recovery finishes it, all or nothing)"
-            }
-        }
-    }
 }
 
 /// One engine's part of a transaction.

@@ -1,5 +1,7 @@
-//! The engine kinds the gateway can start, one line each, and what the
-//! gateway keeps per engine: its driver, its codecs and its counters.
+//! The engine kinds the gateway can start, one line each (this file), and
+//! what the gateway keeps per engine: its driver and codecs (`entry.rs`),
+//! and its runtime state: drained or not, calls in flight, call counters
+//! (`state.rs`).
 //!
 //! An engine's settings are written once, beside its driver
 //! (`drivers/src/<kind>/config.rs`); the config file's `[engines.NAME]`
@@ -7,8 +9,13 @@
 //! gateway applies in front of it (`bindings` for engines of the `redis`
 //! dialect, `properties` for the `cypher` dialect).
 
+mod entry;
+mod state;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use entry::EngineEntry;
+pub use state::{CallMetrics, EngineCounters, InFlight, ServiceState, latency_buckets};
 
 use omnigate_drivers::falkordb::FalkorDriver;
 use omnigate_drivers::memory::MemoryDriver;
@@ -20,7 +27,7 @@ use omnigate_drivers::victoria::VictoriaDriver;
 use omnigate_drivers::{Dialect, EngineKind, StorageDriver};
 use serde::{Deserialize, Deserializer};
 
-use crate::codec::{Binding, Bindings, Codec, Format};
+use crate::codec::{Binding, Codec, Format};
 
 /// Declares the engine kinds: the tagged enum of their settings, and how
 /// each is checked and started. One line per kind.
@@ -222,119 +229,5 @@ impl<'de> Deserialize<'de> for EngineConfig {
             properties,
             max_in_flight,
         })
-    }
-}
-
-/// What the gateway keeps per engine: its driver, its codecs and its
-/// counters. The router holds one per engine name.
-#[derive(Debug)]
-pub struct EngineEntry {
-    /// The driver.
-    pub driver: Arc<dyn StorageDriver>,
-    /// Codec bindings by key pattern (engines of the `redis` dialect).
-    pub bindings: Option<Arc<Bindings>>,
-    /// The codec of nested graph properties (engines of the `cypher`
-    /// dialect).
-    pub properties: Option<Codec>,
-    /// Calls and failures, as the pipeline records them (kept across a
-    /// reload that rebuilds the engine).
-    pub counters: Arc<EngineCounters>,
-    /// Drained or not, and the calls in flight (kept across a reload).
-    pub service: Arc<crate::gateway::ServiceState>,
-    /// Calls in flight at most (`engines.NAME.max_in_flight`).
-    pub max_in_flight: usize,
-}
-
-impl EngineEntry {
-    /// An entry for a driver built elsewhere: no codec bindings, and the
-    /// default property codec for a graph engine.
-    pub fn plain(driver: Arc<dyn StorageDriver>) -> Self {
-        let graph = driver.descriptor().dialects.contains(&Dialect::Cypher);
-        EngineEntry {
-            driver,
-            bindings: None,
-            properties: graph.then(|| PropertyCodecConfig::default().codec()),
-            counters: Arc::default(),
-            service: Arc::default(),
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-        }
-    }
-
-    /// Starts the engine `name` of `config`.
-    pub async fn start(name: &str, config: &EngineConfig) -> omnigate_drivers::Result<Self> {
-        let driver = config.driver.start(name).await?;
-        Ok(Self::with_driver(driver, config))
-    }
-
-    /// An entry for `driver` (started from `config.driver`) with the
-    /// codecs of `config`.
-    fn with_driver(driver: Arc<dyn StorageDriver>, config: &EngineConfig) -> Self {
-        let graph = config.driver.dialects().contains(&Dialect::Cypher);
-        EngineEntry {
-            driver,
-            bindings: (!config.bindings.is_empty()).then(|| Bindings::new(config.bindings.clone())),
-            properties: graph.then(|| config.properties.codec()),
-            counters: Arc::default(),
-            service: Arc::default(),
-            max_in_flight: config.max_in_flight,
-        }
-    }
-
-    /// The entry that takes over from `self` when its config becomes
-    /// `config` (was `was`): the same driver when only the codecs changed,
-    /// else a driver started anew. Counters and drain state carry over.
-    pub async fn succeed(
-        &self,
-        was: &EngineConfig,
-        config: &EngineConfig,
-    ) -> omnigate_drivers::Result<Self> {
-        let mut next = if was.driver == config.driver {
-            Self::with_driver(Arc::clone(&self.driver), config)
-        } else {
-            Self::start(self.name(), config).await?
-        };
-        next.counters = Arc::clone(&self.counters);
-        next.service = Arc::clone(&self.service);
-        Ok(next)
-    }
-
-    /// The engine's name.
-    pub fn name(&self) -> &str {
-        &self.driver.descriptor().name
-    }
-}
-
-/// What the pipeline counts per engine as calls end (the hook metrics
-/// read), and the schema cache's lookups.
-#[derive(Debug, Default)]
-pub struct EngineCounters {
-    /// Calls by dialect: latency, counts, errors by kind.
-    pub calls: crate::metrics::CallMetrics,
-    pub(crate) schema_hits: AtomicU64,
-    pub(crate) schema_misses: AtomicU64,
-}
-
-impl EngineCounters {
-    /// Records a call's outcome: in `dialect`, begun at `started`.
-    pub fn record<T>(
-        &self,
-        dialect: omnigate_drivers::Dialect,
-        started: std::time::Instant,
-        outcome: &crate::error::Result<T>,
-    ) {
-        let kind = outcome.as_ref().err().map(crate::error::Error::kind);
-        self.calls.observe(dialect, started.elapsed(), kind);
-    }
-
-    /// The counters as `ListEngines` reports them.
-    pub fn snapshot(&self) -> Vec<(String, u64)> {
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let (calls, failures) = self.calls.totals();
-        vec![
-            ("calls".into(), calls),
-            ("call_failures".into(), failures),
-            ("schema_cache_hits".into(), read(&self.schema_hits)),
-            ("schema_cache_misses".into(), read(&self.schema_misses)),
-        ]
     }
 }
