@@ -6,6 +6,7 @@
 //!   health, reflection, drain) and the gRPC server metrics;
 //! - [`cli`]: the `omnigate` command line, a gRPC client;
 //! - [`metrics`]: the Prometheus `/metrics` listener;
+//! - [`postgres`]: the PostgreSQL-wire listener;
 //! - [`tls`]: the TLS settings every listener shares.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod fuzzing;
 pub mod grpc;
 pub mod metrics;
+pub mod postgres;
 #[cfg(feature = "otlp")]
 pub mod telemetry;
 pub mod tls;

@@ -147,6 +147,15 @@ impl Tls {
         })
     }
 
+    /// An acceptor for another protocol's listener: the same certificate
+    /// and client verification, offering `alpn` (the PostgreSQL front end:
+    /// `postgresql`).
+    pub fn acceptor(&self, alpn: &[&[u8]]) -> TlsAcceptor {
+        let mut config = rustls::ServerConfig::clone(self.acceptor.config());
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        TlsAcceptor::from(Arc::new(config))
+    }
+
     /// Checks the certificate files every `every`, for as long as the
     /// returned task runs.
     pub fn watch(&self, every: Duration) -> tokio::task::JoinHandle<()> {

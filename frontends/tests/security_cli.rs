@@ -234,7 +234,7 @@ fn the_compose_tokens_file_gives_the_documented_demo_token() {
     let security = omnigate::security::Security::new(config, Default::default()).unwrap();
     let credentials = |authorization| omnigate::security::Credentials {
         authorization: Some(authorization),
-        certificate: None,
+        ..Default::default()
     };
     let demo = security
         .authenticate(credentials("Bearer og_compose_demo_token_replace_me"))

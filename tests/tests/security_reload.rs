@@ -290,12 +290,12 @@ async fn the_library_takes_the_same_principals_and_rules() {
     let caller = gateway
         .authenticate(Credentials {
             authorization: Some("Bearer reader-token"),
-            certificate: None,
+            ..Default::default()
         })
         .unwrap();
     let wrong = gateway.authenticate(Credentials {
         authorization: Some("Bearer nope"),
-        certificate: None,
+        ..Default::default()
     });
     assert!(wrong.is_err());
     let as_reader = |text: &str, target: &str| {

@@ -44,6 +44,7 @@ pub fn caller(
     let credentials = omnigate::security::Credentials {
         authorization: metadata.get("authorization").and_then(|v| v.to_str().ok()),
         certificate: certificate.as_deref(),
+        login: None,
     };
     gateway.authenticate(credentials).map_err(status::status)
 }

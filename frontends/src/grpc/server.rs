@@ -86,6 +86,8 @@ pub struct ServerHandle {
     tls_task: Option<JoinHandle<()>>,
     /// The `/metrics` endpoint: its address and task.
     metrics_server: Option<(SocketAddr, JoinHandle<()>)>,
+    /// The PostgreSQL-wire listener, when `[frontends.postgres]` is set.
+    postgres: Option<crate::postgres::PostgresFrontend>,
     gateway: Gateway,
 }
 
@@ -199,6 +201,26 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
             (server, None)
         }
     };
+    let postgres = match &gateway.frontends().postgres {
+        Some(frontend) => {
+            if security.is_open()
+                && !frontend.listen.ip().is_loopback()
+                && !security.config().allow_anonymous
+            {
+                return Err(ServeError::Anonymous {
+                    addr: frontend.listen,
+                });
+            }
+            let acceptor = tls.as_ref().map(|t| t.acceptor(&[b"postgresql"]));
+            let addr = frontend.listen;
+            Some(
+                crate::postgres::start(gateway.clone(), frontend, acceptor)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            )
+        }
+        None => None,
+    };
     tracing::info!(%local_addr, tls = tls.is_some(), engines = ?engines, "omnigate listening");
     Ok(ServerHandle {
         local_addr,
@@ -209,6 +231,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         health_task,
         tls_task,
         metrics_server,
+        postgres,
         gateway,
     })
 }
@@ -277,6 +300,11 @@ impl ServerHandle {
         self.local_addr
     }
 
+    /// The address of the PostgreSQL-wire listener, when it is configured.
+    pub fn postgres_addr(&self) -> Option<SocketAddr> {
+        self.postgres.as_ref().map(|p| p.addr())
+    }
+
     /// The address of the `/metrics` endpoint, when it is configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_server.as_ref().map(|(addr, _)| *addr)
@@ -291,6 +319,9 @@ impl ServerHandle {
         }
         if let Some((_, task)) = &self.metrics_server {
             task.abort();
+        }
+        if let Some(postgres) = &self.postgres {
+            postgres.stop();
         }
         self.health
             .set_not_serving::<GatewayServer<GatewayService>>()

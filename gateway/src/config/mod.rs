@@ -29,10 +29,12 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 
+mod frontends;
 mod security;
 mod transactions;
 
 pub use crate::engines::{DriverConfig, EngineConfig, PropertyCodecConfig};
+pub use frontends::{FrontendsConfig, PostgresFrontendConfig};
 pub use security::{
     ClientName, DenyRule, PrincipalConfig, PrincipalLimits, Reflection, SecurityConfig, TlsConfig,
     TokensFile,
@@ -64,6 +66,9 @@ pub struct Config {
     /// OpenTelemetry trace export.
     #[serde(default)]
     pub tracing: TracingConfig,
+    /// Listeners of other protocols (PostgreSQL wire), off unless set.
+    #[serde(default)]
+    pub frontends: FrontendsConfig,
     /// The principals (callers) and what each may do, by name; more may
     /// come from `security.tokens_file`.
     #[serde(default)]
@@ -257,6 +262,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             metrics: MetricsConfig::default(),
             tracing: TracingConfig::default(),
+            frontends: FrontendsConfig::default(),
             principals: BTreeMap::new(),
             engines: BTreeMap::new(),
         }
@@ -384,6 +390,11 @@ impl Config {
         }
         if let Err(problem) = self.transactions.location(&self.engines) {
             return invalid(problem);
+        }
+        if let Some(postgres) = &self.frontends.postgres
+            && let Err(problem) = postgres.validate()
+        {
+            return invalid(format!("frontends.postgres{problem}"));
         }
         for (name, principal) in &self.principals {
             for engine in principal.engines.iter().flatten() {

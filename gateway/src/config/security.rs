@@ -16,6 +16,7 @@
 //!
 //! [principals.billing]
 //! token_sha256 = "9f86d0…"                   # `omnigate token new billing` prints it
+//! scram_sha256 = "SCRAM-SHA-256$4096:…"      # and this: the token as a PostgreSQL-wire password
 //! engines = ["main-db", "cache"]             # default: every engine
 //! dialects = ["sql", "redis"]                # default: every dialect
 //! read_only = false
@@ -111,6 +112,12 @@ pub struct PrincipalConfig {
     /// The SHA-256 (hex) of its bearer token; the token itself is never
     /// stored.
     pub token_sha256: Option<String>,
+    /// The token's SCRAM-SHA-256 verifier, in PostgreSQL's form
+    /// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`): lets
+    /// PostgreSQL-wire clients log in with the token as their password
+    /// without sending it (`omnigate token new` prints it). Without it the
+    /// token is accepted as a cleartext password over TLS only.
+    pub scram_sha256: Option<String>,
     /// The name (see `[security.tls] client_name`) of its client
     /// certificate, for mutual TLS.
     pub certificate: Option<String>,

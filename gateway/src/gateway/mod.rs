@@ -54,6 +54,8 @@ struct Inner {
     security: Arc<Security>,
     /// Where the server serves `/metrics`.
     metrics_listen: Option<std::net::SocketAddr>,
+    /// The listeners of other protocols (read at startup only).
+    frontends: crate::config::FrontendsConfig,
 }
 
 /// The gateway: cheap to clone, shared by the gRPC service and library users.
@@ -168,6 +170,7 @@ impl GatewayBuilder {
                 ),
                 security,
                 metrics_listen: config.metrics.listen,
+                frontends: config.frontends.clone(),
                 config: tokio::sync::Mutex::new(config.clone()),
             }),
         };
@@ -242,6 +245,12 @@ impl Gateway {
     /// Where the server serves `/metrics` (`[metrics] listen`).
     pub fn metrics_listen(&self) -> Option<std::net::SocketAddr> {
         self.inner.metrics_listen
+    }
+
+    /// The listeners of other protocols the server starts beside gRPC
+    /// (`[frontends.*]`, read at startup).
+    pub fn frontends(&self) -> &crate::config::FrontendsConfig {
+        &self.inner.frontends
     }
 
     /// The security state: principals, and whether the gateway is open.

@@ -160,6 +160,7 @@ fn keep_startup_settings(running: &Config, new: &mut Config) -> Vec<String> {
     keep!(log);
     keep!(metrics);
     keep!(tracing);
+    keep!(frontends);
     keep!(security);
     keep!(transactions);
     named

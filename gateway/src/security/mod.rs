@@ -16,6 +16,8 @@ mod grant;
 mod limits;
 pub mod tokens;
 
+pub use tokens::ScramVerifier;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -39,6 +41,8 @@ pub struct Principal {
     pub limiter: Arc<Limiter>,
     config: PrincipalConfig,
     token: Option<TokenHash>,
+    /// Its token's SCRAM verifier, for PostgreSQL-wire logins.
+    scram: Option<ScramVerifier>,
 }
 
 impl PartialEq for Principal {
@@ -74,12 +78,20 @@ impl Principal {
             ),
             None => None,
         };
+        let scram = match &config.scram_sha256 {
+            Some(text) => Some(
+                tokens::parse_scram(text)
+                    .map_err(|e| format!("principals.{name}.scram_sha256: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Principal {
             name: name.to_owned(),
             grant: Grant::new(name, config)?,
             limiter,
             config: config.clone(),
             token,
+            scram,
         })
     }
 }
@@ -91,6 +103,9 @@ pub struct Credentials<'a> {
     pub authorization: Option<&'a str>,
     /// The name of its verified client certificate (mutual TLS).
     pub certificate: Option<&'a str>,
+    /// A login: a principal's name and its token as the password (a
+    /// PostgreSQL-wire client's cleartext password).
+    pub login: Option<(&'a str, &'a str)>,
 }
 
 /// The principals known now.
@@ -202,11 +217,15 @@ impl Security {
         {
             return Ok(Some(Arc::clone(p)));
         }
-        let Some(authorization) = credentials.authorization else {
-            return Err(no_credentials());
+        let (user, token) = match (credentials.login, credentials.authorization) {
+            (Some((user, password)), _) => (Some(user), password),
+            // The scheme is case-insensitive (RFC 7235).
+            (None, Some(authorization)) => (
+                None,
+                bearer_token(authorization).ok_or(Error::Unauthenticated { why: INVALID })?,
+            ),
+            (None, None) => return Err(no_credentials()),
         };
-        // The scheme is case-insensitive (RFC 7235).
-        let token = bearer_token(authorization).ok_or(Error::Unauthenticated { why: INVALID })?;
         let presented = tokens::hash(token.trim());
         // Every principal is compared, so the time taken does not tell
         // which one came close.
@@ -219,8 +238,19 @@ impl Security {
             }
         }
         found
+            .filter(|p| user.is_none_or(|u| u == p.name))
             .map(Some)
             .ok_or(Error::Unauthenticated { why: INVALID })
+    }
+
+    /// The principal named `name`, when there is one.
+    pub fn principal(&self, name: &str) -> Option<Arc<Principal>> {
+        self.principals().by_name.get(name).cloned()
+    }
+
+    /// The SCRAM verifier of principal `name`'s token, when it has one.
+    pub fn scram_verifier(&self, name: &str) -> Option<ScramVerifier> {
+        self.principals().by_name.get(name)?.scram.clone()
     }
 
     /// Reads the tokens file again if it changed; `Ok(true)` when the

@@ -54,10 +54,72 @@ pub fn from_hex(text: &str) -> Result<TokenHash, String> {
 pub fn new_principal_text(name: &str) -> Result<String, String> {
     let token = new_token()?;
     Ok(format!(
-        "token (shown once; give it to the client as `authorization: Bearer <token>`):\n{token}\n\n\
-         add to the tokens file or the config:\n[principals.{name}]\ntoken_sha256 = \"{}\"\n",
-        to_hex(&hash(&token))
+        "token (shown once; give it to the client as `authorization: Bearer <token>`, or as the \
+         password of a PostgreSQL-wire login as user {name}):\n{token}\n\n\
+         add to the tokens file or the config:\n[principals.{name}]\ntoken_sha256 = \"{}\"\n\
+         scram_sha256 = \"{}\"\n",
+        to_hex(&hash(&token)),
+        scram_verifier(&token),
     ))
+}
+
+/// The SCRAM-SHA-256 verifier of `token` used as a password, in
+/// PostgreSQL's form, with a fresh salt.
+pub fn scram_verifier(token: &str) -> String {
+    postgres_protocol::password::scram_sha_256(token.as_bytes())
+}
+
+/// A SCRAM-SHA-256 verifier: what a server keeps to check a password
+/// without knowing it (RFC 5802).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramVerifier {
+    /// The PBKDF2 iteration count.
+    pub iterations: u32,
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// `SHA256(ClientKey)`.
+    pub stored_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ScramVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScramVerifier(..)")
+    }
+}
+
+/// Reads a verifier in PostgreSQL's form:
+/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, base64.
+pub fn parse_scram(text: &str) -> Result<ScramVerifier, String> {
+    const FORM: &str = "expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> \
+                        (`omnigate token new` prints one)";
+    let b64 = |part: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(part)
+            .map_err(|_| format!("not base64: {FORM}"))
+    };
+    let rest = text
+        .trim()
+        .strip_prefix("SCRAM-SHA-256$")
+        .ok_or_else(|| FORM.to_owned())?;
+    let (params, keys) = rest.split_once('$').ok_or_else(|| FORM.to_owned())?;
+    let (iterations, salt) = params.split_once(':').ok_or_else(|| FORM.to_owned())?;
+    let (stored_key, server_key) = keys.split_once(':').ok_or_else(|| FORM.to_owned())?;
+    let verifier = ScramVerifier {
+        iterations: iterations
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| FORM.to_owned())?,
+        salt: b64(salt)?,
+        stored_key: b64(stored_key)?,
+        server_key: b64(server_key)?,
+    };
+    if verifier.stored_key.len() != 32 || verifier.server_key.len() != 32 {
+        return Err(format!("keys of 32 bytes: {FORM}"));
+    }
+    Ok(verifier)
 }
 
 #[cfg(test)]

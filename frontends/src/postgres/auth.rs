@@ -1,0 +1,272 @@
+//! A PostgreSQL-wire client's login: the startup `database` names an `sql`
+//! engine, the `user` a principal, and the password is its token — checked
+//! by SCRAM-SHA-256 against the principal's verifier (`scram_sha256`), or,
+//! for a principal without one, sent in cleartext over TLS only. A gateway
+//! without principals lets any user in (as gRPC takes anonymous calls).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::Sink;
+use omnigate::drivers::Dialect;
+use omnigate::security::Credentials;
+use omnigate::{Caller, Gateway};
+use pgwire::api::ClientInfo;
+use pgwire::api::auth::cleartext::CleartextPasswordAuth;
+use pgwire::api::auth::driver::AuthOutcome;
+use pgwire::api::auth::mechanism::{AuthMechanism, AuthMechanismFactory, AuthState};
+use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
+use pgwire::api::auth::{
+    AuthDriver, AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+    protocol_negotiation, save_startup_parameters_to_metadata,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::PasswordMessageFamily;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use super::errors::fatal;
+use super::session::Session;
+
+/// What every connection's login shares.
+pub(super) struct Logins {
+    gateway: Gateway,
+    driver: AuthDriver<DefaultServerParameterProvider>,
+    scram: Arc<dyn AuthMechanismFactory>,
+    cleartext: Arc<dyn AuthMechanismFactory>,
+}
+
+impl Logins {
+    /// Logins against `gateway`'s principals.
+    pub(super) fn new(gateway: Gateway) -> Self {
+        let source = Arc::new(Principals(gateway.clone()));
+        let mut parameters = DefaultServerParameterProvider::default();
+        parameters.server_version = format!("16.0 (Omnigate {})", env!("CARGO_PKG_VERSION"));
+        Logins {
+            gateway,
+            driver: AuthDriver::new(parameters),
+            scram: Arc::new(ScramAuth::new(Arc::clone(&source) as Arc<dyn AuthSource>)),
+            cleartext: Arc::new(CleartextPasswordAuth::new(source)),
+        }
+    }
+}
+
+/// The principals as pgwire asks for them.
+#[derive(Debug)]
+struct Principals(Gateway);
+
+#[async_trait]
+impl AuthSource for Principals {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        // Tokens are never stored: only a verifier or a hash is.
+        Err(PgWireError::InvalidPassword(
+            login.user().unwrap_or_default().to_owned(),
+        ))
+    }
+
+    async fn verify_password(
+        &self,
+        login: &LoginInfo,
+        presented: &[u8],
+    ) -> PgWireResult<Option<()>> {
+        let user = login.user().unwrap_or_default();
+        let password = std::str::from_utf8(presented).unwrap_or_default();
+        let credentials = Credentials {
+            login: Some((user, password)),
+            ..Credentials::default()
+        };
+        match self.0.authenticate(credentials) {
+            Ok(_) => Ok(None),
+            Err(_) => Err(invalid_password(user)),
+        }
+    }
+
+    async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
+        let user = login.user().unwrap_or_default();
+        let verifier = self
+            .0
+            .security()
+            .scram_verifier(user)
+            .ok_or_else(|| invalid_password(user))?;
+        Ok((
+            ScramSecret::Verifier {
+                salt: verifier.salt,
+                iterations: verifier.iterations as usize,
+                stored_key: verifier.stored_key,
+                server_key: verifier.server_key,
+            },
+            None,
+        ))
+    }
+}
+
+/// The one failure a wrong user or password gets (PostgreSQL's words):
+/// nothing that tells a guesser which was wrong.
+fn invalid_password(user: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(fatal(
+        "28P01",
+        format!("password authentication failed for user \"{user}\""),
+    )))
+}
+
+/// Lets a client in without a password (a gateway without principals).
+struct Trust;
+
+#[async_trait]
+impl AuthMechanism for Trust {
+    async fn begin(&mut self, _client: &(dyn ClientInfo + Send + Sync)) -> PgWireResult<AuthState> {
+        Ok(AuthState::Ok {
+            final_message: None,
+            identity: None,
+        })
+    }
+
+    async fn next(
+        &mut self,
+        _client: &(dyn ClientInfo + Send + Sync),
+        _message: PasswordMessageFamily,
+    ) -> PgWireResult<AuthState> {
+        Err(PgWireError::NoAuthenticationInProgress)
+    }
+}
+
+/// One connection's login, ending in its session's engine and caller.
+pub(super) struct Login {
+    pub(super) logins: Arc<Logins>,
+    pub(super) session: Arc<Session>,
+}
+
+impl Login {
+    /// On the startup message: the engine the `database` names, and the
+    /// mechanism the `user` logs in with.
+    async fn start<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let gateway = &self.logins.gateway;
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        let database = client
+            .metadata()
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        let router = gateway.router();
+        let serves_sql = router
+            .by_name(&database)
+            .is_ok_and(|e| e.driver.descriptor().dialects.contains(&Dialect::Sql));
+        if !serves_sql {
+            let engines: Vec<&str> = router
+                .engines()
+                .filter(|e| e.driver.descriptor().dialects.contains(&Dialect::Sql))
+                .map(|e| e.name())
+                .collect();
+            return Err(PgWireError::UserError(Box::new(fatal(
+                "3D000",
+                format!(
+                    "database \"{}\" does not exist: connect to an sql engine of the gateway ({})",
+                    omnigate::error::short(&database),
+                    engines.join(", ")
+                ),
+            ))));
+        }
+        self.session.set_engine(database);
+        let security = gateway.security();
+        let mechanism = if security.is_open() {
+            Box::new(Trust) as Box<dyn AuthMechanism>
+        } else if security.scram_verifier(&user).is_some() {
+            self.logins.scram.create()
+        } else if client.is_secure() {
+            self.logins.cleartext.create()
+        } else if security.principal(&user).is_some() {
+            return Err(PgWireError::UserError(Box::new(fatal(
+                "28000",
+                format!(
+                    "principal \"{user}\" has no scram_sha256 verifier, so its token is taken \
+                     only as a cleartext password over TLS: connect with sslmode=require, or add \
+                     the verifier `omnigate token new` prints"
+                ),
+            ))));
+        } else {
+            return Err(invalid_password(&user));
+        };
+        let outcome = self
+            .logins
+            .driver
+            .begin_authentication(client, mechanism)
+            .await?;
+        self.finish(client, outcome).await
+    }
+
+    /// After a mechanism's step: on success, the session's caller, checked
+    /// against its grant, then the end of the startup.
+    async fn finish<C>(&self, client: &mut C, outcome: AuthOutcome) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let AuthOutcome::Authenticated { final_message, .. } = outcome else {
+            return Ok(());
+        };
+        let gateway = &self.logins.gateway;
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        let caller = match gateway.security().principal(&user) {
+            Some(principal) if !gateway.security().is_open() => {
+                let engine = self.session.engine();
+                if !principal.grant.may_use(&engine) {
+                    return Err(PgWireError::UserError(Box::new(fatal(
+                        "42501",
+                        format!(
+                            "principal {user} may not use engine {engine} \
+                             (principals.{user}.engines)"
+                        ),
+                    ))));
+                }
+                Caller::Principal(principal)
+            }
+            _ => Caller::Anonymous,
+        };
+        self.session.set_caller(caller);
+        self.logins
+            .driver
+            .complete_authentication(client, final_message)
+            .await
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Login {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.touch();
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                if let Some(refusal) = self.session.refusal() {
+                    return Err(PgWireError::UserError(Box::new(refusal)));
+                }
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                self.start(client).await
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                let outcome = self
+                    .logins
+                    .driver
+                    .advance_authentication(client, message)
+                    .await?;
+                self.finish(client, outcome).await
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The PostgreSQL-wire front end (`[frontends.postgres]`): psql, pgbench,
+//! psycopg and every other PostgreSQL client reach the gateway's `sql`
+//! engines through it, with the gateway's principals, grants, limits and
+//! cross-engine transactions. The protocol is `pgwire`'s; this module
+//! turns its messages into core calls and results back.
+//!
+//! - `auth.rs`: the login (engine from `database`, principal from `user`,
+//!   token as password: SCRAM-SHA-256 or cleartext over TLS);
+//! - `query.rs`: the simple query protocol and the session's transaction;
+//! - `encode.rs`: results as rows of PostgreSQL types in text format;
+//! - `errors.rs`: errors as SQLSTATEs;
+//! - `session.rs`: one connection's state.
+
+mod auth;
+mod encode;
+mod errors;
+mod query;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use omnigate::Gateway;
+use omnigate::config::PostgresFrontendConfig;
+use pgwire::api::PgWireServerHandlers;
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::query::SimpleQueryHandler;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use session::Session;
+
+/// One connection's handlers: its login and its queries share its session.
+struct Handlers {
+    login: Arc<auth::Login>,
+    queries: Arc<query::Queries>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.queries)
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::clone(&self.login)
+    }
+}
+
+/// The running listener.
+#[derive(Debug)]
+pub struct PostgresFrontend {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl PostgresFrontend {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections (open ones end with their clients).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for PostgresFrontend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Listens on `config.listen` and serves every client on its own task;
+/// `tls` answers clients' `SSLRequest`.
+pub async fn start(
+    gateway: Gateway,
+    config: &PostgresFrontendConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<PostgresFrontend> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "PostgreSQL clients at this address");
+    let logins = Arc::new(auth::Logins::new(gateway.clone()));
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let idle_timeout = config.idle_timeout;
+    let task = tokio::spawn(async move {
+        loop {
+            let (socket, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a PostgreSQL client failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let slot = Arc::clone(&slots).try_acquire_owned().ok();
+            let refusal = slot.is_none().then_some((
+                "53300",
+                "sorry, too many clients already ([frontends.postgres] max_connections)",
+            ));
+            let session = Arc::new(Session::new(refusal));
+            let handlers = Handlers {
+                login: Arc::new(auth::Login {
+                    logins: Arc::clone(&logins),
+                    session: Arc::clone(&session),
+                }),
+                queries: Arc::new(query::Queries {
+                    gateway: gateway.clone(),
+                    session: Arc::clone(&session),
+                }),
+            };
+            let gateway = gateway.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                session.touch();
+                let served = pgwire::tokio::process_socket(socket, tls, handlers);
+                tokio::select! {
+                    outcome = served => {
+                        if let Err(e) = outcome {
+                            tracing::debug!(%peer, error = %e, "PostgreSQL client connection failed");
+                        }
+                    }
+                    () = idle(&session, idle_timeout) => {
+                        tracing::debug!(%peer, "PostgreSQL client idle past idle_timeout: closed");
+                    }
+                }
+                // A client gone mid-transaction rolls it back.
+                if let Some(tx) = session.tx() {
+                    let context = session.context();
+                    if let Err(e) = gateway.rollback(&context, &tx.id).await {
+                        tracing::debug!(error = %e, "rolling back a gone client's transaction");
+                    }
+                }
+            });
+        }
+    });
+    Ok(PostgresFrontend { addr, task })
+}
+
+/// Ends when the session has been silent for `timeout`.
+async fn idle(session: &Session, timeout: Duration) {
+    loop {
+        let silent = session.idle_for();
+        if silent >= timeout {
+            return;
+        }
+        tokio::time::sleep(timeout - silent).await;
+    }
+}

@@ -1,0 +1,399 @@
+//! The simple query protocol: each statement of a query string runs
+//! through the core's one route on the session's engine, in the session's
+//! gateway transaction when it has one. Transaction control is the
+//! gateway's: `BEGIN` opens a gateway transaction (so Redis, Cypher and ts
+//! statements of other front ends can join it), `COMMIT` commits it on
+//! every engine, `SHOW omnigate.tx_id` names it and
+//! `SET omnigate.tx_id = '<id>'` joins one begun elsewhere.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use omnigate::drivers::sql::{first_keyword, split_statements};
+use omnigate::drivers::{Column, ResultSet, Value};
+use omnigate::{Gateway, Request, TxOptions};
+use pgwire::api::query::{SimpleQueryHandler, send_execution_response, send_query_response};
+use pgwire::api::results::{Response, Tag};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery};
+use pgwire::messages::simplequery::Query;
+
+use super::encode;
+use super::errors::{error, to_error};
+use super::session::{Session, SessionTx};
+
+/// Runs a session's queries.
+pub(super) struct Queries {
+    pub(super) gateway: Gateway,
+    pub(super) session: Arc<Session>,
+}
+
+/// What one statement answers: notices, then its response.
+enum Reply {
+    /// A `WARNING` shown to the client.
+    Notice(Box<ErrorInfo>),
+    /// The statement's response (rows, a tag or an error).
+    Response(Response),
+}
+
+fn fail(info: ErrorInfo) -> Reply {
+    Reply::Response(Response::Error(Box::new(info)))
+}
+
+/// `0A000`: what the front end does not do, saying what to do instead.
+fn unsupported(message: impl Into<String>) -> Reply {
+    fail(error("0A000", message))
+}
+
+fn done(tag: &str) -> Reply {
+    Reply::Response(Response::Execution(Tag::new(tag)))
+}
+
+fn warning(code: &str, message: &str) -> Reply {
+    Reply::Notice(Box::new(ErrorInfo::new(
+        "WARNING".to_owned(),
+        code.to_owned(),
+        message.to_owned(),
+    )))
+}
+
+/// The session settings a client may make that change nothing the gateway
+/// returns (drivers send them at connect): answered `SET`, not run.
+const INERT_SETTINGS: &[&str] = &["application_name", "extra_float_digits", "client_encoding"];
+
+/// The setting a `SET [SESSION] name = value` / `... TO value` names,
+/// lower-cased, and its value unquoted; `None` for `SET LOCAL` and other
+/// forms.
+fn set_parts(statement: &str) -> Option<(String, String)> {
+    let rest = statement.trim().get(3..)?.trim_start();
+    let rest = match rest.get(..8) {
+        Some(word) if word.eq_ignore_ascii_case("session ") => rest[8..].trim_start(),
+        _ => rest,
+    };
+    let lower = rest.to_ascii_lowercase();
+    let (name, value) = match (rest.find('='), lower.find(" to ")) {
+        (Some(eq), _) => (&rest[..eq], &rest[eq + 1..]),
+        (None, Some(to)) => (&rest[..to], &rest[to + 4..]),
+        (None, None) => return None,
+    };
+    let value = value.trim();
+    let value = value
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or(value);
+    Some((name.trim().to_ascii_lowercase(), value.to_owned()))
+}
+
+/// One text column named `name` holding `value`.
+fn single(name: &str, value: &str) -> ResultSet {
+    ResultSet {
+        columns: vec![Column::new(name, "text")],
+        rows: vec![vec![Value::from(value)]],
+        rows_affected: 0,
+    }
+}
+
+impl Queries {
+    /// Runs one statement.
+    async fn statement(&self, text: &str) -> Vec<Reply> {
+        let keyword = first_keyword(text).to_ascii_uppercase();
+        let tx = self.session.tx();
+        if let Some(tx) = &tx
+            && tx.failed
+            && !matches!(keyword.as_str(), "COMMIT" | "END" | "ROLLBACK" | "ABORT")
+        {
+            return vec![fail(error(
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ))];
+        }
+        match keyword.as_str() {
+            "BEGIN" | "START" => self.begin(text, tx.is_some()),
+            "COMMIT" | "END" => self.end(tx, true).await,
+            "ROLLBACK" | "ABORT" => {
+                if text.to_ascii_uppercase().contains(" TO ") {
+                    return vec![unsupported(
+                        "savepoints are not kept across the gateway's engines: roll back the \
+                         whole transaction",
+                    )];
+                }
+                self.end(tx, false).await
+            }
+            "SAVEPOINT" | "RELEASE" => vec![unsupported(
+                "savepoints are not kept across the gateway's engines: use one transaction",
+            )],
+            "SHOW" if text.to_ascii_lowercase().contains("omnigate.tx_id") => {
+                let id = tx.map(|t| t.id).unwrap_or_default();
+                self.rows("SHOW", single("omnigate.tx_id", &id))
+            }
+            "SET" => self.set(text, tx.is_some()).await,
+            "RESET" | "DISCARD" if tx.is_none() => done(&keyword).into_vec(),
+            "LISTEN" | "UNLISTEN" | "NOTIFY" => vec![unsupported(format!(
+                "{keyword} needs a connection of its own, which the gateway's pooled sessions do \
+                 not keep: connect to the engine for notifications"
+            ))],
+            "COPY" => vec![unsupported(
+                "COPY is not served by the gateway's PostgreSQL front end yet: use INSERT \
+                 (or the gRPC ExecuteStream for large reads)",
+            )],
+            _ => self.run(&encode::command(text), text).await,
+        }
+    }
+
+    /// Runs a statement on the session's engine.
+    async fn run(&self, keyword: &str, text: &str) -> Vec<Reply> {
+        let mut request = Request::new("sql", text).target(self.session.engine());
+        request.context = self.session.context();
+        match self.gateway.execute(request).await {
+            Ok(response) => self.rows(keyword, response.result),
+            Err(e) => {
+                self.session.fail_tx();
+                vec![fail(to_error(&e))]
+            }
+        }
+    }
+
+    fn rows(&self, keyword: &str, result: ResultSet) -> Vec<Reply> {
+        match encode::response(keyword, result) {
+            Ok(response) => vec![Reply::Response(response)],
+            Err(e) => vec![fail(error("XX000", e.to_string()))],
+        }
+    }
+
+    /// `BEGIN`: a gateway transaction for the session.
+    fn begin(&self, text: &str, open: bool) -> Vec<Reply> {
+        if open {
+            return vec![
+                warning("25001", "there is already a transaction in progress"),
+                Reply::Response(Response::TransactionStart(Tag::new("BEGIN"))),
+            ];
+        }
+        let upper = text.to_ascii_uppercase();
+        if upper.contains("ISOLATION") || upper.contains("DEFERRABLE") {
+            return vec![unsupported(
+                "a gateway transaction runs at each engine's default isolation level: BEGIN \
+                 without ISOLATION LEVEL (or set it with SET TRANSACTION as its first statement)",
+            )];
+        }
+        let options = TxOptions {
+            read_only: upper.contains("READ ONLY"),
+            ..TxOptions::default()
+        };
+        match self.gateway.begin_id(&self.session.context(), &options) {
+            Ok((id, _)) => {
+                self.session.set_tx(Some(SessionTx { id, failed: false }));
+                vec![Reply::Response(Response::TransactionStart(Tag::new(
+                    "BEGIN",
+                )))]
+            }
+            Err(e) => vec![fail(to_error(&e))],
+        }
+    }
+
+    /// `COMMIT` (`commit`) or `ROLLBACK`: ends the session's transaction
+    /// on every engine. A failed transaction rolls back on `COMMIT`, as
+    /// PostgreSQL's does.
+    async fn end(&self, tx: Option<SessionTx>, commit: bool) -> Vec<Reply> {
+        let tag = if commit { "COMMIT" } else { "ROLLBACK" };
+        let Some(tx) = tx else {
+            return vec![
+                warning("25P01", "there is no transaction in progress"),
+                Reply::Response(Response::TransactionEnd(Tag::new(tag))),
+            ];
+        };
+        let context = self.session.context();
+        self.session.set_tx(None);
+        let outcome = if commit && !tx.failed {
+            self.gateway
+                .commit(&context, &tx.id)
+                .await
+                .map(|_| "COMMIT")
+        } else {
+            self.gateway
+                .rollback(&context, &tx.id)
+                .await
+                .map(|()| "ROLLBACK")
+        };
+        match outcome {
+            Ok(tag) => vec![Reply::Response(Response::TransactionEnd(Tag::new(tag)))],
+            Err(e) => vec![fail(to_error(&e))],
+        }
+    }
+
+    /// `SET`: joins a gateway transaction, takes a setting that changes
+    /// nothing, passes `SET LOCAL` inside a transaction to its engine, or
+    /// refuses a session setting the pooled connections would not keep.
+    async fn set(&self, text: &str, open: bool) -> Vec<Reply> {
+        let Some((name, value)) = set_parts(text) else {
+            return if open {
+                self.run("SET", text).await
+            } else {
+                vec![unsupported(
+                    "outside a transaction, SET would change a pooled connection other clients \
+                     share: use SET LOCAL inside a transaction",
+                )]
+            };
+        };
+        if name.starts_with("local ") {
+            return if open {
+                self.run("SET", text).await
+            } else {
+                vec![
+                    warning("25P01", "SET LOCAL can only be used in transaction blocks"),
+                    done("SET"),
+                ]
+            };
+        }
+        if name == "omnigate.tx_id" {
+            return self.join(value, open).await;
+        }
+        if INERT_SETTINGS.contains(&name.as_str()) {
+            return done("SET").into_vec();
+        }
+        if open && text.to_ascii_uppercase().contains("TRANSACTION") {
+            return self.run("SET", text).await;
+        }
+        vec![unsupported(format!(
+            "SET {name} would change a pooled connection other clients share: set it per \
+             transaction (SET LOCAL {name} inside BEGIN ... COMMIT) or as the engine role's \
+             default"
+        ))]
+    }
+
+    /// `SET omnigate.tx_id = '<id>'`: joins a gateway transaction begun
+    /// elsewhere by the same caller.
+    async fn join(&self, id: String, open: bool) -> Vec<Reply> {
+        if open {
+            return vec![fail(error(
+                "25001",
+                "the session is already in a transaction: COMMIT or ROLLBACK it before joining \
+                 another",
+            ))];
+        }
+        let known = self
+            .gateway
+            .list_transactions(&self.session.context())
+            .await
+            .map(|txs| txs.iter().any(|t| t.tx_id == id));
+        match known {
+            Ok(true) => {
+                self.session.set_tx(Some(SessionTx { id, failed: false }));
+                vec![Reply::Response(Response::TransactionStart(Tag::new("SET")))]
+            }
+            Ok(false) => vec![fail(error(
+                "25P01",
+                format!(
+                    "no open transaction {} of this caller: begin one (BEGIN, or gRPC \
+                     BeginTransaction) and use its id",
+                    omnigate::error::short(&id)
+                ),
+            ))],
+            Err(e) => vec![fail(to_error(&e))],
+        }
+    }
+}
+
+impl Reply {
+    fn into_vec(self) -> Vec<Reply> {
+        vec![self]
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    /// Answers a query string: every statement in turn until one fails
+    /// (the rest are not run, as PostgreSQL does), then `ReadyForQuery`
+    /// with the session's true transaction status.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.touch();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let statements = split_statements(&query.query);
+        if statements.is_empty() {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+        }
+        'statements: for text in statements {
+            for reply in self.statement(text).await {
+                match reply {
+                    Reply::Notice(notice) => {
+                        client
+                            .feed(PgWireBackendMessage::NoticeResponse((*notice).into()))
+                            .await?;
+                    }
+                    Reply::Response(Response::Query(rows)) => {
+                        send_query_response(client, rows, true).await?;
+                    }
+                    Reply::Response(
+                        Response::Execution(tag)
+                        | Response::TransactionStart(tag)
+                        | Response::TransactionEnd(tag),
+                    ) => send_execution_response(client, tag).await?,
+                    Reply::Response(Response::Error(e)) => {
+                        client
+                            .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                            .await?;
+                        break 'statements;
+                    }
+                    Reply::Response(_) => {}
+                }
+            }
+        }
+        let status = self.session.status();
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        self.session.touch();
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // `on_query` answers every query itself.
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_parts;
+
+    #[test]
+    fn reads_what_a_set_sets() {
+        let parts = |s| set_parts(s).unwrap();
+        assert_eq!(
+            parts("SET omnigate.tx_id = 'abc'"),
+            ("omnigate.tx_id".into(), "abc".into())
+        );
+        assert_eq!(
+            parts("set Application_Name TO psql"),
+            ("application_name".into(), "psql".into())
+        );
+        assert_eq!(
+            parts("SET SESSION search_path = x"),
+            ("search_path".into(), "x".into())
+        );
+        assert_eq!(set_parts("SET LOCAL"), None);
+    }
+}

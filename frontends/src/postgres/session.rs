@@ -1,0 +1,122 @@
+//! One client connection's session: the engine its startup named, its
+//! caller, the gateway transaction it is in, and when it last spoke.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use omnigate::{CallContext, Caller};
+use pgwire::error::ErrorInfo;
+use pgwire::messages::response::TransactionStatus;
+
+/// A session's transaction: a gateway transaction, begun here or joined.
+#[derive(Debug, Clone)]
+pub(super) struct SessionTx {
+    /// Its id.
+    pub(super) id: String,
+    /// A statement of it failed: like PostgreSQL, every statement but the
+    /// end of the transaction block is refused until then.
+    pub(super) failed: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    engine: String,
+    caller: Caller,
+    tx: Option<SessionTx>,
+}
+
+/// One connection's session.
+#[derive(Debug)]
+pub(super) struct Session {
+    state: Mutex<State>,
+    /// When the session began, and how long after that it last spoke (ms).
+    born: Instant,
+    last_active: AtomicU64,
+    /// Set when the connection must be refused at startup (too many):
+    /// its SQLSTATE and message.
+    refusal: Option<(&'static str, &'static str)>,
+}
+
+impl Session {
+    /// A session, or one to refuse at startup with `refusal`.
+    pub(super) fn new(refusal: Option<(&'static str, &'static str)>) -> Self {
+        Session {
+            state: Mutex::default(),
+            born: Instant::now(),
+            last_active: AtomicU64::new(0),
+            refusal,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the connection is refused, if it is.
+    pub(super) fn refusal(&self) -> Option<ErrorInfo> {
+        self.refusal
+            .map(|(code, message)| super::errors::fatal(code, message))
+    }
+
+    /// Notes that the client spoke now.
+    pub(super) fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long the client has been silent.
+    pub(super) fn idle_for(&self) -> std::time::Duration {
+        let last = std::time::Duration::from_millis(self.last_active.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+
+    pub(super) fn set_engine(&self, engine: String) {
+        self.state().engine = engine;
+    }
+
+    /// The engine the startup named.
+    pub(super) fn engine(&self) -> String {
+        self.state().engine.clone()
+    }
+
+    pub(super) fn set_caller(&self, caller: Caller) {
+        self.state().caller = caller;
+    }
+
+    /// The context of a call made now: the caller, in the session's
+    /// transaction when it has one.
+    pub(super) fn context(&self) -> CallContext {
+        let state = self.state();
+        let context = CallContext::anonymous().as_caller(state.caller.clone());
+        match &state.tx {
+            Some(tx) => context.in_transaction(tx.id.clone()),
+            None => context,
+        }
+    }
+
+    /// The session's transaction.
+    pub(super) fn tx(&self) -> Option<SessionTx> {
+        self.state().tx.clone()
+    }
+
+    pub(super) fn set_tx(&self, tx: Option<SessionTx>) {
+        self.state().tx = tx;
+    }
+
+    /// Marks the session's transaction failed.
+    pub(super) fn fail_tx(&self) {
+        if let Some(tx) = &mut self.state().tx {
+            tx.failed = true;
+        }
+    }
+
+    /// The transaction status a `ReadyForQuery` reports.
+    pub(super) fn status(&self) -> TransactionStatus {
+        match &self.state().tx {
+            None => TransactionStatus::Idle,
+            Some(tx) if tx.failed => TransactionStatus::Error,
+            Some(_) => TransactionStatus::Transaction,
+        }
+    }
+}
