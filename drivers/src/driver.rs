@@ -102,6 +102,15 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         ))
     }
 
+    /// How this engine keeps the markers of the cross-engine transactions
+    /// it decides (see [`DecisionMarkers`]), or `None` (the default) when
+    /// it cannot be a deciding engine.
+    ///
+    /// [`DecisionMarkers`]: crate::DecisionMarkers
+    fn decision_markers(&self) -> Option<&dyn crate::DecisionMarkers> {
+        None
+    }
+
     /// Lets go of transaction `marker`'s marker: the transaction has
     /// finished on every engine. It is kept for [`MARKER_GRACE`] more (a
     /// replica's replay begun before the finish still finds it), then

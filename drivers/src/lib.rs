@@ -20,6 +20,7 @@
 pub mod cypher;
 mod date;
 pub mod deadline;
+pub mod decision;
 mod driver;
 mod engine;
 mod error;
@@ -55,6 +56,7 @@ pub mod victoria;
 pub mod conformance;
 
 pub use date::Date;
+pub use decision::DecisionMarkers;
 pub use driver::{StorageDriver, StorageDriverExt};
 pub use engine::{
     ColumnInfo, DescribeOptions, EngineDescriptor, Health, PoolStats, SchemaEpoch, SchemaObject,

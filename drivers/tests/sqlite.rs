@@ -20,6 +20,11 @@ async fn passes_the_sql_conformance_suite_in_memory() {
 }
 
 #[tokio::test]
+async fn keeps_a_deciding_engines_markers() {
+    conformance::decision::run_all(&engine().await).await;
+}
+
+#[tokio::test]
 async fn passes_the_sql_conformance_suite_on_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = SqliteConfig {

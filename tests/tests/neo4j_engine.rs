@@ -63,6 +63,12 @@ async fn neo4j_passes_the_cypher_conformance_suite() {
 
 #[tokio::test]
 #[ignore = "needs Neo4j: docker compose up -d neo4j, then NEO4J_URL=... (see the file's header)"]
+async fn neo4j_keeps_a_deciding_engines_markers() {
+    omnigate_drivers::conformance::decision::run_all(&driver().await).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Neo4j: docker compose up -d neo4j, then NEO4J_URL=... (see the file's header)"]
 async fn neo4j_types_round_trip_as_bolt_values() {
     let d = driver().await;
     let date = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();

@@ -17,6 +17,12 @@ async fn passes_the_sql_conformance_suite() {
 }
 
 #[tokio::test]
+async fn keeps_a_deciding_engines_markers() {
+    let server = PgServer::start();
+    omnigate_drivers::conformance::decision::run_all(&server.engine().await).await;
+}
+
+#[tokio::test]
 async fn sqlstates_map_to_meaning_and_keep_the_code() {
     let server = PgServer::start();
     let d = &server.engine().await;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod cypher;
+pub mod decision;
 pub mod redis;
 pub mod sql;
 pub mod ts;

@@ -10,6 +10,7 @@
 mod config;
 pub(crate) mod convert;
 mod error;
+mod markers;
 mod transaction;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -347,6 +348,10 @@ impl StorageDriver for Neo4jDriver {
 
     fn schema_epoch(&self) -> u64 {
         self.schema.get()
+    }
+
+    fn decision_markers(&self) -> Option<&dyn crate::DecisionMarkers> {
+        Some(&markers::Neo4jMarkers)
     }
 }
 

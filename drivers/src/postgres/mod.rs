@@ -54,6 +54,8 @@ pub struct PostgresDriver {
     /// The server's `max_prepared_transactions` (0: no two-phase commit).
     max_prepared: u64,
     types: types_cache::StatementTypes,
+    /// Its markers as a deciding engine.
+    markers: crate::sql::SqlMarkers,
 }
 
 /// Whether PostgreSQL refused a cached plan because a table changed under it.
@@ -104,6 +106,7 @@ impl PostgresDriver {
             reader,
             schema: crate::SchemaEpoch::default(),
             max_prepared: 0,
+            markers: crate::sql::SqlMarkers::default(),
             types: types_cache::StatementTypes::new(config.statement_cache_capacity),
         };
         // Warm the pool: these connections are returned idle.
@@ -453,6 +456,10 @@ impl StorageDriver for PostgresDriver {
 
     fn schema_epoch(&self) -> u64 {
         self.schema.get()
+    }
+
+    fn decision_markers(&self) -> Option<&dyn crate::DecisionMarkers> {
+        Some(&self.markers)
     }
 }
 

@@ -36,6 +36,8 @@ pub struct SqliteDriver {
     pool: Pool,
     front: PoolFront,
     schema: crate::SchemaEpoch,
+    /// Its markers as a deciding engine.
+    markers: crate::sql::SqlMarkers,
     /// The temporary directory of a `":memory:"` engine's database,
     /// removed when the engine is dropped.
     _scratch: Option<tempfile::TempDir>,
@@ -114,6 +116,7 @@ impl SqliteDriver {
             pool,
             front,
             schema: crate::SchemaEpoch::default(),
+            markers: crate::sql::SqlMarkers::default(),
             _scratch: scratch,
         };
         // Open one connection now: a bad path fails at startup, and an
@@ -206,6 +209,10 @@ impl StorageDriver for SqliteDriver {
 
     fn schema_epoch(&self) -> u64 {
         self.schema.get()
+    }
+
+    fn decision_markers(&self) -> Option<&dyn crate::DecisionMarkers> {
+        Some(&self.markers)
     }
 }
 

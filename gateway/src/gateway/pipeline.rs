@@ -411,16 +411,10 @@ mod tests {
         async fn execute(
             &self,
             _dialect: Dialect,
-            statement: &Statement,
+            _statement: &Statement,
             options: &ExecuteOptions,
         ) -> omnigate_drivers::Result<ResultSet> {
-            // A database without transaction markers (recovery asks for
-            // them at startup), as a real one answers.
-            if statement.text.contains("omnigate_tx_markers") {
-                return Err(omnigate_drivers::Error::NotFound(
-                    omnigate_drivers::EngineError::new("fake", None, "no such table"),
-                ));
-            }
+            // No decision markers (the default): recovery sends it nothing.
             self.answer(options).await
         }
 

@@ -204,12 +204,15 @@ impl Coordinator {
         }
         if finished && !self.at("done")? {
             match decider_driver {
-                Some((driver, dialect)) => {
+                Some(driver) => {
                     // Off the caller's path: a marker left behind is one
                     // recovery finishes again (every step is idempotent).
                     let (tx, engines) = (tx.to_owned(), engines.clone());
                     tokio::spawn(async move {
-                        if markers::forget(driver.as_ref(), dialect, &tx, &engines).await {
+                        let Some(decider) = markers::Decider::of(driver.as_ref()) else {
+                            return;
+                        };
+                        if decider.forget(&tx, &engines).await {
                             forget_buffered(&tx, buffered_markers).await;
                         }
                     });
@@ -238,16 +241,19 @@ impl Coordinator {
     /// Commits the deciding engine with the marker and its record: the
     /// decision. On failure every part is rolled back (or, when the
     /// outcome is unknown, left for recovery). The engine's driver, for
-    /// deleting the marker once finished.
+    /// marking the marker done once finished.
     async fn decide_in(
         &self,
         tx: &str,
         mut part: Part,
         record: &[PartRecord],
-    ) -> Result<(Arc<dyn StorageDriver>, omnigate_drivers::Dialect)> {
+    ) -> Result<Arc<dyn StorageDriver>> {
         let text = markers::record_text(record, &self.owner).map_err(|e| Error::TxLog {
             why: format!("cannot encode the transaction's record: {e}"),
         })?;
+        // The engine's marker, as its driver writes it; an engine whose
+        // driver keeps no markers cannot decide.
+        let decision = markers::Decider::of(part.driver.as_ref()).map(|d| d.decision(tx, &text));
         // A stop (a crash) here or after the commit leaves the outcome to
         // recovery, as the engine's marker tells it.
         let in_doubt = |stop: Error| Error::TxInDoubt {
@@ -255,14 +261,18 @@ impl Coordinator {
         };
         let step = if self.at("decide").map_err(in_doubt)? {
             Err(injected("decide"))
-        } else {
-            self.step(part.session.execute(
-                part.dialect,
-                &markers::insert(part.dialect, tx, &text),
-                &ExecuteOptions::default(),
-            ))
+        } else if let Some((dialect, marker)) = &decision {
+            self.step(
+                part.session
+                    .execute(*dialect, marker, &ExecuteOptions::default()),
+            )
             .await
             .map(drop)
+        } else {
+            Err(DriverError::not_supported(
+                "deciding a transaction that spans engines (it keeps no markers)",
+                part.driver.descriptor().kind,
+            ))
         };
         if let Err(e) = step {
             // The commit was not sent: nothing is decided.
@@ -270,7 +280,6 @@ impl Coordinator {
             return Err(Error::from(e));
         }
         let driver = Arc::clone(&part.driver);
-        let dialect = part.dialect;
         if self.at(super::failpoint::LATE_DECISION).map_err(in_doubt)? {
             // The failpoint: the COMMIT is cut by the step timeout and lands
             // on the engine a moment later.
@@ -289,7 +298,7 @@ impl Coordinator {
             (other, _) => other,
         };
         match committed {
-            Ok(()) => Ok((driver, dialect)),
+            Ok(()) => Ok(driver),
             // The engine refused the commit: it did not happen.
             Err(
                 e @ (DriverError::Conflict(_)

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use omnigate_drivers::{Dialect, ExecuteOptions, StorageDriver};
+use omnigate_drivers::StorageDriver;
 
 use super::failpoint::{Action, Failpoints};
 use super::file_log;
@@ -191,13 +191,9 @@ impl Coordinator {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Makes sure the deciding engine has its marker table.
-    pub(crate) async fn ready_markers(
-        &self,
-        engine: &str,
-        dialect: Dialect,
-        driver: &dyn omnigate_drivers::StorageDriver,
-    ) {
+    /// Makes sure deciding engine `engine` is ready to hold markers (once
+    /// per engine, until it succeeds).
+    pub(crate) async fn ready_markers(&self, engine: &str, decider: super::markers::Decider<'_>) {
         if self
             .markers_ready
             .lock()
@@ -206,21 +202,11 @@ impl Coordinator {
         {
             return;
         }
-        if let Some(before) = super::markers::before_setup(dialect) {
-            let _ = driver
-                .execute(dialect, &before, &ExecuteOptions::default())
-                .await;
-        }
-        if let Some(setup) = super::markers::setup(dialect) {
-            // A concurrent first commit may create it at the same moment:
-            // an error here is read through the marker insert that follows.
-            if let Err(e) = driver
-                .execute(dialect, &setup, &ExecuteOptions::default())
-                .await
-            {
-                tracing::debug!(engine = %engine, error = %e, "creating the marker table");
-                return;
-            }
+        // A concurrent first commit may make them at the same moment: an
+        // error here is read through the marker insert that follows.
+        if let Err(e) = decider.setup().await {
+            tracing::debug!(engine = %engine, error = %e, "making the markers ready");
+            return;
         }
         self.markers_ready
             .lock()

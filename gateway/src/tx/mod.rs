@@ -98,9 +98,8 @@ pub struct TxOptions {
 #[derive(Debug)]
 struct Part {
     engine: String,
-    dialect: Dialect,
     /// The engine, for what follows its commit (the deciding engine's
-    /// marker is deleted once every part has finished).
+    /// marker is marked done once every part has finished).
     driver: Arc<dyn omnigate_drivers::StorageDriver>,
     session: Box<dyn DriverTransaction>,
 }
@@ -149,7 +148,7 @@ impl Tx {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        let (index, options) = self.enter(coordinator, engine, dialect, options).await?;
+        let (index, options) = self.enter(coordinator, engine, options).await?;
         let cut = self.hold_doomed(engine.name());
         let outcome = self.parts[index]
             .session
@@ -171,7 +170,7 @@ impl Tx {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<omnigate_drivers::RowStream> {
-        let (index, options) = self.enter(coordinator, engine, dialect, options).await?;
+        let (index, options) = self.enter(coordinator, engine, options).await?;
         let cut = self.hold_doomed(engine.name());
         let outcome = self.parts[index]
             .session
@@ -187,7 +186,6 @@ impl Tx {
         &mut self,
         coordinator: &Coordinator,
         engine: &EngineEntry,
-        dialect: Dialect,
         options: &ExecuteOptions,
     ) -> Result<(usize, ExecuteOptions)> {
         self.last_used = Instant::now();
@@ -198,7 +196,7 @@ impl Tx {
             // finishes.
             None => {
                 engine.refuse_if_drained()?;
-                self.join(coordinator, engine, dialect).await?
+                self.join(coordinator, engine).await?
             }
         };
         Ok((index, self.options.apply(options)))
@@ -250,28 +248,15 @@ impl Tx {
     /// Begins the transaction on `engine`; its index among the parts. At
     /// most one part may be live without a prepare step: its commit is the
     /// decision of a cross-engine commit.
-    async fn join(
-        &mut self,
-        coordinator: &Coordinator,
-        engine: &EngineEntry,
-        dialect: Dialect,
-    ) -> Result<usize> {
-        // A SQL engine may decide: its marker table is made before its
-        // transaction holds locks the creation would wait on (SQLite's
-        // write lock).
-        if dialect == Dialect::Sql {
-            coordinator
-                .ready_markers(engine.name(), dialect, engine.driver.as_ref())
-                .await;
+    async fn join(&mut self, coordinator: &Coordinator, engine: &EngineEntry) -> Result<usize> {
+        // An engine that may decide has its markers made ready before its
+        // part begins: on a connection of their own they would otherwise
+        // wait on locks the part takes (a database's write lock).
+        if let Some(decider) = markers::Decider::of(engine.driver.as_ref()) {
+            coordinator.ready_markers(engine.name(), decider).await;
         }
         let session = engine.driver.begin(&self.options).await?;
         let deciding = |p: Participation| p == Participation::Live { preparable: false };
-        if dialect != Dialect::Sql && deciding(session.participation()) {
-            // Neo4j: the markers' uniqueness constraint, on its own session.
-            coordinator
-                .ready_markers(engine.name(), dialect, engine.driver.as_ref())
-                .await;
-        }
         let first = self
             .parts
             .iter()
@@ -288,7 +273,6 @@ impl Tx {
         }
         self.parts.push(Part {
             engine: engine.name().to_owned(),
-            dialect,
             driver: Arc::clone(&engine.driver),
             session,
         });

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::log::{PartRecord, engines_of};
-use super::{Transactions, markers, recover};
+use super::{Transactions, recover};
 use crate::error::{Error, Result, short};
 use crate::router::Router;
 
@@ -98,8 +98,8 @@ impl Transactions {
                 detail,
             });
         }
-        for (engine, dialect) in recover::deciding_engines(router) {
-            let Ok(unfinished) = markers::unfinished(engine.driver.as_ref(), dialect).await else {
+        for (engine, decider) in recover::deciding_engines(router) {
+            let Ok(unfinished) = decider.unfinished().await else {
                 continue;
             };
             for marker in unfinished {

@@ -1,11 +1,10 @@
 //! The orphan pass of recovery: a prepared PostgreSQL transaction under
 //! the log's prefix that no marker or record names was never decided, and
 //! is rolled back behind a fence on its deciding engine (see
-//! `markers::fence`).
+//! `Decider::fence`).
 
 use super::coordinator::Coordinator;
 use super::log::{PartRecord, TxLog};
-use super::markers;
 use super::recover::deciding_engines;
 use crate::router::Router;
 
@@ -42,8 +41,8 @@ impl Coordinator {
             // A deciding engine that cannot be read now does not stop the
             // pass: the fence below, which must be written on every
             // deciding engine, keeps what it may have decided.
-            for (decider, dialect) in deciding_engines(router) {
-                if let Ok(found) = markers::unfinished(decider.driver.as_ref(), dialect).await {
+            for (_, decider) in deciding_engines(router) {
+                if let Ok(found) = decider.unfinished().await {
                     parts.extend(found.into_iter().flat_map(|m| m.parts));
                 }
             }
@@ -78,22 +77,18 @@ impl Coordinator {
                     continue;
                 }
                 let mut fenced = Vec::new();
-                for (decider, dialect) in deciders {
-                    match self
-                        .step(markers::fence(decider.driver.as_ref(), dialect, tx))
-                        .await
-                    {
-                        Ok(true) => fenced.push((decider, dialect)),
+                for (entry, decider) in deciders {
+                    match self.step(decider.fence(tx)).await {
+                        Ok(true) => fenced.push(decider),
                         outcome => {
                             if let Err(e) = &outcome {
-                                tracing::warn!(gid = %gid, engine = %decider.name(), error = %e, "cannot fence an undecided transaction before rolling it back; tried again at the next pass");
+                                tracing::warn!(gid = %gid, engine = %entry.name(), error = %e, "cannot fence an undecided transaction before rolling it back; tried again at the next pass");
                             }
                             // Decided (or not fenced everywhere): the fences
                             // written on the other engines come off again,
                             // so none says "rolled back" of it.
-                            for (engine, dialect) in fenced {
-                                let unfence = markers::unfence(engine.driver.as_ref(), dialect, tx);
-                                let _ = self.step(unfence).await;
+                            for decider in fenced {
+                                let _ = self.step(decider.unfence(tx)).await;
                             }
                             continue 'gids;
                         }

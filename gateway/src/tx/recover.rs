@@ -16,11 +16,10 @@
 //! next pass.
 
 use futures::StreamExt;
-use omnigate_drivers::Dialect;
 
 use super::coordinator::Coordinator;
 use super::log::{InDoubt, PartRecord, Record, TxLog, decode_args, engines_of};
-use super::markers;
+use super::markers::{self, Decider};
 use crate::router::Router;
 
 /// How many transactions one recovery pass finishes at once.
@@ -43,12 +42,11 @@ impl Coordinator {
     /// One recovery pass.
     pub async fn recover(&self, router: &Router) -> Recovered {
         let mut done = Recovered::default();
-        for (engine, dialect) in deciding_engines(router) {
+        for (engine, decider) in deciding_engines(router) {
             // A fence outlives any decider it fenced by far at this age.
             let fence_age = self.takeover_after.max(std::time::Duration::from_secs(600));
             let done_age = super::registry::REMEMBER_ENDED;
-            let sweep = markers::sweep(engine.driver.as_ref(), dialect, fence_age, done_age);
-            if let Err(e) = self.step(sweep).await {
+            if let Err(e) = self.step(decider.sweep(fence_age, done_age)).await {
                 tracing::debug!(engine = %engine.name(), error = %e, "sweeping old fences and done markers");
             }
             // Page by page; within a page, several transactions finished
@@ -56,9 +54,7 @@ impl Coordinator {
             // one slow engine does not stall the others.
             let mut after: Option<String> = None;
             loop {
-                let page =
-                    markers::unfinished_page(engine.driver.as_ref(), dialect, after.as_deref());
-                let (unfinished, last) = match page.await {
+                let (unfinished, last) = match decider.unfinished_page(after.as_deref()).await {
                     Ok(page) => page,
                     Err(e) => {
                         tracing::warn!(engine = %engine.name(), error = %e, "cannot read the transaction markers");
@@ -80,8 +76,7 @@ impl Coordinator {
                     // Claimed before anything is replayed: of two replicas
                     // that read the same page, one finishes it; one whose
                     // commit finished meanwhile (marked done) is left alone.
-                    let claim = markers::claim(engine.driver.as_ref(), dialect, &marker, &self.owner);
-                    match self.step(claim).await {
+                    match self.step(decider.claim(&marker, &self.owner)).await {
                         Ok(true) => {}
                         Ok(false) => return None,
                         Err(e) => {
@@ -94,7 +89,7 @@ impl Coordinator {
                     }
                     let mut engines = vec![engine.name().to_owned()];
                     engines.extend(engines_of(&marker.parts));
-                    if markers::forget(engine.driver.as_ref(), dialect, &marker.tx, &engines).await {
+                    if decider.forget(&marker.tx, &engines).await {
                         let buffered = buffered_markers(router, &marker.parts);
                         super::commit::forget_buffered(&marker.tx, buffered).await;
                     }
@@ -168,8 +163,9 @@ impl Coordinator {
                 "this gateway is committing it now: wait for its commit".into(),
             ));
         }
-        for (engine, dialect) in deciding_engines(router) {
-            let found = markers::unfinished(engine.driver.as_ref(), dialect)
+        for (engine, decider) in deciding_engines(router) {
+            let found = decider
+                .unfinished()
                 .await
                 .map_err(|e| refuse(format!("cannot read {}'s markers: {e}", engine.name())))?;
             if let Some(marker) = found.into_iter().find(|m| m.tx == tx) {
@@ -184,7 +180,7 @@ impl Coordinator {
                 }
                 let mut engines = vec![engine.name().to_owned()];
                 engines.extend(engines_of(&marker.parts));
-                markers::forget(engine.driver.as_ref(), dialect, tx, &engines).await;
+                decider.forget(tx, &engines).await;
                 return Ok("committed on every engine".into());
             }
         }
@@ -247,9 +243,8 @@ impl Coordinator {
         // fence on another (fences are written on every deciding engine).
         let mut fenced = false;
         let mut unreadable = false;
-        for (engine, dialect) in deciding_engines(router) {
-            let read = markers::recorded(engine.driver.as_ref(), dialect, engine.name(), tx);
-            match self.step(read).await {
+        for (engine, decider) in deciding_engines(router) {
+            match self.step(decider.recorded(engine.name(), tx)).await {
                 Ok(Some(markers::Recorded::Committed(engines))) => {
                     return Some(Outcome {
                         how: Ended::Committed,
@@ -436,12 +431,13 @@ fn older_than(at_ms: Option<i64>, age: std::time::Duration) -> bool {
     u128::try_from(elapsed).unwrap_or(0) >= age.as_millis()
 }
 
-/// The engines that can decide a transaction, with their markers' dialect.
+/// The engines that can decide a transaction (those whose drivers keep
+/// markers), each as a deciding engine.
 pub(super) fn deciding_engines(
     router: &Router,
-) -> Vec<(&std::sync::Arc<crate::engines::EngineEntry>, Dialect)> {
+) -> Vec<(&std::sync::Arc<crate::engines::EngineEntry>, Decider<'_>)> {
     router
         .engines()
-        .filter_map(|e| markers::deciding_dialect(e.driver.as_ref()).map(|d| (e, d)))
+        .filter_map(|e| Decider::of(e.driver.as_ref()).map(|d| (e, d)))
         .collect()
 }

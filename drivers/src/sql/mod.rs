@@ -1,4 +1,9 @@
-//! Helpers for the `sql` dialect shared by SQL engines.
+//! Helpers for the `sql` dialect shared by SQL engines, and the deciding
+//! engine's markers as rows of one table ([`SqlMarkers`]).
+
+mod markers;
+
+pub use markers::{DEFAULT_MARKER_TABLE, SqlMarkers};
 
 /// Whether a SQL statement changes the schema (CREATE, ALTER, DROP), so
 /// cached schema metadata must be dropped. Leading comments are skipped.
