@@ -48,6 +48,18 @@ fn bin_dir() -> PathBuf {
         })
 }
 
+/// A PostgreSQL client program (`psql`, `pgbench`) of the installed
+/// version, or a panic naming the package.
+pub fn client_bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{name} not found beside the PostgreSQL server binaries: install the Debian package \
+         {PACKAGE} (apt-get install -y {PACKAGE}), or run ./scripts/test.sh as root"
+    );
+    path
+}
+
 /// The uid and gid of the `postgres` user, when running as root.
 pub(crate) fn unprivileged_owner() -> Option<(u32, u32)> {
     let root = Command::new("id")

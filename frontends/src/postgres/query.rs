@@ -220,6 +220,16 @@ impl Queries {
         };
         match outcome {
             Ok(tag) => vec![Reply::Response(Response::TransactionEnd(Tag::new(tag)))],
+            // Ended elsewhere (committed over gRPC, expired): the session's
+            // block ends here, saying how it ended.
+            Err(e @ (omnigate::Error::TxEnded { .. } | omnigate::Error::TxNotFound { .. }))
+                if !commit =>
+            {
+                vec![
+                    warning("25P01", &e.to_string()),
+                    Reply::Response(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+                ]
+            }
             Err(e) => vec![fail(to_error(&e))],
         }
     }
@@ -249,7 +259,7 @@ impl Queries {
             };
         }
         if name == "omnigate.tx_id" {
-            return self.join(value, open).await;
+            return self.join(value, open);
         }
         if INERT_SETTINGS.contains(&name.as_str()) {
             return done("SET").into_vec();
@@ -266,7 +276,7 @@ impl Queries {
 
     /// `SET omnigate.tx_id = '<id>'`: joins a gateway transaction begun
     /// elsewhere by the same caller.
-    async fn join(&self, id: String, open: bool) -> Vec<Reply> {
+    fn join(&self, id: String, open: bool) -> Vec<Reply> {
         if open {
             return vec![fail(error(
                 "25001",
@@ -274,24 +284,11 @@ impl Queries {
                  another",
             ))];
         }
-        let known = self
-            .gateway
-            .list_transactions(&self.session.context())
-            .await
-            .map(|txs| txs.iter().any(|t| t.tx_id == id));
-        match known {
-            Ok(true) => {
+        match self.gateway.check_open(&self.session.context(), &id) {
+            Ok(()) => {
                 self.session.set_tx(Some(SessionTx { id, failed: false }));
                 vec![Reply::Response(Response::TransactionStart(Tag::new("SET")))]
             }
-            Ok(false) => vec![fail(error(
-                "25P01",
-                format!(
-                    "no open transaction {} of this caller: begin one (BEGIN, or gRPC \
-                     BeginTransaction) and use its id",
-                    omnigate::error::short(&id)
-                ),
-            ))],
             Err(e) => vec![fail(to_error(&e))],
         }
     }

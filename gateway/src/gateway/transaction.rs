@@ -72,6 +72,14 @@ impl Gateway {
         Ok(crate::tx::Transactions::key(owner, id))
     }
 
+    /// `Ok` when transaction `id` of the context's caller is open (a front
+    /// end's session joining it checks so), else why not: it is ending,
+    /// it ended (and how), or there is no such transaction of this caller.
+    pub fn check_open(&self, context: &CallContext, id: &str) -> Result<()> {
+        let key = self.tx_key(context, id)?;
+        self.inner.transactions.get(&key).map(|_| ())
+    }
+
     /// Commits transaction `id` on every engine it touched; the engines.
     ///
     /// The commit runs on a task of its own: once begun it runs to its end
