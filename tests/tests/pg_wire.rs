@@ -5,6 +5,8 @@
 //! joined by the transaction's id); grants and read-only hold over the
 //! wire; a client gone mid-transaction rolls it back.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
