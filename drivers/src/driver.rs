@@ -124,6 +124,21 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// What `statement` takes and returns, as the engine prepares it,
+    /// without running it. Engines that cannot say `NotSupported`.
+    async fn describe_statement(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<crate::StatementShape> {
+        let _ = (dialect, statement, options);
+        Err(crate::Error::not_supported(
+            "describing statements",
+            self.descriptor().kind,
+        ))
+    }
+
     /// Applies a buffered transaction's writes (its [`redo`]) again after a
     /// crash, together with its marker in one atomic step, unless the
     /// marker shows they were applied already. Engines that do not buffer

@@ -65,7 +65,7 @@ pub use error::{BoxError, EngineError, Error, Result, rounded};
 pub use kind::EngineKind;
 pub use limits::{ResultLimits, row_size};
 pub use options::{DEFAULT_BATCH_SIZE, ExecuteOptions};
-pub use result::{Column, ResultSet, Row, RowStream};
+pub use result::{Column, ResultSet, Row, RowStream, StatementShape};
 pub use secret::Secret;
 pub use statement::{Dialect, Statement};
 pub use transaction::{

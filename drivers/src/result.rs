@@ -16,6 +16,17 @@ pub struct Column {
     pub type_name: String,
 }
 
+/// What an engine says a statement takes and returns, without running it
+/// (a PostgreSQL-wire client's `Describe`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatementShape {
+    /// Each parameter's type, as the engine names it; an empty name when
+    /// the engine does not type parameters (SQLite).
+    pub params: Vec<String>,
+    /// The columns it returns (none for a statement that returns no rows).
+    pub columns: Vec<Column>,
+}
+
 impl Column {
     /// A column with a name and a type name.
     pub fn new(name: impl Into<String>, type_name: impl Into<String>) -> Self {

@@ -130,11 +130,44 @@ async fn a_postgresql_driver_runs_statements_on_postgres_and_sqlite() {
         let err = client.simple_query("SELEC 1").await.unwrap_err();
         assert_eq!(sqlstate(&err), "42601", "{db}: {err}");
     }
-    // Real types from PostgreSQL: the driver reads the column as an int4.
+    // The extended protocol, binary both ways (tokio-postgres' own way):
+    // PostgreSQL's types, described by the engine.
     let client = connect(addr, "app", "app-token", "main-db").await;
-    let row = client.query_one("SELECT 41 + 1 AS n", &[]).await;
-    // (The extended protocol is not served yet: a clear refusal, not a hang.)
-    assert!(row.is_err());
+    let row = client
+        .query_one("SELECT $1::int4 + 1 AS n, $2::text AS t", &[&41i32, &"x"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i32>("n"), row.get::<_, String>("t")),
+        (42, "x".into())
+    );
+    let statement = client
+        .prepare("SELECT name FROM wire_t WHERE id = $1")
+        .await
+        .unwrap();
+    assert_eq!(statement.params(), [tokio_postgres::types::Type::INT4]);
+    let found = client.query(&statement, &[&1i32]).await.unwrap();
+    assert_eq!(found[0].get::<_, Option<String>>(0).as_deref(), Some("a;b"));
+    let inserted = client
+        .execute("INSERT INTO wire_t VALUES ($1, $2)", &[&3i32, &"c"])
+        .await
+        .unwrap();
+    assert_eq!(inserted, 1);
+    // SQLite types no parameters: the client sends them as text.
+    let sqlite = connect(addr, "app", "app-token", "main").await;
+    let rows = sqlite
+        .query("SELECT id, name FROM wire_t WHERE id = $1", &[&"1"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (rows[0].get::<_, i64>(0), rows[0].get::<_, String>(1)),
+        (1, "a;b".into())
+    );
+    let err = sqlite
+        .query("SELECT nope FROM wire_t", &[])
+        .await
+        .unwrap_err();
+    assert!(err.code().is_some(), "a clear error at Parse: {err}");
 }
 
 #[tokio::test]

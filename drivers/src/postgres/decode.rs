@@ -37,6 +37,11 @@ impl<'a> FromSql<'a> for Cell {
     }
 }
 
+/// One value of type `ty` from PostgreSQL's binary format.
+pub(crate) fn decode_one(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
+    decode(ty, raw)
+}
+
 fn text(raw: &[u8]) -> Value {
     Value::from_slice_lossless(raw)
 }

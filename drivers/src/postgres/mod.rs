@@ -32,6 +32,32 @@ use tokio_postgres::NoTls;
 pub use config::{PostgresConfig, Recycling, Tls};
 pub use session::changes_session;
 
+/// PostgreSQL's binary format of the value model, as this driver encodes
+/// parameters and decodes results: for a front end that speaks the
+/// PostgreSQL wire, so one codec serves both directions.
+pub mod binary {
+    use bytes::BytesMut;
+    use tokio_postgres::types::Type;
+
+    use crate::{Result, Value};
+
+    /// `value` in `ty`'s binary format (`None`: NULL); `index` (1-based)
+    /// names the parameter or column in an error.
+    pub fn encode(index: usize, value: &Value, ty: &Type) -> Result<Option<BytesMut>> {
+        super::encode::encode(index, value, ty).map(|e| e.0)
+    }
+
+    /// A value of type `ty` from its binary format.
+    pub fn decode(index: usize, ty: &Type, raw: &[u8]) -> Result<Value> {
+        super::decode::decode_one(ty, raw).map_err(|e| {
+            crate::Error::param(
+                index,
+                format!("malformed {} in binary format: {e}", ty.name()),
+            )
+        })
+    }
+}
+
 use crate::pool::{AcquireError, FrontConfig, PoolFront};
 use crate::{
     BeginOptions, BoxError, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor,
@@ -281,6 +307,41 @@ fn refuse_unsendable(statement: &Statement) -> Result<()> {
 impl StorageDriver for PostgresDriver {
     fn descriptor(&self) -> &EngineDescriptor {
         &self.descriptor
+    }
+
+    async fn describe_statement(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<crate::StatementShape> {
+        self.descriptor.accept(dialect, statement)?;
+        refuse_unsendable(statement)?;
+        let client = self.connection_for(options.restricted).await?;
+        run::leased(
+            client,
+            options.timeout,
+            false,
+            async |client: &mut Object| {
+                let prepared = client
+                    .prepare_cached(&statement.text)
+                    .await
+                    .map_err(|e| error::from_pg(e, options.timeout))?;
+                Ok(crate::StatementShape {
+                    params: prepared
+                        .params()
+                        .iter()
+                        .map(|t| t.name().to_owned())
+                        .collect(),
+                    columns: prepared
+                        .columns()
+                        .iter()
+                        .map(|c| crate::Column::new(c.name(), c.type_().name()))
+                        .collect(),
+                })
+            },
+        )
+        .await
     }
 
     async fn execute(

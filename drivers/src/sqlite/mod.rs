@@ -163,6 +163,17 @@ impl StorageDriver for SqliteDriver {
         result
     }
 
+    async fn describe_statement(
+        &self,
+        dialect: Dialect,
+        statement: &Statement,
+        _options: &ExecuteOptions,
+    ) -> Result<crate::StatementShape> {
+        self.descriptor.accept(dialect, statement)?;
+        let conn = self.connection().await?;
+        run::describe_statement(&conn, statement.text.clone()).await
+    }
+
     async fn execute_stream(
         &self,
         dialect: Dialect,

@@ -316,6 +316,28 @@ fn stream_statement(
     }
 }
 
+/// What a statement takes and returns, as SQLite prepares it: its
+/// columns and declared types, and as many parameters as it has (untyped
+/// in SQLite: their type names are empty).
+pub(super) async fn describe_statement(
+    conn: &Object,
+    text: String,
+) -> Result<crate::StatementShape> {
+    conn.interact(move |c| {
+        let prepared = c.prepare_cached(&text).map_err(convert::error)?;
+        Ok(crate::StatementShape {
+            params: vec![String::new(); prepared.parameter_count()],
+            columns: prepared
+                .columns()
+                .iter()
+                .map(|col| crate::Column::new(col.name(), col.decl_type().unwrap_or_default()))
+                .collect(),
+        })
+    })
+    .await
+    .map_err(interact_error)?
+}
+
 /// Tables and views with their columns and primary keys.
 pub(super) async fn describe(conn: &Object, name: Option<String>) -> Result<Vec<SchemaObject>> {
     conn.interact(move |c| describe_blocking(c, name.as_deref()).map_err(convert::error))

@@ -12,6 +12,13 @@ use pgwire::api::Type;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::PgWireResult;
 
+/// The built-in PostgreSQL type named `name` (`int4`, `_text`, ...).
+pub(super) fn named_type(name: &str) -> Option<Type> {
+    types_by_name()
+        .get(name.to_ascii_lowercase().as_str())
+        .cloned()
+}
+
 /// Every built-in PostgreSQL type by its name (`int4`, `_text`, ...).
 fn types_by_name() -> &'static HashMap<String, Type> {
     static TYPES: OnceLock<HashMap<String, Type>> = OnceLock::new();
@@ -27,14 +34,36 @@ fn types_by_name() -> &'static HashMap<String, Type> {
 /// PostgreSQL type (a PostgreSQL engine's are), else the type of the
 /// column's first non-null value (SQLite's declared types are not
 /// PostgreSQL's), else `text`.
-fn column_type(column: &Column, index: usize, rows: &[Vec<Value>]) -> Type {
-    if let Some(t) = types_by_name().get(column.type_name.to_ascii_lowercase().as_str()) {
-        return t.clone();
+pub(super) fn column_type(column: &Column, index: usize, rows: &[Vec<Value>]) -> Type {
+    if let Some(t) = named_type(&column.type_name).or_else(|| affinity(&column.type_name)) {
+        return t;
     }
     rows.iter()
         .filter_map(|row| row.get(index))
         .find(|v| !matches!(v, Value::Null))
         .map_or(Type::TEXT, value_type)
+}
+
+/// The PostgreSQL type of a declared type that is not PostgreSQL's, by
+/// SQLite's affinity rules (`INTEGER`, `VARCHAR(20)`, `DOUBLE`, ...); `None`
+/// when nothing is declared.
+fn affinity(declared: &str) -> Option<Type> {
+    let upper = declared.to_ascii_uppercase();
+    Some(if upper.is_empty() {
+        return None;
+    } else if upper.contains("INT") {
+        Type::INT8
+    } else if ["CHAR", "CLOB", "TEXT"].iter().any(|k| upper.contains(k)) {
+        Type::TEXT
+    } else if upper.contains("BLOB") {
+        Type::BYTEA
+    } else if ["REAL", "FLOA", "DOUB"].iter().any(|k| upper.contains(k)) {
+        Type::FLOAT8
+    } else if upper.contains("BOOL") {
+        Type::BOOL
+    } else {
+        Type::NUMERIC
+    })
 }
 
 /// The PostgreSQL type of a value of the value model.
@@ -126,11 +155,21 @@ pub(super) fn response(command: &str, result: ResultSet) -> PgWireResult<Respons
         }
         rows.push(Ok(encoder.take_row()));
     }
+    with_rows(&command, fields, rows)
+}
+
+/// A response of `rows` described by `fields`, completing with the tag
+/// of `command`: `INSERT ... RETURNING` as `INSERT 0 n`, a query as
+/// `SELECT n`.
+pub(super) fn with_rows(
+    command: &str,
+    fields: Arc<Vec<FieldInfo>>,
+    rows: Vec<PgWireResult<pgwire::messages::data::DataRow>>,
+) -> PgWireResult<Response> {
     let mut response = QueryResponse::new(fields, stream::iter(rows));
-    // `INSERT ... RETURNING` completes as `INSERT 0 n`, a query as `SELECT n`.
-    match command.as_str() {
+    match command {
         "INSERT" => response.set_command_tag("INSERT 0"),
-        "UPDATE" | "DELETE" | "MERGE" => response.set_command_tag(&command),
+        "UPDATE" | "DELETE" | "MERGE" => response.set_command_tag(command),
         _ => response.set_command_tag("SELECT"),
     }
     Ok(Response::Query(response))
@@ -303,6 +342,10 @@ mod tests {
         let sqlite = Column::new("b", "INTEGER");
         assert_eq!(column_type(&pg, 0, &rows), Type::INT4);
         assert_eq!(column_type(&sqlite, 1, &rows), Type::INT8);
+        assert_eq!(
+            column_type(&Column::new("d", "VARCHAR(20)"), 0, &[]),
+            Type::TEXT
+        );
         assert_eq!(column_type(&Column::new("c", ""), 0, &rows), Type::TEXT);
         assert_eq!(
             tag("INSERT", 2).clone(),

@@ -7,6 +7,8 @@
 //! - `auth.rs`: the login (engine from `database`, principal from `user`,
 //!   token as password: SCRAM-SHA-256 or cleartext over TLS);
 //! - `query.rs`: the simple query protocol and the session's transaction;
+//! - `extended.rs`: the extended query protocol (Parse, Bind, Describe,
+//!   Execute; text and binary formats);
 //! - `encode.rs`: results as rows of PostgreSQL types in text format;
 //! - `errors.rs`: errors as SQLSTATEs;
 //! - `session.rs`: one connection's state.
@@ -14,6 +16,7 @@
 mod auth;
 mod encode;
 mod errors;
+mod extended;
 mod query;
 mod session;
 
@@ -25,7 +28,7 @@ use omnigate::Gateway;
 use omnigate::config::PostgresFrontendConfig;
 use pgwire::api::PgWireServerHandlers;
 use pgwire::api::auth::StartupHandler;
-use pgwire::api::query::SimpleQueryHandler;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -40,6 +43,10 @@ struct Handlers {
 
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.queries)
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
         Arc::clone(&self.queries)
     }
 
@@ -111,6 +118,10 @@ pub async fn start(
                 queries: Arc::new(query::Queries {
                     gateway: gateway.clone(),
                     session: Arc::clone(&session),
+                    parser: Arc::new(extended::Parser {
+                        gateway: gateway.clone(),
+                        session: Arc::clone(&session),
+                    }),
                 }),
             };
             let gateway = gateway.clone();

@@ -26,14 +26,40 @@ use super::encode;
 use super::errors::{error, to_error};
 use super::session::{Session, SessionTx};
 
-/// Runs a session's queries.
+/// Runs a session's queries, in both protocols.
 pub(super) struct Queries {
     pub(super) gateway: Gateway,
     pub(super) session: Arc<Session>,
+    /// Parses the extended protocol's statements.
+    pub(super) parser: Arc<super::extended::Parser>,
+}
+
+/// Whether the session answers `text` itself (transaction control,
+/// settings, what the front end refuses) rather than its engine.
+pub(super) fn is_control(text: &str) -> bool {
+    let keyword = first_keyword(text).to_ascii_uppercase();
+    matches!(
+        keyword.as_str(),
+        "BEGIN"
+            | "START"
+            | "COMMIT"
+            | "END"
+            | "ROLLBACK"
+            | "ABORT"
+            | "SAVEPOINT"
+            | "RELEASE"
+            | "SET"
+            | "RESET"
+            | "DISCARD"
+            | "LISTEN"
+            | "UNLISTEN"
+            | "NOTIFY"
+            | "COPY"
+    ) || (keyword == "SHOW" && text.to_ascii_lowercase().contains("omnigate.tx_id"))
 }
 
 /// What one statement answers: notices, then its response.
-enum Reply {
+pub(super) enum Reply {
     /// A `WARNING` shown to the client.
     Notice(Box<ErrorInfo>),
     /// The statement's response (rows, a tag or an error).
@@ -99,7 +125,7 @@ fn single(name: &str, value: &str) -> ResultSet {
 
 impl Queries {
     /// Runs one statement.
-    async fn statement(&self, text: &str) -> Vec<Reply> {
+    pub(super) async fn statement(&self, text: &str) -> Vec<Reply> {
         let keyword = first_keyword(text).to_ascii_uppercase();
         let tx = self.session.tx();
         if let Some(tx) = &tx
@@ -145,16 +171,28 @@ impl Queries {
     }
 
     /// Runs a statement on the session's engine.
-    async fn run(&self, keyword: &str, text: &str) -> Vec<Reply> {
-        let mut request = Request::new("sql", text).target(self.session.engine());
-        request.context = self.session.context();
-        match self.gateway.execute(request).await {
-            Ok(response) => self.rows(keyword, response.result),
-            Err(e) => {
-                self.session.fail_tx();
-                vec![fail(to_error(&e))]
-            }
+    async fn run(&self, command: &str, text: &str) -> Vec<Reply> {
+        match self.execute(text, Vec::new()).await {
+            Ok(result) => self.rows(command, result),
+            Err(e) => vec![fail(to_error(&e))],
         }
+    }
+
+    /// Runs `text` with `params` on the session's engine, in its
+    /// transaction; a failure fails the transaction, as in PostgreSQL.
+    pub(super) async fn execute(
+        &self,
+        text: &str,
+        params: Vec<Value>,
+    ) -> Result<ResultSet, omnigate::Error> {
+        let mut request = Request::new("sql", text).target(self.session.engine());
+        request.params = params;
+        request.context = self.session.context();
+        let outcome = self.gateway.execute(request).await;
+        if outcome.is_err() {
+            self.session.fail_tx();
+        }
+        outcome.map(|r| r.result)
     }
 
     fn rows(&self, keyword: &str, result: ResultSet) -> Vec<Reply> {

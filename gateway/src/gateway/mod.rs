@@ -281,6 +281,19 @@ impl Gateway {
         })
     }
 
+    /// What a statement takes and returns, as its engine prepares it,
+    /// without running it: the route's checks and admissions apply as for
+    /// a call (a front end answering a client's `Describe`).
+    pub async fn describe_statement(
+        &self,
+        request: Request,
+    ) -> Result<omnigate_drivers::StatementShape> {
+        let (routed, statement) = self.prepare(request, Shape::Whole)?;
+        let driver = &routed.engine.driver;
+        let work = driver.describe_statement(routed.dialect, &statement, &routed.options);
+        Self::run(&routed, work, false).await
+    }
+
     /// Runs one statement and returns its rows in batches.
     pub async fn execute_stream(&self, request: Request) -> Result<StreamResponse> {
         let (routed, statement) = self.prepare(request, Shape::Stream)?;

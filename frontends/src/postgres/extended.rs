@@ -1,0 +1,330 @@
+//! The extended query protocol: `Parse` asks the session's engine what
+//! the statement takes and returns (PostgreSQL prepares it; SQLite says
+//! its columns), `Bind` brings parameters in text or binary format,
+//! `Describe` answers from the engine's description, and `Execute` runs
+//! the statement through the core's one route, as the simple protocol
+//! does, with results in the formats the client asked for. Transaction
+//! control and the `omnigate.tx_id` statements work here too.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{BufMut, BytesMut};
+use futures::Sink;
+use omnigate::drivers::postgres::binary;
+use omnigate::drivers::sql::split_statements;
+use omnigate::drivers::{Column, StatementShape, Value};
+use omnigate::{Gateway, Request};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::ExtendedQueryHandler;
+use pgwire::api::results::{FieldFormat, FieldInfo, Response};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::Execute;
+use pgwire::types::ToSqlText;
+use pgwire::types::format::FormatOptions;
+use postgres_types::{IsNull, ToSql};
+
+use super::encode;
+use super::errors::{error, to_error};
+use super::query::{Queries, Reply, is_control};
+use super::session::Session;
+
+/// A statement as `Parse` left it: its text and, for one its engine runs,
+/// the engine's description.
+#[derive(Debug, Clone)]
+pub(super) struct Prepared {
+    text: String,
+    shape: Option<Arc<StatementShape>>,
+}
+
+/// Parses statements by asking the session's engine.
+pub(super) struct Parser {
+    pub(super) gateway: Gateway,
+    pub(super) session: Arc<Session>,
+}
+
+fn user_error(info: pgwire::error::ErrorInfo) -> PgWireError {
+    PgWireError::UserError(Box::new(info))
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        self.session.touch();
+        if split_statements(sql).len() > 1 {
+            return Err(user_error(error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            )));
+        }
+        let text = sql.trim().trim_end_matches(';').to_owned();
+        if is_control(&text) {
+            return Ok(Some(Prepared { text, shape: None }));
+        }
+        let mut request = Request::new("sql", text.clone()).target(self.session.engine());
+        request.context = self.session.context();
+        match self.gateway.describe_statement(request).await {
+            Ok(shape) => Ok(Some(Prepared {
+                text,
+                shape: Some(Arc::new(shape)),
+            })),
+            Err(e) => Err(user_error(to_error(&e))),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .shape
+            .iter()
+            .flat_map(|s| s.params.iter())
+            .map(|name| encode::named_type(name).unwrap_or(Type::UNKNOWN))
+            .collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        formats: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let Some(shape) = &stmt.shape else {
+            return Ok(Vec::new());
+        };
+        Ok(fields(&shape.columns, &[], formats))
+    }
+}
+
+/// The format of column `i` under `formats` (text when unsaid).
+fn format_of(formats: Option<&Format>, i: usize) -> FieldFormat {
+    match formats {
+        None | Some(Format::UnifiedText) => FieldFormat::Text,
+        Some(Format::UnifiedBinary) => FieldFormat::Binary,
+        Some(Format::Individual(codes)) => codes
+            .get(i)
+            .map_or(FieldFormat::Text, |c| FieldFormat::from(*c)),
+    }
+}
+
+/// The description of `columns` (typed from `rows` where the engine's
+/// types are not PostgreSQL's) in `formats`.
+fn fields(columns: &[Column], rows: &[Vec<Value>], formats: Option<&Format>) -> Vec<FieldInfo> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = encode::column_type(c, i, rows);
+            FieldInfo::new(c.name.clone(), None, None, ty, format_of(formats, i))
+        })
+        .collect()
+}
+
+/// Bytes already in a column's wire format.
+#[derive(Debug)]
+struct Raw(Option<BytesMut>);
+
+impl ToSql for Raw {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            Some(bytes) => {
+                out.put_slice(bytes);
+                Ok(IsNull::No)
+            }
+            None => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Raw {
+    fn to_sql_text(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+        _: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.to_sql(ty, out)
+    }
+}
+
+/// Parameter `i` of `portal` as a value: binary by its type, text parsed
+/// for the numeric and boolean types the client or engine named (the
+/// engine converts the rest from text as it would a literal).
+fn parameter(portal: &Portal<Prepared>, types: &[Type], i: usize) -> PgWireResult<Value> {
+    let Some(raw) = portal.parameters.get(i).and_then(|p| p.as_ref()) else {
+        return Ok(Value::Null);
+    };
+    let ty = types.get(i).cloned().unwrap_or(Type::UNKNOWN);
+    let bad = |why: &str| user_error(error("22P02", format!("parameter ${}: {why}", i + 1)));
+    // A binary parameter of unknown type is its text, as PostgreSQL's
+    // `unknown` type reads it.
+    if portal.parameter_format.is_binary(i) && ty != Type::UNKNOWN {
+        return binary::decode(i + 1, &ty, raw).map_err(|e| bad(&e.to_string()));
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| bad("text parameters must be UTF-8"))?;
+    Ok(match ty {
+        Type::INT2 | Type::INT4 | Type::INT8 => {
+            Value::Int(text.trim().parse().map_err(|_| bad("not an integer"))?)
+        }
+        Type::FLOAT4 | Type::FLOAT8 => {
+            Value::Float(text.trim().parse().map_err(|_| bad("not a number"))?)
+        }
+        Type::BOOL => Value::Bool(matches!(
+            text.trim().to_ascii_lowercase().as_str(),
+            "t" | "true" | "yes" | "on" | "1"
+        )),
+        Type::BYTEA => match text.strip_prefix("\\x") {
+            Some(digits) => Value::Bytes(
+                hex::decode(digits)
+                    .map_err(|_| bad("malformed bytea hex"))?
+                    .into(),
+            ),
+            None => Value::Bytes(raw.clone()),
+        },
+        _ => Value::from(text),
+    })
+}
+
+impl Queries {
+    /// A result's rows in the portal's formats, typed as `Describe` said.
+    fn portal_rows(
+        portal: &Portal<Prepared>,
+        command: &str,
+        result: omnigate::drivers::ResultSet,
+    ) -> PgWireResult<Response> {
+        let formats = Some(&portal.result_column_format);
+        // As `Describe` said, when it was asked: typed without the rows.
+        let fields = Arc::new(match &portal.statement.statement.shape {
+            Some(shape) if shape.columns.len() == result.columns.len() => {
+                fields(&shape.columns, &[], formats)
+            }
+            _ => fields(&result.columns, &result.rows, formats),
+        });
+        let mut rows = Vec::with_capacity(result.rows.len());
+        let mut encoder = pgwire::api::results::DataRowEncoder::new(Arc::clone(&fields));
+        for row in &result.rows {
+            for (i, (value, field)) in row.iter().zip(fields.iter()).enumerate() {
+                let raw = match field.format() {
+                    FieldFormat::Binary => binary::encode(i + 1, value, field.datatype())
+                        .map_err(|e| user_error(error("XX000", e.to_string())))?,
+                    FieldFormat::Text => encode::text(value).map(|t| BytesMut::from(t.as_bytes())),
+                };
+                encoder.encode_field_with_type_and_format(
+                    &Raw(raw),
+                    field.datatype(),
+                    field.format(),
+                    field.format_options(),
+                )?;
+            }
+            rows.push(Ok(encoder.take_row()));
+        }
+        encode::with_rows(command, fields, rows)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        Arc::clone(&self.parser)
+    }
+
+    /// Executes a portal, then reports the session's true transaction
+    /// status (a commit that failed leaves none).
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let outcome = self._on_execute(client, message).await;
+        client.set_transaction_status(self.session.status());
+        self.session.touch();
+        outcome
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let stored: &StoredStatement<Prepared> = &portal.statement;
+        let prepared = &stored.statement;
+        let described = self.parser.get_parameter_types(prepared)?;
+        let types: Vec<Type> = (0..portal.parameter_len())
+            .map(|i| {
+                stored
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .filter(|t| *t != Type::UNKNOWN)
+                    .or_else(|| described.get(i).cloned())
+                    .unwrap_or(Type::UNKNOWN)
+            })
+            .collect();
+        let params = (0..portal.parameter_len())
+            .map(|i| parameter(portal, &types, i))
+            .collect::<PgWireResult<Vec<Value>>>()?;
+        let replies = if is_control(&prepared.text) {
+            self.statement(&prepared.text).await
+        } else {
+            let command = encode::command(&prepared.text);
+            match self.execute(&prepared.text, params).await {
+                Ok(result) if result.columns.is_empty() => vec![Reply::Response(
+                    Response::Execution(encode::tag(&command, result.rows_affected)),
+                )],
+                Ok(result) => vec![Reply::Response(Self::portal_rows(
+                    portal, &command, result,
+                )?)],
+                Err(e) => vec![Reply::Response(Response::Error(Box::new(to_error(&e))))],
+            }
+        };
+        let mut last = Response::EmptyQuery;
+        for reply in replies {
+            match reply {
+                Reply::Notice(notice) => {
+                    client
+                        .feed(PgWireBackendMessage::NoticeResponse((*notice).into()))
+                        .await?;
+                }
+                Reply::Response(Response::Error(e)) => return Err(PgWireError::UserError(e)),
+                Reply::Response(response) => last = response,
+            }
+        }
+        Ok(last)
+    }
+}
