@@ -65,6 +65,7 @@ pub use error::{BoxError, EngineError, Error, Result, rounded};
 pub use kind::EngineKind;
 pub use limits::{ResultLimits, row_size};
 pub use options::{DEFAULT_BATCH_SIZE, ExecuteOptions};
+pub use pool::PoolSettings;
 pub use result::{Column, ResultSet, Row, RowStream, StatementShape};
 pub use secret::Secret;
 pub use statement::{Dialect, Statement};

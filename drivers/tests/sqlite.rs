@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use omnigate_drivers::conformance::{self, sql};
 use omnigate_drivers::sqlite::{SqliteConfig, SqliteDriver};
-use omnigate_drivers::{Dialect, Error, ExecuteOptions, Health, Statement, StorageDriver, Value};
+use omnigate_drivers::{
+    Dialect, Error, ExecuteOptions, Health, PoolSettings, Statement, StorageDriver, Value,
+};
 
 async fn engine() -> SqliteDriver {
     SqliteDriver::open("main", SqliteConfig::default())
@@ -131,7 +133,10 @@ async fn maps_every_sqlite_type() {
 #[tokio::test]
 async fn a_timeout_interrupts_the_statement_and_the_connection_stays_usable() {
     let config = SqliteConfig {
-        max_connections: 1,
+        pool: PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        },
         ..SqliteConfig::default()
     };
     let d = SqliteDriver::open("slow", config).await.unwrap();

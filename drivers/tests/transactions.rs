@@ -8,8 +8,8 @@ use omnigate_drivers::memory::{MemoryConfig, MemoryDriver};
 use omnigate_drivers::sqlite::{SqliteConfig, SqliteDriver};
 use omnigate_drivers::{
     BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, Error,
-    ExecuteOptions, Health, Participation, Result, ResultSet, SchemaObject, Statement,
-    StorageDriver, StorageDriverExt, Value,
+    ExecuteOptions, Health, Participation, PoolSettings, Result, ResultSet, SchemaObject,
+    Statement, StorageDriver, StorageDriverExt, Value,
 };
 
 async fn run(tx: &mut Box<dyn DriverTransaction>, dialect: Dialect, text: &str) -> Result<Value> {
@@ -87,7 +87,10 @@ async fn a_dropped_sqlite_transaction_rolls_back_before_its_connection_is_reused
     let dir = tempfile::tempdir().unwrap();
     let config = SqliteConfig {
         path: dir.path().join("tx.sqlite3").to_string_lossy().into_owned(),
-        max_connections: 1,
+        pool: PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        },
         ..SqliteConfig::default()
     };
     let d = SqliteDriver::open("main", config).await.unwrap();

@@ -307,11 +307,11 @@ impl PgServer {
         use omnigate_drivers::postgres::PostgresConfig;
         let mut config = Config::default();
         config.engines.clear();
-        let pg = PostgresConfig {
+        let mut pg = PostgresConfig {
             url: Some(self.url("postgres")),
-            max_connections: 2,
             ..PostgresConfig::default()
         };
+        pg.pool.max_connections = 2;
         config.engines.insert(
             "main-db".into(),
             EngineConfig::new(DriverConfig::Postgres(pg)),
@@ -326,7 +326,7 @@ impl PgServer {
         if let Some(DriverConfig::Postgres(pg)) =
             config.engines.get_mut("main-db").map(|e| &mut e.driver)
         {
-            pg.max_connections = connections;
+            pg.pool.max_connections = connections;
         }
         config
     }

@@ -162,8 +162,8 @@ async fn a_cancelled_stream_frees_its_connection() {
     if let Some(omnigate::config::DriverConfig::Sqlite(sqlite)) =
         config.engines.get_mut("main").map(|e| &mut e.driver)
     {
-        sqlite.max_connections = 1;
-        sqlite.acquire_timeout = std::time::Duration::from_secs(2);
+        sqlite.pool.max_connections = 1;
+        sqlite.pool.acquire_timeout = std::time::Duration::from_secs(2);
     }
     let mut gw = TestGateway::with_config(config).await;
     let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n";

@@ -9,15 +9,18 @@ use omnigate_drivers::conformance::cypher::{self, ok, one};
 use omnigate_drivers::falkordb::{FalkorConfig, FalkorDriver};
 use omnigate_drivers::redis::{RedisConfig, RedisDriver};
 use omnigate_drivers::{
-    DescribeOptions, Dialect, Error, ExecuteOptions, Statement, StorageDriver, StorageDriverExt,
-    Value,
+    DescribeOptions, Dialect, Error, ExecuteOptions, PoolSettings, Statement, StorageDriver,
+    StorageDriverExt, Value,
 };
 use omnigate_tests::falkordb::FalkorServer;
 
 fn config(server: &FalkorServer) -> FalkorConfig {
     FalkorConfig {
         url: server.url(),
-        max_connections: 4,
+        pool: PoolSettings {
+            max_connections: 4,
+            ..PoolSettings::default()
+        },
         graph: "test".into(),
         databases: vec!["tenant_*".into()],
         ..FalkorConfig::default()

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use omnigate_drivers::conformance::{error, sql, value};
 use omnigate_drivers::postgres::{PostgresConfig, PostgresDriver};
-use omnigate_drivers::{Dialect, Error, ExecuteOptions, Statement, StorageDriver, Value};
+use omnigate_drivers::{
+    Dialect, Error, ExecuteOptions, PoolSettings, Statement, StorageDriver, Value,
+};
 use omnigate_tests::postgres::PgServer;
 
 #[tokio::test]
@@ -97,7 +99,10 @@ async fn plans_made_stale_by_ddl_are_replaced_and_known_statements_check_params_
         PostgresDriver::connect(
             "pg",
             PostgresConfig {
-                max_connections: 2,
+                pool: PoolSettings {
+                    max_connections: 2,
+                    ..PoolSettings::default()
+                },
                 min_idle: 2,
                 ..server.engine_config()
             },
@@ -247,7 +252,10 @@ async fn an_error_in_a_later_batch_ends_the_stream_and_the_engine_keeps_serving(
     use omnigate_drivers::ExecuteOptions;
     let server = PgServer::start();
     let config = PostgresConfig {
-        max_connections: 1,
+        pool: PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        },
         ..server.engine_config()
     };
     let d = PostgresDriver::connect("pg", config).await.unwrap();

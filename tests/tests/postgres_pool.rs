@@ -8,14 +8,19 @@ use std::time::Duration;
 
 use omnigate_drivers::conformance::value;
 use omnigate_drivers::postgres::{PostgresConfig, PostgresDriver};
-use omnigate_drivers::{Dialect, Error, ExecuteOptions, Health, Statement, StorageDriver, Value};
+use omnigate_drivers::{
+    Dialect, Error, ExecuteOptions, Health, PoolSettings, Statement, StorageDriver, Value,
+};
 use omnigate_tests::postgres::PgServer;
 
 #[tokio::test]
 async fn a_deadline_cancels_the_statement_on_the_server_and_the_pool_stays_healthy() {
     let server = PgServer::start();
     let config = PostgresConfig {
-        max_connections: 1,
+        pool: PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        },
         ..server.engine_config()
     };
     let d = PostgresDriver::connect("pg", config).await.unwrap();
@@ -67,7 +72,10 @@ async fn many_tasks_share_a_small_pool_without_deadlock() {
         PostgresDriver::connect(
             "pg",
             PostgresConfig {
-                max_connections: 3,
+                pool: PoolSettings {
+                    max_connections: 3,
+                    ..PoolSettings::default()
+                },
                 ..server.engine_config()
             },
         )
@@ -125,7 +133,10 @@ async fn a_server_that_is_down_at_startup_is_a_clear_error() {
             "postgres://omnigate@127.0.0.1:{}/postgres",
             omnigate_tests::free_port()
         )),
-        connect_timeout: Duration::from_secs(2),
+        pool: PoolSettings {
+            connect_timeout: Duration::from_secs(2),
+            ..PostgresConfig::default().pool
+        },
         ..PostgresConfig::default()
     };
     let err = PostgresDriver::connect("pg", config).await.unwrap_err();
@@ -140,7 +151,10 @@ async fn a_server_that_is_down_at_startup_is_a_clear_error() {
 async fn the_pool_warms_up_verifies_and_retires_connections() {
     let server = PgServer::start();
     let verified = PostgresConfig {
-        max_connections: 4,
+        pool: PoolSettings {
+            max_connections: 4,
+            ..PoolSettings::default()
+        },
         min_idle: 3,
         recycling: omnigate_drivers::postgres::Recycling::Verified,
         ..server.engine_config()
@@ -165,7 +179,10 @@ async fn the_pool_warms_up_verifies_and_retires_connections() {
 
     // Connections past their max lifetime are replaced.
     let short = PostgresConfig {
-        max_connections: 1,
+        pool: PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        },
         min_idle: 1,
         max_lifetime: Some(Duration::from_millis(200)),
         ..server.engine_config()
@@ -186,7 +203,10 @@ async fn a_connection_whose_call_was_abandoned_never_serves_another() {
     let d = PostgresDriver::connect(
         "pg",
         PostgresConfig {
-            max_connections: 1,
+            pool: PoolSettings {
+                max_connections: 1,
+                ..PoolSettings::default()
+            },
             min_idle: 1,
             ..server.engine_config()
         },

@@ -23,7 +23,7 @@ async fn gateway(server: &PgServer) -> TestGateway {
     if let Some(DriverConfig::Postgres(pg)) =
         config.engines.get_mut("main-db").map(|e| &mut e.driver)
     {
-        pg.max_connections = 6;
+        pg.pool.max_connections = 6;
     }
     let mut gw = TestGateway::with_config(config).await;
     exec(

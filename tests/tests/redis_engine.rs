@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use omnigate_drivers::conformance::{error, redis, value};
 use omnigate_drivers::redis::{RedisConfig, RedisDriver};
-use omnigate_drivers::{Dialect, Error, ExecuteOptions, Statement, StorageDriver, Value};
+use omnigate_drivers::{
+    Dialect, Error, ExecuteOptions, PoolSettings, Statement, StorageDriver, Value,
+};
 use omnigate_tests::redis::RedisServer;
 
 fn config(server: &RedisServer) -> RedisConfig {
@@ -81,7 +83,10 @@ async fn blocking_commands_are_cut_by_the_deadline_without_holding_up_others() {
     let d = RedisDriver::connect(
         "cache",
         RedisConfig {
-            max_connections: 1,
+            pool: PoolSettings {
+                max_connections: 1,
+                ..PoolSettings::default()
+            },
             ..config(&server)
         },
     )
@@ -353,7 +358,10 @@ async fn tls_to_the_server_is_verified_against_the_configured_ca() {
     // Without the test CA the server's certificate is not trusted.
     let untrusted = RedisConfig {
         url,
-        connect_timeout: Duration::from_secs(2),
+        pool: PoolSettings {
+            connect_timeout: Duration::from_secs(2),
+            ..RedisConfig::default().pool
+        },
         ..RedisConfig::default()
     };
     assert!(RedisDriver::connect("cache", untrusted).await.is_err());
@@ -368,7 +376,10 @@ async fn a_restart_under_load_fails_fast_and_every_task_recovers() {
         RedisDriver::connect(
             "cache",
             RedisConfig {
-                max_connections: 4,
+                pool: PoolSettings {
+                    max_connections: 4,
+                    ..PoolSettings::default()
+                },
                 ..config(&server)
             },
         )

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use omnigate::config::{DriverConfig, EngineConfig, PrincipalConfig};
+use omnigate_drivers::PoolSettings;
 use omnigate_drivers::postgres::PostgresConfig;
 use omnigate_proto::v1 as pb;
 use omnigate_tests::auth::{begin, config, denied, deny, in_tx, on, principal, run, signed};
@@ -52,7 +53,10 @@ async fn a_read_only_principal_cannot_lift_read_only_on_postgres() {
     // transactions and the refusals alone).
     let plain = PostgresConfig {
         url: Some(pg.url("postgres")),
-        max_connections: 2,
+        pool: PoolSettings {
+            max_connections: 2,
+            ..PoolSettings::default()
+        },
         ..PostgresConfig::default()
     };
     if let Some(DriverConfig::Postgres(main)) =

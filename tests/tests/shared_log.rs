@@ -12,7 +12,7 @@ use std::time::Duration;
 use omnigate::config::{Config, DriverConfig, EngineConfig};
 use omnigate::tx::failpoint::Action;
 use omnigate_drivers::postgres::PostgresConfig;
-use omnigate_drivers::{Dialect, Statement, StorageDriverExt};
+use omnigate_drivers::{Dialect, PoolSettings, Statement, StorageDriverExt};
 use omnigate_proto::v1 as pb;
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
@@ -25,7 +25,10 @@ fn config(pg: &PgServer, redis: &RedisServer, takeover_after: Duration) -> Confi
     let mut config = pg.gateway_config_with(redis);
     let other = PostgresConfig {
         url: Some(pg.url("other")),
-        max_connections: 4,
+        pool: PoolSettings {
+            max_connections: 4,
+            ..PoolSettings::default()
+        },
         ..PostgresConfig::default()
     };
     config.engines.insert(

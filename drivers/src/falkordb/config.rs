@@ -7,11 +7,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Secret;
+use crate::pool::{PoolKey, PoolSettings, pooled_config};
 use crate::resp::{Protocol, RedisConfig};
 
 /// Configuration of a FalkorDB engine. Its `Debug` hides the password.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct FalkorConfig {
     /// `redis://host:port` (FalkorDB speaks the Redis protocol),
     /// `rediss://` for TLS, or `unix:///path`.
@@ -25,22 +26,14 @@ pub struct FalkorConfig {
     /// Other graphs a request may choose with its `database` option, as
     /// globs (`tenant_*`); empty: only `graph`.
     pub databases: Vec<String>,
-    /// Pooled connections at most.
-    pub max_connections: u32,
-    /// Connections opened at startup and kept ready.
-    pub min_idle: u32,
-    /// How long a call waits for a free connection.
-    #[serde(with = "humantime_serde")]
-    pub acquire_timeout: Duration,
-    /// How long opening a connection may take.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// After a failed connect, the first wait before connecting again.
-    #[serde(with = "humantime_serde")]
-    pub backoff_base: Duration,
-    /// The longest wait between connect attempts while the server is down.
-    #[serde(with = "humantime_serde")]
-    pub backoff_max: Duration,
+    /// The pool: `max_connections`, `acquire_timeout`, `connect_timeout`,
+    /// `backoff_base` and `backoff_max`, written as keys of the section
+    /// (see [`PoolSettings`]); the defaults are the `redis` kind's.
+    #[serde(skip)]
+    pub pool: PoolSettings,
+    /// Connections opened at startup and kept ready (at most
+    /// `max_connections`).
+    pub min_idle: usize,
     /// How long the label / type / property-key tables are trusted.
     #[serde(with = "humantime_serde")]
     pub schema_ttl: Duration,
@@ -57,17 +50,15 @@ impl Default for FalkorConfig {
             password: None,
             graph: "omnigate".into(),
             databases: Vec::new(),
-            max_connections: connection.max_connections,
+            pool: connection.pool,
             min_idle: connection.min_idle,
-            acquire_timeout: connection.acquire_timeout,
-            connect_timeout: connection.connect_timeout,
-            backoff_base: connection.backoff_base,
-            backoff_max: connection.backoff_max,
             schema_ttl: Duration::from_secs(300),
             ca_file: None,
         }
     }
 }
+
+pooled_config!(FalkorConfig, PoolKey::ALL);
 
 impl FalkorConfig {
     /// The Redis-protocol connection these settings describe (RESP2,
@@ -78,12 +69,8 @@ impl FalkorConfig {
             database: 0,
             username: self.username.clone(),
             password: self.password.clone(),
-            max_connections: self.max_connections,
+            pool: self.pool,
             min_idle: self.min_idle,
-            acquire_timeout: self.acquire_timeout,
-            connect_timeout: self.connect_timeout,
-            backoff_base: self.backoff_base,
-            backoff_max: self.backoff_max,
             protocol: Protocol::Resp2,
             ca_file: self.ca_file.clone(),
         }

@@ -6,10 +6,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Secret;
+use crate::pool::{PoolKey, PoolSettings, PooledConfig, pooled_config};
 
 /// Configuration of a Neo4j engine. Its `Debug` hides the password.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct Neo4jConfig {
     /// `bolt://host:7687` or `neo4j://host:7687` (`+s` for TLS).
     pub url: String,
@@ -22,19 +23,16 @@ pub struct Neo4jConfig {
     /// Other databases a request may choose with its `database` option, as
     /// globs; empty: only `database`.
     pub databases: Vec<String>,
-    /// Connections per database at most.
-    pub max_connections: usize,
+    /// The pool of each database in use: `max_connections`,
+    /// `connect_timeout`, `backoff_base` and `backoff_max`, written as keys
+    /// of the section (see [`PoolSettings`]). neo4rs's pool takes no
+    /// acquire timeout (a call's wait for a connection is bounded by its
+    /// deadline), so the section refuses `acquire_timeout` and
+    /// `pool.acquire_timeout` is not read.
+    #[serde(skip)]
+    pub pool: PoolSettings,
     /// Rows fetched per round trip.
     pub fetch_size: usize,
-    /// How long opening a connection may take.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// After a failed connect, the first wait before connecting again.
-    #[serde(with = "humantime_serde")]
-    pub backoff_base: Duration,
-    /// The longest wait between connect attempts while the server is down.
-    #[serde(with = "humantime_serde")]
-    pub backoff_max: Duration,
 }
 
 impl Default for Neo4jConfig {
@@ -45,21 +43,32 @@ impl Default for Neo4jConfig {
             password: None,
             database: None,
             databases: Vec::new(),
-            max_connections: 16,
+            pool: PoolSettings {
+                max_connections: 16,
+                acquire_timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(5),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+            },
             fetch_size: 1000,
-            connect_timeout: Duration::from_secs(5),
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
         }
     }
 }
 
+pooled_config!(
+    Neo4jConfig,
+    &[
+        PoolKey::MaxConnections,
+        PoolKey::ConnectTimeout,
+        PoolKey::BackoffBase,
+        PoolKey::BackoffMax,
+    ]
+);
+
 impl Neo4jConfig {
     /// What is wrong with these settings, as `.key: why`.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_connections == 0 {
-            return Err(".max_connections: must be at least 1".into());
-        }
+        self.pool.validate(Self::POOL_KEYS)?;
         let schemes = [
             "bolt://",
             "bolt+s://",

@@ -24,7 +24,7 @@ use error::from_neo4j;
 
 use crate::cypher::choose_database;
 use crate::deadline::within_margin;
-use crate::pool::{FrontConfig, PoolFront, PoolSize};
+use crate::pool::{FrontConfig, PoolFront, PoolSettings, PoolSize};
 use crate::{
     BeginOptions, Column, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor,
     EngineError, Error, ExecuteOptions, Health, PoolStats, Result, ResultLimits, ResultSet,
@@ -67,9 +67,11 @@ impl Neo4jDriver {
                 engine: name.clone(),
                 kind: KIND,
                 server: "Neo4j",
-                acquire_timeout: config.connect_timeout,
-                backoff_base: config.backoff_base,
-                backoff_max: config.backoff_max,
+                settings: PoolSettings {
+                    // neo4rs has no acquire timeout: a connect is the wait.
+                    acquire_timeout: config.pool.connect_timeout,
+                    ..config.pool
+                },
             }),
             descriptor: EngineDescriptor {
                 name,
@@ -102,9 +104,9 @@ impl Neo4jDriver {
             .uri(&self.config.url)
             .user(&self.config.user)
             .password(self.config.password.as_ref().map_or("", Secret::expose))
-            .max_connections(self.config.max_connections.max(1))
+            .max_connections(self.config.pool.max_connections.max(1))
             .fetch_size(self.config.fetch_size.max(1))
-            .connection_timeout(self.config.connect_timeout);
+            .connection_timeout(self.config.pool.connect_timeout);
         let chosen = if database == DEFAULT {
             self.config.database.as_deref()
         } else {
@@ -332,7 +334,7 @@ impl StorageDriver for Neo4jDriver {
     fn pool_stats(&self) -> PoolStats {
         let in_flight = self.in_flight.load(Ordering::Relaxed);
         self.front.metrics().stats(PoolSize {
-            max_size: self.config.max_connections,
+            max_size: self.config.pool.max_connections,
             size: in_flight,
             idle: 0,
             waiting: 0,

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Backoff, PoolMetrics};
+use super::{Backoff, PoolMetrics, PoolSettings};
 use crate::{BoxError, EngineError, Error, Health, Result};
 
 /// How long a health probe may take before the engine counts as down.
@@ -43,12 +43,9 @@ pub struct FrontConfig {
     pub kind: &'static str,
     /// The server's product name, as errors say it (`"PostgreSQL"`).
     pub server: &'static str,
-    /// How long a call waits for a free connection.
-    pub acquire_timeout: Duration,
-    /// The first wait after a failed connect.
-    pub backoff_base: Duration,
-    /// The longest wait between connect attempts.
-    pub backoff_max: Duration,
+    /// The pool's settings; the front reads `acquire_timeout` (what an
+    /// exhausted pool's error says was waited) and the backoff bounds.
+    pub settings: PoolSettings,
 }
 
 impl PoolFront {
@@ -58,8 +55,8 @@ impl PoolFront {
             engine: config.engine,
             kind: config.kind,
             server: config.server,
-            acquire_timeout: config.acquire_timeout,
-            backoff: Backoff::new(config.backoff_base, config.backoff_max),
+            acquire_timeout: config.settings.acquire_timeout,
+            backoff: Backoff::new(config.settings.backoff_base, config.settings.backoff_max),
             metrics: Arc::new(PoolMetrics::default()),
         }
     }
@@ -169,9 +166,12 @@ mod tests {
             engine: "main".into(),
             kind: "test",
             server: "TestDB",
-            acquire_timeout: Duration::from_millis(50),
-            backoff_base: Duration::from_secs(60),
-            backoff_max: Duration::from_secs(60),
+            settings: PoolSettings {
+                acquire_timeout: Duration::from_millis(50),
+                backoff_base: Duration::from_secs(60),
+                backoff_max: Duration::from_secs(60),
+                ..PoolSettings::default()
+            },
         })
     }
 

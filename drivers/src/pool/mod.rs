@@ -1,8 +1,10 @@
-//! What pooled engines share: one front for getting a connection
-//! ([`PoolFront`]: fail-fast backoff, acquire-time metrics, the errors of
-//! an exhausted pool or an unreachable server, and the health-probe
-//! policy), connection counters and acquire-time percentiles. Each engine
-//! keeps only how it connects, checks and recycles a connection.
+//! What pooled engines share: their settings ([`PoolSettings`], one field
+//! of each pooled kind's config, written as keys of its config section),
+//! one front for getting a connection ([`PoolFront`]: fail-fast backoff,
+//! acquire-time metrics, the errors of an exhausted pool or an unreachable
+//! server, and the health-probe policy), connection counters and
+//! acquire-time percentiles. Each engine keeps only how it connects,
+//! checks and recycles a connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,9 +13,12 @@ use crate::PoolStats;
 
 mod backoff;
 mod front;
+mod settings;
 
 pub use backoff::Backoff;
 pub use front::{AcquireError, FrontConfig, PROBE_TIMEOUT, PoolFront};
+pub use settings::PoolSettings;
+pub(crate) use settings::{PoolKey, PooledConfig, deserialize_pooled, pooled_config};
 
 /// How many recent acquire times the percentiles are computed over.
 const WINDOW: usize = 2048;

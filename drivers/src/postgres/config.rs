@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Secret;
+use crate::pool::{PoolKey, PoolSettings, PooledConfig, pooled_config};
 
 /// How a pooled connection is checked before it is handed out again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -36,7 +37,7 @@ pub enum Tls {
 
 /// Configuration of a PostgreSQL engine. Its `Debug` hides the password.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct PostgresConfig {
     /// `postgres://user@host:port/db?options`; keep the password out of
     /// it. Or leave it out and give `host`, `port`, `user`, `database`.
@@ -51,16 +52,14 @@ pub struct PostgresConfig {
     pub database: Option<String>,
     /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
     pub password: Option<Secret>,
-    /// Connections in the pool at most.
-    pub max_connections: usize,
-    /// Connections opened at startup and kept ready.
+    /// The pool: `max_connections`, `acquire_timeout`, `connect_timeout`,
+    /// `backoff_base` and `backoff_max`, written as keys of the section
+    /// (see [`PoolSettings`]).
+    #[serde(skip)]
+    pub pool: PoolSettings,
+    /// Connections opened at startup and kept ready (at most
+    /// `max_connections`).
     pub min_idle: usize,
-    /// How long a call waits for a free connection.
-    #[serde(with = "humantime_serde")]
-    pub acquire_timeout: Duration,
-    /// How long opening a connection may take.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
     /// How long checking a pooled connection may take.
     #[serde(with = "humantime_serde")]
     pub recycle_timeout: Duration,
@@ -69,13 +68,6 @@ pub struct PostgresConfig {
     pub max_lifetime: Option<Duration>,
     /// How connections are checked before reuse.
     pub recycling: Recycling,
-    /// After a failed connect, the first wait before connecting again
-    /// (calls fail fast meanwhile); doubles up to `backoff_max`.
-    #[serde(with = "humantime_serde")]
-    pub backoff_base: Duration,
-    /// The longest wait between connect attempts.
-    #[serde(with = "humantime_serde")]
-    pub backoff_max: Duration,
     /// Statements whose parameter types are remembered across connections.
     pub statement_cache_capacity: u64,
     /// TLS to the server: `disable` or `require`.
@@ -104,15 +96,17 @@ impl Default for PostgresConfig {
             user: None,
             database: None,
             password: None,
-            max_connections: 16,
+            pool: PoolSettings {
+                max_connections: 16,
+                acquire_timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(5),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+            },
             min_idle: 1,
-            acquire_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
             recycle_timeout: Duration::from_secs(5),
             max_lifetime: Some(Duration::from_secs(30 * 60)),
             recycling: Recycling::Fast,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
             statement_cache_capacity: 10_000,
             tls: Tls::Disable,
             ca_file: None,
@@ -121,6 +115,8 @@ impl Default for PostgresConfig {
         }
     }
 }
+
+pooled_config!(PostgresConfig, PoolKey::ALL);
 
 impl PostgresConfig {
     /// The connection URL: `url`, or one made of the fields.
@@ -145,8 +141,9 @@ impl PostgresConfig {
 
     /// What is wrong with these settings, as `.key: why`.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_connections == 0 || self.min_idle > self.max_connections {
-            return Err(".max_connections: must be at least 1 and at least min_idle".into());
+        self.pool.validate(Self::POOL_KEYS)?;
+        if self.min_idle > self.pool.max_connections {
+            return Err(".max_connections: must be at least min_idle".into());
         }
         let fields = self.host.is_some()
             || self.port.is_some()

@@ -100,7 +100,7 @@ impl PostgresDriver {
         let base = || -> Result<tokio_postgres::Config> {
             let mut pg = tokio_postgres::Config::from_str(&config.url())
                 .map_err(|e| config_error(format!("the postgres url is malformed: {e}")))?;
-            pg.connect_timeout(config.connect_timeout);
+            pg.connect_timeout(config.pool.connect_timeout);
             pg.application_name("omnigate");
             Ok(pg)
         };
@@ -233,17 +233,15 @@ fn build_pool(
         engine: name.to_owned(),
         kind: KIND,
         server: "PostgreSQL",
-        acquire_timeout: config.acquire_timeout,
-        backoff_base: config.backoff_base,
-        backoff_max: config.backoff_max,
+        settings: config.pool,
     });
     let created = std::sync::Arc::clone(front.metrics());
     let max_lifetime = config.max_lifetime;
     let pool = Pool::builder(manager)
-        .max_size(config.max_connections.max(1))
+        .max_size(config.pool.max_connections.max(1))
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(config.acquire_timeout))
-        .create_timeout(Some(config.connect_timeout))
+        .wait_timeout(Some(config.pool.acquire_timeout))
+        .create_timeout(Some(config.pool.connect_timeout))
         .recycle_timeout(Some(config.recycle_timeout))
         .post_create(Hook::sync_fn(move |_, _| {
             created.created();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Secret;
+use crate::pool::{PoolKey, PoolSettings, PooledConfig, pooled_config};
 
 /// The protocol spoken to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -21,7 +22,7 @@ pub enum Protocol {
 
 /// Configuration of a `redis` engine. Its `Debug` hides the password.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://host:port`, `rediss://host:port` (TLS) or
     /// `unix:///path/to/socket`.
@@ -32,23 +33,14 @@ pub struct RedisConfig {
     pub username: Option<String>,
     /// The password; set it with `OMNIGATE__ENGINES__<NAME>__PASSWORD`.
     pub password: Option<Secret>,
-    /// Pooled connections at most.
-    pub max_connections: u32,
-    /// Connections opened at startup and kept ready.
-    pub min_idle: u32,
-    /// How long a call waits for a free connection.
-    #[serde(with = "humantime_serde")]
-    pub acquire_timeout: Duration,
-    /// How long opening a connection may take.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// After a failed connect, the first wait before connecting again
-    /// (calls fail fast meanwhile); doubles up to `backoff_max`.
-    #[serde(with = "humantime_serde")]
-    pub backoff_base: Duration,
-    /// The longest wait between connect attempts.
-    #[serde(with = "humantime_serde")]
-    pub backoff_max: Duration,
+    /// The pool: `max_connections`, `acquire_timeout`, `connect_timeout`,
+    /// `backoff_base` and `backoff_max`, written as keys of the section
+    /// (see [`PoolSettings`]).
+    #[serde(skip)]
+    pub pool: PoolSettings,
+    /// Connections opened at startup and kept ready (at most
+    /// `max_connections`).
+    pub min_idle: usize,
     /// `resp2` or `resp3`.
     pub protocol: Protocol,
     /// With a `rediss://` url: a PEM file of CAs to trust.
@@ -62,23 +54,28 @@ impl Default for RedisConfig {
             database: 0,
             username: None,
             password: None,
-            max_connections: 8,
+            pool: PoolSettings {
+                max_connections: 8,
+                acquire_timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(5),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+            },
             min_idle: 1,
-            acquire_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
             protocol: Protocol::Resp2,
             ca_file: None,
         }
     }
 }
 
+pooled_config!(RedisConfig, PoolKey::ALL);
+
 impl RedisConfig {
     /// What is wrong with these settings, as `.key: why`.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_connections == 0 || self.min_idle > self.max_connections {
-            return Err(".max_connections: must be at least 1 and at least min_idle".into());
+        self.pool.validate(Self::POOL_KEYS)?;
+        if self.min_idle > self.pool.max_connections {
+            return Err(".max_connections: must be at least min_idle".into());
         }
         if !["redis://", "rediss://", "unix://"]
             .iter()

@@ -98,20 +98,20 @@ impl RedisPool {
             engine: engine.to_owned(),
             kind,
             server,
-            acquire_timeout: config.acquire_timeout,
-            backoff_base: config.backoff_base,
-            backoff_max: config.backoff_max,
+            settings: config.pool,
         });
         let manager = Manager {
             client: client(kind, config)?,
-            connect_timeout: config.connect_timeout,
+            connect_timeout: config.pool.connect_timeout,
             metrics: Arc::clone(front.metrics()),
         };
-        let max_connections = config.max_connections.max(1);
+        // bb8 counts connections in u32.
+        let max_connections = u32::try_from(config.pool.max_connections.max(1)).unwrap_or(u32::MAX);
+        let min_idle = u32::try_from(config.min_idle).unwrap_or(u32::MAX);
         let pool = bb8::Pool::builder()
             .max_size(max_connections)
-            .min_idle(Some(config.min_idle.min(max_connections)))
-            .connection_timeout(config.acquire_timeout)
+            .min_idle(Some(min_idle.min(max_connections)))
+            .connection_timeout(config.pool.acquire_timeout)
             .retry_connection(false)
             .test_on_check_out(false)
             .build(manager.clone())

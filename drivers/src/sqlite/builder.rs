@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::pool::{PoolKey, PoolSettings, PooledConfig, pooled_config};
+
 /// Where the SQLite database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqliteLocation {
@@ -20,15 +22,18 @@ pub enum SqliteLocation {
 /// Configuration of a SQLite engine, as the gateway's config file spells
 /// it (`[engines.NAME] kind = "sqlite"`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct SqliteConfig {
     /// The database file, or `":memory:"` for a private in-memory database.
     pub path: String,
-    /// Connections in the pool at most.
-    pub max_connections: usize,
-    /// How long a call waits for a free connection before failing.
-    #[serde(with = "humantime_serde")]
-    pub acquire_timeout: Duration,
+    /// The pool: `max_connections` and `acquire_timeout`, written as keys
+    /// of the section (see [`PoolSettings`]). SQLite opens a file: there is
+    /// no server to connect to or to back off from, so the section refuses
+    /// `connect_timeout`, `backoff_base` and `backoff_max`, and the engine
+    /// does not read them here (opening a connection is bounded by
+    /// `acquire_timeout`; a failed open backs off from 100 ms to 1 s).
+    #[serde(skip)]
+    pub pool: PoolSettings,
     /// How long a statement waits for a lock held by another connection.
     #[serde(with = "humantime_serde")]
     pub busy_timeout: Duration,
@@ -38,12 +43,20 @@ impl Default for SqliteConfig {
     fn default() -> Self {
         SqliteConfig {
             path: MEMORY.into(),
-            max_connections: 4,
-            acquire_timeout: Duration::from_secs(5),
+            pool: PoolSettings {
+                max_connections: 4,
+                acquire_timeout: Duration::from_secs(5),
+                ..PoolSettings::default()
+            },
             busy_timeout: Duration::from_secs(5),
         }
     }
 }
+
+pooled_config!(
+    SqliteConfig,
+    &[PoolKey::MaxConnections, PoolKey::AcquireTimeout]
+);
 
 /// The `path` of a private in-memory database.
 const MEMORY: &str = ":memory:";
@@ -68,9 +81,7 @@ impl SqliteConfig {
 
     /// What is wrong with these settings, as `.key: why`.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_connections == 0 {
-            return Err(".max_connections: must be at least 1".into());
-        }
+        self.pool.validate(Self::POOL_KEYS)?;
         if self.path.is_empty() {
             return Err(".path: give a file path or \":memory:\"".into());
         }

@@ -18,7 +18,7 @@ use deadpool_sqlite::{Hook, HookError, Pool, PoolError, Runtime};
 
 pub use builder::{SqliteConfig, SqliteLocation};
 
-use crate::pool::{AcquireError, FrontConfig, PoolFront};
+use crate::pool::{AcquireError, FrontConfig, PoolFront, PoolSettings};
 use crate::{
     BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError,
     Error, ExecuteOptions, Health, PoolStats, Result, ResultSet, RowStream, SchemaObject,
@@ -52,12 +52,14 @@ impl SqliteDriver {
             engine: name.clone(),
             kind: KIND,
             server: "SQLite",
-            acquire_timeout: config.acquire_timeout,
-            // Opening a file fails for reasons a wait does not mend (they
-            // are said as they are, not as an outage), so this gate only
-            // closes on a failure the pool itself reports.
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(1),
+            settings: PoolSettings {
+                // Opening a file fails for reasons a wait does not mend
+                // (they are said as they are, not as an outage), so this
+                // gate only closes on a failure the pool itself reports.
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(1),
+                ..config.pool
+            },
         });
         let created = Arc::clone(front.metrics());
         let busy_timeout = config.busy_timeout;
@@ -80,9 +82,9 @@ impl SqliteDriver {
         let open_name = config.open_name(scratch.as_ref().map(tempfile::TempDir::path));
         let Ok(builder) = deadpool_sqlite::Config::new(open_name).builder(Runtime::Tokio1);
         let pool = builder
-            .max_size(config.max_connections.max(1))
-            .wait_timeout(Some(config.acquire_timeout))
-            .create_timeout(Some(config.acquire_timeout))
+            .max_size(config.pool.max_connections.max(1))
+            .wait_timeout(Some(config.pool.acquire_timeout))
+            .create_timeout(Some(config.pool.acquire_timeout))
             .post_create(Hook::async_fn(move |conn, _| {
                 created.created();
                 Box::pin(async move {

@@ -5,20 +5,20 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::pool::{PoolKey, PoolSettings, PooledConfig, pooled_config};
+
 /// Configuration of a VictoriaMetrics engine.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct VictoriaConfig {
     /// `http://host:8428`.
     pub url: String,
-    /// Requests in flight at most (more wait for a slot).
-    pub max_connections: usize,
-    /// How long a call waits for a free slot.
-    #[serde(with = "humantime_serde")]
-    pub acquire_timeout: Duration,
-    /// How long opening a connection may take.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
+    /// The pool: `max_connections` (requests in flight at most; more wait
+    /// for a slot), `acquire_timeout` (how long a call waits for a slot),
+    /// `connect_timeout`, `backoff_base` and `backoff_max` (after a failed
+    /// request), written as keys of the section (see [`PoolSettings`]).
+    #[serde(skip)]
+    pub pool: PoolSettings,
     /// Idle keep-alive connections are closed after this long.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -31,37 +31,33 @@ pub struct VictoriaConfig {
     /// Range queries streamed with ExecuteStream run in slices of this many
     /// steps.
     pub stream_points: i64,
-    /// After a failed request, the first wait before trying again.
-    #[serde(with = "humantime_serde")]
-    pub backoff_base: Duration,
-    /// The longest wait between attempts while the server is down.
-    #[serde(with = "humantime_serde")]
-    pub backoff_max: Duration,
 }
 
 impl Default for VictoriaConfig {
     fn default() -> Self {
         VictoriaConfig {
             url: "http://127.0.0.1:8428".into(),
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
+            pool: PoolSettings {
+                max_connections: 16,
+                acquire_timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(5),
+                backoff_base: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(5),
+            },
             idle_timeout: Duration::from_secs(90),
             gzip_above: 64 * 1024,
             read_your_writes: false,
             stream_points: 1000,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
         }
     }
 }
 
+pooled_config!(VictoriaConfig, PoolKey::ALL);
+
 impl VictoriaConfig {
     /// What is wrong with these settings, as `.key: why`.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_connections == 0 {
-            return Err(".max_connections: must be at least 1".into());
-        }
+        self.pool.validate(Self::POOL_KEYS)?;
         if !self.url.starts_with("http://") {
             return Err(".url: write http://host:8428".into());
         }

@@ -85,9 +85,9 @@ impl VictoriaDriver {
             )));
         }
         let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(config.max_connections.max(1))
+            .pool_max_idle_per_host(config.pool.max_connections.max(1))
             .pool_idle_timeout(config.idle_timeout)
-            .connect_timeout(config.connect_timeout)
+            .connect_timeout(config.pool.connect_timeout)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?;
@@ -97,13 +97,11 @@ impl VictoriaDriver {
                 engine: name.clone(),
                 kind: KIND,
                 server: "VictoriaMetrics",
-                acquire_timeout: config.acquire_timeout,
-                backoff_base: config.backoff_base,
-                backoff_max: config.backoff_max,
+                settings: config.pool,
             }),
             base: config.url.trim_end_matches('/').to_owned(),
             client,
-            slots: tokio::sync::Semaphore::new(config.max_connections.max(1)),
+            slots: tokio::sync::Semaphore::new(config.pool.max_connections.max(1)),
             waiting: AtomicUsize::new(0),
             config,
             dedup: false,
@@ -145,7 +143,8 @@ impl Http {
         &self,
     ) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, AcquireError<BoxError>> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let slot = tokio::time::timeout(self.config.acquire_timeout, self.slots.acquire()).await;
+        let slot =
+            tokio::time::timeout(self.config.pool.acquire_timeout, self.slots.acquire()).await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         match slot {
             Ok(Ok(slot)) => Ok(slot),
@@ -457,7 +456,7 @@ impl StorageDriver for VictoriaDriver {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let max = self.http.config.max_connections.max(1);
+        let max = self.http.config.pool.max_connections.max(1);
         self.http.front.metrics().stats(PoolSize {
             max_size: max,
             size: max - self.http.slots.available_permits(),

@@ -56,8 +56,8 @@ fn reads_typed_values() {
     let DriverConfig::Sqlite(db) = &config.engines["main-db"].driver else {
         panic!("sqlite expected")
     };
-    assert_eq!(db.max_connections, 2);
-    assert_eq!(db.acquire_timeout, Duration::from_millis(250));
+    assert_eq!(db.pool.max_connections, 2);
+    assert_eq!(db.pool.acquire_timeout, Duration::from_millis(250));
     assert_eq!(
         db.busy_timeout,
         Duration::from_secs(5),
@@ -91,6 +91,86 @@ fn unknown_engine_kinds_and_bad_durations_are_errors() {
 }
 
 #[test]
+fn pool_keys_are_read_for_every_kind_and_unknown_keys_beside_them_refused() {
+    let text = r#"
+        [engines.db]
+        kind = "postgres"
+        max_connections = 8
+        acquire_timeout = "2s"
+        min_idle = 2
+
+        [engines.cache]
+        kind = "redis"
+        max_connections = 3
+        connect_timeout = "750ms"
+        backoff_base = "50ms"
+        backoff_max = "2s"
+    "#;
+    let config = Config::parse(text, &env(&[])).unwrap();
+    let DriverConfig::Postgres(pg) = &config.engines["db"].driver else {
+        panic!("postgres expected")
+    };
+    assert_eq!(
+        pg.pool,
+        omnigate_drivers::PoolSettings {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(2),
+            ..omnigate_drivers::postgres::PostgresConfig::default().pool
+        }
+    );
+    assert_eq!(pg.min_idle, 2);
+    let DriverConfig::Redis(redis) = &config.engines["cache"].driver else {
+        panic!("redis expected")
+    };
+    assert_eq!(
+        redis.pool,
+        omnigate_drivers::PoolSettings {
+            max_connections: 3,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_millis(750),
+            backoff_base: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+        }
+    );
+
+    // An unknown key beside pool keys, in either order.
+    for text in [
+        "[engines.db]\nkind = \"postgres\"\nmax_connections = 8\nacquire_timout = \"2s\"\n",
+        "[engines.db]\nkind = \"postgres\"\nacquire_timout = \"2s\"\nmax_connections = 8\n",
+    ] {
+        let err = Config::parse(text, &env(&[])).unwrap_err().to_string();
+        assert!(err.contains("unknown field `acquire_timout`"), "{err}");
+        assert!(
+            err.contains("`acquire_timeout`"),
+            "the pool keys are named: {err}"
+        );
+    }
+    // A pool key the kind does not take is unknown to it, as before.
+    let err = Config::parse(
+        "[engines.main]\nkind = \"sqlite\"\nbackoff_max = \"1s\"\n",
+        &env(&[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown field `backoff_max`"), "{err}");
+    // A bad value names its key; a zero wait is refused by validation.
+    let err = Config::parse(
+        "[engines.cache]\nkind = \"redis\"\nacquire_timeout = \"soon\"\n",
+        &env(&[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("acquire_timeout"), "{err}");
+    let err = Config::parse(
+        "[engines.cache]\nkind = \"redis\"\nacquire_timeout = \"0s\"\n",
+        &env(&[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("engines.cache.acquire_timeout"), "{err}");
+}
+
+#[test]
 fn invalid_values_are_errors_naming_the_field() {
     let err = Config::parse(
         "[engines.db]\nkind = \"sqlite\"\nmax_connections = 0\n",
@@ -119,7 +199,7 @@ fn environment_overrides_win_and_are_typed() {
     let DriverConfig::Sqlite(db) = &config.engines["main-db"].driver else {
         panic!("sqlite expected")
     };
-    assert_eq!(db.max_connections, 9);
+    assert_eq!(db.pool.max_connections, 9);
     assert_eq!(db.path, "123", "a quoted value stays a string");
 }
 
@@ -159,7 +239,7 @@ fn postgres_engines_by_url_or_fields_with_the_password_from_the_environment() {
             .map(omnigate_drivers::Secret::expose),
         Some("s3cret")
     );
-    assert_eq!(driver.max_connections, 8);
+    assert_eq!(driver.pool.max_connections, 8);
     assert_eq!(
         driver.recycling,
         omnigate_drivers::postgres::Recycling::Verified

@@ -190,8 +190,11 @@ impl From<DriverConfig> for EngineConfig {
 }
 
 impl<'de> Deserialize<'de> for EngineConfig {
-    /// The section's codec keys are the gateway's; every other key is the
-    /// driver's, whose settings refuse keys they do not know.
+    /// The section's codec keys and `max_in_flight` are the gateway's;
+    /// every other key is the driver's, whose settings refuse keys they do
+    /// not know. The pool keys (`max_connections`, `acquire_timeout`, ...)
+    /// are the driver's too: its config reads them into its
+    /// `omnigate_drivers::PoolSettings` (see `drivers/src/pool/settings.rs`).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let mut table = toml::Table::deserialize(deserializer)?;
