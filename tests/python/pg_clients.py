@@ -1,0 +1,76 @@
+"""psycopg 3 and asyncpg through the gateway's PostgreSQL-wire front end.
+
+Run by tests/tests/pg_wire.rs against a real PostgreSQL engine (`main-db`)
+and the embedded SQLite (`main`): python pg_clients.py HOST PORT USER PASSWORD.
+Every check is an assert; the script prints `ok` at the end.
+"""
+
+import asyncio
+import sys
+
+import asyncpg
+import psycopg
+
+HOST, PORT, USER, PASSWORD = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+
+def dsn(db):
+    return f"host={HOST} port={PORT} user={USER} password={PASSWORD} dbname={db} connect_timeout=5"
+
+
+def psycopg_checks(db):
+    with psycopg.connect(dsn(db), autocommit=True) as conn:
+        conn.execute("CREATE TABLE py_t (id INTEGER PRIMARY KEY, name TEXT, score DOUBLE PRECISION)")
+        # Server-side binding (the extended protocol), text results.
+        conn.execute("INSERT INTO py_t VALUES (%s, %s, %s)", (1, "one", 1.5))
+        row = conn.execute("SELECT id, name, score FROM py_t WHERE id = %s", (1,)).fetchone()
+        assert row == (1, "one", 1.5), (db, row)
+        # Binary results, and a statement prepared on the server.
+        with conn.cursor(binary=True) as cur:
+            cur.execute("SELECT id, name FROM py_t WHERE name = %s", ("one",), prepare=True)
+            assert cur.fetchall() == [(1, "one")], db
+            cur.execute("SELECT id, name FROM py_t WHERE name = %s", ("one",), prepare=True)
+            assert cur.fetchall() == [(1, "one")], db
+        # A transaction: rolled back, then committed.
+        with conn.transaction(force_rollback=True):
+            conn.execute("INSERT INTO py_t VALUES (%s, %s, %s)", (2, "two", 2.0))
+        with conn.transaction():
+            conn.execute("INSERT INTO py_t VALUES (%s, %s, %s)", (3, "three", None))
+        ids = [r[0] for r in conn.execute("SELECT id FROM py_t ORDER BY id").fetchall()]
+        assert ids == [1, 3], (db, ids)
+        # An error keeps the connection usable, with the engine's SQLSTATE.
+        try:
+            conn.execute("INSERT INTO py_t VALUES (%s, %s, %s)", (1, "dup", 0.0))
+            raise AssertionError("a duplicate key was accepted")
+        except psycopg.errors.IntegrityError:
+            pass
+        assert conn.execute("SELECT count(*) FROM py_t").fetchone()[0] == 2, db
+
+
+async def asyncpg_checks(db):
+    conn = await asyncpg.connect(host=HOST, port=PORT, user=USER, password=PASSWORD, database=db, timeout=5)
+    try:
+        await conn.execute("CREATE TABLE apg_t (id INTEGER PRIMARY KEY, name TEXT)")
+        await conn.execute("INSERT INTO apg_t VALUES ($1, $2)", 1, "one")
+        await conn.executemany("INSERT INTO apg_t VALUES ($1, $2)", [(2, "two"), (3, None)])
+        rows = await conn.fetch("SELECT id, name FROM apg_t WHERE id >= $1 ORDER BY id", 2)
+        assert [tuple(r) for r in rows] == [(2, "two"), (3, None)], (db, rows)
+        statement = await conn.prepare("SELECT name FROM apg_t WHERE id = $1")
+        assert await statement.fetchval(1) == "one", db
+        async with conn.transaction():
+            await conn.execute("INSERT INTO apg_t VALUES ($1, $2)", 4, "four")
+        try:
+            async with conn.transaction():
+                await conn.execute("INSERT INTO apg_t VALUES ($1, $2)", 5, "five")
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+        assert await conn.fetchval("SELECT count(*) FROM apg_t") == 4, db
+    finally:
+        await conn.close()
+
+
+psycopg_checks("main-db")
+psycopg_checks("main")
+asyncio.run(asyncpg_checks("main-db"))
+print("ok")
