@@ -401,18 +401,27 @@ async fn pgbench_initialises_and_runs_select_only() {
         )
     };
     assert!(init.status.success(), "pgbench -i: {}", said(&init));
-    let run = tokio::task::spawn_blocking(move || {
-        pgbench(&["-S", "-M", "simple", "-c", "4", "-j", "2", "-t", "200"])
-    })
-    .await
-    .unwrap();
+    for mode in ["simple", "extended", "prepared"] {
+        let run = tokio::task::spawn_blocking(move || {
+            pgbench(&["-S", "-M", mode, "-c", "4", "-j", "2", "-t", "200"])
+        })
+        .await
+        .unwrap();
+        let out = said(&run);
+        assert!(run.status.success(), "pgbench -S -M {mode}: {out}");
+        assert!(
+            out.contains("number of transactions actually processed: 800/800"),
+            "{mode}: {out}"
+        );
+        assert!(out.contains("number of failed transactions: 0"), "{mode}: {out}");
+    }
+    // The default (TPC-B-like) script: BEGIN, updates, an insert, COMMIT.
+    let run = tokio::task::spawn_blocking(move || pgbench(&["-c", "2", "-t", "50"]))
+        .await
+        .unwrap();
     let out = said(&run);
-    assert!(run.status.success(), "pgbench -S: {out}");
-    assert!(
-        out.contains("number of transactions actually processed: 800/800"),
-        "{out}"
-    );
-    assert!(out.contains("number of failed transactions: 0"), "{out}");
+    assert!(run.status.success(), "pgbench: {out}");
+    assert!(out.contains("processed: 100/100"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,4 +463,50 @@ async fn psycopg_and_asyncpg_use_both_protocols_and_transactions() {
         out.status.success() && said.trim_end().ends_with("ok"),
         "{said}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_without_a_verifier_logs_in_over_tls_only() {
+    use omnigate::config::{ClientName, TlsConfig};
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let certs = omnigate_tests::certs::make(dir.path(), None);
+    let principals = BTreeMap::from([("plain".to_owned(), principal("plain-token"))]);
+    let mut config = config(&pg, &redis, principals);
+    config.security.tls = Some(TlsConfig {
+        cert: certs.cert.clone(),
+        key: certs.key.clone(),
+        client_ca: None,
+        client_name: ClientName::SubjectCn,
+    });
+    config.frontends.postgres = Some(PostgresFrontendConfig::new(SocketAddr::from((
+        [127, 0, 0, 1],
+        0,
+    ))));
+    let gw = TestGateway::with_config(config).await;
+    let addr = gw.handle.postgres_addr().unwrap();
+    let ca = certs.ca.clone();
+    let psql = move |sslmode: &str| {
+        std::process::Command::new(client_bin("psql"))
+            .args(["-X", "-At", "-c", "SELECT 40 + 2"])
+            .arg(format!(
+                "host=localhost port={} user=plain dbname=main-db sslmode={sslmode} sslrootcert={}",
+                addr.port(),
+                ca.display()
+            ))
+            .env("PGPASSWORD", "plain-token")
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .expect("psql runs")
+    };
+    let psql_plain = psql.clone();
+    let over_tls = tokio::task::spawn_blocking(move || psql("verify-full")).await.unwrap();
+    let said = String::from_utf8_lossy(&over_tls.stderr).into_owned();
+    assert!(over_tls.status.success(), "{said}");
+    assert_eq!(String::from_utf8_lossy(&over_tls.stdout).trim(), "42");
+    // Without TLS the token would cross in the clear: refused, saying why.
+    let plain = tokio::task::spawn_blocking(move || psql_plain("disable")).await.unwrap();
+    let said = String::from_utf8_lossy(&plain.stderr).into_owned();
+    assert!(!plain.status.success());
+    assert!(said.contains("sslmode=require"), "{said}");
 }
