@@ -91,3 +91,9 @@ pub fn codec(data: &[u8]) {
         );
     }
 }
+
+/// A PostgreSQL-wire client's bytes: the protocol decoder, and its query
+/// strings as the front end splits and reads them.
+pub fn pg_wire(data: &[u8]) {
+    crate::postgres::fuzz(data);
+}

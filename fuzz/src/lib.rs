@@ -19,6 +19,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("falkor_reply", falkor_reply),
     ("execute_request", execute_request),
     ("batch_request", batch_request),
+    ("pg_wire", pg_wire),
 ];
 
 /// The byte that separates a `redis_command` input's statement from its
@@ -70,6 +71,11 @@ pub fn falkor_reply(data: &[u8]) {
 /// An `ExecuteRequest` as the server receives it.
 pub fn execute_request(data: &[u8]) {
     omnigate_frontends::fuzzing::execute_request(data);
+}
+
+/// A PostgreSQL-wire client's bytes and query strings.
+pub fn pg_wire(data: &[u8]) {
+    omnigate_frontends::fuzzing::pg_wire(data);
 }
 
 /// An `ExecuteBatchRequest` as the server receives it.

@@ -272,6 +272,8 @@ async fn max_prepared_transactions(client: &Object) -> Result<u64> {
 
 /// What PostgreSQL cannot take, refused before anything is sent:
 ///
+/// - transaction control on a pooled connection (see
+///   [`crate::sql::refuse_control_outside`]);
 /// - `COPY` switches the connection into a sub-protocol that a statement
 ///   call cannot speak (the server's reply read as "unexpected message"
 ///   once made a healthy engine look down);
@@ -279,6 +281,7 @@ async fn max_prepared_transactions(client: &Object) -> Result<u64> {
 ///   the server's description of them cannot be read (found by
 ///   `tests/tests/large.rs`: an INTERNAL error before).
 fn refuse_unsendable(statement: &Statement) -> Result<()> {
+    crate::sql::refuse_control_outside(KIND, statement)?;
     if crate::sql::first_keyword(&statement.text).eq_ignore_ascii_case("COPY") {
         return Err(Error::not_supported(
             "COPY (for bulk loads send INSERT statements with parameters in one \

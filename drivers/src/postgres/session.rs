@@ -18,128 +18,7 @@ use super::KIND;
 use super::error::from_pg;
 use crate::{Error, Result};
 
-/// Where `needle` first occurs in `bytes` at or after `from`.
-fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|n| from + n)
-}
-
-/// The words of a statement: identifiers, keywords, quoted identifiers
-/// (their content) and `$n` parameters, without comments, string
-/// literals (`'..'`, `E'..'`, dollar-quoted) and punctuation, as slices
-/// of the text (compare them with `eq_ignore_ascii_case`; nothing is
-/// allocated: this runs on every PostgreSQL call). Works on bytes, so no
-/// input can split a character.
-struct Words<'a> {
-    bytes: &'a [u8],
-    i: usize,
-    /// The next literal is an `E'..'` one: a backslash escapes in it (in
-    /// others it does not, `standard_conforming_strings` being on).
-    escapes: bool,
-}
-
-fn words(text: &str) -> Words<'_> {
-    Words {
-        bytes: text.as_bytes(),
-        i: 0,
-        escapes: false,
-    }
-}
-
-impl<'a> Iterator for Words<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let bytes = self.bytes;
-        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
-        while self.i < bytes.len() {
-            let i = self.i;
-            let b = bytes[i];
-            let next = bytes.get(i + 1).copied();
-            if b == b'-' && next == Some(b'-') {
-                self.i = find(bytes, i, b"\n").map_or(bytes.len(), |n| n + 1);
-            } else if b == b'/' && next == Some(b'*') {
-                // Comments nest in PostgreSQL.
-                let mut depth = 0usize;
-                let mut j = i;
-                while j < bytes.len() {
-                    if bytes[j] == b'/' && bytes.get(j + 1) == Some(&b'*') {
-                        depth += 1;
-                        j += 2;
-                    } else if bytes[j] == b'*' && bytes.get(j + 1) == Some(&b'/') {
-                        depth = depth.saturating_sub(1);
-                        j += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        j += 1;
-                    }
-                }
-                self.i = j;
-            } else if b == b'\'' {
-                // '' inside is a quote; a backslash escapes in E'..'.
-                let escapes = std::mem::take(&mut self.escapes);
-                let mut j = i + 1;
-                while j < bytes.len() {
-                    match bytes[j] {
-                        b'\\' if escapes => j += 2,
-                        b'\'' if bytes.get(j + 1) == Some(&b'\'') => j += 2,
-                        b'\'' => {
-                            j += 1;
-                            break;
-                        }
-                        _ => j += 1,
-                    }
-                }
-                self.i = j;
-            } else if b == b'"' {
-                let end = find(bytes, i + 1, b"\"").unwrap_or(bytes.len());
-                self.i = end + 1;
-                return Some(&bytes[i + 1..end]);
-            } else if b == b'$' && next.is_some_and(|c| c.is_ascii_digit()) {
-                let mut j = i + 1;
-                while j < bytes.len() && bytes[j].is_ascii_digit() {
-                    j += 1;
-                }
-                self.i = j;
-                return Some(&bytes[i..j]);
-            } else if b == b'$' {
-                // $tag$ .. $tag$
-                self.i = match find(bytes, i + 1, b"$") {
-                    Some(end)
-                        if bytes[i + 1..end]
-                            .iter()
-                            .all(|c| c.is_ascii_alphabetic() || *c == b'_') =>
-                    {
-                        let tag = &bytes[i..=end];
-                        find(bytes, end + 1, tag).map_or(bytes.len(), |n| n + tag.len())
-                    }
-                    _ => i + 1,
-                };
-            } else if ident(b) {
-                let mut j = i;
-                while j < bytes.len() && ident(bytes[j]) {
-                    j += 1;
-                }
-                self.i = j;
-                // E'..', B'..', X'..' literals: the prefix is not a word.
-                let prefix = j - i == 1 && matches!(b | 0x20, b'e' | b'b' | b'x');
-                if prefix && bytes.get(j) == Some(&b'\'') {
-                    self.escapes = b | 0x20 == b'e';
-                } else {
-                    return Some(&bytes[i..j]);
-                }
-            } else {
-                self.i = i + 1;
-            }
-        }
-        None
-    }
-}
+use crate::sql::words;
 
 /// Whether `word` is `name` (lower case), in any case.
 fn is(word: Option<&[u8]>, name: &str) -> bool {
@@ -196,6 +75,8 @@ pub fn changes_session(text: &str) -> bool {
             "temp",
             "temporary",
             "pg_temp",
+            // UPDATE pg_settings SET setting = .. is set_config(.., false).
+            "pg_settings",
             "standard_conforming_strings",
         ]
         .iter()

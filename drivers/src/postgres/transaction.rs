@@ -97,8 +97,10 @@ impl PostgresTransaction {
         options: &ExecuteOptions,
     ) -> Result<()> {
         self.descriptor.accept(dialect, statement)?;
-        refuse_unsendable(statement)?;
+        // Inside a transaction control is refused as such (before the
+        // pooled-connection refusal of `refuse_unsendable` would say it).
         crate::sql::refuse_control(KIND, statement, CONTROL)?;
+        refuse_unsendable(statement)?;
         if options.read_only || self.options.read_only {
             super::session::refuse_lifting_read_only(&statement.text)?;
         }

@@ -1,8 +1,10 @@
 //! Helpers for the `sql` dialect shared by SQL engines, and the deciding
 //! engine's markers as rows of one table ([`SqlMarkers`]).
 
+mod lexer;
 mod markers;
 
+pub use lexer::{Words, words};
 pub use markers::{DEFAULT_MARKER_TABLE, SqlMarkers};
 
 /// Whether a SQL statement changes the schema (CREATE, ALTER, DROP), so
@@ -36,28 +38,48 @@ pub fn refuse_control(
     Ok(())
 }
 
-/// The statement's first keyword (after comments), e.g. `SELECT`.
-pub fn first_keyword(statement: &str) -> &str {
-    let mut rest = statement.trim_start();
-    loop {
-        if let Some(after) = rest.strip_prefix("--") {
-            rest = after
-                .split_once('\n')
-                .map_or("", |(_, tail)| tail)
-                .trim_start();
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            rest = after
-                .split_once("*/")
-                .map_or("", |(_, tail)| tail)
-                .trim_start();
-        } else {
-            break;
-        }
+/// Transaction control: what a pooled connection must not run outside a
+/// transaction, where it would begin or end one behind the pool's back.
+const TRANSACTION_CONTROL: &[&str] = &["BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"];
+
+/// Outside a transaction, transaction control would leave a pooled
+/// connection inside a transaction block (every later caller's writes
+/// then wait for a commit that never comes), or end one it does not
+/// own: refused, naming what to use.
+pub fn refuse_control_outside(
+    kind: &'static str,
+    statement: &crate::Statement,
+) -> crate::Result<()> {
+    let keyword = first_keyword(&statement.text);
+    if TRANSACTION_CONTROL
+        .iter()
+        .any(|k| keyword.eq_ignore_ascii_case(k))
+    {
+        return Err(crate::Error::Precondition(crate::EngineError::new(
+            kind,
+            None,
+            format!(
+                "{} outside a transaction would change a pooled connection others share: \
+                 begin a gateway transaction instead (Begin over gRPC, Gateway::begin, or \
+                 BEGIN on the PostgreSQL-wire front end)",
+                keyword.to_ascii_uppercase()
+            ),
+        )));
     }
-    let end = rest
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(rest.len());
-    &rest[..end]
+    Ok(())
+}
+
+/// The statement's first keyword, e.g. `SELECT`: its first word as the
+/// lexer reads it (after comments, nested ones too, and any `;`); empty
+/// when it has none.
+pub fn first_keyword(statement: &str) -> &str {
+    let Some(word) = words(statement).next() else {
+        return "";
+    };
+    // A word is a slice of the text that starts and ends at ASCII bytes
+    // or runs of non-ASCII ones: a whole number of characters.
+    let start = word.as_ptr() as usize - statement.as_ptr() as usize;
+    statement.get(start..start + word.len()).unwrap_or("")
 }
 
 /// The statements of a SQL text that may hold several separated by `;`
@@ -91,7 +113,7 @@ pub fn split_statements(text: &str) -> Vec<&str> {
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 i = bytes[i..]
                     .iter()
-                    .position(|b| *b == b'\n')
+                    .position(|b| matches!(b, b'\n' | b'\r'))
                     .map_or(bytes.len(), |n| i + n + 1);
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
@@ -170,6 +192,15 @@ mod tests {
         assert!(!is_schema_change("INSERT INTO created VALUES (1)"));
         assert!(!is_schema_change("-- only a comment"));
         assert_eq!(super::first_keyword(" /* c */ copy t TO STDOUT"), "copy");
+        // What PostgreSQL's lexer skips, this does too: a carriage return
+        // ends a line comment, comments nest, empty statements vanish.
+        assert_eq!(
+            super::first_keyword("-- x\rSET TRANSACTION READ WRITE"),
+            "SET"
+        );
+        assert_eq!(super::first_keyword("/* /* */ */ BEGIN"), "BEGIN");
+        assert_eq!(super::first_keyword(";BEGIN"), "BEGIN");
+        assert_eq!(super::first_keyword("-- only"), "");
     }
 
     #[test]

@@ -159,6 +159,7 @@ impl StorageDriver for SqliteDriver {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
+        crate::sql::refuse_control_outside(KIND, statement)?;
         let conn = self.connection().await?;
         let result = run::execute(&conn, statement.clone(), options.clone()).await;
         self.schema.note(dialect, &statement.text);
@@ -172,6 +173,7 @@ impl StorageDriver for SqliteDriver {
         _options: &ExecuteOptions,
     ) -> Result<crate::StatementShape> {
         self.descriptor.accept(dialect, statement)?;
+        crate::sql::refuse_control_outside(KIND, statement)?;
         let conn = self.connection().await?;
         run::describe_statement(&conn, statement.text.clone()).await
     }
@@ -183,6 +185,7 @@ impl StorageDriver for SqliteDriver {
         options: ExecuteOptions,
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
+        crate::sql::refuse_control_outside(KIND, &statement)?;
         let conn = self.connection().await?;
         let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
         let stream = run::stream(conn, statement, options).await;

@@ -83,20 +83,25 @@ impl AuthSource for Principals {
 
     async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
         let user = login.user().unwrap_or_default();
-        let verifier = self
-            .0
-            .security()
-            .scram_verifier(user)
-            .ok_or_else(|| invalid_password(user))?;
-        Ok((
-            ScramSecret::Verifier {
+        let secret = match self.0.security().scram_verifier(user) {
+            Some(verifier) => ScramSecret::Verifier {
                 salt: verifier.salt,
                 iterations: verifier.iterations as usize,
                 stored_key: verifier.stored_key,
                 server_key: verifier.server_key,
             },
-            None,
-        ))
+            // No one's: the exchange runs and fails as a wrong password.
+            None => {
+                let random = || uuid::Uuid::new_v4().as_bytes().repeat(2);
+                ScramSecret::Verifier {
+                    salt: uuid::Uuid::new_v4().as_bytes().to_vec(),
+                    iterations: 4096,
+                    stored_key: random(),
+                    server_key: random(),
+                }
+            }
+        };
+        Ok((secret, None))
     }
 }
 
@@ -152,44 +157,26 @@ impl Login {
             .get("database")
             .cloned()
             .unwrap_or_else(|| user.clone());
-        let router = gateway.router();
-        let serves_sql = router
-            .by_name(&database)
-            .is_ok_and(|e| e.driver.descriptor().dialects.contains(&Dialect::Sql));
-        if !serves_sql {
-            let engines: Vec<&str> = router
-                .engines()
-                .filter(|e| e.driver.descriptor().dialects.contains(&Dialect::Sql))
-                .map(|e| e.name())
-                .collect();
-            return Err(PgWireError::UserError(Box::new(fatal(
-                "3D000",
-                format!(
-                    "database \"{}\" does not exist: connect to an sql engine of the gateway ({})",
-                    omnigate::error::short(&database),
-                    engines.join(", ")
-                ),
-            ))));
-        }
+        // Checked once the client is known: nothing before that tells a
+        // stranger which engines exist.
         self.session.set_engine(database);
         let security = gateway.security();
+        // An unknown user, and a principal without a verifier over plain
+        // TCP, get the same SCRAM exchange as everyone (against a verifier
+        // nobody can match): a guesser learns nothing until a password is
+        // right. Without a verifier, a principal logs in over TLS only.
         let mechanism = if security.is_open() {
             Box::new(Trust) as Box<dyn AuthMechanism>
-        } else if security.scram_verifier(&user).is_some() {
-            self.logins.scram.create()
-        } else if client.is_secure() {
+        } else if security.scram_verifier(&user).is_none() && client.is_secure() {
             self.logins.cleartext.create()
-        } else if security.principal(&user).is_some() {
-            return Err(PgWireError::UserError(Box::new(fatal(
-                "28000",
-                format!(
-                    "principal \"{user}\" has no scram_sha256 verifier, so its token is taken \
-                     only as a cleartext password over TLS: connect with sslmode=require, or add \
-                     the verifier `omnigate token new` prints"
-                ),
-            ))));
         } else {
-            return Err(invalid_password(&user));
+            if security.scram_verifier(&user).is_none() && security.principal(&user).is_some() {
+                tracing::debug!(
+                    principal = %user,
+                    "a PostgreSQL-wire login without TLS, for a principal without a scram_sha256 verifier: refused"
+                );
+            }
+            self.logins.scram.create()
         };
         let outcome = self
             .logins
@@ -212,6 +199,26 @@ impl Login {
         };
         let gateway = &self.logins.gateway;
         let user = client.metadata().get("user").cloned().unwrap_or_default();
+        let database = self.session.engine();
+        let router = gateway.router();
+        let serves_sql = router
+            .by_name(&database)
+            .is_ok_and(|e| e.driver.descriptor().dialects.contains(&Dialect::Sql));
+        if !serves_sql {
+            let engines: Vec<&str> = router
+                .engines()
+                .filter(|e| e.driver.descriptor().dialects.contains(&Dialect::Sql))
+                .map(|e| e.name())
+                .collect();
+            return Err(PgWireError::UserError(Box::new(fatal(
+                "3D000",
+                format!(
+                    "database \"{}\" does not exist: connect to an sql engine of the gateway ({})",
+                    omnigate::error::short(&database),
+                    engines.join(", ")
+                ),
+            ))));
+        }
         let caller = match gateway.security().principal(&user) {
             Some(principal) if !gateway.security().is_open() => {
                 let engine = self.session.engine();

@@ -108,10 +108,8 @@ pub(super) fn fields(result: &ResultSet) -> Arc<Vec<FieldInfo>> {
 /// the kind of object too (`CREATE TABLE`, `DROP INDEX`), as PostgreSQL
 /// tags them.
 pub(super) fn command(statement: &str) -> String {
-    let mut words = statement
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_uppercase);
+    let mut words = omnigate::drivers::sql::words(statement)
+        .map(|w| String::from_utf8_lossy(w).to_ascii_uppercase());
     let first = words.next().unwrap_or_default();
     if !matches!(first.as_str(), "CREATE" | "DROP" | "ALTER") {
         return first;
@@ -356,5 +354,6 @@ mod tests {
         assert_eq!(command("CREATE OR REPLACE FUNCTION f()"), "CREATE FUNCTION");
         assert_eq!(command("drop table t"), "DROP TABLE");
         assert_eq!(command("select 1"), "SELECT");
+        assert_eq!(command("/* c */ UPDATE t SET a = 1"), "UPDATE");
     }
 }

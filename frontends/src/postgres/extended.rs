@@ -66,11 +66,19 @@ impl QueryParser for Parser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         self.session.touch();
+        self.session
+            .refresh(self.gateway.security())
+            .map_err(PgWireError::UserError)?;
+        let failed = |e: PgWireError| {
+            // An error inside a block fails it, as any other would.
+            self.session.fail_tx();
+            e
+        };
         if split_statements(sql).len() > 1 {
-            return Err(user_error(error(
+            return Err(failed(user_error(error(
                 "42601",
                 "cannot insert multiple commands into a prepared statement",
-            )));
+            ))));
         }
         let text = sql.trim().trim_end_matches(';').to_owned();
         if is_control(&text) {
@@ -83,7 +91,7 @@ impl QueryParser for Parser {
                 text,
                 shape: Some(Arc::new(shape)),
             })),
-            Err(e) => Err(user_error(to_error(&e))),
+            Err(e) => Err(failed(user_error(to_error(&e)))),
         }
     }
 
@@ -296,9 +304,13 @@ impl ExtendedQueryHandler for Queries {
                     .unwrap_or(Type::UNKNOWN)
             })
             .collect();
+        self.session
+            .refresh(self.gateway.security())
+            .map_err(PgWireError::UserError)?;
         let params = (0..portal.parameter_len())
             .map(|i| parameter(portal, &types, i))
-            .collect::<PgWireResult<Vec<Value>>>()?;
+            .collect::<PgWireResult<Vec<Value>>>()
+            .inspect_err(|_| self.session.fail_tx())?;
         let replies = if is_control(&prepared.text) {
             self.statement(&prepared.text).await
         } else {
@@ -310,7 +322,7 @@ impl ExtendedQueryHandler for Queries {
                 Ok(result) => vec![Reply::Response(Self::portal_rows(
                     portal, &command, result,
                 )?)],
-                Err(e) => vec![Reply::Response(Response::Error(Box::new(to_error(&e))))],
+                Err(e) => vec![Reply::Response(Response::Error(e))],
             }
         };
         let mut last = Response::EmptyQuery;

@@ -163,3 +163,27 @@ async fn idle(session: &Session, timeout: Duration) {
         tokio::time::sleep(timeout - silent).await;
     }
 }
+
+/// Fuzzing entry (cargo feature `fuzzing`): a query string as the front
+/// end reads it before any engine sees it, and a client's bytes through
+/// the protocol decoder in each of its states. Returns normally for any
+/// input; a panic is a finding.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz(data: &[u8]) {
+    use pgwire::messages::{DecodeContext, PgWireFrontendMessage, ProtocolVersion};
+    let text = String::from_utf8_lossy(data);
+    for statement in omnigate::drivers::sql::split_statements(&text) {
+        assert!(!statement.is_empty() && text.contains(statement));
+        let _ = encode::command(statement);
+        let _ = query::is_control(statement);
+        let _ = query::set_parts(statement);
+    }
+    for (ssl, startup) in [(true, true), (false, true), (false, false)] {
+        let mut context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+        context.awaiting_frontend_ssl = ssl;
+        context.awaiting_frontend_startup = startup;
+        let mut buf = bytes::BytesMut::from(data);
+        while let Ok(Some(_)) = PgWireFrontendMessage::decode(&mut buf, &context) {}
+    }
+}

@@ -69,6 +69,14 @@ pub(super) enum Reply {
     Response(Response),
 }
 
+/// PostgreSQL's refusal in a failed transaction block.
+pub(super) fn aborted() -> ErrorInfo {
+    error(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
 fn fail(info: ErrorInfo) -> Reply {
     Reply::Response(Response::Error(Box::new(info)))
 }
@@ -97,8 +105,11 @@ const INERT_SETTINGS: &[&str] = &["application_name", "extra_float_digits", "cli
 /// The setting a `SET [SESSION] name = value` / `... TO value` names,
 /// lower-cased, and its value unquoted; `None` for `SET LOCAL` and other
 /// forms.
-fn set_parts(statement: &str) -> Option<(String, String)> {
-    let rest = statement.trim().get(3..)?.trim_start();
+pub(super) fn set_parts(statement: &str) -> Option<(String, String)> {
+    // From the SET the lexer found, past any comment before it.
+    let keyword = first_keyword(statement);
+    let start = keyword.as_ptr() as usize - statement.as_ptr() as usize;
+    let rest = statement.get(start + keyword.len()..)?.trim_start();
     let rest = match rest.get(..8) {
         Some(word) if word.eq_ignore_ascii_case("session ") => rest[8..].trim_start(),
         _ => rest,
@@ -135,22 +146,24 @@ impl Queries {
             && tx.failed
             && !matches!(keyword.as_str(), "COMMIT" | "END" | "ROLLBACK" | "ABORT")
         {
-            return vec![fail(error(
-                "25P02",
-                "current transaction is aborted, commands ignored until end of transaction block",
-            ))];
+            return vec![fail(aborted())];
         }
         match keyword.as_str() {
             "BEGIN" | "START" => self.begin(text, tx.is_some()),
-            "COMMIT" | "END" => self.end(tx, true).await,
-            "ROLLBACK" | "ABORT" => {
-                if text.to_ascii_uppercase().contains(" TO ") {
-                    return vec![unsupported(
-                        "savepoints are not kept across the gateway's engines: roll back the \
-                         whole transaction",
-                    )];
+            "COMMIT" | "END" | "ROLLBACK" | "ABORT" => {
+                // Only the plain forms: AND CHAIN, TO SAVEPOINT, PREPARED
+                // would mean something else than ending the block.
+                let plain = omnigate::drivers::sql::words(text).skip(1).all(|w| {
+                    w.eq_ignore_ascii_case(b"work") || w.eq_ignore_ascii_case(b"transaction")
+                });
+                if !plain {
+                    return vec![unsupported(format!(
+                        "only a plain {keyword} ends a gateway transaction (no AND CHAIN, \
+                         savepoints or prepared transactions)"
+                    ))];
                 }
-                self.end(tx, false).await
+                self.end(tx, matches!(keyword.as_str(), "COMMIT" | "END"))
+                    .await
             }
             "SAVEPOINT" | "RELEASE" => vec![unsupported(
                 "savepoints are not kept across the gateway's engines: use one transaction",
@@ -190,25 +203,31 @@ impl Queries {
     async fn run(&self, command: &str, text: &str) -> Vec<Reply> {
         match self.execute(text, Vec::new()).await {
             Ok(result) => self.rows(command, result),
-            Err(e) => vec![fail(to_error(&e))],
+            Err(e) => vec![Reply::Response(Response::Error(e))],
         }
     }
 
     /// Runs `text` with `params` on the session's engine, in its
-    /// transaction; a failure fails the transaction, as in PostgreSQL.
+    /// transaction; a failure fails the transaction, as in PostgreSQL, and
+    /// a failed transaction runs nothing more (both protocols).
     pub(super) async fn execute(
         &self,
         text: &str,
         params: Vec<Value>,
-    ) -> Result<ResultSet, omnigate::Error> {
+    ) -> Result<ResultSet, Box<ErrorInfo>> {
+        if self.session.tx().is_some_and(|t| t.failed) {
+            return Err(Box::new(aborted()));
+        }
         let mut request = Request::new("sql", text).target(self.session.engine());
         request.params = params;
         request.context = self.session.context();
-        let outcome = self.gateway.execute(request).await;
-        if outcome.is_err() {
-            self.session.fail_tx();
+        match self.gateway.execute(request).await {
+            Ok(response) => Ok(response.result),
+            Err(e) => {
+                self.session.fail_tx();
+                Err(Box::new(to_error(&e)))
+            }
         }
-        outcome.map(|r| r.result)
     }
 
     fn rows(&self, keyword: &str, result: ResultSet) -> Vec<Reply> {
@@ -367,6 +386,9 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         self.session.touch();
+        self.session
+            .refresh(self.gateway.security())
+            .map_err(PgWireError::UserError)?;
         client.set_state(PgWireConnectionState::QueryInProgress);
         let statements = split_statements(&query.query);
         if statements.is_empty() {
@@ -446,5 +468,6 @@ mod tests {
             ("search_path".into(), "x".into())
         );
         assert_eq!(set_parts("SET LOCAL"), None);
+        assert_eq!(parts("-- c\rSET a = 1"), ("a".into(), "1".into()));
     }
 }

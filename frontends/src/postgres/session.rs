@@ -84,6 +84,30 @@ impl Session {
         self.state().caller = caller;
     }
 
+    /// Before each statement: the session's principal as it is now (a
+    /// reload may have changed its grant or limits), or, once the
+    /// credentials it logged in with were revoked or changed, a `FATAL`
+    /// that ends the session.
+    pub(super) fn refresh(
+        &self,
+        security: &omnigate::security::Security,
+    ) -> Result<(), Box<ErrorInfo>> {
+        let mut state = self.state();
+        if let Caller::Principal(principal) = &state.caller {
+            match security.current(principal) {
+                Some(now) => state.caller = Caller::Principal(now),
+                None => {
+                    return Err(Box::new(super::errors::fatal(
+                        "28000",
+                        "the credentials this session logged in with were revoked or changed: \
+                         log in again",
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The context of a call made now: the caller, in the session's
     /// transaction when it has one.
     pub(super) fn context(&self) -> CallContext {

@@ -34,6 +34,11 @@ pub struct Reloaded {
 }
 
 impl Gateway {
+    /// The config the live state was built from (the last one applied).
+    pub async fn current_config(&self) -> Config {
+        self.inner.config.lock().await.clone()
+    }
+
     /// Applies `new` (a config read again): all of it, or on `Err` none.
     pub async fn reload(&self, mut new: Config) -> Result<Reloaded, ConfigError> {
         let mut running = self.inner.config.lock().await;
@@ -94,19 +99,22 @@ impl Gateway {
             .collect();
         // Taking every principal away must not open a public listener.
         let security = &running.security;
-        if new.principals.is_empty()
+        // Every listener counts: the PostgreSQL-wire one too.
+        let public = std::iter::once(running.server.listen)
+            .chain(running.frontends.postgres.iter().map(|p| p.listen))
+            .find(|addr| !addr.ip().is_loopback());
+        if let Some(public) = public
+            && new.principals.is_empty()
             && !running.principals.is_empty()
             && security.tokens_file.is_none()
             && !security.allow_anonymous
-            && !running.server.listen.ip().is_loopback()
         {
             return Err(ConfigError::Invalid {
                 file: None,
                 message: format!(
-                    "principals: the new file has none, which would let anyone reaching {} run \
-                     any statement; keep a principal, or set [security] allow_anonymous = true \
-                     and restart",
-                    running.server.listen
+                    "principals: the new file has none, which would let anyone reaching {public} \
+                     run any statement; keep a principal, or set [security] allow_anonymous = \
+                     true and restart"
                 ),
             });
         }

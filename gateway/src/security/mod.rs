@@ -248,9 +248,33 @@ impl Security {
         self.principals().by_name.get(name).cloned()
     }
 
-    /// The SCRAM verifier of principal `name`'s token, when it has one.
+    /// The SCRAM verifier of principal `name`'s token, when it has one
+    /// and the token itself is still listed (`token_sha256`): taking the
+    /// token away revokes every way of logging in with it.
     pub fn scram_verifier(&self, name: &str) -> Option<ScramVerifier> {
-        self.principals().by_name.get(name)?.scram.clone()
+        let principals = self.principals();
+        let principal = principals.by_name.get(name)?;
+        principal.token.as_ref()?;
+        principal.scram.clone()
+    }
+
+    /// `principal` as it is now, for a session that logged in as it and
+    /// keeps calling: the current principal of that name while its
+    /// credentials are the ones it logged in with (its grant and limits
+    /// may have changed: the current ones apply), `None` once they were
+    /// revoked or changed (the session must end).
+    pub fn current(&self, principal: &Principal) -> Option<Arc<Principal>> {
+        let principals = self.principals();
+        let now = principals.by_name.get(&principal.name)?;
+        let same_token = match (&now.token, &principal.token) {
+            (Some(a), Some(b)) => tokens::same(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        let same = same_token
+            && now.scram == principal.scram
+            && now.config.certificate == principal.config.certificate;
+        same.then(|| Arc::clone(now))
     }
 
     /// Reads the tokens file again if it changed; `Ok(true)` when the
