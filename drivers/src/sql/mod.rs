@@ -74,7 +74,9 @@ pub fn refuse_control_outside(
 /// when it has none.
 pub fn first_keyword(statement: &str) -> &str {
     let Some(word) = words(statement).next() else {
-        return "";
+        // Empty, but still a slice of the statement (at its end), so a
+        // caller may take its offset.
+        return &statement[statement.len()..];
     };
     // A word is a slice of the text that starts and ends at ASCII bytes
     // or runs of non-ASCII ones: a whole number of characters.

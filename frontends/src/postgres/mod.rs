@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use omnigate::Gateway;
 use omnigate::config::PostgresFrontendConfig;
 use pgwire::api::PgWireServerHandlers;
@@ -129,13 +130,23 @@ pub async fn start(
             tokio::spawn(async move {
                 let _slot = slot;
                 session.touch();
-                let served = pgwire::tokio::process_socket(socket, tls, handlers);
+                // pgwire's decoder panics on some malformed messages: the
+                // panic ends this client's connection, and the cleanup
+                // below still runs.
+                let served = std::panic::AssertUnwindSafe(pgwire::tokio::process_socket(
+                    socket, tls, handlers,
+                ))
+                .catch_unwind();
                 tokio::select! {
-                    outcome = served => {
-                        if let Err(e) = outcome {
+                    outcome = served => match outcome {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "PostgreSQL client connection failed");
                         }
-                    }
+                        Err(_) => {
+                            tracing::warn!(%peer, "a PostgreSQL client sent a message the protocol decoder could not take: connection closed");
+                        }
+                    },
                     () = idle(&session, idle_timeout) => {
                         tracing::debug!(%peer, "PostgreSQL client idle past idle_timeout: closed");
                     }
@@ -184,6 +195,20 @@ pub fn fuzz(data: &[u8]) {
         context.awaiting_frontend_ssl = ssl;
         context.awaiting_frontend_startup = startup;
         let mut buf = bytes::BytesMut::from(data);
-        while let Ok(Some(_)) = PgWireFrontendMessage::decode(&mut buf, &context) {}
+        // (The context is not advanced here as the server's codec advances
+        // it, so a message decoded without consuming ends the loop.) The
+        // decoder is pgwire's, which panics on some malformed Parse and
+        // Bind bodies: the server contains that to the one connection
+        // (see `serve_client`), and so does this.
+        loop {
+            let before = buf.len();
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                PgWireFrontendMessage::decode(&mut buf, &context)
+            }));
+            match decoded {
+                Ok(Ok(Some(_))) if buf.len() < before => {}
+                _ => break,
+            }
+        }
     }
 }

@@ -108,7 +108,7 @@ const INERT_SETTINGS: &[&str] = &["application_name", "extra_float_digits", "cli
 pub(super) fn set_parts(statement: &str) -> Option<(String, String)> {
     // From the SET the lexer found, past any comment before it.
     let keyword = first_keyword(statement);
-    let start = keyword.as_ptr() as usize - statement.as_ptr() as usize;
+    let start = (keyword.as_ptr() as usize).checked_sub(statement.as_ptr() as usize)?;
     let rest = statement.get(start + keyword.len()..)?.trim_start();
     let rest = match rest.get(..8) {
         Some(word) if word.eq_ignore_ascii_case("session ") => rest[8..].trim_start(),
