@@ -61,7 +61,7 @@ fn refusal(name: &str, args: &[Bytes]) -> Option<String> {
             "ERR {name} is not served by the gateway's RESP front end: it turns a connection \
              into a stream of its own, and the gateway serves every client on pooled \
              connections that other clients share. Connect to the engine itself for pub/sub \
-             and MONITOR (PUBLISH works here)"
+             and MONITOR (PUBLISH passes to the engine)"
         ));
     }
     if omnigate::drivers::redis::is_blocking(args) {
@@ -262,14 +262,7 @@ impl Connection {
     /// `RESET`: the session as a new connection's (a transaction it was
     /// queuing rolled back; a joined one left to whoever began it).
     async fn reset(&mut self) -> Reply {
-        if let Some(tx) = self.session.tx.take() {
-            if tx.queuing {
-                let context = self.session.context();
-                if let Err(e) = self.shared.gateway.rollback(&context, &tx.id).await {
-                    tracing::debug!(error = %e, "RESET: rolling back the session's transaction");
-                }
-            }
-        }
+        self.abandon_tx().await;
         self.session.reset();
         Reply::status("RESET")
     }

@@ -102,7 +102,7 @@ impl Connection {
                 break;
             }
         }
-        self.leave().await;
+        self.abandon_tx().await;
     }
 
     /// Runs a lot of commands in order; their replies, and whether to
@@ -215,11 +215,11 @@ impl Connection {
         }
     }
 
-    /// When the client is gone: a transaction it was queuing (`MULTI`
-    /// without `EXEC`) is rolled back, whether begun here or joined (its
-    /// commands are in it); one it joined and did not queue in is left to
-    /// whoever began it.
-    async fn leave(&mut self) {
+    /// When the client is gone or `RESET`s: a transaction it was queuing
+    /// (`MULTI` without `EXEC`) is rolled back, whether begun here or
+    /// joined (its commands are in it); one it joined and did not queue in
+    /// is left to whoever began it.
+    pub(super) async fn abandon_tx(&mut self) {
         if let Some(tx) = self.session.tx.take()
             && tx.queuing
         {
