@@ -17,6 +17,7 @@ missing=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
 command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -7,6 +7,7 @@
 //! - [`cli`]: the `omnigate` command line, a gRPC client;
 //! - [`metrics`]: the Prometheus `/metrics` listener;
 //! - [`postgres`]: the PostgreSQL-wire listener;
+//! - [`resp`]: the Redis-protocol (RESP2/RESP3) listener;
 //! - [`tls`]: the TLS settings every listener shares.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -17,6 +18,7 @@ pub mod fuzzing;
 pub mod grpc;
 pub mod metrics;
 pub mod postgres;
+pub mod resp;
 #[cfg(feature = "otlp")]
 pub mod telemetry;
 pub mod tls;

@@ -8,6 +8,15 @@ use std::process::{Child, Command, Stdio};
 /// The Debian package that provides `redis-server`.
 pub const PACKAGE: &str = "redis-server";
 
+/// The Debian package that provides `redis-cli` and `redis-benchmark`.
+pub const TOOLS_PACKAGE: &str = "redis-tools";
+
+/// The path of a Redis client program (`redis-cli`, `redis-benchmark`);
+/// panics naming the Debian package that provides it when it is missing.
+pub fn tool(name: &str) -> PathBuf {
+    crate::find_program(name, TOOLS_PACKAGE)
+}
+
 /// A running Redis server.
 #[derive(Debug)]
 pub struct RedisServer {

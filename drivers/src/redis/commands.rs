@@ -73,7 +73,9 @@ pub fn refusal(args: &[Bytes]) -> Option<&'static str> {
     })
 }
 
-pub(super) fn is_blocking(args: &[Bytes]) -> bool {
+/// Whether a command blocks until data arrives (`BLPOP`, `WAIT`, `XREAD
+/// ... BLOCK`): such a command needs a connection of its own.
+pub fn is_blocking(args: &[Bytes]) -> bool {
     let name = Upper::of(&args[0]);
     BLOCKING.contains(&name.as_str())
         || (matches!(name.as_str(), "XREAD" | "XREADGROUP")

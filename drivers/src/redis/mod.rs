@@ -16,8 +16,7 @@ use ::redis::aio::MultiplexedConnection;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use commands::is_blocking;
-pub use commands::refusal;
+pub use commands::{is_blocking, refusal};
 use reply::{from_redis, to_value, to_value_with};
 
 use crate::deadline::within;

@@ -31,10 +31,12 @@ pub(crate) fn to_value_with(reply: Resp, raw_bytes: bool) -> Result<Value, Error
         Resp::Push { data, .. } => {
             Value::List(data.into_iter().map(&to_value).collect::<Result<_, _>>()?)
         }
+        // A map's keys are text in the value model: read as text whatever
+        // `raw_bytes` says (bytes would print as `\x..`).
         Resp::Map(entries) => Value::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| Ok((key_text(to_value(k)?), to_value(v)?)))
+                .map(|(k, v)| Ok((key_text(to_value_with(k, false)?), to_value(v)?)))
                 .collect::<Result<_, Error>>()?,
         ),
         Resp::Attribute { data, .. } => to_value_with(*data, raw_bytes)?,
@@ -80,4 +82,24 @@ pub(crate) fn from_redis(err: RedisError) -> Error {
         return Error::Unavailable(EngineError::new(KIND, None, message).with_source(err));
     }
     Error::Internal(EngineError::new(KIND, None, err.to_string()).with_source(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_keys_stay_text_when_bulk_strings_are_bytes() {
+        let reply = Resp::Map(vec![(
+            Resp::BulkString(b"field".to_vec()),
+            Resp::BulkString(b"v".to_vec()),
+        )]);
+        assert_eq!(
+            to_value_with(reply, true).unwrap(),
+            Value::Map(vec![(
+                "field".into(),
+                Value::Bytes(bytes::Bytes::from_static(b"v"))
+            )])
+        );
+    }
 }

@@ -71,6 +71,9 @@ pub enum ServeError {
     /// The transport failed.
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The Redis-protocol listener could not start.
+    #[error(transparent)]
+    Redis(#[from] crate::resp::StartError),
 }
 
 /// A running server.
@@ -88,6 +91,8 @@ pub struct ServerHandle {
     metrics_server: Option<(SocketAddr, JoinHandle<()>)>,
     /// The PostgreSQL-wire listener, when `[frontends.postgres]` is set.
     postgres: Option<crate::postgres::PostgresFrontend>,
+    /// The Redis-protocol listener, when `[frontends.redis]` is set.
+    redis: Option<crate::resp::RedisFrontend>,
     gateway: Gateway,
 }
 
@@ -221,6 +226,20 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         }
         None => None,
     };
+    let redis = match &gateway.frontends().redis {
+        Some(frontend) => {
+            if security.is_open()
+                && !frontend.listen.ip().is_loopback()
+                && !security.config().allow_anonymous
+            {
+                return Err(ServeError::Anonymous {
+                    addr: frontend.listen,
+                });
+            }
+            Some(crate::resp::start(gateway.clone(), frontend).await?)
+        }
+        None => None,
+    };
     tracing::info!(%local_addr, tls = tls.is_some(), engines = ?engines, "omnigate listening");
     Ok(ServerHandle {
         local_addr,
@@ -232,6 +251,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         tls_task,
         metrics_server,
         postgres,
+        redis,
         gateway,
     })
 }
@@ -305,6 +325,11 @@ impl ServerHandle {
         self.postgres.as_ref().map(|p| p.addr())
     }
 
+    /// The address of the Redis-protocol listener, when it is configured.
+    pub fn redis_addr(&self) -> Option<SocketAddr> {
+        self.redis.as_ref().map(|r| r.addr())
+    }
+
     /// The address of the `/metrics` endpoint, when it is configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_server.as_ref().map(|(addr, _)| *addr)
@@ -322,6 +347,9 @@ impl ServerHandle {
         }
         if let Some(postgres) = &self.postgres {
             postgres.stop();
+        }
+        if let Some(redis) = &self.redis {
+            redis.stop();
         }
         self.health
             .set_not_serving::<GatewayServer<GatewayService>>()

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use omnigate_drivers::Dialect;
+
 use crate::error::ConfigError;
 
 mod frontends;
@@ -34,7 +36,7 @@ mod security;
 mod transactions;
 
 pub use crate::engines::{DriverConfig, EngineConfig, PropertyCodecConfig};
-pub use frontends::{FrontendsConfig, PostgresFrontendConfig};
+pub use frontends::{FrontendsConfig, PostgresFrontendConfig, RedisFrontendConfig};
 pub use security::{
     ClientName, DenyRule, PrincipalConfig, PrincipalLimits, Reflection, SecurityConfig, TlsConfig,
     TokensFile,
@@ -395,6 +397,39 @@ impl Config {
             && let Err(problem) = postgres.validate()
         {
             return invalid(format!("frontends.postgres{problem}"));
+        }
+        if let Some(redis) = &self.frontends.redis {
+            if let Err(problem) = redis.validate() {
+                return invalid(format!("frontends.redis{problem}"));
+            }
+            let target = &redis.target;
+            match self.engines.get(target) {
+                Some(engine) if engine.driver.dialects().contains(&Dialect::Redis) => {}
+                Some(engine) => {
+                    return invalid(format!(
+                        "frontends.redis.target: engine {target} is a {} engine, which does not \
+                         serve the redis dialect: name a redis or memory engine",
+                        engine.driver.kind()
+                    ));
+                }
+                None => {
+                    let known: Vec<&str> = self
+                        .engines
+                        .iter()
+                        .filter(|(_, e)| e.driver.dialects().contains(&Dialect::Redis))
+                        .map(|(name, _)| name.as_str())
+                        .collect();
+                    return invalid(format!(
+                        "frontends.redis.target: no engine {target} (engines of the redis \
+                         dialect: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ));
+                }
+            }
         }
         for (name, principal) in &self.principals {
             for engine in principal.engines.iter().flatten() {

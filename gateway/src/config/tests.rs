@@ -450,3 +450,45 @@ fn otlp_export_is_read() {
         None
     );
 }
+
+#[test]
+fn the_redis_front_end_names_an_engine_of_the_redis_dialect() {
+    let config = Config::parse(
+        "[frontends.redis]\nlisten = \"127.0.0.1:6380\"\ntarget = \"cache\"\nidle_timeout = \"90s\"\n",
+        &env(&[]),
+    )
+    .unwrap();
+    let redis = config.frontends.redis.expect("the section is read");
+    assert_eq!(redis.target, "cache");
+    assert_eq!(redis.idle_timeout, Duration::from_secs(90));
+    assert_eq!(redis.max_connections, 1024);
+    assert_eq!(Config::parse("", &env(&[])).unwrap().frontends.redis, None);
+
+    let err = Config::parse(
+        "[frontends.redis]\nlisten = \"127.0.0.1:6380\"\ntarget = \"nope\"\n",
+        &env(&[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("frontends.redis.target: no engine nope") && err.contains("cache"),
+        "{err}"
+    );
+    let err = Config::parse(
+        "[frontends.redis]\nlisten = \"127.0.0.1:6380\"\ntarget = \"main\"\n",
+        &env(&[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("engine main is a sqlite engine, which does not serve the redis dialect"),
+        "{err}"
+    );
+    let err = Config::parse(
+        "[frontends.redis]\nlisten = \"127.0.0.1:6380\"\ntarget = \"cache\"\nmax_connections = 0\n",
+        &env(&[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("frontends.redis.max_connections"), "{err}");
+}

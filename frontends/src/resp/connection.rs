@@ -1,0 +1,313 @@
+//! One client connection: commands are read as they come, the ones
+//! already buffered together (a pipeline) taken as one lot; the front
+//! end's own commands run here, in order, and each run of consecutive
+//! engine commands between them goes to the core as one batch (one
+//! pipelined round trip on Redis). Replies are written in order, then
+//! flushed once per lot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{FutureExt, SinkExt, StreamExt};
+use omnigate::drivers::{Error as DriverError, ExecuteOptions, ResultSet, Statement, Value};
+use omnigate::{BatchRequest, Error, Gateway, Request};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+use super::codec::{Outgoing, ProtocolError, RespCodec};
+use super::encode::{self, Reply};
+use super::errors;
+use super::session::Session;
+
+/// Commands taken as one lot at most, however many are buffered.
+const MAX_LOT: usize = 512;
+
+/// What every connection of the listener shares.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) gateway: Gateway,
+    /// The engine every command runs on.
+    pub(super) target: String,
+    pub(super) idle_timeout: Duration,
+}
+
+/// A connection's state while it is served.
+pub(super) struct Connection {
+    pub(super) shared: Arc<Shared>,
+    pub(super) session: Session,
+}
+
+/// Whether the connection goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    Continue,
+    /// `QUIT`: close once the reply is written.
+    Close,
+}
+
+impl Connection {
+    /// Serves the client until it leaves, is idle past the idle timeout,
+    /// sends what is not a request, or `QUIT`s; then ends what the
+    /// session leaves open.
+    pub(super) async fn serve(mut self, socket: TcpStream) {
+        let mut framed = Framed::new(socket, RespCodec::default());
+        let idle = self.shared.idle_timeout;
+        loop {
+            let first = match tokio::time::timeout(idle, framed.next()).await {
+                Err(_) => {
+                    tracing::debug!(peer = %self.session.peer, "Redis client idle past idle_timeout: closed");
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(read)) => read,
+            };
+            let mut lot = Vec::new();
+            let mut ending: Option<ProtocolError> = None;
+            match first {
+                Ok(command) => lot.push(command),
+                Err(e) => ending = Some(e),
+            }
+            // What else is buffered already: a pipeline.
+            while ending.is_none() && lot.len() < MAX_LOT {
+                match framed.next().now_or_never() {
+                    Some(Some(Ok(command))) => lot.push(command),
+                    Some(Some(Err(e))) => ending = Some(e),
+                    Some(None) | None => break,
+                }
+            }
+            let (mut replies, flow) = self.run(lot).await;
+            if let Some(reply) = ending.as_ref().and_then(ProtocolError::reply) {
+                replies.push(Outgoing {
+                    protocol: self.session.protocol,
+                    reply,
+                });
+            }
+            let mut written = Ok(());
+            for reply in replies {
+                written = framed.feed(reply).await;
+                if written.is_err() {
+                    break;
+                }
+            }
+            if let Err(e) = written.and(framed.flush().await) {
+                tracing::debug!(peer = %self.session.peer, error = %e, "writing to a Redis client failed");
+                break;
+            }
+            if let Some(e) = ending {
+                tracing::debug!(peer = %self.session.peer, error = %e, "Redis client sent what is not a request: closed");
+                break;
+            }
+            if flow == Flow::Close {
+                break;
+            }
+        }
+        self.abandon_tx().await;
+    }
+
+    /// Runs a lot of commands in order; their replies, and whether to
+    /// close after them.
+    async fn run(&mut self, lot: Vec<Vec<Bytes>>) -> (Vec<Outgoing>, Flow) {
+        let mut out = Vec::with_capacity(lot.len());
+        let mut pending: Vec<Vec<Bytes>> = Vec::new();
+        for args in lot {
+            if args.is_empty() {
+                continue; // Redis ignores an empty request.
+            }
+            let name = super::commands::name(&args[0]);
+            if self.is_engine_command(&name, &args) {
+                pending.push(args);
+                continue;
+            }
+            self.run_engine(std::mem::take(&mut pending), &mut out)
+                .await;
+            let (reply, flow) = self.local(&name, args).await;
+            out.push(Outgoing {
+                protocol: self.session.protocol,
+                reply,
+            });
+            if flow == Flow::Close {
+                return (out, Flow::Close);
+            }
+        }
+        self.run_engine(pending, &mut out).await;
+        (out, Flow::Continue)
+    }
+
+    /// Runs engine commands, one call for one command, one batch for
+    /// several; queued for `EXEC` when the session is in `MULTI`.
+    async fn run_engine(&mut self, mut commands: Vec<Vec<Bytes>>, out: &mut Vec<Outgoing>) {
+        let replies = match commands.len() {
+            0 => return,
+            1 => vec![self.execute(commands.remove(0)).await],
+            _ => self.execute_batch(commands).await,
+        };
+        for reply in replies {
+            let reply = if self.session.queuing() {
+                self.session.queue(reply)
+            } else {
+                reply
+            };
+            out.push(Outgoing {
+                protocol: self.session.protocol,
+                reply,
+            });
+        }
+    }
+
+    /// The options of every engine call: bulk strings stay bytes, so a
+    /// reply tells a bulk string from a status and binary values survive.
+    fn options() -> ExecuteOptions {
+        ExecuteOptions {
+            raw_bytes: true,
+            ..ExecuteOptions::default()
+        }
+    }
+
+    /// Runs one command through the core's one route.
+    async fn execute(&self, args: Vec<Bytes>) -> Reply {
+        let Statement { text, params, .. } = statement(args);
+        let request = Request {
+            dialect: "redis".into(),
+            statement: text,
+            params,
+            target: Some(self.shared.target.clone()),
+            options: Self::options(),
+            context: self.session.context(),
+            ..Request::default()
+        };
+        match self.shared.gateway.execute(request).await {
+            Ok(response) => reply_of(response.result),
+            Err(e) => errors::reply(&e),
+        }
+    }
+
+    /// Runs several commands as one batch. When the core refuses the
+    /// batch as a whole before running any of it (a statement rule or the
+    /// caller's read-only grant denies one command), the commands run one
+    /// by one so that each gets its own reply; when it fails otherwise
+    /// (the engine timed out or went away), each command gets that error.
+    async fn execute_batch(&self, commands: Vec<Vec<Bytes>>) -> Vec<Reply> {
+        let request = BatchRequest {
+            dialect: "redis".into(),
+            statements: commands.iter().cloned().map(statement).collect(),
+            target: Some(self.shared.target.clone()),
+            options: Self::options(),
+            context: self.session.context(),
+        };
+        match self.shared.gateway.execute_batch(request).await {
+            Ok(response) => response
+                .results
+                .into_iter()
+                .map(|result| match result {
+                    Ok(result) => reply_of(result),
+                    Err(e) => errors::reply(&Error::Driver(e)),
+                })
+                .collect(),
+            Err(e) if refused_before_running(&e) => {
+                let mut replies = Vec::with_capacity(commands.len());
+                for args in commands {
+                    replies.push(self.execute(args).await);
+                }
+                replies
+            }
+            Err(e) => vec![errors::reply(&e); commands.len()],
+        }
+    }
+
+    /// When the client is gone or `RESET`s: a transaction it was queuing
+    /// (`MULTI` without `EXEC`) is rolled back, whether begun here or
+    /// joined (its commands are in it); one it joined and did not queue in
+    /// is left to whoever began it.
+    pub(super) async fn abandon_tx(&mut self) {
+        if let Some(tx) = self.session.tx.take()
+            && tx.queuing
+        {
+            let context = self.session.context();
+            if let Err(e) = self.shared.gateway.rollback(&context, &tx.id).await {
+                tracing::debug!(error = %e, "rolling back a gone Redis client's transaction");
+            }
+        }
+    }
+}
+
+/// Whether the core refused a batch before any of it ran.
+fn refused_before_running(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::PermissionDenied { .. }
+            | Error::BadParameter { .. }
+            | Error::Driver(
+                DriverError::PermissionDenied(_)
+                    | DriverError::ReadOnly(_)
+                    | DriverError::InvalidParameter { .. }
+                    | DriverError::InvalidStatement(_)
+            )
+    )
+}
+
+/// A command as a statement of the redis dialect: its name as written
+/// when it is a plain word (so rules, logs and traces show it), every
+/// argument a parameter (`$1`...): bound whole, binary-safe, never parsed
+/// as text.
+pub(super) fn statement(args: Vec<Bytes>) -> Statement {
+    let plain = args.first().is_some_and(|name| {
+        name.len() <= 64
+            && name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'|' | b':'))
+    });
+    let mut args = args.into_iter();
+    let mut text = String::with_capacity(8 + args.len() * 4);
+    if plain && let Some(name) = args.next() {
+        text.push_str(&String::from_utf8_lossy(&name));
+    }
+    let params: Vec<Value> = args.map(Value::Bytes).collect();
+    for i in 1..=params.len() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push('$');
+        text.push_str(&i.to_string());
+    }
+    Statement {
+        text,
+        params,
+        named: Vec::new(),
+    }
+}
+
+/// The reply an engine's result holds (one row of one value).
+fn reply_of(result: ResultSet) -> Reply {
+    let value = result
+        .rows
+        .into_iter()
+        .next()
+        .and_then(|row| row.into_iter().next())
+        .unwrap_or(Value::Null);
+    encode::value(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omnigate::drivers::redis_syntax::parse_command;
+
+    #[test]
+    fn commands_become_statements_that_parse_back_to_them() {
+        let args = vec![
+            Bytes::from_static(b"SET"),
+            Bytes::from_static(b"k y"),
+            Bytes::from_static(b"\"$1\" \r\n\0\xff"),
+        ];
+        let s = statement(args.clone());
+        assert_eq!(s.text, "SET $1 $2");
+        assert_eq!(parse_command(&s.text, &s.params, "t").unwrap(), args);
+        // A name that is not a plain word is bound too.
+        let odd = vec![Bytes::from_static(b"G\"ET"), Bytes::from_static(b"k")];
+        let s = statement(odd.clone());
+        assert_eq!(s.text, "$1 $2");
+        assert_eq!(parse_command(&s.text, &s.params, "t").unwrap(), odd);
+        assert_eq!(statement(vec![Bytes::from_static(b"PING")]).text, "PING");
+    }
+}

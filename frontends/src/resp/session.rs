@@ -1,0 +1,109 @@
+//! One client connection's session: who it is, the protocol it speaks, its
+//! name, and the gateway transaction it is in. Owned by the connection's
+//! task alone, so it needs no lock.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use omnigate::{CallContext, Caller, Gateway};
+
+use super::encode::{Protocol, Reply};
+
+/// A session's gateway transaction: begun here by `MULTI`, or joined by
+/// `OMNIGATE.TX JOIN`.
+#[derive(Debug)]
+pub(super) struct SessionTx {
+    /// Its id.
+    pub(super) id: String,
+    /// Between `MULTI` and `EXEC`: commands answer `+QUEUED` and their
+    /// replies wait for `EXEC`.
+    pub(super) queuing: bool,
+    /// The replies `EXEC` returns, in order.
+    pub(super) queued: Vec<Reply>,
+    /// A command failed while queuing: `EXEC` rolls back (`-EXECABORT`),
+    /// as Redis discards a transaction with an error before `EXEC`.
+    pub(super) failed: bool,
+}
+
+/// One connection's session.
+#[derive(Debug)]
+pub(super) struct Session {
+    /// The client's id (`CLIENT ID`), unique in this process.
+    pub(super) id: u64,
+    /// The client's and the listener's addresses.
+    pub(super) peer: SocketAddr,
+    pub(super) local: SocketAddr,
+    /// Who `AUTH` said it is.
+    caller: Caller,
+    /// The protocol replies are written in.
+    pub(super) protocol: Protocol,
+    /// `CLIENT SETNAME`'s name.
+    pub(super) name: Option<Bytes>,
+    /// The transaction it is in.
+    pub(super) tx: Option<SessionTx>,
+}
+
+impl Session {
+    /// A new client's session: anonymous, RESP2, no transaction.
+    pub(super) fn new(id: u64, peer: SocketAddr, local: SocketAddr) -> Self {
+        Session {
+            id,
+            peer,
+            local,
+            caller: Caller::Anonymous,
+            protocol: Protocol::Resp2,
+            name: None,
+            tx: None,
+        }
+    }
+
+    /// Whether the session may run commands: it authenticated, or the
+    /// gateway has no principals (checked now: a reload may add them).
+    pub(super) fn authenticated(&self, gateway: &Gateway) -> bool {
+        self.caller.principal().is_some() || gateway.security().is_open()
+    }
+
+    /// The caller of the session's calls.
+    pub(super) fn set_caller(&mut self, caller: Caller) {
+        self.caller = caller;
+    }
+
+    /// The context of a call made now: the caller, in the session's
+    /// transaction when it has one.
+    pub(super) fn context(&self) -> CallContext {
+        let context = CallContext::anonymous().as_caller(self.caller.clone());
+        match &self.tx {
+            Some(tx) => context.in_transaction(tx.id.clone()),
+            None => context,
+        }
+    }
+
+    /// Whether commands are being queued for `EXEC`.
+    pub(super) fn queuing(&self) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.queuing)
+    }
+
+    /// Keeps a queued command's reply for `EXEC`, or marks the
+    /// transaction failed when the command failed; what the client is
+    /// answered now.
+    pub(super) fn queue(&mut self, reply: Reply) -> Reply {
+        let Some(tx) = self.tx.as_mut() else {
+            return reply;
+        };
+        if reply.is_error() {
+            tx.failed = true;
+            return reply;
+        }
+        tx.queued.push(reply);
+        Reply::status("QUEUED")
+    }
+
+    /// `RESET`: back to a new connection's state (the caller too, when the
+    /// gateway has principals); its transaction is ended before.
+    pub(super) fn reset(&mut self) {
+        self.caller = Caller::Anonymous;
+        self.protocol = Protocol::Resp2;
+        self.name = None;
+        self.tx = None;
+    }
+}
