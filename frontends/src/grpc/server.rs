@@ -101,7 +101,13 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     let addr = config.listen;
     let security = Arc::clone(gateway.security());
     if security.is_open() {
-        if !addr.ip().is_loopback() && !security.config().allow_anonymous {
+        // Every listener: an open gateway answers anyone who reaches one.
+        let public = std::iter::once(addr)
+            .chain(gateway.frontends().listens())
+            .find(|a| !a.ip().is_loopback());
+        if let Some(addr) = public
+            && !security.config().allow_anonymous
+        {
             return Err(ServeError::Anonymous { addr });
         }
         tracing::warn!(
@@ -208,14 +214,6 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     };
     let postgres = match &gateway.frontends().postgres {
         Some(frontend) => {
-            if security.is_open()
-                && !frontend.listen.ip().is_loopback()
-                && !security.config().allow_anonymous
-            {
-                return Err(ServeError::Anonymous {
-                    addr: frontend.listen,
-                });
-            }
             let acceptor = tls.as_ref().map(|t| t.acceptor(&[b"postgresql"]));
             let addr = frontend.listen;
             Some(
@@ -227,17 +225,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         None => None,
     };
     let redis = match &gateway.frontends().redis {
-        Some(frontend) => {
-            if security.is_open()
-                && !frontend.listen.ip().is_loopback()
-                && !security.config().allow_anonymous
-            {
-                return Err(ServeError::Anonymous {
-                    addr: frontend.listen,
-                });
-            }
-            Some(crate::resp::start(gateway.clone(), frontend).await?)
-        }
+        Some(frontend) => Some(crate::resp::start(gateway.clone(), frontend).await?),
         None => None,
     };
     tracing::info!(%local_addr, tls = tls.is_some(), engines = ?engines, "omnigate listening");

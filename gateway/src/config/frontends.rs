@@ -54,6 +54,16 @@ fn default_max_connections() -> usize {
     1024
 }
 
+impl FrontendsConfig {
+    /// The addresses of the listeners that are configured.
+    pub fn listens(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.postgres
+            .iter()
+            .map(|p| p.listen)
+            .chain(self.redis.iter().map(|r| r.listen))
+    }
+}
+
 impl PostgresFrontendConfig {
     /// A listener on `listen` with the default settings.
     pub fn new(listen: SocketAddr) -> Self {

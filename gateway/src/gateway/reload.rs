@@ -99,9 +99,9 @@ impl Gateway {
             .collect();
         // Taking every principal away must not open a public listener.
         let security = &running.security;
-        // Every listener counts: the PostgreSQL-wire one too.
+        // Every listener counts: the other protocols' too.
         let public = std::iter::once(running.server.listen)
-            .chain(running.frontends.postgres.iter().map(|p| p.listen))
+            .chain(running.frontends.listens())
             .find(|addr| !addr.ip().is_loopback());
         if let Some(public) = public
             && new.principals.is_empty()
