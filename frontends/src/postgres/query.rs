@@ -367,6 +367,26 @@ impl Queries {
     }
 }
 
+/// `DEALLOCATE [PREPARE] name`: the session forgets the client's
+/// statement of that name (`DEALLOCATE ALL` leaves pgwire's store as it
+/// is: it cannot list them; statements are per connection and go with it).
+fn forget_deallocated(store: &impl pgwire::api::store::PortalStore, text: &str) {
+    let mut words = omnigate::drivers::sql::words(text);
+    if !words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"deallocate"))
+    {
+        return;
+    }
+    let name = match words.next() {
+        Some(w) if w.eq_ignore_ascii_case(b"prepare") => words.next(),
+        other => other,
+    };
+    if let Some(name) = name.filter(|n| !n.eq_ignore_ascii_case(b"all")) {
+        store.rm_statement(&String::from_utf8_lossy(name));
+    }
+}
+
 impl Reply {
     fn into_vec(self) -> Vec<Reply> {
         vec![self]
@@ -399,6 +419,7 @@ impl SimpleQueryHandler for Queries {
                 .await?;
         }
         'statements: for text in statements {
+            forget_deallocated(client.portal_store(), text);
             for reply in self.statement(text).await {
                 match reply {
                     Reply::Notice(notice) => {
