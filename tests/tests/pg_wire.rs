@@ -301,6 +301,33 @@ async fn a_transaction_spans_postgres_over_the_wire_and_redis_over_grpc() {
         rows(&app, "SELECT count(*) FROM orders").await,
         [vec![Some("2".into())]]
     );
+
+    // A joiner that goes away leaves the transaction to its owner.
+    let begin = omnigate_proto::v1::BeginRequest::default();
+    let tx = gw
+        .client
+        .begin(signed("app-token", begin))
+        .await
+        .unwrap()
+        .into_inner()
+        .tx_id;
+    let joiner = connect(addr, "app", "app-token", "main-db").await;
+    joiner
+        .simple_query(&format!("SET omnigate.tx_id = '{tx}'"))
+        .await
+        .unwrap();
+    joiner
+        .simple_query("INSERT INTO orders VALUES (5)")
+        .await
+        .unwrap();
+    drop(joiner);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let commit = omnigate_proto::v1::CommitRequest { tx_id: tx };
+    gw.client.commit(signed("app-token", commit)).await.unwrap();
+    assert_eq!(
+        rows(&app, "SELECT count(*) FROM orders WHERE id = 5").await,
+        [vec![Some("1".into())]]
+    );
 }
 
 #[tokio::test]

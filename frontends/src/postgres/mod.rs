@@ -151,8 +151,9 @@ pub async fn start(
                         tracing::debug!(%peer, "PostgreSQL client idle past idle_timeout: closed");
                     }
                 }
-                // A client gone mid-transaction rolls it back.
-                if let Some(tx) = session.tx() {
+                // A client gone mid-transaction rolls back the transaction
+                // it began (one it joined is its owner's to end).
+                if let Some(tx) = session.tx().filter(|tx| !tx.joined) {
                     let context = session.context();
                     if let Err(e) = gateway.rollback(&context, &tx.id).await {
                         tracing::debug!(error = %e, "rolling back a gone client's transaction");

@@ -258,7 +258,11 @@ impl Queries {
         };
         match self.gateway.begin_id(&self.session.context(), &options) {
             Ok((id, _)) => {
-                self.session.set_tx(Some(SessionTx { id, failed: false }));
+                self.session.set_tx(Some(SessionTx {
+                    id,
+                    failed: false,
+                    joined: false,
+                }));
                 vec![Reply::Response(Response::TransactionStart(Tag::new(
                     "BEGIN",
                 )))]
@@ -359,7 +363,11 @@ impl Queries {
         }
         match self.gateway.check_open(&self.session.context(), &id) {
             Ok(()) => {
-                self.session.set_tx(Some(SessionTx { id, failed: false }));
+                self.session.set_tx(Some(SessionTx {
+                    id,
+                    failed: false,
+                    joined: true,
+                }));
                 vec![Reply::Response(Response::TransactionStart(Tag::new("SET")))]
             }
             Err(e) => vec![fail(to_error(&e))],

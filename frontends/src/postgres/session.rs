@@ -17,6 +17,10 @@ pub(super) struct SessionTx {
     /// A statement of it failed: like PostgreSQL, every statement but the
     /// end of the transaction block is refused until then.
     pub(super) failed: bool,
+    /// Joined (`SET omnigate.tx_id`) rather than begun here: its owner
+    /// ends it, so a client that goes away leaves it to them (as the RESP
+    /// front end does).
+    pub(super) joined: bool,
 }
 
 #[derive(Debug, Default)]
