@@ -352,10 +352,12 @@ impl StorageDriver for PostgresDriver {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
-        refuse_unsendable(statement)?;
+        // A read-only caller's lift is refused as such first (its grant
+        // names it), before what no caller may send.
         if options.read_only {
             session::refuse_lifting_read_only(&statement.text)?;
         }
+        refuse_unsendable(statement)?;
         // Parameters of a known statement are checked before a connection is taken.
         let early = self.types.encode_early(statement)?;
         let client = self.connection_for(options.restricted).await?;
@@ -391,10 +393,10 @@ impl StorageDriver for PostgresDriver {
         options: ExecuteOptions,
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
-        refuse_unsendable(&statement)?;
         if options.read_only {
             session::refuse_lifting_read_only(&statement.text)?;
         }
+        refuse_unsendable(&statement)?;
         let client = self.connection_for(options.restricted).await?;
         let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
         let stream = run::stream(client, statement, options).await;
