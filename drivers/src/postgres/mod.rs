@@ -281,8 +281,9 @@ async fn max_prepared_transactions(client: &Object) -> Result<u64> {
 ///   the server's description of them cannot be read (found by
 ///   `tests/tests/large.rs`: an INTERNAL error before).
 fn refuse_unsendable(statement: &Statement) -> Result<()> {
-    crate::sql::refuse_control_outside(KIND, statement)?;
-    if crate::sql::first_keyword(&statement.text).eq_ignore_ascii_case("COPY") {
+    let keyword = crate::sql::first_keyword(&statement.text);
+    crate::sql::refuse_control_outside(KIND, keyword)?;
+    if keyword.eq_ignore_ascii_case("COPY") {
         return Err(Error::not_supported(
             "COPY (for bulk loads send INSERT statements with parameters in one \
              ExecuteBatch, or INSERT .. SELECT * FROM unnest($1, $2) with arrays; for large \

@@ -46,11 +46,10 @@ const TRANSACTION_CONTROL: &[&str] = &["BEGIN", "START", "COMMIT", "END", "ROLLB
 /// connection inside a transaction block (every later caller's writes
 /// then wait for a commit that never comes), or end one it does not
 /// own: refused, naming what to use.
-pub fn refuse_control_outside(
-    kind: &'static str,
-    statement: &crate::Statement,
-) -> crate::Result<()> {
-    let keyword = first_keyword(&statement.text);
+///
+/// `keyword` is the statement's [`first_keyword`] (a caller that needs it
+/// too reads it once).
+pub fn refuse_control_outside(kind: &'static str, keyword: &str) -> crate::Result<()> {
     if TRANSACTION_CONTROL
         .iter()
         .any(|k| keyword.eq_ignore_ascii_case(k))

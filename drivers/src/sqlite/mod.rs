@@ -159,7 +159,7 @@ impl StorageDriver for SqliteDriver {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
-        crate::sql::refuse_control_outside(KIND, statement)?;
+        crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
         let conn = self.connection().await?;
         let result = run::execute(&conn, statement.clone(), options.clone()).await;
         self.schema.note(dialect, &statement.text);
@@ -173,7 +173,7 @@ impl StorageDriver for SqliteDriver {
         _options: &ExecuteOptions,
     ) -> Result<crate::StatementShape> {
         self.descriptor.accept(dialect, statement)?;
-        crate::sql::refuse_control_outside(KIND, statement)?;
+        crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
         let conn = self.connection().await?;
         run::describe_statement(&conn, statement.text.clone()).await
     }
@@ -185,7 +185,7 @@ impl StorageDriver for SqliteDriver {
         options: ExecuteOptions,
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
-        crate::sql::refuse_control_outside(KIND, &statement)?;
+        crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
         let conn = self.connection().await?;
         let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
         let stream = run::stream(conn, statement, options).await;
