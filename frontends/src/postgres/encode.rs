@@ -6,11 +6,19 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
+use bytes::{BufMut, BytesMut};
 use futures::stream;
+use omnigate::drivers::postgres::binary;
 use omnigate::drivers::{Column, ResultSet, Value};
 use pgwire::api::Type;
+use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::error::PgWireResult;
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::types::ToSqlText;
+use pgwire::types::format::FormatOptions;
+use postgres_types::{IsNull, ToSql};
+
+use super::errors::error;
 
 /// The built-in PostgreSQL type named `name` (`int4`, `_text`, ...).
 pub(super) fn named_type(name: &str) -> Option<Type> {
@@ -89,19 +97,22 @@ pub(super) fn value_type(value: &Value) -> Type {
     }
 }
 
-/// The wire's description of a result's columns (text format).
-pub(super) fn fields(result: &ResultSet) -> Arc<Vec<FieldInfo>> {
-    Arc::new(
-        result
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let ty = column_type(c, i, &result.rows);
-                FieldInfo::new(c.name.clone(), None, None, ty, FieldFormat::Text)
-            })
-            .collect(),
-    )
+/// The wire's description of `columns` in `formats` (text when unsaid),
+/// typed by [`column_type`] from `rows` where the engine's types are not
+/// PostgreSQL's.
+pub(super) fn fields(
+    columns: &[Column],
+    rows: &[Vec<Value>],
+    formats: Option<&Format>,
+) -> Vec<FieldInfo> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = column_type(c, i, rows);
+            FieldInfo::new(c.name.clone(), None, None, ty, format_of(formats, i))
+        })
+        .collect()
 }
 
 /// The command a statement's tag names: its first keyword, and for DDL
@@ -132,38 +143,38 @@ pub(super) fn command(statement: &str) -> String {
     }
 }
 
-/// A result as the responses of one statement: rows when it has columns,
-/// else its command tag. `command` is the statement's ([`command`]).
-pub(super) fn response(command: &str, result: ResultSet) -> PgWireResult<Response> {
-    let command = command.to_owned();
+/// A result as the response of one statement (both protocols): its
+/// command tag when it has no columns, else its rows described by
+/// `fields`, each value in its field's format (binary by the PostgreSQL
+/// driver's own codec). `command` is the statement's ([`command`]); a
+/// query completes as `SELECT n`, `INSERT ... RETURNING` as `INSERT 0 n`.
+pub(super) fn response(
+    command: &str,
+    result: ResultSet,
+    fields: Vec<FieldInfo>,
+) -> PgWireResult<Response> {
     if result.columns.is_empty() {
-        return Ok(Response::Execution(tag(&command, result.rows_affected)));
+        return Ok(Response::Execution(tag(command, result.rows_affected)));
     }
-    let fields = fields(&result);
+    let fields = Arc::new(fields);
     let mut rows = Vec::with_capacity(result.rows.len());
     let mut encoder = DataRowEncoder::new(Arc::clone(&fields));
     for row in &result.rows {
-        for (value, field) in row.iter().zip(fields.iter()) {
+        for (i, (value, field)) in row.iter().zip(fields.iter()).enumerate() {
+            let raw = match field.format() {
+                FieldFormat::Binary => binary::encode(i + 1, value, field.datatype())
+                    .map_err(|e| PgWireError::UserError(Box::new(error("XX000", e.to_string()))))?,
+                FieldFormat::Text => text(value).map(|t| BytesMut::from(t.as_bytes())),
+            };
             encoder.encode_field_with_type_and_format(
-                &text(value),
+                &Raw(raw),
                 field.datatype(),
-                FieldFormat::Text,
+                field.format(),
                 field.format_options(),
             )?;
         }
         rows.push(Ok(encoder.take_row()));
     }
-    with_rows(&command, fields, rows)
-}
-
-/// A response of `rows` described by `fields`, completing with the tag
-/// of `command`: `INSERT ... RETURNING` as `INSERT 0 n`, a query as
-/// `SELECT n`.
-pub(super) fn with_rows(
-    command: &str,
-    fields: Arc<Vec<FieldInfo>>,
-    rows: Vec<PgWireResult<pgwire::messages::data::DataRow>>,
-) -> PgWireResult<Response> {
     let mut response = QueryResponse::new(fields, stream::iter(rows));
     match command {
         "INSERT" => response.set_command_tag("INSERT 0"),
@@ -171,6 +182,54 @@ pub(super) fn with_rows(
         _ => response.set_command_tag("SELECT"),
     }
     Ok(Response::Query(response))
+}
+
+/// The format of column `i` under `formats` (text when unsaid).
+pub(super) fn format_of(formats: Option<&Format>, i: usize) -> FieldFormat {
+    match formats {
+        None | Some(Format::UnifiedText) => FieldFormat::Text,
+        Some(Format::UnifiedBinary) => FieldFormat::Binary,
+        Some(Format::Individual(codes)) => codes
+            .get(i)
+            .map_or(FieldFormat::Text, |c| FieldFormat::from(*c)),
+    }
+}
+
+/// Bytes already in a column's wire format.
+#[derive(Debug)]
+struct Raw(Option<BytesMut>);
+
+impl ToSql for Raw {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            Some(bytes) => {
+                out.put_slice(bytes);
+                Ok(IsNull::No)
+            }
+            None => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Raw {
+    fn to_sql_text(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+        _: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.to_sql(ty, out)
+    }
 }
 
 /// The command tag of a statement that returned no rows.

@@ -10,24 +10,20 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::{BufMut, BytesMut};
 use futures::Sink;
 use omnigate::drivers::postgres::binary;
 use omnigate::drivers::sql::split_statements;
-use omnigate::drivers::{Column, StatementShape, Value};
+use omnigate::drivers::{StatementShape, Value};
 use omnigate::{Gateway, Request};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
-use pgwire::api::results::{FieldFormat, FieldInfo, Response};
+use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::extendedquery::Execute;
-use pgwire::types::ToSqlText;
-use pgwire::types::format::FormatOptions;
-use postgres_types::{IsNull, ToSql};
 
 use super::encode;
 use super::errors::{error, to_error};
@@ -112,68 +108,7 @@ impl QueryParser for Parser {
         let Some(shape) = &stmt.shape else {
             return Ok(Vec::new());
         };
-        Ok(fields(&shape.columns, &[], formats))
-    }
-}
-
-/// The format of column `i` under `formats` (text when unsaid).
-fn format_of(formats: Option<&Format>, i: usize) -> FieldFormat {
-    match formats {
-        None | Some(Format::UnifiedText) => FieldFormat::Text,
-        Some(Format::UnifiedBinary) => FieldFormat::Binary,
-        Some(Format::Individual(codes)) => codes
-            .get(i)
-            .map_or(FieldFormat::Text, |c| FieldFormat::from(*c)),
-    }
-}
-
-/// The description of `columns` (typed from `rows` where the engine's
-/// types are not PostgreSQL's) in `formats`.
-fn fields(columns: &[Column], rows: &[Vec<Value>], formats: Option<&Format>) -> Vec<FieldInfo> {
-    columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let ty = encode::column_type(c, i, rows);
-            FieldInfo::new(c.name.clone(), None, None, ty, format_of(formats, i))
-        })
-        .collect()
-}
-
-/// Bytes already in a column's wire format.
-#[derive(Debug)]
-struct Raw(Option<BytesMut>);
-
-impl ToSql for Raw {
-    fn to_sql(
-        &self,
-        _: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match &self.0 {
-            Some(bytes) => {
-                out.put_slice(bytes);
-                Ok(IsNull::No)
-            }
-            None => Ok(IsNull::Yes),
-        }
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    postgres_types::to_sql_checked!();
-}
-
-impl ToSqlText for Raw {
-    fn to_sql_text(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-        _: &FormatOptions,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        self.to_sql(ty, out)
+        Ok(encode::fields(&shape.columns, &[], formats))
     }
 }
 
@@ -216,39 +151,21 @@ fn parameter(portal: &Portal<Prepared>, types: &[Type], i: usize) -> PgWireResul
 }
 
 impl Queries {
-    /// A result's rows in the portal's formats, typed as `Describe` said.
-    fn portal_rows(
+    /// A result as the portal's response: in its formats, typed as
+    /// `Describe` said when it was asked (without the rows).
+    fn portal_response(
         portal: &Portal<Prepared>,
         command: &str,
         result: omnigate::drivers::ResultSet,
     ) -> PgWireResult<Response> {
         let formats = Some(&portal.result_column_format);
-        // As `Describe` said, when it was asked: typed without the rows.
-        let fields = Arc::new(match &portal.statement.statement.shape {
+        let fields = match &portal.statement.statement.shape {
             Some(shape) if shape.columns.len() == result.columns.len() => {
-                fields(&shape.columns, &[], formats)
+                encode::fields(&shape.columns, &[], formats)
             }
-            _ => fields(&result.columns, &result.rows, formats),
-        });
-        let mut rows = Vec::with_capacity(result.rows.len());
-        let mut encoder = pgwire::api::results::DataRowEncoder::new(Arc::clone(&fields));
-        for row in &result.rows {
-            for (i, (value, field)) in row.iter().zip(fields.iter()).enumerate() {
-                let raw = match field.format() {
-                    FieldFormat::Binary => binary::encode(i + 1, value, field.datatype())
-                        .map_err(|e| user_error(error("XX000", e.to_string())))?,
-                    FieldFormat::Text => encode::text(value).map(|t| BytesMut::from(t.as_bytes())),
-                };
-                encoder.encode_field_with_type_and_format(
-                    &Raw(raw),
-                    field.datatype(),
-                    field.format(),
-                    field.format_options(),
-                )?;
-            }
-            rows.push(Ok(encoder.take_row()));
-        }
-        encode::with_rows(command, fields, rows)
+            _ => encode::fields(&result.columns, &result.rows, formats),
+        };
+        encode::response(command, result, fields)
     }
 }
 
@@ -316,10 +233,7 @@ impl ExtendedQueryHandler for Queries {
         } else {
             let command = encode::command(&prepared.text);
             match self.execute(&prepared.text, params).await {
-                Ok(result) if result.columns.is_empty() => vec![Reply::Response(
-                    Response::Execution(encode::tag(&command, result.rows_affected)),
-                )],
-                Ok(result) => vec![Reply::Response(Self::portal_rows(
+                Ok(result) => vec![Reply::Response(Self::portal_response(
                     portal, &command, result,
                 )?)],
                 Err(e) => vec![Reply::Response(Response::Error(e))],

@@ -230,8 +230,9 @@ impl Queries {
         }
     }
 
-    fn rows(&self, keyword: &str, result: ResultSet) -> Vec<Reply> {
-        match encode::response(keyword, result) {
+    fn rows(&self, command: &str, result: ResultSet) -> Vec<Reply> {
+        let fields = encode::fields(&result.columns, &result.rows, None);
+        match encode::response(command, result, fields) {
             Ok(response) => vec![Reply::Response(response)],
             Err(e) => vec![fail(error("XX000", e.to_string()))],
         }
