@@ -11,7 +11,8 @@
 //!   Execute; text and binary formats);
 //! - `encode.rs`: results as rows of PostgreSQL types in text format;
 //! - `errors.rs`: errors as SQLSTATEs;
-//! - `session.rs`: one connection's state.
+//! - `session.rs`: one connection's state;
+//! - `statements.rs`: what the session reads in a statement's text.
 
 mod auth;
 mod encode;
@@ -19,6 +20,7 @@ mod errors;
 mod extended;
 mod query;
 mod session;
+mod statements;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -188,8 +190,8 @@ pub fn fuzz(data: &[u8]) {
     for statement in omnigate::drivers::sql::split_statements(&text) {
         assert!(!statement.is_empty() && text.contains(statement));
         let _ = encode::command(statement);
-        let _ = query::is_control(statement);
-        let _ = query::set_parts(statement);
+        let _ = statements::is_control(statement);
+        let _ = statements::set_parts(statement);
     }
     for (ssl, startup) in [(true, true), (false, true), (false, false)] {
         let mut context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);

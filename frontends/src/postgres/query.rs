@@ -25,6 +25,8 @@ use pgwire::messages::simplequery::Query;
 use super::encode;
 use super::errors::{error, to_error};
 use super::session::{Session, SessionTx};
+pub(super) use super::statements::is_control;
+use super::statements::{INERT_SETTINGS, forget_deallocated, set_parts};
 
 /// Runs a session's queries, in both protocols.
 pub(super) struct Queries {
@@ -32,33 +34,6 @@ pub(super) struct Queries {
     pub(super) session: Arc<Session>,
     /// Parses the extended protocol's statements.
     pub(super) parser: Arc<super::extended::Parser>,
-}
-
-/// Whether the session answers `text` itself (transaction control,
-/// settings, what the front end refuses) rather than its engine.
-pub(super) fn is_control(text: &str) -> bool {
-    let keyword = first_keyword(text).to_ascii_uppercase();
-    matches!(
-        keyword.as_str(),
-        "BEGIN"
-            | "START"
-            | "COMMIT"
-            | "END"
-            | "ROLLBACK"
-            | "ABORT"
-            | "SAVEPOINT"
-            | "RELEASE"
-            | "SET"
-            | "RESET"
-            | "DISCARD"
-            | "LISTEN"
-            | "UNLISTEN"
-            | "NOTIFY"
-            | "COPY"
-            | "PREPARE"
-            | "EXECUTE"
-            | "DEALLOCATE"
-    ) || (keyword == "SHOW" && text.to_ascii_lowercase().contains("omnigate.tx_id"))
 }
 
 /// What one statement answers: notices, then its response.
@@ -96,36 +71,6 @@ fn warning(code: &str, message: &str) -> Reply {
         code.to_owned(),
         message.to_owned(),
     )))
-}
-
-/// The session settings a client may make that change nothing the gateway
-/// returns (drivers send them at connect): answered `SET`, not run.
-const INERT_SETTINGS: &[&str] = &["application_name", "extra_float_digits", "client_encoding"];
-
-/// The setting a `SET [SESSION] name = value` / `... TO value` names,
-/// lower-cased, and its value unquoted; `None` for `SET LOCAL` and other
-/// forms.
-pub(super) fn set_parts(statement: &str) -> Option<(String, String)> {
-    // From the SET the lexer found, past any comment before it.
-    let keyword = first_keyword(statement);
-    let start = (keyword.as_ptr() as usize).checked_sub(statement.as_ptr() as usize)?;
-    let rest = statement.get(start + keyword.len()..)?.trim_start();
-    let rest = match rest.get(..8) {
-        Some(word) if word.eq_ignore_ascii_case("session ") => rest[8..].trim_start(),
-        _ => rest,
-    };
-    let lower = rest.to_ascii_lowercase();
-    let (name, value) = match (rest.find('='), lower.find(" to ")) {
-        (Some(eq), _) => (&rest[..eq], &rest[eq + 1..]),
-        (None, Some(to)) => (&rest[..to], &rest[to + 4..]),
-        (None, None) => return None,
-    };
-    let value = value.trim();
-    let value = value
-        .strip_prefix('\'')
-        .and_then(|v| v.strip_suffix('\''))
-        .unwrap_or(value);
-    Some((name.trim().to_ascii_lowercase(), value.to_owned()))
 }
 
 /// One text column named `name` holding `value`.
@@ -376,26 +321,6 @@ impl Queries {
     }
 }
 
-/// `DEALLOCATE [PREPARE] name`: the session forgets the client's
-/// statement of that name (`DEALLOCATE ALL` leaves pgwire's store as it
-/// is: it cannot list them; statements are per connection and go with it).
-fn forget_deallocated(store: &impl pgwire::api::store::PortalStore, text: &str) {
-    let mut words = omnigate::drivers::sql::words(text);
-    if !words
-        .next()
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"deallocate"))
-    {
-        return;
-    }
-    let name = match words.next() {
-        Some(w) if w.eq_ignore_ascii_case(b"prepare") => words.next(),
-        other => other,
-    };
-    if let Some(name) = name.filter(|n| !n.eq_ignore_ascii_case(b"all")) {
-        store.rm_statement(&String::from_utf8_lossy(name));
-    }
-}
-
 impl Reply {
     fn into_vec(self) -> Vec<Reply> {
         vec![self]
@@ -475,29 +400,5 @@ impl SimpleQueryHandler for Queries {
     {
         // `on_query` answers every query itself.
         Ok(Vec::new())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::set_parts;
-
-    #[test]
-    fn reads_what_a_set_sets() {
-        let parts = |s| set_parts(s).unwrap();
-        assert_eq!(
-            parts("SET omnigate.tx_id = 'abc'"),
-            ("omnigate.tx_id".into(), "abc".into())
-        );
-        assert_eq!(
-            parts("set Application_Name TO psql"),
-            ("application_name".into(), "psql".into())
-        );
-        assert_eq!(
-            parts("SET SESSION search_path = x"),
-            ("search_path".into(), "x".into())
-        );
-        assert_eq!(set_parts("SET LOCAL"), None);
-        assert_eq!(parts("-- c\rSET a = 1"), ("a".into(), "1".into()));
     }
 }
