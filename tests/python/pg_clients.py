@@ -1,6 +1,6 @@
 """psycopg 3 and asyncpg through the gateway's PostgreSQL-wire front end.
 
-Run by tests/tests/pg_wire.rs against a real PostgreSQL engine (`main-db`)
+Run by tests/tests/pg_wire/ against a real PostgreSQL engine (`main-db`)
 and the embedded SQLite (`main`): python pg_clients.py HOST PORT USER PASSWORD.
 Every check is an assert; the script prints `ok` at the end.
 """

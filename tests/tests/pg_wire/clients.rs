@@ -1,0 +1,140 @@
+//! The real PostgreSQL clients through the front end: psql, pgbench,
+//! psycopg and asyncpg.
+
+use omnigate_tests::postgres::{PgServer, client_bin};
+use omnigate_tests::redis::RedisServer;
+
+use crate::gateway;
+
+#[tokio::test]
+async fn psql_runs_queries_and_meta_commands() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    // psql blocks: it runs beside the runtime that serves it.
+    let psql = move |db: &str, args: &[&str]| {
+        std::process::Command::new(client_bin("psql"))
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", &addr.ip().to_string()])
+            .args(["-p", &addr.port().to_string(), "-U", "app", "-d", db])
+            .args(args)
+            .env("PGPASSWORD", "app-token")
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .expect("psql runs")
+    };
+    let args = [
+        "-c",
+        "CREATE TABLE psql_t (id INT, note TEXT)",
+        "-c",
+        "INSERT INTO psql_t VALUES (1, 'x')",
+        "-c",
+        "SELECT * FROM psql_t",
+        "-c",
+        "\\dt",
+    ];
+    let out = tokio::task::spawn_blocking(move || psql("main-db", &args))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("INSERT 0 1"), "{stdout}");
+    assert!(stdout.contains(" 1 | x"), "{stdout}");
+    assert!(stdout.contains("psql_t"), "\\dt lists the table: {stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_initialises_and_runs_select_only() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    let pgbench = move |args: &[&str]| {
+        std::process::Command::new(client_bin("pgbench"))
+            .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+            .args(["-U", "app"])
+            .args(args)
+            .arg("main-db")
+            .env("PGPASSWORD", "app-token")
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .expect("pgbench runs")
+    };
+    // Data generated on the server (`G`): client-side generation uses COPY.
+    let init = tokio::task::spawn_blocking(move || pgbench(&["-i", "-I", "dtGvp", "-s", "1"]))
+        .await
+        .unwrap();
+    let said = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(init.status.success(), "pgbench -i: {}", said(&init));
+    for mode in ["simple", "extended", "prepared"] {
+        let run = tokio::task::spawn_blocking(move || {
+            pgbench(&["-S", "-M", mode, "-c", "4", "-j", "2", "-t", "200"])
+        })
+        .await
+        .unwrap();
+        let out = said(&run);
+        assert!(run.status.success(), "pgbench -S -M {mode}: {out}");
+        assert!(
+            out.contains("number of transactions actually processed: 800/800"),
+            "{mode}: {out}"
+        );
+        assert!(
+            out.contains("number of failed transactions: 0"),
+            "{mode}: {out}"
+        );
+    }
+    // The default (TPC-B-like) script: BEGIN, updates, an insert, COMMIT.
+    let run = tokio::task::spawn_blocking(move || pgbench(&["-c", "2", "-t", "50"]))
+        .await
+        .unwrap();
+    let out = said(&run);
+    assert!(run.status.success(), "pgbench: {out}");
+    assert!(out.contains("processed: 100/100"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_and_asyncpg_use_both_protocols_and_transactions() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    let script = root.join("tests/python/pg_clients.py");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(&script)
+            .args([
+                &addr.ip().to_string(),
+                &addr.port().to_string(),
+                "app",
+                "app-token",
+            ])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}: run ./scripts/test.sh (it installs psycopg and asyncpg into .venv)",
+                    python.display()
+                )
+            })
+    })
+    .await
+    .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !said.contains("No module named"),
+        "{said}\ninstall the PyPI packages psycopg[binary] and asyncpg into .venv (./scripts/test.sh does)"
+    );
+    assert!(
+        out.status.success() && said.trim_end().ends_with("ok"),
+        "{said}"
+    );
+}
