@@ -111,6 +111,21 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// The schema the gateway keeps its own tables in on this engine (a
+    /// PostgreSQL engine's `gateway_schema`), or `None` (the default).
+    fn gateway_schema(&self) -> Option<&str> {
+        None
+    }
+
+    /// What of the gateway's own state on this engine (markers, the
+    /// transaction log; see [`crate::reserved`]) a caller's `statement` in
+    /// `dialect` names, said for an error message, or `None` (the
+    /// default). The pipeline refuses such a statement before it runs;
+    /// the gateway's own statements never pass through that check.
+    fn gateway_state_named(&self, _dialect: Dialect, _statement: &Statement) -> Option<String> {
+        None
+    }
+
     /// Lets go of transaction `marker`'s marker: the transaction has
     /// finished on every engine. It is kept for [`MARKER_GRACE`] more (a
     /// replica's replay begun before the finish still finds it), then

@@ -41,6 +41,7 @@ pub mod redis;
 pub mod redis_commands;
 pub mod redis_syntax;
 mod redis_types;
+pub mod reserved;
 mod resp;
 mod result;
 mod secret;

@@ -29,7 +29,7 @@ pub const MARKER_GRACE: Duration = Duration::from_secs(3600);
 /// The key (Redis, memory) or node id (FalkorDB) of the marker a buffered
 /// engine writes with a transaction's writes.
 pub fn marker_key(tx: &str) -> String {
-    format!("omnigate:tx:{tx}")
+    format!("{}{tx}", crate::reserved::MARKER_KEY_PREFIX)
 }
 
 /// How a transaction is begun on one engine.

@@ -31,6 +31,20 @@ pub enum Error {
         rule: String,
     },
 
+    /// A caller's statement named what the gateway keeps for itself on an
+    /// engine (its transaction markers or log), which no caller may read
+    /// or write: a forged or deleted marker would decide a transaction.
+    #[error(
+        "statements may not name {what} on engine {engine}: the gateway keeps its transactions' \
+         state there; see transactions with `omnigate tx list`"
+    )]
+    GatewayState {
+        /// The engine.
+        engine: String,
+        /// What the statement named (e.g. "the schema omnigate").
+        what: String,
+    },
+
     /// The caller is over one of its limits.
     #[error("principal {principal} is over its limit of {limit}{}", retry_after.map(|d| format!("; retry in {d:?}")).unwrap_or_default())]
     LimitExceeded {
@@ -397,6 +411,7 @@ impl Error {
             Error::EngineBusy { .. } => (ResourceExhausted, "ENGINE_BUSY"),
             Error::Unauthenticated { .. } => (Unauthenticated, "UNAUTHENTICATED"),
             Error::PermissionDenied { .. } => (PermissionDenied, "PERMISSION_DENIED"),
+            Error::GatewayState { .. } => (PermissionDenied, "GATEWAY_STATE"),
             Error::LimitExceeded { .. } => (ResourceExhausted, "LIMIT_EXCEEDED"),
         }
     }

@@ -68,6 +68,19 @@ impl FalkorServer {
         self.server.url(0)
     }
 
+    /// A driver on graph `g` here, as the tests' gateways configure it,
+    /// for reading the engine past the gateway.
+    pub async fn driver(&self) -> omnigate_drivers::falkordb::FalkorDriver {
+        let config = omnigate_drivers::falkordb::FalkorConfig {
+            url: self.url(),
+            graph: "g".into(),
+            ..Default::default()
+        };
+        omnigate_drivers::falkordb::FalkorDriver::connect("graph", config)
+            .await
+            .expect("the falkordb engine connects")
+    }
+
     /// The underlying server (log, kill, restart).
     pub fn server(&mut self) -> &mut RedisServer {
         &mut self.server

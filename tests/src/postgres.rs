@@ -347,6 +347,21 @@ impl PgServer {
             .expect("the postgres engine connects")
     }
 
+    /// The first value `text` answers on the `postgres` database, read
+    /// straight from the engine (as an operator would, past the gateway's
+    /// refusal of statements that name its own tables).
+    pub async fn scalar(&self, text: &str) -> omnigate_drivers::Value {
+        use omnigate_drivers::StorageDriverExt;
+        self.engine()
+            .await
+            .query_scalar(
+                omnigate_drivers::Dialect::Sql,
+                omnigate_drivers::Statement::new(text),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
     /// Kills the server at once (as a crash would).
     pub fn kill(&mut self) {
         crate::kill_now(self.child.take());

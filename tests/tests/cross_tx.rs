@@ -14,7 +14,8 @@ use omnigate_proto::v1 as pb;
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
 use omnigate_tests::{
-    TestGateway, begin_tx, commit_tx, exec, i, in_tx, request, s, scalar, tx_counts,
+    TestGateway, assert_status, begin_tx, commit_tx, exec, fail, i, in_tx, request, s, scalar,
+    tx_counts,
 };
 use pb::value::Kind;
 
@@ -124,24 +125,21 @@ async fn postgres_decides_when_it_is_the_only_live_engine_even_without_prepare()
     // commit returns).
     let mut left = None;
     for _ in 0..100 {
-        let marker = exec(
-            &mut gw.client,
-            request(
-                "sql",
-                "SELECT count(*) FROM omnigate_tx_markers WHERE record NOT LIKE 'done:%'",
-                vec![],
-            ),
-        )
-        .await;
-        left = scalar(&marker);
-        if left == Some(Kind::Int(0)) {
+        let marker = pg
+            .scalar(
+                "SELECT count(*) FROM _omnigate.omnigate_tx_markers \
+                 WHERE record NOT LIKE 'done:%'",
+            )
+            .await;
+        left = Some(marker);
+        if left == Some(Value::Int(0)) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(
         left,
-        Some(Kind::Int(0)),
+        Some(Value::Int(0)),
         "the marker of a finished transaction"
     );
 }
@@ -389,16 +387,30 @@ async fn recovery_finishes_what_a_deciding_engines_marker_records() {
     assert_eq!(prepared_count(&pg).await, Value::Int(0));
     // The fence the orphan's rollback left (see markers::fence) and the
     // done mark of a finished one are not markers of unfinished decisions.
-    let mut markers = request(
-        "sql",
-        "SELECT count(*) FROM omnigate_tx_markers \
-         WHERE record NOT LIKE 'aborted:%' AND record NOT LIKE 'done:%'",
-        vec![],
-    );
+    let unfinished = "SELECT count(*) FROM omnigate_tx_markers \
+         WHERE record NOT LIKE 'aborted:%' AND record NOT LIKE 'done:%'";
+    // No caller reads (or forges) them through the gateway...
+    let mut markers = request("sql", unfinished, vec![]);
     markers.target = "main".into();
+    let refused = fail(&mut gw.client, markers).await;
+    assert_status(
+        &refused,
+        tonic::Code::PermissionDenied,
+        "may not name the table omnigate_tx_markers on engine main",
+    );
+    // ...an operator does, on the engine.
+    let sqlite = omnigate_drivers::sqlite::SqliteDriver::open(
+        "main",
+        omnigate_drivers::sqlite::SqliteConfig::file(&db),
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        scalar(&exec(&mut gw.client, markers).await),
-        Some(Kind::Int(0)),
+        sqlite
+            .query_scalar(Dialect::Sql, Statement::new(unfinished))
+            .await
+            .unwrap(),
+        Value::Int(0),
         "the finished transaction's marker is gone"
     );
     let counts = tx_counts(&mut gw.client).await;

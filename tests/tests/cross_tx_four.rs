@@ -6,6 +6,7 @@
 use omnigate::config::{Config, DriverConfig, EngineConfig};
 use omnigate_drivers::falkordb::FalkorConfig;
 use omnigate_drivers::victoria::VictoriaConfig;
+use omnigate_drivers::{Dialect, Statement, StorageDriverExt, Value};
 use omnigate_proto::v1 as pb;
 use omnigate_tests::falkordb::FalkorServer;
 use omnigate_tests::postgres::PgServer;
@@ -103,18 +104,18 @@ async fn four_engines_commit_and_roll_back_together() {
     engines.sort();
     assert_eq!(engines, ["cache", "graph", "main-db", "metrics"]);
     assert_eq!(where_is(&mut gw, 1).await, [true; 4]);
-    let marker = exec(
-        &mut gw.client,
-        request(
-            "cypher",
-            "MATCH (m:OmnigateTxMarker) RETURN m.tx_id",
-            vec![],
-        ),
-    )
-    .await;
+    let marker = graph
+        .driver()
+        .await
+        .query_scalar(
+            Dialect::Cypher,
+            Statement::new("MATCH (m:OmnigateTxMarker) RETURN m.tx_id"),
+        )
+        .await
+        .unwrap();
     assert_eq!(
-        scalar(&marker),
-        Some(Kind::String(tx.clone())),
+        marker,
+        Value::String(tx.clone()),
         "FalkorDB's writes came with the transaction's marker"
     );
 

@@ -15,7 +15,8 @@ use omnigate::config::{Config, DriverConfig, EngineConfig};
 use omnigate_drivers::conformance::cypher::{self, ok, one};
 use omnigate_drivers::neo4j::{Neo4jConfig, Neo4jDriver};
 use omnigate_drivers::{
-    DescribeOptions, Dialect, Error, ExecuteOptions, Statement, StorageDriver, Value,
+    DescribeOptions, Dialect, Error, ExecuteOptions, Statement, StorageDriver, StorageDriverExt,
+    Value,
 };
 use omnigate_proto::v1 as pb;
 use omnigate_tests::{TestGateway, exec, request};
@@ -208,8 +209,12 @@ async fn neo4j_transactions_read_their_writes_and_decide_with_redis() {
     let after = exec(&mut gw.client, request("cypher", &count, vec![])).await;
     assert_eq!(scalar(&after), Some(Kind::Int(1)));
     let marker = format!("MATCH (m:OmnigateTxMarker {{tx_id: '{tx}'}}) RETURN count(m)");
-    let marker = exec(&mut gw.client, request("cypher", &marker, vec![])).await;
-    assert_eq!(scalar(&marker), Some(Kind::Int(1)));
+    let marker = driver()
+        .await
+        .query_scalar(Dialect::Cypher, Statement::new(marker))
+        .await
+        .unwrap();
+    assert_eq!(marker, Value::Int(1));
 
     // Rolled back: nothing on either engine.
     let tx = begin_tx(&mut gw.client, None).await;

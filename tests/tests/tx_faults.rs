@@ -13,10 +13,10 @@ use omnigate::config::{DriverConfig, EngineConfig};
 use omnigate::tx::TxOptions;
 use omnigate::tx::failpoint::{Action, LATE_DECISION};
 use omnigate::{Error as GatewayError, Gateway, Request};
-use omnigate_drivers::falkordb::{FalkorConfig, FalkorDriver};
+use omnigate_drivers::falkordb::FalkorConfig;
 use omnigate_drivers::memory::{MemoryConfig, MemoryDriver};
 use omnigate_drivers::redis::{RedisConfig, RedisDriver};
-use omnigate_drivers::sqlite::SqliteConfig;
+use omnigate_drivers::sqlite::{SqliteConfig, SqliteDriver};
 use omnigate_drivers::{
     BeginOptions, Dialect, DriverTransaction, ExecuteOptions, Statement, StorageDriver,
     StorageDriverExt, Value,
@@ -35,15 +35,6 @@ async fn redis_driver(server: &RedisServer) -> RedisDriver {
         ..RedisConfig::default()
     };
     RedisDriver::connect("cache", config).await.unwrap()
-}
-
-async fn falkor_driver(server: &FalkorServer) -> FalkorDriver {
-    let config = FalkorConfig {
-        url: server.url(),
-        graph: "g".into(),
-        ..FalkorConfig::default()
-    };
-    FalkorDriver::connect("graph", config).await.unwrap()
 }
 
 fn st(text: &str) -> Statement {
@@ -163,7 +154,7 @@ async fn writes_that_would_fail_when_applied_are_refused_before_the_decision() {
 #[tokio::test]
 async fn every_graph_write_applies_whatever_the_others_match() {
     let server = FalkorServer::start();
-    let d = falkor_driver(&server).await;
+    let d = server.driver().await;
     let count = |label: &str| {
         d.query_scalar(
             Dialect::Cypher,
@@ -317,7 +308,7 @@ async fn recovery_reads_a_backlog_of_markers_page_by_page_and_finishes_all() {
     let db = dir.path().join("decider.sqlite3");
     let backlog = 450; // over six pages of markers
     {
-        let sqlite = omnigate_drivers::sqlite::SqliteDriver::open("main", SqliteConfig::file(&db))
+        let sqlite = SqliteDriver::open("main", SqliteConfig::file(&db))
             .await
             .unwrap();
         sqlite
@@ -360,13 +351,15 @@ async fn recovery_reads_a_backlog_of_markers_page_by_page_and_finishes_all() {
         let value = first(&gateway, "redis", &format!("GET backlog:{n}"), None).await;
         assert_eq!(value, Value::from("1"), "backlog:{n}");
     }
-    let left = first(
-        &gateway,
-        "sql",
-        "SELECT count(*) FROM omnigate_tx_markers WHERE record NOT LIKE 'done:%'",
-        None,
-    )
-    .await;
+    let left = SqliteDriver::open("main", SqliteConfig::file(&db))
+        .await
+        .unwrap()
+        .query_scalar(
+            Dialect::Sql,
+            st("SELECT count(*) FROM omnigate_tx_markers WHERE record NOT LIKE 'done:%'"),
+        )
+        .await
+        .unwrap();
     assert_eq!(left, Value::Int(0), "every marker finished");
     assert_eq!(gateway.recover_transactions().await.forward, 0);
 }
@@ -398,7 +391,7 @@ async fn markers_are_let_go_of_once_a_transaction_has_finished_everywhere() {
     }
     tx.commit().await.unwrap();
     let d = redis_driver(&redis).await;
-    let falkor = falkor_driver(&graph).await;
+    let falkor = graph.driver().await;
     let key = format!("omnigate:tx:{id}");
     // Let go of off the caller's path: polled.
     let mut ttl = Value::Int(-2);

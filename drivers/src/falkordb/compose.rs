@@ -25,8 +25,8 @@ use crate::{EngineError, Error, Result, Value};
 
 use super::KIND;
 
-/// The label of the node that marks a transaction applied.
-pub(super) const MARKER_LABEL: &str = "OmnigateTxMarker";
+// The label of the node that marks a transaction applied.
+pub(super) use crate::reserved::MARKER_LABEL;
 
 /// A write as it will be chained: parameters inlined as literals (a
 /// parameter the statement names but was not given is an error now, not at

@@ -278,6 +278,10 @@ impl StorageDriver for FalkorDriver {
         self.replay_redo(marker, redo).await
     }
 
+    fn gateway_state_named(&self, _dialect: Dialect, statement: &Statement) -> Option<String> {
+        crate::reserved::cypher_names(&statement.text)
+    }
+
     async fn forget_marker(&self, marker: &str, redo_head: Option<&crate::Redo>) -> Result<()> {
         let Some(graph) = redo_head.and_then(|r| r.first()) else {
             return Ok(());

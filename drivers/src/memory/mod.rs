@@ -267,6 +267,12 @@ impl StorageDriver for MemoryDriver {
         }))
     }
 
+    fn gateway_state_named(&self, dialect: Dialect, statement: &Statement) -> Option<String> {
+        (dialect == Dialect::Redis)
+            .then(|| crate::reserved::redis_names(statement))
+            .flatten()
+    }
+
     async fn forget_marker(&self, marker: &str, _redo_head: Option<&crate::Redo>) -> Result<()> {
         let expire = Statement::new("EXPIRE $1 $2")
             .bind(crate::marker_key(marker))

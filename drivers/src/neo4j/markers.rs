@@ -5,8 +5,8 @@
 use crate::decision::{DONE, DecisionMarkers, FENCE};
 use crate::{Dialect, ResultSet, Statement, Value};
 
-/// The marker nodes' label.
-const LABEL: &str = "OmnigateTxMarker";
+// The marker nodes' label.
+use crate::reserved::MARKER_LABEL as LABEL;
 
 /// Neo4j's markers (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]

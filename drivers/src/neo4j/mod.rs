@@ -352,6 +352,10 @@ impl StorageDriver for Neo4jDriver {
         self.schema.get()
     }
 
+    fn gateway_state_named(&self, _dialect: Dialect, statement: &Statement) -> Option<String> {
+        crate::reserved::cypher_names(&statement.text)
+    }
+
     fn decision_markers(&self) -> Option<&dyn crate::DecisionMarkers> {
         Some(&markers::Neo4jMarkers)
     }

@@ -85,6 +85,11 @@ pub struct PostgresConfig {
     /// `read_only_user`'s password; set it with
     /// `OMNIGATE__ENGINES__<NAME>__READ_ONLY_PASSWORD`.
     pub read_only_password: Option<Secret>,
+    /// The schema the gateway keeps its own tables in on this engine
+    /// (transaction markers, and the transaction log when this engine
+    /// holds it); made when missing. Callers' statements that name it are
+    /// refused. A lowercase SQL name, not `public` or `pg_*`.
+    pub gateway_schema: String,
 }
 
 impl Default for PostgresConfig {
@@ -112,6 +117,7 @@ impl Default for PostgresConfig {
             ca_file: None,
             read_only_user: None,
             read_only_password: None,
+            gateway_schema: crate::reserved::DEFAULT_SCHEMA.to_owned(),
         }
     }
 }
@@ -165,6 +171,54 @@ impl PostgresConfig {
         if self.read_only_user.as_deref().is_some_and(str::is_empty) {
             return Err(".read_only_user: name a role, or leave the key out".into());
         }
+        let schema = &self.gateway_schema;
+        let lowercase_name = schema.len() <= 63
+            && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !lowercase_name
+            || schema == "public"
+            || schema == "information_schema"
+            || schema.starts_with("pg_")
+        {
+            return Err(
+                ".gateway_schema: name a schema of the gateway's own: lowercase \
+                        letters, digits and _, at most 63, not public or pg_*"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_schema_is_a_plain_name_of_its_own() {
+        let with = |schema: &str| PostgresConfig {
+            gateway_schema: schema.into(),
+            ..PostgresConfig::default()
+        };
+        assert_eq!(PostgresConfig::default().gateway_schema, "_omnigate");
+        for good in ["_omnigate", "ops", "gw_2"] {
+            assert!(with(good).validate().is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "public",
+            "pg_gw",
+            "Omnigate",
+            "gw;drop",
+            "a b",
+            "2gw",
+            "information_schema",
+        ] {
+            let err = with(bad).validate().unwrap_err();
+            assert!(err.starts_with(".gateway_schema:"), "{bad}: {err}");
+        }
+        assert!(with(&"g".repeat(64)).validate().is_err());
     }
 }

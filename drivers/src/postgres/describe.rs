@@ -17,21 +17,22 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdroppe
 LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-  AND ($1::text IS NULL OR c.relname = $1)
+  AND ($1::text IS NULL OR c.relname = $1) AND n.nspname <> $2
 ORDER BY n.nspname, c.relname, a.attnum";
 
 const SCHEMAS: &str = "
 SELECT nspname FROM pg_namespace
 WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
-  AND ($1::text IS NULL OR nspname = $1)
+  AND ($1::text IS NULL OR nspname = $1) AND nspname <> $2
 ORDER BY nspname";
 
 pub(crate) async fn describe(
     client: &impl GenericClient,
     name: Option<&str>,
+    gateway_schema: &str,
 ) -> Result<Vec<SchemaObject>> {
     let mut objects: Vec<SchemaObject> = client
-        .query(SCHEMAS, &[&name])
+        .query(SCHEMAS, &[&name, &gateway_schema])
         .await
         .map_err(|e| from_pg(e, None))?
         .into_iter()
@@ -42,7 +43,7 @@ pub(crate) async fn describe(
         })
         .collect();
     let rows = client
-        .query(CATALOG, &[&name])
+        .query(CATALOG, &[&name, &gateway_schema])
         .await
         .map_err(|e| from_pg(e, None))?;
     let mut tables: Vec<(SchemaObject, Vec<(i32, String)>)> = Vec::new();

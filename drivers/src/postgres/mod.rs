@@ -82,6 +82,8 @@ pub struct PostgresDriver {
     types: types_cache::StatementTypes,
     /// Its markers as a deciding engine.
     markers: crate::sql::SqlMarkers,
+    /// The schema of the gateway's own tables.
+    gateway_schema: String,
 }
 
 /// Whether PostgreSQL refused a cached plan because a table changed under it.
@@ -132,7 +134,8 @@ impl PostgresDriver {
             reader,
             schema: crate::SchemaEpoch::default(),
             max_prepared: 0,
-            markers: crate::sql::SqlMarkers::default(),
+            markers: crate::sql::SqlMarkers::postgres(&config.gateway_schema),
+            gateway_schema: config.gateway_schema.clone(),
             types: types_cache::StatementTypes::new(config.statement_cache_capacity),
         };
         // Warm the pool: these connections are returned idle.
@@ -463,7 +466,7 @@ impl StorageDriver for PostgresDriver {
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
         let client = self.connection().await?;
-        describe::describe(&client, options.name.as_deref()).await
+        describe::describe(&client, options.name.as_deref(), &self.gateway_schema).await
     }
 
     async fn durability(&self) -> Option<String> {
@@ -525,6 +528,15 @@ impl StorageDriver for PostgresDriver {
 
     fn decision_markers(&self) -> Option<&dyn crate::DecisionMarkers> {
         Some(&self.markers)
+    }
+
+    fn gateway_schema(&self) -> Option<&str> {
+        Some(&self.gateway_schema)
+    }
+
+    fn gateway_state_named(&self, dialect: Dialect, statement: &Statement) -> Option<String> {
+        debug_assert_eq!(dialect, Dialect::Sql);
+        crate::reserved::sql_names(&statement.text, Some(&self.gateway_schema))
     }
 }
 

@@ -177,6 +177,10 @@ impl StorageDriver for RedisDriver {
         transaction::replay(&self.pool, marker, redo).await
     }
 
+    fn gateway_state_named(&self, _dialect: Dialect, statement: &Statement) -> Option<String> {
+        crate::reserved::redis_names(statement)
+    }
+
     async fn forget_marker(&self, marker: &str, _redo_head: Option<&crate::Redo>) -> Result<()> {
         let mut conn = self.pool.connection().await?;
         ::redis::cmd("EXPIRE")

@@ -6,22 +6,39 @@
 use crate::decision::{DONE, DecisionMarkers, FENCE};
 use crate::{Dialect, ResultSet, Statement};
 
-/// The table markers are kept in unless another is given.
-pub const DEFAULT_MARKER_TABLE: &str = "omnigate_tx_markers";
+/// The markers' table (in PostgreSQL, in the gateway's schema).
+pub const MARKER_TABLE: &str = crate::reserved::TABLES[0];
 
 /// A SQL engine's markers, in one table (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlMarkers {
     /// The table, written into every statement as it is.
     table: String,
+    /// What makes the table ready (see [`DecisionMarkers::setup`]).
+    setup: String,
 }
 
 impl SqlMarkers {
-    /// Markers in `table`, a SQL name written into the statements as it is
-    /// (whoever takes it from configuration checks it first).
-    pub fn new(table: impl Into<String>) -> Self {
+    /// SQLite's markers: the table in the engine's database.
+    pub fn sqlite() -> Self {
         SqlMarkers {
-            table: table.into(),
+            table: MARKER_TABLE.to_owned(),
+            setup: format!(
+                "CREATE TABLE IF NOT EXISTS {MARKER_TABLE} \
+                 (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)"
+            ),
+        }
+    }
+
+    /// PostgreSQL's markers: the table in `schema` (a lowercase SQL name,
+    /// checked by the engine's config), made ready by [`pg_setup`].
+    pub fn postgres(schema: &str) -> Self {
+        SqlMarkers {
+            table: format!("{schema}.{MARKER_TABLE}"),
+            setup: pg_setup(
+                schema,
+                &[(MARKER_TABLE, "tx_id TEXT PRIMARY KEY, record TEXT NOT NULL")],
+            ),
         }
     }
 
@@ -31,10 +48,32 @@ impl SqlMarkers {
     }
 }
 
-impl Default for SqlMarkers {
-    fn default() -> Self {
-        SqlMarkers::new(DEFAULT_MARKER_TABLE)
+/// One PostgreSQL statement that makes the gateway's `tables` (name,
+/// columns) ready in `schema`, asking for no privilege it does not need:
+/// the schema is made only when it is missing (which needs CREATE on the
+/// database), a table only when it is missing (CREATE on the schema), and
+/// a table an earlier version made in `public` is moved in instead of
+/// made anew (which needs its ownership), so its rows, a transaction in
+/// doubt among them, are kept. So a role given USAGE and CREATE on the
+/// schema works, and so does one given only DML on tables an
+/// administrator made. Two gateways making them at once both succeed.
+pub fn pg_setup(schema: &str, tables: &[(&str, &str)]) -> String {
+    let mut body = format!(
+        "IF to_regnamespace('{schema}') IS NULL THEN \
+         BEGIN CREATE SCHEMA {schema}; \
+         EXCEPTION WHEN duplicate_schema OR unique_violation THEN NULL; END; END IF; "
+    );
+    for (table, columns) in tables {
+        body.push_str(&format!(
+            "IF to_regclass('{schema}.{table}') IS NULL THEN \
+             IF to_regclass('public.{table}') IS NOT NULL THEN \
+             ALTER TABLE public.{table} SET SCHEMA {schema}; \
+             ELSE BEGIN CREATE TABLE {schema}.{table} ({columns}); \
+             EXCEPTION WHEN duplicate_table OR unique_violation THEN NULL; END; \
+             END IF; END IF; "
+        ));
     }
+    format!("DO $omnigate$ BEGIN {body}END $omnigate$")
 }
 
 impl DecisionMarkers for SqlMarkers {
@@ -43,10 +82,7 @@ impl DecisionMarkers for SqlMarkers {
     }
 
     fn setup(&self) -> Statement {
-        Statement::new(format!(
-            "CREATE TABLE IF NOT EXISTS {} (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)",
-            self.table
-        ))
+        Statement::new(self.setup.clone())
     }
 
     fn insert(&self, tx: &str, record: &str) -> Statement {
@@ -131,7 +167,7 @@ mod tests {
     /// they moved here.
     #[test]
     fn the_statements_are_the_coordinators_own() {
-        let m = SqlMarkers::default();
+        let m = SqlMarkers::sqlite();
         let text = |s: Statement| s.text;
         assert_eq!(m.dialect(), Dialect::Sql);
         assert!(m.before_setup().is_none());
@@ -178,14 +214,20 @@ mod tests {
 
     #[test]
     fn parameters_bind_in_order_and_the_table_is_one_setting() {
-        let m = SqlMarkers::new("ops.markers");
+        let m = SqlMarkers::postgres("ops");
         let swap = m.swap("t", "old", "new");
         assert_eq!(
             swap.params,
             vec![Value::from("t"), Value::from("old"), Value::from("new")]
         );
-        assert!(swap.text.starts_with("UPDATE ops.markers SET"));
-        assert_eq!(m.table(), "ops.markers");
+        assert!(swap.text.starts_with("UPDATE ops.omnigate_tx_markers SET"));
+        assert_eq!(m.table(), "ops.omnigate_tx_markers");
+        assert!(m.setup().text.starts_with("DO $omnigate$"));
+        assert!(
+            m.setup()
+                .text
+                .contains("ALTER TABLE public.omnigate_tx_markers SET SCHEMA ops")
+        );
         let done = ResultSet {
             rows_affected: 1,
             ..ResultSet::default()

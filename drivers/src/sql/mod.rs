@@ -5,7 +5,7 @@ mod lexer;
 mod markers;
 
 pub use lexer::{Words, words};
-pub use markers::{DEFAULT_MARKER_TABLE, SqlMarkers};
+pub use markers::{MARKER_TABLE, SqlMarkers, pg_setup};
 
 /// Whether a SQL statement changes the schema (CREATE, ALTER, DROP), so
 /// cached schema metadata must be dropped. Leading comments are skipped.

@@ -118,7 +118,7 @@ impl SqliteDriver {
             pool,
             front,
             schema: crate::SchemaEpoch::default(),
-            markers: crate::sql::SqlMarkers::default(),
+            markers: crate::sql::SqlMarkers::sqlite(),
             _scratch: scratch,
         };
         // Open one connection now: a bad path fails at startup, and an
@@ -225,6 +225,10 @@ impl StorageDriver for SqliteDriver {
 
     fn schema_epoch(&self) -> u64 {
         self.schema.get()
+    }
+
+    fn gateway_state_named(&self, _dialect: Dialect, statement: &Statement) -> Option<String> {
+        crate::reserved::sql_names(&statement.text, None)
     }
 
     fn decision_markers(&self) -> Option<&dyn crate::DecisionMarkers> {

@@ -349,6 +349,7 @@ fn describe_blocking(c: &Connection, name: Option<&str>) -> rusqlite::Result<Vec
     let mut list = c.prepare_cached(
         "SELECT type, name FROM sqlite_schema \
          WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+         AND name NOT LIKE 'omnigate\\_tx\\_%' ESCAPE '\\' \
          AND (?1 IS NULL OR name = ?1) ORDER BY name",
     )?;
     let objects: Vec<(String, String)> = list

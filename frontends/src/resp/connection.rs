@@ -236,6 +236,7 @@ fn refused_before_running(err: &Error) -> bool {
     matches!(
         err,
         Error::PermissionDenied { .. }
+            | Error::GatewayState { .. }
             | Error::BadParameter { .. }
             | Error::Driver(
                 DriverError::PermissionDenied(_)

@@ -37,7 +37,7 @@ fn line(err: &Error) -> String {
         return report.message.clone();
     }
     match err {
-        Error::PermissionDenied { .. } => format!("NOPERM {err}"),
+        Error::PermissionDenied { .. } | Error::GatewayState { .. } => format!("NOPERM {err}"),
         // A write refused by the caller's read-only grant (its message
         // names the grant), or a refusal of the engine's own.
         Error::Driver(DriverError::PermissionDenied(report)) => {

@@ -56,10 +56,21 @@ pub(super) struct Routed {
 }
 
 impl Routed {
-    /// `Err(PermissionDenied)` when a statement rule of the caller denies
-    /// `statement` here (run after its parameters are encoded: a Redis
-    /// command is checked as it will be sent).
+    /// `Err(GatewayState)` when `statement` names the gateway's own state
+    /// on the engine, `Err(PermissionDenied)` when a statement rule of the
+    /// caller denies it here (run after its parameters are encoded: a
+    /// Redis command is checked as it will be sent).
     pub(super) fn check_statement(&self, statement: &Statement) -> Result<()> {
+        if let Some(what) = self
+            .engine
+            .driver
+            .gateway_state_named(self.dialect, statement)
+        {
+            return Err(Error::GatewayState {
+                engine: self.engine.name().to_owned(),
+                what,
+            });
+        }
         match &self.principal {
             Some(p) => p.grant.check_statement(
                 &p.name,

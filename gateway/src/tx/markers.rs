@@ -41,14 +41,26 @@ impl<'a> Decider<'a> {
     }
 
     /// Runs one of the markers' statements on its own, with `options`.
+    /// Where the markers have no place yet, or are kept where an earlier
+    /// version kept them ([`Error::NotFound`]), the engine is made ready
+    /// (which moves them in) and the statement runs again: reading
+    /// "no marker" then would take an upgrade's decisions for none and
+    /// roll their prepared parts back.
+    ///
+    /// [`Error::NotFound`]: omnigate_drivers::Error::NotFound
     async fn run_with(
         &self,
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> omnigate_drivers::Result<ResultSet> {
-        self.driver
-            .execute(self.markers.dialect(), statement, options)
-            .await
+        let dialect = self.markers.dialect();
+        match self.driver.execute(dialect, statement, options).await {
+            Err(omnigate_drivers::Error::NotFound(_)) => {
+                self.setup().await?;
+                self.driver.execute(dialect, statement, options).await
+            }
+            done => done,
+        }
     }
 
     /// Runs one of the markers' statements on its own.
@@ -59,10 +71,15 @@ impl<'a> Decider<'a> {
     /// Makes the engine ready to hold markers, outside any transaction
     /// (DDL inside one would take locks concurrent commits wait on).
     pub(crate) async fn setup(&self) -> omnigate_drivers::Result<()> {
+        let (dialect, options) = (self.markers.dialect(), ExecuteOptions::default());
         if let Some(before) = self.markers.before_setup() {
-            let _ = self.run(&before).await;
+            let _ = self.driver.execute(dialect, &before, &options).await;
         }
-        self.run(&self.markers.setup()).await.map(drop)
+        let setup = self.markers.setup();
+        self.driver
+            .execute(dialect, &setup, &options)
+            .await
+            .map(drop)
     }
 
     /// Marks `tx`'s marker done: every part of the transaction has
@@ -131,14 +148,9 @@ impl<'a> Decider<'a> {
     pub(crate) async fn fence(&self, tx: &str) -> omnigate_drivers::Result<bool> {
         let record = format!("{FENCE}{}", omnigate_drivers::ts::now_millis());
         let statement = self.markers.insert(tx, &record);
-        let mut written = self.run(&statement).await;
-        if let Err(omnigate_drivers::Error::NotFound(_)) = &written {
-            // No marker table yet: made now (a decider making it at the same
-            // moment is fenced all the same).
-            self.setup().await?;
-            written = self.run(&statement).await;
-        }
-        match written {
+        // No marker table yet: made now by `run` (a decider making it at
+        // the same moment is fenced all the same).
+        match self.run(&statement).await {
             Ok(_) => Ok(true),
             Err(omnigate_drivers::Error::ConstraintViolation(_)) => {
                 // Held: by a decision, or by an earlier fence of our own.

@@ -19,14 +19,23 @@ use omnigate_drivers::{Dialect, ExecuteOptions, Statement, StorageDriver, Value}
 
 use super::log::{Failure, InDoubt, PartRecord, Record};
 
-const SCHEMA: [&str; 3] = [
-    "CREATE TABLE IF NOT EXISTS omnigate_tx_log (\
-     tx_id TEXT PRIMARY KEY, state TEXT NOT NULL, parts TEXT NOT NULL, \
-     owner TEXT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-    "CREATE TABLE IF NOT EXISTS omnigate_tx_failures (\
-     tx_id TEXT NOT NULL, engine TEXT NOT NULL, why TEXT NOT NULL, \
-     at TIMESTAMPTZ NOT NULL DEFAULT now())",
-    "CREATE TABLE IF NOT EXISTS omnigate_tx_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+/// The log's tables and their columns, made in the engine's gateway
+/// schema.
+const TABLES: [(&str, &str); 3] = [
+    (
+        "omnigate_tx_log",
+        "tx_id TEXT PRIMARY KEY, state TEXT NOT NULL, parts TEXT NOT NULL, \
+         owner TEXT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now()",
+    ),
+    (
+        "omnigate_tx_failures",
+        "tx_id TEXT NOT NULL, engine TEXT NOT NULL, why TEXT NOT NULL, \
+         at TIMESTAMPTZ NOT NULL DEFAULT now()",
+    ),
+    (
+        "omnigate_tx_meta",
+        "key TEXT PRIMARY KEY, value TEXT NOT NULL",
+    ),
 ];
 
 /// The log in a PostgreSQL engine's tables.
@@ -37,6 +46,8 @@ pub struct TableLog {
     id: String,
     /// This gateway, as its rows name it.
     owner: String,
+    /// How the tables' names begin: in the engine's gateway schema.
+    prefix: String,
 }
 
 fn failure(what: &str, e: impl std::fmt::Display) -> std::io::Error {
@@ -46,28 +57,35 @@ fn failure(what: &str, e: impl std::fmt::Display) -> std::io::Error {
 impl TableLog {
     /// Makes the tables if they are missing and reads the log's identity.
     pub async fn open(driver: Arc<dyn StorageDriver>, owner: String) -> std::io::Result<Self> {
-        for ddl in SCHEMA {
-            // Two replicas starting at once may race on the same CREATE:
-            // the loser finds the table made on its second try.
-            let statement = Statement::new(ddl);
-            if run(&driver, &statement).await.is_err() {
-                run(&driver, &statement)
-                    .await
-                    .map_err(|e| failure("cannot make", e))?;
-            }
+        let Some(schema) = driver.gateway_schema().map(str::to_owned) else {
+            return Err(failure("cannot keep", "the engine is not PostgreSQL"));
+        };
+        let statement = Statement::new(omnigate_drivers::sql::pg_setup(&schema, &TABLES));
+        if run(&driver, &statement).await.is_err() {
+            // A failure of the moment (a connection lost) gets one more try.
+            run(&driver, &statement)
+                .await
+                .map_err(|e| failure("cannot make", e))?;
         }
+        let log = TableLog {
+            driver,
+            id: String::new(),
+            owner,
+            prefix: format!("{schema}.omnigate_tx_"),
+        };
         let fresh = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let claim = Statement::new(
-            "INSERT INTO omnigate_tx_meta (key, value) VALUES ('log_id', $1) \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(fresh);
-        run(&driver, &claim)
+        let claim = log
+            .sql(
+                "INSERT INTO omnigate_tx_meta (key, value) VALUES ('log_id', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(fresh);
+        run(&log.driver, &claim)
             .await
             .map_err(|e| failure("cannot name", e))?;
         let id = run(
-            &driver,
-            &Statement::new("SELECT value FROM omnigate_tx_meta WHERE key = 'log_id'"),
+            &log.driver,
+            &log.sql("SELECT value FROM omnigate_tx_meta WHERE key = 'log_id'"),
         )
         .await
         .map_err(|e| failure("cannot read", e))?
@@ -75,7 +93,13 @@ impl TableLog {
         let Value::String(id) = id else {
             return Err(failure("cannot read", "no log id"));
         };
-        Ok(TableLog { driver, id, owner })
+        Ok(TableLog { id, ..log })
+    }
+
+    /// A statement on the log's tables, written with their bare names
+    /// (`omnigate_tx_log`) and run in the gateway's schema.
+    fn sql(&self, text: &str) -> Statement {
+        Statement::new(text.replace("omnigate_tx_", &self.prefix))
     }
 
     /// The prefix of every global id this log issues.
@@ -91,7 +115,7 @@ impl TableLog {
             Record::Prepared { tx, parts, .. } => {
                 let parts =
                     serde_json::to_string(&parts).map_err(|e| failure("cannot encode", e))?;
-                Statement::new(
+                self.sql(
                     "INSERT INTO omnigate_tx_log (tx_id, state, parts, owner) \
                      VALUES ($1, 'prepared', $2, $3)",
                 )
@@ -103,11 +127,11 @@ impl TableLog {
             Record::Abort { tx } => return self.decide(&tx, false).await.map(drop),
             // Kept, marked done, for a Commit retried within the ended
             // window; swept by recovery after it.
-            Record::Done { tx } => Statement::new(
+            Record::Done { tx } => self.sql(
                 "UPDATE omnigate_tx_log SET state = 'done', updated_at = now() WHERE tx_id = $1",
             )
             .bind(tx),
-            Record::FailedAfterCommit { tx, engine, why } => Statement::new(
+            Record::FailedAfterCommit { tx, engine, why } => self.sql(
                 "INSERT INTO omnigate_tx_failures (tx_id, engine, why) VALUES ($1, $2, $3)",
             )
             .bind(tx)
@@ -124,12 +148,12 @@ impl TableLog {
     /// commit, already committed); `false` when it was decided otherwise.
     pub async fn decide(&self, tx: &str, commit: bool) -> std::io::Result<bool> {
         let statement = if commit {
-            Statement::new(
+            self.sql(
                 "UPDATE omnigate_tx_log SET state = 'committed', updated_at = now() \
                  WHERE tx_id = $1 AND state IN ('prepared', 'committed')",
             )
         } else {
-            Statement::new(
+            self.sql(
                 "UPDATE omnigate_tx_log SET state = 'aborted', updated_at = now() \
                  WHERE tx_id = $1 AND state = 'prepared'",
             )
@@ -142,15 +166,16 @@ impl TableLog {
 
     /// This gateway's rows, and those untouched for `takeover_after`.
     pub async fn in_doubt(&self, takeover_after: Duration) -> std::io::Result<Vec<InDoubt>> {
-        let statement = Statement::new(
-            "SELECT tx_id, state, parts, \
+        let statement = self
+            .sql(
+                "SELECT tx_id, state, parts, \
              (extract(epoch FROM updated_at) * 1000)::bigint FROM omnigate_tx_log \
              WHERE state IN ('prepared', 'committed') \
              AND (owner = $1 OR updated_at <= now() - make_interval(secs => $2)) \
              ORDER BY updated_at",
-        )
-        .bind(self.owner.clone())
-        .bind(takeover_after.as_secs_f64());
+            )
+            .bind(self.owner.clone())
+            .bind(takeover_after.as_secs_f64());
         let rows = run(&self.driver, &statement)
             .await
             .map_err(|e| failure("cannot read", e))?;
@@ -190,7 +215,8 @@ impl TableLog {
     /// How `tx` ended as the table records it: `Some(true)` committed,
     /// `Some(false)` rolled back, `None` unknown or undecided.
     pub async fn outcome(&self, tx: &str) -> std::io::Result<Option<(bool, Vec<PartRecord>)>> {
-        let statement = Statement::new("SELECT state, parts FROM omnigate_tx_log WHERE tx_id = $1")
+        let statement = self
+            .sql("SELECT state, parts FROM omnigate_tx_log WHERE tx_id = $1")
             .bind(tx.to_owned());
         let rows = run(&self.driver, &statement)
             .await
@@ -211,14 +237,15 @@ impl TableLog {
     /// Claims `tx`'s committed row for this gateway: `true` when it is this
     /// gateway's or untouched for `takeover_after` (and now this one's).
     pub async fn claim(&self, tx: &str, takeover_after: Duration) -> std::io::Result<bool> {
-        let statement = Statement::new(
-            "UPDATE omnigate_tx_log SET owner = $2, updated_at = now() \
+        let statement = self
+            .sql(
+                "UPDATE omnigate_tx_log SET owner = $2, updated_at = now() \
              WHERE tx_id = $1 AND state = 'committed' \
              AND (owner = $2 OR updated_at <= now() - make_interval(secs => $3))",
-        )
-        .bind(tx.to_owned())
-        .bind(self.owner.clone())
-        .bind(takeover_after.as_secs_f64());
+            )
+            .bind(tx.to_owned())
+            .bind(self.owner.clone())
+            .bind(takeover_after.as_secs_f64());
         let result = run(&self.driver, &statement)
             .await
             .map_err(|e| failure("cannot claim in", e))?;
@@ -227,11 +254,12 @@ impl TableLog {
 
     /// Deletes the rows of transactions ended more than `age` ago.
     pub async fn sweep(&self, age: Duration) -> std::io::Result<()> {
-        let statement = Statement::new(
-            "DELETE FROM omnigate_tx_log WHERE state IN ('done', 'aborted') \
+        let statement = self
+            .sql(
+                "DELETE FROM omnigate_tx_log WHERE state IN ('done', 'aborted') \
              AND updated_at <= now() - make_interval(secs => $1)",
-        )
-        .bind(age.as_secs_f64());
+            )
+            .bind(age.as_secs_f64());
         run(&self.driver, &statement)
             .await
             .map(drop)
@@ -242,7 +270,7 @@ impl TableLog {
     pub async fn failures(&self) -> std::io::Result<Vec<Failure>> {
         let rows = run(
             &self.driver,
-            &Statement::new("SELECT tx_id, engine, why FROM omnigate_tx_failures ORDER BY at"),
+            &self.sql("SELECT tx_id, engine, why FROM omnigate_tx_failures ORDER BY at"),
         )
         .await
         .map_err(|e| failure("cannot read", e))?;
@@ -263,8 +291,9 @@ impl TableLog {
     /// Acknowledges `tx`'s failure after commit; `false` when none is
     /// recorded.
     pub async fn acknowledge(&self, tx: &str) -> std::io::Result<bool> {
-        let statement =
-            Statement::new("DELETE FROM omnigate_tx_failures WHERE tx_id = $1").bind(tx.to_owned());
+        let statement = self
+            .sql("DELETE FROM omnigate_tx_failures WHERE tx_id = $1")
+            .bind(tx.to_owned());
         let result = run(&self.driver, &statement)
             .await
             .map_err(|e| failure("cannot write", e))?;
