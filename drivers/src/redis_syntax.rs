@@ -118,6 +118,18 @@ pub fn classify_error(engine: &'static str, code: &str, full_message: String) ->
     }
 }
 
+/// Splits a line as redis-cli does (quotes and escapes), every token an
+/// argument as written: no placeholders (Redis' inline commands).
+pub fn split_literal(text: &str) -> std::result::Result<Vec<Bytes>, String> {
+    Ok(split_args(text)?
+        .into_iter()
+        .map(|token| match token {
+            Token::Literal(bytes) => Bytes::from(bytes),
+            Token::Placeholder(index) => Bytes::from(format!("${index}")),
+        })
+        .collect())
+}
+
 #[derive(Debug, PartialEq)]
 enum Token {
     Literal(Vec<u8>),

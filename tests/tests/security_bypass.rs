@@ -167,9 +167,15 @@ async fn a_read_only_principal_cannot_lift_read_only_on_postgres() {
 #[tokio::test]
 async fn read_only_on_redis_is_what_redis_flags_read_only() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
+    // Both may run scripts (`@scripting`: without it every script is
+    // refused, see resp_wire/attacks.rs): read-only still holds in them.
+    let scripting = |p: PrincipalConfig| PrincipalConfig {
+        allow_commands: vec!["@scripting".into()],
+        ..p
+    };
     let principals = BTreeMap::from([
-        ("owner".to_owned(), principal("owner-token")),
-        ("reader".to_owned(), reader()),
+        ("owner".to_owned(), scripting(principal("owner-token"))),
+        ("reader".to_owned(), scripting(reader())),
     ]);
     let mut config = config(&pg, &redis, principals);
     config.engines.insert(

@@ -52,6 +52,17 @@ pub fn refusal(args: &[Bytes]) -> Option<&'static str> {
     let name = Upper::of(args.first()?);
     Some(match name.as_str() {
         "SELECT" | "SWAPDB" => "the database is set by the engine config (database)",
+        "MOVE" => "it writes into another database than the engine's (database)",
+        "COPY" if args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"DB")) => {
+            "COPY ... DB writes into another database than the engine's (database)"
+        }
+        "SCRIPT"
+            if args
+                .get(1)
+                .is_some_and(|sub| sub.eq_ignore_ascii_case(b"DEBUG")) =>
+        {
+            "SCRIPT DEBUG changes a shared connection's script mode (and SYNC blocks the server)"
+        }
         "AUTH" | "HELLO" => "credentials and protocol are set by the engine config",
         "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH" => {
             "use the gateway's transactions instead"

@@ -94,11 +94,21 @@ impl DriverTransaction for RedisTransaction {
         }
         let info = self.commands.info(&mut conn.conn, &name).await?;
         info.check_call(&name, args.len())?;
-        // A script may write whatever its flags say (EVAL carries no
-        // `write` flag): it is kept and applied at commit with the other
-        // writes, never run at once outside the transaction.
-        let script = matches!(name.as_str(), "EVAL" | "EVALSHA" | "FCALL");
-        if !info.writes && !script {
+        // Only what Redis flags `readonly` (a container's subcommand by its
+        // own entry: `XGROUP CREATE` is not, though `XGROUP` carries no
+        // `write` flag) runs at once, seeing committed state as inside
+        // MULTI. Everything else is kept and applied at commit with the
+        // writes: a script (EVAL has no `write` flag whatever it does),
+        // `PUBLISH`, `FUNCTION LOAD`, never run at once outside the
+        // transaction.
+        let full = crate::redis_commands::full_name(&args).unwrap_or_default();
+        let reads_only = matches!(full.as_str(), "ping" | "echo")
+            || if full.contains('|') {
+                self.commands.info(&mut conn.conn, &full).await?.readonly
+            } else {
+                info.readonly
+            };
+        if reads_only {
             // A read sees committed state, as inside MULTI.
             let mut command = ::redis::cmd(&name);
             for arg in &args[1..] {

@@ -95,6 +95,11 @@ impl Connection {
             );
         }
         let reply = match name {
+            // Who the session is may not change under its transaction:
+            // its commands are queued as the caller that began it.
+            "AUTH" | "HELLO" if self.session.queuing() => self.session.queue(Reply::error(
+                format!("ERR {name} inside MULTI is not allowed: EXEC or DISCARD first"),
+            )),
             "AUTH" => self.auth(&args),
             "HELLO" => self.hello(&args),
             "QUIT" => return (Reply::ok(), Flow::Close),

@@ -6,7 +6,7 @@
 //! flushed once per lot.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -22,6 +22,10 @@ use super::session::Session;
 
 /// Commands taken as one lot at most, however many are buffered.
 const MAX_LOT: usize = 512;
+
+/// How long after connecting a client may go without authenticating
+/// (when the gateway has principals) before it is closed.
+const AUTH_WITHIN: Duration = Duration::from_secs(60);
 
 /// What every connection of the listener shares.
 #[derive(Debug)]
@@ -53,10 +57,20 @@ impl Connection {
     pub(super) async fn serve(mut self, socket: TcpStream) {
         let mut framed = Framed::new(socket, RespCodec::default());
         let idle = self.shared.idle_timeout;
+        let connected = Instant::now();
         loop {
-            let first = match tokio::time::timeout(idle, framed.next()).await {
+            let authenticated = self.session.authenticated(&self.shared.gateway);
+            framed.codec_mut().authenticated = authenticated;
+            // A client that has not authenticated holds a connection slot
+            // for AUTH_WITHIN from its connect at most, whatever it sends.
+            let wait = if authenticated {
+                idle
+            } else {
+                idle.min(AUTH_WITHIN.saturating_sub(connected.elapsed()))
+            };
+            let first = match tokio::time::timeout(wait, framed.next()).await {
                 Err(_) => {
-                    tracing::debug!(peer = %self.session.peer, "Redis client idle past idle_timeout: closed");
+                    tracing::debug!(peer = %self.session.peer, authenticated, "Redis client idle past idle_timeout, or not authenticated in time: closed");
                     break;
                 }
                 Ok(None) => break,
@@ -68,31 +82,48 @@ impl Connection {
                 Ok(command) => lot.push(command),
                 Err(e) => ending = Some(e),
             }
-            // What else is buffered already: a pipeline.
-            while ending.is_none() && lot.len() < MAX_LOT {
+            // What else is buffered already: a pipeline. Before AUTH one
+            // command at a time, so the command after AUTH is read with
+            // the limits of an authenticated client.
+            while authenticated && ending.is_none() && lot.len() < MAX_LOT {
                 match framed.next().now_or_never() {
                     Some(Some(Ok(command))) => lot.push(command),
                     Some(Some(Err(e))) => ending = Some(e),
                     Some(None) | None => break,
                 }
             }
-            let (mut replies, flow) = self.run(lot).await;
+            let (mut replies, flow) = if self.session.refresh(&self.shared.gateway) {
+                self.run(lot).await
+            } else {
+                // Revoked or changed (a reload of the tokens): the session
+                // ends, and the transaction it was queuing with it.
+                let revoked = Reply::error(
+                    "NOAUTH the credentials this connection authenticated with were revoked \
+                     or changed: connect and AUTH again",
+                );
+                (vec![self.outgoing(revoked)], Flow::Close)
+            };
             if let Some(reply) = ending.as_ref().and_then(ProtocolError::reply) {
-                replies.push(Outgoing {
-                    protocol: self.session.protocol,
-                    reply,
-                });
+                replies.push(self.outgoing(reply));
             }
-            let mut written = Ok(());
-            for reply in replies {
-                written = framed.feed(reply).await;
-                if written.is_err() {
+            // A client that does not read its replies is closed after
+            // idle_timeout, with what it holds.
+            let written = tokio::time::timeout(idle, async {
+                for reply in replies {
+                    framed.feed(reply).await?;
+                }
+                framed.flush().await
+            });
+            match written.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %self.session.peer, error = %e, "writing to a Redis client failed");
                     break;
                 }
-            }
-            if let Err(e) = written.and(framed.flush().await) {
-                tracing::debug!(peer = %self.session.peer, error = %e, "writing to a Redis client failed");
-                break;
+                Err(_) => {
+                    tracing::debug!(peer = %self.session.peer, "Redis client read no reply for idle_timeout: closed");
+                    break;
+                }
             }
             if let Some(e) = ending {
                 tracing::debug!(peer = %self.session.peer, error = %e, "Redis client sent what is not a request: closed");
@@ -103,6 +134,14 @@ impl Connection {
             }
         }
         self.abandon_tx().await;
+    }
+
+    /// `reply` in the session's protocol.
+    fn outgoing(&self, reply: Reply) -> Outgoing {
+        Outgoing {
+            protocol: self.session.protocol,
+            reply,
+        }
     }
 
     /// Runs a lot of commands in order; their replies, and whether to

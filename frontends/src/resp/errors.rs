@@ -56,9 +56,19 @@ fn is_prefix(code: &str) -> bool {
 /// The reply to `EXEC` when the commit failed: a transaction rolled back
 /// everywhere is `-EXECABORT` (Redis' prefix for an EXEC that applied
 /// nothing); anything else as [`reply`] says it.
-pub(super) fn exec_reply(err: &Error) -> Reply {
+///
+/// A commit that applied in part, or whose outcome is not known, has a
+/// prefix of its own (`-TXPARTIAL`, `-TXINDOUBT`) naming the transaction,
+/// so that no client takes it for an EXEC that applied nothing and runs
+/// its writes again (an `INCR` twice); operators see it with
+/// `omnigate tx show <id>`.
+pub(super) fn exec_reply(tx: &str, err: &Error) -> Reply {
     match err {
         Error::TxAborted { .. } => Reply::error(format!("EXECABORT {err}")),
+        Error::TxFailedAfterCommit { .. } => {
+            Reply::error(format!("TXPARTIAL transaction {tx}: {err}"))
+        }
+        Error::TxInDoubt { .. } => Reply::error(format!("TXINDOUBT transaction {tx}: {err}")),
         other => reply(other),
     }
 }
@@ -143,7 +153,20 @@ mod tests {
         let unknown = Error::TxNotFound { id: "t".into() };
         assert!(text(unknown).starts_with("ERR unknown transaction"));
         let aborted = Error::TxAborted { why: "x".into() };
-        assert!(matches!(exec_reply(&aborted), Reply::Error(l) if l.starts_with("EXECABORT ")));
+        assert!(
+            matches!(exec_reply("t1", &aborted), Reply::Error(l) if l.starts_with("EXECABORT "))
+        );
+        let partial = Error::TxFailedAfterCommit {
+            engine: "cache".into(),
+            why: "OOM".into(),
+        };
+        assert!(
+            matches!(exec_reply("t1", &partial), Reply::Error(l) if l.starts_with("TXPARTIAL transaction t1: "))
+        );
+        let doubt = Error::TxInDoubt { why: "lost".into() };
+        assert!(
+            matches!(exec_reply("t1", &doubt), Reply::Error(l) if l.starts_with("TXINDOUBT transaction t1: "))
+        );
         assert!(text(Error::Unauthenticated { why: "who" }).starts_with("NOAUTH "));
     }
 }

@@ -63,6 +63,19 @@ impl Session {
         self.caller.principal().is_some() || gateway.security().is_open()
     }
 
+    /// Takes the session's principal as it is now (a reload may have
+    /// changed its grant); `false` once the credentials it authenticated
+    /// with were revoked or changed: the connection must end.
+    pub(super) fn refresh(&mut self, gateway: &Gateway) -> bool {
+        if let Caller::Principal(principal) = &self.caller {
+            match gateway.security().current(principal) {
+                Some(now) => self.caller = Caller::Principal(now),
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// The caller of the session's calls.
     pub(super) fn set_caller(&mut self, caller: Caller) {
         self.caller = caller;

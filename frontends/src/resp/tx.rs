@@ -68,14 +68,18 @@ impl Connection {
         };
         let gateway = &self.shared.gateway;
         if tx.failed {
-            if let Err(e) = gateway.rollback(&context, &tx.id).await {
-                tracing::debug!(error = %e, "EXEC: rolling back a transaction with errors");
-            }
-            return Reply::error("EXECABORT Transaction discarded because of previous errors.");
+            // Discarded, unless it could not be: a joined transaction that
+            // its owner committed meanwhile is said to be so.
+            return match gateway.rollback(&context, &tx.id).await {
+                Ok(()) => {
+                    Reply::error("EXECABORT Transaction discarded because of previous errors.")
+                }
+                Err(e) => errors::reply(&e),
+            };
         }
         match gateway.commit(&context, &tx.id).await {
             Ok(_) => Reply::Array(tx.queued),
-            Err(e) => errors::exec_reply(&e),
+            Err(e) => errors::exec_reply(&tx.id, &e),
         }
     }
 

@@ -195,6 +195,20 @@ impl Grant {
                 return Ok(Some(rule));
             }
         }
+        // A script may run any command, `@admin` ones included (`FLUSHALL`,
+        // `SWAPDB`), and a function loaded replaces another's library.
+        if (redis_commands::is_script(&full) || full == "function|load")
+            && !(allowed(&full) || allowed("@scripting"))
+        {
+            return Err(denied(
+                principal,
+                format!(
+                    "run {shown} on engine {engine} (a script may run any command, @admin \
+                     ones too; allow @scripting to let it)"
+                ),
+                format!("principals.{principal}.allow_commands"),
+            ));
+        }
         if redis_commands::is_admin(&full)
             && !(allowed(&full) || allowed(base) || allowed("@admin"))
         {
@@ -283,8 +297,15 @@ mod tests {
         let script = check("redis", "EVAL 'return 1' 0").unwrap_err();
         assert!(script.to_string().contains("no-flush"), "{script}");
         // The rule names a kind: another kind is not matched; the command
-        // is still admin there.
-        check("memory", "EVAL 'return 1' 0").unwrap();
+        // is still admin there, and a script still needs @scripting (it
+        // could run FLUSHALL).
+        let script = check("memory", "EVAL \"return redis.call('FLUSHALL')\" 0").unwrap_err();
+        assert!(script.to_string().contains("allow @scripting"), "{script}");
+        let load = check("memory", "FUNCTION LOAD REPLACE x").unwrap_err();
+        assert!(
+            load.to_string().contains("principals.app.allow_commands"),
+            "{load}"
+        );
         let admin = check("memory", "FLUSHALL").unwrap_err();
         assert!(
             admin.to_string().contains("principals.app.allow_commands"),

@@ -10,10 +10,12 @@
 //! - `auth.rs`: AUTH, read-only and statement rules;
 //! - `tx.rs`: MULTI/EXEC, joining, a transaction across PostgreSQL and
 //!   Redis, a client gone mid-MULTI;
-//! - `clients.rs`: redis-cli and redis-benchmark.
+//! - `clients.rs`: redis-cli and redis-benchmark;
+//! - `attacks.rs`: what a hostile client tried.
 
 #![allow(clippy::unwrap_used)]
 
+mod attacks;
 mod auth;
 mod clients;
 mod commands;
