@@ -210,6 +210,20 @@ pub enum Error {
         why: String,
     },
 
+    /// A statement would take a transaction past what it may buffer until
+    /// commit; it was not run, and the transaction is still usable.
+    #[error(
+        "the transaction may buffer {statements} statements and {bytes} bytes on engines that \
+         apply its writes at commit ([transactions] max_buffered_statements and \
+         max_buffered_bytes, or the principal's limits); commit it and continue in another"
+    )]
+    TxBufferFull {
+        /// Statements it may buffer.
+        statements: u64,
+        /// Bytes it may buffer.
+        bytes: u64,
+    },
+
     /// An option of the call is out of its range.
     #[error("{option}: {why}")]
     InvalidOption {
@@ -401,6 +415,7 @@ impl Error {
             Error::TxLog { .. } => (Unavailable, "TX_LOG"),
             // Not Unavailable: retry policies retry that as if nothing happened.
             Error::TxInDoubt { .. } => (Unknown, "TX_IN_DOUBT"),
+            Error::TxBufferFull { .. } => (ResourceExhausted, "TX_BUFFER_FULL"),
             Error::TxEnding { .. } => (FailedPrecondition, "TX_ENDING"),
             Error::TxFailedAfterCommit { .. } => (FailedPrecondition, "TX_FAILED_AFTER_COMMIT"),
             Error::BadParameter { .. } => (InvalidArgument, "INVALID_PARAMETER"),

@@ -75,14 +75,23 @@ pub(super) async fn run(
         if matches!(replies, Err(Error::Unavailable(_))) {
             pooled.mark_broken();
         }
+        // The replies together are held to the call's bytes, as one
+        // result is (each reply is a row of its own result, so rows are
+        // not counted across them): what passes is an error in its place.
+        let mut limits = crate::ResultLimits::new(&crate::ExecuteOptions {
+            max_rows: None,
+            ..options.clone()
+        });
         for ((i, _), reply) in sent.into_iter().zip(replies?) {
-            results[i] = Some(
-                to_value_with(reply, options.raw_bytes).map(|value| ResultSet {
+            results[i] = Some(to_value_with(reply, options.raw_bytes).and_then(|value| {
+                let row = vec![value];
+                limits.admit(&row)?;
+                Ok(ResultSet {
                     columns: vec![Column::new("reply", "")],
-                    rows: vec![vec![value]],
+                    rows: vec![row],
                     rows_affected: 0,
-                }),
-            );
+                })
+            }));
         }
     }
     Ok(results

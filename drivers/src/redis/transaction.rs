@@ -115,7 +115,8 @@ impl DriverTransaction for RedisTransaction {
                 command.arg(arg.as_ref());
             }
             let value = query(&mut conn, &command, options.timeout).await?;
-            return Ok(reply(to_value_with(value, options.raw_bytes)?));
+            return crate::ResultLimits::new(options)
+                .check(reply(to_value_with(value, options.raw_bytes)?));
         }
         if info.no_multi {
             return Err(Error::precondition(

@@ -181,6 +181,12 @@ pub struct PrincipalLimits {
     pub max_rows: Option<u64>,
     /// Bytes per result (lower than the server's `max_response_bytes`).
     pub max_bytes: Option<u64>,
+    /// Statements one transaction may buffer (lower than
+    /// `[transactions] max_buffered_statements`).
+    pub tx_buffered_statements: Option<u64>,
+    /// Bytes one transaction may buffer (lower than `[transactions]
+    /// max_buffered_bytes`).
+    pub tx_buffered_bytes: Option<u64>,
 }
 
 /// A tokens file: `[principals.*]` tables only.

@@ -54,6 +54,14 @@ pub struct TransactionsConfig {
     /// (default: the host's name and the listen port). Replicas need
     /// distinct names.
     pub instance: Option<String>,
+    /// Statements one transaction may send to the engines that keep its
+    /// writes in the gateway until commit (Redis, memory, FalkorDB,
+    /// VictoriaMetrics); one more is refused with RESOURCE_EXHAUSTED, the
+    /// transaction still usable. A principal's `limits` may set less.
+    pub max_buffered_statements: u64,
+    /// Bytes of statements (text and parameters) one transaction may send
+    /// to those engines, likewise.
+    pub max_buffered_bytes: u64,
 }
 
 impl Default for TransactionsConfig {
@@ -65,6 +73,8 @@ impl Default for TransactionsConfig {
             takeover_after: Duration::from_secs(60),
             step_timeout: Duration::from_secs(30),
             instance: None,
+            max_buffered_statements: 100_000,
+            max_buffered_bytes: 64 << 20,
         }
     }
 }

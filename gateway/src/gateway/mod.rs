@@ -157,7 +157,7 @@ impl GatewayBuilder {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(Live {
                     router: Arc::new(router),
-                    limits: Limits::from(&config.server),
+                    limits: Limits::from(&config),
                     cache: MetadataCache::new(&config.cache),
                 }),
                 transactions: Transactions::new(

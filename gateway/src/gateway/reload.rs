@@ -137,7 +137,7 @@ impl Gateway {
         };
         self.inner.live.store(Arc::new(Live {
             router: Arc::new(router),
-            limits: Limits::from(&new.server),
+            limits: Limits::from(&new),
             cache,
         }));
         *running = new;

@@ -37,14 +37,17 @@ impl Gateway {
             });
         }
         let mut options = options.clone();
+        let mut limit = self.inner.live.load().limits.tx_buffered;
         if let Some(p) = principal {
             p.grant
                 .restrict(&mut options.read_only, &mut options.restricted);
+            let (statements, bytes) = p.limiter.tx_buffered;
+            limit = limit.lowered(statements, bytes);
         }
         Ok(self
             .inner
             .transactions
-            .begin(&options, principal.map(|p| p.name.as_str())))
+            .begin(&options, principal.map(|p| p.name.as_str()), limit))
     }
 
     /// Begins a transaction as an anonymous caller (a gateway without

@@ -177,11 +177,18 @@ pub struct Limits {
     /// Bytes a result may take: a driver stops reading past it, so the
     /// gateway's memory per call is bounded by it whatever the request says.
     pub max_response_bytes: u64,
+    /// What one transaction may buffer (`[transactions]`).
+    pub tx_buffered: crate::tx::BufferLimit,
 }
 
-impl From<&crate::config::ServerConfig> for Limits {
-    fn from(server: &crate::config::ServerConfig) -> Self {
+impl From<&crate::config::Config> for Limits {
+    fn from(config: &crate::config::Config) -> Self {
+        let server = &config.server;
         Limits {
+            tx_buffered: crate::tx::BufferLimit {
+                statements: config.transactions.max_buffered_statements,
+                bytes: config.transactions.max_buffered_bytes,
+            },
             default_timeout: server.default_timeout,
             default_max_rows: server.default_max_rows,
             max_rows: server.max_rows,

@@ -22,6 +22,8 @@ pub struct Limiter {
     pub max_rows: Option<u64>,
     /// Bytes per result.
     pub max_bytes: Option<u64>,
+    /// Statements and bytes one transaction may buffer.
+    pub tx_buffered: (Option<u64>, Option<u64>),
 }
 
 /// A call's place among its principal's concurrent calls, given back when
@@ -54,6 +56,7 @@ impl Limiter {
             rate,
             max_rows: limits.max_rows,
             max_bytes: limits.max_bytes,
+            tx_buffered: (limits.tx_buffered_statements, limits.tx_buffered_bytes),
         }
     }
 

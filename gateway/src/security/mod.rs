@@ -412,6 +412,8 @@ const KEYS: &[&str] = &[
     "burst",
     "max_rows",
     "max_bytes",
+    "tx_buffered_statements",
+    "tx_buffered_bytes",
 ];
 
 /// A TOML error of the tokens file without its text: the line number and

@@ -94,6 +94,38 @@ pub struct TxOptions {
     pub restricted: bool,
 }
 
+/// What one transaction may send to the engines that keep its writes in
+/// the gateway until commit ([`Participation::Buffered`]: Redis, memory,
+/// FalkorDB, VictoriaMetrics): statements and their bytes (text and
+/// parameters), reads among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferLimit {
+    /// Statements at most.
+    pub statements: u64,
+    /// Bytes at most.
+    pub bytes: u64,
+}
+
+impl BufferLimit {
+    /// This limit, lowered by a principal's own (`None`: not lowered).
+    pub fn lowered(self, statements: Option<u64>, bytes: Option<u64>) -> BufferLimit {
+        BufferLimit {
+            statements: statements.map_or(self.statements, |s| s.min(self.statements)),
+            bytes: bytes.map_or(self.bytes, |b| b.min(self.bytes)),
+        }
+    }
+}
+
+/// Why a transaction can no longer commit.
+#[derive(Debug, Clone)]
+enum Doom {
+    /// A statement on this part has not answered yet: held while it runs
+    /// (see [`Tx::hold_doomed`]), said in full only when read.
+    Cut(usize),
+    /// Said in full.
+    Why(String),
+}
+
 /// One engine's part of a transaction.
 #[derive(Debug)]
 struct Part {
@@ -115,11 +147,14 @@ pub(crate) struct Tx {
     parts: Vec<Part>,
     /// Why the transaction can no longer commit: a statement failed on an
     /// engine that aborts its transaction then (PostgreSQL).
-    doomed: Option<String>,
+    doomed: Option<Doom>,
+    /// What it may buffer, and what it has: statements and bytes.
+    limit: BufferLimit,
+    buffered: (u64, u64),
 }
 
 impl Tx {
-    fn new(options: &TxOptions, default_idle: Duration) -> Self {
+    fn new(options: &TxOptions, default_idle: Duration, limit: BufferLimit) -> Self {
         Tx {
             options: BeginOptions {
                 read_only: options.read_only,
@@ -131,6 +166,8 @@ impl Tx {
             last_used: Instant::now(),
             parts: Vec::new(),
             doomed: None,
+            limit,
+            buffered: (0, 0),
         }
     }
 
@@ -149,12 +186,13 @@ impl Tx {
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
         let (index, options) = self.enter(coordinator, engine, options).await?;
-        let cut = self.hold_doomed(engine.name());
+        let size = self.buffer(index, statement)?;
+        let cut = self.hold_doomed(index);
         let outcome = self.parts[index]
             .session
             .execute(dialect, statement, &options)
             .await;
-        self.leave(index, cut, outcome.as_ref().err());
+        self.leave(index, cut, outcome.as_ref().err(), size);
         outcome.map_err(Error::from)
     }
 
@@ -171,12 +209,13 @@ impl Tx {
         options: &ExecuteOptions,
     ) -> Result<omnigate_drivers::RowStream> {
         let (index, options) = self.enter(coordinator, engine, options).await?;
-        let cut = self.hold_doomed(engine.name());
+        let size = self.buffer(index, statement)?;
+        let cut = self.hold_doomed(index);
         let outcome = self.parts[index]
             .session
             .execute_stream(dialect, statement, &options)
             .await;
-        self.leave(index, cut, outcome.as_ref().err());
+        self.leave(index, cut, outcome.as_ref().err(), size);
         outcome.map_err(Error::from)
     }
 
@@ -202,27 +241,68 @@ impl Tx {
         Ok((index, self.options.apply(options)))
     }
 
-    /// Dooms the transaction until the statement on `engine` has answered
-    /// (see [`Tx::leave`]): a call dropped meanwhile (its caller went away,
-    /// its deadline passed) leaves a statement that may still run on the
-    /// engine, and the transaction can then only roll back. Whether it was
-    /// doomed here.
-    fn hold_doomed(&mut self, engine: &str) -> bool {
+    /// The bytes `statement` adds to what the transaction buffers on part
+    /// `index` (0 on a part that buffers nothing), or
+    /// `Err(TxBufferFull)` when it would pass the transaction's limit: the
+    /// statement is not run, and the transaction stays usable.
+    fn buffer(&self, index: usize, statement: &Statement) -> Result<u64> {
+        if self.parts[index].session.participation() != Participation::Buffered {
+            return Ok(0);
+        }
+        let size = statement.text.len() as u64 + omnigate_drivers::row_size(&statement.params);
+        let (statements, bytes) = self.buffered;
+        if statements >= self.limit.statements || bytes.saturating_add(size) > self.limit.bytes {
+            return Err(Error::TxBufferFull {
+                statements: self.limit.statements,
+                bytes: self.limit.bytes,
+            });
+        }
+        Ok(size)
+    }
+
+    /// Dooms the transaction until the statement on part `index` has
+    /// answered (see [`Tx::leave`]): a call dropped meanwhile (its caller
+    /// went away, its deadline passed) leaves a statement that may still
+    /// run on the engine, and the transaction can then only roll back.
+    /// Whether it was doomed here. Nothing is allocated: the reason is
+    /// said when it is read.
+    fn hold_doomed(&mut self, index: usize) -> bool {
         let cut = self.doomed.is_none();
         if cut {
-            self.doomed = Some(format!(
-                "a statement on engine {engine} was cut before it answered (it may still have run)"
-            ));
+            self.doomed = Some(Doom::Cut(index));
         }
         cut
     }
 
+    /// Why the transaction can no longer commit, if it cannot.
+    fn doomed_why(&self) -> Option<String> {
+        Some(match self.doomed.as_ref()? {
+            Doom::Cut(index) => format!(
+                "a statement on engine {} was cut before it answered (it may still have run)",
+                self.parts.get(*index).map_or("?", |p| p.engine.as_str())
+            ),
+            Doom::Why(why) => why.clone(),
+        })
+    }
+
     /// After the statement on part `index` answered (`failed`, if it did
-    /// with an error): lifts the hold of [`Tx::hold_doomed`], and dooms the
+    /// with an error; `size` bytes buffered if it did not): lifts the hold
+    /// of [`Tx::hold_doomed`], counts what was buffered, and dooms the
     /// transaction if the failure leaves it unable to commit.
-    fn leave(&mut self, index: usize, cut: bool, failed: Option<&omnigate_drivers::Error>) {
+    fn leave(
+        &mut self,
+        index: usize,
+        cut: bool,
+        failed: Option<&omnigate_drivers::Error>,
+        size: u64,
+    ) {
         if cut {
             self.doomed = None;
+        }
+        if failed.is_none() && self.parts[index].session.participation() == Participation::Buffered
+        {
+            self.buffered.0 += 1;
+            self.buffered.1 = self.buffered.1.saturating_add(size);
         }
         let engine_name = &self.parts[index].engine;
         let why = match failed {
@@ -281,13 +361,15 @@ impl Tx {
 
     /// Makes the transaction roll back at commit, saying why.
     pub(crate) fn doom(&mut self, why: String) {
-        self.doomed.get_or_insert(why);
+        if !matches!(self.doomed, Some(Doom::Why(_))) {
+            self.doomed = Some(Doom::Why(why));
+        }
     }
 
     /// Commits every part, all or nothing; the engines that took part. One
     /// part commits natively; several go through the coordinator.
     pub(crate) async fn commit(self, id: &str, coordinator: &Coordinator) -> Result<Vec<String>> {
-        if let Some(why) = self.doomed.clone() {
+        if let Some(why) = self.doomed_why() {
             self.rollback().await;
             return Err(Error::TxAborted { why });
         }

@@ -130,11 +130,16 @@ impl Transactions {
         key.rsplit('\0').next().unwrap_or(key)
     }
 
-    /// Begins a transaction for `owner`: its id, and how long it may stay
-    /// idle.
-    pub(crate) fn begin(&self, options: &TxOptions, owner: Option<&str>) -> (String, Duration) {
+    /// Begins a transaction for `owner`, which may buffer up to `limit`:
+    /// its id, and how long it may stay idle.
+    pub(crate) fn begin(
+        &self,
+        options: &TxOptions,
+        owner: Option<&str>,
+        limit: super::BufferLimit,
+    ) -> (String, Duration) {
         let id = uuid::Uuid::new_v4().to_string();
-        let tx = Tx::new(options, self.default_idle);
+        let tx = Tx::new(options, self.default_idle, limit);
         self.coordinator
             .counters
             .begun
