@@ -15,7 +15,6 @@
 //! [`StorageDriver::gateway_state_named`]: crate::StorageDriver::gateway_state_named
 
 use crate::redis_syntax::parse_command;
-use crate::sql::words;
 use crate::{Statement, Value};
 
 /// How the key (Redis, memory) or node id of a buffered engine's marker
@@ -49,28 +48,79 @@ fn contains_ignoring_case(haystack: &[u8], needle: &[u8]) -> bool {
             .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// What of the gateway's own a SQL statement names: `schema` (PostgreSQL's
-/// gateway schema; `None` on SQLite) or one of its [`TABLES`], as a word
-/// of the statement (an identifier, quoted or not, compared without case
-/// as PostgreSQL folds it), or anywhere in a statement with a
-/// dollar-quoted body (`DO $$ .. $$`, a function's body), whose code the
-/// lexer reads as a string.
+/// What of the gateway's own a SQL statement names: `schema`
+/// (PostgreSQL's gateway schema; `None` on SQLite) or one of its
+/// [`TABLES`], anywhere in its text as a whole word (not part of a longer
+/// name), without case: as an identifier (quoted or not), and also inside
+/// a string, since a string may be code (`DO '…'`, a function's body,
+/// `query_to_xml('…')`), a name (SQLite reads `'t'` as one), or not a
+/// string at all (`standard_conforming_strings` off). Unicode escapes
+/// (`U&"\005fomnigate"`, with `UESCAPE`) are decoded first.
 pub fn sql_names(text: &str, schema: Option<&str>) -> Option<String> {
-    let names = || schema.into_iter().chain(TABLES);
-    let named = |word: &[u8]| names().find(|n| word.eq_ignore_ascii_case(n.as_bytes()));
-    if let Some(name) = words(text).find_map(named) {
-        return Some(describe_sql(name, schema));
+    let decoded = unicode_unescaped(text);
+    let bytes = decoded.as_bytes();
+    schema
+        .into_iter()
+        .chain(TABLES)
+        .find(|name| contains_word(bytes, name.as_bytes()))
+        .map(|name| describe_sql(name, schema))
+}
+
+/// Whether `needle` occurs in `haystack` (ASCII letters without case) with
+/// no identifier character just before or after it.
+fn contains_word(haystack: &[u8], needle: &[u8]) -> bool {
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    let n = needle.len();
+    n > 0
+        && haystack.windows(n).enumerate().any(|(i, w)| {
+            w.eq_ignore_ascii_case(needle)
+                && (i == 0 || !ident(haystack[i - 1]))
+                && haystack.get(i + n).is_none_or(|&b| !ident(b))
+        })
+}
+
+/// `text` with PostgreSQL's Unicode escapes (`\XXXX`, `\+XXXXXX`, after
+/// `\` or any character a `UESCAPE` names) decoded wherever they occur,
+/// when the text has a `U&` literal; else `text` as it is.
+fn unicode_unescaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !contains_ignoring_case(text.as_bytes(), b"u&") {
+        return std::borrow::Cow::Borrowed(text);
     }
-    let bytes = text.as_bytes();
-    let dollar_quoted = bytes
-        .windows(2)
-        .any(|w| w[0] == b'$' && (w[1] == b'$' || w[1].is_ascii_alphabetic() || w[1] == b'_'));
-    if dollar_quoted {
-        return names()
-            .find(|n| contains_ignoring_case(bytes, n.as_bytes()))
-            .map(|n| describe_sql(n, schema));
+    let mut escapes = vec!['\\'];
+    let lower = text.to_ascii_lowercase();
+    for (at, _) in lower.match_indices("uescape") {
+        if let Some(c) = text[at + 7..]
+            .trim_start()
+            .strip_prefix('\'')
+            .and_then(|rest| rest.chars().next())
+        {
+            escapes.push(c);
+        }
     }
-    None
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if escapes.contains(&c) {
+            let (digits, skip) = match chars.get(i + 1) {
+                Some('+') => (chars.get(i + 2..i + 8), 8),
+                _ => (chars.get(i + 1..i + 5), 5),
+            };
+            let decoded = digits
+                .filter(|d| d.iter().all(char::is_ascii_hexdigit))
+                .and_then(|d| u32::from_str_radix(&d.iter().collect::<String>(), 16).ok())
+                .and_then(char::from_u32);
+            if let Some(decoded) = decoded {
+                out.push(decoded);
+                i += skip;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn describe_sql(name: &str, schema: Option<&str>) -> String {
@@ -92,7 +142,11 @@ pub fn redis_names(statement: &Statement) -> Option<String> {
         Value::Bytes(b) => b.starts_with(prefix),
         _ => false,
     };
-    let suspect = contains_ignoring_case(statement.text.as_bytes(), prefix)
+    // A quoted argument may spell the prefix with escapes (`"\x6fmnigate"`):
+    // a backslash anywhere makes the command parsed too.
+    let text = statement.text.as_bytes();
+    let suspect = contains_ignoring_case(text, prefix)
+        || text.contains(&b'\\')
         || statement.params.iter().any(in_param);
     if !suspect {
         return None;
@@ -134,11 +188,21 @@ mod tests {
             sql_names("TRUNCATE omnigate.t", s).as_deref(),
             Some("the schema omnigate")
         );
+        // Strings may be code or names; escapes are decoded.
         for text in [
             "SELECT 'omnigate.omnigate_tx_markers'",
+            "DO 'BEGIN DELETE FROM omnigate.omnigate_tx_markers; END'",
+            "DELETE FROM U&\"\\006fmnigate\".t",
+            "DELETE FROM U&\"!006fmnigate\" UESCAPE '!' .t",
+            "DELETE FROM U&\"\\+00006fmnigate\".t",
+        ] {
+            assert!(sql_names(text, s).is_some(), "{text}");
+        }
+        for text in [
             "SELECT * FROM omnigate_app.users WHERE note = $1",
-            "-- omnigate\nSELECT 1",
             "SELECT omnigate_txt FROM t",
+            "SELECT my_omnigate FROM t",
+            "SELECT 'omnigated'",
         ] {
             assert_eq!(sql_names(text, s), None, "{text}");
         }
@@ -163,6 +227,7 @@ mod tests {
         assert!(named("SET k $1", vec![Value::from("x")]).is_none());
         assert!(named("SET k \"see omnigate:tx:1\"", vec![]).is_none());
         assert!(named("SET k v", vec![]).is_none());
+        assert!(named("DEL \"\\x6fmnigate:tx:abc\"", vec![]).is_some());
     }
 
     #[test]

@@ -251,7 +251,101 @@ async fn an_upgrade_moves_the_tables_out_of_public_and_finishes_what_they_decide
         matches!(&moved, Value::String(r) if r.starts_with("done:")),
         "{moved:?}"
     );
+    // A view stands where the table was: a replica still running the
+    // earlier version reads and writes the moved rows through it.
+    let through_view = main
+        .query_scalar(
+            Dialect::Sql,
+            Statement::new(
+                "SELECT count(*) FROM public.omnigate_tx_markers WHERE tx_id = 'tx-old'",
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(through_view, Value::Int(1));
     drop(gw);
+}
+
+#[tokio::test]
+async fn an_upgrade_finds_tables_where_the_role_s_search_path_put_them_and_never_ignores_rows() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let admin = admin(&pg, "postgres").await;
+    // The earlier README's layout: schema `omnigate` first on the role's
+    // search path, the log and markers made there by unqualified names.
+    run(
+        &admin,
+        &[
+            "CREATE ROLE gw LOGIN",
+            "CREATE SCHEMA omnigate AUTHORIZATION gw",
+            "GRANT CREATE ON DATABASE postgres TO gw",
+            "ALTER ROLE gw SET search_path = omnigate, public",
+            "CREATE TABLE omnigate.omnigate_tx_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT INTO omnigate.omnigate_tx_meta VALUES ('log_id', 'earlier')",
+            "ALTER TABLE omnigate.omnigate_tx_meta OWNER TO gw",
+            // Another gateway's schema in the same database: not touched.
+            "CREATE SCHEMA other_gw",
+            "CREATE TABLE other_gw.omnigate_tx_markers (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)",
+        ],
+    )
+    .await;
+    let mut config = Config::default();
+    config.engines.clear();
+    let mut engine = PostgresConfig {
+        url: Some(format!("postgres://gw@127.0.0.1:{}/postgres", pg.port())),
+        ..PostgresConfig::default()
+    };
+    engine.pool.max_connections = 4;
+    config.engines.insert(
+        "main-db".into(),
+        EngineConfig::new(DriverConfig::Postgres(engine)),
+    );
+    redis.add_to(&mut config);
+    config.transactions.log = Some("main-db".into());
+    let gw = TestGateway::with_config(config.clone()).await;
+    // The log kept its identity (the prefix of its prepared transactions'
+    // ids): the table was moved, not made anew.
+    let id = admin
+        .query_scalar(
+            Dialect::Sql,
+            Statement::new("SELECT value FROM _omnigate.omnigate_tx_meta WHERE key = 'log_id'"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(id, Value::from("earlier"));
+    let untouched = admin
+        .query_scalar(
+            Dialect::Sql,
+            Statement::new("SELECT count(*) FROM other_gw.omnigate_tx_markers"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(untouched, Value::Int(0));
+    drop(gw);
+
+    // An earlier table that holds rows beside the gateway's is never
+    // ignored: the engine decides nothing until it is dealt with, saying
+    // what to do.
+    run(
+        &admin,
+        &[
+            "CREATE TABLE omnigate.omnigate_tx_markers (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)",
+            "INSERT INTO omnigate.omnigate_tx_markers VALUES ('stray', '[]')",
+            "ALTER TABLE omnigate.omnigate_tx_markers OWNER TO gw",
+        ],
+    )
+    .await;
+    let mut gw = TestGateway::with_config(config).await;
+    let tx = begin_tx(&mut gw.client, None).await;
+    let mut select = in_tx(&tx, "sql", "SELECT 1", vec![]);
+    select.target = "main-db".into();
+    exec(&mut gw.client, select).await;
+    exec(&mut gw.client, in_tx(&tx, "redis", "SET k v", vec![])).await;
+    let refused = commit_tx(&mut gw.client, &tx).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("holds transaction records"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

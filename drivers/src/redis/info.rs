@@ -55,6 +55,9 @@ impl CommandInfo {
     }
 }
 
+/// The longest command name asked about (`container|subcommand`).
+const MAX_NAME: usize = 64;
+
 /// The known commands, by lower-case name.
 #[derive(Debug, Clone)]
 pub(super) struct Commands(moka::sync::Cache<String, CommandInfo>);
@@ -70,6 +73,11 @@ impl Commands {
         conn: &mut MultiplexedConnection,
         name: &str,
     ) -> Result<CommandInfo> {
+        // No command's name is longer: a caller's long word is asked of
+        // no server and kept in no cache.
+        if name.len() > MAX_NAME {
+            return Ok(unknown());
+        }
         let key = name.to_ascii_lowercase();
         if let Some(known) = self.0.get(&key) {
             return Ok(known);
@@ -81,7 +89,11 @@ impl Commands {
             .await
             .map_err(from_redis)?;
         let info = parse(&reply);
-        self.0.insert(key, info);
+        // Only commands the server knows are kept: a caller cannot fill
+        // the cache with made-up names.
+        if info.known {
+            self.0.insert(key, info);
+        }
         Ok(info)
     }
 

@@ -51,12 +51,21 @@ impl SqlMarkers {
 /// One PostgreSQL statement that makes the gateway's `tables` (name,
 /// columns) ready in `schema`, asking for no privilege it does not need:
 /// the schema is made only when it is missing (which needs CREATE on the
-/// database), a table only when it is missing (CREATE on the schema), and
-/// a table an earlier version made in `public` is moved in instead of
-/// made anew (which needs its ownership), so its rows, a transaction in
-/// doubt among them, are kept. So a role given USAGE and CREATE on the
-/// schema works, and so does one given only DML on tables an
-/// administrator made. Two gateways making them at once both succeed.
+/// database), a table only when it is missing (CREATE on the schema). So a
+/// role given USAGE and CREATE on the schema works, and so does one given
+/// only DML on tables an administrator made. Two gateways making them at
+/// once both succeed.
+///
+/// An earlier version's table — where its unqualified name resolves on
+/// the role's search path (`public`, or the schema that version's README
+/// put first), as that version's own statements resolved it — is moved
+/// in instead, with its rows (a transaction in doubt among them), which
+/// needs its ownership; a view of the same name is left where it was, so
+/// a replica still running the earlier version reads and writes the moved
+/// rows rather than making an empty table there. Tables of the same name
+/// elsewhere (another gateway's schema) are not touched. Never a fresh
+/// table beside an earlier one that still holds rows: the statement fails
+/// saying so (ignoring their rows would take their decisions for none).
 pub fn pg_setup(schema: &str, tables: &[(&str, &str)]) -> String {
     let mut body = format!(
         "IF to_regnamespace('{schema}') IS NULL THEN \
@@ -65,15 +74,34 @@ pub fn pg_setup(schema: &str, tables: &[(&str, &str)]) -> String {
     );
     for (table, columns) in tables {
         body.push_str(&format!(
-            "IF to_regclass('{schema}.{table}') IS NULL THEN \
-             IF to_regclass('public.{table}') IS NOT NULL THEN \
-             ALTER TABLE public.{table} SET SCHEMA {schema}; \
-             ELSE BEGIN CREATE TABLE {schema}.{table} ({columns}); \
-             EXCEPTION WHEN duplicate_table OR unique_violation THEN NULL; END; \
-             END IF; END IF; "
+            "place := NULL; \
+             SELECT n.nspname INTO place FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = to_regclass('{table}') AND c.relkind = 'r' \
+             AND n.nspname <> '{schema}'; \
+             IF to_regclass('{schema}.{table}') IS NULL THEN \
+               IF place IS NOT NULL THEN \
+                 EXECUTE format('ALTER TABLE %I.{table} SET SCHEMA {schema}', place); \
+                 BEGIN EXECUTE format('CREATE VIEW %I.{table} AS SELECT * FROM {schema}.{table}', \
+                   place); \
+                 EXCEPTION WHEN OTHERS THEN RAISE WARNING 'moved %.{table} into schema {schema} \
+                   but could not leave a view in its place (%): stop every gateway of an earlier \
+                   version before starting this one', place, SQLERRM; END; \
+               ELSE BEGIN CREATE TABLE {schema}.{table} ({columns}); \
+                 EXCEPTION WHEN duplicate_table OR unique_violation THEN NULL; END; \
+               END IF; \
+             ELSIF place IS NOT NULL THEN \
+               EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.{table})', place) INTO held; \
+               IF held THEN RAISE EXCEPTION 'table %.{table} of an earlier gateway holds \
+                 transaction records beside {schema}.{table}: stop every gateway, move its rows \
+                 into {schema}.{table}, drop it, and start again', place; END IF; \
+             END IF; "
         ));
     }
-    format!("DO $omnigate$ BEGIN {body}END $omnigate$")
+    format!(
+        "DO $omnigate$ DECLARE place text; held boolean; \
+         BEGIN {body}END $omnigate$"
+    )
 }
 
 impl DecisionMarkers for SqlMarkers {
@@ -226,7 +254,7 @@ mod tests {
         assert!(
             m.setup()
                 .text
-                .contains("ALTER TABLE public.omnigate_tx_markers SET SCHEMA ops")
+                .contains("ALTER TABLE %I.omnigate_tx_markers SET SCHEMA ops")
         );
         let done = ResultSet {
             rows_affected: 1,

@@ -27,6 +27,10 @@ use super::encode::{Protocol, Reply};
 /// buffer limit, smaller: every connection of the gateway may hold one).
 pub(super) const MAX_REQUEST_BYTES: usize = 64 << 20;
 
+/// Room for a request's framing (`*n`, `$len` and CRLFs) beyond its
+/// arguments' bytes.
+const FRAMING_BYTES: usize = 1 << 20;
+
 /// Arguments of one request at most (Redis takes more, but 1M arguments
 /// of 64 MiB is already 32 MiB of argument handles).
 const MAX_ARGS: usize = 1 << 20;
@@ -118,8 +122,10 @@ fn length_line(src: &[u8], at: usize, kind: u8) -> Result<Option<(i64, usize)>, 
             Ok(None)
         };
     };
+    // Digits, with a minus sign at most (Redis takes no plus sign).
     let n = std::str::from_utf8(&digits[..end])
         .ok()
+        .filter(|d| !d.starts_with('+'))
         .and_then(|d| d.parse::<i64>().ok())
         .ok_or_else(|| {
             malformed(format!(
@@ -149,7 +155,7 @@ impl Decoder for RespCodec {
                     return Ok(None);
                 };
                 if first != b'*' {
-                    return inline(src);
+                    return inline(src, max_args);
                 }
                 let Some((count, next)) = length_line(src, 0, b'*')? else {
                     return Ok(None);
@@ -198,7 +204,10 @@ impl Decoder for RespCodec {
             partial.next = end + 2;
         }
         if partial.args.len() < partial.count {
-            if src.len() > MAX_REQUEST_BYTES {
+            // The arguments' bytes are bounded above; this bounds the
+            // framing around them too (a bulk string of exactly the limit
+            // still completes).
+            if src.len() > MAX_REQUEST_BYTES + FRAMING_BYTES {
                 return Err(malformed(format!(
                     "a request over {MAX_REQUEST_BYTES} bytes"
                 )));
@@ -219,11 +228,12 @@ impl Decoder for RespCodec {
 
 /// An inline command: one line, split as redis-cli splits (quotes and
 /// escapes), with no placeholders.
-fn inline(src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(end) = src.iter().position(|&b| b == b'\n') else {
-        if src.len() > MAX_INLINE_BYTES {
-            return Err(ProtocolError::Malformed("too big inline request".into()));
-        }
+fn inline(src: &mut BytesMut, max_args: usize) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let end = src.iter().position(|&b| b == b'\n');
+    if end.unwrap_or(src.len()) > MAX_INLINE_BYTES {
+        return Err(ProtocolError::Malformed("too big inline request".into()));
+    }
+    let Some(end) = end else {
         return Ok(None);
     };
     let line = src.split_to(end + 1);
@@ -234,9 +244,12 @@ fn inline(src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     if text.trim().is_empty() {
         return Ok(Some(Vec::new()));
     }
-    omnigate::drivers::redis_syntax::split_literal(text)
-        .map(Some)
-        .map_err(ProtocolError::Malformed)
+    let args =
+        omnigate::drivers::redis_syntax::split_literal(text).map_err(ProtocolError::Malformed)?;
+    if args.len() > max_args {
+        return Err(malformed("too many arguments in an inline request"));
+    }
+    Ok(Some(args))
 }
 
 impl Encoder<Outgoing> for RespCodec {

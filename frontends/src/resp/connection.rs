@@ -62,12 +62,14 @@ impl Connection {
             let authenticated = self.session.authenticated(&self.shared.gateway);
             framed.codec_mut().authenticated = authenticated;
             // A client that has not authenticated holds a connection slot
-            // for AUTH_WITHIN from its connect at most, whatever it sends.
-            let wait = if authenticated {
-                idle
-            } else {
-                idle.min(AUTH_WITHIN.saturating_sub(connected.elapsed()))
-            };
+            // for AUTH_WITHIN from its connect at most, whatever it sends
+            // (requests that get no reply, such as empty lines, included).
+            let left = AUTH_WITHIN.saturating_sub(connected.elapsed());
+            if !authenticated && left.is_zero() {
+                tracing::debug!(peer = %self.session.peer, "Redis client did not authenticate in time: closed");
+                break;
+            }
+            let wait = if authenticated { idle } else { idle.min(left) };
             let first = match tokio::time::timeout(wait, framed.next()).await {
                 Err(_) => {
                     tracing::debug!(peer = %self.session.peer, authenticated, "Redis client idle past idle_timeout, or not authenticated in time: closed");

@@ -171,6 +171,21 @@ fn keep_startup_settings(running: &Config, new: &mut Config) -> Vec<String> {
     keep!(frontends);
     keep!(security);
     keep!(transactions);
+    // Where an engine keeps the gateway's tables: moving it under running
+    // transactions would hide their markers from recovery.
+    for (name, engine) in &mut new.engines {
+        if let (
+            crate::config::DriverConfig::Postgres(next),
+            Some(crate::config::DriverConfig::Postgres(was)),
+        ) = (
+            &mut engine.driver,
+            running.engines.get(name).map(|e| &e.driver),
+        ) && next.gateway_schema != was.gateway_schema
+        {
+            named.push(format!("engines.{name}.gateway_schema"));
+            next.gateway_schema = was.gateway_schema.clone();
+        }
+    }
     named
 }
 

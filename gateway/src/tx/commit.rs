@@ -252,8 +252,22 @@ impl Coordinator {
             why: format!("cannot encode the transaction's record: {e}"),
         })?;
         // The engine's marker, as its driver writes it; an engine whose
-        // driver keeps no markers cannot decide.
-        let decision = markers::Decider::of(part.driver.as_ref()).map(|d| d.decision(tx, &text));
+        // driver keeps no markers cannot decide, nor one that cannot hold
+        // them now (its setup failed: no privilege, or an earlier
+        // version's markers beside them, whose decisions would be lost).
+        let decider = markers::Decider::of(part.driver.as_ref());
+        if let Some(decider) = decider
+            && let Err(e) = self.ready_markers(&part.engine, decider).await
+        {
+            let _ = self.step(part.session.rollback()).await;
+            return Err(Error::TxLog {
+                why: format!(
+                    "engine {} cannot hold the transaction's decision: {e}",
+                    part.engine
+                ),
+            });
+        }
+        let decision = decider.map(|d| d.decision(tx, &text));
         // A stop (a crash) here or after the commit leaves the outcome to
         // recovery, as the engine's marker tells it.
         let in_doubt = |stop: Error| Error::TxInDoubt {

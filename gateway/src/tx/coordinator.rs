@@ -15,6 +15,7 @@ use super::file_log;
 use super::log::{FileLog, TableLog, TxLog};
 use crate::config::TransactionsConfig;
 use crate::error::{Error, Result};
+use crate::router::Router;
 
 /// Where the log is opened from.
 #[derive(Debug, Clone)]
@@ -192,25 +193,58 @@ impl Coordinator {
     }
 
     /// Makes sure deciding engine `engine` is ready to hold markers (once
-    /// per engine, until it succeeds).
-    pub(crate) async fn ready_markers(&self, engine: &str, decider: super::markers::Decider<'_>) {
+    /// per engine, until it succeeds); the reason when it is not (no
+    /// privilege to make them, or an earlier version's markers that still
+    /// hold records beside them): its markers are then neither written nor
+    /// trusted when read.
+    pub(crate) async fn ready_markers(
+        &self,
+        engine: &str,
+        decider: super::markers::Decider<'_>,
+    ) -> std::result::Result<(), omnigate_drivers::Error> {
         if self
             .markers_ready
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(engine)
         {
-            return;
+            return Ok(());
         }
-        // A concurrent first commit may make them at the same moment: an
-        // error here is read through the marker insert that follows.
         if let Err(e) = decider.setup().await {
-            tracing::debug!(engine = %engine, error = %e, "making the markers ready");
-            return;
+            tracing::warn!(engine = %engine, error = %e, "the engine cannot hold transaction markers: cross-engine transactions it would decide fail, and recovery leaves what it may have decided alone, until this is fixed");
+            return Err(e);
         }
         self.markers_ready
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(engine.to_owned());
+        Ok(())
     }
+
+    /// The engines that can decide a transaction, each as a deciding
+    /// engine, made ready to hold markers; and the names of those that
+    /// could not be (see [`Coordinator::ready_markers`]).
+    pub(super) async fn deciders<'r>(&self, router: &'r Router) -> Deciders<'r> {
+        let mut deciders = Deciders::default();
+        for (engine, decider) in super::recover::deciding_engines(router) {
+            match self.ready_markers(engine.name(), decider).await {
+                Ok(()) => deciders.ready.push((engine, decider)),
+                Err(_) => deciders.unready.push(engine.name().to_owned()),
+            }
+        }
+        deciders
+    }
+}
+
+/// The deciding engines of a router (see [`Coordinator::deciders`]).
+#[derive(Default)]
+pub(super) struct Deciders<'r> {
+    /// Those whose markers may be written and read.
+    pub(super) ready: Vec<(
+        &'r Arc<crate::engines::EngineEntry>,
+        super::markers::Decider<'r>,
+    )>,
+    /// Those that could not be made ready: what they may have decided is
+    /// unknown.
+    pub(super) unready: Vec<String>,
 }

@@ -333,7 +333,9 @@ impl Tx {
         // part begins: on a connection of their own they would otherwise
         // wait on locks the part takes (a database's write lock).
         if let Some(decider) = markers::Decider::of(engine.driver.as_ref()) {
-            coordinator.ready_markers(engine.name(), decider).await;
+            // Best made now; a failure is the commit's to report, should
+            // this engine decide (see `decide_in`).
+            let _ = coordinator.ready_markers(engine.name(), decider).await;
         }
         let session = engine.driver.begin(&self.options).await?;
         let deciding = |p: Participation| p == Participation::Live { preparable: false };

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::Transactions;
 use super::log::{PartRecord, engines_of};
-use super::{Transactions, recover};
 use crate::error::{Error, Result, short};
 use crate::router::Router;
 
@@ -98,7 +98,7 @@ impl Transactions {
                 detail,
             });
         }
-        for (engine, decider) in recover::deciding_engines(router) {
+        for (engine, decider) in self.coordinator.deciders(router).await.ready {
             let Ok(unfinished) = decider.unfinished().await else {
                 continue;
             };

@@ -5,7 +5,6 @@
 
 use super::coordinator::Coordinator;
 use super::log::{PartRecord, TxLog};
-use super::recover::deciding_engines;
 use crate::router::Router;
 
 impl Coordinator {
@@ -20,6 +19,13 @@ impl Coordinator {
         let prefix = log.gid_prefix();
         let age = log.orphan_age(self.takeover_after);
         let mut rolled_back = 0;
+        // What a deciding engine that cannot hold markers now decided is
+        // unknown: nothing is rolled back as undecided meanwhile.
+        let deciders = self.deciders(router).await;
+        if !deciders.unready.is_empty() {
+            tracing::warn!(engines = ?deciders.unready, "prepared transactions are not rolled back as orphans while a deciding engine cannot hold its markers");
+            return 0;
+        }
         for engine in router.engines() {
             let Ok(gids) = self.step(engine.driver.prepared_ids(&prefix, age)).await else {
                 continue;
@@ -41,7 +47,7 @@ impl Coordinator {
             // A deciding engine that cannot be read now does not stop the
             // pass: the fence below, which must be written on every
             // deciding engine, keeps what it may have decided.
-            for (_, decider) in deciding_engines(router) {
+            for (_, decider) in &deciders.ready {
                 if let Ok(found) = decider.unfinished().await {
                     parts.extend(found.into_iter().flat_map(|m| m.parts));
                 }
@@ -66,18 +72,19 @@ impl Coordinator {
                 // The deciding engine the gid names (only it can have
                 // decided); a gid naming none (the log decided, or an
                 // earlier version's) is fenced on every deciding engine.
-                let deciders: Vec<_> = deciding_engines(router)
-                    .into_iter()
+                let named: Vec<_> = deciders
+                    .ready
+                    .iter()
                     .filter(|(e, _)| decided_by.is_none_or(|d| d == e.name()))
                     .collect();
                 if let Some(decider) = decided_by
-                    && deciders.is_empty()
+                    && named.is_empty()
                 {
                     tracing::warn!(gid = %gid, decider = %decider, "an undecided prepared transaction names a deciding engine that is not configured: it cannot be fenced, so it is left prepared; resolve it by hand");
                     continue;
                 }
                 let mut fenced = Vec::new();
-                for (entry, decider) in deciders {
+                for (entry, decider) in named {
                     match self.step(decider.fence(tx)).await {
                         Ok(true) => fenced.push(decider),
                         outcome => {

@@ -42,7 +42,7 @@ impl Coordinator {
     /// One recovery pass.
     pub async fn recover(&self, router: &Router) -> Recovered {
         let mut done = Recovered::default();
-        for (engine, decider) in deciding_engines(router) {
+        for (engine, decider) in self.deciders(router).await.ready {
             // A fence outlives any decider it fenced by far at this age.
             let fence_age = self.takeover_after.max(std::time::Duration::from_secs(600));
             let done_age = super::registry::REMEMBER_ENDED;
@@ -163,7 +163,13 @@ impl Coordinator {
                 "this gateway is committing it now: wait for its commit".into(),
             ));
         }
-        for (engine, decider) in deciding_engines(router) {
+        let deciders = self.deciders(router).await;
+        if let Some(engine) = deciders.unready.first() {
+            return Err(refuse(format!(
+                "cannot read {engine}'s markers: it cannot hold them now (see the log)"
+            )));
+        }
+        for (engine, decider) in deciders.ready {
             let found = decider
                 .unfinished()
                 .await
@@ -242,8 +248,9 @@ impl Coordinator {
         // Every deciding engine is asked: a decision on one wins over a
         // fence on another (fences are written on every deciding engine).
         let mut fenced = false;
-        let mut unreadable = false;
-        for (engine, decider) in deciding_engines(router) {
+        let deciders = self.deciders(router).await;
+        let mut unreadable = !deciders.unready.is_empty();
+        for (engine, decider) in deciders.ready {
             match self.step(decider.recorded(engine.name(), tx)).await {
                 Ok(Some(markers::Recorded::Committed(engines))) => {
                     return Some(Outcome {
