@@ -3,6 +3,7 @@
 //! messages, statuses, request metadata).
 
 pub mod convert;
+pub mod deadline;
 pub mod metrics;
 pub(crate) mod request;
 pub mod server;

@@ -15,7 +15,11 @@ use omnigate::error::Error;
 
 /// The client's deadline from the `grpc-timeout` header (e.g. `250m`).
 pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
-    let raw = metadata.get("grpc-timeout")?.to_str().ok()?;
+    parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)
+}
+
+/// A `grpc-timeout` value (`250m`: an amount and its unit).
+pub(super) fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
     let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
     let amount: u64 = digits.parse().ok()?;
     Some(match unit {

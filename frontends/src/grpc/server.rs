@@ -192,6 +192,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     };
     let router = tonic::transport::Server::builder()
         .layer(crate::grpc::metrics::GrpcMetricsLayer(grpc_metrics))
+        .layer(crate::grpc::deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
