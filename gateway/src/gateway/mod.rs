@@ -187,7 +187,34 @@ impl GatewayBuilder {
             config.transactions.recovery_interval,
         ));
         tokio::spawn(warn_of_durability(gateway.router()));
+        warn_of_read_only_without_a_role(&gateway.inner.security, &config);
         Ok(gateway)
+    }
+}
+
+/// Says, at startup, which read-only principals reach a PostgreSQL engine
+/// that has no `read_only_user`: their read-only rests on read-only
+/// transactions and the gateway's refusals of what would lift them, not on
+/// a role whose privileges the database enforces.
+fn warn_of_read_only_without_a_role(security: &Security, config: &Config) {
+    for (name, engine) in &config.engines {
+        let crate::engines::DriverConfig::Postgres(pg) = &engine.driver else {
+            continue;
+        };
+        if pg.read_only_user.is_some() {
+            continue;
+        }
+        let readers = security.read_only_on(name, Dialect::Sql);
+        if !readers.is_empty() {
+            tracing::warn!(
+                engine = %name,
+                principals = ?readers,
+                "read-only principals reach this PostgreSQL engine, which has no read_only_user: \
+                 their read-only rests on read-only transactions and the gateway's refusals, not \
+                 on a role the database enforces; set engines.{name}.read_only_user to a role \
+                 with SELECT only (see the README, Security)"
+            );
+        }
     }
 }
 

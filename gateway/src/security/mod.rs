@@ -248,6 +248,17 @@ impl Security {
         self.principals().by_name.get(name).cloned()
     }
 
+    /// The principals whose grant is read-only and allows `engine` in
+    /// `dialect`, by name.
+    pub fn read_only_on(&self, engine: &str, dialect: omnigate_drivers::Dialect) -> Vec<String> {
+        self.principals()
+            .by_name
+            .values()
+            .filter(|p| p.grant.read_only && p.grant.check_engine(&p.name, engine, dialect).is_ok())
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     /// The SCRAM verifier of principal `name`'s token, when it has one
     /// and the token itself is still listed (`token_sha256`): taking the
     /// token away revokes every way of logging in with it.
@@ -522,5 +533,29 @@ mod tests {
         assert!(b.limiter.admit("a").is_err(), "the held call still counts");
         drop(held);
         b.limiter.admit("a").unwrap();
+    }
+
+    #[test]
+    fn the_read_only_principals_of_an_engine_are_those_whose_grant_reaches_it() {
+        let principal = |read_only: bool, engines: Option<&[&str]>| PrincipalConfig {
+            token_sha256: Some(tokens::to_hex(&tokens::hash(&format!(
+                "{read_only}{engines:?}"
+            )))),
+            read_only,
+            engines: engines.map(|e| e.iter().map(|&n| n.to_owned()).collect()),
+            ..PrincipalConfig::default()
+        };
+        let principals = BTreeMap::from([
+            ("reader".to_owned(), principal(true, None)),
+            ("elsewhere".to_owned(), principal(true, Some(&["cache"]))),
+            ("writer".to_owned(), principal(false, None)),
+        ]);
+        let security = Security::new(SecurityConfig::default(), principals).unwrap();
+        use omnigate_drivers::Dialect;
+        assert_eq!(security.read_only_on("main-db", Dialect::Sql), ["reader"]);
+        assert_eq!(
+            security.read_only_on("cache", Dialect::Redis),
+            ["elsewhere", "reader"]
+        );
     }
 }
