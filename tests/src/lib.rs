@@ -16,6 +16,7 @@ pub mod pgbouncer;
 pub mod postgres;
 pub mod redis;
 pub mod soak;
+pub mod spikes;
 pub mod twemproxy;
 pub mod victoria;
 

@@ -7,6 +7,12 @@
 //! cargo build --release -p omnigate-frontends -p omnigate-bench
 //! target/release/omnigate-soak --duration 30m
 //! ```
+//!
+//! `--spikes N` runs the memory spikes instead (`omnigate_tests::spikes`):
+//! N rounds of a large buffered transaction, a large value built and
+//! deleted, and a refused large result against the embedded default,
+//! printing RSS before, at each peak and after each spike, and failing
+//! when one leaves more than 32 MiB above the baseline.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -42,6 +48,12 @@ struct Args {
     /// an earlier run.
     #[arg(long, value_name = "SOAK_JSON")]
     plot: Option<PathBuf>,
+    /// Run N rounds of memory spikes instead of the soak.
+    #[arg(long, value_name = "N")]
+    spikes: Option<usize>,
+    /// With --spikes: how long after a spike its RSS is read.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    settle: Duration,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +83,9 @@ fn main() -> ExitCode {
             binary.display()
         );
         return ExitCode::FAILURE;
+    }
+    if let Some(rounds) = args.spikes {
+        return spikes(rounds, args.settle, binary);
     }
     let soak = Soak {
         duration: args.duration,
@@ -109,6 +124,40 @@ fn main() -> ExitCode {
     }
     eprintln!("wrote {} and {}", json.display(), svg.display());
     if report.hung > 0 || report.restarts.iter().any(|r| r.serving_after_ms.is_none()) {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--spikes`: the rounds, their figures, and whether RSS came back.
+fn spikes(rounds: usize, settle: Duration, binary: PathBuf) -> ExitCode {
+    let spikes = omnigate_tests::spikes::Spikes {
+        rounds,
+        writes: 100_000,
+        append_mib: 64,
+        settle,
+        binary,
+    };
+    let report = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(omnigate_tests::spikes::run(&spikes, |s| {
+            eprintln!(
+                "{:<22} peak {:>7} KiB  after {:>7} KiB",
+                s.name, s.peak_kib, s.after_kib
+            );
+        })),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "RSS KiB: baseline {}, highest peak {}, most left after a spike {}, end {}",
+        report.baseline_kib,
+        report.peak_kib(),
+        report.worst_after_kib(),
+        report.end_kib
+    );
+    if report.worst_after_kib() > report.baseline_kib + 32 * 1024 {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

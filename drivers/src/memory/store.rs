@@ -173,9 +173,21 @@ impl Keyspace {
                 if let Some(at) = entry.expires_at {
                     self.deadlines.remove(&(at, key));
                 }
+                self.shrink_if_sparse();
                 true
             }
             None => false,
+        }
+    }
+
+    /// Gives back the table's room once it is mostly empty (keys deleted
+    /// after a spike), as Redis resizes its dict: under a tenth full, to
+    /// twice its keys. Amortised: the next shrink needs as many deletes
+    /// again.
+    fn shrink_if_sparse(&mut self) {
+        let (len, capacity) = (self.entries.len(), self.entries.capacity());
+        if capacity > 4096 && len * 10 < capacity {
+            self.entries.shrink_to(len * 2);
         }
     }
 
@@ -224,6 +236,9 @@ impl Keyspace {
                 self.entries.remove(&key);
                 evicted += 1;
             }
+        }
+        if evicted > 0 {
+            self.shrink_if_sparse();
         }
         evicted
     }
