@@ -8,6 +8,7 @@
 mod builder;
 pub(crate) mod convert;
 mod run;
+mod scratch;
 mod transaction;
 
 use std::sync::Arc;
@@ -63,10 +64,11 @@ impl SqliteDriver {
         });
         let created = Arc::clone(front.metrics());
         let busy_timeout = config.busy_timeout;
+        scratch::sweep();
         let scratch = match config.location() {
             SqliteLocation::Memory => Some(
                 tempfile::Builder::new()
-                    .prefix("omnigate-sqlite-")
+                    .prefix(&scratch::prefix())
                     .tempdir()
                     .map_err(|e| {
                         Error::Unavailable(
