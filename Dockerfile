@@ -14,6 +14,9 @@ RUN cargo build --release --locked --bin omnigate
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/omnigate /usr/local/bin/omnigate
+# jemalloc gives freed pages back after a second (as .cargo/config.toml
+# builds it in; set again here in case the build ran elsewhere).
+ENV MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0
 COPY examples /etc/omnigate/examples
 EXPOSE 50051
 ENTRYPOINT ["omnigate", "serve", "--listen", "0.0.0.0:50051"]

@@ -328,9 +328,12 @@ pub fn scalar(response: &pb::ExecuteResponse) -> Option<pb::value::Kind> {
 pub fn is_deadline_status(status: &tonic::Status) -> bool {
     use tonic_types::StatusExt;
     match status.code() {
-        tonic::Code::DeadlineExceeded => status
-            .get_details_error_info()
-            .is_some_and(|info| info.metadata.get("retryable").is_some_and(|r| r == "true")),
+        // The core's (its statement cancelled: retryable), or the server's
+        // backstop's (DEADLINE_CUT: the work may have happened).
+        tonic::Code::DeadlineExceeded => status.get_details_error_info().is_some_and(|info| {
+            info.reason == "DEADLINE_CUT"
+                || info.metadata.get("retryable").is_some_and(|r| r == "true")
+        }),
         tonic::Code::Cancelled => status.message().contains("Timeout expired"),
         _ => false,
     }

@@ -3,8 +3,8 @@
 //! or merely busy client makes — a transaction of many buffered Redis
 //! writes with a SQL row, a large value built by `APPEND` and deleted, a
 //! SQL result refused at `max_response_bytes` — and its RSS is read from
-//! `/proc` before the first spike, at each spike's peak, and after each
-//! has settled. `omnigate-soak --spikes N` runs many rounds and writes the
+//! `/proc` (anonymous resident memory) before the first spike, at each
+//! spike's peak, and after each has settled. `omnigate-soak --spikes N` runs many rounds and writes the
 //! figures; the test command runs two (`frontends/tests/spikes.rs`).
 
 use std::net::SocketAddr;
@@ -69,12 +69,14 @@ impl SpikeReport {
     }
 }
 
-/// The gateway's resident memory, KiB (0 when it cannot be read).
+/// The gateway's resident anonymous memory (its heap: not the binary's
+/// code pages, which a spike may touch for the first time), KiB; 0 when
+/// it cannot be read.
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix("RssAnon:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
@@ -82,7 +84,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 fn config(dir: &Path, addr: SocketAddr) -> PathBuf {
     let path = dir.join("omnigate.toml");
     let text = format!(
-        "[server]\nlisten = \"{addr}\"\n\n[transactions]\nlog = \"{}\"\n",
+        "[server]\nlisten = \"{addr}\"\nworker_threads = 2\n\n[transactions]\nlog = \"{}\"\n",
         dir.join("tx.log").display()
     );
     std::fs::write(&path, text).expect("the config is written");
@@ -111,6 +113,10 @@ pub async fn run(spikes: &Spikes, mut progress: impl FnMut(&Spike)) -> SpikeRepo
         baseline_kib: rss_kib(pid),
         ..SpikeReport::default()
     };
+    assert!(
+        report.baseline_kib > 0,
+        "cannot read the gateway's memory from /proc/{pid}/status: the spikes need Linux"
+    );
     for round in 0..spikes.rounds {
         for name in ["transaction", "append", "refused_result"] {
             let peak = Arc::new(AtomicU64::new(0));

@@ -115,6 +115,56 @@ async fn a_transaction_buffers_up_to_its_limit_and_stays_usable_past_it() {
         .await
         .unwrap();
 
+    // A batch is refused whole: none of it is kept, so a client that
+    // commits and sends it again applies nothing twice.
+    let tx = begin(c, "app-token").await;
+    let batch = |keys: &[&str]| pb::ExecuteBatchRequest {
+        dialect: "redis".into(),
+        target: "cache".into(),
+        tx_id: tx.clone(),
+        statements: keys
+            .iter()
+            .map(|k| pb::BatchStatement {
+                statement: format!("INCR {k}"),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    c.execute_batch(signed("app-token", batch(&["b1", "b2", "b3", "b4"])))
+        .await
+        .unwrap();
+    let refused = c
+        .execute_batch(signed("app-token", batch(&["b5", "b6", "b7"])))
+        .await
+        .unwrap_err();
+    full(&refused);
+    run(c, "app-token", in_tx(&tx, "cache", "redis", "INCR b5"))
+        .await
+        .unwrap();
+    c.commit(signed("app-token", pb::CommitRequest { tx_id: tx.clone() }))
+        .await
+        .unwrap();
+    let counted = run(c, "app-token", on("cache", "redis", "MGET b4 b5 b6 b7"))
+        .await
+        .unwrap();
+    let Some(pb::value::Kind::List(list)) = counted.rows[0].values[0].kind.clone() else {
+        panic!("{counted:?}");
+    };
+    let got: Vec<Option<String>> = list
+        .values
+        .into_iter()
+        .map(|v| match v.kind {
+            Some(pb::value::Kind::String(s)) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [Some("1".into()), Some("1".into()), None, None],
+        "b4 and b5 once, b6 and b7 never"
+    );
+
     // A principal's own limit lowers the server's.
     let tx = begin(c, "small-token").await;
     for key in ["a", "b"] {

@@ -73,13 +73,28 @@ where
         Box::pin(async move {
             match tokio::time::timeout_at(at, call).await {
                 Ok(answer) => answer,
-                // As the core says a deadline that ran out (retryable, with
-                // its details).
-                Err(_) => Ok(super::status::status(omnigate::Error::Driver(
-                    omnigate::drivers::Error::Timeout { after: timeout },
-                ))
-                .into_http()),
+                Err(_) => Ok(cut(timeout).into_http()),
             }
         })
     }
+}
+
+/// What a call cut here answers: DEADLINE_EXCEEDED, not retryable, with
+/// its own reason (`DEADLINE_CUT`). Unlike a deadline the core noticed
+/// (its statement cancelled on the engine, retryable), the gateway was
+/// still at work when this one passed, so what the call did may have
+/// happened: a write sent, a commit under way (it goes on, and a Commit
+/// called again answers its outcome).
+fn cut(timeout: Duration) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let metadata = std::collections::HashMap::from([("retryable".to_owned(), "false".to_owned())]);
+    tonic::Status::with_error_details(
+        tonic::Code::DeadlineExceeded,
+        format!(
+            "the call's deadline ({timeout:?}) passed while the gateway was still at work on it: \
+             what it did may have happened (a write, a commit); read before retrying, and call \
+             Commit again to hear a commit's outcome"
+        ),
+        ErrorDetails::with_error_info("DEADLINE_CUT", super::status::ERROR_DOMAIN, metadata),
+    )
 }

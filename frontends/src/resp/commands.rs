@@ -97,9 +97,12 @@ impl Connection {
         let reply = match name {
             // Who the session is may not change under its transaction:
             // its commands are queued as the caller that began it.
-            "AUTH" | "HELLO" if self.session.queuing() => self.session.queue(Reply::error(
-                format!("ERR {name} inside MULTI is not allowed: EXEC or DISCARD first"),
-            )),
+            "AUTH" | "HELLO" if self.session.queuing() => {
+                let refused = Reply::error(format!(
+                    "ERR {name} inside MULTI is not allowed: EXEC or DISCARD first"
+                ));
+                self.session.queue(refused, self.max_queued())
+            }
             "AUTH" => self.auth(&args),
             "HELLO" => self.hello(&args),
             "QUIT" => return (Reply::ok(), Flow::Close),
@@ -122,7 +125,7 @@ impl Connection {
                     None => self.plain(name, &args),
                 };
                 if self.session.queuing() {
-                    self.session.queue(reply)
+                    self.session.queue(reply, self.max_queued())
                 } else {
                     reply
                 }

@@ -138,6 +138,11 @@ impl Connection {
         self.abandon_tx().await;
     }
 
+    /// What `EXEC`'s replies may take: the server's `max_response_bytes`.
+    pub(super) fn max_queued(&self) -> u64 {
+        self.shared.gateway.limits().max_response_bytes
+    }
+
     /// `reply` in the session's protocol.
     fn outgoing(&self, reply: Reply) -> Outgoing {
         Outgoing {
@@ -185,7 +190,7 @@ impl Connection {
         };
         for reply in replies {
             let reply = if self.session.queuing() {
-                self.session.queue(reply)
+                self.session.queue(reply, self.max_queued())
             } else {
                 reply
             };

@@ -62,6 +62,20 @@ pub(super) enum Reply {
 }
 
 impl Reply {
+    /// About what the reply takes on the wire (a few bytes of framing per
+    /// element, plus its data), recursively but with no allocation.
+    pub(super) fn size(&self) -> u64 {
+        const FRAMING: u64 = 8;
+        FRAMING
+            + match self {
+                Reply::Status(s) | Reply::Error(s) | Reply::BigNumber(s) => s.len() as u64,
+                Reply::Bulk(b) => b.len() as u64,
+                Reply::Int(_) | Reply::Nil | Reply::Double(_) | Reply::Bool(_) => 0,
+                Reply::Array(items) => items.iter().map(Reply::size).sum(),
+                Reply::Map(pairs) => pairs.iter().map(|(k, v)| k.size() + v.size()).sum(),
+            }
+    }
+
     /// `+OK`.
     pub(super) fn ok() -> Reply {
         Reply::Status("OK".to_owned())

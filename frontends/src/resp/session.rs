@@ -20,6 +20,9 @@ pub(super) struct SessionTx {
     pub(super) queuing: bool,
     /// The replies `EXEC` returns, in order.
     pub(super) queued: Vec<Reply>,
+    /// What they take (see [`Reply::size`]): `EXEC`'s answer is one
+    /// reply, held to the server's `max_response_bytes` as any result.
+    pub(super) queued_bytes: u64,
     /// A command failed while queuing: `EXEC` rolls back (`-EXECABORT`),
     /// as Redis discards a transaction with an error before `EXEC`.
     pub(super) failed: bool,
@@ -99,7 +102,7 @@ impl Session {
     /// Keeps a queued command's reply for `EXEC`, or marks the
     /// transaction failed when the command failed; what the client is
     /// answered now.
-    pub(super) fn queue(&mut self, reply: Reply) -> Reply {
+    pub(super) fn queue(&mut self, reply: Reply, max_bytes: u64) -> Reply {
         let Some(tx) = self.tx.as_mut() else {
             return reply;
         };
@@ -107,6 +110,15 @@ impl Session {
             tx.failed = true;
             return reply;
         }
+        let size = reply.size();
+        if tx.queued_bytes.saturating_add(size) > max_bytes {
+            tx.failed = true;
+            return Reply::error(format!(
+                "ERR EXEC's replies would pass the server's max_response_bytes ({max_bytes} \
+                 bytes): EXEC will discard the transaction; read large values outside MULTI"
+            ));
+        }
+        tx.queued_bytes += size;
         tx.queued.push(reply);
         Reply::status("QUEUED")
     }

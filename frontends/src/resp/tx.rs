@@ -46,6 +46,7 @@ impl Connection {
                             id,
                             queuing: true,
                             queued: Vec::new(),
+                            queued_bytes: 0,
                             failed: false,
                         });
                         Reply::ok()
@@ -147,6 +148,7 @@ impl Connection {
                     id: id.to_owned(),
                     queuing: false,
                     queued: Vec::new(),
+                    queued_bytes: 0,
                     failed: false,
                 });
                 Reply::ok()

@@ -299,6 +299,15 @@ impl Gateway {
         let mut slot = handle.lock().await;
         let tx = transactions.usable(&key, &mut slot).await?;
         let work = async {
+            // A batch fits whole in what the transaction may buffer, or
+            // none of it runs.
+            if statements.len() > 1
+                && let Err(e) = tx
+                    .reserve(&transactions.coordinator, &routed.engine, statements)
+                    .await
+            {
+                return Ok(Err(e));
+            }
             let mut results = Vec::with_capacity(statements.len());
             for statement in statements {
                 let outcome = tx

@@ -116,6 +116,17 @@ impl BufferLimit {
     }
 }
 
+/// What `statement` counts for in what a transaction buffers: its text,
+/// its positional and named parameters.
+fn buffered_size(statement: &Statement) -> u64 {
+    let named: u64 = statement
+        .named
+        .iter()
+        .map(|(name, value)| name.len() as u64 + value.size_estimate())
+        .sum();
+    statement.text.len() as u64 + omnigate_drivers::row_size(&statement.params) + named
+}
+
 /// Why a transaction can no longer commit.
 #[derive(Debug, Clone)]
 enum Doom {
@@ -249,15 +260,45 @@ impl Tx {
         if self.parts[index].session.participation() != Participation::Buffered {
             return Ok(0);
         }
-        let size = statement.text.len() as u64 + omnigate_drivers::row_size(&statement.params);
+        let size = buffered_size(statement);
+        self.room_for(1, size)?;
+        Ok(size)
+    }
+
+    /// `Err(TxBufferFull)` unless `count` more statements of `size` bytes
+    /// fit in what the transaction may buffer.
+    fn room_for(&self, count: u64, size: u64) -> Result<()> {
         let (statements, bytes) = self.buffered;
-        if statements >= self.limit.statements || bytes.saturating_add(size) > self.limit.bytes {
+        if statements.saturating_add(count) > self.limit.statements
+            || bytes.saturating_add(size) > self.limit.bytes
+        {
             return Err(Error::TxBufferFull {
                 statements: self.limit.statements,
                 bytes: self.limit.bytes,
             });
         }
-        Ok(size)
+        Ok(())
+    }
+
+    /// Checks, before any of them runs, that all of `statements` (a
+    /// batch) fit in what the transaction may buffer on `engine`'s part
+    /// (begun now if it was not): a batch is refused whole, never kept in
+    /// part, so a client that commits after the refusal and sends the
+    /// batch again applies nothing twice.
+    pub(crate) async fn reserve(
+        &mut self,
+        coordinator: &Coordinator,
+        engine: &EngineEntry,
+        statements: &[Statement],
+    ) -> Result<()> {
+        let (index, _) = self
+            .enter(coordinator, engine, &ExecuteOptions::default())
+            .await?;
+        if self.parts[index].session.participation() != Participation::Buffered {
+            return Ok(());
+        }
+        let size = statements.iter().map(buffered_size).sum();
+        self.room_for(statements.len() as u64, size)
     }
 
     /// Dooms the transaction until the statement on part `index` has

@@ -66,6 +66,7 @@ async fn scripts_other_databases_and_writes_in_multi_stay_inside_the_grant() {
     let backend = Backend::Redis(server);
     let mut config = backend.config();
     config.principals = principals();
+    config.server.max_response_bytes = 64 << 10;
     let (gw, addr) = gateway(config).await;
     let mut app = connect(addr, Some(("", "app-token")), false).await;
     ok(&mut app, &[b"SET", b"keep", b"1"]).await;
@@ -120,6 +121,19 @@ async fn scripts_other_databases_and_writes_in_multi_stay_inside_the_grant() {
     assert!(lines[2].starts_with("-ERR AUTH inside MULTI"), "{lines:?}");
     assert!(lines[3].starts_with("-EXECABORT"), "{lines:?}");
     assert_eq!(lines[4], ":0");
+
+    // EXEC's replies are one answer, held to max_response_bytes: reads
+    // queued past it are refused while queuing, and EXEC discards.
+    let value = vec![b'v'; 40 << 10];
+    raw.send(&resp(&[b"SET", b"large", &value])).await;
+    raw.send(&resp(&[b"MULTI"])).await;
+    raw.send(&resp(&[b"GET", b"large"])).await;
+    raw.send(&resp(&[b"GET", b"large"])).await;
+    raw.send(&resp(&[b"EXEC"])).await;
+    let lines = raw.lines(5).await;
+    assert_eq!(lines[0..3], ["+OK", "+OK", "+QUEUED"], "{lines:?}");
+    assert!(lines[3].contains("max_response_bytes"), "{lines:?}");
+    assert!(lines[4].starts_with("-EXECABORT"), "{lines:?}");
 
     // A token taken away ends the connections that authenticated with it,
     // and the transaction one was queuing.
