@@ -156,6 +156,18 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/{db}", self.port)
     }
 
+    /// A driver on database 0 here, named `cache` as the tests' gateways
+    /// name it, for reading the engine past the gateway.
+    pub async fn driver(&self) -> omnigate_drivers::redis::RedisDriver {
+        let config = omnigate_drivers::redis::RedisConfig {
+            url: self.url(0),
+            ..Default::default()
+        };
+        omnigate_drivers::redis::RedisDriver::connect("cache", config)
+            .await
+            .expect("the redis engine connects")
+    }
+
     /// The temporary directory it runs in (for a unix socket, say).
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -169,12 +169,7 @@ async fn warm_up(client: &mut GatewayClient<Channel>) {
     for call in calls {
         client.execute(call).await.expect("a warm-up call");
     }
-    let tx = client
-        .begin(pb::BeginRequest::default())
-        .await
-        .expect("begin")
-        .into_inner()
-        .tx_id;
+    let tx = begin(client).await;
     let mut set = on("cache", "redis", "SET warm 2", vec![]);
     set.tx_id = tx.clone();
     client.execute(set).await.expect("a write in a transaction");
@@ -184,15 +179,20 @@ async fn warm_up(client: &mut GatewayClient<Channel>) {
         .expect("commit");
 }
 
-/// A transaction of `writes` buffered Redis writes (100-byte values, in
-/// batches of 1,000) and a SQL row, committed.
-async fn transaction(client: &mut GatewayClient<Channel>, writes: usize, round: usize) {
-    let tx = client
+/// A new transaction's id.
+async fn begin(client: &mut GatewayClient<Channel>) -> String {
+    client
         .begin(pb::BeginRequest::default())
         .await
         .expect("begin")
         .into_inner()
-        .tx_id;
+        .tx_id
+}
+
+/// A transaction of `writes` buffered Redis writes (100-byte values, in
+/// batches of 1,000) and a SQL row, committed.
+async fn transaction(client: &mut GatewayClient<Channel>, writes: usize, round: usize) {
+    let tx = begin(client).await;
     let value = "v".repeat(100);
     for start in (0..writes).step_by(1000) {
         let statements = (start..(start + 1000).min(writes))

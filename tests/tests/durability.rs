@@ -5,27 +5,18 @@
 #![allow(clippy::unwrap_used)]
 
 use omnigate_drivers::StorageDriver;
-use omnigate_drivers::redis::{RedisConfig, RedisDriver};
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
-
-async fn redis(server: &RedisServer) -> RedisDriver {
-    let config = RedisConfig {
-        url: server.url(0),
-        ..RedisConfig::default()
-    };
-    RedisDriver::connect("cache", config).await.unwrap()
-}
 
 #[tokio::test]
 async fn redis_without_an_append_only_file_is_said_and_with_one_is_not() {
     let volatile = RedisServer::start();
-    let warning = redis(&volatile).await.durability().await.unwrap();
+    let warning = volatile.driver().await.durability().await.unwrap();
     assert!(warning.contains("appendonly"), "{warning}");
     let durable = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    assert_eq!(redis(&durable).await.durability().await, None);
+    assert_eq!(durable.driver().await.durability().await, None);
     let lazy = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "no"]);
-    let warning = redis(&lazy).await.durability().await.unwrap();
+    let warning = lazy.driver().await.durability().await.unwrap();
     assert!(warning.contains("appendfsync"), "{warning}");
 }
 

@@ -216,15 +216,7 @@ async fn an_upgrade_moves_the_tables_out_of_public_and_finishes_what_they_decide
     .unwrap();
     let gw = TestGateway::with_config(pg.gateway_config_with(&redis)).await;
     // Startup recovery read the moved table: the decision was finished.
-    let redis_driver = omnigate_drivers::redis::RedisDriver::connect(
-        "cache",
-        omnigate_drivers::redis::RedisConfig {
-            url: redis.url(0),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let redis_driver = redis.driver().await;
     let mut value = Value::Null;
     for _ in 0..100 {
         value = redis_driver
@@ -420,15 +412,7 @@ async fn callers_cannot_name_marker_keys_or_marker_nodes_in_or_out_of_a_transact
     plain.tx_id = tx.clone();
     exec(&mut gw.client, plain).await;
     commit_tx(&mut gw.client, &tx).await.unwrap();
-    let d = omnigate_drivers::redis::RedisDriver::connect(
-        "cache",
-        omnigate_drivers::redis::RedisConfig {
-            url: redis.url(0),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let d = redis.driver().await;
     let exists = d
         .query_scalar(
             Dialect::Redis,

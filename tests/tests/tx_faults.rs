@@ -15,7 +15,6 @@ use omnigate::tx::failpoint::{Action, LATE_DECISION};
 use omnigate::{Error as GatewayError, Gateway, Request};
 use omnigate_drivers::falkordb::FalkorConfig;
 use omnigate_drivers::memory::{MemoryConfig, MemoryDriver};
-use omnigate_drivers::redis::{RedisConfig, RedisDriver};
 use omnigate_drivers::sqlite::{SqliteConfig, SqliteDriver};
 use omnigate_drivers::{
     BeginOptions, Dialect, DriverTransaction, ExecuteOptions, Statement, StorageDriver,
@@ -28,14 +27,6 @@ use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
 use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, in_tx, request, scalar};
 use tonic::Code;
-
-async fn redis_driver(server: &RedisServer) -> RedisDriver {
-    let config = RedisConfig {
-        url: server.url(0),
-        ..RedisConfig::default()
-    };
-    RedisDriver::connect("cache", config).await.unwrap()
-}
 
 fn st(text: &str) -> Statement {
     Statement::new(text)
@@ -50,7 +41,7 @@ async fn queue(tx: &mut Box<dyn DriverTransaction>, dialect: Dialect, text: &str
 #[tokio::test]
 async fn redis_refusing_the_writes_at_exec_is_never_taken_as_applied() {
     let server = RedisServer::start();
-    let d = redis_driver(&server).await;
+    let d = server.driver().await;
     let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
     queue(&mut tx, Dialect::Redis, "SET refused 1").await;
     tx.prepare("tx-oom").await.unwrap();
@@ -93,7 +84,7 @@ async fn redis_refusing_the_writes_at_exec_is_never_taken_as_applied() {
 #[tokio::test]
 async fn a_committer_and_a_replay_at_once_apply_a_counter_once() {
     let server = RedisServer::start();
-    let d = redis_driver(&server).await;
+    let d = server.driver().await;
     let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
     queue(&mut tx, Dialect::Redis, "INCR counter").await;
     queue(&mut tx, Dialect::Redis, "LPUSH list x").await;
@@ -118,7 +109,7 @@ async fn a_committer_and_a_replay_at_once_apply_a_counter_once() {
 #[tokio::test]
 async fn writes_that_would_fail_when_applied_are_refused_before_the_decision() {
     let server = RedisServer::start();
-    let d = redis_driver(&server).await;
+    let d = server.driver().await;
     d.run(Dialect::Redis, st("SET word hello")).await.unwrap();
     d.run(Dialect::Redis, st("SET n 41")).await.unwrap();
     // A string an APPEND made: not "int"-encoded, still an integer.
@@ -390,7 +381,7 @@ async fn markers_are_let_go_of_once_a_transaction_has_finished_everywhere() {
         tx.execute(Request::new(dialect, text)).await.unwrap();
     }
     tx.commit().await.unwrap();
-    let d = redis_driver(&redis).await;
+    let d = redis.driver().await;
     let falkor = graph.driver().await;
     let key = format!("omnigate:tx:{id}");
     // Let go of off the caller's path: polled.
@@ -429,7 +420,7 @@ async fn markers_are_let_go_of_once_a_transaction_has_finished_everywhere() {
 #[tokio::test]
 async fn a_script_in_a_redis_transaction_is_applied_with_it_not_at_once() {
     let server = RedisServer::start();
-    let d = redis_driver(&server).await;
+    let d = server.driver().await;
     let script = "EVAL \"return redis.call('SET', KEYS[1], 'v')\" 1 scripted";
     let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
     queue(&mut tx, Dialect::Redis, script).await;

@@ -175,12 +175,16 @@ impl DriverTransaction for PostgresTransaction {
         self.check(dialect, statement, options)?;
         self.reset |= super::session::changes_session(&statement.text);
         self.reclaim().await?;
+        // Tainted until the statement answers: a call dropped meanwhile has
+        // sent a cancel that may land later, so the connection must not go
+        // back to the pool when the transaction ends.
+        let was_tainted = std::mem::replace(&mut self.tainted, true);
         let client = self.client()?;
         let token = client.cancel_token();
         let work = run::execute(client, statement, options, None, &self.types);
         let (outcome, cancelled) =
             super::tx_stream::cancelled_at(options.timeout, &token, work).await;
-        self.tainted |= cancelled;
+        self.tainted = was_tainted || cancelled;
         self.aborted |= outcome.is_err();
         outcome
     }

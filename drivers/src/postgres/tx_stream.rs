@@ -71,19 +71,47 @@ pub(super) async fn stream(
 /// `work` on a transaction's connection, cut at `timeout` by a cancel sent
 /// to the server (which aborts the transaction); whether a cancel was sent
 /// (the connection must then leave the pool when the transaction ends).
+///
+/// A call dropped before `work` answered (its client cancelled it, went
+/// away, or its deadline cut it above) sends the cancel too, on its own
+/// task: the statement stops on the server instead of running on while
+/// the transaction waits to roll back.
 pub(super) async fn cancelled_at<T>(
     timeout: Option<std::time::Duration>,
     token: &tokio_postgres::CancelToken,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> (Result<T>, bool) {
-    let Some(limit) = timeout else {
-        return (work.await, false);
+    let mut guard = CancelOnDrop { token, armed: true };
+    let outcome = match timeout {
+        None => (work.await, false),
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(outcome) => (outcome, false),
+            Err(_) => {
+                let _ = token.cancel_query(NoTls).await;
+                (Err(Error::Timeout { after: limit }), true)
+            }
+        },
     };
-    match tokio::time::timeout(limit, work).await {
-        Ok(outcome) => (outcome, false),
-        Err(_) => {
-            let _ = token.cancel_query(NoTls).await;
-            (Err(Error::Timeout { after: limit }), true)
+    guard.armed = false;
+    outcome
+}
+
+/// Sends a cancel for the connection's running statement when dropped
+/// armed (see [`cancelled_at`]).
+struct CancelOnDrop<'a> {
+    token: &'a tokio_postgres::CancelToken,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let token = self.token.clone();
+            runtime.spawn(async move {
+                let _ = token.cancel_query(NoTls).await;
+            });
         }
     }
 }

@@ -13,6 +13,7 @@ use omnigate::drivers::Dialect;
 use omnigate::security::Credentials;
 use omnigate::{Caller, Gateway};
 use pgwire::api::ClientInfo;
+use pgwire::api::ConnectionManager;
 use pgwire::api::auth::cleartext::CleartextPasswordAuth;
 use pgwire::api::auth::driver::AuthOutcome;
 use pgwire::api::auth::mechanism::{AuthMechanism, AuthMechanismFactory, AuthState};
@@ -37,14 +38,16 @@ pub(super) struct Logins {
 }
 
 impl Logins {
-    /// Logins against `gateway`'s principals.
-    pub(super) fn new(gateway: Gateway) -> Self {
+    /// Logins against `gateway`'s principals, each registered with
+    /// `connections` for cancel requests.
+    pub(super) fn new(gateway: Gateway, connections: Arc<ConnectionManager>) -> Self {
         let source = Arc::new(Principals(gateway.clone()));
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = format!("16.0 (Omnigate {})", env!("CARGO_PKG_VERSION"));
         Logins {
             gateway,
-            driver: AuthDriver::new(parameters),
+            // Each login gets a backend key, registered for CancelRequest.
+            driver: AuthDriver::new(parameters).with_connection_manager(connections),
             scram: Arc::new(ScramAuth::new(Arc::clone(&source) as Arc<dyn AuthSource>)),
             cleartext: Arc::new(CleartextPasswordAuth::new(source)),
         }

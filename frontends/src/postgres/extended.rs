@@ -232,7 +232,8 @@ impl ExtendedQueryHandler for Queries {
             self.statement(&prepared.text).await
         } else {
             let command = encode::command(&prepared.text);
-            match self.execute(&prepared.text, params).await {
+            let run = self.execute(&prepared.text, params);
+            match super::cancel::cancellable(&*client, &self.session, run, Err).await {
                 Ok(result) => vec![Reply::Response(Self::portal_response(
                     portal, &command, result,
                 )?)],

@@ -15,6 +15,7 @@
 //! - `statements.rs`: what the session reads in a statement's text.
 
 mod auth;
+mod cancel;
 mod encode;
 mod errors;
 mod extended;
@@ -29,9 +30,10 @@ use std::time::Duration;
 use futures::FutureExt;
 use omnigate::Gateway;
 use omnigate::config::PostgresFrontendConfig;
-use pgwire::api::PgWireServerHandlers;
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{ConnectionManager, PgWireServerHandlers};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -42,6 +44,7 @@ use session::Session;
 struct Handlers {
     login: Arc<auth::Login>,
     queries: Arc<query::Queries>,
+    cancel: Arc<DefaultCancelHandler>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -55,6 +58,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::clone(&self.login)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::clone(&self.cancel)
     }
 }
 
@@ -93,7 +100,9 @@ pub async fn start(
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "PostgreSQL clients at this address");
-    let logins = Arc::new(auth::Logins::new(gateway.clone()));
+    let connections = Arc::new(ConnectionManager::new());
+    let cancel = Arc::new(DefaultCancelHandler::new(Arc::clone(&connections)));
+    let logins = Arc::new(auth::Logins::new(gateway.clone(), connections));
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let idle_timeout = config.idle_timeout;
     let task = tokio::spawn(async move {
@@ -126,6 +135,7 @@ pub async fn start(
                         session: Arc::clone(&session),
                     }),
                 }),
+                cancel: Arc::clone(&cancel),
             };
             let gateway = gateway.clone();
             let tls = tls.clone();

@@ -22,11 +22,11 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery};
 use pgwire::messages::simplequery::Query;
 
-use super::encode;
 use super::errors::{error, to_error};
 use super::session::{Session, SessionTx};
 pub(super) use super::statements::is_control;
 use super::statements::{INERT_SETTINGS, forget_deallocated, set_parts};
+use super::{cancel, encode};
 
 /// Runs a session's queries, in both protocols.
 pub(super) struct Queries {
@@ -354,7 +354,13 @@ impl SimpleQueryHandler for Queries {
         }
         'statements: for text in statements {
             forget_deallocated(client.portal_store(), text);
-            for reply in self.statement(text).await {
+            let replies = if is_control(text) {
+                self.statement(text).await
+            } else {
+                let error = |e| vec![Reply::Response(Response::Error(e))];
+                cancel::cancellable(client, &self.session, self.statement(text), error).await
+            };
+            for reply in replies {
                 match reply {
                     Reply::Notice(notice) => {
                         client

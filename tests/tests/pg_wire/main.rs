@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod cancel;
 mod clients;
 mod security;
 

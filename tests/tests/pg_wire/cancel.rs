@@ -1,0 +1,55 @@
+//! A client's CancelRequest (tokio-postgres' `cancel_token`, as psql's
+//! Ctrl-C sends it) cuts the statement its session runs: 57014, in both
+//! protocols; the session goes on, and a block whose statement was
+//! cancelled fails, as PostgreSQL's does.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::NoTls;
+
+use super::{connect, gateway, rows, sqlstate};
+use omnigate_tests::postgres::PgServer;
+use omnigate_tests::redis::RedisServer;
+
+/// Runs `query` (simple protocol, or extended when `extended`) and cancels
+/// it 300 ms later; its error and how long it took.
+async fn cancelled(
+    client: &tokio_postgres::Client,
+    query: &str,
+    extended: bool,
+) -> (tokio_postgres::Error, Duration) {
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await
+    });
+    let started = Instant::now();
+    let err = if extended {
+        client.query(query, &[]).await.map(drop).unwrap_err()
+    } else {
+        client.simple_query(query).await.map(drop).unwrap_err()
+    };
+    canceller.await.unwrap().unwrap();
+    (err, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_cancel_request_cuts_the_running_statement() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    let app = connect(addr, "app", "app-token", "main-db").await;
+    for extended in [false, true] {
+        let (err, took) = cancelled(&app, "SELECT pg_sleep(20)", extended).await;
+        assert_eq!(sqlstate(&err), "57014", "{err}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        assert_eq!(rows(&app, "SELECT 1").await, [[Some("1".to_owned())]]);
+    }
+    // Inside a block: the block fails, and only ROLLBACK ends it.
+    app.simple_query("BEGIN").await.unwrap();
+    let (err, _) = cancelled(&app, "SELECT pg_sleep(20)", false).await;
+    assert_eq!(sqlstate(&err), "57014", "{err}");
+    let after = app.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&after), "25P02", "{after}");
+    app.simple_query("ROLLBACK").await.unwrap();
+    assert_eq!(rows(&app, "SELECT 2").await, [[Some("2".to_owned())]]);
+}
