@@ -179,6 +179,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let mut metrics = omnigate::metrics::Metrics::new(&gateway);
     let grpc_metrics = crate::grpc::metrics::GrpcMetrics::register(metrics.registry_mut());
+    let connections = crate::connections::ConnectionMetrics::register(metrics.registry_mut());
     let metrics = Arc::new(metrics);
     let metrics_server = match gateway.metrics_listen() {
         Some(addr) => {
@@ -218,7 +219,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
             let acceptor = tls.as_ref().map(|t| t.acceptor(&[b"postgresql"]));
             let addr = frontend.listen;
             Some(
-                crate::postgres::start(gateway.clone(), frontend, acceptor)
+                crate::postgres::start(gateway.clone(), frontend, acceptor, connections.clone())
                     .await
                     .map_err(|source| ServeError::Bind { addr, source })?,
             )
@@ -226,7 +227,9 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         None => None,
     };
     let redis = match &gateway.frontends().redis {
-        Some(frontend) => Some(crate::resp::start(gateway.clone(), frontend).await?),
+        Some(frontend) => {
+            Some(crate::resp::start(gateway.clone(), frontend, connections.clone()).await?)
+        }
         None => None,
     };
     tracing::info!(%local_addr, tls = tls.is_some(), engines = ?engines, "omnigate listening");

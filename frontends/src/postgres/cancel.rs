@@ -2,7 +2,9 @@
 //! in tokio-postgres, `conn.cancel()` in psycopg): pgwire sends each
 //! session a backend key at login and registers it; a CancelRequest on
 //! another connection naming that key fires the session's running
-//! statement's cancel. The statement's call is then dropped — a statement
+//! statement's cancel. The extended protocol's `Execute` is cut by pgwire
+//! itself (around `do_query`); the simple protocol's `Query`, which the
+//! session answers whole, by [`cancellable`]. The statement's call is then dropped — a statement
 //! cut that way dooms its gateway transaction, as a deadline does — and
 //! the client hears SQLSTATE 57014, as from PostgreSQL. Transaction
 //! control (`COMMIT` among it) is never cut: a commit under way finishes
@@ -36,6 +38,36 @@ pub(super) async fn cancellable<C: ClientInfo, T>(
         Ok(()) = &mut cancel => {
             session.fail_tx();
             canceled(Box::new(error("57014", "canceling statement due to user request")))
+        }
+    }
+}
+
+/// Fails the session's block if dropped before [`FailIfCut::answered`]: a
+/// statement pgwire cut on a cancel request.
+pub(super) struct FailIfCut<'a> {
+    session: &'a Session,
+    armed: bool,
+}
+
+impl<'a> FailIfCut<'a> {
+    /// Armed for a statement about to run.
+    pub(super) fn new(session: &'a Session) -> Self {
+        FailIfCut {
+            session,
+            armed: true,
+        }
+    }
+
+    /// The statement answered: nothing to fail.
+    pub(super) fn answered(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for FailIfCut<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.session.fail_tx();
         }
     }
 }

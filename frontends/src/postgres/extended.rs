@@ -232,8 +232,12 @@ impl ExtendedQueryHandler for Queries {
             self.statement(&prepared.text).await
         } else {
             let command = encode::command(&prepared.text);
-            let run = self.execute(&prepared.text, params);
-            match super::cancel::cancellable(&*client, &self.session, run, Err).await {
+            // pgwire cuts this call itself on the client's CancelRequest
+            // (around `do_query`); the cut fails the session's block.
+            let cut = super::cancel::FailIfCut::new(&self.session);
+            let outcome = self.execute(&prepared.text, params).await;
+            cut.answered();
+            match outcome {
                 Ok(result) => vec![Reply::Response(Self::portal_response(
                     portal, &command, result,
                 )?)],

@@ -96,13 +96,15 @@ pub async fn start(
     gateway: Gateway,
     config: &PostgresFrontendConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    connections: crate::connections::ConnectionMetrics,
 ) -> std::io::Result<PostgresFrontend> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "PostgreSQL clients at this address");
-    let connections = Arc::new(ConnectionManager::new());
-    let cancel = Arc::new(DefaultCancelHandler::new(Arc::clone(&connections)));
-    let logins = Arc::new(auth::Logins::new(gateway.clone(), connections));
+    // Each session's backend key, for its clients' cancel requests.
+    let keys = Arc::new(ConnectionManager::new());
+    let cancel = Arc::new(DefaultCancelHandler::new(Arc::clone(&keys)));
+    let logins = Arc::new(auth::Logins::new(gateway.clone(), keys));
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let idle_timeout = config.idle_timeout;
     let task = tokio::spawn(async move {
@@ -117,6 +119,13 @@ pub async fn start(
             };
             let _ = socket.set_nodelay(true);
             let slot = Arc::clone(&slots).try_acquire_owned().ok();
+            let open = match slot {
+                Some(_) => Some(connections.accepted("postgres")),
+                None => {
+                    connections.refused("postgres");
+                    None
+                }
+            };
             let refusal = slot.is_none().then_some((
                 "53300",
                 "sorry, too many clients already ([frontends.postgres] max_connections)",
@@ -140,7 +149,7 @@ pub async fn start(
             let gateway = gateway.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
-                let _slot = slot;
+                let _held = (slot, open);
                 session.touch();
                 // pgwire's decoder panics on some malformed messages: the
                 // panic ends this client's connection, and the cleanup

@@ -57,6 +57,9 @@ pub enum StartError {
     },
 }
 
+/// The front end's name in metrics.
+const FRONTEND: &str = "redis";
+
 /// The running listener.
 #[derive(Debug)]
 pub struct RedisFrontend {
@@ -109,6 +112,7 @@ fn check_target(gateway: &Gateway, target: &str) -> Result<(), StartError> {
 pub async fn start(
     gateway: Gateway,
     config: &RedisFrontendConfig,
+    connections: crate::connections::ConnectionMetrics,
 ) -> Result<RedisFrontend, StartError> {
     check_target(&gateway, &config.target)?;
     let bind = |source| StartError::Bind {
@@ -144,6 +148,7 @@ pub async fn start(
             };
             let _ = socket.set_nodelay(true);
             let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                connections.refused(FRONTEND);
                 // Redis' words, then the connection closes.
                 tokio::spawn(async move {
                     let _ = socket
@@ -159,8 +164,9 @@ pub async fn start(
                 shared: Arc::clone(&shared),
                 session: Session::new(id, peer, local),
             };
+            let open = connections.accepted(FRONTEND);
             tokio::spawn(async move {
-                let _slot = slot;
+                let _held = (slot, open);
                 connection.serve(socket).await;
             });
         }

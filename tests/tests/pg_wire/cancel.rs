@@ -36,7 +36,7 @@ async fn cancelled(
 #[tokio::test]
 async fn a_cancel_request_cuts_the_running_statement() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
-    let (_gw, addr) = gateway(&pg, &redis).await;
+    let (gw, addr) = gateway(&pg, &redis).await;
     let app = connect(addr, "app", "app-token", "main-db").await;
     for extended in [false, true] {
         let (err, took) = cancelled(&app, "SELECT pg_sleep(20)", extended).await;
@@ -52,4 +52,21 @@ async fn a_cancel_request_cuts_the_running_statement() {
     assert_eq!(sqlstate(&after), "25P02", "{after}");
     app.simple_query("ROLLBACK").await.unwrap();
     assert_eq!(rows(&app, "SELECT 2").await, [[Some("2".to_owned())]]);
+
+    // Each cancel came on a connection of its own: counted, and closed.
+    let metrics = gw.handle.metrics_addr().expect("the metrics listener");
+    let (scrape, _) = omnigate_tests::metrics::scrape_at(metrics).await;
+    let count = |name: &str, labels: &[(&str, &str)]| {
+        omnigate_tests::metrics::value(&scrape, name, labels).unwrap_or(-1.0)
+    };
+    let accepted = count(
+        "omnigate_frontend_connections_total",
+        &[("frontend", "postgres"), ("outcome", "accepted")],
+    );
+    assert!(accepted >= 4.0, "{accepted}");
+    let open = count(
+        "omnigate_frontend_connections_open",
+        &[("frontend", "postgres")],
+    );
+    assert!((1.0..accepted).contains(&open), "{open} of {accepted}");
 }

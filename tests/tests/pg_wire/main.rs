@@ -45,6 +45,7 @@ pub(crate) async fn gateway(pg: &PgServer, redis: &RedisServer) -> (TestGateway,
         [127, 0, 0, 1],
         0,
     ))));
+    config.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let gw = TestGateway::with_config(config).await;
     let addr = gw
         .handle

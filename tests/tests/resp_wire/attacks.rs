@@ -14,7 +14,8 @@ async fn a_deep_request_before_auth_is_refused_and_the_gateway_lives_on() {
     let backend = Backend::Memory;
     let mut config = backend.config();
     config.principals = principals();
-    let (_gw, addr) = gateway(config).await;
+    config.metrics.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let (gw, addr) = gateway(config).await;
 
     // redis-protocol's decoder recursed once per `*1`: this aborted the
     // whole process (every front end with it), before any AUTH.
@@ -56,6 +57,22 @@ async fn a_deep_request_before_auth_is_refused_and_the_gateway_lives_on() {
     // The gateway still serves.
     let mut app = connect(addr, Some(("", "app-token")), false).await;
     assert_eq!(ok(&mut app, &[b"PING"]).await, status("PONG"));
+
+    // And counted each connection, and holds the open one.
+    let metrics = gw.handle.metrics_addr().expect("the metrics listener");
+    let (scrape, _) = omnigate_tests::metrics::scrape_at(metrics).await;
+    let accepted = omnigate_tests::metrics::value(
+        &scrape,
+        "omnigate_frontend_connections_total",
+        &[("frontend", "redis"), ("outcome", "accepted")],
+    );
+    assert!(accepted.is_some_and(|n| n >= 5.0), "{accepted:?}");
+    let open = omnigate_tests::metrics::value(
+        &scrape,
+        "omnigate_frontend_connections_open",
+        &[("frontend", "redis")],
+    );
+    assert!(open.is_some_and(|n| n >= 1.0), "{open:?}");
 }
 
 #[tokio::test]

@@ -1,0 +1,81 @@
+//! The connections of the PostgreSQL-wire and RESP listeners, as metrics:
+//! `omnigate_frontend_connections_total{frontend, outcome}` (accepted, or
+//! refused at `max_connections`) and `omnigate_frontend_connections_open
+//! {frontend}`. The labels are two fixed sets, never a client's value.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    frontend: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Frontend {
+    frontend: &'static str,
+}
+
+/// The families, registered once and shared by the listeners.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionMetrics {
+    total: Family<Outcome, Counter>,
+    open: Family<Frontend, Gauge>,
+}
+
+impl ConnectionMetrics {
+    /// The families, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> ConnectionMetrics {
+        let metrics = ConnectionMetrics::default();
+        registry.register(
+            "omnigate_frontend_connections",
+            "Client connections a front end took, by outcome (accepted, refused)",
+            metrics.total.clone(),
+        );
+        registry.register(
+            "omnigate_frontend_connections_open",
+            "Client connections a front end holds open now",
+            metrics.open.clone(),
+        );
+        metrics
+    }
+
+    /// `frontend`'s listener refused a connection (at `max_connections`).
+    pub fn refused(&self, frontend: &'static str) {
+        self.total
+            .get_or_create(&Outcome {
+                frontend,
+                outcome: "refused",
+            })
+            .inc();
+    }
+
+    /// `frontend`'s listener accepted a connection: counted open until the
+    /// returned guard is dropped (the connection ended).
+    pub fn accepted(&self, frontend: &'static str) -> OpenConnection {
+        self.total
+            .get_or_create(&Outcome {
+                frontend,
+                outcome: "accepted",
+            })
+            .inc();
+        let open = self.open.get_or_create(&Frontend { frontend }).clone();
+        open.inc();
+        OpenConnection(open)
+    }
+}
+
+/// An open connection, counted in `omnigate_frontend_connections_open`
+/// until dropped.
+#[derive(Debug)]
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
