@@ -155,6 +155,48 @@ fn peer_table(rows: &[Row], peer: &str, what: &str) -> String {
     out
 }
 
+/// The RESP front end against twemproxy, the proxy it replaces (issue
+/// 32's targets: throughput ≥ twemproxy's, added p50 ≤ twemproxy's, the
+/// gateway's CPU per call; twemproxy's own CPU is not read).
+fn resp_table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let fronted: Vec<&Row> = rows.iter().filter(|r| r.path == "resp").collect();
+    if fronted.is_empty() {
+        return out;
+    }
+    out.push_str(
+        "\nThe RESP front end (the direct client pointed at `omnigate serve`'s Redis listener) against twemproxy:\n\n\
+         | workload | tasks | resp ops/s | twemproxy ops/s | resp/twemproxy | resp +p50 µs | twemproxy +p50 µs | gateway µs/call |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in fronted {
+        let Some(direct) = find(rows, r.workload, "direct", r.concurrency) else {
+            continue;
+        };
+        let added =
+            |s: &crate::measure::Sample| s.percentile(0.5) as i64 - direct.percentile(0.5) as i64;
+        let proxy = find(rows, r.workload, "twemproxy", r.concurrency);
+        let cell = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            r.workload,
+            r.concurrency,
+            r.sample.throughput(),
+            cell(proxy.map(|p| format!("{:.0}", p.throughput()))),
+            cell(proxy.map(|p| format!("{:.2}", r.sample.throughput() / p.throughput()))),
+            added(&r.sample),
+            cell(proxy.map(|p| added(p).to_string())),
+            cell(
+                r.sample
+                    .gateway_cpu_per_op_us()
+                    .map(|us| format!("{us:.1}"))
+            ),
+        );
+    }
+    out
+}
+
 /// The Markdown report: ratios against the targets, then every figure.
 pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String {
     let mark = |ok: bool| if ok { "✓" } else { "✗" };
@@ -197,6 +239,7 @@ pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String 
     ] {
         out.push_str(&peer_table(rows, peer, what));
     }
+    out.push_str(&resp_table(rows));
     out.push_str("\n## Every figure\n\n```\n");
     out.push_str(&table(rows));
     out.push_str("```\n");

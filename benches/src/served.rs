@@ -57,6 +57,8 @@ pub(crate) struct Served {
     child: Child,
     /// Where it listens.
     pub(crate) addr: SocketAddr,
+    /// Where its RESP front end listens (engine `cache`).
+    pub(crate) resp: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -71,12 +73,13 @@ impl Served {
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let addr = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
+        let resp = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
         let config = dir.path().join("omnigate.toml");
-        std::fs::write(
-            &config,
-            config_text(backends, addr, &dir.path().join("tx.log")),
-        )
-        .map_err(|e| e.to_string())?;
+        let mut text = config_text(backends, addr, &dir.path().join("tx.log"));
+        text.push_str(&format!(
+            "\n[frontends.redis]\nlisten = \"{resp}\"\ntarget = \"cache\"\n"
+        ));
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let log =
             std::fs::File::create(dir.path().join("gateway.log")).map_err(|e| e.to_string())?;
         let child = Command::new(binary)
@@ -90,10 +93,13 @@ impl Served {
         let mut served = Served {
             child,
             addr,
+            resp,
             _dir: dir,
         };
         let started = Instant::now();
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
+        while tokio::net::TcpStream::connect(addr).await.is_err()
+            || tokio::net::TcpStream::connect(resp).await.is_err()
+        {
             if started.elapsed() > Duration::from_secs(60)
                 || served.child.try_wait().ok().flatten().is_some()
             {

@@ -153,6 +153,8 @@ pub(crate) struct Targets {
     pub(crate) bouncer: Option<deadpool_postgres::Pool>,
     /// The direct client through twemproxy, when it is reachable.
     pub(crate) proxy: Option<redis::aio::MultiplexedConnection>,
+    /// The direct client through the served gateway's RESP front end.
+    pub(crate) resp: redis::aio::MultiplexedConnection,
     /// The SQLite driver on its own (the three-engine transaction's native
     /// commit), on an in-memory database like the gateway's `side`.
     pub(crate) sqlite: omnigate::drivers::sqlite::SqliteDriver,
@@ -278,6 +280,11 @@ impl Targets {
             }
             None => None,
         };
+        let resp = redis::Client::open(format!("redis://{}/", server.resp))
+            .map_err(err)?
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(err)?;
         let sqlite =
             omnigate::drivers::sqlite::SqliteDriver::open("direct-side", Default::default())
                 .await
@@ -315,6 +322,7 @@ impl Targets {
             sqlite,
             bouncer,
             proxy,
+            resp,
             gateway,
             grpc,
             channels,

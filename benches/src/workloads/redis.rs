@@ -1,4 +1,7 @@
-//! Redis workloads: GET / SET of 100 B, GET of 10 KB, an 8-command pipeline.
+//! Redis workloads: GET / SET of 100 B, GET of 10 KB, an 8-command pipeline;
+//! each direct, in-process (library), over gRPC, through the served
+//! gateway's RESP front end (the same client as direct, pointed at its
+//! listener), and through twemproxy when there is one.
 
 use std::sync::Arc;
 
@@ -37,6 +40,7 @@ pub(super) fn redis_workload(
     };
     let direct = client(t.redis.clone());
     let proxied = t.proxy.clone().map(client);
+    let resp = client(t.resp.clone());
     // The statement text is the same for every call (`GET $1`); only the
     // parameters change, as in a user's code.
     let text: Arc<str> = {
@@ -63,7 +67,12 @@ pub(super) fn redis_workload(
             .collect(),
         ..Default::default()
     });
-    let mut paths = vec![("direct", direct), ("library", library), ("grpc", grpc)];
+    let mut paths = vec![
+        ("direct", direct),
+        ("library", library),
+        ("grpc", grpc),
+        ("resp", resp),
+    ];
     paths.extend(proxied.map(|op| ("twemproxy", op)));
     Workload { name, paths }
 }
@@ -89,6 +98,7 @@ pub(super) fn redis_pipeline(t: &Arc<Targets>) -> Workload {
     };
     let direct = pipeline(t.redis.clone());
     let proxied = t.proxy.clone().map(pipeline);
+    let resp = pipeline(t.resp.clone());
     let library: Op = {
         let t = Arc::clone(t);
         Arc::new(move |n| {
@@ -127,7 +137,12 @@ pub(super) fn redis_pipeline(t: &Arc<Targets>) -> Workload {
             .boxed()
         })
     };
-    let mut paths = vec![("direct", direct), ("library", library), ("grpc", grpc)];
+    let mut paths = vec![
+        ("direct", direct),
+        ("library", library),
+        ("grpc", grpc),
+        ("resp", resp),
+    ];
     paths.extend(proxied.map(|op| ("twemproxy", op)));
     Workload {
         name: "redis_pipeline_8",
