@@ -135,16 +135,26 @@ impl PostgresTransaction {
         let client = self.client.take().ok_or_else(|| {
             Error::Internal(EngineError::new(KIND, None, "the transaction has ended"))
         })?;
-        let outcome = client
-            .batch_execute(command)
-            .await
-            .map_err(|e| from_pg(e, None));
+        // Closed, not pooled, unless every step below finished: a call
+        // dropped mid-way (its caller gone) leaves a command in flight.
+        let mut closing = Closing(Some(client));
+        let outcome = match &closing.0 {
+            Some(client) => client
+                .batch_execute(command)
+                .await
+                .map_err(|e| from_pg(e, None)),
+            None => Ok(()),
+        };
         let reset = self.reset && !self.tainted && outcome.is_ok();
-        if self.tainted
-            || outcome.is_err()
-            || (reset && super::session::reset(&client).await.is_err())
-        {
-            drop(Object::take(client));
+        let clean = !self.tainted
+            && outcome.is_ok()
+            && !(reset
+                && match &closing.0 {
+                    Some(client) => super::session::reset(client).await.is_err(),
+                    None => true,
+                });
+        if clean {
+            drop(closing.0.take()); // back to the pool
         }
         outcome
     }
@@ -258,6 +268,17 @@ impl DriverTransaction for PostgresTransaction {
 
     fn engine(&self) -> &'static str {
         KIND
+    }
+}
+
+/// A connection taken out of the pool (closed) when dropped still held.
+struct Closing(Option<Object>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
     }
 }
 

@@ -242,7 +242,9 @@ impl Login {
         self.logins
             .driver
             .complete_authentication(client, final_message)
-            .await
+            .await?;
+        super::cancel::take_over(&*client);
+        Ok(())
     }
 }
 

@@ -2,13 +2,19 @@
 //! in tokio-postgres, `conn.cancel()` in psycopg): pgwire sends each
 //! session a backend key at login and registers it; a CancelRequest on
 //! another connection naming that key fires the session's running
-//! statement's cancel. The extended protocol's `Execute` is cut by pgwire
-//! itself (around `do_query`); the simple protocol's `Query`, which the
-//! session answers whole, by [`cancellable`]. The statement's call is then dropped — a statement
-//! cut that way dooms its gateway transaction, as a deadline does — and
-//! the client hears SQLSTATE 57014, as from PostgreSQL. Transaction
-//! control (`COMMIT` among it) is never cut: a commit under way finishes
-//! and answers its true outcome.
+//! statement's cancel.
+//!
+//! The session decides what a cancel may cut, not pgwire (whose extended
+//! protocol would cut any `Execute`, a `COMMIT` among them, and answer
+//! 57014 while the commit goes on): at login the registered handle is
+//! taken over ([`take_over`]) and pgwire is left one nothing fires. A cut
+//! is truthful only where the statement's effects are known to go: a
+//! statement inside a transaction (the call dropped dooms the gateway
+//! transaction, which can then only roll back, as PostgreSQL's does), or a
+//! read outside one. So those are cut — the statement cancelled on the
+//! engine too, the client told 57014, the block failed — and transaction
+//! control and writes outside a transaction (their effects may already be
+//! committed when the cancel lands) run to their end or their deadline.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,55 +25,54 @@ use pgwire::error::ErrorInfo;
 use super::errors::error;
 use super::session::Session;
 
+/// The session's own cancel handle (see the module docs).
+struct SessionCancel(Arc<ConnectionHandle>);
+
+/// Takes over the cancel handle pgwire registered for this login: the
+/// session keeps it, and pgwire's own lookup finds a handle no
+/// CancelRequest reaches.
+pub(super) fn take_over<C: ClientInfo>(client: &C) {
+    let extensions = client.session_extensions();
+    if let Some(registered) = extensions.get::<Arc<ConnectionHandle>>() {
+        extensions.insert(SessionCancel(Arc::clone(&registered)));
+        extensions.insert(Arc::new(ConnectionHandle::new()));
+    }
+}
+
+/// Whether a cancel may cut `text` (see the module docs): a statement in
+/// the session's transaction, or a read outside one.
+pub(super) fn may_cut(session: &Session, text: &str) -> bool {
+    if super::statements::is_control(text) {
+        return false;
+    }
+    if session.tx().is_some() {
+        return true;
+    }
+    let keyword = omnigate::drivers::sql::first_keyword(text);
+    ["SELECT", "SHOW", "VALUES", "TABLE"]
+        .iter()
+        .any(|read| keyword.eq_ignore_ascii_case(read))
+}
+
 /// Runs `work` unless the client cancels it first; then `canceled` makes
 /// its answer from the 57014 error, and the session's transaction (if
 /// any) is failed, as PostgreSQL fails a block whose statement was
-/// cancelled.
+/// cancelled. The caller checks [`may_cut`] first.
 pub(super) async fn cancellable<C: ClientInfo, T>(
     client: &C,
     session: &Session,
     work: impl Future<Output = T>,
     canceled: impl FnOnce(Box<ErrorInfo>) -> T,
 ) -> T {
-    let Some(handle) = client.session_extensions().get::<Arc<ConnectionHandle>>() else {
+    let Some(handle) = client.session_extensions().get::<SessionCancel>() else {
         return work.await;
     };
-    let mut cancel = handle.start_query().await;
+    let mut cancel = handle.0.start_query().await;
     tokio::select! {
         done = work => done,
         Ok(()) = &mut cancel => {
             session.fail_tx();
             canceled(Box::new(error("57014", "canceling statement due to user request")))
-        }
-    }
-}
-
-/// Fails the session's block if dropped before [`FailIfCut::answered`]: a
-/// statement pgwire cut on a cancel request.
-pub(super) struct FailIfCut<'a> {
-    session: &'a Session,
-    armed: bool,
-}
-
-impl<'a> FailIfCut<'a> {
-    /// Armed for a statement about to run.
-    pub(super) fn new(session: &'a Session) -> Self {
-        FailIfCut {
-            session,
-            armed: true,
-        }
-    }
-
-    /// The statement answered: nothing to fail.
-    pub(super) fn answered(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for FailIfCut<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.session.fail_tx();
         }
     }
 }

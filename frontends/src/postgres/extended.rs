@@ -232,11 +232,12 @@ impl ExtendedQueryHandler for Queries {
             self.statement(&prepared.text).await
         } else {
             let command = encode::command(&prepared.text);
-            // pgwire cuts this call itself on the client's CancelRequest
-            // (around `do_query`); the cut fails the session's block.
-            let cut = super::cancel::FailIfCut::new(&self.session);
-            let outcome = self.execute(&prepared.text, params).await;
-            cut.answered();
+            let run = self.execute(&prepared.text, params);
+            let outcome = if super::cancel::may_cut(&self.session, &prepared.text) {
+                super::cancel::cancellable(&*client, &self.session, run, Err).await
+            } else {
+                run.await
+            };
             match outcome {
                 Ok(result) => vec![Reply::Response(Self::portal_response(
                     portal, &command, result,

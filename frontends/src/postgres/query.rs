@@ -354,11 +354,11 @@ impl SimpleQueryHandler for Queries {
         }
         'statements: for text in statements {
             forget_deallocated(client.portal_store(), text);
-            let replies = if is_control(text) {
-                self.statement(text).await
-            } else {
+            let replies = if cancel::may_cut(&self.session, text) {
                 let error = |e| vec![Reply::Response(Response::Error(e))];
                 cancel::cancellable(client, &self.session, self.statement(text), error).await
+            } else {
+                self.statement(text).await
             };
             for reply in replies {
                 match reply {

@@ -1,7 +1,8 @@
 //! A client's CancelRequest (tokio-postgres' `cancel_token`, as psql's
-//! Ctrl-C sends it) cuts the statement its session runs: 57014, in both
-//! protocols; the session goes on, and a block whose statement was
-//! cancelled fails, as PostgreSQL's does.
+//! Ctrl-C sends it) cuts the read or the in-transaction statement its
+//! session runs: 57014, in both protocols; the session goes on, a block
+//! whose statement was cancelled fails, as PostgreSQL's does, and a write
+//! outside a transaction runs to its end.
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,24 @@ async fn a_cancel_request_cuts_the_running_statement() {
         assert!(took < Duration::from_secs(10), "{took:?}");
         assert_eq!(rows(&app, "SELECT 1").await, [[Some("1".to_owned())]]);
     }
+    // A write outside a transaction is not cut: its effect may already be
+    // committed when the cancel lands, so it runs to its end and says so.
+    app.simple_query("CREATE TABLE cancel_t (v int)")
+        .await
+        .unwrap();
+    let token = app.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await
+    });
+    app.simple_query("INSERT INTO cancel_t SELECT 1 FROM pg_sleep(1)")
+        .await
+        .unwrap();
+    canceller.await.unwrap().unwrap();
+    assert_eq!(
+        rows(&app, "SELECT count(*) FROM cancel_t").await,
+        [[Some("1".to_owned())]]
+    );
     // Inside a block: the block fails, and only ROLLBACK ends it.
     app.simple_query("BEGIN").await.unwrap();
     let (err, _) = cancelled(&app, "SELECT pg_sleep(20)", false).await;
