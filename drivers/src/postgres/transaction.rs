@@ -49,15 +49,20 @@ impl PostgresTransaction {
         } else {
             "BEGIN"
         };
-        client
-            .batch_execute(begin)
-            .await
-            .map_err(|e| from_pg(e, None))?;
+        // A call dropped while BEGIN is in flight must not pool the
+        // connection: its next user would find itself in a transaction.
+        let mut closing = Closing(Some(client));
+        if let Some(client) = &closing.0 {
+            client
+                .batch_execute(begin)
+                .await
+                .map_err(|e| from_pg(e, None))?;
+        }
         Ok(PostgresTransaction {
             descriptor,
             options,
             types,
-            client: Some(client),
+            client: closing.0.take(),
             prepared: None,
             tainted: false,
             aborted: false,
