@@ -260,12 +260,7 @@ async fn take_sample(
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    crate::spikes::status_kib(pid, "VmRSS")
 }
 
 fn kill(backends: &mut Backends, engine: &str) {

@@ -73,10 +73,16 @@ impl SpikeReport {
 /// code pages, which a spike may touch for the first time), KiB; 0 when
 /// it cannot be read.
 pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "RssAnon")
+}
+
+/// A KiB figure of process `pid`'s `/proc/PID/status` (`VmRSS`,
+/// `RssAnon`, ...); 0 when it cannot be read.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
