@@ -228,13 +228,19 @@ async fn redis_refusing_at_exec_after_the_decision_is_failed_after_commit() {
         .unwrap()
         .into_inner()
         .transactions;
-    assert!(
-        listed
-            .iter()
-            .any(|t| t.tx_id == tx
-                && t.state == pb::transaction_info::State::FailedAfterCommit as i32),
-        "operators see it: {listed:?}"
+    let failed_tx = listed.iter().find(|t| t.tx_id == tx);
+    let failed_tx = failed_tx.unwrap_or_else(|| panic!("operators see it: {listed:?}"));
+    assert_eq!(
+        failed_tx.state,
+        pb::transaction_info::State::FailedAfterCommit as i32
     );
+    // With the writes none of which EXEC applied, to re-apply.
+    let writes: Vec<Vec<&[u8]>> = failed_tx
+        .writes
+        .iter()
+        .map(|w| w.args.iter().map(Vec::as_slice).collect())
+        .collect();
+    assert_eq!(writes, [[&b"SET"[..], b"k", b"v"]], "{failed_tx:?}");
     // A retried Commit answers the same: committed, with the failure.
     let retried = commit_tx(&mut gw.client, &tx).await.unwrap_err();
     assert_eq!(retried.code(), Code::FailedPrecondition, "{retried:?}");

@@ -210,6 +210,13 @@ async fn a_failure_after_commit_is_listed_until_acknowledged() {
     let t = listed.iter().find(|t| t.tx_id == tx).unwrap();
     assert_eq!(t.state, State::FailedAfterCommit as i32, "{listed:?}");
     assert_eq!(t.engines, ["graph"]);
+    // The writes FalkorDB applied none of, for the operator to re-apply.
+    let writes: Vec<Vec<&[u8]>> = t
+        .writes
+        .iter()
+        .map(|w| w.args.iter().map(Vec::as_slice).collect())
+        .collect();
+    assert_eq!(writes, [[&b"g"[..], bad.as_bytes()]], "{t:?}");
     let refused = resolve(&mut gw, &tx, false).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(

@@ -98,7 +98,34 @@ fn info_json(t: &pb::TransactionInfo) -> serde_json::Value {
         "engines": t.engines,
         "age_ms": t.age.map(|a| a.seconds * 1000 + i64::from(a.nanos) / 1_000_000),
         "detail": t.detail,
+        "writes": t.writes.iter().map(write_text).collect::<Vec<_>>(),
     })
+}
+
+/// A write as a command line: each argument quoted as redis-cli quotes
+/// a reply (printable ASCII as is, other bytes escaped), so it reads
+/// and pastes back.
+fn write_text(write: &pb::Write) -> String {
+    let args: Vec<String> = write
+        .args
+        .iter()
+        .map(|arg| {
+            let mut quoted = String::from("\"");
+            for &b in arg {
+                match b {
+                    b'"' | b'\\' => quoted.extend(['\\', char::from(b)]),
+                    b'\n' => quoted.push_str("\\n"),
+                    b'\r' => quoted.push_str("\\r"),
+                    b'\t' => quoted.push_str("\\t"),
+                    0x20..=0x7e => quoted.push(char::from(b)),
+                    _ => quoted.push_str(&format!("\\x{b:02x}")),
+                }
+            }
+            quoted.push('"');
+            quoted
+        })
+        .collect();
+    args.join(" ")
 }
 
 fn age_text(t: &pb::TransactionInfo) -> String {
@@ -197,14 +224,21 @@ pub async fn tx(args: TxArgs) -> Result<String, Failure> {
             Ok(if client.json {
                 format!("{}\n", info_json(&t))
             } else {
-                format!(
+                let mut out = format!(
                     "tx:      {}\nstate:   {}\nage:     {}\nengines: {}\ndetail:  {}\n",
                     t.tx_id,
                     state_name(t.state),
                     age_text(&t),
                     t.engines.join(", "),
                     t.detail
-                )
+                );
+                if !t.writes.is_empty() {
+                    out.push_str("writes to re-apply (after checking which stand):\n");
+                    for write in &t.writes {
+                        out.push_str(&format!("  {}\n", write_text(write)));
+                    }
+                }
+                out
             })
         }
         TxAction::Resolve {

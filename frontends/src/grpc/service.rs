@@ -445,5 +445,12 @@ fn transaction_info(info: omnigate::tx::TxInfo) -> pb::TransactionInfo {
             .age
             .and_then(|age| prost_types::Duration::try_from(age).ok()),
         detail: info.detail,
+        writes: info
+            .writes
+            .into_iter()
+            .map(|args| pb::Write {
+                args: args.into_iter().map(Vec::from).collect(),
+            })
+            .collect(),
     }
 }

@@ -147,7 +147,7 @@ impl Coordinator {
                         why: "no log to decide in".into(),
                     });
                 };
-                match self.decide_in_log(log, tx, record).await {
+                match self.decide_in_log(log, tx, record.clone()).await {
                     Ok(()) => None,
                     Err(e @ Error::TxInDoubt { .. }) => return Err(e),
                     Err(e) => {
@@ -198,7 +198,8 @@ impl Coordinator {
                     let why = e
                         .engine_error()
                         .map_or_else(|| e.to_string(), |r| r.message.clone());
-                    failed_after = Some(self.failed_after_commit(tx, engine, why).await);
+                    let redo = redo_of(&record, &engine);
+                    failed_after = Some(self.failed_after_commit(tx, engine, why, redo).await);
                 }
             }
         }
@@ -370,11 +371,18 @@ impl Coordinator {
     /// failed a write as it was applied: for operators (in the log, opened
     /// now if it was not; in the error log and the counters if it cannot
     /// be).
-    pub(super) async fn failed_after_commit(&self, tx: &str, engine: String, why: String) -> Error {
+    pub(super) async fn failed_after_commit(
+        &self,
+        tx: &str,
+        engine: String,
+        why: String,
+        redo: Vec<Vec<String>>,
+    ) -> Error {
         let record = Record::FailedAfterCommit {
             tx: tx.to_owned(),
             engine: engine.clone(),
             why: why.clone(),
+            redo,
         };
         let recorded = match self.log().await {
             Ok(log) => self
@@ -392,6 +400,17 @@ impl Coordinator {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Error::TxFailedAfterCommit { engine, why }
     }
+}
+
+/// The writes `engine`'s buffered part of `record` was to apply.
+fn redo_of(record: &[PartRecord], engine: &str) -> Vec<Vec<String>> {
+    record
+        .iter()
+        .find_map(|part| match part {
+            PartRecord::Buffered { engine: e, redo } if e == engine => Some(redo.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// A buffered engine and its first redo entry, to let go of its marker.

@@ -412,10 +412,16 @@ fn unresolved(records: &[Record]) -> Vec<Failure> {
     let mut failures: Vec<Failure> = Vec::new();
     for record in records {
         match record {
-            Record::FailedAfterCommit { tx, engine, why } => failures.push(Failure {
+            Record::FailedAfterCommit {
+                tx,
+                engine,
+                why,
+                redo,
+            } => failures.push(Failure {
                 tx: tx.clone(),
                 engine: engine.clone(),
                 why: why.clone(),
+                redo: redo.clone(),
             }),
             Record::Resolved { tx } => failures.retain(|f| &f.tx != tx),
             _ => {}

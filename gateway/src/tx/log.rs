@@ -97,6 +97,11 @@ pub enum Record {
         engine: String,
         /// What failed.
         why: String,
+        /// The writes the engine was to apply, as the redo keeps them
+        /// (base64 arguments): what an operator re-applies, whole or in
+        /// part as `why` tells, to mend the data.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        redo: Vec<Vec<String>>,
     },
 }
 
@@ -123,6 +128,8 @@ pub struct Failure {
     pub engine: String,
     /// What failed.
     pub why: String,
+    /// The writes the engine was to apply (base64 arguments).
+    pub redo: Vec<Vec<String>>,
 }
 
 /// The log, wherever it is kept.

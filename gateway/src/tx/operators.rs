@@ -39,6 +39,9 @@ pub struct TxInfo {
     pub age: Option<Duration>,
     /// More: why it failed, its global ids, what it waits for.
     pub detail: String,
+    /// Failed after commit: the writes the failing engine was to apply,
+    /// as its arguments (what an operator re-applies to mend the data).
+    pub writes: Vec<omnigate_drivers::Redo>,
 }
 
 fn age_since(at_ms: Option<i64>) -> Option<Duration> {
@@ -96,6 +99,7 @@ impl Transactions {
                 engines,
                 age,
                 detail,
+                writes: Vec::new(),
             });
         }
         for (engine, decider) in self.coordinator.deciders(router).await.ready {
@@ -115,6 +119,7 @@ impl Transactions {
                         gids(&marker.parts)
                     ),
                     tx_id: marker.tx,
+                    writes: Vec::new(),
                 });
             }
         }
@@ -131,6 +136,7 @@ impl Transactions {
                         age: age_since(doubt.at_ms),
                         detail: format!("in the log; {}", gids(&doubt.parts)),
                         tx_id: doubt.tx,
+                        writes: Vec::new(),
                     });
                 }
             }
@@ -142,6 +148,11 @@ impl Transactions {
                         engines: vec![failure.engine],
                         age: None,
                         detail: failure.why,
+                        writes: failure
+                            .redo
+                            .iter()
+                            .filter_map(|args| super::log::decode_args(args))
+                            .collect(),
                     });
                 }
             }

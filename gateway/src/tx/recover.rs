@@ -386,7 +386,7 @@ impl Coordinator {
         let Ok(entry) = router.by_name(engine) else {
             return false;
         };
-        let Some(redo) = redo
+        let Some(writes) = redo
             .iter()
             .map(|r| decode_args(r))
             .collect::<Option<Vec<_>>>()
@@ -394,7 +394,7 @@ impl Coordinator {
             tracing::error!(tx_id = %tx, "an unreadable redo entry in the log");
             return false;
         };
-        match self.step(entry.driver.replay(tx, &redo)).await {
+        match self.step(entry.driver.replay(tx, &writes)).await {
             Ok(()) => true,
             Err(
                 omnigate_drivers::Error::Unavailable(_) | omnigate_drivers::Error::Timeout { .. },
@@ -404,7 +404,7 @@ impl Coordinator {
             // taken as applied. Recorded as failed after commit, for
             // operators, and finished as far as recovery goes.
             Err(e) => {
-                self.failed_after_commit(tx, engine.to_owned(), e.to_string())
+                self.failed_after_commit(tx, engine.to_owned(), e.to_string(), redo.to_vec())
                     .await;
                 true
             }

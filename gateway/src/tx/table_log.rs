@@ -131,12 +131,16 @@ impl TableLog {
                 "UPDATE omnigate_tx_log SET state = 'done', updated_at = now() WHERE tx_id = $1",
             )
             .bind(tx),
-            Record::FailedAfterCommit { tx, engine, why } => self.sql(
-                "INSERT INTO omnigate_tx_failures (tx_id, engine, why) VALUES ($1, $2, $3)",
-            )
-            .bind(tx)
-            .bind(engine)
-            .bind(why),
+            Record::FailedAfterCommit {
+                tx,
+                engine,
+                why,
+                redo,
+            } => self
+                .sql("INSERT INTO omnigate_tx_failures (tx_id, engine, why) VALUES ($1, $2, $3)")
+                .bind(tx)
+                .bind(engine)
+                .bind(FailureText::encode(why, redo)),
         };
         run(&self.driver, &statement)
             .await
@@ -278,11 +282,15 @@ impl TableLog {
             .rows
             .into_iter()
             .filter_map(|row| match &row[..] {
-                [Value::String(tx), Value::String(engine), Value::String(why)] => Some(Failure {
-                    tx: tx.clone(),
-                    engine: engine.clone(),
-                    why: why.clone(),
-                }),
+                [Value::String(tx), Value::String(engine), Value::String(why)] => {
+                    let FailureText { why, redo } = FailureText::decode(why);
+                    Some(Failure {
+                        tx: tx.clone(),
+                        engine: engine.clone(),
+                        why,
+                        redo,
+                    })
+                }
                 _ => None,
             })
             .collect())
@@ -298,6 +306,33 @@ impl TableLog {
             .await
             .map_err(|e| failure("cannot write", e))?;
         Ok(result.rows_affected > 0)
+    }
+}
+
+/// A failure's `why` column: the reason, and with it the writes to
+/// re-apply as JSON (in the column every version of the table has, so a
+/// role with DML only on tables an administrator made can write it); a
+/// plain reason is read as one without writes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FailureText {
+    why: String,
+    redo: Vec<Vec<String>>,
+}
+
+impl FailureText {
+    fn encode(why: String, redo: Vec<Vec<String>>) -> String {
+        if redo.is_empty() {
+            return why;
+        }
+        let text = FailureText { why, redo };
+        serde_json::to_string(&text).unwrap_or(text.why)
+    }
+
+    fn decode(text: &str) -> FailureText {
+        serde_json::from_str(text).unwrap_or_else(|_| FailureText {
+            why: text.to_owned(),
+            redo: Vec::new(),
+        })
     }
 }
 
