@@ -8,11 +8,13 @@
 use std::time::Duration;
 
 use omnigate::config::{DriverConfig, EngineConfig};
+use omnigate::security::Credentials;
 use omnigate::tx::TxOptions;
 use omnigate::{CallContext, Error as GatewayError, Gateway, Request};
 use omnigate_drivers::Value;
 use omnigate_drivers::sqlite::SqliteConfig;
 use omnigate_proto::v1 as pb;
+use omnigate_tests::auth::principal;
 use omnigate_tests::library::{first, run};
 use omnigate_tests::redis::RedisServer;
 use omnigate_tests::{TestGateway, begin_tx, commit_tx, exec, in_tx, request, s, scalar};
@@ -247,7 +249,7 @@ async fn readers_of_the_embedded_sql_engine_never_wait_on_an_open_transaction() 
 }
 
 #[tokio::test]
-async fn a_commit_retried_after_a_restart_hears_the_true_outcome() {
+async fn a_commit_retried_after_a_restart_hears_the_true_outcome_and_only_its_owner() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let config = || {
@@ -259,12 +261,31 @@ async fn a_commit_retried_after_a_restart_hears_the_true_outcome() {
             ))),
         );
         config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
+        for name in ["owner", "other"] {
+            config
+                .principals
+                .insert(name.into(), principal(&format!("{name}-token")));
+        }
         config
+    };
+    let as_principal = |gateway: &Gateway, name: &str| {
+        let header = format!("Bearer {name}-token");
+        gateway
+            .authenticate(Credentials {
+                authorization: Some(&header),
+                ..Default::default()
+            })
+            .unwrap()
     };
     let id = {
         let gateway = Gateway::builder().config(config()).build().await.unwrap();
-        run(&gateway, "sql", "CREATE TABLE r (n INTEGER)").await;
-        let tx = gateway.begin(TxOptions::default()).unwrap();
+        let owner = CallContext::anonymous().as_caller(as_principal(&gateway, "owner"));
+        let mut create = Request::new("sql", "CREATE TABLE r (n INTEGER)");
+        create.context = owner;
+        gateway.execute(create).await.unwrap();
+        let tx = gateway
+            .begin_as(as_principal(&gateway, "owner"), TxOptions::default())
+            .unwrap();
         let id = tx.id().to_owned();
         tx.execute(Request::new("sql", "INSERT INTO r VALUES (1)"))
             .await
@@ -278,21 +299,32 @@ async fn a_commit_retried_after_a_restart_hears_the_true_outcome() {
         id
     };
     let gateway = Gateway::builder().config(config()).build().await.unwrap();
-    let anonymous = CallContext::anonymous();
-    // Before: NOT_FOUND, which a client takes for "never happened".
-    let mut engines = gateway.commit(&anonymous, &id).await.unwrap();
+    let owner = CallContext::anonymous().as_caller(as_principal(&gateway, "owner"));
+    let other = CallContext::anonymous().as_caller(as_principal(&gateway, "other"));
+    // Another principal holding the id hears what it hears in memory:
+    // no such transaction of its own (before, the markers told it all).
+    let foreign = gateway.commit(&other, &id).await.unwrap_err();
+    assert!(
+        matches!(foreign, GatewayError::TxNotFound { .. }),
+        "{foreign:?}"
+    );
+    // Its owner hears the outcome (before: NOT_FOUND, which a client
+    // takes for "never happened").
+    let mut engines = gateway.commit(&owner, &id).await.unwrap();
     engines.sort();
     assert_eq!(engines, vec!["cache".to_owned(), "main".to_owned()]);
     let unknown = gateway
-        .commit(&anonymous, "00000000-0000-4000-8000-000000000000")
+        .commit(&owner, "00000000-0000-4000-8000-000000000000")
         .await
         .unwrap_err();
     assert!(
         matches!(unknown, GatewayError::TxNotFound { .. }),
         "{unknown:?}"
     );
-    let n = first(&gateway, "redis", "GET restarted", None).await;
-    assert_eq!(n, Value::from("1"), "applied once");
+    let mut get = Request::new("redis", "GET restarted");
+    get.context = owner;
+    let n = gateway.execute(get).await.unwrap().result.rows;
+    assert_eq!(n, [[Value::from("1")]], "applied once");
 }
 
 #[tokio::test]

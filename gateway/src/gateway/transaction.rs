@@ -96,14 +96,14 @@ impl Gateway {
         let taken = match transactions.take(&key).await {
             // Not in memory (a restart, or past the ended window): as the
             // markers and the log tell, if they know it.
-            Err(Error::TxNotFound { .. }) => return self.recorded_answer(id).await,
+            Err(Error::TxNotFound { .. }) => return self.recorded_answer(context, id).await,
             other => other?,
         };
         let (tx, ending) = match taken {
             Taken::Open(tx, ending) => (tx, ending),
             // In doubt when it ended: recovery may have decided it since.
             Taken::Ended(outcome) if outcome.how == Ended::InDoubt => {
-                return match self.recorded_answer(id).await {
+                return match self.recorded_answer(context, id).await {
                     Err(Error::TxNotFound { .. }) => commit_answer(id, &outcome),
                     answer => answer,
                 };
@@ -127,14 +127,16 @@ impl Gateway {
     }
 
     /// What a Commit of `id` hears from the deciding engines' markers and
-    /// the log (an id this gateway does not remember). Only an id of the
-    /// gateway's own form is looked for: a client's random strings cost
-    /// no reads of the engines or the log.
-    async fn recorded_answer(&self, id: &str) -> Result<Vec<String>> {
+    /// the log (an id this gateway does not remember). Only an id the
+    /// gateway issued to the caller is looked for: another principal's id
+    /// is not found, as in memory, and a client's random strings cost no
+    /// reads of the engines or the log.
+    async fn recorded_answer(&self, context: &CallContext, id: &str) -> Result<Vec<String>> {
         let not_found = || Error::TxNotFound {
             id: crate::error::short(id),
         };
-        if uuid::Uuid::parse_str(id).is_err() {
+        let owner = self.caller(context)?.map(|p| p.name.as_str());
+        if !crate::tx::Transactions::issued_to(id, owner) {
             return Err(not_found());
         }
         let coordinator = &self.inner.transactions.coordinator;

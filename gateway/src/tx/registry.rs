@@ -125,6 +125,25 @@ impl Transactions {
         }
     }
 
+    /// A new transaction id, bound to `owner` (a principal's name): a
+    /// UUID of 64 random bits and 64 bits of a hash of them with the
+    /// owner's name. A lookup the registry cannot answer (after a restart,
+    /// from the markers and the log) answers only the owner: another
+    /// principal holding the id finds it not issued to it, as the
+    /// registry's own keys would have it.
+    pub(crate) fn new_id(owner: Option<&str>) -> String {
+        let mut bytes = *uuid::Uuid::new_v4().as_bytes();
+        let tag = id_tag(owner, &bytes[..8]);
+        bytes[8..].copy_from_slice(&tag);
+        uuid::Uuid::from_bytes(bytes).to_string()
+    }
+
+    /// Whether `id` is of the gateway's form and was issued to `owner`.
+    pub(crate) fn issued_to(id: &str, owner: Option<&str>) -> bool {
+        uuid::Uuid::parse_str(id)
+            .is_ok_and(|uuid| id_tag(owner, &uuid.as_bytes()[..8]) == uuid.as_bytes()[8..])
+    }
+
     /// The transaction id of a registry key.
     pub(crate) fn id_of(key: &str) -> &str {
         key.rsplit('\0').next().unwrap_or(key)
@@ -138,7 +157,7 @@ impl Transactions {
         owner: Option<&str>,
         limit: super::BufferLimit,
     ) -> (String, Duration) {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = Self::new_id(owner);
         let tx = Tx::new(options, self.default_idle, limit);
         self.coordinator
             .counters
@@ -343,4 +362,18 @@ async fn reap(registry: Weak<Transactions>) {
         };
         registry.expire_idle().await;
     }
+}
+
+/// The owner half of a transaction id of random half `random`.
+fn id_tag(owner: Option<&str>, random: &[u8]) -> [u8; 8] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"omnigate transaction id\0");
+    hash.update(owner.unwrap_or_default().as_bytes());
+    hash.update([0]);
+    hash.update(random);
+    let digest = hash.finalize();
+    let mut tag = [0; 8];
+    tag.copy_from_slice(&digest[..8]);
+    tag
 }
