@@ -107,6 +107,53 @@ async fn a_committer_and_a_replay_at_once_apply_a_counter_once() {
 }
 
 #[tokio::test]
+async fn a_key_changed_between_the_check_and_exec_never_fails_one_write_of_it() {
+    let server = RedisServer::start();
+    let d = server.driver().await;
+    // Another client breaks a checked key after the check: before, EXEC
+    // applied `SET other` and failed `INCR counter` (half applied); now
+    // the watch aborts that EXEC, the check runs again and refuses it
+    // whole, with none applied (failed after commit, every write to redo).
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, "SET other x").await;
+    queue(&mut tx, Dialect::Redis, "INCR counter").await;
+    tx.prepare("tx-broken").await.unwrap();
+    d.run(Dialect::Redis, st("SET counter word")).await.unwrap();
+    let refused = tx.commit().await.unwrap_err();
+    assert!(
+        matches!(refused, omnigate_drivers::Error::Precondition(_)),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("none of"), "{refused}");
+    let other = d.query_scalar(Dialect::Redis, st("EXISTS other")).await;
+    assert_eq!(other.unwrap(), Value::Int(0), "nothing applied");
+
+    // A change that keeps every write valid: the apply checks again and
+    // applies on what is there now.
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, "INCR fine").await;
+    tx.prepare("tx-changed").await.unwrap();
+    d.run(Dialect::Redis, st("SET fine 41")).await.unwrap();
+    tx.commit().await.unwrap();
+    let fine = d.query_scalar(Dialect::Redis, st("GET fine")).await;
+    assert_eq!(fine.unwrap(), Value::from("42"));
+    // Applied once: a replay of the same transaction does nothing.
+    d.replay("tx-changed", &[vec!["INCR".into(), "fine".into()]])
+        .await
+        .unwrap();
+    let fine = d.query_scalar(Dialect::Redis, st("GET fine")).await;
+    assert_eq!(fine.unwrap(), Value::from("42"));
+
+    // A rolled-back transaction lets go of its watch.
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    queue(&mut tx, Dialect::Redis, "SET dropped 1").await;
+    tx.prepare("tx-dropped").await.unwrap();
+    tx.rollback().await.unwrap();
+    let dropped = d.query_scalar(Dialect::Redis, st("EXISTS dropped")).await;
+    assert_eq!(dropped.unwrap(), Value::Int(0));
+}
+
+#[tokio::test]
 async fn writes_that_would_fail_when_applied_are_refused_before_the_decision() {
     let server = RedisServer::start();
     let d = server.driver().await;

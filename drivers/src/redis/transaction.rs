@@ -34,6 +34,9 @@ pub(super) struct RedisTransaction {
     queued: Vec<Vec<Bytes>>,
     /// The marker applied with the writes, once prepared.
     marker: Option<String>,
+    /// From the check at prepare to `EXEC`: a connection of its own on
+    /// which the marker and the checked keys are watched.
+    watching: Option<::redis::aio::MultiplexedConnection>,
 }
 
 impl RedisTransaction {
@@ -50,6 +53,7 @@ impl RedisTransaction {
             commands,
             queued: Vec::new(),
             marker: None,
+            watching: None,
         }
     }
 }
@@ -139,67 +143,33 @@ impl DriverTransaction for RedisTransaction {
     /// are read now and every queued write is checked against them and
     /// against what the transaction's own earlier writes leave, so a write
     /// that would fail inside EXEC rolls the whole transaction back instead.
-    /// A concurrent change between this check and EXEC can still make one
-    /// fail (the window the README documents).
+    /// The keys read and the marker stay watched until `EXEC`, on a
+    /// connection of the transaction's own: a concurrent change between
+    /// this check and `EXEC` aborts the `EXEC` whole, and commit checks and
+    /// applies again (see [`replay`]), so no write fails half-applied.
     async fn prepare(&mut self, global_id: &str) -> Result<()> {
         self.marker = Some(global_id.to_owned());
-        let mut keys: Vec<Bytes> = Vec::new();
-        for args in &self.queued {
-            let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-            keys.extend(keys_of(&name, args).into_iter().cloned());
-        }
-        keys.sort();
-        keys.dedup();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = ::redis::pipe();
-        for key in &keys {
-            // An integer string is stored "int"-encoded: the only encoding
-            // INCR accepts without reading the value.
-            pipe.cmd("TYPE").arg(key.as_ref());
-            pipe.cmd("OBJECT").arg("ENCODING").arg(key.as_ref());
-        }
-        let mut conn = self.pool.connection().await?;
-        let replies: Vec<Option<String>> =
-            pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
-        let mut held: std::collections::HashMap<Bytes, Held> = keys
-            .into_iter()
-            .zip(replies.chunks(2))
-            .map(|(key, reply)| {
-                let kind = reply[0].clone().unwrap_or_else(|| "none".into());
-                let integer =
-                    (kind == "string" && reply[1].as_deref() == Some("int")).then_some(true);
-                (key, Held { kind, integer })
-            })
-            .collect();
-        // A string not "int"-encoded may still read as an integer (one
-        // APPEND made): read the few an INCR-family write touches.
-        let unsure: Vec<Bytes> = held
-            .iter()
-            .filter(|(_, h)| h.kind == "string" && h.integer.is_none())
-            .map(|(k, _)| k.clone())
-            .filter(|k| {
-                self.queued.iter().any(|args| {
-                    args.get(1) == Some(k)
-                        && needs_integer(&String::from_utf8_lossy(&args[0]).to_ascii_uppercase())
-                })
-            })
-            .collect();
-        if !unsure.is_empty() {
-            let mut pipe = ::redis::pipe();
-            for key in &unsure {
-                pipe.cmd("GET").arg(key.as_ref());
+        let mut conn = self.pool.watcher().await?;
+        match check_on(&mut conn, global_id, &self.queued).await? {
+            Checked::Clean => {
+                self.watching = Some(conn);
+                Ok(())
             }
-            let values: Vec<Option<Vec<u8>>> =
-                pipe.query_async(&mut conn.conn).await.map_err(from_redis)?;
-            for (key, value) in unsure.into_iter().zip(values) {
-                if let Some(value) = value {
-                    held.insert(key, Held::string(&value));
-                }
+            Checked::Conflict(why) => {
+                unwatch(&self.pool, conn).await;
+                Err(Error::precondition(KIND, why))
+            }
+            // Not decided yet, so nothing applied it: held only by a marker
+            // left from an earlier attempt with this id. Applying again is
+            // what the marker exists to stop: refuse.
+            Checked::Applied => {
+                unwatch(&self.pool, conn).await;
+                Err(Error::precondition(
+                    KIND,
+                    format!("transaction {global_id} is already applied on this engine"),
+                ))
             }
         }
-        first_conflict(&self.queued, held).map_err(|c| Error::precondition(KIND, c.to_string()))
     }
 
     fn redo(&self) -> Vec<Redo> {
@@ -211,13 +181,35 @@ impl DriverTransaction for RedisTransaction {
     /// watched from its check to `EXEC`), so a replica's recovery replaying
     /// the same transaction at the same moment cannot apply it twice.
     async fn commit(self: Box<Self>) -> Result<()> {
-        match self.marker.as_deref() {
-            Some(tx) => replay(&self.pool, tx, &self.queued).await,
-            None => apply(&self.pool, &self.queued, None).await,
+        let RedisTransaction {
+            pool,
+            queued,
+            marker,
+            watching,
+            ..
+        } = *self;
+        match (marker.as_deref(), watching) {
+            (Some(tx), Some(mut conn)) => match apply_on(&mut conn, &queued, Some(tx)).await? {
+                Applied::Yes => {
+                    pool.give_back_watcher(conn);
+                    Ok(())
+                }
+                // A watched key changed since the check (or a replay set
+                // the marker): nothing was applied; check and apply again.
+                Applied::WatchLost => {
+                    pool.give_back_watcher(conn);
+                    replay(&pool, tx, &queued).await
+                }
+            },
+            (Some(tx), None) => replay(&pool, tx, &queued).await,
+            (None, _) => apply(&pool, &queued, None).await,
         }
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
+        if let Some(conn) = self.watching {
+            unwatch(&self.pool, conn).await;
+        }
         Ok(())
     }
 
@@ -320,12 +312,15 @@ async fn apply_on(
 }
 
 /// Applies a transaction's writes again with its marker, unless the marker
-/// is there: they were applied. The marker is watched from the check to
-/// `EXEC`, so two applies at once (the committer and a replica's recovery,
-/// or two replicas) apply once. The `WATCH` is the connection's state, so
-/// the apply has a connection of its own: on the shared one, another
-/// caller's `EXEC` would end the watch, and the watch could abort that
-/// caller's `EXEC`.
+/// is there: they were applied. The marker and the keys the writes' check
+/// reads are watched from that check to `EXEC`, so two applies at once
+/// (the committer and a replica's recovery, or two replicas) apply once,
+/// and a key changed after the check aborts the `EXEC` whole instead of
+/// failing one write of it; then the check runs again. A write the check
+/// finds would fail is refused with none applied. The `WATCH` is the
+/// connection's state, so the apply has a connection of its own: on the
+/// shared one, another caller's `EXEC` would end the watch, and the watch
+/// could abort that caller's `EXEC`.
 pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Result<()> {
     let mut conn = pool.watcher().await?;
     let mut outcome = replay_on(&mut conn, tx, writes).await;
@@ -336,12 +331,16 @@ pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Resul
         outcome = replay_on(&mut conn, tx, writes).await;
     }
     // Kept for the next apply only when it is known clean: nothing is
-    // watched after EXEC or UNWATCH; after an error, it is dropped.
+    // watched after EXEC; after an error, it is dropped (closed).
     if outcome.is_ok() {
         pool.give_back_watcher(conn);
     }
     outcome
 }
+
+/// How many times an apply checks again after a watched key changed
+/// before leaving the transaction to recovery's next pass.
+const APPLY_ATTEMPTS: usize = 16;
 
 /// [`replay`] on a connection of its own.
 async fn replay_on(
@@ -349,24 +348,142 @@ async fn replay_on(
     tx: &str,
     writes: &[Redo],
 ) -> Result<()> {
-    let key = marker_key(tx);
-    let applied: bool = ::redis::pipe()
-        .cmd("WATCH")
-        .arg(&key)
-        .ignore()
-        .cmd("EXISTS")
-        .arg(&key)
-        .query_async::<(bool,)>(conn)
-        .await
-        .map(|(exists,)| exists)
-        .map_err(from_redis)?;
-    if applied {
-        return ::redis::cmd("UNWATCH")
-            .query_async::<()>(conn)
-            .await
-            .map_err(from_redis);
+    for _ in 0..APPLY_ATTEMPTS {
+        match check_on(conn, tx, writes).await? {
+            Checked::Applied => return Ok(()),
+            Checked::Conflict(why) => {
+                return Err(Error::precondition(
+                    KIND,
+                    format!("{why}; none of the transaction's writes was applied"),
+                ));
+            }
+            // EXEC on the same connection, under the WATCH: if another
+            // apply set the marker or a checked key changed meanwhile,
+            // nothing is applied here, and the check runs again.
+            Checked::Clean => {
+                if apply_on(conn, writes, Some(tx)).await? == Applied::Yes {
+                    return Ok(());
+                }
+            }
+        }
     }
-    // EXEC on the same connection, under the WATCH: if another apply set
-    // the marker meanwhile, nothing is applied here (it applied them).
-    apply_on(conn, writes, Some(tx)).await.map(drop)
+    Err(Error::Unavailable(EngineError::new(
+        KIND,
+        None,
+        format!(
+            "the transaction's keys changed before each of {APPLY_ATTEMPTS} EXECs; \
+             recovery applies it later"
+        ),
+    )))
+}
+
+/// What [`check_on`] found.
+#[derive(Debug)]
+enum Checked {
+    /// The marker is there: the writes were applied.
+    Applied,
+    /// Every write would apply.
+    Clean,
+    /// This write would fail (why).
+    Conflict(String),
+}
+
+/// Watches transaction `tx`'s marker and the keys `writes` touch, then
+/// reads whether the marker is there and the keys' types (and, for
+/// `INCR`-family writes, whether their strings are integers), and checks
+/// every write against them and against what the earlier writes leave.
+/// The connection stays watching unless it sends `EXEC` or `UNWATCH`.
+async fn check_on(
+    conn: &mut ::redis::aio::MultiplexedConnection,
+    tx: &str,
+    writes: &[Redo],
+) -> Result<Checked> {
+    let mut keys: Vec<&Bytes> = writes
+        .iter()
+        .flat_map(|args| {
+            keys_of(
+                &String::from_utf8_lossy(&args[0]).to_ascii_uppercase(),
+                args,
+            )
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let marker = marker_key(tx);
+    let mut pipe = ::redis::pipe();
+    let watch = pipe.cmd("WATCH").arg(&marker);
+    for key in &keys {
+        watch.arg(key.as_ref());
+    }
+    pipe.ignore().cmd("EXISTS").arg(&marker);
+    for key in &keys {
+        // An integer string is stored "int"-encoded: the only encoding
+        // INCR accepts without reading the value.
+        pipe.cmd("TYPE").arg(key.as_ref());
+        pipe.cmd("OBJECT").arg("ENCODING").arg(key.as_ref());
+    }
+    let replies: Vec<::redis::Value> = pipe.query_async(conn).await.map_err(from_redis)?;
+    let text = |value: &::redis::Value| -> Option<String> {
+        ::redis::from_redis_value::<Option<String>>(value.clone())
+            .ok()
+            .flatten()
+    };
+    if matches!(replies.first(), Some(::redis::Value::Int(1))) {
+        return Ok(Checked::Applied);
+    }
+    let mut held: std::collections::HashMap<Bytes, Held> = keys
+        .into_iter()
+        .zip(replies.get(1..).unwrap_or_default().chunks(2))
+        .map(|(key, reply)| {
+            let kind = reply
+                .first()
+                .and_then(text)
+                .unwrap_or_else(|| "none".into());
+            let integer = (kind == "string"
+                && reply.get(1).and_then(text).as_deref() == Some("int"))
+            .then_some(true);
+            (key.clone(), Held { kind, integer })
+        })
+        .collect();
+    // A string not "int"-encoded may still read as an integer (one
+    // APPEND made): read the few an INCR-family write touches.
+    let unsure: Vec<Bytes> = held
+        .iter()
+        .filter(|(_, h)| h.kind == "string" && h.integer.is_none())
+        .map(|(k, _)| k.clone())
+        .filter(|k| {
+            writes.iter().any(|args| {
+                args.get(1) == Some(k)
+                    && needs_integer(&String::from_utf8_lossy(&args[0]).to_ascii_uppercase())
+            })
+        })
+        .collect();
+    if !unsure.is_empty() {
+        let mut pipe = ::redis::pipe();
+        for key in &unsure {
+            pipe.cmd("GET").arg(key.as_ref());
+        }
+        let values: Vec<Option<Vec<u8>>> = pipe.query_async(conn).await.map_err(from_redis)?;
+        for (key, value) in unsure.into_iter().zip(values) {
+            if let Some(value) = value {
+                held.insert(key, Held::string(&value));
+            }
+        }
+    }
+    Ok(match first_conflict(writes, held) {
+        Ok(()) => Checked::Clean,
+        Err(conflict) => Checked::Conflict(conflict.to_string()),
+    })
+}
+
+/// Ends the watch on `conn` and keeps it for the next apply; a connection
+/// that does not answer is dropped (closed).
+async fn unwatch(pool: &RedisPool, mut conn: ::redis::aio::MultiplexedConnection) {
+    if ::redis::cmd("UNWATCH")
+        .query_async::<()>(&mut conn)
+        .await
+        .is_ok()
+    {
+        pool.give_back_watcher(conn);
+    }
 }
