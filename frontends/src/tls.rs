@@ -2,23 +2,29 @@
 //! certificate and key are read again when their files change (a renewed
 //! certificate is served to new connections without a restart), and an
 //! optional client CA turns on mutual TLS, whose verified client
-//! certificate names a principal.
+//! certificate names a principal; the CA file is read again when it
+//! changes too (a rotated client CA verifies new connections without a
+//! restart).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use x509_cert::der::Decode;
 
-use omnigate::config::{ClientName, TlsConfig};
+use omnigate::config::{ClientName, FileStamp, TlsConfig};
 
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
@@ -32,10 +38,10 @@ pub struct ReloadingCert {
     current: RwLock<(Arc<CertifiedKey>, Stamps)>,
 }
 
-type Stamps = (Option<SystemTime>, Option<SystemTime>);
+type Stamps = (Option<FileStamp>, Option<FileStamp>);
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+fn modified(path: &Path) -> Option<FileStamp> {
+    FileStamp::of(path)
 }
 
 impl ReloadingCert {
@@ -89,11 +95,111 @@ fn load_key(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Certif
     Ok(CertifiedKey::new(certs, signing))
 }
 
+/// The client CA's verifier, rebuilt when the CA file changes.
+#[derive(Debug)]
+struct ReloadingVerifier {
+    ca: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<(Arc<dyn ClientCertVerifier>, Option<FileStamp>)>,
+}
+
+impl ReloadingVerifier {
+    fn new(ca: &Path, provider: &Arc<CryptoProvider>) -> Result<ReloadingVerifier, String> {
+        let stamp = modified(ca);
+        Ok(ReloadingVerifier {
+            current: RwLock::new((client_verifier(ca, provider)?, stamp)),
+            ca: ca.to_owned(),
+            provider: Arc::clone(provider),
+        })
+    }
+
+    /// Reads the CA file again if it changed; one that does not load keeps
+    /// the previous CA until the next check.
+    fn reload_if_changed(&self) -> Result<bool, String> {
+        let stamp = modified(&self.ca);
+        if self.current.read().unwrap_or_else(|e| e.into_inner()).1 == stamp {
+            return Ok(false);
+        }
+        let verifier = client_verifier(&self.ca, &self.provider)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (verifier, stamp);
+        Ok(true)
+    }
+
+    fn now(&self) -> Arc<dyn ClientCertVerifier> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()).0)
+    }
+}
+
+/// Verifies client certificates against the CA in `ca`; a client without
+/// one may still send a token.
+fn client_verifier(
+    ca: &Path,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in read_certs(ca)? {
+        roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| format!("{}: {e}", ca.display()))
+}
+
+impl ClientCertVerifier for ReloadingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    /// None: the CA's subjects live behind the reload's lock, and a hint
+    /// list is optional (a client with one certificate sends it).
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.now()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.now().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.now().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.now().supported_verify_schemes()
+    }
+}
+
 /// The listener's TLS: the acceptor and the certificate it reloads.
 #[derive(Clone)]
 pub struct Tls {
     acceptor: TlsAcceptor,
     cert: Arc<ReloadingCert>,
+    client_ca: Option<Arc<ReloadingVerifier>>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -122,20 +228,14 @@ impl Tls {
         let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?;
-        let builder = match &config.client_ca {
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for c in read_certs(ca)? {
-                    roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
-                }
-                // A client without a certificate may still send a token.
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                        .allow_unauthenticated()
-                        .build()
-                        .map_err(|e| format!("{}: {e}", ca.display()))?;
-                builder.with_client_cert_verifier(verifier)
-            }
+        let client_ca = config
+            .client_ca
+            .as_deref()
+            .map(|ca| ReloadingVerifier::new(ca, &provider).map(Arc::new))
+            .transpose()?;
+        let builder = match &client_ca {
+            Some(verifier) => builder
+                .with_client_cert_verifier(Arc::clone(verifier) as Arc<dyn ClientCertVerifier>),
             None => builder.with_no_client_auth(),
         };
         let mut server =
@@ -144,6 +244,7 @@ impl Tls {
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             cert,
+            client_ca,
         })
     }
 
@@ -156,10 +257,11 @@ impl Tls {
         TlsAcceptor::from(Arc::new(config))
     }
 
-    /// Checks the certificate files every `every`, for as long as the
-    /// returned task runs.
+    /// Checks the certificate files and the client CA every `every`, for
+    /// as long as the returned task runs.
     pub fn watch(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let cert = Arc::clone(&self.cert);
+        let client_ca = self.client_ca.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -169,6 +271,13 @@ impl Tls {
                     Err(e) => {
                         tracing::error!(error = %e, "the TLS certificate files do not load; serving the previous ones")
                     }
+                }
+                match client_ca.as_ref().map(|ca| ca.reload_if_changed()) {
+                    Some(Ok(true)) => tracing::info!("the client CA changed: reloaded"),
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "the client CA file does not load; verifying with the previous one")
+                    }
+                    Some(Ok(false)) | None => {}
                 }
             }
         })

@@ -231,6 +231,40 @@ async fn editing_the_tokens_file_revokes_and_adds_without_failing_calls_in_fligh
         .execute(signed("c-token", select()))
         .await
         .unwrap();
+    // A config reload naming another tokens file takes it at once, and
+    // watches it from then on (before: "takes effect after a restart").
+    let moved = dir.path().join("moved.toml");
+    tokens_file(&moved, &["d"]);
+    let mut next = gw.gateway.current_config().await;
+    next.security.tokens_file = Some(moved.clone());
+    next.security.reload_poll = Duration::from_millis(50);
+    let reloaded = gw.gateway.reload(next.clone()).await.unwrap();
+    assert!(reloaded.need_restart.is_empty(), "{reloaded:?}");
+    assert!(reloaded.principals);
+    gw.client
+        .execute(signed("d-token", select()))
+        .await
+        .unwrap();
+    let gone = gw.client.execute(signed("a-token", select())).await;
+    assert_eq!(gone.unwrap_err().code(), Code::Unauthenticated);
+    tokens_file(&moved, &["e"]);
+    let mut watched = false;
+    for _ in 0..100 {
+        if gw.client.execute(signed("e-token", select())).await.is_ok() {
+            watched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(watched, "the new file is watched");
+    // A file that does not load is refused with the reload: the old stays.
+    let mut broken = next;
+    broken.security.tokens_file = Some(dir.path().join("missing.toml"));
+    assert!(gw.gateway.reload(broken).await.is_err());
+    gw.client
+        .execute(signed("e-token", select()))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -187,6 +187,62 @@ async fn a_client_certificate_names_its_principal_and_a_strangers_is_refused() {
     }
 }
 
+#[tokio::test]
+async fn a_rotated_client_ca_verifies_new_connections_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_dir, new_dir) = (dir.path().join("old"), dir.path().join("new"));
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::create_dir_all(&new_dir).unwrap();
+    let old = certs::make(&old_dir, None);
+    let new = certs::make(&new_dir, None);
+    let old_client = certs::client(&old, "app-client");
+    let new_client = certs::client(&new, "app-client");
+    // The client CA file, replaced below by the new CA (written whole and
+    // renamed over, as a secret manager does).
+    let ca = dir.path().join("clients-ca.pem");
+    std::fs::copy(&old.ca, &ca).unwrap();
+    let mut config = Config::default();
+    config.security.tls = Some(TlsConfig {
+        client_ca: Some(ca.clone()),
+        ..tls(&old, false)
+    });
+    config.security.reload_poll = Duration::from_millis(50);
+    config.principals = BTreeMap::from([(
+        "app".to_owned(),
+        PrincipalConfig {
+            certificate: Some("app-client".into()),
+            ..PrincipalConfig::default()
+        },
+    )]);
+    let handle = serve(config, dir.path()).await;
+    let addr = handle.local_addr();
+    let admitted = |client: (std::path::PathBuf, std::path::PathBuf)| {
+        let server_ca = old.ca.clone();
+        async move {
+            match connect(addr, &server_ca, Some((&client.0, &client.1))).await {
+                Ok(channel) => ping(channel, None).await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    };
+    assert!(admitted(old_client.clone()).await);
+    assert!(!admitted(new_client.clone()).await, "not yet trusted");
+    let temp = dir.path().join("clients-ca.new");
+    std::fs::copy(&new.ca, &temp).unwrap();
+    std::fs::rename(&temp, &ca).unwrap();
+    let mut rotated = false;
+    for _ in 0..100 {
+        if admitted(new_client.clone()).await {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Before: the CA was read once, at startup.
+    assert!(rotated, "the new client CA was not taken");
+    assert!(!admitted(old_client).await, "the old CA no longer admits");
+}
+
 #[test]
 fn the_principal_name_comes_from_the_cn_or_a_dns_name() {
     let dir = tempfile::tempdir().unwrap();

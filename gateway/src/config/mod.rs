@@ -276,15 +276,22 @@ impl Default for Config {
 }
 
 /// When a file was last changed, as far as polling can tell: its
-/// modification time and length.
+/// modification time, length and (on Unix) inode. The inode tells a file
+/// written whole and renamed over the old one (as operators' tools and
+/// secret managers do) even when the two have the same length and the
+/// clock's tick gave them the same time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp(std::time::SystemTime, u64);
+pub struct FileStamp(std::time::SystemTime, u64, u64);
 
 impl FileStamp {
     /// The stamp of `path` now (`None` when it cannot be read).
     pub fn of(path: &Path) -> Option<FileStamp> {
         let meta = std::fs::metadata(path).ok()?;
-        Some(FileStamp(meta.modified().ok()?, meta.len()))
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(FileStamp(meta.modified().ok()?, meta.len(), inode))
     }
 }
 

@@ -106,7 +106,7 @@ impl Gateway {
         if let Some(public) = public
             && new.principals.is_empty()
             && !running.principals.is_empty()
-            && security.tokens_file.is_none()
+            && new.security.tokens_file.is_none()
             && !security.allow_anonymous
         {
             return Err(ConfigError::Invalid {
@@ -118,10 +118,12 @@ impl Gateway {
                 ),
             });
         }
-        if new.principals != running.principals {
+        if new.principals != running.principals
+            || new.security.tokens_file != running.security.tokens_file
+        {
             self.inner
                 .security
-                .replace_inline(new.principals.clone())
+                .replace(new.principals.clone(), new.security.tokens_file.clone())
                 .map_err(|message| ConfigError::Invalid {
                     file: None,
                     message,
@@ -169,7 +171,12 @@ fn keep_startup_settings(running: &Config, new: &mut Config) -> Vec<String> {
     keep!(metrics);
     keep!(tracing);
     keep!(frontends);
-    keep!(security);
+    // The tokens file may move (read at once, watched from then on); the
+    // listeners' TLS, reflection and anonymity are the server's.
+    keep!(security.reload_poll);
+    keep!(security.allow_anonymous);
+    keep!(security.reflection);
+    keep!(security.tls);
     keep!(transactions);
     // Where an engine keeps the gateway's tables: moving it under running
     // transactions would hide their markers from recovery.

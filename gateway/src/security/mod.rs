@@ -120,6 +120,8 @@ pub struct Security {
     config: SecurityConfig,
     /// The config's own principals (a config reload replaces them).
     inline: RwLock<BTreeMap<String, PrincipalConfig>>,
+    /// The tokens file (a config reload may name another).
+    tokens_file: RwLock<Option<std::path::PathBuf>>,
     /// No principals and no tokens file.
     open: AtomicBool,
     current: RwLock<Arc<Principals>>,
@@ -151,6 +153,7 @@ impl Security {
     ) -> std::result::Result<Security, ConfigError> {
         let security = Security {
             open: AtomicBool::new(inline.is_empty() && config.tokens_file.is_none()),
+            tokens_file: RwLock::new(config.tokens_file.clone()),
             config,
             inline: RwLock::new(inline),
             current: RwLock::new(Arc::default()),
@@ -168,19 +171,27 @@ impl Security {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// Replaces the config's own principals (a config reload), keeping
-    /// the ones whose config is unchanged; `Err` leaves them as they were.
-    pub fn replace_inline(
+    /// Replaces the config's own principals and the tokens file (a config
+    /// reload), keeping the principals whose config is unchanged; `Err`
+    /// leaves both as they were.
+    pub fn replace(
         &self,
         inline: BTreeMap<String, PrincipalConfig>,
+        tokens_file: Option<std::path::PathBuf>,
     ) -> std::result::Result<(), String> {
         let mut current = self.inline.write().unwrap_or_else(|e| e.into_inner());
         let kept = std::mem::replace(&mut *current, inline);
+        let kept_file = std::mem::replace(&mut *self.file_slot(), tokens_file);
+        let moved = *self.file_slot() != kept_file;
         let old = self.principals();
         match self.load_with(&current, Some(&old)) {
             Ok(principals) => {
+                if moved {
+                    // A failure of the old file says nothing of the new one.
+                    *self.failed.write().unwrap_or_else(|e| e.into_inner()) = None;
+                }
                 self.open.store(
-                    current.is_empty() && self.config.tokens_file.is_none(),
+                    current.is_empty() && self.tokens_file().is_none(),
                     Ordering::Relaxed,
                 );
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(principals);
@@ -188,9 +199,22 @@ impl Security {
             }
             Err(e) => {
                 *current = kept;
+                *self.file_slot() = kept_file;
                 Err(e)
             }
         }
+    }
+
+    fn file_slot(&self) -> std::sync::RwLockWriteGuard<'_, Option<std::path::PathBuf>> {
+        self.tokens_file.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The tokens file now.
+    fn tokens_file(&self) -> Option<std::path::PathBuf> {
+        self.tokens_file
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The settings.
@@ -292,10 +316,10 @@ impl Security {
     /// principals were replaced. A bad file leaves them as they were, and
     /// is reported once (`Err`), not again until it changes.
     pub fn reload_if_changed(&self) -> std::result::Result<bool, String> {
-        let Some(path) = &self.config.tokens_file else {
+        let Some(path) = self.tokens_file() else {
             return Ok(false);
         };
-        let stamp = FileStamp::of(path);
+        let stamp = FileStamp::of(&path);
         if stamp.is_some() && stamp == *self.seen.read().unwrap_or_else(|e| e.into_inner()) {
             return Ok(false);
         }
@@ -316,12 +340,9 @@ impl Security {
         }
     }
 
-    /// Checks the tokens file every `reload_poll` in the background, for
-    /// as long as `security` lives.
+    /// Checks the tokens file (whichever the config names now) every
+    /// `reload_poll` in the background, for as long as `security` lives.
     pub fn watch(security: &Arc<Security>) {
-        if security.config.tokens_file.is_none() {
-            return;
-        }
         let weak = Arc::downgrade(security);
         let every = security.config.reload_poll;
         tokio::spawn(async move {
@@ -358,7 +379,7 @@ impl Security {
         old: Option<&Principals>,
     ) -> std::result::Result<Principals, String> {
         let mut configs = inline.clone();
-        if let Some(path) = &self.config.tokens_file {
+        if let Some(path) = &self.tokens_file() {
             let before = FileStamp::of(path);
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the tokens file {}: {e}", path.display()))?;
