@@ -17,14 +17,61 @@ use crate::{ExecuteOptions, Statement, Value};
 pub fn redis_command(text: &str, params: &[Value]) {
     if let Ok(args) = crate::redis_syntax::parse_command(text, params, "fuzz") {
         assert!(!args.is_empty(), "a parsed command has a name");
-        // What authorization reads of it: its full name and classes.
-        if let Some(full) = crate::redis_commands::full_name(&args) {
-            let _ = crate::redis_commands::is_admin(&full);
-            let _ = crate::redis_commands::is_script(&full);
-        }
+        let class = classes(&args);
+        // Redis finds a command (and a container's subcommand) by its name
+        // in any ASCII case, and reads options (`BLOCK`, `DB`) so too: so
+        // must authorization and the checks, or `fLuShDb` would pass a
+        // rule on `FLUSHDB` and `xread block` the blocking check.
+        let flipped: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::from(a.iter().map(|b| flip_case(*b)).collect::<Vec<u8>>()))
+            .collect();
+        assert_eq!(
+            classes(&flipped),
+            class,
+            "the case of a command's words changed its class"
+        );
+        // However a client quotes the same arguments, they parse to the
+        // same ones and are classified the same (`'FLUSHDB'`, "KEYS").
+        let quoted: Vec<String> = args.iter().map(|a| quote(a)).collect();
+        let reparsed = crate::redis_syntax::parse_command(&quoted.join(" "), &[], "fuzz")
+            .expect("quoted arguments parse");
+        assert_eq!(reparsed, args, "quoting changed the arguments");
+        assert_eq!(classes(&reparsed), class, "quoting changed the class");
     }
     // The same text as SQL: the PostgreSQL session scan takes any input.
     let _ = crate::postgres::changes_session(text);
+}
+
+/// What authorization and the connection checks read of a command: its
+/// full name, whether it is admin, a script, blocking, refused.
+fn classes(args: &[Bytes]) -> (Option<String>, bool, bool, bool, Option<&'static str>) {
+    let full = crate::redis_commands::full_name(args);
+    let admin = full.as_deref().is_some_and(crate::redis_commands::is_admin);
+    let script = full
+        .as_deref()
+        .is_some_and(crate::redis_commands::is_script);
+    let blocking = crate::redis::commands::is_blocking(args);
+    let refusal = crate::redis::commands::refusal(args);
+    (full, admin, script, blocking, refusal)
+}
+
+fn flip_case(b: u8) -> u8 {
+    if b.is_ascii_alphabetic() { b ^ 0x20 } else { b }
+}
+
+/// `arg` double-quoted, every byte that is not alphanumeric escaped.
+fn quote(arg: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &b in arg {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Line protocol: the fast scanner must agree with the full parser

@@ -4,7 +4,7 @@
 //! commands run on a connection of their own, bounded by the deadline.
 
 mod batch;
-mod commands;
+pub(crate) mod commands;
 mod info;
 mod reply;
 mod transaction;
