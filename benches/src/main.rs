@@ -37,7 +37,7 @@ struct Args {
     /// Only workloads whose name contains one of these (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Only these paths (direct, library, grpc, resp, pgbouncer,
+    /// Only these paths (direct, library, grpc, grpc-uds, resp, pgbouncer,
     /// twemproxy), e.g. to profile one.
     #[arg(long, value_delimiter = ',')]
     paths: Vec<String>,
@@ -169,7 +169,8 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
             done += 1;
             report::progress(done, cells, workload.name, tasks);
             // The gateway process's CPU is read for the gRPC path.
-            let pid = |path: &str| matches!(path, "grpc" | "resp").then_some(gateway_pid);
+            let pid =
+                |path: &str| matches!(path, "grpc" | "grpc-uds" | "resp").then_some(gateway_pid);
             for (path, op) in &workload.paths {
                 let warmup = measure::Stop::After(setup::warmup(duration));
                 let _ = measure::run(op, tasks, warmup, 0, pid(path)).await;

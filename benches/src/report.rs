@@ -197,6 +197,49 @@ fn resp_table(rows: &[Row]) -> String {
     out
 }
 
+/// gRPC over the Unix socket against loopback TCP, same run (issue 33:
+/// reported, with the added p50 at 1 task expected lower over the socket).
+fn uds_table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let over_uds: Vec<&Row> = rows.iter().filter(|r| r.path == "grpc-uds").collect();
+    if over_uds.is_empty() {
+        return out;
+    }
+    out.push_str(
+        "\ngRPC over the gateway's Unix socket against loopback TCP, same run:\n\n\
+         | workload | tasks | uds ops/s | tcp ops/s | uds/tcp | uds +p50 µs | tcp +p50 µs | gateway µs/call uds | tcp |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in over_uds {
+        let (Some(direct), Some(tcp)) = (
+            find(rows, r.workload, "direct", r.concurrency),
+            find(rows, r.workload, "grpc", r.concurrency),
+        ) else {
+            continue;
+        };
+        let added =
+            |s: &crate::measure::Sample| s.percentile(0.5) as i64 - direct.percentile(0.5) as i64;
+        let cpu = |s: &crate::measure::Sample| {
+            s.gateway_cpu_per_op_us()
+                .map_or_else(|| "-".into(), |us| format!("{us:.1}"))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} |",
+            r.workload,
+            r.concurrency,
+            r.sample.throughput(),
+            tcp.throughput(),
+            r.sample.throughput() / tcp.throughput(),
+            added(&r.sample),
+            added(tcp),
+            cpu(&r.sample),
+            cpu(tcp),
+        );
+    }
+    out
+}
+
 /// The Markdown report: ratios against the targets, then every figure.
 pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String {
     let mark = |ok: bool| if ok { "✓" } else { "✗" };
@@ -240,6 +283,7 @@ pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String 
         out.push_str(&peer_table(rows, peer, what));
     }
     out.push_str(&resp_table(rows));
+    out.push_str(&uds_table(rows));
     out.push_str("\n## Every figure\n\n```\n");
     out.push_str(&table(rows));
     out.push_str("```\n");

@@ -59,6 +59,8 @@ pub(crate) struct Served {
     pub(crate) addr: SocketAddr,
     /// Where its RESP front end listens (engine `cache`).
     pub(crate) resp: SocketAddr,
+    /// The Unix socket it serves gRPC on as well (the `grpc-uds` path).
+    pub(crate) unix: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -75,7 +77,12 @@ impl Served {
         let addr = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
         let resp = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
         let config = dir.path().join("omnigate.toml");
-        let mut text = config_text(backends, addr, &dir.path().join("tx.log"));
+        let unix = dir.path().join("grpc.sock");
+        let mut text = config_text(backends, addr, &dir.path().join("tx.log")).replacen(
+            "[server]\n",
+            &format!("[server]\nunix_socket = {:?}\n", unix.display().to_string()),
+            1,
+        );
         text.push_str(&format!(
             "\n[frontends.redis]\nlisten = \"{resp}\"\ntarget = \"cache\"\n"
         ));
@@ -94,11 +101,13 @@ impl Served {
             child,
             addr,
             resp,
+            unix,
             _dir: dir,
         };
         let started = Instant::now();
         while tokio::net::TcpStream::connect(addr).await.is_err()
             || tokio::net::TcpStream::connect(resp).await.is_err()
+            || tokio::net::UnixStream::connect(&served.unix).await.is_err()
         {
             if started.elapsed() > Duration::from_secs(60)
                 || served.child.try_wait().ok().flatten().is_some()

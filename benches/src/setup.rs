@@ -144,6 +144,8 @@ pub(crate) struct Workload {
 pub(crate) struct Targets {
     pub(crate) gateway: Gateway,
     grpc: Vec<GatewayClient<Channel>>,
+    /// The same over the served gateway's Unix socket.
+    grpc_uds: Vec<GatewayClient<Channel>>,
     channels: Vec<Channel>,
     pub(crate) pg: deadpool_postgres::Pool,
     pub(crate) redis: redis::aio::MultiplexedConnection,
@@ -211,6 +213,16 @@ impl Targets {
                     .map_err(|e| e.to_string())?;
             channels.push(channel.clone());
             grpc.push(GatewayClient::new(channel).max_decoding_message_size(64 << 20));
+        }
+        let mut grpc_uds = Vec::new();
+        for _ in 0..4 {
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("unix:{}", server.unix.display()))
+                    .map_err(|e| e.to_string())?
+                    .connect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+            grpc_uds.push(GatewayClient::new(channel).max_decoding_message_size(64 << 20));
         }
         let pg_config: tokio_postgres::Config = backends
             .postgres
@@ -325,6 +337,7 @@ impl Targets {
             resp,
             gateway,
             grpc,
+            grpc_uds,
             channels,
             pg,
             redis,
@@ -385,6 +398,11 @@ impl Targets {
     /// A gRPC client, round-robin over the channels.
     pub(crate) fn grpc(&self, n: u64) -> GatewayClient<Channel> {
         self.grpc[(n % self.grpc.len() as u64) as usize].clone()
+    }
+
+    /// A gRPC client over the Unix socket, round-robin over its channels.
+    pub(crate) fn grpc_uds(&self, n: u64) -> GatewayClient<Channel> {
+        self.grpc_uds[(n % self.grpc_uds.len() as u64) as usize].clone()
     }
 }
 

@@ -71,8 +71,9 @@ pub(crate) fn is_integer(value: &[u8]) -> bool {
 pub(crate) struct Conflict {
     /// The write's index in the transaction.
     pub index: usize,
-    /// Its key.
-    pub key: Bytes,
+    /// Its command's name (never its key or values: they may be a
+    /// caller's parameters, which messages and logs never carry).
+    pub command: String,
     /// What the key holds then.
     pub held: String,
     /// What the write needs.
@@ -89,17 +90,18 @@ impl std::fmt::Display for Conflict {
         if self.held.starts_with("argument") {
             return write!(
                 f,
-                "write {} of the transaction would fail with {error}: its {}",
+                "write {} of the transaction ({}) would fail with {error}: its {}",
                 self.index + 1,
+                self.command,
                 self.held
             );
         }
         write!(
             f,
-            "write {} of the transaction would fail with {error}: key {} holds {}, the command \
-             needs {}",
+            "write {} of the transaction ({}) would fail with {error}: its key holds {}, the \
+             command needs {}",
             self.index + 1,
-            String::from_utf8_lossy(&self.key),
+            self.command,
             self.held,
             self.needed
         )
@@ -143,7 +145,7 @@ pub(crate) fn first_conflict(
             if !ok {
                 return Err(Conflict {
                     index,
-                    key: key.clone(),
+                    command: name.clone(),
                     held: format!(
                         "argument {at} is not {}",
                         if kind == "integer" {
@@ -192,7 +194,7 @@ pub(crate) fn first_conflict(
                 if now.kind != "none" && now.kind != needed {
                     return Err(Conflict {
                         index,
-                        key: key.clone(),
+                        command: name.clone(),
                         held: format!("a {}", now.kind),
                         needed: if needed == "string" {
                             "a string"
@@ -205,7 +207,7 @@ pub(crate) fn first_conflict(
                     if now.kind == "string" && now.integer == Some(false) {
                         return Err(Conflict {
                             index,
-                            key: key.clone(),
+                            command: name.clone(),
                             held: "a string that is not an integer".into(),
                             needed: "integer",
                         });
@@ -224,6 +226,17 @@ pub(crate) fn first_conflict(
         }
     }
     Ok(())
+}
+
+/// The keys whose state a write's check reads: those of a write that
+/// needs a type (or an integer). A write that works on any key (`SET`,
+/// `DEL`) reads none: what it leaves is known from its own arguments.
+pub(crate) fn checked_keys_of<'a>(name: &str, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+    if needs(name).is_some() {
+        args.get(1).into_iter().collect()
+    } else {
+        Vec::new()
+    }
 }
 
 /// The keys a write touches, for what they hold to be read before the

@@ -302,6 +302,27 @@ fn serves_a_config_file_with_a_sqlite_file_database() {
 }
 
 #[test]
+fn the_client_reaches_a_gateway_on_its_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("omnigate.sock");
+    let path = dir.path().join("omnigate.toml");
+    std::fs::write(
+        &path,
+        format!("[server]\nunix_socket = {:?}\n", socket.to_str().unwrap()),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", path.to_str().unwrap()]);
+    let addr = format!("unix:{}", socket.display());
+    let out = Command::new(BIN)
+        .args(["exec", "--addr", &addr, "-d", "redis", "PING"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("PONG"));
+    assert!(server.terminate().status.success());
+    assert!(!socket.exists(), "the socket is removed at shutdown");
+}
+
+#[test]
 fn client_commands_say_when_no_gateway_runs() {
     let addr = format!("http://127.0.0.1:{}", free_port());
     let output = Command::new(BIN)

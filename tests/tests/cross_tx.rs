@@ -188,6 +188,7 @@ fn buffered(key: &str) -> PartRecord {
     PartRecord::Buffered {
         engine: "cache".into(),
         redo: vec![redo(&["SET", key, "v"])],
+        per_engine: true,
     }
 }
 

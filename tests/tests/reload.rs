@@ -305,9 +305,26 @@ async fn a_reload_never_opens_a_public_listener() {
         .await
         .unwrap();
     config.principals.clear();
-    let refused = gateway.reload(config).await.unwrap_err();
+    let refused = gateway.reload(config.clone()).await.unwrap_err();
     assert!(refused.to_string().contains("allow_anonymous"), "{refused}");
     assert!(!gateway.security().is_open(), "alice stays");
+
+    // Principals only from a tokens file, and a reload dropping the file:
+    // refused all the same (before, only the config's own were counted).
+    let tokens = dir.path().join("tokens.toml");
+    let hash = omnigate::security::tokens::to_hex(&omnigate::security::tokens::hash("bob-token"));
+    std::fs::write(
+        &tokens,
+        format!("[principals.bob]\ntoken_sha256 = \"{hash}\"\n"),
+    )
+    .unwrap();
+    config.security.tokens_file = Some(tokens);
+    gateway.reload(config.clone()).await.unwrap();
+    assert!(!gateway.security().is_open());
+    config.security.tokens_file = None;
+    let refused = gateway.reload(config).await.unwrap_err();
+    assert!(refused.to_string().contains("allow_anonymous"), "{refused}");
+    assert!(!gateway.security().is_open(), "bob stays");
 }
 
 #[tokio::test]

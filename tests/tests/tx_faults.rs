@@ -154,6 +154,22 @@ async fn a_key_changed_between_the_check_and_exec_never_fails_one_write_of_it() 
 }
 
 #[tokio::test]
+async fn a_command_name_redis_does_not_know_is_refused_when_sent_not_at_exec() {
+    let server = RedisServer::start();
+    let d = server.driver().await;
+    let mut tx = d.begin(&BeginOptions::default()).await.unwrap();
+    // U+017F upper-cases to 'S' in Unicode, not in ASCII (nor in Redis):
+    // before, it was looked up as SET, queued, and refused by EXEC after
+    // the decision.
+    let refused = tx
+        .execute(Dialect::Redis, &st("ſet k v"), &ExecuteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("unknown command"), "{refused}");
+    assert!(tx.redo().is_empty(), "nothing queued");
+}
+
+#[tokio::test]
 async fn writes_that_would_fail_when_applied_are_refused_before_the_decision() {
     let server = RedisServer::start();
     let d = server.driver().await;
@@ -237,7 +253,11 @@ async fn every_graph_write_applies_whatever_the_others_match() {
 #[tokio::test]
 async fn redis_refusing_at_exec_after_the_decision_is_failed_after_commit() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
-    let mut gw = TestGateway::with_config(pg.gateway_config_with(&redis)).await;
+    // The log in PostgreSQL's tables (the file log's case is in
+    // tx_operators.rs).
+    let mut config = pg.gateway_config_with(&redis);
+    config.transactions.log = Some("main-db".into());
+    let mut gw = TestGateway::with_config(config).await;
     exec(
         &mut gw.client,
         request("sql", "CREATE TABLE t (id int)", vec![]),
@@ -288,6 +308,13 @@ async fn redis_refusing_at_exec_after_the_decision_is_failed_after_commit() {
         .map(|w| w.args.iter().map(Vec::as_slice).collect())
         .collect();
     assert_eq!(writes, [[&b"SET"[..], b"k", b"v"]], "{failed_tx:?}");
+    // Kept beside the failure, not in its reason (which an earlier
+    // replica would send a client whole).
+    assert!(!failed_tx.detail.contains("SET"), "{failed_tx:?}");
+    let kept = "SELECT count(*) FROM _omnigate.omnigate_tx_meta WHERE key LIKE 'failed_writes:%'";
+    let main = pg.engine().await;
+    let count = || main.query_scalar(Dialect::Sql, st(kept));
+    assert_eq!(count().await.unwrap(), Value::Int(1));
     // A retried Commit answers the same: committed, with the failure.
     let retried = commit_tx(&mut gw.client, &tx).await.unwrap_err();
     assert_eq!(retried.code(), Code::FailedPrecondition, "{retried:?}");
@@ -296,6 +323,15 @@ async fn redis_refusing_at_exec_after_the_decision_is_failed_after_commit() {
         scalar(&exec(&mut gw.client, request("redis", "EXISTS k", vec![])).await),
         Some(pb::value::Kind::Int(0))
     );
+    // Acknowledged: the failure and its writes go.
+    gw.client
+        .resolve_transaction(pb::ResolveTransactionRequest {
+            tx_id: tx.clone(),
+            commit: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(count().await.unwrap(), Value::Int(0));
 }
 
 #[tokio::test]
@@ -367,9 +403,12 @@ async fn recovery_reads_a_backlog_of_markers_page_by_page_and_finishes_all() {
                 bytes::Bytes::from_static(b"INCR"),
                 bytes::Bytes::from(format!("backlog:{n}")),
             ])];
+            // Records as an earlier version wrote them: the marker named
+            // by the transaction alone.
             let record = serde_json::to_string(&vec![PartRecord::Buffered {
                 engine: "cache".into(),
                 redo,
+                per_engine: false,
             }])
             .unwrap();
             sqlite
@@ -409,6 +448,43 @@ async fn recovery_reads_a_backlog_of_markers_page_by_page_and_finishes_all() {
 }
 
 #[tokio::test]
+async fn two_engines_on_one_redis_database_each_apply_their_writes() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = redis.gateway_config();
+    // A second engine on the same server and database (the operator's
+    // "sessions" beside "cache"): before, both applied under one marker,
+    // and the second's writes were taken for applied by the first's.
+    let second = omnigate_drivers::redis::RedisConfig {
+        url: redis.url(0),
+        ..Default::default()
+    };
+    config.engines.insert(
+        "sessions".into(),
+        EngineConfig::new(DriverConfig::Redis(second)),
+    );
+    config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
+    let gateway = Gateway::builder().config(config).build().await.unwrap();
+    run(&gateway, "sql", "CREATE TABLE both_applied (n INTEGER)").await;
+    let tx = gateway.begin(TxOptions::default()).unwrap();
+    tx.execute(Request::new("sql", "INSERT INTO both_applied VALUES (1)"))
+        .await
+        .unwrap();
+    for (engine, key) in [("cache", "from-cache"), ("sessions", "from-sessions")] {
+        tx.execute(Request::new("redis", format!("INCR {key}")).target(engine))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    for key in ["from-cache", "from-sessions"] {
+        let n = first(&gateway, "redis", &format!("GET {key}"), Some("cache")).await;
+        assert_eq!(n, Value::from("1"), "{key} applied once");
+    }
+    // Recovery replaying the same record applies neither again.
+    assert_eq!(gateway.recover_transactions().await.forward, 0);
+}
+
+#[tokio::test]
 async fn markers_are_let_go_of_once_a_transaction_has_finished_everywhere() {
     let (redis, graph) = (RedisServer::start(), FalkorServer::start());
     let dir = tempfile::tempdir().unwrap();
@@ -436,7 +512,10 @@ async fn markers_are_let_go_of_once_a_transaction_has_finished_everywhere() {
     tx.commit().await.unwrap();
     let d = redis.driver().await;
     let falkor = graph.driver().await;
-    let key = format!("omnigate:tx:{id}");
+    // Each buffered engine's marker is named by the transaction and the
+    // engine.
+    let key = format!("omnigate:tx:{id}@cache");
+    let graph_marker = format!("{id}@graph");
     // Let go of off the caller's path: polled.
     let mut ttl = Value::Int(-2);
     let mut finished = Value::Null;
@@ -449,7 +528,7 @@ async fn markers_are_let_go_of_once_a_transaction_has_finished_everywhere() {
             .query_scalar(
                 Dialect::Cypher,
                 st("MATCH (m:OmnigateTxMarker {tx_id: $id}) RETURN m.finished IS NOT NULL")
-                    .bind_named("id", id.as_str()),
+                    .bind_named("id", graph_marker.as_str()),
             )
             .await
             .unwrap();

@@ -9,6 +9,8 @@ fn path_color(path: &str) -> &'static str {
         "direct" => "#4c78a8",
         "library" => "#59a14f",
         "grpc" => "#e15759",
+        "grpc-uds" => "#ff9da7",
+        "resp" => "#76b7b2",
         "pgbouncer" => "#f28e2b",
         "twemproxy" => "#b07aa1",
         _ => "#9c755f",
@@ -21,6 +23,8 @@ fn path_name(path: &str) -> &str {
         "direct" => "direct driver",
         "library" => "library (in process)",
         "grpc" => "gRPC (omnigate serve)",
+        "grpc-uds" => "gRPC over a Unix socket",
+        "resp" => "RESP front end",
         other => other,
     }
 }

@@ -48,6 +48,26 @@ fn grpc_path(
     })
 }
 
+/// The `grpc` path and `grpc-uds`, the same calls over the served
+/// gateway's Unix socket.
+fn grpc_paths(
+    t: &Arc<Targets>,
+    request: impl Fn(u64) -> omnigate_proto::v1::ExecuteRequest + Send + Sync + 'static,
+) -> [(&'static str, Op); 2] {
+    let request = Arc::new(request);
+    let tcp = {
+        let request = Arc::clone(&request);
+        grpc_path(t, move |n| request(n))
+    };
+    let t = Arc::clone(t);
+    let uds: Op = Arc::new(move |n| {
+        let mut client = t.grpc_uds(n);
+        let request = request(n);
+        async move { client.execute(request).await.map_err(err).map(drop) }.boxed()
+    });
+    [("grpc", tcp), ("grpc-uds", uds)]
+}
+
 /// Every workload whose engine is reachable.
 pub(crate) fn all(t: &Arc<Targets>) -> Vec<Workload> {
     let mut out = vec![

@@ -10,7 +10,7 @@ use omnigate::{BatchRequest, Request};
 use omnigate_drivers::{Statement, Value};
 use omnigate_proto::v1 as pb;
 
-use super::{err, grpc_path, library_path};
+use super::{err, grpc_paths, library_path};
 use crate::measure::Op;
 use crate::setup::{Targets, Workload};
 
@@ -57,7 +57,7 @@ pub(super) fn redis_workload(
             request
         })
     };
-    let grpc = grpc_path(t, move |n| pb::ExecuteRequest {
+    let [grpc, grpc_uds] = grpc_paths(t, move |n| pb::ExecuteRequest {
         dialect: "redis".into(),
         statement: text.to_string(),
         params: params(n)
@@ -67,12 +67,8 @@ pub(super) fn redis_workload(
             .collect(),
         ..Default::default()
     });
-    let mut paths = vec![
-        ("direct", direct),
-        ("library", library),
-        ("grpc", grpc),
-        ("resp", resp),
-    ];
+    let mut paths = vec![("direct", direct), ("library", library), grpc, grpc_uds];
+    paths.push(("resp", resp));
     paths.extend(proxied.map(|op| ("twemproxy", op)));
     Workload { name, paths }
 }

@@ -9,7 +9,7 @@ use omnigate_proto::v1 as pb;
 use rust_decimal::Decimal;
 use tokio_postgres::Row;
 
-use super::{err, grpc_path, library_path};
+use super::{err, grpc_paths, library_path};
 use crate::measure::Op;
 use crate::setup::{PG, Targets, Workload};
 
@@ -37,7 +37,7 @@ pub(super) fn sql_workload(
     let library = library_path(t, move |n| {
         Request::new("sql", sql).target(PG).param(param(n))
     });
-    let grpc = grpc_path(t, move |n| pb::ExecuteRequest {
+    let [grpc, grpc_uds] = grpc_paths(t, move |n| pb::ExecuteRequest {
         dialect: "sql".into(),
         target: PG.into(),
         statement: sql.into(),
@@ -46,7 +46,7 @@ pub(super) fn sql_workload(
         }],
         ..Default::default()
     });
-    let mut paths = vec![("direct", direct), ("library", library), ("grpc", grpc)];
+    let mut paths = vec![("direct", direct), ("library", library), grpc, grpc_uds];
     if let Some(pool) = t.bouncer.clone() {
         // Through PgBouncer in transaction mode a named prepared statement
         // may meet another server connection: send it unnamed, with its

@@ -25,7 +25,7 @@ pub(super) async fn run(
             .and_then(|args| {
                 check_allowed(&args)?;
                 if is_blocking(&args) {
-                    let name = String::from_utf8_lossy(&args[0]).to_uppercase();
+                    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
                     return Err(Error::not_supported(
                         format!("command {name} in a batch (it blocks; send it alone)"),
                         KIND,

@@ -97,7 +97,7 @@ pub fn is_blocking(args: &[Bytes]) -> bool {
 pub(super) fn check_allowed(args: &[Bytes]) -> Result<(), Error> {
     match refusal(args) {
         Some(why) => {
-            let name = String::from_utf8_lossy(&args[0]).to_uppercase();
+            let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
             Err(Error::not_supported(
                 format!("command {name} ({why})"),
                 KIND,

@@ -16,7 +16,7 @@ use super::info::Commands;
 use super::reply::{from_redis, to_value_with};
 use super::{KIND, query};
 use crate::redis_syntax::parse_command;
-use crate::redis_types::{Held, first_conflict, keys_of, needs_integer};
+use crate::redis_types::{Held, checked_keys_of, first_conflict, needs_integer};
 use crate::resp::RedisPool;
 use crate::{
     BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error,
@@ -81,7 +81,7 @@ impl DriverTransaction for RedisTransaction {
         self.descriptor.accept(dialect, statement)?;
         let args = parse_command(&statement.text, &statement.params, KIND)?;
         check_allowed(&args)?;
-        let name = String::from_utf8_lossy(&args[0]).to_uppercase();
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
         if is_blocking(&args) {
             return Err(Error::precondition(
                 KIND,
@@ -150,7 +150,14 @@ impl DriverTransaction for RedisTransaction {
     async fn prepare(&mut self, global_id: &str) -> Result<()> {
         self.marker = Some(global_id.to_owned());
         let mut conn = self.pool.watcher().await?;
-        match check_on(&mut conn, global_id, &self.queued).await? {
+        let mut checked = check_on(&mut conn, global_id, &self.queued, true).await;
+        if let Err(Error::Unavailable(_)) = checked {
+            // A kept connection the server closed (a restart, its idle
+            // timeout): once more on a fresh one.
+            conn = self.pool.dedicated().await?;
+            checked = check_on(&mut conn, global_id, &self.queued, true).await;
+        }
+        match checked? {
             Checked::Clean => {
                 self.watching = Some(conn);
                 Ok(())
@@ -338,9 +345,9 @@ pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Resul
     outcome
 }
 
-/// How many times an apply checks again after a watched key changed
-/// before leaving the transaction to recovery's next pass.
-const APPLY_ATTEMPTS: usize = 16;
+/// How many times an apply checks and tries `EXEC`; the last watches only
+/// the marker.
+const APPLY_ATTEMPTS: usize = 8;
 
 /// [`replay`] on a connection of its own.
 async fn replay_on(
@@ -348,9 +355,20 @@ async fn replay_on(
     tx: &str,
     writes: &[Redo],
 ) -> Result<()> {
-    for _ in 0..APPLY_ATTEMPTS {
-        match check_on(conn, tx, writes).await? {
-            Checked::Applied => return Ok(()),
+    for attempt in 1..=APPLY_ATTEMPTS {
+        // Keys changed before every EXEC so far (a hot counter): the last
+        // attempt watches only the marker, as Redis' own MULTI would not
+        // guard a key at all, so that a committed transaction's writes
+        // still land; a change in that last window can fail one write.
+        let watch_keys = attempt < APPLY_ATTEMPTS;
+        match check_on(conn, tx, writes, watch_keys).await? {
+            Checked::Applied => {
+                // Nothing may stay watched on a connection kept for reuse.
+                return ::redis::cmd("UNWATCH")
+                    .query_async::<()>(conn)
+                    .await
+                    .map_err(from_redis);
+            }
             Checked::Conflict(why) => {
                 return Err(Error::precondition(
                     KIND,
@@ -359,7 +377,8 @@ async fn replay_on(
             }
             // EXEC on the same connection, under the WATCH: if another
             // apply set the marker or a checked key changed meanwhile,
-            // nothing is applied here, and the check runs again.
+            // nothing is applied here, and the check runs again (finding
+            // the marker, if that was it).
             Checked::Clean => {
                 if apply_on(conn, writes, Some(tx)).await? == Applied::Yes {
                     return Ok(());
@@ -367,14 +386,8 @@ async fn replay_on(
             }
         }
     }
-    Err(Error::Unavailable(EngineError::new(
-        KIND,
-        None,
-        format!(
-            "the transaction's keys changed before each of {APPLY_ATTEMPTS} EXECs; \
-             recovery applies it later"
-        ),
-    )))
+    // The last EXEC lost only a watch on the marker: another apply set it.
+    Ok(())
 }
 
 /// What [`check_on`] found.
@@ -397,11 +410,12 @@ async fn check_on(
     conn: &mut ::redis::aio::MultiplexedConnection,
     tx: &str,
     writes: &[Redo],
+    watch_keys: bool,
 ) -> Result<Checked> {
     let mut keys: Vec<&Bytes> = writes
         .iter()
         .flat_map(|args| {
-            keys_of(
+            checked_keys_of(
                 &String::from_utf8_lossy(&args[0]).to_ascii_uppercase(),
                 args,
             )
@@ -412,7 +426,7 @@ async fn check_on(
     let marker = marker_key(tx);
     let mut pipe = ::redis::pipe();
     let watch = pipe.cmd("WATCH").arg(&marker);
-    for key in &keys {
+    for key in keys.iter().filter(|_| watch_keys) {
         watch.arg(key.as_ref());
     }
     pipe.ignore().cmd("EXISTS").arg(&marker);

@@ -53,7 +53,8 @@ pub(crate) async fn connect(args: &ClientArgs) -> Result<Client, Failure> {
 /// A connection to the gateway at `args.addr` (TLS with https://).
 pub(crate) async fn channel(args: &ClientArgs) -> Result<Channel, Failure> {
     let addr = &args.addr;
-    let url = if addr.contains("://") {
+    // `unix:/path` (a Unix socket, `[server] unix_socket`) as tonic reads it.
+    let url = if addr.contains("://") || addr.starts_with("unix:") {
         addr.to_owned()
     } else {
         format!("http://{addr}")

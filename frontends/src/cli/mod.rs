@@ -108,7 +108,8 @@ pub struct ServeArgs {
 /// Where the running gateway is, and how to print.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// The gateway's address.
+    /// The gateway's address: `http://HOST:PORT`, `https://HOST:PORT`
+    /// (TLS), or `unix:/path/to.sock` (`[server] unix_socket`).
     #[arg(long, env = "OMNIGATE_ADDR", default_value = "http://127.0.0.1:50051")]
     pub addr: String,
     /// Print JSON instead of a table.

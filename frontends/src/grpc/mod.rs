@@ -10,6 +10,7 @@ pub mod server;
 mod service;
 pub mod status;
 pub mod trace;
+mod unix;
 
 pub use request::{caller, grpc_timeout};
 pub use server::{

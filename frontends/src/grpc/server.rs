@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnigate_proto::v1::gateway_server::GatewayServer;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -52,6 +52,15 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The Unix socket could not be bound.
+    #[error("cannot listen on the Unix socket {}: {source}", path.display())]
+    BindUnix {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The reflection service could not be built from the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -80,7 +89,9 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
-    shutdown: oneshot::Sender<()>,
+    /// The Unix socket served beside TCP, removed when the handle goes.
+    unix_socket: Option<super::unix::UnixSocket>,
+    shutdown: watch::Sender<bool>,
     cancel_calls: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     health: HealthReporter,
@@ -176,7 +187,18 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     ))
     .max_decoding_message_size(config.max_request_bytes)
     .max_encoding_message_size(config.max_response_bytes.saturating_add(64 << 10));
-    let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let unix = match &config.unix_socket {
+        Some(path) => Some(
+            super::unix::UnixSocket::bind(path, config.unix_socket_mode).map_err(|source| {
+                ServeError::BindUnix {
+                    path: path.clone(),
+                    source,
+                }
+            })?,
+        ),
+        None => None,
+    };
     let mut metrics = omnigate::metrics::Metrics::new(&gateway);
     let grpc_metrics = crate::grpc::metrics::GrpcMetrics::register(metrics.registry_mut());
     let connections = crate::connections::ConnectionMetrics::register(metrics.registry_mut());
@@ -198,22 +220,42 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(service);
-    let stop = async {
-        let _ = shutdown_rx.await;
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let (server, tls_task) = match &tls {
+    // The socket is served by the same services and layers; it is local,
+    // so TLS is not asked of it.
+    let (unix_socket, unix_serving) = match unix {
+        Some((socket, listener)) => {
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+            let serving = router
+                .clone()
+                .serve_with_incoming_shutdown(incoming, stopped(shutdown_rx.clone()));
+            tracing::info!(path = %socket.path().display(), "omnigate listening on a Unix socket");
+            (Some(socket), Some(serving))
+        }
+        None => (None, None),
+    };
+    let stop = stopped(shutdown_rx);
+    let (tcp, tls_task) = match &tls {
         Some(tls) => {
             let watcher = tls.watch(security.config().reload_poll);
             let incoming = tls.incoming(listener);
-            let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop));
-            (server, Some(watcher))
+            let tcp = Box::pin(router.serve_with_incoming_shutdown(incoming, stop)) as Serving;
+            (tcp, Some(watcher))
         }
         None => {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop));
-            (server, None)
+            let tcp = Box::pin(router.serve_with_incoming_shutdown(incoming, stop)) as Serving;
+            (tcp, None)
         }
     };
+    let server = tokio::spawn(async move {
+        match unix_serving {
+            Some(unix) => tokio::try_join!(tcp, unix).map(drop),
+            None => tcp.await,
+        }
+    });
     let postgres = match &gateway.frontends().postgres {
         Some(frontend) => {
             let acceptor = tls.as_ref().map(|t| t.acceptor(&[b"postgresql"]));
@@ -235,6 +277,7 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     tracing::info!(%local_addr, tls = tls.is_some(), engines = ?engines, "omnigate listening");
     Ok(ServerHandle {
         local_addr,
+        unix_socket,
         shutdown,
         cancel_calls,
         server,
@@ -312,6 +355,11 @@ impl ServerHandle {
         self.local_addr
     }
 
+    /// The Unix socket gRPC is served on as well, when it is configured.
+    pub fn unix_socket(&self) -> Option<&std::path::Path> {
+        self.unix_socket.as_ref().map(|s| s.path())
+    }
+
     /// The address of the PostgreSQL-wire listener, when it is configured.
     pub fn postgres_addr(&self) -> Option<SocketAddr> {
         self.postgres.as_ref().map(|p| p.addr())
@@ -354,7 +402,7 @@ impl ServerHandle {
                 .set_service_status(engine_health_name(engine.name()), ServingStatus::NotServing)
                 .await;
         }
-        let _ = self.shutdown.send(());
+        let _ = self.shutdown.send(true);
         let mut server = self.server;
         if let Ok(finished) = tokio::time::timeout(grace, &mut server).await {
             return match finished {
@@ -379,6 +427,11 @@ impl ServerHandle {
         Ok(false)
     }
 }
+
+/// A listener's serving future.
+type Serving = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
+>;
 
 /// How long cancelled calls get to unwind before the server is dropped.
 const CANCEL_BOUND: Duration = Duration::from_secs(2);

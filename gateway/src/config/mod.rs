@@ -128,6 +128,15 @@ impl Default for TracingConfig {
 pub struct ServerConfig {
     /// The address to listen on.
     pub listen: SocketAddr,
+    /// A Unix socket to serve gRPC on as well (a sidecar's clients on the
+    /// same host): made at startup (a stale socket left by a killed
+    /// gateway is replaced; any other file there is an error) and removed
+    /// at shutdown. TCP stays for probes and other hosts; bind it to
+    /// loopback when only the socket should be reached.
+    pub unix_socket: Option<std::path::PathBuf>,
+    /// The socket's permission bits (default `0o660`: owner and group):
+    /// who may connect, before any token is asked.
+    pub unix_socket_mode: u32,
     /// The largest request message accepted, in bytes.
     pub max_request_bytes: usize,
     /// The largest response message sent, in bytes; larger results fail
@@ -176,6 +185,8 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            unix_socket: None,
+            unix_socket_mode: 0o660,
             max_request_bytes: 4 << 20,
             max_response_bytes: 16 << 20,
             default_timeout: Duration::from_secs(30),
@@ -378,6 +389,13 @@ impl Config {
         }
         if let Err(problem) = self.transactions.location(&self.engines) {
             return invalid(problem);
+        }
+        if self.server.unix_socket_mode > 0o777 {
+            return invalid(format!(
+                "server.unix_socket_mode: {:#o} is not a permission mode; write it in octal, \
+                 e.g. 0o660",
+                self.server.unix_socket_mode
+            ));
         }
         if let Some(postgres) = &self.frontends.postgres
             && let Err(problem) = postgres.validate()

@@ -103,10 +103,13 @@ impl Gateway {
         let public = std::iter::once(running.server.listen)
             .chain(running.frontends.listens())
             .find(|addr| !addr.ip().is_loopback());
+        // Open: no principals and no tokens file. Refused whenever the new
+        // config would open a gateway that is not open now, whether its
+        // principals came from the config or from a tokens file.
         if let Some(public) = public
             && new.principals.is_empty()
-            && !running.principals.is_empty()
             && new.security.tokens_file.is_none()
+            && !self.inner.security.is_open()
             && !security.allow_anonymous
         {
             return Err(ConfigError::Invalid {
@@ -160,6 +163,8 @@ fn keep_startup_settings(running: &Config, new: &mut Config) -> Vec<String> {
         };
     }
     keep!(server.listen);
+    keep!(server.unix_socket);
+    keep!(server.unix_socket_mode);
     keep!(server.max_request_bytes);
     keep!(server.max_response_bytes);
     keep!(server.shutdown_grace);

@@ -15,6 +15,7 @@
 mod grant;
 mod limits;
 pub mod tokens;
+mod tokens_file;
 
 pub use tokens::ScramVerifier;
 
@@ -28,6 +29,7 @@ pub use limits::{Limiter, Permit};
 use crate::config::{FileStamp, PrincipalConfig, SecurityConfig, TokensFile};
 use crate::error::{ConfigError, Error, Result};
 use tokens::TokenHash;
+use tokens_file::toml_error;
 
 /// A caller the gateway knows.
 #[derive(Debug)]
@@ -122,6 +124,10 @@ pub struct Security {
     inline: RwLock<BTreeMap<String, PrincipalConfig>>,
     /// The tokens file (a config reload may name another).
     tokens_file: RwLock<Option<std::path::PathBuf>>,
+    /// Held from reading the principals' sources to storing what they
+    /// give, by the tokens file's watcher and by a config reload alike:
+    /// one must not store principals built from what the other replaced.
+    reloading: std::sync::Mutex<()>,
     /// No principals and no tokens file.
     open: AtomicBool,
     current: RwLock<Arc<Principals>>,
@@ -154,6 +160,7 @@ impl Security {
         let security = Security {
             open: AtomicBool::new(inline.is_empty() && config.tokens_file.is_none()),
             tokens_file: RwLock::new(config.tokens_file.clone()),
+            reloading: std::sync::Mutex::new(()),
             config,
             inline: RwLock::new(inline),
             current: RwLock::new(Arc::default()),
@@ -179,6 +186,7 @@ impl Security {
         inline: BTreeMap<String, PrincipalConfig>,
         tokens_file: Option<std::path::PathBuf>,
     ) -> std::result::Result<(), String> {
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let mut current = self.inline.write().unwrap_or_else(|e| e.into_inner());
         let kept = std::mem::replace(&mut *current, inline);
         let kept_file = std::mem::replace(&mut *self.file_slot(), tokens_file);
@@ -316,6 +324,7 @@ impl Security {
     /// principals were replaced. A bad file leaves them as they were, and
     /// is reported once (`Err`), not again until it changes.
     pub fn reload_if_changed(&self) -> std::result::Result<bool, String> {
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let Some(path) = self.tokens_file() else {
             return Ok(false);
         };
@@ -420,69 +429,6 @@ fn bearer_token(authorization: &str) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer ")
         .then(|| authorization[7..].trim())
-}
-
-/// The keys a tokens file may hold, named in its errors.
-const KEYS: &[&str] = &[
-    "principals",
-    "token_sha256",
-    "certificate",
-    "engines",
-    "dialects",
-    "read_only",
-    "admin",
-    "deny",
-    "allow_commands",
-    "limits",
-    "name",
-    "engine",
-    "kind",
-    "dialect",
-    "pattern",
-    "concurrent_calls",
-    "calls_per_second",
-    "burst",
-    "max_rows",
-    "max_bytes",
-    "tx_buffered_statements",
-    "tx_buffered_bytes",
-];
-
-/// A TOML error of the tokens file without its text: the line number and
-/// what is wrong, values hidden. (The toml crate's own message quotes the
-/// line, and a token pasted into the file would be logged with it.)
-fn toml_error(text: &str, err: &toml::de::Error) -> String {
-    let line = err.span().map(|span| {
-        text.as_bytes()[..span.start.min(text.len())]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
-    });
-    // Quoted text is hidden: serde quotes a value of the wrong type
-    // ("…") and an unknown key (`…`), and either may be a pasted token.
-    // Backquoted keys the file may hold stay, to say which one is wrong.
-    let mut message = String::new();
-    let mut quote: Option<(char, String)> = None;
-    for c in err.message().chars() {
-        match &mut quote {
-            Some((open, inside)) if c == *open => {
-                let known = *open == '`' && KEYS.contains(&inside.as_str());
-                message.push(c);
-                message.push_str(if known { inside } else { "…" });
-                message.push(c);
-                quote = None;
-            }
-            Some((_, inside)) => inside.push(c),
-            None if c == '"' || c == '`' => quote = Some((c, String::new())),
-            None => message.push(c),
-        }
-    }
-    let message = message.lines().next().unwrap_or_default().to_owned();
-    match line {
-        Some(line) => format!("line {line}: {message}"),
-        None => message,
-    }
 }
 
 fn invalid(message: String) -> ConfigError {

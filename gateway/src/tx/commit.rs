@@ -99,7 +99,8 @@ impl Coordinator {
                     ))
                 }
                 Participation::Buffered => {
-                    let step = self.step(part.session.prepare(tx)).await;
+                    let marker = super::log::buffered_marker(tx, &part.engine);
+                    let step = self.step(part.session.prepare(&marker)).await;
                     buffered.push(part);
                     step
                 }
@@ -120,6 +121,7 @@ impl Coordinator {
             .chain(buffered.iter().map(|p| PartRecord::Buffered {
                 engine: p.engine.clone(),
                 redo: p.session.redo().iter().map(|r| encode_args(r)).collect(),
+                per_engine: true,
             }))
             .collect();
         if self.at("prepared_record")? {
@@ -179,7 +181,14 @@ impl Coordinator {
         // The buffered engines' markers, let go of once finished everywhere.
         let buffered_markers: Vec<BufferedMarker> = buffered
             .iter()
-            .map(|p| (Arc::clone(&p.driver), p.session.redo().into_iter().next()))
+            .map(|p| {
+                let marker = super::log::buffered_marker(tx, &p.engine);
+                (
+                    Arc::clone(&p.driver),
+                    p.session.redo().into_iter().next(),
+                    marker,
+                )
+            })
             .collect();
         for part in buffered {
             let engine = part.engine.clone();
@@ -407,21 +416,28 @@ fn redo_of(record: &[PartRecord], engine: &str) -> Vec<Vec<String>> {
     record
         .iter()
         .find_map(|part| match part {
-            PartRecord::Buffered { engine: e, redo } if e == engine => Some(redo.clone()),
+            PartRecord::Buffered {
+                engine: e, redo, ..
+            } if e == engine => Some(redo.clone()),
             _ => None,
         })
         .unwrap_or_default()
 }
 
-/// A buffered engine and its first redo entry, to let go of its marker.
-pub(super) type BufferedMarker = (Arc<dyn StorageDriver>, Option<omnigate_drivers::Redo>);
+/// A buffered engine, its first redo entry and its marker, to let go of
+/// the marker.
+pub(super) type BufferedMarker = (
+    Arc<dyn StorageDriver>,
+    Option<omnigate_drivers::Redo>,
+    String,
+);
 
 /// Lets go of transaction `tx`'s markers on its buffered engines (see
 /// `StorageDriver::forget_marker`): it has finished everywhere, and its
 /// deciding record is gone.
 pub(super) async fn forget_buffered(tx: &str, engines: Vec<BufferedMarker>) {
-    for (driver, head) in engines {
-        if let Err(e) = driver.forget_marker(tx, head.as_ref()).await {
+    for (driver, head, marker) in engines {
+        if let Err(e) = driver.forget_marker(&marker, head.as_ref()).await {
             tracing::debug!(tx_id = %tx, engine = %driver.descriptor().name, error = %e, "letting go of a finished transaction's marker");
         }
     }

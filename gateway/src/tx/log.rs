@@ -31,7 +31,36 @@ pub enum PartRecord {
         engine: String,
         /// Each write's arguments, base64.
         redo: Vec<Vec<String>>,
+        /// Whether its marker is named by the transaction and the engine
+        /// ([`buffered_marker`]); records of earlier versions name it by
+        /// the transaction alone.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        per_engine: bool,
     },
+}
+
+/// The marker a buffered engine applies with transaction `tx`'s writes:
+/// named by the engine too, so that two engines on one Redis database (or
+/// one graph) each guard their own writes: with one marker, the first
+/// engine's apply would make the second's look applied.
+pub(crate) fn buffered_marker(tx: &str, engine: &str) -> String {
+    format!("{tx}@{engine}")
+}
+
+impl PartRecord {
+    /// The marker of a buffered part of transaction `tx` (`None` for a
+    /// prepared part).
+    pub(crate) fn marker(&self, tx: &str) -> Option<String> {
+        match self {
+            PartRecord::Buffered {
+                engine,
+                per_engine: true,
+                ..
+            } => Some(buffered_marker(tx, engine)),
+            PartRecord::Buffered { .. } => Some(tx.to_owned()),
+            PartRecord::Prepared { .. } => None,
+        }
+    }
 }
 
 impl PartRecord {
@@ -213,6 +242,19 @@ impl TxLog {
         match self {
             TxLog::File(log) => log.failures(),
             TxLog::Table(log) => log.failures().await,
+        }
+    }
+
+    /// `tx`'s failure after commit, if one is recorded and not yet
+    /// acknowledged: which engine, and why.
+    pub async fn failure(&self, tx: &str) -> std::io::Result<Option<(String, String)>> {
+        match self {
+            TxLog::File(log) => Ok(log
+                .failures()?
+                .into_iter()
+                .find(|f| f.tx == tx)
+                .map(|f| (f.engine, f.why))),
+            TxLog::Table(log) => log.failure(tx).await,
         }
     }
 

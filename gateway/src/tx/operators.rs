@@ -44,6 +44,35 @@ pub struct TxInfo {
     pub writes: Vec<omnigate_drivers::Redo>,
 }
 
+/// How many bytes of a failed transaction's writes one listing carries:
+/// a transaction may buffer far more than a response may hold, and one
+/// such entry must not make the operators' list unreadable.
+const LISTED_WRITES_BYTES: usize = 1 << 20;
+
+/// The writes of a failure as a listing carries them (the first ones, up
+/// to [`LISTED_WRITES_BYTES`]), and `detail` saying so when some are left
+/// out.
+fn listed_writes(detail: String, redo: &[Vec<String>]) -> (String, Vec<omnigate_drivers::Redo>) {
+    let mut writes = Vec::new();
+    let mut bytes = 0;
+    for args in redo {
+        let Some(write) = super::log::decode_args(args) else {
+            continue;
+        };
+        bytes += write.iter().map(bytes::Bytes::len).sum::<usize>();
+        if bytes > LISTED_WRITES_BYTES {
+            let detail = format!(
+                "{detail}; the first {} of its {} writes are listed (the log holds them all)",
+                writes.len(),
+                redo.len()
+            );
+            return (detail, writes);
+        }
+        writes.push(write);
+    }
+    (detail, writes)
+}
+
 fn age_since(at_ms: Option<i64>) -> Option<Duration> {
     let at = at_ms?;
     let now = omnigate_drivers::ts::now_millis();
@@ -142,17 +171,14 @@ impl Transactions {
             }
             if let Ok(failures) = log.failures().await {
                 for failure in failures {
+                    let (detail, writes) = listed_writes(failure.why, &failure.redo);
                     found.push(TxInfo {
                         tx_id: failure.tx,
                         state: TxState::FailedAfterCommit,
                         engines: vec![failure.engine],
                         age: None,
-                        detail: failure.why,
-                        writes: failure
-                            .redo
-                            .iter()
-                            .filter_map(|args| super::log::decode_args(args))
-                            .collect(),
+                        detail,
+                        writes,
                     });
                 }
             }

@@ -90,7 +90,7 @@ impl Coordinator {
                     let mut engines = vec![engine.name().to_owned()];
                     engines.extend(engines_of(&marker.parts));
                     if decider.forget(&marker.tx, &engines).await {
-                        let buffered = buffered_markers(router, &marker.parts);
+                        let buffered = buffered_markers(router, &marker.tx, &marker.parts);
                         super::commit::forget_buffered(&marker.tx, buffered).await;
                     }
                     tracing::info!(tx_id = %marker.tx, decided_by = %engine.name(), engines = %engines_of(&marker.parts).join(", "), "recovered forward: committed");
@@ -253,11 +253,7 @@ impl Coordinator {
         for (engine, decider) in deciders.ready {
             match self.step(decider.recorded(engine.name(), tx)).await {
                 Ok(Some(markers::Recorded::Committed(engines))) => {
-                    return Some(Outcome {
-                        how: Ended::Committed,
-                        engines,
-                        failed_after_commit: self.failure_of(tx).await,
-                    });
+                    return Some(self.committed(tx, engines).await);
                 }
                 Ok(Some(markers::Recorded::RolledBack)) => fenced = true,
                 Ok(None) => {}
@@ -273,11 +269,7 @@ impl Coordinator {
         }
         let log = self.existing_log().await?;
         match log.outcome(tx).await {
-            Ok(Some((true, parts))) => Some(Outcome {
-                how: Ended::Committed,
-                engines: engines_of(&parts),
-                failed_after_commit: self.failure_of(tx).await,
-            }),
+            Ok(Some((true, parts))) => Some(self.committed(tx, engines_of(&parts)).await),
             Ok(Some((false, _))) => Some(Outcome::only(Ended::RolledBack)),
             // Prepared and undecided: recovery decides it.
             Ok(None) => {
@@ -291,15 +283,27 @@ impl Coordinator {
         }
     }
 
-    /// The failure after commit the log records for `tx`, if any: which
-    /// engine, and why.
-    async fn failure_of(&self, tx: &str) -> Option<(String, String)> {
-        let log = self.existing_log().await?;
-        let failures = log.failures().await.ok()?;
-        failures
-            .into_iter()
-            .find(|f| f.tx == tx)
-            .map(|f| (f.engine, f.why))
+    /// The outcome of `tx`, committed on `engines`, with the failure after
+    /// commit the log records for it, if any. In doubt when the log cannot
+    /// be read: whether a write failed is not known then, and OK would
+    /// say none did.
+    async fn committed(&self, tx: &str, engines: Vec<String>) -> super::Outcome {
+        use super::{Ended, Outcome};
+        let failure = match self.existing_log().await {
+            Some(log) => log.failure(tx).await,
+            None => Ok(None),
+        };
+        match failure {
+            Ok(failed_after_commit) => Outcome {
+                how: Ended::Committed,
+                engines,
+                failed_after_commit,
+            },
+            Err(e) => {
+                tracing::warn!(tx_id = %tx, error = %e, "cannot read the log's failures after commit");
+                Outcome::only(Ended::InDoubt)
+            }
+        }
     }
 
     /// Adds a pass to the counters.
@@ -351,7 +355,7 @@ impl Coordinator {
         // DONE durable before the buffered markers go (see commit.rs).
         let done = log.append(Record::Done { tx: tx.clone() }, true);
         if self.log_step(done).await.is_ok() {
-            let buffered = buffered_markers(router, &doubt.parts);
+            let buffered = buffered_markers(router, &doubt.tx, &doubt.parts);
             super::commit::forget_buffered(tx, buffered).await;
         }
         Some(true)
@@ -370,8 +374,9 @@ impl Coordinator {
                         .is_ok(),
                     Err(_) => false,
                 },
-                PartRecord::Buffered { engine, redo } if commit => {
-                    self.replay(router, engine, tx, redo).await
+                PartRecord::Buffered { engine, redo, .. } if commit => {
+                    let marker = part.marker(tx).unwrap_or_else(|| tx.to_owned());
+                    self.replay(router, engine, tx, &marker, redo).await
                 }
                 PartRecord::Buffered { .. } => true,
             };
@@ -382,7 +387,14 @@ impl Coordinator {
 
     /// Applies a buffered engine's writes again unless its marker shows they
     /// were applied; `false` when that cannot be done now.
-    async fn replay(&self, router: &Router, engine: &str, tx: &str, redo: &[Vec<String>]) -> bool {
+    async fn replay(
+        &self,
+        router: &Router,
+        engine: &str,
+        tx: &str,
+        marker: &str,
+        redo: &[Vec<String>],
+    ) -> bool {
         let Ok(entry) = router.by_name(engine) else {
             return false;
         };
@@ -394,7 +406,7 @@ impl Coordinator {
             tracing::error!(tx_id = %tx, "an unreadable redo entry in the log");
             return false;
         };
-        match self.step(entry.driver.replay(tx, &writes)).await {
+        match self.step(entry.driver.replay(marker, &writes)).await {
             Ok(()) => true,
             Err(
                 omnigate_drivers::Error::Unavailable(_) | omnigate_drivers::Error::Timeout { .. },
@@ -412,16 +424,21 @@ impl Coordinator {
     }
 }
 
-/// The buffered engines of a transaction's record, with their first redo
-/// entries, to let go of their markers.
-fn buffered_markers(router: &Router, parts: &[PartRecord]) -> Vec<super::commit::BufferedMarker> {
+/// The buffered engines of transaction `tx`'s record, with their first
+/// redo entries and their markers, to let go of the markers.
+fn buffered_markers(
+    router: &Router,
+    tx: &str,
+    parts: &[PartRecord],
+) -> Vec<super::commit::BufferedMarker> {
     parts
         .iter()
         .filter_map(|part| match part {
-            PartRecord::Buffered { engine, redo } => {
+            PartRecord::Buffered { engine, redo, .. } => {
                 let entry = router.by_name(engine).ok()?;
                 let head = redo.first().and_then(|r| decode_args(r));
-                Some((std::sync::Arc::clone(&entry.driver), head))
+                let marker = part.marker(tx)?;
+                Some((std::sync::Arc::clone(&entry.driver), head, marker))
             }
             PartRecord::Prepared { .. } => None,
         })

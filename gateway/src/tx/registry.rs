@@ -133,15 +133,27 @@ impl Transactions {
     /// registry's own keys would have it.
     pub(crate) fn new_id(owner: Option<&str>) -> String {
         let mut bytes = *uuid::Uuid::new_v4().as_bytes();
+        // Version 8 (RFC 9562's custom layout): told from the plain random
+        // (version 4) ids earlier versions issued.
+        bytes[6] = (bytes[6] & 0x0f) | 0x80;
         let tag = id_tag(owner, &bytes[..8]);
         bytes[8..].copy_from_slice(&tag);
         uuid::Uuid::from_bytes(bytes).to_string()
     }
 
-    /// Whether `id` is of the gateway's form and was issued to `owner`.
+    /// Whether `id` is of the gateway's form and was issued to `owner`. An
+    /// id an earlier version issued (a random UUID, bound to no one) is
+    /// taken as anyone's, as that version took it, so that a Commit retried
+    /// across the upgrade still hears its outcome.
     pub(crate) fn issued_to(id: &str, owner: Option<&str>) -> bool {
-        uuid::Uuid::parse_str(id)
-            .is_ok_and(|uuid| id_tag(owner, &uuid.as_bytes()[..8]) == uuid.as_bytes()[8..])
+        uuid::Uuid::parse_str(id).is_ok_and(|uuid| {
+            let bytes = uuid.as_bytes();
+            match uuid.get_version_num() {
+                4 => true,
+                8 => id_tag(owner, &bytes[..8]) == bytes[8..],
+                _ => false,
+            }
+        })
     }
 
     /// The transaction id of a registry key.
@@ -376,4 +388,28 @@ fn id_tag(owner: Option<&str>, random: &[u8]) -> [u8; 8] {
     let mut tag = [0; 8];
     tag.copy_from_slice(&digest[..8]);
     tag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Transactions;
+
+    #[test]
+    fn an_id_is_issued_to_its_owner_only_and_earlier_ids_to_anyone() {
+        let id = Transactions::new_id(Some("app"));
+        assert!(Transactions::issued_to(&id, Some("app")));
+        assert!(!Transactions::issued_to(&id, Some("other")));
+        assert!(!Transactions::issued_to(&id, None));
+        let anonymous = Transactions::new_id(None);
+        assert!(Transactions::issued_to(&anonymous, None));
+        assert!(!Transactions::issued_to(&anonymous, Some("app")));
+        // An earlier version's id: random, bound to no one.
+        let earlier = uuid::Uuid::new_v4().to_string();
+        assert!(Transactions::issued_to(&earlier, Some("app")));
+        assert!(!Transactions::issued_to("not an id", Some("app")));
+        assert!(!Transactions::issued_to(
+            "00000000-0000-1000-8000-000000000000",
+            None
+        ));
+    }
 }

@@ -136,11 +136,25 @@ impl TableLog {
                 engine,
                 why,
                 redo,
+            } if !redo.is_empty() => self
+                .sql(
+                    "WITH failed AS (INSERT INTO omnigate_tx_failures (tx_id, engine, why) \
+                     VALUES ($1, $2, $3)) \
+                     INSERT INTO omnigate_tx_meta (key, value) \
+                     VALUES ('failed_writes:' || $1 || ':' || $2, $4) \
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                )
+                .bind(tx)
+                .bind(engine)
+                .bind(why)
+                .bind(serde_json::to_string(&redo).unwrap_or_default()),
+            Record::FailedAfterCommit {
+                tx, engine, why, ..
             } => self
                 .sql("INSERT INTO omnigate_tx_failures (tx_id, engine, why) VALUES ($1, $2, $3)")
                 .bind(tx)
                 .bind(engine)
-                .bind(FailureText::encode(why, redo)),
+                .bind(why),
         };
         run(&self.driver, &statement)
             .await
@@ -270,69 +284,77 @@ impl TableLog {
             .map_err(|e| failure("cannot sweep", e))
     }
 
-    /// The failures after commit not yet acknowledged.
+    /// The failures after commit not yet acknowledged, with the writes
+    /// each failing engine was to apply.
     pub async fn failures(&self) -> std::io::Result<Vec<Failure>> {
-        let rows = run(
-            &self.driver,
-            &self.sql("SELECT tx_id, engine, why FROM omnigate_tx_failures ORDER BY at"),
-        )
-        .await
-        .map_err(|e| failure("cannot read", e))?;
+        let statement = self.sql(
+            "SELECT f.tx_id, f.engine, f.why, m.value FROM omnigate_tx_failures f \
+             LEFT JOIN omnigate_tx_meta m \
+             ON m.key = 'failed_writes:' || f.tx_id || ':' || f.engine ORDER BY f.at",
+        );
+        let rows = run(&self.driver, &statement)
+            .await
+            .map_err(|e| failure("cannot read", e))?;
         Ok(rows
             .rows
             .into_iter()
             .filter_map(|row| match &row[..] {
-                [Value::String(tx), Value::String(engine), Value::String(why)] => {
-                    let FailureText { why, redo } = FailureText::decode(why);
-                    Some(Failure {
-                        tx: tx.clone(),
-                        engine: engine.clone(),
-                        why,
-                        redo,
-                    })
-                }
+                [
+                    Value::String(tx),
+                    Value::String(engine),
+                    Value::String(why),
+                    writes,
+                ] => Some(Failure {
+                    tx: tx.clone(),
+                    engine: engine.clone(),
+                    why: why.clone(),
+                    redo: match writes {
+                        Value::String(json) => serde_json::from_str(json).unwrap_or_default(),
+                        _ => Vec::new(),
+                    },
+                }),
                 _ => None,
             })
             .collect())
     }
 
-    /// Acknowledges `tx`'s failure after commit; `false` when none is
-    /// recorded.
-    pub async fn acknowledge(&self, tx: &str) -> std::io::Result<bool> {
+    /// `tx`'s failure after commit, if one is recorded: which engine, and
+    /// why (its writes are not read).
+    pub async fn failure(&self, tx: &str) -> std::io::Result<Option<(String, String)>> {
         let statement = self
-            .sql("DELETE FROM omnigate_tx_failures WHERE tx_id = $1")
+            .sql(
+                "SELECT engine, why FROM omnigate_tx_failures WHERE tx_id = $1 \
+                 ORDER BY at LIMIT 1",
+            )
+            .bind(tx.to_owned());
+        let rows = run(&self.driver, &statement)
+            .await
+            .map_err(|e| failure("cannot read", e))?;
+        Ok(match rows.rows.first().map(Vec::as_slice) {
+            Some([Value::String(engine), Value::String(why)]) => {
+                Some((engine.clone(), why.clone()))
+            }
+            _ => None,
+        })
+    }
+
+    /// Acknowledges `tx`'s failure after commit (and lets go of its
+    /// writes); `false` when none is recorded.
+    pub async fn acknowledge(&self, tx: &str) -> std::io::Result<bool> {
+        // The writes' keys, `failed_writes:TX:ENGINE`, by their exact
+        // prefix (':' + 1 is ';').
+        let statement = self
+            .sql(
+                "WITH writes AS (DELETE FROM omnigate_tx_meta \
+                 WHERE key >= 'failed_writes:' || $1 || ':' \
+                 AND key < 'failed_writes:' || $1 || ';') \
+                 DELETE FROM omnigate_tx_failures WHERE tx_id = $1",
+            )
             .bind(tx.to_owned());
         let result = run(&self.driver, &statement)
             .await
             .map_err(|e| failure("cannot write", e))?;
         Ok(result.rows_affected > 0)
-    }
-}
-
-/// A failure's `why` column: the reason, and with it the writes to
-/// re-apply as JSON (in the column every version of the table has, so a
-/// role with DML only on tables an administrator made can write it); a
-/// plain reason is read as one without writes.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct FailureText {
-    why: String,
-    redo: Vec<Vec<String>>,
-}
-
-impl FailureText {
-    fn encode(why: String, redo: Vec<Vec<String>>) -> String {
-        if redo.is_empty() {
-            return why;
-        }
-        let text = FailureText { why, redo };
-        serde_json::to_string(&text).unwrap_or(text.why)
-    }
-
-    fn decode(text: &str) -> FailureText {
-        serde_json::from_str(text).unwrap_or_else(|_| FailureText {
-            why: text.to_owned(),
-            redo: Vec::new(),
-        })
     }
 }
 
