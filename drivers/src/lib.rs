@@ -71,6 +71,6 @@ pub use result::{Column, ResultSet, Row, RowStream, StatementShape};
 pub use secret::Secret;
 pub use statement::{Dialect, Statement};
 pub use transaction::{
-    BeginOptions, DriverTransaction, MARKER_GRACE, Participation, Redo, marker_key,
+    BeginOptions, DriverTransaction, MARKER_GRACE, Participation, Redo, Undecided, marker_key,
 };
 pub use value::{Interval, MAX_DEPTH, Node, Path, Relationship, Timestamp, Value};

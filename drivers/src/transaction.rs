@@ -125,9 +125,54 @@ pub trait DriverTransaction: Send + fmt::Debug {
     /// Makes the transaction's writes durable and visible.
     async fn commit(self: Box<Self>) -> Result<()>;
 
+    /// Runs `statement` in the transaction and commits it, in as few round
+    /// trips as the engine allows: a cross-engine commit's decision (its
+    /// marker, then COMMIT). Here: the statement, then [`commit`]; an
+    /// engine that can pipeline them sends both at once.
+    ///
+    /// [`commit`]: DriverTransaction::commit
+    async fn commit_with(
+        mut self: Box<Self>,
+        dialect: Dialect,
+        statement: &Statement,
+    ) -> std::result::Result<(), Undecided> {
+        if let Err(e) = self
+            .execute(dialect, statement, &ExecuteOptions::default())
+            .await
+        {
+            // COMMIT was not sent: nothing is decided.
+            let _ = self.rollback().await;
+            return Err(Undecided::No(e));
+        }
+        self.commit().await.map_err(Undecided::of_commit)
+    }
+
     /// Discards the transaction's writes.
     async fn rollback(self: Box<Self>) -> Result<()>;
 
     /// The engine kind, for errors.
     fn engine(&self) -> &'static str;
+}
+
+/// How [`DriverTransaction::commit_with`] failed.
+#[derive(Debug)]
+pub enum Undecided {
+    /// It did not commit: the statement or the commit was refused, and
+    /// the transaction is rolled back.
+    No(Error),
+    /// It may have committed: the link broke around the commit, and only
+    /// the engine knows.
+    Unknown(Error),
+}
+
+impl Undecided {
+    /// A failed COMMIT: refused (it did not happen), or unknown.
+    pub fn of_commit(e: Error) -> Undecided {
+        match e {
+            Error::Conflict(_) | Error::Precondition(_) | Error::ConstraintViolation(_) => {
+                Undecided::No(e)
+            }
+            other => Undecided::Unknown(other),
+        }
+    }
 }

@@ -13,7 +13,7 @@ use super::types_cache::StatementTypes;
 use super::{KIND, refuse_unsendable, run};
 use crate::{
     BeginOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError, Error, ExecuteOptions,
-    Participation, Result, ResultSet, Statement,
+    Participation, Result, ResultSet, Statement, Undecided,
 };
 
 /// A PostgreSQL transaction on its pinned connection.
@@ -34,41 +34,59 @@ pub(super) struct PostgresTransaction {
     lent: Option<tokio::sync::oneshot::Receiver<super::tx_stream::Returned>>,
     /// A statement may have changed the session: reset it at the end.
     reset: bool,
+    /// `BEGIN` was sent: it goes with the first statement, in one round
+    /// trip, not on its own.
+    begun: bool,
 }
 
 impl PostgresTransaction {
-    /// Begins a transaction on `client`.
+    /// A transaction on `client`. Its `BEGIN` is sent with its first
+    /// statement (pipelined: one round trip for both), or on its own
+    /// before a stream or a prepare.
     pub(super) async fn begin(
         descriptor: EngineDescriptor,
         options: BeginOptions,
         types: StatementTypes,
         client: Object,
     ) -> Result<Self> {
-        let begin = if options.read_only {
-            "BEGIN READ ONLY"
-        } else {
-            "BEGIN"
-        };
-        // A call dropped while BEGIN is in flight must not pool the
-        // connection: its next user would find itself in a transaction.
-        let mut closing = Closing(Some(client));
-        if let Some(client) = &closing.0 {
-            client
-                .batch_execute(begin)
-                .await
-                .map_err(|e| from_pg(e, None))?;
-        }
         Ok(PostgresTransaction {
             descriptor,
             options,
             types,
-            client: closing.0.take(),
+            client: Some(client),
             prepared: None,
             tainted: false,
             aborted: false,
             lent: None,
             reset: false,
+            begun: false,
         })
+    }
+
+    fn begin_command(&self) -> &'static str {
+        if self.options.read_only {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN"
+        }
+    }
+
+    /// Sends `BEGIN` now unless it was sent. A call dropped while it is in
+    /// flight leaves the connection tainted: it is closed, not pooled (its
+    /// next user would find itself in a transaction).
+    async fn ensure_begun(&mut self) -> Result<()> {
+        if self.begun {
+            return Ok(());
+        }
+        let was_tainted = std::mem::replace(&mut self.tainted, true);
+        let begin = self.begin_command();
+        self.client()?
+            .batch_execute(begin)
+            .await
+            .map_err(|e| from_pg(e, None))?;
+        self.begun = true;
+        self.tainted = was_tainted;
+        Ok(())
     }
 
     /// Waits for the connection lent to a stream to come back.
@@ -144,6 +162,8 @@ impl PostgresTransaction {
         // dropped mid-way (its caller gone) leaves a command in flight.
         let mut closing = Closing(Some(client));
         let outcome = match &closing.0 {
+            // Never begun (no statement was sent): nothing to end.
+            Some(_) if !self.begun => Ok(()),
             Some(client) => client
                 .batch_execute(command)
                 .await
@@ -194,11 +214,27 @@ impl DriverTransaction for PostgresTransaction {
         // sent a cancel that may land later, so the connection must not go
         // back to the pool when the transaction ends.
         let was_tainted = std::mem::replace(&mut self.tainted, true);
+        let begin = (!self.begun).then(|| self.begin_command());
         let client = self.client()?;
         let token = client.cancel_token();
-        let work = run::execute(client, statement, options, None, &self.types);
+        let work = async {
+            let statement = run::execute(client, statement, options, None, &self.types);
+            match begin {
+                // BEGIN and the statement in one round trip: the client
+                // sends each request as it is first polled, in order.
+                Some(begin) => {
+                    let (begun, outcome) = futures::join!(client.batch_execute(begin), statement);
+                    begun.map_err(|e| from_pg(e, None))?;
+                    outcome
+                }
+                None => statement.await,
+            }
+        };
         let (outcome, cancelled) =
             super::tx_stream::cancelled_at(options.timeout, &token, work).await;
+        // Sent, whatever the statement did: a failed BEGIN fails the
+        // statement too, and the transaction is then aborted.
+        self.begun = true;
         self.tainted = was_tainted || cancelled;
         self.aborted |= outcome.is_err();
         outcome
@@ -213,6 +249,7 @@ impl DriverTransaction for PostgresTransaction {
         self.check(dialect, statement, options)?;
         self.reset |= super::session::changes_session(&statement.text);
         self.reclaim().await?;
+        self.ensure_begun().await?;
         let client = self.client.take().ok_or_else(|| {
             Error::Internal(EngineError::new(KIND, None, "the transaction has ended"))
         })?;
@@ -236,6 +273,7 @@ impl DriverTransaction for PostgresTransaction {
 
     async fn prepare(&mut self, global_id: &str) -> Result<()> {
         self.reclaim().await?;
+        self.ensure_begun().await?;
         let command = format!("PREPARE TRANSACTION {}", Self::literal(global_id));
         self.client()?
             .batch_execute(&command)
@@ -261,6 +299,63 @@ impl DriverTransaction for PostgresTransaction {
             None => "COMMIT".to_owned(),
         };
         self.finish(&command).await
+    }
+
+    /// The marker and COMMIT pipelined: one round trip. A marker that
+    /// fails aborts the transaction, and PostgreSQL answers the COMMIT
+    /// behind it with a rollback: not committed.
+    async fn commit_with(
+        mut self: Box<Self>,
+        dialect: Dialect,
+        statement: &Statement,
+    ) -> std::result::Result<(), Undecided> {
+        let options = ExecuteOptions::default();
+        let plain = self.begun && !self.aborted && !self.reset && self.prepared.is_none();
+        if !plain || self.lent.is_some() || self.check(dialect, statement, &options).is_err() {
+            // The general path: the statement, then COMMIT.
+            if let Err(e) = self.execute(dialect, statement, &options).await {
+                let _ = self.rollback().await;
+                return Err(Undecided::No(e));
+            }
+            return self.commit().await.map_err(Undecided::of_commit);
+        }
+        let Some(client) = self.client.take() else {
+            return Err(Undecided::No(Error::Internal(EngineError::new(
+                KIND,
+                None,
+                "the transaction has ended",
+            ))));
+        };
+        // Closed, not pooled, unless both answered: a call dropped mid-way
+        // leaves a command in flight.
+        let mut closing = Closing(Some(client));
+        let Some(client) = closing.0.as_ref() else {
+            return Err(Undecided::No(Error::Internal(EngineError::new(
+                KIND,
+                None,
+                "the transaction has ended",
+            ))));
+        };
+        let (marked, committed) = futures::join!(
+            run::execute(client, statement, &options, None, &self.types),
+            client.batch_execute("COMMIT")
+        );
+        let committed = committed.map_err(|e| from_pg(e, None));
+        let ended = committed.is_ok();
+        let outcome = match (marked, committed) {
+            (Ok(_), Ok(())) => Ok(()),
+            // The link broke: whether COMMIT landed is the engine's to tell.
+            (Err(e @ (Error::Unavailable(_) | Error::Timeout { .. })), _) => {
+                Err(Undecided::Unknown(e))
+            }
+            // The marker was refused: the COMMIT behind it rolled back.
+            (Err(e), _) => Err(Undecided::No(e)),
+            (Ok(_), Err(e)) => Err(Undecided::of_commit(e)),
+        };
+        if ended && !self.tainted {
+            drop(closing.0.take()); // back to the pool
+        }
+        outcome
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {

@@ -20,7 +20,9 @@
 
 use std::sync::Arc;
 
-use omnigate_drivers::{Error as DriverError, ExecuteOptions, Participation, StorageDriver};
+use omnigate_drivers::{
+    Error as DriverError, ExecuteOptions, Participation, StorageDriver, Undecided,
+};
 
 use super::Part;
 use super::coordinator::Coordinator;
@@ -179,7 +181,7 @@ impl Coordinator {
         }
         let mut failed_after = None;
         // The buffered engines' markers, let go of once finished everywhere.
-        let buffered_markers: Vec<BufferedMarker> = buffered
+        let buffered_markers: Vec<super::after::BufferedMarker> = buffered
             .iter()
             .map(|p| {
                 let marker = super::log::buffered_marker(tx, &p.engine);
@@ -207,7 +209,7 @@ impl Coordinator {
                     let why = e
                         .engine_error()
                         .map_or_else(|| e.to_string(), |r| r.message.clone());
-                    let redo = redo_of(&record, &engine);
+                    let redo = super::after::redo_of(&record, &engine);
                     failed_after = Some(self.failed_after_commit(tx, engine, why, redo).await);
                 }
             }
@@ -223,7 +225,7 @@ impl Coordinator {
                             return;
                         };
                         if decider.forget(&tx, &engines).await {
-                            forget_buffered(&tx, buffered_markers).await;
+                            super::after::forget_buffered(&tx, buffered_markers).await;
                         }
                     });
                 }
@@ -237,7 +239,9 @@ impl Coordinator {
                             .is_ok()
                     {
                         let tx = tx.to_owned();
-                        tokio::spawn(async move { forget_buffered(&tx, buffered_markers).await });
+                        tokio::spawn(async move {
+                            super::after::forget_buffered(&tx, buffered_markers).await;
+                        });
                     }
                 }
             }
@@ -283,30 +287,30 @@ impl Coordinator {
         let in_doubt = |stop: Error| Error::TxInDoubt {
             why: stop.to_string(),
         };
-        let step = if self.at("decide").map_err(in_doubt)? {
-            Err(injected("decide"))
-        } else if let Some((dialect, marker)) = &decision {
-            self.step(
-                part.session
-                    .execute(*dialect, marker, &ExecuteOptions::default()),
-            )
-            .await
-            .map(drop)
-        } else {
-            Err(DriverError::not_supported(
+        let Some((dialect, marker)) = decision else {
+            let _ = self.step(part.session.rollback()).await;
+            return Err(Error::from(DriverError::not_supported(
                 "deciding a transaction that spans engines (it keeps no markers)",
                 part.driver.descriptor().kind,
-            ))
+            )));
         };
-        if let Err(e) = step {
+        if self.at("decide").map_err(in_doubt)? {
             // The commit was not sent: nothing is decided.
             let _ = self.step(part.session.rollback()).await;
-            return Err(Error::from(e));
+            return Err(Error::from(injected("decide")));
         }
         let driver = Arc::clone(&part.driver);
         if self.at(super::failpoint::LATE_DECISION).map_err(in_doubt)? {
-            // The failpoint: the COMMIT is cut by the step timeout and lands
-            // on the engine a moment later.
+            // The failpoint: the marker is written, then the COMMIT is cut
+            // by the step timeout and lands on the engine a moment later.
+            let options = ExecuteOptions::default();
+            if let Err(e) = self
+                .step(part.session.execute(dialect, &marker, &options))
+                .await
+            {
+                let _ = self.step(part.session.rollback()).await;
+                return Err(Error::from(e));
+            }
             tokio::spawn(async move {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 let _ = part.session.commit().await;
@@ -315,24 +319,29 @@ impl Coordinator {
                 why: "failpoint decide_late".into(),
             });
         }
-        let committed = self.step(part.session.commit()).await;
+        // The marker and the COMMIT, pipelined where the engine can.
+        let decided = self
+            .step(async { Ok(part.session.commit_with(dialect, &marker).await) })
+            .await;
+        let decided = match decided {
+            Ok(decided) => decided,
+            // Cut by the step timeout: the COMMIT may have landed.
+            Err(e) => Err(Undecided::Unknown(e)),
+        };
         // The failpoint: committed, but the reply lost on the way back.
-        let committed = match (committed, self.at("decided").map_err(in_doubt)?) {
-            (Ok(()), true) => Err(injected("decided")),
+        let decided = match (decided, self.at("decided").map_err(in_doubt)?) {
+            (Ok(()), true) => Err(Undecided::Unknown(injected("decided"))),
             (other, _) => other,
         };
-        match committed {
+        match decided {
             Ok(()) => Ok(driver),
-            // The engine refused the commit: it did not happen.
-            Err(
-                e @ (DriverError::Conflict(_)
-                | DriverError::Precondition(_)
-                | DriverError::ConstraintViolation(_)),
-            ) => Err(Error::from(e)),
+            // The engine refused the marker or the commit: it did not
+            // happen (the session is rolled back).
+            Err(Undecided::No(e)) => Err(Error::from(e)),
             // The link broke around the commit: it may have happened. Its
             // marker tells, once the engine has settled; recovery reads it.
             // The other parts stay prepared or unapplied until then.
-            Err(e) => {
+            Err(Undecided::Unknown(e)) => {
                 tracing::warn!(tx_id = %tx, error = %e, "the deciding commit's outcome is unknown; recovery decides it");
                 Err(Error::TxInDoubt { why: e.to_string() })
             }
@@ -373,72 +382,6 @@ impl Coordinator {
                       before its commit was recorded"
                     .into(),
             }),
-        }
-    }
-
-    /// Records a transaction that committed but whose buffered engine
-    /// failed a write as it was applied: for operators (in the log, opened
-    /// now if it was not; in the error log and the counters if it cannot
-    /// be).
-    pub(super) async fn failed_after_commit(
-        &self,
-        tx: &str,
-        engine: String,
-        why: String,
-        redo: Vec<Vec<String>>,
-    ) -> Error {
-        let record = Record::FailedAfterCommit {
-            tx: tx.to_owned(),
-            engine: engine.clone(),
-            why: why.clone(),
-            redo,
-        };
-        let recorded = match self.log().await {
-            Ok(log) => self
-                .log_step(log.append(record, true))
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = recorded {
-            tracing::error!(tx_id = %tx, engine = %engine, error = %e, "cannot record a failure after commit in the transaction log");
-        }
-        tracing::error!(tx_id = %tx, engine = %engine, why = %why, "transaction failed after commit");
-        self.counters
-            .failed_after_commit
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Error::TxFailedAfterCommit { engine, why }
-    }
-}
-
-/// The writes `engine`'s buffered part of `record` was to apply.
-fn redo_of(record: &[PartRecord], engine: &str) -> Vec<Vec<String>> {
-    record
-        .iter()
-        .find_map(|part| match part {
-            PartRecord::Buffered {
-                engine: e, redo, ..
-            } if e == engine => Some(redo.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
-
-/// A buffered engine, its first redo entry and its marker, to let go of
-/// the marker.
-pub(super) type BufferedMarker = (
-    Arc<dyn StorageDriver>,
-    Option<omnigate_drivers::Redo>,
-    String,
-);
-
-/// Lets go of transaction `tx`'s markers on its buffered engines (see
-/// `StorageDriver::forget_marker`): it has finished everywhere, and its
-/// deciding record is gone.
-pub(super) async fn forget_buffered(tx: &str, engines: Vec<BufferedMarker>) {
-    for (driver, head, marker) in engines {
-        if let Err(e) = driver.forget_marker(&marker, head.as_ref()).await {
-            tracing::debug!(tx_id = %tx, engine = %driver.descriptor().name, error = %e, "letting go of a finished transaction's marker");
         }
     }
 }

@@ -7,6 +7,7 @@
 //! through the coordinator (`coordinator.rs`: prepare, the log, the
 //! decision, recovery in `recover.rs`).
 
+mod after;
 mod commit;
 mod coordinator;
 pub mod failpoint;

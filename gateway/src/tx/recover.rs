@@ -91,7 +91,7 @@ impl Coordinator {
                     engines.extend(engines_of(&marker.parts));
                     if decider.forget(&marker.tx, &engines).await {
                         let buffered = buffered_markers(router, &marker.tx, &marker.parts);
-                        super::commit::forget_buffered(&marker.tx, buffered).await;
+                        super::after::forget_buffered(&marker.tx, buffered).await;
                     }
                     tracing::info!(tx_id = %marker.tx, decided_by = %engine.name(), engines = %engines_of(&marker.parts).join(", "), "recovered forward: committed");
                     Some(true)
@@ -356,7 +356,7 @@ impl Coordinator {
         let done = log.append(Record::Done { tx: tx.clone() }, true);
         if self.log_step(done).await.is_ok() {
             let buffered = buffered_markers(router, &doubt.tx, &doubt.parts);
-            super::commit::forget_buffered(tx, buffered).await;
+            super::after::forget_buffered(tx, buffered).await;
         }
         Some(true)
     }
@@ -430,7 +430,7 @@ fn buffered_markers(
     router: &Router,
     tx: &str,
     parts: &[PartRecord],
-) -> Vec<super::commit::BufferedMarker> {
+) -> Vec<super::after::BufferedMarker> {
     parts
         .iter()
         .filter_map(|part| match part {
