@@ -63,6 +63,13 @@ pub trait DecisionMarkers: Send + Sync + fmt::Debug {
     /// Replaces `tx`'s record with `record`, whatever it was.
     fn update(&self, tx: &str, record: &str) -> Statement;
 
+    /// [`update`](Self::update) of several markers `(tx, record)` in one
+    /// statement, where the engine can; `None`: one at a time.
+    fn update_many(&self, rows: &[(&str, &str)]) -> Option<Statement> {
+        let _ = rows;
+        None
+    }
+
     /// Replaces `tx`'s record with `new` only if it is still `old` (a
     /// compare-and-swap); [`swapped`](Self::swapped) reads its result.
     fn swap(&self, tx: &str, old: &str, new: &str) -> Statement;

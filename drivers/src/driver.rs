@@ -139,6 +139,21 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// [`forget_marker`](Self::forget_marker) of several markers, each with
+    /// its redo head: one round trip where the engine can. The first
+    /// failure is returned; the others are still tried.
+    async fn forget_markers(&self, markers: &[(String, Option<crate::Redo>)]) -> Result<()> {
+        let mut outcome = Ok(());
+        for (marker, head) in markers {
+            if let Err(e) = self.forget_marker(marker, head.as_ref()).await
+                && outcome.is_ok()
+            {
+                outcome = Err(e);
+            }
+        }
+        outcome
+    }
+
     /// What `statement` takes and returns, as the engine prepares it,
     /// without running it. Engines that cannot say `NotSupported`.
     async fn describe_statement(

@@ -476,12 +476,58 @@ async fn two_engines_on_one_redis_database_each_apply_their_writes() {
             .unwrap();
     }
     tx.commit().await.unwrap();
+    // Recovery finishing the same record again (its marker may not be
+    // marked done yet) applies neither again.
+    gateway.recover_transactions().await;
     for key in ["from-cache", "from-sessions"] {
         let n = first(&gateway, "redis", &format!("GET {key}"), Some("cache")).await;
         assert_eq!(n, Value::from("1"), "{key} applied once");
     }
-    // Recovery replaying the same record applies neither again.
-    assert_eq!(gateway.recover_transactions().await.forward, 0);
+}
+
+#[tokio::test]
+async fn markers_of_many_commits_are_marked_done_together() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = pg.gateway_config_with(&redis);
+    config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
+    let gateway = Gateway::builder().config(config).build().await.unwrap();
+    run(&gateway, "sql", "CREATE TABLE many (n INTEGER)").await;
+    // Commits at once: their markers go in batches (one UPDATE for many on
+    // PostgreSQL, one pipeline of EXPIREs on Redis).
+    let commits = (0..24).map(|n| {
+        let gateway = gateway.clone();
+        async move {
+            let tx = gateway.begin(TxOptions::default()).unwrap();
+            tx.execute(Request::new(
+                "sql",
+                format!("INSERT INTO many VALUES ({n})"),
+            ))
+            .await
+            .unwrap();
+            tx.execute(Request::new("redis", format!("SET many:{n} 1")))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    });
+    futures::future::join_all(commits).await;
+    let main = pg.engine().await;
+    let open = "SELECT count(*) FROM _omnigate.omnigate_tx_markers WHERE record NOT LIKE 'done:%'";
+    let d = redis.driver().await;
+    let expiring = "EVAL \"local n = 0 for _, k in ipairs(redis.call('KEYS', 'omnigate:tx:*')) \
+                    do if redis.call('TTL', k) > 0 then n = n + 1 end end return n\" 0";
+    let (mut left, mut keys) = (Value::Null, Value::Null);
+    for _ in 0..100 {
+        left = main.query_scalar(Dialect::Sql, st(open)).await.unwrap();
+        keys = d.query_scalar(Dialect::Redis, st(expiring)).await.unwrap();
+        if left == Value::Int(0) && keys == Value::Int(24) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, Value::Int(0), "every marker marked done");
+    assert_eq!(keys, Value::Int(24), "every Redis marker set to expire");
 }
 
 #[tokio::test]

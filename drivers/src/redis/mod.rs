@@ -191,6 +191,21 @@ impl StorageDriver for RedisDriver {
             .map_err(reply::from_redis)
     }
 
+    /// The markers' `EXPIRE`s pipelined: one round trip.
+    async fn forget_markers(&self, markers: &[(String, Option<crate::Redo>)]) -> Result<()> {
+        let mut pipe = ::redis::pipe();
+        for (marker, _) in markers {
+            pipe.cmd("EXPIRE")
+                .arg(crate::marker_key(marker))
+                .arg(crate::MARKER_GRACE.as_secs())
+                .ignore();
+        }
+        let mut conn = self.pool.connection().await?;
+        pipe.query_async::<()>(&mut conn.conn)
+            .await
+            .map_err(reply::from_redis)
+    }
+
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {
         let mut conn = self.connection().await?;
         let info = query(&mut conn, ::redis::cmd("INFO").arg("keyspace"), None).await?;

@@ -131,6 +131,26 @@ impl DecisionMarkers for SqlMarkers {
         .bind(record)
     }
 
+    /// `UPDATE .. FROM (VALUES ..)`: PostgreSQL, and SQLite since 3.33
+    /// (which names a VALUES list's columns `column1`.. as PostgreSQL does,
+    /// but takes no column aliases after a table alias).
+    fn update_many(&self, rows: &[(&str, &str)]) -> Option<Statement> {
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let mut statement = Statement::new(format!(
+            "UPDATE {table} SET record = v.record FROM (SELECT column1 AS tx_id, \
+             column2 AS record FROM (VALUES {}) AS listed) AS v \
+             WHERE {table}.tx_id = v.tx_id",
+            values.join(", "),
+            table = self.table
+        ));
+        for (tx, record) in rows {
+            statement = statement.bind(*tx).bind(*record);
+        }
+        Some(statement)
+    }
+
     fn swap(&self, tx: &str, old: &str, new: &str) -> Statement {
         Statement::new(format!(
             "UPDATE {} SET record = $3 WHERE tx_id = $1 AND record = $2",

@@ -216,17 +216,15 @@ impl Coordinator {
         }
         if finished && !self.at("done")? {
             match decider_driver {
-                Some(driver) => {
-                    // Off the caller's path: a marker left behind is one
-                    // recovery finishes again (every step is idempotent).
-                    let (tx, engines) = (tx.to_owned(), engines.clone());
-                    tokio::spawn(async move {
-                        let Some(decider) = markers::Decider::of(driver.as_ref()) else {
-                            return;
-                        };
-                        if decider.forget(&tx, &engines).await {
-                            super::after::forget_buffered(&tx, buffered_markers).await;
-                        }
+                Some(decider) => {
+                    // Off the caller's path, in batches: a marker left
+                    // behind is one recovery finishes again (every step is
+                    // idempotent).
+                    self.forgetter.forget(super::forgetter::Finished {
+                        decider,
+                        tx: tx.to_owned(),
+                        engines: engines.clone(),
+                        buffered: buffered_markers,
                     });
                 }
                 None => {

@@ -48,6 +48,8 @@ pub struct Coordinator {
     pub failpoints: Failpoints,
     /// Whether a log held by another gateway was said.
     warned_held: std::sync::atomic::AtomicBool,
+    /// Lets go of finished transactions' markers, in batches.
+    pub(super) forgetter: super::forgetter::Forgetter,
 }
 
 impl Coordinator {
@@ -73,6 +75,7 @@ impl Coordinator {
             counters: super::TxCounters::default(),
             failpoints: Failpoints::default(),
             warned_held: std::sync::atomic::AtomicBool::new(false),
+            forgetter: super::forgetter::Forgetter::start(),
         }
     }
 

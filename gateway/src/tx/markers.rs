@@ -89,11 +89,7 @@ impl<'a> Decider<'a> {
     /// restart until it is swept ([`Decider::sweep`]). A marker left
     /// unmarked (the engine did not answer) is one recovery finishes again.
     pub(crate) async fn forget(&self, tx: &str, engines: &[String]) -> bool {
-        let record = format!(
-            "{DONE}{}:{}",
-            omnigate_drivers::ts::now_millis(),
-            serde_json::to_string(engines).unwrap_or_else(|_| "[]".into())
-        );
+        let record = done_record(engines);
         match self.run(&self.markers.update(tx, &record)).await {
             Ok(_) => true,
             Err(e) => {
@@ -101,6 +97,34 @@ impl<'a> Decider<'a> {
                 false
             }
         }
+    }
+
+    /// [`Decider::forget`] of several finished transactions `(tx,
+    /// engines)`, in one statement where the engine can: whether each was
+    /// marked.
+    pub(crate) async fn forget_many(&self, finished: &[(String, Vec<String>)]) -> Vec<bool> {
+        let records: Vec<String> = finished.iter().map(|(_, e)| done_record(e)).collect();
+        let rows: Vec<(&str, &str)> = finished
+            .iter()
+            .zip(&records)
+            .map(|((tx, _), record)| (tx.as_str(), record.as_str()))
+            .collect();
+        if rows.len() > 1
+            && let Some(statement) = self.markers.update_many(&rows)
+        {
+            match self.run(&statement).await {
+                Ok(_) => return vec![true; rows.len()],
+                // One at a time, then.
+                Err(e) => {
+                    tracing::warn!(error = %e, "marking finished transactions' markers done together failed");
+                }
+            }
+        }
+        let mut marked = Vec::with_capacity(finished.len());
+        for (tx, engines) in finished {
+            marked.push(self.forget(tx, engines).await);
+        }
+        marked
     }
 
     /// How transaction `tx` ended, as this engine's marker (`engine`'s)
@@ -329,6 +353,16 @@ struct MarkerRecord {
     owner: Option<String>,
     /// Its other parts.
     parts: Vec<PartRecord>,
+}
+
+/// A done marker's record: when, and the engines the transaction
+/// committed on.
+fn done_record(engines: &[String]) -> String {
+    format!(
+        "{DONE}{}:{}",
+        omnigate_drivers::ts::now_millis(),
+        serde_json::to_string(engines).unwrap_or_else(|_| "[]".into())
+    )
 }
 
 /// The record a marker carries, as text.

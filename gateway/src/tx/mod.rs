@@ -12,6 +12,7 @@ mod commit;
 mod coordinator;
 pub mod failpoint;
 mod file_log;
+mod forgetter;
 pub mod log;
 mod markers;
 mod operators;
