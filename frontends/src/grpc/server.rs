@@ -270,7 +270,14 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
     };
     let redis = match &gateway.frontends().redis {
         Some(frontend) => {
-            Some(crate::resp::start(gateway.clone(), frontend, connections.clone()).await?)
+            let acceptor = match (&tls, frontend.tls) {
+                (Some(tls), true) => Some(tls.acceptor(&[])),
+                _ => None,
+            };
+            Some(
+                crate::resp::start(gateway.clone(), frontend, acceptor, connections.clone())
+                    .await?,
+            )
         }
         None => None,
     };

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
 use omnigate::drivers::{Error as DriverError, ExecuteOptions, ResultSet, Statement, Value};
 use omnigate::{BatchRequest, Error, Gateway, Request};
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use super::codec::{Outgoing, ProtocolError, RespCodec};
@@ -54,7 +53,10 @@ impl Connection {
     /// Serves the client until it leaves, is idle past the idle timeout,
     /// sends what is not a request, or `QUIT`s; then ends what the
     /// session leaves open.
-    pub(super) async fn serve(mut self, socket: TcpStream) {
+    pub(super) async fn serve<S>(mut self, socket: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let mut framed = Framed::new(socket, RespCodec::default());
         let idle = self.shared.idle_timeout;
         let connected = Instant::now();

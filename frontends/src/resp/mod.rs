@@ -107,11 +107,15 @@ fn check_target(gateway: &Gateway, target: &str) -> Result<(), StartError> {
     }
 }
 
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
 /// Listens on `config.listen` and serves every client on its own task,
-/// each command on engine `config.target`.
+/// each command on engine `config.target`; with `tls`, only over TLS.
 pub async fn start(
     gateway: Gateway,
     config: &RedisFrontendConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     connections: crate::connections::ConnectionMetrics,
 ) -> Result<RedisFrontend, StartError> {
     check_target(&gateway, &config.target)?;
@@ -121,7 +125,7 @@ pub async fn start(
     };
     let listener = TcpListener::bind(config.listen).await.map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;
-    if !gateway.security().is_open() && !addr.ip().is_loopback() {
+    if tls.is_none() && !gateway.security().is_open() && !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
             "the Redis front end has no TLS: AUTH tokens cross the network in the clear; \
@@ -149,11 +153,16 @@ pub async fn start(
             let _ = socket.set_nodelay(true);
             let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                 connections.refused(FRONTEND);
-                // Redis' words, then the connection closes.
+                // Redis' words (in the clear only: a TLS client could not
+                // read them before its handshake), then the connection
+                // closes.
+                let plain = tls.is_none();
                 tokio::spawn(async move {
-                    let _ = socket
-                        .write_all(b"-ERR max number of clients reached\r\n")
-                        .await;
+                    if plain {
+                        let _ = socket
+                            .write_all(b"-ERR max number of clients reached\r\n")
+                            .await;
+                    }
                     let _ = socket.shutdown().await;
                 });
                 continue;
@@ -165,9 +174,24 @@ pub async fn start(
                 session: Session::new(id, peer, local),
             };
             let open = connections.accepted(FRONTEND);
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let _held = (slot, open);
-                connection.serve(socket).await;
+                match tls {
+                    Some(tls) => {
+                        let handshake = tokio::time::timeout(HANDSHAKE_LIMIT, tls.accept(socket));
+                        match handshake.await {
+                            Ok(Ok(stream)) => connection.serve(stream).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "Redis client's TLS handshake failed");
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "Redis client's TLS handshake timed out")
+                            }
+                        }
+                    }
+                    None => connection.serve(socket).await,
+                }
             });
         }
     });

@@ -104,6 +104,10 @@ pub struct RedisFrontendConfig {
     /// `-ERR max number of clients reached`.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Serve TLS only (`redis-cli --tls`), with `[security.tls]`'s
+    /// certificate and client CA.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl RedisFrontendConfig {
@@ -115,6 +119,7 @@ impl RedisFrontendConfig {
             target: target.into(),
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
+            tls: false,
         }
     }
 

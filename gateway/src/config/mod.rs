@@ -406,6 +406,13 @@ impl Config {
             if let Err(problem) = redis.validate() {
                 return invalid(format!("frontends.redis{problem}"));
             }
+            if redis.tls && self.security.tls.is_none() {
+                return invalid(
+                    "frontends.redis.tls: set [security.tls] (cert and key): the Redis front \
+                     end serves its certificate"
+                        .into(),
+                );
+            }
             let target = &redis.target;
             match self.engines.get(target) {
                 Some(engine) if engine.driver.dialects().contains(&Dialect::Redis) => {}

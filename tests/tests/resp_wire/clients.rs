@@ -80,3 +80,56 @@ async fn redis_cli_and_redis_benchmark_work_through_the_front_end() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_reaches_the_front_end_over_tls_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = omnigate_tests::certs::make(dir.path(), None);
+    let mut config = Backend::Memory.config();
+    config.principals = principals();
+    config.security.tls = Some(omnigate::config::TlsConfig {
+        cert: certs.cert.clone(),
+        key: certs.key.clone(),
+        client_ca: None,
+        client_name: omnigate::config::ClientName::SubjectCn,
+    });
+    let mut frontend = omnigate::config::RedisFrontendConfig::new(super::loopback(), "cache");
+    frontend.tls = true;
+    config.frontends.redis = Some(frontend);
+    let (_gw, addr) = gateway(config).await;
+    let port = addr.port().to_string();
+    let ca = certs.ca.display().to_string();
+    let said = tokio::task::spawn_blocking(move || {
+        let cli = |tls: bool, args: &[&str]| {
+            let mut command = std::process::Command::new(tool("redis-cli"));
+            command.args(["-h", "127.0.0.1", "-p", &port, "--no-auth-warning"]);
+            if tls {
+                command.args(["--tls", "--cacert", &ca, "--sni", "localhost"]);
+            }
+            let out = command.args(args).output().expect("redis-cli runs");
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        [
+            cli(true, &["-a", "app-token", "SET", "tls:k", "v"]),
+            cli(true, &["-a", "app-token", "GET", "tls:k"]),
+            cli(false, &["-a", "app-token", "GET", "tls:k"]),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(said[0].trim(), "OK", "{said:?}");
+    assert_eq!(said[1].trim(), "v", "{said:?}");
+    // In the clear: no Redis reply, only a closed connection.
+    assert_ne!(said[2].trim(), "v", "{said:?}");
+}
+
+#[test]
+fn redis_tls_without_a_certificate_is_a_config_error() {
+    let text = "[frontends.redis]\nlisten = \"127.0.0.1:0\"\ntarget = \"cache\"\ntls = true\n";
+    let err = omnigate::Config::parse(text, &std::collections::BTreeMap::new()).unwrap_err();
+    assert!(err.to_string().contains("[security.tls]"), "{err}");
+}
