@@ -144,6 +144,56 @@ impl Queries {
         }
     }
 
+    /// Begins the implicit transaction of a multi-statement query.
+    fn begin_implicit(&self) -> Result<(), Box<ErrorInfo>> {
+        let (id, _) = self
+            .gateway
+            .begin_id(&self.session.context(), &TxOptions::default())
+            .map_err(|e| Box::new(to_error(&e)))?;
+        self.session.set_tx(Some(SessionTx {
+            id,
+            failed: false,
+            joined: false,
+        }));
+        Ok(())
+    }
+
+    /// Ends the implicit transaction: commits it when every statement
+    /// ran (`ran`), else rolls it back; the commit's failure, if any.
+    async fn end_implicit(&self, ran: bool) -> Option<Box<ErrorInfo>> {
+        let tx = self.session.tx()?;
+        let context = self.session.context();
+        self.session.set_tx(None);
+        if ran && !tx.failed {
+            return self
+                .gateway
+                .commit(&context, &tx.id)
+                .await
+                .err()
+                .map(|e| Box::new(to_error(&e)));
+        }
+        let _ = self.gateway.rollback(&context, &tx.id).await;
+        None
+    }
+
+    /// Sends `ReadyForQuery` with the session's true transaction status.
+    async fn ready<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let status = self.session.status();
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        self.session.touch();
+        Ok(())
+    }
+
     /// Runs a statement on the session's engine.
     async fn run(&self, command: &str, text: &str) -> Vec<Reply> {
         match self.execute(text, Vec::new()).await {
@@ -330,8 +380,9 @@ impl Reply {
 #[async_trait]
 impl SimpleQueryHandler for Queries {
     /// Answers a query string: every statement in turn until one fails
-    /// (the rest are not run, as PostgreSQL does), then `ReadyForQuery`
-    /// with the session's true transaction status.
+    /// (the rest are not run, as PostgreSQL does; several outside a block
+    /// run as one implicit transaction), then `ReadyForQuery` with the
+    /// session's true transaction status.
     async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -352,6 +403,19 @@ impl SimpleQueryHandler for Queries {
                 ))
                 .await?;
         }
+        // Several statements outside a transaction block, none of them
+        // transaction or session control: one implicit transaction, as
+        // PostgreSQL runs them (all or none).
+        let implicit = statements.len() > 1
+            && self.session.tx().is_none()
+            && !statements.iter().any(|text| is_control(text));
+        if implicit && let Err(reply) = self.begin_implicit() {
+            client
+                .feed(PgWireBackendMessage::ErrorResponse((*reply).into()))
+                .await?;
+            return self.ready(client).await;
+        }
+        let mut failed = false;
         'statements: for text in statements {
             forget_deallocated(client.portal_store(), text);
             let replies = if cancel::may_cut(&self.session, text) {
@@ -379,22 +443,19 @@ impl SimpleQueryHandler for Queries {
                         client
                             .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
                             .await?;
+                        failed = true;
                         break 'statements;
                     }
                     Reply::Response(_) => {}
                 }
             }
         }
-        let status = self.session.status();
-        client.set_state(PgWireConnectionState::ReadyForQuery);
-        client.set_transaction_status(status);
-        client
-            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
-                status,
-            )))
-            .await?;
-        self.session.touch();
-        Ok(())
+        if implicit && let Some(e) = self.end_implicit(!failed).await {
+            client
+                .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                .await?;
+        }
+        self.ready(client).await
     }
 
     async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>

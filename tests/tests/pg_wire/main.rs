@@ -176,6 +176,55 @@ async fn a_postgresql_driver_runs_statements_on_postgres_and_sqlite() {
 }
 
 #[tokio::test]
+async fn several_statements_in_one_query_are_one_implicit_transaction() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    for db in ["main-db", "main"] {
+        let client = connect(addr, "app", "app-token", db).await;
+        client
+            .batch_execute("CREATE TABLE implicit_t (n INTEGER NOT NULL)")
+            .await
+            .unwrap();
+        // The second fails: the first is rolled back with it, as
+        // PostgreSQL runs a multi-statement query (before: kept).
+        let failed = client
+            .batch_execute(
+                "INSERT INTO implicit_t VALUES (1); INSERT INTO implicit_t VALUES (NULL)",
+            )
+            .await
+            .unwrap_err();
+        // 23502 from PostgreSQL; class 23 from SQLite, which has no codes.
+        assert!(sqlstate(&failed).starts_with("23"), "{db}: {failed:?}");
+        assert_eq!(
+            rows(&client, "SELECT count(*) FROM implicit_t").await,
+            [vec![Some("0".into())]],
+            "{db}: all or none"
+        );
+        // All run: all kept; and the session is idle after it.
+        client
+            .batch_execute("INSERT INTO implicit_t VALUES (2); INSERT INTO implicit_t VALUES (3)")
+            .await
+            .unwrap();
+        assert_eq!(
+            rows(&client, "SELECT count(*) FROM implicit_t").await,
+            [vec![Some("2".into())]],
+            "{db}"
+        );
+        // An explicit block in the string is the client's: BEGIN .. COMMIT
+        // is not wrapped again.
+        client
+            .batch_execute("BEGIN; INSERT INTO implicit_t VALUES (4); COMMIT")
+            .await
+            .unwrap();
+        assert_eq!(
+            rows(&client, "SELECT count(*) FROM implicit_t").await,
+            [vec![Some("3".into())]],
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn logins_grants_and_read_only_hold_over_the_wire() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let (_gw, addr) = gateway(&pg, &redis).await;
