@@ -486,6 +486,46 @@ async fn two_engines_on_one_redis_database_each_apply_their_writes() {
 }
 
 #[tokio::test]
+async fn a_fenced_decision_commits_nothing_even_on_a_fresh_connection() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = pg.gateway_config_with(&redis);
+    config.transactions.log = Some(dir.path().join("tx.log").display().to_string());
+    let gateway = Gateway::builder().config(config).build().await.unwrap();
+    run(&gateway, "sql", "CREATE TABLE fenced (n INTEGER)").await;
+    let tx = gateway.begin(TxOptions::default()).unwrap();
+    let id = tx.id().to_owned();
+    tx.execute(Request::new("sql", "INSERT INTO fenced VALUES (1)"))
+        .await
+        .unwrap();
+    tx.execute(Request::new("redis", "SET fenced 1"))
+        .await
+        .unwrap();
+    // A replica's recovery fenced the transaction (its marker's key holds
+    // "aborted") before the decision: the decision must fail whole. The
+    // connection has never prepared the marker: before, its COMMIT went
+    // out ahead of the marker's INSERT and committed the row.
+    let main = pg.engine().await;
+    main.run(
+        Dialect::Sql,
+        st("INSERT INTO _omnigate.omnigate_tx_markers (tx_id, record) VALUES ($1, $2)")
+            .bind(id.clone())
+            .bind(format!("{}0", omnigate_drivers::decision::FENCE)),
+    )
+    .await
+    .unwrap();
+    let refused = tx.commit().await.unwrap_err();
+    assert!(
+        !matches!(refused, GatewayError::TxInDoubt { .. }),
+        "refused, not in doubt: {refused:?}"
+    );
+    let rows = first(&gateway, "sql", "SELECT count(*) FROM fenced", None).await;
+    assert_eq!(rows, Value::Int(0), "nothing committed");
+    let key = first(&gateway, "redis", "EXISTS fenced", None).await;
+    assert_eq!(key, Value::Int(0), "nothing applied");
+}
+
+#[tokio::test]
 async fn markers_of_many_commits_are_marked_done_together() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let dir = tempfile::tempdir().unwrap();

@@ -301,26 +301,43 @@ impl DriverTransaction for PostgresTransaction {
         self.finish(&command).await
     }
 
-    /// The marker and COMMIT pipelined: one round trip. A marker that
-    /// fails aborts the transaction, and PostgreSQL answers the COMMIT
-    /// behind it with a rollback: not committed.
+    /// The marker and COMMIT pipelined: one round trip. The marker is
+    /// prepared first (a round trip only when this connection has not
+    /// prepared it yet): its Bind/Execute must be on the wire before the
+    /// COMMIT, which a prepare still in flight would let overtake it. A
+    /// marker the server refuses aborts the transaction, and PostgreSQL
+    /// answers the COMMIT behind it with a rollback: not committed. Any
+    /// other failure of the marker leaves the outcome to the engine.
     async fn commit_with(
         mut self: Box<Self>,
         dialect: Dialect,
         statement: &Statement,
     ) -> std::result::Result<(), Undecided> {
         let options = ExecuteOptions::default();
+        let texts: Option<Vec<&String>> = statement
+            .params
+            .iter()
+            .map(|p| match p {
+                crate::Value::String(text) => Some(text),
+                _ => None,
+            })
+            .collect();
         let plain = self.begun && !self.aborted && !self.reset && self.prepared.is_none();
-        if !plain || self.lent.is_some() || self.check(dialect, statement, &options).is_err() {
+        let pipelined = plain
+            && self.lent.is_none()
+            && self.check(dialect, statement, &options).is_ok()
+            && texts.is_some();
+        let (Some(texts), true) = (texts, pipelined) else {
             // The general path: the statement, then COMMIT.
             if let Err(e) = self.execute(dialect, statement, &options).await {
                 let _ = self.rollback().await;
                 return Err(Undecided::No(e));
             }
             return self.commit().await.map_err(Undecided::of_commit);
-        }
+        };
+        let ended = |e: Error| Undecided::No(e);
         let Some(client) = self.client.take() else {
-            return Err(Undecided::No(Error::Internal(EngineError::new(
+            return Err(ended(Error::Internal(EngineError::new(
                 KIND,
                 None,
                 "the transaction has ended",
@@ -330,29 +347,44 @@ impl DriverTransaction for PostgresTransaction {
         // leaves a command in flight.
         let mut closing = Closing(Some(client));
         let Some(client) = closing.0.as_ref() else {
-            return Err(Undecided::No(Error::Internal(EngineError::new(
+            return Err(ended(Error::Internal(EngineError::new(
                 KIND,
                 None,
                 "the transaction has ended",
             ))));
         };
+        let prepared = match client.prepare_cached(&statement.text).await {
+            Ok(prepared) => prepared,
+            // Not sent: the transaction is still open; it rolls back as
+            // its connection closes.
+            Err(e) => return Err(Undecided::No(from_pg(e, None))),
+        };
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = texts
+            .iter()
+            .map(|t| *t as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        // `execute_raw` writes its Bind/Execute as it is first polled, and
+        // `join!` polls it before the COMMIT.
         let (marked, committed) = futures::join!(
-            run::execute(client, statement, &options, None, &self.types),
+            client.execute_raw(&prepared, params),
             client.batch_execute("COMMIT")
         );
-        let committed = committed.map_err(|e| from_pg(e, None));
-        let ended = committed.is_ok();
+        // Both answered by the server (a result or its error): the
+        // connection is out of the transaction and fit to pool.
+        let answered = |e: &tokio_postgres::Error| e.as_db_error().is_some();
+        let clean = marked.as_ref().err().is_none_or(answered)
+            && committed.as_ref().err().is_none_or(answered);
         let outcome = match (marked, committed) {
             (Ok(_), Ok(())) => Ok(()),
-            // The link broke: whether COMMIT landed is the engine's to tell.
-            (Err(e @ (Error::Unavailable(_) | Error::Timeout { .. })), _) => {
-                Err(Undecided::Unknown(e))
-            }
-            // The marker was refused: the COMMIT behind it rolled back.
-            (Err(e), _) => Err(Undecided::No(e)),
-            (Ok(_), Err(e)) => Err(Undecided::of_commit(e)),
+            // The server refused the marker: it aborted the transaction,
+            // and the COMMIT behind it rolled back.
+            (Err(e), _) if e.as_db_error().is_some() => Err(Undecided::No(from_pg(e, None))),
+            // Anything else (the link broke, a reply unread): the COMMIT
+            // may have landed; only the engine knows.
+            (Err(e), _) => Err(Undecided::Unknown(from_pg(e, None))),
+            (Ok(_), Err(e)) => Err(Undecided::of_commit(from_pg(e, None))),
         };
-        if ended && !self.tainted {
+        if clean && !self.tainted {
             drop(closing.0.take()); // back to the pool
         }
         outcome
