@@ -185,10 +185,9 @@ fn redo(args: &[&str]) -> Vec<String> {
 
 /// Redis' part: the write; its replay adds the transaction's marker.
 fn buffered(key: &str) -> PartRecord {
-    PartRecord::Buffered {
+    PartRecord::BufferedPerEngine {
         engine: "cache".into(),
         redo: vec![redo(&["SET", key, "v"])],
-        per_engine: true,
     }
 }
 

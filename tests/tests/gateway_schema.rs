@@ -201,7 +201,6 @@ async fn an_upgrade_moves_the_tables_out_of_public_and_finishes_what_they_decide
             bytes::Bytes::from_static(b"upgraded"),
             bytes::Bytes::from_static(b"yes"),
         ])],
-        per_engine: false,
     }])
     .unwrap();
     run(

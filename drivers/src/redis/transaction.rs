@@ -386,8 +386,23 @@ async fn replay_on(
             }
         }
     }
-    // The last EXEC lost only a watch on the marker: another apply set it.
-    Ok(())
+    // The last EXEC lost only a watch on the marker: another apply set it,
+    // unless something else touched it (FLUSHDB, SWAPDB): then it is not
+    // there, and nothing was applied.
+    let applied: bool = ::redis::cmd("EXISTS")
+        .arg(marker_key(tx))
+        .query_async(conn)
+        .await
+        .map_err(from_redis)?;
+    if applied {
+        return Ok(());
+    }
+    Err(Error::Unavailable(EngineError::new(
+        KIND,
+        None,
+        "the transaction's marker changed before each EXEC but was never set: recovery \
+         applies it later",
+    )))
 }
 
 /// What [`check_on`] found.

@@ -51,12 +51,9 @@ impl Coordinator {
 pub(super) fn redo_of(record: &[PartRecord], engine: &str) -> Vec<Vec<String>> {
     record
         .iter()
-        .find_map(|part| match part {
-            PartRecord::Buffered {
-                engine: e, redo, ..
-            } if e == engine => Some(redo.clone()),
-            _ => None,
-        })
+        .filter_map(PartRecord::buffered)
+        .find(|(e, _)| *e == engine)
+        .map(|(_, redo)| redo.to_vec())
         .unwrap_or_default()
 }
 

@@ -120,10 +120,9 @@ impl Coordinator {
                 engine: p.engine.clone(),
                 gid: gid.clone(),
             })
-            .chain(buffered.iter().map(|p| PartRecord::Buffered {
+            .chain(buffered.iter().map(|p| PartRecord::BufferedPerEngine {
                 engine: p.engine.clone(),
                 redo: p.session.redo().iter().map(|r| encode_args(r)).collect(),
-                per_engine: true,
             }))
             .collect();
         if self.at("prepared_record")? {

@@ -165,9 +165,10 @@ impl Coordinator {
         }
     }
 
-    /// Whether this gateway is committing `tx` now (recovery leaves it).
+    /// Whether this gateway is committing `tx` now, or letting go of its
+    /// markers (recovery leaves it).
     pub(crate) fn is_committing(&self, tx: &str) -> bool {
-        self.lock().contains(tx)
+        self.lock().contains(tx) || self.forgetter.is_pending(tx)
     }
 
     /// Whether `gid` belongs to a transaction this gateway is committing.

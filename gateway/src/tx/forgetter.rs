@@ -42,26 +42,46 @@ const QUEUE: usize = 16_384;
 #[derive(Debug)]
 pub(crate) struct Forgetter {
     queue: mpsc::Sender<Finished>,
+    /// The transactions queued or being let go of: still this gateway's
+    /// (recovery must not replay them meanwhile: a buffered write that
+    /// failed after commit was reported to its client with the writes to
+    /// redo, and a replay now would apply them before the operator does).
+    pending: Pending,
+}
+
+type Pending = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+fn lock(pending: &Pending) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Forgetter {
     /// Starts the task (on the current Tokio runtime).
     pub(crate) fn start() -> Forgetter {
         let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(run(waiting));
-        Forgetter { queue }
+        let pending = Pending::default();
+        tokio::spawn(run(waiting, Arc::clone(&pending)));
+        Forgetter { queue, pending }
     }
 
     /// Lets go of `finished`'s markers soon.
     pub(crate) fn forget(&self, finished: Finished) {
+        lock(&self.pending).insert(finished.tx.clone());
         if let Err(full) = self.queue.try_send(finished) {
             let finished = full.into_inner();
-            tokio::spawn(forget_batch(vec![finished]));
+            tokio::spawn(forget_batch(vec![finished], Arc::clone(&self.pending)));
         }
+    }
+
+    /// Whether `tx` is waiting for its markers to go.
+    pub(crate) fn is_pending(&self, tx: &str) -> bool {
+        lock(&self.pending).contains(tx)
     }
 }
 
-async fn run(mut waiting: mpsc::Receiver<Finished>) {
+async fn run(mut waiting: mpsc::Receiver<Finished>, pending: Pending) {
     while let Some(first) = waiting.recv().await {
         tokio::time::sleep(GATHER).await;
         let mut batch = vec![first];
@@ -71,16 +91,36 @@ async fn run(mut waiting: mpsc::Receiver<Finished>) {
                 Err(_) => break,
             }
         }
-        forget_batch(batch).await;
+        forget_batch(batch, Arc::clone(&pending)).await;
     }
 }
+
+/// How long one batch may take: an engine that does not answer must not
+/// hold every other's markers (they stay for recovery).
+const BATCH_LIMIT: Duration = Duration::from_secs(10);
 
 /// A driver's identity, to group by.
 fn key(driver: &Arc<dyn StorageDriver>) -> usize {
     Arc::as_ptr(driver).cast::<()>() as usize
 }
 
-async fn forget_batch(batch: Vec<Finished>) {
+async fn forget_batch(batch: Vec<Finished>, pending: Pending) {
+    let txs: Vec<String> = batch.iter().map(|f| f.tx.clone()).collect();
+    if tokio::time::timeout(BATCH_LIMIT, forget_all(batch))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "letting go of finished transactions' markers took too long; recovery finishes what is left"
+        );
+    }
+    let mut pending = lock(&pending);
+    for tx in txs {
+        pending.remove(&tx);
+    }
+}
+
+async fn forget_all(batch: Vec<Finished>) {
     let mut by_decider: HashMap<usize, Vec<Finished>> = HashMap::new();
     for finished in batch {
         by_decider

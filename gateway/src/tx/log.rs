@@ -25,17 +25,24 @@ pub enum PartRecord {
         /// The global id, exactly as sent with PREPARE TRANSACTION.
         gid: String,
     },
-    /// Writes applied at commit, with a marker that makes a replay a no-op.
+    /// Writes applied at commit, with a marker that makes a replay a no-op,
+    /// named by the transaction alone: an earlier version's record.
     Buffered {
         /// The engine's name.
         engine: String,
         /// Each write's arguments, base64.
         redo: Vec<Vec<String>>,
-        /// Whether its marker is named by the transaction and the engine
-        /// ([`buffered_marker`]); records of earlier versions name it by
-        /// the transaction alone.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        per_engine: bool,
+    },
+    /// Writes applied at commit, with a marker named by the transaction
+    /// and the engine ([`buffered_marker`]). A role of its own, not a flag
+    /// on `Buffered`: an earlier version that took such a record over
+    /// would replay it under the transaction's marker and apply it twice;
+    /// it cannot read this one, and leaves it.
+    BufferedPerEngine {
+        /// The engine's name.
+        engine: String,
+        /// Each write's arguments, base64.
+        redo: Vec<Vec<String>>,
     },
 }
 
@@ -52,22 +59,27 @@ impl PartRecord {
     /// prepared part).
     pub(crate) fn marker(&self, tx: &str) -> Option<String> {
         match self {
-            PartRecord::Buffered {
-                engine,
-                per_engine: true,
-                ..
-            } => Some(buffered_marker(tx, engine)),
+            PartRecord::BufferedPerEngine { engine, .. } => Some(buffered_marker(tx, engine)),
             PartRecord::Buffered { .. } => Some(tx.to_owned()),
             PartRecord::Prepared { .. } => None,
         }
     }
-}
 
-impl PartRecord {
+    /// A buffered part's engine and writes (`None` for a prepared part).
+    pub(crate) fn buffered(&self) -> Option<(&str, &[Vec<String>])> {
+        match self {
+            PartRecord::Buffered { engine, redo }
+            | PartRecord::BufferedPerEngine { engine, redo } => Some((engine, redo)),
+            PartRecord::Prepared { .. } => None,
+        }
+    }
+
     /// The engine this part is on.
     pub fn engine(&self) -> &str {
         match self {
-            PartRecord::Prepared { engine, .. } | PartRecord::Buffered { engine, .. } => engine,
+            PartRecord::Prepared { engine, .. }
+            | PartRecord::Buffered { engine, .. }
+            | PartRecord::BufferedPerEngine { engine, .. } => engine,
         }
     }
 }
@@ -307,6 +319,20 @@ pub fn decode_args(args: &[String]) -> Option<Vec<bytes::Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_per_engine_part_has_a_role_earlier_versions_cannot_read() {
+        let part = PartRecord::BufferedPerEngine {
+            engine: "cache".into(),
+            redo: Vec::new(),
+        };
+        let text = serde_json::to_string(&part).unwrap();
+        assert!(text.contains(r#""role":"buffered_per_engine""#), "{text}");
+        let earlier: PartRecord =
+            serde_json::from_str(r#"{"role":"buffered","engine":"cache","redo":[]}"#).unwrap();
+        assert_eq!(earlier.marker("tx"), Some("tx".to_owned()));
+        assert_eq!(part.marker("tx"), Some("tx@cache".to_owned()));
+    }
 
     #[test]
     fn redo_arguments_round_trip_through_base64() {

@@ -84,7 +84,7 @@ fn gids(parts: &[PartRecord]) -> String {
         .iter()
         .filter_map(|p| match p {
             PartRecord::Prepared { gid, .. } => Some(gid.as_str()),
-            PartRecord::Buffered { .. } => None,
+            PartRecord::Buffered { .. } | PartRecord::BufferedPerEngine { .. } => None,
         })
         .collect();
     if gids.is_empty() {

@@ -374,11 +374,14 @@ impl Coordinator {
                         .is_ok(),
                     Err(_) => false,
                 },
-                PartRecord::Buffered { engine, redo, .. } if commit => {
-                    let marker = part.marker(tx).unwrap_or_else(|| tx.to_owned());
-                    self.replay(router, engine, tx, &marker, redo).await
+                PartRecord::Buffered { .. } | PartRecord::BufferedPerEngine { .. } => {
+                    match (part.buffered(), part.marker(tx), commit) {
+                        (Some((engine, redo)), Some(marker), true) => {
+                            self.replay(router, engine, tx, &marker, redo).await
+                        }
+                        _ => true,
+                    }
                 }
-                PartRecord::Buffered { .. } => true,
             };
             complete &= finished;
         }
@@ -433,14 +436,12 @@ fn buffered_markers(
 ) -> Vec<super::after::BufferedMarker> {
     parts
         .iter()
-        .filter_map(|part| match part {
-            PartRecord::Buffered { engine, redo, .. } => {
-                let entry = router.by_name(engine).ok()?;
-                let head = redo.first().and_then(|r| decode_args(r));
-                let marker = part.marker(tx)?;
-                Some((std::sync::Arc::clone(&entry.driver), head, marker))
-            }
-            PartRecord::Prepared { .. } => None,
+        .filter_map(|part| {
+            let (engine, redo) = part.buffered()?;
+            let entry = router.by_name(engine).ok()?;
+            let head = redo.first().and_then(|r| decode_args(r));
+            let marker = part.marker(tx)?;
+            Some((std::sync::Arc::clone(&entry.driver), head, marker))
         })
         .collect()
 }

@@ -341,13 +341,13 @@ impl TableLog {
     /// Acknowledges `tx`'s failure after commit (and lets go of its
     /// writes); `false` when none is recorded.
     pub async fn acknowledge(&self, tx: &str) -> std::io::Result<bool> {
-        // The writes' keys, `failed_writes:TX:ENGINE`, by their exact
-        // prefix (':' + 1 is ';').
+        // The writes' keys, `failed_writes:TX:ENGINE`, exactly as the
+        // failures name them (a range of keys would depend on collation).
         let statement = self
             .sql(
-                "WITH writes AS (DELETE FROM omnigate_tx_meta \
-                 WHERE key >= 'failed_writes:' || $1 || ':' \
-                 AND key < 'failed_writes:' || $1 || ';') \
+                "WITH writes AS (DELETE FROM omnigate_tx_meta WHERE key IN \
+                 (SELECT 'failed_writes:' || tx_id || ':' || engine \
+                 FROM omnigate_tx_failures WHERE tx_id = $1)) \
                  DELETE FROM omnigate_tx_failures WHERE tx_id = $1",
             )
             .bind(tx.to_owned());
