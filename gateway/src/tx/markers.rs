@@ -100,29 +100,40 @@ impl<'a> Decider<'a> {
     }
 
     /// [`Decider::forget`] of several finished transactions `(tx,
-    /// engines)`, in one statement where the engine can: whether each was
+    /// engines)`, in few statements where the engine can: one per chunk of
+    /// a power-of-two size (so that a pooled connection caches a handful
+    /// of statement texts, not one per batch size). Whether each was
     /// marked.
     pub(crate) async fn forget_many(&self, finished: &[(String, Vec<String>)]) -> Vec<bool> {
-        let records: Vec<String> = finished.iter().map(|(_, e)| done_record(e)).collect();
-        let rows: Vec<(&str, &str)> = finished
-            .iter()
-            .zip(&records)
-            .map(|((tx, _), record)| (tx.as_str(), record.as_str()))
-            .collect();
-        if rows.len() > 1
-            && let Some(statement) = self.markers.update_many(&rows)
-        {
-            match self.run(&statement).await {
-                Ok(_) => return vec![true; rows.len()],
-                // One at a time, then.
-                Err(e) => {
-                    tracing::warn!(error = %e, "marking finished transactions' markers done together failed");
+        let mut marked = Vec::with_capacity(finished.len());
+        let mut rest = finished;
+        while !rest.is_empty() {
+            let size = 1 << rest.len().ilog2().min(8);
+            let (chunk, after) = rest.split_at(size);
+            rest = after;
+            let records: Vec<String> = chunk.iter().map(|(_, e)| done_record(e)).collect();
+            let rows: Vec<(&str, &str)> = chunk
+                .iter()
+                .zip(&records)
+                .map(|((tx, _), record)| (tx.as_str(), record.as_str()))
+                .collect();
+            if rows.len() > 1
+                && let Some(statement) = self.markers.update_many(&rows)
+            {
+                match self.run(&statement).await {
+                    Ok(_) => {
+                        marked.extend(std::iter::repeat_n(true, rows.len()));
+                        continue;
+                    }
+                    // One at a time, then.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "marking finished transactions' markers done together failed");
+                    }
                 }
             }
-        }
-        let mut marked = Vec::with_capacity(finished.len());
-        for (tx, engines) in finished {
-            marked.push(self.forget(tx, engines).await);
+            for (tx, engines) in chunk {
+                marked.push(self.forget(tx, engines).await);
+            }
         }
         marked
     }
