@@ -97,3 +97,8 @@ pub fn codec(data: &[u8]) {
 pub fn pg_wire(data: &[u8]) {
     crate::postgres::fuzz(data);
 }
+
+/// A Redis client's bytes through the RESP front end's request decoder.
+pub fn resp_request(data: &[u8]) {
+    crate::resp::fuzz(data);
+}

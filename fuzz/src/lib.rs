@@ -20,6 +20,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("execute_request", execute_request),
     ("batch_request", batch_request),
     ("pg_wire", pg_wire),
+    ("resp_request", resp_request),
 ];
 
 /// The byte that separates a `redis_command` input's statement from its
@@ -76,6 +77,12 @@ pub fn execute_request(data: &[u8]) {
 /// A PostgreSQL-wire client's bytes and query strings.
 pub fn pg_wire(data: &[u8]) {
     omnigate_frontends::fuzzing::pg_wire(data);
+}
+
+/// A Redis client's bytes through the RESP front end's decoder, whole and
+/// split (a differential: the resumable decoder must read the same).
+pub fn resp_request(data: &[u8]) {
+    omnigate_frontends::fuzzing::resp_request(data);
 }
 
 /// An `ExecuteBatchRequest` as the server receives it.

@@ -197,3 +197,46 @@ pub async fn start(
     });
     Ok(RedisFrontend { addr, task })
 }
+
+/// Fuzzing entry (cargo feature `fuzzing`): a client's bytes through the
+/// request decoder, before and after AUTH, whole and split at a point the
+/// bytes choose. The decoder is resumable: however the bytes arrive, it
+/// must read the same commands and stop at the same error. Returns
+/// normally for any input; a panic is a finding.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz(data: &[u8]) {
+    use tokio_util::codec::Decoder;
+    let read = |authenticated: bool, chunks: &[&[u8]]| {
+        let mut codec = codec::RespCodec::default();
+        codec.authenticated = authenticated;
+        let mut buf = bytes::BytesMut::new();
+        let mut commands = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(command)) => commands.push(command),
+                    Ok(None) => break,
+                    Err(e) => return (commands, Some(e.to_string())),
+                }
+            }
+        }
+        (commands, None)
+    };
+    let at = data
+        .first()
+        .map_or(0, |b| usize::from(*b) % (data.len() + 1));
+    for authenticated in [false, true] {
+        let whole = read(authenticated, &[data]);
+        let split = read(authenticated, &[&data[..at], &data[at..]]);
+        assert_eq!(
+            whole, split,
+            "split at {at}, authenticated: {authenticated}"
+        );
+        for command in &whole.0 {
+            // What authorization reads of it.
+            let _ = omnigate::drivers::redis_commands::full_name(command);
+        }
+    }
+}
