@@ -15,6 +15,7 @@ use omnigate::drivers::postgres::binary;
 use omnigate::drivers::sql::split_statements;
 use omnigate::drivers::{StatementShape, Value};
 use omnigate::{Gateway, Request};
+use pgwire::api::DEFAULT_NAME;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::{FieldInfo, Response};
@@ -23,7 +24,10 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::extendedquery::{
+    Close, CloseComplete, Execute, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
+};
 
 use super::encode;
 use super::errors::{error, to_error};
@@ -176,6 +180,65 @@ impl ExtendedQueryHandler for Queries {
 
     fn query_parser(&self) -> Arc<Parser> {
         Arc::clone(&self.parser)
+    }
+
+    /// Parses and keeps a statement, as pgwire does, within the session's
+    /// room for named statements (`53400` past it: a client that prepares
+    /// without closing would grow the gateway without bound).
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let name = message.name.clone().unwrap_or_default();
+        if !name.is_empty() && !self.session.keep_statement(&name) {
+            return Err(user_error(error(
+                "53400",
+                format!(
+                    "this session keeps {} prepared statements already: close some (Close, \
+                     DEALLOCATE) before preparing more",
+                    super::session::MAX_STATEMENTS
+                ),
+            )));
+        }
+        let stored = StoredStatement::parse(client, &message, self.query_parser()).await?;
+        let name = message.name.unwrap_or_else(|| DEFAULT_NAME.to_owned());
+        match stored {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// Closes a statement or a portal, as pgwire does, and lets go of a
+    /// statement's room in the session.
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => {
+                self.session.drop_statements(Some(name));
+                client.portal_store().rm_statement(name);
+            }
+            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+            _ => {}
+        }
+        client
+            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .await?;
+        Ok(())
     }
 
     /// Executes a portal, then reports the session's true transaction

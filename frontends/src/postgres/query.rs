@@ -417,7 +417,7 @@ impl SimpleQueryHandler for Queries {
         }
         let mut failed = false;
         'statements: for text in statements {
-            forget_deallocated(client.portal_store(), text);
+            forget_deallocated(client.portal_store(), &self.session, text);
             let replies = if cancel::may_cut(&self.session, text) {
                 let error = |e| vec![Reply::Response(Response::Error(e))];
                 cancel::cancellable(client, &self.session, self.statement(text), error).await

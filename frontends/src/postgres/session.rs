@@ -28,7 +28,15 @@ struct State {
     engine: String,
     caller: Caller,
     tx: Option<SessionTx>,
+    /// The names of the client's prepared statements (the extended
+    /// protocol's, kept for the session).
+    statements: std::collections::HashSet<String>,
 }
+
+/// How many named prepared statements one session may keep: each holds
+/// its text and shape in the gateway's memory for as long as the client
+/// likes.
+pub(super) const MAX_STATEMENTS: usize = 10_000;
 
 /// One connection's session.
 #[derive(Debug)]
@@ -61,6 +69,30 @@ impl Session {
     pub(super) fn refusal(&self) -> Option<ErrorInfo> {
         self.refusal
             .map(|(code, message)| super::errors::fatal(code, message))
+    }
+
+    /// Makes room for a prepared statement named `name`: `false` when the
+    /// session keeps [`MAX_STATEMENTS`] others already.
+    pub(super) fn keep_statement(&self, name: &str) -> bool {
+        let mut state = self.state();
+        if state.statements.contains(name) {
+            return true;
+        }
+        if state.statements.len() >= MAX_STATEMENTS {
+            return false;
+        }
+        state.statements.insert(name.to_owned());
+        true
+    }
+
+    /// Lets go of prepared statement `name` (every one with `None`); the
+    /// names let go of.
+    pub(super) fn drop_statements(&self, name: Option<&str>) -> Vec<String> {
+        let mut state = self.state();
+        match name {
+            Some(name) => state.statements.take(name).into_iter().collect(),
+            None => state.statements.drain().collect(),
+        }
     }
 
     /// Notes that the client spoke now.

@@ -66,7 +66,11 @@ pub(super) fn set_parts(statement: &str) -> Option<(String, String)> {
 /// `DEALLOCATE [PREPARE] name`: the session forgets the client's
 /// statement of that name (`DEALLOCATE ALL` leaves pgwire's store as it
 /// is: it cannot list them; statements are per connection and go with it).
-pub(super) fn forget_deallocated(store: &impl pgwire::api::store::PortalStore, text: &str) {
+pub(super) fn forget_deallocated(
+    store: &impl pgwire::api::store::PortalStore,
+    session: &super::session::Session,
+    text: &str,
+) {
     let mut words = omnigate::drivers::sql::words(text);
     if !words
         .next()
@@ -78,8 +82,18 @@ pub(super) fn forget_deallocated(store: &impl pgwire::api::store::PortalStore, t
         Some(w) if w.eq_ignore_ascii_case(b"prepare") => words.next(),
         other => other,
     };
-    if let Some(name) = name.filter(|n| !n.eq_ignore_ascii_case(b"all")) {
-        store.rm_statement(&String::from_utf8_lossy(name));
+    let Some(name) = name else {
+        return;
+    };
+    let names = if name.eq_ignore_ascii_case(b"all") {
+        session.drop_statements(None)
+    } else {
+        let name = String::from_utf8_lossy(name).into_owned();
+        session.drop_statements(Some(&name));
+        vec![name]
+    };
+    for name in names {
+        store.rm_statement(&name);
     }
 }
 

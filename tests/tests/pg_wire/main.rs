@@ -225,6 +225,33 @@ async fn several_statements_in_one_query_are_one_implicit_transaction() {
 }
 
 #[tokio::test]
+async fn a_session_keeps_a_bounded_number_of_prepared_statements() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    let client = connect(addr, "app", "app-token", "main").await;
+    // tokio-postgres names each prepared statement and closes it when
+    // dropped: kept ones fill the session's room.
+    let mut kept = Vec::new();
+    let refused = loop {
+        match client.prepare("SELECT 1").await {
+            Ok(statement) => kept.push(statement),
+            Err(e) => break e,
+        }
+        assert!(kept.len() <= 10_000, "no bound");
+    };
+    assert_eq!(kept.len(), 10_000);
+    assert_eq!(sqlstate(&refused), "53400", "{refused:?}");
+    // Closing one makes room for one.
+    drop(kept.pop());
+    let again = client.prepare("SELECT 2").await.unwrap();
+    assert_eq!(client.query(&again, &[]).await.unwrap().len(), 1);
+    // DEALLOCATE ALL lets go of every one.
+    client.batch_execute("DEALLOCATE ALL").await.unwrap();
+    std::mem::forget(kept);
+    client.prepare("SELECT 3").await.unwrap();
+}
+
+#[tokio::test]
 async fn logins_grants_and_read_only_hold_over_the_wire() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let (_gw, addr) = gateway(&pg, &redis).await;
