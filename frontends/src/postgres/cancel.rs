@@ -17,10 +17,15 @@
 //! committed when the cancel lands) run to their end or their deadline.
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
-use pgwire::api::{ClientInfo, ConnectionHandle};
+use async_trait::async_trait;
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::{ClientInfo, ConnectionHandle, ConnectionManager};
 use pgwire::error::ErrorInfo;
+use pgwire::messages::cancel::CancelRequest;
 
 use super::errors::error;
 use super::session::Session;
@@ -74,5 +79,55 @@ pub(super) async fn cancellable<C: ClientInfo, T>(
             session.fail_tx();
             canceled(Box::new(error("57014", "canceling statement due to user request")))
         }
+    }
+}
+
+/// The listener's CancelRequests. One that names a session's key cancels
+/// its statement at once. One that names none is a guess (a key is 32
+/// bits with protocol 3.0): past [`GUESSES_PER_SECOND`] of those, each
+/// waits its turn, up to [`GUESS_WAIT`], on the connection that sent it,
+/// so guessing keys goes no faster than that however many connections a
+/// client opens; the first of a burst is logged.
+pub(super) struct GuardedCancel {
+    keys: Arc<ConnectionManager>,
+    guesses: governor::DefaultDirectRateLimiter,
+    /// Wrong keys are waiting their turn now (logged once per burst).
+    slowing: std::sync::atomic::AtomicBool,
+}
+
+/// Wrong keys answered at once, per second, listener-wide.
+const GUESSES_PER_SECOND: u32 = 20;
+
+/// How long a wrong key past that waits at most.
+const GUESS_WAIT: Duration = Duration::from_secs(2);
+
+impl GuardedCancel {
+    pub(super) fn new(keys: Arc<ConnectionManager>) -> Self {
+        let rate = NonZeroU32::new(GUESSES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+        GuardedCancel {
+            keys,
+            guesses: governor::RateLimiter::direct(governor::Quota::per_second(rate)),
+            slowing: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+#[async_trait]
+impl CancelHandler for GuardedCancel {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        if self.keys.cancel(request.pid, &request.secret_key).await {
+            return;
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.guesses.check().is_ok() {
+            self.slowing.store(false, Relaxed);
+            return;
+        }
+        if !self.slowing.swap(true, Relaxed) {
+            tracing::warn!(
+                "CancelRequests naming no session's key arrive faster than {GUESSES_PER_SECOND}/s: each now waits its turn"
+            );
+        }
+        let _ = tokio::time::timeout(GUESS_WAIT, self.guesses.until_ready()).await;
     }
 }

@@ -31,7 +31,7 @@ use futures::FutureExt;
 use omnigate::Gateway;
 use omnigate::config::PostgresFrontendConfig;
 use pgwire::api::auth::StartupHandler;
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{ConnectionManager, PgWireServerHandlers};
 use tokio::net::TcpListener;
@@ -44,7 +44,7 @@ use session::Session;
 struct Handlers {
     login: Arc<auth::Login>,
     queries: Arc<query::Queries>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<cancel::GuardedCancel>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -103,7 +103,7 @@ pub async fn start(
     tracing::info!(%addr, "PostgreSQL clients at this address");
     // Each session's backend key, for its clients' cancel requests.
     let keys = Arc::new(ConnectionManager::new());
-    let cancel = Arc::new(DefaultCancelHandler::new(Arc::clone(&keys)));
+    let cancel = Arc::new(cancel::GuardedCancel::new(Arc::clone(&keys)));
     let logins = Arc::new(auth::Logins::new(gateway.clone(), keys));
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let idle_timeout = config.idle_timeout;

@@ -39,11 +39,32 @@ async fn a_cancel_request_cuts_the_running_statement() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let (gw, addr) = gateway(&pg, &redis).await;
     let app = connect(addr, "app", "app-token", "main-db").await;
+    // A flood of CancelRequests with keys no session has (a guesser):
+    // they are slowed, while the session's own cancel below still cuts.
+    let guesses: Vec<_> = (0..200)
+        .map(|n: i32| {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut request = Vec::new();
+                request.extend_from_slice(&16i32.to_be_bytes());
+                request.extend_from_slice(&80_877_102i32.to_be_bytes());
+                request.extend_from_slice(&n.to_be_bytes());
+                request.extend_from_slice(&(n ^ 0x5a5a).to_be_bytes());
+                if let Ok(mut socket) = tokio::net::TcpStream::connect(addr).await {
+                    let _ = socket.write_all(&request).await;
+                    let _ = socket.shutdown().await;
+                }
+            })
+        })
+        .collect();
     for extended in [false, true] {
         let (err, took) = cancelled(&app, "SELECT pg_sleep(20)", extended).await;
         assert_eq!(sqlstate(&err), "57014", "{err}");
         assert!(took < Duration::from_secs(10), "{took:?}");
         assert_eq!(rows(&app, "SELECT 1").await, [[Some("1".to_owned())]]);
+    }
+    for guess in guesses {
+        guess.await.unwrap();
     }
     // A write outside a transaction is not cut: its effect may already be
     // committed when the cancel lands, so it runs to its end and says so.
