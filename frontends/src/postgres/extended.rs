@@ -20,19 +20,20 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::extendedquery::{
-    Close, CloseComplete, Execute, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
-    TARGET_TYPE_BYTE_STATEMENT,
+    Bind, BindComplete, Close, CloseComplete, Execute, Parse, ParseComplete,
+    TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 
 use super::encode;
 use super::errors::{error, to_error};
 use super::query::{Queries, Reply, is_control};
-use super::session::Session;
+use super::session::{Kept, Session};
 
 /// A statement as `Parse` left it: its text and, for one its engine runs,
 /// the engine's description.
@@ -194,7 +195,7 @@ impl ExtendedQueryHandler for Queries {
     {
         use futures::SinkExt;
         let name = message.name.clone().unwrap_or_default();
-        if !name.is_empty() && !self.session.keep_statement(&name) {
+        if !name.is_empty() && !self.session.keep(Kept::Statements, &name) {
             return Err(user_error(error(
                 "53400",
                 format!(
@@ -216,8 +217,56 @@ impl ExtendedQueryHandler for Queries {
         Ok(())
     }
 
-    /// Closes a statement or a portal, as pgwire does, and lets go of a
-    /// statement's room in the session.
+    /// Binds a portal, as pgwire does, within the session's room for
+    /// named portals (`53400` past it).
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let portal_name = message.portal_name.as_deref().unwrap_or_default();
+        if !portal_name.is_empty() && !self.session.keep(Kept::Portals, portal_name) {
+            return Err(user_error(error(
+                "53400",
+                format!(
+                    "this session keeps {} portals already: close some (Close) before binding more",
+                    super::session::MAX_STATEMENTS
+                ),
+            )));
+        }
+        let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_statement(statement_name) {
+            Some(Entry::Value(statement)) => {
+                let portal = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Some(Entry::Empty) => {
+                if !message.parameters.is_empty() {
+                    return Err(user_error(error(
+                        "08P01",
+                        format!(
+                            "bind message supplies {} parameters, but the prepared statement \
+                             requires 0",
+                            message.parameters.len()
+                        ),
+                    )));
+                }
+                client.portal_store().put_empty_portal(portal_name);
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        }
+        client
+            .send(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// Closes a statement or a portal, as pgwire does, and lets go of its
+    /// room in the session.
     async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -229,10 +278,13 @@ impl ExtendedQueryHandler for Queries {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
         match message.target_type {
             TARGET_TYPE_BYTE_STATEMENT => {
-                self.session.drop_statements(Some(name));
+                self.session.drop_kept(Kept::Statements, Some(name));
                 client.portal_store().rm_statement(name);
             }
-            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+            TARGET_TYPE_BYTE_PORTAL => {
+                self.session.drop_kept(Kept::Portals, Some(name));
+                client.portal_store().rm_portal(name);
+            }
             _ => {}
         }
         client

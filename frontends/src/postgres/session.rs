@@ -28,15 +28,25 @@ struct State {
     engine: String,
     caller: Caller,
     tx: Option<SessionTx>,
-    /// The names of the client's prepared statements (the extended
-    /// protocol's, kept for the session).
+    /// The names of the client's prepared statements and portals (the
+    /// extended protocol's, kept for the session).
     statements: std::collections::HashSet<String>,
+    portals: std::collections::HashSet<String>,
 }
 
-/// How many named prepared statements one session may keep: each holds
-/// its text and shape in the gateway's memory for as long as the client
-/// likes.
+/// How many named prepared statements (and, apart, named portals) one
+/// session may keep: each holds its text, shape or parameters in the
+/// gateway's memory for as long as the client likes.
 pub(super) const MAX_STATEMENTS: usize = 10_000;
+
+/// Which of a session's named things.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kept {
+    /// Prepared statements (`Parse`).
+    Statements,
+    /// Portals (`Bind`).
+    Portals,
+}
 
 /// One connection's session.
 #[derive(Debug)]
@@ -71,27 +81,35 @@ impl Session {
             .map(|(code, message)| super::errors::fatal(code, message))
     }
 
-    /// Makes room for a prepared statement named `name`: `false` when the
-    /// session keeps [`MAX_STATEMENTS`] others already.
-    pub(super) fn keep_statement(&self, name: &str) -> bool {
+    /// Makes room for a named prepared statement or portal: `false` when
+    /// the session keeps [`MAX_STATEMENTS`] others of its kind already.
+    pub(super) fn keep(&self, kind: Kept, name: &str) -> bool {
         let mut state = self.state();
-        if state.statements.contains(name) {
+        let names = match kind {
+            Kept::Statements => &mut state.statements,
+            Kept::Portals => &mut state.portals,
+        };
+        if names.contains(name) {
             return true;
         }
-        if state.statements.len() >= MAX_STATEMENTS {
+        if names.len() >= MAX_STATEMENTS {
             return false;
         }
-        state.statements.insert(name.to_owned());
+        names.insert(name.to_owned());
         true
     }
 
-    /// Lets go of prepared statement `name` (every one with `None`); the
-    /// names let go of.
-    pub(super) fn drop_statements(&self, name: Option<&str>) -> Vec<String> {
+    /// Lets go of the named statement or portal `name` (every one of its
+    /// kind with `None`); the names let go of.
+    pub(super) fn drop_kept(&self, kind: Kept, name: Option<&str>) -> Vec<String> {
         let mut state = self.state();
+        let names = match kind {
+            Kept::Statements => &mut state.statements,
+            Kept::Portals => &mut state.portals,
+        };
         match name {
-            Some(name) => state.statements.take(name).into_iter().collect(),
-            None => state.statements.drain().collect(),
+            Some(name) => names.take(name).into_iter().collect(),
+            None => names.drain().collect(),
         }
     }
 

@@ -85,11 +85,12 @@ pub(super) fn forget_deallocated(
     let Some(name) = name else {
         return;
     };
+    let kept = super::session::Kept::Statements;
     let names = if name.eq_ignore_ascii_case(b"all") {
-        session.drop_statements(None)
+        session.drop_kept(kept, None)
     } else {
         let name = String::from_utf8_lossy(name).into_owned();
-        session.drop_statements(Some(&name));
+        session.drop_kept(kept, Some(&name));
         vec![name]
     };
     for name in names {

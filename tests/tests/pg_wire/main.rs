@@ -249,6 +249,21 @@ async fn a_session_keeps_a_bounded_number_of_prepared_statements() {
     client.batch_execute("DEALLOCATE ALL").await.unwrap();
     std::mem::forget(kept);
     client.prepare("SELECT 3").await.unwrap();
+
+    // Named portals likewise (tokio-postgres names each one it binds).
+    let mut client = connect(addr, "app", "app-token", "main").await;
+    let tx = client.transaction().await.unwrap();
+    let statement = tx.prepare("SELECT 1").await.unwrap();
+    let mut portals = Vec::new();
+    let refused = loop {
+        match tx.bind(&statement, &[]).await {
+            Ok(portal) => portals.push(portal),
+            Err(e) => break e,
+        }
+        assert!(portals.len() <= 10_000, "no bound");
+    };
+    assert_eq!(portals.len(), 10_000);
+    assert_eq!(sqlstate(&refused), "53400", "{refused:?}");
 }
 
 #[tokio::test]
