@@ -136,6 +136,11 @@ impl Transactions {
                 continue;
             };
             for marker in unfinished {
+                // Finished everywhere; only its marker's "done" is on the
+                // way (batched): neither committing nor in doubt.
+                if self.coordinator.forgetter.is_pending(&marker.tx) {
+                    continue;
+                }
                 let mut engines = vec![engine.name().to_owned()];
                 engines.extend(engines_of(&marker.parts));
                 found.push(TxInfo {
