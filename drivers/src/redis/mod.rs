@@ -3,6 +3,7 @@
 //! those that would break a pooled connection for its next user; blocking
 //! commands run on a connection of their own, bounded by the deadline.
 
+mod apply;
 mod batch;
 pub(crate) mod commands;
 mod info;
@@ -174,7 +175,7 @@ impl StorageDriver for RedisDriver {
     }
 
     async fn replay(&self, marker: &str, redo: &[crate::Redo]) -> Result<()> {
-        transaction::replay(&self.pool, marker, redo).await
+        apply::replay(&self.pool, marker, redo).await
     }
 
     fn gateway_state_named(&self, _dialect: Dialect, statement: &Statement) -> Option<String> {

@@ -117,6 +117,29 @@ impl QueryParser for Parser {
     }
 }
 
+/// Room in `session` for a statement or portal named `name` (an unnamed
+/// one replaces the last and takes none); `53400` when it keeps
+/// [`MAX_STATEMENTS`](super::session::MAX_STATEMENTS) of the kind already.
+fn room(session: &Session, kind: Kept, name: Option<&str>) -> PgWireResult<()> {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Ok(());
+    };
+    if session.keep(kind, name) {
+        return Ok(());
+    }
+    let (what, how) = match kind {
+        Kept::Statements => ("prepared statements", "Close, DEALLOCATE"),
+        Kept::Portals => ("portals", "Close"),
+    };
+    Err(user_error(error(
+        "53400",
+        format!(
+            "this session keeps {} {what} already: close some ({how}) before adding more",
+            super::session::MAX_STATEMENTS
+        ),
+    )))
+}
+
 /// Parameter `i` of `portal` as a value: binary by its type, text parsed
 /// for the numeric and boolean types the client or engine named (the
 /// engine converts the rest from text as it would a literal).
@@ -194,17 +217,7 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         use futures::SinkExt;
-        let name = message.name.clone().unwrap_or_default();
-        if !name.is_empty() && !self.session.keep(Kept::Statements, &name) {
-            return Err(user_error(error(
-                "53400",
-                format!(
-                    "this session keeps {} prepared statements already: close some (Close, \
-                     DEALLOCATE) before preparing more",
-                    super::session::MAX_STATEMENTS
-                ),
-            )));
-        }
+        room(&self.session, Kept::Statements, message.name.as_deref())?;
         let stored = StoredStatement::parse(client, &message, self.query_parser()).await?;
         let name = message.name.unwrap_or_else(|| DEFAULT_NAME.to_owned());
         match stored {
@@ -227,16 +240,7 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         use futures::SinkExt;
-        let portal_name = message.portal_name.as_deref().unwrap_or_default();
-        if !portal_name.is_empty() && !self.session.keep(Kept::Portals, portal_name) {
-            return Err(user_error(error(
-                "53400",
-                format!(
-                    "this session keeps {} portals already: close some (Close) before binding more",
-                    super::session::MAX_STATEMENTS
-                ),
-            )));
-        }
+        room(&self.session, Kept::Portals, message.portal_name.as_deref())?;
         let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
         let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
         match client.portal_store().get_statement(statement_name) {
