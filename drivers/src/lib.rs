@@ -67,7 +67,7 @@ pub use kind::EngineKind;
 pub use limits::{ResultLimits, row_size};
 pub use options::{DEFAULT_BATCH_SIZE, ExecuteOptions};
 pub use pool::PoolSettings;
-pub use result::{Column, ResultSet, Row, RowStream, StatementShape};
+pub use result::{Column, QUEUED, ResultSet, Row, RowStream, StatementShape};
 pub use secret::Secret;
 pub use statement::{Dialect, Statement};
 pub use transaction::{

@@ -37,6 +37,9 @@ impl Column {
     }
 }
 
+/// The status a buffered write answers ([`ResultSet::queued`]).
+pub const QUEUED: &str = "QUEUED";
+
 /// One result row: a value per column.
 pub type Row = Vec<Value>;
 
@@ -52,6 +55,24 @@ pub struct ResultSet {
 }
 
 impl ResultSet {
+    /// A Redis-style reply: one column `reply`, one row holding `value`.
+    pub fn reply(value: Value) -> Self {
+        ResultSet {
+            columns: vec![Column::new("reply", "")],
+            rows: vec![vec![value]],
+            rows_affected: 0,
+        }
+    }
+
+    /// What a buffered engine answers for a write it keeps for the commit:
+    /// the status `QUEUED`, as Redis answers inside `MULTI`. Its own reply
+    /// comes with the commit ([`DriverTransaction::commit_replies`]).
+    ///
+    /// [`DriverTransaction::commit_replies`]: crate::DriverTransaction::commit_replies
+    pub fn queued() -> Self {
+        ResultSet::reply(Value::String(QUEUED.to_owned()))
+    }
+
     /// The first column of the first row (`Value::Null` when there is none).
     pub fn into_scalar(self) -> Value {
         self.rows

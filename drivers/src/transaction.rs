@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{Dialect, Error, ExecuteOptions, Result, ResultSet, Statement};
+use crate::{Dialect, Error, ExecuteOptions, Result, ResultSet, Statement, Value};
 
 /// One buffered write as its engine's own arguments, for a coordinator's
 /// log and a replay after a crash (Redis: the command and its arguments;
@@ -124,6 +124,19 @@ pub trait DriverTransaction: Send + fmt::Debug {
 
     /// Makes the transaction's writes durable and visible.
     async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// [`commit`], returning a buffered engine's replies to its writes as
+    /// it applied them, in the order they were sent (an `INCR`'s new
+    /// value, a `SET`'s `OK`; bulk strings as bytes), where
+    /// [`ResultSet::queued`] stood in for each. Empty for a live engine,
+    /// and where the replies are not known: the writes were applied
+    /// already (a replay found the marker).
+    ///
+    /// [`commit`]: DriverTransaction::commit
+    /// [`ResultSet::queued`]: crate::ResultSet::queued
+    async fn commit_replies(self: Box<Self>) -> Result<Vec<Value>> {
+        self.commit().await.map(|()| Vec::new())
+    }
 
     /// Runs `statement` in the transaction and commits it, in as few round
     /// trips as the engine allows: a cross-engine commit's decision (its

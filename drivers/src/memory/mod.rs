@@ -22,9 +22,8 @@ use store::Keyspace;
 use crate::deadline::Deadline;
 use crate::redis_syntax::parse_command;
 use crate::{
-    BeginOptions, Column, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor,
-    EngineError, Error, ExecuteOptions, Health, Result, ResultSet, SchemaObject, Statement,
-    StorageDriver,
+    BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError,
+    Error, ExecuteOptions, Health, Result, ResultSet, SchemaObject, Statement, StorageDriver,
 };
 
 /// The engine kind's name.
@@ -124,7 +123,7 @@ impl Shared {
             };
             command.run(&mut ctx, &args)?
         };
-        Ok(reply_set(reply.into_value(options.raw_bytes)))
+        Ok(ResultSet::reply(reply.into_value(options.raw_bytes)))
     }
 }
 
@@ -173,14 +172,6 @@ async fn on_blocking_pool<T: Send + 'static>(
 }
 
 /// A result of one reply.
-fn reply_set(reply: crate::Value) -> ResultSet {
-    ResultSet {
-        columns: vec![Column::new("reply", "")],
-        rows: vec![vec![reply]],
-        rows_affected: 0,
-    }
-}
-
 /// A Redis statement parsed and checked against the command table: the
 /// command exists, its arity fits, and it may run under `options`.
 fn check_redis(
@@ -285,7 +276,9 @@ impl StorageDriver for MemoryDriver {
     async fn replay(&self, marker: &str, redo: &[crate::Redo]) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         let (marker, redo) = (marker.to_owned(), redo.to_vec());
-        on_blocking_pool(move || transaction::apply(&shared, &redo, Some(&marker), true)).await
+        on_blocking_pool(move || transaction::apply(&shared, &redo, Some(&marker), true))
+            .await
+            .map(drop)
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

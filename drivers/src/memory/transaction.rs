@@ -17,7 +17,7 @@ use bytes::Bytes;
 use super::commands::{Ctx, lookup};
 use super::reply::Reply;
 use super::store::Data;
-use super::{KIND, Shared, check_redis, on_blocking_pool, reply_set};
+use super::{KIND, Shared, check_redis, on_blocking_pool};
 use crate::deadline::Deadline;
 use crate::redis_types::{Held, first_conflict, keys_of};
 use crate::ts::{Reader, Sample, TsStatement, classify, now_millis};
@@ -58,7 +58,7 @@ impl DriverTransaction for MemoryTransaction {
         let (command, args) = check_redis(statement, &options)?;
         if command.writes {
             self.queued.push(args);
-            return Ok(reply_set(Value::String("QUEUED".into())));
+            return Ok(ResultSet::queued());
         }
         // A read sees committed state, as inside MULTI.
         let shared = Arc::clone(&self.shared);
@@ -103,6 +103,10 @@ impl DriverTransaction for MemoryTransaction {
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
+        self.commit_replies().await.map(drop)
+    }
+
+    async fn commit_replies(self: Box<Self>) -> Result<Vec<Value>> {
         let MemoryTransaction {
             shared,
             queued,
@@ -192,16 +196,17 @@ fn redo_sample(redo: &[Bytes]) -> Option<Sample> {
 }
 
 /// Applies `writes` under one hold of the keyspace, so no other command
-/// sees half of them, with `marker`'s key when given. When `replay`,
-/// nothing is applied if the marker is there already. As in Redis, a write
-/// that fails when applied (WRONGTYPE) does not undo the others: the first
-/// such failure is returned.
+/// sees half of them, with `marker`'s key when given; the Redis writes'
+/// replies (bulk strings as bytes). When `replay`, nothing is applied if
+/// the marker is there already (and no reply is known). As in Redis, a
+/// write that fails when applied (WRONGTYPE) does not undo the others: the
+/// first such failure is returned.
 pub(super) fn apply(
     shared: &Shared,
     writes: &[Redo],
     marker: Option<&str>,
     replay: bool,
-) -> Result<()> {
+) -> Result<Vec<Value>> {
     // No expiry until the transaction has finished everywhere.
     let marker_write = marker.map(|tx| {
         ["SET".to_owned(), marker_key(tx), "1".to_owned()]
@@ -230,26 +235,37 @@ pub(super) fn apply(
             .map_err(Error::from)?
             == Reply::Int(1)
         {
-            return Ok(());
+            return Ok(Vec::new());
         }
     }
     let mut first_failure = None;
     let mut samples = Vec::new();
-    for args in writes.iter().chain(marker_write.as_ref()) {
+    let mut replies = Vec::with_capacity(writes.len());
+    for args in writes {
         if args[0] == SAMPLE {
             samples.push(redo_sample(args).ok_or_else(|| {
                 Error::Internal(crate::EngineError::new(KIND, None, "an unreadable sample"))
             })?);
-        } else if let Err(e) = command(args)?.run(&mut ctx, args) {
-            first_failure.get_or_insert(Error::from(e));
+            continue;
         }
+        match command(args)?.run(&mut ctx, args) {
+            Ok(reply) => replies.push(reply.into_value(true)),
+            Err(e) => {
+                first_failure.get_or_insert(Error::from(e));
+            }
+        }
+    }
+    if let Some(args) = &marker_write
+        && let Err(e) = command(args)?.run(&mut ctx, args)
+    {
+        first_failure.get_or_insert(Error::from(e));
     }
     if !samples.is_empty() {
         let now = now_millis();
         shared.series_lock().write(samples, now);
     }
     // The others stay applied, as in Redis.
-    first_failure.map_or(Ok(()), |e: Error| {
+    first_failure.map_or(Ok(replies), |e: Error| {
         let (code, message) = match e.engine_error() {
             Some(report) => (report.code.clone(), report.message.clone()),
             None => (None, e.to_string()),

@@ -6,21 +6,26 @@
 use bytes::Bytes;
 
 use super::KIND;
-use super::reply::from_redis;
+use super::reply::{from_redis, to_value_with};
 use crate::redis_types::{Held, checked_keys_of, first_conflict, needs_integer};
 use crate::resp::RedisPool;
-use crate::{EngineError, Error, Redo, Result, marker_key};
+use crate::{EngineError, Error, Redo, Result, Value, marker_key};
 
-/// Applies `writes` in one `MULTI`..`EXEC`, with `marker`'s key when given.
-/// As in Redis, a write that fails when applied (`WRONGTYPE`) does not undo
-/// the others: that is reported as a precondition failure.
-pub(super) async fn apply(pool: &RedisPool, writes: &[Redo], marker: Option<&str>) -> Result<()> {
+/// Applies `writes` in one `MULTI`..`EXEC`, with `marker`'s key when given;
+/// the writes' replies. As in Redis, a write that fails when applied
+/// (`WRONGTYPE`) does not undo the others: that is reported as a
+/// precondition failure.
+pub(super) async fn apply(
+    pool: &RedisPool,
+    writes: &[Redo],
+    marker: Option<&str>,
+) -> Result<Vec<Value>> {
     if writes.is_empty() && marker.is_none() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut conn = pool.connection().await?;
     match apply_on(&mut conn.conn, writes, marker).await? {
-        Applied::Yes => Ok(()),
+        Applied::Yes(replies) => Ok(replies),
         // Nothing is watched on a pooled connection.
         Applied::WatchLost => Err(Error::Conflict(EngineError::new(
             KIND,
@@ -31,10 +36,10 @@ pub(super) async fn apply(pool: &RedisPool, writes: &[Redo], marker: Option<&str
 }
 
 /// What an `EXEC` did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub(super) enum Applied {
-    /// It ran every write (one may have failed: that is an error).
-    Yes,
+    /// It ran every write: their replies (one that failed is an error).
+    Yes(Vec<Value>),
     /// A watched key changed before it: nothing was applied.
     WatchLost,
 }
@@ -101,7 +106,21 @@ pub(super) async fn apply_on(
             ),
         )));
     }
-    Ok(Applied::Yes)
+    Ok(Applied::Yes(replies_of(replies)))
+}
+
+/// An `EXEC`'s replies, bulk strings as bytes (the marker's is not among
+/// them: it is ignored in the pipeline). Empty, as "not known", if one
+/// does not convert: the writes are applied whatever their replies say.
+fn replies_of(replies: ::redis::Value) -> Vec<Value> {
+    let ::redis::Value::Array(items) = replies else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .map(|reply| to_value_with(reply, true))
+        .collect::<Result<_>>()
+        .unwrap_or_default()
 }
 
 /// Applies a transaction's writes again with its marker, unless the marker
@@ -114,7 +133,7 @@ pub(super) async fn apply_on(
 /// connection's state, so the apply has a connection of its own: on the
 /// shared one, another caller's `EXEC` would end the watch, and the watch
 /// could abort that caller's `EXEC`.
-pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Result<()> {
+pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Result<Vec<Value>> {
     let mut conn = pool.watcher().await?;
     let mut outcome = replay_on(&mut conn, tx, writes).await;
     if let Err(Error::Unavailable(_)) = outcome {
@@ -135,12 +154,13 @@ pub(super) async fn replay(pool: &RedisPool, tx: &str, writes: &[Redo]) -> Resul
 /// the marker.
 const APPLY_ATTEMPTS: usize = 8;
 
-/// [`replay`] on a connection of its own.
+/// [`replay`] on a connection of its own: the writes' replies when this
+/// apply applied them (none when another had).
 async fn replay_on(
     conn: &mut ::redis::aio::MultiplexedConnection,
     tx: &str,
     writes: &[Redo],
-) -> Result<()> {
+) -> Result<Vec<Value>> {
     for attempt in 1..=APPLY_ATTEMPTS {
         // Keys changed before every EXEC so far (a hot counter): the last
         // attempt watches only the marker, as Redis' own MULTI would not
@@ -150,10 +170,11 @@ async fn replay_on(
         match check_on(conn, tx, writes, watch_keys).await? {
             Checked::Applied => {
                 // Nothing may stay watched on a connection kept for reuse.
-                return ::redis::cmd("UNWATCH")
+                ::redis::cmd("UNWATCH")
                     .query_async::<()>(conn)
                     .await
-                    .map_err(from_redis);
+                    .map_err(from_redis)?;
+                return Ok(Vec::new());
             }
             Checked::Conflict(why) => {
                 return Err(Error::precondition(
@@ -166,8 +187,8 @@ async fn replay_on(
             // nothing is applied here, and the check runs again (finding
             // the marker, if that was it).
             Checked::Clean => {
-                if apply_on(conn, writes, Some(tx)).await? == Applied::Yes {
-                    return Ok(());
+                if let Applied::Yes(replies) = apply_on(conn, writes, Some(tx)).await? {
+                    return Ok(replies);
                 }
             }
         }
@@ -181,7 +202,7 @@ async fn replay_on(
         .await
         .map_err(from_redis)?;
     if applied {
-        return Ok(());
+        return Ok(Vec::new());
     }
     Err(Error::Unavailable(EngineError::new(
         KIND,

@@ -8,7 +8,7 @@ use super::{KIND, RedisDriver};
 use crate::deadline::within;
 use crate::redis_syntax::parse_command;
 use crate::resp::Pooled;
-use crate::{Column, EngineError, Error, ExecuteOptions, Result, ResultSet, Statement};
+use crate::{EngineError, Error, ExecuteOptions, Result, ResultSet, Statement};
 
 pub(super) async fn run(
     driver: &RedisDriver,
@@ -84,13 +84,9 @@ pub(super) async fn run(
         });
         for ((i, _), reply) in sent.into_iter().zip(replies?) {
             results[i] = Some(to_value_with(reply, options.raw_bytes).and_then(|value| {
-                let row = vec![value];
-                limits.admit(&row)?;
-                Ok(ResultSet {
-                    columns: vec![Column::new("reply", "")],
-                    rows: vec![row],
-                    rows_affected: 0,
-                })
+                let set = ResultSet::reply(value);
+                limits.admit(&set.rows[0])?;
+                Ok(set)
             }));
         }
     }

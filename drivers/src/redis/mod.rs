@@ -25,7 +25,7 @@ use crate::redis_syntax::parse_command;
 use crate::resp::{Pooled, RedisPool};
 pub use crate::resp::{Protocol, RedisConfig};
 use crate::{
-    BeginOptions, Column, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, Error,
+    BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, Error,
     ExecuteOptions, Health, PoolStats, Result, ResultSet, SchemaObject, Statement, StorageDriver,
 };
 
@@ -147,11 +147,8 @@ impl StorageDriver for RedisDriver {
         // One deadline over the whole call: the connection, the command's
         // metadata and the command itself.
         let reply = within(options.timeout, self.run(args, options)).await?;
-        crate::ResultLimits::new(options).check(ResultSet {
-            columns: vec![Column::new("reply", "")],
-            rows: vec![vec![to_value_with(reply, options.raw_bytes)?]],
-            rows_affected: 0,
-        })
+        crate::ResultLimits::new(options)
+            .check(ResultSet::reply(to_value_with(reply, options.raw_bytes)?))
     }
 
     /// One pipeline, one round trip (see `batch.rs`).
@@ -175,7 +172,7 @@ impl StorageDriver for RedisDriver {
     }
 
     async fn replay(&self, marker: &str, redo: &[crate::Redo]) -> Result<()> {
-        apply::replay(&self.pool, marker, redo).await
+        apply::replay(&self.pool, marker, redo).await.map(drop)
     }
 
     fn gateway_state_named(&self, _dialect: Dialect, statement: &Statement) -> Option<String> {

@@ -19,7 +19,7 @@ use super::{KIND, query};
 use crate::redis_syntax::parse_command;
 use crate::resp::RedisPool;
 use crate::{
-    BeginOptions, Column, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions,
+    BeginOptions, Dialect, DriverTransaction, EngineDescriptor, Error, ExecuteOptions,
     Participation, Redo, Result, ResultSet, Statement, Value,
 };
 
@@ -55,14 +55,6 @@ impl RedisTransaction {
             marker: None,
             watching: None,
         }
-    }
-}
-
-fn reply(value: Value) -> ResultSet {
-    ResultSet {
-        columns: vec![Column::new("reply", "")],
-        rows: vec![vec![value]],
-        rows_affected: 0,
     }
 }
 
@@ -120,7 +112,7 @@ impl DriverTransaction for RedisTransaction {
             }
             let value = query(&mut conn, &command, options.timeout).await?;
             return crate::ResultLimits::new(options)
-                .check(reply(to_value_with(value, options.raw_bytes)?));
+                .check(ResultSet::reply(to_value_with(value, options.raw_bytes)?));
         }
         if info.no_multi {
             return Err(Error::precondition(
@@ -135,7 +127,7 @@ impl DriverTransaction for RedisTransaction {
             ));
         }
         self.queued.push(args);
-        Ok(reply(Value::String("QUEUED".into())))
+        Ok(ResultSet::queued())
     }
 
     /// The vote before a cross-engine commit is decided: the keys' types
@@ -183,11 +175,15 @@ impl DriverTransaction for RedisTransaction {
         self.queued.clone()
     }
 
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.commit_replies().await.map(drop)
+    }
+
     /// Applies the writes in one `MULTI`..`EXEC`. Prepared for a
     /// cross-engine commit, the apply is guarded as a replay is (the marker
     /// watched from its check to `EXEC`), so a replica's recovery replaying
     /// the same transaction at the same moment cannot apply it twice.
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit_replies(self: Box<Self>) -> Result<Vec<Value>> {
         let RedisTransaction {
             pool,
             queued,
@@ -197,9 +193,9 @@ impl DriverTransaction for RedisTransaction {
         } = *self;
         match (marker.as_deref(), watching) {
             (Some(tx), Some(mut conn)) => match apply_on(&mut conn, &queued, Some(tx)).await? {
-                Applied::Yes => {
+                Applied::Yes(replies) => {
                     pool.give_back_watcher(conn);
-                    Ok(())
+                    Ok(replies)
                 }
                 // A watched key changed since the check (or a replay set
                 // the marker): nothing was applied; check and apply again.

@@ -12,6 +12,7 @@ use omnigate::security::Credentials;
 use super::connection::{Connection, Flow};
 use super::encode::{Protocol, Reply};
 use super::errors::{self, arity, unknown_subcommand};
+use super::shape::Shape;
 
 /// Commands the front end answers itself.
 const LOCAL: &[&str] = &[
@@ -101,7 +102,7 @@ impl Connection {
                 let refused = Reply::error(format!(
                     "ERR {name} inside MULTI is not allowed: EXEC or DISCARD first"
                 ));
-                self.session.queue(refused, self.max_queued())
+                self.session.queue(refused, Shape::Same, self.max_queued())
             }
             "AUTH" => self.auth(&args),
             "HELLO" => self.hello(&args),
@@ -125,7 +126,7 @@ impl Connection {
                     None => self.plain(name, &args),
                 };
                 if self.session.queuing() {
-                    self.session.queue(reply, self.max_queued())
+                    self.session.queue(reply, Shape::Same, self.max_queued())
                 } else {
                     reply
                 }

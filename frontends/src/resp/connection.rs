@@ -18,6 +18,7 @@ use super::codec::{Outgoing, ProtocolError, RespCodec};
 use super::encode::{self, Reply};
 use super::errors;
 use super::session::Session;
+use super::shape::Shape;
 
 /// Commands taken as one lot at most, however many are buffered.
 const MAX_LOT: usize = 512;
@@ -185,14 +186,17 @@ impl Connection {
     /// Runs engine commands, one call for one command, one batch for
     /// several; queued for `EXEC` when the session is in `MULTI`.
     async fn run_engine(&mut self, mut commands: Vec<Vec<Bytes>>, out: &mut Vec<Outgoing>) {
+        let protocol = self.session.protocol;
+        let shapes: Vec<Shape> = commands.iter().map(|c| Shape::of(protocol, c)).collect();
         let replies = match commands.len() {
             0 => return,
             1 => vec![self.execute(commands.remove(0)).await],
             _ => self.execute_batch(commands).await,
         };
-        for reply in replies {
+        for (reply, shape) in replies.into_iter().zip(shapes) {
+            let reply = shape.apply(reply);
             let reply = if self.session.queuing() {
-                self.session.queue(reply, self.max_queued())
+                self.session.queue(reply, shape, self.max_queued())
             } else {
                 reply
             };

@@ -53,6 +53,8 @@ pub(super) enum Reply {
     Array(Vec<Reply>),
     /// A map (RESP3); a flat array of keys and values in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// A set (RESP3); an array in RESP2.
+    Set(Vec<Reply>),
     /// A double (RESP3); a bulk string in RESP2.
     Double(f64),
     /// A boolean (RESP3); 1 or 0 in RESP2.
@@ -71,7 +73,7 @@ impl Reply {
                 Reply::Status(s) | Reply::Error(s) | Reply::BigNumber(s) => s.len() as u64,
                 Reply::Bulk(b) => b.len() as u64,
                 Reply::Int(_) | Reply::Nil | Reply::Double(_) | Reply::Bool(_) => 0,
-                Reply::Array(items) => items.iter().map(Reply::size).sum(),
+                Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::size).sum(),
                 Reply::Map(pairs) => pairs.iter().map(|(k, v)| k.size() + v.size()).sum(),
             }
     }
@@ -111,7 +113,7 @@ impl Reply {
             Reply::Int(i) => Resp2Frame::Integer(i),
             Reply::Bulk(b) => Resp2Frame::BulkString(b),
             Reply::Nil => Resp2Frame::Null,
-            Reply::Array(items) => {
+            Reply::Array(items) | Reply::Set(items) => {
                 Resp2Frame::Array(items.into_iter().map(Reply::into_resp2).collect())
             }
             Reply::Map(entries) => Resp2Frame::Array(
@@ -160,6 +162,10 @@ impl Reply {
                     attributes: None,
                 }
             }
+            Reply::Set(items) => Resp3Frame::Set {
+                data: items.into_iter().map(Reply::into_resp3).collect(),
+                attributes: None,
+            },
             Reply::Double(f) => Resp3Frame::Double {
                 data: f,
                 attributes: None,

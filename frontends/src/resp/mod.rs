@@ -21,6 +21,7 @@ mod connection;
 mod encode;
 mod errors;
 mod session;
+mod shape;
 mod tx;
 
 use std::net::SocketAddr;

@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use omnigate::drivers::{QUEUED, Value};
 use omnigate::{CallContext, Caller, Gateway};
 
-use super::encode::{Protocol, Reply};
+use super::encode::{self, Protocol, Reply};
+use super::shape::Shape;
 
 /// A session's gateway transaction: begun here by `MULTI`, or joined by
 /// `OMNIGATE.TX JOIN`.
@@ -26,6 +28,53 @@ pub(super) struct SessionTx {
     /// A command failed while queuing: `EXEC` rolls back (`-EXECABORT`),
     /// as Redis discards a transaction with an error before `EXEC`.
     pub(super) failed: bool,
+    /// Where in `queued` a buffered write's `QUEUED` stands, in order, and
+    /// the shape of its reply: the writes' own replies take those places
+    /// at `EXEC`.
+    pub(super) writes: Vec<(usize, Shape)>,
+}
+
+impl SessionTx {
+    /// Transaction `id`, queuing for `EXEC` or not.
+    pub(super) fn new(id: String, queuing: bool) -> Self {
+        SessionTx {
+            id,
+            queuing,
+            queued: Vec::new(),
+            queued_bytes: 0,
+            failed: false,
+            writes: Vec::new(),
+        }
+    }
+
+    /// `EXEC`'s answer: the queued replies, with each buffered write's own
+    /// reply in its place when the commit gave them — one per write this
+    /// session queued (none are known when recovery applied them; other
+    /// writes in the engine's part, from a caller that joined the
+    /// transaction, make them unattributable) — and they fit in
+    /// `max_bytes`; otherwise the writes' `QUEUED`.
+    pub(super) fn exec_reply(mut self, applied: Option<&[Value]>, max_bytes: u64) -> Reply {
+        if let Some(applied) = applied
+            && applied.len() == self.writes.len()
+        {
+            let replies: Vec<Reply> = (applied.iter().cloned().map(encode::value))
+                .zip(&self.writes)
+                .map(|(reply, (_, shape))| shape.apply(reply))
+                .collect();
+            let queued: u64 = self
+                .writes
+                .iter()
+                .map(|&(i, _)| self.queued[i].size())
+                .sum();
+            let size: u64 = replies.iter().map(Reply::size).sum();
+            if self.queued_bytes - queued + size <= max_bytes {
+                for (&(i, _), reply) in self.writes.iter().zip(replies) {
+                    self.queued[i] = reply;
+                }
+            }
+        }
+        Reply::Array(self.queued)
+    }
 }
 
 /// One connection's session.
@@ -99,10 +148,10 @@ impl Session {
         self.tx.as_ref().is_some_and(|tx| tx.queuing)
     }
 
-    /// Keeps a queued command's reply for `EXEC`, or marks the
-    /// transaction failed when the command failed; what the client is
-    /// answered now.
-    pub(super) fn queue(&mut self, reply: Reply, max_bytes: u64) -> Reply {
+    /// Keeps a queued command's reply for `EXEC` (a buffered write's own
+    /// reply will have `shape`), or marks the transaction failed when the
+    /// command failed; what the client is answered now.
+    pub(super) fn queue(&mut self, reply: Reply, shape: Shape, max_bytes: u64) -> Reply {
         let Some(tx) = self.tx.as_mut() else {
             return reply;
         };
@@ -119,8 +168,11 @@ impl Session {
             ));
         }
         tx.queued_bytes += size;
+        if matches!(&reply, Reply::Status(s) if s == QUEUED) {
+            tx.writes.push((tx.queued.len(), shape));
+        }
         tx.queued.push(reply);
-        Reply::status("QUEUED")
+        Reply::status(QUEUED)
     }
 
     /// `RESET`: back to a new connection's state (the caller too, when the

@@ -42,13 +42,7 @@ impl Connection {
                     .begin_id(&context, &TxOptions::default())
                 {
                     Ok((id, _)) => {
-                        self.session.tx = Some(SessionTx {
-                            id,
-                            queuing: true,
-                            queued: Vec::new(),
-                            queued_bytes: 0,
-                            failed: false,
-                        });
+                        self.session.tx = Some(SessionTx::new(id, true));
                         Reply::ok()
                     }
                     Err(e) => errors::reply(&e),
@@ -78,8 +72,11 @@ impl Connection {
                 Err(e) => errors::reply(&e),
             };
         }
-        match gateway.commit(&context, &tx.id).await {
-            Ok(_) => Reply::Array(tx.queued),
+        match gateway.commit_with_replies(&context, &tx.id).await {
+            Ok(committed) => {
+                let applied = committed.replies_of(&self.shared.target);
+                tx.exec_reply(applied, self.max_queued())
+            }
             Err(e) => errors::exec_reply(&tx.id, &e),
         }
     }
@@ -144,13 +141,7 @@ impl Connection {
         };
         match self.shared.gateway.check_open(&self.session.context(), id) {
             Ok(()) => {
-                self.session.tx = Some(SessionTx {
-                    id: id.to_owned(),
-                    queuing: false,
-                    queued: Vec::new(),
-                    queued_bytes: 0,
-                    failed: false,
-                });
+                self.session.tx = Some(SessionTx::new(id.to_owned(), false));
                 Reply::ok()
             }
             Err(e) => errors::reply(&e),

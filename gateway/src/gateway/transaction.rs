@@ -9,7 +9,7 @@ use omnigate_drivers::{ResultSet, RowStream, Statement};
 use super::pipeline::Routed;
 use super::{CallContext, Caller, Gateway, Request, Response};
 use crate::error::{Error, Result};
-use crate::tx::{Ended, Outcome, Taken, TxOptions};
+use crate::tx::{Committed, Ended, Outcome, Taken, TxOptions};
 
 /// The longest idle timeout a caller may ask for: a transaction holds
 /// connections and locks, and an operator's view must see it end.
@@ -91,6 +91,17 @@ impl Gateway {
     /// of an id whose commit is running, or has ended, answers that commit's
     /// outcome (the same engines when it committed): Commit may be retried.
     pub async fn commit(&self, context: &CallContext, id: &str) -> Result<Vec<String>> {
+        self.commit_with_replies(context, id)
+            .await
+            .map(|committed| committed.engines)
+    }
+
+    /// [`commit`], with the replies buffered engines gave the writes as
+    /// they applied them (a Redis front end's `EXEC` answers with them).
+    /// A Commit answered again, from the outcome recorded, knows none.
+    ///
+    /// [`commit`]: Gateway::commit
+    pub async fn commit_with_replies(&self, context: &CallContext, id: &str) -> Result<Committed> {
         let key = self.tx_key(context, id)?;
         let transactions = &self.inner.transactions;
         let taken = match transactions.take(&key).await {
@@ -131,7 +142,7 @@ impl Gateway {
     /// gateway issued to the caller is looked for: another principal's id
     /// is not found, as in memory, and a client's random strings cost no
     /// reads of the engines or the log.
-    async fn recorded_answer(&self, context: &CallContext, id: &str) -> Result<Vec<String>> {
+    async fn recorded_answer(&self, context: &CallContext, id: &str) -> Result<Committed> {
         let not_found = || Error::TxNotFound {
             id: crate::error::short(id),
         };
@@ -385,11 +396,11 @@ impl Drop for Transaction {
 }
 
 /// How a commit that answered `answer` ended, as later calls are told.
-fn outcome_of(answer: &Result<Vec<String>>) -> Outcome {
+fn outcome_of(answer: &Result<Committed>) -> Outcome {
     match answer {
-        Ok(engines) => Outcome {
+        Ok(committed) => Outcome {
             how: Ended::Committed,
-            engines: engines.clone(),
+            engines: committed.engines.clone(),
             failed_after_commit: None,
         },
         Err(Error::TxFailedAfterCommit { engine, why }) => Outcome {
@@ -404,9 +415,9 @@ fn outcome_of(answer: &Result<Vec<String>>) -> Outcome {
 
 /// What a Commit of a transaction that had ended answers: what its commit
 /// answered (a committed one's engines, or its failure after commit).
-fn commit_answer(id: &str, outcome: &Outcome) -> Result<Vec<String>> {
+fn commit_answer(id: &str, outcome: &Outcome) -> Result<Committed> {
     match (&outcome.how, &outcome.failed_after_commit) {
-        (Ended::Committed, None) => Ok(outcome.engines.clone()),
+        (Ended::Committed, None) => Ok(Committed::on(outcome.engines.clone())),
         (Ended::Committed, Some((engine, why))) => Err(Error::TxFailedAfterCommit {
             engine: engine.clone(),
             why: why.clone(),

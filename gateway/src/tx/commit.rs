@@ -24,15 +24,15 @@ use omnigate_drivers::{
     Error as DriverError, ExecuteOptions, Participation, StorageDriver, Undecided,
 };
 
-use super::Part;
 use super::coordinator::Coordinator;
 use super::log::{PartRecord, Record, TxLog, encode_args};
 use super::markers;
+use super::{Committed, Part};
 use crate::error::{Error, Result};
 
 impl Coordinator {
     /// Commits `parts` of transaction `tx` on every engine, all or nothing.
-    pub(super) async fn commit(&self, tx: &str, parts: Vec<Part>) -> Result<Vec<String>> {
+    pub(super) async fn commit(&self, tx: &str, parts: Vec<Part>) -> Result<Committed> {
         // Unmarked when dropped: a panic in the commit leaves nothing
         // marked committing (recovery would skip it until a restart).
         struct Committing<'a>(&'a Coordinator, &'a str);
@@ -46,7 +46,7 @@ impl Coordinator {
         self.run(tx, parts).await
     }
 
-    async fn run(&self, tx: &str, mut parts: Vec<Part>) -> Result<Vec<String>> {
+    async fn run(&self, tx: &str, mut parts: Vec<Part>) -> Result<Committed> {
         let engines: Vec<String> = parts.iter().map(|p| p.engine.clone()).collect();
         // The deciding engine: the live one without a prepare step, else a
         // preparable one, which then commits instead of preparing.
@@ -163,13 +163,13 @@ impl Coordinator {
         };
         if self.at("commit_record")? {
             // Decided: what stopping here leaves, recovery finishes.
-            return Ok(engines);
+            return Ok(Committed::on(engines));
         }
         // 4. Finish every part; what fails here recovery finishes.
         if self.at("finish")? {
             // The failpoint: leave every part for recovery, as a failed
             // COMMIT PREPARED or apply would.
-            return Ok(engines);
+            return Ok(Committed::on(engines));
         }
         let mut finished = true;
         for (part, gid) in prepared {
@@ -179,6 +179,7 @@ impl Coordinator {
             }
         }
         let mut failed_after = None;
+        let mut replies = Vec::new();
         // The buffered engines' markers, let go of once finished everywhere.
         let buffered_markers: Vec<super::after::BufferedMarker> = buffered
             .iter()
@@ -193,8 +194,8 @@ impl Coordinator {
             .collect();
         for part in buffered {
             let engine = part.engine.clone();
-            match self.step(part.session.commit()).await {
-                Ok(()) => {}
+            match self.step(part.session.commit_replies()).await {
+                Ok(applied) => replies.push((engine, applied)),
                 // Only an engine that did not answer is retried (recovery
                 // replays, guarded by the marker).
                 Err(e @ (DriverError::Unavailable(_) | DriverError::Timeout { .. })) => {
@@ -245,7 +246,7 @@ impl Coordinator {
         }
         match failed_after {
             Some(e) => Err(e),
-            None => Ok(engines),
+            None => Ok(Committed { engines, replies }),
         }
     }
 

@@ -37,7 +37,7 @@ pub use coordinator::{Coordinator, LogSource};
 pub use operators::{TxInfo, TxState};
 pub use recover::Recovered;
 pub(crate) use registry::Taken;
-pub use registry::{Outcome, Transactions};
+pub use registry::{Committed, Outcome, Transactions};
 
 /// Counts of what transactions did since the gateway started.
 #[derive(Debug, Default)]
@@ -411,9 +411,10 @@ impl Tx {
         }
     }
 
-    /// Commits every part, all or nothing; the engines that took part. One
-    /// part commits natively; several go through the coordinator.
-    pub(crate) async fn commit(self, id: &str, coordinator: &Coordinator) -> Result<Vec<String>> {
+    /// Commits every part, all or nothing; the engines that took part and
+    /// the buffered writes' replies. One part commits natively; several go
+    /// through the coordinator.
+    pub(crate) async fn commit(self, id: &str, coordinator: &Coordinator) -> Result<Committed> {
         if let Some(why) = self.doomed_why() {
             self.rollback().await;
             return Err(Error::TxAborted { why });
@@ -432,13 +433,16 @@ impl Tx {
         }
         parts = active;
         let mut committed = match parts.len() {
-            0 => Vec::new(),
+            0 => Committed::default(),
             1 => {
                 let part = parts.remove(0);
                 // Bounded as a commit step is: a hung COMMIT must not leave
                 // the transaction ending for ever (it is in doubt then).
-                match coordinator.step(part.session.commit()).await {
-                    Ok(()) => vec![part.engine],
+                match coordinator.step(part.session.commit_replies()).await {
+                    Ok(replies) => Committed {
+                        engines: vec![part.engine.clone()],
+                        replies: vec![(part.engine, replies)],
+                    },
                     // Redis has no rollback: committed in part, said so
                     // (never "rolled back": a client would run it again).
                     Err(omnigate_drivers::Error::AppliedInPart(e)) => {
@@ -470,7 +474,7 @@ impl Tx {
             }
             _ => coordinator.commit(id, parts).await?,
         };
-        committed.append(&mut engines);
+        committed.engines.append(&mut engines);
         Ok(committed)
     }
 

@@ -27,6 +27,39 @@ pub struct Outcome {
     pub failed_after_commit: Option<(String, String)>,
 }
 
+/// What a commit answers its caller: the engines it committed on, and the
+/// replies buffered engines gave their writes as they applied them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Committed {
+    /// The engines it committed on.
+    pub engines: Vec<String>,
+    /// Per buffered engine, its writes' replies in the order sent (see
+    /// [`DriverTransaction::commit_replies`]); an engine is missing where
+    /// they are not known (recovery applied them, or the commit is
+    /// answered again from its outcome).
+    ///
+    /// [`DriverTransaction::commit_replies`]: omnigate_drivers::DriverTransaction::commit_replies
+    pub replies: Vec<(String, Vec<omnigate_drivers::Value>)>,
+}
+
+impl Committed {
+    /// Committed on `engines`, with no replies known.
+    pub(crate) fn on(engines: Vec<String>) -> Self {
+        Committed {
+            engines,
+            replies: Vec::new(),
+        }
+    }
+
+    /// The replies `engine` gave its writes, when known.
+    pub fn replies_of(&self, engine: &str) -> Option<&[omnigate_drivers::Value]> {
+        self.replies
+            .iter()
+            .find(|(e, _)| e == engine)
+            .map(|(_, r)| r.as_slice())
+    }
+}
+
 impl Outcome {
     /// An outcome without engines or failure.
     pub(crate) fn only(how: Ended) -> Self {

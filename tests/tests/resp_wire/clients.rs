@@ -48,35 +48,122 @@ async fn redis_cli_and_redis_benchmark_work_through_the_front_end() {
         );
         assert!(said[4].contains("NOPERM"), "{on}: {said:?}");
 
-        let bench = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(tool("redis-benchmark"))
-                .args(["-h", "127.0.0.1", "-p", &port, "-a", "app-token"])
-                .args(["-t", "get,set", "-n", "2000", "-c", "4", "-q"])
-                .output()
-                .expect("redis-benchmark runs")
+        // Mass insertion: redis-cli --pipe sends the whole file without
+        // waiting, and counts the replies.
+        let pipe_port = port.clone();
+        let piped = tokio::task::spawn_blocking(move || {
+            let mut input = String::new();
+            for i in 0..10_000 {
+                input.push_str(&format!("SET mass:{i} {i}\r\n"));
+            }
+            let mut child = std::process::Command::new(tool("redis-cli"))
+                .args(["-h", "127.0.0.1", "-p", &pipe_port, "--no-auth-warning"])
+                .args(["-a", "app-token", "--pipe"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("redis-cli runs");
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).unwrap();
+            drop(stdin);
+            child.wait_with_output().unwrap()
         })
         .await
         .unwrap();
-        let out = format!(
-            "{}{}",
-            String::from_utf8_lossy(&bench.stdout),
-            String::from_utf8_lossy(&bench.stderr)
-        );
-        assert!(bench.status.success(), "{on}: {out}");
-        for test in ["SET: ", "GET: "] {
-            assert!(
-                out.lines()
-                    .any(|l| l.contains(test) && l.contains("requests per second")),
-                "{on}: {out}"
-            );
-        }
-        assert!(!out.contains("Error"), "{on}: {out}");
-        // Its SETs went through: the key it writes holds its 3-byte value.
+        let out = String::from_utf8_lossy(&piped.stdout).into_owned()
+            + &String::from_utf8_lossy(&piped.stderr);
+        assert!(piped.status.success(), "{on}: {out}");
+        assert!(out.contains("errors: 0, replies: 10000"), "{on}: {out}");
         let mut c = connect(addr, Some(("", "app-token")), false).await;
+        assert_eq!(
+            ok(&mut c, &[b"GET", b"mass:9999"]).await,
+            V::BulkString(b"9999".to_vec())
+        );
+
+        // GET, SET, LPUSH and INCR from 50 clients, unpipelined and 16
+        // deep (100,000 calls of each unpipelined is the bench's run; here
+        // 20,000 keep the test short).
+        for (pipeline, calls) in [("1", "20000"), ("16", "100000")] {
+            let port = port.clone();
+            let bench = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(tool("redis-benchmark"))
+                    .args(["-h", "127.0.0.1", "-p", &port, "-a", "app-token"])
+                    .args(["-t", "get,set,lpush,incr", "-P", pipeline])
+                    .args(["-c", "50", "-n", calls, "-q"])
+                    .output()
+                    .expect("redis-benchmark runs")
+            })
+            .await
+            .unwrap();
+            let out = format!(
+                "{}{}",
+                String::from_utf8_lossy(&bench.stdout),
+                String::from_utf8_lossy(&bench.stderr)
+            );
+            assert!(bench.status.success(), "{on} -P {pipeline}: {out}");
+            for test in ["SET: ", "GET: ", "LPUSH: ", "INCR: "] {
+                assert!(
+                    out.lines()
+                        .any(|l| l.contains(test) && l.contains("requests per second")),
+                    "{on} -P {pipeline}: {out}"
+                );
+            }
+            assert!(!out.contains("Error"), "{on} -P {pipeline}: {out}");
+        }
+        // Its writes went through: the key its SETs write holds its 3-byte
+        // value, and its INCRs counted every call of both runs.
         assert_eq!(
             ok(&mut c, &[b"STRLEN", b"key:__rand_int__"]).await,
             V::Int(3),
             "{on}"
+        );
+        assert_eq!(
+            ok(&mut c, &[b"GET", b"counter:__rand_int__"]).await,
+            V::BulkString(b"120000".to_vec()),
+            "{on}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_works_through_the_front_end_in_resp2_and_resp3() {
+    for backend in Backend::both() {
+        let on = backend.name();
+        let mut config = backend.config();
+        config.principals = principals();
+        let (_gw, addr) = gateway(config).await;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let python = root.join(".venv/bin/python");
+        let script = root.join("tests/python/resp_clients.py");
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(&python)
+                .arg(&script)
+                .args([&addr.ip().to_string(), &addr.port().to_string()])
+                .args(["app-token", on])
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{}: {e}: run ./scripts/test.sh (it installs redis-py into .venv)",
+                        python.display()
+                    )
+                })
+        })
+        .await
+        .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !said.contains("No module named"),
+            "{said}\ninstall the PyPI package redis into .venv (./scripts/test.sh does)"
+        );
+        assert!(
+            out.status.success() && said.trim_end().ends_with("ok"),
+            "{on}: {said}"
         );
     }
 }

@@ -19,8 +19,9 @@ async fn multi_exec_commits_and_discard_discards() {
         let (mut gw, addr) = gateway(backend.config()).await;
         let mut c = connect(addr, None, false).await;
         ok(&mut c, &[b"SET", b"seen", b"before"]).await;
-        // EXEC answers, in order, the replies queued: a write's is the
-        // QUEUED its transaction gave; a read's is what it read then
+        // EXEC answers, in order, each command's reply: a write's as it
+        // was applied at the commit (SET's OK, INCRBY's new value, SET ..
+        // GET's old value); a read's is what it read when queued
         // (committed state).
         let replies: Vec<V> = redis::pipe()
             .atomic()
@@ -34,14 +35,19 @@ async fn multi_exec_commits_and_discard_discards() {
             .arg("seen")
             .cmd("GET")
             .arg("m1")
+            .cmd("SET")
+            .arg("seen")
+            .arg("after")
+            .arg("GET")
             .query_async(&mut c)
             .await
             .unwrap();
         assert_eq!(
             replies,
-            [status("QUEUED"), status("QUEUED"), bulk(b"before"), V::Nil],
+            [V::Okay, V::Int(5), bulk(b"before"), V::Nil, bulk(b"before")],
             "{on}"
         );
+        ok(&mut c, &[b"SET", b"seen", b"before"]).await;
         assert_eq!(ok(&mut c, &[b"GET", b"m1"]).await, bulk(b"v1"), "{on}");
         assert_eq!(ok(&mut c, &[b"GET", b"m2"]).await, bulk(b"5"), "{on}");
 
@@ -87,6 +93,26 @@ async fn multi_exec_commits_and_discard_discards() {
         assert!(line.contains("already in transaction"), "{on}: {line}");
         assert_eq!(ok(&mut c, &[b"EXEC"]).await, V::Array(Vec::new()), "{on}");
         assert_eq!(ok(&mut c, &[b"GET", b"j1"]).await, bulk(b"x"), "{on}");
+
+        // Joined, with a write made by another caller in the same engine's
+        // part: EXEC cannot tell the session's replies from the other's,
+        // and answers the writes' QUEUED.
+        let tx = omnigate_tests::begin_tx(&mut gw.client, None).await;
+        let other = omnigate_proto::v1::ExecuteRequest {
+            target: "cache".into(),
+            ..omnigate_tests::in_tx(&tx, "redis", "SET j2 y", Vec::new())
+        };
+        gw.client.execute(other).await.unwrap();
+        ok(&mut c, &[b"OMNIGATE.TX", b"JOIN", tx.as_bytes()]).await;
+        ok(&mut c, &[b"MULTI"]).await;
+        assert_eq!(ok(&mut c, &[b"INCR", b"j3"]).await, status("QUEUED"));
+        assert_eq!(
+            ok(&mut c, &[b"EXEC"]).await,
+            V::Array(vec![status("QUEUED")]),
+            "{on}"
+        );
+        assert_eq!(ok(&mut c, &[b"GET", b"j2"]).await, bulk(b"y"), "{on}");
+        assert_eq!(ok(&mut c, &[b"GET", b"j3"]).await, bulk(b"1"), "{on}");
         let (_, line) = err(&mut c, &[b"OMNIGATE.TX", b"JOIN", b"no-such-tx"]).await;
         assert!(line.contains("unknown transaction"), "{on}: {line}");
     }
@@ -211,7 +237,8 @@ async fn a_transaction_spans_postgres_over_its_wire_and_redis_over_resp() {
         let end: &[u8] = if commit { b"EXEC" } else { b"DISCARD" };
         let ended = ok(&mut c, &[end]).await;
         if commit {
-            assert_eq!(ended, V::Array(vec![status("QUEUED")]));
+            // The Redis part applied after PostgreSQL decided: SET's reply.
+            assert_eq!(ended, V::Array(vec![V::Okay]));
         }
         // The wire session learns its transaction ended when it next speaks.
         sql.simple_query("ROLLBACK").await.unwrap();
