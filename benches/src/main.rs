@@ -4,6 +4,7 @@
 //! table and writes `bench.json`, `bench.md` and `bench.svg`.
 
 mod measure;
+mod pgbench;
 mod report;
 mod served;
 mod setup;
@@ -37,8 +38,13 @@ struct Args {
     /// Only workloads whose name contains one of these (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Only these paths (direct, library, grpc, grpc-uds, resp, pgbouncer,
-    /// twemproxy), e.g. to profile one.
+    /// After the workloads, `pgbench -S` at each concurrency directly,
+    /// through PgBouncer and through the PostgreSQL-wire front end (each
+    /// run as long as a cell, at least a second).
+    #[arg(long)]
+    pgbench: bool,
+    /// Only these paths (direct, library, grpc, grpc-uds, resp, pgwire,
+    /// pgbouncer, twemproxy), e.g. to profile one.
     #[arg(long, value_delimiter = ',')]
     paths: Vec<String>,
     /// A PostgreSQL to use (default: one started here).
@@ -168,9 +174,13 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         for &tasks in &concurrency {
             done += 1;
             report::progress(done, cells, workload.name, tasks);
-            // The gateway process's CPU is read for the gRPC path.
-            let pid =
-                |path: &str| matches!(path, "grpc" | "grpc-uds" | "resp").then_some(gateway_pid);
+            // The serving process's CPU is read for the paths through
+            // one: the gateway's, or a proxy's started here.
+            let pid = |path: &str| {
+                matches!(path, "grpc" | "grpc-uds" | "resp" | "pgwire")
+                    .then_some(gateway_pid)
+                    .or_else(|| backends.proxy_pid(path))
+            };
             for (path, op) in &workload.paths {
                 let warmup = measure::Stop::After(setup::warmup(duration));
                 let _ = measure::run(op, tasks, warmup, 0, pid(path)).await;
@@ -214,9 +224,14 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
             serde_json::json!({"engine": engine, "created": created, "acquired": acquired, "reuse": reuse})
         })
         .collect();
+    let pgbench = if args.pgbench {
+        pgbench::run(backends, &targets.served, &concurrency, duration)?
+    } else {
+        String::new()
+    };
     let peak_rss_mib = measure::peak_rss_kib() / 1024;
     eprintln!("peak resident memory of the harness and gateway: {peak_rss_mib} MiB");
-    print!("{}", report::table(&rows));
+    print!("{}{pgbench}", report::table(&rows));
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let meta = serde_json::json!({
         "command": command,
@@ -235,7 +250,7 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         "pgbouncer": if args.pgbouncer_url.is_some() { "given" } else if targets.bouncer.is_some() { "local process, transaction pooling" } else { "not reachable" },
         "victoriametrics": if args.victoria_url.is_some() { "given" } else if targets.victoria.is_some() { "local process" } else { "not reachable" },
         "peak_rss_mib": peak_rss_mib,
-        "cpu_note": "cpu_us_per_op is this process (harness, the in-process gateway, drivers, the gRPC client); gateway_cpu_us_per_op is the omnigate serve process the gRPC path calls; the database servers are other processes",
+        "cpu_note": "cpu_us_per_op is this process (harness, the in-process gateway, drivers, the gRPC client); gateway_cpu_us_per_op is the serving process: omnigate serve for the grpc, grpc-uds, resp and pgwire paths, PgBouncer or twemproxy (when started here) for theirs; the database servers are other processes",
     });
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
@@ -247,7 +262,7 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     std::fs::write(
         args.out.join("bench.md"),
-        report::markdown(&rows, &ratios, &command),
+        report::markdown(&rows, &ratios, &command) + &pgbench,
     )
     .map_err(|e| e.to_string())?;
     let chart = latency_chart(&LatencyRow::from_json(&json)?);

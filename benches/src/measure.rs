@@ -155,7 +155,7 @@ pub(crate) async fn run(
 }
 
 /// A process's user + system CPU time so far (from /proc/PID/stat).
-fn process_cpu(pid: &str) -> Duration {
+pub(crate) fn process_cpu(pid: &str) -> Duration {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;
     };

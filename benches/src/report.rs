@@ -155,19 +155,21 @@ fn peer_table(rows: &[Row], peer: &str, what: &str) -> String {
     out
 }
 
-/// The RESP front end against twemproxy, the proxy it replaces (issue
-/// 32's targets: throughput ≥ twemproxy's, added p50 ≤ twemproxy's, the
-/// gateway's CPU per call; twemproxy's own CPU is not read).
-fn resp_table(rows: &[Row]) -> String {
+/// A front end against the proxy it replaces, same run (issues 31 and 32:
+/// throughput ≥ the proxy's, added p50 ≤ the proxy's, CPU per call ≤ the
+/// proxy's; each process's own, the proxy's when the bench started it):
+/// `path` against `proxy`.
+fn fronted_table(rows: &[Row], path: &str, proxy: &str, what: &str) -> String {
     let mut out = String::new();
-    let fronted: Vec<&Row> = rows.iter().filter(|r| r.path == "resp").collect();
+    let fronted: Vec<&Row> = rows.iter().filter(|r| r.path == path).collect();
     if fronted.is_empty() {
         return out;
     }
-    out.push_str(
-        "\nThe RESP front end (the direct client pointed at `omnigate serve`'s Redis listener) against twemproxy:\n\n\
-         | workload | tasks | resp ops/s | twemproxy ops/s | resp/twemproxy | resp +p50 µs | twemproxy +p50 µs | gateway µs/call |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    let _ = write!(
+        out,
+        "\n{what} against {proxy}:\n\n\
+         | workload | tasks | {path} ops/s | {proxy} ops/s | {path}/{proxy} | {path} +p50 µs | {proxy} +p50 µs | gateway CPU µs/call | {proxy} CPU µs/call |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in fronted {
         let Some(direct) = find(rows, r.workload, "direct", r.concurrency) else {
@@ -175,23 +177,23 @@ fn resp_table(rows: &[Row]) -> String {
         };
         let added =
             |s: &crate::measure::Sample| s.percentile(0.5) as i64 - direct.percentile(0.5) as i64;
-        let proxy = find(rows, r.workload, "twemproxy", r.concurrency);
+        let peer = find(rows, r.workload, proxy, r.concurrency);
         let cell = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let cpu = |s: &crate::measure::Sample| {
+            cell(s.gateway_cpu_per_op_us().map(|us| format!("{us:.1}")))
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
             r.workload,
             r.concurrency,
             r.sample.throughput(),
-            cell(proxy.map(|p| format!("{:.0}", p.throughput()))),
-            cell(proxy.map(|p| format!("{:.2}", r.sample.throughput() / p.throughput()))),
+            cell(peer.map(|p| format!("{:.0}", p.throughput()))),
+            cell(peer.map(|p| format!("{:.2}", r.sample.throughput() / p.throughput()))),
             added(&r.sample),
-            cell(proxy.map(|p| added(p).to_string())),
-            cell(
-                r.sample
-                    .gateway_cpu_per_op_us()
-                    .map(|us| format!("{us:.1}"))
-            ),
+            cell(peer.map(|p| added(p).to_string())),
+            cpu(&r.sample),
+            cell(peer.map(cpu)),
         );
     }
     out
@@ -282,7 +284,19 @@ pub(crate) fn markdown(rows: &[Row], ratios: &[Ratio], command: &str) -> String 
     ] {
         out.push_str(&peer_table(rows, peer, what));
     }
-    out.push_str(&resp_table(rows));
+    out.push_str(&fronted_table(
+        rows,
+        "resp",
+        "twemproxy",
+        "The RESP front end (the direct client pointed at `omnigate serve`'s Redis listener)",
+    ));
+    out.push_str(&fronted_table(
+        rows,
+        "pgwire",
+        "pgbouncer",
+        "The PostgreSQL-wire front end (the direct driver pointed at `omnigate serve`'s \
+         PostgreSQL listener)",
+    ));
     out.push_str(&uds_table(rows));
     out.push_str("\n## Every figure\n\n```\n");
     out.push_str(&table(rows));

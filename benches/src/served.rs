@@ -59,6 +59,8 @@ pub(crate) struct Served {
     pub(crate) addr: SocketAddr,
     /// Where its RESP front end listens (engine `cache`).
     pub(crate) resp: SocketAddr,
+    /// Where its PostgreSQL-wire front end listens.
+    pub(crate) pgwire: SocketAddr,
     /// The Unix socket it serves gRPC on as well (the `grpc-uds` path).
     pub(crate) unix: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -76,6 +78,7 @@ impl Served {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let addr = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
         let resp = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
+        let pgwire = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
         let config = dir.path().join("omnigate.toml");
         let unix = dir.path().join("grpc.sock");
         let mut text = config_text(backends, addr, &dir.path().join("tx.log")).replacen(
@@ -84,7 +87,8 @@ impl Served {
             1,
         );
         text.push_str(&format!(
-            "\n[frontends.redis]\nlisten = \"{resp}\"\ntarget = \"cache\"\n"
+            "\n[frontends.redis]\nlisten = \"{resp}\"\ntarget = \"cache\"\n\
+             \n[frontends.postgres]\nlisten = \"{pgwire}\"\n"
         ));
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let log =
@@ -101,12 +105,14 @@ impl Served {
             child,
             addr,
             resp,
+            pgwire,
             unix,
             _dir: dir,
         };
         let started = Instant::now();
         while tokio::net::TcpStream::connect(addr).await.is_err()
             || tokio::net::TcpStream::connect(resp).await.is_err()
+            || tokio::net::TcpStream::connect(pgwire).await.is_err()
             || tokio::net::UnixStream::connect(&served.unix).await.is_err()
         {
             if started.elapsed() > Duration::from_secs(60)

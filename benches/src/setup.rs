@@ -32,6 +32,18 @@ pub(crate) struct Backends {
     _local: Local,
 }
 
+impl Backends {
+    /// The process id of a proxy started here whose CPU a path's calls
+    /// cost: PgBouncer's for `pgbouncer`, twemproxy's for `twemproxy`.
+    pub(crate) fn proxy_pid(&self, path: &str) -> Option<u32> {
+        match path {
+            "pgbouncer" => self._local._bouncer.as_ref().map(|b| b.pid()),
+            "twemproxy" => self._local._proxy.as_ref().map(|p| p.pid()),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Local {
     _pg: Option<omnigate_tests::postgres::PgServer>,
@@ -157,6 +169,9 @@ pub(crate) struct Targets {
     pub(crate) proxy: Option<redis::aio::MultiplexedConnection>,
     /// The direct client through the served gateway's RESP front end.
     pub(crate) resp: redis::aio::MultiplexedConnection,
+    /// The direct driver through the served gateway's PostgreSQL-wire
+    /// front end (database: the engine `pg`).
+    pub(crate) pgwire: deadpool_postgres::Pool,
     /// The SQLite driver on its own (the three-engine transaction's native
     /// commit), on an in-memory database like the gateway's `side`.
     pub(crate) sqlite: omnigate::drivers::sqlite::SqliteDriver,
@@ -224,15 +239,7 @@ impl Targets {
                     .map_err(|e| e.to_string())?;
             grpc_uds.push(GatewayClient::new(channel).max_decoding_message_size(64 << 20));
         }
-        let pg_config: tokio_postgres::Config = backends
-            .postgres
-            .parse()
-            .map_err(|e: tokio_postgres::Error| e.to_string())?;
-        let manager = deadpool_postgres::Manager::new(pg_config, tokio_postgres::NoTls);
-        let pg = deadpool_postgres::Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let pg = pg_pool(&backends.postgres)?;
         let redis = redis::Client::open(backends.redis.as_str())
             .map_err(|e| e.to_string())?
             .get_multiplexed_async_connection()
@@ -260,21 +267,7 @@ impl Targets {
         if let Some(url) = &backends.victoria {
             crate::workloads::load_series(&http, url).await?;
         }
-        let bouncer = match &backends.pgbouncer {
-            Some(url) => {
-                let config: tokio_postgres::Config = url
-                    .parse()
-                    .map_err(|e: tokio_postgres::Error| e.to_string())?;
-                let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
-                Some(
-                    deadpool_postgres::Pool::builder(manager)
-                        .max_size(POOL_SIZE)
-                        .build()
-                        .map_err(err)?,
-                )
-            }
-            None => None,
-        };
+        let bouncer = backends.pgbouncer.as_deref().map(pg_pool).transpose()?;
         let proxy = match &backends.twemproxy {
             Some(url) => {
                 // twemproxy answers no CLIENT SETINFO: it closes the
@@ -292,6 +285,10 @@ impl Targets {
             }
             None => None,
         };
+        let pgwire = pg_pool(&format!(
+            "postgres://bench@{}/{PG}?sslmode=disable",
+            server.pgwire
+        ))?;
         let resp = redis::Client::open(format!("redis://{}/", server.resp))
             .map_err(err)?
             .get_multiplexed_async_connection()
@@ -335,6 +332,7 @@ impl Targets {
             bouncer,
             proxy,
             resp,
+            pgwire,
             gateway,
             grpc,
             grpc_uds,
@@ -418,4 +416,17 @@ pub(crate) fn workloads(t: &Arc<Targets>) -> Vec<Workload> {
 /// How long to warm up before measuring.
 pub(crate) fn warmup(duration: Duration) -> Duration {
     (duration / 5).max(Duration::from_millis(200))
+}
+
+/// A pool of the direct driver's connections to `url`, as large as the
+/// gateway's.
+fn pg_pool(url: &str) -> Result<deadpool_postgres::Pool, String> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| e.to_string())?;
+    let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .build()
+        .map_err(err)
 }

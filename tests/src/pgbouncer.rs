@@ -66,6 +66,11 @@ impl PgBouncer {
         std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
     }
 
+    /// Its process id (a bench reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A `postgres://` URL for database `db` through it.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://omnigate@127.0.0.1:{}/{db}", self.port)

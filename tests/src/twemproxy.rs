@@ -66,6 +66,11 @@ impl Twemproxy {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// Its process id (a bench reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Twemproxy {

@@ -11,6 +11,7 @@ fn path_color(path: &str) -> &'static str {
         "grpc" => "#e15759",
         "grpc-uds" => "#ff9da7",
         "resp" => "#76b7b2",
+        "pgwire" => "#edc948",
         "pgbouncer" => "#f28e2b",
         "twemproxy" => "#b07aa1",
         _ => "#9c755f",
@@ -25,6 +26,7 @@ fn path_name(path: &str) -> &str {
         "grpc" => "gRPC (omnigate serve)",
         "grpc-uds" => "gRPC over a Unix socket",
         "resp" => "RESP front end",
+        "pgwire" => "PostgreSQL-wire front end",
         other => other,
     }
 }

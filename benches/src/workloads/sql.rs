@@ -13,27 +13,13 @@ use super::{err, grpc_paths, library_path};
 use crate::measure::Op;
 use crate::setup::{PG, Targets, Workload};
 
-/// A SQL workload on the three paths: `sql` with one int8 parameter.
+/// A SQL workload on every path: `sql` with one int8 parameter.
 pub(super) fn sql_workload(
     t: &Arc<Targets>,
     name: &'static str,
     sql: &'static str,
     param: fn(u64) -> i64,
 ) -> Workload {
-    let direct: Op = {
-        let t = Arc::clone(t);
-        Arc::new(move |n| {
-            let t = Arc::clone(&t);
-            async move {
-                let client = t.pg.get().await.map_err(err)?;
-                let statement = client.prepare_cached(sql).await.map_err(err)?;
-                let id = param(n);
-                let rows = client.query(&statement, &[&id]).await.map_err(err)?;
-                read_accounts(&rows)
-            }
-            .boxed()
-        })
-    };
     let library = library_path(t, move |n| {
         Request::new("sql", sql).target(PG).param(param(n))
     });
@@ -46,38 +32,59 @@ pub(super) fn sql_workload(
         }],
         ..Default::default()
     });
-    let mut paths = vec![("direct", direct), ("library", library), grpc, grpc_uds];
+    let mut paths = vec![
+        ("direct", driver_op(t.pg.clone(), sql, param, true)),
+        ("library", library),
+        grpc,
+        grpc_uds,
+        // The same client, pointed at the PostgreSQL-wire front end.
+        ("pgwire", driver_op(t.pgwire.clone(), sql, param, true)),
+    ];
     if let Some(pool) = t.bouncer.clone() {
-        // Through PgBouncer in transaction mode a named prepared statement
-        // may meet another server connection: send it unnamed, with its
-        // parameter types, in one round trip (query_typed).
-        let bouncer: Op = Arc::new(move |n| {
-            let pool = pool.clone();
-            async move {
-                let client = pool.get().await.map_err(err)?;
-                let id = param(n);
-                let rows = client
-                    .query_typed(sql, &[(&id, tokio_postgres::types::Type::INT8)])
-                    .await
-                    .map_err(err)?;
-                read_accounts(&rows)
-            }
-            .boxed()
-        });
-        paths.push(("pgbouncer", bouncer));
+        paths.push(("pgbouncer", driver_op(pool, sql, param, false)));
     }
     Workload { name, paths }
+}
+
+/// The direct driver's call through `pool`: with `named`, a statement
+/// prepared once per connection (`prepare_cached`) then bound and run;
+/// without, sent unnamed with its parameter types in one round trip
+/// (`query_typed`), as PgBouncer in transaction mode needs (a named
+/// statement may meet another server connection there).
+fn driver_op(
+    pool: deadpool_postgres::Pool,
+    sql: &'static str,
+    param: fn(u64) -> i64,
+    named: bool,
+) -> Op {
+    Arc::new(move |n| {
+        let pool = pool.clone();
+        async move {
+            let client = pool.get().await.map_err(err)?;
+            let id = param(n);
+            let rows = if named {
+                let statement = client.prepare_cached(sql).await.map_err(err)?;
+                client.query(&statement, &[&id]).await.map_err(err)?
+            } else {
+                client
+                    .query_typed(sql, &[(&id, tokio_postgres::types::Type::INT8)])
+                    .await
+                    .map_err(err)?
+            };
+            read_accounts(&rows)
+        }
+        .boxed()
+    })
 }
 
 /// Every row of the 10k-row table, streamed on every path.
 pub(super) fn stream_10k(t: &Arc<Targets>) -> Workload {
     const SQL: &str = "SELECT id, name, balance FROM bench_accounts";
-    let direct: Op = {
-        let t = Arc::clone(t);
+    let through = |pool: deadpool_postgres::Pool| -> Op {
         Arc::new(move |_| {
-            let t = Arc::clone(&t);
+            let pool = pool.clone();
             async move {
-                let client = t.pg.get().await.map_err(err)?;
+                let client = pool.get().await.map_err(err)?;
                 let statement = client.prepare_cached(SQL).await.map_err(err)?;
                 let params: [i64; 0] = [];
                 let rows = client.query_raw(&statement, params).await.map_err(err)?;
@@ -93,6 +100,8 @@ pub(super) fn stream_10k(t: &Arc<Targets>) -> Workload {
             .boxed()
         })
     };
+    let direct = through(t.pg.clone());
+    let pgwire = through(t.pgwire.clone());
     let library: Op = {
         let t = Arc::clone(t);
         Arc::new(move |_| {
@@ -140,7 +149,12 @@ pub(super) fn stream_10k(t: &Arc<Targets>) -> Workload {
     };
     Workload {
         name: "pg_stream_10k",
-        paths: vec![("direct", direct), ("library", library), ("grpc", grpc)],
+        paths: vec![
+            ("direct", direct),
+            ("library", library),
+            ("grpc", grpc),
+            ("pgwire", pgwire),
+        ],
     }
 }
 
