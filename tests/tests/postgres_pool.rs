@@ -253,3 +253,30 @@ async fn a_connection_whose_call_was_abandoned_never_serves_another() {
         "the abandoned queries were cancelled on the server"
     );
 }
+
+#[tokio::test]
+async fn statements_with_their_values_in_the_text_do_not_pile_up_on_a_connection() {
+    let server = PgServer::start();
+    let config = PostgresConfig {
+        pool: PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        },
+        ..server.engine_config()
+    };
+    let d = PostgresDriver::connect("pg", config).await.unwrap();
+    let options = ExecuteOptions::default();
+    // 1,000 texts, each prepared once (pgbench -S sends its reads so).
+    for i in 0..1_000 {
+        let one = Statement::new(format!("SELECT {i} AS n"));
+        let result = d.execute(Dialect::Sql, &one, &options).await.unwrap();
+        assert_eq!(result.rows, vec![vec![Value::Int(i)]]);
+    }
+    // The one connection's server process holds a bounded number of them.
+    let count = Statement::new("SELECT count(*) FROM pg_prepared_statements");
+    let held = d.execute(Dialect::Sql, &count, &options).await.unwrap();
+    let Value::Int(held) = held.rows[0][0] else {
+        panic!("a count: {:?}", held.rows);
+    };
+    assert!((1..=256).contains(&held), "{held} statements prepared");
+}

@@ -15,6 +15,7 @@ pub(crate) mod encode;
 mod error;
 mod numeric;
 mod pool;
+mod prepared;
 mod run;
 mod session;
 mod tls;
@@ -27,6 +28,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use pool::{build_pool, get, max_prepared_transactions};
+use prepared::Cached;
 
 pub use config::{PostgresConfig, Recycling, Tls};
 pub use session::changes_session;
@@ -255,7 +257,7 @@ impl StorageDriver for PostgresDriver {
             false,
             async |client: &mut Object| {
                 let prepared = client
-                    .prepare_cached(&statement.text)
+                    .prepare_bounded(&statement.text)
                     .await
                     .map_err(|e| error::from_pg(e, options.timeout))?;
                 Ok(crate::StatementShape {

@@ -14,6 +14,7 @@ use tokio_postgres::{CancelToken, NoTls, Row as PgRow};
 use super::decode::{Cell, is_mapped};
 use super::encode::{Encoded, encode};
 use super::error::from_pg;
+use super::prepared::Cached;
 use super::types_cache::{Early, StatementTypes};
 use crate::{Column, Error, ExecuteOptions, Result, ResultSet, Row, RowStream, Statement};
 
@@ -149,12 +150,12 @@ fn columns(statement: &tokio_postgres::Statement) -> Vec<Column> {
 /// map, prepares it again wrapped so that column arrives as text (its
 /// column keeps its name and type name).
 pub(super) async fn prepare(
-    client: &impl GenericClient,
+    client: &impl Cached,
     text: &str,
     timeout: Option<Duration>,
 ) -> Result<(tokio_postgres::Statement, Vec<Column>)> {
     let prepared = client
-        .prepare_cached(text)
+        .prepare_bounded(text)
         .await
         .map_err(|e| from_pg(e, timeout))?;
     let columns = columns(&prepared);
@@ -163,7 +164,7 @@ pub(super) async fn prepare(
     }
     let wrapped = text_fallback(text, &prepared);
     let prepared = client
-        .prepare_cached(&wrapped)
+        .prepare_bounded(&wrapped)
         .await
         .map_err(|e| from_pg(e, timeout))?;
     Ok((prepared, columns))
@@ -273,7 +274,7 @@ pub(super) fn row_values(row: &PgRow) -> Result<Row> {
 
 /// Prepares (cached per connection), binds and runs one statement.
 pub(crate) async fn execute(
-    client: &impl GenericClient,
+    client: &impl Cached,
     statement: &Statement,
     options: &ExecuteOptions,
     early: Option<Early>,

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Object;
 
 use super::error::from_pg;
+use super::prepared::Cached;
 use super::types_cache::StatementTypes;
 use super::{KIND, refuse_unsendable, run};
 use crate::{
@@ -353,7 +354,7 @@ impl DriverTransaction for PostgresTransaction {
                 "the transaction has ended",
             ))));
         };
-        let prepared = match client.prepare_cached(&statement.text).await {
+        let prepared = match client.prepare_bounded(&statement.text).await {
             Ok(prepared) => prepared,
             // Not sent: the transaction is still open; it rolls back as
             // its connection closes.
