@@ -261,9 +261,15 @@ pub async fn start(gateway: Gateway, config: &ServerConfig) -> Result<ServerHand
             let acceptor = tls.as_ref().map(|t| t.acceptor(&[b"postgresql"]));
             let addr = frontend.listen;
             Some(
-                crate::postgres::start(gateway.clone(), frontend, acceptor, connections.clone())
-                    .await
-                    .map_err(|source| ServeError::Bind { addr, source })?,
+                crate::postgres::start(
+                    gateway.clone(),
+                    frontend,
+                    acceptor,
+                    connections.clone(),
+                    config.max_request_bytes,
+                )
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?,
             )
         }
         None => None,

@@ -12,6 +12,8 @@
 //! - `encode.rs`: results as rows of PostgreSQL types in text format;
 //! - `errors.rs`: errors as SQLSTATEs;
 //! - `session.rs`: one connection's state;
+//! - `socket.rs`: the connection under pgwire (replies written once per
+//!   round, messages capped after login);
 //! - `statements.rs`: what the session reads in a statement's text.
 
 mod auth;
@@ -21,6 +23,7 @@ mod errors;
 mod extended;
 mod query;
 mod session;
+mod socket;
 mod statements;
 
 use std::net::SocketAddr;
@@ -91,12 +94,14 @@ impl Drop for PostgresFrontend {
 }
 
 /// Listens on `config.listen` and serves every client on its own task;
-/// `tls` answers clients' `SSLRequest`.
+/// `tls` answers clients' `SSLRequest`; a message past `max_message`
+/// bytes after login ends its connection (`[server] max_request_bytes`).
 pub async fn start(
     gateway: Gateway,
     config: &PostgresFrontendConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
     connections: crate::connections::ConnectionMetrics,
+    max_message: usize,
 ) -> std::io::Result<PostgresFrontend> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
@@ -107,6 +112,7 @@ pub async fn start(
     let logins = Arc::new(auth::Logins::new(gateway.clone(), keys));
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let idle_timeout = config.idle_timeout;
+    let counted = connections.statements("postgres");
     let task = tokio::spawn(async move {
         loop {
             let (socket, peer) = match listener.accept().await {
@@ -138,6 +144,7 @@ pub async fn start(
                 }),
                 queries: Arc::new(query::Queries {
                     gateway: gateway.clone(),
+                    counted: counted.clone(),
                     session: Arc::clone(&session),
                     parser: Arc::new(extended::Parser {
                         gateway: gateway.clone(),
@@ -154,10 +161,9 @@ pub async fn start(
                 // pgwire's decoder panics on some malformed messages: the
                 // panic ends this client's connection, and the cleanup
                 // below still runs.
-                let served = std::panic::AssertUnwindSafe(pgwire::tokio::process_socket(
-                    socket, tls, handlers,
-                ))
-                .catch_unwind();
+                let served =
+                    std::panic::AssertUnwindSafe(socket::serve(socket, tls, handlers, max_message))
+                        .catch_unwind();
                 tokio::select! {
                     outcome = served => match outcome {
                         Ok(Ok(())) => {}

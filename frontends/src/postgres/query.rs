@@ -32,6 +32,8 @@ use super::{cancel, encode};
 pub(super) struct Queries {
     pub(super) gateway: Gateway,
     pub(super) session: Arc<Session>,
+    /// `omnigate_frontend_statements_total{frontend="postgres"}`.
+    pub(super) counted: crate::connections::StatementCounters,
     /// Parses the extended protocol's statements.
     pub(super) parser: Arc<super::extended::Parser>,
 }
@@ -216,7 +218,10 @@ impl Queries {
         let mut request = Request::new("sql", text).target(self.session.engine());
         request.params = params;
         request.context = self.session.context();
-        match self.gateway.execute(request).await {
+        let counting = self.counted.start();
+        let executed = self.gateway.execute(request).await;
+        counting.finish(executed.is_ok());
+        match executed {
             Ok(response) => Ok(response.result),
             Err(e) => {
                 self.session.fail_tx();

@@ -34,6 +34,8 @@ pub(super) struct Shared {
     /// The engine every command runs on.
     pub(super) target: String,
     pub(super) idle_timeout: Duration,
+    /// `omnigate_frontend_statements_total{frontend="redis"}`.
+    pub(super) counted: crate::connections::StatementCounters,
 }
 
 /// A connection's state while it is served.
@@ -228,7 +230,10 @@ impl Connection {
             context: self.session.context(),
             ..Request::default()
         };
-        match self.shared.gateway.execute(request).await {
+        let counting = self.shared.counted.start();
+        let executed = self.shared.gateway.execute(request).await;
+        counting.finish(executed.is_ok());
+        match executed {
             Ok(response) => reply_of(response.result),
             Err(e) => errors::reply(&e),
         }
@@ -251,9 +256,12 @@ impl Connection {
             Ok(response) => response
                 .results
                 .into_iter()
-                .map(|result| match result {
-                    Ok(result) => reply_of(result),
-                    Err(e) => errors::reply(&Error::Driver(e)),
+                .map(|result| {
+                    self.shared.counted.count(result.is_ok());
+                    match result {
+                        Ok(result) => reply_of(result),
+                        Err(e) => errors::reply(&Error::Driver(e)),
+                    }
                 })
                 .collect(),
             Err(e) if refused_before_running(&e) => {
@@ -263,7 +271,12 @@ impl Connection {
                 }
                 replies
             }
-            Err(e) => vec![errors::reply(&e); commands.len()],
+            Err(e) => {
+                for _ in &commands {
+                    self.shared.counted.count(false);
+                }
+                vec![errors::reply(&e); commands.len()]
+            }
         }
     }
 

@@ -138,6 +138,7 @@ pub async fn start(
         gateway,
         target: config.target.clone(),
         idle_timeout: config.idle_timeout,
+        counted: connections.statements(FRONTEND),
     });
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let ids = AtomicU64::new(1);

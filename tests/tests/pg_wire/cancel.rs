@@ -109,4 +109,14 @@ async fn a_cancel_request_cuts_the_running_statement() {
         &[("frontend", "postgres")],
     );
     assert!((1.0..accepted).contains(&open), "{open} of {accepted}");
+    // Statements, by outcome: the cancelled ones failed.
+    let ok = count(
+        "omnigate_frontend_statements_total",
+        &[("frontend", "postgres"), ("outcome", "ok")],
+    );
+    let failed = count(
+        "omnigate_frontend_statements_total",
+        &[("frontend", "postgres"), ("outcome", "error")],
+    );
+    assert!(ok >= 3.0 && failed >= 2.0, "ok {ok}, error {failed}");
 }

@@ -166,3 +166,36 @@ async fn what_an_attacker_tried_is_refused() {
     assert_eq!(sqlstate(&revoked), "28000", "{revoked}");
     assert!(app.is_closed() || app.simple_query("SELECT 1").await.is_err());
 }
+
+#[tokio::test]
+async fn a_message_past_max_request_bytes_is_refused_after_login() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    let app = connect(addr, "app", "app-token", "main-db").await;
+    // Under the cap (4 MiB by default): the engine runs it.
+    let fits = format!("SELECT length('{}')", "x".repeat(1 << 20));
+    let rows = app.simple_query(&fits).await.unwrap();
+    let length = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(length.as_deref(), Some("1048576"));
+    // Past it: refused by its header, before its body is taken in, and
+    // the connection ends (pgwire alone takes up to 1 GB after login).
+    let past = format!("SELECT length('{}')", "x".repeat(5 << 20));
+    let refused = app.simple_query(&past).await.unwrap_err();
+    assert_eq!(sqlstate(&refused), "54000", "{refused}");
+    let said = refused.as_db_error().map(|e| e.message().to_owned());
+    assert!(
+        said.as_deref()
+            .is_some_and(|m| m.contains("max_request_bytes")),
+        "{said:?}"
+    );
+    assert!(
+        app.simple_query("SELECT 1").await.is_err(),
+        "the connection ended"
+    );
+    // Other sessions are served as before.
+    let other = connect(addr, "app", "app-token", "main-db").await;
+    other.simple_query("SELECT 1").await.unwrap();
+}

@@ -73,6 +73,13 @@ async fn a_deep_request_before_auth_is_refused_and_the_gateway_lives_on() {
         &[("frontend", "redis")],
     );
     assert!(open.is_some_and(|n| n >= 1.0), "{open:?}");
+    // The SET and STRLEN ran through the core.
+    let statements = omnigate_tests::metrics::value(
+        &scrape,
+        "omnigate_frontend_statements_total",
+        &[("frontend", "redis"), ("outcome", "ok")],
+    );
+    assert!(statements.is_some_and(|n| n >= 2.0), "{statements:?}");
 }
 
 #[tokio::test]

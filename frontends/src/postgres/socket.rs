@@ -1,0 +1,338 @@
+//! A client's connection under pgwire, served by this front end's own copy
+//! of pgwire's message loop (`pgwire::tokio::process_socket`, whose
+//! socket type is fixed) so that the socket can be [`Held`]:
+//!
+//! - **replies are written once per round**: pgwire flushes after each
+//!   reply message (`BindComplete`, the rows, `ReadyForQuery`: three
+//!   writes and three wake-ups of the client per extended-protocol call);
+//!   held here until pgwire next waits for the client, they leave in one
+//!   write, as PostgreSQL itself sends at `Sync` (or when 8 KiB are
+//!   waiting, so large results still stream);
+//! - **a message's size is capped** once the client has logged in, at the
+//!   server's `max_request_bytes`: pgwire itself takes messages up to 1
+//!   GB after login. A larger one is refused with `54000` before its body
+//!   is read, and the connection ends (its framing cannot be trusted).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use futures::{SinkExt, StreamExt};
+use pgwire::api::ErrorHandler;
+use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, FramedParts};
+
+/// Replies held up to this many bytes before they are written anyway.
+const HOLD: usize = 8 << 10;
+
+/// How long a client has to log in (pgwire's own bound).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A message larger than the cap (see the module docs).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a message of {size} bytes is larger than this server takes ({max} bytes: \
+     [server] max_request_bytes); send large values in parts"
+)]
+struct TooLarge {
+    size: usize,
+    max: usize,
+}
+
+/// The client's socket, its replies held and its messages' sizes checked
+/// (see the module docs).
+pub(super) struct Held<T> {
+    inner: T,
+    /// Replies not yet written.
+    out: BytesMut,
+    /// The cap, once armed (after login).
+    max: Option<usize>,
+    /// The message being read: its header so far, then how much of its
+    /// body is left to pass.
+    header: Vec<u8>,
+    body_left: usize,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
+    fn new(inner: T) -> Self {
+        Held {
+            inner,
+            out: BytesMut::new(),
+            max: None,
+            header: Vec::with_capacity(5),
+            body_left: 0,
+        }
+    }
+
+    /// Checks messages from now on, the first starting at `unread` (the
+    /// bytes read but not yet decoded, which begin at a message).
+    fn arm(&mut self, max: usize, unread: &[u8]) -> io::Result<()> {
+        self.max = Some(max);
+        self.scan(unread)
+    }
+
+    /// Follows the framing (a type byte and a length that counts itself)
+    /// over `bytes`, refusing a message whose length passes the cap.
+    fn scan(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let Some(max) = self.max else {
+            return Ok(());
+        };
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let passed = self.body_left.min(bytes.len());
+                self.body_left -= passed;
+                bytes = &bytes[passed..];
+                continue;
+            }
+            let take = (5 - self.header.len()).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.header.len() == 5 {
+                let len = u32::from_be_bytes([
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                    self.header[4],
+                ]) as usize;
+                self.header.clear();
+                if len.saturating_add(1) > max {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        TooLarge {
+                            size: len.saturating_add(1),
+                            max,
+                        },
+                    ));
+                }
+                self.body_left = len.saturating_sub(4);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the held replies out, then flushes.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out.advance(n);
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Held<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        // Waiting for the client: what it is owed goes first.
+        ready!(this.poll_drain(cx))?;
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        Poll::Ready(this.scan(&buf.filled()[before..]))
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Held<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.out.len() >= HOLD {
+            ready!(this.poll_drain(cx))?;
+        }
+        this.out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        // Held until the next read, unless much is waiting.
+        if this.out.len() >= HOLD {
+            return this.poll_drain(cx);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves one client: pgwire's TLS negotiation, then its message loop on
+/// the [`Held`] socket, with messages capped at `max_message` bytes after
+/// login.
+pub(super) async fn serve<H: PgWireServerHandlers>(
+    tcp: TcpStream,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+    handlers: H,
+    max_message: usize,
+) -> io::Result<()> {
+    let startup = tokio::time::sleep(STARTUP_TIMEOUT);
+    tokio::pin!(startup);
+    let negotiated = tokio::select! {
+        () = &mut startup => return Ok(()),
+        negotiated = negotiate_tls(tcp, tls) => negotiated?,
+    };
+    // A direct TLS hello without TLS configured: nothing to serve.
+    let Some(socket) = negotiated else {
+        return Ok(());
+    };
+    let parts = socket.into_parts();
+    let mut held = FramedParts::new(Held::new(parts.io), parts.codec);
+    held.read_buf = parts.read_buf;
+    held.write_buf = parts.write_buf;
+    let mut socket = Framed::from_parts(held);
+
+    let startup_handler = handlers.startup_handler();
+    let simple = handlers.simple_query_handler();
+    let extended = handlers.extended_query_handler();
+    let copy = handlers.copy_handler();
+    let cancel = handlers.cancel_handler();
+    let errors = handlers.error_handler();
+    let mut armed = false;
+    loop {
+        let logging_in = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        if !logging_in && !armed {
+            armed = true;
+            let unread = socket.read_buffer().to_vec();
+            if let Err(e) = socket.get_mut().arm(max_message, &unread) {
+                return refuse(&mut socket, &e).await;
+            }
+        }
+        let message = if logging_in {
+            tokio::select! {
+                () = &mut startup => None,
+                message = socket.next() => message,
+            }
+        } else {
+            socket.next().await
+        };
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(PgWireError::IoError(e))) if too_large(&e) => {
+                return refuse(&mut socket, &e).await;
+            }
+            _ => break,
+        };
+        // A Terminate ends the connection; so does a cancel request (on a
+        // connection of its own), once handled.
+        if matches!(message, PgWireFrontendMessage::Terminate(_)) {
+            break;
+        }
+        let cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        let extended_query = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => message.is_extended_query(),
+        };
+        if let Err(mut e) = process_message(
+            message,
+            &mut socket,
+            startup_handler.clone(),
+            simple.clone(),
+            extended.clone(),
+            copy.clone(),
+            cancel.clone(),
+        )
+        .await
+        {
+            errors.on_error(&socket, &mut e);
+            let fatal = e.is_fatal();
+            process_error(&mut socket, e, extended_query).await?;
+            if fatal {
+                break;
+            }
+        }
+        if cancel_request {
+            break;
+        }
+    }
+    // Whatever is still held goes out before the socket is dropped.
+    socket.close().await
+}
+
+/// Whether `e` is [`Held`]'s refusal of a message too large.
+fn too_large(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<TooLarge>())
+}
+
+/// Answers a message too large with a FATAL `54000` and ends the
+/// connection.
+async fn refuse<T, C>(socket: &mut Framed<T, C>, e: &io::Error) -> io::Result<()>
+where
+    Framed<T, C>: futures::Sink<PgWireBackendMessage, Error = io::Error> + Unpin,
+{
+    let why = e
+        .get_ref()
+        .map_or_else(|| e.to_string(), ToString::to_string);
+    let info = ErrorInfo::new("FATAL".to_owned(), "54000".to_owned(), why);
+    socket
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await?;
+    socket.close().await
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn replies_wait_for_the_next_read_and_leave_in_one_write() {
+        let (server, mut client) = tokio::io::duplex(1 << 16);
+        let mut held = Held::new(server);
+        held.write_all(b"2\0\0\0\x04").await.unwrap();
+        held.flush().await.unwrap();
+        held.write_all(b"Z\0\0\0\x05I").await.unwrap();
+        held.flush().await.unwrap();
+        // Nothing reached the client yet.
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(50), client.read(&mut byte)).await;
+        assert!(early.is_err(), "held until the server reads");
+        // The server waits for the client: both replies go, together.
+        client.write_all(b"S\0\0\0\x04").await.unwrap();
+        let mut request = [0u8; 5];
+        held.read_exact(&mut request).await.unwrap();
+        let mut replies = [0u8; 11];
+        client.read_exact(&mut replies).await.unwrap();
+        assert_eq!(&replies, b"2\0\0\0\x04Z\0\0\0\x05I");
+    }
+
+    #[test]
+    fn a_message_past_the_cap_is_refused_by_its_header() {
+        let (server, _client) = tokio::io::duplex(16);
+        let mut held = Held::new(server);
+        // Before login nothing is checked.
+        held.scan(b"Q\x7f\xff\xff\xff").unwrap();
+        // Armed mid-stream at a message boundary: a 9-byte Query passes in
+        // pieces, the next one's header says 1 MiB.
+        held.arm(1024, b"Q\0\0\0\x08ab").unwrap();
+        held.scan(b"c\0").unwrap();
+        let mut big = b"Q".to_vec();
+        big.extend_from_slice(&(1u32 << 20).to_be_bytes());
+        let e = held.scan(&big).unwrap_err();
+        assert!(too_large(&e), "{e}");
+        assert!(e.to_string().contains("max_request_bytes"), "{e}");
+    }
+}
