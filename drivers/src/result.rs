@@ -70,7 +70,16 @@ impl ResultSet {
     ///
     /// [`DriverTransaction::commit_replies`]: crate::DriverTransaction::commit_replies
     pub fn queued() -> Self {
-        ResultSet::reply(Value::String(QUEUED.to_owned()))
+        ResultSet {
+            columns: vec![Column::new("reply", QUEUED)],
+            ..ResultSet::reply(Value::String(QUEUED.to_owned()))
+        }
+    }
+
+    /// Whether this is a buffered write's [`ResultSet::queued`] (its column
+    /// is typed `QUEUED`; a read that answers the status `QUEUED` is not).
+    pub fn is_queued(&self) -> bool {
+        matches!(self.columns.as_slice(), [c] if c.type_name == QUEUED)
     }
 
     /// The first column of the first row (`Value::Null` when there is none).

@@ -103,6 +103,23 @@ pub trait DriverTransaction: Send + fmt::Debug {
         Ok(crate::RowStream::from_result(result, options.batch_size()))
     }
 
+    /// What `statement` takes and returns, as the transaction sees it (a
+    /// table it created is there), without running it. Engines that
+    /// cannot say so on the transaction's own connection answer
+    /// `NotSupported`; the caller then asks the engine outside it.
+    async fn describe_statement(
+        &mut self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<crate::StatementShape> {
+        let _ = (dialect, statement, options);
+        Err(Error::not_supported(
+            "describing a statement inside a transaction",
+            self.engine(),
+        ))
+    }
+
     /// The first phase of a two-phase commit. Preparable live engines
     /// prepare under `global_id` (PostgreSQL's `PREPARE TRANSACTION`).
     /// Buffered engines vote (check what would fail when applied) and from

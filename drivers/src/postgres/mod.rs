@@ -260,18 +260,7 @@ impl StorageDriver for PostgresDriver {
                     .prepare_bounded(&statement.text)
                     .await
                     .map_err(|e| error::from_pg(e, options.timeout))?;
-                Ok(crate::StatementShape {
-                    params: prepared
-                        .params()
-                        .iter()
-                        .map(|t| t.name().to_owned())
-                        .collect(),
-                    columns: prepared
-                        .columns()
-                        .iter()
-                        .map(|c| crate::Column::new(c.name(), c.type_().name()))
-                        .collect(),
-                })
+                Ok(prepared::shape(&prepared))
             },
         )
         .await

@@ -2,36 +2,63 @@
 //! bounded.
 //!
 //! deadpool's statement cache keeps every text it has prepared for the
-//! life of the connection, and PostgreSQL keeps each as a prepared
+//! life of the connection (and, for a text whose prepare failed, an empty
+//! entry holding the text), and PostgreSQL keeps each as a prepared
 //! statement in the server process. Statements sent with their values
 //! written into the text (`SELECT .. WHERE id = 42`, as pgbench -S and
 //! many ORMs' "simple" modes send them) are each a new text: without a
 //! bound, every pooled connection and its server process would grow
-//! without end. A connection that holds [`MAX_CACHED`] lets them all go
-//! before it prepares another (each is closed on the server as it is
-//! dropped), so hot statements are prepared again at most once per that
-//! many new texts.
+//! without end. So a text whose prepare fails is let go of at once, and a
+//! new text that takes the cache past [`MAX_CACHED`] empties it (each
+//! statement is closed on the server as its last user drops it). A
+//! statement found in the cache never empties it: an application with up
+//! to that many statements in use keeps them all prepared; one with more
+//! prepares them again as they come back.
 
 use deadpool_postgres::{GenericClient, Object, StatementCache, Transaction};
 
 /// Statements a connection keeps prepared at most.
-pub(crate) const MAX_CACHED: usize = 256;
+pub(crate) const MAX_CACHED: usize = 512;
 
 /// A client whose prepared statements are cached per connection.
 pub(crate) trait Cached: GenericClient {
     /// Its connection's cache.
     fn cache(&self) -> &StatementCache;
 
-    /// Prepares `text` through the cache, first emptying a full cache.
+    /// Prepares `text` through the cache (see the module docs).
     async fn prepare_bounded(
         &self,
         text: &str,
     ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
         let cache = self.cache();
-        if cache.size() >= MAX_CACHED {
-            cache.clear();
+        match self.prepare_cached(text).await {
+            Ok(prepared) => {
+                if cache.size() > MAX_CACHED {
+                    cache.clear();
+                }
+                Ok(prepared)
+            }
+            Err(e) => {
+                cache.remove(text, &[]);
+                Err(e)
+            }
         }
-        self.prepare_cached(text).await
+    }
+}
+
+/// What a prepared statement takes and returns.
+pub(crate) fn shape(prepared: &tokio_postgres::Statement) -> crate::StatementShape {
+    crate::StatementShape {
+        params: prepared
+            .params()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .collect(),
+        columns: prepared
+            .columns()
+            .iter()
+            .map(|c| crate::Column::new(c.name(), c.type_().name()))
+            .collect(),
     }
 }
 

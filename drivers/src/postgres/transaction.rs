@@ -241,6 +241,35 @@ impl DriverTransaction for PostgresTransaction {
         outcome
     }
 
+    /// Prepared on the transaction's connection, where what it made so
+    /// far is seen. Nothing runs, so BEGIN can wait for the first
+    /// statement.
+    async fn describe_statement(
+        &mut self,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Result<crate::StatementShape> {
+        self.check(dialect, statement, options)?;
+        self.reclaim().await?;
+        let was_tainted = std::mem::replace(&mut self.tainted, true);
+        let client = self.client()?;
+        let token = client.cancel_token();
+        let work = async {
+            client
+                .prepare_bounded(&statement.text)
+                .await
+                .map(|prepared| super::prepared::shape(&prepared))
+                .map_err(|e| from_pg(e, options.timeout))
+        };
+        let (outcome, cancelled) =
+            super::tx_stream::cancelled_at(options.timeout, &token, work).await;
+        self.tainted = was_tainted || cancelled;
+        // As PostgreSQL: a statement that does not parse fails the block.
+        self.aborted |= outcome.is_err() && self.begun;
+        outcome
+    }
+
     async fn execute_stream(
         &mut self,
         dialect: Dialect,

@@ -78,6 +78,18 @@ impl DriverTransaction for SqliteTransaction {
         run::execute(self.conn()?, statement.clone(), options).await
     }
 
+    /// On the transaction's connection, where what it made so far is seen.
+    async fn describe_statement(
+        &mut self,
+        dialect: Dialect,
+        statement: &Statement,
+        _options: &ExecuteOptions,
+    ) -> Result<crate::StatementShape> {
+        self.descriptor.accept(dialect, statement)?;
+        crate::sql::refuse_control(KIND, statement, CONTROL)?;
+        run::describe_statement(self.conn()?, statement.text.clone()).await
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<()> {
         let conn = self.conn.take();
         let Some(conn) = conn else {

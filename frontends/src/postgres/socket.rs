@@ -5,13 +5,16 @@
 //! - **replies are written once per round**: pgwire flushes after each
 //!   reply message (`BindComplete`, the rows, `ReadyForQuery`: three
 //!   writes and three wake-ups of the client per extended-protocol call);
-//!   held here until pgwire next waits for the client, they leave in one
-//!   write, as PostgreSQL itself sends at `Sync` (or when 8 KiB are
-//!   waiting, so large results still stream);
+//!   held here, they leave in one write when the round ends, as
+//!   PostgreSQL sends them: after a `Sync`, a `Flush` or a simple query
+//!   (even when the client has already sent more), whenever the session
+//!   waits for the client, and once 8 KiB wait (so large results still
+//!   stream);
 //! - **a message's size is capped** once the client has logged in, at the
 //!   server's `max_request_bytes`: pgwire itself takes messages up to 1
 //!   GB after login. A larger one is refused with `54000` before its body
-//!   is read, and the connection ends (its framing cannot be trusted).
+//!   is read (the messages before it are served), and the connection
+//!   ends (its framing cannot be trusted).
 
 use std::io;
 use std::pin::Pin;
@@ -58,6 +61,9 @@ pub(super) struct Held<T> {
     /// body is left to pass.
     header: Vec<u8>,
     body_left: usize,
+    /// A message past the cap, said at the next read: the bytes before
+    /// it were passed on first.
+    refused: Option<io::Error>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
@@ -68,6 +74,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
             max: None,
             header: Vec::with_capacity(5),
             body_left: 0,
+            refused: None,
         }
     }
 
@@ -80,20 +87,28 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
 
     /// Follows the framing (a type byte and a length that counts itself)
     /// over `bytes`, refusing a message whose length passes the cap.
-    fn scan(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    fn scan(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.walk(bytes).map_err(|(_, e)| e)
+    }
+
+    /// [`scan`](Held::scan), saying on a refusal where in `bytes` the
+    /// refused message's header began (0 when it began in an earlier read).
+    fn walk(&mut self, bytes: &[u8]) -> Result<(), (usize, io::Error)> {
         let Some(max) = self.max else {
             return Ok(());
         };
-        while !bytes.is_empty() {
+        let mut at = 0;
+        while at < bytes.len() {
             if self.body_left > 0 {
-                let passed = self.body_left.min(bytes.len());
+                let passed = self.body_left.min(bytes.len() - at);
                 self.body_left -= passed;
-                bytes = &bytes[passed..];
+                at += passed;
                 continue;
             }
-            let take = (5 - self.header.len()).min(bytes.len());
-            self.header.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
+            let header_start = at.saturating_sub(self.header.len());
+            let take = (5 - self.header.len()).min(bytes.len() - at);
+            self.header.extend_from_slice(&bytes[at..at + take]);
+            at += take;
             if self.header.len() == 5 {
                 let len = u32::from_be_bytes([
                     self.header[1],
@@ -103,18 +118,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
                 ]) as usize;
                 self.header.clear();
                 if len.saturating_add(1) > max {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        TooLarge {
-                            size: len.saturating_add(1),
-                            max,
-                        },
-                    ));
+                    let too_large = TooLarge {
+                        size: len.saturating_add(1),
+                        max,
+                    };
+                    let e = io::Error::new(io::ErrorKind::InvalidData, too_large);
+                    return Err((header_start, e));
                 }
                 self.body_left = len.saturating_sub(4);
             }
         }
         Ok(())
+    }
+
+    /// Writes the held replies out now (the end of a round).
+    async fn drain(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_drain(cx)).await
     }
 
     /// Writes the held replies out, then flushes.
@@ -139,9 +158,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Held<T> {
         let this = self.get_mut();
         // Waiting for the client: what it is owed goes first.
         ready!(this.poll_drain(cx))?;
+        if let Some(refused) = this.refused.take() {
+            return Poll::Ready(Err(refused));
+        }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        Poll::Ready(this.scan(&buf.filled()[before..]))
+        match this.walk(&buf.filled()[before..]) {
+            Ok(()) => {}
+            // Refused now: nothing before it in this read.
+            Err((0, e)) => return Poll::Ready(Err(e)),
+            // The messages before it are passed on; it is refused at the
+            // next read, once they are served.
+            Err((start, e)) => {
+                buf.set_filled(before + start);
+                this.refused = Some(e);
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -241,6 +274,13 @@ pub(super) async fn serve<H: PgWireServerHandlers>(
             break;
         }
         let cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        // Where PostgreSQL sends what it holds, even if more has come.
+        let ends_round = matches!(
+            message,
+            PgWireFrontendMessage::Sync(_)
+                | PgWireFrontendMessage::Flush(_)
+                | PgWireFrontendMessage::Query(_)
+        );
         let extended_query = match socket.state() {
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
@@ -265,6 +305,10 @@ pub(super) async fn serve<H: PgWireServerHandlers>(
         }
         if cancel_request {
             break;
+        }
+        if ends_round {
+            socket.flush().await?;
+            socket.get_mut().drain().await?;
         }
     }
     // Whatever is still held goes out before the socket is dropped.
@@ -317,6 +361,24 @@ mod tests {
         let mut replies = [0u8; 11];
         client.read_exact(&mut replies).await.unwrap();
         assert_eq!(&replies, b"2\0\0\0\x04Z\0\0\0\x05I");
+    }
+
+    #[tokio::test]
+    async fn the_messages_before_a_refused_one_are_read_first() {
+        let (server, mut client) = tokio::io::duplex(1 << 16);
+        let mut held = Held::new(server);
+        held.arm(1024, b"").unwrap();
+        // A whole COMMIT, then a Query whose header says 1 MiB, in one
+        // write.
+        let mut sent = b"Q\0\0\0\x0bCOMMIT\0".to_vec();
+        sent.extend_from_slice(b"Q");
+        sent.extend_from_slice(&(1u32 << 20).to_be_bytes());
+        client.write_all(&sent).await.unwrap();
+        let mut got = vec![0u8; 64];
+        let n = held.read(&mut got).await.unwrap();
+        assert_eq!(&got[..n], b"Q\0\0\0\x0bCOMMIT\0", "the COMMIT is served");
+        let e = held.read(&mut got).await.unwrap_err();
+        assert!(too_large(&e), "{e}");
     }
 
     #[test]

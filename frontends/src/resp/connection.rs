@@ -345,6 +345,9 @@ pub(super) fn statement(args: Vec<Bytes>) -> Statement {
 
 /// The reply an engine's result holds (one row of one value).
 fn reply_of(result: ResultSet) -> Reply {
+    if result.is_queued() {
+        return Reply::Queued;
+    }
     let value = result
         .rows
         .into_iter()

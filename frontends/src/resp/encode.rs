@@ -61,6 +61,8 @@ pub(super) enum Reply {
     Bool(bool),
     /// A big number (RESP3); a bulk string in RESP2.
     BigNumber(String),
+    /// A buffered write's `+QUEUED` (its own reply comes at `EXEC`).
+    Queued,
 }
 
 impl Reply {
@@ -73,6 +75,7 @@ impl Reply {
                 Reply::Status(s) | Reply::Error(s) | Reply::BigNumber(s) => s.len() as u64,
                 Reply::Bulk(b) => b.len() as u64,
                 Reply::Int(_) | Reply::Nil | Reply::Double(_) | Reply::Bool(_) => 0,
+                Reply::Queued => 6,
                 Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::size).sum(),
                 Reply::Map(pairs) => pairs.iter().map(|(k, v)| k.size() + v.size()).sum(),
             }
@@ -109,6 +112,7 @@ impl Reply {
     pub(super) fn into_resp2(self) -> Resp2Frame {
         match self {
             Reply::Status(s) => Resp2Frame::SimpleString(Bytes::from(s)),
+            Reply::Queued => Resp2Frame::SimpleString(Bytes::from_static(b"QUEUED")),
             Reply::Error(e) => Resp2Frame::Error(Str::from(e)),
             Reply::Int(i) => Resp2Frame::Integer(i),
             Reply::Bulk(b) => Resp2Frame::BulkString(b),
@@ -133,6 +137,10 @@ impl Reply {
         match self {
             Reply::Status(s) => Resp3Frame::SimpleString {
                 data: Bytes::from(s),
+                attributes: None,
+            },
+            Reply::Queued => Resp3Frame::SimpleString {
+                data: Bytes::from_static(b"QUEUED"),
                 attributes: None,
             },
             Reply::Error(e) => Resp3Frame::SimpleError {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use omnigate::drivers::{QUEUED, Value};
+use omnigate::drivers::Value;
 use omnigate::{CallContext, Caller, Gateway};
 
 use super::encode::{self, Protocol, Reply};
@@ -168,11 +168,11 @@ impl Session {
             ));
         }
         tx.queued_bytes += size;
-        if matches!(&reply, Reply::Status(s) if s == QUEUED) {
+        if reply == Reply::Queued {
             tx.writes.push((tx.queued.len(), shape));
         }
         tx.queued.push(reply);
-        Reply::status(QUEUED)
+        Reply::Queued
     }
 
     /// `RESET`: back to a new connection's state (the caller too, when the

@@ -51,24 +51,38 @@ impl Shape {
         let Some(name) = args.first() else {
             return Shape::Same;
         };
-        let with = |option: &[u8]| args[1..].iter().any(|a| a.eq_ignore_ascii_case(option));
+        // An option among the arguments from `from` on, where options
+        // stand (a key or member of that name earlier is not one).
+        let with = |from: usize, option: &[u8]| {
+            args.get(from..)
+                .is_some_and(|rest| rest.iter().any(|a| a.eq_ignore_ascii_case(option)))
+        };
+        // ZUNION/ZINTER/ZDIFF: options follow `numkeys` keys.
+        let after_keys = || {
+            std::str::from_utf8(args.get(1).map_or(&b""[..], |n| n))
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok())
+                .map_or(usize::MAX, |n| n.saturating_add(2))
+        };
         match name.to_ascii_uppercase().as_slice() {
             b"HGETALL" => Shape::Map,
             b"CONFIG" if args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"GET")) => Shape::Map,
             b"ZSCORE" | b"ZINCRBY" => Shape::Double,
-            b"ZADD" if with(b"INCR") => Shape::Double,
+            b"ZADD" if with(2, b"INCR") => Shape::Double,
             b"ZMSCORE" => Shape::Doubles,
             b"SMEMBERS" | b"SINTER" | b"SUNION" | b"SDIFF" => Shape::Set,
-            b"ZRANGE" | b"ZRANGEBYSCORE" | b"ZREVRANGE" | b"ZREVRANGEBYSCORE" | b"ZUNION"
-            | b"ZINTER" | b"ZDIFF"
-                if with(b"WITHSCORES") =>
+            b"ZRANGE" | b"ZRANGEBYSCORE" | b"ZREVRANGE" | b"ZREVRANGEBYSCORE"
+                if with(4, b"WITHSCORES") =>
             {
+                Shape::ScorePairs
+            }
+            b"ZUNION" | b"ZINTER" | b"ZDIFF" if with(after_keys(), b"WITHSCORES") => {
                 Shape::ScorePairs
             }
             b"ZPOPMIN" | b"ZPOPMAX" if args.len() > 2 => Shape::ScorePairs,
             b"ZPOPMIN" | b"ZPOPMAX" => Shape::ScorePair,
-            b"ZRANDMEMBER" if with(b"WITHSCORES") => Shape::ScorePairs,
-            b"HRANDFIELD" if with(b"WITHVALUES") => Shape::Pairs,
+            b"ZRANDMEMBER" if with(3, b"WITHSCORES") => Shape::ScorePairs,
+            b"HRANDFIELD" if with(3, b"WITHVALUES") => Shape::Pairs,
             _ => Shape::Same,
         }
     }
@@ -76,7 +90,7 @@ impl Shape {
     /// `reply` in this shape, when it is in the RESP2 shape of it.
     pub(super) fn apply(self, reply: Reply) -> Reply {
         match (self, reply) {
-            (Shape::Map, Reply::Array(items)) if items.len() % 2 == 0 => {
+            (Shape::Map, Reply::Array(items)) if items.len().is_multiple_of(2) => {
                 Reply::Map(pairs(items).collect())
             }
             (Shape::Double | Shape::Doubles, Reply::Bulk(b)) => double(b),
@@ -84,20 +98,16 @@ impl Shape {
                 Reply::Array(items.into_iter().map(|r| Shape::Double.apply(r)).collect())
             }
             (Shape::Set, Reply::Array(items)) => Reply::Set(items),
-            (Shape::ScorePairs, Reply::Array(items)) if items.len() % 2 == 0 => Reply::Array(
+            (Shape::ScorePairs, Reply::Array(items)) if flat_pairs(&items) => Reply::Array(
                 pairs(items)
                     .map(|(member, score)| Reply::Array(vec![member, Shape::Double.apply(score)]))
                     .collect(),
             ),
-            (Shape::Pairs, Reply::Array(items))
-                if items.len() % 2 == 0 && !items.iter().any(|i| matches!(i, Reply::Array(_))) =>
-            {
-                Reply::Array(
-                    pairs(items)
-                        .map(|(f, v)| Reply::Array(vec![f, v]))
-                        .collect(),
-                )
-            }
+            (Shape::Pairs, Reply::Array(items)) if flat_pairs(&items) => Reply::Array(
+                pairs(items)
+                    .map(|(f, v)| Reply::Array(vec![f, v]))
+                    .collect(),
+            ),
             (Shape::ScorePair, Reply::Array(mut items))
                 if items.len() == 2 && matches!(items[1], Reply::Bulk(_)) =>
             {
@@ -108,6 +118,12 @@ impl Shape {
             (_, reply) => reply,
         }
     }
+}
+
+/// Whether `items` are RESP2's flat pairs (an even number, none an array:
+/// a RESP3 engine's reply is already an array of pairs).
+fn flat_pairs(items: &[Reply]) -> bool {
+    items.len().is_multiple_of(2) && !items.iter().any(|i| matches!(i, Reply::Array(_)))
 }
 
 /// A flat array's items two by two.
@@ -182,11 +198,28 @@ mod tests {
             shape(&["ZPOPMIN", "z"]).apply(Reply::Array(vec![bulk("a"), bulk("1")])),
             Reply::Array(vec![bulk("a"), Reply::Double(1.0)])
         );
-        // Without WITHSCORES, in RESP2, or already shaped: as it is.
+        // Without WITHSCORES (a key of that name is not the option), in
+        // RESP2, or already shaped (a RESP3 engine's pairs): as it is.
         let members = Reply::Array(vec![bulk("a"), bulk("b")]);
         assert_eq!(
             shape(&["ZRANGE", "z", "0", "-1"]).apply(members.clone()),
             members
+        );
+        assert_eq!(
+            shape(&["ZRANGE", "withscores", "0", "-1"]).apply(members.clone()),
+            members
+        );
+        assert_eq!(
+            shape(&["ZUNION", "2", "withscores", "b"]).apply(members.clone()),
+            members
+        );
+        let pairs = Reply::Array(vec![
+            Reply::Array(vec![bulk("a"), Reply::Double(1.0)]),
+            Reply::Array(vec![bulk("b"), Reply::Double(2.0)]),
+        ]);
+        assert_eq!(
+            shape(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]).apply(pairs.clone()),
+            pairs
         );
         assert_eq!(
             Shape::of(Protocol::Resp2, &args(&["HGETALL", "h"])),

@@ -157,6 +157,12 @@ impl Gateway {
         request: Request,
     ) -> Result<omnigate_drivers::StatementShape> {
         let (routed, statement) = self.prepare(request, Shape::Whole)?;
+        // Inside a transaction, as its part sees it (what it created).
+        if let Some(id) = &routed.tx_id
+            && let Some(shape) = self.describe_in_tx(&routed, id, &statement).await?
+        {
+            return Ok(shape);
+        }
         let driver = &routed.engine.driver;
         let work = driver.describe_statement(routed.dialect, &statement, &routed.options);
         Self::run(&routed, work, false).await

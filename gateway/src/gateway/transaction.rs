@@ -306,6 +306,39 @@ impl Gateway {
         outcome
     }
 
+    /// What `statement` takes and returns as transaction `id`'s part on
+    /// the routed engine sees it; `None` when it has no part there yet or
+    /// the engine cannot say inside it.
+    pub(super) async fn describe_in_tx(
+        &self,
+        routed: &Routed,
+        id: &str,
+        statement: &Statement,
+    ) -> Result<Option<omnigate_drivers::StatementShape>> {
+        let transactions = &self.inner.transactions;
+        let owner = routed.principal.as_ref().map(|p| p.name.as_str());
+        let key = crate::tx::Transactions::key(owner, id);
+        let handle = transactions.get(&key)?;
+        let mut slot = handle.lock().await;
+        let tx = transactions.usable(&key, &mut slot).await?;
+        let work = async {
+            Ok(tx
+                .describe(
+                    routed.engine.name(),
+                    routed.dialect,
+                    statement,
+                    &routed.options,
+                )
+                .await)
+        };
+        let deadline = Some(routed.timeout());
+        let backstop = super::pipeline::BACKSTOP;
+        match omnigate_drivers::deadline::within_margin(deadline, backstop, work).await {
+            Ok(described) => described.transpose(),
+            Err(e) => Err(Error::from(e)),
+        }
+    }
+
     /// Runs one statement in transaction `id`.
     pub(super) async fn run_one_in_tx(
         &self,

@@ -10,6 +10,7 @@
 mod after;
 mod commit;
 mod coordinator;
+mod counters;
 pub mod failpoint;
 mod file_log;
 mod forgetter;
@@ -22,7 +23,6 @@ mod registry;
 mod table_log;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use omnigate_drivers::{
@@ -34,55 +34,11 @@ pub use crate::error::Ended;
 use crate::error::{Error, Result};
 
 pub use coordinator::{Coordinator, LogSource};
+pub use counters::TxCounters;
 pub use operators::{TxInfo, TxState};
 pub use recover::Recovered;
 pub(crate) use registry::Taken;
 pub use registry::{Committed, Outcome, Transactions};
-
-/// Counts of what transactions did since the gateway started.
-#[derive(Debug, Default)]
-pub struct TxCounters {
-    begun: AtomicU64,
-    committed: AtomicU64,
-    rolled_back: AtomicU64,
-    expired: AtomicU64,
-    in_doubt_at_end: AtomicU64,
-    pub(crate) failed_after_commit: AtomicU64,
-    pub(crate) recovered_forward: AtomicU64,
-    pub(crate) recovered_backward: AtomicU64,
-    pub(crate) orphans_rolled_back: AtomicU64,
-}
-
-impl TxCounters {
-    fn ended(&self, how: Ended) {
-        let counter = match how {
-            Ended::Committed => &self.committed,
-            Ended::RolledBack => &self.rolled_back,
-            Ended::Expired => &self.expired,
-            Ended::InDoubt => &self.in_doubt_at_end,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The counts, by name.
-    pub fn snapshot(&self) -> Vec<(String, u64)> {
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        [
-            ("begun", &self.begun),
-            ("committed", &self.committed),
-            ("rolled_back", &self.rolled_back),
-            ("expired", &self.expired),
-            ("in_doubt_at_end", &self.in_doubt_at_end),
-            ("failed_after_commit", &self.failed_after_commit),
-            ("recovered_forward", &self.recovered_forward),
-            ("recovered_backward", &self.recovered_backward),
-            ("orphans_rolled_back", &self.orphans_rolled_back),
-        ]
-        .into_iter()
-        .map(|(name, counter)| (name.to_owned(), read(counter)))
-        .collect()
-    }
-}
 
 /// How a transaction is begun.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -230,6 +186,28 @@ impl Tx {
             .await;
         self.leave(index, cut, outcome.as_ref().err(), size);
         outcome.map_err(Error::from)
+    }
+
+    /// What `statement` takes and returns as `engine`'s part sees it;
+    /// `None` without a part there yet, or when the engine cannot say
+    /// inside the transaction (it is described outside then).
+    pub(crate) async fn describe(
+        &mut self,
+        engine: &str,
+        dialect: Dialect,
+        statement: &Statement,
+        options: &ExecuteOptions,
+    ) -> Option<Result<omnigate_drivers::StatementShape>> {
+        let options = self.options.apply(options);
+        let part = self.parts.iter_mut().find(|p| p.engine == engine)?;
+        match part
+            .session
+            .describe_statement(dialect, statement, &options)
+            .await
+        {
+            Err(omnigate_drivers::Error::NotSupported { .. }) => None,
+            other => Some(other.map_err(Error::from)),
+        }
     }
 
     /// The part of `engine` (begun now if it was not) and the options a

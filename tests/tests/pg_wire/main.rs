@@ -9,6 +9,7 @@
 
 mod cancel;
 mod clients;
+mod rounds;
 mod security;
 
 use std::collections::BTreeMap;
@@ -219,6 +220,46 @@ async fn several_statements_in_one_query_are_one_implicit_transaction() {
         assert_eq!(
             rows(&client, "SELECT count(*) FROM implicit_t").await,
             [vec![Some("3".into())]],
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_statement_prepared_in_a_block_sees_what_the_block_made() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    for db in ["main-db", "main"] {
+        let mut client = connect(addr, "app", "app-token", db).await;
+        // Parse inside the block is described on the block's connection:
+        // the table the block created is there (on a pooled connection it
+        // was not, and the prepare failed).
+        let tx = client.transaction().await.unwrap();
+        tx.batch_execute("CREATE TABLE made_here (id INTEGER PRIMARY KEY, name TEXT)")
+            .await
+            .unwrap();
+        let insert = tx
+            .prepare("INSERT INTO made_here VALUES ($1, $2)")
+            .await
+            .unwrap_or_else(|e| panic!("{db}: {e}"));
+        // PostgreSQL types the parameters; SQLite types none, so the
+        // client sends them as text.
+        let (id, name): (&(dyn tokio_postgres::types::ToSql + Sync), _) = if db == "main" {
+            (&"1", &"one")
+        } else {
+            (&1i32, &"one")
+        };
+        tx.execute(&insert, &[id, name]).await.unwrap();
+        let read = tx
+            .prepare("SELECT name FROM made_here WHERE id = $1")
+            .await
+            .unwrap();
+        let row = tx.query_one(&read, &[id]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "one", "{db}");
+        tx.commit().await.unwrap();
+        assert_eq!(
+            rows(&client, "SELECT id, name FROM made_here").await,
+            [vec![Some("1".into()), Some("one".into())]],
             "{db}"
         );
     }
