@@ -8,7 +8,8 @@ use omnigate_drivers::{Dialect, Value};
 use omnigate_proto::v1 as pb;
 use prost::Message;
 
-use crate::grpc::{request, trace};
+use crate::grpc::request;
+use crate::trace;
 use omnigate::CallContext;
 
 /// An `ExecuteRequest` as the server decodes it, converted to the

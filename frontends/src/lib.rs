@@ -8,7 +8,9 @@
 //! - [`metrics`]: the Prometheus `/metrics` listener;
 //! - [`postgres`]: the PostgreSQL-wire listener;
 //! - [`resp`]: the Redis-protocol (RESP2/RESP3) listener;
-//! - [`tls`]: the TLS settings every listener shares.
+//! - [`tls`]: the TLS settings every listener shares;
+//! - [`trace`]: what a call's span says (statement fingerprints, the
+//!   caller's W3C trace context), for every front end.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod cli;
@@ -23,3 +25,4 @@ pub mod resp;
 #[cfg(feature = "otlp")]
 pub mod telemetry;
 pub mod tls;
+pub mod trace;

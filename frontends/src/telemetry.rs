@@ -83,6 +83,15 @@ pub fn continue_trace(span: &tracing::Span, metadata: &MetadataMap) {
     let _ = span.set_parent(parent);
 }
 
+/// Makes `span` a child of the caller's span named by `traceparent` (a
+/// PostgreSQL client's `application_name`), when it is a valid one.
+pub fn continue_trace_from(span: &tracing::Span, traceparent: &str) {
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    let _ = span.set_parent(parent);
+}
+
 struct Metadata<'a>(&'a MetadataMap);
 
 impl Extractor for Metadata<'_> {

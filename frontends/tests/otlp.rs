@@ -1,8 +1,9 @@
 //! OpenTelemetry export end to end (`--features otlp`): the `omnigate`
 //! binary with `[tracing] otlp_endpoint` sends each call's span to an
 //! OTLP/gRPC collector (here one built on the OTLP protocol's own service
-//! definitions), as a child of the caller's `traceparent`, with the
-//! statement's fingerprint and never a parameter value.
+//! definitions), as a child of the caller's `traceparent` (gRPC metadata,
+//! or a PostgreSQL client's `application_name`), with the statement's
+//! fingerprint and never a parameter value.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ use tokio::sync::mpsc;
 const BIN: &str = env!("CARGO_BIN_EXE_omnigate");
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
+const PG_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const PG_PARENT: &str = "b7ad6b7169203331";
 
 struct Collector(mpsc::UnboundedSender<ExportTraceServiceRequest>);
 
@@ -59,9 +62,13 @@ async fn call_spans_go_to_the_collector_as_children_of_the_callers_trace() {
     );
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("omnigate.toml");
+    let pg = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
     std::fs::write(
         &config,
-        format!("[tracing]\notlp_endpoint = \"http://{collector}\"\nservice_name = \"og-test\"\n"),
+        format!(
+            "[tracing]\notlp_endpoint = \"http://{collector}\"\nservice_name = \"og-test\"\n\
+             [frontends.postgres]\nlisten = \"{pg}\"\n"
+        ),
     )
     .unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], omnigate_tests::free_port()));
@@ -82,6 +89,19 @@ async fn call_spans_go_to_the_collector_as_children_of_the_callers_trace() {
         format!("00-{TRACE}-{PARENT}-01").parse().unwrap(),
     );
     client.execute(call).await.unwrap();
+    // A PostgreSQL client names its trace in application_name.
+    let (sql, connection) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(pg.port())
+        .user("app")
+        .dbname("main")
+        .application_name(format!("00-{PG_TRACE}-{PG_PARENT}-01"))
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    sql.simple_query("SELECT 41 + 1").await.unwrap();
+    drop(sql);
     // SIGTERM: the gateway sends the spans it holds before it exits.
     omnigate_tests::send_signal(&server, "TERM");
     let log = tokio::task::spawn_blocking(move || {
@@ -95,6 +115,34 @@ async fn call_spans_go_to_the_collector_as_children_of_the_callers_trace() {
         .await
         .unwrap_or_else(|_| panic!("no spans reached the collector; the log: {log}"))
         .unwrap();
+    // Every export the shutdown flushed.
+    let mut exports = vec![export.clone()];
+    while let Ok(Some(more)) = tokio::time::timeout(Duration::from_secs(2), received.recv()).await {
+        exports.push(more);
+    }
+    let every_span: Vec<_> = exports
+        .iter()
+        .flat_map(|e| &e.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .collect();
+    let wire = every_span
+        .iter()
+        .find(|s| s.name == "call" && hex(&s.trace_id) == PG_TRACE)
+        .unwrap_or_else(|| panic!("no span of the PostgreSQL client's trace in {every_span:?}"));
+    assert_eq!(
+        hex(&wire.parent_span_id),
+        PG_PARENT,
+        "under the client's span"
+    );
+    let wire_attribute = |key: &str| {
+        wire.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| text(&kv.value))
+    };
+    assert_eq!(wire_attribute("frontend").as_deref(), Some("postgres"));
+    assert_eq!(wire_attribute("statement").as_deref(), Some("SELECT ? + ?"));
     let resource = export.resource_spans[0].resource.as_ref().unwrap();
     assert!(
         resource
@@ -103,15 +151,10 @@ async fn call_spans_go_to_the_collector_as_children_of_the_callers_trace() {
             .any(|kv| kv.key == "service.name" && text(&kv.value) == "og-test"),
         "{resource:?}"
     );
-    let spans: Vec<_> = export
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .collect();
+    let spans = &every_span;
     let span = spans
         .iter()
-        .find(|s| s.name == "call")
+        .find(|s| s.name == "call" && hex(&s.trace_id) == TRACE)
         .unwrap_or_else(|| panic!("no call span in {spans:?}"));
     assert_eq!(hex(&span.trace_id), TRACE, "the caller's trace continues");
     assert_eq!(hex(&span.parent_span_id), PARENT, "under the caller's span");

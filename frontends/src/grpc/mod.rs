@@ -9,7 +9,6 @@ pub(crate) mod request;
 pub mod server;
 mod service;
 pub mod status;
-pub mod trace;
 mod unix;
 
 pub use request::{caller, grpc_timeout};

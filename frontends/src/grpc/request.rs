@@ -140,12 +140,12 @@ impl Call {
         statement: &str,
         metadata: &MetadataMap,
     ) -> Self {
-        let (trace_id, parent_id) = super::trace::traceparent(metadata).unzip();
+        let (trace_id, parent_id) = crate::trace::traceparent(metadata).unzip();
         let span = tracing::info_span!(
             "call",
             rpc,
             dialect,
-            statement = %super::trace::fingerprint(dialect, statement),
+            statement = %crate::trace::fingerprint(dialect, statement),
             trace_id = trace_id.as_deref(),
             parent_span_id = parent_id.as_deref(),
             engine = tracing::field::Empty,

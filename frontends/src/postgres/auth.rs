@@ -163,6 +163,9 @@ impl Login {
         // Checked once the client is known: nothing before that tells a
         // stranger which engines exist.
         self.session.set_engine(database);
+        if let Some(name) = client.metadata().get("application_name") {
+            self.session.set_application_name(name);
+        }
         let security = gateway.security();
         // An unknown user, and a principal without a verifier over plain
         // TCP, get the same SCRAM exchange as everyone (against a verifier

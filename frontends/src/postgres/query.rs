@@ -21,6 +21,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery};
 use pgwire::messages::simplequery::Query;
+use tracing::Instrument;
 
 use super::errors::{error, to_error};
 use super::session::{Session, SessionTx};
@@ -219,7 +220,8 @@ impl Queries {
         request.params = params;
         request.context = self.session.context();
         let counting = self.counted.start();
-        let executed = self.gateway.execute(request).await;
+        let span = self.session.span(text);
+        let executed = self.gateway.execute(request).instrument(span).await;
         counting.finish(executed.is_ok());
         match executed {
             Ok(response) => Ok(response.result),
@@ -340,6 +342,9 @@ impl Queries {
             return self.join(value, open);
         }
         if INERT_SETTINGS.contains(&name.as_str()) {
+            if name == "application_name" {
+                self.session.set_application_name(&value);
+            }
             return done("SET").into_vec();
         }
         if open && text.to_ascii_uppercase().contains("TRANSACTION") {

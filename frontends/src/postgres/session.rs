@@ -32,6 +32,9 @@ struct State {
     /// extended protocol's, kept for the session).
     statements: std::collections::HashSet<String>,
     portals: std::collections::HashSet<String>,
+    /// A W3C `traceparent` the client gave as its `application_name`: its
+    /// calls' spans continue that trace.
+    traceparent: Option<String>,
 }
 
 /// How many named prepared statements (and, apart, named portals) one
@@ -132,6 +135,37 @@ impl Session {
     /// The engine the startup named.
     pub(super) fn engine(&self) -> String {
         self.state().engine.clone()
+    }
+
+    /// Takes the client's `application_name` (at startup or by `SET`):
+    /// a valid `traceparent` there is the parent of its calls' spans.
+    pub(super) fn set_application_name(&self, name: &str) {
+        self.state().traceparent = crate::trace::parse_traceparent(name)
+            .is_some()
+            .then(|| name.trim().to_owned());
+    }
+
+    /// The span of one statement: its fingerprint and, when the client
+    /// gave one, its trace.
+    pub(super) fn span(&self, statement: &str) -> tracing::Span {
+        let traceparent = self.state().traceparent.clone();
+        let (trace_id, parent_id) = traceparent
+            .as_deref()
+            .and_then(crate::trace::parse_traceparent)
+            .unzip();
+        let span = tracing::info_span!(
+            "call",
+            frontend = "postgres",
+            dialect = "sql",
+            statement = %crate::trace::fingerprint("sql", statement),
+            trace_id = trace_id.as_deref(),
+            parent_span_id = parent_id.as_deref(),
+        );
+        #[cfg(feature = "otlp")]
+        if let Some(traceparent) = &traceparent {
+            crate::telemetry::continue_trace_from(&span, traceparent);
+        }
+        span
     }
 
     pub(super) fn set_caller(&self, caller: Caller) {

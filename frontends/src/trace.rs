@@ -85,7 +85,12 @@ fn strip_literals(text: &str) -> String {
 /// The caller's trace: (trace id, parent span id) from a valid
 /// `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), else `None`.
 pub fn traceparent(metadata: &MetadataMap) -> Option<(String, String)> {
-    let value = metadata.get("traceparent")?.to_str().ok()?;
+    parse_traceparent(metadata.get("traceparent")?.to_str().ok()?)
+}
+
+/// (trace id, parent span id) of a valid W3C `traceparent` value, else
+/// `None` (a PostgreSQL client's `application_name` may carry one).
+pub fn parse_traceparent(value: &str) -> Option<(String, String)> {
     let mut parts = value.trim().split('-');
     let (version, trace, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
