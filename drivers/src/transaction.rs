@@ -139,6 +139,21 @@ pub trait DriverTransaction: Send + fmt::Debug {
         Vec::new()
     }
 
+    /// Whether it keeps writes for the commit ([`redo`] is not empty),
+    /// without copying them.
+    ///
+    /// [`redo`]: DriverTransaction::redo
+    fn has_redo(&self) -> bool {
+        !self.redo().is_empty()
+    }
+
+    /// The first of [`redo`], without copying the others.
+    ///
+    /// [`redo`]: DriverTransaction::redo
+    fn redo_head(&self) -> Option<Redo> {
+        self.redo().into_iter().next()
+    }
+
     /// Makes the transaction's writes durable and visible.
     async fn commit(self: Box<Self>) -> Result<()>;
 

@@ -103,3 +103,9 @@ pub fn pg_wire(data: &[u8]) {
 pub fn resp_request(data: &[u8]) {
     crate::resp::fuzz(data);
 }
+
+/// A Redis client's whole session through the RESP front end's dispatch,
+/// against an embedded gateway (see `resp/session_fuzz.rs`).
+pub fn resp_session(data: &[u8]) {
+    crate::resp::session_fuzz::fuzz_session(data);
+}

@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("batch_request", batch_request),
     ("pg_wire", pg_wire),
     ("resp_request", resp_request),
+    ("resp_session", resp_session),
 ];
 
 /// The byte that separates a `redis_command` input's statement from its
@@ -83,6 +84,13 @@ pub fn pg_wire(data: &[u8]) {
 /// split (a differential: the resumable decoder must read the same).
 pub fn resp_request(data: &[u8]) {
     omnigate_frontends::fuzzing::resp_request(data);
+}
+
+/// A Redis client's whole session through the RESP front end, against an
+/// embedded gateway: the first byte picks one with a principal (odd;
+/// `AUTH fuzz-token`) or an open one; the rest is what the client sends.
+pub fn resp_session(data: &[u8]) {
+    omnigate_frontends::fuzzing::resp_session(data);
 }
 
 /// An `ExecuteBatchRequest` as the server receives it.

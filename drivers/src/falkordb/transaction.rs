@@ -120,6 +120,16 @@ impl DriverTransaction for FalkorTransaction {
             .collect()
     }
 
+    fn has_redo(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    fn redo_head(&self) -> Option<Redo> {
+        let graph = Bytes::from(self.graph.clone().unwrap_or_default());
+        let first = self.queued.first()?;
+        Some(vec![graph, Bytes::from(first.clone())])
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         let Some(graph) = &self.graph else {
             return Ok(()); // nothing was written

@@ -102,6 +102,14 @@ impl DriverTransaction for MemoryTransaction {
         self.queued.clone()
     }
 
+    fn has_redo(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    fn redo_head(&self) -> Option<Redo> {
+        self.queued.first().cloned()
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         self.commit_replies().await.map(drop)
     }

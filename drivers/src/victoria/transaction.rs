@@ -84,6 +84,15 @@ impl DriverTransaction for VictoriaTransaction {
             .collect()
     }
 
+    fn has_redo(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    fn redo_head(&self) -> Option<Redo> {
+        let first = self.queued.first()?;
+        Some(vec![Bytes::from(first.clone())])
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         self.driver.http.import(&self.queued.concat()).await
     }

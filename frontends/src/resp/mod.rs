@@ -21,6 +21,9 @@ mod connection;
 mod encode;
 mod errors;
 mod session;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod session_fuzz;
 mod shape;
 mod tx;
 

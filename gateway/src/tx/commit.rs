@@ -185,11 +185,7 @@ impl Coordinator {
             .iter()
             .map(|p| {
                 let marker = super::log::buffered_marker(tx, &p.engine);
-                (
-                    Arc::clone(&p.driver),
-                    p.session.redo().into_iter().next(),
-                    marker,
-                )
+                (Arc::clone(&p.driver), p.session.redo_head(), marker)
             })
             .collect();
         for part in buffered {

@@ -402,8 +402,7 @@ impl Tx {
         // engine that was only read) takes no part in the commit protocol.
         let (idle, active): (Vec<Part>, Vec<Part>) = parts.into_iter().partition(|p| {
             self.options.read_only
-                || (p.session.participation() == Participation::Buffered
-                    && p.session.redo().is_empty())
+                || (p.session.participation() == Participation::Buffered && !p.session.has_redo())
         });
         let mut engines: Vec<String> = idle.iter().map(|p| p.engine.clone()).collect();
         for part in idle {
