@@ -43,6 +43,36 @@ async fn psql_runs_queries_and_meta_commands() {
     assert!(stdout.contains("INSERT 0 1"), "{stdout}");
     assert!(stdout.contains(" 1 | x"), "{stdout}");
     assert!(stdout.contains("psql_t"), "\\dt lists the table: {stdout}");
+    // On SQLite, psql's catalog commands are refused saying why (they read
+    // pg_catalog); COPY (\\copy) is refused saying what to use.
+    let out = tokio::task::spawn_blocking(move || {
+        [
+            psql(
+                "main",
+                &["-c", "CREATE TABLE lite_t (id INT)", "-c", "\\d lite_t"],
+            ),
+            psql("main", &["-c", "\\copy lite_t FROM '/dev/null' CSV"]),
+        ]
+    })
+    .await
+    .unwrap();
+    let said = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(
+        said(&out[0]).contains("has no PostgreSQL catalog"),
+        "{}",
+        said(&out[0])
+    );
+    assert!(
+        said(&out[1]).contains("COPY is not served"),
+        "{}",
+        said(&out[1])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
