@@ -293,10 +293,7 @@ impl Gateway {
     ) -> Result<Vec<omnigate_drivers::Result<ResultSet>>> {
         let started = std::time::Instant::now();
         let transactions = &self.inner.transactions;
-        let owner = routed.principal.as_ref().map(|p| p.name.as_str());
-        let key = crate::tx::Transactions::key(owner, tx_id);
-        let handle = transactions.get(&key)?;
-        let mut slot = handle.lock().await;
+        let (key, mut slot) = self.locked_tx(routed, tx_id).await?;
         let tx = transactions.usable(&key, &mut slot).await?;
         let work = async {
             // A batch fits whole in what the transaction may buffer, or

@@ -267,10 +267,7 @@ impl Gateway {
     ) -> Result<RowStream> {
         let started = std::time::Instant::now();
         let transactions = &self.inner.transactions;
-        let owner = routed.principal.as_ref().map(|p| p.name.as_str());
-        let key = crate::tx::Transactions::key(owner, id);
-        let handle = transactions.get(&key)?;
-        let mut slot = handle.lock().await;
+        let (key, mut slot) = self.locked_tx(routed, id).await?;
         let tx = transactions.usable(&key, &mut slot).await?;
         let work = async {
             Ok(tx
@@ -306,6 +303,19 @@ impl Gateway {
         outcome
     }
 
+    /// Transaction `id` of the routed call's caller, locked for the call
+    /// (calls on one transaction take turns): its key and its slot.
+    pub(super) async fn locked_tx(
+        &self,
+        routed: &Routed,
+        id: &str,
+    ) -> Result<(String, tokio::sync::OwnedMutexGuard<Option<crate::tx::Tx>>)> {
+        let owner = routed.principal.as_ref().map(|p| p.name.as_str());
+        let key = crate::tx::Transactions::key(owner, id);
+        let handle = self.inner.transactions.get(&key)?;
+        Ok((key, handle.lock_owned().await))
+    }
+
     /// What `statement` takes and returns as transaction `id`'s part on
     /// the routed engine sees it; `None` when it has no part there yet or
     /// the engine cannot say inside it.
@@ -316,10 +326,7 @@ impl Gateway {
         statement: &Statement,
     ) -> Result<Option<omnigate_drivers::StatementShape>> {
         let transactions = &self.inner.transactions;
-        let owner = routed.principal.as_ref().map(|p| p.name.as_str());
-        let key = crate::tx::Transactions::key(owner, id);
-        let handle = transactions.get(&key)?;
-        let mut slot = handle.lock().await;
+        let (key, mut slot) = self.locked_tx(routed, id).await?;
         let tx = transactions.usable(&key, &mut slot).await?;
         let work = async {
             Ok(tx
