@@ -35,8 +35,10 @@ pub fn fingerprint(dialect: &str, statement: &str) -> String {
     shape
 }
 
-/// `text` with quoted strings and numeric literals replaced by `?` and
-/// runs of whitespace by one space.
+/// `text` with quoted strings (a backslash escapes the next character in
+/// any of them: in a plain string that hides more, never less),
+/// dollar-quoted strings and numeric literals replaced by `?`, comments
+/// dropped, and runs of whitespace made one space.
 fn strip_literals(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -44,9 +46,11 @@ fn strip_literals(text: &str) -> String {
     while let Some(c) = chars.next() {
         match c {
             '\'' | '"' | '`' => {
-                // A quoted string (a doubled quote stays inside it).
+                // A doubled quote stays inside the string.
                 while let Some(d) = chars.next() {
-                    if d == c {
+                    if d == '\\' {
+                        chars.next();
+                    } else if d == c {
                         if chars.peek() == Some(&c) {
                             chars.next();
                             continue;
@@ -56,6 +60,77 @@ fn strip_literals(text: &str) -> String {
                 }
                 out.push('?');
                 prev = '?';
+            }
+            // `$tag$ ... $tag$` (not `$1`, a placeholder).
+            '$' if chars
+                .peek()
+                .is_some_and(|d| *d == '$' || d.is_alphabetic() || *d == '_') =>
+            {
+                let mut tag = String::from("$");
+                while let Some(&d) = chars.peek() {
+                    chars.next();
+                    tag.push(d);
+                    if d == '$' {
+                        break;
+                    }
+                    if !(d.is_alphanumeric() || d == '_') {
+                        break;
+                    }
+                }
+                if tag.len() >= 2 && tag.ends_with('$') {
+                    // Everything up to the closing tag (or the end).
+                    let mut body = String::new();
+                    for d in chars.by_ref() {
+                        body.push(d);
+                        if body.ends_with(&tag) {
+                            break;
+                        }
+                    }
+                    out.push('?');
+                    prev = '?';
+                } else {
+                    out.push_str(&tag);
+                    prev = tag.chars().last().unwrap_or('$');
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                while chars.next().is_some_and(|d| d != '\n') {}
+                if prev != ' ' {
+                    out.push(' ');
+                }
+                prev = ' ';
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                while chars.next().is_some_and(|d| d != '\n') {}
+                if prev != ' ' {
+                    out.push(' ');
+                }
+                prev = ' ';
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut depth = 1;
+                let mut last = ' ';
+                for d in chars.by_ref() {
+                    match (last, d) {
+                        ('/', '*') => {
+                            depth += 1;
+                            last = ' ';
+                        }
+                        ('*', '/') => {
+                            depth -= 1;
+                            last = ' ';
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => last = d,
+                    }
+                }
+                if prev != ' ' {
+                    out.push(' ');
+                }
+                prev = ' ';
             }
             '0'..='9' if !(prev.is_alphanumeric() || prev == '_' || prev == '$') => {
                 while chars
@@ -91,18 +166,24 @@ pub fn traceparent(metadata: &MetadataMap) -> Option<(String, String)> {
 /// (trace id, parent span id) of a valid W3C `traceparent` value, else
 /// `None` (a PostgreSQL client's `application_name` may carry one).
 pub fn parse_traceparent(value: &str) -> Option<(String, String)> {
-    let mut parts = value.trim().split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let valid = hex(version, 2)
-        && version != "ff"
+    // Version 00's four fields, lower-case hex (W3C: anything else is
+    // not a trace context, and OpenTelemetry ignores it).
+    let parts: Vec<&str> = value.trim().split('-').collect();
+    let [version, trace, parent, flags] = parts.as_slice() else {
+        return None;
+    };
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let valid = *version == "00"
         && hex(trace, 32)
         && trace.bytes().any(|b| b != b'0')
         && hex(parent, 16)
         && parent.bytes().any(|b| b != b'0')
         && hex(flags, 2);
-    valid.then(|| (trace.to_ascii_lowercase(), parent.to_ascii_lowercase()))
+    valid.then(|| ((*trace).to_owned(), (*parent).to_owned()))
 }
 
 #[cfg(test)]
@@ -142,6 +223,27 @@ mod tests {
     }
 
     #[test]
+    fn no_value_survives_in_dollar_quotes_escapes_or_comments() {
+        for (text, secret) in [
+            ("INSERT INTO t VALUES ($$hunter2$$)", "hunter2"),
+            ("SELECT $tag$hunter2 'x'$tag$ AS s", "hunter2"),
+            ("SELECT E'O\\'Brien hunter2'", "hunter2"),
+            ("SELECT 1 -- hunter2\nFROM t", "hunter2"),
+            ("SELECT /* hunter2 /* nested */ still */ 1", "hunter2"),
+            ("MATCH (n) // hunter2\nRETURN n", "hunter2"),
+            ("SELECT $$unterminated hunter2", "hunter2"),
+        ] {
+            let shape = fingerprint("sql", text);
+            assert!(!shape.contains(secret), "{text:?} -> {shape:?}");
+        }
+        // Placeholders and the statement's shape stay.
+        assert_eq!(
+            fingerprint("sql", "SELECT $1, $$x$$ FROM t -- c"),
+            "SELECT $1, ? FROM t"
+        );
+    }
+
+    #[test]
     fn traceparent_is_read_only_when_valid() {
         let mut metadata = MetadataMap::new();
         assert_eq!(traceparent(&metadata), None);
@@ -163,6 +265,9 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-xyz-00f067aa0ba902b7-01",
+            // Upper case, and a fifth field on version 00.
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         ] {
             metadata.insert("traceparent", bad.parse().unwrap());
             assert_eq!(traceparent(&metadata), None, "{bad}");

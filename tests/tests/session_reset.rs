@@ -190,3 +190,35 @@ fn the_admin_table_is_what_a_real_redis_says() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_sqlite_pragma_that_sets_a_connection_s_state_is_refused() {
+    // The embedded default: SQLite `main` on pooled connections.
+    let mut gw = TestGateway::start().await;
+    for sets in [
+        "PRAGMA foreign_keys = OFF",
+        "/* x */ PRAGMA ignore_check_constraints(1)",
+    ] {
+        let status = gw
+            .client
+            .execute(request("sql", sets, Vec::new()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::FailedPrecondition,
+            "{sets}: {status:?}"
+        );
+        assert!(status.message().contains("pooled connection"), "{status:?}");
+    }
+    // Reading one is allowed, and every connection keeps the engine's.
+    for _ in 0..4 {
+        let read = gw
+            .client
+            .execute(request("sql", "PRAGMA foreign_keys", Vec::new()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(scalar(&read), Some(Kind::Int(1)));
+    }
+}

@@ -303,6 +303,16 @@ impl DriverTransaction for PostgresTransaction {
 
     async fn prepare(&mut self, global_id: &str) -> Result<()> {
         self.reclaim().await?;
+        if self.aborted {
+            // PostgreSQL would answer PREPARE TRANSACTION in an aborted
+            // block with a silent ROLLBACK: the part would seem prepared.
+            return Err(Error::Conflict(EngineError::new(
+                KIND,
+                Some("25P02"),
+                "a statement failed inside the transaction, so PostgreSQL aborted it: it \
+                 cannot be prepared; roll back and run it again",
+            )));
+        }
         self.ensure_begun().await?;
         let command = format!("PREPARE TRANSACTION {}", Self::literal(global_id));
         self.client()?

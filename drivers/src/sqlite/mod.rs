@@ -7,6 +7,7 @@
 
 mod builder;
 pub(crate) mod convert;
+mod pragma;
 mod run;
 mod scratch;
 mod transaction;
@@ -162,6 +163,7 @@ impl StorageDriver for SqliteDriver {
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
         crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
+        pragma::refuse_setting(&statement.text)?;
         let conn = self.connection().await?;
         let result = run::execute(&conn, statement.clone(), options.clone()).await;
         self.schema.note(dialect, &statement.text);
@@ -176,6 +178,7 @@ impl StorageDriver for SqliteDriver {
     ) -> Result<crate::StatementShape> {
         self.descriptor.accept(dialect, statement)?;
         crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
+        pragma::refuse_setting(&statement.text)?;
         let conn = self.connection().await?;
         run::describe_statement(&conn, statement.text.clone()).await
     }
@@ -188,6 +191,7 @@ impl StorageDriver for SqliteDriver {
     ) -> Result<RowStream> {
         self.descriptor.accept(dialect, &statement)?;
         crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
+        pragma::refuse_setting(&statement.text)?;
         let conn = self.connection().await?;
         let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
         let stream = run::stream(conn, statement, options).await;

@@ -74,6 +74,7 @@ impl DriverTransaction for SqliteTransaction {
     ) -> Result<ResultSet> {
         self.descriptor.accept(dialect, statement)?;
         crate::sql::refuse_control(KIND, statement, CONTROL)?;
+        super::pragma::refuse_setting(&statement.text)?;
         let options = self.options.apply(options);
         run::execute(self.conn()?, statement.clone(), options).await
     }
@@ -87,6 +88,7 @@ impl DriverTransaction for SqliteTransaction {
     ) -> Result<crate::StatementShape> {
         self.descriptor.accept(dialect, statement)?;
         crate::sql::refuse_control(KIND, statement, CONTROL)?;
+        super::pragma::refuse_setting(&statement.text)?;
         run::describe_statement(self.conn()?, statement.text.clone()).await
     }
 

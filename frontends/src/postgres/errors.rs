@@ -22,6 +22,51 @@ pub(super) fn to_error(err: &Error) -> ErrorInfo {
     error(sqlstate(err), err.to_string())
 }
 
+/// A catalog query (psql's `\d`, a driver's introspection) that an engine
+/// other than PostgreSQL could not read: said as such (`0A000`), not as
+/// the engine's syntax error. Only a statement the engine refused as
+/// invalid (syntax, an unknown table) is said so; any other failure keeps
+/// its own error, and PostgreSQL engines answer catalog queries.
+pub(super) fn catalog_refusal(
+    gateway: &omnigate::Gateway,
+    engine: &str,
+    text: &str,
+    err: &Error,
+) -> Option<ErrorInfo> {
+    if !matches!(
+        err,
+        Error::Driver(omnigate::drivers::Error::InvalidStatement(_))
+    ) {
+        return None;
+    }
+    let kind = gateway
+        .router()
+        .by_name(engine)
+        .ok()?
+        .driver
+        .descriptor()
+        .kind;
+    let lower = text.to_ascii_lowercase();
+    let catalog = [
+        "pg_catalog",
+        "pg_class",
+        "pg_namespace",
+        "information_schema",
+    ]
+    .iter()
+    .any(|name| lower.contains(name));
+    (catalog && kind != "postgres").then(|| {
+        error(
+            "0A000",
+            format!(
+                "engine {engine} ({kind}) has no PostgreSQL catalog: psql's \\d commands and \
+                 drivers' introspection read pg_catalog, which only a postgres engine \
+                 answers; on SQLite read sqlite_schema (SELECT name, sql FROM sqlite_schema)"
+            ),
+        )
+    })
+}
+
 /// A SQLSTATE: five digits or upper-case letters.
 fn is_sqlstate(code: &str) -> bool {
     code.len() == 5

@@ -31,7 +31,7 @@ use pgwire::messages::extendedquery::{
 };
 
 use super::encode;
-use super::errors::{error, to_error};
+use super::errors::{catalog_refusal, error, to_error};
 use super::query::{Queries, Reply, is_control};
 use super::session::{Kept, Session};
 
@@ -92,7 +92,12 @@ impl QueryParser for Parser {
                 text,
                 shape: Some(Arc::new(shape)),
             })),
-            Err(e) => Err(failed(user_error(to_error(&e)))),
+            Err(e) => {
+                let engine = self.session.engine();
+                let said = catalog_refusal(&self.gateway, &engine, &text, &e)
+                    .unwrap_or_else(|| to_error(&e));
+                Err(failed(user_error(said)))
+            }
         }
     }
 

@@ -23,7 +23,7 @@ use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery};
 use pgwire::messages::simplequery::Query;
 use tracing::Instrument;
 
-use super::errors::{error, to_error};
+use super::errors::{catalog_refusal, error, to_error};
 use super::session::{Session, SessionTx};
 pub(super) use super::statements::is_control;
 use super::statements::{INERT_SETTINGS, forget_deallocated, set_parts};
@@ -227,45 +227,13 @@ impl Queries {
             Ok(response) => Ok(response.result),
             Err(e) => {
                 self.session.fail_tx();
+                let engine = self.session.engine();
                 Err(Box::new(
-                    self.catalog_refusal(text).unwrap_or_else(|| to_error(&e)),
+                    catalog_refusal(&self.gateway, &engine, text, &e)
+                        .unwrap_or_else(|| to_error(&e)),
                 ))
             }
         }
-    }
-
-    /// A catalog query (psql's `\d`, a driver's introspection) that failed
-    /// on an engine other than PostgreSQL: said as such (`0A000`), not as
-    /// the engine's syntax error. PostgreSQL engines answer them.
-    fn catalog_refusal(&self, text: &str) -> Option<ErrorInfo> {
-        let engine = self.session.engine();
-        let kind = self
-            .gateway
-            .router()
-            .by_name(&engine)
-            .ok()?
-            .driver
-            .descriptor()
-            .kind;
-        let catalog = [
-            "pg_catalog",
-            "pg_class",
-            "pg_namespace",
-            "information_schema",
-        ]
-        .iter()
-        .any(|name| text.to_ascii_lowercase().contains(name));
-        (catalog && kind != "postgres").then(|| {
-            error(
-                "0A000",
-                format!(
-                    "engine {engine} ({kind}) has no PostgreSQL catalog: psql's \\d commands and \
-                     drivers' introspection read pg_catalog, which only a postgres engine \
-                     answers; on SQLite read sqlite_schema (SELECT name, sql FROM \
-                     sqlite_schema)"
-                ),
-            )
-        })
     }
 
     fn rows(&self, command: &str, result: ResultSet) -> Vec<Reply> {

@@ -325,6 +325,7 @@ impl Gateway {
         id: &str,
         statement: &Statement,
     ) -> Result<Option<omnigate_drivers::StatementShape>> {
+        let started = std::time::Instant::now();
         let transactions = &self.inner.transactions;
         let (key, mut slot) = self.locked_tx(routed, id).await?;
         let tx = transactions.usable(&key, &mut slot).await?;
@@ -340,10 +341,32 @@ impl Gateway {
         };
         let deadline = Some(routed.timeout());
         let backstop = super::pipeline::BACKSTOP;
-        match omnigate_drivers::deadline::within_margin(deadline, backstop, work).await {
-            Ok(described) => described.transpose(),
-            Err(e) => Err(Error::from(e)),
+        let outcome =
+            match omnigate_drivers::deadline::within_margin(deadline, backstop, work).await {
+                Ok(described) => described.transpose(),
+                Err(e) => {
+                    // Cut: the Parse may still land (and a cancel with it).
+                    if let Some(tx) = slot.as_mut() {
+                        tx.doom(format!("a statement was cut by its deadline: {e}"));
+                    }
+                    Err(Error::from(e))
+                }
+            };
+        let outcome = outcome.map_err(|e| match e {
+            Error::Driver(e) => Error::Driver(routed.refuser()(e)),
+            other => other,
+        });
+        if !matches!(outcome, Ok(None)) {
+            let recorded = outcome
+                .as_ref()
+                .map(drop)
+                .map_err(|e| Error::TxAborted { why: e.to_string() });
+            routed
+                .engine
+                .counters
+                .record(routed.dialect, started, &recorded);
         }
+        outcome
     }
 
     /// Runs one statement in transaction `id`.

@@ -189,8 +189,10 @@ impl Tx {
     }
 
     /// What `statement` takes and returns as `engine`'s part sees it;
-    /// `None` without a part there yet, or when the engine cannot say
-    /// inside the transaction (it is described outside then).
+    /// `None` without a live part there (a buffered engine's connection
+    /// holds nothing of the transaction: it is described outside). As a
+    /// statement would, a describe that fails on PostgreSQL (which aborts
+    /// its block) or is cut before it answers dooms the transaction.
     pub(crate) async fn describe(
         &mut self,
         engine: &str,
@@ -198,16 +200,19 @@ impl Tx {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Option<Result<omnigate_drivers::StatementShape>> {
+        let index = self.parts.iter().position(|p| p.engine == engine)?;
+        if self.parts[index].session.participation() == Participation::Buffered {
+            return None;
+        }
         let options = self.options.apply(options);
-        let part = self.parts.iter_mut().find(|p| p.engine == engine)?;
-        match part
+        self.last_used = Instant::now();
+        let cut = self.hold_doomed(index);
+        let outcome = self.parts[index]
             .session
             .describe_statement(dialect, statement, &options)
-            .await
-        {
-            Err(omnigate_drivers::Error::NotSupported { .. }) => None,
-            other => Some(other.map_err(Error::from)),
-        }
+            .await;
+        self.leave(index, cut, outcome.as_ref().err(), 0);
+        Some(outcome.map_err(Error::from))
     }
 
     /// The part of `engine` (begun now if it was not) and the options a
