@@ -19,6 +19,7 @@ use crate::tx::Transactions;
 mod builder;
 mod context;
 mod drain;
+mod handle;
 mod pipeline;
 mod reload;
 mod transaction;
@@ -28,9 +29,9 @@ pub use crate::engines::{InFlight, ServiceState};
 pub use builder::GatewayBuilder;
 pub use context::{CallContext, Caller};
 pub use drain::Drained;
+pub use handle::Transaction;
 use pipeline::Shape;
 pub use reload::{Reloaded, watch_config};
-pub use transaction::Transaction;
 pub use types::{
     BatchRequest, BatchResponse, DescribeRequest, Description, EngineStatus, Limits, Request,
     Response, StreamResponse,
