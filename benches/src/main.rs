@@ -5,6 +5,7 @@
 
 mod measure;
 mod pgbench;
+mod redis_benchmark;
 mod report;
 mod served;
 mod setup;
@@ -43,6 +44,11 @@ struct Args {
     /// run as long as a cell, at least a second).
     #[arg(long)]
     pgbench: bool,
+    /// After the workloads, `redis-benchmark -t get,set -c 50` unpipelined
+    /// and 16 deep, directly, through twemproxy and through the RESP front
+    /// end.
+    #[arg(long)]
+    redis_benchmark: bool,
     /// Only these paths (direct, library, grpc, grpc-uds, resp, pgwire,
     /// pgbouncer, twemproxy), e.g. to profile one.
     #[arg(long, value_delimiter = ',')]
@@ -224,14 +230,17 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
             serde_json::json!({"engine": engine, "created": created, "acquired": acquired, "reuse": reuse})
         })
         .collect();
-    let pgbench = if args.pgbench {
+    let mut tools = if args.pgbench {
         pgbench::run(backends, &targets.served, &concurrency, duration)?
     } else {
         String::new()
     };
+    if args.redis_benchmark {
+        tools.push_str(&redis_benchmark::run(backends, &targets.served)?);
+    }
     let peak_rss_mib = measure::peak_rss_kib() / 1024;
     eprintln!("peak resident memory of the harness and gateway: {peak_rss_mib} MiB");
-    print!("{}{pgbench}", report::table(&rows));
+    print!("{}{tools}", report::table(&rows));
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let meta = serde_json::json!({
         "command": command,
@@ -262,7 +271,7 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     std::fs::write(
         args.out.join("bench.md"),
-        report::markdown(&rows, &ratios, &command) + &pgbench,
+        report::markdown(&rows, &ratios, &command) + &tools,
     )
     .map_err(|e| e.to_string())?;
     let chart = latency_chart(&LatencyRow::from_json(&json)?);
