@@ -326,15 +326,7 @@ impl Gateway {
         };
         let outcome =
             omnigate_drivers::deadline::within_margin(Some(routed.timeout()), BACKSTOP, work).await;
-        let outcome = match outcome {
-            Ok(inner) => inner,
-            Err(e) => {
-                if let Some(tx) = slot.as_mut() {
-                    tx.doom(format!("a statement was cut by its deadline: {e}"));
-                }
-                Err(Error::from(e))
-            }
-        };
+        let outcome = doomed_if_cut(&mut slot, outcome);
         routed
             .engine
             .counters
@@ -379,3 +371,21 @@ fn decode_row(row: &mut [Value]) {
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]
 mod tests;
+
+/// A call's outcome in a transaction, under its deadline: when the
+/// deadline cut it, the statement may still run on its engine, so the
+/// transaction is doomed (it can only roll back).
+pub(super) fn doomed_if_cut<T>(
+    slot: &mut Option<crate::tx::Tx>,
+    outcome: std::result::Result<Result<T>, omnigate_drivers::Error>,
+) -> Result<T> {
+    match outcome {
+        Ok(inner) => inner,
+        Err(e) => {
+            if let Some(tx) = slot.as_mut() {
+                tx.doom(format!("a statement was cut by its deadline: {e}"));
+            }
+            Err(Error::from(e))
+        }
+    }
+}

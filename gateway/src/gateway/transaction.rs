@@ -283,16 +283,8 @@ impl Gateway {
         };
         let deadline = Some(routed.timeout());
         let backstop = super::pipeline::BACKSTOP;
-        let outcome =
-            match omnigate_drivers::deadline::within_margin(deadline, backstop, work).await {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    if let Some(tx) = slot.as_mut() {
-                        tx.doom(format!("a statement was cut by its deadline: {e}"));
-                    }
-                    Err(Error::from(e))
-                }
-            };
+        let outcome = omnigate_drivers::deadline::within_margin(deadline, backstop, work).await;
+        let outcome = super::pipeline::doomed_if_cut(&mut slot, outcome);
         let recorded = outcome
             .as_ref()
             .map(drop)
@@ -342,17 +334,9 @@ impl Gateway {
         };
         let deadline = Some(routed.timeout());
         let backstop = super::pipeline::BACKSTOP;
-        let outcome =
-            match omnigate_drivers::deadline::within_margin(deadline, backstop, work).await {
-                Ok(described) => described.transpose(),
-                Err(e) => {
-                    // Cut: the Parse may still land (and a cancel with it).
-                    if let Some(tx) = slot.as_mut() {
-                        tx.doom(format!("a statement was cut by its deadline: {e}"));
-                    }
-                    Err(Error::from(e))
-                }
-            };
+        // Cut, the Parse may still land (and a cancel with it).
+        let outcome = omnigate_drivers::deadline::within_margin(deadline, backstop, work).await;
+        let outcome = super::pipeline::doomed_if_cut(&mut slot, outcome.map(Option::transpose));
         let outcome = outcome.map_err(|e| match e {
             Error::Driver(e) => Error::Driver(routed.refuser()(e)),
             other => other,
