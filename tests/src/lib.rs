@@ -14,6 +14,7 @@ pub mod library;
 pub mod metrics;
 pub mod pgbouncer;
 pub mod postgres;
+pub mod python;
 pub mod redis;
 pub mod soak;
 pub mod spikes;

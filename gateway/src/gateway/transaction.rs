@@ -285,14 +285,7 @@ impl Gateway {
         let backstop = super::pipeline::BACKSTOP;
         let outcome = omnigate_drivers::deadline::within_margin(deadline, backstop, work).await;
         let outcome = super::pipeline::doomed_if_cut(&mut slot, outcome);
-        let recorded = outcome
-            .as_ref()
-            .map(drop)
-            .map_err(|e| Error::TxAborted { why: e.to_string() });
-        routed
-            .engine
-            .counters
-            .record(routed.dialect, started, &recorded);
+        record_in_tx(routed, started, &outcome);
         outcome
     }
 
@@ -342,14 +335,7 @@ impl Gateway {
             other => other,
         });
         if !matches!(outcome, Ok(None)) {
-            let recorded = outcome
-                .as_ref()
-                .map(drop)
-                .map_err(|e| Error::TxAborted { why: e.to_string() });
-            routed
-                .engine
-                .counters
-                .record(routed.dialect, started, &recorded);
+            record_in_tx(routed, started, &outcome);
         }
         outcome
     }
@@ -370,6 +356,19 @@ impl Gateway {
             None => Ok(ResultSet::default()),
         }
     }
+}
+
+/// Counts a call in a transaction on its engine's counters, its failure
+/// as the transaction's.
+fn record_in_tx<T>(routed: &Routed, started: std::time::Instant, outcome: &Result<T>) {
+    let recorded = outcome
+        .as_ref()
+        .map(drop)
+        .map_err(|e| Error::TxAborted { why: e.to_string() });
+    routed
+        .engine
+        .counters
+        .record(routed.dialect, started, &recorded);
 }
 
 /// How a commit that answered `answer` ended, as later calls are told.

@@ -132,39 +132,16 @@ async fn pgbench_initialises_and_runs_select_only() {
 async fn psycopg_and_asyncpg_use_both_protocols_and_transactions() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let (_gw, addr) = gateway(&pg, &redis).await;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    let script = root.join("tests/python/pg_clients.py");
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&python)
-            .arg(&script)
-            .args([
-                &addr.ip().to_string(),
-                &addr.port().to_string(),
-                "app",
-                "app-token",
-            ])
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e}: run ./scripts/test.sh (it installs psycopg and asyncpg into .venv)",
-                    python.display()
-                )
-            })
-    })
-    .await
-    .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !said.contains("No module named"),
-        "{said}\ninstall the PyPI packages psycopg[binary] and asyncpg into .venv (./scripts/test.sh does)"
-    );
-    assert!(
-        out.status.success() && said.trim_end().ends_with("ok"),
-        "{said}"
-    );
+    let args = [
+        addr.ip().to_string(),
+        addr.port().to_string(),
+        "app".into(),
+        "app-token".into(),
+    ];
+    omnigate_tests::python::run_client_script(
+        "pg_clients.py",
+        args.to_vec(),
+        "psycopg[binary] and asyncpg",
+    )
+    .await;
 }

@@ -134,37 +134,13 @@ async fn redis_py_works_through_the_front_end_in_resp2_and_resp3() {
         let mut config = backend.config();
         config.principals = principals();
         let (_gw, addr) = gateway(config).await;
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let python = root.join(".venv/bin/python");
-        let script = root.join("tests/python/resp_clients.py");
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(&python)
-                .arg(&script)
-                .args([&addr.ip().to_string(), &addr.port().to_string()])
-                .args(["app-token", on])
-                .output()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "{}: {e}: run ./scripts/test.sh (it installs redis-py into .venv)",
-                        python.display()
-                    )
-                })
-        })
-        .await
-        .unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            !said.contains("No module named"),
-            "{said}\ninstall the PyPI package redis into .venv (./scripts/test.sh does)"
-        );
-        assert!(
-            out.status.success() && said.trim_end().ends_with("ok"),
-            "{on}: {said}"
-        );
+        let args = [
+            addr.ip().to_string(),
+            addr.port().to_string(),
+            "app-token".into(),
+            on.into(),
+        ];
+        omnigate_tests::python::run_client_script("resp_clients.py", args.to_vec(), "redis").await;
     }
 }
 
