@@ -7,7 +7,9 @@
 //! applied once, and what its client heard true — with commits cut by
 //! short deadlines and retried, commits unanswered at a kill asked of the
 //! restarted gateway, torn logs, a graph write that matches nothing, and
-//! Redis refusing writes at its memory limit.
+//! Redis refusing writes at its memory limit, and a mutator changing the
+//! keys of transactions under way (two Redis writes that must land
+//! together).
 #![allow(clippy::unwrap_used)]
 
 use omnigate_tests::crash::{Report, Trials, run};

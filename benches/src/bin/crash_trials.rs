@@ -132,6 +132,10 @@ fn print_table(r: &Report) {
             "trials with Redis at its limit (noeviction)",
             r.noeviction_trials,
         ),
+        (
+            "trials with keys changed under the transactions",
+            r.mutator_trials,
+        ),
         ("commits that hung over a minute", r.hung_commits),
         ("late: whole only after a minute", r.late),
         ("partial (must be 0)", r.partial),

@@ -85,8 +85,18 @@ pub(super) async fn client_loop(
                     format!("INSERT INTO crash VALUES ({k})"),
                     &tx,
                 ),
-                // Not idempotent: applied twice, the counter reads 2.
-                Engine::Redis => request("cache", "redis", format!("INCR crash:{k}"), &tx),
+                // Not idempotent: applied twice, a counter reads 2. Two
+                // writes that must land together: a key the mutator of
+                // some trials turns into a list first, so that one of them
+                // would fail if it changed between the vote and EXEC.
+                Engine::Redis => {
+                    let first = request("cache", "redis", format!("INCR crash:{k}:b"), &tx);
+                    if !matches!(bounded(client.execute(first)).await, Ok(Ok(_))) {
+                        ok = false;
+                        break;
+                    }
+                    request("cache", "redis", format!("INCR crash:{k}"), &tx)
+                }
                 Engine::Falkor => {
                     // A write that matches nothing first: the writes after
                     // it must apply all the same.
@@ -257,31 +267,22 @@ pub(super) async fn read_all(
     found.insert(Engine::Postgres, ints(&pg, 0));
     let sqlite = read("main", "sql", &sql).await?;
     found.insert(Engine::Sqlite, ints(&sqlite, 0));
-    // MGET of the range: a key that is there answers its value.
+    // MGET of the range: a key that is there answers its value. Its
+    // partner `crash:{k}:b` must be the string 1 wherever it is: a list
+    // there (the mutator's) means one write of the pair failed.
     let mut keys = Vec::new();
+    let mut split = BTreeSet::new();
     if lo <= hi {
-        let mget: Vec<String> = range.clone().map(|k| format!("crash:{k}")).collect();
-        let redis = read("cache", "redis", &format!("MGET {}", mget.join(" "))).await?;
-        let values = redis
-            .rows
-            .first()
-            .and_then(|r| r.values.first())
-            .and_then(|v| match v.kind.as_ref()? {
-                Kind::List(list) => Some(list.values.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        for (k, v) in range.zip(values) {
-            let count = match v.kind {
-                Some(Kind::Null(_)) | None => continue,
-                Some(Kind::Int(n)) => n,
-                Some(Kind::String(s)) => s.parse().unwrap_or(0),
-                Some(Kind::Bytes(b)) => String::from_utf8_lossy(&b).parse().unwrap_or(0),
-                _ => 0,
-            };
+        let counts = redis_counts(&read, range.clone(), "").await?;
+        let partners = redis_counts(&read, range.clone(), ":b").await?;
+        for ((k, count), partner) in range.zip(counts).zip(partners) {
+            let Some(count) = count else { continue };
             keys.push(k);
-            if count > 1 {
+            if count > 1 || partner.is_some_and(|n| n > 1) {
                 twice.insert((Engine::Redis, k));
+            }
+            if partner.is_none() {
+                split.insert(k);
             }
         }
     }
@@ -307,7 +308,69 @@ pub(super) async fn read_all(
     let query = format!("count_over_time(crash_v{{t=\"{trial}\"}}[1d])");
     let metrics = read("metrics", "ts", &query).await?;
     found.insert(Engine::Victoria, ints(&metrics, 0));
-    Ok(Found { on: found, twice })
+    Ok(Found {
+        on: found,
+        twice,
+        split,
+    })
+}
+
+/// Each key `crash:{k}{suffix}` of `range`, read with one MGET: its count
+/// (0 when not a number), or `None` where there is no string.
+async fn redis_counts<F, R>(
+    read: &F,
+    range: std::ops::RangeInclusive<i64>,
+    suffix: &str,
+) -> Result<Vec<Option<i64>>, String>
+where
+    F: Fn(&str, &str, &str) -> R,
+    R: std::future::Future<Output = Result<pb::ExecuteResponse, String>>,
+{
+    let keys: Vec<String> = range.map(|k| format!("crash:{k}{suffix}")).collect();
+    let reply = read("cache", "redis", &format!("MGET {}", keys.join(" "))).await?;
+    let values = reply
+        .rows
+        .first()
+        .and_then(|r| r.values.first())
+        .and_then(|v| match v.kind.as_ref()? {
+            Kind::List(list) => Some(list.values.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok(values
+        .into_iter()
+        .map(|v| match v.kind {
+            Some(Kind::Null(_)) | None => None,
+            Some(Kind::Int(n)) => Some(n),
+            Some(Kind::String(s)) => Some(s.parse().unwrap_or(0)),
+            Some(Kind::Bytes(b)) => Some(String::from_utf8_lossy(&b).parse().unwrap_or(0)),
+            _ => Some(0),
+        })
+        .collect())
+}
+
+/// Some trials' mutator: until `stop`, turns the partner key of a
+/// transaction just begun (`crash:{k}:b`, of the last `clients` values)
+/// into a list, every few milliseconds. A transaction whose key it turns
+/// before the vote must roll back; between the vote and EXEC, the EXEC's
+/// watch must apply neither write (failed after commit); after EXEC, the
+/// push is refused (WRONGTYPE) and the pair stays whole.
+pub(super) async fn mutator_loop(
+    mut client: GatewayClient<Channel>,
+    stop: Arc<AtomicBool>,
+    next_k: Arc<AtomicI64>,
+    clients: usize,
+    seed: u64,
+) {
+    let mut rng = Rng(seed.max(1));
+    while !stop.load(Ordering::Relaxed) {
+        let k = next_k.load(Ordering::Relaxed) - 1 - rng.below(clients as u64) as i64;
+        let push = request("cache", "redis", format!("RPUSH crash:{k}:b m"), "");
+        // Refused after the pair's EXEC (WRONGTYPE), or the gateway is
+        // down: either way, on to the next.
+        let _ = bounded(client.execute(push)).await;
+        tokio::time::sleep(Duration::from_millis(rng.below(4))).await;
+    }
 }
 
 /// How long a client waits for one call: a call that never returns is a

@@ -9,6 +9,9 @@
 //! its shape: a row of `crash` on PostgreSQL (`main-db`) and on SQLite
 //! (`main`, the deciding engine when present), a Redis key `crash:k`, a
 //! FalkorDB node `(:Crash {k})`, a VictoriaMetrics sample `crash_v{k}`.
+//! Redis gets two counters, `crash:k` and `crash:k:b`, which must land
+//! together; in some trials a mutator turns `crash:k:b` into a list while
+//! the transaction is under way.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -93,6 +96,9 @@ pub struct Report {
     pub torn_logs: u64,
     /// See `torn_logs`.
     pub noeviction_trials: u64,
+    /// Trials with a mutator turning the keys of transactions under way
+    /// into lists (between the vote and EXEC, now and then).
+    pub mutator_trials: u64,
     /// Commits that did not return within a minute (a defect, counted
     /// apart from partial: the transaction is still checked).
     pub hung_commits: u64,
@@ -241,6 +247,17 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
             report.noeviction_trials += 1;
         }
         let stop = Arc::new(AtomicBool::new(false));
+        // Some trials: keys changed under the transactions writing them.
+        let mutator = (rng.below(4) == 0).then(|| {
+            report.mutator_trials += 1;
+            tokio::spawn(io::mutator_loop(
+                gateways[0].client.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&next_k),
+                trials.clients,
+                rng.next(),
+            ))
+        });
         let mut clients = Vec::new();
         for c in 0..trials.clients {
             let client = gateways[c % replicas].client.clone();
@@ -277,6 +294,9 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         let mut begun: Vec<Begun> = Vec::new();
         for client in clients {
             begun.extend(client.await.unwrap_or_default());
+        }
+        if let Some(mutator) = mutator {
+            let _ = mutator.await;
         }
         // From the restart (the gateway recovers before it serves) to every
         // transaction being whole.
@@ -352,11 +372,16 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
             report.partial += 1;
             if report.partial_examples.len() < 20 {
                 report.partial_examples.push(format!(
-                    "trial {trial}: k={} (committed: {}) on {:?} of {:?}",
+                    "trial {trial}: k={} heard {:?} on {:?} of {:?}{}",
                     b.k,
-                    b.committed(),
+                    b.claim,
                     b.found_on(&found),
-                    SHAPES[b.shape]
+                    SHAPES[b.shape],
+                    if found.split.contains(&b.k) {
+                        ", one of its two Redis writes without the other"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }

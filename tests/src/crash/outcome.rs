@@ -66,12 +66,16 @@ impl Begun {
     }
 
     /// On some engines but not all; or said committed and found nowhere
-    /// (a lost commit). A failed-after-commit transaction is the
-    /// documented window, counted apart.
+    /// (a lost commit); or one of its two Redis writes applied without the
+    /// other, whatever its client heard. A failed-after-commit transaction
+    /// missing from an engine is the documented window, counted apart.
     pub(super) fn is_broken(&self, found: &Found) -> bool {
         let here = self.found_on(found).len();
         let partial = here != 0 && here != SHAPES[self.shape].len();
-        (partial || (self.committed() && here == 0)) && self.claim != Claim::FailedAfterCommit
+        let split = found.split.contains(&self.k);
+        split
+            || ((partial || (self.committed() && here == 0))
+                && self.claim != Claim::FailedAfterCommit)
     }
 
     /// Its client heard an outcome the engines contradict: committed but
@@ -100,6 +104,9 @@ pub(super) struct Found {
     /// Values whose non-idempotent write (Redis INCR, the graph counter)
     /// was applied more than once.
     pub(super) twice: BTreeSet<(Engine, i64)>,
+    /// Values whose Redis counter is there without its partner key (one
+    /// write of the pair applied, the other failed).
+    pub(super) split: BTreeSet<i64>,
 }
 
 /// The transactions of `begun` that are not whole (see `Begun::is_broken`).
