@@ -9,6 +9,7 @@ pub mod auth;
 pub mod binary;
 pub mod certs;
 pub mod crash;
+pub mod driver;
 pub mod falkordb;
 pub mod library;
 pub mod metrics;
