@@ -29,6 +29,11 @@ pub const FENCE: &str = "aborted:";
 /// on every engine.
 pub const DONE: &str = "done:";
 
+// A fence's and a done marker's record go on with the time they were
+// written, in milliseconds since the epoch (13 digits until the year
+// 2286), so their text sorts as their time does: [`DecisionMarkers::sweep`]
+// compares records with `FENCE`/`DONE` and a time.
+
 /// The statements that keep a deciding engine's markers, each run by the
 /// coordinator in [`dialect`](Self::dialect): outside any transaction
 /// unless said otherwise, one at a time. They build statements only; they
@@ -51,6 +56,15 @@ pub trait DecisionMarkers: Send + Sync + fmt::Debug {
     ///
     /// [`Error::NotFound`]: crate::Error::NotFound
     fn setup(&self) -> Statement;
+
+    /// What runs last when the markers are made ready, if anything, its
+    /// failure logged and otherwise ignored: an index of the markers not
+    /// done, which keeps recovery's reads to those (a role that does not
+    /// own an administrator's table cannot make it; recovery then reads
+    /// past the done markers on the engine, never returning them).
+    fn after_setup(&self) -> Option<Statement> {
+        None
+    }
 
     /// Writes a new marker `tx` with `record`; fails with
     /// [`Error::ConstraintViolation`] when `tx` already has one (a fence
@@ -80,16 +94,18 @@ pub trait DecisionMarkers: Send + Sync + fmt::Debug {
     /// `tx`'s record: at most one row, the record its first value.
     fn read(&self, tx: &str) -> Statement;
 
-    /// At most `limit` markers whose ids sort after `after` (`""`: from the
-    /// first), ordered by id: rows of `(tx_id, record)`.
+    /// At most `limit` markers neither done nor fences (what recovery
+    /// finishes) whose ids sort after `after` (`""`: from the first),
+    /// ordered by id: rows of `(tx_id, record)`. The done markers a busy
+    /// engine keeps for the ended window (millions) are skipped on the
+    /// engine, never read back.
     fn page(&self, after: &str, limit: usize) -> Statement;
 
-    /// Every fence and done marker (records beginning with [`FENCE`] or
-    /// [`DONE`]): rows of `(tx_id, record)`.
-    fn ended(&self) -> Statement;
-
-    /// Deletes `tx`'s marker only if its record is still `record`.
-    fn delete(&self, tx: &str, record: &str) -> Statement;
+    /// Deletes, on the engine, the done markers whose records sort before
+    /// `done_before` and the fences whose records sort before
+    /// `fences_before` (each [`DONE`] or [`FENCE`] and a time, so these
+    /// are the older ones), returning no rows.
+    fn sweep(&self, done_before: &str, fences_before: &str) -> Statement;
 
     /// Deletes `tx`'s marker only if it is a fence (its record begins with
     /// [`FENCE`]): never a decision.

@@ -1,7 +1,8 @@
 //! What every deciding engine's markers must do, on a live engine (see
 //! [`DecisionMarkers`](crate::DecisionMarkers)): made ready twice, a key
-//! held once, a swap that only takes the record it was given, pages in id
-//! order, and deletes that only take what they name. The markers it
+//! held once, a swap that only takes the record it was given, pages of the
+//! markers not done in id order, a sweep that takes only old fences and
+//! done markers, and a fence's delete that takes only a fence. The markers it
 //! writes have ids of their own and are removed at the end, so it can run
 //! beside a gateway's markers.
 
@@ -27,10 +28,13 @@ pub async fn run_all(driver: &dyn StorageDriver) {
             let _ = run(before).await;
         }
         ok("setup", run(markers.setup()).await);
+        if let Some(after) = markers.after_setup() {
+            ok("after_setup", run(after).await);
+        }
     }
     let prefix = format!("conformance-{}-", uuid::Uuid::new_v4());
-    let [a, b, c] = ["a", "b", "c"].map(|n| format!("{prefix}{n}"));
-    let (fence, done) = (format!("{FENCE}1"), format!("{DONE}1:[]"));
+    let [a, b, c, d, e, f] = ["a", "b", "c", "d", "e", "f"].map(|n| format!("{prefix}{n}"));
+    let fence = format!("{FENCE}1");
 
     ok("insert", run(markers.insert(&a, "decided")).await);
     match run(markers.insert(&a, &fence)).await {
@@ -70,8 +74,16 @@ pub async fn run_all(driver: &dyn StorageDriver) {
         "{engine}"
     );
 
-    ok("insert", run(markers.insert(&b, &fence)).await);
-    ok("insert", run(markers.insert(&c, &done)).await);
+    // Times of 13 digits, as the gateway writes them: an old one (2001)
+    // and a young one (2033), either side of the sweep's cutoff (2017).
+    let (old, young, cutoff) = ("1000000000000", "2000000000000", "1500000000000");
+    let (old_fence, old_done) = (format!("{FENCE}{old}"), format!("{DONE}{old}:[]"));
+    let (young_fence, young_done) = (format!("{FENCE}{young}"), format!("{DONE}{young}:[]"));
+    ok("insert", run(markers.insert(&b, &old_fence)).await);
+    ok("insert", run(markers.insert(&c, &old_done)).await);
+    ok("insert", run(markers.insert(&d, "decided too")).await);
+    ok("insert", run(markers.insert(&e, &young_done)).await);
+    ok("insert", run(markers.insert(&f, &young_fence)).await);
     let ids = |result: ResultSet| -> Vec<(Value, Value)> {
         result
             .rows
@@ -84,46 +96,55 @@ pub async fn run_all(driver: &dyn StorageDriver) {
             })
             .collect()
     };
-    let first = ids(ok("page", run(markers.page(&prefix, 2)).await));
+    let first = ids(ok("page", run(markers.page(&prefix, 1)).await));
     assert_eq!(
         first,
-        [
-            (Value::from(a.as_str()), Value::from("claimed again")),
-            (Value::from(b.as_str()), Value::from(fence.as_str())),
-        ],
+        [(Value::from(a.as_str()), Value::from("claimed again"))],
         "{engine}: the first page, in id order"
     );
-    let next = ids(ok("page", run(markers.page(&b, 2)).await));
+    let next = ids(ok("page", run(markers.page(&a, 2)).await));
     assert_eq!(
         next,
-        [(Value::from(c.as_str()), Value::from(done.as_str()))],
-        "{engine}: the page after {b}"
+        [(Value::from(d.as_str()), Value::from("decided too"))],
+        "{engine}: the page after {a}: past the fence and the done marker, never them"
     );
-    let ended = ids(ok("ended", run(markers.ended()).await));
-    assert_eq!(
-        ended.len(),
-        2,
-        "{engine}: the fence and the done one: {ended:?}"
+
+    ok(
+        "sweep",
+        run(markers.sweep(&format!("{DONE}{cutoff}"), &format!("{FENCE}{cutoff}"))).await,
     );
-    assert!(
-        !ended.iter().any(|(id, _)| *id == Value::from(a.as_str())),
-        "{engine}"
-    );
+    for (id, kept) in [
+        (&a, true),
+        (&b, false),
+        (&c, false),
+        (&d, true),
+        (&e, true),
+        (&f, true),
+    ] {
+        assert_eq!(
+            read(id.clone()).await.is_some(),
+            kept,
+            "{engine}: after the sweep, {id} kept: {kept} (old fences and done markers go)"
+        );
+    }
 
     ok("delete_fence", run(markers.delete_fence(&a)).await);
     assert!(
         read(a.clone()).await.is_some(),
         "{engine}: not a fence: kept"
     );
-    ok("delete_fence", run(markers.delete_fence(&b)).await);
-    assert_eq!(read(b.clone()).await, None, "{engine}: a fence: deleted");
-    ok("delete", run(markers.delete(&c, "another record")).await);
-    assert!(
-        read(c.clone()).await.is_some(),
-        "{engine}: another record: kept"
+    ok("delete_fence", run(markers.delete_fence(&f)).await);
+    assert_eq!(read(f.clone()).await, None, "{engine}: a fence: deleted");
+
+    // Ours let go of: marked done long ago, then swept.
+    for id in [&a, &d, &e] {
+        ok("update", run(markers.update(id, &old_done)).await);
+    }
+    ok(
+        "sweep",
+        run(markers.sweep(&format!("{DONE}{cutoff}"), &format!("{FENCE}{cutoff}"))).await,
     );
-    ok("delete", run(markers.delete(&c, &done)).await);
-    assert_eq!(read(c.clone()).await, None, "{engine}: its record: deleted");
-    ok("delete", run(markers.delete(&a, "claimed again")).await);
-    assert_eq!(read(a).await, None, "{engine}");
+    for id in [a, d, e] {
+        assert_eq!(read(id).await, None, "{engine}");
+    }
 }

@@ -66,24 +66,19 @@ impl DecisionMarkers for Neo4jMarkers {
     fn page(&self, after: &str, limit: usize) -> Statement {
         Statement::new(format!(
             "MATCH (m:{LABEL}) WHERE m.record IS NOT NULL AND m.tx_id > $after \
+             AND NOT m.record STARTS WITH '{FENCE}' AND NOT m.record STARTS WITH '{DONE}' \
              RETURN m.tx_id, m.record ORDER BY m.tx_id LIMIT {limit}"
         ))
         .bind_named("after", after)
     }
 
-    fn ended(&self) -> Statement {
+    fn sweep(&self, done_before: &str, fences_before: &str) -> Statement {
         Statement::new(format!(
-            "MATCH (m:{LABEL}) WHERE m.record STARTS WITH '{FENCE}' OR \
-             m.record STARTS WITH '{DONE}' RETURN m.tx_id, m.record"
+            "MATCH (m:{LABEL}) WHERE (m.record STARTS WITH '{DONE}' AND m.record < $done) \
+             OR (m.record STARTS WITH '{FENCE}' AND m.record < $fences) DELETE m"
         ))
-    }
-
-    fn delete(&self, tx: &str, record: &str) -> Statement {
-        Statement::new(format!(
-            "MATCH (m:{LABEL} {{tx_id: $tx}}) WHERE m.record = $record DELETE m"
-        ))
-        .bind_named("tx", tx)
-        .bind_named("record", record)
+        .bind_named("done", done_before)
+        .bind_named("fences", fences_before)
     }
 
     fn delete_fence(&self, tx: &str) -> Statement {
@@ -135,16 +130,14 @@ mod tests {
         assert_eq!(
             text(m.page("", 64)),
             "MATCH (m:OmnigateTxMarker) WHERE m.record IS NOT NULL AND m.tx_id > $after \
+             AND NOT m.record STARTS WITH 'aborted:' AND NOT m.record STARTS WITH 'done:' \
              RETURN m.tx_id, m.record ORDER BY m.tx_id LIMIT 64"
         );
         assert_eq!(
-            text(m.ended()),
-            "MATCH (m:OmnigateTxMarker) WHERE m.record STARTS WITH 'aborted:' OR \
-             m.record STARTS WITH 'done:' RETURN m.tx_id, m.record"
-        );
-        assert_eq!(
-            text(m.delete("t", "r")),
-            "MATCH (m:OmnigateTxMarker {tx_id: $tx}) WHERE m.record = $record DELETE m"
+            text(m.sweep("done:1", "aborted:2")),
+            "MATCH (m:OmnigateTxMarker) WHERE (m.record STARTS WITH 'done:' AND \
+             m.record < $done) OR (m.record STARTS WITH 'aborted:' AND m.record < $fences) \
+             DELETE m"
         );
         assert_eq!(
             text(m.delete_fence("t")),

@@ -16,7 +16,18 @@ pub struct SqlMarkers {
     table: String,
     /// What makes the table ready (see [`DecisionMarkers::setup`]).
     setup: String,
+    /// How records are compared by time in [`DecisionMarkers::sweep`]:
+    /// byte order (PostgreSQL's `COLLATE "C"`; SQLite compares bytes).
+    bytewise: &'static str,
 }
+
+/// The markers neither done nor fences, as a condition on `record`: the
+/// page's, and its index's (the same words, which both engines need to
+/// use a partial index).
+const OPEN: &str = "record NOT LIKE 'aborted:%' AND record NOT LIKE 'done:%'";
+
+/// The index of the markers not done (see [`DecisionMarkers::after_setup`]).
+const OPEN_INDEX: &str = "omnigate_tx_markers_open";
 
 impl SqlMarkers {
     /// SQLite's markers: the table in the engine's database.
@@ -27,6 +38,7 @@ impl SqlMarkers {
                 "CREATE TABLE IF NOT EXISTS {MARKER_TABLE} \
                  (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)"
             ),
+            bytewise: "",
         }
     }
 
@@ -39,6 +51,7 @@ impl SqlMarkers {
                 schema,
                 &[(MARKER_TABLE, "tx_id TEXT PRIMARY KEY, record TEXT NOT NULL")],
             ),
+            bytewise: " COLLATE \"C\"",
         }
     }
 
@@ -113,6 +126,13 @@ impl DecisionMarkers for SqlMarkers {
         Statement::new(self.setup.clone())
     }
 
+    fn after_setup(&self) -> Option<Statement> {
+        Some(Statement::new(format!(
+            "CREATE INDEX IF NOT EXISTS {OPEN_INDEX} ON {} (tx_id) WHERE {OPEN}",
+            self.table
+        )))
+    }
+
     fn insert(&self, tx: &str, record: &str) -> Statement {
         Statement::new(format!(
             "INSERT INTO {} (tx_id, record) VALUES ($1, $2)",
@@ -175,26 +195,22 @@ impl DecisionMarkers for SqlMarkers {
 
     fn page(&self, after: &str, limit: usize) -> Statement {
         Statement::new(format!(
-            "SELECT tx_id, record FROM {} WHERE tx_id > $1 ORDER BY tx_id LIMIT {limit}",
+            "SELECT tx_id, record FROM {} WHERE {OPEN} AND tx_id > $1 \
+             ORDER BY tx_id LIMIT {limit}",
             self.table
         ))
         .bind(after)
     }
 
-    fn ended(&self) -> Statement {
+    fn sweep(&self, done_before: &str, fences_before: &str) -> Statement {
         Statement::new(format!(
-            "SELECT tx_id, record FROM {} WHERE record LIKE '{FENCE}%' OR record LIKE '{DONE}%'",
-            self.table
+            "DELETE FROM {} WHERE (record LIKE '{DONE}%' AND record{c} < $1) \
+             OR (record LIKE '{FENCE}%' AND record{c} < $2)",
+            self.table,
+            c = self.bytewise
         ))
-    }
-
-    fn delete(&self, tx: &str, record: &str) -> Statement {
-        Statement::new(format!(
-            "DELETE FROM {} WHERE tx_id = $1 AND record = $2",
-            self.table
-        ))
-        .bind(tx)
-        .bind(record)
+        .bind(done_before)
+        .bind(fences_before)
     }
 
     fn delete_fence(&self, tx: &str) -> Statement {
@@ -242,18 +258,23 @@ mod tests {
         );
         assert_eq!(
             text(m.page("", 64)),
-            "SELECT tx_id, record FROM omnigate_tx_markers WHERE tx_id > $1 \
-             ORDER BY tx_id LIMIT 64"
+            "SELECT tx_id, record FROM omnigate_tx_markers WHERE record NOT LIKE 'aborted:%' \
+             AND record NOT LIKE 'done:%' AND tx_id > $1 ORDER BY tx_id LIMIT 64"
         );
         assert_eq!(
-            text(m.ended()),
-            "SELECT tx_id, record FROM omnigate_tx_markers \
-             WHERE record LIKE 'aborted:%' OR record LIKE 'done:%'"
+            m.after_setup().map(text).as_deref(),
+            Some(
+                "CREATE INDEX IF NOT EXISTS omnigate_tx_markers_open ON omnigate_tx_markers \
+                 (tx_id) WHERE record NOT LIKE 'aborted:%' AND record NOT LIKE 'done:%'"
+            )
         );
         assert_eq!(
-            text(m.delete("t", "r")),
-            "DELETE FROM omnigate_tx_markers WHERE tx_id = $1 AND record = $2"
+            text(m.sweep("done:1", "aborted:2")),
+            "DELETE FROM omnigate_tx_markers WHERE (record LIKE 'done:%' AND record < $1) \
+             OR (record LIKE 'aborted:%' AND record < $2)"
         );
+        let pg = SqlMarkers::postgres("ops");
+        assert!(text(pg.sweep("d", "f")).contains("record COLLATE \"C\" < $1"));
         assert_eq!(
             text(m.delete_fence("t")),
             "DELETE FROM omnigate_tx_markers WHERE tx_id = $1 AND record LIKE 'aborted:%'"

@@ -17,6 +17,9 @@ use crate::config::TransactionsConfig;
 use crate::error::{Error, Result};
 use crate::router::Router;
 
+/// How often recovery sweeps old done markers, fences and ended log rows.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// Where the log is opened from.
 #[derive(Debug, Clone)]
 pub enum LogSource {
@@ -50,6 +53,9 @@ pub struct Coordinator {
     warned_held: std::sync::atomic::AtomicBool,
     /// Lets go of finished transactions' markers, in batches.
     pub(super) forgetter: super::forgetter::Forgetter,
+    /// When recovery last swept old done markers and fences (see
+    /// [`Coordinator::sweep_due`]).
+    swept: Mutex<Option<std::time::Instant>>,
 }
 
 impl Coordinator {
@@ -76,7 +82,24 @@ impl Coordinator {
             failpoints: Failpoints::default(),
             warned_held: std::sync::atomic::AtomicBool::new(false),
             forgetter: super::forgetter::Forgetter::start(),
+            swept: Mutex::new(None),
         }
+    }
+
+    /// Whether this recovery pass sweeps the engines' old done markers and
+    /// fences and the log table's ended rows: at most once a minute (each
+    /// sweep reads past every done marker on the engine, a busy engine's
+    /// ended window holding millions), and at the first pass.
+    pub(super) fn sweep_due(&self) -> bool {
+        let mut swept = self
+            .swept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY);
+        if due {
+            *swept = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// The log, opened now if it was not.

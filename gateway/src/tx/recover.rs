@@ -42,11 +42,12 @@ impl Coordinator {
     /// One recovery pass.
     pub async fn recover(&self, router: &Router) -> Recovered {
         let mut done = Recovered::default();
+        let sweep = self.sweep_due();
         for (engine, decider) in self.deciders(router).await.ready {
             // A fence outlives any decider it fenced by far at this age.
             let fence_age = self.takeover_after.max(std::time::Duration::from_secs(600));
             let done_age = super::registry::REMEMBER_ENDED;
-            if let Err(e) = self.step(decider.sweep(fence_age, done_age)).await {
+            if sweep && let Err(e) = self.step(decider.sweep(fence_age, done_age)).await {
                 tracing::debug!(engine = %engine.name(), error = %e, "sweeping old fences and done markers");
             }
             // Page by page; within a page, several transactions finished
@@ -116,7 +117,8 @@ impl Coordinator {
         let Some(log) = self.existing_log().await else {
             return self.count(done);
         };
-        if let super::log::TxLog::Table(table) = log
+        if sweep
+            && let super::log::TxLog::Table(table) = log
             && let Err(e) = table.sweep(super::registry::REMEMBER_ENDED).await
         {
             tracing::debug!(error = %e, "sweeping ended transactions from the log table");
