@@ -31,7 +31,7 @@ pub const DONE: &str = "done:";
 
 // A fence's and a done marker's record go on with the time they were
 // written, in milliseconds since the epoch (13 digits until the year
-// 2286), so their text sorts as their time does: [`DecisionMarkers::sweep`]
+// 2286), so their text sorts as their time does: `DecisionMarkers::sweep`
 // compares records with `FENCE`/`DONE` and a time.
 
 /// The statements that keep a deciding engine's markers, each run by the
@@ -98,14 +98,22 @@ pub trait DecisionMarkers: Send + Sync + fmt::Debug {
     /// finishes) whose ids sort after `after` (`""`: from the first),
     /// ordered by id: rows of `(tx_id, record)`. The done markers a busy
     /// engine keeps for the ended window (millions) are skipped on the
-    /// engine, never read back.
+    /// engine, never read back. Used once [`after_setup`](Self::after_setup)
+    /// has made its index; without it, a page could scan every done
+    /// marker in one statement, so [`page_all`](Self::page_all) is read.
     fn page(&self, after: &str, limit: usize) -> Statement;
 
-    /// Deletes, on the engine, the done markers whose records sort before
-    /// `done_before` and the fences whose records sort before
-    /// `fences_before` (each [`DONE`] or [`FENCE`] and a time, so these
-    /// are the older ones), returning no rows.
-    fn sweep(&self, done_before: &str, fences_before: &str) -> Statement;
+    /// At most `limit` markers of every kind whose ids sort after `after`,
+    /// ordered by id (each page a bounded walk of the key; the reader
+    /// skips the done ones and the fences).
+    fn page_all(&self, after: &str, limit: usize) -> Statement;
+
+    /// Deletes, on the engine, at most `limit` of the done markers whose
+    /// records sort before `done_before` and the fences whose records sort
+    /// before `fences_before` (each [`DONE`] or [`FENCE`] and a time, so
+    /// these are the older ones), returning no rows: its rows affected
+    /// tell whether more may be left.
+    fn sweep(&self, done_before: &str, fences_before: &str, limit: usize) -> Statement;
 
     /// Deletes `tx`'s marker only if it is a fence (its record begins with
     /// [`FENCE`]): never a decision.

@@ -109,10 +109,33 @@ pub async fn run_all(driver: &dyn StorageDriver) {
         "{engine}: the page after {a}: past the fence and the done marker, never them"
     );
 
-    ok(
-        "sweep",
-        run(markers.sweep(&format!("{DONE}{cutoff}"), &format!("{FENCE}{cutoff}"))).await,
+    let every = ids(ok("page_all", run(markers.page_all(&a, 2)).await));
+    assert_eq!(
+        every,
+        [
+            (Value::from(b.as_str()), Value::from(old_fence.as_str())),
+            (Value::from(c.as_str()), Value::from(old_done.as_str())),
+        ],
+        "{engine}: every marker after {a}, in id order"
     );
+
+    let sweep = |limit| {
+        run(markers.sweep(
+            &format!("{DONE}{cutoff}"),
+            &format!("{FENCE}{cutoff}"),
+            limit,
+        ))
+    };
+    // One at a time: the old fence and the old done marker take two.
+    ok("sweep", sweep(1).await);
+    let left = [&b, &c].map(|id| read(id.clone()));
+    let left = futures::future::join_all(left).await;
+    assert_eq!(
+        left.iter().filter(|r| r.is_some()).count(),
+        1,
+        "{engine}: a sweep of at most 1 took one of the two old ones"
+    );
+    ok("sweep", sweep(1).await);
     for (id, kept) in [
         (&a, true),
         (&b, false),
@@ -140,10 +163,7 @@ pub async fn run_all(driver: &dyn StorageDriver) {
     for id in [&a, &d, &e] {
         ok("update", run(markers.update(id, &old_done)).await);
     }
-    ok(
-        "sweep",
-        run(markers.sweep(&format!("{DONE}{cutoff}"), &format!("{FENCE}{cutoff}"))).await,
-    );
+    ok("sweep", sweep(100).await);
     for id in [a, d, e] {
         assert_eq!(read(id).await, None, "{engine}");
     }

@@ -72,10 +72,19 @@ impl DecisionMarkers for Neo4jMarkers {
         .bind_named("after", after)
     }
 
-    fn sweep(&self, done_before: &str, fences_before: &str) -> Statement {
+    fn page_all(&self, after: &str, limit: usize) -> Statement {
+        Statement::new(format!(
+            "MATCH (m:{LABEL}) WHERE m.record IS NOT NULL AND m.tx_id > $after \
+             RETURN m.tx_id, m.record ORDER BY m.tx_id LIMIT {limit}"
+        ))
+        .bind_named("after", after)
+    }
+
+    fn sweep(&self, done_before: &str, fences_before: &str, limit: usize) -> Statement {
         Statement::new(format!(
             "MATCH (m:{LABEL}) WHERE (m.record STARTS WITH '{DONE}' AND m.record < $done) \
-             OR (m.record STARTS WITH '{FENCE}' AND m.record < $fences) DELETE m"
+             OR (m.record STARTS WITH '{FENCE}' AND m.record < $fences) \
+             WITH m LIMIT {limit} DELETE m"
         ))
         .bind_named("done", done_before)
         .bind_named("fences", fences_before)
@@ -134,10 +143,15 @@ mod tests {
              RETURN m.tx_id, m.record ORDER BY m.tx_id LIMIT 64"
         );
         assert_eq!(
-            text(m.sweep("done:1", "aborted:2")),
+            text(m.page_all("", 64)),
+            "MATCH (m:OmnigateTxMarker) WHERE m.record IS NOT NULL AND m.tx_id > $after \
+             RETURN m.tx_id, m.record ORDER BY m.tx_id LIMIT 64"
+        );
+        assert_eq!(
+            text(m.sweep("done:1", "aborted:2", 100)),
             "MATCH (m:OmnigateTxMarker) WHERE (m.record STARTS WITH 'done:' AND \
              m.record < $done) OR (m.record STARTS WITH 'aborted:' AND m.record < $fences) \
-             DELETE m"
+             WITH m LIMIT 100 DELETE m"
         );
         assert_eq!(
             text(m.delete_fence("t")),

@@ -50,11 +50,23 @@ impl ToSql for Encoded {
 
 /// Encodes parameter `index` (1-based) for the type the statement expects.
 pub(crate) fn encode(index: usize, value: &Value, ty: &Type) -> Result<Encoded, Error> {
-    if matches!(value, Value::Null) {
-        return Ok(Encoded(None));
-    }
     let mut out = BytesMut::new();
-    write(value, ty, &mut out).map_err(|why| {
+    let null = encode_into(index, value, ty, &mut out)?;
+    Ok(Encoded((!null).then_some(out)))
+}
+
+/// [`encode`] onto the end of `out`: whether the value is NULL (nothing
+/// written). On an error, `out` may hold part of the value.
+pub(crate) fn encode_into(
+    index: usize,
+    value: &Value,
+    ty: &Type,
+    out: &mut BytesMut,
+) -> Result<bool, Error> {
+    if matches!(value, Value::Null) {
+        return Ok(true);
+    }
+    write(value, ty, out).map_err(|why| {
         let got = value.kind_name();
         let article = if got.starts_with(['a', 'e', 'i', 'o', 'u']) {
             "an"
@@ -66,7 +78,7 @@ pub(crate) fn encode(index: usize, value: &Value, ty: &Type) -> Result<Encoded, 
             format!("expected {} ({why}), got {article} {got}", ty.name()),
         )
     })?;
-    Ok(Encoded(Some(out)))
+    Ok(false)
 }
 
 type WriteResult = Result<(), String>;

@@ -48,6 +48,13 @@ pub mod binary {
         super::encode::encode(index, value, ty).map(|e| e.0)
     }
 
+    /// [`encode`] onto the end of `out` (a row being built): whether the
+    /// value is NULL, nothing written. On an error, `out` may hold part of
+    /// the value.
+    pub fn encode_into(index: usize, value: &Value, ty: &Type, out: &mut BytesMut) -> Result<bool> {
+        super::encode::encode_into(index, value, ty, out)
+    }
+
     /// A value of type `ty` from its binary format.
     pub fn decode(index: usize, ty: &Type, raw: &[u8]) -> Result<Value> {
         super::decode::decode_one(ty, raw).map_err(|e| {

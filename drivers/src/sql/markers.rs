@@ -19,6 +19,9 @@ pub struct SqlMarkers {
     /// How records are compared by time in [`DecisionMarkers::sweep`]:
     /// byte order (PostgreSQL's `COLLATE "C"`; SQLite compares bytes).
     bytewise: &'static str,
+    /// What makes the index of open markers (see
+    /// [`DecisionMarkers::after_setup`]).
+    open_index: String,
 }
 
 /// The markers neither done nor fences, as a condition on `record`: the
@@ -39,6 +42,9 @@ impl SqlMarkers {
                  (tx_id TEXT PRIMARY KEY, record TEXT NOT NULL)"
             ),
             bytewise: "",
+            open_index: format!(
+                "CREATE INDEX IF NOT EXISTS {OPEN_INDEX} ON {MARKER_TABLE} (tx_id) WHERE {OPEN}"
+            ),
         }
     }
 
@@ -52,6 +58,14 @@ impl SqlMarkers {
                 &[(MARKER_TABLE, "tx_id TEXT PRIMARY KEY, record TEXT NOT NULL")],
             ),
             bytewise: " COLLATE \"C\"",
+            // Made only where it is missing: a role that does not own an
+            // administrator's table finds the index the owner made, and a
+            // restart takes no lock (the build holds the table's writes).
+            open_index: format!(
+                "DO $omnigate$ BEGIN IF to_regclass('{schema}.{OPEN_INDEX}') IS NULL THEN \
+                 CREATE INDEX IF NOT EXISTS {OPEN_INDEX} ON {schema}.{MARKER_TABLE} (tx_id) \
+                 WHERE {OPEN}; END IF; END $omnigate$"
+            ),
         }
     }
 
@@ -127,10 +141,7 @@ impl DecisionMarkers for SqlMarkers {
     }
 
     fn after_setup(&self) -> Option<Statement> {
-        Some(Statement::new(format!(
-            "CREATE INDEX IF NOT EXISTS {OPEN_INDEX} ON {} (tx_id) WHERE {OPEN}",
-            self.table
-        )))
+        Some(Statement::new(self.open_index.clone()))
     }
 
     fn insert(&self, tx: &str, record: &str) -> Statement {
@@ -202,11 +213,20 @@ impl DecisionMarkers for SqlMarkers {
         .bind(after)
     }
 
-    fn sweep(&self, done_before: &str, fences_before: &str) -> Statement {
+    fn page_all(&self, after: &str, limit: usize) -> Statement {
         Statement::new(format!(
-            "DELETE FROM {} WHERE (record LIKE '{DONE}%' AND record{c} < $1) \
-             OR (record LIKE '{FENCE}%' AND record{c} < $2)",
-            self.table,
+            "SELECT tx_id, record FROM {} WHERE tx_id > $1 ORDER BY tx_id LIMIT {limit}",
+            self.table
+        ))
+        .bind(after)
+    }
+
+    fn sweep(&self, done_before: &str, fences_before: &str, limit: usize) -> Statement {
+        Statement::new(format!(
+            "DELETE FROM {t} WHERE tx_id IN (SELECT tx_id FROM {t} \
+             WHERE (record LIKE '{DONE}%' AND record{c} < $1) \
+             OR (record LIKE '{FENCE}%' AND record{c} < $2) LIMIT {limit})",
+            t = self.table,
             c = self.bytewise
         ))
         .bind(done_before)
@@ -262,6 +282,11 @@ mod tests {
              AND record NOT LIKE 'done:%' AND tx_id > $1 ORDER BY tx_id LIMIT 64"
         );
         assert_eq!(
+            text(m.page_all("", 64)),
+            "SELECT tx_id, record FROM omnigate_tx_markers WHERE tx_id > $1 \
+             ORDER BY tx_id LIMIT 64"
+        );
+        assert_eq!(
             m.after_setup().map(text).as_deref(),
             Some(
                 "CREATE INDEX IF NOT EXISTS omnigate_tx_markers_open ON omnigate_tx_markers \
@@ -269,12 +294,18 @@ mod tests {
             )
         );
         assert_eq!(
-            text(m.sweep("done:1", "aborted:2")),
-            "DELETE FROM omnigate_tx_markers WHERE (record LIKE 'done:%' AND record < $1) \
-             OR (record LIKE 'aborted:%' AND record < $2)"
+            text(m.sweep("done:1", "aborted:2", 100)),
+            "DELETE FROM omnigate_tx_markers WHERE tx_id IN (SELECT tx_id FROM \
+             omnigate_tx_markers WHERE (record LIKE 'done:%' AND record < $1) \
+             OR (record LIKE 'aborted:%' AND record < $2) LIMIT 100)"
         );
         let pg = SqlMarkers::postgres("ops");
-        assert!(text(pg.sweep("d", "f")).contains("record COLLATE \"C\" < $1"));
+        assert!(text(pg.sweep("d", "f", 1)).contains("record COLLATE \"C\" < $1"));
+        assert!(
+            pg.after_setup()
+                .map(text)
+                .is_some_and(|t| t.contains("to_regclass('ops.omnigate_tx_markers_open') IS NULL"))
+        );
         assert_eq!(
             text(m.delete_fence("t")),
             "DELETE FROM omnigate_tx_markers WHERE tx_id = $1 AND record LIKE 'aborted:%'"

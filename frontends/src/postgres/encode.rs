@@ -161,17 +161,24 @@ pub(super) fn response(
     let mut encoder = DataRowEncoder::new(Arc::clone(&fields));
     for row in &result.rows {
         for (i, (value, field)) in row.iter().zip(fields.iter()).enumerate() {
-            let raw = match field.format() {
-                FieldFormat::Binary => binary::encode(i + 1, value, field.datatype())
-                    .map_err(|e| PgWireError::UserError(Box::new(error("XX000", e.to_string()))))?,
-                FieldFormat::Text => text(value).map(|t| BytesMut::from(t.as_bytes())),
+            let cell = Cell {
+                column: i + 1,
+                value,
             };
-            encoder.encode_field_with_type_and_format(
-                &Raw(raw),
-                field.datatype(),
-                field.format(),
-                field.format_options(),
-            )?;
+            encoder
+                .encode_field_with_type_and_format(
+                    &cell,
+                    field.datatype(),
+                    field.format(),
+                    field.format_options(),
+                )
+                .map_err(|e| {
+                    let why = match &e {
+                        PgWireError::ApiError(inner) => inner.to_string(),
+                        other => other.to_string(),
+                    };
+                    PgWireError::UserError(Box::new(error("XX000", why)))
+                })?;
         }
         rows.push(Ok(encoder.take_row()));
     }
@@ -195,22 +202,25 @@ pub(super) fn format_of(formats: Option<&Format>, i: usize) -> FieldFormat {
     }
 }
 
-/// Bytes already in a column's wire format.
+/// Column `column`'s value, written straight into the row being built in
+/// its field's format: binary by the PostgreSQL driver's own codec, text
+/// as PostgreSQL prints it (strings and numbers copied once, no value
+/// built on the way).
 #[derive(Debug)]
-struct Raw(Option<BytesMut>);
+struct Cell<'a> {
+    column: usize,
+    value: &'a Value,
+}
 
-impl ToSql for Raw {
+impl ToSql for Cell<'_> {
     fn to_sql(
         &self,
-        _: &Type,
+        ty: &Type,
         out: &mut BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match &self.0 {
-            Some(bytes) => {
-                out.put_slice(bytes);
-                Ok(IsNull::No)
-            }
-            None => Ok(IsNull::Yes),
+        match binary::encode_into(self.column, self.value, ty, out)? {
+            true => Ok(IsNull::Yes),
+            false => Ok(IsNull::No),
         }
     }
 
@@ -221,14 +231,21 @@ impl ToSql for Raw {
     postgres_types::to_sql_checked!();
 }
 
-impl ToSqlText for Raw {
+impl ToSqlText for Cell<'_> {
     fn to_sql_text(
         &self,
-        ty: &Type,
+        _: &Type,
         out: &mut BytesMut,
         _: &FormatOptions,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        self.to_sql(ty, out)
+        match self.value {
+            Value::Null => return Ok(IsNull::Yes),
+            Value::Decimal(s) | Value::String(s) | Value::Json(s) => out.put_slice(s.as_bytes()),
+            Value::Int(i) => write!(out, "{i}")?,
+            Value::Bool(b) => out.put_u8(if *b { b't' } else { b'f' }),
+            other => out.put_slice(text(other).unwrap_or_default().as_bytes()),
+        }
+        Ok(IsNull::No)
     }
 }
 

@@ -43,8 +43,9 @@ pub struct Coordinator {
     /// How long one engine's step (or the log's) may take.
     step_timeout: Duration,
     committing: Mutex<HashSet<String>>,
-    /// Engines whose marker table is known to exist.
-    markers_ready: Mutex<HashSet<String>>,
+    /// Engines whose marker table is known to exist, and whether each
+    /// has the index of its markers not done.
+    markers_ready: Mutex<std::collections::HashMap<String, bool>>,
     /// What transactions did since start.
     pub(crate) counters: super::TxCounters,
     /// Test-only failpoints (they do nothing without the feature).
@@ -77,7 +78,7 @@ impl Coordinator {
             takeover_after: config.takeover_after,
             step_timeout: config.step_timeout,
             committing: Mutex::new(HashSet::new()),
-            markers_ready: Mutex::new(HashSet::new()),
+            markers_ready: Mutex::new(std::collections::HashMap::new()),
             counters: super::TxCounters::default(),
             failpoints: Failpoints::default(),
             warned_held: std::sync::atomic::AtomicBool::new(false),
@@ -223,29 +224,33 @@ impl Coordinator {
     /// per engine, until it succeeds); the reason when it is not (no
     /// privilege to make them, or an earlier version's markers that still
     /// hold records beside them): its markers are then neither written nor
-    /// trusted when read.
+    /// trusted when read. Ready, whether it has the index of its markers
+    /// not done (recovery then reads only those).
     pub(crate) async fn ready_markers(
         &self,
         engine: &str,
         decider: super::markers::Decider<'_>,
-    ) -> std::result::Result<(), omnigate_drivers::Error> {
-        if self
+    ) -> std::result::Result<bool, omnigate_drivers::Error> {
+        if let Some(indexed) = self
             .markers_ready
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(engine)
+            .get(engine)
         {
-            return Ok(());
+            return Ok(*indexed);
         }
-        if let Err(e) = decider.setup().await {
-            tracing::warn!(engine = %engine, error = %e, "the engine cannot hold transaction markers: cross-engine transactions it would decide fail, and recovery leaves what it may have decided alone, until this is fixed");
-            return Err(e);
-        }
+        let indexed = match decider.setup().await {
+            Ok(indexed) => indexed,
+            Err(e) => {
+                tracing::warn!(engine = %engine, error = %e, "the engine cannot hold transaction markers: cross-engine transactions it would decide fail, and recovery leaves what it may have decided alone, until this is fixed");
+                return Err(e);
+            }
+        };
         self.markers_ready
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(engine.to_owned());
-        Ok(())
+            .insert(engine.to_owned(), indexed);
+        Ok(indexed)
     }
 
     /// The engines that can decide a transaction, each as a deciding
@@ -255,7 +260,9 @@ impl Coordinator {
         let mut deciders = Deciders::default();
         for (engine, decider) in super::recover::deciding_engines(router) {
             match self.ready_markers(engine.name(), decider).await {
-                Ok(()) => deciders.ready.push((engine, decider)),
+                Ok(indexed) => deciders
+                    .ready
+                    .push((engine, decider.with_open_index(indexed))),
                 Err(_) => deciders.unready.push(engine.name().to_owned()),
             }
         }

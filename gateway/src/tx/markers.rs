@@ -25,13 +25,26 @@ use super::log::PartRecord;
 pub(crate) struct Decider<'a> {
     driver: &'a dyn StorageDriver,
     markers: &'a dyn DecisionMarkers,
+    /// The engine has the index of its markers not done, so a page can
+    /// skip the done ones on the engine ([`DecisionMarkers::page`]).
+    open_index: bool,
 }
 
 impl<'a> Decider<'a> {
     /// `driver` as a deciding engine, if it can be one (it keeps markers).
     pub(crate) fn of(driver: &'a dyn StorageDriver) -> Option<Self> {
         let markers = driver.decision_markers()?;
-        Some(Decider { driver, markers })
+        Some(Decider {
+            driver,
+            markers,
+            open_index: false,
+        })
+    }
+
+    /// The same, knowing whether the engine has the index of its markers
+    /// not done ([`Decider::setup`] says).
+    pub(crate) fn with_open_index(self, open_index: bool) -> Self {
+        Decider { open_index, ..self }
     }
 
     /// The marker that decides `tx`, with its record, and the dialect it
@@ -69,20 +82,25 @@ impl<'a> Decider<'a> {
     }
 
     /// Makes the engine ready to hold markers, outside any transaction
-    /// (DDL inside one would take locks concurrent commits wait on).
-    pub(crate) async fn setup(&self) -> omnigate_drivers::Result<()> {
+    /// (DDL inside one would take locks concurrent commits wait on), and
+    /// says whether it has the index of its markers not done.
+    pub(crate) async fn setup(&self) -> omnigate_drivers::Result<bool> {
         let (dialect, options) = (self.markers.dialect(), ExecuteOptions::default());
         if let Some(before) = self.markers.before_setup() {
             let _ = self.driver.execute(dialect, &before, &options).await;
         }
         let setup = self.markers.setup();
         self.driver.execute(dialect, &setup, &options).await?;
-        if let Some(after) = self.markers.after_setup()
-            && let Err(e) = self.driver.execute(dialect, &after, &options).await
-        {
-            tracing::warn!(error = %e, "cannot index the unfinished transaction markers: recovery reads past the done ones on the engine at each pass; have the table's owner run the statement: {}", after.text);
+        let Some(after) = self.markers.after_setup() else {
+            return Ok(false);
+        };
+        match self.driver.execute(dialect, &after, &options).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot index the unfinished transaction markers: recovery reads every marker back at each pass, done ones included; have the table's owner run the statement: {}", after.text);
+                Ok(false)
+            }
         }
-        Ok(())
     }
 
     /// Marks `tx`'s marker done: every part of the transaction has
@@ -252,13 +270,19 @@ impl<'a> Decider<'a> {
             let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
             format!("{prefix}{:013}", now.saturating_sub(age).max(0))
         };
-        let sweep = self
-            .markers
-            .sweep(&before(DONE, done_age), &before(FENCE, fence_age));
-        match self.run(&sweep).await {
-            Ok(_) | Err(omnigate_drivers::Error::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
+        let (done, fences) = (before(DONE, done_age), before(FENCE, fence_age));
+        // In batches, each its own statement: a backlog (after an upgrade,
+        // an outage) is taken a batch at a time, never one delete that
+        // outlasts the step and is undone.
+        for _ in 0..SWEEP_BATCHES {
+            let sweep = self.markers.sweep(&done, &fences, SWEEP_BATCH);
+            match self.run(&sweep).await {
+                Ok(swept) if swept.rows_affected >= SWEEP_BATCH as u64 => {}
+                Ok(_) | Err(omnigate_drivers::Error::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 
     /// Every marker of this engine not done (`Ok(empty)` when it never
@@ -282,7 +306,12 @@ impl<'a> Decider<'a> {
         &self,
         after: Option<&str>,
     ) -> omnigate_drivers::Result<(Vec<Unfinished>, Option<String>)> {
-        let scan = self.markers.page(after.unwrap_or(""), PAGE);
+        let after = after.unwrap_or("");
+        let scan = if self.open_index {
+            self.markers.page(after, PAGE)
+        } else {
+            self.markers.page_all(after, PAGE)
+        };
         let options = ExecuteOptions {
             timeout: Some(READ_LIMIT),
             ..ExecuteOptions::default()
@@ -396,6 +425,12 @@ pub(crate) struct Unfinished {
 /// that does not answer must not hold up the gateway's startup or the
 /// other engines.
 const READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How many old done markers and fences one statement of a sweep deletes
+/// at most, and how many such statements one sweep runs at most (a
+/// minute's sweep keeps up with 16,000 commits a second).
+const SWEEP_BATCH: usize = 10_000;
+const SWEEP_BATCHES: usize = 100;
 
 /// How many markers are read at once: a backlog is read page by page, so
 /// no one read carries every redo payload.
