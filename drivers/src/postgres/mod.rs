@@ -22,7 +22,6 @@ mod tls;
 mod transaction;
 mod tx_stream;
 mod types_cache;
-mod unprepared;
 
 use std::str::FromStr;
 

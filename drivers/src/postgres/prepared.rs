@@ -17,12 +17,6 @@
 
 use deadpool_postgres::{GenericClient, Object, StatementCache, Transaction};
 
-/// The parameters of a statement that takes none.
-const NO_PARAMETERS: [(
-    &(dyn tokio_postgres::types::ToSql + Sync),
-    tokio_postgres::types::Type,
-); 0] = [];
-
 /// Statements a connection keeps prepared at most.
 pub(crate) const MAX_CACHED: usize = 512;
 
@@ -30,13 +24,6 @@ pub(crate) const MAX_CACHED: usize = 512;
 pub(crate) trait Cached: GenericClient {
     /// Its connection's cache.
     fn cache(&self) -> &StatementCache;
-
-    /// Runs `text`, which takes no parameters, unnamed in one round trip
-    /// (Parse, Bind, Describe, Execute, Sync).
-    fn query_unprepared(
-        &self,
-        text: &str,
-    ) -> impl Future<Output = Result<tokio_postgres::RowStream, tokio_postgres::Error>> + Send;
 
     /// Prepares `text` through the cache (see the module docs).
     async fn prepare_bounded(
@@ -79,26 +66,10 @@ impl Cached for Object {
     fn cache(&self) -> &StatementCache {
         &self.statement_cache
     }
-
-    async fn query_unprepared(
-        &self,
-        text: &str,
-    ) -> Result<tokio_postgres::RowStream, tokio_postgres::Error> {
-        let client: &tokio_postgres::Client = self;
-        client.query_typed_raw(text, NO_PARAMETERS).await
-    }
 }
 
 impl Cached for Transaction<'_> {
     fn cache(&self) -> &StatementCache {
         &self.statement_cache
-    }
-
-    async fn query_unprepared(
-        &self,
-        text: &str,
-    ) -> Result<tokio_postgres::RowStream, tokio_postgres::Error> {
-        let tx: &tokio_postgres::Transaction<'_> = self;
-        tx.query_typed_raw(text, NO_PARAMETERS).await
     }
 }

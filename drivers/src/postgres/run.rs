@@ -281,11 +281,6 @@ pub(crate) async fn execute(
     types: &StatementTypes,
 ) -> Result<ResultSet> {
     let timeout = options.timeout;
-    if super::unprepared::may_run_unprepared(statement)
-        && let Some(result) = super::unprepared::execute(client, statement, options).await?
-    {
-        return Ok(result);
-    }
     let (prepared, columns) = prepare(client, &statement.text, timeout).await?;
     let params = bind_params(&prepared, statement, early, types)?;
     if columns.is_empty() {
