@@ -325,6 +325,13 @@ pub async fn run(trials: &Trials, mut progress: impl FnMut(usize, &Report)) -> R
         report.max_recovery_ms = report
             .max_recovery_ms
             .max(started.elapsed().as_millis() as u64);
+        // A commit answered "in doubt" then (its log or deciding engine
+        // unreadable, say PostgreSQL killed this trial) is asked again, as
+        // its client would once recovery has had its minute: the answer
+        // must then be what the engines show.
+        if !broken(&begun, &found).is_empty() {
+            retry_unanswered(&mut gateway.client, &mut begun).await;
+        }
         let broken_now = broken(&begun, &found).len();
         if broken_now > 0 {
             // Not whole after a minute: a defect either way, but a late
