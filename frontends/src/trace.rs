@@ -93,14 +93,8 @@ fn strip_literals(text: &str) -> String {
                     prev = tag.chars().last().unwrap_or('$');
                 }
             }
-            '-' if chars.peek() == Some(&'-') => {
-                while chars.next().is_some_and(|d| d != '\n') {}
-                if prev != ' ' {
-                    out.push(' ');
-                }
-                prev = ' ';
-            }
-            '/' if chars.peek() == Some(&'/') => {
+            // `--` (SQL) or `//` (Cypher) to the end of the line.
+            '-' | '/' if chars.peek() == Some(&c) => {
                 while chars.next().is_some_and(|d| d != '\n') {}
                 if prev != ' ' {
                     out.push(' ');
@@ -109,24 +103,7 @@ fn strip_literals(text: &str) -> String {
             }
             '/' if chars.peek() == Some(&'*') => {
                 chars.next();
-                let mut depth = 1;
-                let mut last = ' ';
-                for d in chars.by_ref() {
-                    match (last, d) {
-                        ('/', '*') => {
-                            depth += 1;
-                            last = ' ';
-                        }
-                        ('*', '/') => {
-                            depth -= 1;
-                            last = ' ';
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => last = d,
-                    }
-                }
+                omnigate::drivers::sql::skip_block_comment(&mut chars);
                 if prev != ' ' {
                     out.push(' ');
                 }

@@ -29,6 +29,27 @@ pub struct Words<'a> {
     escapes: bool,
 }
 
+/// Consumes, from `chars`, a block comment whose opening `/*` was just
+/// read, through its closing `*/` (or the end): nested `/* */` count, as
+/// PostgreSQL's lexer counts them. For readers that walk a statement's
+/// characters to rewrite it rather than read its words.
+pub fn skip_block_comment(chars: &mut impl Iterator<Item = char>) {
+    let (mut depth, mut last) = (1, ' ');
+    for c in chars {
+        match (last, c) {
+            ('/', '*') => (depth, last) = (depth + 1, ' '),
+            ('*', '/') => {
+                depth -= 1;
+                last = ' ';
+                if depth == 0 {
+                    return;
+                }
+            }
+            _ => last = c,
+        }
+    }
+}
+
 /// The words of `text` (see [`Words`]).
 pub fn words(text: &str) -> Words<'_> {
     Words {

@@ -4,7 +4,7 @@
 mod lexer;
 mod markers;
 
-pub use lexer::{Words, words};
+pub use lexer::{Words, skip_block_comment, words};
 pub use markers::{MARKER_TABLE, SqlMarkers, pg_setup};
 
 /// Whether a SQL statement changes the schema (CREATE, ALTER, DROP), so

@@ -149,6 +149,17 @@ impl SqliteDriver {
     }
 }
 
+impl SqliteDriver {
+    /// Whether a statement outside a transaction may run here: its
+    /// dialect, no transaction control, no PRAGMA that sets a pooled
+    /// connection's state.
+    fn admit(&self, dialect: Dialect, statement: &Statement) -> Result<()> {
+        self.descriptor.accept(dialect, statement)?;
+        crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
+        pragma::refuse_setting(&statement.text)
+    }
+}
+
 #[async_trait]
 impl StorageDriver for SqliteDriver {
     fn descriptor(&self) -> &EngineDescriptor {
@@ -161,9 +172,7 @@ impl StorageDriver for SqliteDriver {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.accept(dialect, statement)?;
-        crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
-        pragma::refuse_setting(&statement.text)?;
+        self.admit(dialect, statement)?;
         let conn = self.connection().await?;
         let result = run::execute(&conn, statement.clone(), options.clone()).await;
         self.schema.note(dialect, &statement.text);
@@ -176,9 +185,7 @@ impl StorageDriver for SqliteDriver {
         statement: &Statement,
         _options: &ExecuteOptions,
     ) -> Result<crate::StatementShape> {
-        self.descriptor.accept(dialect, statement)?;
-        crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
-        pragma::refuse_setting(&statement.text)?;
+        self.admit(dialect, statement)?;
         let conn = self.connection().await?;
         run::describe_statement(&conn, statement.text.clone()).await
     }
@@ -189,9 +196,7 @@ impl StorageDriver for SqliteDriver {
         statement: Statement,
         options: ExecuteOptions,
     ) -> Result<RowStream> {
-        self.descriptor.accept(dialect, &statement)?;
-        crate::sql::refuse_control_outside(KIND, crate::sql::first_keyword(&statement.text))?;
-        pragma::refuse_setting(&statement.text)?;
+        self.admit(dialect, &statement)?;
         let conn = self.connection().await?;
         let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
         let stream = run::stream(conn, statement, options).await;

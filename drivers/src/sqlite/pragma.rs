@@ -71,20 +71,7 @@ fn without_comments(text: &str) -> String {
             }
             ('/', Some('*')) => {
                 chars.next();
-                let (mut depth, mut last) = (1, ' ');
-                for d in chars.by_ref() {
-                    match (last, d) {
-                        ('/', '*') => (depth, last) = (depth + 1, ' '),
-                        ('*', '/') => {
-                            depth -= 1;
-                            last = ' ';
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => last = d,
-                    }
-                }
+                crate::sql::skip_block_comment(&mut chars);
                 out.push(' ');
             }
             _ => out.push(c),

@@ -60,6 +60,16 @@ async fn finish(conn: &Object, verb: &'static str) -> Result<()> {
 /// The statements that control a transaction, refused inside one.
 const CONTROL: &[&str] = &["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
 
+impl SqliteTransaction {
+    /// Whether a statement may run in the transaction: its dialect, no
+    /// transaction control, no PRAGMA that sets the connection's state.
+    fn admit(&self, dialect: Dialect, statement: &Statement) -> Result<()> {
+        self.descriptor.accept(dialect, statement)?;
+        crate::sql::refuse_control(KIND, statement, CONTROL)?;
+        super::pragma::refuse_setting(&statement.text)
+    }
+}
+
 #[async_trait]
 impl DriverTransaction for SqliteTransaction {
     fn participation(&self) -> Participation {
@@ -72,9 +82,7 @@ impl DriverTransaction for SqliteTransaction {
         statement: &Statement,
         options: &ExecuteOptions,
     ) -> Result<ResultSet> {
-        self.descriptor.accept(dialect, statement)?;
-        crate::sql::refuse_control(KIND, statement, CONTROL)?;
-        super::pragma::refuse_setting(&statement.text)?;
+        self.admit(dialect, statement)?;
         let options = self.options.apply(options);
         run::execute(self.conn()?, statement.clone(), options).await
     }
@@ -86,9 +94,7 @@ impl DriverTransaction for SqliteTransaction {
         statement: &Statement,
         _options: &ExecuteOptions,
     ) -> Result<crate::StatementShape> {
-        self.descriptor.accept(dialect, statement)?;
-        crate::sql::refuse_control(KIND, statement, CONTROL)?;
-        super::pragma::refuse_setting(&statement.text)?;
+        self.admit(dialect, statement)?;
         run::describe_statement(self.conn()?, statement.text.clone()).await
     }
 

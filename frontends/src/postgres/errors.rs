@@ -22,12 +22,23 @@ pub(super) fn to_error(err: &Error) -> ErrorInfo {
     error(sqlstate(err), err.to_string())
 }
 
-/// A catalog query (psql's `\d`, a driver's introspection) that an engine
-/// other than PostgreSQL could not read: said as such (`0A000`), not as
-/// the engine's syntax error. Only a statement the engine refused as
-/// invalid (syntax, an unknown table) is said so; any other failure keeps
-/// its own error, and PostgreSQL engines answer catalog queries.
-pub(super) fn catalog_refusal(
+/// The `ErrorResponse` of statement `text` that failed with `err` on
+/// `engine` ([`to_error`]), but for a catalog query (psql's `\d`, a
+/// driver's introspection) that an engine other than PostgreSQL could not
+/// read: that is said as such (`0A000`), not as the engine's syntax error.
+pub(super) fn statement_error(
+    gateway: &omnigate::Gateway,
+    engine: &str,
+    text: &str,
+    err: &Error,
+) -> ErrorInfo {
+    catalog_refusal(gateway, engine, text, err).unwrap_or_else(|| to_error(err))
+}
+
+/// See [`statement_error`]: only a statement the engine refused as invalid
+/// (syntax, an unknown table) is said so; any other failure keeps its own
+/// error, and PostgreSQL engines answer catalog queries.
+fn catalog_refusal(
     gateway: &omnigate::Gateway,
     engine: &str,
     text: &str,

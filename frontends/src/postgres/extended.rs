@@ -31,7 +31,7 @@ use pgwire::messages::extendedquery::{
 };
 
 use super::encode;
-use super::errors::{catalog_refusal, error, to_error};
+use super::errors::{error, statement_error};
 use super::query::{Queries, Reply, is_control};
 use super::session::{Kept, Session};
 
@@ -94,8 +94,7 @@ impl QueryParser for Parser {
             })),
             Err(e) => {
                 let engine = self.session.engine();
-                let said = catalog_refusal(&self.gateway, &engine, &text, &e)
-                    .unwrap_or_else(|| to_error(&e));
+                let said = statement_error(&self.gateway, &engine, &text, &e);
                 Err(failed(user_error(said)))
             }
         }

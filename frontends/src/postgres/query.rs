@@ -23,7 +23,7 @@ use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery};
 use pgwire::messages::simplequery::Query;
 use tracing::Instrument;
 
-use super::errors::{catalog_refusal, error, to_error};
+use super::errors::{error, statement_error, to_error};
 use super::session::{Session, SessionTx};
 pub(super) use super::statements::is_control;
 use super::statements::{INERT_SETTINGS, forget_deallocated, set_parts};
@@ -228,10 +228,7 @@ impl Queries {
             Err(e) => {
                 self.session.fail_tx();
                 let engine = self.session.engine();
-                Err(Box::new(
-                    catalog_refusal(&self.gateway, &engine, text, &e)
-                        .unwrap_or_else(|| to_error(&e)),
-                ))
+                Err(Box::new(statement_error(&self.gateway, &engine, text, &e)))
             }
         }
     }
