@@ -52,11 +52,7 @@ fn exec(addr: SocketAddr, token: Option<&str>, args: &[&str]) -> (bool, String) 
         command.env("OMNIGATE_TOKEN", token);
     }
     let out = command.args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = omnigate_tests::output_text(&out);
     (out.status.success(), text)
 }
 
@@ -274,11 +270,7 @@ fn the_command_line_calls_over_mutual_tls() {
             .args(["-d", "redis", "PING"])
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = omnigate_tests::output_text(&out);
         (out.status.success(), text)
     };
     let ca_path = ca.ca.display().to_string();

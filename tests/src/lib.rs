@@ -32,6 +32,16 @@ use omnigate_proto::v1 as pb;
 use pb::gateway_client::GatewayClient;
 use tonic::transport::Channel;
 
+/// What a program printed: its standard output, then its standard error,
+/// as text (for assertions and their messages).
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -23,11 +23,7 @@ pub async fn run_client_script(script: &str, args: Vec<String>, packages: &str) 
         .await
         .expect("the script's task")
     };
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = crate::output_text(&out);
     assert!(!said.contains("No module named"), "{said}\n{hint}");
     assert!(
         out.status.success() && said.trim_end().ends_with("ok"),

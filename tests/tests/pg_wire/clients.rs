@@ -1,6 +1,7 @@
 //! The real PostgreSQL clients through the front end: psql, pgbench,
 //! psycopg and asyncpg.
 
+use omnigate_tests::output_text;
 use omnigate_tests::postgres::{PgServer, client_bin};
 use omnigate_tests::redis::RedisServer;
 
@@ -56,22 +57,15 @@ async fn psql_runs_queries_and_meta_commands() {
     })
     .await
     .unwrap();
-    let said = |o: &std::process::Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
     assert!(
-        said(&out[0]).contains("has no PostgreSQL catalog"),
+        output_text(&out[0]).contains("has no PostgreSQL catalog"),
         "{}",
-        said(&out[0])
+        output_text(&out[0])
     );
     assert!(
-        said(&out[1]).contains("COPY is not served"),
+        output_text(&out[1]).contains("COPY is not served"),
         "{}",
-        said(&out[1])
+        output_text(&out[1])
     );
 }
 
@@ -94,21 +88,14 @@ async fn pgbench_initialises_and_runs_select_only() {
     let init = tokio::task::spawn_blocking(move || pgbench(&["-i", "-I", "dtGvp", "-s", "1"]))
         .await
         .unwrap();
-    let said = |o: &std::process::Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
-    assert!(init.status.success(), "pgbench -i: {}", said(&init));
+    assert!(init.status.success(), "pgbench -i: {}", output_text(&init));
     for mode in ["simple", "extended", "prepared"] {
         let run = tokio::task::spawn_blocking(move || {
             pgbench(&["-S", "-M", mode, "-c", "4", "-j", "2", "-t", "200"])
         })
         .await
         .unwrap();
-        let out = said(&run);
+        let out = output_text(&run);
         assert!(run.status.success(), "pgbench -S -M {mode}: {out}");
         assert!(
             out.contains("number of transactions actually processed: 800/800"),
@@ -123,7 +110,7 @@ async fn pgbench_initialises_and_runs_select_only() {
     let run = tokio::task::spawn_blocking(move || pgbench(&["-c", "2", "-t", "50"]))
         .await
         .unwrap();
-    let out = said(&run);
+    let out = output_text(&run);
     assert!(run.status.success(), "pgbench: {out}");
     assert!(out.contains("processed: 100/100"), "{out}");
 }

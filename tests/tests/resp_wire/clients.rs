@@ -21,11 +21,7 @@ async fn redis_cli_and_redis_benchmark_work_through_the_front_end() {
                     .args(args)
                     .output()
                     .expect("redis-cli runs");
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                )
+                omnigate_tests::output_text(&out)
             }
         };
         let said = tokio::task::spawn_blocking(move || {
@@ -97,11 +93,7 @@ async fn redis_cli_and_redis_benchmark_work_through_the_front_end() {
             })
             .await
             .unwrap();
-            let out = format!(
-                "{}{}",
-                String::from_utf8_lossy(&bench.stdout),
-                String::from_utf8_lossy(&bench.stderr)
-            );
+            let out = omnigate_tests::output_text(&bench);
             assert!(bench.status.success(), "{on} -P {pipeline}: {out}");
             for test in ["SET: ", "GET: ", "LPUSH: ", "INCR: "] {
                 assert!(
@@ -170,11 +162,7 @@ async fn redis_cli_reaches_the_front_end_over_tls_only() {
                 command.args(["--tls", "--cacert", &ca, "--sni", "localhost"]);
             }
             let out = command.args(args).output().expect("redis-cli runs");
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
+            omnigate_tests::output_text(&out)
         };
         [
             cli(true, &["-a", "app-token", "SET", "tls:k", "v"]),
