@@ -7,6 +7,8 @@
 //! exactly `$n` is replaced by parameter n; a quoted `"$1"` stays literal.
 //! Parameters are never spliced into text.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use crate::{EngineError, Error, Result, Value};
@@ -16,21 +18,13 @@ use crate::{EngineError, Error, Result, Value};
 /// Every parameter must be used at least once. `engine` names the engine
 /// kind in errors.
 pub fn parse_command(text: &str, params: &[Value], engine: &'static str) -> Result<Vec<Bytes>> {
-    let tokens = split_args(text).map_err(|message| {
-        Error::InvalidStatement(EngineError::new(engine, Some("ERR"), message))
-    })?;
-    if tokens.is_empty() {
-        return Err(Error::InvalidStatement(EngineError::new(
-            engine,
-            Some("ERR"),
-            "empty statement: write a Redis command such as PING",
-        )));
-    }
-    let mut used = vec![false; params.len()];
-    let mut args = Vec::with_capacity(tokens.len());
-    for token in tokens {
-        match token {
-            Token::Literal(bytes) => args.push(Bytes::from(bytes)),
+    let invalid =
+        |message: String| Error::InvalidStatement(EngineError::new(engine, Some("ERR"), message));
+    let mut used = Used::new(params.len());
+    let mut args = Vec::with_capacity(Args::upper_bound(text));
+    for token in Args::new(text) {
+        match token.map_err(invalid)? {
+            Token::Literal(bytes) => args.push(Bytes::copy_from_slice(&bytes)),
             Token::Placeholder(index) => {
                 let Some(value) = index.checked_sub(1).and_then(|i| params.get(i)) else {
                     return Err(Error::param(
@@ -41,18 +35,57 @@ pub fn parse_command(text: &str, params: &[Value], engine: &'static str) -> Resu
                         ),
                     ));
                 };
-                used[index - 1] = true;
+                used.set(index - 1);
                 args.push(param_bytes(index, value)?);
             }
         }
     }
-    if let Some(unused) = used.iter().position(|u| !u) {
+    if args.is_empty() {
+        return Err(invalid(
+            "empty statement: write a Redis command such as PING".into(),
+        ));
+    }
+    if let Some(unused) = used.first_unset() {
         return Err(Error::param(
             unused + 1,
             format!("given but not used: the statement has no ${}", unused + 1),
         ));
     }
     Ok(args)
+}
+
+/// Which parameters a statement used: a bit each, in a word for the
+/// usual few (no allocation per call).
+enum Used {
+    Few { bits: u64, len: usize },
+    Many(Vec<bool>),
+}
+
+impl Used {
+    fn new(len: usize) -> Self {
+        if len <= 64 {
+            Used::Few { bits: 0, len }
+        } else {
+            Used::Many(vec![false; len])
+        }
+    }
+
+    fn set(&mut self, i: usize) {
+        match self {
+            Used::Few { bits, .. } => *bits |= 1 << i,
+            Used::Many(flags) => flags[i] = true,
+        }
+    }
+
+    fn first_unset(&self) -> Option<usize> {
+        match self {
+            Used::Few { bits, len } => {
+                let unset = (!bits).trailing_zeros() as usize;
+                (unset < *len).then_some(unset)
+            }
+            Used::Many(flags) => flags.iter().position(|u| !u),
+        }
+    }
 }
 
 /// The bytes a parameter value binds as one Redis argument.
@@ -121,40 +154,56 @@ pub fn classify_error(engine: &'static str, code: &str, full_message: String) ->
 /// Splits a line as redis-cli does (quotes and escapes), every token an
 /// argument as written: no placeholders (Redis' inline commands).
 pub fn split_literal(text: &str) -> std::result::Result<Vec<Bytes>, String> {
-    Ok(split_args(text)?
-        .into_iter()
-        .map(|token| match token {
-            Token::Literal(bytes) => Bytes::from(bytes),
-            Token::Placeholder(index) => Bytes::from(format!("${index}")),
+    Args::new(text)
+        .map(|token| {
+            Ok(match token? {
+                Token::Literal(bytes) => Bytes::copy_from_slice(&bytes),
+                Token::Placeholder(index) => Bytes::from(format!("${index}")),
+            })
         })
-        .collect())
+        .collect()
 }
 
 #[derive(Debug, PartialEq)]
-enum Token {
-    Literal(Vec<u8>),
+enum Token<'a> {
+    /// An argument as written: borrowed from the text unless quotes or
+    /// escapes changed it.
+    Literal(Cow<'a, [u8]>),
     Placeholder(usize),
 }
 
-fn split_args(text: &str) -> Result<Vec<Token>, String> {
-    let bytes = text.as_bytes();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
+/// A statement's arguments, one at a time.
+struct Args<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    failed: bool,
+}
+
+impl<'a> Args<'a> {
+    fn new(text: &'a str) -> Self {
+        Args {
+            bytes: text.as_bytes(),
+            at: 0,
+            failed: false,
         }
-        if i >= bytes.len() {
-            return Ok(tokens);
-        }
-        let mut current = Vec::new();
-        let mut quoted = false;
+    }
+
+    /// At least as many as there are arguments (runs of non-space bytes).
+    fn upper_bound(text: &str) -> usize {
+        text.split_ascii_whitespace().count()
+    }
+
+    fn token(&mut self) -> std::result::Result<Token<'a>, String> {
+        let bytes = self.bytes;
+        let start = self.at;
+        let mut i = start;
         while let Some(&c) = bytes.get(i) {
             if c.is_ascii_whitespace() {
                 break;
             }
             if c == b'"' || c == b'\'' {
-                quoted = true;
+                // Quotes (and what comes before them) make an owned argument.
+                let mut current = bytes[start..i].to_vec();
                 i = if c == b'"' {
                     double_quoted(bytes, i + 1, &mut current)?
                 } else {
@@ -166,13 +215,37 @@ fn split_args(text: &str) -> Result<Vec<Token>, String> {
                         "unbalanced quotes: a closing quote must be followed by a space (at byte {i})"
                     ));
                 }
-                break;
+                self.at = i;
+                return Ok(Token::Literal(Cow::Owned(current)));
             }
-            current.push(c);
             i += 1;
         }
-        let token = if quoted { None } else { placeholder(&current) };
-        tokens.push(token.map_or(Token::Literal(current), Token::Placeholder));
+        self.at = i;
+        let word = &bytes[start..i];
+        Ok(placeholder(word).map_or(Token::Literal(Cow::Borrowed(word)), Token::Placeholder))
+    }
+}
+
+impl<'a> Iterator for Args<'a> {
+    type Item = std::result::Result<Token<'a>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        while self
+            .bytes
+            .get(self.at)
+            .is_some_and(|c| c.is_ascii_whitespace())
+        {
+            self.at += 1;
+        }
+        if self.at >= self.bytes.len() {
+            return None;
+        }
+        let token = self.token();
+        self.failed = token.is_err();
+        Some(token)
     }
 }
 

@@ -1,5 +1,6 @@
 //! What a statement returns: columns and rows, whole or in batches.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -7,13 +8,14 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::{Result, Value};
 
-/// A result column.
+/// A result column. Its names are borrowed when they are fixed (a Redis
+/// reply's), so a call that returns one makes no copy of them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Column {
     /// The column's name.
-    pub name: String,
+    pub name: Cow<'static, str>,
     /// The engine's type name; empty when unknown.
-    pub type_name: String,
+    pub type_name: Cow<'static, str>,
 }
 
 /// What an engine says a statement takes and returns, without running it
@@ -31,8 +33,16 @@ impl Column {
     /// A column with a name and a type name.
     pub fn new(name: impl Into<String>, type_name: impl Into<String>) -> Self {
         Column {
-            name: name.into(),
-            type_name: type_name.into(),
+            name: Cow::Owned(name.into()),
+            type_name: Cow::Owned(type_name.into()),
+        }
+    }
+
+    /// A column whose names are fixed: no copy is made of them.
+    pub const fn fixed(name: &'static str, type_name: &'static str) -> Self {
+        Column {
+            name: Cow::Borrowed(name),
+            type_name: Cow::Borrowed(type_name),
         }
     }
 }
@@ -58,7 +68,7 @@ impl ResultSet {
     /// A Redis-style reply: one column `reply`, one row holding `value`.
     pub fn reply(value: Value) -> Self {
         ResultSet {
-            columns: vec![Column::new("reply", "")],
+            columns: vec![Column::fixed("reply", "")],
             rows: vec![vec![value]],
             rows_affected: 0,
         }
@@ -71,7 +81,7 @@ impl ResultSet {
     /// [`DriverTransaction::commit_replies`]: crate::DriverTransaction::commit_replies
     pub fn queued() -> Self {
         ResultSet {
-            columns: vec![Column::new("reply", QUEUED)],
+            columns: vec![Column::fixed("reply", QUEUED)],
             ..ResultSet::reply(Value::String(QUEUED.to_owned()))
         }
     }

@@ -24,6 +24,11 @@ impl Dialect {
     /// Every dialect, in a stable order.
     pub const ALL: [Dialect; 4] = [Dialect::Sql, Dialect::Redis, Dialect::Cypher, Dialect::Ts];
 
+    /// Its place in [`Dialect::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The dialect's name as clients spell it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -110,11 +110,7 @@ async fn maps_every_sqlite_type() {
             Value::Bool(true)
         ]]
     );
-    let types: Vec<&str> = result
-        .columns
-        .iter()
-        .map(|c| c.type_name.as_str())
-        .collect();
+    let types: Vec<&str> = result.columns.iter().map(|c| &*c.type_name).collect();
     assert_eq!(types, ["INTEGER", "REAL", "TEXT", "BLOB", "", "BOOLEAN"]);
     let uuid = uuid::Uuid::from_u128(0x1234);
     let echoed = conformance::value(&d, Dialect::Sql, "SELECT $1", &[Value::Uuid(uuid)]).await;

@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     engines: BTreeMap<String, Arc<EngineEntry>>,
+    /// Per dialect (in [`Dialect::ALL`]'s order), the engine that serves
+    /// it when it is the only one: a call without a target is routed
+    /// without a walk over every engine.
+    only: [Option<Arc<EngineEntry>>; Dialect::ALL.len()],
 }
 
 impl Router {
@@ -19,6 +23,20 @@ impl Router {
     pub fn insert(&mut self, entry: impl Into<Arc<EngineEntry>>) {
         let entry = entry.into();
         self.engines.insert(entry.name().to_owned(), entry);
+        self.only = Dialect::ALL.map(|dialect| {
+            let mut serving = self.serving(dialect);
+            match (serving.next(), serving.next()) {
+                (Some(engine), None) => Some(Arc::clone(engine)),
+                _ => None,
+            }
+        });
+    }
+
+    /// The engines that serve `dialect`.
+    fn serving(&self, dialect: Dialect) -> impl Iterator<Item = &Arc<EngineEntry>> {
+        self.engines
+            .values()
+            .filter(move |e| e.driver.descriptor().dialects.contains(&dialect))
     }
 
     /// Every engine, by name.
@@ -76,23 +94,17 @@ impl Router {
             }
             return Ok((parsed, engine));
         }
-        let mut serving = self
-            .engines
-            .values()
-            .filter(|e| e.driver.descriptor().dialects.contains(&parsed));
-        match (serving.next(), serving.next()) {
-            (Some(engine), None) => Ok((parsed, engine)),
-            (None, _) => Err(unknown()),
-            (Some(_), Some(_)) => Err(Error::AmbiguousTarget {
-                dialect: parsed.as_str().to_owned(),
-                candidates: self
-                    .engines
-                    .values()
-                    .filter(|e| e.driver.descriptor().dialects.contains(&parsed))
-                    .map(|e| e.name().to_owned())
-                    .collect(),
-            }),
+        if let Some(engine) = &self.only[parsed.index()] {
+            return Ok((parsed, engine));
         }
+        let candidates: Vec<String> = self.serving(parsed).map(|e| e.name().to_owned()).collect();
+        if candidates.is_empty() {
+            return Err(unknown());
+        }
+        Err(Error::AmbiguousTarget {
+            dialect: parsed.as_str().to_owned(),
+            candidates,
+        })
     }
 
     /// The engine named `name`.
@@ -144,6 +156,26 @@ mod tests {
         let (dialect, engine) = r.route("REDIS", None).unwrap();
         assert_eq!(dialect, Dialect::Redis);
         assert_eq!(engine.name(), "cache");
+    }
+
+    #[test]
+    fn the_only_engine_of_a_dialect_follows_inserts() {
+        assert!(Dialect::ALL.iter().enumerate().all(|(i, d)| d.index() == i));
+        let mut r = router(&["cache"]);
+        let next = Arc::new(EngineEntry::plain(Arc::new(MemoryDriver::new(
+            "cache",
+            MemoryConfig::default(),
+        ))));
+        r.insert(Arc::clone(&next));
+        assert!(Arc::ptr_eq(r.route("redis", None).unwrap().1, &next));
+        r.insert(EngineEntry::plain(Arc::new(MemoryDriver::new(
+            "other",
+            MemoryConfig::default(),
+        ))));
+        assert!(matches!(
+            r.route("ts", None).unwrap_err(),
+            Error::AmbiguousTarget { .. }
+        ));
     }
 
     #[test]

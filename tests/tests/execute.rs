@@ -197,7 +197,7 @@ async fn the_library_and_grpc_share_one_gateway() {
         .execute(omnigate::Request::new("redis", "SET shared yes"))
         .await
         .unwrap();
-    assert_eq!(direct.engine, "cache");
+    assert_eq!(&*direct.engine, "cache");
     let got = exec(&mut gw.client, request("redis", "GET shared", vec![])).await;
     assert_eq!(scalar(&got), Some(Kind::String("yes".into())));
 }

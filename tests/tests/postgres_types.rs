@@ -255,7 +255,7 @@ async fn every_type_round_trips() {
     let names: Vec<(&str, &str)> = result
         .columns
         .iter()
-        .map(|c| (c.name.as_str(), c.type_name.as_str()))
+        .map(|c| (&*c.name, &*c.type_name))
         .collect();
     assert_eq!(names, [("p", "point"), ("n", "int4"), ("m", "money")]);
 }

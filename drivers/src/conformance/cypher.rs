@@ -99,7 +99,7 @@ pub async fn create_and_match(d: &dyn StorageDriver) {
         &[],
     )
     .await;
-    let names: Vec<_> = result.columns.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<_> = result.columns.iter().map(|c| &*c.name).collect();
     assert_eq!(names, ["name", "born"]);
 }
 

@@ -46,7 +46,7 @@ pub async fn crud(d: &dyn StorageDriver) {
         &[],
     )
     .await;
-    let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> = result.columns.iter().map(|c| &*c.name).collect();
     assert_eq!(names, ["id", "name", "qty", "price"]);
     assert_eq!(
         result.rows,

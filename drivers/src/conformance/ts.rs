@@ -98,7 +98,7 @@ pub async fn points(
         Ok(result) => result,
         Err(e) => panic!("{text}: {e}"),
     };
-    let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> = result.columns.iter().map(|c| &*c.name).collect();
     assert_eq!(names, ["labels", "timestamp", "value"], "{text}");
     result
         .rows

@@ -35,11 +35,7 @@ pub(super) async fn run(
             });
         match prepared {
             Ok(args) => {
-                let mut command = ::redis::cmd(&String::from_utf8_lossy(&args[0]));
-                for arg in &args[1..] {
-                    command.arg(arg.as_ref());
-                }
-                pipe.add_command(command);
+                pipe.add_command(super::to_cmd(&args));
                 sent.push((i, args));
                 results.push(None);
             }

@@ -75,10 +75,7 @@ impl RedisDriver {
     }
 
     async fn run(&self, args: Vec<Bytes>, options: &ExecuteOptions) -> Result<::redis::Value> {
-        let mut command = ::redis::cmd(&String::from_utf8_lossy(&args[0]));
-        for arg in &args[1..] {
-            command.arg(arg.as_ref());
-        }
+        let command = to_cmd(&args);
         // (The caller, `execute`, bounds the whole call by its timeout.)
         // The rare paths are boxed: a future holds room for its largest
         // step, and every call's future would otherwise carry theirs.
@@ -102,6 +99,16 @@ impl RedisDriver {
         let pooled: &mut Pooled = &mut conn;
         query(pooled, &command, None).await
     }
+}
+
+/// The command as the `redis` crate sends it, sized once.
+fn to_cmd(args: &[Bytes]) -> ::redis::Cmd {
+    let size = args.iter().map(Bytes::len).sum();
+    let mut command = ::redis::Cmd::with_capacity(args.len(), size);
+    for arg in args {
+        command.arg(arg.as_ref());
+    }
+    command
 }
 
 /// Runs `command` on a pooled connection; a connection the server dropped

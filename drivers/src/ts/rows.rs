@@ -17,9 +17,9 @@ pub struct Series {
 /// The columns of every query result.
 pub fn columns() -> Vec<Column> {
     vec![
-        Column::new("labels", "map"),
-        Column::new("timestamp", "timestamp"),
-        Column::new("value", "float"),
+        Column::fixed("labels", "map"),
+        Column::fixed("timestamp", "timestamp"),
+        Column::fixed("value", "float"),
     ]
 }
 

@@ -95,7 +95,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                     .execute(to_request(message, context)?)
                     .await
                     .map_err(status::status)?;
-                let reply = result_to_proto(response.result, response.engine);
+                let reply = result_to_proto(response.result, response.engine.to_string());
                 self.check_size(&reply).map_err(status::status)?;
                 Ok::<_, Status>(reply)
             })

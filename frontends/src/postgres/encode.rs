@@ -110,7 +110,7 @@ pub(super) fn fields(
         .enumerate()
         .map(|(i, c)| {
             let ty = column_type(c, i, rows);
-            FieldInfo::new(c.name.clone(), None, None, ty, format_of(formats, i))
+            FieldInfo::new(c.name.to_string(), None, None, ty, format_of(formats, i))
         })
         .collect()
 }

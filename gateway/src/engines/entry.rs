@@ -29,6 +29,8 @@ pub struct EngineEntry {
     pub service: Arc<ServiceState>,
     /// Calls in flight at most (`engines.NAME.max_in_flight`).
     pub max_in_flight: usize,
+    /// The engine's name, shared with every response that names it.
+    shared_name: Arc<str>,
 }
 
 impl EngineEntry {
@@ -37,6 +39,7 @@ impl EngineEntry {
     pub fn plain(driver: Arc<dyn StorageDriver>) -> Self {
         let graph = driver.descriptor().dialects.contains(&Dialect::Cypher);
         EngineEntry {
+            shared_name: driver.descriptor().name.as_str().into(),
             driver,
             bindings: None,
             properties: graph.then(|| PropertyCodecConfig::default().codec()),
@@ -57,6 +60,7 @@ impl EngineEntry {
     fn with_driver(driver: Arc<dyn StorageDriver>, config: &EngineConfig) -> Self {
         let graph = config.driver.dialects().contains(&Dialect::Cypher);
         EngineEntry {
+            shared_name: driver.descriptor().name.as_str().into(),
             driver,
             bindings: (!config.bindings.is_empty()).then(|| Bindings::new(config.bindings.clone())),
             properties: graph.then(|| config.properties.codec()),
@@ -86,7 +90,12 @@ impl EngineEntry {
 
     /// The engine's name.
     pub fn name(&self) -> &str {
-        &self.driver.descriptor().name
+        &self.shared_name
+    }
+
+    /// The engine's name, shared (no copy).
+    pub fn shared_name(&self) -> Arc<str> {
+        Arc::clone(&self.shared_name)
     }
 }
 

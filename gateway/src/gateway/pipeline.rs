@@ -98,6 +98,11 @@ impl Routed {
         self.engine.name().to_owned()
     }
 
+    /// The engine's name, shared (no copy).
+    pub(super) fn shared_engine_name(&self) -> std::sync::Arc<str> {
+        self.engine.shared_name()
+    }
+
     /// The call's one timeout (set by [`Gateway::route`]).
     pub(super) fn timeout(&self) -> Duration {
         self.options.timeout.unwrap_or_default()

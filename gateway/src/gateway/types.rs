@@ -80,7 +80,7 @@ impl Request {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     /// The engine's name.
-    pub engine: String,
+    pub engine: Arc<str>,
     /// The result.
     pub result: ResultSet,
 }
