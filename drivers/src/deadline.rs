@@ -3,7 +3,11 @@
 //! that work stops when the caller's time is up instead of running on.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::Either;
 
 use crate::Error;
 
@@ -62,26 +66,38 @@ impl Deadline {
 /// `work`, cut at `limit` (`None`: never) with `Timeout`. A `Timeout` the
 /// work returns itself (the engine's own, e.g. a cancelled query) is said
 /// with the same limit, so a caller always reads the time it asked for.
-pub async fn within<T>(
-    limit: Option<Duration>,
-    work: impl std::future::Future<Output = crate::Result<T>>,
-) -> crate::Result<T> {
-    within_margin(limit, Duration::ZERO, work).await
+pub fn within<T, F>(limit: Option<Duration>, work: F) -> impl Future<Output = crate::Result<T>>
+where
+    F: Future<Output = crate::Result<T>>,
+{
+    within_margin(limit, Duration::ZERO, work)
 }
 
 /// [`within`], cut `margin` past `limit`: for an engine that enforces the
 /// limit itself, so that its own error (with its reason) arrives first.
-pub async fn within_margin<T>(
+///
+/// Built from combinators, not as an `async fn`: the future is `work` and
+/// the timer side by side, with `work` moved in once (an `async fn` would
+/// keep `work` as its argument and again inside the `Timeout`, and every
+/// call's future would carry both).
+pub fn within_margin<T, F>(
     limit: Option<Duration>,
     margin: Duration,
-    work: impl std::future::Future<Output = crate::Result<T>>,
-) -> crate::Result<T> {
-    let Some(limit) = limit else {
-        return work.await;
-    };
-    match tokio::time::timeout(limit.saturating_add(margin), work).await {
-        Ok(Err(Error::Timeout { .. })) | Err(_) => Err(Error::Timeout { after: limit }),
-        Ok(done) => done,
+    work: F,
+) -> impl Future<Output = crate::Result<T>>
+where
+    F: Future<Output = crate::Result<T>>,
+{
+    match limit {
+        None => Either::Left(work),
+        Some(limit) => Either::Right(
+            tokio::time::timeout(limit.saturating_add(margin), work).map(move |outcome| {
+                match outcome {
+                    Ok(Err(Error::Timeout { .. })) | Err(_) => Err(Error::Timeout { after: limit }),
+                    Ok(done) => done,
+                }
+            }),
+        ),
     }
 }
 

@@ -147,3 +147,15 @@ async fn an_unknown_transaction_id_is_not_found() {
     let err = gw.execute(request).await.unwrap_err();
     assert!(matches!(err, Error::TxNotFound { .. }), "{err:?}");
 }
+
+/// A call's future is what a caller holds (and boxes, to spawn it): it
+/// stays small, with the rare paths boxed inside it.
+#[tokio::test]
+async fn a_call_future_stays_small() {
+    let gateway = Gateway::builder().build().await.unwrap();
+    let call = gateway.execute(Request::new("redis", "GET k"));
+    let size = std::mem::size_of_val(&call);
+    eprintln!("Gateway::execute future: {size} bytes");
+    assert!(size <= 1024, "Gateway::execute's future is {size} bytes");
+    drop(call);
+}
