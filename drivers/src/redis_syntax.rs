@@ -22,28 +22,42 @@ pub fn parse_command(text: &str, params: &[Value], engine: &'static str) -> Resu
         |message: String| Error::InvalidStatement(EngineError::new(engine, Some("ERR"), message));
     let mut used = Used::new(params.len());
     let mut args = Vec::with_capacity(Args::upper_bound(text));
+    // A statement that does not split is refused as such whatever its
+    // parameters: the first parameter error waits for the whole split.
+    let mut param_error = None;
     for token in Args::new(text) {
         match token.map_err(invalid)? {
-            Token::Literal(bytes) => args.push(Bytes::copy_from_slice(&bytes)),
+            Token::Literal(Cow::Borrowed(word)) => args.push(Bytes::copy_from_slice(word)),
+            Token::Literal(Cow::Owned(quoted)) => args.push(Bytes::from(quoted)),
+            Token::Placeholder(_) if param_error.is_some() => {}
             Token::Placeholder(index) => {
-                let Some(value) = index.checked_sub(1).and_then(|i| params.get(i)) else {
-                    return Err(Error::param(
+                let bound = match index.checked_sub(1).and_then(|i| params.get(i)) {
+                    Some(value) => param_bytes(index, value),
+                    None => Err(Error::param(
                         index,
                         format!(
                             "the statement uses ${index} but {} parameter(s) were given",
                             params.len()
                         ),
-                    ));
+                    )),
                 };
-                used.set(index - 1);
-                args.push(param_bytes(index, value)?);
+                match bound {
+                    Ok(bytes) => {
+                        used.set(index - 1);
+                        args.push(bytes);
+                    }
+                    Err(e) => param_error = Some(e),
+                }
             }
         }
     }
-    if args.is_empty() {
+    if args.is_empty() && param_error.is_none() {
         return Err(invalid(
             "empty statement: write a Redis command such as PING".into(),
         ));
+    }
+    if let Some(e) = param_error {
+        return Err(e);
     }
     if let Some(unused) = used.first_unset() {
         return Err(Error::param(
@@ -410,6 +424,22 @@ mod tests {
         let err = parse_command("GET $3", &[Value::from("a")], "test").unwrap_err();
         assert!(
             matches!(err, Error::InvalidParameter { index: 3, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_statement_that_does_not_split_is_refused_as_such_first() {
+        for (text, params) in [
+            ("GET $2 \"abc", vec![Value::from("a")]),
+            ("SET k $1 'a'b", vec![Value::List(vec![])]),
+        ] {
+            let err = parse_command(text, &params, "test").unwrap_err();
+            assert!(matches!(err, Error::InvalidStatement(_)), "{text}: {err}");
+        }
+        let err = parse_command("$1", &[], "test").unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidParameter { index: 1, .. }),
             "{err}"
         );
     }

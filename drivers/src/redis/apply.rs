@@ -58,10 +58,7 @@ pub(super) async fn apply_on(
     let mut pipe = ::redis::pipe();
     pipe.atomic().ignore_errors();
     for args in writes {
-        let command = pipe.cmd(&String::from_utf8_lossy(&args[0]));
-        for arg in &args[1..] {
-            command.arg(arg.as_ref());
-        }
+        pipe.add_command(super::to_cmd(args));
     }
     if let Some(tx) = marker {
         // No expiry until the transaction has finished everywhere

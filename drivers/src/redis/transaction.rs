@@ -106,10 +106,7 @@ impl DriverTransaction for RedisTransaction {
             };
         if reads_only {
             // A read sees committed state, as inside MULTI.
-            let mut command = ::redis::cmd(&name);
-            for arg in &args[1..] {
-                command.arg(arg.as_ref());
-            }
+            let command = super::to_cmd(&args);
             let value = query(&mut conn, &command, options.timeout).await?;
             return crate::ResultLimits::new(options)
                 .check(ResultSet::reply(to_value_with(value, options.raw_bytes)?));
