@@ -33,8 +33,14 @@ impl StatementTypes {
         Ok(Some((types, encoded)))
     }
 
-    /// Remembers the parameter types of a prepared statement.
+    /// Remembers the parameter types of a prepared statement, unless they
+    /// are known already: a statement in a transaction (whose parameters
+    /// are encoded on its connection, not ahead of it) comes here at every
+    /// call, and an insert costs the cache far more than a read.
     pub(crate) fn remember(&self, text: &str, types: &[Type]) {
+        if self.0.get(text).is_some_and(|known| *known == *types) {
+            return;
+        }
         self.0.insert(text.to_owned(), types.into());
     }
 
@@ -47,5 +53,30 @@ impl StatementTypes {
     pub(crate) fn len(&self) -> u64 {
         self.0.run_pending_tasks();
         self.0.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Value;
+
+    #[test]
+    fn known_types_stay_and_changed_types_replace_them() {
+        let cache = StatementTypes::new(16);
+        let statement = Statement::new("SELECT $1").bind(Value::Int(7));
+        assert!(cache.encode_early(&statement).unwrap().is_none());
+        cache.remember("SELECT $1", &[Type::INT8]);
+        cache.remember("SELECT $1", &[Type::INT8]);
+        let (types, _) = cache.encode_early(&statement).unwrap().unwrap();
+        assert_eq!(&*types, &[Type::INT8]);
+        cache.remember("SELECT $1", &[Type::INT4]);
+        let (types, _) = cache.encode_early(&statement).unwrap().unwrap();
+        assert_eq!(
+            &*types,
+            &[Type::INT4],
+            "a statement prepared anew with other types"
+        );
+        assert_eq!(cache.len(), 1);
     }
 }
