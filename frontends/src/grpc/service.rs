@@ -128,7 +128,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             })
             .instrument(call.span())
             .await;
-        call.log(outcome.as_ref().map(|r| r.engine.as_str()));
+        call.log(outcome.as_ref().map(|r| &*r.engine));
         let response = outcome?;
         // A small channel: the gateway holds at most a couple of batches.
         let (tx, rx) = mpsc::channel(2);
@@ -136,7 +136,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         tokio::spawn(async move {
             let errors = tx.clone();
             if let Err(status) = service
-                .cancellable(service.forward(response.engine, response.stream, tx))
+                .cancellable(service.forward(response.engine.to_string(), response.stream, tx))
                 .await
             {
                 let _ = errors.send(Err(status)).await;
@@ -161,7 +161,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                     .execute_batch(batch)
                     .await
                     .map_err(status::status)?;
-                let engine = response.engine;
+                let engine = response.engine.to_string();
                 let results = response
                     .results
                     .into_iter()

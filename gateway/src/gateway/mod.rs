@@ -145,7 +145,7 @@ impl Gateway {
         };
         Self::decode(routed.dialect, &mut result);
         Ok(Response {
-            engine: routed.shared_engine_name(),
+            engine: routed.engine_name(),
             result,
         })
     }

@@ -93,13 +93,8 @@ impl Routed {
         }
     }
 
-    /// The engine's name.
-    pub(super) fn engine_name(&self) -> String {
-        self.engine.name().to_owned()
-    }
-
     /// The engine's name, shared (no copy).
-    pub(super) fn shared_engine_name(&self) -> std::sync::Arc<str> {
+    pub(super) fn engine_name(&self) -> Arc<str> {
         self.engine.shared_name()
     }
 

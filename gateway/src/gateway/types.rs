@@ -117,7 +117,7 @@ pub struct DescribeRequest {
 #[derive(Debug)]
 pub struct BatchResponse {
     /// The engine's name.
-    pub engine: String,
+    pub engine: Arc<str>,
     /// The outcomes, in order.
     pub results: Vec<omnigate_drivers::Result<ResultSet>>,
 }
@@ -126,7 +126,7 @@ pub struct BatchResponse {
 #[derive(Debug)]
 pub struct StreamResponse {
     /// The engine's name.
-    pub engine: String,
+    pub engine: Arc<str>,
     /// The rows in batches.
     pub stream: RowStream,
 }
