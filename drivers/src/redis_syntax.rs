@@ -27,8 +27,7 @@ pub fn parse_command(text: &str, params: &[Value], engine: &'static str) -> Resu
     let mut param_error = None;
     for token in Args::new(text) {
         match token.map_err(invalid)? {
-            Token::Literal(Cow::Borrowed(word)) => args.push(Bytes::copy_from_slice(word)),
-            Token::Literal(Cow::Owned(quoted)) => args.push(Bytes::from(quoted)),
+            Token::Literal(word) => args.push(literal_bytes(word)),
             Token::Placeholder(_) if param_error.is_some() => {}
             Token::Placeholder(index) => {
                 let bound = match index.checked_sub(1).and_then(|i| params.get(i)) {
@@ -171,11 +170,20 @@ pub fn split_literal(text: &str) -> std::result::Result<Vec<Bytes>, String> {
     Args::new(text)
         .map(|token| {
             Ok(match token? {
-                Token::Literal(bytes) => Bytes::copy_from_slice(&bytes),
+                Token::Literal(word) => literal_bytes(word),
                 Token::Placeholder(index) => Bytes::from(format!("${index}")),
             })
         })
         .collect()
+}
+
+/// An argument as written, as bytes: a word borrowed from the text is
+/// copied once, a quoted one (already owned) is moved.
+fn literal_bytes(word: Cow<'_, [u8]>) -> Bytes {
+    match word {
+        Cow::Borrowed(word) => Bytes::copy_from_slice(word),
+        Cow::Owned(quoted) => Bytes::from(quoted),
+    }
 }
 
 #[derive(Debug, PartialEq)]
