@@ -26,7 +26,10 @@ pub struct VictoriaConfig {
     pub gzip_above: usize,
     /// After each write, ask the server to make it searchable at once
     /// (`/internal/force_flush`); otherwise a write shows up in queries
-    /// within about a second.
+    /// within about a second. Best effort: the server's own periodic flush
+    /// may be building a part from the last samples at that moment, and
+    /// the forced flush does not wait for it (they show up milliseconds
+    /// later).
     pub read_your_writes: bool,
     /// Range queries streamed with ExecuteStream run in slices of this many
     /// steps.
