@@ -3,6 +3,7 @@
 //! numeric or jsonb; an int for a smallint; ...) or refused with the
 //! parameter's position and the expected type, never its value.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::net::IpAddr;
 
@@ -101,7 +102,7 @@ fn write(value: &Value, ty: &Type, out: &mut BytesMut) -> WriteResult {
         ),
         Type::FLOAT4 => wire::float4_to_sql(as_float(value)? as f32, out),
         Type::FLOAT8 => wire::float8_to_sql(as_float(value)?, out),
-        Type::NUMERIC => out.extend_from_slice(&numeric_bytes(value)?),
+        Type::NUMERIC => numeric_into(value, out)?,
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
             wire::text_to_sql(&as_text(value)?, out)
         }
@@ -138,7 +139,7 @@ fn write(value: &Value, ty: &Type, out: &mut BytesMut) -> WriteResult {
             Kind::Domain(inner) => write(value, inner, out)?,
             Kind::Enum(labels) => {
                 let label = as_text(value)?;
-                if !labels.contains(&label) {
+                if !labels.iter().any(|l| *l == label) {
                     return Err(format!("one of {}", labels.join(", ")));
                 }
                 out.extend_from_slice(label.as_bytes());
@@ -215,27 +216,29 @@ fn as_float(value: &Value) -> Result<f64, String> {
     }
 }
 
-fn numeric_bytes(value: &Value) -> Result<Vec<u8>, String> {
-    let text = match value {
-        Value::Decimal(s) | Value::String(s) => s.clone(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) if f.is_finite() => f.to_string(),
+fn numeric_into(value: &Value, out: &mut BytesMut) -> WriteResult {
+    let text: Cow<'_, str> = match value {
+        Value::Decimal(s) | Value::String(s) => Cow::Borrowed(s),
+        Value::Int(i) => Cow::Owned(i.to_string()),
+        Value::Float(f) if f.is_finite() => Cow::Owned(f.to_string()),
         _ => return Err("send a decimal as text".into()),
     };
-    numeric::encode(&text).ok_or_else(|| "send a decimal such as 12.50".into())
+    numeric::encode_into(&text, out).ok_or_else(|| "send a decimal such as 12.50".into())
 }
 
 /// Text for text-like types: strings as they are, other scalars as printed.
-fn as_text(value: &Value) -> Result<String, String> {
+fn as_text(value: &Value) -> Result<Cow<'_, str>, String> {
     match value {
-        Value::String(s) | Value::Decimal(s) | Value::Json(s) => Ok(s.clone()),
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).map_err(|_| "send UTF-8 text".into()),
+        Value::String(s) | Value::Decimal(s) | Value::Json(s) => Ok(Cow::Borrowed(s)),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .map(Cow::Borrowed)
+            .map_err(|_| "send UTF-8 text".into()),
         Value::List(_)
         | Value::Map(_)
         | Value::Node(_)
         | Value::Relationship(_)
         | Value::Path(_) => Err("send text".into()),
-        scalar => Ok(scalar.to_string()),
+        scalar => Ok(Cow::Owned(scalar.to_string())),
     }
 }
 
@@ -341,7 +344,7 @@ fn as_inet(value: &Value) -> Result<(IpAddr, u8), String> {
     let text = as_text(value)?;
     let (addr, bits) = match text.split_once('/') {
         Some((addr, bits)) => (addr, Some(bits)),
-        None => (text.as_str(), None),
+        None => (&*text, None),
     };
     let addr: IpAddr = addr
         .parse()

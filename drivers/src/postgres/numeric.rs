@@ -83,7 +83,16 @@ pub(crate) fn decode(raw: &[u8]) -> Option<String> {
 
 /// Encodes decimal text (`-12.340`, `1e-3`, `NaN`, `Infinity`) as a binary
 /// numeric, keeping its scale. `None` when it is not a decimal.
+#[cfg(test)]
 pub(crate) fn encode(text: &str) -> Option<Vec<u8>> {
+    let mut out = bytes::BytesMut::new();
+    encode_into(text, &mut out).map(|()| out.to_vec())
+}
+
+/// [`encode`] onto the end of `out`, with no allocation of its own (this
+/// runs for every numeric cell sent or returned); nothing is written when
+/// the text is not a decimal.
+pub(crate) fn encode_into(text: &str, out: &mut bytes::BytesMut) -> Option<()> {
     let text = text.trim();
     let special = match text {
         "NaN" | "nan" => Some(NAN),
@@ -92,7 +101,8 @@ pub(crate) fn encode(text: &str) -> Option<Vec<u8>> {
         _ => None,
     };
     if let Some(sign) = special {
-        return Some(header(0, 0, sign, 0));
+        header(out, 0, 0, sign, 0);
+        return Some(());
     }
     let (negative, body) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -106,73 +116,56 @@ pub(crate) fn encode(text: &str) -> Option<Vec<u8>> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part
-        .bytes()
-        .chain(frac_part.bytes())
-        .all(|b| b.is_ascii_digit())
-    {
+    // The digits, the point's place among them moved by the exponent.
+    let digits = || int_part.bytes().chain(frac_part.bytes());
+    if !digits().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // All digits, and how many of them stand before the decimal point.
-    let all: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
-    let len = i64::try_from(all.len()).ok()?;
+    let len = i64::try_from(int_part.len() + frac_part.len()).ok()?;
     let point = i64::try_from(int_part.len()).ok()? + i64::from(exponent);
-    let scale = (len - point).max(0);
+    let scale = u16::try_from((len - point).max(0)).ok()?;
     if scale > 16383 || point > 131_072 {
         return None;
     }
-    let zeros = |n: i64| "0".repeat(usize::try_from(n.max(0)).unwrap_or(0));
-    let split = usize::try_from(point.clamp(0, len)).ok()?;
-    let digits = std::str::from_utf8(&all).ok()?;
-    let mut int_digits = format!("{}{}", &digits[..split], zeros(point - len));
-    let mut frac_digits = format!("{}{}", zeros(-point), &digits[split..]);
-    // Pad to whole base-10000 groups around the point.
-    int_digits.insert_str(0, &zeros((4 - int_digits.len() as i64 % 4) % 4));
-    frac_digits.push_str(&zeros((4 - frac_digits.len() as i64 % 4) % 4));
-    let mut weight = i64::try_from(int_digits.len() / 4).ok()? - 1;
-    let joined = int_digits + &frac_digits;
-    let mut groups: Vec<u16> = joined
-        .as_bytes()
-        .chunks(4)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))
-        })
-        .collect();
-    let leading = groups.iter().take_while(|g| **g == 0).count();
-    groups.drain(..leading);
-    weight -= i64::try_from(leading).ok()?;
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    if groups.is_empty() {
-        weight = 0;
-    }
-    let sign = if negative && !groups.is_empty() {
-        NEG
-    } else {
-        POS
+    // Digit i is worth 10^(point - 1 - i); base-10000 digit g holds the
+    // powers 4g..4g+3. Zeros before the first and after the last non-zero
+    // digit are not stored.
+    let Some(first) = digits().position(|b| b != b'0') else {
+        header(out, 0, 0, POS, scale);
+        return Some(());
     };
-    let mut out = header(
-        u16::try_from(groups.len()).ok()?,
-        i16::try_from(weight).ok()?,
-        sign,
-        u16::try_from(scale).ok()?,
+    let last = int_part.len() + frac_part.len() - 1 - digits().rev().position(|b| b != b'0')?;
+    let power = |i: usize| point - 1 - i as i64;
+    let (top, bottom) = (power(first).div_euclid(4), power(last).div_euclid(4));
+    let ndigits = u16::try_from(top - bottom + 1).ok()?;
+    let weight = i16::try_from(top).ok()?;
+    header(
+        out,
+        ndigits,
+        weight,
+        if negative { NEG } else { POS },
+        scale,
     );
-    for group in groups {
-        out.extend_from_slice(&group.to_be_bytes());
+    let mut group = top;
+    let mut value: u16 = 0;
+    for (i, d) in digits().enumerate().take(last + 1).skip(first) {
+        let p = power(i);
+        if p.div_euclid(4) != group {
+            out.extend_from_slice(&value.to_be_bytes());
+            (group, value) = (p.div_euclid(4), 0);
+        }
+        value += u16::from(d - b'0') * 10u16.pow(p.rem_euclid(4) as u32);
     }
-    Some(out)
+    out.extend_from_slice(&value.to_be_bytes());
+    Some(())
 }
 
-fn header(ndigits: u16, weight: i16, sign: u16, dscale: u16) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + usize::from(ndigits) * 2);
+fn header(out: &mut bytes::BytesMut, ndigits: u16, weight: i16, sign: u16, dscale: u16) {
+    out.reserve(8 + usize::from(ndigits) * 2);
     out.extend_from_slice(&ndigits.to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
     out.extend_from_slice(&sign.to_be_bytes());
     out.extend_from_slice(&dscale.to_be_bytes());
-    out
 }
 
 #[cfg(test)]
@@ -206,6 +199,13 @@ mod tests {
             ("NaN", "NaN"),
             ("-Infinity", "-Infinity"),
             ("99999999", "99999999"),
+            ("00012000.00100", "12000.00100"),
+            ("9999.9999e4", "99999999"),
+            ("12e-1", "1.2"),
+            ("123456789e-3", "123456.789"),
+            ("-0.0", "0.0"),
+            ("1e-4", "0.0001"),
+            ("+7", "7"),
         ] {
             assert_eq!(round(input), output, "{input}");
         }
