@@ -73,4 +73,4 @@ pub use statement::{Dialect, Statement};
 pub use transaction::{
     BeginOptions, DriverTransaction, MARKER_GRACE, Participation, Redo, Undecided, marker_key,
 };
-pub use value::{Interval, MAX_DEPTH, Node, Path, Relationship, Timestamp, Value};
+pub use value::{Interval, MAX_DEPTH, Node, Path, Relationship, Text, Timestamp, Value};

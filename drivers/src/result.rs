@@ -82,7 +82,7 @@ impl ResultSet {
     pub fn queued() -> Self {
         ResultSet {
             columns: vec![Column::fixed("reply", QUEUED)],
-            ..ResultSet::reply(Value::String(QUEUED.to_owned()))
+            ..ResultSet::reply(Value::String(crate::Text::const_new(QUEUED)))
         }
     }
 

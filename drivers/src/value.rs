@@ -12,6 +12,12 @@ use bytes::Bytes;
 /// can always be decoded by the client.
 pub const MAX_DEPTH: usize = 32;
 
+/// Text in a [`Value`]: up to 24 bytes are held inline, without an
+/// allocation (most keys, names and decimals an engine returns), longer
+/// text on the heap as a `String` would be. It derefs to `&str`, and
+/// converts from and into `String` and `&str`.
+pub type Text = compact_str::CompactString;
+
 /// One value of Omnigate's value model.
 ///
 /// Every engine converts its own types to and from `Value`; the gateway maps
@@ -27,9 +33,9 @@ pub enum Value {
     /// A 64-bit float.
     Float(f64),
     /// An exact decimal number as text, e.g. `"12345.6789"`.
-    Decimal(String),
+    Decimal(Text),
     /// UTF-8 text.
-    String(String),
+    String(Text),
     /// Raw bytes.
     Bytes(Bytes),
     /// A point in time.
@@ -43,7 +49,7 @@ pub enum Value {
     /// A UUID.
     Uuid(uuid::Uuid),
     /// A JSON document as text.
-    Json(String),
+    Json(Text),
     /// An ordered list.
     List(Vec<Value>),
     /// Text keys to values, in the engine's order.
@@ -140,7 +146,7 @@ impl Value {
     pub fn from_bytes_lossless(bytes: impl Into<Bytes>) -> Value {
         let bytes = bytes.into();
         match std::str::from_utf8(&bytes) {
-            Ok(text) => Value::String(text.to_owned()),
+            Ok(text) => Value::String(text.into()),
             Err(_) => Value::Bytes(bytes),
         }
     }
@@ -149,7 +155,7 @@ impl Value {
     /// buffer: copied once, into the string or the bytes.
     pub fn from_slice_lossless(raw: &[u8]) -> Value {
         match std::str::from_utf8(raw) {
-            Ok(text) => Value::String(text.to_owned()),
+            Ok(text) => Value::String(text.into()),
             Err(_) => Value::Bytes(Bytes::copy_from_slice(raw)),
         }
     }
@@ -157,7 +163,7 @@ impl Value {
     /// [`Value::from_bytes_lossless`] for owned bytes: never copied.
     pub fn from_vec_lossless(bytes: Vec<u8>) -> Value {
         match String::from_utf8(bytes) {
-            Ok(text) => Value::String(text),
+            Ok(text) => Value::String(text.into()),
             Err(e) => Value::Bytes(e.into_bytes().into()),
         }
     }
@@ -295,12 +301,12 @@ impl From<f64> for Value {
 }
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
-        Value::String(v.to_owned())
+        Value::String(v.into())
     }
 }
 impl From<String> for Value {
     fn from(v: String) -> Self {
-        Value::String(v)
+        Value::String(v.into())
     }
 }
 impl From<Vec<u8>> for Value {

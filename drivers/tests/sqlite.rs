@@ -114,7 +114,7 @@ async fn maps_every_sqlite_type() {
     assert_eq!(types, ["INTEGER", "REAL", "TEXT", "BLOB", "", "BOOLEAN"]);
     let uuid = uuid::Uuid::from_u128(0x1234);
     let echoed = conformance::value(&d, Dialect::Sql, "SELECT $1", &[Value::Uuid(uuid)]).await;
-    assert_eq!(echoed, Value::String(uuid.to_string()));
+    assert_eq!(echoed, Value::String(uuid.to_string().into()));
     let date = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
     let next = conformance::value(
         &d,

@@ -48,7 +48,7 @@ fn values() -> Vec<Value> {
         ]),
         nested(40),
         nested(200),
-        Value::String("x".repeat(64 << 10)),
+        Value::String("x".repeat(64 << 10).into()),
     ]
 }
 

@@ -115,7 +115,7 @@ async fn four_engines_commit_and_roll_back_together() {
         .unwrap();
     assert_eq!(
         marker,
-        Value::String(format!("{tx}@graph")),
+        Value::String(format!("{tx}@graph").into()),
         "FalkorDB's writes came with the transaction's marker (named by the engine too)"
     );
 

@@ -53,7 +53,7 @@ pub(super) fn redis_workload(
         let text = Arc::clone(&text);
         library_path(t, move |n| {
             let mut request = Request::new("redis", &*text);
-            request.params = params(n).map(Value::String).collect();
+            request.params = params(n).map(Value::from).collect();
             request
         })
     };

@@ -19,7 +19,7 @@ async fn e(d: &dyn StorageDriver, text: &str) -> Error {
 }
 
 fn s(text: &str) -> Value {
-    Value::String(text.to_owned())
+    Value::String(text.into())
 }
 
 fn i(n: i64) -> Value {

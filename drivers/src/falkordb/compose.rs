@@ -71,7 +71,7 @@ pub(super) fn chain(writes: &[&[u8]], marker: Option<&str>) -> Vec<u8> {
     if let Some(tx) = marker {
         // The id is the gateway's own (letters, digits, `-`): a literal
         // cannot fail for it.
-        let _ = super::params::literal(&Value::String(tx.to_owned()), &mut id);
+        let _ = super::params::literal(&Value::String(tx.into()), &mut id);
     }
     let check = |out: &mut Vec<u8>, n: usize| {
         if marker.is_some() {

@@ -69,7 +69,7 @@ pub(super) async fn describe(
 /// A value as one line of text: lists joined with commas.
 fn flat(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s.as_str().to_owned(),
         Value::List(items) => items.iter().map(flat).collect::<Vec<_>>().join(","),
         Value::Map(entries) => entries
             .iter()

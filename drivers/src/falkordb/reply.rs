@@ -155,9 +155,9 @@ fn typed(kind: i64, value: &Resp, tables: &Tables) -> Decoded<Value> {
         2 => match value {
             Resp::BulkString(b) => match stored_bytes(b) {
                 Some(bytes) => Value::Bytes(bytes.into()),
-                None => Value::String(String::from_utf8_lossy(b).into_owned()),
+                None => Value::String(String::from_utf8_lossy(b).into()),
             },
-            other => Value::String(text(other)?),
+            other => Value::String(text(other)?.into()),
         },
         3 => Value::Int(int(value)?),
         4 => Value::Bool(text(value)? == "true"),
@@ -314,7 +314,7 @@ pub(crate) fn first_column(reply: &Resp) -> Decoded<Vec<String>> {
         .into_iter()
         .filter_map(|row| row.into_iter().next())
         .map(|v| match v {
-            Value::String(s) => s,
+            Value::String(s) => s.into(),
             other => other.to_string(),
         })
         .collect())

@@ -218,7 +218,7 @@ impl FalkorDriver {
     pub(super) async fn forget_marker_in(&self, graph: &str, tx: &str) -> Result<()> {
         let mut id = Vec::new();
         // The id is the gateway's own: a literal cannot fail for it.
-        let _ = super::params::literal(&crate::Value::String(tx.to_owned()), &mut id);
+        let _ = super::params::literal(&crate::Value::String(tx.into()), &mut id);
         let mut mark = format!("MATCH (m:{MARKER_LABEL} {{tx_id: ").into_bytes();
         mark.extend_from_slice(&id);
         mark.extend_from_slice(b"}) SET m.finished = timestamp()");

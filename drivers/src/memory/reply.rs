@@ -42,7 +42,7 @@ impl Reply {
     pub(crate) fn into_value(self, raw_bytes: bool) -> Value {
         match self {
             Reply::Nil => Value::Null,
-            Reply::Status(s) => Value::String(s.to_owned()),
+            Reply::Status(s) => Value::String(s.into()),
             Reply::Int(i) => Value::Int(i),
             Reply::Bulk(b) if raw_bytes => Value::Bytes(b),
             Reply::Bulk(b) => Value::from_bytes_lossless(b),

@@ -70,7 +70,7 @@ pub(crate) fn from_bolt(value: BoltType) -> Value {
         BoltType::Boolean(b) => Value::Bool(b.value),
         BoltType::Integer(i) => Value::Int(i.value),
         BoltType::Float(f) => Value::Float(f.value),
-        BoltType::String(s) => Value::String(s.value),
+        BoltType::String(s) => Value::String(s.value.into()),
         BoltType::Bytes(b) => Value::Bytes(b.value),
         BoltType::List(list) => Value::List(list.value.into_iter().map(from_bolt).collect()),
         BoltType::Map(map) => Value::Map(entries(map)),

@@ -293,7 +293,7 @@ impl StorageDriver for Neo4jDriver {
             for row in set.rows {
                 let mut values = row.into_iter();
                 let name = match values.next() {
-                    Some(crate::Value::String(s)) => s,
+                    Some(crate::Value::String(s)) => s.into(),
                     Some(other) => other.to_string(),
                     None => continue,
                 };

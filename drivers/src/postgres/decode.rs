@@ -127,7 +127,7 @@ pub(crate) fn is_mapped(ty: &Type) -> bool {
 fn json(raw: &[u8]) -> DecodeResult<Value> {
     let text = std::str::from_utf8(raw)?;
     if crate::nesting::depth(text, crate::nesting::Syntax::Json) >= crate::MAX_DEPTH {
-        return Ok(Value::Json(text.to_owned()));
+        return Ok(Value::Json(text.into()));
     }
     let parsed: serde_json::Value = serde_json::from_str(text)?;
     Ok(from_json(parsed))
@@ -142,9 +142,9 @@ pub(crate) fn from_json(json: serde_json::Value) -> Value {
         serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => Value::Int(i),
             (None, Some(f)) if n.is_f64() => Value::Float(f),
-            _ => Value::Decimal(n.to_string()),
+            _ => Value::Decimal(n.to_string().into()),
         },
-        serde_json::Value::String(s) => Value::String(s),
+        serde_json::Value::String(s) => Value::String(s.into()),
         serde_json::Value::Array(items) => Value::List(items.into_iter().map(from_json).collect()),
         serde_json::Value::Object(map) => {
             Value::Map(map.into_iter().map(|(k, v)| (k, from_json(v))).collect())
@@ -219,9 +219,9 @@ fn inet(raw: &[u8], cidr: bool) -> DecodeResult<Value> {
     let inet = wire::inet_from_sql(raw)?;
     let full = if inet.addr().is_ipv4() { 32 } else { 128 };
     Ok(Value::String(if cidr || inet.netmask() != full {
-        format!("{}/{}", inet.addr(), inet.netmask())
+        compact_str::format_compact!("{}/{}", inet.addr(), inet.netmask())
     } else {
-        inet.addr().to_string()
+        compact_str::ToCompactString::to_compact_string(&inet.addr())
     }))
 }
 

@@ -257,7 +257,7 @@ fn json_text(value: &Value) -> Result<String, String> {
         Value::Json(s) | Value::String(s) => {
             serde_json::from_str::<serde::de::IgnoredAny>(s)
                 .map_err(|_| "send JSON text, a map or a list")?;
-            Ok(s.clone())
+            Ok(s.as_str().to_owned())
         }
         other => to_json(other).map(|j| j.to_string()),
     }
@@ -274,7 +274,7 @@ fn to_json(value: &Value) -> Result<serde_json::Value, String> {
             .map(J::Number)
             .ok_or("a finite number")?,
         Value::Decimal(d) => serde_json::from_str(d).map_err(|_| "a decimal JSON can hold")?,
-        Value::String(s) => J::String(s.clone()),
+        Value::String(s) => J::String(s.as_str().to_owned()),
         Value::Json(s) => serde_json::from_str(s).map_err(|_| "valid JSON text")?,
         Value::List(items) => J::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
         Value::Map(entries) => J::Object(

@@ -11,7 +11,7 @@ const PINF: u16 = 0xD000;
 const NINF: u16 = 0xF000;
 
 /// Decodes a binary numeric to decimal text with exactly `dscale` decimals.
-pub(crate) fn decode(raw: &[u8]) -> Option<String> {
+pub(crate) fn decode(raw: &[u8]) -> Option<crate::Text> {
     let word = |i: usize| {
         raw.get(i * 2..i * 2 + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
@@ -52,32 +52,35 @@ pub(crate) fn decode(raw: &[u8]) -> Option<String> {
             b'0' + (d % 10) as u8,
         ]
     };
-    let mut out: Vec<u8> = Vec::with_capacity(4 * (ndigits + 2) + dscale + 2);
+    // Up to 24 bytes (most numerics) stay inline in the text, with no
+    // allocation at all.
+    let whole = 4 * usize::try_from(weight.max(0) + 1).unwrap_or(0);
+    let mut out = crate::Text::with_capacity(2 + whole + dscale);
+    let mut put = |digits: &[u8]| digits.iter().for_each(|d| out.push(char::from(*d)));
     if sign == NEG {
-        out.push(b'-');
+        put(b"-");
     }
     if weight < 0 {
-        out.push(b'0');
+        put(b"0");
     } else {
         let first = four(digit(0));
         let skip = first.iter().take(3).take_while(|c| **c == b'0').count();
-        out.extend_from_slice(&first[skip..]);
+        put(&first[skip..]);
         for pos in 1..=weight {
-            out.extend_from_slice(&four(digit(pos)));
+            put(&four(digit(pos)));
         }
     }
     if dscale > 0 {
-        out.push(b'.');
-        let end = out.len() + dscale;
+        put(b".");
+        let mut left = dscale;
         let mut pos = weight + 1;
-        while out.len() < end {
-            out.extend_from_slice(&four(digit(pos)));
+        while left > 0 {
+            let group = four(digit(pos));
+            put(&group[..left.min(4)]);
+            left = left.saturating_sub(4);
             pos += 1;
         }
-        out.truncate(end);
     }
-    // Only ASCII digits, '-' and '.' were written.
-    let out = String::from_utf8(out).ok()?;
     Some(out)
 }
 
@@ -173,7 +176,9 @@ mod tests {
     use super::*;
 
     fn round(text: &str) -> String {
-        decode(&encode(text).unwrap_or_else(|| panic!("encode {text}"))).unwrap()
+        decode(&encode(text).unwrap_or_else(|| panic!("encode {text}")))
+            .unwrap()
+            .into()
     }
 
     #[test]

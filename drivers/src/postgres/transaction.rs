@@ -354,11 +354,11 @@ impl DriverTransaction for PostgresTransaction {
         statement: &Statement,
     ) -> std::result::Result<(), Undecided> {
         let options = ExecuteOptions::default();
-        let texts: Option<Vec<&String>> = statement
+        let texts: Option<Vec<&str>> = statement
             .params
             .iter()
             .map(|p| match p {
-                crate::Value::String(text) => Some(text),
+                crate::Value::String(text) => Some(text.as_str()),
                 _ => None,
             })
             .collect();
@@ -401,7 +401,7 @@ impl DriverTransaction for PostgresTransaction {
         };
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = texts
             .iter()
-            .map(|t| *t as &(dyn tokio_postgres::types::ToSql + Sync))
+            .map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
         // `execute_raw` writes its Bind/Execute as it is first polled, and
         // `join!` polls it before the COMMIT.

@@ -215,7 +215,7 @@ impl StorageDriver for RedisDriver {
         let mut conn = self.connection().await?;
         let info = query(&mut conn, ::redis::cmd("INFO").arg("keyspace"), None).await?;
         let info = match to_value(info)? {
-            crate::Value::String(text) => text,
+            crate::Value::String(text) => text.into(),
             other => other.to_string(),
         };
         let name = format!("db{}", self.database);

@@ -23,7 +23,7 @@ pub(crate) fn to_value_with(reply: Resp, raw_bytes: bool) -> Result<Value, Error
         Resp::Int(i) => Value::Int(i),
         Resp::BulkString(bytes) if raw_bytes => Value::Bytes(bytes.into()),
         Resp::BulkString(bytes) => Value::from_vec_lossless(bytes),
-        Resp::SimpleString(s) => Value::String(s),
+        Resp::SimpleString(s) => Value::String(s.into()),
         Resp::Okay => Value::String("OK".into()),
         Resp::Array(items) | Resp::Set(items) => {
             Value::List(items.into_iter().map(&to_value).collect::<Result<_, _>>()?)
@@ -42,8 +42,8 @@ pub(crate) fn to_value_with(reply: Resp, raw_bytes: bool) -> Result<Value, Error
         Resp::Attribute { data, .. } => to_value_with(*data, raw_bytes)?,
         Resp::Double(f) => Value::Float(f),
         Resp::Boolean(b) => Value::Bool(b),
-        Resp::VerbatimString { text, .. } => Value::String(text),
-        Resp::BigNumber(n) => Value::Decimal(String::from_utf8_lossy(&n).into_owned()),
+        Resp::VerbatimString { text, .. } => Value::String(text.into()),
+        Resp::BigNumber(n) => Value::Decimal(String::from_utf8_lossy(&n).into()),
         Resp::ServerError(e) => {
             let code = e.code().to_owned();
             let message = match e.details() {
@@ -52,13 +52,13 @@ pub(crate) fn to_value_with(reply: Resp, raw_bytes: bool) -> Result<Value, Error
             };
             return Err(classify_error(KIND, &code, message));
         }
-        other => Value::String(format!("{other:?}")),
+        other => Value::String(compact_str::format_compact!("{other:?}")),
     })
 }
 
 fn key_text(key: Value) -> String {
     match key {
-        Value::String(s) => s,
+        Value::String(s) => s.into(),
         other => other.to_string(),
     }
 }

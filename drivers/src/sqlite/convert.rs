@@ -32,7 +32,9 @@ pub(crate) fn to_sql(index: usize, value: &Value) -> Result<SqlValue, Error> {
         Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
         Value::Int(i) => SqlValue::Integer(*i),
         Value::Float(f) => SqlValue::Real(*f),
-        Value::Decimal(s) | Value::String(s) | Value::Json(s) => SqlValue::Text(s.clone()),
+        Value::Decimal(s) | Value::String(s) | Value::Json(s) => {
+            SqlValue::Text(s.as_str().to_owned())
+        }
         Value::Bytes(b) => SqlValue::Blob(b.to_vec()),
         Value::Uuid(u) => SqlValue::Text(u.to_string()),
         Value::Date(d) => SqlValue::Text(d.to_string()),

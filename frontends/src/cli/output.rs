@@ -15,7 +15,7 @@ fn row_values(row: &pb::Row) -> Vec<Value> {
         .iter()
         .map(|v| {
             from_proto(&omnigate::error::ParamRef::Position(0), v.clone())
-                .unwrap_or_else(|_| Value::String(format!("{v:?}")))
+                .unwrap_or_else(|_| Value::String(format!("{v:?}").into()))
         })
         .collect()
 }
@@ -194,7 +194,7 @@ pub fn value_json(value: &Value) -> Json {
         Value::Float(f) => {
             serde_json::Number::from_f64(*f).map_or_else(|| json!(f.to_string()), Json::Number)
         }
-        Value::Json(text) => serde_json::from_str(text).unwrap_or_else(|_| json!(text)),
+        Value::Json(text) => serde_json::from_str(text).unwrap_or_else(|_| json!(text.as_str())),
         Value::List(items) => Json::Array(items.iter().map(value_json).collect()),
         Value::Map(entries) => Json::Object(
             entries

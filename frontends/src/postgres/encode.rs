@@ -268,7 +268,7 @@ pub(super) fn text(value: &Value) -> Option<String> {
         Value::Bool(b) => if *b { "t" } else { "f" }.to_owned(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => float(*f),
-        Value::Decimal(s) | Value::String(s) | Value::Json(s) => s.clone(),
+        Value::Decimal(s) | Value::String(s) | Value::Json(s) => s.as_str().to_owned(),
         Value::Bytes(b) => {
             let mut out = String::with_capacity(2 + b.len() * 2);
             out.push_str("\\x");

@@ -115,16 +115,16 @@ impl<'de> Visitor<'de> for ValueVisitor<'_> {
         Ok(Value::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(i64::try_from(v).map_or_else(|_| Value::Decimal(v.to_string()), Value::Int))
+        Ok(i64::try_from(v).map_or_else(|_| Value::Decimal(v.to_string().into()), Value::Int))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+        Ok(Value::String(v.into()))
     }
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+        Ok(Value::String(v.into()))
     }
     fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
         Ok(Value::Bytes(bytes::Bytes::copy_from_slice(v)))
@@ -147,7 +147,7 @@ impl<'de> Visitor<'de> for ValueVisitor<'_> {
         let mut seen = std::collections::HashSet::new();
         while let Some((key, value)) = map.next_entry_seed(Seed(self.0), Seed(self.0))? {
             let key = match key {
-                Value::String(text) => text,
+                Value::String(text) => text.into(),
                 other => other.to_string(),
             };
             // As a request's map: one value per key (the codec fuzz

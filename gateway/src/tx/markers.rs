@@ -251,7 +251,7 @@ impl<'a> Decider<'a> {
             .into_iter()
             .next()
             .and_then(|row| match row.into_iter().next() {
-                Some(Value::String(record)) => Some(record),
+                Some(Value::String(record)) => Some(record.into()),
                 _ => None,
             }))
     }
@@ -326,7 +326,7 @@ impl<'a> Decider<'a> {
         };
         let more = rows.len() == PAGE;
         let last = rows.last().and_then(|row| match row.first() {
-            Some(Value::String(tx)) if more => Some(tx.clone()),
+            Some(Value::String(tx)) if more => Some(tx.to_string()),
             _ => None,
         });
         Ok((
@@ -351,11 +351,11 @@ fn unfinished(row: &[Value]) -> Option<Unfinished> {
         .or_else(|_| serde_json::from_str::<Vec<PartRecord>>(record).map(|p| (p, None, None)));
     match read {
         Ok((parts, at_ms, owner)) => Some(Unfinished {
-            tx: tx.clone(),
+            tx: tx.to_string(),
             parts,
             at_ms,
             owner,
-            record: record.clone(),
+            record: record.to_string(),
         }),
         Err(e) => {
             tracing::error!(tx_id = %tx, error = %e, "an unreadable transaction marker");

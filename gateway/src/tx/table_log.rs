@@ -93,7 +93,10 @@ impl TableLog {
         let Value::String(id) = id else {
             return Err(failure("cannot read", "no log id"));
         };
-        Ok(TableLog { id, ..log })
+        Ok(TableLog {
+            id: id.into(),
+            ..log
+        })
     }
 
     /// A statement on the log's tables, written with their bare names
@@ -216,7 +219,7 @@ impl TableLog {
                 }
             };
             doubts.push(InDoubt {
-                tx: tx.clone(),
+                tx: tx.to_string(),
                 parts,
                 committed: state == "committed",
                 at_ms: match at {
@@ -305,9 +308,9 @@ impl TableLog {
                     Value::String(why),
                     writes,
                 ] => Some(Failure {
-                    tx: tx.clone(),
-                    engine: engine.clone(),
-                    why: why.clone(),
+                    tx: tx.to_string(),
+                    engine: engine.to_string(),
+                    why: why.to_string(),
                     redo: match writes {
                         Value::String(json) => serde_json::from_str(json).unwrap_or_default(),
                         _ => Vec::new(),
@@ -332,7 +335,7 @@ impl TableLog {
             .map_err(|e| failure("cannot read", e))?;
         Ok(match rows.rows.first().map(Vec::as_slice) {
             Some([Value::String(engine), Value::String(why)]) => {
-                Some((engine.clone(), why.clone()))
+                Some((engine.to_string(), why.to_string()))
             }
             _ => None,
         })

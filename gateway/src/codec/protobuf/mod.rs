@@ -27,9 +27,9 @@ pub fn from_proto(param: &ParamRef, value: pb::Value) -> Result<Value, Error> {
                     "a decimal must be digits with an optional sign, point and exponent".into(),
                 ));
             }
-            Value::Decimal(d)
+            Value::Decimal(d.into())
         }
-        Some(Kind::String(s)) => Value::String(s),
+        Some(Kind::String(s)) => Value::String(s.into()),
         Some(Kind::Bytes(b)) => Value::Bytes(b.into()),
         Some(Kind::Timestamp(t)) => Value::Timestamp(Timestamp {
             unix_micros: t.unix_micros,
@@ -60,7 +60,7 @@ pub fn from_proto(param: &ParamRef, value: pb::Value) -> Result<Value, Error> {
                     e.column()
                 ))
             })?;
-            Value::Json(j)
+            Value::Json(j.into())
         }
         Some(Kind::List(l)) => Value::List(
             l.values
@@ -153,8 +153,8 @@ pub fn to_proto(value: Value) -> pb::Value {
         Value::Bool(b) => Kind::Bool(b),
         Value::Int(i) => Kind::Int(i),
         Value::Float(f) => Kind::Float(f),
-        Value::Decimal(d) => Kind::Decimal(d),
-        Value::String(s) => Kind::String(s),
+        Value::Decimal(d) => Kind::Decimal(d.into()),
+        Value::String(s) => Kind::String(s.into()),
         Value::Bytes(b) => Kind::Bytes(b.to_vec()),
         Value::Timestamp(t) => Kind::Timestamp(pb::Timestamp {
             unix_micros: t.unix_micros,
@@ -173,7 +173,7 @@ pub fn to_proto(value: Value) -> pb::Value {
             micros: i.micros,
         }),
         Value::Uuid(u) => Kind::Uuid(u.to_string()),
-        Value::Json(j) => Kind::Json(j),
+        Value::Json(j) => Kind::Json(j.into()),
         Value::List(items) => Kind::List(pb::ValueList {
             values: items.into_iter().map(to_proto).collect(),
         }),
