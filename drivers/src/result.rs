@@ -1,21 +1,21 @@
 //! What a statement returns: columns and rows, whole or in batches.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
-use crate::{Result, Value};
+use crate::{Result, Text, Value};
 
-/// A result column. Its names are borrowed when they are fixed (a Redis
-/// reply's), so a call that returns one makes no copy of them.
+/// A result column. Its names are [`Text`]: borrowed when they are fixed (a
+/// Redis reply's), inline when short, so a call that returns one usually
+/// makes no allocation for them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Column {
     /// The column's name.
-    pub name: Cow<'static, str>,
+    pub name: Text,
     /// The engine's type name; empty when unknown.
-    pub type_name: Cow<'static, str>,
+    pub type_name: Text,
 }
 
 /// What an engine says a statement takes and returns, without running it
@@ -31,18 +31,18 @@ pub struct StatementShape {
 
 impl Column {
     /// A column with a name and a type name.
-    pub fn new(name: impl Into<String>, type_name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<Text>, type_name: impl Into<Text>) -> Self {
         Column {
-            name: Cow::Owned(name.into()),
-            type_name: Cow::Owned(type_name.into()),
+            name: name.into(),
+            type_name: type_name.into(),
         }
     }
 
     /// A column whose names are fixed: no copy is made of them.
     pub const fn fixed(name: &'static str, type_name: &'static str) -> Self {
         Column {
-            name: Cow::Borrowed(name),
-            type_name: Cow::Borrowed(type_name),
+            name: Text::const_new(name),
+            type_name: Text::const_new(type_name),
         }
     }
 }

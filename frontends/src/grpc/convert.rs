@@ -111,8 +111,8 @@ pub fn columns_to_proto(columns: Vec<Column>) -> Vec<pb::Column> {
     columns
         .into_iter()
         .map(|c| pb::Column {
-            name: c.name.into_owned(),
-            type_name: c.type_name.into_owned(),
+            name: c.name.into_string(),
+            type_name: c.type_name.into_string(),
         })
         .collect()
 }
