@@ -53,7 +53,7 @@ pub enum Value {
     /// An ordered list.
     List(Vec<Value>),
     /// Text keys to values, in the engine's order.
-    Map(Vec<(String, Value)>),
+    Map(Vec<(Text, Value)>),
     /// A graph node.
     Node(Node),
     /// A graph relationship.
@@ -257,10 +257,10 @@ impl Value {
     }
 }
 
-fn entries_size(entries: &[(String, Value)]) -> u64 {
+fn entries_size<K: AsRef<str>>(entries: &[(K, Value)]) -> u64 {
     entries
         .iter()
-        .map(|(k, v)| k.len() as u64 + 4 + v.size_estimate())
+        .map(|(k, v)| k.as_ref().len() as u64 + 4 + v.size_estimate())
         .sum()
 }
 
@@ -374,13 +374,13 @@ impl fmt::Display for Value {
     }
 }
 
-fn write_map(f: &mut fmt::Formatter<'_>, entries: &[(String, Value)]) -> fmt::Result {
+fn write_map<K: AsRef<str>>(f: &mut fmt::Formatter<'_>, entries: &[(K, Value)]) -> fmt::Result {
     f.write_str("{")?;
     for (i, (key, value)) in entries.iter().enumerate() {
         if i > 0 {
             f.write_str(", ")?;
         }
-        write!(f, "{key}: {value}")?;
+        write!(f, "{}: {value}", key.as_ref())?;
     }
     f.write_str("}")
 }

@@ -18,7 +18,7 @@ fn map(entries: &[(&str, Value)]) -> Value {
     Value::Map(
         entries
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .map(|(k, v)| ((*k).into(), v.clone()))
             .collect(),
     )
 }

@@ -279,7 +279,7 @@ async fn every_resp3_reply_type_maps_to_a_value() {
         panic!("a map")
     };
     assert_eq!(entries.len(), 3);
-    assert_eq!(entries[0], ("0".to_owned(), Value::Bool(false)));
+    assert_eq!(entries[0], ("0".into(), Value::Bool(false)));
     let Value::List(items) = value(&d, Dialect::Redis, &debug("set"), &[]).await else {
         panic!("a set as a list")
     };

@@ -296,11 +296,11 @@ fn cells_of(value: &Resp) -> Decoded<&[Resp]> {
 }
 
 /// `[key, cell, key, cell, ...]`.
-fn map(value: &Resp, tables: &Tables) -> Decoded<Vec<(String, Value)>> {
+fn map(value: &Resp, tables: &Tables) -> Decoded<Vec<(crate::Text, Value)>> {
     items(value)?
         .chunks(2)
         .map(|pair| match pair {
-            [key, value] => Ok((text(key)?, cell(value, tables)?)),
+            [key, value] => Ok((text(key)?.into(), cell(value, tables)?)),
             _ => malformed("a map has a key without a value"),
         })
         .collect()

@@ -73,7 +73,12 @@ pub(crate) fn from_bolt(value: BoltType) -> Value {
         BoltType::String(s) => Value::String(s.value.into()),
         BoltType::Bytes(b) => Value::Bytes(b.value),
         BoltType::List(list) => Value::List(list.value.into_iter().map(from_bolt).collect()),
-        BoltType::Map(map) => Value::Map(entries(map)),
+        BoltType::Map(map) => Value::Map(
+            entries(map)
+                .into_iter()
+                .map(|(k, v)| (k.into(), v))
+                .collect(),
+        ),
         BoltType::Node(node) => Value::Node(node_of(node)),
         BoltType::Relation(rel) => Value::Relationship(relationship_of(rel)),
         BoltType::UnboundedRelation(rel) => Value::Relationship(unbounded_of(rel, 0, 0)),

@@ -146,9 +146,11 @@ pub(crate) fn from_json(json: serde_json::Value) -> Value {
         },
         serde_json::Value::String(s) => Value::String(s.into()),
         serde_json::Value::Array(items) => Value::List(items.into_iter().map(from_json).collect()),
-        serde_json::Value::Object(map) => {
-            Value::Map(map.into_iter().map(|(k, v)| (k, from_json(v))).collect())
-        }
+        serde_json::Value::Object(map) => Value::Map(
+            map.into_iter()
+                .map(|(k, v)| (k.into(), from_json(v)))
+                .collect(),
+        ),
     }
 }
 

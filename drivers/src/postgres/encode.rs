@@ -280,7 +280,7 @@ fn to_json(value: &Value) -> Result<serde_json::Value, String> {
         Value::Map(entries) => J::Object(
             entries
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), to_json(v)?)))
+                .map(|(k, v)| Ok((k.as_str().to_owned(), to_json(v)?)))
                 .collect::<Result<_, String>>()?,
         ),
         other => J::String(other.to_string()),

@@ -35,7 +35,7 @@ pub fn series_rows(mut series: Vec<Series>) -> ResultSet {
             let labels = Value::Map(
                 s.labels
                     .into_iter()
-                    .map(|(k, v)| (k, Value::String(v.into())))
+                    .map(|(k, v)| (k.into(), Value::String(v.into())))
                     .collect(),
             );
             s.points.into_iter().map(move |(t, v)| {

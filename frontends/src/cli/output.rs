@@ -199,7 +199,7 @@ pub fn value_json(value: &Value) -> Json {
         Value::Map(entries) => Json::Object(
             entries
                 .iter()
-                .map(|(k, v)| (k.clone(), value_json(v)))
+                .map(|(k, v)| (k.as_str().to_owned(), value_json(v)))
                 .collect(),
         ),
         other => json!(other.to_string()),

@@ -197,7 +197,7 @@ pub fn decode_all(value: Value) -> Value {
     }
 }
 
-fn decode_entries(entries: Vec<(String, Value)>) -> Vec<(String, Value)> {
+fn decode_entries<K>(entries: Vec<(K, Value)>) -> Vec<(K, Value)> {
     entries
         .into_iter()
         .map(|(k, v)| (k, decode_all(v)))

@@ -31,7 +31,7 @@ impl Serialize for Out<'_> {
             Value::Map(entries) => {
                 let mut map = s.serialize_map(Some(entries.len()))?;
                 for (key, value) in entries {
-                    map.serialize_entry(key, &Out(value))?;
+                    map.serialize_entry(key.as_str(), &Out(value))?;
                 }
                 map.end()
             }
@@ -147,8 +147,8 @@ impl<'de> Visitor<'de> for ValueVisitor<'_> {
         let mut seen = std::collections::HashSet::new();
         while let Some((key, value)) = map.next_entry_seed(Seed(self.0), Seed(self.0))? {
             let key = match key {
-                Value::String(text) => text.into(),
-                other => other.to_string(),
+                Value::String(text) => text,
+                other => other.to_string().into(),
             };
             // As a request's map: one value per key (the codec fuzz
             // target found msgpack and protobuf disagreeing on this).

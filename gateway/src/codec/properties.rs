@@ -30,7 +30,7 @@ pub fn encode_nested(codec: Codec, named: &mut [(String, Value)]) {
     }
 }
 
-fn encode_entries(codec: Codec, entries: &mut [(String, Value)]) {
+fn encode_entries<K>(codec: Codec, entries: &mut [(K, Value)]) {
     for (_, value) in entries.iter_mut() {
         // The encoder recurses: a value nested past MAX_DEPTH is left as it
         // is, for the driver's statement check to refuse by its rule.

@@ -112,7 +112,10 @@ fn is_decimal(text: &str) -> bool {
 /// A map's entries; a key given twice is the client's mistake (engines
 /// would keep one of them, each its own way: found by the FalkorDB replay
 /// of the fuzz corpus).
-fn map_from_proto(param: &ParamRef, map: pb::ValueMap) -> Result<Vec<(String, Value)>, Error> {
+fn map_from_proto<K: From<String>>(
+    param: &ParamRef,
+    map: pb::ValueMap,
+) -> Result<Vec<(K, Value)>, Error> {
     let mut seen = std::collections::HashSet::with_capacity(map.entries.len());
     map.entries
         .into_iter()
@@ -123,7 +126,10 @@ fn map_from_proto(param: &ParamRef, map: pb::ValueMap) -> Result<Vec<(String, Va
                     message: format!("the map key {:?} appears twice: give each key once", e.key),
                 });
             }
-            Ok((e.key, from_proto(param, e.value.unwrap_or_default())?))
+            Ok((
+                e.key.into(),
+                from_proto(param, e.value.unwrap_or_default())?,
+            ))
         })
         .collect()
 }
@@ -188,12 +194,12 @@ pub fn to_proto(value: Value) -> pb::Value {
     pb::Value { kind: Some(kind) }
 }
 
-fn map_to_proto(entries: Vec<(String, Value)>) -> pb::ValueMap {
+fn map_to_proto<K: Into<String>>(entries: Vec<(K, Value)>) -> pb::ValueMap {
     pb::ValueMap {
         entries: entries
             .into_iter()
             .map(|(key, value)| pb::MapEntry {
-                key,
+                key: key.into(),
                 value: Some(to_proto(value)),
             })
             .collect(),
