@@ -43,7 +43,7 @@ pub(super) async fn describe(
                 .iter()
                 .zip(row)
                 .filter(|(_, v)| !matches!(v, Value::Null))
-                .map(|(c, v)| (c.name.to_string(), flat(&v)))
+                .map(|(c, v)| (c.name.as_str().to_owned(), flat(&v)))
                 .collect();
             let field = |key: &str| {
                 attributes

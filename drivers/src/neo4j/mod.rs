@@ -300,7 +300,7 @@ impl StorageDriver for Neo4jDriver {
                 let attributes = set.columns[1..]
                     .iter()
                     .zip(values)
-                    .map(|(c, v)| (c.name.to_string(), v.to_string()))
+                    .map(|(c, v)| (c.name.as_str().to_owned(), v.to_string()))
                     .collect();
                 objects.push(SchemaObject {
                     kind: kind.into(),

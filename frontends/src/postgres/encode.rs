@@ -110,7 +110,13 @@ pub(super) fn fields(
         .enumerate()
         .map(|(i, c)| {
             let ty = column_type(c, i, rows);
-            FieldInfo::new(c.name.to_string(), None, None, ty, format_of(formats, i))
+            FieldInfo::new(
+                c.name.as_str().to_owned(),
+                None,
+                None,
+                ty,
+                format_of(formats, i),
+            )
         })
         .collect()
 }
