@@ -160,10 +160,11 @@ impl Value {
         }
     }
 
-    /// [`Value::from_bytes_lossless`] for owned bytes: never copied.
+    /// [`Value::from_bytes_lossless`] for owned bytes: never copied (the
+    /// buffer is kept, even for text short enough to be held inline).
     pub fn from_vec_lossless(bytes: Vec<u8>) -> Value {
         match String::from_utf8(bytes) {
-            Ok(text) => Value::String(text.into()),
+            Ok(text) => Value::String(crate::Text::from_string_buffer(text)),
             Err(e) => Value::Bytes(e.into_bytes().into()),
         }
     }

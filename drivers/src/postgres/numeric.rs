@@ -52,10 +52,16 @@ pub(crate) fn decode(raw: &[u8]) -> Option<crate::Text> {
             b'0' + (d % 10) as u8,
         ]
     };
-    // Up to 24 bytes (most numerics) stay inline in the text, with no
-    // allocation at all.
-    let whole = 4 * usize::try_from(weight.max(0) + 1).unwrap_or(0);
-    let mut out = crate::Text::with_capacity(2 + whole + dscale);
+    let first = four(digit(0));
+    let skip = first.iter().take(3).take_while(|c| **c == b'0').count();
+    // Its exact length: up to 24 bytes (most numerics) stay inline in the
+    // text, with no allocation at all.
+    let whole = match usize::try_from(weight) {
+        Ok(weight) => 4 - skip + 4 * weight,
+        Err(_) => 1,
+    };
+    let len = usize::from(sign == NEG) + whole + if dscale > 0 { 1 + dscale } else { 0 };
+    let mut out = crate::Text::with_capacity(len);
     let mut put = |digits: &[u8]| digits.iter().for_each(|d| out.push(char::from(*d)));
     if sign == NEG {
         put(b"-");
@@ -63,8 +69,6 @@ pub(crate) fn decode(raw: &[u8]) -> Option<crate::Text> {
     if weight < 0 {
         put(b"0");
     } else {
-        let first = four(digit(0));
-        let skip = first.iter().take(3).take_while(|c| **c == b'0').count();
         put(&first[skip..]);
         for pos in 1..=weight {
             put(&four(digit(pos)));
@@ -239,5 +243,20 @@ mod tests {
         let raw = [0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c];
         assert_eq!(decode(&raw).unwrap(), "12345.678");
         assert!(decode(&[0, 1]).is_none(), "truncated input is refused");
+    }
+
+    #[test]
+    fn short_decimals_decode_without_an_allocation() {
+        for text in [
+            "12345.678",
+            "-0.33333333333333333333",
+            "100000000000000000000000",
+        ] {
+            let decoded = decode(&encode(text).unwrap()).unwrap();
+            assert_eq!(decoded, text);
+            assert!(!decoded.is_heap_allocated(), "{text} is held inline");
+        }
+        let long = "1234567890.12345678901234567890";
+        assert_eq!(decode(&encode(long).unwrap()).unwrap(), long);
     }
 }

@@ -36,7 +36,7 @@ pub(crate) fn to_value_with(reply: Resp, raw_bytes: bool) -> Result<Value, Error
         Resp::Map(entries) => Value::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| Ok((key_text(to_value_with(k, false)?).into(), to_value(v)?)))
+                .map(|(k, v)| Ok((key_text(to_value_with(k, false)?), to_value(v)?)))
                 .collect::<Result<_, Error>>()?,
         ),
         Resp::Attribute { data, .. } => to_value_with(*data, raw_bytes)?,
@@ -56,10 +56,10 @@ pub(crate) fn to_value_with(reply: Resp, raw_bytes: bool) -> Result<Value, Error
     })
 }
 
-fn key_text(key: Value) -> String {
+fn key_text(key: Value) -> crate::Text {
     match key {
-        Value::String(s) => s.into(),
-        other => other.to_string(),
+        Value::String(s) => s,
+        other => compact_str::ToCompactString::to_compact_string(&other),
     }
 }
 
