@@ -95,7 +95,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                     .execute(to_request(message, context)?)
                     .await
                     .map_err(status::status)?;
-                let reply = result_to_proto(response.result, response.engine.to_string());
+                let reply = result_to_proto(response.result, String::from(&*response.engine));
                 self.check_size(&reply).map_err(status::status)?;
                 Ok::<_, Status>(reply)
             })
@@ -136,7 +136,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         tokio::spawn(async move {
             let errors = tx.clone();
             if let Err(status) = service
-                .cancellable(service.forward(response.engine.to_string(), response.stream, tx))
+                .cancellable(service.forward(String::from(&*response.engine), response.stream, tx))
                 .await
             {
                 let _ = errors.send(Err(status)).await;
@@ -161,7 +161,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                     .execute_batch(batch)
                     .await
                     .map_err(status::status)?;
-                let engine = response.engine.to_string();
+                let engine = String::from(&*response.engine);
                 let results = response
                     .results
                     .into_iter()
