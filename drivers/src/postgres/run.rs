@@ -245,31 +245,39 @@ pub(super) fn bind_params(
     }
 }
 
+/// A row's cells as values, in a vector of exactly their number.
 pub(super) fn row_values(row: &PgRow) -> Result<Row> {
-    (0..row.len())
-        .map(|i| {
-            row.try_get::<_, Cell>(i).map(|c| c.0).map_err(|e| {
-                let column = row.columns()[i].name().to_owned();
-                if let Some(range) = std::error::Error::source(&e)
-                    .and_then(|s| s.downcast_ref::<super::decode::OutOfRange>())
-                {
-                    return Error::OutOfRange(crate::EngineError::new(
-                        super::KIND,
-                        None,
-                        format!("column {column}: {range}"),
-                    ));
-                }
-                Error::Internal(
-                    crate::EngineError::new(
-                        super::KIND,
-                        None,
-                        format!("cannot read column {column}: {e}"),
-                    )
-                    .with_source(e),
-                )
-            })
-        })
-        .collect()
+    let mut values = Vec::with_capacity(row.len());
+    for i in 0..row.len() {
+        match row.try_get::<_, Cell>(i) {
+            Ok(cell) => values.push(cell.0),
+            Err(e) => return Err(unreadable(row, i, e)),
+        }
+    }
+    Ok(values)
+}
+
+/// Why cell `i` of `row` did not decode, naming its column.
+#[cold]
+fn unreadable(row: &PgRow, i: usize, e: tokio_postgres::Error) -> Error {
+    let column = row.columns()[i].name().to_owned();
+    if let Some(range) =
+        std::error::Error::source(&e).and_then(|s| s.downcast_ref::<super::decode::OutOfRange>())
+    {
+        return Error::OutOfRange(crate::EngineError::new(
+            super::KIND,
+            None,
+            format!("column {column}: {range}"),
+        ));
+    }
+    Error::Internal(
+        crate::EngineError::new(
+            super::KIND,
+            None,
+            format!("cannot read column {column}: {e}"),
+        )
+        .with_source(e),
+    )
 }
 
 /// Prepares (cached per connection), binds and runs one statement.
