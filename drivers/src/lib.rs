@@ -44,6 +44,7 @@ mod redis_types;
 pub mod reserved;
 mod resp;
 mod result;
+mod rows;
 mod secret;
 pub mod sql;
 pub mod sqlite;
@@ -67,7 +68,8 @@ pub use kind::EngineKind;
 pub use limits::{ResultLimits, row_size};
 pub use options::{DEFAULT_BATCH_SIZE, ExecuteOptions};
 pub use pool::PoolSettings;
-pub use result::{Column, QUEUED, ResultSet, Row, RowStream, StatementShape};
+pub use result::{Column, QUEUED, ResultSet, RowStream, StatementShape};
+pub use rows::{Row, Rows};
 pub use secret::Secret;
 pub use statement::{Dialect, Statement};
 pub use transaction::{

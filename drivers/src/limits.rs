@@ -31,7 +31,7 @@ impl ResultLimits {
     }
 
     /// Counts one more row; `Err` once the result passes a limit (call it
-    /// before keeping the row).
+    /// once per row read; on `Err`, the call fails and its rows go).
     pub fn admit(&mut self, row: &[Value]) -> Result<()> {
         self.rows += 1;
         if let Some(limit) = self.max_rows.filter(|limit| self.rows > *limit) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
-use crate::{Result, Text, Value};
+use crate::{Result, Rows, Text, Value};
 
 /// A result column. Its names are [`Text`]: borrowed when they are fixed (a
 /// Redis reply's), inline when short, so a call that returns one usually
@@ -50,16 +50,13 @@ impl Column {
 /// The status a buffered write answers ([`ResultSet::queued`]).
 pub const QUEUED: &str = "QUEUED";
 
-/// One result row: a value per column.
-pub type Row = Vec<Value>;
-
 /// A whole result.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ResultSet {
     /// The columns.
     pub columns: Vec<Column>,
     /// The rows.
-    pub rows: Vec<Row>,
+    pub rows: Rows,
     /// Rows written, for statements that write.
     pub rows_affected: u64,
 }
@@ -69,7 +66,7 @@ impl ResultSet {
     pub fn reply(value: Value) -> Self {
         ResultSet {
             columns: vec![Column::fixed("reply", "")],
-            rows: vec![vec![value]],
+            rows: Rows::one(vec![value]),
             rows_affected: 0,
         }
     }
@@ -94,11 +91,11 @@ impl ResultSet {
 
     /// The first column of the first row (`Value::Null` when there is none).
     pub fn into_scalar(self) -> Value {
-        self.rows
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next())
-            .unwrap_or(Value::Null)
+        let mut rows = self.rows;
+        match rows.get_mut(0) {
+            Some([first, ..]) => std::mem::replace(first, Value::Null),
+            _ => Value::Null,
+        }
     }
 }
 
@@ -107,7 +104,7 @@ pub struct RowStream {
     /// The columns, known before the first row.
     pub columns: Vec<Column>,
     /// Batches of rows; dropping the stream cancels the statement.
-    pub batches: BoxStream<'static, Result<Vec<Row>>>,
+    pub batches: BoxStream<'static, Result<Rows>>,
     /// Rows written, known once the stream has ended (0 until then).
     pub rows_affected: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -124,11 +121,7 @@ impl RowStream {
     /// A stream over a result already in memory.
     pub fn from_result(result: ResultSet, batch_size: usize) -> Self {
         let batch_size = batch_size.max(1);
-        let mut rows = result.rows.into_iter();
-        let batches = stream::iter(std::iter::from_fn(move || {
-            let batch: Vec<Row> = rows.by_ref().take(batch_size).collect();
-            (!batch.is_empty()).then_some(Ok(batch))
-        }));
+        let batches = stream::iter(result.rows.into_batches(batch_size).map(Ok));
         RowStream {
             columns: result.columns,
             batches: batches.boxed(),

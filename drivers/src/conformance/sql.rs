@@ -237,15 +237,15 @@ async fn series_stream(d: &dyn StorageDriver, batch_size: usize) -> crate::RowSt
 pub async fn streaming(d: &dyn StorageDriver) {
     let stream = series_stream(d, 1000).await;
     assert_eq!(stream.columns.len(), 1);
-    let batches: Vec<Vec<crate::Row>> = stream
+    let batches: Vec<crate::Rows> = stream
         .batches
         .try_collect()
         .await
         .expect("stream completes");
-    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    let sizes: Vec<usize> = batches.iter().map(crate::Rows::len).collect();
     assert_eq!(sizes, [1000, 1000, 500]);
-    let last = batches.last().and_then(|b| b.last()).cloned();
-    assert_eq!(last, Some(vec![Value::Int(2500)]));
+    let last = batches.last().and_then(|b| b.last());
+    assert_eq!(last, Some(&[Value::Int(2500)][..]));
 
     // A result that fills its last batch exactly ends there.
     let sizes: Vec<usize> = series_stream(d, 500)

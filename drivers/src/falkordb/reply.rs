@@ -9,7 +9,7 @@ use ::redis::Value as Resp;
 use chrono::{DateTime, NaiveTime};
 
 use super::params::stored_bytes;
-use crate::{Column, Interval, Node, Path, Relationship, ResultSet, Timestamp, Value};
+use crate::{Column, Interval, Node, Path, Relationship, ResultSet, Rows, Timestamp, Value};
 
 /// The graph's label, relationship-type and property-key names, by id.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -68,15 +68,18 @@ pub(crate) fn result_set(reply: &Resp, tables: &Tables) -> Decoded<ResultSet> {
         None => Vec::new(),
     };
     let rows = match rows {
-        Some(Resp::Array(rows)) => rows
-            .iter()
-            .map(|row| match row {
-                Resp::Array(cells) => cells.iter().map(|c| cell(c, tables)).collect(),
-                _ => malformed("a row is not an array"),
-            })
-            .collect::<Decoded<Vec<Vec<Value>>>>()?,
+        Some(Resp::Array(rows)) => {
+            let mut out = Rows::new();
+            for row in rows {
+                match row {
+                    Resp::Array(cells) => out.try_push(cells.iter().map(|c| cell(c, tables)))?,
+                    _ => return malformed("a row is not an array"),
+                }
+            }
+            out
+        }
         Some(_) => return malformed("the rows are not an array"),
-        None => Vec::new(),
+        None => Rows::new(),
     };
     Ok(ResultSet {
         columns,

@@ -166,7 +166,7 @@ mod tests {
         let names: Vec<&str> = swap.named.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["tx", "old", "new"]);
         let one = ResultSet {
-            rows: vec![vec![Value::Int(1)]],
+            rows: vec![vec![Value::Int(1)]].into(),
             ..ResultSet::default()
         };
         assert!(Neo4jMarkers.swapped(&one));

@@ -189,15 +189,13 @@ fn add_row(result: &mut ResultSet, row: &neo4rs::Row, limits: &mut ResultLimits)
             .map(|k| Column::new(k.value.clone(), ""))
             .collect();
     }
-    let values = result
-        .columns
-        .iter()
-        .map(|c| row.get::<BoltType>(&c.name).map(convert::from_bolt))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))?;
-    limits.admit(&values)?;
-    result.rows.push(values);
-    Ok(())
+    let ResultSet { columns, rows, .. } = result;
+    rows.try_push(columns.iter().map(|c| {
+        row.get::<BoltType>(&c.name)
+            .map(convert::from_bolt)
+            .map_err(|e| Error::Internal(EngineError::new(KIND, None, e.to_string())))
+    }))?;
+    limits.admit(rows.last().unwrap_or_default())
 }
 
 /// A statement's text and named parameters as a Bolt query.

@@ -16,7 +16,7 @@ use super::encode::{Encoded, encode};
 use super::error::from_pg;
 use super::prepared::Cached;
 use super::types_cache::{Early, StatementTypes};
-use crate::{Column, Error, ExecuteOptions, Result, ResultSet, Row, RowStream, Statement};
+use crate::{Column, Error, ExecuteOptions, Result, ResultSet, RowStream, Rows, Statement, Value};
 
 /// A pooled connection leased for one call. PostgreSQL cancels whatever a
 /// backend runs when the cancel arrives, so a connection that may still
@@ -245,16 +245,18 @@ pub(super) fn bind_params(
     }
 }
 
-/// A row's cells as values, in a vector of exactly their number.
-pub(super) fn row_values(row: &PgRow) -> Result<Row> {
-    let mut values = Vec::with_capacity(row.len());
-    for i in 0..row.len() {
-        match row.try_get::<_, Cell>(i) {
-            Ok(cell) => values.push(cell.0),
-            Err(e) => return Err(unreadable(row, i, e)),
-        }
-    }
-    Ok(values)
+/// How many rows a batch has room for before its first row: a small
+/// result does not reserve a whole batch (it grows as rows come).
+pub(super) const BATCH_ROOM: usize = 64;
+
+/// Adds a row's cells to `rows` as values; the row added.
+pub(super) fn push_row<'a>(rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
+    rows.try_push((0..row.len()).map(|i| {
+        row.try_get::<_, Cell>(i)
+            .map(|cell| cell.0)
+            .map_err(|e| unreadable(row, i, e))
+    }))?;
+    Ok(rows.last().unwrap_or_default())
 }
 
 /// Why cell `i` of `row` did not decode, naming its column.
@@ -298,7 +300,7 @@ pub(crate) async fn execute(
             .map_err(|e| from_pg(e, timeout))?;
         return Ok(ResultSet {
             columns,
-            rows: Vec::new(),
+            rows: Rows::new(),
             rows_affected: affected,
         });
     }
@@ -307,12 +309,10 @@ pub(crate) async fn execute(
         .await
         .map_err(|e| from_pg(e, timeout))?;
     futures::pin_mut!(stream);
-    let mut rows = Vec::new();
+    let mut rows = Rows::new();
     let mut limits = crate::ResultLimits::new(options);
     while let Some(row) = stream.try_next().await.map_err(|e| from_pg(e, timeout))? {
-        let row = row_values(&row)?;
-        limits.admit(&row)?;
-        rows.push(row);
+        limits.admit(push_row(&mut rows, &row)?)?;
     }
     Ok(ResultSet {
         columns,
@@ -332,7 +332,7 @@ pub(crate) async fn stream(
     let timeout = options.timeout;
     let reset = super::session::changes_session(&statement.text);
     let (columns_tx, columns_rx) = tokio::sync::oneshot::channel::<Result<Vec<Column>>>();
-    let (batches_tx, batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
+    let (batches_tx, batches_rx) = mpsc::channel::<Result<Rows>>(2);
     let rows_affected = Arc::new(AtomicU64::new(0));
     let affected = Arc::clone(&rows_affected);
     tokio::spawn(async move {
@@ -368,7 +368,7 @@ pub(crate) async fn stream(
 /// once they come (or the error that came instead), then its batches.
 pub(super) async fn row_stream(
     columns: tokio::sync::oneshot::Receiver<Result<Vec<Column>>>,
-    mut batches: mpsc::Receiver<Result<Vec<Row>>>,
+    mut batches: mpsc::Receiver<Result<Rows>>,
     rows_affected: Arc<AtomicU64>,
 ) -> Result<RowStream> {
     let columns = columns.await.map_err(|_| {
@@ -391,7 +391,7 @@ async fn portal(
     statement: &Statement,
     options: &ExecuteOptions,
     columns_tx: &mut Option<tokio::sync::oneshot::Sender<Result<Vec<Column>>>>,
-    batches: &mpsc::Sender<Result<Vec<Row>>>,
+    batches: &mpsc::Sender<Result<Rows>>,
     affected: &AtomicU64,
 ) -> Result<()> {
     let timeout = options.timeout;
@@ -406,6 +406,7 @@ async fn portal(
     let (prepared, columns) = prepare(&transaction, &statement.text, timeout).await?;
     let params = encode_params(prepared.params(), &statement.params)?;
     let no_rows = columns.is_empty();
+    let columns_len = columns.len();
     if let Some(tx) = columns_tx.take()
         && tx.send(Ok(columns)).is_err()
     {
@@ -440,9 +441,9 @@ async fn portal(
             .await
             .map_err(pg)?;
         futures::pin_mut!(rows);
-        let mut batch = Vec::with_capacity(batch_size.min(4096));
+        let mut batch = Rows::with_capacity(batch_size.min(BATCH_ROOM), columns_len);
         while let Some(row) = rows.try_next().await.map_err(pg)? {
-            batch.push(row_values(&row)?);
+            push_row(&mut batch, &row)?;
         }
         let done = batch.len() < batch_size;
         if !batch.is_empty() && batches.send(Ok(batch)).await.is_err() {

@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
 use super::error::from_pg;
-use super::run::{bind_params, prepare, row_values};
+use super::run::{bind_params, prepare, push_row};
 use super::types_cache::StatementTypes;
-use crate::{Column, Error, ExecuteOptions, Result, Row, RowStream, Statement};
+use crate::{Column, Error, ExecuteOptions, Result, RowStream, Rows, Statement};
 
 /// The connection coming back from a stream: it, whether the statement
 /// failed (PostgreSQL then aborted the transaction), and whether a cancel
@@ -34,7 +34,7 @@ pub(super) async fn stream(
     back: oneshot::Sender<Returned>,
 ) -> Result<RowStream> {
     let (columns_tx, columns_rx) = oneshot::channel::<Result<Vec<Column>>>();
-    let (batches_tx, batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
+    let (batches_tx, batches_rx) = mpsc::channel::<Result<Rows>>(2);
     let rows_affected = Arc::new(AtomicU64::new(0));
     let affected = Arc::clone(&rows_affected);
     tokio::spawn(async move {
@@ -123,7 +123,7 @@ async fn rows(
     options: &ExecuteOptions,
     types: &StatementTypes,
     columns_tx: &mut Option<oneshot::Sender<Result<Vec<Column>>>>,
-    batches: &mpsc::Sender<Result<Vec<Row>>>,
+    batches: &mpsc::Sender<Result<Rows>>,
     affected: &AtomicU64,
 ) -> Result<()> {
     let timeout = options.timeout;
@@ -150,11 +150,13 @@ async fn rows(
         .map_err(pg)?;
     futures::pin_mut!(stream);
     let batch_size = options.batch_size();
-    let mut batch = Vec::with_capacity(batch_size.min(4096));
+    let width = prepared.columns().len();
+    let room = batch_size.min(super::run::BATCH_ROOM);
+    let mut batch = Rows::with_capacity(room, width);
     while let Some(row) = stream.try_next().await.map_err(pg)? {
-        batch.push(row_values(&row)?);
+        push_row(&mut batch, &row)?;
         if batch.len() >= batch_size {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size.min(4096)));
+            let full = std::mem::replace(&mut batch, Rows::with_capacity(room, width));
             if batches.send(Ok(full)).await.is_err() {
                 // The reader went away: the rest is read off and dropped
                 // as the stream is (the connection stays in step).

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{KIND, convert};
 use crate::{
-    Column, ColumnInfo, EngineError, Error, ExecuteOptions, Result, ResultSet, Row, RowStream,
+    Column, ColumnInfo, EngineError, Error, ExecuteOptions, Result, ResultSet, RowStream, Rows,
     SchemaObject, Statement, Value,
 };
 
@@ -171,17 +171,19 @@ fn columns(prepared: &rusqlite::Statement<'_>) -> (Vec<Column>, Vec<Option<Strin
         .unzip()
 }
 
-fn read_row(row: &rusqlite::Row<'_>, decls: &[Option<String>]) -> Result<Row> {
-    decls
-        .iter()
-        .enumerate()
-        .map(|(i, decl)| {
-            Ok(convert::from_sql(
-                row.get_ref(i).map_err(convert::error)?,
-                decl.as_deref(),
-            ))
-        })
-        .collect()
+/// Adds a row's values to `rows`; the row added.
+fn push_row<'a>(
+    rows: &'a mut Rows,
+    row: &rusqlite::Row<'_>,
+    decls: &[Option<String>],
+) -> Result<&'a [Value]> {
+    rows.try_push(decls.iter().enumerate().map(|(i, decl)| {
+        Ok::<_, Error>(convert::from_sql(
+            row.get_ref(i).map_err(convert::error)?,
+            decl.as_deref(),
+        ))
+    }))?;
+    Ok(rows.last().unwrap_or_default())
 }
 
 fn run_statement(
@@ -195,17 +197,15 @@ fn run_statement(
         let changed = prepared.raw_execute().map_err(convert::error)?;
         return Ok(ResultSet {
             columns,
-            rows: Vec::new(),
+            rows: Rows::new(),
             rows_affected: changed as u64,
         });
     }
     let mut rows = prepared.raw_query();
-    let mut out = Vec::new();
+    let mut out = Rows::new();
     let mut limits = crate::ResultLimits::new(options);
     while let Some(row) = rows.next().map_err(convert::error)? {
-        let row = read_row(row, &decls)?;
-        limits.admit(&row)?;
-        out.push(row);
+        limits.admit(push_row(&mut out, row, &decls)?)?;
     }
     Ok(ResultSet {
         columns,
@@ -222,7 +222,7 @@ pub(super) async fn stream(
     statement: Statement,
     options: ExecuteOptions,
 ) -> Result<RowStream> {
-    let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Vec<Row>>>(2);
+    let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Rows>>(2);
     let (columns_tx, columns_rx) = oneshot::channel::<Result<Vec<Column>>>();
     let rows_affected = Arc::new(AtomicU64::new(0));
     let affected = Arc::clone(&rows_affected);
@@ -259,7 +259,7 @@ fn stream_statement(
     statement: &Statement,
     options: &ExecuteOptions,
     columns_tx: oneshot::Sender<Result<Vec<Column>>>,
-    batches: &mpsc::Sender<Result<Vec<Row>>>,
+    batches: &mpsc::Sender<Result<Rows>>,
     affected: &AtomicU64,
 ) {
     let mut prepared = match prepare(c, statement, options.read_only) {
@@ -285,15 +285,14 @@ fn stream_statement(
     }
     let batch_size = options.batch_size();
     let mut rows = prepared.raw_query();
-    let mut batch = Vec::with_capacity(batch_size.min(1024));
+    let mut batch = Rows::with_capacity(batch_size.min(64), decls.len());
     loop {
         let next = rows
             .next()
             .map_err(convert::error)
-            .and_then(|r| r.map(|row| read_row(row, &decls)).transpose());
+            .and_then(|r| r.map(|row| push_row(&mut batch, row, &decls)).transpose());
         match next {
-            Ok(Some(row)) => {
-                batch.push(row);
+            Ok(Some(_)) => {
                 if batch.len() == batch_size
                     && batches
                         .blocking_send(Ok(std::mem::take(&mut batch)))

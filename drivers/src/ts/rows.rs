@@ -3,7 +3,7 @@
 //! `timestamp` and `value`. Series are ordered by their labels, points by
 //! time.
 
-use crate::{Column, ResultSet, Timestamp, Value};
+use crate::{Column, ResultSet, Rows, Timestamp, Value};
 
 /// One series of a query result.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,27 +29,26 @@ pub fn series_rows(mut series: Vec<Series>) -> ResultSet {
         s.labels.sort();
     }
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
-    let rows = series
-        .into_iter()
-        .flat_map(|s| {
-            let labels = Value::Map(
-                s.labels
-                    .into_iter()
-                    .map(|(k, v)| (k.into(), Value::String(v.into())))
-                    .collect(),
-            );
-            s.points.into_iter().map(move |(t, v)| {
-                vec![
-                    labels.clone(),
-                    Value::Timestamp(Timestamp {
-                        unix_micros: t.saturating_mul(1000),
-                        zoned: true,
-                    }),
-                    Value::Float(v),
-                ]
-            })
-        })
-        .collect();
+    let points = series.iter().map(|s| s.points.len()).sum();
+    let mut rows = Rows::with_capacity(points, 3);
+    for s in series {
+        let labels = Value::Map(
+            s.labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), Value::String(v.into())))
+                .collect(),
+        );
+        for (t, v) in s.points {
+            rows.push([
+                labels.clone(),
+                Value::Timestamp(Timestamp {
+                    unix_micros: t.saturating_mul(1000),
+                    zoned: true,
+                }),
+                Value::Float(v),
+            ]);
+        }
+    }
     ResultSet {
         columns: columns(),
         rows,

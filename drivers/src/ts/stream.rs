@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::When;
-use crate::{Result, ResultSet, Row, RowStream};
+use crate::{Result, ResultSet, RowStream, Rows};
 
 /// The slices of `when`, each at most `points` evaluation times.
 pub fn slices(when: When, points: i64) -> Vec<When> {
@@ -47,12 +47,8 @@ where
             async move { run(slice).await }
         })
         .flat_map(move |result| {
-            let batches: Vec<Result<Vec<Row>>> = match result {
-                Ok(set) => set
-                    .rows
-                    .chunks(batch_size)
-                    .map(|chunk| Ok(chunk.to_vec()))
-                    .collect(),
+            let batches: Vec<Result<Rows>> = match result {
+                Ok(set) => set.rows.into_batches(batch_size).map(Ok).collect(),
                 Err(e) => vec![Err(e)],
             };
             futures::stream::iter(batches)

@@ -3,7 +3,7 @@
 //! convert in the core ([`omnigate::codec::protobuf`]), where the
 //! protobuf codec needs them too.
 
-use omnigate_drivers::{Column, PoolStats, Row, SchemaObject, Timestamp, Value};
+use omnigate_drivers::{Column, PoolStats, Rows, SchemaObject, Timestamp, Value};
 use omnigate_proto::v1 as pb;
 
 pub use omnigate::codec::protobuf::{from_proto, to_proto};
@@ -128,12 +128,10 @@ pub fn result_to_proto(result: omnigate_drivers::ResultSet, engine: String) -> p
 }
 
 /// Result rows as proto rows.
-pub fn rows_to_proto(rows: Vec<Row>) -> Vec<pb::Row> {
-    rows.into_iter()
-        .map(|r| pb::Row {
-            values: r.into_iter().map(to_proto).collect(),
-        })
-        .collect()
+pub fn rows_to_proto(rows: Rows) -> Vec<pb::Row> {
+    rows.map_rows(|row| pb::Row {
+        values: row.map(to_proto).collect(),
+    })
 }
 
 /// Pool statistics as proto.

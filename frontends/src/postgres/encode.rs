@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::{BufMut, BytesMut};
 use futures::stream;
 use omnigate::drivers::postgres::binary;
-use omnigate::drivers::{Column, ResultSet, Value};
+use omnigate::drivers::{Column, ResultSet, Rows, Value};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
@@ -42,7 +42,7 @@ fn types_by_name() -> &'static HashMap<String, Type> {
 /// PostgreSQL type (a PostgreSQL engine's are), else the type of the
 /// column's first non-null value (SQLite's declared types are not
 /// PostgreSQL's), else `text`.
-pub(super) fn column_type(column: &Column, index: usize, rows: &[Vec<Value>]) -> Type {
+pub(super) fn column_type(column: &Column, index: usize, rows: &Rows) -> Type {
     if let Some(t) = named_type(&column.type_name).or_else(|| affinity(&column.type_name)) {
         return t;
     }
@@ -100,11 +100,7 @@ pub(super) fn value_type(value: &Value) -> Type {
 /// The wire's description of `columns` in `formats` (text when unsaid),
 /// typed by [`column_type`] from `rows` where the engine's types are not
 /// PostgreSQL's.
-pub(super) fn fields(
-    columns: &[Column],
-    rows: &[Vec<Value>],
-    formats: Option<&Format>,
-) -> Vec<FieldInfo> {
+pub(super) fn fields(columns: &[Column], rows: &Rows, formats: Option<&Format>) -> Vec<FieldInfo> {
     columns
         .iter()
         .enumerate()
@@ -414,16 +410,16 @@ mod tests {
 
     #[test]
     fn columns_take_postgresql_types_or_their_values_types() {
-        let rows = vec![
+        let rows = Rows::from(vec![
             vec![Value::Null, Value::Int(3)],
             vec![Value::from("x"), Value::Int(4)],
-        ];
+        ]);
         let pg = Column::new("a", "int4");
         let sqlite = Column::new("b", "INTEGER");
         assert_eq!(column_type(&pg, 0, &rows), Type::INT4);
         assert_eq!(column_type(&sqlite, 1, &rows), Type::INT8);
         assert_eq!(
-            column_type(&Column::new("d", "VARCHAR(20)"), 0, &[]),
+            column_type(&Column::new("d", "VARCHAR(20)"), 0, &Rows::new()),
             Type::TEXT
         );
         assert_eq!(column_type(&Column::new("c", ""), 0, &rows), Type::TEXT);

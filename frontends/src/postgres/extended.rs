@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use futures::Sink;
 use omnigate::drivers::postgres::binary;
 use omnigate::drivers::sql::split_statements;
-use omnigate::drivers::{StatementShape, Value};
+use omnigate::drivers::{Rows, StatementShape, Value};
 use omnigate::{Gateway, Request};
 use pgwire::api::DEFAULT_NAME;
 use pgwire::api::portal::{Format, Portal};
@@ -117,7 +117,7 @@ impl QueryParser for Parser {
         let Some(shape) = &stmt.shape else {
             return Ok(Vec::new());
         };
-        Ok(encode::fields(&shape.columns, &[], formats))
+        Ok(encode::fields(&shape.columns, &Rows::new(), formats))
     }
 }
 
@@ -193,7 +193,7 @@ impl Queries {
         let formats = Some(&portal.result_column_format);
         let fields = match &portal.statement.statement.shape {
             Some(shape) if shape.columns.len() == result.columns.len() => {
-                encode::fields(&shape.columns, &[], formats)
+                encode::fields(&shape.columns, &Rows::new(), formats)
             }
             _ => encode::fields(&result.columns, &result.rows, formats),
         };

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use omnigate::drivers::sql::{first_keyword, split_statements};
-use omnigate::drivers::{Column, ResultSet, Value};
+use omnigate::drivers::{Column, ResultSet, Rows, Value};
 use omnigate::{Gateway, Request, TxOptions};
 use pgwire::api::query::{SimpleQueryHandler, send_execution_response, send_query_response};
 use pgwire::api::results::{Response, Tag};
@@ -80,7 +80,7 @@ fn warning(code: &str, message: &str) -> Reply {
 fn single(name: &str, value: &str) -> ResultSet {
     ResultSet {
         columns: vec![Column::new(name, "text")],
-        rows: vec![vec![Value::from(value)]],
+        rows: Rows::one(vec![Value::from(value)]),
         rows_affected: 0,
     }
 }

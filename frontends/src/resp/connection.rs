@@ -348,13 +348,7 @@ fn reply_of(result: ResultSet) -> Reply {
     if result.is_queued() {
         return Reply::Queued;
     }
-    let value = result
-        .rows
-        .into_iter()
-        .next()
-        .and_then(|row| row.into_iter().next())
-        .unwrap_or(Value::Null);
-    encode::value(value)
+    encode::value(result.into_scalar())
 }
 
 #[cfg(test)]

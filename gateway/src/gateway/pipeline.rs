@@ -337,9 +337,7 @@ impl Gateway {
     /// Decodes values stored through a codec (they carry its header).
     pub(super) fn decode(dialect: Dialect, result: &mut ResultSet) {
         if Self::stores_codecs(dialect) {
-            for row in &mut result.rows {
-                decode_row(row);
-            }
+            decode_values(result.rows.values_mut());
         }
     }
 
@@ -349,7 +347,7 @@ impl Gateway {
             stream.batches = stream
                 .batches
                 .map_ok(|mut rows| {
-                    rows.iter_mut().for_each(|row| decode_row(row));
+                    decode_values(rows.values_mut());
                     rows
                 })
                 .boxed();
@@ -362,8 +360,8 @@ impl Gateway {
     }
 }
 
-fn decode_row(row: &mut [Value]) {
-    for value in row.iter_mut() {
+fn decode_values(values: &mut [Value]) {
+    for value in values.iter_mut() {
         *value = codec::decode_all(std::mem::replace(value, Value::Null));
     }
 }

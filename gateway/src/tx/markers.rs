@@ -329,10 +329,7 @@ impl<'a> Decider<'a> {
             Some(Value::String(tx)) if more => Some(tx.to_string()),
             _ => None,
         });
-        Ok((
-            rows.iter().filter_map(|row| unfinished(row)).collect(),
-            last,
-        ))
+        Ok((rows.iter().filter_map(unfinished).collect(), last))
     }
 }
 

@@ -242,12 +242,10 @@ impl TableLog {
         let rows = run(&self.driver, &statement)
             .await
             .map_err(|e| failure("cannot read", e))?;
-        let Some([Value::String(state), Value::String(parts)]) =
-            rows.rows.first().map(Vec::as_slice)
-        else {
+        let Some([Value::String(state), Value::String(parts)]) = rows.rows.first() else {
             return Ok(None);
         };
-        let parts = serde_json::from_str(parts).unwrap_or_default();
+        let parts = serde_json::from_str(parts.as_str()).unwrap_or_default();
         Ok(match state.as_str() {
             "committed" | "done" => Some((true, parts)),
             "aborted" => Some((false, parts)),
@@ -333,7 +331,7 @@ impl TableLog {
         let rows = run(&self.driver, &statement)
             .await
             .map_err(|e| failure("cannot read", e))?;
-        Ok(match rows.rows.first().map(Vec::as_slice) {
+        Ok(match rows.rows.first() {
             Some([Value::String(engine), Value::String(why)]) => {
                 Some((engine.to_string(), why.to_string()))
             }
