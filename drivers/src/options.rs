@@ -9,6 +9,10 @@ use crate::Timestamp;
 /// Rows per streamed batch when the caller does not say.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 
+/// How many rows a stream's batch has room for before its first row: a
+/// small result does not reserve a whole batch (it grows as rows come).
+pub(crate) const BATCH_ROOM: usize = 64;
+
 /// How to run one statement.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExecuteOptions {

@@ -245,10 +245,6 @@ pub(super) fn bind_params(
     }
 }
 
-/// How many rows a batch has room for before its first row: a small
-/// result does not reserve a whole batch (it grows as rows come).
-pub(super) const BATCH_ROOM: usize = 64;
-
 /// Adds a row's cells to `rows` as values; the row added.
 pub(super) fn push_row<'a>(rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
     rows.try_push((0..row.len()).map(|i| {
@@ -441,7 +437,8 @@ async fn portal(
             .await
             .map_err(pg)?;
         futures::pin_mut!(rows);
-        let mut batch = Rows::with_capacity(batch_size.min(BATCH_ROOM), columns_len);
+        let mut batch =
+            Rows::with_capacity(batch_size.min(crate::options::BATCH_ROOM), columns_len);
         while let Some(row) = rows.try_next().await.map_err(pg)? {
             push_row(&mut batch, &row)?;
         }

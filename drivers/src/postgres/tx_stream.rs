@@ -151,7 +151,7 @@ async fn rows(
     futures::pin_mut!(stream);
     let batch_size = options.batch_size();
     let width = prepared.columns().len();
-    let room = batch_size.min(super::run::BATCH_ROOM);
+    let room = batch_size.min(crate::options::BATCH_ROOM);
     let mut batch = Rows::with_capacity(room, width);
     while let Some(row) = stream.try_next().await.map_err(pg)? {
         push_row(&mut batch, &row)?;

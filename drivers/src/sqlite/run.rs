@@ -285,7 +285,7 @@ fn stream_statement(
     }
     let batch_size = options.batch_size();
     let mut rows = prepared.raw_query();
-    let mut batch = Rows::with_capacity(batch_size.min(64), decls.len());
+    let mut batch = Rows::with_capacity(batch_size.min(crate::options::BATCH_ROOM), decls.len());
     loop {
         let next = rows
             .next()
