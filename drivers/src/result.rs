@@ -120,7 +120,6 @@ impl fmt::Debug for RowStream {
 impl RowStream {
     /// A stream over a result already in memory.
     pub fn from_result(result: ResultSet, batch_size: usize) -> Self {
-        let batch_size = batch_size.max(1);
         let batches = stream::iter(result.rows.into_batches(batch_size).map(Ok));
         RowStream {
             columns: result.columns,

@@ -180,11 +180,6 @@ impl Rows {
         Ok(())
     }
 
-    /// Each row's length, in order.
-    fn widths(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.len).map(|i| self.span(i).map_or(0, |(start, end)| end - start))
-    }
-
     /// Adds every row of `other` after these.
     pub fn append(&mut self, other: Rows) {
         if self.is_empty() {
@@ -198,11 +193,7 @@ impl Rows {
             self.len += other.len;
             return;
         }
-        let widths: Vec<usize> = other.widths().collect();
-        let mut values = other.values.into_iter();
-        for width in widths {
-            self.push(values.by_ref().take(width));
-        }
+        other.map_rows(|row| self.push(row));
     }
 
     /// Keeps the first `len` rows.
@@ -290,17 +281,13 @@ impl IndexMut<usize> for Rows {
 
 impl From<Vec<Row>> for Rows {
     fn from(rows: Vec<Row>) -> Self {
-        let mut out = Rows::new();
-        rows.into_iter().for_each(|r| out.push_row(r));
-        out
+        rows.into_iter().collect()
     }
 }
 
 impl<const N: usize> From<[Row; N]> for Rows {
     fn from(rows: [Row; N]) -> Self {
-        let mut out = Rows::new();
-        rows.into_iter().for_each(|r| out.push_row(r));
-        out
+        rows.into_iter().collect()
     }
 }
 
@@ -461,13 +448,8 @@ impl Iterator for Batches {
         if n == 0 {
             return None;
         }
-        let start = rows.at;
         let mut batch = match &rows.shape {
-            Shape::Even(width) => Rows {
-                values: Vec::with_capacity(n * width),
-                len: 0,
-                shape: Shape::Even(*width),
-            },
+            Shape::Even(width) => Rows::with_capacity(n, *width),
             Shape::Ragged(_) => Rows::new(),
         };
         for _ in 0..n {
@@ -475,7 +457,6 @@ impl Iterator for Batches {
                 batch.push(rows.values.by_ref().take(width));
             }
         }
-        debug_assert_eq!(batch.values.len(), rows.at - start);
         Some(batch)
     }
 }

@@ -402,7 +402,6 @@ async fn portal(
     let (prepared, columns) = prepare(&transaction, &statement.text, timeout).await?;
     let params = encode_params(prepared.params(), &statement.params)?;
     let no_rows = columns.is_empty();
-    let columns_len = columns.len();
     if let Some(tx) = columns_tx.take()
         && tx.send(Ok(columns)).is_err()
     {
@@ -437,8 +436,8 @@ async fn portal(
             .await
             .map_err(pg)?;
         futures::pin_mut!(rows);
-        let mut batch =
-            Rows::with_capacity(batch_size.min(crate::options::BATCH_ROOM), columns_len);
+        let width = prepared.columns().len();
+        let mut batch = Rows::with_capacity(batch_size.min(crate::options::BATCH_ROOM), width);
         while let Some(row) = rows.try_next().await.map_err(pg)? {
             push_row(&mut batch, &row)?;
         }

@@ -81,7 +81,7 @@ pub(super) async fn run(
         for ((i, _), reply) in sent.into_iter().zip(replies?) {
             results[i] = Some(to_value_with(reply, options.raw_bytes).and_then(|value| {
                 let set = ResultSet::reply(value);
-                limits.admit(&set.rows[0])?;
+                limits.admit(set.rows.first().unwrap_or_default())?;
                 Ok(set)
             }));
         }
