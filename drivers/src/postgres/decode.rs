@@ -37,6 +37,21 @@ impl<'a> FromSql<'a> for Cell {
     }
 }
 
+/// One non-null cell as PostgreSQL sent it (its binary format), not
+/// decoded: for callers that forward it
+/// ([`native_cells`](crate::ExecuteOptions::native_cells)).
+pub(crate) struct Native<'a>(pub(crate) &'a [u8]);
+
+impl<'a> FromSql<'a> for Native<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> DecodeResult<Self> {
+        Ok(Native(raw))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
 /// One value of type `ty` from PostgreSQL's binary format.
 pub(crate) fn decode_one(ty: &Type, raw: &[u8]) -> DecodeResult<Value> {
     decode(ty, raw)

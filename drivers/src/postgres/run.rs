@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use deadpool_postgres::{GenericClient, Object};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_postgres::{CancelToken, NoTls, Row as PgRow};
 
-use super::decode::{Cell, is_mapped};
+use super::decode::{Cell, Native, is_mapped};
 use super::encode::{Encoded, encode};
 use super::error::from_pg;
 use super::prepared::Cached;
@@ -146,20 +147,23 @@ fn columns(statement: &tokio_postgres::Statement) -> Vec<Column> {
         .collect()
 }
 
-/// Prepares `text`; when a result column has a type the engine does not
-/// map, prepares it again wrapped so that column arrives as text (its
-/// column keeps its name and type name).
+/// Prepares a statement's text; when a result column has a type the
+/// engine does not map, prepares it again wrapped so that column arrives
+/// as text (its column keeps its name and type name), unless its cells
+/// are wanted as PostgreSQL sends them
+/// ([`native_cells`](ExecuteOptions::native_cells)).
 pub(super) async fn prepare(
     client: &impl Cached,
     text: &str,
-    timeout: Option<Duration>,
+    options: &ExecuteOptions,
 ) -> Result<(tokio_postgres::Statement, Vec<Column>)> {
+    let timeout = options.timeout;
     let prepared = client
         .prepare_bounded(text)
         .await
         .map_err(|e| from_pg(e, timeout))?;
     let columns = columns(&prepared);
-    if prepared.columns().iter().all(|c| is_mapped(c.type_())) {
+    if options.native_cells || prepared.columns().iter().all(|c| is_mapped(c.type_())) {
         return Ok((prepared, columns));
     }
     let wrapped = text_fallback(text, &prepared);
@@ -245,14 +249,52 @@ pub(super) fn bind_params(
     }
 }
 
-/// Adds a row's cells to `rows` as values; the row added.
-pub(super) fn push_row<'a>(rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
-    rows.try_push((0..row.len()).map(|i| {
-        row.try_get::<_, Cell>(i)
-            .map(|cell| cell.0)
-            .map_err(|e| unreadable(row, i, e))
-    }))?;
-    Ok(rows.last().unwrap_or_default())
+/// Room copied cells are kept in, a chunk at a time (cells of a result
+/// share a chunk; each is a slice of it).
+const NATIVE_CHUNK: usize = 8 * 1024;
+
+/// Reads result rows into values: decoded, or with
+/// [`native_cells`](ExecuteOptions::native_cells) each cell's bytes as
+/// PostgreSQL sent them, copied into shared chunks.
+pub(super) struct RowReader {
+    native: Option<BytesMut>,
+}
+
+impl RowReader {
+    /// A reader for a statement run with `options`.
+    pub(super) fn new(options: &ExecuteOptions) -> Self {
+        RowReader {
+            native: options.native_cells.then(BytesMut::new),
+        }
+    }
+
+    /// Adds a row's cells to `rows`; the row added.
+    pub(super) fn push<'a>(&mut self, rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
+        let cells = 0..row.len();
+        match &mut self.native {
+            None => rows.try_push(cells.map(|i| {
+                row.try_get::<_, Cell>(i)
+                    .map(|cell| cell.0)
+                    .map_err(|e| unreadable(row, i, e))
+            }))?,
+            Some(chunk) => rows.try_push(cells.map(|i| {
+                row.try_get::<_, Option<Native>>(i)
+                    .map(|cell| cell.map_or(Value::Null, |Native(raw)| copied(chunk, raw)))
+                    .map_err(|e| unreadable(row, i, e))
+            }))?,
+        }
+        Ok(rows.last().unwrap_or_default())
+    }
+}
+
+/// `raw` as bytes of its own, copied into `chunk` (a new chunk when it has
+/// no room left).
+fn copied(chunk: &mut BytesMut, raw: &[u8]) -> Value {
+    if chunk.capacity() - chunk.len() < raw.len() {
+        chunk.reserve(raw.len().max(NATIVE_CHUNK));
+    }
+    chunk.extend_from_slice(raw);
+    Value::Bytes(chunk.split().freeze())
 }
 
 /// Why cell `i` of `row` did not decode, naming its column.
@@ -287,7 +329,7 @@ pub(crate) async fn execute(
     types: &StatementTypes,
 ) -> Result<ResultSet> {
     let timeout = options.timeout;
-    let (prepared, columns) = prepare(client, &statement.text, timeout).await?;
+    let (prepared, columns) = prepare(client, &statement.text, options).await?;
     let params = bind_params(&prepared, statement, early, types)?;
     if columns.is_empty() {
         let affected = client
@@ -306,9 +348,10 @@ pub(crate) async fn execute(
         .map_err(|e| from_pg(e, timeout))?;
     futures::pin_mut!(stream);
     let mut rows = Rows::new();
+    let mut reader = RowReader::new(options);
     let mut limits = crate::ResultLimits::new(options);
     while let Some(row) = stream.try_next().await.map_err(|e| from_pg(e, timeout))? {
-        limits.admit(push_row(&mut rows, &row)?)?;
+        limits.admit(reader.push(&mut rows, &row)?)?;
     }
     Ok(ResultSet {
         columns,
@@ -399,7 +442,7 @@ async fn portal(
             .await
             .map_err(pg)?;
     }
-    let (prepared, columns) = prepare(&transaction, &statement.text, timeout).await?;
+    let (prepared, columns) = prepare(&transaction, &statement.text, options).await?;
     let params = encode_params(prepared.params(), &statement.params)?;
     let no_rows = columns.is_empty();
     if let Some(tx) = columns_tx.take()
@@ -421,6 +464,7 @@ async fn portal(
     let portal = transaction.bind(&prepared, &refs).await.map_err(pg)?;
     let batch_size = options.batch_size();
     let max_rows = i32::try_from(batch_size).unwrap_or(i32::MAX);
+    let mut reader = RowReader::new(options);
     let mut next = Some(
         transaction
             .query_portal_raw(&portal, max_rows)
@@ -439,7 +483,7 @@ async fn portal(
         let width = prepared.columns().len();
         let mut batch = Rows::with_capacity(batch_size.min(crate::options::BATCH_ROOM), width);
         while let Some(row) = rows.try_next().await.map_err(pg)? {
-            push_row(&mut batch, &row)?;
+            reader.push(&mut batch, &row)?;
         }
         let done = batch.len() < batch_size;
         if !batch.is_empty() && batches.send(Ok(batch)).await.is_err() {

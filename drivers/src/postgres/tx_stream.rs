@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
 use super::error::from_pg;
-use super::run::{bind_params, prepare, push_row};
+use super::run::{RowReader, bind_params, prepare};
 use super::types_cache::StatementTypes;
 use crate::{Column, Error, ExecuteOptions, Result, RowStream, Rows, Statement};
 
@@ -128,7 +128,7 @@ async fn rows(
 ) -> Result<()> {
     let timeout = options.timeout;
     let pg = |e| from_pg(e, timeout);
-    let (prepared, columns) = prepare(client, &statement.text, timeout).await?;
+    let (prepared, columns) = prepare(client, &statement.text, options).await?;
     let params = bind_params(&prepared, statement, None, types)?;
     let no_rows = columns.is_empty();
     if let Some(tx) = columns_tx.take()
@@ -153,8 +153,9 @@ async fn rows(
     let width = prepared.columns().len();
     let room = batch_size.min(crate::options::BATCH_ROOM);
     let mut batch = Rows::with_capacity(room, width);
+    let mut reader = RowReader::new(options);
     while let Some(row) = stream.try_next().await.map_err(pg)? {
-        push_row(&mut batch, &row)?;
+        reader.push(&mut batch, &row)?;
         if batch.len() >= batch_size {
             let full = std::mem::replace(&mut batch, Rows::with_capacity(room, width));
             if batches.send(Ok(full)).await.is_err() {

@@ -12,8 +12,9 @@ use omnigate::drivers::postgres::binary;
 use omnigate::drivers::{Column, ResultSet, Rows, Value};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
 use pgwire::types::ToSqlText;
 use pgwire::types::format::FormatOptions;
 use postgres_types::{IsNull, ToSql};
@@ -38,12 +39,19 @@ fn types_by_name() -> &'static HashMap<String, Type> {
     })
 }
 
-/// The type a column is sent as: the engine's type when it is a
-/// PostgreSQL type (a PostgreSQL engine's are), else the type of the
-/// column's first non-null value (SQLite's declared types are not
-/// PostgreSQL's), else `text`.
-pub(super) fn column_type(column: &Column, index: usize, rows: &Rows) -> Type {
-    if let Some(t) = named_type(&column.type_name).or_else(|| affinity(&column.type_name)) {
+/// The type a column is sent as: the engine's type when it is a built-in
+/// PostgreSQL type; on a PostgreSQL engine (`postgres`), `text` for a type
+/// of the database's own (an enum, a domain, a composite: sent as its
+/// text); else the type SQLite's declared type has by its affinity rules,
+/// else the type of the column's first non-null value, else `text`.
+pub(super) fn column_type(column: &Column, index: usize, rows: &Rows, postgres: bool) -> Type {
+    if let Some(t) = named_type(&column.type_name) {
+        return t;
+    }
+    if postgres {
+        return Type::TEXT;
+    }
+    if let Some(t) = affinity(&column.type_name) {
         return t;
     }
     rows.iter()
@@ -98,14 +106,19 @@ pub(super) fn value_type(value: &Value) -> Type {
 }
 
 /// The wire's description of `columns` in `formats` (text when unsaid),
-/// typed by [`column_type`] from `rows` where the engine's types are not
-/// PostgreSQL's.
-pub(super) fn fields(columns: &[Column], rows: &Rows, formats: Option<&Format>) -> Vec<FieldInfo> {
+/// typed by [`column_type`] (from `rows` where the engine's types are not
+/// PostgreSQL's; `postgres`: the engine is PostgreSQL).
+pub(super) fn fields(
+    columns: &[Column],
+    rows: &Rows,
+    formats: Option<&Format>,
+    postgres: bool,
+) -> Vec<FieldInfo> {
     columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let ty = column_type(c, i, rows);
+            let ty = column_type(c, i, rows, postgres);
             FieldInfo::new(
                 c.name.as_str().to_owned(),
                 None,
@@ -150,47 +163,83 @@ pub(super) fn command(statement: &str) -> String {
 /// `fields`, each value in its field's format (binary by the PostgreSQL
 /// driver's own codec). `command` is the statement's ([`command`]); a
 /// query completes as `SELECT n`, `INSERT ... RETURNING` as `INSERT 0 n`.
+/// `native`: the cells of binary fields are PostgreSQL's own bytes
+/// ([`native_cells`](omnigate::drivers::ExecuteOptions::native_cells)),
+/// forwarded as they are.
 pub(super) fn response(
     command: &str,
     result: ResultSet,
     fields: Vec<FieldInfo>,
+    native: bool,
 ) -> PgWireResult<Response> {
     if result.columns.is_empty() {
         return Ok(Response::Execution(tag(command, result.rows_affected)));
     }
-    let fields = Arc::new(fields);
-    let mut rows = Vec::with_capacity(result.rows.len());
-    let mut encoder = DataRowEncoder::new(Arc::clone(&fields));
-    for row in &result.rows {
-        for (i, (value, field)) in row.iter().zip(fields.iter()).enumerate() {
-            let cell = Cell {
-                column: i + 1,
-                value,
-            };
-            encoder
-                .encode_field_with_type_and_format(
-                    &cell,
-                    field.datatype(),
-                    field.format(),
-                    field.format_options(),
-                )
-                .map_err(|e| {
-                    let why = match &e {
-                        PgWireError::ApiError(inner) => inner.to_string(),
-                        other => other.to_string(),
-                    };
-                    PgWireError::UserError(Box::new(error("XX000", why)))
-                })?;
-        }
-        rows.push(Ok(encoder.take_row()));
-    }
-    let mut response = QueryResponse::new(fields, stream::iter(rows));
+    let rows = data_rows(&result.rows, &fields, native)?;
+    let mut response = QueryResponse::new(Arc::new(fields), stream::iter(rows));
     match command {
         "INSERT" => response.set_command_tag("INSERT 0"),
         "UPDATE" | "DELETE" | "MERGE" => response.set_command_tag(command),
         _ => response.set_command_tag("SELECT"),
     }
     Ok(Response::Query(response))
+}
+
+/// Every row as a `DataRow` message's body, all written into one buffer
+/// sized from the values (each row a slice of it).
+fn data_rows(
+    rows: &Rows,
+    fields: &[FieldInfo],
+    native: bool,
+) -> PgWireResult<Vec<PgWireResult<DataRow>>> {
+    let size: u64 = rows.values().iter().map(Value::size_estimate).sum();
+    let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut out = Vec::with_capacity(rows.len());
+    let count = i16::try_from(fields.len()).unwrap_or(i16::MAX);
+    for row in rows {
+        for (i, (value, field)) in row.iter().zip(fields).enumerate() {
+            write_cell(&mut buf, i + 1, value, field, native)
+                .map_err(|e| PgWireError::UserError(Box::new(error("XX000", e.to_string()))))?;
+        }
+        out.push(Ok(DataRow::new(buf.split(), count)));
+    }
+    Ok(out)
+}
+
+/// Writes column `column`'s cell as the wire has it: its length (-1 for
+/// NULL), then its bytes in its field's format.
+fn write_cell(
+    buf: &mut BytesMut,
+    column: usize,
+    value: &Value,
+    field: &FieldInfo,
+    native: bool,
+) -> Result<(), Box<dyn std::error::Error + Sync + Send>> {
+    let at = buf.len();
+    buf.put_i32(-1);
+    let cell = Cell { column, value };
+    let null = match (field.format(), value) {
+        (FieldFormat::Text, _) => {
+            cell.to_sql_text(field.datatype(), buf, field.format_options())?
+        }
+        (FieldFormat::Binary, Value::Bytes(raw)) if native => {
+            buf.put_slice(raw);
+            IsNull::No
+        }
+        // A value described as text (of a type the client is not told
+        // of): text's binary format is its text.
+        (FieldFormat::Binary, Value::List(_) | Value::Int(_) | Value::Bool(_))
+            if *field.datatype() == Type::TEXT =>
+        {
+            cell.to_sql_text(field.datatype(), buf, field.format_options())?
+        }
+        (FieldFormat::Binary, _) => cell.to_sql(field.datatype(), buf)?,
+    };
+    if let IsNull::No = null {
+        let len = i32::try_from(buf.len() - at - 4).map_err(|_| "a value past 2 GiB")?;
+        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
 }
 
 /// The format of column `i` under `formats` (text when unsaid).
@@ -416,13 +465,19 @@ mod tests {
         ]);
         let pg = Column::new("a", "int4");
         let sqlite = Column::new("b", "INTEGER");
-        assert_eq!(column_type(&pg, 0, &rows), Type::INT4);
-        assert_eq!(column_type(&sqlite, 1, &rows), Type::INT8);
+        assert_eq!(column_type(&pg, 0, &rows, true), Type::INT4);
+        assert_eq!(column_type(&sqlite, 1, &rows, false), Type::INT8);
+        let mood = Column::new("m", "mood");
+        assert_eq!(column_type(&mood, 0, &rows, true), Type::TEXT);
+        assert_eq!(column_type(&mood, 0, &rows, false), Type::NUMERIC);
         assert_eq!(
-            column_type(&Column::new("d", "VARCHAR(20)"), 0, &Rows::new()),
+            column_type(&Column::new("d", "VARCHAR(20)"), 0, &Rows::new(), false),
             Type::TEXT
         );
-        assert_eq!(column_type(&Column::new("c", ""), 0, &rows), Type::TEXT);
+        assert_eq!(
+            column_type(&Column::new("c", ""), 0, &rows, false),
+            Type::TEXT
+        );
         assert_eq!(
             tag("INSERT", 2).clone(),
             Tag::new("INSERT").with_oid(0).with_rows(2)

@@ -17,6 +17,19 @@ pub(super) fn fatal(code: &str, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new("FATAL".to_owned(), code.to_owned(), message.into())
 }
 
+/// The kind of engine `engine` is (`postgres`, `sqlite`), when it is one.
+pub(super) fn engine_kind(gateway: &omnigate::Gateway, engine: &str) -> Option<&'static str> {
+    Some(
+        gateway
+            .router()
+            .by_name(engine)
+            .ok()?
+            .driver
+            .descriptor()
+            .kind,
+    )
+}
+
 /// The response a client sees for `err`.
 pub(super) fn to_error(err: &Error) -> ErrorInfo {
     error(sqlstate(err), err.to_string())
@@ -50,13 +63,7 @@ fn catalog_refusal(
     ) {
         return None;
     }
-    let kind = gateway
-        .router()
-        .by_name(engine)
-        .ok()?
-        .driver
-        .descriptor()
-        .kind;
+    let kind = engine_kind(gateway, engine)?;
     let lower = text.to_ascii_lowercase();
     let catalog = [
         "pg_catalog",

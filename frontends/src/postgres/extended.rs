@@ -18,7 +18,7 @@ use omnigate::{Gateway, Request};
 use pgwire::api::DEFAULT_NAME;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
-use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::results::{FieldFormat, FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
@@ -31,7 +31,7 @@ use pgwire::messages::extendedquery::{
 };
 
 use super::encode;
-use super::errors::{error, statement_error};
+use super::errors::{engine_kind, error, statement_error};
 use super::query::{Queries, Reply, is_control};
 use super::session::{Kept, Session};
 
@@ -41,6 +41,12 @@ use super::session::{Kept, Session};
 pub(super) struct Prepared {
     text: String,
     shape: Option<Arc<StatementShape>>,
+    /// Its engine is PostgreSQL.
+    postgres: bool,
+    /// Its rows' cells can be forwarded as the engine sent them: the
+    /// engine is PostgreSQL and every column has a built-in type (so its
+    /// binary format is the one the client knows by the column's type).
+    native: bool,
 }
 
 /// Parses statements by asking the session's engine.
@@ -83,15 +89,31 @@ impl QueryParser for Parser {
         }
         let text = sql.trim().trim_end_matches(';').to_owned();
         if is_control(&text) {
-            return Ok(Some(Prepared { text, shape: None }));
+            return Ok(Some(Prepared {
+                text,
+                shape: None,
+                postgres: false,
+                native: false,
+            }));
         }
         let mut request = Request::new("sql", text.clone()).target(self.session.engine());
         request.context = self.session.context();
         match self.gateway.describe_statement(request).await {
-            Ok(shape) => Ok(Some(Prepared {
-                text,
-                shape: Some(Arc::new(shape)),
-            })),
+            Ok(shape) => {
+                let postgres =
+                    engine_kind(&self.gateway, &self.session.engine()) == Some("postgres");
+                let native = postgres
+                    && shape
+                        .columns
+                        .iter()
+                        .all(|c| encode::named_type(&c.type_name).is_some());
+                Ok(Some(Prepared {
+                    text,
+                    shape: Some(Arc::new(shape)),
+                    postgres,
+                    native,
+                }))
+            }
             Err(e) => {
                 let engine = self.session.engine();
                 let said = statement_error(&self.gateway, &engine, &text, &e);
@@ -117,7 +139,12 @@ impl QueryParser for Parser {
         let Some(shape) = &stmt.shape else {
             return Ok(Vec::new());
         };
-        Ok(encode::fields(&shape.columns, &Rows::new(), formats))
+        Ok(encode::fields(
+            &shape.columns,
+            &Rows::new(),
+            formats,
+            stmt.postgres,
+        ))
     }
 }
 
@@ -182,6 +209,25 @@ fn parameter(portal: &Portal<Prepared>, types: &[Type], i: usize) -> PgWireResul
     })
 }
 
+/// How many columns `prepared` returns, as its engine described them.
+fn width(prepared: &Prepared) -> usize {
+    prepared.shape.as_ref().map_or(0, |s| s.columns.len())
+}
+
+/// Whether every one of `width` result columns is asked for in binary.
+fn all_binary(formats: &Format, width: usize) -> bool {
+    match formats {
+        Format::UnifiedBinary => true,
+        Format::UnifiedText => false,
+        Format::Individual(codes) => {
+            codes.len() == width
+                && codes
+                    .iter()
+                    .all(|c| FieldFormat::from(*c) == FieldFormat::Binary)
+        }
+    }
+}
+
 impl Queries {
     /// A result as the portal's response: in its formats, typed as
     /// `Describe` said when it was asked (without the rows).
@@ -189,15 +235,18 @@ impl Queries {
         portal: &Portal<Prepared>,
         command: &str,
         result: omnigate::drivers::ResultSet,
+        native: bool,
     ) -> PgWireResult<Response> {
         let formats = Some(&portal.result_column_format);
-        let fields = match &portal.statement.statement.shape {
+        let prepared = &portal.statement.statement;
+        let postgres = prepared.postgres;
+        let fields = match &prepared.shape {
             Some(shape) if shape.columns.len() == result.columns.len() => {
-                encode::fields(&shape.columns, &Rows::new(), formats)
+                encode::fields(&shape.columns, &Rows::new(), formats, postgres)
             }
-            _ => encode::fields(&result.columns, &result.rows, formats),
+            _ => encode::fields(&result.columns, &result.rows, formats, postgres),
         };
-        encode::response(command, result, fields)
+        encode::response(command, result, fields, native)
     }
 }
 
@@ -355,7 +404,9 @@ impl ExtendedQueryHandler for Queries {
             self.statement(&prepared.text).await
         } else {
             let command = encode::command(&prepared.text);
-            let run = self.execute(&prepared.text, params);
+            let native =
+                prepared.native && all_binary(&portal.result_column_format, width(prepared));
+            let run = self.execute(&prepared.text, params, native);
             let outcome = if super::cancel::may_cut(&self.session, &prepared.text) {
                 super::cancel::cancellable(&*client, &self.session, run, Err).await
             } else {
@@ -363,7 +414,7 @@ impl ExtendedQueryHandler for Queries {
             };
             match outcome {
                 Ok(result) => vec![Reply::Response(Self::portal_response(
-                    portal, &command, result,
+                    portal, &command, result, native,
                 )?)],
                 Err(e) => vec![Reply::Response(Response::Error(e))],
             }

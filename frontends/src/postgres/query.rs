@@ -199,7 +199,7 @@ impl Queries {
 
     /// Runs a statement on the session's engine.
     async fn run(&self, command: &str, text: &str) -> Vec<Reply> {
-        match self.execute(text, Vec::new()).await {
+        match self.execute(text, Vec::new(), false).await {
             Ok(result) => self.rows(command, result),
             Err(e) => vec![Reply::Response(Response::Error(e))],
         }
@@ -207,17 +207,21 @@ impl Queries {
 
     /// Runs `text` with `params` on the session's engine, in its
     /// transaction; a failure fails the transaction, as in PostgreSQL, and
-    /// a failed transaction runs nothing more (both protocols).
+    /// a failed transaction runs nothing more (both protocols). `native`:
+    /// cells come back as the engine's own bytes
+    /// ([`native_cells`](omnigate::drivers::ExecuteOptions::native_cells)).
     pub(super) async fn execute(
         &self,
         text: &str,
         params: Vec<Value>,
+        native: bool,
     ) -> Result<ResultSet, Box<ErrorInfo>> {
         if self.session.tx().is_some_and(|t| t.failed) {
             return Err(Box::new(aborted()));
         }
         let mut request = Request::new("sql", text).target(self.session.engine());
         request.params = params;
+        request.options.native_cells = native;
         request.context = self.session.context();
         let counting = self.counted.start();
         let span = self.session.span(text);
@@ -234,8 +238,14 @@ impl Queries {
     }
 
     fn rows(&self, command: &str, result: ResultSet) -> Vec<Reply> {
-        let fields = encode::fields(&result.columns, &result.rows, None);
-        match encode::response(command, result, fields) {
+        let kind = super::errors::engine_kind(&self.gateway, &self.session.engine());
+        let fields = encode::fields(
+            &result.columns,
+            &result.rows,
+            None,
+            kind == Some("postgres"),
+        );
+        match encode::response(command, result, fields, false) {
             Ok(response) => vec![Reply::Response(response)],
             Err(e) => vec![fail(error("XX000", e.to_string()))],
         }

@@ -9,6 +9,7 @@
 
 mod cancel;
 mod clients;
+mod native;
 mod rounds;
 mod security;
 

@@ -1,0 +1,104 @@
+//! A binary-format client reads through the front end exactly the bytes
+//! PostgreSQL sends it directly, for every built-in type: the cells are
+//! forwarded as the engine sent them. Types of the database's own (an
+//! enum) are described as text and sent as their text.
+
+use omnigate_tests::postgres::PgServer;
+use omnigate_tests::redis::RedisServer;
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, NoTls};
+
+use crate::{connect, gateway};
+
+/// A cell as the server sent it (binary format), not decoded.
+#[derive(Debug, PartialEq)]
+struct Raw(Vec<u8>);
+
+impl<'a> FromSql<'a> for Raw {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(raw.to_vec()))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Every row of `sql` as its columns' types and cells' bytes.
+async fn raw_rows(client: &Client, sql: &str) -> (Vec<Type>, Vec<Vec<Option<Raw>>>) {
+    let rows = client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    let types = rows.first().map_or_else(Vec::new, |row| {
+        row.columns().iter().map(|c| c.type_().clone()).collect()
+    });
+    let cells = rows
+        .iter()
+        .map(|row| (0..row.len()).map(|i| row.get(i)).collect())
+        .collect();
+    (types, cells)
+}
+
+#[tokio::test]
+async fn binary_cells_come_through_as_postgresql_sent_them() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    let (direct, connection) = tokio_postgres::connect(&pg.url("postgres"), NoTls)
+        .await
+        .expect("PostgreSQL accepts a direct connection");
+    tokio::spawn(connection);
+    direct
+        .batch_execute("CREATE TYPE native_mood AS ENUM ('ok', 'sad')")
+        .await
+        .unwrap();
+    let wire = connect(addr, "app", "app-token", "main-db").await;
+    let statements = [
+        // Every family of built-in type, NULLs among them.
+        "SELECT 1::int2, 2::int4, 3::int8, 1.5::float4, -2.25::float8, 'NaN'::numeric, \
+         12345678901234567890.000100::numeric, -0.0001::numeric, 'héllo'::text, \
+         'v'::varchar(3), 'c'::char(2), '\\x00ff'::bytea, true, DATE '2024-02-29', \
+         TIME '12:34:56.789', TIMESTAMP '2024-01-02 03:04:05.6', TIMESTAMPTZ 'infinity', \
+         INTERVAL '1 year 2 mons 3 days 04:05:06', \
+         'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, '{\"a\": 1}'::json, \
+         '{\"b\": [1, 2]}'::jsonb, ARRAY[1, NULL, 3]::int4[], ARRAY['x', 'y z']::text[], \
+         '10.0.0.1/8'::inet, point(1, 2), NULL::int4, 'a'::name, 42::oid",
+        // Rows enough to fill several of the copied cells' chunks.
+        "SELECT g, repeat('x', g % 50), g::numeric / 7, CASE WHEN g % 3 = 0 THEN NULL \
+         ELSE g * 1.5::float8 END FROM generate_series(1, 3000) g",
+        // No rows at all.
+        "SELECT 1::int4 WHERE false",
+    ];
+    for sql in statements {
+        let through = raw_rows(&wire, sql).await;
+        let (types, cells) = raw_rows(&direct, sql).await;
+        assert_eq!(through.0, types, "{sql}: the columns' types");
+        assert_eq!(through.1.len(), cells.len(), "{sql}: the row count");
+        for (i, (got, want)) in through.1.iter().zip(&cells).enumerate() {
+            assert_eq!(got, want, "{sql}: row {i}");
+        }
+    }
+    // Types of the database's own (an enum, an array of it) are described
+    // as text, each cell its text, in either format.
+    let sql = "SELECT 'sad'::native_mood, ARRAY['ok', 'sad']::native_mood[], 7::int4";
+    let (types, cells) = raw_rows(&wire, sql).await;
+    assert_eq!(types, [Type::TEXT, Type::TEXT, Type::INT4]);
+    let text = |s: &str| Some(Raw(s.as_bytes().to_vec()));
+    assert_eq!(
+        cells,
+        [vec![
+            text("sad"),
+            text("{ok,sad}"),
+            Some(Raw(vec![0, 0, 0, 7]))
+        ]]
+    );
+    // The same connection's text-format reads are PostgreSQL's text.
+    assert_eq!(
+        crate::rows(
+            &wire,
+            "SELECT 1.50::numeric, 'sad'::native_mood, ARRAY['ok']::native_mood[], point(1, 2)"
+        )
+        .await,
+        [["1.50", "sad", "{ok}", "(1,2)"].map(|s| Some(s.to_owned()))]
+    );
+}
