@@ -226,11 +226,9 @@ fn write_cell(
             buf.put_slice(raw);
             IsNull::No
         }
-        // A value described as text (of a type the client is not told
-        // of): text's binary format is its text.
-        (FieldFormat::Binary, Value::List(_) | Value::Int(_) | Value::Bool(_))
-            if *field.datatype() == Type::TEXT =>
-        {
+        // Text's binary format is its text (whatever the value: a column
+        // of a type the client is not told of is described as text).
+        (FieldFormat::Binary, _) if *field.datatype() == Type::TEXT => {
             cell.to_sql_text(field.datatype(), buf, field.format_options())?
         }
         (FieldFormat::Binary, _) => cell.to_sql(field.datatype(), buf)?,

@@ -49,7 +49,10 @@ async fn binary_cells_come_through_as_postgresql_sent_them() {
         .expect("PostgreSQL accepts a direct connection");
     tokio::spawn(connection);
     direct
-        .batch_execute("CREATE TYPE native_mood AS ENUM ('ok', 'sad')")
+        .batch_execute(
+            "CREATE TYPE native_mood AS ENUM ('ok', 'sad'); \
+             CREATE DOMAIN native_score AS float8",
+        )
         .await
         .unwrap();
     let wire = connect(addr, "app", "app-token", "main-db").await;
@@ -80,15 +83,18 @@ async fn binary_cells_come_through_as_postgresql_sent_them() {
     }
     // Types of the database's own (an enum, an array of it) are described
     // as text, each cell its text, in either format.
-    let sql = "SELECT 'sad'::native_mood, ARRAY['ok', 'sad']::native_mood[], 7::int4";
+    let sql = "SELECT 'sad'::native_mood, ARRAY['ok', 'sad']::native_mood[], 2.5::native_score, \
+               7::int4";
     let (types, cells) = raw_rows(&wire, sql).await;
-    assert_eq!(types, [Type::TEXT, Type::TEXT, Type::INT4]);
+    // (PostgreSQL describes a domain as its base type.)
+    assert_eq!(types, [Type::TEXT, Type::TEXT, Type::FLOAT8, Type::INT4]);
     let text = |s: &str| Some(Raw(s.as_bytes().to_vec()));
     assert_eq!(
         cells,
         [vec![
             text("sad"),
             text("{ok,sad}"),
+            Some(Raw(2.5f64.to_be_bytes().to_vec())),
             Some(Raw(vec![0, 0, 0, 7]))
         ]]
     );
