@@ -243,19 +243,29 @@ async fn every_type_round_trips() {
     let result = omnigate_drivers::conformance::run(
         d,
         Dialect::Sql,
-        "SELECT point(1, 2) AS p, 7 AS n, '$1.50'::money AS m",
+        "SELECT point(1, 2) AS p, 7 AS n, '$1.50'::money AS m, 'sad'::mood AS e",
         &[],
     )
     .await
     .unwrap();
     assert_eq!(
         result.rows,
-        vec![vec![s("(1,2)"), Value::Int(7), s("$1.50")]]
+        vec![vec![s("(1,2)"), Value::Int(7), s("$1.50"), s("sad")]]
     );
     let names: Vec<(&str, &str)> = result
         .columns
         .iter()
         .map(|c| (&*c.name, &*c.type_name))
         .collect();
-    assert_eq!(names, [("p", "point"), ("n", "int4"), ("m", "money")]);
+    // A type of the database's own is named with its schema: never taken
+    // for a built-in type of the same name.
+    assert_eq!(
+        names,
+        [
+            ("p", "point"),
+            ("n", "int4"),
+            ("m", "money"),
+            ("e", "public.mood")
+        ]
+    );
 }

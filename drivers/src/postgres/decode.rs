@@ -1,16 +1,18 @@
 //! PostgreSQL result values (binary format) to Omnigate's values. Every
 //! type decodes: types without a mapping come back as their bytes (text
-//! when UTF-8, which covers enums, citext, xml and the like).
+//! when UTF-8, which covers enums, citext, xml and the like). Rows are
+//! read by [`RowReader`]: decoded, or with `native_cells` copied as sent.
 
 use std::error::Error as StdError;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::NaiveTime;
 use postgres_protocol::types as wire;
+use tokio_postgres::Row as PgRow;
 use tokio_postgres::types::{FromSql, Kind, Type};
 
 use super::numeric;
-use crate::{Date, Interval, Timestamp, Value};
+use crate::{Date, Error, ExecuteOptions, Interval, Result, Rows, Timestamp, Value};
 
 type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
 
@@ -50,6 +52,76 @@ impl<'a> FromSql<'a> for Native<'a> {
     fn accepts(_: &Type) -> bool {
         true
     }
+}
+
+/// Room copied cells are kept in, a chunk at a time (cells of a result
+/// share a chunk; each is a slice of it).
+const NATIVE_CHUNK: usize = 8 * 1024;
+
+/// Reads result rows into values: decoded, or with
+/// [`native_cells`](ExecuteOptions::native_cells) each cell's bytes as
+/// PostgreSQL sent them, copied into shared chunks.
+pub(crate) struct RowReader {
+    native: Option<BytesMut>,
+}
+
+impl RowReader {
+    /// A reader for a statement run with `options`.
+    pub(crate) fn new(options: &ExecuteOptions) -> Self {
+        RowReader {
+            native: options.native_cells.then(BytesMut::new),
+        }
+    }
+
+    /// Adds a row's cells to `rows`; the row added.
+    pub(crate) fn push<'a>(&mut self, rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
+        let cells = 0..row.len();
+        match &mut self.native {
+            None => rows.try_push(cells.map(|i| {
+                row.try_get::<_, Cell>(i)
+                    .map(|cell| cell.0)
+                    .map_err(|e| unreadable(row, i, e))
+            }))?,
+            Some(chunk) => rows.try_push(cells.map(|i| {
+                row.try_get::<_, Option<Native>>(i)
+                    .map(|cell| cell.map_or(Value::Null, |Native(raw)| copied(chunk, raw)))
+                    .map_err(|e| unreadable(row, i, e))
+            }))?,
+        }
+        Ok(rows.last().unwrap_or_default())
+    }
+}
+
+/// `raw` as bytes of its own, copied into `chunk` (a new chunk when it has
+/// no room left).
+fn copied(chunk: &mut BytesMut, raw: &[u8]) -> Value {
+    if chunk.capacity() - chunk.len() < raw.len() {
+        chunk.reserve(raw.len().max(NATIVE_CHUNK));
+    }
+    chunk.extend_from_slice(raw);
+    Value::Bytes(chunk.split().freeze())
+}
+
+/// Why cell `i` of `row` did not decode, naming its column.
+#[cold]
+fn unreadable(row: &PgRow, i: usize, e: tokio_postgres::Error) -> Error {
+    let column = row.columns()[i].name().to_owned();
+    if let Some(range) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<OutOfRange>())
+    {
+        return Error::OutOfRange(crate::EngineError::new(
+            super::KIND,
+            None,
+            format!("column {column}: {range}"),
+        ));
+    }
+    Error::Internal(
+        crate::EngineError::new(
+            super::KIND,
+            None,
+            format!("cannot read column {column}: {e}"),
+        )
+        .with_source(e),
+    )
 }
 
 /// One value of type `ty` from PostgreSQL's binary format.

@@ -16,6 +16,7 @@
 //! prepares them again as they come back.
 
 use deadpool_postgres::{GenericClient, Object, StatementCache, Transaction};
+use tokio_postgres::types::Type;
 
 /// Statements a connection keeps prepared at most.
 pub(crate) const MAX_CACHED: usize = 512;
@@ -49,16 +50,28 @@ pub(crate) trait Cached: GenericClient {
 /// What a prepared statement takes and returns.
 pub(crate) fn shape(prepared: &tokio_postgres::Statement) -> crate::StatementShape {
     crate::StatementShape {
-        params: prepared
-            .params()
-            .iter()
-            .map(|t| t.name().to_owned())
-            .collect(),
-        columns: prepared
-            .columns()
-            .iter()
-            .map(|c| crate::Column::new(c.name(), c.type_().name()))
-            .collect(),
+        params: prepared.params().iter().map(type_name).collect(),
+        columns: columns(prepared),
+    }
+}
+
+/// The columns a prepared statement returns, each with its type's name.
+pub(crate) fn columns(prepared: &tokio_postgres::Statement) -> Vec<crate::Column> {
+    prepared
+        .columns()
+        .iter()
+        .map(|c| crate::Column::new(c.name(), type_name(c.type_())))
+        .collect()
+}
+
+/// A type's name: a built-in type's as PostgreSQL names it (`int4`,
+/// `_text`), any other's with its schema (`public.mood`), so that a type of
+/// the database's own is never taken for a built-in one of the same name.
+pub(crate) fn type_name(ty: &Type) -> String {
+    if ty.schema() == "pg_catalog" {
+        ty.name().to_owned()
+    } else {
+        format!("{}.{}", ty.schema(), ty.name())
     }
 }
 

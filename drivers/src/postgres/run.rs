@@ -6,18 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use deadpool_postgres::{GenericClient, Object};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
-use tokio_postgres::{CancelToken, NoTls, Row as PgRow};
+use tokio_postgres::{CancelToken, NoTls};
 
-use super::decode::{Cell, Native, is_mapped};
+use super::decode::{RowReader, is_mapped};
 use super::encode::{Encoded, encode};
 use super::error::from_pg;
 use super::prepared::Cached;
 use super::types_cache::{Early, StatementTypes};
-use crate::{Column, Error, ExecuteOptions, Result, ResultSet, RowStream, Rows, Statement, Value};
+use crate::{Column, Error, ExecuteOptions, Result, ResultSet, RowStream, Rows, Statement};
 
 /// A pooled connection leased for one call. PostgreSQL cancels whatever a
 /// backend runs when the cancel arrives, so a connection that may still
@@ -139,14 +138,6 @@ fn is_broken<T>(result: &Result<T>) -> bool {
     matches!(result, Err(Error::Unavailable(e) | Error::Internal(e)) if e.engine == super::KIND && e.code.is_none())
 }
 
-fn columns(statement: &tokio_postgres::Statement) -> Vec<Column> {
-    statement
-        .columns()
-        .iter()
-        .map(|c| Column::new(c.name(), c.type_().name()))
-        .collect()
-}
-
 /// Prepares a statement's text; when a result column has a type the
 /// engine does not map, prepares it again wrapped so that column arrives
 /// as text (its column keeps its name and type name), unless its cells
@@ -162,7 +153,7 @@ pub(super) async fn prepare(
         .prepare_bounded(text)
         .await
         .map_err(|e| from_pg(e, timeout))?;
-    let columns = columns(&prepared);
+    let columns = super::prepared::columns(&prepared);
     if options.native_cells || prepared.columns().iter().all(|c| is_mapped(c.type_())) {
         return Ok((prepared, columns));
     }
@@ -247,77 +238,6 @@ pub(super) fn bind_params(
             encode_params(prepared.params(), &statement.params)
         }
     }
-}
-
-/// Room copied cells are kept in, a chunk at a time (cells of a result
-/// share a chunk; each is a slice of it).
-const NATIVE_CHUNK: usize = 8 * 1024;
-
-/// Reads result rows into values: decoded, or with
-/// [`native_cells`](ExecuteOptions::native_cells) each cell's bytes as
-/// PostgreSQL sent them, copied into shared chunks.
-pub(super) struct RowReader {
-    native: Option<BytesMut>,
-}
-
-impl RowReader {
-    /// A reader for a statement run with `options`.
-    pub(super) fn new(options: &ExecuteOptions) -> Self {
-        RowReader {
-            native: options.native_cells.then(BytesMut::new),
-        }
-    }
-
-    /// Adds a row's cells to `rows`; the row added.
-    pub(super) fn push<'a>(&mut self, rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
-        let cells = 0..row.len();
-        match &mut self.native {
-            None => rows.try_push(cells.map(|i| {
-                row.try_get::<_, Cell>(i)
-                    .map(|cell| cell.0)
-                    .map_err(|e| unreadable(row, i, e))
-            }))?,
-            Some(chunk) => rows.try_push(cells.map(|i| {
-                row.try_get::<_, Option<Native>>(i)
-                    .map(|cell| cell.map_or(Value::Null, |Native(raw)| copied(chunk, raw)))
-                    .map_err(|e| unreadable(row, i, e))
-            }))?,
-        }
-        Ok(rows.last().unwrap_or_default())
-    }
-}
-
-/// `raw` as bytes of its own, copied into `chunk` (a new chunk when it has
-/// no room left).
-fn copied(chunk: &mut BytesMut, raw: &[u8]) -> Value {
-    if chunk.capacity() - chunk.len() < raw.len() {
-        chunk.reserve(raw.len().max(NATIVE_CHUNK));
-    }
-    chunk.extend_from_slice(raw);
-    Value::Bytes(chunk.split().freeze())
-}
-
-/// Why cell `i` of `row` did not decode, naming its column.
-#[cold]
-fn unreadable(row: &PgRow, i: usize, e: tokio_postgres::Error) -> Error {
-    let column = row.columns()[i].name().to_owned();
-    if let Some(range) =
-        std::error::Error::source(&e).and_then(|s| s.downcast_ref::<super::decode::OutOfRange>())
-    {
-        return Error::OutOfRange(crate::EngineError::new(
-            super::KIND,
-            None,
-            format!("column {column}: {range}"),
-        ));
-    }
-    Error::Internal(
-        crate::EngineError::new(
-            super::KIND,
-            None,
-            format!("cannot read column {column}: {e}"),
-        )
-        .with_source(e),
-    )
 }
 
 /// Prepares (cached per connection), binds and runs one statement.

@@ -12,8 +12,9 @@ use futures::TryStreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
+use super::decode::RowReader;
 use super::error::from_pg;
-use super::run::{RowReader, bind_params, prepare};
+use super::run::{bind_params, prepare};
 use super::types_cache::StatementTypes;
 use crate::{Column, Error, ExecuteOptions, Result, RowStream, Rows, Statement};
 

@@ -1,25 +1,16 @@
-//! Results as the PostgreSQL wire carries them: a column's type (the
-//! engine's own when it names a PostgreSQL type, else the one its values
-//! have), each value in PostgreSQL's text format, and the command tag.
+//! What the PostgreSQL wire says of a result: a column's type (the
+//! engine's own when it names a built-in PostgreSQL type, else the one its
+//! values have), a value in PostgreSQL's text format, and the command tag.
+//! The rows themselves are written by `rows.rs`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use bytes::{BufMut, BytesMut};
-use futures::stream;
-use omnigate::drivers::postgres::binary;
-use omnigate::drivers::{Column, ResultSet, Rows, Value};
+use omnigate::drivers::{Column, Rows, Value};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::data::DataRow;
-use pgwire::types::ToSqlText;
-use pgwire::types::format::FormatOptions;
-use postgres_types::{IsNull, ToSql};
-
-use super::errors::error;
+use pgwire::api::results::{FieldFormat, FieldInfo, Tag};
 
 /// The built-in PostgreSQL type named `name` (`int4`, `_text`, ...).
 pub(super) fn named_type(name: &str) -> Option<Type> {
@@ -41,7 +32,7 @@ fn types_by_name() -> &'static HashMap<String, Type> {
 
 /// The type a column is sent as: the engine's type when it is a built-in
 /// PostgreSQL type; on a PostgreSQL engine (`postgres`), `text` for a type
-/// of the database's own (an enum, a domain, a composite: sent as its
+/// of the database's own (an enum, a composite: sent as its
 /// text); else the type SQLite's declared type has by its affinity rules,
 /// else the type of the column's first non-null value, else `text`.
 pub(super) fn column_type(column: &Column, index: usize, rows: &Rows, postgres: bool) -> Type {
@@ -158,88 +149,6 @@ pub(super) fn command(statement: &str) -> String {
     }
 }
 
-/// A result as the response of one statement (both protocols): its
-/// command tag when it has no columns, else its rows described by
-/// `fields`, each value in its field's format (binary by the PostgreSQL
-/// driver's own codec). `command` is the statement's ([`command`]); a
-/// query completes as `SELECT n`, `INSERT ... RETURNING` as `INSERT 0 n`.
-/// `native`: the cells of binary fields are PostgreSQL's own bytes
-/// ([`native_cells`](omnigate::drivers::ExecuteOptions::native_cells)),
-/// forwarded as they are.
-pub(super) fn response(
-    command: &str,
-    result: ResultSet,
-    fields: Vec<FieldInfo>,
-    native: bool,
-) -> PgWireResult<Response> {
-    if result.columns.is_empty() {
-        return Ok(Response::Execution(tag(command, result.rows_affected)));
-    }
-    let rows = data_rows(&result.rows, &fields, native)?;
-    let mut response = QueryResponse::new(Arc::new(fields), stream::iter(rows));
-    match command {
-        "INSERT" => response.set_command_tag("INSERT 0"),
-        "UPDATE" | "DELETE" | "MERGE" => response.set_command_tag(command),
-        _ => response.set_command_tag("SELECT"),
-    }
-    Ok(Response::Query(response))
-}
-
-/// Every row as a `DataRow` message's body, all written into one buffer
-/// sized from the values (each row a slice of it).
-fn data_rows(
-    rows: &Rows,
-    fields: &[FieldInfo],
-    native: bool,
-) -> PgWireResult<Vec<PgWireResult<DataRow>>> {
-    let size: u64 = rows.values().iter().map(Value::size_estimate).sum();
-    let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-    let mut out = Vec::with_capacity(rows.len());
-    let count = i16::try_from(fields.len()).unwrap_or(i16::MAX);
-    for row in rows {
-        for (i, (value, field)) in row.iter().zip(fields).enumerate() {
-            write_cell(&mut buf, i + 1, value, field, native)
-                .map_err(|e| PgWireError::UserError(Box::new(error("XX000", e.to_string()))))?;
-        }
-        out.push(Ok(DataRow::new(buf.split(), count)));
-    }
-    Ok(out)
-}
-
-/// Writes column `column`'s cell as the wire has it: its length (-1 for
-/// NULL), then its bytes in its field's format.
-fn write_cell(
-    buf: &mut BytesMut,
-    column: usize,
-    value: &Value,
-    field: &FieldInfo,
-    native: bool,
-) -> Result<(), Box<dyn std::error::Error + Sync + Send>> {
-    let at = buf.len();
-    buf.put_i32(-1);
-    let cell = Cell { column, value };
-    let null = match (field.format(), value) {
-        (FieldFormat::Text, _) => {
-            cell.to_sql_text(field.datatype(), buf, field.format_options())?
-        }
-        (FieldFormat::Binary, Value::Bytes(raw)) if native => {
-            buf.put_slice(raw);
-            IsNull::No
-        }
-        // Text's binary format is its text (whatever the value: a column
-        // of a type the client is not told of is described as text).
-        (FieldFormat::Binary, _) if *field.datatype() == Type::TEXT => {
-            cell.to_sql_text(field.datatype(), buf, field.format_options())?
-        }
-        (FieldFormat::Binary, _) => cell.to_sql(field.datatype(), buf)?,
-    };
-    if let IsNull::No = null {
-        let len = i32::try_from(buf.len() - at - 4).map_err(|_| "a value past 2 GiB")?;
-        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    }
-    Ok(())
-}
-
 /// The format of column `i` under `formats` (text when unsaid).
 pub(super) fn format_of(formats: Option<&Format>, i: usize) -> FieldFormat {
     match formats {
@@ -248,53 +157,6 @@ pub(super) fn format_of(formats: Option<&Format>, i: usize) -> FieldFormat {
         Some(Format::Individual(codes)) => codes
             .get(i)
             .map_or(FieldFormat::Text, |c| FieldFormat::from(*c)),
-    }
-}
-
-/// Column `column`'s value, written straight into the row being built in
-/// its field's format: binary by the PostgreSQL driver's own codec, text
-/// as PostgreSQL prints it (strings and numbers copied once, no value
-/// built on the way).
-#[derive(Debug)]
-struct Cell<'a> {
-    column: usize,
-    value: &'a Value,
-}
-
-impl ToSql for Cell<'_> {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match binary::encode_into(self.column, self.value, ty, out)? {
-            true => Ok(IsNull::Yes),
-            false => Ok(IsNull::No),
-        }
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    postgres_types::to_sql_checked!();
-}
-
-impl ToSqlText for Cell<'_> {
-    fn to_sql_text(
-        &self,
-        _: &Type,
-        out: &mut BytesMut,
-        _: &FormatOptions,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self.value {
-            Value::Null => return Ok(IsNull::Yes),
-            Value::Decimal(s) | Value::String(s) | Value::Json(s) => out.put_slice(s.as_bytes()),
-            Value::Int(i) => write!(out, "{i}")?,
-            Value::Bool(b) => out.put_u8(if *b { b't' } else { b'f' }),
-            other => out.put_slice(text(other).unwrap_or_default().as_bytes()),
-        }
-        Ok(IsNull::No)
     }
 }
 

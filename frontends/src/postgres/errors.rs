@@ -17,19 +17,6 @@ pub(super) fn fatal(code: &str, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new("FATAL".to_owned(), code.to_owned(), message.into())
 }
 
-/// The kind of engine `engine` is (`postgres`, `sqlite`), when it is one.
-pub(super) fn engine_kind(gateway: &omnigate::Gateway, engine: &str) -> Option<&'static str> {
-    Some(
-        gateway
-            .router()
-            .by_name(engine)
-            .ok()?
-            .driver
-            .descriptor()
-            .kind,
-    )
-}
-
 /// The response a client sees for `err`.
 pub(super) fn to_error(err: &Error) -> ErrorInfo {
     error(sqlstate(err), err.to_string())
@@ -63,7 +50,7 @@ fn catalog_refusal(
     ) {
         return None;
     }
-    let kind = engine_kind(gateway, engine)?;
+    let kind = super::engine_kind(gateway, engine)?;
     let lower = text.to_ascii_lowercase();
     let catalog = [
         "pg_catalog",
@@ -73,7 +60,7 @@ fn catalog_refusal(
     ]
     .iter()
     .any(|name| lower.contains(name));
-    (catalog && kind != "postgres").then(|| {
+    (catalog && kind != omnigate::drivers::postgres::KIND).then(|| {
         error(
             "0A000",
             format!(

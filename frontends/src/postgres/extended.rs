@@ -18,7 +18,7 @@ use omnigate::{Gateway, Request};
 use pgwire::api::DEFAULT_NAME;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
-use pgwire::api::results::{FieldFormat, FieldInfo, Response};
+use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
@@ -30,10 +30,10 @@ use pgwire::messages::extendedquery::{
     TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 
-use super::encode;
-use super::errors::{engine_kind, error, statement_error};
+use super::errors::{error, statement_error};
 use super::query::{Queries, Reply, is_control};
 use super::session::{Kept, Session};
+use super::{encode, rows};
 
 /// A statement as `Parse` left it: its text and, for one its engine runs,
 /// the engine's description.
@@ -100,8 +100,7 @@ impl QueryParser for Parser {
         request.context = self.session.context();
         match self.gateway.describe_statement(request).await {
             Ok(shape) => {
-                let postgres =
-                    engine_kind(&self.gateway, &self.session.engine()) == Some("postgres");
+                let postgres = super::is_postgres(&self.gateway, &self.session.engine());
                 let native = postgres
                     && shape
                         .columns
@@ -214,31 +213,23 @@ fn width(prepared: &Prepared) -> usize {
     prepared.shape.as_ref().map_or(0, |s| s.columns.len())
 }
 
-/// Whether every one of `width` result columns is asked for in binary.
-fn all_binary(formats: &Format, width: usize) -> bool {
-    match formats {
-        Format::UnifiedBinary => true,
-        Format::UnifiedText => false,
-        Format::Individual(codes) => {
-            codes.len() == width
-                && codes
-                    .iter()
-                    .all(|c| FieldFormat::from(*c) == FieldFormat::Binary)
-        }
-    }
-}
-
 impl Queries {
     /// A result as the portal's response: in its formats, typed as
     /// `Describe` said when it was asked (without the rows).
+    /// `native`: the result's cells are PostgreSQL's own bytes.
     fn portal_response(
         portal: &Portal<Prepared>,
         command: &str,
-        result: omnigate::drivers::ResultSet,
+        mut result: omnigate::drivers::ResultSet,
         native: bool,
     ) -> PgWireResult<Response> {
         let formats = Some(&portal.result_column_format);
         let prepared = &portal.statement.statement;
+        let forward = if native {
+            rows::forwarded(prepared.shape.as_deref(), &mut result)?
+        } else {
+            Vec::new()
+        };
         let postgres = prepared.postgres;
         let fields = match &prepared.shape {
             Some(shape) if shape.columns.len() == result.columns.len() => {
@@ -246,7 +237,7 @@ impl Queries {
             }
             _ => encode::fields(&result.columns, &result.rows, formats, postgres),
         };
-        encode::response(command, result, fields, native)
+        rows::response(command, result, fields, &forward)
     }
 }
 
@@ -404,8 +395,10 @@ impl ExtendedQueryHandler for Queries {
             self.statement(&prepared.text).await
         } else {
             let command = encode::command(&prepared.text);
-            let native =
-                prepared.native && all_binary(&portal.result_column_format, width(prepared));
+            // The engine's kind is read again: a reload may have changed it.
+            let native = prepared.native
+                && rows::all_binary(&portal.result_column_format, width(prepared))
+                && super::is_postgres(&self.gateway, &self.session.engine());
             let run = self.execute(&prepared.text, params, native);
             let outcome = if super::cancel::may_cut(&self.session, &prepared.text) {
                 super::cancel::cancellable(&*client, &self.session, run, Err).await

@@ -9,7 +9,8 @@
 //! - `query.rs`: the simple query protocol and the session's transaction;
 //! - `extended.rs`: the extended query protocol (Parse, Bind, Describe,
 //!   Execute; text and binary formats);
-//! - `encode.rs`: results as rows of PostgreSQL types in text format;
+//! - `encode.rs`: results as rows of PostgreSQL types, in text or binary
+//!   format (a PostgreSQL engine's own bytes forwarded where they can be);
 //! - `errors.rs`: errors as SQLSTATEs;
 //! - `session.rs`: one connection's state;
 //! - `socket.rs`: the connection under pgwire (replies written once per
@@ -22,6 +23,7 @@ mod encode;
 mod errors;
 mod extended;
 mod query;
+mod rows;
 mod session;
 mod socket;
 mod statements;
@@ -40,6 +42,26 @@ use pgwire::api::{ConnectionManager, PgWireServerHandlers};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+
+/// The kind of engine `engine` is (`postgres`, `sqlite`) as the gateway
+/// is configured now, when it is one.
+fn engine_kind(gateway: &Gateway, engine: &str) -> Option<&'static str> {
+    Some(
+        gateway
+            .router()
+            .by_name(engine)
+            .ok()?
+            .driver
+            .descriptor()
+            .kind,
+    )
+}
+
+/// Whether engine `engine` is PostgreSQL (it has PostgreSQL's catalog and
+/// types, and its cells can be forwarded as it sent them).
+fn is_postgres(gateway: &Gateway, engine: &str) -> bool {
+    engine_kind(gateway, engine) == Some(omnigate::drivers::postgres::KIND)
+}
 
 use session::Session;
 

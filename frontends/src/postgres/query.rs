@@ -238,14 +238,9 @@ impl Queries {
     }
 
     fn rows(&self, command: &str, result: ResultSet) -> Vec<Reply> {
-        let kind = super::errors::engine_kind(&self.gateway, &self.session.engine());
-        let fields = encode::fields(
-            &result.columns,
-            &result.rows,
-            None,
-            kind == Some("postgres"),
-        );
-        match encode::response(command, result, fields, false) {
+        let postgres = super::is_postgres(&self.gateway, &self.session.engine());
+        let fields = encode::fields(&result.columns, &result.rows, None, postgres);
+        match super::rows::response(command, result, fields, &[]) {
             Ok(response) => vec![Reply::Response(response)],
             Err(e) => vec![fail(error("XX000", e.to_string()))],
         }

@@ -108,3 +108,45 @@ async fn binary_cells_come_through_as_postgresql_sent_them() {
         [["1.50", "sad", "{ok}", "(1,2)"].map(|s| Some(s.to_owned()))]
     );
 }
+
+#[tokio::test]
+async fn a_column_whose_type_changed_since_parse_is_sent_as_described() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    let (direct, connection) = tokio_postgres::connect(&pg.url("postgres"), NoTls)
+        .await
+        .expect("PostgreSQL accepts a direct connection");
+    tokio::spawn(connection);
+    direct
+        .batch_execute(
+            "CREATE TABLE native_alter (a int4, b text); INSERT INTO native_alter VALUES (5, 'x')",
+        )
+        .await
+        .unwrap();
+    let wire = connect(addr, "app", "app-token", "main-db").await;
+    let read = wire.prepare("SELECT a, b FROM native_alter").await.unwrap();
+    assert_eq!(read.columns()[0].type_(), &Type::INT4);
+    assert_eq!(
+        wire.query_one(&read, &[]).await.unwrap().get::<_, i32>(0),
+        5
+    );
+    // Another client widens the column: the engine's cells are now int8's
+    // 8 bytes, which must not reach a client told int4.
+    direct
+        .batch_execute("ALTER TABLE native_alter ALTER a TYPE int8")
+        .await
+        .unwrap();
+    let row = wire.query_one(&read, &[]).await.unwrap();
+    assert_eq!((row.get::<_, i32>(0), row.get::<_, &str>(1)), (5, "x"));
+    // A type the client could not be sent as described: PostgreSQL's own
+    // answer to a changed result type.
+    direct
+        .batch_execute(
+            "CREATE TYPE native_kind AS ENUM ('x'); \
+             ALTER TABLE native_alter ALTER b TYPE native_kind USING b::native_kind",
+        )
+        .await
+        .unwrap();
+    let err = wire.query_one(&read, &[]).await.unwrap_err();
+    assert_eq!(crate::sqlstate(&err), "0A000", "{err:?}");
+}
