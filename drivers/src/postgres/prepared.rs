@@ -18,6 +18,8 @@
 use deadpool_postgres::{GenericClient, Object, StatementCache, Transaction};
 use tokio_postgres::types::Type;
 
+use crate::Text;
+
 /// Statements a connection keeps prepared at most.
 pub(crate) const MAX_CACHED: usize = 512;
 
@@ -50,7 +52,11 @@ pub(crate) trait Cached: GenericClient {
 /// What a prepared statement takes and returns.
 pub(crate) fn shape(prepared: &tokio_postgres::Statement) -> crate::StatementShape {
     crate::StatementShape {
-        params: prepared.params().iter().map(type_name).collect(),
+        params: prepared
+            .params()
+            .iter()
+            .map(|t| type_name(t).into())
+            .collect(),
         columns: columns(prepared),
     }
 }
@@ -67,11 +73,11 @@ pub(crate) fn columns(prepared: &tokio_postgres::Statement) -> Vec<crate::Column
 /// A type's name: a built-in type's as PostgreSQL names it (`int4`,
 /// `_text`), any other's with its schema (`public.mood`), so that a type of
 /// the database's own is never taken for a built-in one of the same name.
-pub(crate) fn type_name(ty: &Type) -> String {
+pub(crate) fn type_name(ty: &Type) -> Text {
     if ty.schema() == "pg_catalog" {
-        ty.name().to_owned()
+        Text::from(ty.name())
     } else {
-        format!("{}.{}", ty.schema(), ty.name())
+        compact_str::format_compact!("{}.{}", ty.schema(), ty.name())
     }
 }
 
