@@ -2,13 +2,13 @@
 //! already buffered together (a pipeline) taken as one lot; the front
 //! end's own commands run here, in order, and each run of consecutive
 //! engine commands between them goes to the core as one batch (one
-//! pipelined round trip on Redis). Replies are written in order, then
-//! flushed once per lot.
+//! pipelined round trip on Redis). Replies are written in order, gathered
+//! into writes of up to 64 KiB, then flushed once per lot.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
 use omnigate::drivers::{Error as DriverError, ExecuteOptions, ResultSet, Statement, Value};
 use omnigate::{BatchRequest, Error, Gateway, Request};
@@ -22,6 +22,22 @@ use super::shape::Shape;
 
 /// Commands taken as one lot at most, however many are buffered.
 const MAX_LOT: usize = 512;
+
+/// Replies of one lot gathered into one write, up to this many bytes (a
+/// pipeline of 10 KB values is then a few writes, not one per reply).
+const WRITE_BATCH: usize = 64 << 10;
+
+/// A write buffer a large reply grew past this is let go of once the
+/// reply is written, so an idle connection does not keep it.
+const KEPT_WRITE_BUFFER: usize = 2 * WRITE_BATCH;
+
+/// Lets go of a written-out buffer that a large reply grew past
+/// [`KEPT_WRITE_BUFFER`]; a smaller one is kept for the next replies.
+fn let_go_if_large(buffer: &mut BytesMut) {
+    if buffer.is_empty() && buffer.capacity() > KEPT_WRITE_BUFFER {
+        *buffer = BytesMut::new();
+    }
+}
 
 /// How long after connecting a client may go without authenticating
 /// (when the gateway has principals) before it is closed.
@@ -61,6 +77,7 @@ impl Connection {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         let mut framed = Framed::new(socket, RespCodec::default());
+        framed.set_backpressure_boundary(WRITE_BATCH);
         let idle = self.shared.idle_timeout;
         let connected = Instant::now();
         loop {
@@ -122,7 +139,7 @@ impl Connection {
                 framed.flush().await
             });
             match written.await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => let_go_if_large(framed.write_buffer_mut()),
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %self.session.peer, error = %e, "writing to a Redis client failed");
                     break;
@@ -372,5 +389,19 @@ mod tests {
         assert_eq!(s.text, "$1 $2");
         assert_eq!(parse_command(&s.text, &s.params, "t").unwrap(), odd);
         assert_eq!(statement(vec![Bytes::from_static(b"PING")]).text, "PING");
+    }
+
+    #[test]
+    fn a_buffer_a_large_reply_grew_is_let_go_once_written() {
+        let mut small = BytesMut::with_capacity(WRITE_BATCH);
+        let_go_if_large(&mut small);
+        assert_eq!(small.capacity(), WRITE_BATCH, "kept for the next replies");
+        let mut large = BytesMut::with_capacity(4 << 20);
+        large.extend_from_slice(b"+OK\r\n");
+        let_go_if_large(&mut large);
+        assert!(large.capacity() >= 4 << 20, "not while it holds a reply");
+        large.clear();
+        let_go_if_large(&mut large);
+        assert_eq!(large.capacity(), 0);
     }
 }
