@@ -40,14 +40,20 @@ async fn raw_rows(client: &Client, sql: &str) -> (Vec<Type>, Vec<Vec<Option<Raw>
     (types, cells)
 }
 
+/// A connection straight to PostgreSQL, beside the gateway's.
+async fn direct(pg: &PgServer) -> Client {
+    let (client, connection) = tokio_postgres::connect(&pg.url("postgres"), NoTls)
+        .await
+        .expect("PostgreSQL accepts a direct connection");
+    tokio::spawn(connection);
+    client
+}
+
 #[tokio::test]
 async fn binary_cells_come_through_as_postgresql_sent_them() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let (_gw, addr) = gateway(&pg, &redis).await;
-    let (direct, connection) = tokio_postgres::connect(&pg.url("postgres"), NoTls)
-        .await
-        .expect("PostgreSQL accepts a direct connection");
-    tokio::spawn(connection);
+    let direct = direct(&pg).await;
     direct
         .batch_execute(
             "CREATE TYPE native_mood AS ENUM ('ok', 'sad'); \
@@ -113,10 +119,7 @@ async fn binary_cells_come_through_as_postgresql_sent_them() {
 async fn a_column_whose_type_changed_since_parse_is_sent_as_described() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let (_gw, addr) = gateway(&pg, &redis).await;
-    let (direct, connection) = tokio_postgres::connect(&pg.url("postgres"), NoTls)
-        .await
-        .expect("PostgreSQL accepts a direct connection");
-    tokio::spawn(connection);
+    let direct = direct(&pg).await;
     direct
         .batch_execute(
             "CREATE TABLE native_alter (a int4, b text); INSERT INTO native_alter VALUES (5, 'x')",
