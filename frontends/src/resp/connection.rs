@@ -27,15 +27,19 @@ const MAX_LOT: usize = 512;
 /// pipeline of 10 KB values is then a few writes, not one per reply).
 const WRITE_BATCH: usize = 64 << 10;
 
-/// A write buffer a large reply grew past this is let go of once the
-/// reply is written, so an idle connection does not keep it.
-const KEPT_WRITE_BUFFER: usize = 2 * WRITE_BATCH;
+/// A buffer a large request or reply grew past this is let go of once
+/// it is read or written, so an idle connection does not keep it.
+const KEPT_BUFFER: usize = 2 * WRITE_BATCH;
 
-/// Lets go of a written-out buffer that a large reply grew past
-/// [`KEPT_WRITE_BUFFER`]; a smaller one is kept for the next replies.
+/// The room a let-go buffer starts again with (the framed reader's and
+/// writer's own first room).
+const FRESH_BUFFER: usize = 8 << 10;
+
+/// Lets go of an emptied buffer that a large request or reply grew past
+/// [`KEPT_BUFFER`]; a smaller one is kept for the next ones.
 fn let_go_if_large(buffer: &mut BytesMut) {
-    if buffer.is_empty() && buffer.capacity() > KEPT_WRITE_BUFFER {
-        *buffer = BytesMut::new();
+    if buffer.is_empty() && buffer.capacity() > KEPT_BUFFER {
+        *buffer = BytesMut::with_capacity(FRESH_BUFFER);
     }
 }
 
@@ -139,7 +143,10 @@ impl Connection {
                 framed.flush().await
             });
             match written.await {
-                Ok(Ok(())) => let_go_if_large(framed.write_buffer_mut()),
+                Ok(Ok(())) => {
+                    let_go_if_large(framed.write_buffer_mut());
+                    let_go_if_large(framed.read_buffer_mut());
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %self.session.peer, error = %e, "writing to a Redis client failed");
                     break;
@@ -392,7 +399,7 @@ mod tests {
     }
 
     #[test]
-    fn a_buffer_a_large_reply_grew_is_let_go_once_written() {
+    fn a_buffer_a_large_request_or_reply_grew_is_let_go_once_emptied() {
         let mut small = BytesMut::with_capacity(WRITE_BATCH);
         let_go_if_large(&mut small);
         assert_eq!(small.capacity(), WRITE_BATCH, "kept for the next replies");
@@ -402,6 +409,6 @@ mod tests {
         assert!(large.capacity() >= 4 << 20, "not while it holds a reply");
         large.clear();
         let_go_if_large(&mut large);
-        assert_eq!(large.capacity(), 0);
+        assert_eq!(large.capacity(), FRESH_BUFFER);
     }
 }
