@@ -6,7 +6,7 @@
 //! an eighth of the call's CPU).
 
 use std::fmt;
-use std::ops::{Index, IndexMut};
+use std::ops::Index;
 
 use crate::Value;
 
@@ -265,16 +265,6 @@ impl Index<usize> for Rows {
         match self.get(i) {
             Some(row) => row,
             None => panic!("row {i} of {}", self.len()),
-        }
-    }
-}
-
-impl IndexMut<usize> for Rows {
-    fn index_mut(&mut self, i: usize) -> &mut [Value] {
-        let len = self.len();
-        match self.get_mut(i) {
-            Some(row) => row,
-            None => panic!("row {i} of {len}"),
         }
     }
 }
