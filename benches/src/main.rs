@@ -19,6 +19,13 @@ use std::time::Duration;
 use clap::Parser;
 use omnigate_bench::chart::{LatencyRow, latency_chart};
 
+// The allocator the omnigate binary ships with, for both paths in this
+// process (the direct drivers and the gateway as a library): a service
+// embedding the library picks its own, and glibc's malloc made a quarter
+// of a pipelined library call's CPU (BENCHMARKS.md, session 20).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Gateway vs direct drivers, same backends, same run.
 #[derive(Debug, Parser)]
 #[command(name = "omnigate-bench", version, about)]
