@@ -4,6 +4,7 @@
 //!
 //! - [`grpc`]: the `omnigate.v1.Gateway` service, its server (TLS,
 //!   health, reflection, drain) and the gRPC server metrics;
+//! - [`idle`]: when a front end's client connection is idle;
 //! - [`cli`]: the `omnigate` command line, a gRPC client;
 //! - [`metrics`]: the Prometheus `/metrics` listener;
 //! - [`postgres`]: the PostgreSQL-wire listener;
@@ -19,6 +20,7 @@ pub mod connections;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grpc;
+pub mod idle;
 pub mod metrics;
 pub mod postgres;
 pub mod resp;

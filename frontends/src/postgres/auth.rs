@@ -263,7 +263,7 @@ impl StartupHandler for Login {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.session.touch();
+        self.session.activity().touch();
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
                 if let Some(refusal) = self.session.refusal() {

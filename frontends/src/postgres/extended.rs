@@ -72,7 +72,7 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        self.session.touch();
+        self.session.activity().touch();
         self.session
             .refresh(self.gateway.security())
             .map_err(PgWireError::UserError)?;
@@ -352,7 +352,7 @@ impl ExtendedQueryHandler for Queries {
     {
         let outcome = self._on_execute(client, message).await;
         client.set_transaction_status(self.session.status());
-        self.session.touch();
+        self.session.activity().touch();
         outcome
     }
 

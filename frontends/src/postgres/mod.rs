@@ -179,7 +179,7 @@ pub async fn start(
             let tls = tls.clone();
             tokio::spawn(async move {
                 let _held = (slot, open);
-                session.touch();
+                session.activity().touch();
                 // pgwire's decoder panics on some malformed messages: the
                 // panic ends this client's connection, and the cleanup
                 // below still runs.
@@ -196,7 +196,7 @@ pub async fn start(
                             tracing::warn!(%peer, "a PostgreSQL client sent a message the protocol decoder could not take: connection closed");
                         }
                     },
-                    () = idle(&session, idle_timeout) => {
+                    () = session.activity().idle(idle_timeout) => {
                         tracing::debug!(%peer, "PostgreSQL client idle past idle_timeout: closed");
                     }
                 }
@@ -212,17 +212,6 @@ pub async fn start(
         }
     });
     Ok(PostgresFrontend { addr, task })
-}
-
-/// Ends when the session has been silent for `timeout`.
-async fn idle(session: &Session, timeout: Duration) {
-    loop {
-        let silent = session.idle_for();
-        if silent >= timeout {
-            return;
-        }
-        tokio::time::sleep(timeout - silent).await;
-    }
 }
 
 /// Fuzzing entry (cargo feature `fuzzing`): a query string as the front

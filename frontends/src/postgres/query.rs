@@ -193,7 +193,7 @@ impl Queries {
                 status,
             )))
             .await?;
-        self.session.touch();
+        self.session.activity().touch();
         Ok(())
     }
 
@@ -406,7 +406,7 @@ impl SimpleQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.session.touch();
+        self.session.activity().touch();
         self.session
             .refresh(self.gateway.security())
             .map_err(PgWireError::UserError)?;

@@ -2,12 +2,12 @@
 //! caller, the gateway transaction it is in, and when it last spoke.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use omnigate::{CallContext, Caller};
 use pgwire::error::ErrorInfo;
 use pgwire::messages::response::TransactionStatus;
+
+use crate::idle::Activity;
 
 /// A session's transaction: a gateway transaction, begun here or joined.
 #[derive(Debug, Clone)]
@@ -55,9 +55,8 @@ pub(super) enum Kept {
 #[derive(Debug)]
 pub(super) struct Session {
     state: Mutex<State>,
-    /// When the session began, and how long after that it last spoke (ms).
-    born: Instant,
-    last_active: AtomicU64,
+    /// When the client last spoke, or a request of its ended.
+    activity: Activity,
     /// Set when the connection must be refused at startup (too many):
     /// its SQLSTATE and message.
     refusal: Option<(&'static str, &'static str)>,
@@ -68,8 +67,7 @@ impl Session {
     pub(super) fn new(refusal: Option<(&'static str, &'static str)>) -> Self {
         Session {
             state: Mutex::default(),
-            born: Instant::now(),
-            last_active: AtomicU64::new(0),
+            activity: Activity::default(),
             refusal,
         }
     }
@@ -116,16 +114,9 @@ impl Session {
         }
     }
 
-    /// Notes that the client spoke now.
-    pub(super) fn touch(&self) {
-        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_active.store(ms, Ordering::Relaxed);
-    }
-
-    /// How long the client has been silent.
-    pub(super) fn idle_for(&self) -> std::time::Duration {
-        let last = std::time::Duration::from_millis(self.last_active.load(Ordering::Relaxed));
-        self.born.elapsed().saturating_sub(last)
+    /// When the client was last active.
+    pub(super) fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     pub(super) fn set_engine(&self, engine: String) {

@@ -19,6 +19,7 @@ use super::encode::{self, Reply};
 use super::errors;
 use super::session::Session;
 use super::shape::Shape;
+use crate::idle::Activity;
 
 /// Commands taken as one lot at most, however many are buffered.
 const MAX_LOT: usize = 512;
@@ -73,37 +74,54 @@ pub(super) enum Flow {
 }
 
 impl Connection {
-    /// Serves the client until it leaves, is idle past the idle timeout,
-    /// sends what is not a request, or `QUIT`s; then ends what the
-    /// session leaves open.
+    /// Serves the client until it leaves, is idle past the idle timeout
+    /// (waiting for a request, or not reading its replies: a command
+    /// running is not idleness), sends what is not a request, or `QUIT`s;
+    /// then ends what the session leaves open.
     pub(super) async fn serve<S>(mut self, socket: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        // One timer per idle period, not one per request.
+        let activity = Activity::default();
+        let (peer, idle) = (self.session.peer, self.shared.idle_timeout);
+        tokio::select! {
+            () = self.serve_requests(socket, &activity) => {}
+            () = activity.idle(idle) => {
+                tracing::debug!(%peer, "Redis client idle past idle_timeout (no request, or its replies not read): closed");
+            }
+        }
+        self.abandon_tx().await;
+    }
+
+    /// [`Connection::serve`]'s requests and replies.
+    async fn serve_requests<S>(&mut self, socket: S, activity: &Activity)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         let mut framed = Framed::new(socket, RespCodec::default());
         framed.set_backpressure_boundary(WRITE_BATCH);
-        let idle = self.shared.idle_timeout;
         let connected = Instant::now();
         loop {
             let authenticated = self.session.authenticated(&self.shared.gateway);
             framed.codec_mut().authenticated = authenticated;
-            // A client that has not authenticated holds a connection slot
-            // for AUTH_WITHIN from its connect at most, whatever it sends
-            // (requests that get no reply, such as empty lines, included).
-            let left = AUTH_WITHIN.saturating_sub(connected.elapsed());
-            if !authenticated && left.is_zero() {
-                tracing::debug!(peer = %self.session.peer, "Redis client did not authenticate in time: closed");
-                break;
-            }
-            let wait = if authenticated { idle } else { idle.min(left) };
-            let first = match tokio::time::timeout(wait, framed.next()).await {
-                Err(_) => {
-                    tracing::debug!(peer = %self.session.peer, authenticated, "Redis client idle past idle_timeout, or not authenticated in time: closed");
-                    break;
+            let first = if authenticated {
+                framed.next().await
+            } else {
+                // A client that has not authenticated holds a connection
+                // slot for AUTH_WITHIN from its connect at most, whatever
+                // it sends (requests that get no reply, such as empty
+                // lines, included).
+                let left = AUTH_WITHIN.saturating_sub(connected.elapsed());
+                match tokio::time::timeout(left, framed.next()).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        tracing::debug!(peer = %self.session.peer, "Redis client did not authenticate in time: closed");
+                        break;
+                    }
                 }
-                Ok(None) => break,
-                Ok(Some(read)) => read,
             };
+            let Some(first) = first else { break };
             let mut lot = Vec::new();
             let mut ending: Option<ProtocolError> = None;
             match first {
@@ -120,6 +138,7 @@ impl Connection {
                     Some(None) | None => break,
                 }
             }
+            let busy = activity.busy();
             let (mut replies, flow) = if self.session.refresh(&self.shared.gateway) {
                 self.run(lot).await
             } else {
@@ -131,31 +150,25 @@ impl Connection {
                 );
                 (vec![self.outgoing(revoked)], Flow::Close)
             };
+            drop(busy);
             if let Some(reply) = ending.as_ref().and_then(ProtocolError::reply) {
                 replies.push(self.outgoing(reply));
             }
-            // A client that does not read its replies is closed after
-            // idle_timeout, with what it holds.
-            let written = tokio::time::timeout(idle, async {
+            // A client that does not read its replies is idle: closed
+            // after idle_timeout, with what it holds.
+            let written = async {
                 for reply in replies {
                     framed.feed(reply).await?;
                 }
                 framed.flush().await
-            });
-            match written.await {
-                Ok(Ok(())) => {
-                    let_go_if_large(framed.write_buffer_mut());
-                    let_go_if_large(framed.read_buffer_mut());
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %self.session.peer, error = %e, "writing to a Redis client failed");
-                    break;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %self.session.peer, "Redis client read no reply for idle_timeout: closed");
-                    break;
-                }
+            };
+            if let Err(e) = written.await {
+                tracing::debug!(peer = %self.session.peer, error = %e, "writing to a Redis client failed");
+                break;
             }
+            activity.touch();
+            let_go_if_large(framed.write_buffer_mut());
+            let_go_if_large(framed.read_buffer_mut());
             if let Some(e) = ending {
                 tracing::debug!(peer = %self.session.peer, error = %e, "Redis client sent what is not a request: closed");
                 break;
@@ -164,7 +177,6 @@ impl Connection {
                 break;
             }
         }
-        self.abandon_tx().await;
     }
 
     /// What `EXEC`'s replies may take: the server's `max_response_bytes`.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::NoTls;
 
-use super::{connect, gateway, rows, sqlstate};
+use super::{connect, gateway, gateway_idle_after, rows, sqlstate};
 use omnigate_tests::postgres::PgServer;
 use omnigate_tests::redis::RedisServer;
 
@@ -119,4 +119,20 @@ async fn a_cancel_request_cuts_the_running_statement() {
         &[("frontend", "postgres"), ("outcome", "error")],
     );
     assert!(ok >= 3.0 && failed >= 2.0, "ok {ok}, error {failed}");
+}
+
+/// A client silent for `idle_timeout` is closed; one that keeps speaking
+/// is not, however long it stays.
+#[tokio::test]
+async fn a_silent_client_is_closed_at_idle_timeout() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway_idle_after(&pg, &redis, Some(Duration::from_secs(2))).await;
+    let talking = connect(addr, "app", "app-token", "main-db").await;
+    let silent = connect(addr, "app", "app-token", "main-db").await;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(rows(&talking, "SELECT 1").await, [[Some("1".to_owned())]]);
+    }
+    assert!(silent.is_closed() || silent.simple_query("SELECT 1").await.is_err());
+    assert_eq!(rows(&talking, "SELECT 2").await, [[Some("2".to_owned())]]);
 }

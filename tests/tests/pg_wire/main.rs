@@ -38,15 +38,26 @@ pub(crate) fn wire_principal(token: &str, read_only: bool) -> omnigate::config::
 /// gRPC and PostgreSQL-wire listeners, with principals `app` and
 /// `reader` (read-only).
 pub(crate) async fn gateway(pg: &PgServer, redis: &RedisServer) -> (TestGateway, SocketAddr) {
+    gateway_idle_after(pg, redis, None).await
+}
+
+/// [`gateway`], its PostgreSQL-wire clients closed after `idle` of silence
+/// (the default without).
+pub(crate) async fn gateway_idle_after(
+    pg: &PgServer,
+    redis: &RedisServer,
+    idle: Option<std::time::Duration>,
+) -> (TestGateway, SocketAddr) {
     let principals = BTreeMap::from([
         ("app".to_owned(), wire_principal("app-token", false)),
         ("reader".to_owned(), wire_principal("reader-token", true)),
     ]);
     let mut config = config(pg, redis, principals);
-    config.frontends.postgres = Some(PostgresFrontendConfig::new(SocketAddr::from((
-        [127, 0, 0, 1],
-        0,
-    ))));
+    let mut frontend = PostgresFrontendConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    if let Some(idle) = idle {
+        frontend.idle_timeout = idle;
+    }
+    config.frontends.postgres = Some(frontend);
     config.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let gw = TestGateway::with_config(config).await;
     let addr = gw

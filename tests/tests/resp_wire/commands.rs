@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use omnigate::config::{Config, DriverConfig, RedisFrontendConfig};
 use omnigate_tests::redis::RedisServer;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
     Backend, Raw, V, bulk, connect, engine_calls, err, gateway, loopback, ok, resp, status,
@@ -218,18 +218,32 @@ async fn protocol_errors_limits_and_a_wrong_target() {
     assert!(raw.closed().await);
     // Its slot is free again (once its task has ended); a silent client
     // is closed at idle_timeout.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut idle = loop {
-        let mut next = Raw::connect(addr).await;
-        // (A refused connection may be closed before the PING is written.)
-        let _ = next.stream.write_all(&resp(&[b"PING"])).await;
-        if next.lines(1).await == ["+PONG"] {
-            break next;
-        }
-        assert!(Instant::now() < deadline, "the slot was not freed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mut idle = connect_when_free(addr).await;
     assert!(idle.closed().await, "closed after idle_timeout");
+    // So is a client that does not read its replies, with what it holds.
+    let mut reader = connect_when_free(addr).await;
+    reader
+        .send(&resp(&[b"SET", b"big", &vec![b'v'; 1 << 20]]))
+        .await;
+    assert_eq!(reader.lines(1).await, ["+OK"]);
+    let pipeline: Vec<u8> = (0..64).flat_map(|_| resp(&[b"GET", b"big"])).collect();
+    reader.send(&pipeline).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Closed with the replies still unsent: fewer bytes than 64 replies
+    // of 1 MiB arrive before the end.
+    let mut received = 0;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), reader.stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("a client that reads no reply for idle_timeout is not closed"),
+        }
+    }
+    assert!(
+        received < 64 << 20,
+        "the replies were all sent ({received} bytes): the client was not closed while it did not read"
+    );
 
     // A target that is not an engine of the redis dialect stops startup.
     let mut config = Config::default();
@@ -248,4 +262,20 @@ async fn protocol_errors_limits_and_a_wrong_target() {
         err.contains("frontends.redis.target") && err.contains("sqlite"),
         "{err}"
     );
+}
+
+/// A connection to the front end once its one slot is free (the last
+/// client's task has ended), answering PING.
+async fn connect_when_free(addr: std::net::SocketAddr) -> Raw {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut next = Raw::connect(addr).await;
+        // (A refused connection may be closed before the PING is written.)
+        let _ = next.stream.write_all(&resp(&[b"PING"])).await;
+        if next.lines(1).await == ["+PONG"] {
+            return next;
+        }
+        assert!(Instant::now() < deadline, "the slot was not freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
