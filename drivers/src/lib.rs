@@ -53,6 +53,7 @@ mod transaction;
 pub mod ts;
 mod value;
 pub mod victoria;
+mod wire_rows;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -76,3 +77,4 @@ pub use transaction::{
     BeginOptions, DriverTransaction, MARKER_GRACE, Participation, Redo, Undecided, marker_key,
 };
 pub use value::{Interval, MAX_DEPTH, Node, Path, Relationship, Text, Timestamp, Value};
+pub use wire_rows::{WireRows, WireWriter};

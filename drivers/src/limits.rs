@@ -33,12 +33,21 @@ impl ResultLimits {
     /// Counts one more row; `Err` once the result passes a limit (call it
     /// once per row read; on `Err`, the call fails and its rows go).
     pub fn admit(&mut self, row: &[Value]) -> Result<()> {
+        self.admit_sized(|| row_size(row))
+    }
+
+    /// [`admit`](Self::admit) for a row already encoded, of `size` bytes.
+    pub fn admit_encoded(&mut self, size: usize) -> Result<()> {
+        self.admit_sized(|| size as u64)
+    }
+
+    fn admit_sized(&mut self, size: impl FnOnce() -> u64) -> Result<()> {
         self.rows += 1;
         if let Some(limit) = self.max_rows.filter(|limit| self.rows > *limit) {
             return Err(Error::TooManyRows { limit });
         }
         if let Some(limit) = self.max_bytes {
-            self.bytes += row_size(row);
+            self.bytes += size();
             if self.bytes > limit {
                 return Err(Error::ResultTooLarge { limit });
             }

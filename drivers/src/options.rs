@@ -36,11 +36,12 @@ pub struct ExecuteOptions {
     /// Redis bulk strings always as bytes (by default they are text when
     /// they are valid UTF-8).
     pub raw_bytes: bool,
-    /// PostgreSQL: every non-null cell as [`Value::Bytes`](crate::Value)
-    /// holding PostgreSQL's binary format of its column's type, as the
-    /// engine sent it, not decoded (for a caller that forwards cells in
-    /// that format, as the PostgreSQL-wire front end does). Other engines
-    /// ignore it.
+    /// PostgreSQL: a whole result's rows in
+    /// [`ResultSet::wire_rows`](crate::ResultSet::wire_rows), each cell
+    /// in PostgreSQL's binary format of its column's type as the engine
+    /// sent it, not decoded (for a caller that forwards cells in that
+    /// format, as the PostgreSQL-wire front end does). Streams and other
+    /// engines ignore it.
     pub native_cells: bool,
     /// The graph (FalkorDB) or database (Neo4j) to run in, when not the
     /// engine's default; engines without such a choice refuse it.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
-use crate::{Result, Rows, Text, Value};
+use crate::{Result, Rows, Text, Value, WireRows};
 
 /// A result column. Its names are [`Text`]: borrowed when they are fixed (a
 /// Redis reply's), inline when short, so a call that returns one usually
@@ -59,6 +59,11 @@ pub struct ResultSet {
     pub rows: Rows,
     /// Rows written, for statements that write.
     pub rows_affected: u64,
+    /// The rows as PostgreSQL sent them, instead of in `rows` (then
+    /// empty): only for a caller that asked for
+    /// [`native_cells`](crate::ExecuteOptions::native_cells), from a
+    /// PostgreSQL engine.
+    pub wire_rows: Option<WireRows>,
 }
 
 impl ResultSet {
@@ -68,6 +73,7 @@ impl ResultSet {
             columns: vec![Column::fixed("reply", "")],
             rows: Rows::one(vec![value]),
             rows_affected: 0,
+            wire_rows: None,
         }
     }
 

@@ -278,3 +278,46 @@ async fn an_error_in_a_later_batch_ends_the_stream_and_the_engine_keeps_serving(
         Value::Int(2)
     );
 }
+
+#[tokio::test]
+async fn native_cells_come_as_wire_rows_within_the_limits_and_streams_decode() {
+    use futures::TryStreamExt;
+    let server = PgServer::start();
+    let d = server.engine().await;
+    let query = Statement::new(
+        "SELECT i::int4, CASE WHEN i % 2 = 0 THEN NULL ELSE 'x' || i END \
+         FROM generate_series(1, 3) AS i",
+    );
+    let native = ExecuteOptions {
+        native_cells: true,
+        ..ExecuteOptions::default()
+    };
+    let result = d.execute(Dialect::Sql, &query, &native).await.unwrap();
+    assert!(result.rows.is_empty(), "the rows are the wire rows");
+    let wire = result.wire_rows.expect("wire rows");
+    assert_eq!((wire.len(), wire.width()), (3, 2));
+    let rows: Vec<&[u8]> = wire.iter().collect();
+    // int4 1 in binary, then text "x1"; int4 2, then NULL.
+    assert_eq!(rows[0], b"\0\0\0\x04\0\0\0\x01\0\0\0\x02x1");
+    assert_eq!(rows[1], b"\0\0\0\x04\0\0\0\x02\xff\xff\xff\xff");
+    // The caller's limits hold for wire rows as for values.
+    let rows = ExecuteOptions {
+        max_rows: Some(2),
+        ..native.clone()
+    };
+    let err = d.execute(Dialect::Sql, &query, &rows).await.unwrap_err();
+    assert!(matches!(err, Error::TooManyRows { limit: 2 }), "{err}");
+    let bytes = ExecuteOptions {
+        max_bytes: Some(20),
+        ..native.clone()
+    };
+    let err = d.execute(Dialect::Sql, &query, &bytes).await.unwrap_err();
+    assert!(matches!(err, Error::ResultTooLarge { limit: 20 }), "{err}");
+    // A stream decodes its cells whatever was asked.
+    let stream = d
+        .execute_stream(Dialect::Sql, query.clone(), native.clone())
+        .await
+        .unwrap();
+    let batches: Vec<_> = stream.batches.try_collect().await.unwrap();
+    assert_eq!(batches[0][0], vec![Value::Int(1), Value::from("x1")]);
+}

@@ -85,6 +85,7 @@ pub(crate) fn result_set(reply: &Resp, tables: &Tables) -> Decoded<ResultSet> {
         columns,
         rows,
         rows_affected: rows_affected(stats)?,
+        wire_rows: None,
     })
 }
 

@@ -1,18 +1,19 @@
 //! PostgreSQL result values (binary format) to Omnigate's values. Every
 //! type decodes: types without a mapping come back as their bytes (text
 //! when UTF-8, which covers enums, citext, xml and the like). Rows are
-//! read by [`RowReader`]: decoded, or with `native_cells` copied as sent.
+//! read decoded ([`push`]), or with `native_cells` copied as sent
+//! ([`push_wire`]).
 
 use std::error::Error as StdError;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::NaiveTime;
 use postgres_protocol::types as wire;
 use tokio_postgres::Row as PgRow;
 use tokio_postgres::types::{FromSql, Kind, Type};
 
 use super::numeric;
-use crate::{Date, Error, ExecuteOptions, Interval, Result, Rows, Timestamp, Value};
+use crate::{Date, Error, Interval, Result, Rows, Timestamp, Value, WireWriter};
 
 type DecodeResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
 
@@ -54,52 +55,30 @@ impl<'a> FromSql<'a> for Native<'a> {
     }
 }
 
-/// Room copied cells are kept in, a chunk at a time (cells of a result
-/// share a chunk; each is a slice of it).
-const NATIVE_CHUNK: usize = 8 * 1024;
-
-/// Reads result rows into values: decoded, or with
-/// [`native_cells`](ExecuteOptions::native_cells) each cell's bytes as
-/// PostgreSQL sent them, copied into shared chunks.
-pub(crate) struct RowReader {
-    native: Option<BytesMut>,
+/// Adds a row's cells to `rows`, decoded; the row added.
+pub(crate) fn push<'a>(rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
+    rows.try_push((0..row.len()).map(|i| {
+        row.try_get::<_, Cell>(i)
+            .map(|cell| cell.0)
+            .map_err(|e| unreadable(row, i, e))
+    }))?;
+    Ok(rows.last().unwrap_or_default())
 }
 
-impl RowReader {
-    /// A reader for a statement run with `options`.
-    pub(crate) fn new(options: &ExecuteOptions) -> Self {
-        RowReader {
-            native: options.native_cells.then(BytesMut::new),
+/// Adds a row's cells to `rows` as PostgreSQL sent them
+/// ([`native_cells`](crate::ExecuteOptions::native_cells)); the row's
+/// size in bytes.
+pub(crate) fn push_wire(rows: &mut WireWriter, row: &PgRow) -> Result<usize> {
+    for i in 0..row.len() {
+        let cell = row
+            .try_get::<_, Option<Native>>(i)
+            .map_err(|e| unreadable(row, i, e));
+        if let Err(e) = cell.and_then(|cell| rows.cell(cell.map(|Native(raw)| raw))) {
+            rows.abandon_row();
+            return Err(e);
         }
     }
-
-    /// Adds a row's cells to `rows`; the row added.
-    pub(crate) fn push<'a>(&mut self, rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
-        let cells = 0..row.len();
-        match &mut self.native {
-            None => rows.try_push(cells.map(|i| {
-                row.try_get::<_, Cell>(i)
-                    .map(|cell| cell.0)
-                    .map_err(|e| unreadable(row, i, e))
-            }))?,
-            Some(chunk) => rows.try_push(cells.map(|i| {
-                row.try_get::<_, Option<Native>>(i)
-                    .map(|cell| cell.map_or(Value::Null, |Native(raw)| copied(chunk, raw)))
-                    .map_err(|e| unreadable(row, i, e))
-            }))?,
-        }
-        Ok(rows.last().unwrap_or_default())
-    }
-}
-
-/// `raw` as bytes of its own, copied into `chunk` (a new chunk when it has
-/// no room left).
-fn copied(chunk: &mut BytesMut, raw: &[u8]) -> Value {
-    if chunk.capacity() - chunk.len() < raw.len() {
-        chunk.reserve(raw.len().max(NATIVE_CHUNK));
-    }
-    chunk.extend_from_slice(raw);
-    Value::Bytes(chunk.split().freeze())
+    Ok(rows.end_row())
 }
 
 /// Why cell `i` of `row` did not decode, naming its column.

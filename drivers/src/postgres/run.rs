@@ -11,12 +11,14 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_postgres::{CancelToken, NoTls};
 
-use super::decode::{RowReader, is_mapped};
+use super::decode::{self, is_mapped};
 use super::encode::{Encoded, encode};
 use super::error::from_pg;
 use super::prepared::Cached;
 use super::types_cache::{Early, StatementTypes};
-use crate::{Column, Error, ExecuteOptions, Result, ResultSet, RowStream, Rows, Statement};
+use crate::{
+    Column, Error, ExecuteOptions, Result, ResultSet, RowStream, Rows, Statement, WireWriter,
+};
 
 /// A pooled connection leased for one call. PostgreSQL cancels whatever a
 /// backend runs when the cancel arrives, so a connection that may still
@@ -260,6 +262,7 @@ pub(crate) async fn execute(
             columns,
             rows: Rows::new(),
             rows_affected: affected,
+            wire_rows: None,
         });
     }
     let stream = client
@@ -267,16 +270,28 @@ pub(crate) async fn execute(
         .await
         .map_err(|e| from_pg(e, timeout))?;
     futures::pin_mut!(stream);
-    let mut rows = Rows::new();
-    let mut reader = RowReader::new(options);
     let mut limits = crate::ResultLimits::new(options);
+    if options.native_cells {
+        let mut rows = WireWriter::new(columns.len());
+        while let Some(row) = stream.try_next().await.map_err(|e| from_pg(e, timeout))? {
+            limits.admit_encoded(decode::push_wire(&mut rows, &row)?)?;
+        }
+        return Ok(ResultSet {
+            columns,
+            rows: Rows::new(),
+            rows_affected: 0,
+            wire_rows: Some(rows.finish()),
+        });
+    }
+    let mut rows = Rows::new();
     while let Some(row) = stream.try_next().await.map_err(|e| from_pg(e, timeout))? {
-        limits.admit(reader.push(&mut rows, &row)?)?;
+        limits.admit(decode::push(&mut rows, &row)?)?;
     }
     Ok(ResultSet {
         columns,
         rows,
         rows_affected: 0,
+        wire_rows: None,
     })
 }
 
@@ -288,6 +303,11 @@ pub(crate) async fn stream(
     statement: Statement,
     options: ExecuteOptions,
 ) -> Result<RowStream> {
+    // A stream's cells are decoded, whatever was asked.
+    let options = ExecuteOptions {
+        native_cells: false,
+        ..options
+    };
     let timeout = options.timeout;
     let reset = super::session::changes_session(&statement.text);
     let (columns_tx, columns_rx) = tokio::sync::oneshot::channel::<Result<Vec<Column>>>();
@@ -384,7 +404,6 @@ async fn portal(
     let portal = transaction.bind(&prepared, &refs).await.map_err(pg)?;
     let batch_size = options.batch_size();
     let max_rows = i32::try_from(batch_size).unwrap_or(i32::MAX);
-    let mut reader = RowReader::new(options);
     let mut next = Some(
         transaction
             .query_portal_raw(&portal, max_rows)
@@ -403,7 +422,7 @@ async fn portal(
         let width = prepared.columns().len();
         let mut batch = Rows::with_capacity(batch_size.min(crate::options::BATCH_ROOM), width);
         while let Some(row) = rows.try_next().await.map_err(pg)? {
-            reader.push(&mut batch, &row)?;
+            decode::push(&mut batch, &row)?;
         }
         let done = batch.len() < batch_size;
         if !batch.is_empty() && batches.send(Ok(batch)).await.is_err() {

@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use super::decode::RowReader;
+use super::decode;
 use super::error::from_pg;
 use super::run::{bind_params, prepare};
 use super::types_cache::StatementTypes;
@@ -34,6 +34,11 @@ pub(super) async fn stream(
     types: StatementTypes,
     back: oneshot::Sender<Returned>,
 ) -> Result<RowStream> {
+    // A stream's cells are decoded, whatever was asked.
+    let options = ExecuteOptions {
+        native_cells: false,
+        ..options
+    };
     let (columns_tx, columns_rx) = oneshot::channel::<Result<Vec<Column>>>();
     let (batches_tx, batches_rx) = mpsc::channel::<Result<Rows>>(2);
     let rows_affected = Arc::new(AtomicU64::new(0));
@@ -154,9 +159,8 @@ async fn rows(
     let width = prepared.columns().len();
     let room = batch_size.min(crate::options::BATCH_ROOM);
     let mut batch = Rows::with_capacity(room, width);
-    let mut reader = RowReader::new(options);
     while let Some(row) = stream.try_next().await.map_err(pg)? {
-        reader.push(&mut batch, &row)?;
+        decode::push(&mut batch, &row)?;
         if batch.len() >= batch_size {
             let full = std::mem::replace(&mut batch, Rows::with_capacity(room, width));
             if batches.send(Ok(full)).await.is_err() {

@@ -199,6 +199,7 @@ fn run_statement(
             columns,
             rows: Rows::new(),
             rows_affected: changed as u64,
+            wire_rows: None,
         });
     }
     let mut rows = prepared.raw_query();
@@ -211,6 +212,7 @@ fn run_statement(
         columns,
         rows: out,
         rows_affected: 0,
+        wire_rows: None,
     })
 }
 

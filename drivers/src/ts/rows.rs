@@ -53,6 +53,7 @@ pub fn series_rows(mut series: Vec<Series>) -> ResultSet {
         columns: columns(),
         rows,
         rows_affected: 0,
+        wire_rows: None,
     }
 }
 

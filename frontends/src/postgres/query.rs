@@ -82,6 +82,7 @@ fn single(name: &str, value: &str) -> ResultSet {
         columns: vec![Column::new(name, "text")],
         rows: Rows::one(vec![Value::from(value)]),
         rows_affected: 0,
+        wire_rows: None,
     }
 }
 

@@ -54,6 +54,15 @@ pub(super) fn forwarded(
         })
     };
     let forward: Vec<bool> = (0..result.columns.len()).map(same).collect();
+    if forward.iter().all(|f| *f) {
+        return Ok(forward);
+    }
+    // Some column's cells are decoded: the rows as values.
+    if let Some(wire) = result.wire_rows.take() {
+        result.rows = wire
+            .to_rows()
+            .map_err(|e| PgWireError::UserError(Box::new(error("XX000", e.to_string()))))?;
+    }
     for (i, _) in forward.iter().enumerate().filter(|(_, f)| !**f) {
         let column = &result.columns[i];
         let Some(ty) = named_type(&column.type_name) else {
@@ -106,7 +115,16 @@ pub(super) fn response(
     if result.columns.is_empty() {
         return Ok(Response::Execution(tag(command, result.rows_affected)));
     }
-    let rows = data_rows(&result.rows, &fields, forward)?;
+    let rows = match result.wire_rows {
+        // Every cell as PostgreSQL sent it, of the type described.
+        Some(wire) => {
+            let count = field_count(fields.len())?;
+            wire.into_rows()
+                .map(|row| Ok(DataRow::new(row, count)))
+                .collect()
+        }
+        None => data_rows(&result.rows, &fields, forward)?,
+    };
     let mut response = QueryResponse::new(Arc::new(fields), stream::iter(rows));
     match command {
         "INSERT" => response.set_command_tag("INSERT 0"),
@@ -123,16 +141,7 @@ fn data_rows(
     fields: &[FieldInfo],
     forward: &[bool],
 ) -> PgWireResult<Vec<PgWireResult<DataRow>>> {
-    let count = i16::try_from(fields.len()).map_err(|_| {
-        PgWireError::UserError(Box::new(error(
-            "54011",
-            format!(
-                "a result of {} columns: the wire carries at most {}",
-                fields.len(),
-                i16::MAX
-            ),
-        )))
-    })?;
+    let count = field_count(fields.len())?;
     let values = rows.values();
     // Each cell: its 4-byte length and about its value's size.
     let size = values.iter().map(|v| v.size_estimate() + 1).sum::<u64>();
@@ -146,6 +155,19 @@ fn data_rows(
         out.push(Ok(DataRow::new(buf.split(), count)));
     }
     Ok(out)
+}
+
+/// A row's cell count as `DataRow` carries it.
+fn field_count(columns: usize) -> PgWireResult<i16> {
+    i16::try_from(columns).map_err(|_| {
+        PgWireError::UserError(Box::new(error(
+            "54011",
+            format!(
+                "a result of {columns} columns: the wire carries at most {}",
+                i16::MAX
+            ),
+        )))
+    })
 }
 
 /// Writes column `column`'s cell as the wire has it: its length (-1 for
