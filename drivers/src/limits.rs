@@ -2,7 +2,7 @@
 //! stops reading as soon as a result passes them and the gateway's memory
 //! is bounded by its limits whatever the statement returns.
 
-use crate::{Error, ExecuteOptions, Result, ResultSet, Value};
+use crate::{DATA_ROW_HEADER, Error, ExecuteOptions, Result, ResultSet, Value, WireRows};
 
 /// Rows and (estimated, encoded) bytes of a result so far, against the
 /// limits of [`ExecuteOptions::max_rows`] and [`ExecuteOptions::max_bytes`].
@@ -36,7 +36,8 @@ impl ResultLimits {
         self.admit_sized(|| row_size(row))
     }
 
-    /// [`admit`](Self::admit) for a row already encoded, of `size` bytes.
+    /// [`admit`](Self::admit) for a row already encoded as a message of
+    /// `size` bytes (a PostgreSQL `DataRow`, [`WireRows`]).
     pub fn admit_encoded(&mut self, size: usize) -> Result<()> {
         self.admit_sized(|| size as u64)
     }
@@ -59,6 +60,9 @@ impl ResultLimits {
     pub fn check(mut self, result: ResultSet) -> Result<ResultSet> {
         for row in &result.rows {
             self.admit(row)?;
+        }
+        for row in result.wire_rows.iter().flat_map(WireRows::iter) {
+            self.admit_encoded(DATA_ROW_HEADER + row.len())?;
         }
         Ok(result)
     }

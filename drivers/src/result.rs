@@ -95,9 +95,18 @@ impl ResultSet {
         matches!(self.columns.as_slice(), [c] if c.type_name == QUEUED)
     }
 
+    /// The rows as values, [`wire_rows`](Self::wire_rows) included (their
+    /// cells as [`Value::Bytes`] of PostgreSQL's binary format).
+    pub fn into_values(self) -> Result<Rows> {
+        match self.wire_rows {
+            Some(wire) => wire.into_values(),
+            None => Ok(self.rows),
+        }
+    }
+
     /// The first column of the first row (`Value::Null` when there is none).
     pub fn into_scalar(self) -> Value {
-        let mut rows = self.rows;
+        let mut rows = self.into_values().unwrap_or_default();
         match rows.get_mut(0) {
             Some([first, ..]) => std::mem::replace(first, Value::Null),
             _ => Value::Null,
@@ -126,11 +135,16 @@ impl fmt::Debug for RowStream {
 impl RowStream {
     /// A stream over a result already in memory.
     pub fn from_result(result: ResultSet, batch_size: usize) -> Self {
-        let batches = stream::iter(result.rows.into_batches(batch_size).map(Ok));
+        let columns = result.columns.clone();
+        let rows_affected = Arc::new(result.rows_affected.into());
+        let batches = match result.into_values() {
+            Ok(rows) => stream::iter(rows.into_batches(batch_size).map(Ok)).boxed(),
+            Err(e) => stream::iter([Err(e)]).boxed(),
+        };
         RowStream {
-            columns: result.columns,
-            batches: batches.boxed(),
-            rows_affected: Arc::new(result.rows_affected.into()),
+            columns,
+            batches,
+            rows_affected,
         }
     }
 }

@@ -22,6 +22,10 @@ pub struct WireRows {
     width: usize,
 }
 
+/// The bytes a `DataRow` message takes besides its cells: its type, its
+/// length and its cell count.
+pub const DATA_ROW_HEADER: usize = 7;
+
 impl WireRows {
     /// How many rows.
     pub fn len(&self) -> usize {
@@ -38,12 +42,15 @@ impl WireRows {
         self.width
     }
 
+    /// Where each row begins and ends in the buffer.
+    fn spans(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied())
+    }
+
     /// Each row's cells.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(self.ends.iter().copied())
-            .map(|(start, end)| &self.data[start..end])
+        self.spans().map(|(start, end)| &self.data[start..end])
     }
 
     /// Each row's cells, split off the one buffer (no copy).
@@ -58,12 +65,13 @@ impl WireRows {
     }
 
     /// The rows as values: a non-null cell is [`Value::Bytes`] of its
-    /// binary format (for a caller that must decode some of them).
-    pub fn to_rows(&self) -> Result<Rows> {
-        let data = Bytes::copy_from_slice(&self.data);
+    /// binary format (for a caller that must decode some of them), a
+    /// slice of the one buffer.
+    pub fn into_values(self) -> Result<Rows> {
+        let spans: Vec<(usize, usize)> = self.spans().collect();
+        let data = self.data.freeze();
         let mut rows = Rows::new();
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        for (start, end) in starts.zip(self.ends.iter().copied()) {
+        for (start, end) in spans {
             let mut rest = data.slice(start..end);
             rows.try_push((0..self.width).map(|_| next_cell(&mut rest)))?;
         }
@@ -123,8 +131,15 @@ impl WireWriter {
         match raw {
             None => self.data.put_i32(-1),
             Some(raw) => {
-                let len = i32::try_from(raw.len()).map_err(|_| Error::ResultTooLarge {
-                    limit: i32::MAX as u64,
+                let len = i32::try_from(raw.len()).map_err(|_| {
+                    Error::Internal(EngineError::new(
+                        "postgres",
+                        None,
+                        format!(
+                            "a cell of {} bytes is longer than the wire can carry",
+                            raw.len()
+                        ),
+                    ))
                 })?;
                 self.data.reserve(4 + raw.len());
                 self.data.put_i32(len);
@@ -134,9 +149,9 @@ impl WireWriter {
         Ok(())
     }
 
-    /// Ends the row being written; its size in bytes.
+    /// Ends the row being written; its size as a `DataRow` message.
     pub fn end_row(&mut self) -> usize {
-        let size = self.data.len() - self.row_start;
+        let size = DATA_ROW_HEADER + self.data.len() - self.row_start;
         self.ends.push(self.data.len());
         self.row_start = self.data.len();
         size
@@ -166,7 +181,7 @@ mod tests {
         let mut writer = WireWriter::new(2);
         writer.cell(Some(b"\x00\x00\x00\x07")).unwrap();
         writer.cell(None).unwrap();
-        assert_eq!(writer.end_row(), 12);
+        assert_eq!(writer.end_row(), 12 + DATA_ROW_HEADER);
         writer.cell(Some(b"")).unwrap();
         writer.cell(Some(b"ab")).unwrap();
         writer.end_row();
@@ -184,7 +199,7 @@ mod tests {
         let split: Vec<BytesMut> = rows.clone().into_rows().collect();
         assert_eq!(split.len(), 2);
         assert_eq!(split[1].as_ref(), bodies[1]);
-        let values = rows.to_rows().unwrap();
+        let values = rows.into_values().unwrap();
         assert_eq!(
             values,
             vec![
@@ -207,12 +222,12 @@ mod tests {
             ends: vec![6],
             width: 1,
         };
-        assert!(rows.to_rows().is_err());
+        assert!(rows.into_values().is_err());
         let short = WireRows {
             data: BytesMut::from(&b"\x00\x00"[..]),
             ends: vec![2],
             width: 1,
         };
-        assert!(short.to_rows().is_err());
+        assert!(short.into_values().is_err());
     }
 }

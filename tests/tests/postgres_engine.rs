@@ -300,7 +300,8 @@ async fn native_cells_come_as_wire_rows_within_the_limits_and_streams_decode() {
     // int4 1 in binary, then text "x1"; int4 2, then NULL.
     assert_eq!(rows[0], b"\0\0\0\x04\0\0\0\x01\0\0\0\x02x1");
     assert_eq!(rows[1], b"\0\0\0\x04\0\0\0\x02\xff\xff\xff\xff");
-    // The caller's limits hold for wire rows as for values.
+    // The caller's limits hold for wire rows, each counted as its
+    // DataRow message.
     let rows = ExecuteOptions {
         max_rows: Some(2),
         ..native.clone()

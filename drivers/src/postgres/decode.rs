@@ -67,7 +67,7 @@ pub(crate) fn push<'a>(rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
 
 /// Adds a row's cells to `rows` as PostgreSQL sent them
 /// ([`native_cells`](crate::ExecuteOptions::native_cells)); the row's
-/// size in bytes.
+/// size as a `DataRow` message.
 pub(crate) fn push_wire(rows: &mut WireWriter, row: &PgRow) -> Result<usize> {
     for i in 0..row.len() {
         let cell = row

@@ -89,6 +89,8 @@ fn single(name: &str, value: &str) -> ResultSet {
 impl Queries {
     /// Runs one statement.
     pub(super) async fn statement(&self, text: &str) -> Vec<Reply> {
+        // A statement running is not idleness (a commit may take long).
+        let _busy = self.session.activity().busy();
         let keyword = first_keyword(text).to_ascii_uppercase();
         let tx = self.session.tx();
         if let Some(tx) = &tx
@@ -217,6 +219,8 @@ impl Queries {
         params: Vec<Value>,
         native: bool,
     ) -> Result<ResultSet, Box<ErrorInfo>> {
+        // A statement running is not idleness.
+        let _busy = self.session.activity().busy();
         if self.session.tx().is_some_and(|t| t.failed) {
             return Err(Box::new(aborted()));
         }

@@ -60,7 +60,7 @@ pub(super) fn forwarded(
     // Some column's cells are decoded: the rows as values.
     if let Some(wire) = result.wire_rows.take() {
         result.rows = wire
-            .to_rows()
+            .into_values()
             .map_err(|e| PgWireError::UserError(Box::new(error("XX000", e.to_string()))))?;
     }
     for (i, _) in forward.iter().enumerate().filter(|(_, f)| !**f) {
@@ -119,6 +119,16 @@ pub(super) fn response(
         // Every cell as PostgreSQL sent it, of the type described.
         Some(wire) => {
             let count = field_count(fields.len())?;
+            if wire.width() != fields.len() {
+                return Err(PgWireError::UserError(Box::new(error(
+                    "XX000",
+                    format!(
+                        "the engine sent rows of {} cells for {} columns",
+                        wire.width(),
+                        fields.len()
+                    ),
+                ))));
+            }
             wire.into_rows()
                 .map(|row| Ok(DataRow::new(row, count)))
                 .collect()

@@ -113,6 +113,12 @@ impl Connection {
                 // it sends (requests that get no reply, such as empty
                 // lines, included).
                 let left = AUTH_WITHIN.saturating_sub(connected.elapsed());
+                if left.is_zero() {
+                    // (A timeout of zero would still take a request that
+                    // is already buffered.)
+                    tracing::debug!(peer = %self.session.peer, "Redis client did not authenticate in time: closed");
+                    break;
+                }
                 match tokio::time::timeout(left, framed.next()).await {
                     Ok(read) => read,
                     Err(_) => {

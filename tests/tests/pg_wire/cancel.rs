@@ -121,8 +121,8 @@ async fn a_cancel_request_cuts_the_running_statement() {
     assert!(ok >= 3.0 && failed >= 2.0, "ok {ok}, error {failed}");
 }
 
-/// A client silent for `idle_timeout` is closed; one that keeps speaking
-/// is not, however long it stays.
+/// A client silent for `idle_timeout` is closed; one that keeps speaking,
+/// or waits on a statement, is not, however long it stays.
 #[tokio::test]
 async fn a_silent_client_is_closed_at_idle_timeout() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
@@ -135,4 +135,9 @@ async fn a_silent_client_is_closed_at_idle_timeout() {
     }
     assert!(silent.is_closed() || silent.simple_query("SELECT 1").await.is_err());
     assert_eq!(rows(&talking, "SELECT 2").await, [[Some("2".to_owned())]]);
+    // A statement running past idle_timeout is not idleness, in either
+    // protocol.
+    rows(&talking, "SELECT pg_sleep(3)").await;
+    talking.query("SELECT pg_sleep(3)", &[]).await.unwrap();
+    assert_eq!(rows(&talking, "SELECT 3").await, [[Some("3".to_owned())]]);
 }
