@@ -134,9 +134,9 @@ impl fmt::Debug for RowStream {
 
 impl RowStream {
     /// A stream over a result already in memory.
-    pub fn from_result(result: ResultSet, batch_size: usize) -> Self {
-        let columns = result.columns.clone();
-        let rows_affected = Arc::new(result.rows_affected.into());
+    pub fn from_result(mut result: ResultSet, batch_size: usize) -> Self {
+        let columns = std::mem::take(&mut result.columns);
+        let rows_affected = result.rows_affected;
         let batches = match result.into_values() {
             Ok(rows) => stream::iter(rows.into_batches(batch_size).map(Ok)).boxed(),
             Err(e) => stream::iter([Err(e)]).boxed(),
@@ -144,7 +144,7 @@ impl RowStream {
         RowStream {
             columns,
             batches,
-            rows_affected,
+            rows_affected: Arc::new(rows_affected.into()),
         }
     }
 }
