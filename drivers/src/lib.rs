@@ -77,4 +77,4 @@ pub use transaction::{
     BeginOptions, DriverTransaction, MARKER_GRACE, Participation, Redo, Undecided, marker_key,
 };
 pub use value::{Interval, MAX_DEPTH, Node, Path, Relationship, Text, Timestamp, Value};
-pub use wire_rows::{DATA_ROW_HEADER, WireRows, WireWriter};
+pub use wire_rows::{WireRows, WireWriter};

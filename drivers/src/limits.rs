@@ -2,7 +2,7 @@
 //! stops reading as soon as a result passes them and the gateway's memory
 //! is bounded by its limits whatever the statement returns.
 
-use crate::{DATA_ROW_HEADER, Error, ExecuteOptions, Result, ResultSet, Value, WireRows};
+use crate::{Error, ExecuteOptions, Result, ResultSet, Value, WireRows};
 
 /// Rows and (estimated, encoded) bytes of a result so far, against the
 /// limits of [`ExecuteOptions::max_rows`] and [`ExecuteOptions::max_bytes`].
@@ -61,8 +61,8 @@ impl ResultLimits {
         for row in &result.rows {
             self.admit(row)?;
         }
-        for row in result.wire_rows.iter().flat_map(WireRows::iter) {
-            self.admit_encoded(DATA_ROW_HEADER + row.len())?;
+        for size in result.wire_rows.iter().flat_map(WireRows::message_sizes) {
+            self.admit_encoded(size)?;
         }
         Ok(result)
     }

@@ -24,7 +24,12 @@ pub struct WireRows {
 
 /// The bytes a `DataRow` message takes besides its cells: its type, its
 /// length and its cell count.
-pub const DATA_ROW_HEADER: usize = 7;
+const DATA_ROW_HEADER: usize = 7;
+
+/// The size of a `DataRow` message whose cells take `cells` bytes.
+fn message_size(cells: usize) -> usize {
+    DATA_ROW_HEADER + cells
+}
 
 impl WireRows {
     /// How many rows.
@@ -51,6 +56,11 @@ impl WireRows {
     /// Each row's cells.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.spans().map(|(start, end)| &self.data[start..end])
+    }
+
+    /// Each row's size as a `DataRow` message.
+    pub fn message_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.spans().map(|(start, end)| message_size(end - start))
     }
 
     /// Each row's cells, split off the one buffer (no copy).
@@ -151,7 +161,7 @@ impl WireWriter {
 
     /// Ends the row being written; its size as a `DataRow` message.
     pub fn end_row(&mut self) -> usize {
-        let size = DATA_ROW_HEADER + self.data.len() - self.row_start;
+        let size = message_size(self.data.len() - self.row_start);
         self.ends.push(self.data.len());
         self.row_start = self.data.len();
         size

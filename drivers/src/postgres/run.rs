@@ -143,20 +143,21 @@ fn is_broken<T>(result: &Result<T>) -> bool {
 /// Prepares a statement's text; when a result column has a type the
 /// engine does not map, prepares it again wrapped so that column arrives
 /// as text (its column keeps its name and type name), unless its cells
-/// are wanted as PostgreSQL sends them
-/// ([`native_cells`](ExecuteOptions::native_cells)).
+/// are wanted as PostgreSQL sends them (`native`: a whole result read with
+/// [`native_cells`](ExecuteOptions::native_cells); a stream's cells are
+/// always decoded).
 pub(super) async fn prepare(
     client: &impl Cached,
     text: &str,
-    options: &ExecuteOptions,
+    timeout: Option<Duration>,
+    native: bool,
 ) -> Result<(tokio_postgres::Statement, Vec<Column>)> {
-    let timeout = options.timeout;
     let prepared = client
         .prepare_bounded(text)
         .await
         .map_err(|e| from_pg(e, timeout))?;
     let columns = super::prepared::columns(&prepared);
-    if options.native_cells || prepared.columns().iter().all(|c| is_mapped(c.type_())) {
+    if native || prepared.columns().iter().all(|c| is_mapped(c.type_())) {
         return Ok((prepared, columns));
     }
     let wrapped = text_fallback(text, &prepared);
@@ -251,7 +252,8 @@ pub(crate) async fn execute(
     types: &StatementTypes,
 ) -> Result<ResultSet> {
     let timeout = options.timeout;
-    let (prepared, columns) = prepare(client, &statement.text, options).await?;
+    let (prepared, columns) =
+        prepare(client, &statement.text, timeout, options.native_cells).await?;
     let params = bind_params(&prepared, statement, early, types)?;
     if columns.is_empty() {
         let affected = client
@@ -303,11 +305,6 @@ pub(crate) async fn stream(
     statement: Statement,
     options: ExecuteOptions,
 ) -> Result<RowStream> {
-    // A stream's cells are decoded, whatever was asked.
-    let options = ExecuteOptions {
-        native_cells: false,
-        ..options
-    };
     let timeout = options.timeout;
     let reset = super::session::changes_session(&statement.text);
     let (columns_tx, columns_rx) = tokio::sync::oneshot::channel::<Result<Vec<Column>>>();
@@ -382,7 +379,7 @@ async fn portal(
             .await
             .map_err(pg)?;
     }
-    let (prepared, columns) = prepare(&transaction, &statement.text, options).await?;
+    let (prepared, columns) = prepare(&transaction, &statement.text, timeout, false).await?;
     let params = encode_params(prepared.params(), &statement.params)?;
     let no_rows = columns.is_empty();
     if let Some(tx) = columns_tx.take()

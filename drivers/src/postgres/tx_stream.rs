@@ -34,11 +34,6 @@ pub(super) async fn stream(
     types: StatementTypes,
     back: oneshot::Sender<Returned>,
 ) -> Result<RowStream> {
-    // A stream's cells are decoded, whatever was asked.
-    let options = ExecuteOptions {
-        native_cells: false,
-        ..options
-    };
     let (columns_tx, columns_rx) = oneshot::channel::<Result<Vec<Column>>>();
     let (batches_tx, batches_rx) = mpsc::channel::<Result<Rows>>(2);
     let rows_affected = Arc::new(AtomicU64::new(0));
@@ -134,7 +129,7 @@ async fn rows(
 ) -> Result<()> {
     let timeout = options.timeout;
     let pg = |e| from_pg(e, timeout);
-    let (prepared, columns) = prepare(client, &statement.text, options).await?;
+    let (prepared, columns) = prepare(client, &statement.text, timeout, false).await?;
     let params = bind_params(&prepared, statement, None, types)?;
     let no_rows = columns.is_empty();
     if let Some(tx) = columns_tx.take()
