@@ -57,14 +57,7 @@ async fn a_transaction_spans_postgres_over_the_wire_and_redis_over_grpc() {
     }
 
     // A wire client joins a transaction begun over gRPC; gRPC commits it.
-    let begin = omnigate_proto::v1::BeginRequest::default();
-    let tx = gw
-        .client
-        .begin(signed("app-token", begin))
-        .await
-        .unwrap()
-        .into_inner()
-        .tx_id;
+    let tx = begin_over_grpc(&gw).await;
     app.simple_query(&format!("SET omnigate.tx_id = '{tx}'"))
         .await
         .unwrap();
@@ -96,14 +89,7 @@ async fn a_transaction_spans_postgres_over_the_wire_and_redis_over_grpc() {
     );
 
     // A joiner that goes away leaves the transaction to its owner.
-    let begin = omnigate_proto::v1::BeginRequest::default();
-    let tx = gw
-        .client
-        .begin(signed("app-token", begin))
-        .await
-        .unwrap()
-        .into_inner()
-        .tx_id;
+    let tx = begin_over_grpc(&gw).await;
     let joiner = connect(addr, "app", "app-token", "main-db").await;
     joiner
         .simple_query(&format!("SET omnigate.tx_id = '{tx}'"))
@@ -153,4 +139,16 @@ async fn a_client_gone_mid_transaction_rolls_it_back() {
         rows(&app, "SELECT count(*) FROM gone").await,
         [vec![Some("1".into())]]
     );
+}
+
+/// A transaction begun over gRPC as `app`: its id.
+async fn begin_over_grpc(gw: &omnigate_tests::TestGateway) -> String {
+    let begin = omnigate_proto::v1::BeginRequest::default();
+    gw.client
+        .clone()
+        .begin(signed("app-token", begin))
+        .await
+        .unwrap()
+        .into_inner()
+        .tx_id
 }
