@@ -112,20 +112,19 @@ impl Connection {
                 // slot for AUTH_WITHIN from its connect at most, whatever
                 // it sends (requests that get no reply, such as empty
                 // lines, included).
+                // (A timeout of zero would still take a request that is
+                // already buffered: none is read once the time is up.)
                 let left = AUTH_WITHIN.saturating_sub(connected.elapsed());
-                if left.is_zero() {
-                    // (A timeout of zero would still take a request that
-                    // is already buffered.)
+                let read = if left.is_zero() {
+                    None
+                } else {
+                    tokio::time::timeout(left, framed.next()).await.ok()
+                };
+                let Some(read) = read else {
                     tracing::debug!(peer = %self.session.peer, "Redis client did not authenticate in time: closed");
                     break;
-                }
-                match tokio::time::timeout(left, framed.next()).await {
-                    Ok(read) => read,
-                    Err(_) => {
-                        tracing::debug!(peer = %self.session.peer, "Redis client did not authenticate in time: closed");
-                        break;
-                    }
-                }
+                };
+                read
             };
             let Some(first) = first else { break };
             let mut lot = Vec::new();
