@@ -266,17 +266,38 @@ async fn statements_with_their_values_in_the_text_do_not_pile_up_on_a_connection
     };
     let d = PostgresDriver::connect("pg", config).await.unwrap();
     let options = ExecuteOptions::default();
-    // 1,000 texts, each prepared once (pgbench -S sends its reads so).
+    let count = Statement::new("SELECT count(*) FROM pg_prepared_statements");
+    let held = async || {
+        let held = d.execute(Dialect::Sql, &count, &options).await.unwrap();
+        match held.rows[0][0] {
+            Value::Int(held) => held,
+            _ => panic!("a count: {:?}", held.rows),
+        }
+    };
+    // 1,000 texts, each run once (pgbench -S sends its reads so): each
+    // on a statement of its own, closed after it.
     for i in 0..1_000 {
-        let one = Statement::new(format!("SELECT {i} AS n"));
+        let one = Statement::new(format!("SELECT {i} AS once"));
         let result = d.execute(Dialect::Sql, &one, &options).await.unwrap();
         assert_eq!(result.rows, vec![vec![Value::Int(i)]]);
     }
-    // The one connection's server process holds a bounded number of them.
-    let count = Statement::new("SELECT count(*) FROM pg_prepared_statements");
-    let held = d.execute(Dialect::Sql, &count, &options).await.unwrap();
-    let Value::Int(held) = held.rows[0][0] else {
-        panic!("a count: {:?}", held.rows);
-    };
-    assert!((1..=513).contains(&held), "{held} statements prepared");
+    let after_once = held().await;
+    assert!(
+        after_once <= 2,
+        "{after_once} statements left prepared by texts run once"
+    );
+    // 1,000 texts, each run twice: cached from the second run, and the
+    // one connection's server process holds a bounded number of them.
+    for i in 0..1_000 {
+        let twice = Statement::new(format!("SELECT {i} AS twice"));
+        for _ in 0..2 {
+            let result = d.execute(Dialect::Sql, &twice, &options).await.unwrap();
+            assert_eq!(result.rows, vec![vec![Value::Int(i)]]);
+        }
+    }
+    let after_twice = held().await;
+    assert!(
+        (100..=514).contains(&after_twice),
+        "{after_twice} statements prepared"
+    );
 }

@@ -153,7 +153,7 @@ pub(super) async fn prepare(
     native: bool,
 ) -> Result<(tokio_postgres::Statement, Vec<Column>)> {
     let prepared = client
-        .prepare_bounded(text)
+        .prepare_for_call(text)
         .await
         .map_err(|e| from_pg(e, timeout))?;
     let columns = super::prepared::columns(&prepared);
@@ -162,7 +162,7 @@ pub(super) async fn prepare(
     }
     let wrapped = text_fallback(text, &prepared);
     let prepared = client
-        .prepare_bounded(&wrapped)
+        .prepare_for_call(&wrapped)
         .await
         .map_err(|e| from_pg(e, timeout))?;
     Ok((prepared, columns))

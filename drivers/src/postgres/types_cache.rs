@@ -24,8 +24,13 @@ impl StatementTypes {
     }
 
     /// Encodes the parameters for the statement's known types; `None` when
-    /// the statement has not been prepared yet.
+    /// the statement has not been prepared yet, or has no parameters to
+    /// encode (nothing to check early, and a text with its values written
+    /// in is seldom seen twice: no lookup).
     pub(crate) fn encode_early(&self, statement: &Statement) -> Result<Option<Early>> {
+        if statement.params.is_empty() {
+            return Ok(None);
+        }
         let Some(types) = self.0.get(&statement.text) else {
             return Ok(None);
         };
@@ -36,9 +41,11 @@ impl StatementTypes {
     /// Remembers the parameter types of a prepared statement, unless they
     /// are known already: a statement in a transaction (whose parameters
     /// are encoded on its connection, not ahead of it) comes here at every
-    /// call, and an insert costs the cache far more than a read.
+    /// call, and an insert costs the cache far more than a read. A
+    /// statement without parameters is not kept (see
+    /// [`encode_early`](StatementTypes::encode_early)).
     pub(crate) fn remember(&self, text: &str, types: &[Type]) {
-        if self.0.get(text).is_some_and(|known| *known == *types) {
+        if types.is_empty() || self.0.get(text).is_some_and(|known| *known == *types) {
             return;
         }
         self.0.insert(text.to_owned(), types.into());
