@@ -19,14 +19,16 @@
 //! - a call that finds its statement cached does not count the cache (its
 //!   size is a walk over every entry): only a prepare that went to the
 //!   server does;
-//! - a call runs a text it has not seen lately ([`seen_lately`]) on a
-//!   statement of its own, closed after it, instead of caching it: a text
+//! - a call that does not find its statement in the cache keeps it there
+//!   only when its text was seen lately ([`seen_lately`]); any other
+//!   serves its call alone, closed after it: a text
 //!   with its values written in is seldom seen twice, and caching each
 //!   one only to empty the cache every [`MAX_CACHED`] calls cost the
 //!   `pgbench -S -M simple` path a tenth of its CPU. A text seen again is
 //!   cached from then on.
 
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use deadpool_postgres::{GenericClient, Object, StatementCache, Transaction};
@@ -42,10 +44,32 @@ pub(crate) trait Cached: GenericClient {
     /// Its connection's cache.
     fn cache(&self) -> &StatementCache;
 
-    /// Prepares `text` through the cache (see the module docs).
+    /// Prepares `text` through the cache, and keeps it there (see the
+    /// module docs): for a statement described to be run next.
     async fn prepare_bounded(
         &self,
         text: &str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        self.prepare_keeping(text, Keep::Always).await
+    }
+
+    /// Prepares `text` for a call: a statement in the cache is used as
+    /// it is; one that is not is kept there only when its text was seen
+    /// lately, else it serves this call alone (closed on the server when
+    /// the call drops it).
+    async fn prepare_for_call(
+        &self,
+        text: &str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        self.prepare_keeping(text, Keep::IfSeenLately).await
+    }
+
+    /// Prepares `text` through the cache; on a miss, keeps it or not by
+    /// `keep`, and empties a cache grown past [`MAX_CACHED`].
+    async fn prepare_keeping(
+        &self,
+        text: &str,
+        keep: Keep,
     ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
         let cache = self.cache();
         // A statement found in the cache is ready at the first poll; one
@@ -59,32 +83,35 @@ pub(crate) trait Cached: GenericClient {
         })
         .await;
         match prepared {
-            Ok(prepared) => {
-                if missed == Some(true) && cache.size() > MAX_CACHED {
-                    cache.clear();
+            Ok(prepared) if missed == Some(true) => {
+                // Noted seen either way: a described text is run next.
+                let seen = seen_lately(text);
+                if keep == Keep::Always || seen {
+                    if cache.size() > MAX_CACHED {
+                        cache.clear();
+                    }
+                } else {
+                    // This call's alone: closed once the call drops it.
+                    cache.remove(text, &[]);
                 }
                 Ok(prepared)
             }
+            Ok(prepared) => Ok(prepared),
             Err(e) => {
                 cache.remove(text, &[]);
                 Err(e)
             }
         }
     }
+}
 
-    /// [`prepare_bounded`](Cached::prepare_bounded) for a text seen lately;
-    /// any other is prepared for this call alone (closed on the server
-    /// when the statement is dropped).
-    async fn prepare_for_call(
-        &self,
-        text: &str,
-    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
-        if seen_lately(text) {
-            self.prepare_bounded(text).await
-        } else {
-            self.prepare(text).await
-        }
-    }
+/// Whether a statement prepared on a miss stays in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Always (a statement described, to be run next).
+    Always,
+    /// When its text was seen lately ([`seen_lately`]).
+    IfSeenLately,
 }
 
 /// How many texts [`seen_lately`] remembers, at most (8 bytes each): a
@@ -93,18 +120,24 @@ pub(crate) trait Cached: GenericClient {
 /// `pgbench -S` (100,000 texts at scale 1) never does.
 const SEEN_SLOTS: usize = 1 << 12;
 
-/// The hashes of texts seen lately, each in the slot its hash picks: a
-/// text whose slot another took since is taken for unseen (and prepared
-/// once more for its call), and a text taken for seen by a collision is
-/// cached as any other; neither changes what a call returns.
+/// The hashes of texts seen lately, each in the slot its hash picks. Two
+/// texts may take turns in one slot; then neither is kept on a miss, and
+/// each is prepared for its call, as any text not seen lately is. What a
+/// call returns never depends on it.
 static SEEN: [AtomicU64; SEEN_SLOTS] = [const { AtomicU64::new(0) }; SEEN_SLOTS];
+
+/// This process's hash keys: texts that share a slot in one process
+/// seldom share one in the next.
+static KEYS: LazyLock<RandomState> = LazyLock::new(RandomState::new);
 
 /// Whether `text` was seen since its slot was last taken; notes it seen.
 fn seen_lately(text: &str) -> bool {
-    // Fixed keys: the same text picks the same slot in every call.
-    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(text) | 1;
-    let slot = &SEEN[(hash as usize) % SEEN_SLOTS];
-    slot.load(Ordering::Relaxed) == hash || slot.swap(hash, Ordering::Relaxed) == hash
+    let hash = KEYS.hash_one(text);
+    // The slot by the hash's high bits; a zero hash (an empty slot's
+    // mark) stored as one.
+    let slot = &SEEN[(hash >> (u64::BITS - SEEN_SLOTS.trailing_zeros())) as usize];
+    let mark = hash.max(1);
+    slot.load(Ordering::Relaxed) == mark || slot.swap(mark, Ordering::Relaxed) == mark
 }
 
 /// What a prepared statement takes and returns.
