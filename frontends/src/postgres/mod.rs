@@ -22,6 +22,7 @@ mod cancel;
 mod encode;
 mod errors;
 mod extended;
+mod framing;
 mod query;
 mod rows;
 mod session;
@@ -180,9 +181,11 @@ pub async fn start(
             tokio::spawn(async move {
                 let _held = (slot, open);
                 session.activity().touch();
-                // pgwire's decoder panics on some malformed messages: the
-                // panic ends this client's connection, and the cleanup
-                // below still runs.
+                // pgwire's decoder panics on some malformed messages. Once
+                // a client has logged in, `socket::Held` refuses those
+                // before it decodes them; while it logs in, such a panic
+                // ends this client's connection, and the cleanup below
+                // still runs.
                 let served =
                     std::panic::AssertUnwindSafe(socket::serve(socket, tls, handlers, max_message))
                         .catch_unwind();
@@ -229,16 +232,33 @@ pub fn fuzz(data: &[u8]) {
         let _ = statements::is_control(statement);
         let _ = statements::set_parts(statement);
     }
-    for (ssl, startup) in [(true, true), (false, true), (false, false)] {
+    // Logged in: each message the front end's framing check lets through
+    // (`framing`), decoded from a buffer that holds it alone, so a read
+    // past its end panics here. Any panic is a finding.
+    let context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+    let mut rest = data;
+    while let [kind, a, b, c, d, ..] = *rest {
+        let len = u32::from_be_bytes([a, b, c, d]) as usize;
+        let Some(message) = rest.get(..len.saturating_add(1)) else {
+            break;
+        };
+        if len < 4 || (framing::checked(kind) && framing::check(kind, &message[5..]).is_err()) {
+            break; // refused, and the connection ends
+        }
+        let mut buf = bytes::BytesMut::from(message);
+        let _ = PgWireFrontendMessage::decode(&mut buf, &context);
+        rest = &rest[message.len()..];
+    }
+    // Logging in (nothing is checked before pgwire's decoder then): its
+    // panics are contained to the one connection (see `start`), and
+    // here too.
+    for (ssl, startup) in [(true, true), (false, true)] {
         let mut context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
         context.awaiting_frontend_ssl = ssl;
         context.awaiting_frontend_startup = startup;
         let mut buf = bytes::BytesMut::from(data);
         // (The context is not advanced here as the server's codec advances
-        // it, so a message decoded without consuming ends the loop.) The
-        // decoder is pgwire's, which panics on some malformed Parse and
-        // Bind bodies: the server contains that to the one connection
-        // (see `serve_client`), and so does this.
+        // it, so a message decoded without consuming ends the loop.)
         loop {
             let before = buf.len();
             let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

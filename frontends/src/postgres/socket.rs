@@ -14,7 +14,11 @@
 //!   server's `max_request_bytes`: pgwire itself takes messages up to 1
 //!   GB after login. A larger one is refused with `54000` before its body
 //!   is read (the messages before it are served), and the connection
-//!   ends (its framing cannot be trusted).
+//!   ends (its framing cannot be trusted);
+//! - **a message's body is checked** against its type's layout before
+//!   pgwire decodes it ([`framing`](super::framing)): one that does not
+//!   hold exactly its fields is refused with `08P01`, and the connection
+//!   ends, where pgwire's decoder would read past it (or panic).
 
 use std::io;
 use std::pin::Pin;
@@ -49,6 +53,14 @@ struct TooLarge {
     max: usize,
 }
 
+/// A message whose body does not hold its type's fields.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid message format: a message of type '{kind}' is malformed ({why})")]
+struct Malformed {
+    kind: char,
+    why: String,
+}
+
 /// The client's socket, its replies held and its messages' sizes checked
 /// (see the module docs).
 pub(super) struct Held<T> {
@@ -61,6 +73,10 @@ pub(super) struct Held<T> {
     /// body is left to pass.
     header: Vec<u8>,
     body_left: usize,
+    /// The message's type, and its body so far when the type's layout is
+    /// checked ([`framing::checked`](super::framing::checked)).
+    kind: u8,
+    body: Option<Vec<u8>>,
     /// A message past the cap, said at the next read: the bytes before
     /// it were passed on first.
     refused: Option<io::Error>,
@@ -74,6 +90,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
             max: None,
             header: Vec::with_capacity(5),
             body_left: 0,
+            kind: 0,
+            body: None,
             refused: None,
         }
     }
@@ -97,15 +115,29 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
         let Some(max) = self.max else {
             return Ok(());
         };
+        // Where the message being read began in `bytes` (0: earlier).
+        let mut start = 0;
         let mut at = 0;
-        while at < bytes.len() {
+        while at < bytes.len() || (self.body_left == 0 && self.body.is_some()) {
             if self.body_left > 0 {
                 let passed = self.body_left.min(bytes.len() - at);
+                if let Some(body) = self.body.as_mut() {
+                    body.extend_from_slice(&bytes[at..at + passed]);
+                }
                 self.body_left -= passed;
                 at += passed;
                 continue;
             }
-            let header_start = at.saturating_sub(self.header.len());
+            if let Some(body) = self.body.take() {
+                // A checked message read whole.
+                if let Err(why) = super::framing::check(self.kind, &body) {
+                    let kind = char::from(self.kind);
+                    let e = io::Error::new(io::ErrorKind::InvalidData, Malformed { kind, why });
+                    return Err((start, e));
+                }
+                continue;
+            }
+            start = at.saturating_sub(self.header.len());
             let take = (5 - self.header.len()).min(bytes.len() - at);
             self.header.extend_from_slice(&bytes[at..at + take]);
             at += take;
@@ -116,6 +148,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
                     self.header[3],
                     self.header[4],
                 ]) as usize;
+                self.kind = self.header[0];
                 self.header.clear();
                 if len.saturating_add(1) > max {
                     let too_large = TooLarge {
@@ -123,9 +156,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
                         max,
                     };
                     let e = io::Error::new(io::ErrorKind::InvalidData, too_large);
-                    return Err((header_start, e));
+                    return Err((start, e));
                 }
-                self.body_left = len.saturating_sub(4);
+                if len < 4 {
+                    let why = format!("its length {len} is less than the length field's own 4");
+                    let kind = char::from(self.kind);
+                    let e = io::Error::new(io::ErrorKind::InvalidData, Malformed { kind, why });
+                    return Err((start, e));
+                }
+                self.body_left = len - 4;
+                self.body = super::framing::checked(self.kind)
+                    .then(|| Vec::with_capacity(self.body_left.min(HOLD)));
             }
         }
         Ok(())
@@ -263,7 +304,7 @@ pub(super) async fn serve<H: PgWireServerHandlers>(
         };
         let message = match message {
             Some(Ok(message)) => message,
-            Some(Err(PgWireError::IoError(e))) if too_large(&e) => {
+            Some(Err(PgWireError::IoError(e))) if refused(&e).is_some() => {
                 return refuse(&mut socket, &e).await;
             }
             _ => break,
@@ -315,13 +356,21 @@ pub(super) async fn serve<H: PgWireServerHandlers>(
     socket.close().await
 }
 
-/// Whether `e` is [`Held`]'s refusal of a message too large.
-fn too_large(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<TooLarge>())
+/// The SQLSTATE of [`Held`]'s refusal of a message (too large, or
+/// malformed); `None` for any other error.
+fn refused(e: &io::Error) -> Option<&'static str> {
+    let inner = e.get_ref()?;
+    if inner.is::<TooLarge>() {
+        Some("54000")
+    } else if inner.is::<Malformed>() {
+        Some("08P01")
+    } else {
+        None
+    }
 }
 
-/// Answers a message too large with a FATAL `54000` and ends the
-/// connection.
+/// Answers a message [`Held`] refused with a FATAL error of its SQLSTATE,
+/// and ends the connection.
 async fn refuse<T, C>(socket: &mut Framed<T, C>, e: &io::Error) -> io::Result<()>
 where
     Framed<T, C>: futures::Sink<PgWireBackendMessage, Error = io::Error> + Unpin,
@@ -329,7 +378,8 @@ where
     let why = e
         .get_ref()
         .map_or_else(|| e.to_string(), ToString::to_string);
-    let info = ErrorInfo::new("FATAL".to_owned(), "54000".to_owned(), why);
+    let code = refused(e).unwrap_or("08P01");
+    let info = ErrorInfo::new("FATAL".to_owned(), code.to_owned(), why);
     socket
         .send(PgWireBackendMessage::ErrorResponse(info.into()))
         .await?;
@@ -378,7 +428,7 @@ mod tests {
         let n = held.read(&mut got).await.unwrap();
         assert_eq!(&got[..n], b"Q\0\0\0\x0bCOMMIT\0", "the COMMIT is served");
         let e = held.read(&mut got).await.unwrap_err();
-        assert!(too_large(&e), "{e}");
+        assert_eq!(refused(&e), Some("54000"), "{e}");
     }
 
     #[test]
@@ -394,7 +444,54 @@ mod tests {
         let mut big = b"Q".to_vec();
         big.extend_from_slice(&(1u32 << 20).to_be_bytes());
         let e = held.scan(&big).unwrap_err();
-        assert!(too_large(&e), "{e}");
+        assert_eq!(refused(&e), Some("54000"), "{e}");
         assert!(e.to_string().contains("max_request_bytes"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_body_is_refused_after_the_messages_before_it() {
+        let (server, mut client) = tokio::io::duplex(1 << 16);
+        let mut held = Held::new(server);
+        held.arm(1024, b"").unwrap();
+        // A Sync, then a Bind whose one parameter claims 100 bytes and
+        // brings 2 (pgwire's decoder read past it), sent in two pieces.
+        let mut bind = b"\0\0".to_vec();
+        bind.extend_from_slice(&0u16.to_be_bytes());
+        bind.extend_from_slice(&1u16.to_be_bytes());
+        bind.extend_from_slice(&100i32.to_be_bytes());
+        bind.extend_from_slice(b"42");
+        bind.extend_from_slice(&0u16.to_be_bytes());
+        let mut sent = b"S\0\0\0\x04B".to_vec();
+        sent.extend_from_slice(&(bind.len() as u32 + 4).to_be_bytes());
+        sent.extend_from_slice(&bind[..3]);
+        client.write_all(&sent).await.unwrap();
+        let mut got = vec![0u8; 64];
+        let n = held.read(&mut got).await.unwrap();
+        assert_eq!(n, sent.len(), "the Sync and the Bind's start pass");
+        client.write_all(&bind[3..]).await.unwrap();
+        let e = held.read(&mut got).await.unwrap_err();
+        assert_eq!(refused(&e), Some("08P01"), "{e}");
+        assert!(e.to_string().contains("type 'B'"), "{e}");
+    }
+
+    #[test]
+    fn bodies_without_their_fields_are_refused_by_their_layout() {
+        let (server, _client) = tokio::io::duplex(16);
+        let mut held = Held::new(server);
+        held.arm(1024, b"").unwrap();
+        // A Describe with no body (pgwire's decoder panicked on it).
+        let e = held.scan(b"D\0\0\0\x04").unwrap_err();
+        assert_eq!(refused(&e), Some("08P01"), "{e}");
+        let mut held = Held::new(tokio::io::duplex(16).0);
+        held.arm(1024, b"").unwrap();
+        // A length that does not count itself.
+        let e = held.scan(b"S\0\0\0\x02").unwrap_err();
+        assert!(e.to_string().contains("less than"), "{e}");
+        // Whole messages pass, in any pieces.
+        let mut held = Held::new(tokio::io::duplex(16).0);
+        held.arm(1024, b"").unwrap();
+        for piece in [&b"D\0\0"[..], b"\0\x08Ss", b"1\0", b"H\0\0\0\x04"] {
+            held.scan(piece).unwrap();
+        }
     }
 }

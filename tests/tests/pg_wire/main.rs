@@ -9,6 +9,7 @@
 
 mod cancel;
 mod clients;
+mod malformed;
 mod native;
 mod rounds;
 mod security;

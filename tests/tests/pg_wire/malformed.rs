@@ -1,0 +1,120 @@
+//! A logged-in client's malformed message is refused as PostgreSQL
+//! refuses it (`08P01`), before pgwire's decoder reads past its end.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use omnigate_tests::postgres::PgServer;
+use omnigate_tests::redis::RedisServer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::{connect, gateway, sqlstate};
+
+/// A client's socket that, once armed, says in every `Bind` it sends that
+/// the first parameter is 100 bytes long (the message keeps its length,
+/// so its framing holds and only its body lies).
+struct Mangling {
+    inner: TcpStream,
+    armed: Arc<AtomicBool>,
+}
+
+/// `bytes` (whole messages) with each `Bind`'s first parameter length
+/// made 100.
+fn mangled(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut at = 0;
+    while at + 5 <= out.len() {
+        let len = u32::from_be_bytes([out[at + 1], out[at + 2], out[at + 3], out[at + 4]]) as usize;
+        if out[at] == b'B' {
+            let body = at + 5;
+            let mut p = body;
+            for _ in 0..2 {
+                p += out[p..].iter().position(|b| *b == 0).unwrap() + 1;
+            }
+            let formats = usize::from(u16::from_be_bytes([out[p], out[p + 1]]));
+            p += 2 + formats * 2 + 2; // the formats, then the parameter count
+            out[p..p + 4].copy_from_slice(&100i32.to_be_bytes());
+        }
+        at += 1 + len;
+    }
+    out
+}
+
+impl AsyncRead for Mangling {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Mangling {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.armed.load(Ordering::Relaxed) {
+            let bytes = mangled(buf);
+            return Pin::new(&mut self.inner).poll_write(cx, &bytes);
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_bind_whose_body_lies_is_refused_with_08p01_and_others_go_on() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    let armed = Arc::new(AtomicBool::new(false));
+    let socket = Mangling {
+        inner: TcpStream::connect(addr).await.unwrap(),
+        armed: Arc::clone(&armed),
+    };
+    let config: tokio_postgres::Config = "user=app password=app-token dbname=main-db"
+        .parse()
+        .unwrap();
+    let (client, connection) = config
+        .connect_raw(socket, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // Logged in through the socket, and served as any client.
+    let one = client.query_one("SELECT $1::int4", &[&7i32]).await.unwrap();
+    assert_eq!(one.get::<_, i32>(0), 7);
+    // Its parameter said to be 100 bytes long in a message that holds 4.
+    armed.store(true, Ordering::Relaxed);
+    let refused = client
+        .query_one("SELECT $1::int4", &[&8i32])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&refused), "08P01", "{refused}");
+    let said = refused.as_db_error().map(|e| e.message().to_owned());
+    assert!(
+        said.as_deref()
+            .is_some_and(|m| m.contains("invalid message format") && m.contains("'B'")),
+        "{said:?}"
+    );
+    armed.store(false, Ordering::Relaxed);
+    assert!(
+        client.simple_query("SELECT 1").await.is_err(),
+        "the connection ended: its framing cannot be trusted"
+    );
+    // Other sessions are served as before.
+    let other = connect(addr, "app", "app-token", "main-db").await;
+    other.simple_query("SELECT 1").await.unwrap();
+}
