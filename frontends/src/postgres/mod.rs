@@ -235,7 +235,9 @@ pub fn fuzz(data: &[u8]) {
     // Logged in: each message the front end's framing check lets through
     // (`framing`), decoded from a buffer that holds it alone, so a read
     // past its end panics here. Any panic is a finding.
-    let context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+    let mut context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+    context.awaiting_frontend_ssl = false;
+    context.awaiting_frontend_startup = false;
     let mut rest = data;
     while let [kind, a, b, c, d, ..] = *rest {
         let len = u32::from_be_bytes([a, b, c, d]) as usize;
