@@ -138,6 +138,39 @@ impl AuthMechanism for Trust {
     }
 }
 
+/// A SCRAM login whose first message is checked against the SASL initial
+/// response's layout before pgwire reads it (pgwire reads its fields
+/// without bounds: a short one panicked its decoder). One that does not
+/// hold exactly its fields ends the login with `08P01`, as PostgreSQL's.
+struct CheckedScram {
+    inner: Box<dyn AuthMechanism>,
+    first: bool,
+}
+
+#[async_trait]
+impl AuthMechanism for CheckedScram {
+    async fn begin(&mut self, client: &(dyn ClientInfo + Send + Sync)) -> PgWireResult<AuthState> {
+        self.inner.begin(client).await
+    }
+
+    async fn next(
+        &mut self,
+        client: &(dyn ClientInfo + Send + Sync),
+        message: PasswordMessageFamily,
+    ) -> PgWireResult<AuthState> {
+        if std::mem::take(&mut self.first)
+            && let PasswordMessageFamily::Raw(body) = &message
+            && let Err(why) = super::framing::check_sasl_initial(body)
+        {
+            return Err(PgWireError::UserError(Box::new(fatal(
+                "08P01",
+                format!("invalid message format: a malformed SASL initial response ({why})"),
+            ))));
+        }
+        self.inner.next(client, message).await
+    }
+}
+
 /// One connection's login, ending in its session's engine and caller.
 pub(super) struct Login {
     pub(super) logins: Arc<Logins>,
@@ -182,7 +215,10 @@ impl Login {
                     "a PostgreSQL-wire login without TLS, for a principal without a scram_sha256 verifier: refused"
                 );
             }
-            self.logins.scram.create()
+            Box::new(CheckedScram {
+                inner: self.logins.scram.create(),
+                first: true,
+            })
         };
         let outcome = self
             .logins

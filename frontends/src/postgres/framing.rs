@@ -1,17 +1,180 @@
-//! The bodies of a logged-in client's messages checked against their
-//! layout before pgwire decodes them: pgwire reads a body's fields
-//! without bounds (a short `Parse` or `Bind` body panicked its decoder,
-//! found by the `pg_wire` fuzz target) and leaves unread bytes to be taken
-//! for the next message. A body that does not hold exactly its fields is
-//! refused as PostgreSQL refuses it: `08P01`, "invalid message format".
+//! A client's messages after its startup packet, followed as they are
+//! read (every one has a type byte and a length that counts itself) and
+//! checked before pgwire decodes them:
+//!
+//! - its size against the server's `max_request_bytes` (pgwire itself
+//!   takes up to 1 GB), refused by its header before its body is read;
+//! - its type against those a client sends;
+//! - its body against its type's layout: pgwire reads a body's fields
+//!   without bounds (a short `Parse`, `Bind`, `Describe`, `Close` or
+//!   `Execute` body panicked its decoder, found by the `pg_wire` fuzz
+//!   target) and takes what it leaves unread (a `CopyDone` with a body)
+//!   for the next message. A body that does not hold exactly its fields
+//!   is refused as PostgreSQL refuses it: `08P01`, "invalid message
+//!   format". PostgreSQL then goes on with the session; here it ends,
+//!   since pgwire's framing of what follows cannot be trusted.
 
-/// Whether a message of this type has its body checked (and so gathered
-/// whole while it is read).
-pub(super) fn checked(kind: u8) -> bool {
+/// Why a message is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum Refusal {
+    /// Larger than the cap (`54000`).
+    #[error(
+        "a message of {size} bytes is larger than this server takes ({max} bytes: \
+         [server] max_request_bytes); send large values in parts"
+    )]
+    TooLarge {
+        /// Its size, type byte included.
+        size: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Not a message a client sends, or not holding its fields (`08P01`).
+    #[error("invalid message format: a message of type '{kind}' is malformed ({why})")]
+    Malformed {
+        /// Its type byte.
+        kind: char,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl Refusal {
+    /// The SQLSTATE the client is told.
+    pub(super) fn sqlstate(&self) -> &'static str {
+        match self {
+            Refusal::TooLarge { .. } => "54000",
+            Refusal::Malformed { .. } => "08P01",
+        }
+    }
+}
+
+/// Where the reading is in a client's stream of messages.
+#[derive(Debug)]
+pub(super) struct Framing {
+    max: usize,
+    /// The message being read: its header so far, then how much of its
+    /// body is left.
+    header: Vec<u8>,
+    body_left: usize,
+    kind: u8,
+    /// The body of a checked message split across reads, gathered until
+    /// whole (a body read whole is checked where it lies).
+    gathering: bool,
+    body: Vec<u8>,
+}
+
+/// What a gathering buffer keeps between messages, at most.
+const KEEP: usize = 64 << 10;
+
+impl Framing {
+    /// Messages capped at `max` bytes, the first at the next byte.
+    pub(super) fn new(max: usize) -> Self {
+        Framing {
+            max,
+            header: Vec::with_capacity(5),
+            body_left: 0,
+            kind: 0,
+            gathering: false,
+            body: Vec::new(),
+        }
+    }
+
+    /// Follows the messages over `bytes` (the next bytes read), checking
+    /// each; on a refusal, where in `bytes` the refused message's header
+    /// began (0 when it began in an earlier read).
+    pub(super) fn walk(&mut self, bytes: &[u8]) -> Result<(), (usize, Refusal)> {
+        let mut start = 0;
+        let mut at = 0;
+        while at < bytes.len() {
+            if self.body_left > 0 {
+                let passed = self.body_left.min(bytes.len() - at);
+                if self.gathering {
+                    self.body.extend_from_slice(&bytes[at..at + passed]);
+                }
+                self.body_left -= passed;
+                at += passed;
+                if self.body_left == 0 && self.gathering {
+                    self.gathering = false;
+                    let checked = check(self.kind, &self.body);
+                    self.body.clear();
+                    if self.body.capacity() > KEEP {
+                        self.body = Vec::new();
+                    }
+                    checked.map_err(|why| (start, self.malformed(why)))?;
+                }
+                continue;
+            }
+            start = at.saturating_sub(self.header.len());
+            let take = (5 - self.header.len()).min(bytes.len() - at);
+            self.header.extend_from_slice(&bytes[at..at + take]);
+            at += take;
+            if self.header.len() < 5 {
+                continue;
+            }
+            let len = u32::from_be_bytes([
+                self.header[1],
+                self.header[2],
+                self.header[3],
+                self.header[4],
+            ]) as usize;
+            self.kind = self.header[0];
+            self.header.clear();
+            if len.saturating_add(1) > self.max {
+                let size = len.saturating_add(1);
+                return Err((
+                    start,
+                    Refusal::TooLarge {
+                        size,
+                        max: self.max,
+                    },
+                ));
+            }
+            if !known(self.kind) {
+                let why = "not a message type a client sends".to_owned();
+                return Err((start, self.malformed(why)));
+            }
+            if len < 4 {
+                let why = format!("its length {len} is less than the length field's own 4");
+                return Err((start, self.malformed(why)));
+            }
+            self.body_left = len - 4;
+            if checked(self.kind) {
+                if let Some(body) = bytes.get(at..at + self.body_left) {
+                    // Whole in this read: checked where it lies.
+                    check(self.kind, body).map_err(|why| (start, self.malformed(why)))?;
+                    at += self.body_left;
+                    self.body_left = 0;
+                } else {
+                    self.gathering = true;
+                    self.body.reserve_exact(self.body_left);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn malformed(&self, why: String) -> Refusal {
+        Refusal::Malformed {
+            kind: char::from(self.kind),
+            why,
+        }
+    }
+}
+
+/// Whether a client sends messages of this type (pgwire's frontend
+/// messages: `FunctionCall` is not among them).
+fn known(kind: u8) -> bool {
     matches!(
         kind,
-        b'P' | b'B' | b'D' | b'C' | b'E' | b'Q' | b'S' | b'H' | b'X'
+        b'p' | b'Q' | b'P' | b'B' | b'D' | b'E' | b'C' | b'S' | b'H' | b'X' | b'd' | b'c' | b'f'
     )
+}
+
+/// Whether a message of this type has its body checked (a password or
+/// SASL message and `CopyData` are taken by their length, whatever they
+/// hold).
+pub(super) fn checked(kind: u8) -> bool {
+    known(kind) && !matches!(kind, b'p' | b'd')
 }
 
 /// `Err(what is wrong)` unless `body` holds exactly the fields of a
@@ -57,9 +220,31 @@ pub(super) fn check(kind: u8, body: &[u8]) -> Result<(), String> {
             at.take(4, "row limit")?;
         }
         b'Q' => at.cstring("query")?,
-        // Sync, Flush, Terminate: no body.
-        b'S' | b'H' | b'X' => {}
+        b'f' => at.cstring("reason")?,
+        // Sync, Flush, Terminate, CopyDone: no body.
+        b'S' | b'H' | b'X' | b'c' => {}
         _ => return Ok(()),
+    }
+    match body.len() - at.at {
+        0 => Ok(()),
+        extra => Err(format!("{extra} bytes past its last field")),
+    }
+}
+
+/// `Err(what is wrong)` unless `body` holds exactly a SASL initial
+/// response: a mechanism's name, then its data's length (-1 for none) and
+/// the data. Checked before pgwire reads one at login (it reads these
+/// fields without bounds too).
+pub(super) fn check_sasl_initial(body: &[u8]) -> Result<(), String> {
+    let mut at = Cursor { body, at: 0 };
+    at.cstring("mechanism name")?;
+    let len = at.take(4, "data length")?;
+    match i32::from_be_bytes([len[0], len[1], len[2], len[3]]) {
+        -1 => {}
+        n if n >= 0 => {
+            at.take(n as usize, "data")?;
+        }
+        n => return Err(format!("its data has length {n}")),
     }
     match body.len() - at.at {
         0 => Ok(()),
@@ -190,6 +375,10 @@ mod tests {
             (b'E', b"p1\0\0\0\0\x05".to_vec()),
             (b'Q', b"SELECT 1\0".to_vec()),
             (b'S', Vec::new()),
+            (b'c', Vec::new()),
+            (b'f', b"no\0".to_vec()),
+            (b'd', b"\x01\x02".to_vec()),
+            (b'p', b"SCRAM-SHA-256\0\0\0\0\x02ab".to_vec()),
         ];
         // xorshift: the same cases every run.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -220,7 +409,9 @@ mod tests {
             message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
             message.extend_from_slice(&body);
             let mut buf = bytes::BytesMut::from(&message[..]);
-            let _ = PgWireFrontendMessage::decode(&mut buf, &context);
+            if let Ok(Some(_)) = PgWireFrontendMessage::decode(&mut buf, &context) {
+                assert!(buf.is_empty(), "{:?} left {buf:?} unread", *kind as char);
+            }
         }
         assert!(passed > 2_000, "only {passed} cases passed the check");
     }

@@ -239,16 +239,18 @@ pub fn fuzz(data: &[u8]) {
     context.awaiting_frontend_ssl = false;
     context.awaiting_frontend_startup = false;
     let mut rest = data;
-    while let [kind, a, b, c, d, ..] = *rest {
+    while let [_, a, b, c, d, ..] = *rest {
         let len = u32::from_be_bytes([a, b, c, d]) as usize;
         let Some(message) = rest.get(..len.saturating_add(1)) else {
             break;
         };
-        if len < 4 || (framing::checked(kind) && framing::check(kind, &message[5..]).is_err()) {
+        if framing::Framing::new(usize::MAX).walk(message).is_err() {
             break; // refused, and the connection ends
         }
         let mut buf = bytes::BytesMut::from(message);
-        let _ = PgWireFrontendMessage::decode(&mut buf, &context);
+        if let Ok(Some(_)) = PgWireFrontendMessage::decode(&mut buf, &context) {
+            assert!(buf.is_empty(), "a message decoded with bytes of it left");
+        }
         rest = &rest[message.len()..];
     }
     // Logging in (nothing is checked before pgwire's decoder then): its

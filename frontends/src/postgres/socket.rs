@@ -10,15 +10,15 @@
 //!   (even when the client has already sent more), whenever the session
 //!   waits for the client, and once 8 KiB wait (so large results still
 //!   stream);
-//! - **a message's size is capped** once the client has logged in, at the
-//!   server's `max_request_bytes`: pgwire itself takes messages up to 1
-//!   GB after login. A larger one is refused with `54000` before its body
-//!   is read (the messages before it are served), and the connection
-//!   ends (its framing cannot be trusted);
-//! - **a message's body is checked** against its type's layout before
-//!   pgwire decodes it ([`framing`](super::framing)): one that does not
-//!   hold exactly its fields is refused with `08P01`, and the connection
-//!   ends, where pgwire's decoder would read past it (or panic).
+//! - **messages are checked as they are read** from the client's first
+//!   message after its startup packet (its password or SASL response)
+//!   on ([`framing`](super::framing)): a message larger than the
+//!   server's `max_request_bytes` is refused with `54000` by its header,
+//!   before its body is read (pgwire itself takes up to 1 GB); one of a
+//!   type no client sends, or whose body does not hold exactly its
+//!   fields, with `08P01`, before pgwire's decoder reads past it (or
+//!   panics). The messages before a refused one are served; then the
+//!   connection ends (its framing cannot be trusted).
 
 use std::io;
 use std::pin::Pin;
@@ -36,30 +36,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
+use super::framing::{Framing, Refusal};
+
 /// Replies held up to this many bytes before they are written anyway.
 const HOLD: usize = 8 << 10;
 
 /// How long a client has to log in (pgwire's own bound).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A message larger than the cap (see the module docs).
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "a message of {size} bytes is larger than this server takes ({max} bytes: \
-     [server] max_request_bytes); send large values in parts"
-)]
-struct TooLarge {
-    size: usize,
-    max: usize,
-}
-
-/// A message whose body does not hold its type's fields.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid message format: a message of type '{kind}' is malformed ({why})")]
-struct Malformed {
-    kind: char,
-    why: String,
-}
 
 /// The client's socket, its replies held and its messages' sizes checked
 /// (see the module docs).
@@ -67,18 +50,11 @@ pub(super) struct Held<T> {
     inner: T,
     /// Replies not yet written.
     out: BytesMut,
-    /// The cap, once armed (after login).
-    max: Option<usize>,
-    /// The message being read: its header so far, then how much of its
-    /// body is left to pass.
-    header: Vec<u8>,
-    body_left: usize,
-    /// The message's type, and its body so far when the type's layout is
-    /// checked ([`framing::checked`](super::framing::checked)).
-    kind: u8,
-    body: Option<Vec<u8>>,
-    /// A message past the cap, said at the next read: the bytes before
-    /// it were passed on first.
+    /// Its messages followed and checked, once armed (after the startup
+    /// packet).
+    framing: Option<Framing>,
+    /// A message refused, said at the next read: the bytes before it
+    /// were passed on first.
     refused: Option<io::Error>,
 }
 
@@ -87,89 +63,38 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Held<T> {
         Held {
             inner,
             out: BytesMut::new(),
-            max: None,
-            header: Vec::with_capacity(5),
-            body_left: 0,
-            kind: 0,
-            body: None,
+            framing: None,
             refused: None,
         }
     }
 
     /// Checks messages from now on, the first starting at `unread` (the
-    /// bytes read but not yet decoded, which begin at a message).
-    fn arm(&mut self, max: usize, unread: &[u8]) -> io::Result<()> {
-        self.max = Some(max);
-        self.scan(unread)
-    }
-
-    /// Follows the framing (a type byte and a length that counts itself)
-    /// over `bytes`, refusing a message whose length passes the cap.
-    fn scan(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.walk(bytes).map_err(|(_, e)| e)
-    }
-
-    /// [`scan`](Held::scan), saying on a refusal where in `bytes` the
-    /// refused message's header began (0 when it began in an earlier read).
-    fn walk(&mut self, bytes: &[u8]) -> Result<(), (usize, io::Error)> {
-        let Some(max) = self.max else {
-            return Ok(());
+    /// bytes read but not yet decoded, which begin at a message). A
+    /// refusal among them is said at the next read, once the messages
+    /// before it (`unread[..n]`, `n` returned) are served.
+    fn arm(&mut self, max: usize, unread: &[u8]) -> usize {
+        let mut framing = Framing::new(max);
+        let served = match framing.walk(unread) {
+            Ok(()) => unread.len(),
+            Err((start, refusal)) => {
+                self.refused = Some(refused_with(refusal));
+                start
+            }
         };
-        // Where the message being read began in `bytes` (0: earlier).
-        let mut start = 0;
-        let mut at = 0;
-        while at < bytes.len() || (self.body_left == 0 && self.body.is_some()) {
-            if self.body_left > 0 {
-                let passed = self.body_left.min(bytes.len() - at);
-                if let Some(body) = self.body.as_mut() {
-                    body.extend_from_slice(&bytes[at..at + passed]);
-                }
-                self.body_left -= passed;
-                at += passed;
-                continue;
-            }
-            if let Some(body) = self.body.take() {
-                // A checked message read whole.
-                if let Err(why) = super::framing::check(self.kind, &body) {
-                    let kind = char::from(self.kind);
-                    let e = io::Error::new(io::ErrorKind::InvalidData, Malformed { kind, why });
-                    return Err((start, e));
-                }
-                continue;
-            }
-            start = at.saturating_sub(self.header.len());
-            let take = (5 - self.header.len()).min(bytes.len() - at);
-            self.header.extend_from_slice(&bytes[at..at + take]);
-            at += take;
-            if self.header.len() == 5 {
-                let len = u32::from_be_bytes([
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                ]) as usize;
-                self.kind = self.header[0];
-                self.header.clear();
-                if len.saturating_add(1) > max {
-                    let too_large = TooLarge {
-                        size: len.saturating_add(1),
-                        max,
-                    };
-                    let e = io::Error::new(io::ErrorKind::InvalidData, too_large);
-                    return Err((start, e));
-                }
-                if len < 4 {
-                    let why = format!("its length {len} is less than the length field's own 4");
-                    let kind = char::from(self.kind);
-                    let e = io::Error::new(io::ErrorKind::InvalidData, Malformed { kind, why });
-                    return Err((start, e));
-                }
-                self.body_left = len - 4;
-                self.body = super::framing::checked(self.kind)
-                    .then(|| Vec::with_capacity(self.body_left.min(HOLD)));
-            }
+        self.framing = Some(framing);
+        served
+    }
+
+    /// Follows the messages over `bytes` (once armed); on a refusal,
+    /// where in `bytes` the refused message's header began (0 when it
+    /// began in an earlier read).
+    fn walk(&mut self, bytes: &[u8]) -> Result<(), (usize, io::Error)> {
+        match self.framing.as_mut() {
+            Some(framing) => framing
+                .walk(bytes)
+                .map_err(|(start, refusal)| (start, refused_with(refusal))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes the held replies out now (the end of a round).
@@ -250,8 +175,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Held<T> {
 }
 
 /// Serves one client: pgwire's TLS negotiation, then its message loop on
-/// the [`Held`] socket, with messages capped at `max_message` bytes after
-/// login.
+/// the [`Held`] socket, with messages capped at `max_message` bytes (and
+/// their layout checked) after the startup packet.
 pub(super) async fn serve<H: PgWireServerHandlers>(
     tcp: TcpStream,
     tls: Option<pgwire::tokio::TlsAcceptor>,
@@ -282,17 +207,21 @@ pub(super) async fn serve<H: PgWireServerHandlers>(
     let errors = handlers.error_handler();
     let mut armed = false;
     loop {
-        let logging_in = matches!(
-            socket.state(),
-            PgWireConnectionState::AwaitingStartup
-                | PgWireConnectionState::AuthenticationInProgress
-        );
-        if !logging_in && !armed {
+        let awaiting_startup = matches!(socket.state(), PgWireConnectionState::AwaitingStartup);
+        let logging_in = awaiting_startup
+            || matches!(
+                socket.state(),
+                PgWireConnectionState::AuthenticationInProgress
+            );
+        // Every message after the startup packet has a type and a length
+        // (the packets before it do not): checked from then on.
+        if !awaiting_startup && !armed {
             armed = true;
             let unread = socket.read_buffer().to_vec();
-            if let Err(e) = socket.get_mut().arm(max_message, &unread) {
-                return refuse(&mut socket, &e).await;
-            }
+            // A refused message among them is said once those before it
+            // are served.
+            let served = socket.get_mut().arm(max_message, &unread);
+            socket.read_buffer_mut().truncate(served);
         }
         let message = if logging_in {
             tokio::select! {
@@ -356,17 +285,17 @@ pub(super) async fn serve<H: PgWireServerHandlers>(
     socket.close().await
 }
 
+/// `refusal` as the read's error.
+fn refused_with(refusal: Refusal) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, refusal)
+}
+
 /// The SQLSTATE of [`Held`]'s refusal of a message (too large, or
 /// malformed); `None` for any other error.
 fn refused(e: &io::Error) -> Option<&'static str> {
-    let inner = e.get_ref()?;
-    if inner.is::<TooLarge>() {
-        Some("54000")
-    } else if inner.is::<Malformed>() {
-        Some("08P01")
-    } else {
-        None
-    }
+    e.get_ref()?
+        .downcast_ref::<Refusal>()
+        .map(Refusal::sqlstate)
 }
 
 /// Answers a message [`Held`] refused with a FATAL error of its SQLSTATE,

@@ -30,7 +30,7 @@ async fn replies_wait_for_the_next_read_and_leave_in_one_write() {
 async fn the_messages_before_a_refused_one_are_read_first() {
     let (server, mut client) = tokio::io::duplex(1 << 16);
     let mut held = Held::new(server);
-    held.arm(1024, b"").unwrap();
+    held.arm(1024, b"");
     // A whole COMMIT, then a Query whose header says 1 MiB, in one
     // write.
     let mut sent = b"Q\0\0\0\x0bCOMMIT\0".to_vec();
@@ -49,14 +49,14 @@ fn a_message_past_the_cap_is_refused_by_its_header() {
     let (server, _client) = tokio::io::duplex(16);
     let mut held = Held::new(server);
     // Before login nothing is checked.
-    held.scan(b"Q\x7f\xff\xff\xff").unwrap();
+    held.walk(b"Q\x7f\xff\xff\xff").unwrap();
     // Armed mid-stream at a message boundary: a 9-byte Query passes in
     // pieces, the next one's header says 1 MiB.
-    held.arm(1024, b"Q\0\0\0\x08ab").unwrap();
-    held.scan(b"c\0").unwrap();
+    assert_eq!(held.arm(1024, b"Q\0\0\0\x08ab"), 7);
+    held.walk(b"c\0").unwrap();
     let mut big = b"Q".to_vec();
     big.extend_from_slice(&(1u32 << 20).to_be_bytes());
-    let e = held.scan(&big).unwrap_err();
+    let e = held.walk(&big).unwrap_err().1;
     assert_eq!(refused(&e), Some("54000"), "{e}");
     assert!(e.to_string().contains("max_request_bytes"), "{e}");
 }
@@ -65,7 +65,7 @@ fn a_message_past_the_cap_is_refused_by_its_header() {
 async fn a_malformed_body_is_refused_after_the_messages_before_it() {
     let (server, mut client) = tokio::io::duplex(1 << 16);
     let mut held = Held::new(server);
-    held.arm(1024, b"").unwrap();
+    held.arm(1024, b"");
     // A Sync, then a Bind whose one parameter claims 100 bytes and
     // brings 2 (pgwire's decoder read past it), sent in two pieces.
     let mut bind = b"\0\0".to_vec();
@@ -91,19 +91,50 @@ async fn a_malformed_body_is_refused_after_the_messages_before_it() {
 fn bodies_without_their_fields_are_refused_by_their_layout() {
     let (server, _client) = tokio::io::duplex(16);
     let mut held = Held::new(server);
-    held.arm(1024, b"").unwrap();
+    held.arm(1024, b"");
     // A Describe with no body (pgwire's decoder panicked on it).
-    let e = held.scan(b"D\0\0\0\x04").unwrap_err();
+    let e = held.walk(b"D\0\0\0\x04").unwrap_err().1;
     assert_eq!(refused(&e), Some("08P01"), "{e}");
     let mut held = Held::new(tokio::io::duplex(16).0);
-    held.arm(1024, b"").unwrap();
+    held.arm(1024, b"");
     // A length that does not count itself.
-    let e = held.scan(b"S\0\0\0\x02").unwrap_err();
+    let e = held.walk(b"S\0\0\0\x02").unwrap_err().1;
     assert!(e.to_string().contains("less than"), "{e}");
     // Whole messages pass, in any pieces.
     let mut held = Held::new(tokio::io::duplex(16).0);
-    held.arm(1024, b"").unwrap();
+    held.arm(1024, b"");
     for piece in [&b"D\0\0"[..], b"\0\x08Ss", b"1\0", b"H\0\0\0\x04"] {
-        held.scan(piece).unwrap();
+        held.walk(piece).unwrap();
     }
+}
+
+#[test]
+fn unknown_types_and_bodies_pgwire_would_leave_unread_are_refused() {
+    // A CopyDone with a body: pgwire reads none of it, and would take it
+    // for the next message (here a Describe that panicked its decoder).
+    let mut held = Held::new(tokio::io::duplex(16).0);
+    held.arm(1024, b"");
+    let e = held.walk(b"c\0\0\0\x09D\0\0\0\x04").unwrap_err().1;
+    assert_eq!(refused(&e), Some("08P01"), "{e}");
+    // A FunctionCall, and a byte no message starts with.
+    for kind in [b'F', 0x7f] {
+        let mut held = Held::new(tokio::io::duplex(16).0);
+        held.arm(1024, b"");
+        let e = held.walk(&[kind, 0, 0, 0, 4]).unwrap_err().1;
+        assert!(e.to_string().contains("not a message type"), "{e}");
+    }
+    // CopyData and a password message pass whatever they hold.
+    let mut held = Held::new(tokio::io::duplex(16).0);
+    held.arm(1024, b"");
+    held.walk(b"d\0\0\0\x06\xff\x00p\0\0\0\x05x").unwrap();
+}
+
+#[test]
+fn a_refusal_among_the_bytes_read_before_arming_waits_for_those_before_it() {
+    let mut held = Held::new(tokio::io::duplex(16).0);
+    // A Sync, then a Describe with no body, read with the last login
+    // message: the Sync is served, the Describe refused at the next read.
+    let unread = b"S\0\0\0\x04D\0\0\0\x04";
+    assert_eq!(held.arm(1024, unread), 5);
+    assert!(held.refused.is_some());
 }

@@ -118,3 +118,71 @@ async fn a_bind_whose_body_lies_is_refused_with_08p01_and_others_go_on() {
     let other = connect(addr, "app", "app-token", "main-db").await;
     other.simple_query("SELECT 1").await.unwrap();
 }
+
+/// A startup packet for `user` and `database`, by hand.
+fn startup(user: &str, database: &str) -> Vec<u8> {
+    let mut body = 196_608i32.to_be_bytes().to_vec(); // protocol 3.0
+    for (k, v) in [("user", user), ("database", database)] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = (body.len() as i32 + 4).to_be_bytes().to_vec();
+    packet.extend_from_slice(&body);
+    packet
+}
+
+/// Reads backend messages until an `ErrorResponse` or the end: its
+/// SQLSTATE and message, or `None` if the connection ended without one.
+async fn error_response(socket: &mut TcpStream) -> Option<(String, String)> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut header = [0u8; 5];
+        socket.read_exact(&mut header).await.ok()?;
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let mut body = vec![0u8; len - 4];
+        socket.read_exact(&mut body).await.ok()?;
+        if header[0] != b'E' {
+            continue;
+        }
+        let mut fields = std::collections::HashMap::new();
+        for field in body.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+            fields.insert(field[0], String::from_utf8_lossy(&field[1..]).into_owned());
+        }
+        return Some((fields.remove(&b'C')?, fields.remove(&b'M')?));
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_login_message_is_refused_with_08p01() {
+    use tokio::io::AsyncWriteExt;
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    // A SASL initial response whose data claims 100 bytes and brings 2
+    // (pgwire's decoder panicked on it), and a password message whose
+    // length does not count itself.
+    let mut lying = b"SCRAM-SHA-256\0".to_vec();
+    lying.extend_from_slice(&100i32.to_be_bytes());
+    lying.extend_from_slice(b"ab");
+    let mut sasl = b"p".to_vec();
+    sasl.extend_from_slice(&(lying.len() as u32 + 4).to_be_bytes());
+    sasl.extend_from_slice(&lying);
+    for (message, said) in [
+        (sasl, "SASL initial response"),
+        (b"p\0\0\0\x03".to_vec(), "less than"),
+    ] {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket.write_all(&startup("app", "main-db")).await.unwrap();
+        socket.write_all(&message).await.unwrap();
+        let (code, text) = error_response(&mut socket)
+            .await
+            .expect("an ErrorResponse, not a dropped connection");
+        assert_eq!(code, "08P01", "{text}");
+        assert!(text.contains(said), "{text}");
+    }
+    // Logins go on as before.
+    let app = connect(addr, "app", "app-token", "main-db").await;
+    app.simple_query("SELECT 1").await.unwrap();
+}
