@@ -31,7 +31,7 @@ use pgwire::api::ErrorHandler;
 use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
+use pgwire::tokio::server::{MaybeTls, negotiate_tls, process_error, process_message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
@@ -190,9 +190,17 @@ pub(super) async fn serve<H: PgWireServerHandlers>(
         negotiated = negotiate_tls(tcp, tls) => negotiated?,
     };
     // A direct TLS hello without TLS configured: nothing to serve.
-    let Some(socket) = negotiated else {
+    let Some(mut socket) = negotiated else {
         return Ok(());
     };
+    // Bytes that came in the clear after an SSLRequest and before the
+    // handshake would be read as if they came over TLS (a man in the
+    // middle's injection, CVE-2021-23214 in PostgreSQL): refused, as
+    // PostgreSQL refuses them.
+    if matches!(socket.get_ref(), MaybeTls::Tls(_)) && !socket.read_buffer().is_empty() {
+        let injected = io::Error::other("received unencrypted data after SSL request");
+        return refuse(&mut socket, &injected).await;
+    }
     let parts = socket.into_parts();
     let mut held = FramedParts::new(Held::new(parts.io), parts.codec);
     held.read_buf = parts.read_buf;

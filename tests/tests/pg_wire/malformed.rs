@@ -186,3 +186,72 @@ async fn a_malformed_login_message_is_refused_with_08p01() {
     let app = connect(addr, "app", "app-token", "main-db").await;
     app.simple_query("SELECT 1").await.unwrap();
 }
+
+#[tokio::test]
+async fn bytes_sent_in_the_clear_before_the_tls_handshake_are_refused() {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    use omnigate::config::{ClientName, PostgresFrontendConfig, TlsConfig};
+    use omnigate_tests::auth::config;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let certs = omnigate_tests::certs::make(dir.path(), None);
+    let principals =
+        BTreeMap::from([("app".to_owned(), crate::wire_principal("app-token", false))]);
+    let mut config = config(&pg, &redis, principals);
+    config.security.tls = Some(TlsConfig {
+        cert: certs.cert.clone(),
+        key: certs.key.clone(),
+        client_ca: None,
+        client_name: ClientName::SubjectCn,
+    });
+    config.frontends.postgres = Some(PostgresFrontendConfig::new(SocketAddr::from((
+        [127, 0, 0, 1],
+        0,
+    ))));
+    let gw = omnigate_tests::TestGateway::with_config(config).await;
+    let addr = gw.handle.postgres_addr().unwrap();
+
+    // An SSLRequest, and in the same write a startup packet in the clear
+    // (what a man in the middle would add).
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut sent = 8i32.to_be_bytes().to_vec();
+    sent.extend_from_slice(&80_877_103i32.to_be_bytes());
+    sent.extend_from_slice(&startup("app", "main-db"));
+    tcp.write_all(&sent).await.unwrap();
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"S", "TLS is offered");
+
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&certs.ca).unwrap();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut over_tls = connector.connect(name, tcp).await.unwrap();
+    // The injected startup is not taken as the TLS client's: the server
+    // refuses the connection, saying why, over TLS.
+    let mut header = [0u8; 5];
+    over_tls.read_exact(&mut header).await.unwrap();
+    assert_eq!(header[0], b'E', "an ErrorResponse, not a login");
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let mut body = vec![0u8; len - 4];
+    over_tls.read_exact(&mut body).await.unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("08P01"), "{text}");
+    assert!(
+        text.contains("unencrypted data after SSL request"),
+        "{text}"
+    );
+}
