@@ -196,15 +196,8 @@ pub(super) fn check(kind: u8, body: &[u8]) -> Result<(), String> {
             at.cstring("statement name")?;
             let formats = at.count("parameter format count")?;
             at.take(formats * 2, "parameter formats")?;
-            for i in 1..=at.count("parameter count")? {
-                let len = at.take(4, "parameter length")?;
-                match i32::from_be_bytes([len[0], len[1], len[2], len[3]]) {
-                    -1 => {}
-                    n if n >= 0 => {
-                        at.take(n as usize, "parameter value")?;
-                    }
-                    n => return Err(format!("parameter {i} has length {n}")),
-                }
+            for _ in 0..at.count("parameter count")? {
+                at.sized("parameter")?;
             }
             let results = at.count("result format count")?;
             at.take(results * 2, "result formats")?;
@@ -225,10 +218,7 @@ pub(super) fn check(kind: u8, body: &[u8]) -> Result<(), String> {
         b'S' | b'H' | b'X' | b'c' => {}
         _ => return Ok(()),
     }
-    match body.len() - at.at {
-        0 => Ok(()),
-        extra => Err(format!("{extra} bytes past its last field")),
-    }
+    at.end()
 }
 
 /// `Err(what is wrong)` unless `body` holds exactly a SASL initial
@@ -238,18 +228,8 @@ pub(super) fn check(kind: u8, body: &[u8]) -> Result<(), String> {
 pub(super) fn check_sasl_initial(body: &[u8]) -> Result<(), String> {
     let mut at = Cursor { body, at: 0 };
     at.cstring("mechanism name")?;
-    let len = at.take(4, "data length")?;
-    match i32::from_be_bytes([len[0], len[1], len[2], len[3]]) {
-        -1 => {}
-        n if n >= 0 => {
-            at.take(n as usize, "data")?;
-        }
-        n => return Err(format!("its data has length {n}")),
-    }
-    match body.len() - at.at {
-        0 => Ok(()),
-        extra => Err(format!("{extra} bytes past its last field")),
-    }
+    at.sized("data")?;
+    at.end()
 }
 
 /// Reads a body's fields, never past its end.
@@ -278,6 +258,24 @@ impl<'a> Cursor<'a> {
             .ok_or_else(|| format!("its {what} is not NUL-terminated"))?;
         self.at += nul + 1;
         Ok(())
+    }
+
+    /// A value after its 4-byte length (-1: NULL, no bytes).
+    fn sized(&mut self, what: &str) -> Result<(), String> {
+        let len = self.take(4, &format!("{what} length"))?;
+        match i32::from_be_bytes([len[0], len[1], len[2], len[3]]) {
+            -1 => Ok(()),
+            n if n >= 0 => self.take(n as usize, what).map(drop),
+            n => Err(format!("a {what} has length {n}")),
+        }
+    }
+
+    /// `Ok` when every byte was read.
+    fn end(&self) -> Result<(), String> {
+        match self.body.len() - self.at {
+            0 => Ok(()),
+            extra => Err(format!("{extra} bytes past its last field")),
+        }
     }
 
     fn count(&mut self, what: &str) -> Result<usize, String> {

@@ -68,6 +68,33 @@ pub(crate) async fn gateway_idle_after(
     (gw, addr)
 }
 
+/// PostgreSQL, Redis and SQLite behind a PostgreSQL-wire listener that
+/// offers TLS (`[security.tls]`, certificates made in `dir`), with
+/// `principals`; the certificates (`ca` is what clients trust).
+pub(crate) async fn tls_gateway(
+    pg: &PgServer,
+    redis: &RedisServer,
+    principals: BTreeMap<String, omnigate::config::PrincipalConfig>,
+    dir: &std::path::Path,
+) -> (TestGateway, SocketAddr, omnigate_tests::certs::Certs) {
+    use omnigate::config::{ClientName, TlsConfig};
+    let certs = omnigate_tests::certs::make(dir, None);
+    let mut config = config(pg, redis, principals);
+    config.security.tls = Some(TlsConfig {
+        cert: certs.cert.clone(),
+        key: certs.key.clone(),
+        client_ca: None,
+        client_name: ClientName::SubjectCn,
+    });
+    config.frontends.postgres = Some(PostgresFrontendConfig::new(SocketAddr::from((
+        [127, 0, 0, 1],
+        0,
+    ))));
+    let gw = TestGateway::with_config(config).await;
+    let addr = gw.handle.postgres_addr().unwrap();
+    (gw, addr, certs)
+}
+
 pub(crate) async fn connect(addr: SocketAddr, user: &str, password: &str, db: &str) -> Client {
     try_connect(addr, user, password, db)
         .await

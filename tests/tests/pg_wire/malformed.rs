@@ -190,30 +190,14 @@ async fn a_malformed_login_message_is_refused_with_08p01() {
 #[tokio::test]
 async fn bytes_sent_in_the_clear_before_the_tls_handshake_are_refused() {
     use std::collections::BTreeMap;
-    use std::net::SocketAddr;
 
-    use omnigate::config::{ClientName, PostgresFrontendConfig, TlsConfig};
-    use omnigate_tests::auth::config;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let dir = tempfile::tempdir().unwrap();
-    let certs = omnigate_tests::certs::make(dir.path(), None);
     let principals =
         BTreeMap::from([("app".to_owned(), crate::wire_principal("app-token", false))]);
-    let mut config = config(&pg, &redis, principals);
-    config.security.tls = Some(TlsConfig {
-        cert: certs.cert.clone(),
-        key: certs.key.clone(),
-        client_ca: None,
-        client_name: ClientName::SubjectCn,
-    });
-    config.frontends.postgres = Some(PostgresFrontendConfig::new(SocketAddr::from((
-        [127, 0, 0, 1],
-        0,
-    ))));
-    let gw = omnigate_tests::TestGateway::with_config(config).await;
-    let addr = gw.handle.postgres_addr().unwrap();
+    let (_gw, addr, certs) = crate::tls_gateway(&pg, &redis, principals, dir.path()).await;
 
     // An SSLRequest, and in the same write a startup packet in the clear
     // (what a man in the middle would add).

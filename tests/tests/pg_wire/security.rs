@@ -1,11 +1,8 @@
 //! Logins over TLS, and what an attacker tried.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use omnigate::config::PostgresFrontendConfig;
-use omnigate_tests::TestGateway;
-use omnigate_tests::auth::{config, on, principal, signed};
+use omnigate_tests::auth::{on, principal, signed};
 use omnigate_tests::postgres::{PgServer, client_bin};
 use omnigate_tests::redis::RedisServer;
 
@@ -13,24 +10,10 @@ use crate::{connect, gateway, rows, sqlstate, try_connect};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_principal_without_a_verifier_logs_in_over_tls_only() {
-    use omnigate::config::{ClientName, TlsConfig};
     let (pg, redis) = (PgServer::start(), RedisServer::start());
     let dir = tempfile::tempdir().unwrap();
-    let certs = omnigate_tests::certs::make(dir.path(), None);
     let principals = BTreeMap::from([("plain".to_owned(), principal("plain-token"))]);
-    let mut config = config(&pg, &redis, principals);
-    config.security.tls = Some(TlsConfig {
-        cert: certs.cert.clone(),
-        key: certs.key.clone(),
-        client_ca: None,
-        client_name: ClientName::SubjectCn,
-    });
-    config.frontends.postgres = Some(PostgresFrontendConfig::new(SocketAddr::from((
-        [127, 0, 0, 1],
-        0,
-    ))));
-    let gw = TestGateway::with_config(config).await;
-    let addr = gw.handle.postgres_addr().unwrap();
+    let (_gw, addr, certs) = crate::tls_gateway(&pg, &redis, principals, dir.path()).await;
     let ca = certs.ca.clone();
     let psql = move |sslmode: &str| {
         std::process::Command::new(client_bin("psql"))
