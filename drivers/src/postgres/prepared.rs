@@ -21,11 +21,10 @@
 //!   server does;
 //! - a call that does not find its statement in the cache keeps it there
 //!   only when its text was seen lately ([`seen_lately`]); any other
-//!   serves its call alone, closed after it: a text
-//!   with its values written in is seldom seen twice, and caching each
-//!   one only to empty the cache every [`MAX_CACHED`] calls cost the
-//!   `pgbench -S -M simple` path a tenth of its CPU. A text seen again is
-//!   cached from then on.
+//!   serves its call alone, closed after it. A text with its values
+//!   written in is seldom seen twice, and caching each one only to empty
+//!   the cache every [`MAX_CACHED`] calls cost the `pgbench -S -M simple`
+//!   path a tenth of its CPU. A text seen again is cached from then on.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::LazyLock;

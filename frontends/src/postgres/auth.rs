@@ -141,7 +141,8 @@ impl AuthMechanism for Trust {
 /// A SCRAM login whose first message is checked against the SASL initial
 /// response's layout before pgwire reads it (pgwire reads its fields
 /// without bounds: a short one panicked its decoder). One that does not
-/// hold exactly its fields ends the login with `08P01`, as PostgreSQL's.
+/// hold exactly its fields ends the login with `08P01`, as PostgreSQL
+/// ends it.
 struct CheckedScram {
     inner: Box<dyn AuthMechanism>,
     first: bool,

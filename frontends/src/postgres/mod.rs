@@ -181,11 +181,12 @@ pub async fn start(
             tokio::spawn(async move {
                 let _held = (slot, open);
                 session.activity().touch();
-                // pgwire's decoder panics on some malformed messages. Once
-                // a client has logged in, `socket::Held` refuses those
-                // before it decodes them; while it logs in, such a panic
-                // ends this client's connection, and the cleanup below
-                // still runs.
+                // pgwire's decoder panics on some malformed messages.
+                // From the first message after the startup packet on,
+                // `socket::Held` refuses those before it decodes them;
+                // should a panic come through anyway, it ends this
+                // client's connection only, and the cleanup below still
+                // runs.
                 let served =
                     std::panic::AssertUnwindSafe(socket::serve(socket, tls, handlers, max_message))
                         .catch_unwind();
@@ -232,9 +233,10 @@ pub fn fuzz(data: &[u8]) {
         let _ = statements::is_control(statement);
         let _ = statements::set_parts(statement);
     }
-    // Logged in: each message the front end's framing check lets through
-    // (`framing`), decoded from a buffer that holds it alone, so a read
-    // past its end panics here. Any panic is a finding.
+    // After the startup packet: each message the front end's framing
+    // check lets through (`framing`), decoded from a buffer that holds it
+    // alone, so a read past its end panics here, and a message decoded
+    // with bytes of it left unread is a finding too.
     let mut context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
     context.awaiting_frontend_ssl = false;
     context.awaiting_frontend_startup = false;
@@ -253,9 +255,9 @@ pub fn fuzz(data: &[u8]) {
         }
         rest = &rest[message.len()..];
     }
-    // Logging in (nothing is checked before pgwire's decoder then): its
-    // panics are contained to the one connection (see `start`), and
-    // here too.
+    // The SSL request and the startup packet (not checked before pgwire's
+    // decoder, which bounds them itself): a panic there would end the one
+    // connection (see `start`); contained here too.
     for (ssl, startup) in [(true, true), (false, true)] {
         let mut context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
         context.awaiting_frontend_ssl = ssl;
