@@ -78,12 +78,11 @@ impl WireRows {
     /// binary format (for a caller that must decode some of them), a
     /// slice of the one buffer.
     pub fn into_values(self) -> Result<Rows> {
-        let spans: Vec<(usize, usize)> = self.spans().collect();
-        let data = self.data.freeze();
+        let width = self.width;
         let mut rows = Rows::new();
-        for (start, end) in spans {
-            let mut rest = data.slice(start..end);
-            rows.try_push((0..self.width).map(|_| next_cell(&mut rest)))?;
+        for row in self.into_rows() {
+            let mut rest = row.freeze();
+            rows.try_push((0..width).map(|_| next_cell(&mut rest)))?;
         }
         Ok(rows)
     }

@@ -173,13 +173,13 @@ fn known(kind: u8) -> bool {
 /// Whether a message of this type has its body checked (a password or
 /// SASL message and `CopyData` are taken by their length, whatever they
 /// hold).
-pub(super) fn checked(kind: u8) -> bool {
+fn checked(kind: u8) -> bool {
     known(kind) && !matches!(kind, b'p' | b'd')
 }
 
 /// `Err(what is wrong)` unless `body` holds exactly the fields of a
 /// message of type `kind` (any type [`checked`] does not name passes).
-pub(super) fn check(kind: u8, body: &[u8]) -> Result<(), String> {
+fn check(kind: u8, body: &[u8]) -> Result<(), String> {
     let mut at = Cursor { body, at: 0 };
     match kind {
         // Parse: statement name, query, parameter types.

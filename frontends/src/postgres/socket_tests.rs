@@ -5,6 +5,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
+/// A held socket armed with a 1 KiB cap at a message boundary, and the
+/// client's end of it.
+fn armed() -> (Held<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+    let (server, client) = tokio::io::duplex(1 << 16);
+    let mut held = Held::new(server);
+    held.arm(1024, b"");
+    (held, client)
+}
+
 #[tokio::test]
 async fn replies_wait_for_the_next_read_and_leave_in_one_write() {
     let (server, mut client) = tokio::io::duplex(1 << 16);
@@ -28,9 +37,7 @@ async fn replies_wait_for_the_next_read_and_leave_in_one_write() {
 
 #[tokio::test]
 async fn the_messages_before_a_refused_one_are_read_first() {
-    let (server, mut client) = tokio::io::duplex(1 << 16);
-    let mut held = Held::new(server);
-    held.arm(1024, b"");
+    let (mut held, mut client) = armed();
     // A whole COMMIT, then a Query whose header says 1 MiB, in one
     // write.
     let mut sent = b"Q\0\0\0\x0bCOMMIT\0".to_vec();
@@ -63,9 +70,7 @@ fn a_message_past_the_cap_is_refused_by_its_header() {
 
 #[tokio::test]
 async fn a_malformed_body_is_refused_after_the_messages_before_it() {
-    let (server, mut client) = tokio::io::duplex(1 << 16);
-    let mut held = Held::new(server);
-    held.arm(1024, b"");
+    let (mut held, mut client) = armed();
     // A Sync, then a Bind whose one parameter claims 100 bytes and
     // brings 2 (pgwire's decoder read past it), sent in two pieces.
     let mut bind = b"\0\0".to_vec();
@@ -89,20 +94,16 @@ async fn a_malformed_body_is_refused_after_the_messages_before_it() {
 
 #[test]
 fn bodies_without_their_fields_are_refused_by_their_layout() {
-    let (server, _client) = tokio::io::duplex(16);
-    let mut held = Held::new(server);
-    held.arm(1024, b"");
+    let (mut held, _client) = armed();
     // A Describe with no body (pgwire's decoder panicked on it).
     let e = held.walk(b"D\0\0\0\x04").unwrap_err().1;
     assert_eq!(refused(&e), Some("08P01"), "{e}");
-    let mut held = Held::new(tokio::io::duplex(16).0);
-    held.arm(1024, b"");
+    let (mut held, _client) = armed();
     // A length that does not count itself.
     let e = held.walk(b"S\0\0\0\x02").unwrap_err().1;
     assert!(e.to_string().contains("less than"), "{e}");
     // Whole messages pass, in any pieces.
-    let mut held = Held::new(tokio::io::duplex(16).0);
-    held.arm(1024, b"");
+    let (mut held, _client) = armed();
     for piece in [&b"D\0\0"[..], b"\0\x08Ss", b"1\0", b"H\0\0\0\x04"] {
         held.walk(piece).unwrap();
     }
@@ -112,20 +113,17 @@ fn bodies_without_their_fields_are_refused_by_their_layout() {
 fn unknown_types_and_bodies_pgwire_would_leave_unread_are_refused() {
     // A CopyDone with a body: pgwire reads none of it, and would take it
     // for the next message (here a Describe that panicked its decoder).
-    let mut held = Held::new(tokio::io::duplex(16).0);
-    held.arm(1024, b"");
+    let (mut held, _client) = armed();
     let e = held.walk(b"c\0\0\0\x09D\0\0\0\x04").unwrap_err().1;
     assert_eq!(refused(&e), Some("08P01"), "{e}");
     // A FunctionCall, and a byte no message starts with.
     for kind in [b'F', 0x7f] {
-        let mut held = Held::new(tokio::io::duplex(16).0);
-        held.arm(1024, b"");
+        let (mut held, _client) = armed();
         let e = held.walk(&[kind, 0, 0, 0, 4]).unwrap_err().1;
         assert!(e.to_string().contains("not a message type"), "{e}");
     }
     // CopyData and a password message pass whatever they hold.
-    let mut held = Held::new(tokio::io::duplex(16).0);
-    held.arm(1024, b"");
+    let (mut held, _client) = armed();
     held.walk(b"d\0\0\0\x06\xff\x00p\0\0\0\x05x").unwrap();
 }
 
