@@ -49,6 +49,7 @@ mod secret;
 pub mod sql;
 pub mod sqlite;
 mod statement;
+mod tls;
 mod transaction;
 pub mod ts;
 mod value;

@@ -3,11 +3,9 @@
 //! fail alone; the others run.
 
 use super::commands::{check_allowed, is_blocking};
-use super::reply::{from_redis, to_value_with};
 use super::{KIND, RedisDriver};
 use crate::deadline::within;
 use crate::redis_syntax::parse_command;
-use crate::resp::Pooled;
 use crate::{EngineError, Error, ExecuteOptions, Result, ResultSet, Statement};
 
 pub(super) async fn run(
@@ -16,7 +14,6 @@ pub(super) async fn run(
     options: &ExecuteOptions,
 ) -> Result<Vec<Result<ResultSet>>> {
     let mut results: Vec<Option<Result<ResultSet>>> = Vec::with_capacity(statements.len());
-    let mut pipe = ::redis::pipe();
     let mut sent = Vec::new();
     for (i, statement) in statements.iter().enumerate() {
         let prepared = statement
@@ -35,7 +32,6 @@ pub(super) async fn run(
             });
         match prepared {
             Ok(args) => {
-                pipe.add_command(super::to_cmd(&args));
                 sent.push((i, args));
                 results.push(None);
             }
@@ -43,8 +39,8 @@ pub(super) async fn run(
         }
     }
     if !sent.is_empty() {
-        let mut conn = driver.connection().await?;
         if options.read_only {
+            let mut conn = driver.connection().await?;
             // The parsed command, not the text: a quoted `'SET'` is SET.
             for (i, args) in &sent {
                 driver
@@ -60,17 +56,9 @@ pub(super) async fn run(
                     })?;
             }
         }
-        let pooled: &mut Pooled = &mut conn;
-        let work = async {
-            pipe.ignore_errors()
-                .query_async::<Vec<::redis::Value>>(&mut pooled.conn)
-                .await
-                .map_err(from_redis)
-        };
+        let commands: Vec<&[bytes::Bytes]> = sent.iter().map(|(_, args)| &args[..]).collect();
+        let work = async { driver.pool.link().await?.call(&commands).await };
         let replies = within(options.timeout, work).await;
-        if matches!(replies, Err(Error::Unavailable(_))) {
-            pooled.mark_broken();
-        }
         // The replies together are held to the call's bytes, as one
         // result is (each reply is a row of its own result, so rows are
         // not counted across them): what passes is an error in its place.
@@ -79,7 +67,7 @@ pub(super) async fn run(
             ..options.clone()
         });
         for ((i, _), reply) in sent.into_iter().zip(replies?) {
-            results[i] = Some(to_value_with(reply, options.raw_bytes).and_then(|value| {
+            results[i] = Some(reply.into_value(KIND, options.raw_bytes).and_then(|value| {
                 let set = ResultSet::reply(value);
                 limits.admit(set.rows.first().unwrap_or_default())?;
                 Ok(set)

@@ -74,30 +74,37 @@ impl RedisDriver {
             .await
     }
 
-    async fn run(&self, args: Vec<Bytes>, options: &ExecuteOptions) -> Result<::redis::Value> {
-        let command = to_cmd(&args);
+    async fn run(&self, args: Vec<Bytes>, options: &ExecuteOptions) -> Result<crate::Value> {
         // (The caller, `execute`, bounds the whole call by its timeout.)
         // The rare paths are boxed: a future holds room for its largest
         // step, and every call's future would otherwise carry theirs.
+        if options.read_only {
+            Box::pin(async {
+                let mut shared = self.connection().await?;
+                self.refuse_writes(&mut shared.conn, &args).await
+            })
+            .await?;
+        }
         if is_blocking(&args) {
             // A connection of its own: a blocked shared connection would hold
             // up every other caller. Dropped (and so closed) at the deadline.
             return Box::pin(async move {
-                if options.read_only {
-                    let mut shared = self.connection().await?;
-                    self.refuse_writes(&mut shared.conn, &args).await?;
-                }
                 let mut conn = self.pool.dedicated().await?;
-                command.query_async(&mut conn).await.map_err(from_redis)
+                let reply = to_cmd(&args).query_async(&mut conn).await;
+                to_value_with(reply.map_err(from_redis)?, options.raw_bytes)
             })
             .await;
         }
-        let mut conn = self.connection().await?;
-        if options.read_only {
-            Box::pin(self.refuse_writes(&mut conn.conn, &args)).await?;
+        let link = self.pool.link().await?;
+        let mut replies = link.call(&[&args]).await?;
+        match replies.pop() {
+            Some(reply) => reply.into_value(KIND, options.raw_bytes),
+            None => Err(Error::Internal(crate::EngineError::new(
+                KIND,
+                None,
+                "no reply for the command",
+            ))),
         }
-        let pooled: &mut Pooled = &mut conn;
-        query(pooled, &command, None).await
     }
 }
 
@@ -154,8 +161,7 @@ impl StorageDriver for RedisDriver {
         // One deadline over the whole call: the connection, the command's
         // metadata and the command itself.
         let reply = within(options.timeout, self.run(args, options)).await?;
-        crate::ResultLimits::new(options)
-            .check(ResultSet::reply(to_value_with(reply, options.raw_bytes)?))
+        crate::ResultLimits::new(options).check(ResultSet::reply(reply))
     }
 
     /// One pipeline, one round trip (see `batch.rs`).
@@ -248,7 +254,7 @@ impl StorageDriver for RedisDriver {
     }
 
     async fn health(&self) -> Health {
-        self.pool.probe("PING").await
+        self.pool.probe_link().await
     }
 
     fn pool_stats(&self) -> PoolStats {

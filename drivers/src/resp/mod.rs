@@ -5,6 +5,8 @@
 
 mod config;
 pub(crate) mod durability;
+mod frame;
+mod link;
 mod manager;
 mod pool;
 

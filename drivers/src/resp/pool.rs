@@ -10,6 +10,7 @@ use ::redis::aio::MultiplexedConnection;
 use ::redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
 use super::config::{Protocol, RedisConfig};
+use super::link::{Link, Target};
 use super::manager::{Manager, Pooled};
 use crate::pool::{AcquireError, FrontConfig, PoolFront, PoolSize};
 use crate::{EngineError, Error, PoolStats, Result};
@@ -32,6 +33,13 @@ pub(crate) struct RedisPool {
     /// Connections of their own for `WATCH` (a transaction's guarded
     /// apply), kept between uses: opening one per commit cost a connect.
     watchers: std::sync::Mutex<Vec<MultiplexedConnection>>,
+    /// Where the calls' shared connection ([`Link`]) connects.
+    target: Target,
+    /// The calls' shared connection, once opened; replaced when it breaks.
+    link: std::sync::Mutex<Option<Link>>,
+    /// Held while a link is opened: callers arriving at a break open one,
+    /// not one each.
+    opening: tokio::sync::Mutex<()>,
 }
 
 /// How many idle `WATCH` connections are kept.
@@ -100,13 +108,30 @@ impl RedisPool {
             server,
             settings: config.pool,
         });
+        let target = Target {
+            info: connection_info(kind, config)?,
+            tls: match config.url.starts_with("rediss://") {
+                true => Some(Arc::new(crate::tls::client_config(
+                    kind,
+                    config.ca_file.as_deref(),
+                )?)),
+                false => None,
+            },
+            connect_timeout: config.pool.connect_timeout,
+            protocol: config.protocol,
+            kind,
+            server,
+        };
         let manager = Manager {
             client: client(kind, config)?,
             connect_timeout: config.pool.connect_timeout,
             metrics: Arc::clone(front.metrics()),
         };
-        // bb8 counts connections in u32.
-        let max_connections = u32::try_from(config.pool.max_connections.max(1)).unwrap_or(u32::MAX);
+        // bb8 counts connections in u32. The calls' shared connection (the
+        // link) is one of `max_connections`; the pool keeps at least one
+        // for the rest (transactions' reads, metadata, probes).
+        let max_connections =
+            u32::try_from(config.pool.max_connections.max(2) - 1).unwrap_or(u32::MAX);
         let min_idle = u32::try_from(config.min_idle).unwrap_or(u32::MAX);
         let pool = bb8::Pool::builder()
             .max_size(max_connections)
@@ -127,6 +152,9 @@ impl RedisPool {
             max_connections,
             current: std::sync::Mutex::new(None),
             watchers: std::sync::Mutex::new(Vec::new()),
+            target,
+            link: std::sync::Mutex::new(None),
+            opening: tokio::sync::Mutex::new(()),
         };
         // One connection now: a wrong address, password or database fails
         // at startup with the server's reason.
@@ -146,6 +174,56 @@ impl RedisPool {
         // The first call and the one after a break go to the pool (boxed,
         // so that its large future is not part of every call's).
         Box::pin(self.front.checkout(self.get())).await
+    }
+
+    /// The calls' shared connection ([`Link`]); fails fast while the
+    /// server is known to be down, and opens a new one after a break.
+    pub(crate) async fn link(&self) -> Result<Link> {
+        self.front.gate()?;
+        if let Some(link) = self.live_link() {
+            self.front.acquired(Duration::ZERO);
+            return Ok(link);
+        }
+        Box::pin(self.front.checkout(self.open_link())).await
+    }
+
+    fn live_link(&self) -> Option<Link> {
+        self.link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|link| !link.is_broken())
+            .cloned()
+    }
+
+    async fn open_link(&self) -> std::result::Result<Link, AcquireError<super::link::OpenError>> {
+        let _opening = self.opening.lock().await;
+        if let Some(link) = self.live_link() {
+            return Ok(link);
+        }
+        let link = Link::open(&self.target)
+            .await
+            .map_err(AcquireError::Connect)?;
+        self.front.metrics().created();
+        let broken = self
+            .link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(link.clone());
+        if broken.is_some() {
+            // The link broke, so the server went away (a restart, a
+            // failover): the pool's shared connection went with it, though
+            // nothing may have used it since. Replace it too.
+            if let Some(conn) = self
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+            {
+                conn.mark_broken();
+            }
+        }
+        Ok(link)
     }
 
     /// A connection of its own for a `WATCH` (no other caller's commands
@@ -271,13 +349,32 @@ impl RedisPool {
             .await
     }
 
+    /// The engine's health as its calls see it: whether the server
+    /// answers `PING` on the link (past the fail-fast gate: a probe is how
+    /// the engine learns the server is back).
+    pub(crate) async fn probe_link(&self) -> crate::Health {
+        self.front
+            .probe(async {
+                let link = self.front.checkout(self.open_link()).await?;
+                let ping = [bytes::Bytes::from_static(b"PING")];
+                match link.call(&[&ping]).await?.pop() {
+                    Some(reply) => reply.into_value(self.kind, false).map(drop),
+                    None => Ok(()),
+                }
+            })
+            .await
+    }
+
     /// The pool's statistics.
     pub(crate) fn stats(&self) -> PoolStats {
         let state = self.pool.state();
+        // The calls' shared connection is one more, beside the pool's, and
+        // idle as the pool's shared one is: no caller holds it.
+        let link = usize::from(self.live_link().is_some());
         self.front.metrics().stats(PoolSize {
-            max_size: self.max_connections as usize,
-            size: state.connections as usize,
-            idle: state.idle_connections as usize,
+            max_size: self.max_connections as usize + 1,
+            size: state.connections as usize + link,
+            idle: state.idle_connections as usize + link,
             waiting: self.waiting.load(Ordering::Relaxed),
         })
     }
