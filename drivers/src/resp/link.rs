@@ -207,6 +207,19 @@ impl Link {
     /// Sends `commands` (their arguments) and waits for their replies, in
     /// order: several commands go as one pipeline.
     pub(crate) async fn call(&self, commands: &[&[Bytes]]) -> Result<Vec<Reply>> {
+        if commands.is_empty() {
+            // A waiter for no reply would take the next caller's.
+            return Ok(Vec::new());
+        }
+        if commands.iter().any(|args| args.is_empty()) {
+            // The server answers nothing to an empty command: its waiter
+            // would take the next caller's reply.
+            return Err(Error::InvalidStatement(EngineError::new(
+                self.shared.kind,
+                None,
+                "an empty command",
+            )));
+        }
         let (reply, replied) = oneshot::channel();
         {
             let mut state = self.shared.lock();
