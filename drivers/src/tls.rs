@@ -1,5 +1,6 @@
 //! TLS to the engines' servers with rustls (ring provider): one client
-//! configuration, trusting the CAs of a PEM file or the web PKI roots.
+//! configuration, trusting the CAs of a PEM file, or else the web PKI
+//! roots or the system's CAs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,11 +9,22 @@ use rustls::RootCertStore;
 
 use crate::{EngineError, Error};
 
-/// A client configuration trusting the CAs in `ca_file`, or the web PKI
-/// roots; errors name `kind` and say what to fix in the file.
+/// Whom to trust when no CA file is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DefaultRoots {
+    /// The web PKI roots built in (`webpki-roots`).
+    WebPki,
+    /// The system's CAs (`rustls-native-certs`), as the redis crate's own
+    /// connections trust them.
+    System,
+}
+
+/// A client configuration trusting the CAs in `ca_file`, or else
+/// `default`; errors name `kind` and say what to fix in the file.
 pub(crate) fn client_config(
     kind: &'static str,
     ca_file: Option<&Path>,
+    default: DefaultRoots,
 ) -> Result<rustls::ClientConfig, Error> {
     let tls_error =
         |message: String| Error::InvalidStatement(EngineError::new(kind, None, message));
@@ -41,7 +53,18 @@ pub(crate) fn client_config(
                 )));
             }
         }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        None if default == DefaultRoots::WebPki => {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            if let Some(e) = found.errors.first() {
+                return Err(tls_error(format!("cannot read the system's CAs: {e}")));
+            }
+            // (A certificate the system holds and rustls cannot parse is
+            // skipped, as the redis crate's connections skip it.)
+            roots.add_parsable_certificates(found.certs);
+        }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)

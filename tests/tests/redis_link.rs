@@ -82,6 +82,8 @@ async fn a_reply_the_decoder_refuses_fails_its_caller_alone() {
     let server = RedisServer::start();
     let d = engine(&server, Protocol::Resp3).await;
     run(&d, "SET k v", None).await.unwrap();
+    // (bb8 fills its pool to min_idle in the background after startup.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let created = d.pool_stats().created;
     let others: Vec<_> = (0..8)
         .map(|_| {
@@ -101,6 +103,10 @@ async fn a_reply_the_decoder_refuses_fails_its_caller_alone() {
             matches!(&err, Error::Internal(_)) && err.to_string().contains("could not be read"),
             "{err}"
         );
+        // The message is fixed text: nothing of the bytes read (other
+        // callers' replies follow the refused one in the buffer).
+        assert!(err.to_string().len() < 300, "{err}");
+        assert!(!err.to_string().contains("13, 10"), "{err}");
     }
     for task in others {
         task.await.unwrap();
@@ -151,4 +157,23 @@ async fn a_link_the_server_closes_is_replaced() {
         }
     }
     assert!(recovered, "a new link was opened");
+}
+
+/// A script's reply nested thousands of levels deep (Redis stops at its
+/// Lua stack limit, about 8,000): an error for its caller, not a stack
+/// overflow, and the connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_nested_past_the_value_models_depth_is_refused() {
+    let server = RedisServer::start();
+    let d = engine(&server, Protocol::Resp2).await;
+    let err = run(
+        &d,
+        "EVAL \"local t = 1 for i=1,100000 do t = {t} end return t\" 0",
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Internal(_)), "{err}");
+    run(&d, "SET k v", None).await.unwrap();
+    assert_eq!(run(&d, "GET k", None).await.unwrap(), Value::from("v"));
 }

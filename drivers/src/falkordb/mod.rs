@@ -29,7 +29,7 @@ use reply::{DecodeError, Tables};
 
 use crate::cypher::choose_database;
 use crate::deadline::within_margin;
-use crate::resp::RedisPool;
+use crate::resp::{Calls, RedisPool};
 use crate::{
     BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, EngineError,
     Error, ExecuteOptions, Health, PoolStats, Result, ResultSet, SchemaObject, Statement,
@@ -64,7 +64,7 @@ impl FalkorDriver {
     pub async fn connect(name: impl Into<String>, config: FalkorConfig) -> Result<Self> {
         let name = name.into();
         let connection = config.connection();
-        let pool = RedisPool::connect(KIND, "FalkorDB", &name, &connection).await?;
+        let pool = RedisPool::connect(KIND, "FalkorDB", &name, &connection, Calls::OnPool).await?;
         let driver = FalkorDriver {
             descriptor: EngineDescriptor {
                 name,

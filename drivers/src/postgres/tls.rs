@@ -9,5 +9,6 @@ use crate::Error;
 
 /// A connector trusting the CAs in `ca_file`, or the web PKI roots.
 pub(crate) fn connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, Error> {
-    crate::tls::client_config(KIND, ca_file).map(MakeRustlsConnect::new)
+    crate::tls::client_config(KIND, ca_file, crate::tls::DefaultRoots::WebPki)
+        .map(MakeRustlsConnect::new)
 }

@@ -43,17 +43,15 @@ pub(super) async fn run(
             let mut conn = driver.connection().await?;
             // The parsed command, not the text: a quoted `'SET'` is SET.
             for (i, args) in &sent {
-                driver
-                    .refuse_writes(&mut conn.conn, args)
-                    .await
-                    .map_err(|e| match e {
-                        Error::ReadOnly(report) => Error::ReadOnly(EngineError::new(
-                            KIND,
-                            None,
-                            format!("statement {}: {}", i + 1, report.message),
-                        )),
-                        other => other,
-                    })?;
+                let refused = driver.refuse_writes(&mut conn.conn, args).await;
+                conn.noting(refused).map_err(|e| match e {
+                    Error::ReadOnly(report) => Error::ReadOnly(EngineError::new(
+                        KIND,
+                        None,
+                        format!("statement {}: {}", i + 1, report.message),
+                    )),
+                    other => other,
+                })?;
             }
         }
         let commands: Vec<&[bytes::Bytes]> = sent.iter().map(|(_, args)| &args[..]).collect();

@@ -70,6 +70,7 @@ pub fn refusal(args: &[Bytes]) -> Option<&'static str> {
         "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE"
         | "SUNSUBSCRIBE" | "MONITOR" => "it turns a shared connection into a push stream",
         "QUIT" | "RESET" => "it would close or reset a shared connection",
+        "SYNC" | "PSYNC" | "REPLCONF" => "it turns a shared connection into a replication stream",
         "READONLY" | "READWRITE" | "ASKING" => {
             "it changes a shared connection's cluster mode for its next user"
         }

@@ -1,7 +1,9 @@
-//! The `redis` engine: the `redis` crate's multiplexed connections pooled
-//! by bb8, serving the `redis` dialect. Any command passes through, except
-//! those that would break a pooled connection for its next user; blocking
-//! commands run on a connection of their own, bounded by the deadline.
+//! The `redis` engine, serving the `redis` dialect: calls share the
+//! engine's link (`resp/link.rs`); transactions, recovery and metadata use
+//! the `redis` crate's multiplexed connections pooled by bb8. Any command
+//! passes through, except those that would break a shared connection for
+//! its next user; blocking commands run on a connection of their own,
+//! bounded by the deadline.
 
 mod apply;
 mod batch;
@@ -22,7 +24,7 @@ use reply::{from_redis, to_value, to_value_with};
 
 use crate::deadline::within;
 use crate::redis_syntax::parse_command;
-use crate::resp::{Pooled, RedisPool};
+use crate::resp::{Calls, Pooled, RedisPool};
 pub use crate::resp::{Protocol, RedisConfig};
 use crate::{
     BeginOptions, DescribeOptions, Dialect, DriverTransaction, EngineDescriptor, Error,
@@ -48,7 +50,7 @@ impl RedisDriver {
     /// server cannot be reached.
     pub async fn connect(name: impl Into<String>, config: RedisConfig) -> Result<Self> {
         let name = name.into();
-        let pool = RedisPool::connect(KIND, "Redis", &name, &config).await?;
+        let pool = RedisPool::connect(KIND, "Redis", &name, &config, Calls::OnLink).await?;
         Ok(RedisDriver {
             descriptor: EngineDescriptor {
                 name,
@@ -81,7 +83,8 @@ impl RedisDriver {
         if options.read_only {
             Box::pin(async {
                 let mut shared = self.connection().await?;
-                self.refuse_writes(&mut shared.conn, &args).await
+                let refused = self.refuse_writes(&mut shared.conn, &args).await;
+                shared.noting(refused)
             })
             .await?;
         }

@@ -4,6 +4,7 @@ use ::redis::{RedisError, Value as Resp};
 
 use super::KIND;
 use crate::redis_syntax::classify_error;
+use crate::resp::key_text;
 use crate::{EngineError, Error, Value};
 
 /// A reply as a value: nil → null, integers → int, bulk strings → string
@@ -54,13 +55,6 @@ pub(crate) fn to_value_with(reply: Resp, raw_bytes: bool) -> Result<Value, Error
         }
         other => Value::String(compact_str::format_compact!("{other:?}")),
     })
-}
-
-fn key_text(key: Value) -> crate::Text {
-    match key {
-        Value::String(s) => s,
-        other => compact_str::ToCompactString::to_compact_string(&other),
-    }
 }
 
 /// A client-library error as a meaning-based error.

@@ -84,11 +84,14 @@ impl DriverTransaction for RedisTransaction {
         if self.options.read_only || options.read_only {
             // Only what Redis flags read-only (a script's flags say nothing
             // of what it does), before anything runs.
-            self.commands
+            let refused = self
+                .commands
                 .refuse_unless_read_only(&mut conn.conn, &args, "transaction")
-                .await?;
+                .await;
+            conn.noting(refused)?;
         }
-        let info = self.commands.info(&mut conn.conn, &name).await?;
+        let info = self.commands.info(&mut conn.conn, &name).await;
+        let info = conn.noting(info)?;
         info.check_call(&name, args.len())?;
         // Only what Redis flags `readonly` (a container's subcommand by its
         // own entry: `XGROUP CREATE` is not, though `XGROUP` carries no
@@ -100,7 +103,8 @@ impl DriverTransaction for RedisTransaction {
         let full = crate::redis_commands::full_name(&args).unwrap_or_default();
         let reads_only = matches!(full.as_str(), "ping" | "echo")
             || if full.contains('|') {
-                self.commands.info(&mut conn.conn, &full).await?.readonly
+                let info = self.commands.info(&mut conn.conn, &full).await;
+                conn.noting(info)?.readonly
             } else {
                 info.readonly
             };

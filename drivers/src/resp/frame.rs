@@ -50,99 +50,150 @@ pub(crate) struct Reply {
 enum Frame {
     Two(Frame2),
     Three(Frame3),
-    /// A reply the decoder refused (a RESP3 map or set whose keys are
-    /// themselves aggregates, which a script can return): skipped by its
-    /// framing alone, it is an error for its caller, not a broken
-    /// connection for everyone's.
-    Refused(String),
+    /// A whole reply not decoded, and why (a RESP3 map or set keyed by
+    /// aggregates, or nesting deeper than the value model holds, as a
+    /// script can return): found by its framing, it is an error for its
+    /// caller, not a broken connection for everyone's.
+    Refused(&'static str),
+}
+
+/// Finds where the reply at the front of a buffer ends by its framing
+/// alone, resuming where the last look stopped (a large reply arriving
+/// over many reads is scanned once, not again from its start each time),
+/// and decodes it once it is whole.
+#[derive(Debug)]
+pub(crate) struct Framer {
+    protocol: Protocol,
+    /// Where the next frame of the reply starts.
+    at: usize,
+    /// Frames still to find at each level of the reply (the reply itself,
+    /// then each aggregate open around the next frame).
+    left: Vec<usize>,
+    /// Whether the reply nests deeper than the value model holds: it is
+    /// framed but not decoded (the decoder and the values recurse).
+    too_deep: bool,
+}
+
+impl Framer {
+    /// A framer for replies in `protocol`.
+    pub(crate) fn new(protocol: Protocol) -> Framer {
+        Framer {
+            protocol,
+            at: 0,
+            left: vec![1],
+            too_deep: false,
+        }
+    }
+
+    /// The next whole reply at the front of `buf`, split off; `None` while
+    /// part of it has not arrived; an error when the bytes are not the
+    /// protocol (no reply can be found in them).
+    pub(crate) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Reply>, &'static str> {
+        while let Some(left) = self.left.last_mut() {
+            let Some((next, more)) = step(buf, self.at)? else {
+                return Ok(None);
+            };
+            self.at = next;
+            *left -= 1;
+            if more > 0 {
+                self.left.push(more);
+                self.too_deep |= self.left.len() > crate::MAX_DEPTH + 1;
+            }
+            while self.left.last() == Some(&0) {
+                self.left.pop();
+            }
+        }
+        let bytes = buf.split_to(self.at).freeze();
+        let too_deep = self.too_deep;
+        *self = Framer::new(self.protocol);
+        if too_deep {
+            let why = "nested deeper than the gateway's values hold";
+            return Ok(Some(Reply {
+                bytes,
+                frame: Frame::Refused(why),
+            }));
+        }
+        let decoded = match self.protocol {
+            Protocol::Resp2 => redis_protocol::resp2::decode::decode_range(&bytes)
+                .map(|found| found.map(|(frame, len)| (Frame::Two(frame), len))),
+            Protocol::Resp3 => redis_protocol::resp3::decode::complete::decode_range(&bytes)
+                .map(|found| found.map(|(frame, len)| (Frame::Three(frame), len))),
+        };
+        let frame = match decoded {
+            Ok(Some((frame, len))) if len == bytes.len() => frame,
+            // (The decoder's own message would quote the bytes that
+            // follow: other callers' replies. None of it is kept.)
+            _ => Frame::Refused("a RESP3 map or set keyed by arrays or maps"),
+        };
+        Ok(Some(Reply { bytes, frame }))
+    }
 }
 
 /// Decodes the reply at the front of `buf`, if it is whole, and splits its
-/// bytes off; an error when the bytes are not the protocol.
-pub(crate) fn decode(protocol: Protocol, buf: &mut BytesMut) -> Result<Option<Reply>, String> {
-    let decoded = match protocol {
-        Protocol::Resp2 => redis_protocol::resp2::decode::decode_range(buf)
-            .map(|found| found.map(|(frame, len)| (Frame::Two(frame), len))),
-        Protocol::Resp3 => redis_protocol::resp3::decode::complete::decode_range(buf)
-            .map(|found| found.map(|(frame, len)| (Frame::Three(frame), len))),
-    };
-    let (frame, len) = match decoded {
-        Ok(Some(found)) => found,
-        Ok(None) => return Ok(None),
-        Err(e) => match reply_len(buf) {
-            Ok(Some(len)) => (Frame::Refused(e.to_string()), len),
-            Ok(None) => return Ok(None),
-            Err(why) => return Err(format!("{e}; {why}")),
-        },
-    };
-    Ok(Some(Reply {
-        bytes: buf.split_to(len).freeze(),
-        frame,
-    }))
+/// bytes off (one look, for replies read one at a time).
+#[cfg(test)]
+pub(crate) fn decode(
+    protocol: Protocol,
+    buf: &mut BytesMut,
+) -> Result<Option<Reply>, &'static str> {
+    Framer::new(protocol).next(buf)
 }
 
-/// The length of the whole reply at the front of `buf`, read for its
-/// framing only (`None` while part of it has not arrived): how a reply
-/// the decoder refuses is stepped over.
-fn reply_len(buf: &[u8]) -> Result<Option<usize>, &'static str> {
-    let mut at = 0;
-    // Frames still to read: aggregates add their elements.
-    let mut left: usize = 1;
-    while left > 0 {
-        let Some(&kind) = buf.get(at) else {
-            return Ok(None);
-        };
-        let Some(newline) = buf[at..].iter().position(|&b| b == b'\n') else {
-            return Ok(None);
-        };
-        let line = buf[at + 1..at + newline]
-            .strip_suffix(b"\r")
-            .ok_or("a line without CR LF")?;
-        at += newline + 1;
-        left -= 1;
-        let count = || -> Result<Option<usize>, &'static str> {
-            let n: i64 = std::str::from_utf8(line)
-                .ok()
-                .and_then(|text| text.parse().ok())
-                .ok_or("a length that is not a number")?;
-            // -1: a RESP2 null bulk string or array.
-            Ok(usize::try_from(n).ok())
-        };
-        let more = match kind {
-            b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => 0,
-            b'$' | b'!' | b'=' => {
-                if let Some(n) = count()? {
-                    let end = at.checked_add(n + 2).ok_or("a length too large")?;
-                    if buf.len() < end {
-                        return Ok(None);
-                    }
-                    at = end;
+/// The frame at `at`: where the next one starts and how many frames it
+/// holds (an aggregate's elements); `None` while it has not all arrived.
+fn step(buf: &[u8], at: usize) -> Result<Option<(usize, usize)>, &'static str> {
+    let Some(&kind) = buf.get(at) else {
+        return Ok(None);
+    };
+    let Some(newline) = buf[at..].iter().position(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    let line = buf
+        .get(at + 1..at + newline)
+        .and_then(|line| line.strip_suffix(b"\r"))
+        .ok_or("a line without CR LF")?;
+    let next = at + newline + 1;
+    let count = || -> Result<Option<usize>, &'static str> {
+        let n: i64 = std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or("a length that is not a number")?;
+        // -1: a RESP2 null bulk string or array.
+        Ok(usize::try_from(n).ok())
+    };
+    let twice = |n: Option<usize>| n.unwrap_or(0).checked_mul(2).ok_or("a length too large");
+    Ok(Some(match kind {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => (next, 0),
+        b'$' | b'!' | b'=' => match count()? {
+            Some(n) => {
+                let end = n
+                    .checked_add(2)
+                    .and_then(|n| n.checked_add(next))
+                    .ok_or("a length too large")?;
+                if buf.len() < end {
+                    return Ok(None);
                 }
-                0
+                (end, 0)
             }
-            b'*' | b'~' | b'>' => count()?.unwrap_or(0),
-            b'%' => count()?
-                .unwrap_or(0)
-                .checked_mul(2)
-                .ok_or("a length too large")?,
-            // Attributes, then the frame they annotate.
-            b'|' => count()?
-                .unwrap_or(0)
-                .checked_mul(2)
-                .and_then(|n| n.checked_add(1))
-                .ok_or("a length too large")?,
-            _ => return Err("an unknown frame type"),
-        };
-        left = left.checked_add(more).ok_or("a length too large")?;
-    }
-    Ok(Some(at))
+            None => (next, 0),
+        },
+        b'*' | b'~' | b'>' => (next, count()?.unwrap_or(0)),
+        b'%' => (next, twice(count()?)?),
+        // Attributes, then the frame they annotate.
+        b'|' => (next, twice(count()?)? + 1),
+        _ => return Err("an unknown frame type"),
+    }))
 }
 
 impl Reply {
     /// Whether this is out-of-band data (a RESP3 push), not a reply to a
     /// command.
     pub(crate) fn is_push(&self) -> bool {
-        matches!(self.frame, Frame::Three(Frame3::Push { .. }))
+        match self.frame {
+            Frame::Three(Frame3::Push { .. }) => true,
+            Frame::Refused(_) => self.bytes.first() == Some(&b'>'),
+            _ => false,
+        }
     }
 
     /// The reply as a value: nil → null, integers → int, bulk strings →
@@ -162,7 +213,10 @@ impl Reply {
             Frame::Refused(why) => Err(Error::Internal(EngineError::new(
                 kind,
                 None,
-                format!("the server's reply could not be read ({why})"),
+                format!(
+                    "the server's reply could not be read ({why}, as a script can return: \
+                     return it in another shape)"
+                ),
             ))),
         }
     }
@@ -184,11 +238,22 @@ impl Reader<'_> {
         Value::String(String::from_utf8_lossy(&self.bytes[start..end]).into())
     }
 
-    fn bulk(&self, range: (usize, usize)) -> Value {
-        if self.raw_bytes {
-            Value::Bytes(self.slice(range))
+    /// A bulk string: text when UTF-8 (unless `raw_bytes`), else bytes.
+    /// Bytes are a slice of the reply's buffer when large, and a copy when
+    /// small, so that a small value kept does not keep a whole read
+    /// buffer alive.
+    fn bulk(&self, (start, end): (usize, usize)) -> Value {
+        const COPIED_BELOW: usize = 1024;
+        let raw = &self.bytes[start..end];
+        if !self.raw_bytes
+            && let Ok(text) = std::str::from_utf8(raw)
+        {
+            return Value::String(text.into());
+        }
+        if raw.len() < COPIED_BELOW {
+            Value::Bytes(Bytes::copy_from_slice(raw))
         } else {
-            Value::from_bytes_lossless(self.slice(range))
+            Value::Bytes(self.slice((start, end)))
         }
     }
 
@@ -265,7 +330,8 @@ impl Reader<'_> {
     }
 }
 
-fn key_text(key: Value) -> crate::Text {
+/// A map key as text, which the value model's map keys are.
+pub(crate) fn key_text(key: Value) -> crate::Text {
     match key {
         Value::String(s) => s,
         other => compact_str::ToCompactString::to_compact_string(&other),
@@ -384,18 +450,54 @@ mod tests {
             next.into_value("redis", false).unwrap(),
             Value::String("NEXT".into())
         );
-        // The framing waits for the rest, and counts every kind of frame.
+        // The framing waits for the rest, counts every kind of frame, and
+        // resumes where it stopped as the bytes arrive.
         for whole in [
             &b"*3\r\n$-1\r\n*-1\r\n|1\r\n+a\r\n:1\r\n!3\r\nERR\r\n"[..],
             b"%2\r\n~1\r\n,1.5\r\n_\r\n=7\r\ntxt:abc\r\n>1\r\n#t\r\n",
         ] {
-            assert_eq!(reply_len(whole), Ok(Some(whole.len())));
-            for cut in 0..whole.len() {
-                assert_eq!(reply_len(&whole[..cut]), Ok(None), "cut at {cut}");
+            let mut framer = Framer::new(Protocol::Resp3);
+            let mut buf = BytesMut::new();
+            for (i, byte) in whole.iter().enumerate() {
+                buf.extend_from_slice(&[*byte]);
+                let found = framer.next(&mut buf).unwrap();
+                assert_eq!(found.is_some(), i + 1 == whole.len(), "at byte {i}");
             }
+            assert!(buf.is_empty());
         }
-        assert!(reply_len(b"@1\r\n").is_err());
-        assert!(reply_len(b"$x\r\n").is_err());
+        for foreign in [
+            &b"@1\r\n"[..],
+            b"$x\r\n",
+            b"\n",
+            b"*1\n",
+            b"$9223372036854775807\r\n",
+        ] {
+            let mut buf = BytesMut::from(foreign);
+            let found = decode(Protocol::Resp3, &mut buf);
+            // Not the protocol, or (the huge length) waiting for more:
+            // never a panic, never a reply.
+            assert!(!matches!(found, Ok(Some(_))), "{foreign:?}");
+        }
+    }
+
+    #[test]
+    fn a_reply_nested_too_deep_is_framed_but_not_decoded() {
+        let mut deep = b"*1\r\n".repeat(10_000);
+        deep.extend_from_slice(b":1\r\n+NEXT\r\n");
+        let mut buf = BytesMut::from(&deep[..]);
+        let refused = decode(Protocol::Resp2, &mut buf).unwrap().unwrap();
+        let err = refused.into_value("redis", false).unwrap_err();
+        assert!(err.to_string().contains("nested deeper"), "{err}");
+        assert_eq!(&buf[..], b"+NEXT\r\n");
+        // As deep as the value model holds is decoded.
+        let mut held = b"*1\r\n".repeat(crate::MAX_DEPTH - 1);
+        held.extend_from_slice(b":1\r\n");
+        let mut buf = BytesMut::from(&held[..]);
+        let value = decode(Protocol::Resp2, &mut buf).unwrap().unwrap();
+        assert_eq!(
+            value.into_value("redis", false).unwrap().depth(),
+            crate::MAX_DEPTH
+        );
     }
 
     #[test]

@@ -18,22 +18,24 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::task::AtomicWaker;
-use redis::{ConnectionAddr, ConnectionInfo};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::io::{poll_read_buf, poll_write_buf};
 
-use super::Protocol;
-use super::frame::{Reply, decode, encode};
+use super::connect::Target;
+use super::frame::{Framer, Reply, encode};
 use crate::{EngineError, Error, Result};
 
 /// Room kept free in the read buffer before each read.
-const READ_CHUNK: usize = 16 * 1024;
+pub(super) const READ_CHUNK: usize = 16 * 1024;
+
+/// Bytes of commands that may wait to be written: past this the server
+/// is not keeping up, and a call fails at once instead of queuing more.
+const MAX_QUEUED: usize = 64 * 1024 * 1024;
 
 /// A handle to the shared connection; clones share it. The connection
 /// closes when the last handle is dropped.
@@ -49,26 +51,62 @@ struct Shared {
     /// Wakes the connection's task when commands are queued.
     task: AtomicWaker,
     broken: AtomicBool,
-    protocol: Protocol,
     kind: &'static str,
     server: &'static str,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// Commands queued and not yet taken by the writer.
+    /// Commands queued and not yet taken by the connection's task.
     out: BytesMut,
     /// Who waits for the next replies, in the order their commands went.
     waiting: VecDeque<Waiter>,
+    /// How many of `waiting`, at its back, have their commands in `out`.
+    unsent: usize,
     /// Why the connection is closed, once it is.
     closed: Option<String>,
 }
 
 #[derive(Debug)]
 struct Waiter {
+    /// Replies still to come.
     left: usize,
     got: Vec<Reply>,
-    reply: oneshot::Sender<std::result::Result<Vec<Reply>, String>>,
+    /// The bytes of its commands (in `out` while unsent).
+    len: usize,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// What a waiter gets: its replies, or why the connection closed.
+type Outcome = std::result::Result<Vec<Reply>, String>;
+
+impl State {
+    /// Takes the queued commands, without those of callers that went
+    /// away before they were written (a deadline passed while the server
+    /// was slow): sending them late would apply what the caller was told
+    /// failed, and a retry would apply it twice.
+    fn take_out(&mut self, into: &mut BytesMut) {
+        let first = self.waiting.len() - self.unsent;
+        if self.waiting.range(first..).any(|w| w.reply.is_closed()) {
+            let mut kept = BytesMut::with_capacity(self.out.len());
+            let mut offset = 0;
+            let mut i = first;
+            while i < self.waiting.len() {
+                let len = self.waiting[i].len;
+                let bytes = self.out.get(offset..offset + len).unwrap_or_default();
+                offset += len;
+                if self.waiting[i].reply.is_closed() {
+                    self.waiting.remove(i);
+                } else {
+                    kept.extend_from_slice(bytes);
+                    i += 1;
+                }
+            }
+            self.out = kept;
+        }
+        self.unsent = 0;
+        std::mem::swap(&mut self.out, into);
+    }
 }
 
 /// The connection's task, stopped with the last handle.
@@ -81,101 +119,17 @@ impl Drop for Tasks {
     }
 }
 
-/// Why a connection could not be opened, for the pool front to report.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct OpenError(String);
-
-/// Where and how to connect.
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    pub(crate) info: ConnectionInfo,
-    /// For a `rediss://` server: the TLS configuration.
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) protocol: Protocol,
-    pub(crate) kind: &'static str,
-    pub(crate) server: &'static str,
-}
-
 impl Link {
-    /// Connects, authenticates and selects the database; fails with the
-    /// server's reason (a wrong password, a missing database).
-    pub(crate) async fn open(target: &Target) -> std::result::Result<Link, OpenError> {
-        let failed = |e: std::io::Error| OpenError(e.to_string());
-        let opening = async {
-            match target.info.addr() {
-                ConnectionAddr::Tcp(host, port) => {
-                    // Nagle's algorithm stays on, as the redis crate leaves
-                    // it: each write holds whole commands, and while a lot
-                    // is in flight the kernel gathers the next writes into
-                    // one segment, which on loopback costs this process and
-                    // the server a wake-up less each (measured: with
-                    // TCP_NODELAY a GET cost 2-3 µs more CPU at 16 tasks).
-                    let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
-                        .await
-                        .map_err(failed)?;
-                    Link::start(stream, target).await
-                }
-                ConnectionAddr::TcpTls {
-                    host,
-                    port,
-                    insecure,
-                    ..
-                } => {
-                    if *insecure {
-                        return Err(OpenError(
-                            "a rediss:// url with #insecure is not supported: trust the \
-                             server's CA with ca_file instead"
-                                .into(),
-                        ));
-                    }
-                    let config = target.tls.clone().ok_or_else(|| {
-                        OpenError("no TLS configuration for a rediss:// url".into())
-                    })?;
-                    let name = rustls::pki_types::ServerName::try_from(host.clone())
-                        .map_err(|e| OpenError(format!("{host} is not a server name: {e}")))?;
-                    let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
-                        .await
-                        .map_err(failed)?;
-                    let stream = tokio_rustls::TlsConnector::from(config)
-                        .connect(name, stream)
-                        .await
-                        .map_err(|e| OpenError(format!("TLS: {e}")))?;
-                    Link::start(stream, target).await
-                }
-                ConnectionAddr::Unix(path) => {
-                    let stream = tokio::net::UnixStream::connect(path)
-                        .await
-                        .map_err(failed)?;
-                    Link::start(stream, target).await
-                }
-                other => Err(OpenError(format!(
-                    "{other} is not an address to connect to"
-                ))),
-            }
-        };
-        tokio::time::timeout(target.connect_timeout, opening)
-            .await
-            .unwrap_or_else(|_| {
-                Err(OpenError(format!(
-                    "no answer within {:?}",
-                    target.connect_timeout
-                )))
-            })
-    }
-
-    /// The handshake on `stream`, then its task.
-    async fn start<S>(mut stream: S, target: &Target) -> std::result::Result<Link, OpenError>
+    /// The link over `stream`, past its handshake (`read`: what the
+    /// handshake read past its replies), and its task.
+    pub(super) fn start<S>(stream: S, read: BytesMut, target: &Target) -> Link
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let read = handshake(&mut stream, target).await?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             task: AtomicWaker::new(),
             broken: AtomicBool::new(false),
-            protocol: target.protocol,
             kind: target.kind,
             server: target.server,
         });
@@ -185,17 +139,21 @@ impl Link {
             out: BytesMut::with_capacity(READ_CHUNK),
             unflushed: false,
             read,
+            framer: Framer::new(target.protocol),
             replies: Vec::new(),
         };
+        // However the task ends (the link dropped, the connection failed,
+        // a panic), dropping the driver closes the link and fails its
+        // waiters: none waits for ever.
         let task = tokio::spawn(async move {
             if let Err(why) = std::future::poll_fn(|cx| driver.poll_drive(cx)).await {
                 driver.shared.close(why);
             }
         });
-        Ok(Link {
+        Link {
             shared,
             _tasks: Arc::new(Tasks(task)),
-        })
+        }
     }
 
     /// Whether the connection closed (the server went away, or spoke
@@ -227,14 +185,25 @@ impl Link {
                 return Err(self.shared.closed(why));
             }
             let was_empty = state.out.is_empty();
+            if state.out.len() > MAX_QUEUED {
+                return Err(self.shared.closed(&format!(
+                    "more than {} MiB of commands wait to be written: the server is not \
+                     keeping up",
+                    MAX_QUEUED >> 20
+                )));
+            }
+            let before = state.out.len();
             for args in commands {
                 encode(&mut state.out, args);
             }
+            let len = state.out.len() - before;
             state.waiting.push_back(Waiter {
                 left: commands.len(),
                 got: Vec::with_capacity(commands.len()),
+                len,
                 reply,
             });
+            state.unsent += 1;
             if was_empty {
                 self.shared.task.wake();
             }
@@ -267,6 +236,8 @@ impl Shared {
         for waiter in state.waiting.drain(..) {
             let _ = waiter.reply.send(Err(why.clone()));
         }
+        state.unsent = 0;
+        state.out.clear();
         state.closed.get_or_insert(why);
         drop(state);
         self.task.wake();
@@ -309,8 +280,17 @@ struct Driver<S> {
     unflushed: bool,
     /// Bytes read and not yet a whole reply.
     read: BytesMut,
+    /// Where the reply being read ends, as far as it has arrived.
+    framer: Framer,
     /// Replies read in one go, handed out together.
     replies: Vec<Reply>,
+}
+
+impl<S> Drop for Driver<S> {
+    fn drop(&mut self) {
+        // (A no-op when the connection's failure closed it already.)
+        self.shared.close("the connection's task stopped".into());
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
@@ -341,7 +321,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             // Registered before looking, so a caller queuing after the look
             // wakes this task.
             self.shared.task.register(cx.waker());
-            std::mem::swap(&mut self.shared.lock().out, &mut self.out);
+            self.shared.lock().take_out(&mut self.out);
         }
         while !self.out.is_empty() {
             match poll_write_buf(Pin::new(&mut self.stream), cx, &mut self.out) {
@@ -368,8 +348,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     /// Reads what arrived and hands out the whole replies in it; whether
     /// anything was read.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> std::result::Result<bool, String> {
-        // Room for the next read; a reply larger than that doubles it, so
-        // a large reply is parsed again only a few times as it arrives.
+        if self.read.is_empty() && self.read.capacity() > 64 * READ_CHUNK {
+            // A large reply passed: do not keep its buffer.
+            self.read = BytesMut::new();
+        }
+        // Room for the next read, growing with a large reply so that it
+        // arrives in few reads (the framer resumes where it stopped).
         let room = READ_CHUNK.max(self.read.len());
         if self.read.capacity() - self.read.len() < room / 4 {
             self.read.reserve(room);
@@ -381,7 +365,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             Poll::Ready(Ok(_)) => {}
             Poll::Ready(Err(e)) => return Err(e.to_string()),
         }
-        while let Some(reply) = decode(self.shared.protocol, &mut self.read)
+        while let Some(reply) = self
+            .framer
+            .next(&mut self.read)
             .map_err(|e| format!("the server's reply is not the Redis protocol ({e})"))?
         {
             self.replies.push(reply);
@@ -393,73 +379,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 }
 
-/// `HELLO 3` (with the credentials) or `AUTH`, `SELECT` when the database
-/// is not 0, and a `PING`, pipelined; fails with the first error reply.
-/// What was read past the replies is kept for the reader.
-async fn handshake<S>(stream: &mut S, target: &Target) -> std::result::Result<BytesMut, OpenError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let settings = target.info.redis_settings();
-    let text = |s: &str| Bytes::copy_from_slice(s.as_bytes());
-    let mut commands: Vec<Vec<Bytes>> = Vec::new();
-    let password = settings.password();
-    match target.protocol {
-        Protocol::Resp3 => {
-            let mut hello = vec![text("HELLO"), text("3")];
-            if let Some(password) = password {
-                let user = settings.username().unwrap_or("default");
-                hello.extend([text("AUTH"), text(user), text(password)]);
-            }
-            commands.push(hello);
-        }
-        // Without a user name, the one-argument AUTH older servers know.
-        Protocol::Resp2 => {
-            if let Some(password) = password {
-                let mut auth = vec![text("AUTH")];
-                auth.extend(settings.username().map(text));
-                auth.push(text(password));
-                commands.push(auth);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state with one waiter per command, the given ones gone away.
+    fn queued(commands: &[&[u8]], gone: &[usize]) -> (State, Vec<oneshot::Receiver<Outcome>>) {
+        let mut state = State::default();
+        let mut receivers = Vec::new();
+        for (i, command) in commands.iter().enumerate() {
+            let (reply, replied) = oneshot::channel();
+            let before = state.out.len();
+            encode(&mut state.out, &[Bytes::copy_from_slice(command)]);
+            state.waiting.push_back(Waiter {
+                left: 1,
+                got: Vec::new(),
+                len: state.out.len() - before,
+                reply,
+            });
+            state.unsent += 1;
+            if !gone.contains(&i) {
+                receivers.push(replied);
             }
         }
+        (state, receivers)
     }
-    if settings.db() != 0 {
-        commands.push(vec![text("SELECT"), text(&settings.db().to_string())]);
+
+    #[test]
+    fn commands_of_callers_gone_before_they_were_written_are_not_sent() {
+        let (mut state, _live) = queued(&[b"A", b"BB", b"CCC", b"DDDD"], &[1, 3]);
+        let mut out = BytesMut::new();
+        state.take_out(&mut out);
+        assert_eq!(&out[..], b"*1\r\n$1\r\nA\r\n*1\r\n$3\r\nCCC\r\n");
+        assert_eq!(state.waiting.len(), 2);
+        assert_eq!(state.unsent, 0);
+        assert!(state.out.is_empty());
     }
-    commands.push(vec![text("PING")]);
-    let mut out = BytesMut::new();
-    for args in &commands {
-        encode(&mut out, args);
+
+    #[test]
+    fn commands_already_written_keep_their_waiters() {
+        let (mut state, _live) = queued(&[b"A", b"B"], &[0]);
+        // The first was written before its caller went away: its reply is
+        // still to come and must be read into its waiter.
+        state.unsent = 1;
+        state.out = state.out.split_off(11);
+        let mut out = BytesMut::new();
+        state.take_out(&mut out);
+        assert_eq!(&out[..], b"*1\r\n$1\r\nB\r\n");
+        assert_eq!(state.waiting.len(), 2);
     }
-    let broken = OpenError;
-    stream
-        .write_all(&out)
-        .await
-        .map_err(|e| broken(e.to_string()))?;
-    stream.flush().await.map_err(|e| broken(e.to_string()))?;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut answered = 0;
-    while answered < commands.len() {
-        match decode(target.protocol, &mut buf) {
-            Ok(Some(reply)) if reply.is_push() => {}
-            Ok(Some(reply)) => {
-                reply
-                    .into_value(target.kind, false)
-                    .map_err(|e| OpenError(format!("the server refused the handshake: {e}")))?;
-                answered += 1;
-            }
-            Ok(None) => {
-                if stream
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| broken(e.to_string()))?
-                    == 0
-                {
-                    return Err(broken("the server closed the connection".into()));
-                }
-            }
-            Err(e) => return Err(broken(format!("not the Redis protocol ({e})"))),
-        }
-    }
-    Ok(buf)
 }

@@ -38,6 +38,15 @@ impl Pooled {
     pub(crate) fn mark_broken(&self) {
         self.broken.store(true, Ordering::Relaxed);
     }
+
+    /// `result` of a call on this connection, marking the connection
+    /// broken when the call found the server gone.
+    pub(crate) fn noting<T>(&self, result: crate::Result<T>) -> crate::Result<T> {
+        if matches!(result, Err(crate::Error::Unavailable(_))) {
+            self.mark_broken();
+        }
+        result
+    }
 }
 
 /// Opens and checks connections for bb8.

@@ -4,12 +4,15 @@
 //! the other; both build on this.
 
 mod config;
+mod connect;
 pub(crate) mod durability;
 mod frame;
 mod link;
 mod manager;
 mod pool;
+mod slot;
 
 pub use config::{Protocol, RedisConfig};
+pub(crate) use frame::key_text;
 pub(crate) use manager::Pooled;
-pub(crate) use pool::RedisPool;
+pub(crate) use pool::{Calls, RedisPool};

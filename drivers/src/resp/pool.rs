@@ -1,6 +1,7 @@
 //! A pool of multiplexed connections to a server that speaks the Redis
-//! protocol: Redis itself, and FalkorDB. It fails fast while the server is
-//! known to be down and recovers by itself.
+//! protocol: Redis itself, and FalkorDB, and for the redis engine the link
+//! its calls share (`link.rs`). It fails fast while the server is known to
+//! be down and recovers by itself.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +11,10 @@ use ::redis::aio::MultiplexedConnection;
 use ::redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
 use super::config::{Protocol, RedisConfig};
-use super::link::{Link, Target};
+use super::connect::Target;
+use super::link::Link;
 use super::manager::{Manager, Pooled};
+use super::slot::LinkSlot;
 use crate::pool::{AcquireError, FrontConfig, PoolFront, PoolSize};
 use crate::{EngineError, Error, PoolStats, Result};
 
@@ -25,21 +28,26 @@ pub(crate) struct RedisPool {
     front: PoolFront,
     waiting: AtomicUsize,
     max_connections: u32,
-    /// The connection calls share while it is healthy: one multiplexed
-    /// connection batches the commands of concurrent callers into fewer
-    /// writes (as the redis crate recommends); the pool replaces it when it
-    /// breaks.
+    /// The pooled connection shared while it is healthy (FalkorDB's calls;
+    /// the redis engine's metadata and transactions' reads): one
+    /// multiplexed connection batches the commands of concurrent callers
+    /// into fewer writes; the pool replaces it when it breaks.
     current: std::sync::Mutex<Option<Pooled>>,
     /// Connections of their own for `WATCH` (a transaction's guarded
     /// apply), kept between uses: opening one per commit cost a connect.
     watchers: std::sync::Mutex<Vec<MultiplexedConnection>>,
-    /// Where the calls' shared connection ([`Link`]) connects.
-    target: Target,
-    /// The calls' shared connection, once opened; replaced when it breaks.
-    link: std::sync::Mutex<Option<Link>>,
-    /// Held while a link is opened: callers arriving at a break open one,
-    /// not one each.
-    opening: tokio::sync::Mutex<()>,
+    /// The calls' shared connection ([`Link`]), for an engine that uses
+    /// one (the redis engine; FalkorDB's calls share `current`).
+    link: Option<Arc<LinkSlot>>,
+}
+
+/// Whether an engine's calls go over a [`Link`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Calls {
+    /// Over a link of the engine's own, beside the pool.
+    OnLink,
+    /// Over the pool's shared connection.
+    OnPool,
 }
 
 /// How many idle `WATCH` connections are kept.
@@ -94,13 +102,15 @@ fn client(kind: &'static str, config: &RedisConfig) -> Result<Client> {
 }
 
 impl RedisPool {
-    /// Builds the pool and opens one connection; fails when the server
-    /// cannot be reached or refuses the credentials.
+    /// Builds the pool and opens one connection (and the link, when calls
+    /// go over one); fails when the server cannot be reached or refuses
+    /// the credentials.
     pub(crate) async fn connect(
         kind: &'static str,
         server: &'static str,
         engine: &str,
         config: &RedisConfig,
+        calls: Calls,
     ) -> Result<Self> {
         let front = PoolFront::new(FrontConfig {
             engine: engine.to_owned(),
@@ -108,30 +118,19 @@ impl RedisPool {
             server,
             settings: config.pool,
         });
-        let target = Target {
-            info: connection_info(kind, config)?,
-            tls: match config.url.starts_with("rediss://") {
-                true => Some(Arc::new(crate::tls::client_config(
-                    kind,
-                    config.ca_file.as_deref(),
-                )?)),
-                false => None,
-            },
-            connect_timeout: config.pool.connect_timeout,
-            protocol: config.protocol,
-            kind,
-            server,
-        };
         let manager = Manager {
             client: client(kind, config)?,
             connect_timeout: config.pool.connect_timeout,
             metrics: Arc::clone(front.metrics()),
         };
-        // bb8 counts connections in u32. The calls' shared connection (the
-        // link) is one of `max_connections`; the pool keeps at least one
-        // for the rest (transactions' reads, metadata, probes).
-        let max_connections =
-            u32::try_from(config.pool.max_connections.max(2) - 1).unwrap_or(u32::MAX);
+        // bb8 counts connections in u32. A link is one of
+        // `max_connections`; the pool keeps at least one for the rest
+        // (transactions' reads, metadata, probes).
+        let pooled = match calls {
+            Calls::OnLink => config.pool.max_connections.max(2) - 1,
+            Calls::OnPool => config.pool.max_connections.max(1),
+        };
+        let max_connections = u32::try_from(pooled).unwrap_or(u32::MAX);
         let min_idle = u32::try_from(config.min_idle).unwrap_or(u32::MAX);
         let pool = bb8::Pool::builder()
             .max_size(max_connections)
@@ -142,6 +141,13 @@ impl RedisPool {
             .build(manager.clone())
             .await
             .map_err(|e| unavailable(kind, server, &e))?;
+        let link = match calls {
+            Calls::OnLink => Some(LinkSlot::new(
+                link_target(kind, server, config)?,
+                Arc::clone(front.metrics()),
+            )),
+            Calls::OnPool => None,
+        };
         let pool = RedisPool {
             kind,
             server,
@@ -152,13 +158,14 @@ impl RedisPool {
             max_connections,
             current: std::sync::Mutex::new(None),
             watchers: std::sync::Mutex::new(Vec::new()),
-            target,
-            link: std::sync::Mutex::new(None),
-            opening: tokio::sync::Mutex::new(()),
+            link,
         };
         // One connection now: a wrong address, password or database fails
         // at startup with the server's reason.
         drop(pool.connection().await?);
+        if calls == Calls::OnLink {
+            drop(pool.link().await?);
+        }
         Ok(pool)
     }
 
@@ -180,50 +187,22 @@ impl RedisPool {
     /// server is known to be down, and opens a new one after a break.
     pub(crate) async fn link(&self) -> Result<Link> {
         self.front.gate()?;
-        if let Some(link) = self.live_link() {
+        let slot = self.slot()?;
+        if let Some(link) = slot.live() {
             self.front.acquired(Duration::ZERO);
             return Ok(link);
         }
-        Box::pin(self.front.checkout(self.open_link())).await
+        Box::pin(self.front.checkout(slot.open())).await
     }
 
-    fn live_link(&self) -> Option<Link> {
-        self.link
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .filter(|link| !link.is_broken())
-            .cloned()
-    }
-
-    async fn open_link(&self) -> std::result::Result<Link, AcquireError<super::link::OpenError>> {
-        let _opening = self.opening.lock().await;
-        if let Some(link) = self.live_link() {
-            return Ok(link);
-        }
-        let link = Link::open(&self.target)
-            .await
-            .map_err(AcquireError::Connect)?;
-        self.front.metrics().created();
-        let broken = self
-            .link
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .replace(link.clone());
-        if broken.is_some() {
-            // The link broke, so the server went away (a restart, a
-            // failover): the pool's shared connection went with it, though
-            // nothing may have used it since. Replace it too.
-            if let Some(conn) = self
-                .current
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .as_ref()
-            {
-                conn.mark_broken();
-            }
-        }
-        Ok(link)
+    fn slot(&self) -> Result<&Arc<LinkSlot>> {
+        self.link.as_ref().ok_or_else(|| {
+            Error::Internal(EngineError::new(
+                self.kind,
+                None,
+                "this engine's calls do not go over a link",
+            ))
+        })
     }
 
     /// A connection of its own for a `WATCH` (no other caller's commands
@@ -351,28 +330,56 @@ impl RedisPool {
 
     /// The engine's health as its calls see it: whether the server
     /// answers `PING` on the link (past the fail-fast gate: a probe is how
-    /// the engine learns the server is back).
+    /// the engine learns the server is back), then on the pool's shared
+    /// connection (which a failed probe replaces).
     pub(crate) async fn probe_link(&self) -> crate::Health {
-        self.front
+        let unanswered = |why: String| Error::Unavailable(EngineError::new(self.kind, None, why));
+        let on_link = self
+            .front
             .probe(async {
-                let link = self.front.checkout(self.open_link()).await?;
+                let link = self.front.checkout(self.slot()?.open()).await?;
                 let ping = [bytes::Bytes::from_static(b"PING")];
                 match link.call(&[&ping]).await?.pop() {
-                    Some(reply) => reply.into_value(self.kind, false).map(drop),
+                    // An error reply (NOAUTH, LOADING) is a failed probe.
+                    Some(reply) => reply.into_value(self.kind, false).map(drop).map_err(|e| {
+                        unanswered(format!("{} answered PING with an error: {e}", self.server))
+                    }),
                     None => Ok(()),
                 }
             })
-            .await
+            .await;
+        if on_link == crate::Health::Serving {
+            self.refresh_shared().await;
+        }
+        on_link
+    }
+
+    /// `PING`s the pool's shared connection, which calls no longer keep
+    /// busy, and marks it broken if the server dropped it (an idle
+    /// timeout, a restart), so that the next use gets a fresh one instead
+    /// of failing. What it finds is not the engine's health: the link is.
+    async fn refresh_shared(&self) {
+        let Some(mut conn) = self.shared() else {
+            return;
+        };
+        let ping = ::redis::cmd("PING");
+        let answer = ping.query_async::<::redis::Value>(&mut conn.conn);
+        match tokio::time::timeout(crate::pool::PROBE_TIMEOUT, answer).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if !(e.is_io_error() || e.is_connection_dropped()) => {}
+            _ => conn.mark_broken(),
+        }
     }
 
     /// The pool's statistics.
     pub(crate) fn stats(&self) -> PoolStats {
         let state = self.pool.state();
-        // The calls' shared connection is one more, beside the pool's, and
-        // idle as the pool's shared one is: no caller holds it.
-        let link = usize::from(self.live_link().is_some());
+        // A link is one more connection, beside the pool's, and idle as
+        // the pool's shared one is: no caller holds it.
+        let has_link = usize::from(self.link.is_some());
+        let link = usize::from(self.link.as_ref().is_some_and(|slot| slot.live().is_some()));
         self.front.metrics().stats(PoolSize {
-            max_size: self.max_connections as usize + 1,
+            max_size: self.max_connections as usize + has_link,
             size: state.connections as usize + link,
             idle: state.idle_connections as usize + link,
             waiting: self.waiting.load(Ordering::Relaxed),
@@ -386,6 +393,29 @@ impl RedisPool {
             u64::from(self.front.connect_failures()),
         )]
     }
+}
+
+/// Where a link connects: the pool's url, credentials and database, and
+/// for a `rediss://` url the TLS settings the redis crate's connections
+/// use (the `ca_file`, or the system's CAs).
+fn link_target(kind: &'static str, server: &'static str, config: &RedisConfig) -> Result<Target> {
+    let info = connection_info(kind, config)?;
+    let tls = match info.addr() {
+        ConnectionAddr::TcpTls { .. } => Some(Arc::new(crate::tls::client_config(
+            kind,
+            config.ca_file.as_deref(),
+            crate::tls::DefaultRoots::System,
+        )?)),
+        _ => None,
+    };
+    Ok(Target {
+        info,
+        tls,
+        connect_timeout: config.pool.connect_timeout,
+        protocol: config.protocol,
+        kind,
+        server,
+    })
 }
 
 fn unavailable(kind: &'static str, server: &str, e: &::redis::RedisError) -> Error {
