@@ -105,7 +105,10 @@ impl Framer {
         }
         let bytes = buf.split_to(self.at).freeze();
         let too_deep = self.too_deep;
-        *self = Framer::new(self.protocol);
+        // Ready for the next reply, keeping the levels' room.
+        self.at = 0;
+        self.left.push(1);
+        self.too_deep = false;
         if too_deep {
             let why = "nested deeper than the gateway's values hold";
             return Ok(Some(Reply {
