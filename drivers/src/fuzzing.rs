@@ -177,6 +177,66 @@ pub fn falkor_reply(resp: &[u8]) {
     let _ = crate::falkordb::reply::first_column(&reply);
 }
 
+/// A Redis server's bytes as the redis engine's link reads them, in both
+/// protocols: framed reply by reply as they arrive in pieces (cut where
+/// the first byte says), each reply decoded to a value with and without
+/// `raw_bytes`. Framing in pieces must find the same replies as framing
+/// the whole, and whatever the framing passes must decode or be an error.
+pub fn redis_reply(data: &[u8]) {
+    use crate::resp::{Framer, Protocol};
+    let (cut, wire) = match data.split_first() {
+        Some((cut, wire)) => (usize::from(*cut).max(1), wire),
+        None => return,
+    };
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        let mut whole = bytes::BytesMut::from(wire);
+        let mut framer = Framer::new(protocol);
+        let mut lengths = Vec::new();
+        let whole_end = loop {
+            let before = whole.len();
+            match framer.next(&mut whole) {
+                Ok(Some(reply)) => {
+                    lengths.push(before - whole.len());
+                    let raw = reply.clone_for_fuzzing();
+                    let _ = reply.into_value("fuzz", false);
+                    let _ = raw.into_value("fuzz", true);
+                }
+                Ok(None) => break Ok(whole.len()),
+                Err(e) => break Err(e),
+            }
+        };
+        let mut pieces = bytes::BytesMut::new();
+        let mut framer = Framer::new(protocol);
+        let mut found = Vec::new();
+        let mut failed = None;
+        for chunk in wire.chunks(cut) {
+            pieces.extend_from_slice(chunk);
+            loop {
+                let before = pieces.len();
+                match framer.next(&mut pieces) {
+                    Ok(Some(_)) => found.push(before - pieces.len()),
+                    Ok(None) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+        assert_eq!(found, lengths, "framing in pieces found other replies");
+        match whole_end {
+            Ok(left) => assert!(
+                failed.is_none() && pieces.len() == left,
+                "framing disagreed"
+            ),
+            Err(e) => assert_eq!(failed, Some(e), "framing failed differently in pieces"),
+        }
+    }
+}
+
 /// Bytes as the value of a parameter, for targets that take raw input.
 pub fn bytes_param(data: &[u8]) -> Value {
     Value::Bytes(Bytes::copy_from_slice(data))

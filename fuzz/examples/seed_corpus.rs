@@ -168,6 +168,29 @@ fn codec() -> Vec<Vec<u8>> {
     seeds
 }
 
+/// Replies as a Redis server sends them to the link, each after a byte
+/// giving the size of the pieces they arrive in.
+fn redis_replies() -> Vec<Vec<u8>> {
+    let piece = |size: u8, wire: &[u8]| [&[size][..], wire].concat();
+    vec![
+        piece(3, b"+OK\r\n:42\r\n$-1\r\n"),
+        piece(2, b"$5\r\nhello\r\n$0\r\n\r\n*-1\r\n"),
+        piece(5, b"*3\r\n:1\r\n$1\r\nv\r\n*2\r\n+a\r\n-ERR no\r\n"),
+        piece(
+            4,
+            b"%2\r\n$1\r\na\r\n,1.5\r\n+b\r\n#t\r\n~1\r\n:3\r\n(123\r\n=7\r\ntxt:abc\r\n_\r\n",
+        ),
+        piece(
+            7,
+            b">2\r\n$10\r\ninvalidate\r\n*0\r\n|1\r\n+k\r\n:1\r\n!3\r\nERR\r\n",
+        ),
+        // A map keyed by an array (a script returns one), then a reply.
+        piece(6, b"%1\r\n*1\r\n:1\r\n$1\r\nv\r\n+NEXT\r\n"),
+        piece(16, &[&b"*1\r\n".repeat(40)[..], b":1\r\n"].concat()),
+        piece(1, b"-ERR unknown \xff\r\n"),
+    ]
+}
+
 fn falkor_replies() -> Vec<Vec<u8>> {
     let header = "*1\r\n*2\r\n:1\r\n$1\r\nn\r\n";
     let stats = "*2\r\n$16\r\nNodes created: 1\r\n$38\r\nQuery internal execution time: 0.1 ms\r\n";
@@ -291,6 +314,7 @@ fn main() {
     write("ts_statement", ts_statements());
     write("codec", codec());
     write("falkor_reply", falkor_replies());
+    write("redis_reply", redis_replies());
     write("execute_request", execute_requests());
     write("batch_request", batch_requests());
 }

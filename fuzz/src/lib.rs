@@ -17,6 +17,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ts_statement", ts_statement),
     ("codec", codec),
     ("falkor_reply", falkor_reply),
+    ("redis_reply", redis_reply),
     ("execute_request", execute_request),
     ("batch_request", batch_request),
     ("pg_wire", pg_wire),
@@ -68,6 +69,12 @@ pub fn codec(data: &[u8]) {
 /// A FalkorDB reply (RESP) read as a result set.
 pub fn falkor_reply(data: &[u8]) {
     drivers::falkor_reply(data);
+}
+
+/// A Redis server's bytes as the redis engine's link frames and decodes
+/// them (the first byte: the size of the pieces they arrive in).
+pub fn redis_reply(data: &[u8]) {
+    drivers::redis_reply(data);
 }
 
 /// An `ExecuteRequest` as the server receives it.

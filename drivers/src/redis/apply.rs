@@ -24,7 +24,8 @@ pub(super) async fn apply(
         return Ok(Vec::new());
     }
     let mut conn = pool.connection().await?;
-    match apply_on(&mut conn.conn, writes, marker).await? {
+    let applied = apply_on(&mut conn.conn, writes, marker).await;
+    match conn.noting(applied)? {
         Applied::Yes(replies) => Ok(replies),
         // Nothing is watched on a pooled connection.
         Applied::WatchLost => Err(Error::Conflict(EngineError::new(

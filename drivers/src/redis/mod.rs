@@ -197,12 +197,13 @@ impl StorageDriver for RedisDriver {
 
     async fn forget_marker(&self, marker: &str, _redo_head: Option<&crate::Redo>) -> Result<()> {
         let mut conn = self.pool.connection().await?;
-        ::redis::cmd("EXPIRE")
+        let expired = ::redis::cmd("EXPIRE")
             .arg(crate::marker_key(marker))
             .arg(crate::MARKER_GRACE.as_secs())
             .query_async::<()>(&mut conn.conn)
             .await
-            .map_err(reply::from_redis)
+            .map_err(reply::from_redis);
+        conn.noting(expired)
     }
 
     /// The markers' `EXPIRE`s pipelined: one round trip.
@@ -215,9 +216,11 @@ impl StorageDriver for RedisDriver {
                 .ignore();
         }
         let mut conn = self.pool.connection().await?;
-        pipe.query_async::<()>(&mut conn.conn)
+        let expired = pipe
+            .query_async::<()>(&mut conn.conn)
             .await
-            .map_err(reply::from_redis)
+            .map_err(reply::from_redis);
+        conn.noting(expired)
     }
 
     async fn describe(&self, options: &DescribeOptions) -> Result<Vec<SchemaObject>> {

@@ -13,7 +13,7 @@ use super::frame::{Framer, encode};
 use super::link::{Link, READ_CHUNK};
 
 /// Why a connection could not be opened, for the pool front to report.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct OpenError(String);
 

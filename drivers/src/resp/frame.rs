@@ -66,6 +66,8 @@ pub(crate) struct Framer {
     protocol: Protocol,
     /// Where the next frame of the reply starts.
     at: usize,
+    /// How far the header line of the frame at `at` has been searched.
+    searched: usize,
     /// Frames still to find at each level of the reply (the reply itself,
     /// then each aggregate open around the next frame).
     left: Vec<usize>,
@@ -80,6 +82,7 @@ impl Framer {
         Framer {
             protocol,
             at: 0,
+            searched: 0,
             left: vec![1],
             too_deep: false,
         }
@@ -90,14 +93,21 @@ impl Framer {
     /// protocol (no reply can be found in them).
     pub(crate) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Reply>, &'static str> {
         while let Some(left) = self.left.last_mut() {
-            let Some((next, more)) = step(buf, self.at)? else {
-                return Ok(None);
+            let (next, more) = match step(buf, self.at, self.searched)? {
+                Step::Frame { next, more } => (next, more),
+                Step::Wait { searched } => {
+                    self.searched = searched;
+                    return Ok(None);
+                }
             };
             self.at = next;
+            self.searched = next;
             *left -= 1;
             if more > 0 {
+                // Each level is one of a value's: a scalar in a list is
+                // at depth 2, with two levels here.
                 self.left.push(more);
-                self.too_deep |= self.left.len() > crate::MAX_DEPTH + 1;
+                self.too_deep |= self.left.len() > crate::MAX_DEPTH;
             }
             while self.left.last() == Some(&0) {
                 self.left.pop();
@@ -107,6 +117,7 @@ impl Framer {
         let too_deep = self.too_deep;
         // Ready for the next reply, keeping the levels' room.
         self.at = 0;
+        self.searched = 0;
         self.left.push(1);
         self.too_deep = false;
         if too_deep {
@@ -126,7 +137,9 @@ impl Framer {
             Ok(Some((frame, len))) if len == bytes.len() => frame,
             // (The decoder's own message would quote the bytes that
             // follow: other callers' replies. None of it is kept.)
-            _ => Frame::Refused("a RESP3 map or set keyed by arrays or maps"),
+            _ => Frame::Refused(
+                "a shape the decoder refuses, such as a RESP3 map or set keyed by arrays or maps",
+            ),
         };
         Ok(Some(Reply { bytes, frame }))
     }
@@ -142,53 +155,89 @@ pub(crate) fn decode(
     Framer::new(protocol).next(buf)
 }
 
-/// The frame at `at`: where the next one starts and how many frames it
-/// holds (an aggregate's elements); `None` while it has not all arrived.
-fn step(buf: &[u8], at: usize) -> Result<Option<(usize, usize)>, &'static str> {
+/// What [`step`] found at a frame.
+enum Step {
+    /// A whole frame: where the next one starts, and how many frames it
+    /// holds (an aggregate's elements).
+    Frame { next: usize, more: usize },
+    /// Not all of it yet; its header line was searched up to `searched`.
+    Wait { searched: usize },
+}
+
+/// The frame at `at`, its header line searched for from `from` (where an
+/// earlier look stopped: a long line arriving over many reads is scanned
+/// once).
+fn step(buf: &[u8], at: usize, from: usize) -> Result<Step, &'static str> {
     let Some(&kind) = buf.get(at) else {
-        return Ok(None);
+        return Ok(Step::Wait { searched: at });
     };
-    let Some(newline) = buf[at..].iter().position(|&b| b == b'\n') else {
-        return Ok(None);
+    let start = from.max(at);
+    let Some(newline) = buf
+        .get(start..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        .map(|found| start + found)
+    else {
+        return Ok(Step::Wait {
+            searched: buf.len(),
+        });
     };
     let line = buf
-        .get(at + 1..at + newline)
+        .get(at + 1..newline)
         .and_then(|line| line.strip_suffix(b"\r"))
         .ok_or("a line without CR LF")?;
-    let next = at + newline + 1;
+    let next = newline + 1;
     let count = || -> Result<Option<usize>, &'static str> {
         let n: i64 = std::str::from_utf8(line)
             .ok()
             .and_then(|text| text.parse().ok())
             .ok_or("a length that is not a number")?;
-        // -1: a RESP2 null bulk string or array.
-        Ok(usize::try_from(n).ok())
+        // -1: a RESP2 null bulk string or array; no other is negative.
+        match n {
+            -1 => Ok(None),
+            _ => usize::try_from(n)
+                .map(Some)
+                .map_err(|_| "a negative length"),
+        }
     };
     let twice = |n: Option<usize>| n.unwrap_or(0).checked_mul(2).ok_or("a length too large");
-    Ok(Some(match kind {
-        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => (next, 0),
-        b'$' | b'!' | b'=' => match count()? {
-            Some(n) => {
+    let more = match kind {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => 0,
+        b'$' | b'!' | b'=' => {
+            if let Some(n) = count()? {
                 let end = n
                     .checked_add(2)
                     .and_then(|n| n.checked_add(next))
                     .ok_or("a length too large")?;
                 if buf.len() < end {
-                    return Ok(None);
+                    return Ok(Step::Wait { searched: newline });
                 }
-                (end, 0)
+                return Ok(Step::Frame { next: end, more: 0 });
             }
-            None => (next, 0),
-        },
-        b'*' | b'~' | b'>' => (next, count()?.unwrap_or(0)),
-        b'%' => (next, twice(count()?)?),
+            0
+        }
+        b'*' | b'~' | b'>' => count()?.unwrap_or(0),
+        b'%' => twice(count()?)?,
         // Attributes, then the frame they annotate.
-        b'|' => (next, twice(count()?)? + 1),
+        b'|' => twice(count()?)? + 1,
         _ => return Err("an unknown frame type"),
-    }))
+    };
+    Ok(Step::Frame { next, more })
 }
 
 impl Reply {
+    /// The same reply again (the fuzz target decodes each reply twice).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn clone_for_fuzzing(&self) -> Reply {
+        Reply {
+            bytes: self.bytes.clone(),
+            frame: match &self.frame {
+                Frame::Two(frame) => Frame::Two(frame.clone()),
+                Frame::Three(frame) => Frame::Three(frame.clone()),
+                Frame::Refused(why) => Frame::Refused(why),
+            },
+        }
+    }
+
     /// Whether this is out-of-band data (a RESP3 push), not a reply to a
     /// command.
     pub(crate) fn is_push(&self) -> bool {

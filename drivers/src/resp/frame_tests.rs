@@ -131,6 +131,7 @@ fn a_reply_the_decoder_refuses_is_stepped_over_whole() {
         b"\n",
         b"*1\n",
         b"$9223372036854775807\r\n",
+        b"*-5\r\n",
     ] {
         let mut buf = BytesMut::from(foreign);
         let found = decode(Protocol::Resp3, &mut buf);
@@ -149,7 +150,13 @@ fn a_reply_nested_too_deep_is_framed_but_not_decoded() {
     let err = refused.into_value("redis", false).unwrap_err();
     assert!(err.to_string().contains("nested deeper"), "{err}");
     assert_eq!(&buf[..], b"+NEXT\r\n");
-    // As deep as the value model holds is decoded.
+    // One level past the value model is refused; as deep as it holds
+    // is decoded.
+    let mut past = b"*1\r\n".repeat(crate::MAX_DEPTH);
+    past.extend_from_slice(b":1\r\n");
+    let mut buf = BytesMut::from(&past[..]);
+    let refused = decode(Protocol::Resp2, &mut buf).unwrap().unwrap();
+    assert!(refused.into_value("redis", false).is_err());
     let mut held = b"*1\r\n".repeat(crate::MAX_DEPTH - 1);
     held.extend_from_slice(b":1\r\n");
     let mut buf = BytesMut::from(&held[..]);

@@ -37,6 +37,10 @@ pub(super) const READ_CHUNK: usize = 16 * 1024;
 /// is not keeping up, and a call fails at once instead of queuing more.
 const MAX_QUEUED: usize = 64 * 1024 * 1024;
 
+/// Bytes of commands the task takes for one write (a larger command is
+/// taken alone).
+const TAKE_AT_ONCE: usize = 256 * 1024;
+
 /// A handle to the shared connection; clones share it. The connection
 /// closes when the last handle is dropped.
 #[derive(Debug, Clone)]
@@ -81,31 +85,55 @@ struct Waiter {
 type Outcome = std::result::Result<Vec<Reply>, String>;
 
 impl State {
-    /// Takes the queued commands, without those of callers that went
-    /// away before they were written (a deadline passed while the server
-    /// was slow): sending them late would apply what the caller was told
-    /// failed, and a retry would apply it twice.
-    fn take_out(&mut self, into: &mut BytesMut) {
-        let first = self.waiting.len() - self.unsent;
-        if self.waiting.range(first..).any(|w| w.reply.is_closed()) {
-            let mut kept = BytesMut::with_capacity(self.out.len());
-            let mut offset = 0;
-            let mut i = first;
-            while i < self.waiting.len() {
-                let len = self.waiting[i].len;
-                let bytes = self.out.get(offset..offset + len).unwrap_or_default();
-                offset += len;
-                if self.waiting[i].reply.is_closed() {
-                    self.waiting.remove(i);
-                } else {
-                    kept.extend_from_slice(bytes);
-                    i += 1;
-                }
-            }
-            self.out = kept;
+    /// Takes queued commands for writing: at most [`TAKE_AT_ONCE`] bytes
+    /// of them (one command at least), so that under a stall most of
+    /// what waits is still here; and none of callers that went away
+    /// before their commands were taken (a deadline passed while the
+    /// server was slow): sending those late would apply what the caller
+    /// was told had failed, and its retry would apply it twice. An error
+    /// when the queue's books do not add up (the link must close: a
+    /// waiter without its command would take another caller's reply).
+    fn take_out(&mut self, into: &mut BytesMut) -> std::result::Result<(), &'static str> {
+        let first = self
+            .waiting
+            .len()
+            .checked_sub(self.unsent)
+            .ok_or("more commands unsent than callers waiting")?;
+        let gone = self.waiting.range(first..).any(|w| w.reply.is_closed());
+        if !gone && self.out.len() <= TAKE_AT_ONCE {
+            self.unsent = 0;
+            std::mem::swap(&mut self.out, into);
+            return Ok(());
         }
-        self.unsent = 0;
-        std::mem::swap(&mut self.out, into);
+        // One pass: the unsent waiters in order, each taken, left queued
+        // or dropped with its bytes.
+        let unsent = self.waiting.split_off(first);
+        let queued = std::mem::take(&mut self.out);
+        let mut offset = 0;
+        let mut left = VecDeque::new();
+        for waiter in unsent {
+            let end = offset + waiter.len;
+            let bytes = queued
+                .get(offset..end)
+                .ok_or("a command's bytes are missing")?;
+            offset = end;
+            if waiter.reply.is_closed() {
+                continue;
+            }
+            if into.is_empty() || (left.is_empty() && into.len() + bytes.len() <= TAKE_AT_ONCE) {
+                into.extend_from_slice(bytes);
+                self.waiting.push_back(waiter);
+            } else {
+                self.out.extend_from_slice(bytes);
+                left.push_back(waiter);
+            }
+        }
+        if offset != queued.len() {
+            return Err("bytes queued for no command");
+        }
+        self.unsent = left.len();
+        self.waiting.extend(left);
+        Ok(())
     }
 }
 
@@ -186,10 +214,15 @@ impl Link {
             }
             let was_empty = state.out.is_empty();
             if state.out.len() > MAX_QUEUED {
-                return Err(self.shared.closed(&format!(
-                    "more than {} MiB of commands wait to be written: the server is not \
-                     keeping up",
-                    MAX_QUEUED >> 20
+                return Err(Error::Overloaded(EngineError::new(
+                    self.shared.kind,
+                    None,
+                    format!(
+                        "more than {} MiB of commands wait to be written to {}: it is not \
+                         keeping up; retry later",
+                        MAX_QUEUED >> 20,
+                        self.shared.server
+                    ),
                 )));
             }
             let before = state.out.len();
@@ -251,9 +284,13 @@ impl Shared {
             if reply.is_push() {
                 continue;
             }
-            let Some(waiter) = state.waiting.front_mut() else {
+            // Only a caller whose command was written can have a reply.
+            if state.waiting.len() <= state.unsent {
                 drop(state);
                 self.close("the server sent a reply to no command".into());
+                return;
+            }
+            let Some(waiter) = state.waiting.front_mut() else {
                 return;
             };
             waiter.got.push(reply);
@@ -321,7 +358,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             // Registered before looking, so a caller queuing after the look
             // wakes this task.
             self.shared.task.register(cx.waker());
-            self.shared.lock().take_out(&mut self.out);
+            self.shared
+                .lock()
+                .take_out(&mut self.out)
+                .map_err(|why| format!("the link lost count of its commands ({why})"))?;
         }
         while !self.out.is_empty() {
             match poll_write_buf(Pin::new(&mut self.stream), cx, &mut self.out) {
@@ -409,11 +449,31 @@ mod tests {
     fn commands_of_callers_gone_before_they_were_written_are_not_sent() {
         let (mut state, _live) = queued(&[b"A", b"BB", b"CCC", b"DDDD"], &[1, 3]);
         let mut out = BytesMut::new();
-        state.take_out(&mut out);
+        state.take_out(&mut out).unwrap();
         assert_eq!(&out[..], b"*1\r\n$1\r\nA\r\n*1\r\n$3\r\nCCC\r\n");
         assert_eq!(state.waiting.len(), 2);
         assert_eq!(state.unsent, 0);
         assert!(state.out.is_empty());
+    }
+
+    #[test]
+    fn a_write_takes_a_bounded_lot_and_leaves_the_rest_queued() {
+        let big = vec![b'x'; 200 * 1024];
+        let (mut state, _live) = queued(&[&big, &big, b"C"], &[]);
+        let mut out = BytesMut::new();
+        state.take_out(&mut out).unwrap();
+        assert!(
+            out.len() > 200 * 1024 && out.len() < 201 * 1024,
+            "one command"
+        );
+        assert_eq!((state.waiting.len(), state.unsent), (3, 2));
+        out.clear();
+        state.take_out(&mut out).unwrap();
+        assert!(out.ends_with(b"*1\r\n$1\r\nC\r\n"), "the other two fit");
+        assert_eq!((state.unsent, state.out.len()), (0, 0));
+        // Books that do not add up are an error, not a misdelivery.
+        state.unsent = 5;
+        assert!(state.take_out(&mut BytesMut::new()).is_err());
     }
 
     #[test]
@@ -424,7 +484,7 @@ mod tests {
         state.unsent = 1;
         state.out = state.out.split_off(11);
         let mut out = BytesMut::new();
-        state.take_out(&mut out);
+        state.take_out(&mut out).unwrap();
         assert_eq!(&out[..], b"*1\r\n$1\r\nB\r\n");
         assert_eq!(state.waiting.len(), 2);
     }

@@ -40,9 +40,13 @@ impl Pooled {
     }
 
     /// `result` of a call on this connection, marking the connection
-    /// broken when the call found the server gone.
+    /// broken when the call found it gone: unavailable with no reply from
+    /// the server (a reply such as `LOADING` or `BUSY` is unavailable too,
+    /// but came over a connection that works).
     pub(crate) fn noting<T>(&self, result: crate::Result<T>) -> crate::Result<T> {
-        if matches!(result, Err(crate::Error::Unavailable(_))) {
+        if let Err(crate::Error::Unavailable(report)) = &result
+            && report.code.is_none()
+        {
             self.mark_broken();
         }
         result

@@ -364,10 +364,12 @@ impl RedisPool {
         };
         let ping = ::redis::cmd("PING");
         let answer = ping.query_async::<::redis::Value>(&mut conn.conn);
-        match tokio::time::timeout(crate::pool::PROBE_TIMEOUT, answer).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) if !(e.is_io_error() || e.is_connection_dropped()) => {}
-            _ => conn.mark_broken(),
+        // (A slow answer is not a dropped connection: a transaction's long
+        // read may be ahead of the PING on it.)
+        if let Ok(Err(e)) = tokio::time::timeout(crate::pool::PROBE_TIMEOUT, answer).await
+            && (e.is_io_error() || e.is_connection_dropped())
+        {
+            conn.mark_broken();
         }
     }
 
