@@ -177,3 +177,33 @@ async fn a_reply_nested_past_the_value_models_depth_is_refused() {
     run(&d, "SET k v", None).await.unwrap();
     assert_eq!(run(&d, "GET k", None).await.unwrap(), Value::from("v"));
 }
+
+/// Values larger than one write's lot (256 KiB), from many callers at
+/// once: each is written in a lot of its own, whole, and read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_larger_than_a_write_go_whole_and_in_order() {
+    let server = RedisServer::start();
+    let d = engine(&server, Protocol::Resp2).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let d = Arc::clone(&d);
+            tokio::spawn(async move {
+                let value = format!("{i}").repeat(300 * 1024);
+                let set = Statement {
+                    params: vec![Value::from(format!("big:{i}")), Value::from(value.clone())],
+                    ..Statement::new("SET $1 $2")
+                };
+                d.execute(Dialect::Redis, &set, &ExecuteOptions::default())
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    run(&d, &format!("GET big:{i}"), None).await.unwrap(),
+                    Value::from(value)
+                );
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}

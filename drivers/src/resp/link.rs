@@ -354,35 +354,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     /// Writes what callers queued, once the last lot is out.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> std::result::Result<(), String> {
-        if self.out.is_empty() {
-            // Registered before looking, so a caller queuing after the look
-            // wakes this task.
-            self.shared.task.register(cx.waker());
-            self.shared
-                .lock()
-                .take_out(&mut self.out)
-                .map_err(|why| format!("the link lost count of its commands ({why})"))?;
-        }
-        while !self.out.is_empty() {
-            match poll_write_buf(Pin::new(&mut self.stream), cx, &mut self.out) {
-                Poll::Ready(Ok(0)) => return Err("the connection closed while writing".into()),
-                Poll::Ready(Ok(_)) => self.unflushed = true,
-                Poll::Ready(Err(e)) => return Err(e.to_string()),
-                Poll::Pending => return Ok(()),
+        loop {
+            let mut left_queued = false;
+            if self.out.is_empty() {
+                // Registered before looking, so a caller queuing after the
+                // look wakes this task.
+                self.shared.task.register(cx.waker());
+                let mut state = self.shared.lock();
+                state
+                    .take_out(&mut self.out)
+                    .map_err(|why| format!("the link lost count of its commands ({why})"))?;
+                left_queued = state.unsent > 0;
+            }
+            while !self.out.is_empty() {
+                match poll_write_buf(Pin::new(&mut self.stream), cx, &mut self.out) {
+                    Poll::Ready(Ok(0)) => {
+                        return Err("the connection closed while writing".into());
+                    }
+                    Poll::Ready(Ok(_)) => self.unflushed = true,
+                    Poll::Ready(Err(e)) => return Err(e.to_string()),
+                    Poll::Pending => return Ok(()),
+                }
+            }
+            if self.unflushed {
+                match Pin::new(&mut self.stream).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.unflushed = false,
+                    Poll::Ready(Err(e)) => return Err(e.to_string()),
+                    Poll::Pending => {}
+                }
+            }
+            if self.out.capacity() > 64 * READ_CHUNK {
+                // A large pipeline passed: do not keep its buffer.
+                self.out = BytesMut::with_capacity(READ_CHUNK);
+            }
+            // A take holds at most TAKE_AT_ONCE: what it left waits for no
+            // caller's wake-up (the queue was not empty when they came).
+            if !left_queued {
+                return Ok(());
             }
         }
-        if self.unflushed {
-            match Pin::new(&mut self.stream).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(e)) => return Err(e.to_string()),
-                Poll::Pending => {}
-            }
-        }
-        if self.out.capacity() > 64 * READ_CHUNK {
-            // A large pipeline passed: do not keep its buffer.
-            self.out = BytesMut::with_capacity(READ_CHUNK);
-        }
-        Ok(())
     }
 
     /// Reads what arrived and hands out the whole replies in it; whether
