@@ -183,58 +183,56 @@ pub fn falkor_reply(resp: &[u8]) {
 /// `raw_bytes`. Framing in pieces must find the same replies as framing
 /// the whole, and whatever the framing passes must decode or be an error.
 pub fn redis_reply(data: &[u8]) {
-    use crate::resp::{Framer, Protocol};
-    let (cut, wire) = match data.split_first() {
-        Some((cut, wire)) => (usize::from(*cut).max(1), wire),
-        None => return,
+    use crate::resp::Protocol;
+    let Some((cut, wire)) = data.split_first() else {
+        return;
     };
     for protocol in [Protocol::Resp2, Protocol::Resp3] {
-        let mut whole = bytes::BytesMut::from(wire);
-        let mut framer = Framer::new(protocol);
-        let mut lengths = Vec::new();
-        let whole_end = loop {
-            let before = whole.len();
-            match framer.next(&mut whole) {
-                Ok(Some(reply)) => {
-                    lengths.push(before - whole.len());
-                    let raw = reply.clone_for_fuzzing();
-                    let _ = reply.into_value("fuzz", false);
-                    let _ = raw.into_value("fuzz", true);
-                }
-                Ok(None) => break Ok(whole.len()),
-                Err(e) => break Err(e),
-            }
-        };
-        let mut pieces = bytes::BytesMut::new();
-        let mut framer = Framer::new(protocol);
-        let mut found = Vec::new();
-        let mut failed = None;
-        for chunk in wire.chunks(cut) {
-            pieces.extend_from_slice(chunk);
-            loop {
-                let before = pieces.len();
-                match framer.next(&mut pieces) {
-                    Ok(Some(_)) => found.push(before - pieces.len()),
-                    Ok(None) => break,
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            if failed.is_some() {
-                break;
-            }
+        let mut replies = Vec::new();
+        let whole = frame_in(protocol, std::iter::once(wire), &mut replies);
+        for reply in replies {
+            let raw = reply.clone();
+            let _ = reply.into_value("fuzz", false);
+            let _ = raw.into_value("fuzz", true);
         }
-        assert_eq!(found, lengths, "framing in pieces found other replies");
-        match whole_end {
-            Ok(left) => assert!(
-                failed.is_none() && pieces.len() == left,
-                "framing disagreed"
-            ),
-            Err(e) => assert_eq!(failed, Some(e), "framing failed differently in pieces"),
+        let pieces = frame_in(
+            protocol,
+            wire.chunks(usize::from(*cut).max(1)),
+            &mut Vec::new(),
+        );
+        assert_eq!(
+            pieces, whole,
+            "framing in pieces disagrees with framing whole"
+        );
+    }
+}
+
+/// Frames `chunks` arriving one after another, as the link reads them:
+/// each reply's length, and the bytes left unframed at the end (or why
+/// framing failed).
+fn frame_in<'a>(
+    protocol: crate::resp::Protocol,
+    chunks: impl Iterator<Item = &'a [u8]>,
+    replies: &mut Vec<crate::resp::Reply>,
+) -> (Vec<usize>, Result<usize, &'static str>) {
+    let mut buf = bytes::BytesMut::new();
+    let mut framer = crate::resp::Framer::new(protocol);
+    let mut lengths = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            let before = buf.len();
+            match framer.next(&mut buf) {
+                Ok(Some(reply)) => {
+                    lengths.push(before - buf.len());
+                    replies.push(reply);
+                }
+                Ok(None) => break,
+                Err(e) => return (lengths, Err(e)),
+            }
         }
     }
+    (lengths, Ok(buf.len()))
 }
 
 /// Bytes as the value of a parameter, for targets that take raw input.

@@ -40,11 +40,9 @@ pub(super) async fn run(
     }
     if !sent.is_empty() {
         if options.read_only {
-            let mut conn = driver.connection().await?;
             // The parsed command, not the text: a quoted `'SET'` is SET.
             for (i, args) in &sent {
-                let refused = driver.refuse_writes(&mut conn.conn, args).await;
-                conn.noting(refused).map_err(|e| match e {
+                driver.refuse_writes(args).await.map_err(|e| match e {
                     Error::ReadOnly(report) => Error::ReadOnly(EngineError::new(
                         KIND,
                         None,

@@ -15,7 +15,6 @@ mod transaction;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -69,11 +68,15 @@ impl RedisDriver {
     }
 
     /// `Err(ReadOnly)` unless the command is one Redis flags read-only,
-    /// by the server's own `COMMAND INFO`, for a read-only request.
-    async fn refuse_writes(&self, conn: &mut MultiplexedConnection, args: &[Bytes]) -> Result<()> {
-        self.commands
-            .refuse_unless_read_only(conn, args, "request")
-            .await
+    /// by the server's own `COMMAND INFO` (asked on the pool's shared
+    /// connection, marked broken if it failed), for a read-only request.
+    async fn refuse_writes(&self, args: &[Bytes]) -> Result<()> {
+        let mut shared = self.connection().await?;
+        let refused = self
+            .commands
+            .refuse_unless_read_only(&mut shared.conn, args, "request")
+            .await;
+        shared.noting(refused)
     }
 
     async fn run(&self, args: Vec<Bytes>, options: &ExecuteOptions) -> Result<crate::Value> {
@@ -81,12 +84,7 @@ impl RedisDriver {
         // The rare paths are boxed: a future holds room for its largest
         // step, and every call's future would otherwise carry theirs.
         if options.read_only {
-            Box::pin(async {
-                let mut shared = self.connection().await?;
-                let refused = self.refuse_writes(&mut shared.conn, &args).await;
-                shared.noting(refused)
-            })
-            .await?;
+            Box::pin(self.refuse_writes(&args)).await?;
         }
         if is_blocking(&args) {
             // A connection of its own: a blocked shared connection would hold

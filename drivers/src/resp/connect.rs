@@ -24,6 +24,12 @@ impl OpenError {
     }
 }
 
+impl From<std::io::Error> for OpenError {
+    fn from(e: std::io::Error) -> OpenError {
+        OpenError(e.to_string())
+    }
+}
+
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -44,7 +50,6 @@ pub(crate) struct Target {
 /// Connects, authenticates and selects the database; fails with the
 /// server's reason (a wrong password, a missing database).
 pub(crate) async fn open(target: &Target) -> Result<Link, OpenError> {
-    let failed = |e: std::io::Error| OpenError(e.to_string());
     let opening = async {
         match target.info.addr() {
             ConnectionAddr::Tcp(host, port) => {
@@ -54,9 +59,7 @@ pub(crate) async fn open(target: &Target) -> Result<Link, OpenError> {
                 // one segment, which on loopback costs this process and
                 // the server a wake-up less each (measured: with
                 // TCP_NODELAY a GET cost 2-3 µs more CPU at 16 tasks).
-                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
-                    .await
-                    .map_err(failed)?;
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                 start(stream, target).await
             }
             ConnectionAddr::TcpTls {
@@ -78,9 +81,7 @@ pub(crate) async fn open(target: &Target) -> Result<Link, OpenError> {
                     .ok_or_else(|| OpenError("no TLS configuration for a rediss:// url".into()))?;
                 let name = rustls::pki_types::ServerName::try_from(host.clone())
                     .map_err(|e| OpenError(format!("{host} is not a server name: {e}")))?;
-                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
-                    .await
-                    .map_err(failed)?;
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                 let stream = tokio_rustls::TlsConnector::from(config)
                     .connect(name, stream)
                     .await
@@ -88,9 +89,7 @@ pub(crate) async fn open(target: &Target) -> Result<Link, OpenError> {
                 start(stream, target).await
             }
             ConnectionAddr::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(failed)?;
+                let stream = tokio::net::UnixStream::connect(path).await?;
                 start(stream, target).await
             }
             other => Err(OpenError(format!(
@@ -155,12 +154,8 @@ where
     for args in &commands {
         encode(&mut out, args);
     }
-    let broken = OpenError;
-    stream
-        .write_all(&out)
-        .await
-        .map_err(|e| broken(e.to_string()))?;
-    stream.flush().await.map_err(|e| broken(e.to_string()))?;
+    stream.write_all(&out).await?;
+    stream.flush().await?;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut framer = Framer::new(target.protocol);
     let mut answered = 0;
@@ -174,16 +169,11 @@ where
                 answered += 1;
             }
             Ok(None) => {
-                if stream
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| broken(e.to_string()))?
-                    == 0
-                {
-                    return Err(broken("the server closed the connection".into()));
+                if stream.read_buf(&mut buf).await? == 0 {
+                    return Err(OpenError("the server closed the connection".into()));
                 }
             }
-            Err(e) => return Err(broken(format!("not the Redis protocol ({e})"))),
+            Err(e) => return Err(OpenError(format!("not the Redis protocol ({e})"))),
         }
     }
     Ok(buf)

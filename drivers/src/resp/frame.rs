@@ -40,13 +40,13 @@ fn put_header(out: &mut BytesMut, kind: u8, len: usize) {
 }
 
 /// One reply as read: its bytes, and where each of its parts lies in them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Reply {
     bytes: Bytes,
     frame: Frame,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Frame {
     Two(Frame2),
     Three(Frame3),
@@ -225,19 +225,6 @@ fn step(buf: &[u8], at: usize, from: usize) -> Result<Step, &'static str> {
 }
 
 impl Reply {
-    /// The same reply again (the fuzz target decodes each reply twice).
-    #[cfg(feature = "fuzzing")]
-    pub(crate) fn clone_for_fuzzing(&self) -> Reply {
-        Reply {
-            bytes: self.bytes.clone(),
-            frame: match &self.frame {
-                Frame::Two(frame) => Frame::Two(frame.clone()),
-                Frame::Three(frame) => Frame::Three(frame.clone()),
-                Frame::Refused(why) => Frame::Refused(why),
-            },
-        }
-    }
-
     /// Whether this is out-of-band data (a RESP3 push), not a reply to a
     /// command.
     pub(crate) fn is_push(&self) -> bool {

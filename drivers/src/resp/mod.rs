@@ -13,8 +13,8 @@ mod pool;
 mod slot;
 
 pub use config::{Protocol, RedisConfig};
-#[cfg(feature = "fuzzing")]
-pub(crate) use frame::Framer;
 pub(crate) use frame::key_text;
+#[cfg(feature = "fuzzing")]
+pub(crate) use frame::{Framer, Reply};
 pub(crate) use manager::Pooled;
 pub(crate) use pool::{Calls, RedisPool};
