@@ -68,7 +68,7 @@ pub use engine::{
 pub use error::{BoxError, EngineError, Error, Result, rounded};
 pub use kind::EngineKind;
 pub use limits::{ResultLimits, row_size};
-pub use options::{DEFAULT_BATCH_SIZE, ExecuteOptions};
+pub use options::{Cells, DEFAULT_BATCH_SIZE, ExecuteOptions};
 pub use pool::PoolSettings;
 pub use result::{Column, QUEUED, ResultSet, RowStream, StatementShape};
 pub use rows::{Row, Rows};

@@ -36,13 +36,10 @@ pub struct ExecuteOptions {
     /// Redis bulk strings always as bytes (by default they are text when
     /// they are valid UTF-8).
     pub raw_bytes: bool,
-    /// PostgreSQL: a whole result's rows in
-    /// [`ResultSet::wire_rows`](crate::ResultSet::wire_rows), each cell
-    /// in PostgreSQL's binary format of its column's type as the engine
-    /// sent it, not decoded (for a caller that forwards cells in that
-    /// format, as the PostgreSQL-wire front end does). Streams and other
-    /// engines ignore it.
-    pub native_cells: bool,
+    /// How a whole result's cells come back: decoded into values (the
+    /// default), or PostgreSQL's own bytes for a caller that forwards them
+    /// (see [`Cells`]).
+    pub cells: Cells,
     /// The graph (FalkorDB) or database (Neo4j) to run in, when not the
     /// engine's default; engines without such a choice refuse it.
     pub database: Option<String>,
@@ -51,6 +48,30 @@ pub struct ExecuteOptions {
     /// Rows per batch of a streamed execution (only streams read it;
     /// `None`: [`DEFAULT_BATCH_SIZE`]).
     pub batch_size: Option<usize>,
+}
+
+/// How a whole result's cells come back. Streams, and engines other than
+/// PostgreSQL, always decode them into values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cells {
+    /// Decoded into the value model.
+    #[default]
+    Values,
+    /// PostgreSQL: in [`ResultSet::wire_rows`](crate::ResultSet::wire_rows),
+    /// each cell in PostgreSQL's binary format of its column's type as the
+    /// engine sent it, not decoded (for a caller that forwards cells in
+    /// that format, as the PostgreSQL-wire front end does).
+    Binary,
+    /// PostgreSQL, for a statement without parameters: in
+    /// [`ResultSet::wire_rows`](crate::ResultSet::wire_rows), each cell
+    /// PostgreSQL's own text of it, the statement run unnamed in one round
+    /// trip (`Parse`, `Bind`, `Describe`, `Execute`, `Sync` sent at once),
+    /// where preparing it first takes two. Columns of the database's own
+    /// types (enums, domains of them, composites) have an empty type name
+    /// unless the connection has met them before: their types are not
+    /// looked up. With parameters, cells are decoded as with
+    /// [`Values`](Cells::Values).
+    Text,
 }
 
 impl ExecuteOptions {

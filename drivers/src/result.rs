@@ -61,8 +61,8 @@ pub struct ResultSet {
     pub rows_affected: u64,
     /// The rows as PostgreSQL sent them, instead of in `rows` (then
     /// empty): only for a caller that asked for
-    /// [`native_cells`](crate::ExecuteOptions::native_cells), from a
-    /// PostgreSQL engine.
+    /// [`Cells::Binary`](crate::Cells::Binary) or
+    /// [`Cells::Text`](crate::Cells::Text), from a PostgreSQL engine.
     pub wire_rows: Option<WireRows>,
 }
 

@@ -1,10 +1,10 @@
 //! Rows as PostgreSQL's `DataRow` messages carry them, for a caller that
-//! forwards them as they came ([`ExecuteOptions::native_cells`]): every
+//! forwards them as they came ([`Cells`]): every
 //! row of a result in one buffer, each cell its length then its bytes, so
 //! a PostgreSQL-wire front end writes each row with no cell-by-cell work
 //! and no value made per cell.
 //!
-//! [`ExecuteOptions::native_cells`]: crate::ExecuteOptions::native_cells
+//! [`Cells`]: crate::Cells
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -12,7 +12,8 @@ use crate::{EngineError, Error, Result, Rows, Value};
 
 /// Rows in PostgreSQL's `DataRow` layout (without the message's header
 /// and cell count): each cell its length as a 4-byte big-endian integer
-/// (-1 for NULL), then its bytes in its type's binary format.
+/// (-1 for NULL), then its bytes in the format the caller asked for
+/// (its type's binary format, or PostgreSQL's text).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WireRows {
     data: BytesMut,
@@ -75,7 +76,7 @@ impl WireRows {
     }
 
     /// The rows as values: a non-null cell is [`Value::Bytes`] of its
-    /// binary format (for a caller that must decode some of them), a
+    /// bytes as sent (for a caller that must decode some of them), a
     /// slice of the one buffer.
     pub fn into_values(self) -> Result<Rows> {
         let width = self.width;

@@ -289,7 +289,7 @@ async fn native_cells_come_as_wire_rows_within_the_limits_and_streams_decode() {
          FROM generate_series(1, 3) AS i",
     );
     let native = ExecuteOptions {
-        native_cells: true,
+        cells: omnigate_drivers::Cells::Binary,
         ..ExecuteOptions::default()
     };
     let result = d.execute(Dialect::Sql, &query, &native).await.unwrap();
@@ -321,4 +321,93 @@ async fn native_cells_come_as_wire_rows_within_the_limits_and_streams_decode() {
         .unwrap();
     let batches: Vec<_> = stream.batches.try_collect().await.unwrap();
     assert_eq!(batches[0][0], vec![Value::Int(1), Value::from("x1")]);
+}
+
+#[tokio::test]
+async fn text_cells_come_in_one_unnamed_run_and_parameters_are_decoded() {
+    let server = PgServer::start();
+    let d = server.engine().await;
+    let text = ExecuteOptions {
+        cells: omnigate_drivers::Cells::Text,
+        ..ExecuteOptions::default()
+    };
+    for setup in [
+        "CREATE TYPE text_mood AS ENUM ('ok', 'sad')",
+        "CREATE TABLE text_bumps (n int)",
+        "CREATE FUNCTION text_bump() RETURNS void LANGUAGE sql \
+         AS 'INSERT INTO text_bumps VALUES (1)'",
+    ] {
+        let setup = Statement::new(setup);
+        d.execute(Dialect::Sql, &setup, &ExecuteOptions::default())
+            .await
+            .unwrap();
+    }
+    // Each cell PostgreSQL's own text, NULL as NULL; a type the value
+    // model does not map (void, point) is text like any other, so the
+    // statement is not run again to read it.
+    let query = Statement::new(
+        "SELECT 1.50::numeric AS n, NULL::int4 AS z, point(1, 2) AS p, 'sad'::text_mood AS m, \
+         text_bump() AS v",
+    );
+    let result = d.execute(Dialect::Sql, &query, &text).await.unwrap();
+    let names: Vec<(&str, &str)> = result
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.type_name.as_str()))
+        .collect();
+    // The enum's type is not looked up: its name is unknown (empty).
+    assert_eq!(
+        names,
+        [
+            ("n", "numeric"),
+            ("z", "int4"),
+            ("p", "point"),
+            ("m", ""),
+            ("v", "void")
+        ]
+    );
+    // (A void's cell is NULL, as PostgreSQL sends it.)
+    let wire = result.wire_rows.expect("text cells come as wire rows");
+    let row: Vec<&[u8]> = wire.iter().collect();
+    assert_eq!(
+        row,
+        [&b"\0\0\0\x041.50\xff\xff\xff\xff\0\0\0\x05(1,2)\0\0\0\x03sad\xff\xff\xff\xff"[..]]
+    );
+    let count = d
+        .execute(
+            Dialect::Sql,
+            &Statement::new("SELECT count(*)::int4 FROM text_bumps"),
+            &ExecuteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count.rows[0], vec![Value::Int(1)], "the function ran once");
+    // A statement without columns says how many rows it wrote.
+    let insert = Statement::new("INSERT INTO text_bumps SELECT generate_series(1, 3)");
+    let result = d.execute(Dialect::Sql, &insert, &text).await.unwrap();
+    assert_eq!((result.rows_affected, result.wire_rows), (3, None));
+    // Limits hold; an error is the engine's.
+    let many = Statement::new("SELECT g FROM generate_series(1, 10) g");
+    let limited = ExecuteOptions {
+        max_rows: Some(4),
+        ..text.clone()
+    };
+    let err = d.execute(Dialect::Sql, &many, &limited).await.unwrap_err();
+    assert!(matches!(err, Error::TooManyRows { limit: 4 }), "{err}");
+    let err = d
+        .execute(Dialect::Sql, &Statement::new("SELECT 1/0"), &text)
+        .await
+        .unwrap_err();
+    assert_eq!(err.engine_code(), Some("22012"), "{err}");
+    // Two statements in one text are refused, as a prepared one is.
+    let err = d
+        .execute(Dialect::Sql, &Statement::new("SELECT 1; SELECT 2"), &text)
+        .await
+        .unwrap_err();
+    assert_eq!(err.engine_code(), Some("42601"), "{err}");
+    // With parameters, the cells are decoded.
+    let with_params = Statement::new("SELECT $1::int4 + 1").bind(Value::Int(41));
+    let result = d.execute(Dialect::Sql, &with_params, &text).await.unwrap();
+    assert!(result.wire_rows.is_none());
+    assert_eq!(result.rows[0], [Value::Int(42)]);
 }

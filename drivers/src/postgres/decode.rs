@@ -1,8 +1,8 @@
 //! PostgreSQL result values (binary format) to Omnigate's values. Every
 //! type decodes: types without a mapping come back as their bytes (text
 //! when UTF-8, which covers enums, citext, xml and the like). Rows are
-//! read decoded ([`push`]), or with `native_cells` copied as sent
-//! ([`push_wire`]).
+//! read decoded ([`push`]), or copied as sent for a caller that forwards
+//! them ([`push_wire`], [`Cells`](crate::Cells)).
 
 use std::error::Error as StdError;
 
@@ -40,9 +40,8 @@ impl<'a> FromSql<'a> for Cell {
     }
 }
 
-/// One non-null cell as PostgreSQL sent it (its binary format), not
-/// decoded: for callers that forward it
-/// ([`native_cells`](crate::ExecuteOptions::native_cells)).
+/// One non-null cell as PostgreSQL sent it (in the format asked for), not
+/// decoded: for callers that forward it ([`Cells`](crate::Cells)).
 pub(crate) struct Native<'a>(pub(crate) &'a [u8]);
 
 impl<'a> FromSql<'a> for Native<'a> {
@@ -66,7 +65,7 @@ pub(crate) fn push<'a>(rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
 }
 
 /// Adds a row's cells to `rows` as PostgreSQL sent them
-/// ([`native_cells`](crate::ExecuteOptions::native_cells)); the row's
+/// ([`Cells::Binary`](crate::Cells), [`Cells::Text`](crate::Cells)); the row's
 /// size as a `DataRow` message.
 pub(crate) fn push_wire(rows: &mut WireWriter, row: &PgRow) -> Result<usize> {
     for i in 0..row.len() {

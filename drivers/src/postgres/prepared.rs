@@ -31,9 +31,12 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use deadpool_postgres::{GenericClient, Object, StatementCache, Transaction};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{Format, ToSql, Type};
 
 use crate::Text;
+
+/// An unnamed statement's result: its columns, then its rows.
+pub(crate) type Unnamed = (Vec<tokio_postgres::Column>, tokio_postgres::RowStream);
 
 /// Statements a connection keeps prepared at most.
 pub(crate) const MAX_CACHED: usize = 512;
@@ -42,6 +45,10 @@ pub(crate) const MAX_CACHED: usize = 512;
 pub(crate) trait Cached: GenericClient {
     /// Its connection's cache.
     fn cache(&self) -> &StatementCache;
+
+    /// Runs `text` (no parameters) as the unnamed statement in one round
+    /// trip, its cells in the text format; its columns and rows.
+    async fn run_unnamed(&self, text: &str) -> Result<Unnamed, tokio_postgres::Error>;
 
     /// Prepares `text` through the cache, and keeps it there (see the
     /// module docs): for a statement described to be run next.
@@ -171,14 +178,36 @@ pub(crate) fn type_name(ty: &Type) -> Text {
     }
 }
 
+/// The type name of a column of an unnamed statement's result: as
+/// [`type_name`] names it, or empty for a type the connection had not met
+/// (its placeholder has no schema: see `vendor/README.md`).
+pub(crate) fn unnamed_type_name(ty: &Type) -> Text {
+    if ty.schema().is_empty() {
+        Text::default()
+    } else {
+        type_name(ty)
+    }
+}
+
+/// No parameters, for [`Cached::run_unnamed`].
+const NO_PARAMS: [(&(dyn ToSql + Sync), Type); 0] = [];
+
 impl Cached for Object {
     fn cache(&self) -> &StatementCache {
         &self.statement_cache
+    }
+
+    async fn run_unnamed(&self, text: &str) -> Result<Unnamed, tokio_postgres::Error> {
+        self.query_unnamed(text, NO_PARAMS, Format::Text).await
     }
 }
 
 impl Cached for Transaction<'_> {
     fn cache(&self) -> &StatementCache {
         &self.statement_cache
+    }
+
+    async fn run_unnamed(&self, text: &str) -> Result<Unnamed, tokio_postgres::Error> {
+        self.query_unnamed(text, NO_PARAMS, Format::Text).await
     }
 }

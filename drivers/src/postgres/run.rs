@@ -17,7 +17,7 @@ use super::error::from_pg;
 use super::prepared::Cached;
 use super::types_cache::{Early, StatementTypes};
 use crate::{
-    Column, Error, ExecuteOptions, Result, ResultSet, RowStream, Rows, Statement, WireWriter,
+    Cells, Column, Error, ExecuteOptions, Result, ResultSet, RowStream, Rows, Statement, WireWriter,
 };
 
 /// A pooled connection leased for one call. PostgreSQL cancels whatever a
@@ -143,9 +143,8 @@ fn is_broken<T>(result: &Result<T>) -> bool {
 /// Prepares a statement's text; when a result column has a type the
 /// engine does not map, prepares it again wrapped so that column arrives
 /// as text (its column keeps its name and type name), unless its cells
-/// are wanted as PostgreSQL sends them (`native`: a whole result read with
-/// [`native_cells`](ExecuteOptions::native_cells); a stream's cells are
-/// always decoded).
+/// are wanted as PostgreSQL sends them (`native`: a whole result read as
+/// [`Cells::Binary`]; a stream's cells are always decoded).
 pub(super) async fn prepare(
     client: &impl Cached,
     text: &str,
@@ -243,7 +242,9 @@ pub(super) fn bind_params(
     }
 }
 
-/// Prepares (cached per connection), binds and runs one statement.
+/// Prepares (cached per connection), binds and runs one statement; or,
+/// for [`Cells::Text`] without parameters, runs it unnamed in one round
+/// trip.
 pub(crate) async fn execute(
     client: &impl Cached,
     statement: &Statement,
@@ -251,9 +252,12 @@ pub(crate) async fn execute(
     early: Option<Early>,
     types: &StatementTypes,
 ) -> Result<ResultSet> {
+    if options.cells == Cells::Text && statement.params.is_empty() {
+        return execute_text(client, statement, options).await;
+    }
     let timeout = options.timeout;
-    let (prepared, columns) =
-        prepare(client, &statement.text, timeout, options.native_cells).await?;
+    let native = options.cells == Cells::Binary;
+    let (prepared, columns) = prepare(client, &statement.text, timeout, native).await?;
     let params = bind_params(&prepared, statement, early, types)?;
     if columns.is_empty() {
         let affected = client
@@ -273,7 +277,7 @@ pub(crate) async fn execute(
         .map_err(|e| from_pg(e, timeout))?;
     futures::pin_mut!(stream);
     let mut limits = crate::ResultLimits::new(options);
-    if options.native_cells {
+    if native {
         let mut rows = WireWriter::new(columns.len());
         while let Some(row) = stream.try_next().await.map_err(|e| from_pg(e, timeout))? {
             limits.admit_encoded(decode::push_wire(&mut rows, &row)?)?;
@@ -294,6 +298,44 @@ pub(crate) async fn execute(
         rows,
         rows_affected: 0,
         wire_rows: None,
+    })
+}
+
+/// Runs a statement without parameters as the unnamed statement in one
+/// round trip, its cells PostgreSQL's own text, as wire rows
+/// ([`Cells::Text`]).
+async fn execute_text(
+    client: &impl Cached,
+    statement: &Statement,
+    options: &ExecuteOptions,
+) -> Result<ResultSet> {
+    let timeout = options.timeout;
+    let pg = |e| from_pg(e, timeout);
+    let (described, stream) = client.run_unnamed(&statement.text).await.map_err(pg)?;
+    futures::pin_mut!(stream);
+    if described.is_empty() {
+        while stream.try_next().await.map_err(pg)?.is_some() {}
+        return Ok(ResultSet {
+            columns: Vec::new(),
+            rows: Rows::new(),
+            rows_affected: stream.rows_affected().unwrap_or(0),
+            wire_rows: None,
+        });
+    }
+    let columns = described
+        .iter()
+        .map(|c| Column::new(c.name(), super::prepared::unnamed_type_name(c.type_())))
+        .collect();
+    let mut limits = crate::ResultLimits::new(options);
+    let mut rows = WireWriter::new(described.len());
+    while let Some(row) = stream.try_next().await.map_err(pg)? {
+        limits.admit_encoded(decode::push_wire(&mut rows, &row)?)?;
+    }
+    Ok(ResultSet {
+        columns,
+        rows: Rows::new(),
+        rows_affected: 0,
+        wire_rows: Some(rows.finish()),
     })
 }
 

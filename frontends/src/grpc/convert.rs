@@ -30,7 +30,7 @@ pub fn options_from_proto(
         read_only: options.read_only,
         restricted: false,
         raw_bytes: options.raw_bytes,
-        native_cells: false,
+        cells: omnigate_drivers::Cells::Values,
         database: (!options.database.is_empty()).then_some(options.database),
         ts: ts_options(options.ts)?,
         batch_size: (options.batch_size > 0).then_some(options.batch_size as usize),

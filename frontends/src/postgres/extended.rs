@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use futures::Sink;
 use omnigate::drivers::postgres::binary;
 use omnigate::drivers::sql::split_statements;
-use omnigate::drivers::{Rows, StatementShape, Value};
+use omnigate::drivers::{Cells, Rows, StatementShape, Value};
 use omnigate::{Gateway, Request};
 use pgwire::api::DEFAULT_NAME;
 use pgwire::api::portal::{Format, Portal};
@@ -399,7 +399,8 @@ impl ExtendedQueryHandler for Queries {
             let native = prepared.native
                 && rows::all_binary(&portal.result_column_format, width(prepared))
                 && super::is_postgres(&self.gateway, &self.session.engine());
-            let run = self.execute(&prepared.text, params, native);
+            let cells = if native { Cells::Binary } else { Cells::Values };
+            let run = self.execute(&prepared.text, params, cells);
             let outcome = if super::cancel::may_cut(&self.session, &prepared.text) {
                 super::cancel::cancellable(&*client, &self.session, run, Err).await
             } else {

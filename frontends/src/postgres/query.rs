@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use omnigate::drivers::sql::{first_keyword, split_statements};
-use omnigate::drivers::{Column, ResultSet, Rows, Value};
+use omnigate::drivers::{Cells, Column, ResultSet, Rows, Value};
 use omnigate::{Gateway, Request, TxOptions};
 use pgwire::api::query::{SimpleQueryHandler, send_execution_response, send_query_response};
 use pgwire::api::results::{Response, Tag};
@@ -202,7 +202,9 @@ impl Queries {
 
     /// Runs a statement on the session's engine.
     async fn run(&self, command: &str, text: &str) -> Vec<Reply> {
-        match self.execute(text, Vec::new(), false).await {
+        // Without parameters: PostgreSQL's own text cells, in one round
+        // trip to the engine.
+        match self.execute(text, Vec::new(), Cells::Text).await {
             Ok(result) => self.rows(command, result),
             Err(e) => vec![Reply::Response(Response::Error(e))],
         }
@@ -210,14 +212,13 @@ impl Queries {
 
     /// Runs `text` with `params` on the session's engine, in its
     /// transaction; a failure fails the transaction, as in PostgreSQL, and
-    /// a failed transaction runs nothing more (both protocols). `native`:
-    /// cells come back as the engine's own bytes
-    /// ([`native_cells`](omnigate::drivers::ExecuteOptions::native_cells)).
+    /// a failed transaction runs nothing more (both protocols). `cells`:
+    /// how the cells come back (as values, or as the engine's own bytes).
     pub(super) async fn execute(
         &self,
         text: &str,
         params: Vec<Value>,
-        native: bool,
+        cells: Cells,
     ) -> Result<ResultSet, Box<ErrorInfo>> {
         // A statement running is not idleness.
         let _busy = self.session.activity().busy();
@@ -226,7 +227,7 @@ impl Queries {
         }
         let mut request = Request::new("sql", text).target(self.session.engine());
         request.params = params;
-        request.options.native_cells = native;
+        request.options.cells = cells;
         request.context = self.session.context();
         let counting = self.counted.start();
         let span = self.session.span(text);

@@ -102,10 +102,12 @@ pub(super) fn forwarded(
 /// `fields`, each value in its field's format (binary by the PostgreSQL
 /// driver's own codec). `command` is the statement's
 /// ([`command`](super::encode::command)); a query completes as `SELECT n`,
-/// `INSERT ... RETURNING` as `INSERT 0 n`. `forward[i]`: column `i`'s
-/// cells are PostgreSQL's own bytes of the type its field names
-/// ([`native_cells`](omnigate::drivers::ExecuteOptions::native_cells)),
-/// written as they are.
+/// `INSERT ... RETURNING` as `INSERT 0 n`. Rows that came as the wire's
+/// own ([`ResultSet::wire_rows`], the engine's bytes in the fields'
+/// formats) are written as they are. Else `forward[i]`: column `i`'s
+/// values are PostgreSQL's own binary bytes of the type its field names
+/// ([`Cells::Binary`](omnigate::drivers::Cells::Binary)), written as they
+/// are.
 pub(super) fn response(
     command: &str,
     result: ResultSet,

@@ -153,3 +153,52 @@ async fn a_column_whose_type_changed_since_parse_is_sent_as_described() {
     let err = wire.query_one(&read, &[]).await.unwrap_err();
     assert_eq!(crate::sqlstate(&err), "0A000", "{err:?}");
 }
+
+#[tokio::test]
+async fn simple_query_cells_are_postgresql_s_own_text() {
+    let (pg, redis) = (PgServer::start(), RedisServer::start());
+    let (_gw, addr) = gateway(&pg, &redis).await;
+    let direct = direct(&pg).await;
+    direct
+        .batch_execute(
+            "CREATE TYPE text_mood AS ENUM ('ok', 'sad'); \
+             SET TIME ZONE 'UTC'; ALTER DATABASE postgres SET TIME ZONE 'UTC'",
+        )
+        .await
+        .unwrap();
+    let wire = connect(addr, "app", "app-token", "main-db").await;
+    // A long result (within the default 10,000 rows) of a type no pooled
+    // connection has met reads whole:
+    // its type is not looked up while the rows wait.
+    let sql = "SELECT 'sad'::text_mood, g FROM generate_series(1, 9000) g";
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), crate::rows(&wire, sql))
+        .await
+        .expect("a long result of an enum reads within a minute");
+    assert_eq!(read.len(), 9_000);
+    assert_eq!(
+        read[8_999],
+        [Some("sad".to_owned()), Some("9000".to_owned())]
+    );
+    // Every family of built-in type as PostgreSQL writes it, NULLs among
+    // them, and types the value model does not map (point, a range, an
+    // enum and an array of it).
+    let statements = [
+        "SELECT 1::int2, 2::int4, 3::int8, 1.5::float4, -2.25::float8, 0.1::float8, \
+         'NaN'::numeric, 12345678901234567890.000100::numeric, 'héllo'::text, \
+         'c'::char(2), '\\x00ff'::bytea, true, DATE '2024-02-29', TIME '12:34:56.789', \
+         TIMESTAMP '2024-01-02 03:04:05.6', TIMESTAMPTZ '2024-01-02 03:04:05.6+02', \
+         TIMESTAMPTZ 'infinity', INTERVAL '1 year 2 mons 3 days 04:05:06', \
+         'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, '{\"b\": [1, 2]}'::jsonb, \
+         ARRAY[1, NULL, 3]::int4[], ARRAY['x', 'y z']::text[], '10.0.0.1/8'::inet, \
+         point(1, 2), int4range(1, 5), NULL::int4, 'sad'::text_mood, \
+         ARRAY['ok', 'sad']::text_mood[]",
+        "SELECT 1::int4 WHERE false",
+    ];
+    for sql in statements {
+        assert_eq!(
+            crate::rows(&wire, sql).await,
+            crate::rows(&direct, sql).await,
+            "{sql}"
+        );
+    }
+}
