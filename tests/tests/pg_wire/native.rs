@@ -168,8 +168,8 @@ async fn simple_query_cells_are_postgresql_s_own_text() {
         .unwrap();
     let wire = connect(addr, "app", "app-token", "main-db").await;
     // A long result (within the default 10,000 rows) of a type no pooled
-    // connection has met reads whole:
-    // its type is not looked up while the rows wait.
+    // connection has met reads whole: its type is not looked up while
+    // the rows wait.
     let sql = "SELECT 'sad'::text_mood, g FROM generate_series(1, 9000) g";
     let read = tokio::time::timeout(std::time::Duration::from_secs(60), crate::rows(&wire, sql))
         .await
