@@ -66,10 +66,11 @@ pub enum Cells {
     /// [`ResultSet::wire_rows`](crate::ResultSet::wire_rows), each cell
     /// PostgreSQL's own text of it, the statement run unnamed in one round
     /// trip (`Parse`, `Bind`, `Describe`, `Execute`, `Sync` sent at once),
-    /// where preparing it first takes two. Columns of the database's own
-    /// types (enums, domains of them, composites) have an empty type name
-    /// unless the connection has met them before: their types are not
-    /// looked up. With parameters, cells are decoded as with
+    /// where preparing it first takes two. Columns of types that are not
+    /// built in (enums, composites, arrays of them) have an empty type
+    /// name: their types are not looked up. With parameters, or on an
+    /// engine whose connections write dates or intervals otherwise than
+    /// PostgreSQL's defaults (ISO, `postgres`), cells are decoded as with
     /// [`Values`](Cells::Values).
     Text,
 }

@@ -96,7 +96,8 @@ impl ResultSet {
     }
 
     /// The rows as values, [`wire_rows`](Self::wire_rows) included (their
-    /// cells as [`Value::Bytes`] of PostgreSQL's binary format).
+    /// cells as [`Value::Bytes`] of their bytes as PostgreSQL sent them:
+    /// binary or text, as the caller asked).
     pub fn into_values(self) -> Result<Rows> {
         match self.wire_rows {
             Some(wire) => wire.into_values(),

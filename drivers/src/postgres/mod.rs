@@ -92,12 +92,26 @@ pub struct PostgresDriver {
     markers: crate::sql::SqlMarkers,
     /// The schema of the gateway's own tables.
     gateway_schema: String,
+    /// Its connections (both logins) write text in the formats the wire
+    /// front end reports, so [`Cells::Text`] is served as asked; else
+    /// such calls get values.
+    text_cells: bool,
 }
 
 /// Whether PostgreSQL refused a cached plan because a table changed under it.
 fn is_stale_plan(err: &Error) -> bool {
     matches!(err, Error::NotSupported { operation, .. } if operation.contains("cached plan must not change result type"))
 }
+
+/// How the pooled connections write bytea and floats as text, whatever
+/// the server's or the database's defaults (after any `options` of the
+/// url, so these win): PostgreSQL's own defaults, which the
+/// PostgreSQL-wire front end's text cells are read by. Both only say how
+/// values are written. `DISCARD ALL` keeps them: they are the
+/// connection's own defaults. (Dates and intervals: see
+/// `writes_reported_formats`; the time zone stays the server's, and a
+/// `timestamptz` is written with its offset.)
+pub const OUTPUT_FORMATS: &str = "-c bytea_output=hex -c extra_float_digits=3";
 
 fn config_error(message: impl Into<String>) -> Error {
     Error::InvalidStatement(EngineError::new(KIND, None, message))
@@ -112,6 +126,11 @@ impl PostgresDriver {
                 .map_err(|e| config_error(format!("the postgres url is malformed: {e}")))?;
             pg.connect_timeout(config.pool.connect_timeout);
             pg.application_name("omnigate");
+            let options = match pg.get_options() {
+                Some(theirs) => format!("{theirs} {OUTPUT_FORMATS}"),
+                None => OUTPUT_FORMATS.to_owned(),
+            };
+            pg.options(&options);
             Ok(pg)
         };
         let mut pg = base()?;
@@ -145,6 +164,7 @@ impl PostgresDriver {
             markers: crate::sql::SqlMarkers::postgres(&config.gateway_schema),
             gateway_schema: config.gateway_schema.clone(),
             types: types_cache::StatementTypes::new(config.statement_cache_capacity),
+            text_cells: false,
         };
         // Warm the pool: these connections are returned idle.
         let warm: Vec<Object> =
@@ -152,6 +172,7 @@ impl PostgresDriver {
                 .await?;
         let mut driver = driver;
         driver.max_prepared = max_prepared_transactions(&warm[0]).await?;
+        driver.text_cells = pool::writes_reported_formats(&warm[0]).await?;
         if driver.max_prepared == 0 {
             tracing::warn!(
                 engine = %driver.descriptor.name,
@@ -166,7 +187,7 @@ impl PostgresDriver {
         if let Some((pool, front)) = &driver.reader {
             // A wrong read_only_user fails the start, not a reader's call.
             let login = front.acquire(get(pool)).await?;
-            drop(login);
+            driver.text_cells &= pool::writes_reported_formats(&login).await?;
         }
         Ok(driver)
     }
@@ -290,6 +311,7 @@ impl StorageDriver for PostgresDriver {
         let early = self.types.encode_early(statement)?;
         let client = self.connection_for(options.restricted).await?;
         let reset = session::changes_session(&statement.text);
+        let options = &*run::cells_served(options, self.text_cells);
         run::leased(
             client,
             options.timeout,
@@ -340,6 +362,7 @@ impl StorageDriver for PostgresDriver {
             self.descriptor.clone(),
             options.clone(),
             self.types.clone(),
+            self.text_cells,
             client,
         )
         .await?;

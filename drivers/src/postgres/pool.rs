@@ -83,3 +83,22 @@ pub(super) async fn max_prepared_transactions(client: &Object) -> Result<u64> {
         .map_err(|e| error::from_pg(e, None))?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
+
+/// Whether the connection writes dates in ISO and intervals in the
+/// `postgres` style, PostgreSQL's defaults and what the PostgreSQL-wire
+/// front end tells its clients: only then are its text cells forwarded
+/// ([`Cells::Text`](crate::Cells::Text)). These two are left to the
+/// server, unlike [`OUTPUT_FORMATS`](super::OUTPUT_FORMATS): `DateStyle`
+/// also says how date input is read (its field order), `IntervalStyle`
+/// how some interval input is.
+pub(super) async fn writes_reported_formats(client: &Object) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('DateStyle'), current_setting('IntervalStyle')",
+            &[],
+        )
+        .await
+        .map_err(|e| error::from_pg(e, None))?;
+    let (date, interval): (String, String) = (row.get(0), row.get(1));
+    Ok(date.starts_with("ISO") && interval == "postgres")
+}

@@ -2,6 +2,7 @@
 //! values, timeouts that cancel on the server, and streams through a
 //! portal so memory stays bounded by the batch size.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -301,6 +302,21 @@ pub(crate) async fn execute(
     })
 }
 
+/// `options`, or, when the engine's connections do not write text in the
+/// formats the wire front end reports (`text_cells` false: see
+/// `pool::writes_reported_formats`), the same asking for values instead
+/// of [`Cells::Text`].
+pub(crate) fn cells_served(options: &ExecuteOptions, text_cells: bool) -> Cow<'_, ExecuteOptions> {
+    if options.cells == Cells::Text && !text_cells {
+        Cow::Owned(ExecuteOptions {
+            cells: Cells::Values,
+            ..options.clone()
+        })
+    } else {
+        Cow::Borrowed(options)
+    }
+}
+
 /// Runs a statement without parameters as the unnamed statement in one
 /// round trip, its cells PostgreSQL's own text, as wire rows
 /// ([`Cells::Text`]).
@@ -311,7 +327,10 @@ async fn execute_text(
 ) -> Result<ResultSet> {
     let timeout = options.timeout;
     let pg = |e| from_pg(e, timeout);
-    let (described, stream) = client.run_unnamed(&statement.text).await.map_err(pg)?;
+    let (described, stream) = client
+        .run_unnamed(&statement.text)
+        .await
+        .map_err(|e| missing_params(&e).unwrap_or_else(|| pg(e)))?;
     futures::pin_mut!(stream);
     if described.is_empty() {
         while stream.try_next().await.map_err(pg)?.is_some() {}
@@ -337,6 +356,27 @@ async fn execute_text(
         rows_affected: 0,
         wire_rows: Some(rows.finish()),
     })
+}
+
+/// PostgreSQL's refusal of an unnamed statement's `Bind` without the
+/// parameters its text uses ("bind message supplies 0 parameters, but
+/// prepared statement \"\" requires 2", a protocol violation, `08P01`,
+/// which would read as a broken connection), said as the prepared path
+/// says it before sending anything.
+fn missing_params(e: &tokio_postgres::Error) -> Option<Error> {
+    let db = e.as_db_error()?;
+    if *db.code() != tokio_postgres::error::SqlState::PROTOCOL_VIOLATION
+        || !db
+            .message()
+            .starts_with("bind message supplies 0 parameters")
+    {
+        return None;
+    }
+    let wanted: usize = db.message().rsplit(' ').next()?.parse().ok()?;
+    Some(Error::param(
+        1,
+        format!("the statement uses ${wanted} but 0 parameter(s) were given"),
+    ))
 }
 
 /// Runs one statement in a transaction through a portal, sending batches

@@ -38,6 +38,9 @@ pub(super) struct PostgresTransaction {
     /// `BEGIN` was sent: it goes with the first statement, in one round
     /// trip, not on its own.
     begun: bool,
+    /// The engine serves [`Cells::Text`](crate::Cells::Text) as asked
+    /// (`run::cells_served`).
+    text_cells: bool,
 }
 
 impl PostgresTransaction {
@@ -48,12 +51,14 @@ impl PostgresTransaction {
         descriptor: EngineDescriptor,
         options: BeginOptions,
         types: StatementTypes,
+        text_cells: bool,
         client: Object,
     ) -> Result<Self> {
         Ok(PostgresTransaction {
             descriptor,
             options,
             types,
+            text_cells,
             client: Some(client),
             prepared: None,
             tainted: false,
@@ -219,7 +224,8 @@ impl DriverTransaction for PostgresTransaction {
         let client = self.client()?;
         let token = client.cancel_token();
         let work = async {
-            let statement = run::execute(client, statement, options, None, &self.types);
+            let options = run::cells_served(options, self.text_cells);
+            let statement = run::execute(client, statement, &options, None, &self.types);
             match begin {
                 // BEGIN and the statement in one round trip: the client
                 // sends each request as it is first polled, in order.

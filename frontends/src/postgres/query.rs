@@ -26,7 +26,7 @@ use tracing::Instrument;
 use super::errors::{error, statement_error, to_error};
 use super::session::{Session, SessionTx};
 pub(super) use super::statements::is_control;
-use super::statements::{INERT_SETTINGS, forget_deallocated, set_parts};
+use super::statements::{INERT_SETTINGS, OUTPUT_SETTINGS, forget_deallocated, set_parts};
 use super::{cancel, encode};
 
 /// Runs a session's queries, in both protocols.
@@ -244,7 +244,10 @@ impl Queries {
     }
 
     fn rows(&self, command: &str, result: ResultSet) -> Vec<Reply> {
-        let postgres = super::is_postgres(&self.gateway, &self.session.engine());
+        // Rows as the wire's own come only from PostgreSQL (a reload may
+        // have changed the engine's kind since).
+        let postgres =
+            result.wire_rows.is_some() || super::is_postgres(&self.gateway, &self.session.engine());
         let fields = encode::fields(&result.columns, &result.rows, None, postgres);
         match super::rows::response(command, result, fields, &[]) {
             Ok(response) => vec![Reply::Response(response)],
@@ -340,6 +343,16 @@ impl Queries {
                 )]
             };
         };
+        if let Some(local) = name.strip_prefix("local ")
+            && OUTPUT_SETTINGS.contains(&local.trim())
+        {
+            return vec![unsupported(format!(
+                "{} is fixed on the gateway's connections (the format the client was told at \
+                 login, by which its driver reads text cells): convert in the query instead \
+                 (to_char, encode)",
+                local.trim()
+            ))];
+        }
         if name.starts_with("local ") {
             return if open {
                 self.run("SET", text).await

@@ -37,6 +37,18 @@ pub(super) fn is_control(text: &str) -> bool {
 pub(super) const INERT_SETTINGS: &[&str] =
     &["application_name", "extra_float_digits", "client_encoding"];
 
+/// The settings that say how an engine writes values as text, which the
+/// gateway's PostgreSQL connections keep fixed
+/// (`omnigate::drivers::postgres::OUTPUT_FORMATS`), lower-cased: a
+/// `SET LOCAL` of one is refused, since the client's driver would go on
+/// reading cells by the format it was told at login.
+pub(super) const OUTPUT_SETTINGS: &[&str] = &[
+    "datestyle",
+    "intervalstyle",
+    "bytea_output",
+    "extra_float_digits",
+];
+
 /// The setting a `SET [SESSION] name = value` / `... TO value` names,
 /// lower-cased, and its value unquoted; `None` for `SET LOCAL` and other
 /// forms.

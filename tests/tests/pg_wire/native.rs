@@ -157,13 +157,23 @@ async fn a_column_whose_type_changed_since_parse_is_sent_as_described() {
 #[tokio::test]
 async fn simple_query_cells_are_postgresql_s_own_text() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
+    // The database's defaults write bytea and floats otherwise than
+    // the front end's clients read them: the gateway's connections keep
+    // PostgreSQL's own defaults for those whatever the server's are.
+    direct(&pg)
+        .await
+        .batch_execute(
+            "CREATE TYPE text_mood AS ENUM ('ok', 'sad'); \
+             ALTER DATABASE postgres SET TIME ZONE 'UTC'; \
+             ALTER DATABASE postgres SET bytea_output = 'escape'; \
+             ALTER DATABASE postgres SET extra_float_digits = -3",
+        )
+        .await
+        .unwrap();
     let (_gw, addr) = gateway(&pg, &redis).await;
     let direct = direct(&pg).await;
     direct
-        .batch_execute(
-            "CREATE TYPE text_mood AS ENUM ('ok', 'sad'); \
-             SET TIME ZONE 'UTC'; ALTER DATABASE postgres SET TIME ZONE 'UTC'",
-        )
+        .batch_execute("SET bytea_output = 'hex'; SET extra_float_digits = 3")
         .await
         .unwrap();
     let wire = connect(addr, "app", "app-token", "main-db").await;
@@ -201,4 +211,39 @@ async fn simple_query_cells_are_postgresql_s_own_text() {
             "{sql}"
         );
     }
+    // An engine that writes dates otherwise than in ISO gets its cells
+    // written by the gateway, as the front end told the client; its field
+    // order still reads date input (DMY here).
+    direct
+        .batch_execute("ALTER DATABASE postgres SET DateStyle = 'SQL, DMY'")
+        .await
+        .unwrap();
+    let (_other, other_addr) = gateway(&pg, &redis).await;
+    let other = connect(other_addr, "app", "app-token", "main-db").await;
+    assert_eq!(
+        crate::rows(
+            &other,
+            "SELECT '03/04/2024'::date, TIMESTAMP '2024-01-02 03:04:05.6'"
+        )
+        .await,
+        [[
+            Some("2024-04-03".to_owned()),
+            Some("2024-01-02 03:04:05.600".to_owned())
+        ]]
+    );
+    // A parameter the text uses but a simple query cannot give is the
+    // caller's mistake, not a broken connection.
+    let err = wire.simple_query("SELECT $1::int4").await.unwrap_err();
+    assert_eq!(crate::sqlstate(&err), "22023", "{err}");
+    assert_eq!(
+        crate::rows(&wire, "SELECT 1").await,
+        [[Some("1".to_owned())]]
+    );
+    // A format the client was told at login cannot change under it.
+    let err = wire
+        .batch_execute("BEGIN; SET LOCAL DateStyle = 'SQL'")
+        .await
+        .unwrap_err();
+    assert_eq!(crate::sqlstate(&err), "0A000", "{err}");
+    wire.batch_execute("ROLLBACK").await.unwrap();
 }

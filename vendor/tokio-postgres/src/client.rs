@@ -562,8 +562,8 @@ impl Client {
     /// trip (`Parse`, `Bind`, `Describe`, `Execute`, `Sync`), every result
     /// cell in `results`' format, returning the result's columns and its
     /// rows. Unlike [`query_typed_raw`](Self::query_typed_raw), no column's
-    /// type is looked up: one the connection has not met is a placeholder
-    /// named by its OID.
+    /// type is looked up: one that is not built in is a placeholder named
+    /// by its OID.
     pub async fn query_unnamed<P, I>(
         &self,
         query: &str,

@@ -173,13 +173,14 @@ where
 }
 
 /// Omnigate's patch: [`query_typed`] with every result cell in `results`'
-/// format, and no type looked up. A column of a type the connection has
-/// not met gets a placeholder type (named by its OID, of kind
-/// [`Kind::Pseudo`](crate::types::Kind::Pseudo)) instead of a lookup on
-/// the same connection: the lookup's reply would queue behind this
-/// statement's unread rows, and a result larger than the connection's
-/// response buffer would then wait for good (rust-postgres PRs #1348 and
-/// #1349). Returns the result's columns with its rows, as a result with
+/// format, and no type looked up. A column of a type that is not built in
+/// gets a placeholder type (named by its OID, of kind
+/// [`Kind::Pseudo`](crate::types::Kind::Pseudo)), whether or not the
+/// connection has met it (so a column is named the same on every
+/// connection), instead of a lookup on the same connection: the lookup's
+/// reply would queue behind this statement's unread rows, and a result
+/// larger than the connection's response buffer would then wait for good
+/// (rust-postgres PRs #1348 and #1349). Returns the result's columns with its rows, as a result with
 /// no rows has no `Row` to ask.
 pub async fn query_unnamed<P, I>(
     client: &Arc<InnerClient>,
@@ -224,16 +225,14 @@ where
                 let mut it = row_description.fields();
                 while let Some(field) = it.next().map_err(Error::parse)? {
                     let oid = field.type_oid();
-                    let type_ = Type::from_oid(oid)
-                        .or_else(|| client.type_(oid))
-                        .unwrap_or_else(|| {
-                            Type::new(
-                                oid.to_string(),
-                                oid,
-                                crate::types::Kind::Pseudo,
-                                String::new(),
-                            )
-                        });
+                    let type_ = Type::from_oid(oid).unwrap_or_else(|| {
+                        Type::new(
+                            oid.to_string(),
+                            oid,
+                            crate::types::Kind::Pseudo,
+                            String::new(),
+                        )
+                    });
                     columns.push(Column {
                         name: field.name().to_string(),
                         table_oid: Some(field.table_oid()).filter(|n| *n != 0),
