@@ -68,10 +68,12 @@ pub enum Cells {
     /// trip (`Parse`, `Bind`, `Describe`, `Execute`, `Sync` sent at once),
     /// where preparing it first takes two. Columns of types that are not
     /// built in (enums, composites, arrays of them) have an empty type
-    /// name: their types are not looked up. With parameters, or on an
-    /// engine whose connections write dates or intervals otherwise than
-    /// PostgreSQL's defaults (ISO, `postgres`), cells are decoded as with
-    /// [`Values`](Cells::Values).
+    /// name: their types are not looked up. Cells are decoded as with
+    /// [`Values`](Cells::Values) instead for a statement with parameters,
+    /// one that may change the session (`set_config`; in a transaction,
+    /// its later statements too), and on an engine one of whose
+    /// connections was found, when it opened, to write dates, intervals,
+    /// bytea or floats otherwise than PostgreSQL's defaults (from then on).
     Text,
 }
 

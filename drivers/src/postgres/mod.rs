@@ -24,6 +24,9 @@ mod tx_stream;
 mod types_cache;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
@@ -92,26 +95,17 @@ pub struct PostgresDriver {
     markers: crate::sql::SqlMarkers,
     /// The schema of the gateway's own tables.
     gateway_schema: String,
-    /// Its connections (both logins) write text in the formats the wire
-    /// front end reports, so [`Cells::Text`] is served as asked; else
-    /// such calls get values.
-    text_cells: bool,
+    /// Every connection opened so far (both logins) writes text as the
+    /// wire front end's clients read it, so [`Cells::Text`](crate::Cells::Text) is served as
+    /// asked; else, for good, such calls get values (set by the pools'
+    /// `post_create`, `pool::writes_reported_formats`).
+    text_cells: Arc<AtomicBool>,
 }
 
 /// Whether PostgreSQL refused a cached plan because a table changed under it.
 fn is_stale_plan(err: &Error) -> bool {
     matches!(err, Error::NotSupported { operation, .. } if operation.contains("cached plan must not change result type"))
 }
-
-/// How the pooled connections write bytea and floats as text, whatever
-/// the server's or the database's defaults (after any `options` of the
-/// url, so these win): PostgreSQL's own defaults, which the
-/// PostgreSQL-wire front end's text cells are read by. Both only say how
-/// values are written. `DISCARD ALL` keeps them: they are the
-/// connection's own defaults. (Dates and intervals: see
-/// `writes_reported_formats`; the time zone stays the server's, and a
-/// `timestamptz` is written with its offset.)
-pub const OUTPUT_FORMATS: &str = "-c bytea_output=hex -c extra_float_digits=3";
 
 fn config_error(message: impl Into<String>) -> Error {
     Error::InvalidStatement(EngineError::new(KIND, None, message))
@@ -126,11 +120,6 @@ impl PostgresDriver {
                 .map_err(|e| config_error(format!("the postgres url is malformed: {e}")))?;
             pg.connect_timeout(config.pool.connect_timeout);
             pg.application_name("omnigate");
-            let options = match pg.get_options() {
-                Some(theirs) => format!("{theirs} {OUTPUT_FORMATS}"),
-                None => OUTPUT_FORMATS.to_owned(),
-            };
-            pg.options(&options);
             Ok(pg)
         };
         let mut pg = base()?;
@@ -138,7 +127,8 @@ impl PostgresDriver {
             pg.password(password.expose());
         }
         let name = name.into();
-        let (pool, front) = build_pool(&name, pg, &config)?;
+        let text_cells = Arc::new(AtomicBool::new(true));
+        let (pool, front) = build_pool(&name, pg, &config, &text_cells)?;
         let reader = match &config.read_only_user {
             Some(user) => {
                 let mut login = base()?;
@@ -146,7 +136,7 @@ impl PostgresDriver {
                 if let Some(password) = &config.read_only_password {
                     login.password(password.expose());
                 }
-                Some(build_pool(&name, login, &config)?)
+                Some(build_pool(&name, login, &config, &text_cells)?)
             }
             None => None,
         };
@@ -164,7 +154,7 @@ impl PostgresDriver {
             markers: crate::sql::SqlMarkers::postgres(&config.gateway_schema),
             gateway_schema: config.gateway_schema.clone(),
             types: types_cache::StatementTypes::new(config.statement_cache_capacity),
-            text_cells: false,
+            text_cells,
         };
         // Warm the pool: these connections are returned idle.
         let warm: Vec<Object> =
@@ -172,7 +162,6 @@ impl PostgresDriver {
                 .await?;
         let mut driver = driver;
         driver.max_prepared = max_prepared_transactions(&warm[0]).await?;
-        driver.text_cells = pool::writes_reported_formats(&warm[0]).await?;
         if driver.max_prepared == 0 {
             tracing::warn!(
                 engine = %driver.descriptor.name,
@@ -187,7 +176,7 @@ impl PostgresDriver {
         if let Some((pool, front)) = &driver.reader {
             // A wrong read_only_user fails the start, not a reader's call.
             let login = front.acquire(get(pool)).await?;
-            driver.text_cells &= pool::writes_reported_formats(&login).await?;
+            drop(login);
         }
         Ok(driver)
     }
@@ -311,7 +300,9 @@ impl StorageDriver for PostgresDriver {
         let early = self.types.encode_early(statement)?;
         let client = self.connection_for(options.restricted).await?;
         let reset = session::changes_session(&statement.text);
-        let options = &*run::cells_served(options, self.text_cells);
+        // A statement that may change the session (set_config) may change
+        // how its own cells are written: the gateway writes them.
+        let options = &*run::cells_served(options, self.text_cells.load(Relaxed) && !reset);
         run::leased(
             client,
             options.timeout,
@@ -362,7 +353,7 @@ impl StorageDriver for PostgresDriver {
             self.descriptor.clone(),
             options.clone(),
             self.types.clone(),
-            self.text_cells,
+            self.text_cells.load(Relaxed),
             client,
         )
         .await?;

@@ -2,8 +2,13 @@
 //! manager over tokio-postgres with the config's TLS, recycling, lifetime
 //! and bounds, behind the shared pool front.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+
 use deadpool_postgres::{
-    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
+    RecyclingMethod, Runtime,
 };
 use tokio_postgres::NoTls;
 
@@ -21,11 +26,15 @@ pub(super) async fn get(pool: &Pool) -> std::result::Result<Object, AcquireError
     })
 }
 
-/// A pool of connections logging in with `pg`, and its front.
+/// A pool of connections logging in with `pg`, and its front. Each new
+/// connection is asked how it writes values as text; one that does not
+/// write them as the wire front end's clients read them turns `text_cells`
+/// off ([`writes_reported_formats`]).
 pub(super) fn build_pool(
     name: &str,
     mut pg: tokio_postgres::Config,
     config: &PostgresConfig,
+    text_cells: &Arc<AtomicBool>,
 ) -> Result<(Pool, PoolFront)> {
     let recycling = match config.recycling {
         Recycling::Fast => RecyclingMethod::Fast,
@@ -49,7 +58,9 @@ pub(super) fn build_pool(
         server: "PostgreSQL",
         settings: config.pool,
     });
-    let created = std::sync::Arc::clone(front.metrics());
+    let created = Arc::clone(front.metrics());
+    let text_cells = Arc::clone(text_cells);
+    let engine = name.to_owned();
     let max_lifetime = config.max_lifetime;
     let pool = Pool::builder(manager)
         .max_size(config.pool.max_connections.max(1))
@@ -57,9 +68,22 @@ pub(super) fn build_pool(
         .wait_timeout(Some(config.pool.acquire_timeout))
         .create_timeout(Some(config.pool.connect_timeout))
         .recycle_timeout(Some(config.recycle_timeout))
-        .post_create(Hook::sync_fn(move |_, _| {
+        .post_create(Hook::async_fn(move |client, _| {
             created.created();
-            Ok(())
+            let (text_cells, engine) = (Arc::clone(&text_cells), engine.clone());
+            Box::pin(async move {
+                if !writes_reported_formats(client).await && text_cells.swap(false, Relaxed) {
+                    tracing::warn!(
+                        engine = %engine,
+                        "PostgreSQL writes dates, intervals, bytea or floats otherwise than its \
+                         defaults (DateStyle ISO, IntervalStyle postgres, bytea_output hex, \
+                         extra_float_digits >= 1 on PostgreSQL 12 or later): the wire front \
+                         end formats simple-protocol results itself from now on, which costs a \
+                         round trip per statement"
+                    );
+                }
+                Ok(())
+            })
         }))
         .pre_recycle(Hook::sync_fn(move |_, metrics| match max_lifetime {
             Some(limit) if metrics.age() > limit => Err(HookError::message(
@@ -84,21 +108,26 @@ pub(super) async fn max_prepared_transactions(client: &Object) -> Result<u64> {
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
-/// Whether the connection writes dates in ISO and intervals in the
-/// `postgres` style, PostgreSQL's defaults and what the PostgreSQL-wire
-/// front end tells its clients: only then are its text cells forwarded
-/// ([`Cells::Text`](crate::Cells::Text)). These two are left to the
-/// server, unlike [`OUTPUT_FORMATS`](super::OUTPUT_FORMATS): `DateStyle`
-/// also says how date input is read (its field order), `IntervalStyle`
-/// how some interval input is.
-pub(super) async fn writes_reported_formats(client: &Object) -> Result<bool> {
+/// Whether the connection writes values as text the way the
+/// PostgreSQL-wire front end's clients read them: dates in ISO and
+/// intervals in the `postgres` style (what the front end tells them at
+/// login), bytea in hex and floats exactly (shortest exact digits:
+/// `extra_float_digits` of 1 or more, PostgreSQL 12 or later). These are
+/// PostgreSQL's defaults; only then are its text cells forwarded
+/// ([`Cells::Text`](crate::Cells::Text)). The gateway does not set them:
+/// `DateStyle` also says how date input is read, and a pooler in front of
+/// the server may refuse startup options. A connection that cannot be
+/// asked counts as writing otherwise.
+async fn writes_reported_formats(client: &ClientWrapper) -> bool {
     let row = client
         .query_one(
-            "SELECT current_setting('DateStyle'), current_setting('IntervalStyle')",
+            "SELECT current_setting('DateStyle') LIKE 'ISO%' \
+             AND current_setting('IntervalStyle') = 'postgres' \
+             AND current_setting('bytea_output') = 'hex' \
+             AND current_setting('extra_float_digits')::int >= 1 \
+             AND current_setting('server_version_num')::int >= 120000",
             &[],
         )
-        .await
-        .map_err(|e| error::from_pg(e, None))?;
-    let (date, interval): (String, String) = (row.get(0), row.get(1));
-    Ok(date.starts_with("ISO") && interval == "postgres")
+        .await;
+    matches!(row.map(|row| row.try_get::<_, bool>(0)), Ok(Ok(true)))
 }

@@ -179,8 +179,8 @@ pub(crate) fn type_name(ty: &Type) -> Text {
 }
 
 /// The type name of a column of an unnamed statement's result: as
-/// [`type_name`] names it, or empty for a type the connection had not met
-/// (its placeholder has no schema: see `vendor/README.md`).
+/// [`type_name`] names it, or empty for a type that is not built in (its
+/// placeholder has no schema: see `vendor/README.md`).
 pub(crate) fn unnamed_type_name(ty: &Type) -> Text {
     if ty.schema().is_empty() {
         Text::default()

@@ -359,23 +359,30 @@ async fn execute_text(
 }
 
 /// PostgreSQL's refusal of an unnamed statement's `Bind` without the
-/// parameters its text uses ("bind message supplies 0 parameters, but
-/// prepared statement \"\" requires 2", a protocol violation, `08P01`,
-/// which would read as a broken connection), said as the prepared path
-/// says it before sending anything.
+/// parameters its text uses (a protocol violation, `08P01`, which would
+/// read as a broken connection; "bind message supplies 0 parameters, but
+/// prepared statement \"\" requires 2" in English), said as the prepared
+/// path says it before sending anything. Known by the server routine that
+/// raised it, which is not translated; the only `Bind` this path sends is
+/// that one.
 fn missing_params(e: &tokio_postgres::Error) -> Option<Error> {
     let db = e.as_db_error()?;
     if *db.code() != tokio_postgres::error::SqlState::PROTOCOL_VIOLATION
-        || !db
-            .message()
-            .starts_with("bind message supplies 0 parameters")
+        || db.routine() != Some("exec_bind_message")
     {
         return None;
     }
-    let wanted: usize = db.message().rsplit(' ').next()?.parse().ok()?;
+    let wanted = db
+        .message()
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse::<usize>().ok());
     Some(Error::param(
         1,
-        format!("the statement uses ${wanted} but 0 parameter(s) were given"),
+        match wanted {
+            Some(n) => format!("the statement uses ${n} but 0 parameter(s) were given"),
+            None => "the statement uses parameters ($1, ...) but none were given".to_owned(),
+        },
     ))
 }
 

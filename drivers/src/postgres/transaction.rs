@@ -224,7 +224,10 @@ impl DriverTransaction for PostgresTransaction {
         let client = self.client()?;
         let token = client.cancel_token();
         let work = async {
-            let options = run::cells_served(options, self.text_cells);
+            // A statement of this transaction may have changed how the
+            // connection writes text (set_config, a session SET): its
+            // cells are the gateway's from then on.
+            let options = run::cells_served(options, self.text_cells && !self.reset);
             let statement = run::execute(client, statement, &options, None, &self.types);
             match begin {
                 // BEGIN and the statement in one round trip: the client

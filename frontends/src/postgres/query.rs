@@ -26,7 +26,9 @@ use tracing::Instrument;
 use super::errors::{error, statement_error, to_error};
 use super::session::{Session, SessionTx};
 pub(super) use super::statements::is_control;
-use super::statements::{INERT_SETTINGS, OUTPUT_SETTINGS, forget_deallocated, set_parts};
+use super::statements::{
+    INERT_SETTINGS, OUTPUT_SETTINGS, forget_deallocated, set_parts, set_target,
+};
 use super::{cancel, encode};
 
 /// Runs a session's queries, in both protocols.
@@ -333,6 +335,20 @@ impl Queries {
     /// nothing, passes `SET LOCAL` inside a transaction to its engine, or
     /// refuses a session setting the pooled connections would not keep.
     async fn set(&self, text: &str, open: bool) -> Vec<Reply> {
+        if let Some((setting, local)) = set_target(text)
+            && OUTPUT_SETTINGS.contains(&setting.as_str())
+        {
+            // A driver's own `SET extra_float_digits` at connect changes
+            // nothing: the engine already writes floats exactly.
+            if !local && INERT_SETTINGS.contains(&setting.as_str()) {
+                return done("SET").into_vec();
+            }
+            return vec![unsupported(format!(
+                "{setting} says how the engine writes values as text, and the client's driver \
+                 reads them by the formats it was told at login: it is not set through the \
+                 gateway; convert in the query instead (to_char, encode)"
+            ))];
+        }
         let Some((name, value)) = set_parts(text) else {
             return if open {
                 self.run("SET", text).await
@@ -343,16 +359,6 @@ impl Queries {
                 )]
             };
         };
-        if let Some(local) = name.strip_prefix("local ")
-            && OUTPUT_SETTINGS.contains(&local.trim())
-        {
-            return vec![unsupported(format!(
-                "{} is fixed on the gateway's connections (the format the client was told at \
-                 login, by which its driver reads text cells): convert in the query instead \
-                 (to_char, encode)",
-                local.trim()
-            ))];
-        }
         if name.starts_with("local ") {
             return if open {
                 self.run("SET", text).await

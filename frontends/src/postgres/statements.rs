@@ -37,17 +37,31 @@ pub(super) fn is_control(text: &str) -> bool {
 pub(super) const INERT_SETTINGS: &[&str] =
     &["application_name", "extra_float_digits", "client_encoding"];
 
-/// The settings that say how an engine writes values as text, which the
-/// gateway's PostgreSQL connections keep fixed
-/// (`omnigate::drivers::postgres::OUTPUT_FORMATS`), lower-cased: a
-/// `SET LOCAL` of one is refused, since the client's driver would go on
-/// reading cells by the format it was told at login.
+/// The settings that say how an engine writes values as text, lower-cased:
+/// a client's driver reads text cells by the formats it was told at login
+/// (and PostgreSQL's defaults for the others), and the gateway forwards a
+/// PostgreSQL engine's cells only while its connections write them so. A
+/// `SET` of one, `LOCAL` or not, is refused (but a session's inert
+/// `SET extra_float_digits`, [`INERT_SETTINGS`]).
 pub(super) const OUTPUT_SETTINGS: &[&str] = &[
     "datestyle",
     "intervalstyle",
     "bytea_output",
     "extra_float_digits",
 ];
+
+/// The setting a `SET [LOCAL | SESSION] name ...` names, lower-cased, read
+/// by the SQL lexer (comments skipped, a quoted name unquoted), and whether
+/// it is `LOCAL`; `None` when the statement names none.
+pub(super) fn set_target(statement: &str) -> Option<(String, bool)> {
+    let mut words = omnigate::drivers::sql::words(statement).skip(1);
+    let mut word = words.next()?;
+    let local = word.eq_ignore_ascii_case(b"local");
+    if local || word.eq_ignore_ascii_case(b"session") {
+        word = words.next()?;
+    }
+    Some((String::from_utf8_lossy(word).to_ascii_lowercase(), local))
+}
 
 /// The setting a `SET [SESSION] name = value` / `... TO value` names,
 /// lower-cased, and its value unquoted; `None` for `SET LOCAL` and other

@@ -157,25 +157,15 @@ async fn a_column_whose_type_changed_since_parse_is_sent_as_described() {
 #[tokio::test]
 async fn simple_query_cells_are_postgresql_s_own_text() {
     let (pg, redis) = (PgServer::start(), RedisServer::start());
-    // The database's defaults write bytea and floats otherwise than
-    // the front end's clients read them: the gateway's connections keep
-    // PostgreSQL's own defaults for those whatever the server's are.
-    direct(&pg)
-        .await
+    let direct = direct(&pg).await;
+    direct
         .batch_execute(
             "CREATE TYPE text_mood AS ENUM ('ok', 'sad'); \
-             ALTER DATABASE postgres SET TIME ZONE 'UTC'; \
-             ALTER DATABASE postgres SET bytea_output = 'escape'; \
-             ALTER DATABASE postgres SET extra_float_digits = -3",
+             ALTER DATABASE postgres SET TIME ZONE 'UTC'; SET TIME ZONE 'UTC'",
         )
         .await
         .unwrap();
     let (_gw, addr) = gateway(&pg, &redis).await;
-    let direct = direct(&pg).await;
-    direct
-        .batch_execute("SET bytea_output = 'hex'; SET extra_float_digits = 3")
-        .await
-        .unwrap();
     let wire = connect(addr, "app", "app-token", "main-db").await;
     // A long result (within the default 10,000 rows) of a type no pooled
     // connection has met reads whole: its type is not looked up while
@@ -211,26 +201,6 @@ async fn simple_query_cells_are_postgresql_s_own_text() {
             "{sql}"
         );
     }
-    // An engine that writes dates otherwise than in ISO gets its cells
-    // written by the gateway, as the front end told the client; its field
-    // order still reads date input (DMY here).
-    direct
-        .batch_execute("ALTER DATABASE postgres SET DateStyle = 'SQL, DMY'")
-        .await
-        .unwrap();
-    let (_other, other_addr) = gateway(&pg, &redis).await;
-    let other = connect(other_addr, "app", "app-token", "main-db").await;
-    assert_eq!(
-        crate::rows(
-            &other,
-            "SELECT '03/04/2024'::date, TIMESTAMP '2024-01-02 03:04:05.6'"
-        )
-        .await,
-        [[
-            Some("2024-04-03".to_owned()),
-            Some("2024-01-02 03:04:05.600".to_owned())
-        ]]
-    );
     // A parameter the text uses but a simple query cannot give is the
     // caller's mistake, not a broken connection.
     let err = wire.simple_query("SELECT $1::int4").await.unwrap_err();
@@ -239,11 +209,70 @@ async fn simple_query_cells_are_postgresql_s_own_text() {
         crate::rows(&wire, "SELECT 1").await,
         [[Some("1".to_owned())]]
     );
-    // A format the client was told at login cannot change under it.
-    let err = wire
-        .batch_execute("BEGIN; SET LOCAL DateStyle = 'SQL'")
+    // The formats the client reads cells by cannot change under it, in
+    // whatever form the SET is written; a driver's inert SET at connect
+    // is answered.
+    for set in [
+        "SET LOCAL DateStyle = 'SQL'",
+        "SET LOCAL \"IntervalStyle\" = 'iso_8601'",
+        "SET /* a comment */ LOCAL bytea_output TO escape",
+        "set local extra_float_digits=-3",
+        "SET DateStyle TO'SQL'",
+    ] {
+        let err = wire
+            .batch_execute(&format!("BEGIN; {set}"))
+            .await
+            .unwrap_err();
+        assert_eq!(crate::sqlstate(&err), "0A000", "{set}: {err}");
+        wire.batch_execute("ROLLBACK").await.unwrap();
+    }
+    wire.batch_execute("SET extra_float_digits = 3")
         .await
-        .unwrap_err();
-    assert_eq!(crate::sqlstate(&err), "0A000", "{err}");
-    wire.batch_execute("ROLLBACK").await.unwrap();
+        .unwrap();
+    // In a transaction, a statement that may change how the engine writes
+    // text (set_config) leaves the rest of its cells to the gateway.
+    let sql = "BEGIN; SELECT set_config('bytea_output', 'escape', true); \
+               SELECT '\\x00ff'::bytea; COMMIT";
+    assert_eq!(
+        crate::rows(&wire, sql).await,
+        [[Some("escape".to_owned())], [Some("\\x00ff".to_owned())]]
+    );
+    // An engine that writes dates, bytea or floats otherwise than its
+    // defaults gets its cells written by the gateway, as the client reads
+    // them; date input is still read in the engine's field order.
+    let otherwise = [
+        (
+            "DateStyle = 'SQL, DMY'",
+            "SELECT '03/04/2024'::date, TIMESTAMP '2024-01-02 03:04:05.6'",
+            ["2024-04-03", "2024-01-02 03:04:05.600"],
+        ),
+        (
+            "bytea_output = 'escape'",
+            "SELECT '\\x00ff'::bytea, 1",
+            ["\\x00ff", "1"],
+        ),
+        (
+            "extra_float_digits = -3",
+            "SELECT 0.1::float8 + 0.2::float8, 1",
+            ["0.30000000000000004", "1"],
+        ),
+    ];
+    for (setting, sql, want) in otherwise {
+        direct
+            .batch_execute(&format!("ALTER DATABASE postgres SET {setting}"))
+            .await
+            .unwrap();
+        let (_other, other_addr) = gateway(&pg, &redis).await;
+        let other = connect(other_addr, "app", "app-token", "main-db").await;
+        assert_eq!(
+            crate::rows(&other, sql).await,
+            [want.map(|s| Some(s.to_owned()))],
+            "{setting}"
+        );
+        let name = setting.split(' ').next().unwrap_or_default();
+        direct
+            .batch_execute(&format!("ALTER DATABASE postgres RESET {name}"))
+            .await
+            .unwrap();
+    }
 }
