@@ -62,18 +62,19 @@ pub enum Cells {
     /// engine sent it, not decoded (for a caller that forwards cells in
     /// that format, as the PostgreSQL-wire front end does).
     Binary,
-    /// PostgreSQL, for a statement without parameters: in
-    /// [`ResultSet::wire_rows`](crate::ResultSet::wire_rows), each cell
-    /// PostgreSQL's own text of it, the statement run unnamed in one round
-    /// trip (`Parse`, `Bind`, `Describe`, `Execute`, `Sync` sent at once),
-    /// where preparing it first takes two. Columns of types that are not
-    /// built in (enums, composites, arrays of them) have an empty type
-    /// name: their types are not looked up. Cells are decoded as with
-    /// [`Values`](Cells::Values) instead for a statement with parameters,
-    /// one that may change the session (`set_config`; in a transaction,
-    /// its later statements too), and on an engine one of whose
-    /// connections was found, when it opened, to write dates, intervals,
-    /// bytea or floats otherwise than PostgreSQL's defaults (from then on).
+    /// PostgreSQL: in [`ResultSet::wire_rows`](crate::ResultSet::wire_rows),
+    /// each cell PostgreSQL's own text of it. A statement without
+    /// parameters runs unnamed in one round trip (`Parse`, `Bind`,
+    /// `Describe`, `Execute`, `Sync` sent at once), where preparing it
+    /// first takes two; its columns of types that are not built in (enums,
+    /// composites, arrays of them) have an empty type name, as their types
+    /// are not looked up. One with parameters is prepared (cached per
+    /// connection) as for the other kinds. Cells are decoded as with
+    /// [`Values`](Cells::Values) instead for a statement that may change
+    /// the session (`set_config`; in a transaction, its later statements
+    /// too), and on an engine one of whose connections was found, when it
+    /// opened, to write dates, intervals, bytea or floats otherwise than
+    /// PostgreSQL's defaults (from then on).
     Text,
 }
 

@@ -47,6 +47,35 @@ def psycopg_checks(db):
         assert conn.execute("SELECT count(*) FROM py_t").fetchone()[0] == 2, db
 
 
+def postgres_text_checks():
+    """Text results of the extended protocol on PostgreSQL are its own text."""
+    with psycopg.connect(dsn("main-db"), autocommit=True) as conn, psycopg.connect(
+        dsn("main-db"), autocommit=True
+    ) as other:
+        # Server-side binding, text results: each cell as PostgreSQL writes
+        # it (the gateway's own formatting wrote ".600" and compact jsonb).
+        cur = conn.execute(
+            "SELECT %s::int4 + 1, TIMESTAMP '2024-01-02 03:04:05.6', "
+            "'{\"b\": [1, 2]}'::jsonb, point(1, 2), NULL::text",
+            (41,),
+        )
+        cells = [cur.pgresult.get_value(0, i) for i in range(5)]
+        assert cells == [b"42", b"2024-01-02 03:04:05.6", b'{"b": [1, 2]}', b"(1,2)", None], cells
+        # A statement prepared while a column was int4 is refused once the
+        # column is text (0A000, as PostgreSQL refuses it), not sent as
+        # text under an int4 description.
+        conn.execute("CREATE TABLE py_alter (a int4)")
+        conn.execute("INSERT INTO py_alter VALUES (5)")
+        for _ in range(2):
+            assert conn.execute("SELECT a FROM py_alter", prepare=True).fetchone() == (5,)
+        other.execute("ALTER TABLE py_alter ALTER a TYPE text")
+        try:
+            conn.execute("SELECT a FROM py_alter", prepare=True).fetchone()
+            raise AssertionError("a changed result type was sent as described")
+        except psycopg.errors.FeatureNotSupported:
+            pass
+
+
 async def asyncpg_checks(db):
     conn = await asyncpg.connect(host=HOST, port=PORT, user=USER, password=PASSWORD, database=db, timeout=5)
     try:
@@ -72,5 +101,6 @@ async def asyncpg_checks(db):
 
 psycopg_checks("main-db")
 psycopg_checks("main")
+postgres_text_checks()
 asyncio.run(asyncpg_checks("main-db"))
 print("ok")

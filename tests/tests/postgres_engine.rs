@@ -405,9 +405,11 @@ async fn text_cells_come_in_one_unnamed_run_and_parameters_are_decoded() {
         .await
         .unwrap_err();
     assert_eq!(err.engine_code(), Some("42601"), "{err}");
-    // With parameters, the cells are decoded.
-    let with_params = Statement::new("SELECT $1::int4 + 1").bind(Value::Int(41));
+    // With parameters, the statement is prepared, its cells text too.
+    let with_params = Statement::new("SELECT $1::int4 + 1, point(1, 2)").bind(Value::Int(41));
     let result = d.execute(Dialect::Sql, &with_params, &text).await.unwrap();
-    assert!(result.wire_rows.is_none());
-    assert_eq!(result.rows[0], [Value::Int(42)]);
+    let wire = result.wire_rows.expect("text cells come as wire rows");
+    let row: Vec<&[u8]> = wire.iter().collect();
+    assert_eq!(row, [&b"\0\0\0\x0242\0\0\0\x05(1,2)"[..]]);
+    assert_eq!(result.columns[1].type_name, "point");
 }

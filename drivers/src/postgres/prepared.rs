@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use deadpool_postgres::{GenericClient, Object, StatementCache, Transaction};
 use tokio_postgres::types::{Format, ToSql, Type};
 
+use super::encode::Encoded;
 use crate::Text;
 
 /// An unnamed statement's result: its columns, then its rows.
@@ -49,6 +50,15 @@ pub(crate) trait Cached: GenericClient {
     /// Runs `text` (no parameters) as the unnamed statement in one round
     /// trip, its cells in the text format; its columns and rows.
     async fn run_unnamed(&self, text: &str) -> Result<Unnamed, tokio_postgres::Error>;
+
+    /// Binds `params` to `prepared` and runs it, its cells in `results`'
+    /// format.
+    async fn query_formatted(
+        &self,
+        prepared: &tokio_postgres::Statement,
+        params: &[Encoded],
+        results: Format,
+    ) -> Result<tokio_postgres::RowStream, tokio_postgres::Error>;
 
     /// Prepares `text` through the cache, and keeps it there (see the
     /// module docs): for a statement described to be run next.
@@ -200,6 +210,16 @@ impl Cached for Object {
     async fn run_unnamed(&self, text: &str) -> Result<Unnamed, tokio_postgres::Error> {
         self.query_unnamed(text, NO_PARAMS, Format::Text).await
     }
+
+    async fn query_formatted(
+        &self,
+        prepared: &tokio_postgres::Statement,
+        params: &[Encoded],
+        results: Format,
+    ) -> Result<tokio_postgres::RowStream, tokio_postgres::Error> {
+        self.query_raw_formatted(prepared, params.iter(), results)
+            .await
+    }
 }
 
 impl Cached for Transaction<'_> {
@@ -209,5 +229,15 @@ impl Cached for Transaction<'_> {
 
     async fn run_unnamed(&self, text: &str) -> Result<Unnamed, tokio_postgres::Error> {
         self.query_unnamed(text, NO_PARAMS, Format::Text).await
+    }
+
+    async fn query_formatted(
+        &self,
+        prepared: &tokio_postgres::Statement,
+        params: &[Encoded],
+        results: Format,
+    ) -> Result<tokio_postgres::RowStream, tokio_postgres::Error> {
+        self.query_raw_formatted(prepared, params.iter(), results)
+            .await
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use deadpool_postgres::{GenericClient, Object};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
+use tokio_postgres::types::Format;
 use tokio_postgres::{CancelToken, NoTls};
 
 use super::decode::{self, is_mapped};
@@ -257,7 +258,7 @@ pub(crate) async fn execute(
         return execute_text(client, statement, options).await;
     }
     let timeout = options.timeout;
-    let native = options.cells == Cells::Binary;
+    let native = options.cells != Cells::Values;
     let (prepared, columns) = prepare(client, &statement.text, timeout, native).await?;
     let params = bind_params(&prepared, statement, early, types)?;
     if columns.is_empty() {
@@ -272,8 +273,13 @@ pub(crate) async fn execute(
             wire_rows: None,
         });
     }
+    let results = if options.cells == Cells::Text {
+        Format::Text
+    } else {
+        Format::Binary
+    };
     let stream = client
-        .query_raw(&prepared, params.iter())
+        .query_formatted(&prepared, &params, results)
         .await
         .map_err(|e| from_pg(e, timeout))?;
     futures::pin_mut!(stream);

@@ -215,20 +215,24 @@ fn width(prepared: &Prepared) -> usize {
 
 impl Queries {
     /// A result as the portal's response: in its formats, typed as
-    /// `Describe` said when it was asked (without the rows).
-    /// `native`: the result's cells are PostgreSQL's own bytes.
+    /// `Describe` said when it was asked (without the rows). `cells`: how
+    /// the result's cells were asked for (PostgreSQL's own bytes, or
+    /// values).
     fn portal_response(
         portal: &Portal<Prepared>,
         command: &str,
         mut result: omnigate::drivers::ResultSet,
-        native: bool,
+        cells: Cells,
     ) -> PgWireResult<Response> {
         let formats = Some(&portal.result_column_format);
         let prepared = &portal.statement.statement;
-        let forward = if native {
-            rows::forwarded(prepared.shape.as_deref(), &mut result)?
-        } else {
-            Vec::new()
+        let forward = match cells {
+            Cells::Binary => rows::forwarded(prepared.shape.as_deref(), &mut result)?,
+            Cells::Text => {
+                rows::text_as_described(prepared.shape.as_deref(), &result)?;
+                Vec::new()
+            }
+            Cells::Values => Vec::new(),
         };
         let postgres = prepared.postgres;
         let fields = match &prepared.shape {
@@ -396,10 +400,16 @@ impl ExtendedQueryHandler for Queries {
         } else {
             let command = encode::command(&prepared.text);
             // The engine's kind is read again: a reload may have changed it.
-            let native = prepared.native
-                && rows::all_binary(&portal.result_column_format, width(prepared))
-                && super::is_postgres(&self.gateway, &self.session.engine());
-            let cells = if native { Cells::Binary } else { Cells::Values };
+            let formats = &portal.result_column_format;
+            let cells = if !super::is_postgres(&self.gateway, &self.session.engine()) {
+                Cells::Values
+            } else if prepared.native && rows::all_binary(formats, width(prepared)) {
+                Cells::Binary
+            } else if rows::all_text(formats, width(prepared)) {
+                Cells::Text
+            } else {
+                Cells::Values
+            };
             let run = self.execute(&prepared.text, params, cells);
             let outcome = if super::cancel::may_cut(&self.session, &prepared.text) {
                 super::cancel::cancellable(&*client, &self.session, run, Err).await
@@ -408,7 +418,7 @@ impl ExtendedQueryHandler for Queries {
             };
             match outcome {
                 Ok(result) => vec![Reply::Response(Self::portal_response(
-                    portal, &command, result, native,
+                    portal, &command, result, cells,
                 )?)],
                 Err(e) => vec![Reply::Response(Response::Error(e))],
             }

@@ -36,6 +36,65 @@ pub(super) fn all_binary(formats: &Format, width: usize) -> bool {
     }
 }
 
+/// Whether every one of `width` result columns is asked for in text.
+pub(super) fn all_text(formats: &Format, width: usize) -> bool {
+    match formats {
+        Format::UnifiedBinary => false,
+        Format::UnifiedText => true,
+        Format::Individual(codes) => {
+            codes.len() == width
+                && codes
+                    .iter()
+                    .all(|c| FieldFormat::from(*c) == FieldFormat::Text)
+        }
+    }
+}
+
+/// Checks that a result whose cells are PostgreSQL's own text
+/// ([`Cells::Text`](omnigate::drivers::Cells::Text)) has the columns
+/// `described` told the client: a column whose type changed since (a
+/// table altered, another `search_path`) is refused with `0A000`, as
+/// PostgreSQL refuses a cached plan's changed result type, since the
+/// client would read its text by the type it was told. A column of the
+/// unnamed path has an empty type name for a type that is not built in,
+/// which matches such a described type. A result decoded into values is
+/// written in the types described, as any is.
+pub(super) fn text_as_described(
+    described: Option<&StatementShape>,
+    result: &ResultSet,
+) -> PgWireResult<()> {
+    let (Some(shape), Some(_)) = (described, &result.wire_rows) else {
+        return Ok(());
+    };
+    let changed = if shape.columns.len() == result.columns.len() {
+        shape
+            .columns
+            .iter()
+            .zip(&result.columns)
+            .position(|(was, is)| {
+                was.type_name != is.type_name
+                    && !(is.type_name.is_empty() && named_type(&was.type_name).is_none())
+            })
+    } else {
+        Some(shape.columns.len().min(result.columns.len()))
+    };
+    match changed {
+        None => Ok(()),
+        Some(i) => Err(PgWireError::UserError(Box::new(error(
+            "0A000",
+            format!(
+                "cached plan must not change result type: column {} is now {}; prepare the \
+                 statement again",
+                i + 1,
+                result
+                    .columns
+                    .get(i)
+                    .map_or("gone", |c| c.type_name.as_str())
+            ),
+        )))),
+    }
+}
+
 /// Which of a result's columns (its cells PostgreSQL's own bytes) can be
 /// forwarded: those whose type is still the one `described` told the
 /// client. The cells of any other column (its type changed since the

@@ -558,6 +558,23 @@ impl Client {
         query::query_typed(&self.inner, query, params).await
     }
 
+    /// Omnigate's patch: [`query_raw`](Self::query_raw) of a prepared
+    /// statement, every result cell in `results`' format (upstream always
+    /// asks for binary).
+    pub async fn query_raw_formatted<P, I>(
+        &self,
+        statement: &Statement,
+        params: I,
+        results: crate::types::Format,
+    ) -> Result<RowStream, Error>
+    where
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        query::query_formatted(&self.inner, statement.clone(), params, results).await
+    }
+
     /// Omnigate's patch: runs `query` as the unnamed statement in one round
     /// trip (`Parse`, `Bind`, `Describe`, `Execute`, `Sync`), every result
     /// cell in `results`' format, returning the result's columns and its

@@ -59,6 +59,43 @@ where
     })
 }
 
+/// Omnigate's patch: [`query`] with every result cell in `results`'
+/// format (upstream always asks for binary).
+pub async fn query_formatted<P, I>(
+    client: &InnerClient,
+    statement: Statement,
+    params: I,
+    results: crate::types::Format,
+) -> Result<RowStream, Error>
+where
+    P: BorrowToSql,
+    I: IntoIterator<Item = P>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let params = params.into_iter();
+    if params.len() != statement.params().len() {
+        return Err(Error::parameters(params.len(), statement.params().len()));
+    }
+    let buf = client.with_buf(|buf| {
+        encode_bind_raw(
+            statement.name(),
+            params.zip(statement.params().iter().cloned()),
+            "",
+            results as i16,
+            buf,
+        )?;
+        frontend::execute("", 0, buf).map_err(Error::encode)?;
+        frontend::sync(buf);
+        Ok(buf.split().freeze())
+    })?;
+    let responses = start(client, buf).await?;
+    Ok(RowStream {
+        statement,
+        responses,
+        rows_affected: None,
+    })
+}
+
 pub async fn query_typed<P, I>(
     client: &Arc<InnerClient>,
     query: &str,

@@ -171,6 +171,23 @@ impl<'a> Transaction<'a> {
         self.client.query_typed_raw(query, params).await
     }
 
+    /// Like `Client::query_raw_formatted` (Omnigate's patch).
+    pub async fn query_raw_formatted<P, I>(
+        &self,
+        statement: &Statement,
+        params: I,
+        results: crate::types::Format,
+    ) -> Result<RowStream, Error>
+    where
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        self.client
+            .query_raw_formatted(statement, params, results)
+            .await
+    }
+
     /// Like `Client::query_unnamed` (Omnigate's patch).
     pub async fn query_unnamed<P, I>(
         &self,
