@@ -51,6 +51,10 @@ struct Args {
     /// run as long as a cell, at least a second).
     #[arg(long)]
     pgbench: bool,
+    /// The query modes `--pgbench` runs (`-M`), each at every
+    /// concurrency: simple, extended, prepared.
+    #[arg(long, value_delimiter = ',', default_value = "simple")]
+    pgbench_modes: Vec<pgbench::Mode>,
     /// After the workloads, `redis-benchmark -t get,set -c 50` unpipelined
     /// and 16 deep, directly, through twemproxy and through the RESP front
     /// end.
@@ -238,7 +242,13 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         })
         .collect();
     let mut tools = if args.pgbench {
-        pgbench::run(backends, &targets.served, &concurrency, duration)?
+        pgbench::run(
+            backends,
+            &targets.served,
+            &concurrency,
+            &args.pgbench_modes,
+            duration,
+        )?
     } else {
         String::new()
     };

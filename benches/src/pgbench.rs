@@ -1,7 +1,7 @@
-//! `pgbench -S` (select-only, simple protocol) directly, through
-//! PgBouncer and through the gateway's PostgreSQL-wire front end, in one
-//! run: the client PostgreSQL users measure poolers with, beside the
-//! bench's own paths (issue 31).
+//! `pgbench -S` (select-only, in each query mode asked for) directly,
+//! through PgBouncer and through the gateway's PostgreSQL-wire front end,
+//! in one run: the client PostgreSQL users measure poolers with, beside
+//! the bench's own paths (issue 31).
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -9,8 +9,30 @@ use std::time::Duration;
 
 use crate::measure::process_cpu;
 
+/// pgbench's query mode (`-M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Mode {
+    /// One `Query` message per statement, its values in the text.
+    Simple,
+    /// `Parse`, `Bind`, `Execute` of an unnamed statement each time.
+    Extended,
+    /// A named statement prepared once per connection, then bound and run.
+    Prepared,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Simple => "simple",
+            Mode::Extended => "extended",
+            Mode::Prepared => "prepared",
+        }
+    }
+}
+
 /// One `pgbench` run's figures.
 struct Run {
+    mode: Mode,
     target: &'static str,
     clients: usize,
     tps: f64,
@@ -34,6 +56,7 @@ pub(crate) fn run(
     backends: &crate::setup::Backends,
     served: &crate::served::Served,
     clients: &[usize],
+    modes: &[Mode],
     duration: Duration,
 ) -> Result<String, String> {
     let parse = |url: &str| -> Result<tokio_postgres::Config, String> {
@@ -64,10 +87,25 @@ pub(crate) fn run(
         pid: Some(served.pid()),
     });
     let mut runs = Vec::new();
-    for &c in clients {
-        for target in &targets {
-            eprintln!("pgbench -S -c {c} through {}", target.name);
-            runs.push(pgbench(target, c, duration)?);
+    for &mode in modes {
+        for &c in clients {
+            for target in &targets {
+                eprintln!(
+                    "pgbench -S -M {} -c {c} through {}",
+                    mode.name(),
+                    target.name
+                );
+                match pgbench(target, mode, c, duration) {
+                    Ok(run) => runs.push(run),
+                    // PgBouncer before 1.21 cannot keep a client's named
+                    // statements in transaction pooling: said, not fatal.
+                    Err(e) if target.name == "pgbouncer" && mode == Mode::Prepared => {
+                        eprintln!("{e}");
+                        runs.push(Run::failed(mode, target.name, c));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
     Ok(table(&runs))
@@ -107,11 +145,26 @@ fn command(config: &tokio_postgres::Config) -> Command {
     command
 }
 
-/// One `pgbench -S -n -M simple` run: 2 threads, `clients` connections.
-fn pgbench(target: &Target, clients: usize, duration: Duration) -> Result<Run, String> {
+impl Run {
+    /// A run that failed (shown as such in the table).
+    fn failed(mode: Mode, target: &'static str, clients: usize) -> Self {
+        Run {
+            mode,
+            target,
+            clients,
+            tps: 0.0,
+            latency_ms: 0.0,
+            transactions: 0,
+            cpu_us: None,
+        }
+    }
+}
+
+/// One `pgbench -S -n -M <mode>` run: 2 threads, `clients` connections.
+fn pgbench(target: &Target, mode: Mode, clients: usize, duration: Duration) -> Result<Run, String> {
     let before = target.pid.map(|pid| process_cpu(&pid.to_string()));
     let out = command(&target.config)
-        .args(["-S", "-n", "-M", "simple", "-j", "2"])
+        .args(["-S", "-n", "-M", mode.name(), "-j", "2"])
         .args(["-c", &clients.to_string()])
         .args(["-T", &duration.as_secs().max(1).to_string()])
         .output()
@@ -123,7 +176,8 @@ fn pgbench(target: &Target, clients: usize, duration: Duration) -> Result<Run, S
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(format!(
-            "pgbench -S through {}: {text}{}",
+            "pgbench -S -M {} through {}: {text}{}",
+            mode.name(),
             target.name,
             String::from_utf8_lossy(&out.stderr)
         ));
@@ -135,6 +189,7 @@ fn pgbench(target: &Target, clients: usize, duration: Duration) -> Result<Run, S
     };
     let transactions = field("number of transactions actually processed:").unwrap_or(0.0) as u64;
     Ok(Run {
+        mode,
         target: target.name,
         clients,
         tps: field("tps =").unwrap_or(0.0),
@@ -149,15 +204,16 @@ fn pgbench(target: &Target, clients: usize, duration: Duration) -> Result<Run, S
 /// The runs as a table.
 fn table(runs: &[Run]) -> String {
     let mut out = String::from(
-        "\n`pgbench -S -n -M simple -j 2` (scale 1) directly, through PgBouncer and through the \
-         PostgreSQL-wire front end:\n\n\
-         | clients | target | tps | latency avg ms | transactions | serving process CPU µs/tx |\n\
-         |---:|---|---:|---:|---:|---:|\n",
+        "\n`pgbench -S -n -M <mode> -j 2` (scale 1) directly, through PgBouncer and through the \
+         PostgreSQL-wire front end (a failed run: 0 transactions):\n\n\
+         | mode | clients | target | tps | latency avg ms | transactions | serving process CPU µs/tx |\n\
+         |---|---:|---|---:|---:|---:|---:|\n",
     );
     for r in runs {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.3} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.3} | {} | {} |",
+            r.mode.name(),
             r.clients,
             r.target,
             r.tps,

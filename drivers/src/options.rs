@@ -68,7 +68,9 @@ pub enum Cells {
     /// `Describe`, `Execute`, `Sync` sent at once), where preparing it
     /// first takes two; its columns of types that are not built in (enums,
     /// composites, arrays of them) have an empty type name, as their types
-    /// are not looked up. One with parameters is prepared (cached per
+    /// are not looked up (so a statement without parameters is planned
+    /// on each run, even when the caller prepared it: one round trip
+    /// either way). One with parameters is prepared (cached per
     /// connection) as for the other kinds. Cells are decoded as with
     /// [`Values`](Cells::Values) instead for a statement that may change
     /// the session (`set_config`; in a transaction, its later statements

@@ -69,11 +69,28 @@ def postgres_text_checks():
         for _ in range(2):
             assert conn.execute("SELECT a FROM py_alter", prepare=True).fetchone() == (5,)
         other.execute("ALTER TABLE py_alter ALTER a TYPE text")
+        other.execute("UPDATE py_alter SET a = 'abc'")
         try:
             conn.execute("SELECT a FROM py_alter", prepare=True).fetchone()
             raise AssertionError("a changed result type was sent as described")
+        except psycopg.errors.FeatureNotSupported as e:
+            assert e.diag.source_function == "RevalidateCachedQuery", e.diag.source_function
+        # The same when the cells are the gateway's (a statement that may
+        # change the session, set_config, is formatted by the gateway).
+        read = "SELECT a, set_config('application_name', 'py', false) FROM py_alter WHERE length(a::text) > %s"
+        for _ in range(2):
+            assert conn.execute(read, (0,), prepare=True).fetchone() == ("abc", "py")
+        other.execute("ALTER TABLE py_alter ALTER a TYPE bytea USING a::bytea")
+        try:
+            conn.execute(read, (0,), prepare=True).fetchone()
+            raise AssertionError("a changed result type was sent as described")
         except psycopg.errors.FeatureNotSupported:
             pass
+        # A column of a type of the database's own (described as text),
+        # read with no parameters by a statement prepared on the server.
+        conn.execute("CREATE TYPE py_mood AS ENUM ('ok', 'sad')")
+        for _ in range(3):
+            assert conn.execute("SELECT 'sad'::py_mood", prepare=True).fetchone() == ("sad",)
 
 
 async def asyncpg_checks(db):

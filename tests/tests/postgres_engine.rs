@@ -324,7 +324,7 @@ async fn native_cells_come_as_wire_rows_within_the_limits_and_streams_decode() {
 }
 
 #[tokio::test]
-async fn text_cells_come_in_one_unnamed_run_and_parameters_are_decoded() {
+async fn text_cells_come_as_postgresql_writes_them() {
     let server = PgServer::start();
     let d = server.engine().await;
     let text = ExecuteOptions {

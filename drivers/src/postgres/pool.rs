@@ -78,8 +78,7 @@ pub(super) fn build_pool(
                         "PostgreSQL writes dates, intervals, bytea or floats otherwise than its \
                          defaults (DateStyle ISO, IntervalStyle postgres, bytea_output hex, \
                          extra_float_digits >= 1 on PostgreSQL 12 or later): the wire front \
-                         end formats simple-protocol results itself from now on, which costs a \
-                         round trip per statement"
+                         end formats text results itself from now on, as it does for SQLite"
                     );
                 }
                 Ok(())

@@ -146,7 +146,8 @@ fn is_broken<T>(result: &Result<T>) -> bool {
 /// engine does not map, prepares it again wrapped so that column arrives
 /// as text (its column keeps its name and type name), unless its cells
 /// are wanted as PostgreSQL sends them (`native`: a whole result read as
-/// [`Cells::Binary`]; a stream's cells are always decoded).
+/// [`Cells::Binary`] or [`Cells::Text`]; a stream's cells are always
+/// decoded).
 pub(super) async fn prepare(
     client: &impl Cached,
     text: &str,

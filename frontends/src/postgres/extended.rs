@@ -228,11 +228,11 @@ impl Queries {
         let prepared = &portal.statement.statement;
         let forward = match cells {
             Cells::Binary => rows::forwarded(prepared.shape.as_deref(), &mut result)?,
-            Cells::Text => {
-                rows::text_as_described(prepared.shape.as_deref(), &result)?;
+            _ if prepared.postgres => {
+                rows::as_described(prepared.shape.as_deref(), &result)?;
                 Vec::new()
             }
-            Cells::Values => Vec::new(),
+            _ => Vec::new(),
         };
         let postgres = prepared.postgres;
         let fields = match &prepared.shape {

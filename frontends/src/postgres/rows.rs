@@ -50,22 +50,24 @@ pub(super) fn all_text(formats: &Format, width: usize) -> bool {
     }
 }
 
-/// Checks that a result whose cells are PostgreSQL's own text
-/// ([`Cells::Text`](omnigate::drivers::Cells::Text)) has the columns
-/// `described` told the client: a column whose type changed since (a
-/// table altered, another `search_path`) is refused with `0A000`, as
-/// PostgreSQL refuses a cached plan's changed result type, since the
-/// client would read its text by the type it was told. A column of the
-/// unnamed path has an empty type name for a type that is not built in,
-/// which matches such a described type. A result decoded into values is
-/// written in the types described, as any is.
-pub(super) fn text_as_described(
+/// Checks that a PostgreSQL engine's result not forwarded in binary (its
+/// cells PostgreSQL's own text, [`Cells::Text`](omnigate::drivers::Cells::Text),
+/// or values to be written as text) has the columns `described` told the
+/// client: a column whose type changed since (a table altered, another
+/// `search_path`) is refused ([`changed_result_type`]), since the client
+/// would read its text by the type it was told. A column of the unnamed
+/// path has an empty type name for a type that is not built in, which
+/// matches such a described type.
+pub(super) fn as_described(
     described: Option<&StatementShape>,
     result: &ResultSet,
 ) -> PgWireResult<()> {
-    let (Some(shape), Some(_)) = (described, &result.wire_rows) else {
+    let Some(shape) = described else {
         return Ok(());
     };
+    if result.columns.is_empty() && shape.columns.is_empty() {
+        return Ok(());
+    }
     let changed = if shape.columns.len() == result.columns.len() {
         shape
             .columns
@@ -80,19 +82,35 @@ pub(super) fn text_as_described(
     };
     match changed {
         None => Ok(()),
-        Some(i) => Err(PgWireError::UserError(Box::new(error(
-            "0A000",
-            format!(
-                "cached plan must not change result type: column {} is now {}; prepare the \
-                 statement again",
-                i + 1,
-                result
-                    .columns
-                    .get(i)
-                    .map_or("gone", |c| c.type_name.as_str())
-            ),
-        )))),
+        Some(i) => Err(changed_result_type(
+            i,
+            result
+                .columns
+                .get(i)
+                .map_or("gone", |c| c.type_name.as_str()),
+        )),
     }
+}
+
+/// PostgreSQL's refusal of a prepared statement whose result type changed
+/// (`0A000`), with the routine its drivers (pgjdbc, asyncpg, postgres.js)
+/// know it by and re-prepare the statement on.
+fn changed_result_type(column: usize, now: &str) -> PgWireError {
+    let now = if now.is_empty() {
+        "a type of the database's own"
+    } else {
+        now
+    };
+    let mut info = error(
+        "0A000",
+        format!(
+            "cached plan must not change result type: column {} is now {now}; prepare the \
+             statement again",
+            column + 1
+        ),
+    );
+    info.routine = Some("RevalidateCachedQuery".to_owned());
+    PgWireError::UserError(Box::new(info))
 }
 
 /// Which of a result's columns (its cells PostgreSQL's own bytes) can be
@@ -125,15 +143,7 @@ pub(super) fn forwarded(
     for (i, _) in forward.iter().enumerate().filter(|(_, f)| !**f) {
         let column = &result.columns[i];
         let Some(ty) = named_type(&column.type_name) else {
-            return Err(PgWireError::UserError(Box::new(error(
-                "0A000",
-                format!(
-                    "cached plan must not change result type: column {} is now {}; prepare \
-                     the statement again",
-                    i + 1,
-                    column.type_name
-                ),
-            ))));
+            return Err(changed_result_type(i, &column.type_name));
         };
         for r in 0..result.rows.len() {
             let Some(cell) = result.rows.get_mut(r).and_then(|row| row.get_mut(i)) else {
@@ -340,6 +350,32 @@ mod tests {
 
     fn field(ty: Type, format: FieldFormat) -> FieldInfo {
         FieldInfo::new("c".into(), None, None, ty, format)
+    }
+
+    #[test]
+    fn a_result_read_as_text_must_have_the_types_described() {
+        use omnigate::drivers::Column;
+        assert!(all_text(&Format::UnifiedText, 2));
+        assert!(all_text(&Format::Individual(vec![0, 0]), 2));
+        assert!(!all_text(&Format::Individual(vec![0]), 2));
+        assert!(!all_text(&Format::UnifiedBinary, 2));
+        let shape = |types: &[&str]| StatementShape {
+            params: Vec::new(),
+            columns: types.iter().map(|t| Column::new("c", *t)).collect(),
+        };
+        let result = |types: &[&str]| ResultSet {
+            columns: types.iter().map(|t| Column::new("c", *t)).collect(),
+            ..ResultSet::default()
+        };
+        let check = |was: &[&str], is: &[&str]| as_described(Some(&shape(was)), &result(is));
+        assert!(check(&["int4", "public.mood"], &["int4", "public.mood"]).is_ok());
+        // The unnamed path names a type of the database's own "".
+        assert!(check(&["public.mood"], &[""]).is_ok());
+        assert!(check(&["int4"], &[""]).is_err());
+        assert!(check(&["public.mood"], &["int4"]).is_err());
+        assert!(check(&["int4"], &["int8"]).is_err());
+        assert!(check(&["int4", "text"], &["int4"]).is_err());
+        assert!(as_described(None, &result(&["int8"])).is_ok());
     }
 
     #[test]
