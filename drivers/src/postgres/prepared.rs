@@ -202,42 +202,30 @@ pub(crate) fn unnamed_type_name(ty: &Type) -> Text {
 /// No parameters, for [`Cached::run_unnamed`].
 const NO_PARAMS: [(&(dyn ToSql + Sync), Type); 0] = [];
 
-impl Cached for Object {
-    fn cache(&self) -> &StatementCache {
-        &self.statement_cache
-    }
+/// [`Cached`] for a pooled connection and for a transaction on one: the
+/// same calls on each's own tokio-postgres client.
+macro_rules! cached {
+    ($($client:ty),*) => {$(
+        impl Cached for $client {
+            fn cache(&self) -> &StatementCache {
+                &self.statement_cache
+            }
 
-    async fn run_unnamed(&self, text: &str) -> Result<Unnamed, tokio_postgres::Error> {
-        self.query_unnamed(text, NO_PARAMS, Format::Text).await
-    }
+            async fn run_unnamed(&self, text: &str) -> Result<Unnamed, tokio_postgres::Error> {
+                self.query_unnamed(text, NO_PARAMS, Format::Text).await
+            }
 
-    async fn query_formatted(
-        &self,
-        prepared: &tokio_postgres::Statement,
-        params: &[Encoded],
-        results: Format,
-    ) -> Result<tokio_postgres::RowStream, tokio_postgres::Error> {
-        self.query_raw_formatted(prepared, params.iter(), results)
-            .await
-    }
+            async fn query_formatted(
+                &self,
+                prepared: &tokio_postgres::Statement,
+                params: &[Encoded],
+                results: Format,
+            ) -> Result<tokio_postgres::RowStream, tokio_postgres::Error> {
+                self.query_raw_formatted(prepared, params.iter(), results)
+                    .await
+            }
+        }
+    )*};
 }
 
-impl Cached for Transaction<'_> {
-    fn cache(&self) -> &StatementCache {
-        &self.statement_cache
-    }
-
-    async fn run_unnamed(&self, text: &str) -> Result<Unnamed, tokio_postgres::Error> {
-        self.query_unnamed(text, NO_PARAMS, Format::Text).await
-    }
-
-    async fn query_formatted(
-        &self,
-        prepared: &tokio_postgres::Statement,
-        params: &[Encoded],
-        results: Format,
-    ) -> Result<tokio_postgres::RowStream, tokio_postgres::Error> {
-        self.query_raw_formatted(prepared, params.iter(), results)
-            .await
-    }
-}
+cached!(Object, Transaction<'_>);

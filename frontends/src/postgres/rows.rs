@@ -24,28 +24,21 @@ use super::errors::error;
 
 /// Whether every one of `width` result columns is asked for in binary.
 pub(super) fn all_binary(formats: &Format, width: usize) -> bool {
-    match formats {
-        Format::UnifiedBinary => true,
-        Format::UnifiedText => false,
-        Format::Individual(codes) => {
-            codes.len() == width
-                && codes
-                    .iter()
-                    .all(|c| FieldFormat::from(*c) == FieldFormat::Binary)
-        }
-    }
+    all_in(formats, width, FieldFormat::Binary)
 }
 
 /// Whether every one of `width` result columns is asked for in text.
 pub(super) fn all_text(formats: &Format, width: usize) -> bool {
+    all_in(formats, width, FieldFormat::Text)
+}
+
+/// Whether every one of `width` result columns is asked for in `format`.
+fn all_in(formats: &Format, width: usize, format: FieldFormat) -> bool {
     match formats {
-        Format::UnifiedBinary => false,
-        Format::UnifiedText => true,
+        Format::UnifiedBinary => format == FieldFormat::Binary,
+        Format::UnifiedText => format == FieldFormat::Text,
         Format::Individual(codes) => {
-            codes.len() == width
-                && codes
-                    .iter()
-                    .all(|c| FieldFormat::from(*c) == FieldFormat::Text)
+            codes.len() == width && codes.iter().all(|c| FieldFormat::from(*c) == format)
         }
     }
 }
