@@ -18,6 +18,7 @@ mod pool;
 mod prepared;
 mod run;
 mod session;
+mod text_cells;
 mod tls;
 mod transaction;
 mod tx_stream;
@@ -302,7 +303,7 @@ impl StorageDriver for PostgresDriver {
         let reset = session::changes_session(&statement.text);
         // A statement that may change the session (set_config) may change
         // how its own cells are written: the gateway writes them.
-        let options = &*run::cells_served(options, self.text_cells.load(Relaxed) && !reset);
+        let options = &*text_cells::served(options, self.text_cells.load(Relaxed) && !reset);
         run::leased(
             client,
             options.timeout,

@@ -39,7 +39,7 @@ pub(super) struct PostgresTransaction {
     /// trip, not on its own.
     begun: bool,
     /// The engine serves [`Cells::Text`](crate::Cells::Text) as asked
-    /// (`run::cells_served`).
+    /// (`text_cells::served`).
     text_cells: bool,
 }
 
@@ -227,7 +227,7 @@ impl DriverTransaction for PostgresTransaction {
             // A statement of this transaction may have changed how the
             // connection writes text (set_config, a session SET): its
             // cells are the gateway's from then on.
-            let options = run::cells_served(options, self.text_cells && !self.reset);
+            let options = super::text_cells::served(options, self.text_cells && !self.reset);
             let statement = run::execute(client, statement, &options, None, &self.types);
             match begin {
                 // BEGIN and the statement in one round trip: the client
