@@ -217,8 +217,8 @@ where
 /// connection), instead of a lookup on the same connection: the lookup's
 /// reply would queue behind this statement's unread rows, and a result
 /// larger than the connection's response buffer would then wait for good
-/// (rust-postgres PRs #1348 and #1349). Returns the result's columns with its rows, as a result with
-/// no rows has no `Row` to ask.
+/// (rust-postgres PRs #1348 and #1349). Returns the result's columns with
+/// its rows, as a result with no rows has no `Row` to ask.
 pub async fn query_unnamed<P, I>(
     client: &Arc<InnerClient>,
     query: &str,
