@@ -282,20 +282,11 @@ pub(crate) async fn execute(
         .query_formatted(&prepared, &params, results)
         .await
         .map_err(|e| from_pg(e, timeout))?;
+    if native {
+        return wire_result(columns, stream, options).await;
+    }
     futures::pin_mut!(stream);
     let mut limits = crate::ResultLimits::new(options);
-    if native {
-        let mut rows = WireWriter::new(columns.len());
-        while let Some(row) = stream.try_next().await.map_err(|e| from_pg(e, timeout))? {
-            limits.admit_encoded(decode::push_wire(&mut rows, &row)?)?;
-        }
-        return Ok(ResultSet {
-            columns,
-            rows: Rows::new(),
-            rows_affected: 0,
-            wire_rows: Some(rows.finish()),
-        });
-    }
     let mut rows = Rows::new();
     while let Some(row) = stream.try_next().await.map_err(|e| from_pg(e, timeout))? {
         limits.admit(decode::push(&mut rows, &row)?)?;
@@ -305,6 +296,31 @@ pub(crate) async fn execute(
         rows,
         rows_affected: 0,
         wire_rows: None,
+    })
+}
+
+/// A whole result's rows read from `stream` as the engine sent their
+/// cells ([`Cells::Binary`], [`Cells::Text`]), within `options`' limits.
+pub(super) async fn wire_result(
+    columns: Vec<Column>,
+    stream: tokio_postgres::RowStream,
+    options: &ExecuteOptions,
+) -> Result<ResultSet> {
+    futures::pin_mut!(stream);
+    let mut limits = crate::ResultLimits::new(options);
+    let mut rows = WireWriter::new(columns.len());
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .map_err(|e| from_pg(e, options.timeout))?
+    {
+        limits.admit_encoded(decode::push_wire(&mut rows, &row)?)?;
+    }
+    Ok(ResultSet {
+        columns,
+        rows: Rows::new(),
+        rows_affected: 0,
+        wire_rows: Some(rows.finish()),
     })
 }
 

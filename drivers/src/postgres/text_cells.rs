@@ -8,10 +8,9 @@ use std::borrow::Cow;
 
 use futures::TryStreamExt;
 
-use super::decode;
 use super::error::from_pg;
 use super::prepared::Cached;
-use crate::{Cells, Column, Error, ExecuteOptions, Result, ResultSet, Rows, Statement, WireWriter};
+use crate::{Cells, Column, Error, ExecuteOptions, Result, ResultSet, Rows, Statement};
 
 /// `options`, or, when the engine's connections do not write text in the
 /// formats the wire front end reports (`text_cells` false: see
@@ -42,8 +41,8 @@ pub(super) async fn execute(
         .run_unnamed(&statement.text)
         .await
         .map_err(|e| missing_params(&e).unwrap_or_else(|| pg(e)))?;
-    futures::pin_mut!(stream);
     if described.is_empty() {
+        futures::pin_mut!(stream);
         while stream.try_next().await.map_err(pg)?.is_some() {}
         return Ok(ResultSet {
             columns: Vec::new(),
@@ -56,17 +55,7 @@ pub(super) async fn execute(
         .iter()
         .map(|c| Column::new(c.name(), super::prepared::unnamed_type_name(c.type_())))
         .collect();
-    let mut limits = crate::ResultLimits::new(options);
-    let mut rows = WireWriter::new(described.len());
-    while let Some(row) = stream.try_next().await.map_err(pg)? {
-        limits.admit_encoded(decode::push_wire(&mut rows, &row)?)?;
-    }
-    Ok(ResultSet {
-        columns,
-        rows: Rows::new(),
-        rows_affected: 0,
-        wire_rows: Some(rows.finish()),
-    })
+    super::run::wire_result(columns, stream, options).await
 }
 
 /// PostgreSQL's refusal of an unnamed statement's `Bind` without the

@@ -58,9 +58,6 @@ pub(super) fn as_described(
     let Some(shape) = described else {
         return Ok(());
     };
-    if result.columns.is_empty() && shape.columns.is_empty() {
-        return Ok(());
-    }
     let changed = if shape.columns.len() == result.columns.len() {
         shape
             .columns
