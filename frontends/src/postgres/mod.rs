@@ -19,6 +19,7 @@
 
 mod auth;
 mod cancel;
+mod control;
 mod encode;
 mod errors;
 mod extended;

@@ -4,7 +4,8 @@
 //! gateway's: `BEGIN` opens a gateway transaction (so Redis, Cypher and ts
 //! statements of other front ends can join it), `COMMIT` commits it on
 //! every engine, `SHOW omnigate.tx_id` names it and
-//! `SET omnigate.tx_id = '<id>'` joins one begun elsewhere.
+//! `SET omnigate.tx_id = '<id>'` joins one begun elsewhere (those answers,
+//! and `SET`'s, are in `control.rs`).
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use omnigate::drivers::sql::{first_keyword, split_statements};
 use omnigate::drivers::{Cells, Column, ResultSet, Rows, Value};
-use omnigate::{Gateway, Request, TxOptions};
+use omnigate::{Gateway, Request};
 use pgwire::api::query::{SimpleQueryHandler, send_execution_response, send_query_response};
 use pgwire::api::results::{Response, Tag};
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState};
@@ -23,12 +24,10 @@ use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery};
 use pgwire::messages::simplequery::Query;
 use tracing::Instrument;
 
-use super::errors::{error, statement_error, to_error};
-use super::session::{Session, SessionTx};
+use super::errors::{error, statement_error};
+use super::session::Session;
+use super::statements::forget_deallocated;
 pub(super) use super::statements::is_control;
-use super::statements::{
-    INERT_SETTINGS, OUTPUT_SETTINGS, forget_deallocated, set_parts, set_target,
-};
 use super::{cancel, encode};
 
 /// Runs a session's queries, in both protocols.
@@ -57,20 +56,20 @@ pub(super) fn aborted() -> ErrorInfo {
     )
 }
 
-fn fail(info: ErrorInfo) -> Reply {
+pub(super) fn fail(info: ErrorInfo) -> Reply {
     Reply::Response(Response::Error(Box::new(info)))
 }
 
 /// `0A000`: what the front end does not do, saying what to do instead.
-fn unsupported(message: impl Into<String>) -> Reply {
+pub(super) fn unsupported(message: impl Into<String>) -> Reply {
     fail(error("0A000", message))
 }
 
-fn done(tag: &str) -> Reply {
+pub(super) fn done(tag: &str) -> Reply {
     Reply::Response(Response::Execution(Tag::new(tag)))
 }
 
-fn warning(code: &str, message: &str) -> Reply {
+pub(super) fn warning(code: &str, message: &str) -> Reply {
     Reply::Notice(Box::new(ErrorInfo::new(
         "WARNING".to_owned(),
         code.to_owned(),
@@ -152,38 +151,6 @@ impl Queries {
         }
     }
 
-    /// Begins the implicit transaction of a multi-statement query.
-    fn begin_implicit(&self) -> Result<(), Box<ErrorInfo>> {
-        let (id, _) = self
-            .gateway
-            .begin_id(&self.session.context(), &TxOptions::default())
-            .map_err(|e| Box::new(to_error(&e)))?;
-        self.session.set_tx(Some(SessionTx {
-            id,
-            failed: false,
-            joined: false,
-        }));
-        Ok(())
-    }
-
-    /// Ends the implicit transaction: commits it when every statement
-    /// ran (`ran`), else rolls it back; the commit's failure, if any.
-    async fn end_implicit(&self, ran: bool) -> Option<Box<ErrorInfo>> {
-        let tx = self.session.tx()?;
-        let context = self.session.context();
-        self.session.set_tx(None);
-        if ran && !tx.failed {
-            return self
-                .gateway
-                .commit(&context, &tx.id)
-                .await
-                .err()
-                .map(|e| Box::new(to_error(&e)));
-        }
-        let _ = self.gateway.rollback(&context, &tx.id).await;
-        None
-    }
-
     /// Sends `ReadyForQuery` with the session's true transaction status.
     async fn ready<C>(&self, client: &mut C) -> PgWireResult<()>
     where
@@ -203,7 +170,7 @@ impl Queries {
     }
 
     /// Runs a statement on the session's engine.
-    async fn run(&self, command: &str, text: &str) -> Vec<Reply> {
+    pub(super) async fn run(&self, command: &str, text: &str) -> Vec<Reply> {
         // Without parameters: PostgreSQL's own text cells, in one round
         // trip to the engine.
         match self.execute(text, Vec::new(), Cells::Text).await {
@@ -256,164 +223,10 @@ impl Queries {
             Err(e) => vec![fail(error("XX000", e.to_string()))],
         }
     }
-
-    /// `BEGIN`: a gateway transaction for the session.
-    fn begin(&self, text: &str, open: bool) -> Vec<Reply> {
-        if open {
-            return vec![
-                warning("25001", "there is already a transaction in progress"),
-                Reply::Response(Response::TransactionStart(Tag::new("BEGIN"))),
-            ];
-        }
-        let upper = text.to_ascii_uppercase();
-        if upper.contains("ISOLATION") || upper.contains("DEFERRABLE") {
-            return vec![unsupported(
-                "a gateway transaction runs at each engine's default isolation level: BEGIN \
-                 without ISOLATION LEVEL (or set it with SET TRANSACTION as its first statement)",
-            )];
-        }
-        let options = TxOptions {
-            read_only: upper.contains("READ ONLY"),
-            ..TxOptions::default()
-        };
-        match self.gateway.begin_id(&self.session.context(), &options) {
-            Ok((id, _)) => {
-                self.session.set_tx(Some(SessionTx {
-                    id,
-                    failed: false,
-                    joined: false,
-                }));
-                vec![Reply::Response(Response::TransactionStart(Tag::new(
-                    "BEGIN",
-                )))]
-            }
-            Err(e) => vec![fail(to_error(&e))],
-        }
-    }
-
-    /// `COMMIT` (`commit`) or `ROLLBACK`: ends the session's transaction
-    /// on every engine. A failed transaction rolls back on `COMMIT`, as
-    /// PostgreSQL's does.
-    async fn end(&self, tx: Option<SessionTx>, commit: bool) -> Vec<Reply> {
-        let tag = if commit { "COMMIT" } else { "ROLLBACK" };
-        let Some(tx) = tx else {
-            return vec![
-                warning("25P01", "there is no transaction in progress"),
-                Reply::Response(Response::TransactionEnd(Tag::new(tag))),
-            ];
-        };
-        let context = self.session.context();
-        self.session.set_tx(None);
-        let outcome = if commit && !tx.failed {
-            self.gateway
-                .commit(&context, &tx.id)
-                .await
-                .map(|_| "COMMIT")
-        } else {
-            self.gateway
-                .rollback(&context, &tx.id)
-                .await
-                .map(|()| "ROLLBACK")
-        };
-        match outcome {
-            Ok(tag) => vec![Reply::Response(Response::TransactionEnd(Tag::new(tag)))],
-            // Ended elsewhere (committed over gRPC, expired): the session's
-            // block ends here, saying how it ended.
-            Err(e @ (omnigate::Error::TxEnded { .. } | omnigate::Error::TxNotFound { .. }))
-                if !commit =>
-            {
-                vec![
-                    warning("25P01", &e.to_string()),
-                    Reply::Response(Response::TransactionEnd(Tag::new("ROLLBACK"))),
-                ]
-            }
-            Err(e) => vec![fail(to_error(&e))],
-        }
-    }
-
-    /// `SET`: joins a gateway transaction, takes a setting that changes
-    /// nothing, passes `SET LOCAL` inside a transaction to its engine, or
-    /// refuses a session setting the pooled connections would not keep.
-    async fn set(&self, text: &str, open: bool) -> Vec<Reply> {
-        if let Some((setting, local)) = set_target(text)
-            && OUTPUT_SETTINGS.contains(&setting.as_str())
-        {
-            // A driver's own `SET extra_float_digits` at connect changes
-            // nothing: the engine already writes floats exactly.
-            if !local && INERT_SETTINGS.contains(&setting.as_str()) {
-                return done("SET").into_vec();
-            }
-            return vec![unsupported(format!(
-                "{setting} says how the engine writes values as text, and the client's driver \
-                 reads them by the formats it was told at login: it is not set through the \
-                 gateway; convert in the query instead (to_char, encode)"
-            ))];
-        }
-        let Some((name, value)) = set_parts(text) else {
-            return if open {
-                self.run("SET", text).await
-            } else {
-                vec![unsupported(
-                    "outside a transaction, SET would change a pooled connection other clients \
-                     share: use SET LOCAL inside a transaction",
-                )]
-            };
-        };
-        if name.starts_with("local ") {
-            return if open {
-                self.run("SET", text).await
-            } else {
-                vec![
-                    warning("25P01", "SET LOCAL can only be used in transaction blocks"),
-                    done("SET"),
-                ]
-            };
-        }
-        if name == "omnigate.tx_id" {
-            return self.join(value, open);
-        }
-        if INERT_SETTINGS.contains(&name.as_str()) {
-            if name == "application_name" {
-                self.session.set_application_name(&value);
-            }
-            return done("SET").into_vec();
-        }
-        if open && text.to_ascii_uppercase().contains("TRANSACTION") {
-            return self.run("SET", text).await;
-        }
-        vec![unsupported(format!(
-            "SET {name} would change a pooled connection other clients share: set it per \
-             transaction (SET LOCAL {name} inside BEGIN ... COMMIT) or as the engine role's \
-             default"
-        ))]
-    }
-
-    /// `SET omnigate.tx_id = '<id>'`: joins a gateway transaction begun
-    /// elsewhere by the same caller.
-    fn join(&self, id: String, open: bool) -> Vec<Reply> {
-        if open {
-            return vec![fail(error(
-                "25001",
-                "the session is already in a transaction: COMMIT or ROLLBACK it before joining \
-                 another",
-            ))];
-        }
-        match self.gateway.check_open(&self.session.context(), &id) {
-            Ok(()) => {
-                self.session.set_tx(Some(SessionTx {
-                    id,
-                    failed: false,
-                    joined: true,
-                }));
-                vec![Reply::Response(Response::TransactionStart(Tag::new("SET")))]
-            }
-            Err(e) => vec![fail(to_error(&e))],
-        }
-    }
 }
 
 impl Reply {
-    fn into_vec(self) -> Vec<Reply> {
+    pub(super) fn into_vec(self) -> Vec<Reply> {
         vec![self]
     }
 }
