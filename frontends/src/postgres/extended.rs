@@ -31,6 +31,7 @@ use pgwire::messages::extendedquery::{
 };
 
 use super::errors::{error, statement_error};
+use super::parsed::{Parsed, Under};
 use super::query::{Queries, Reply, is_control};
 use super::session::{Kept, Session};
 use super::{encode, rows};
@@ -39,7 +40,7 @@ use super::{encode, rows};
 /// the engine's description.
 #[derive(Debug, Clone)]
 pub(super) struct Prepared {
-    text: String,
+    text: Arc<str>,
     shape: Option<Arc<StatementShape>>,
     /// Its engine is PostgreSQL.
     postgres: bool,
@@ -49,10 +50,37 @@ pub(super) struct Prepared {
     native: bool,
 }
 
-/// Parses statements by asking the session's engine.
+impl Prepared {
+    /// Its text.
+    pub(super) fn text(&self) -> Arc<str> {
+        Arc::clone(&self.text)
+    }
+}
+
+/// Parses statements by asking the session's engine (once per text
+/// outside a block: [`Parsed`]).
 pub(super) struct Parser {
     pub(super) gateway: Gateway,
     pub(super) session: Arc<Session>,
+    pub(super) parsed: Parsed,
+}
+
+impl Parser {
+    /// What a description made now is made under, when the session can
+    /// keep it: outside a block, on a PostgreSQL engine.
+    fn under(&self) -> Option<Under> {
+        if self.session.in_tx() {
+            return None;
+        }
+        let router = self.gateway.router();
+        let engine = router.by_name(&self.session.engine()).ok()?;
+        (engine.driver.descriptor().kind == omnigate::drivers::postgres::KIND).then(|| {
+            Under::now(
+                Arc::clone(&engine.driver),
+                self.session.caller().principal().cloned(),
+            )
+        })
+    }
 }
 
 fn user_error(info: pgwire::error::ErrorInfo) -> PgWireError {
@@ -81,22 +109,28 @@ impl QueryParser for Parser {
             self.session.fail_tx();
             e
         };
+        let text = sql.trim().trim_end_matches(';');
+        let under = self.under();
+        if let Some(under) = &under
+            && let Some(known) = self.parsed.get(under, text)
+        {
+            return Ok(Some(known));
+        }
         if split_statements(sql).len() > 1 {
             return Err(failed(user_error(error(
                 "42601",
                 "cannot insert multiple commands into a prepared statement",
             ))));
         }
-        let text = sql.trim().trim_end_matches(';').to_owned();
-        if is_control(&text) {
+        if is_control(text) {
             return Ok(Some(Prepared {
-                text,
+                text: text.into(),
                 shape: None,
                 postgres: false,
                 native: false,
             }));
         }
-        let mut request = Request::new("sql", text.clone()).target(self.session.engine());
+        let mut request = Request::new("sql", text).target(self.session.engine());
         request.context = self.session.context();
         match self.gateway.describe_statement(request).await {
             Ok(shape) => {
@@ -106,16 +140,20 @@ impl QueryParser for Parser {
                         .columns
                         .iter()
                         .all(|c| encode::named_type(&c.type_name).is_some());
-                Ok(Some(Prepared {
-                    text,
+                let prepared = Prepared {
+                    text: text.into(),
                     shape: Some(Arc::new(shape)),
                     postgres,
                     native,
-                }))
+                };
+                if let Some(under) = under {
+                    self.parsed.put(under, prepared.clone());
+                }
+                Ok(Some(prepared))
             }
             Err(e) => {
                 let engine = self.session.engine();
-                let said = statement_error(&self.gateway, &engine, &text, &e);
+                let said = statement_error(&self.gateway, &engine, text, &e);
                 Err(failed(user_error(said)))
             }
         }
@@ -417,9 +455,16 @@ impl ExtendedQueryHandler for Queries {
                 run.await
             };
             match outcome {
-                Ok(result) => vec![Reply::Response(Self::portal_response(
-                    portal, &command, result, cells,
-                )?)],
+                Ok(result) => {
+                    if !rows::as_shaped(prepared.shape.as_deref(), &result) {
+                        // Changed since it was described (outside the
+                        // gateway): the next Parse asks the engine.
+                        self.parser.parsed.forget(&prepared.text);
+                    }
+                    vec![Reply::Response(Self::portal_response(
+                        portal, &command, result, cells,
+                    )?)]
+                }
                 Err(e) => vec![Reply::Response(Response::Error(e))],
             }
         };

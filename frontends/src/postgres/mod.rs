@@ -24,6 +24,7 @@ mod encode;
 mod errors;
 mod extended;
 mod framing;
+mod parsed;
 mod query;
 mod rows;
 mod session;
@@ -173,6 +174,7 @@ pub async fn start(
                     parser: Arc::new(extended::Parser {
                         gateway: gateway.clone(),
                         session: Arc::clone(&session),
+                        parsed: parsed::Parsed::default(),
                     }),
                 }),
                 cancel: Arc::clone(&cancel),

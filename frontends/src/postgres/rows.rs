@@ -43,14 +43,32 @@ fn all_in(formats: &Format, width: usize, format: FieldFormat) -> bool {
     }
 }
 
+/// Whether `result` has the columns `described` (when given) told the
+/// client, type by type.
+pub(super) fn as_shaped(described: Option<&StatementShape>, result: &ResultSet) -> bool {
+    described.is_none_or(|shape| {
+        shape.columns.len() == result.columns.len()
+            && shape
+                .columns
+                .iter()
+                .zip(&result.columns)
+                .all(|(was, is)| same_type(&was.type_name, &is.type_name))
+    })
+}
+
+/// Whether a column described as of type `was` is still, its result's
+/// column of type `is`: the unnamed path names a type that is not built
+/// in as empty, which matches any such type.
+fn same_type(was: &str, is: &str) -> bool {
+    was == is || (is.is_empty() && named_type(was).is_none())
+}
+
 /// Checks that a PostgreSQL engine's result not forwarded in binary (its
 /// cells PostgreSQL's own text, [`Cells::Text`](omnigate::drivers::Cells::Text),
 /// or values to be written as text) has the columns `described` told the
 /// client: a column whose type changed since (a table altered, another
 /// `search_path`) is refused ([`changed_result_type`]), since the client
-/// would read its text by the type it was told. A column of the unnamed
-/// path has an empty type name for a type that is not built in, which
-/// matches such a described type.
+/// would read its text by the type it was told.
 pub(super) fn as_described(
     described: Option<&StatementShape>,
     result: &ResultSet,
@@ -63,10 +81,7 @@ pub(super) fn as_described(
             .columns
             .iter()
             .zip(&result.columns)
-            .position(|(was, is)| {
-                was.type_name != is.type_name
-                    && !(is.type_name.is_empty() && named_type(&was.type_name).is_none())
-            })
+            .position(|(was, is)| !same_type(&was.type_name, &is.type_name))
     } else {
         Some(shape.columns.len().min(result.columns.len()))
     };

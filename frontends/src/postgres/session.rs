@@ -198,6 +198,16 @@ impl Session {
         }
     }
 
+    /// The session's caller.
+    pub(super) fn caller(&self) -> Caller {
+        self.state().caller.clone()
+    }
+
+    /// Whether the session is in a transaction block.
+    pub(super) fn in_tx(&self) -> bool {
+        self.state().tx.is_some()
+    }
+
     /// The session's transaction.
     pub(super) fn tx(&self) -> Option<SessionTx> {
         self.state().tx.clone()

@@ -11,6 +11,7 @@ mod cancel;
 mod clients;
 mod malformed;
 mod native;
+mod parsed;
 mod rounds;
 mod security;
 mod tx;
