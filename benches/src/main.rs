@@ -67,6 +67,11 @@ struct Args {
     /// A PostgreSQL to use (default: one started here).
     #[arg(long, env = "OMNIGATE_BENCH_POSTGRES")]
     postgres_url: Option<String>,
+    /// Start the local PostgreSQL as deployed, every commit flushed to
+    /// disk (fsync, synchronous_commit and full_page_writes on), instead
+    /// of with its WAL unflushed: what `tx_commit` costs in production.
+    #[arg(long)]
+    postgres_flushed: bool,
     /// A Redis to use (default: one started here).
     #[arg(long, env = "OMNIGATE_BENCH_REDIS")]
     redis_url: Option<String>,
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
     // Start local servers before the runtime (the harness blocks on them).
     let backends = setup::Backends::start(
         args.postgres_url.clone(),
+        args.postgres_flushed,
         args.redis_url.clone(),
         args.falkordb_url.clone(),
         args.victoria_url.clone(),
@@ -267,7 +273,7 @@ async fn run(args: Args, backends: &setup::Backends) -> Result<(), String> {
         "duration_per_cell_s": args.requests.is_none().then_some(duration.as_secs_f64()),
         "requests_per_cell": args.requests,
         "pool_size": setup::POOL_SIZE,
-        "postgres": if args.postgres_url.is_some() { "given" } else { "local process" },
+        "postgres": if args.postgres_url.is_some() { "given" } else if args.postgres_flushed { "local process, WAL flushed" } else { "local process, WAL unflushed" },
         "redis": if args.redis_url.is_some() { "given" } else { "local process" },
         "gateway_pools": pools,
         "establish_us": targets.establish_us.iter().map(|(e, us)| serde_json::json!({"engine": e, "p50_us": us})).collect::<Vec<_>>(),

@@ -78,6 +78,7 @@ impl Backends {
     /// Given URLs, or local servers started for the run.
     pub(crate) fn start(
         postgres: Option<String>,
+        postgres_flushed: bool,
         redis: Option<String>,
         falkordb: Option<String>,
         victoria: Option<String>,
@@ -88,7 +89,11 @@ impl Backends {
         let mut pgbouncer = pgbouncer;
         let mut twemproxy = twemproxy;
         let postgres = postgres.unwrap_or_else(|| {
-            let server = omnigate_tests::postgres::PgServer::start();
+            let server = if postgres_flushed {
+                omnigate_tests::postgres::PgServer::start_flushed()
+            } else {
+                omnigate_tests::postgres::PgServer::start()
+            };
             let url = server.url("postgres");
             if pgbouncer.is_none() {
                 let port = server.port();

@@ -1,7 +1,8 @@
 //! A real PostgreSQL server for tests: `initdb` in a temporary directory
 //! as the unprivileged `postgres` user (the server refuses to run as
 //! root), on a free loopback port, with `max_prepared_transactions` set
-//! and fsync off. Stopped and removed on drop.
+//! and fsync off (on for [`PgServer::start_flushed`]). Stopped and removed on
+//! drop.
 
 use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
@@ -27,6 +28,9 @@ pub struct PgServer {
     /// the server being killed (fsync stays off: the trials kill
     /// processes, not the machine).
     synchronous_commit: bool,
+    /// Whether the server flushes its WAL to disk (`fsync`,
+    /// `full_page_writes`): as deployed, for benchmarks of commits.
+    flushed: bool,
 }
 
 /// The directory holding `initdb` and `postgres`, or a panic naming the package.
@@ -104,6 +108,18 @@ impl PgServer {
         server
     }
 
+    /// A server configured as deployed: every acknowledged commit flushed
+    /// to disk (`fsync`, `synchronous_commit` and `full_page_writes` on),
+    /// for benchmarks of commits (the others run with the WAL unflushed,
+    /// which makes commits far cheaper than they are in production).
+    pub fn start_flushed() -> PgServer {
+        let mut server = Self::prepare(false, 64);
+        server.synchronous_commit = true;
+        server.flushed = true;
+        server.boot();
+        server
+    }
+
     /// Starts a server that also accepts TLS, with a certificate for
     /// 127.0.0.1 signed by a test CA; returns it and the CA's PEM file.
     pub fn start_with_tls() -> (PgServer, PathBuf) {
@@ -138,6 +154,7 @@ impl PgServer {
             tls,
             max_prepared,
             synchronous_commit: false,
+            flushed: false,
         }
     }
 
@@ -206,7 +223,11 @@ impl PgServer {
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
-                "fsync=off",
+                if self.flushed {
+                    "fsync=on"
+                } else {
+                    "fsync=off"
+                },
                 "-c",
                 if self.synchronous_commit {
                     "synchronous_commit=on"
@@ -214,7 +235,11 @@ impl PgServer {
                     "synchronous_commit=off"
                 },
                 "-c",
-                "full_page_writes=off",
+                if self.flushed {
+                    "full_page_writes=on"
+                } else {
+                    "full_page_writes=off"
+                },
                 "-c",
                 prepared.as_str(),
                 "-c",

@@ -88,7 +88,7 @@ pub struct PostgresDriver {
     front: PoolFront,
     /// The pool of `read_only_user`, for restricted calls.
     reader: Option<(Pool, PoolFront)>,
-    schema: crate::SchemaEpoch,
+    schema: Arc<crate::SchemaEpoch>,
     /// The server's `max_prepared_transactions` (0: no two-phase commit).
     max_prepared: u64,
     types: types_cache::StatementTypes,
@@ -106,6 +106,13 @@ pub struct PostgresDriver {
 /// Whether PostgreSQL refused a cached plan because a table changed under it.
 fn is_stale_plan(err: &Error) -> bool {
     matches!(err, Error::NotSupported { operation, .. } if operation.contains("cached plan must not change result type"))
+}
+
+/// Whether `err` may come of a statement prepared before a table changed
+/// (a column's type, a table dropped: SQLSTATE class 42), so that the
+/// statement is prepared anew at its next call rather than kept.
+fn may_be_stale(err: &Error) -> bool {
+    err.engine_code().is_some_and(|code| code.starts_with("42"))
 }
 
 fn config_error(message: impl Into<String>) -> Error {
@@ -150,7 +157,7 @@ impl PostgresDriver {
             pool,
             front,
             reader,
-            schema: crate::SchemaEpoch::default(),
+            schema: Arc::default(),
             max_prepared: 0,
             markers: crate::sql::SqlMarkers::postgres(&config.gateway_schema),
             gateway_schema: config.gateway_schema.clone(),
@@ -316,6 +323,10 @@ impl StorageDriver for PostgresDriver {
                         client.statement_cache.clear();
                         self.run_on(client, statement, options, None).await
                     }
+                    Err(e) if may_be_stale(&e) => {
+                        client.statement_cache.remove(&statement.text, &[]);
+                        Err(e)
+                    }
                     other => other,
                 };
                 if self.schema.note(dialect, &statement.text) {
@@ -354,6 +365,7 @@ impl StorageDriver for PostgresDriver {
             self.descriptor.clone(),
             options.clone(),
             self.types.clone(),
+            Arc::clone(&self.schema),
             self.text_cells.load(Relaxed),
             client,
         )

@@ -5,6 +5,8 @@
 //! back. Dropped uncommitted, the connection is closed (the server rolls
 //! back); a prepared transaction survives that, for recovery to finish.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 
@@ -23,6 +25,9 @@ pub(super) struct PostgresTransaction {
     descriptor: EngineDescriptor,
     options: BeginOptions,
     types: StatementTypes,
+    /// The engine's schema epoch: a schema change in the transaction moves
+    /// it, as one outside does.
+    schema: Arc<crate::SchemaEpoch>,
     /// `None` once committed or rolled back.
     client: Option<Object>,
     /// The global id it was prepared under.
@@ -51,6 +56,7 @@ impl PostgresTransaction {
         descriptor: EngineDescriptor,
         options: BeginOptions,
         types: StatementTypes,
+        schema: Arc<crate::SchemaEpoch>,
         text_cells: bool,
         client: Object,
     ) -> Result<Self> {
@@ -58,6 +64,7 @@ impl PostgresTransaction {
             descriptor,
             options,
             types,
+            schema,
             text_cells,
             client: Some(client),
             prepared: None,
@@ -247,6 +254,14 @@ impl DriverTransaction for PostgresTransaction {
         self.begun = true;
         self.tainted = was_tainted || cancelled;
         self.aborted |= outcome.is_err();
+        if self.schema.note(dialect, &statement.text) {
+            // The transaction's later statements are prepared anew, and
+            // what was described before it is described again.
+            if let Some(client) = &self.client {
+                client.statement_cache.clear();
+            }
+            self.types.clear();
+        }
         outcome
     }
 

@@ -74,12 +74,8 @@ impl Parser {
         }
         let router = self.gateway.router();
         let engine = router.by_name(&self.session.engine()).ok()?;
-        (engine.driver.descriptor().kind == omnigate::drivers::postgres::KIND).then(|| {
-            Under::now(
-                Arc::clone(&engine.driver),
-                self.session.caller().principal().cloned(),
-            )
-        })
+        (engine.driver.descriptor().kind == omnigate::drivers::postgres::KIND)
+            .then(|| Under::now(&engine.driver, self.session.caller().principal().cloned()))
     }
 }
 
@@ -432,7 +428,11 @@ impl ExtendedQueryHandler for Queries {
         let params = (0..portal.parameter_len())
             .map(|i| parameter(portal, &types, i))
             .collect::<PgWireResult<Vec<Value>>>()
-            .inspect_err(|_| self.session.fail_tx())?;
+            .inspect_err(|_| {
+                // Its parameter types may have changed since it was described.
+                self.parser.parsed.forget(&prepared.text);
+                self.session.fail_tx();
+            })?;
         let replies = if is_control(&prepared.text) {
             self.statement(&prepared.text).await
         } else {
@@ -465,7 +465,10 @@ impl ExtendedQueryHandler for Queries {
                         portal, &command, result, cells,
                     )?)]
                 }
-                Err(e) => vec![Reply::Response(Response::Error(e))],
+                Err(e) => {
+                    self.parser.parsed.forget(&prepared.text);
+                    vec![Reply::Response(Response::Error(e))]
+                }
             }
         };
         let mut last = Response::EmptyQuery;

@@ -15,37 +15,43 @@
 //! next `Parse` asks the engine.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use omnigate::drivers::StorageDriver;
 use omnigate::security::Principal;
 
 use super::extended::Prepared;
 
-/// How many texts one session keeps described; past that it starts over.
+/// How many texts one session keeps described; past that, new ones are
+/// described each time.
 const MAX_PARSED: usize = 256;
+
+/// The longest text kept (a statement sent again and again is short).
+const MAX_TEXT: usize = 8 * 1024;
 
 /// What a description was made under (see the module docs).
 #[derive(Clone)]
 pub(super) struct Under {
-    driver: Arc<dyn StorageDriver>,
+    /// The engine's driver: weak, so that a driver a reload replaced is
+    /// not kept (its pools with it) by an idle session. Held, its address
+    /// is never another driver's.
+    driver: Weak<dyn StorageDriver>,
     epoch: u64,
     caller: Option<Arc<Principal>>,
 }
 
 impl Under {
     /// The conditions now, for a session on `driver` as `caller`.
-    pub(super) fn now(driver: Arc<dyn StorageDriver>, caller: Option<Arc<Principal>>) -> Under {
-        let epoch = driver.schema_epoch();
+    pub(super) fn now(driver: &Arc<dyn StorageDriver>, caller: Option<Arc<Principal>>) -> Under {
         Under {
-            driver,
-            epoch,
+            driver: Arc::downgrade(driver),
+            epoch: driver.schema_epoch(),
             caller,
         }
     }
 
     fn same(&self, other: &Under) -> bool {
-        Arc::ptr_eq(&self.driver, &other.driver)
+        Weak::ptr_eq(&self.driver, &other.driver)
             && self.epoch == other.epoch
             && match (&self.caller, &other.caller) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -83,16 +89,23 @@ impl Parsed {
 
     /// Keeps `prepared`, described under `under` (read before it was).
     pub(super) fn put(&self, under: Under, prepared: Prepared) {
+        let text = prepared.text();
+        if text.len() > MAX_TEXT {
+            return;
+        }
         let mut entries = self.entries();
         match &mut *entries {
-            Some((made, kept)) if made.same(&under) && kept.len() < MAX_PARSED => {
-                kept.insert(prepared.text(), prepared);
+            Some((made, kept)) if made.same(&under) => {
+                if kept.len() < MAX_PARSED {
+                    kept.insert(text, prepared);
+                }
             }
-            _ => *entries = Some((under, HashMap::from([(prepared.text(), prepared)]))),
+            _ => *entries = Some((under, HashMap::from([(text, prepared)]))),
         }
     }
 
-    /// Drops `text`'s description: its result had other columns.
+    /// Drops `text`'s description: a call of it failed, or its result had
+    /// other columns (the statement may have changed since).
     pub(super) fn forget(&self, text: &str) {
         if let Some((_, kept)) = &mut *self.entries() {
             kept.remove(text);

@@ -80,4 +80,45 @@ async fn a_statement_parsed_again_is_described_again_once_its_table_changed() {
     assert_eq!(first(&wire, read).await, (Type::INT8, 5));
     assert_eq!(first(&wire, read).await, (Type::INT4, 5));
     assert_eq!(first(&wire, read).await, (Type::INT4, 5));
+    // A schema change inside a transaction block through the gateway.
+    wire.batch_execute("BEGIN; ALTER TABLE parsed_t ALTER a TYPE int8; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(first(&wire, read).await, (Type::INT8, 5));
+}
+
+#[tokio::test]
+async fn a_statement_whose_parameter_type_changed_is_described_again_after_it_fails() {
+    let pg = PgServer::start();
+    let mut config = pg.gateway_config_with_pool(1);
+    config.frontends.postgres = Some(PostgresFrontendConfig::new(SocketAddr::from((
+        [127, 0, 0, 1],
+        0,
+    ))));
+    let gw = TestGateway::with_config(config).await;
+    let wire = client(gw.handle.postgres_addr().expect("a listener")).await;
+    let (direct, connection) = tokio_postgres::connect(&pg.url("postgres"), NoTls)
+        .await
+        .expect("a direct connection");
+    tokio::spawn(connection);
+    direct
+        .batch_execute("CREATE TABLE parsed_p (b int4); INSERT INTO parsed_p VALUES (5)")
+        .await
+        .unwrap();
+    let read = "SELECT count(*) FROM parsed_p WHERE b = $1";
+    for _ in 0..3 {
+        let row = wire.query_one(read, &[&5_i32]).await.unwrap();
+        assert_eq!(row.get::<_, i64>(0), 1);
+    }
+    // The column becomes text outside the gateway: the statement as it
+    // was described (an int4 parameter) fails once, on the engine...
+    direct
+        .batch_execute("ALTER TABLE parsed_p ALTER b TYPE text")
+        .await
+        .unwrap();
+    let err = wire.query_one(read, &[&5_i32]).await.unwrap_err();
+    assert_eq!(crate::sqlstate(&err), "42883", "{err:?}");
+    // ...and is described again: its parameter is text now.
+    let row = wire.query_one(read, &[&"5"]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
 }
