@@ -18,6 +18,7 @@ mod pool;
 mod prepared;
 mod run;
 mod session;
+mod stale;
 mod text_cells;
 mod tls;
 mod transaction;
@@ -101,18 +102,6 @@ pub struct PostgresDriver {
     /// asked; else, for good, such calls get values (set by the pools'
     /// `post_create`, `pool::writes_reported_formats`).
     text_cells: Arc<AtomicBool>,
-}
-
-/// Whether PostgreSQL refused a cached plan because a table changed under it.
-fn is_stale_plan(err: &Error) -> bool {
-    matches!(err, Error::NotSupported { operation, .. } if operation.contains("cached plan must not change result type"))
-}
-
-/// Whether `err` may come of a statement prepared before a table changed
-/// (a column's type, a table dropped: SQLSTATE class 42), so that the
-/// statement is prepared anew at its next call rather than kept.
-fn may_be_stale(err: &Error) -> bool {
-    err.engine_code().is_some_and(|code| code.starts_with("42"))
 }
 
 fn config_error(message: impl Into<String>) -> Error {
@@ -317,21 +306,29 @@ impl StorageDriver for PostgresDriver {
             reset,
             async |client: &mut Object| {
                 let result = match self.run_on(client, statement, options, early).await {
-                    Err(e) if is_stale_plan(&e) => {
+                    Err(e) if stale::is_stale_plan(&e) => {
                         // A table changed under this connection's cached plan:
-                        // forget the plans and run once more.
+                        // forget the plans and run once more. What others
+                        // described of the schema is stale too.
                         client.statement_cache.clear();
+                        self.schema.bump();
                         self.run_on(client, statement, options, None).await
                     }
-                    Err(e) if may_be_stale(&e) => {
-                        client.statement_cache.remove(&statement.text, &[]);
-                        Err(e)
+                    Err(e) if stale::may_be_stale(&e) => {
+                        // Prepared anew: if that runs, the statement had
+                        // changed (nothing ran: a statement outside a
+                        // transaction that fails is undone whole).
+                        stale::forget(Some(client), &self.types, &statement.text);
+                        let again = self.run_on(client, statement, options, None).await;
+                        if again.is_ok() {
+                            self.schema.bump();
+                        }
+                        again
                     }
                     other => other,
                 };
                 if self.schema.note(dialect, &statement.text) {
-                    client.statement_cache.clear();
-                    self.types.clear();
+                    stale::forget_all(Some(client), &self.types);
                 }
                 result
             },

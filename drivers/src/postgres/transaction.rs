@@ -26,8 +26,10 @@ pub(super) struct PostgresTransaction {
     options: BeginOptions,
     types: StatementTypes,
     /// The engine's schema epoch: a schema change in the transaction moves
-    /// it, as one outside does.
+    /// it when run and again when the transaction ends (committed or not,
+    /// the schema others see changed then).
     schema: Arc<crate::SchemaEpoch>,
+    changed_schema: bool,
     /// `None` once committed or rolled back.
     client: Option<Object>,
     /// The global id it was prepared under.
@@ -65,6 +67,7 @@ impl PostgresTransaction {
             options,
             types,
             schema,
+            changed_schema: false,
             text_cells,
             client: Some(client),
             prepared: None,
@@ -254,13 +257,14 @@ impl DriverTransaction for PostgresTransaction {
         self.begun = true;
         self.tainted = was_tainted || cancelled;
         self.aborted |= outcome.is_err();
+        if let Err(e) = &outcome
+            && super::stale::may_be_stale(e)
+        {
+            super::stale::forget(self.client.as_ref(), &self.types, &statement.text);
+        }
         if self.schema.note(dialect, &statement.text) {
-            // The transaction's later statements are prepared anew, and
-            // what was described before it is described again.
-            if let Some(client) = &self.client {
-                client.statement_cache.clear();
-            }
-            self.types.clear();
+            super::stale::forget_all(self.client.as_ref(), &self.types);
+            self.changed_schema = true;
         }
         outcome
     }
@@ -480,6 +484,10 @@ impl Drop for Closing {
 
 impl Drop for PostgresTransaction {
     fn drop(&mut self) {
+        if self.changed_schema {
+            self.schema.bump();
+            self.types.clear();
+        }
         // Uncommitted: closing the connection rolls the transaction back on
         // the server (a prepared one stays prepared, for recovery).
         if let Some(client) = self.client.take() {

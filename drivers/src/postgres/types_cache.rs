@@ -51,6 +51,11 @@ impl StatementTypes {
         self.0.insert(text.to_owned(), types.into());
     }
 
+    /// Forgets `text`'s types (they may have changed).
+    pub(crate) fn forget(&self, text: &str) {
+        self.0.invalidate(text);
+    }
+
     /// Forgets everything (after a schema change).
     pub(crate) fn clear(&self) {
         self.0.invalidate_all();

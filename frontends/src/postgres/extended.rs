@@ -466,7 +466,10 @@ impl ExtendedQueryHandler for Queries {
                     )?)]
                 }
                 Err(e) => {
-                    self.parser.parsed.forget(&prepared.text);
+                    // Refused as a statement that changed would be.
+                    if e.code.starts_with("42") || e.code == "0A000" {
+                        self.parser.parsed.forget(&prepared.text);
+                    }
                     vec![Reply::Response(Response::Error(e))]
                 }
             }

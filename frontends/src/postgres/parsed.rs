@@ -22,12 +22,12 @@ use omnigate::security::Principal;
 
 use super::extended::Prepared;
 
-/// How many texts one session keeps described; past that, new ones are
-/// described each time.
+/// How many texts one session keeps described; past that, a new one
+/// takes the place of one kept.
 const MAX_PARSED: usize = 256;
 
 /// The longest text kept (a statement sent again and again is short).
-const MAX_TEXT: usize = 8 * 1024;
+const MAX_TEXT: usize = 4 * 1024;
 
 /// What a description was made under (see the module docs).
 #[derive(Clone)]
@@ -96,9 +96,12 @@ impl Parsed {
         let mut entries = self.entries();
         match &mut *entries {
             Some((made, kept)) if made.same(&under) => {
-                if kept.len() < MAX_PARSED {
-                    kept.insert(text, prepared);
+                if kept.len() >= MAX_PARSED
+                    && let Some(any) = kept.keys().next().cloned()
+                {
+                    kept.remove(&any);
                 }
+                kept.insert(text, prepared);
             }
             _ => *entries = Some((under, HashMap::from([(text, prepared)]))),
         }
