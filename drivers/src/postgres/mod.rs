@@ -315,19 +315,19 @@ impl StorageDriver for PostgresDriver {
                         self.run_on(client, statement, options, None).await
                     }
                     Err(e) if stale::may_be_stale(&e) => {
-                        // Prepared anew: if that runs, the statement had
-                        // changed (nothing ran: a statement outside a
-                        // transaction that fails is undone whole).
-                        stale::forget(Some(client), &self.types, &statement.text);
-                        let again = self.run_on(client, statement, options, None).await;
-                        if again.is_ok() {
+                        if stale::params_changed(client, &self.types, &statement.text).await {
+                            // Refused as planned, nothing ran: once more, as
+                            // prepared now. What others described is stale.
                             self.schema.bump();
+                            self.run_on(client, statement, options, None).await
+                        } else {
+                            Err(e)
                         }
-                        again
                     }
                     other => other,
                 };
-                if self.schema.note(dialect, &statement.text) {
+                // A schema change that failed changed nothing.
+                if result.is_ok() && self.schema.note(dialect, &statement.text) {
                     stale::forget_all(Some(client), &self.types);
                 }
                 result
@@ -403,7 +403,12 @@ impl StorageDriver for PostgresDriver {
         let verb = if commit { "COMMIT" } else { "ROLLBACK" };
         let command = format!("{verb} PREPARED '{}'", global_id.replace('\'', "''"));
         match client.batch_execute(&command).await {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                // It may have changed the schema (its transaction's object,
+                // which would have said so, is gone).
+                self.schema.bump();
+                Ok(true)
+            }
             // Finished by someone else meanwhile.
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {
                 Ok(false)

@@ -21,6 +21,22 @@ pub(super) fn may_be_stale(err: &Error) -> bool {
         .is_some_and(|code| code.starts_with("42") && code != "42501")
 }
 
+/// Whether `text`, kept prepared on `client`, takes other parameter types
+/// now than when it was prepared (a column it compares or writes changed
+/// type): it is prepared anew, and kept, to see. Such a statement failed
+/// as it was planned, before anything ran. `false` when it was not kept:
+/// the failure of a statement prepared for its call is its own.
+pub(super) async fn params_changed(client: &Object, types: &StatementTypes, text: &str) -> bool {
+    let Some(old) = client.statement_cache.remove(text, &[]) else {
+        return false;
+    };
+    types.forget(text);
+    match client.prepare_cached(text).await {
+        Ok(new) => new.params() != old.params(),
+        Err(_) => false,
+    }
+}
+
 /// Drops what is kept of `text`: on `client`, and its parameter types.
 pub(super) fn forget(client: Option<&Object>, types: &StatementTypes, text: &str) {
     if let Some(client) = client {

@@ -118,3 +118,32 @@ async fn a_statement_whose_parameter_type_changed_outside_is_prepared_and_descri
     let row = wire.query_one(read, &[&"5"]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 1);
 }
+
+#[tokio::test]
+async fn a_statement_that_fails_on_its_own_is_never_run_twice() {
+    let pg = PgServer::start();
+    let (_gw, wire, direct) = clients(&pg).await;
+    // A sequence's step is not undone by the failure after it.
+    direct
+        .batch_execute(
+            "CREATE SEQUENCE parsed_s; \
+             CREATE FUNCTION parsed_f(x int4) RETURNS int4 AS $$ \
+             BEGIN PERFORM nextval('parsed_s'); EXECUTE 'SELECT * FROM parsed_nosuch'; \
+             RETURN x; END $$ LANGUAGE plpgsql",
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let err = wire
+            .query_one("SELECT parsed_f($1)", &[&1_i32])
+            .await
+            .unwrap_err();
+        assert_eq!(crate::sqlstate(&err), "42P01", "{err:?}");
+    }
+    let steps: i64 = direct
+        .query_one("SELECT last_value FROM parsed_s", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(steps, 3, "each call ran once");
+}
