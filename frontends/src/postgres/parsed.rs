@@ -10,9 +10,11 @@
 //! it was described, that engine has run no schema change since (its
 //! [schema epoch](omnigate::drivers::SchemaEpoch)) and the caller is the
 //! same (a reload that changes a principal's grant makes a new one). A
-//! table changed outside the gateway is seen when a statement runs: a
-//! result whose columns are not the ones described drops its entry, so the
-//! next `Parse` asks the engine.
+//! table changed outside the gateway is seen when a statement runs: the
+//! driver moves the epoch when a kept statement had to be prepared anew,
+//! and a call refused as a changed statement would be (class 42, `0A000`)
+//! or a result whose columns are not the ones described drops its entry,
+//! so the next `Parse` asks the engine.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
