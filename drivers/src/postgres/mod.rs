@@ -308,8 +308,7 @@ impl StorageDriver for PostgresDriver {
                 let result = match self.run_on(client, statement, options, early).await {
                     Err(e) if stale::is_stale_plan(&e) => {
                         // A table changed under this connection's cached plan:
-                        // forget the plans and run once more. What others
-                        // described of the schema is stale too.
+                        // forget the plans (and others' descriptions), run again.
                         client.statement_cache.clear();
                         self.schema.bump();
                         self.run_on(client, statement, options, None).await
@@ -317,7 +316,8 @@ impl StorageDriver for PostgresDriver {
                     Err(e) if stale::may_be_stale(&e) => {
                         if stale::params_changed(client, &self.types, &statement.text).await {
                             // Refused as planned, nothing ran: once more, as
-                            // prepared now. What others described is stale.
+                            // prepared now (and what was built on it).
+                            client.statement_cache.clear();
                             self.schema.bump();
                             self.run_on(client, statement, options, None).await
                         } else {
