@@ -306,23 +306,19 @@ impl StorageDriver for PostgresDriver {
             reset,
             async |client: &mut Object| {
                 let result = match self.run_on(client, statement, options, early).await {
-                    Err(e) if stale::is_stale_plan(&e) => {
-                        // A table changed under this connection's cached plan:
-                        // forget the plans (and others' descriptions), run again.
+                    // A table changed under this connection's cached plan, or
+                    // under the parameter types it was prepared with (refused
+                    // as planned: nothing ran): forget the plans (and others'
+                    // descriptions) and run once more.
+                    Err(e)
+                        if stale::is_stale_plan(&e)
+                            || (stale::may_be_stale(&e)
+                                && stale::params_changed(client, &self.types, &statement.text)
+                                    .await) =>
+                    {
                         client.statement_cache.clear();
                         self.schema.bump();
                         self.run_on(client, statement, options, None).await
-                    }
-                    Err(e) if stale::may_be_stale(&e) => {
-                        if stale::params_changed(client, &self.types, &statement.text).await {
-                            // Refused as planned, nothing ran: once more, as
-                            // prepared now (and what was built on it).
-                            client.statement_cache.clear();
-                            self.schema.bump();
-                            self.run_on(client, statement, options, None).await
-                        } else {
-                            Err(e)
-                        }
                     }
                     other => other,
                 };

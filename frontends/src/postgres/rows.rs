@@ -46,14 +46,20 @@ fn all_in(formats: &Format, width: usize, format: FieldFormat) -> bool {
 /// Whether `result` has the columns `described` (when given) told the
 /// client, type by type.
 pub(super) fn as_shaped(described: Option<&StatementShape>, result: &ResultSet) -> bool {
-    described.is_none_or(|shape| {
-        shape.columns.len() == result.columns.len()
-            && shape
-                .columns
-                .iter()
-                .zip(&result.columns)
-                .all(|(was, is)| same_type(&was.type_name, &is.type_name))
-    })
+    described.is_none_or(|shape| changed_column(shape, result).is_none())
+}
+
+/// The first of `result`'s columns that is not as `shape` described it
+/// (past the shorter of the two when their widths differ).
+fn changed_column(shape: &StatementShape, result: &ResultSet) -> Option<usize> {
+    if shape.columns.len() != result.columns.len() {
+        return Some(shape.columns.len().min(result.columns.len()));
+    }
+    shape
+        .columns
+        .iter()
+        .zip(&result.columns)
+        .position(|(was, is)| !same_type(&was.type_name, &is.type_name))
 }
 
 /// Whether a column described as of type `was` is still, its result's
@@ -76,16 +82,7 @@ pub(super) fn as_described(
     let Some(shape) = described else {
         return Ok(());
     };
-    let changed = if shape.columns.len() == result.columns.len() {
-        shape
-            .columns
-            .iter()
-            .zip(&result.columns)
-            .position(|(was, is)| !same_type(&was.type_name, &is.type_name))
-    } else {
-        Some(shape.columns.len().min(result.columns.len()))
-    };
-    match changed {
+    match changed_column(shape, result) {
         None => Ok(()),
         Some(i) => Err(changed_result_type(
             i,
