@@ -22,16 +22,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     #[cfg(feature = "grpc")]
     {
-        // The services only: every message type is the one compiled above.
-        let grpc_dir = out_dir.join("grpc");
-        std::fs::create_dir_all(&grpc_dir)?;
-        let mut config = prost_build::Config::new();
-        config.protoc_executable(&protoc);
-        tonic_prost_build::configure()
-            .codec_path("crate::codec::OmnigateCodec")
-            .extern_path(".omnigate.v1", "crate::v1")
-            .out_dir(&grpc_dir)
-            .compile_with_config(config, &protos, &includes)?;
+        // The services only: every message type is the one compiled above,
+        // except what the server sends for Execute and ExecuteStream: an
+        // ExecuteResponse encoded already (src/encoded.rs). The client
+        // decodes the generated message.
+        for (side, server) in [("server", true), ("client", false)] {
+            let dir = out_dir.join(side);
+            std::fs::create_dir_all(&dir)?;
+            let mut config = prost_build::Config::new();
+            config.protoc_executable(&protoc);
+            let mut builder = tonic_prost_build::configure()
+                .build_server(server)
+                .build_client(!server)
+                .codec_path("crate::codec::OmnigateCodec");
+            if server {
+                builder = builder.extern_path(
+                    ".omnigate.v1.ExecuteResponse",
+                    "crate::encoded::ExecuteReply",
+                );
+            }
+            builder
+                .extern_path(".omnigate.v1", "crate::v1")
+                .out_dir(&dir)
+                .compile_with_config(config, &protos, &includes)?;
+        }
     }
     Ok(())
 }

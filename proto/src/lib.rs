@@ -3,8 +3,12 @@
 //! The build script compiles the protos with a vendored `protoc`, so no
 //! protoc needs to be installed.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 #[cfg(feature = "grpc")]
 pub mod codec;
+#[cfg(feature = "grpc")]
+pub mod encoded;
 
 /// The `omnigate.v1` package: its messages, and with the `grpc` feature
 /// the `Gateway` service's server (`gateway_server`) and client
@@ -13,7 +17,9 @@ pub mod codec;
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/omnigate.v1.rs"));
     #[cfg(feature = "grpc")]
-    include!(concat!(env!("OUT_DIR"), "/grpc/omnigate.v1.rs"));
+    include!(concat!(env!("OUT_DIR"), "/server/omnigate.v1.rs"));
+    #[cfg(feature = "grpc")]
+    include!(concat!(env!("OUT_DIR"), "/client/omnigate.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of the API (with its imports), for

@@ -5,6 +5,7 @@
 pub mod convert;
 pub mod deadline;
 pub mod metrics;
+mod reply;
 pub(crate) mod request;
 pub mod server;
 mod service;

@@ -5,9 +5,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use convert::{columns_to_proto, object_to_proto, pool_to_proto, result_to_proto, rows_to_proto};
+use convert::{object_to_proto, pool_to_proto, result_to_proto};
 use futures::StreamExt;
-use omnigate_drivers::{Health, RowStream};
+use omnigate_drivers::{Health, RowStream, Rows};
+use omnigate_proto::encoded::ExecuteReply;
 use omnigate_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
@@ -16,6 +17,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use super::reply::Reply;
 use super::request::{self, Call, context, non_empty, to_batch_request, to_request};
 use super::{convert, status};
 use omnigate::error::Error;
@@ -84,7 +86,7 @@ impl pb::gateway_server::Gateway for GatewayService {
     async fn execute(
         &self,
         request: Request<pb::ExecuteRequest>,
-    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+    ) -> Result<Response<ExecuteReply>, Status> {
         let (metadata, extensions, message) = request.into_parts();
         let call = Call::start("Execute", &message.dialect, &message.statement, &metadata);
         let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
@@ -95,17 +97,24 @@ impl pb::gateway_server::Gateway for GatewayService {
                     .execute(to_request(message, context)?)
                     .await
                     .map_err(status::status)?;
-                let reply = result_to_proto(response.result, String::from(&*response.engine));
-                self.check_size(&reply).map_err(status::status)?;
-                Ok::<_, Status>(reply)
+                let result = &response.result;
+                let reply = Reply {
+                    columns: &result.columns,
+                    rows: &result.rows,
+                    rows_affected: result.rows_affected,
+                    engine: &response.engine,
+                }
+                .encode(self.max_response_bytes)
+                .map_err(status::status)?;
+                Ok::<_, Status>((reply, response.engine))
             })
             .instrument(call.span())
             .await;
-        call.log(outcome.as_ref().map(|r| r.engine.as_str()));
-        outcome.map(Response::new)
+        call.log(outcome.as_ref().map(|(_, engine)| &**engine));
+        outcome.map(|(reply, _)| Response::new(reply))
     }
 
-    type ExecuteStreamStream = ReceiverStream<Result<pb::ExecuteResponse, Status>>;
+    type ExecuteStreamStream = ReceiverStream<Result<ExecuteReply, Status>>;
 
     async fn execute_stream(
         &self,
@@ -136,7 +145,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         tokio::spawn(async move {
             let errors = tx.clone();
             if let Err(status) = service
-                .cancellable(service.forward(String::from(&*response.engine), response.stream, tx))
+                .cancellable(service.forward(&response.engine, response.stream, tx))
                 .await
             {
                 let _ = errors.send(Err(status)).await;
@@ -386,29 +395,26 @@ impl GatewayService {
     /// message, rows_affected in the last. Stops when the client goes away.
     async fn forward(
         &self,
-        engine: String,
+        engine: &str,
         stream: RowStream,
-        tx: mpsc::Sender<Result<pb::ExecuteResponse, Status>>,
+        tx: mpsc::Sender<Result<ExecuteReply, Status>>,
     ) -> Result<(), Status> {
         let RowStream {
             columns,
             mut batches,
             rows_affected,
         } = stream;
-        let mut columns = Some(columns_to_proto(columns));
+        let mut columns = Some(columns);
         while let Some(batch) = batches.next().await {
             let message = match batch {
-                Ok(rows) => {
-                    let message = pb::ExecuteResponse {
-                        columns: columns.take().unwrap_or_default(),
-                        rows: rows_to_proto(rows),
-                        rows_affected: 0,
-                        engine: engine.clone(),
-                    };
-                    self.check_size(&message)
-                        .map(|()| message)
-                        .map_err(status::status)
+                Ok(rows) => Reply {
+                    columns: columns.take().as_deref().unwrap_or_default(),
+                    rows: &rows,
+                    rows_affected: 0,
+                    engine,
                 }
+                .encode(self.max_response_bytes)
+                .map_err(status::status),
                 Err(e) => Err(status::status(Error::Driver(e))),
             };
             let failed = message.is_err();
@@ -416,13 +422,15 @@ impl GatewayService {
                 return Ok(()); // the client cancelled, or the stream ended in an error
             }
         }
-        let last = pb::ExecuteResponse {
-            columns: columns.take().unwrap_or_default(),
-            rows: Vec::new(),
+        let last = Reply {
+            columns: columns.take().as_deref().unwrap_or_default(),
+            rows: &Rows::new(),
             rows_affected: rows_affected.load(std::sync::atomic::Ordering::Relaxed),
             engine,
-        };
-        let _ = tx.send(Ok(last)).await;
+        }
+        .encode(self.max_response_bytes)
+        .map_err(status::status);
+        let _ = tx.send(last).await;
         Ok(())
     }
 }

@@ -10,6 +10,8 @@ use pb::value::Kind;
 
 use crate::error::{Error, ParamRef};
 
+pub mod wire;
+
 /// A proto value as Omnigate's; `param` names the parameter in errors.
 pub fn from_proto(param: &ParamRef, value: pb::Value) -> Result<Value, Error> {
     let bad = |message: String| Error::BadParameter {
