@@ -23,9 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(feature = "grpc")]
     {
         // The services only: every message type is the one compiled above,
-        // except what the server sends for Execute and ExecuteStream: an
-        // ExecuteResponse encoded already (src/encoded.rs). The client
-        // decodes the generated message.
+        // except what the server sends for Execute, ExecuteStream and
+        // ExecuteBatch: a reply encoded already (src/encoded.rs). The
+        // client decodes the generated messages.
         for (side, server) in [("server", true), ("client", false)] {
             let dir = out_dir.join(side);
             std::fs::create_dir_all(&dir)?;
@@ -36,10 +36,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .build_client(!server)
                 .codec_path("crate::codec::OmnigateCodec");
             if server {
-                builder = builder.extern_path(
-                    ".omnigate.v1.ExecuteResponse",
-                    "crate::encoded::ExecuteReply",
-                );
+                for reply in ["ExecuteResponse", "ExecuteBatchResponse"] {
+                    builder = builder.extern_path(
+                        format!(".omnigate.v1.{reply}"),
+                        "crate::encoded::EncodedReply",
+                    );
+                }
             }
             builder
                 .extern_path(".omnigate.v1", "crate::v1")

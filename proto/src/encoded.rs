@@ -1,30 +1,32 @@
-//! `ExecuteResponse` as the server sends it: encoded already, by the
-//! gRPC front end straight from the gateway's rows (see
-//! `omnigate-frontends`' `grpc/reply.rs`), and written into the gRPC
-//! frame as it is. Building the generated message first would take an
-//! allocation per row and per text or bytes cell, only to be walked and
-//! dropped again.
+//! `ExecuteResponse` and `ExecuteBatchResponse` as the server sends them:
+//! encoded already, by the gRPC front end straight from the gateway's
+//! rows (see `omnigate-frontends`' `grpc/reply.rs`), and written into the
+//! gRPC frame as they are. Building the generated message first would
+//! take an allocation per row and per text or bytes cell, only to be
+//! walked and dropped again.
 //!
-//! The service's server uses this type for `Execute` and `ExecuteStream`
-//! replies; its client, and every other message, use the generated ones.
-//! The bytes are the same on the wire: a client decodes them as the
-//! generated [`ExecuteResponse`](crate::v1::ExecuteResponse).
+//! The service's server uses this type for `Execute`, `ExecuteStream` and
+//! `ExecuteBatch` replies; its client, and every other message, use the
+//! generated ones. The bytes are the same on the wire: a client decodes
+//! them as the generated
+//! [`ExecuteResponse`](crate::v1::ExecuteResponse) or
+//! [`ExecuteBatchResponse`](crate::v1::ExecuteBatchResponse).
 
 use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
-/// An `omnigate.v1.ExecuteResponse`, held as its encoded fields.
+/// A reply message, held as its encoded fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecuteReply {
+pub struct EncodedReply {
     fields: BytesMut,
 }
 
-impl ExecuteReply {
-    /// A reply of `fields`: an `ExecuteResponse`'s encoding (without a
-    /// length delimiter).
+impl EncodedReply {
+    /// A reply of `fields`: its message's encoding (without a length
+    /// delimiter).
     pub fn from_encoded(fields: BytesMut) -> Self {
-        ExecuteReply { fields }
+        EncodedReply { fields }
     }
 
     /// Its encoding (without a length delimiter).
@@ -33,7 +35,7 @@ impl ExecuteReply {
     }
 }
 
-impl Message for ExecuteReply {
+impl Message for EncodedReply {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         buf.put_slice(&self.fields);
     }
@@ -121,7 +123,7 @@ mod tests {
     #[test]
     fn a_reply_writes_its_fields_and_decodes_as_the_generated_message() {
         let bytes = response().encode_to_vec();
-        let reply = ExecuteReply::from_encoded(BytesMut::from(&bytes[..]));
+        let reply = EncodedReply::from_encoded(BytesMut::from(&bytes[..]));
         assert_eq!(reply.encode_to_vec(), bytes);
         assert_eq!(reply.encoded_len(), bytes.len());
         assert_eq!(
@@ -133,9 +135,9 @@ mod tests {
     #[test]
     fn decoding_keeps_every_field_as_encoded() {
         let bytes = response().encode_to_vec();
-        let decoded = ExecuteReply::decode(&bytes[..]).unwrap();
+        let decoded = EncodedReply::decode(&bytes[..]).unwrap();
         assert_eq!(decoded.encoded(), &bytes[..]);
         // A field cut short is an error, not a shorter reply.
-        assert!(ExecuteReply::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(EncodedReply::decode(&bytes[..bytes.len() - 1]).is_err());
     }
 }

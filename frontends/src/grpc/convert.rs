@@ -3,7 +3,7 @@
 //! convert in the core ([`omnigate::codec::protobuf`]), where the
 //! protobuf codec needs them too.
 
-use omnigate_drivers::{Column, PoolStats, Rows, SchemaObject, Timestamp, Value};
+use omnigate_drivers::{PoolStats, SchemaObject, Timestamp, Value};
 use omnigate_proto::v1 as pb;
 
 pub use omnigate::codec::protobuf::{from_proto, to_proto};
@@ -105,34 +105,6 @@ pub fn named_from_proto(
         .collect::<Result<Vec<_>, Error>>()?;
     named.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(named)
-}
-
-/// Result columns as proto columns.
-pub fn columns_to_proto(columns: Vec<Column>) -> Vec<pb::Column> {
-    columns
-        .into_iter()
-        .map(|c| pb::Column {
-            name: c.name.into_string(),
-            type_name: c.type_name.into_string(),
-        })
-        .collect()
-}
-
-/// A whole result as a proto response from `engine`.
-pub fn result_to_proto(result: omnigate_drivers::ResultSet, engine: String) -> pb::ExecuteResponse {
-    pb::ExecuteResponse {
-        columns: columns_to_proto(result.columns),
-        rows: rows_to_proto(result.rows),
-        rows_affected: result.rows_affected,
-        engine,
-    }
-}
-
-/// Result rows as proto rows.
-pub fn rows_to_proto(rows: Rows) -> Vec<pb::Row> {
-    rows.map_rows(|row| pb::Row {
-        values: row.map(to_proto).collect(),
-    })
 }
 
 /// Pool statistics as proto.

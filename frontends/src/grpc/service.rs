@@ -5,19 +5,18 @@
 use std::future::Future;
 use std::time::Duration;
 
-use convert::{object_to_proto, pool_to_proto, result_to_proto};
+use convert::{object_to_proto, pool_to_proto};
 use futures::StreamExt;
 use omnigate_drivers::{Health, RowStream, Rows};
-use omnigate_proto::encoded::ExecuteReply;
+use omnigate_proto::encoded::EncodedReply;
 use omnigate_proto::v1 as pb;
-use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::reply::Reply;
+use super::reply::{self, Outcome, Reply};
 use super::request::{self, Call, context, non_empty, to_batch_request, to_request};
 use super::{convert, status};
 use omnigate::error::Error;
@@ -67,18 +66,6 @@ impl GatewayService {
         let caller = request::caller(&self.gateway, metadata, extensions)?;
         Ok(context(metadata, tx_id).as_caller(caller))
     }
-
-    /// `Err(ResponseTooLarge)` for a reply past `max_response_bytes`.
-    fn check_size(&self, message: &impl Message) -> Result<(), Error> {
-        let size = message.encoded_len();
-        if size > self.max_response_bytes {
-            return Err(Error::ResponseTooLarge {
-                size,
-                limit: self.max_response_bytes,
-            });
-        }
-        Ok(())
-    }
 }
 
 #[tonic::async_trait]
@@ -86,7 +73,7 @@ impl pb::gateway_server::Gateway for GatewayService {
     async fn execute(
         &self,
         request: Request<pb::ExecuteRequest>,
-    ) -> Result<Response<ExecuteReply>, Status> {
+    ) -> Result<Response<EncodedReply>, Status> {
         let (metadata, extensions, message) = request.into_parts();
         let call = Call::start("Execute", &message.dialect, &message.statement, &metadata);
         let context = self.context(&metadata, &extensions, message.tx_id.clone())?;
@@ -114,7 +101,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         outcome.map(|(reply, _)| Response::new(reply))
     }
 
-    type ExecuteStreamStream = ReceiverStream<Result<ExecuteReply, Status>>;
+    type ExecuteStreamStream = ReceiverStream<Result<EncodedReply, Status>>;
 
     async fn execute_stream(
         &self,
@@ -157,7 +144,7 @@ impl pb::gateway_server::Gateway for GatewayService {
     async fn execute_batch(
         &self,
         request: Request<pb::ExecuteBatchRequest>,
-    ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
+    ) -> Result<Response<EncodedReply>, Status> {
         let (metadata, extensions, message) = request.into_parts();
         let shape = format!("{} statements", message.statements.len());
         let call = Call::start("ExecuteBatch", &message.dialect, &shape, &metadata);
@@ -170,30 +157,30 @@ impl pb::gateway_server::Gateway for GatewayService {
                     .execute_batch(batch)
                     .await
                     .map_err(status::status)?;
-                let engine = String::from(&*response.engine);
-                let results = response
-                    .results
-                    .into_iter()
-                    .map(|outcome| pb::BatchResult {
-                        outcome: Some(match outcome {
-                            Ok(result) => pb::batch_result::Outcome::Result(result_to_proto(
-                                result,
-                                engine.clone(),
-                            )),
-                            Err(e) => pb::batch_result::Outcome::Error(status::statement_error(
-                                &Error::Driver(e),
-                            )),
+                let engine = &*response.engine;
+                let results: Vec<_> = (response.results.into_iter())
+                    .map(|outcome| outcome.map_err(|e| status::statement_error(&Error::Driver(e))))
+                    .collect();
+                let outcomes = results
+                    .iter()
+                    .map(|outcome| match outcome {
+                        Ok(result) => Outcome::Result(Reply {
+                            columns: &result.columns,
+                            rows: &result.rows,
+                            rows_affected: result.rows_affected,
+                            engine,
                         }),
+                        Err(error) => Outcome::Error(error),
                     })
                     .collect();
-                let reply = pb::ExecuteBatchResponse { results, engine };
-                self.check_size(&reply).map_err(status::status)?;
-                Ok(reply)
+                let reply = reply::encode_batch(outcomes, engine, self.max_response_bytes)
+                    .map_err(status::status)?;
+                Ok((reply, response.engine.clone()))
             })
             .instrument(call.span())
             .await;
-        call.log(outcome.as_ref().map(|r| r.engine.as_str()));
-        outcome.map(Response::new)
+        call.log(outcome.as_ref().map(|(_, engine)| &**engine));
+        outcome.map(|(reply, _)| Response::new(reply))
     }
 
     async fn list_engines(
@@ -397,7 +384,7 @@ impl GatewayService {
         &self,
         engine: &str,
         stream: RowStream,
-        tx: mpsc::Sender<Result<ExecuteReply, Status>>,
+        tx: mpsc::Sender<Result<EncodedReply, Status>>,
     ) -> Result<(), Status> {
         let RowStream {
             columns,
