@@ -87,7 +87,11 @@ impl Codec {
     pub fn encode(&self, value: &Value) -> Bytes {
         let payload = match self.format {
             Format::Msgpack => rmp_serde::to_vec(&msgpack::Out(value)).unwrap_or_default(),
-            Format::Protobuf => protobuf::to_proto(value.clone()).encode_to_vec(),
+            Format::Protobuf => {
+                let mut payload = Vec::with_capacity(protobuf::wire::value_len(value));
+                protobuf::wire::put_value(value, &mut payload);
+                payload
+            }
         };
         let mut flags = self.format.code() << 4;
         let body = if payload.len() > self.compress_above {

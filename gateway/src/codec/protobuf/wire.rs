@@ -4,27 +4,16 @@
 //! once, into the encoding, instead of into a `String` or `Vec` of its own
 //! first. The gRPC front end writes whole results this way.
 //!
-//! The scalars rows are made of are written here; the rest (times, graph
-//! values, lists, maps, UUIDs) go through [`to_proto`] and prost.
+//! Each message's encoding is written once ([`Emit`]) and run on one of two
+//! [`Sink`]s: one that counts its length, one that writes its bytes. A
+//! nested message is counted before it is written (its length comes
+//! first), as prost does.
+//!
+//! [`to_proto`]: super::to_proto
 
 use bytes::BufMut;
-use omnigate_drivers::Value;
-use prost::Message;
+use omnigate_drivers::{Node, Path, Relationship, Value};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
-
-use super::to_proto;
-
-/// `omnigate.v1.Value`'s fields, by number.
-mod field {
-    pub(super) const NULL: u32 = 1;
-    pub(super) const BOOL: u32 = 2;
-    pub(super) const INT: u32 = 3;
-    pub(super) const FLOAT: u32 = 4;
-    pub(super) const DECIMAL: u32 = 5;
-    pub(super) const STRING: u32 = 6;
-    pub(super) const BYTES: u32 = 7;
-    pub(super) const JSON: u32 = 13;
-}
 
 /// The length of a length-delimited field `tag` of `len` bytes.
 pub fn delimited_len(tag: u32, len: usize) -> usize {
@@ -46,53 +35,217 @@ pub fn put_bytes(tag: u32, bytes: &[u8], buf: &mut impl BufMut) {
 /// The length of `value` encoded as an `omnigate.v1.Value` (without a
 /// length delimiter).
 pub fn value_len(value: &Value) -> usize {
-    match value {
-        // A oneof's field is written whatever its value, zero included.
-        Value::Null => key_len(field::NULL) + 1,
-        Value::Bool(_) => key_len(field::BOOL) + 1,
-        Value::Int(i) => key_len(field::INT) + encoded_len_varint(*i as u64),
-        Value::Float(_) => key_len(field::FLOAT) + 8,
-        Value::Decimal(t) => delimited_len(field::DECIMAL, t.len()),
-        Value::String(t) => delimited_len(field::STRING, t.len()),
-        Value::Json(t) => delimited_len(field::JSON, t.len()),
-        Value::Bytes(b) => delimited_len(field::BYTES, b.len()),
-        other => to_proto(other.clone()).encoded_len(),
-    }
+    counted(&value)
 }
 
 /// Writes `value` as an `omnigate.v1.Value` (without a length delimiter):
 /// [`value_len`] bytes.
 pub fn put_value(value: &Value, buf: &mut impl BufMut) {
-    match value {
-        Value::Null => {
-            encode_key(field::NULL, WireType::Varint, buf);
-            encode_varint(0, buf);
+    value.emit(&mut Writer(buf));
+}
+
+/// Where an encoding goes.
+trait Sink: Sized {
+    fn varint(&mut self, tag: u32, value: u64);
+    fn fixed64(&mut self, tag: u32, value: u64);
+    fn bytes(&mut self, tag: u32, bytes: &[u8]);
+    /// A message field `tag` (written whatever it holds, as prost writes a
+    /// set oneof or an `Option` message).
+    fn message(&mut self, tag: u32, body: &impl Emit);
+
+    /// A proto3 integer field: nothing when it is zero.
+    fn int(&mut self, tag: u32, value: i64) {
+        if value != 0 {
+            self.varint(tag, value as u64);
         }
-        Value::Bool(b) => {
-            encode_key(field::BOOL, WireType::Varint, buf);
-            encode_varint(u64::from(*b), buf);
+    }
+
+    /// A proto3 string field: nothing when it is empty.
+    fn string(&mut self, tag: u32, s: &str) {
+        if !s.is_empty() {
+            self.bytes(tag, s.as_bytes());
         }
-        Value::Int(i) => {
-            encode_key(field::INT, WireType::Varint, buf);
-            encode_varint(*i as u64, buf);
+    }
+}
+
+/// A message's encoding, written once for both sinks.
+trait Emit {
+    fn emit<S: Sink>(&self, sink: &mut S);
+}
+
+/// Counts the bytes an encoding takes.
+struct Counter(usize);
+
+impl Sink for Counter {
+    fn varint(&mut self, tag: u32, value: u64) {
+        self.0 += key_len(tag) + encoded_len_varint(value);
+    }
+    fn fixed64(&mut self, tag: u32, _: u64) {
+        self.0 += key_len(tag) + 8;
+    }
+    fn bytes(&mut self, tag: u32, bytes: &[u8]) {
+        self.0 += delimited_len(tag, bytes.len());
+    }
+    fn message(&mut self, tag: u32, body: &impl Emit) {
+        self.0 += delimited_len(tag, counted(body));
+    }
+}
+
+/// The length of `body`'s encoding.
+fn counted(body: &impl Emit) -> usize {
+    let mut counter = Counter(0);
+    body.emit(&mut counter);
+    counter.0
+}
+
+/// Writes an encoding into a buffer.
+struct Writer<'b, B>(&'b mut B);
+
+impl<B: BufMut> Sink for Writer<'_, B> {
+    fn varint(&mut self, tag: u32, value: u64) {
+        encode_key(tag, WireType::Varint, self.0);
+        encode_varint(value, self.0);
+    }
+    fn fixed64(&mut self, tag: u32, value: u64) {
+        encode_key(tag, WireType::SixtyFourBit, self.0);
+        self.0.put_u64_le(value);
+    }
+    fn bytes(&mut self, tag: u32, bytes: &[u8]) {
+        put_bytes(tag, bytes, self.0);
+    }
+    fn message(&mut self, tag: u32, body: &impl Emit) {
+        put_delimited(tag, counted(body), self.0);
+        body.emit(self);
+    }
+}
+
+/// A message of the given fields, each `(tag, value)`, for the small
+/// fixed messages (`Timestamp`, `Date`, `Time`, `Interval`).
+struct Ints<const N: usize>([(u32, i64); N]);
+
+impl<const N: usize> Emit for Ints<N> {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        for &(tag, value) in &self.0 {
+            sink.int(tag, value);
         }
-        Value::Float(f) => {
-            encode_key(field::FLOAT, WireType::SixtyFourBit, buf);
-            buf.put_f64_le(*f);
+    }
+}
+
+impl Emit for &Value {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        // `omnigate.v1.Value`'s oneof: a set field is written whatever its
+        // value, zero and empty included.
+        match self {
+            Value::Null => sink.varint(1, 0),
+            Value::Bool(b) => sink.varint(2, u64::from(*b)),
+            Value::Int(i) => sink.varint(3, *i as u64),
+            Value::Float(f) => sink.fixed64(4, f.to_bits()),
+            Value::Decimal(t) => sink.bytes(5, t.as_bytes()),
+            Value::String(t) => sink.bytes(6, t.as_bytes()),
+            Value::Bytes(b) => sink.bytes(7, b),
+            Value::Timestamp(t) => {
+                sink.message(8, &Ints([(1, t.unix_micros), (2, i64::from(t.zoned))]));
+            }
+            Value::Date(d) => sink.message(9, &Ints([(1, i64::from(d.days_since_epoch))])),
+            Value::Time(t) => {
+                use chrono::Timelike;
+                let micros = i64::from(t.num_seconds_from_midnight()) * 1_000_000
+                    + i64::from(t.nanosecond() / 1000);
+                sink.message(10, &Ints([(1, micros)]));
+            }
+            Value::Interval(i) => sink.message(
+                11,
+                &Ints([
+                    (1, i64::from(i.months)),
+                    (2, i64::from(i.days)),
+                    (3, i.micros),
+                ]),
+            ),
+            Value::Uuid(u) => {
+                let mut text = uuid::Uuid::encode_buffer();
+                sink.bytes(12, u.hyphenated().encode_lower(&mut text).as_bytes());
+            }
+            Value::Json(t) => sink.bytes(13, t.as_bytes()),
+            Value::List(items) => sink.message(14, &List(items)),
+            Value::Map(entries) => sink.message(15, &Map(entries)),
+            Value::Node(n) => sink.message(16, n),
+            Value::Relationship(r) => sink.message(17, r),
+            Value::Path(p) => sink.message(18, p),
         }
-        Value::Decimal(t) => put_bytes(field::DECIMAL, t.as_bytes(), buf),
-        Value::String(t) => put_bytes(field::STRING, t.as_bytes(), buf),
-        Value::Json(t) => put_bytes(field::JSON, t.as_bytes(), buf),
-        Value::Bytes(b) => put_bytes(field::BYTES, b, buf),
-        other => to_proto(other.clone()).encode_raw(buf),
+    }
+}
+
+/// `ValueList`.
+struct List<'a>(&'a [Value]);
+
+impl Emit for List<'_> {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        for value in self.0 {
+            sink.message(1, &value);
+        }
+    }
+}
+
+/// `ValueMap`, of any key type that reads as text.
+struct Map<'a, K>(&'a [(K, Value)]);
+
+impl<K: AsRef<str>> Emit for Map<'_, K> {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        for (key, value) in self.0 {
+            sink.message(1, &Entry(key.as_ref(), value));
+        }
+    }
+}
+
+/// `MapEntry`.
+struct Entry<'a>(&'a str, &'a Value);
+
+impl Emit for Entry<'_> {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        sink.string(1, self.0);
+        sink.message(2, &self.1);
+    }
+}
+
+impl Emit for Node {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        sink.int(1, self.id);
+        for label in &self.labels {
+            // A repeated string's every element is written, empty ones too.
+            sink.bytes(2, label.as_bytes());
+        }
+        sink.message(3, &Map(&self.properties));
+    }
+}
+
+impl Emit for Relationship {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        sink.int(1, self.id);
+        sink.string(2, &self.rel_type);
+        sink.int(3, self.start_node_id);
+        sink.int(4, self.end_node_id);
+        sink.message(5, &Map(&self.properties));
+    }
+}
+
+impl Emit for Path {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        for node in &self.nodes {
+            sink.message(1, node);
+        }
+        for relationship in &self.relationships {
+            sink.message(2, relationship);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::to_proto;
     use super::*;
     use bytes::Bytes;
-    use omnigate_drivers::{Date, Interval, Node, Timestamp};
+    use omnigate_drivers::{Date, Interval, Timestamp};
+    use prost::Message;
 
     /// Every kind, and the edges of each scalar's encoding.
     fn values() -> Vec<Value> {
@@ -133,7 +286,43 @@ mod tests {
                 labels: vec!["L".into()],
                 properties: vec![("p".into(), Value::Bool(true))],
             }),
+            Value::Timestamp(Timestamp {
+                unix_micros: 0,
+                zoned: false,
+            }),
+            Value::Date(Date::from_days(-3)),
+            Value::Time(chrono::NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap()),
+            Value::Time(chrono::NaiveTime::MIN),
+            Value::Interval(Interval::default()),
+            Value::Uuid(uuid::Uuid::max()),
+            Value::List(Vec::new()),
+            Value::List(vec![Value::List(vec![Value::Null]), Value::Map(Vec::new())]),
+            Value::Map(vec![
+                ("".into(), Value::String("".into())),
+                ("nested".into(), Value::List(vec![Value::Float(-0.0)])),
+            ]),
+            Value::Node(Node {
+                id: 0,
+                labels: vec![String::new(), "B".into()],
+                properties: Vec::new(),
+            }),
+            Value::Relationship(relationship()),
+            Value::Path(Path {
+                nodes: vec![Node::default(), Node::default()],
+                relationships: vec![relationship()],
+            }),
+            Value::Path(Path::default()),
         ]
+    }
+
+    fn relationship() -> Relationship {
+        Relationship {
+            id: -9,
+            rel_type: "KNOWS".into(),
+            start_node_id: 1,
+            end_node_id: 0,
+            properties: vec![("since".into(), Value::Int(2020))],
+        }
     }
 
     #[test]
