@@ -1,6 +1,6 @@
 //! `ExecuteResponse` and `ExecuteBatchResponse` as the server sends them:
 //! encoded already, by the gRPC front end straight from the gateway's
-//! rows (see `omnigate-frontends`' `grpc/reply.rs`), and written into the
+//! rows (see `omnigate-frontends`' `grpc/reply.rs`), and copied into the
 //! gRPC frame as they are. Building the generated message first would
 //! take an allocation per row and per text or bytes cell, only to be
 //! walked and dropped again.
@@ -40,8 +40,10 @@ impl Message for EncodedReply {
         buf.put_slice(&self.fields);
     }
 
-    /// Keeps each field as it was encoded: decoding a reply and encoding
-    /// it again gives the same bytes.
+    /// Keeps each field it decodes, written again in prost's (minimal)
+    /// form; groups, which no field of omnigate.v1 is, are skipped. The
+    /// fields' contents are not checked (the server only encodes this
+    /// type; clients decode the generated messages).
     fn merge_field(
         &mut self,
         tag: u32,

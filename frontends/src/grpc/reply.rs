@@ -4,8 +4,9 @@
 //! prost writes for those messages built of the same results (see
 //! `omnigate_proto::encoded`). A reply's length is known
 //! before a byte is written, so one past the server's
-//! `max_response_bytes` is refused without being built, and the one that
-//! is built takes one allocation.
+//! `max_response_bytes` is refused before its buffer is allocated, and
+//! the one that is built takes one buffer (and a vector of its rows'
+//! lengths).
 
 use bytes::BytesMut;
 use omnigate::codec::protobuf::wire::{

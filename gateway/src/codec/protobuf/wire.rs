@@ -1,8 +1,9 @@
 //! Omnigate's values written straight in the wire format of
 //! `omnigate.v1.Value`, the same bytes prost writes for [`to_proto`]'s
 //! message, without building that message: a text or bytes cell is copied
-//! once, into the encoding, instead of into a `String` or `Vec` of its own
-//! first. The gRPC front end writes whole results this way.
+//! into the encoding, not into a `String` or `Vec` of its own first. The
+//! gRPC front end writes whole results this way (tonic then copies the
+//! reply into its frame), and the protobuf codec stores values so.
 //!
 //! Each message's encoding is written once ([`Emit`]) and run on one of two
 //! [`Sink`]s: one that counts its length, one that writes its bytes. A
