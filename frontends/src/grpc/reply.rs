@@ -10,13 +10,13 @@
 
 use bytes::BytesMut;
 use omnigate::codec::protobuf::wire::{
-    delimited_len, put_bytes, put_delimited, put_value, value_len,
+    delimited_len, put_bytes, put_delimited, put_key, put_value, put_varint, value_len,
 };
 use omnigate::error::Error;
 use omnigate_drivers::{Column, Rows, Value};
 use omnigate_proto::encoded::EncodedReply;
 use omnigate_proto::v1 as pb;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len, message};
+use prost::encoding::{WireType, encoded_len_varint, key_len, message};
 
 /// The fields of the replies and of the messages they hold.
 mod field {
@@ -108,8 +108,8 @@ impl SizedReply<'_> {
             }
         }
         if reply.rows_affected != 0 {
-            encode_key(field::ROWS_AFFECTED, WireType::Varint, buf);
-            encode_varint(reply.rows_affected, buf);
+            put_key(field::ROWS_AFFECTED, WireType::Varint, buf);
+            put_varint(reply.rows_affected, buf);
         }
         put_string(field::ENGINE, reply.engine, buf);
     }

@@ -14,20 +14,40 @@
 
 use bytes::BufMut;
 use omnigate_drivers::{Node, Path, Relationship, Value};
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encode_varint, encoded_len_varint, key_len};
 
 /// The length of a length-delimited field `tag` of `len` bytes.
+#[inline]
 pub fn delimited_len(tag: u32, len: usize) -> usize {
     key_len(tag) + encoded_len_varint(len as u64) + len
 }
 
+/// Writes a varint; most are one byte (every key of omnigate.v1's fields,
+/// and lengths under 128), written as one without prost's loop.
+#[inline]
+pub fn put_varint(value: u64, buf: &mut impl BufMut) {
+    if value < 0x80 {
+        buf.put_u8(value as u8);
+    } else {
+        encode_varint(value, buf);
+    }
+}
+
+/// Writes field `tag`'s key.
+#[inline]
+pub fn put_key(tag: u32, wire_type: WireType, buf: &mut impl BufMut) {
+    put_varint(u64::from(tag << 3 | wire_type as u32), buf);
+}
+
 /// Writes a length-delimited field's key and length (its bytes follow).
+#[inline]
 pub fn put_delimited(tag: u32, len: usize, buf: &mut impl BufMut) {
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
+    put_key(tag, WireType::LengthDelimited, buf);
+    put_varint(len as u64, buf);
 }
 
 /// Writes a length-delimited field `tag` holding `bytes`.
+#[inline]
 pub fn put_bytes(tag: u32, bytes: &[u8], buf: &mut impl BufMut) {
     put_delimited(tag, bytes.len(), buf);
     buf.put_slice(bytes);
@@ -35,12 +55,14 @@ pub fn put_bytes(tag: u32, bytes: &[u8], buf: &mut impl BufMut) {
 
 /// The length of `value` encoded as an `omnigate.v1.Value` (without a
 /// length delimiter).
+#[inline]
 pub fn value_len(value: &Value) -> usize {
     counted(&value)
 }
 
 /// Writes `value` as an `omnigate.v1.Value` (without a length delimiter):
 /// [`value_len`] bytes.
+#[inline]
 pub fn put_value(value: &Value, buf: &mut impl BufMut) {
     value.emit(&mut Writer(buf));
 }
@@ -78,21 +100,26 @@ trait Emit {
 struct Counter(usize);
 
 impl Sink for Counter {
+    #[inline]
     fn varint(&mut self, tag: u32, value: u64) {
         self.0 += key_len(tag) + encoded_len_varint(value);
     }
+    #[inline]
     fn fixed64(&mut self, tag: u32, _: u64) {
         self.0 += key_len(tag) + 8;
     }
+    #[inline]
     fn bytes(&mut self, tag: u32, bytes: &[u8]) {
         self.0 += delimited_len(tag, bytes.len());
     }
+    #[inline]
     fn message(&mut self, tag: u32, body: &impl Emit) {
         self.0 += delimited_len(tag, counted(body));
     }
 }
 
 /// The length of `body`'s encoding.
+#[inline]
 fn counted(body: &impl Emit) -> usize {
     let mut counter = Counter(0);
     body.emit(&mut counter);
@@ -104,11 +131,11 @@ struct Writer<'b, B>(&'b mut B);
 
 impl<B: BufMut> Sink for Writer<'_, B> {
     fn varint(&mut self, tag: u32, value: u64) {
-        encode_key(tag, WireType::Varint, self.0);
-        encode_varint(value, self.0);
+        put_key(tag, WireType::Varint, self.0);
+        put_varint(value, self.0);
     }
     fn fixed64(&mut self, tag: u32, value: u64) {
-        encode_key(tag, WireType::SixtyFourBit, self.0);
+        put_key(tag, WireType::SixtyFourBit, self.0);
         self.0.put_u64_le(value);
     }
     fn bytes(&mut self, tag: u32, bytes: &[u8]) {
@@ -133,6 +160,8 @@ impl<const N: usize> Emit for Ints<N> {
 }
 
 impl Emit for &Value {
+    /// The cells rows are made of, inline; the rest out of line.
+    #[inline]
     fn emit<S: Sink>(&self, sink: &mut S) {
         // `omnigate.v1.Value`'s oneof: a set field is written whatever its
         // value, zero and empty included.
@@ -144,35 +173,52 @@ impl Emit for &Value {
             Value::Decimal(t) => sink.bytes(5, t.as_bytes()),
             Value::String(t) => sink.bytes(6, t.as_bytes()),
             Value::Bytes(b) => sink.bytes(7, b),
-            Value::Timestamp(t) => {
-                sink.message(8, &Ints([(1, t.unix_micros), (2, i64::from(t.zoned))]));
-            }
-            Value::Date(d) => sink.message(9, &Ints([(1, i64::from(d.days_since_epoch))])),
-            Value::Time(t) => {
-                use chrono::Timelike;
-                let micros = i64::from(t.num_seconds_from_midnight()) * 1_000_000
-                    + i64::from(t.nanosecond() / 1000);
-                sink.message(10, &Ints([(1, micros)]));
-            }
-            Value::Interval(i) => sink.message(
-                11,
-                &Ints([
-                    (1, i64::from(i.months)),
-                    (2, i64::from(i.days)),
-                    (3, i.micros),
-                ]),
-            ),
-            Value::Uuid(u) => {
-                let mut text = uuid::Uuid::encode_buffer();
-                sink.bytes(12, u.hyphenated().encode_lower(&mut text).as_bytes());
-            }
             Value::Json(t) => sink.bytes(13, t.as_bytes()),
-            Value::List(items) => sink.message(14, &List(items)),
-            Value::Map(entries) => sink.message(15, &Map(entries)),
-            Value::Node(n) => sink.message(16, n),
-            Value::Relationship(r) => sink.message(17, r),
-            Value::Path(p) => sink.message(18, p),
+            other => emit_other(other, sink),
         }
+    }
+}
+
+/// [`Emit`] for `&Value`'s other kinds.
+#[inline(never)]
+fn emit_other<S: Sink>(value: &Value, sink: &mut S) {
+    match value {
+        Value::Timestamp(t) => {
+            sink.message(8, &Ints([(1, t.unix_micros), (2, i64::from(t.zoned))]));
+        }
+        Value::Date(d) => sink.message(9, &Ints([(1, i64::from(d.days_since_epoch))])),
+        Value::Time(t) => {
+            use chrono::Timelike;
+            let micros = i64::from(t.num_seconds_from_midnight()) * 1_000_000
+                + i64::from(t.nanosecond() / 1000);
+            sink.message(10, &Ints([(1, micros)]));
+        }
+        Value::Interval(i) => sink.message(
+            11,
+            &Ints([
+                (1, i64::from(i.months)),
+                (2, i64::from(i.days)),
+                (3, i.micros),
+            ]),
+        ),
+        Value::Uuid(u) => {
+            let mut text = uuid::Uuid::encode_buffer();
+            sink.bytes(12, u.hyphenated().encode_lower(&mut text).as_bytes());
+        }
+        Value::List(items) => sink.message(14, &List(items)),
+        Value::Map(entries) => sink.message(15, &Map(entries)),
+        Value::Node(n) => sink.message(16, n),
+        Value::Relationship(r) => sink.message(17, r),
+        Value::Path(p) => sink.message(18, p),
+        // Written inline by `emit`.
+        Value::Null
+        | Value::Bool(_)
+        | Value::Int(_)
+        | Value::Float(_)
+        | Value::Decimal(_)
+        | Value::String(_)
+        | Value::Bytes(_)
+        | Value::Json(_) => (&value).emit(sink),
     }
 }
 
@@ -334,6 +380,24 @@ mod tests {
             put_value(&value, &mut written);
             assert_eq!(written, expected, "{value:?}");
             assert_eq!(value_len(&value), expected.len(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn varints_and_keys_are_written_as_prost_writes_them() {
+        for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut expected = Vec::new();
+            prost::encoding::encode_varint(value, &mut expected);
+            let mut written = Vec::new();
+            put_varint(value, &mut written);
+            assert_eq!(written, expected, "{value}");
+        }
+        for tag in [1, 15, 16, 18, 2047, 1 << 20] {
+            let mut expected = Vec::new();
+            prost::encoding::encode_key(tag, WireType::LengthDelimited, &mut expected);
+            let mut written = Vec::new();
+            put_key(tag, WireType::LengthDelimited, &mut written);
+            assert_eq!(written, expected, "{tag}");
         }
     }
 
