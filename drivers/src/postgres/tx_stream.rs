@@ -151,13 +151,12 @@ async fn rows(
         .map_err(pg)?;
     futures::pin_mut!(stream);
     let batch_size = options.batch_size();
-    let width = prepared.columns().len();
-    let room = batch_size.min(crate::options::BATCH_ROOM);
-    let mut batch = Rows::with_capacity(room, width);
+    let mut room = crate::options::BatchRoom::new(batch_size, prepared.columns().len());
+    let mut batch = room.batch();
     while let Some(row) = stream.try_next().await.map_err(pg)? {
         decode::push(&mut batch, &row)?;
         if batch.len() >= batch_size {
-            let full = std::mem::replace(&mut batch, Rows::with_capacity(room, width));
+            let full = room.take(&mut batch);
             if batches.send(Ok(full)).await.is_err() {
                 // The reader went away: the rest is read off and dropped
                 // as the stream is (the connection stays in step).

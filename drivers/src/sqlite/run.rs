@@ -287,7 +287,8 @@ fn stream_statement(
     }
     let batch_size = options.batch_size();
     let mut rows = prepared.raw_query();
-    let mut batch = Rows::with_capacity(batch_size.min(crate::options::BATCH_ROOM), decls.len());
+    let mut room = crate::options::BatchRoom::new(batch_size, decls.len());
+    let mut batch = room.batch();
     loop {
         let next = rows
             .next()
@@ -296,9 +297,7 @@ fn stream_statement(
         match next {
             Ok(Some(_)) => {
                 if batch.len() == batch_size
-                    && batches
-                        .blocking_send(Ok(std::mem::take(&mut batch)))
-                        .is_err()
+                    && batches.blocking_send(Ok(room.take(&mut batch))).is_err()
                 {
                     return; // the client went away: stop reading
                 }
