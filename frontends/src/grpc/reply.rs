@@ -2,21 +2,18 @@
 //! straight from the gateway's results, in the wire format of
 //! `omnigate.v1.ExecuteResponse` and `ExecuteBatchResponse`: the bytes
 //! prost writes for those messages built of the same results (see
-//! `omnigate_proto::encoded`). A reply's length is known
-//! before a byte is written, so one past the server's
-//! `max_response_bytes` is refused before its buffer is allocated, and
-//! the one that is built takes one buffer (and a vector of its rows'
-//! lengths).
+//! `omnigate_proto::encoded`). Each message is written once, as the
+//! core's values are ([`omnigate::codec::protobuf::wire`]'s `Emit`),
+//! counted then written: a reply past the server's `max_response_bytes`
+//! is refused before its buffer is allocated, and the one that is built
+//! takes one buffer (and a vector of its rows' lengths, counted once).
 
 use bytes::BytesMut;
-use omnigate::codec::protobuf::wire::{
-    delimited_len, put_bytes, put_delimited, put_key, put_value, put_varint, value_len,
-};
+use omnigate::codec::protobuf::wire::{Emit, Sink, Writer, counted};
 use omnigate::error::Error;
 use omnigate_drivers::{Column, Rows, Value};
 use omnigate_proto::encoded::EncodedReply;
 use omnigate_proto::v1 as pb;
-use prost::encoding::{WireType, encoded_len_varint, key_len, message};
 
 /// The fields of the replies and of the messages they hold.
 mod field {
@@ -55,63 +52,61 @@ impl<'a> Reply<'a> {
     /// The reply encoded; `Err(ResponseTooLarge)` when it would take more
     /// than `limit` bytes.
     pub(super) fn encode(self, limit: usize) -> Result<EncodedReply, Error> {
-        let sized = self.sized();
-        let mut buf = buffer(sized.len, limit)?;
-        sized.write(&mut buf);
-        Ok(done(buf, sized.len))
+        encoded(&self.sized(), limit)
     }
 
-    /// The reply with its length and its rows' lengths.
+    /// The reply with its rows' lengths, each counted once.
     fn sized(self) -> SizedReply<'a> {
-        let rows: Vec<usize> = self.rows.iter().map(row_len).collect();
-        let len = self.columns.iter().map(column_len).sum::<usize>()
-            + rows
-                .iter()
-                .map(|&len| delimited_len(field::ROWS, len))
-                .sum::<usize>()
-            + match self.rows_affected {
-                0 => 0,
-                n => key_len(field::ROWS_AFFECTED) + encoded_len_varint(n),
-            }
-            + string_len(field::ENGINE, self.engine);
         SizedReply {
+            rows: self
+                .rows
+                .iter()
+                .map(|row| counted(&RowFields(row)))
+                .collect(),
             reply: self,
-            rows,
-            len,
         }
     }
 }
 
-/// A reply whose length is known.
+/// A reply whose rows' lengths are known.
 struct SizedReply<'a> {
     reply: Reply<'a>,
     /// Each row's length (without its delimiter).
     rows: Vec<usize>,
-    /// The reply's (without a delimiter).
-    len: usize,
 }
 
-impl SizedReply<'_> {
-    /// Writes the reply's fields: `self.len` bytes.
-    fn write(&self, buf: &mut BytesMut) {
+impl Emit for SizedReply<'_> {
+    fn emit<S: Sink>(&self, sink: &mut S) {
         let reply = &self.reply;
         for column in reply.columns {
-            put_delimited(field::COLUMNS, column_body_len(column), buf);
-            put_string(field::COLUMN_NAME, &column.name, buf);
-            put_string(field::COLUMN_TYPE, &column.type_name, buf);
+            sink.message(field::COLUMNS, &ColumnFields(column));
         }
         for (row, &len) in reply.rows.iter().zip(&self.rows) {
-            put_delimited(field::ROWS, len, buf);
-            for value in row {
-                put_delimited(field::ROW_VALUES, value_len(value), buf);
-                put_value(value, buf);
-            }
+            sink.sized_message(field::ROWS, len, &RowFields(row));
         }
-        if reply.rows_affected != 0 {
-            put_key(field::ROWS_AFFECTED, WireType::Varint, buf);
-            put_varint(reply.rows_affected, buf);
+        sink.uint(field::ROWS_AFFECTED, reply.rows_affected);
+        sink.string(field::ENGINE, reply.engine);
+    }
+}
+
+/// `Column`.
+struct ColumnFields<'a>(&'a Column);
+
+impl Emit for ColumnFields<'_> {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        sink.string(field::COLUMN_NAME, &self.0.name);
+        sink.string(field::COLUMN_TYPE, &self.0.type_name);
+    }
+}
+
+/// `Row`.
+struct RowFields<'a>(&'a [Value]);
+
+impl Emit for RowFields<'_> {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        for value in self.0 {
+            sink.message(field::ROW_VALUES, &value);
         }
-        put_string(field::ENGINE, reply.engine, buf);
     }
 }
 
@@ -124,6 +119,38 @@ pub(super) enum Outcome<'a> {
     Error(&'a pb::StatementError),
 }
 
+/// A `BatchResult`: a result with its length, or an error.
+enum SizedOutcome<'a> {
+    Result(SizedReply<'a>, usize),
+    Error(&'a pb::StatementError),
+}
+
+impl Emit for SizedOutcome<'_> {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        match self {
+            SizedOutcome::Result(reply, len) => {
+                sink.sized_message(field::OUTCOME_RESULT, *len, reply);
+            }
+            SizedOutcome::Error(error) => sink.prost_message(field::OUTCOME_ERROR, *error),
+        }
+    }
+}
+
+/// An `ExecuteBatchResponse`.
+struct Batch<'a> {
+    outcomes: Vec<SizedOutcome<'a>>,
+    engine: &'a str,
+}
+
+impl Emit for Batch<'_> {
+    fn emit<S: Sink>(&self, sink: &mut S) {
+        for outcome in &self.outcomes {
+            sink.message(field::BATCH_RESULTS, outcome);
+        }
+        sink.string(field::BATCH_ENGINE, self.engine);
+    }
+}
+
 /// An `ExecuteBatchResponse` of `outcomes` on `engine`, encoded;
 /// `Err(ResponseTooLarge)` when it would take more than `limit` bytes.
 pub(super) fn encode_batch(
@@ -131,88 +158,30 @@ pub(super) fn encode_batch(
     engine: &str,
     limit: usize,
 ) -> Result<EncodedReply, Error> {
-    enum Sized<'a> {
-        Result(SizedReply<'a>),
-        Error(&'a pb::StatementError),
-    }
-    let outcomes: Vec<(Sized<'_>, usize)> = outcomes
-        .into_iter()
+    let outcomes = (outcomes.into_iter())
         .map(|outcome| match outcome {
             Outcome::Result(reply) => {
                 let sized = reply.sized();
-                let len = delimited_len(field::OUTCOME_RESULT, sized.len);
-                (Sized::Result(sized), len)
+                let len = counted(&sized);
+                SizedOutcome::Result(sized, len)
             }
-            Outcome::Error(error) => {
-                let len = message::encoded_len(field::OUTCOME_ERROR, error);
-                (Sized::Error(error), len)
-            }
+            Outcome::Error(error) => SizedOutcome::Error(error),
         })
         .collect();
-    let len = outcomes
-        .iter()
-        .map(|(_, len)| delimited_len(field::BATCH_RESULTS, *len))
-        .sum::<usize>()
-        + string_len(field::BATCH_ENGINE, engine);
-    let mut buf = buffer(len, limit)?;
-    for (outcome, outcome_len) in &outcomes {
-        put_delimited(field::BATCH_RESULTS, *outcome_len, &mut buf);
-        match outcome {
-            Sized::Result(sized) => {
-                put_delimited(field::OUTCOME_RESULT, sized.len, &mut buf);
-                sized.write(&mut buf);
-            }
-            Sized::Error(error) => message::encode(field::OUTCOME_ERROR, *error, &mut buf),
-        }
-    }
-    put_string(field::BATCH_ENGINE, engine, &mut buf);
-    Ok(done(buf, len))
+    encoded(&Batch { outcomes, engine }, limit)
 }
 
-/// A buffer for a reply of `len` bytes; `Err(ResponseTooLarge)` past
-/// `limit`.
-fn buffer(len: usize, limit: usize) -> Result<BytesMut, Error> {
+/// `reply` encoded in one buffer of its length; `Err(ResponseTooLarge)`
+/// when that is past `limit`, before the buffer is allocated.
+fn encoded(reply: &impl Emit, limit: usize) -> Result<EncodedReply, Error> {
+    let len = counted(reply);
     if len > limit {
         return Err(Error::ResponseTooLarge { size: len, limit });
     }
-    Ok(BytesMut::with_capacity(len))
-}
-
-/// The reply written in `buf`, which its length said would take `len`.
-fn done(buf: BytesMut, len: usize) -> EncodedReply {
+    let mut buf = BytesMut::with_capacity(len);
+    reply.emit(&mut Writer(&mut buf));
     debug_assert_eq!(buf.len(), len, "a reply's length and its bytes disagree");
-    EncodedReply::from_encoded(buf)
-}
-
-/// A proto3 string field's length: none when it is empty.
-fn string_len(tag: u32, s: &str) -> usize {
-    if s.is_empty() {
-        0
-    } else {
-        delimited_len(tag, s.len())
-    }
-}
-
-/// Writes a proto3 string field, unless it is empty.
-fn put_string(tag: u32, s: &str, buf: &mut BytesMut) {
-    if !s.is_empty() {
-        put_bytes(tag, s.as_bytes(), buf);
-    }
-}
-
-fn column_body_len(column: &Column) -> usize {
-    string_len(field::COLUMN_NAME, &column.name) + string_len(field::COLUMN_TYPE, &column.type_name)
-}
-
-fn column_len(column: &Column) -> usize {
-    delimited_len(field::COLUMNS, column_body_len(column))
-}
-
-/// A `Row`'s length (without its delimiter).
-fn row_len(row: &[Value]) -> usize {
-    row.iter()
-        .map(|value| delimited_len(field::ROW_VALUES, value_len(value)))
-        .sum()
+    Ok(EncodedReply::from_encoded(buf))
 }
 
 #[cfg(test)]

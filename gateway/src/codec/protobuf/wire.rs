@@ -8,7 +8,8 @@
 //! Each message's encoding is written once ([`Emit`]) and run on one of two
 //! [`Sink`]s: one that counts its length, one that writes its bytes. A
 //! nested message is counted before it is written (its length comes
-//! first), as prost does.
+//! first), as prost does. The gRPC front end writes its replies' own
+//! messages with the same two traits.
 //!
 //! [`to_proto`]: super::to_proto
 
@@ -18,14 +19,14 @@ use prost::encoding::{WireType, encode_varint, encoded_len_varint, key_len};
 
 /// The length of a length-delimited field `tag` of `len` bytes.
 #[inline]
-pub fn delimited_len(tag: u32, len: usize) -> usize {
+fn delimited_len(tag: u32, len: usize) -> usize {
     key_len(tag) + encoded_len_varint(len as u64) + len
 }
 
 /// Writes a varint; most are one byte (every key of omnigate.v1's fields,
 /// and lengths under 128), written as one without prost's loop.
 #[inline]
-pub fn put_varint(value: u64, buf: &mut impl BufMut) {
+fn put_varint(value: u64, buf: &mut impl BufMut) {
     if value < 0x80 {
         buf.put_u8(value as u8);
     } else {
@@ -35,20 +36,20 @@ pub fn put_varint(value: u64, buf: &mut impl BufMut) {
 
 /// Writes field `tag`'s key.
 #[inline]
-pub fn put_key(tag: u32, wire_type: WireType, buf: &mut impl BufMut) {
+fn put_key(tag: u32, wire_type: WireType, buf: &mut impl BufMut) {
     put_varint(u64::from(tag << 3 | wire_type as u32), buf);
 }
 
 /// Writes a length-delimited field's key and length (its bytes follow).
 #[inline]
-pub fn put_delimited(tag: u32, len: usize, buf: &mut impl BufMut) {
+fn put_delimited(tag: u32, len: usize, buf: &mut impl BufMut) {
     put_key(tag, WireType::LengthDelimited, buf);
     put_varint(len as u64, buf);
 }
 
 /// Writes a length-delimited field `tag` holding `bytes`.
 #[inline]
-pub fn put_bytes(tag: u32, bytes: &[u8], buf: &mut impl BufMut) {
+fn put_bytes(tag: u32, bytes: &[u8], buf: &mut impl BufMut) {
     put_delimited(tag, bytes.len(), buf);
     buf.put_slice(bytes);
 }
@@ -67,23 +68,43 @@ pub fn put_value(value: &Value, buf: &mut impl BufMut) {
     value.emit(&mut Writer(buf));
 }
 
-/// Where an encoding goes.
-trait Sink: Sized {
+/// Where an encoding goes: counted ([`counted`]) or written ([`Writer`]).
+pub trait Sink: Sized {
+    /// A varint field `tag`, written whatever its value.
     fn varint(&mut self, tag: u32, value: u64);
+    /// A 64-bit field `tag`.
     fn fixed64(&mut self, tag: u32, value: u64);
+    /// A length-delimited field `tag` holding `bytes`.
     fn bytes(&mut self, tag: u32, bytes: &[u8]);
+    /// A message field `tag` whose body is `len` bytes long (known
+    /// already: it is not counted again).
+    fn sized_message(&mut self, tag: u32, len: usize, body: &impl Emit);
+    /// A message field `tag` of prost's.
+    fn prost_message(&mut self, tag: u32, message: &impl prost::Message);
+
     /// A message field `tag` (written whatever it holds, as prost writes a
     /// set oneof or an `Option` message).
-    fn message(&mut self, tag: u32, body: &impl Emit);
+    #[inline]
+    fn message(&mut self, tag: u32, body: &impl Emit) {
+        self.sized_message(tag, counted(body), body);
+    }
 
-    /// A proto3 integer field: nothing when it is zero.
-    fn int(&mut self, tag: u32, value: i64) {
+    /// A proto3 unsigned integer field: nothing when it is zero.
+    #[inline]
+    fn uint(&mut self, tag: u32, value: u64) {
         if value != 0 {
-            self.varint(tag, value as u64);
+            self.varint(tag, value);
         }
     }
 
+    /// A proto3 signed integer field: nothing when it is zero.
+    #[inline]
+    fn int(&mut self, tag: u32, value: i64) {
+        self.uint(tag, value as u64);
+    }
+
     /// A proto3 string field: nothing when it is empty.
+    #[inline]
     fn string(&mut self, tag: u32, s: &str) {
         if !s.is_empty() {
             self.bytes(tag, s.as_bytes());
@@ -92,7 +113,8 @@ trait Sink: Sized {
 }
 
 /// A message's encoding, written once for both sinks.
-trait Emit {
+pub trait Emit {
+    /// Its fields, in order, into `sink`.
     fn emit<S: Sink>(&self, sink: &mut S);
 }
 
@@ -113,21 +135,24 @@ impl Sink for Counter {
         self.0 += delimited_len(tag, bytes.len());
     }
     #[inline]
-    fn message(&mut self, tag: u32, body: &impl Emit) {
-        self.0 += delimited_len(tag, counted(body));
+    fn sized_message(&mut self, tag: u32, len: usize, _: &impl Emit) {
+        self.0 += delimited_len(tag, len);
+    }
+    fn prost_message(&mut self, tag: u32, message: &impl prost::Message) {
+        self.0 += prost::encoding::message::encoded_len(tag, message);
     }
 }
 
-/// The length of `body`'s encoding.
+/// The length of `body`'s encoding (without a length delimiter).
 #[inline]
-fn counted(body: &impl Emit) -> usize {
+pub fn counted(body: &impl Emit) -> usize {
     let mut counter = Counter(0);
     body.emit(&mut counter);
     counter.0
 }
 
 /// Writes an encoding into a buffer.
-struct Writer<'b, B>(&'b mut B);
+pub struct Writer<'b, B>(pub &'b mut B);
 
 impl<B: BufMut> Sink for Writer<'_, B> {
     fn varint(&mut self, tag: u32, value: u64) {
@@ -141,9 +166,12 @@ impl<B: BufMut> Sink for Writer<'_, B> {
     fn bytes(&mut self, tag: u32, bytes: &[u8]) {
         put_bytes(tag, bytes, self.0);
     }
-    fn message(&mut self, tag: u32, body: &impl Emit) {
-        put_delimited(tag, counted(body), self.0);
+    fn sized_message(&mut self, tag: u32, len: usize, body: &impl Emit) {
+        put_delimited(tag, len, self.0);
         body.emit(self);
+    }
+    fn prost_message(&mut self, tag: u32, message: &impl prost::Message) {
+        prost::encoding::message::encode(tag, message, self.0);
     }
 }
 
