@@ -55,12 +55,18 @@ impl<'a> FromSql<'a> for Native<'a> {
 }
 
 /// Adds a row's cells to `rows`, decoded; the row added.
+///
+/// The loop carries the small `(column, tokio_postgres::Error)` and makes
+/// the driver's error only when a cell fails: a `Result` as wide as the
+/// driver's error was copied through the stack three times per cell (a
+/// tenth of a 10,000-row stream's CPU, session 26).
 pub(crate) fn push<'a>(rows: &'a mut Rows, row: &PgRow) -> Result<&'a [Value]> {
     rows.try_push((0..row.len()).map(|i| {
         row.try_get::<_, Cell>(i)
             .map(|cell| cell.0)
-            .map_err(|e| unreadable(row, i, e))
-    }))?;
+            .map_err(|e| (i, e))
+    }))
+    .map_err(|(i, e)| unreadable(row, i, e))?;
     Ok(rows.last().unwrap_or_default())
 }
 
