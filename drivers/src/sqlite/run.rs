@@ -171,18 +171,20 @@ fn columns(prepared: &rusqlite::Statement<'_>) -> (Vec<Column>, Vec<Option<Strin
         .unzip()
 }
 
-/// Adds a row's values to `rows`; the row added.
+/// Adds a row's values to `rows`; the row added. The loop carries
+/// rusqlite's error and makes the driver's only when a cell fails, as
+/// PostgreSQL's `decode::push` does (the driver's error is wider than a
+/// value, and each cell's `Result` is moved through the stack).
 fn push_row<'a>(
     rows: &'a mut Rows,
     row: &rusqlite::Row<'_>,
     decls: &[Option<String>],
 ) -> Result<&'a [Value]> {
     rows.try_push(decls.iter().enumerate().map(|(i, decl)| {
-        Ok::<_, Error>(convert::from_sql(
-            row.get_ref(i).map_err(convert::error)?,
-            decl.as_deref(),
-        ))
-    }))?;
+        row.get_ref(i)
+            .map(|v| convert::from_sql(v, decl.as_deref()))
+    }))
+    .map_err(convert::error)?;
     Ok(rows.last().unwrap_or_default())
 }
 
