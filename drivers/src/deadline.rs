@@ -11,6 +11,12 @@ use futures::future::Either;
 
 use crate::Error;
 
+/// How long past a call's timeout its work may take to stop (a query
+/// cancelled on the engine at the timeout, then waited for): the gateway
+/// cuts a call that has not ended by then, and a driver that bounds its
+/// own calls (`StorageDriver::bounds_execute`) stops waiting by then.
+pub const STOP_MARGIN: Duration = Duration::from_secs(1);
+
 /// How many [`Deadline::tick`]s pass between two readings of the clock.
 const TICKS_PER_CHECK: u64 = 4096;
 

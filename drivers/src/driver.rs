@@ -37,8 +37,10 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
     /// Whether [`execute`](Self::execute) ends by `options.timeout` on its
     /// own, whatever it waits on (a connection, the engine, metadata), so
     /// that a caller need not bound it a second time (the gateway then
-    /// sets one timer per call instead of two). `false` unless the driver
-    /// guarantees it.
+    /// sets one timer per call instead of two). A driver may take up to
+    /// the gateway's backstop margin (one second) past the timeout to stop
+    /// the engine's work (PostgreSQL waits that long for a cancelled query
+    /// to stop). `false` unless the driver guarantees it.
     fn bounds_execute(&self) -> bool {
         false
     }

@@ -103,12 +103,18 @@ pub(crate) fn signal(child: Option<&std::process::Child>, signal: &str) {
 
 /// Sends `signal` (`"TERM"`, `"HUP"`, ...) to `child`.
 pub fn send_signal(child: &std::process::Child, signal: &str) {
+    signal_pid(child.id(), signal);
+}
+
+/// Sends `signal` to the process `pid` (e.g. one PostgreSQL connection's
+/// server process).
+pub fn signal_pid(pid: u32, signal: &str) {
     let sent = std::process::Command::new("kill")
         .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
+        .arg(pid.to_string())
         .status()
         .expect("the kill command runs");
-    assert!(sent.success(), "kill -{signal} failed");
+    assert!(sent.success(), "kill -{signal} {pid} failed");
 }
 
 /// Connects to a server on loopback `port` and sends `request`, for a

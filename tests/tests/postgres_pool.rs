@@ -12,6 +12,7 @@ use omnigate_drivers::{
     Dialect, Error, ExecuteOptions, Health, PoolSettings, Statement, StorageDriver, Value,
 };
 use omnigate_tests::postgres::PgServer;
+use omnigate_tests::signal_pid;
 
 #[tokio::test]
 async fn a_deadline_cancels_the_statement_on_the_server_and_the_pool_stays_healthy() {
@@ -63,6 +64,115 @@ async fn a_deadline_cancels_the_statement_on_the_server_and_the_pool_stays_healt
         "each cancelled connection was replaced: {stats:?}"
     );
     assert_eq!(d.health().await, Health::Serving);
+}
+
+/// The driver bounds its own call (the gateway arms no second timer for
+/// it): a server process that answers nothing, not even the cancel, ends
+/// the call with `Timeout` by the deadline and the cancel's margin, and
+/// its connection never serves again.
+#[tokio::test]
+async fn a_server_process_that_never_answers_ends_the_call_by_its_deadline() {
+    let server = PgServer::start();
+    let config = PostgresConfig {
+        pool: PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        },
+        ..server.engine_config()
+    };
+    let d = PostgresDriver::connect("pg", config).await.unwrap();
+    assert!(d.bounds_execute());
+    let Value::Int(pid) = value(&d, Dialect::Sql, "SELECT pg_backend_pid()::int8", &[]).await
+    else {
+        panic!("a pid");
+    };
+    let pid = u32::try_from(pid).unwrap();
+    signal_pid(pid, "STOP");
+    let options = ExecuteOptions {
+        timeout: Some(Duration::from_millis(200)),
+        ..ExecuteOptions::default()
+    };
+    let one = Statement::new("SELECT 1");
+    let started = std::time::Instant::now();
+    let call = d.execute(Dialect::Sql, &one, &options);
+    let ended = tokio::time::timeout(Duration::from_secs(30), call).await;
+    let took = started.elapsed();
+    signal_pid(pid, "CONT");
+    let err = ended.expect("the call ended by itself").unwrap_err();
+    // The deadline (0.2 s) and the cancel's margin (1 s), with room for a
+    // loaded machine: not the 30 s guard.
+    assert!(took < Duration::from_secs(10), "ended after {took:?}");
+    assert!(
+        matches!(err, Error::Timeout { after } if after == Duration::from_millis(200)),
+        "{err}"
+    );
+    let next = d
+        .execute(
+            Dialect::Sql,
+            &Statement::new("SELECT 7"),
+            &ExecuteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.rows[0][0], Value::Int(7));
+    assert_eq!(
+        d.pool_stats().created,
+        2,
+        "the stalled connection was replaced"
+    );
+}
+
+/// A call waiting for a connection ends at its own deadline, not at the
+/// pool's (longer) acquire timeout nor when the connection comes free.
+#[tokio::test]
+async fn a_call_waiting_for_a_connection_ends_at_its_deadline() {
+    let server = PgServer::start();
+    let config = PostgresConfig {
+        pool: PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(60),
+            ..PoolSettings::default()
+        },
+        ..server.engine_config()
+    };
+    let d = Arc::new(PostgresDriver::connect("pg", config).await.unwrap());
+    let holder = {
+        let d = Arc::clone(&d);
+        tokio::spawn(async move {
+            let sleep = Statement::new("SELECT pg_sleep(60)");
+            d.execute(Dialect::Sql, &sleep, &ExecuteOptions::default())
+                .await
+        })
+    };
+    // The holder has the one connection once its query runs.
+    let running = "SELECT count(*)::int8 FROM pg_stat_activity WHERE wait_event = 'PgSleep'";
+    let probe = PostgresDriver::connect("probe", server.engine_config())
+        .await
+        .unwrap();
+    while value(&probe, Dialect::Sql, running, &[]).await != Value::Int(1) {
+        assert!(!holder.is_finished(), "the holder's query ended early");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let options = ExecuteOptions {
+        timeout: Some(Duration::from_millis(200)),
+        ..ExecuteOptions::default()
+    };
+    let err = d
+        .execute(Dialect::Sql, &Statement::new("SELECT 1"), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after } if after == Duration::from_millis(200)),
+        "{err}"
+    );
+    assert!(
+        !holder.is_finished(),
+        "the waiting call ended before the connection came free"
+    );
+    // Free the connection: the holder's query is cancelled.
+    let cancel = "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'";
+    value(&probe, Dialect::Sql, cancel, &[]).await;
+    assert!(holder.await.unwrap().is_err(), "the holder was cancelled");
 }
 
 #[tokio::test]

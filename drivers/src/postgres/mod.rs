@@ -13,6 +13,7 @@ pub(crate) mod decode;
 mod describe;
 pub(crate) mod encode;
 mod error;
+mod lease;
 mod numeric;
 mod pool;
 mod prepared;
@@ -256,6 +257,14 @@ impl StorageDriver for PostgresDriver {
         &self.descriptor
     }
 
+    /// `execute` ends by its deadline on its own: one timer from the call's
+    /// start bounds the wait for a connection and the query, then cancels
+    /// the query on the server and waits at most `lease::CANCEL_MARGIN` (the
+    /// gateway's backstop margin, one second) more for it to stop.
+    fn bounds_execute(&self) -> bool {
+        true
+    }
+
     async fn describe_statement(
         &self,
         dialect: Dialect,
@@ -264,19 +273,16 @@ impl StorageDriver for PostgresDriver {
     ) -> Result<crate::StatementShape> {
         self.descriptor.accept(dialect, statement)?;
         refuse_unsendable(statement)?;
-        let client = self.connection_for(options.restricted).await?;
-        run::leased(
-            client,
-            options.timeout,
-            false,
-            async |client: &mut Object| {
-                let prepared = client
-                    .prepare_bounded(&statement.text)
-                    .await
-                    .map_err(|e| error::from_pg(e, options.timeout))?;
-                Ok(prepared::shape(&prepared))
-            },
-        )
+        let sleep = std::pin::pin!(options.timeout.map(tokio::time::sleep));
+        let mut limit = options.timeout.zip(sleep.as_pin_mut());
+        let client = lease::bounded_by(&mut limit, self.connection_for(options.restricted)).await?;
+        lease::leased(client, limit, false, async |client: &mut Object| {
+            let prepared = client
+                .prepare_bounded(&statement.text)
+                .await
+                .map_err(|e| error::from_pg(e, options.timeout))?;
+            Ok(prepared::shape(&prepared))
+        })
         .await
     }
 
@@ -295,40 +301,39 @@ impl StorageDriver for PostgresDriver {
         refuse_unsendable(statement)?;
         // Parameters of a known statement are checked before a connection is taken.
         let early = self.types.encode_early(statement)?;
-        let client = self.connection_for(options.restricted).await?;
+        // One timer for the whole call, from its start: the connection, the
+        // query, its cancel and the reset (see `bounds_execute`).
+        let sleep = std::pin::pin!(options.timeout.map(tokio::time::sleep));
+        let mut limit = options.timeout.zip(sleep.as_pin_mut());
+        let client = lease::bounded_by(&mut limit, self.connection_for(options.restricted)).await?;
         let reset = session::changes_session(&statement.text);
         // A statement that may change the session (set_config) may change
         // how its own cells are written: the gateway writes them.
         let options = &*text_cells::served(options, self.text_cells.load(Relaxed) && !reset);
-        run::leased(
-            client,
-            options.timeout,
-            reset,
-            async |client: &mut Object| {
-                let result = match self.run_on(client, statement, options, early).await {
-                    // A table changed under this connection's cached plan, or
-                    // under the parameter types it was prepared with (refused
-                    // as planned: nothing ran): forget the plans (and others'
-                    // descriptions) and run once more.
-                    Err(e)
-                        if stale::is_stale_plan(&e)
-                            || (stale::may_be_stale(&e)
-                                && stale::params_changed(client, &self.types, &statement.text)
-                                    .await) =>
-                    {
-                        client.statement_cache.clear();
-                        self.schema.bump();
-                        self.run_on(client, statement, options, None).await
-                    }
-                    other => other,
-                };
-                // A schema change that failed changed nothing.
-                if result.is_ok() && self.schema.note(dialect, &statement.text) {
-                    stale::forget_all(Some(client), &self.types);
+        lease::leased(client, limit, reset, async |client: &mut Object| {
+            let result = match self.run_on(client, statement, options, early).await {
+                // A table changed under this connection's cached plan, or
+                // under the parameter types it was prepared with (refused
+                // as planned: nothing ran): forget the plans (and others'
+                // descriptions) and run once more.
+                Err(e)
+                    if stale::is_stale_plan(&e)
+                        || (stale::may_be_stale(&e)
+                            && stale::params_changed(client, &self.types, &statement.text)
+                                .await) =>
+                {
+                    client.statement_cache.clear();
+                    self.schema.bump();
+                    self.run_on(client, statement, options, None).await
                 }
-                result
-            },
-        )
+                other => other,
+            };
+            // A schema change that failed changed nothing.
+            if result.is_ok() && self.schema.note(dialect, &statement.text) {
+                stale::forget_all(Some(client), &self.types);
+            }
+            result
+        })
         .await
     }
 
@@ -343,7 +348,9 @@ impl StorageDriver for PostgresDriver {
             session::refuse_lifting_read_only(&statement.text)?;
         }
         refuse_unsendable(&statement)?;
-        let client = self.connection_for(options.restricted).await?;
+        let sleep = std::pin::pin!(options.timeout.map(tokio::time::sleep));
+        let mut limit = options.timeout.zip(sleep.as_pin_mut());
+        let client = lease::bounded_by(&mut limit, self.connection_for(options.restricted)).await?;
         let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
         let stream = run::stream(client, statement, options).await;
         if changes {

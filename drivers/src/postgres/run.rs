@@ -10,136 +10,16 @@ use deadpool_postgres::{GenericClient, Object};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_postgres::types::Format;
-use tokio_postgres::{CancelToken, NoTls};
 
 use super::decode::{self, is_mapped};
 use super::encode::{Encoded, encode};
 use super::error::from_pg;
+use super::lease::leased;
 use super::prepared::Cached;
 use super::types_cache::{Early, StatementTypes};
 use crate::{
     Cells, Column, Error, ExecuteOptions, Result, ResultSet, RowStream, Rows, Statement, WireWriter,
 };
-
-/// A pooled connection leased for one call. PostgreSQL cancels whatever a
-/// backend runs when the cancel arrives, so a connection that may still
-/// receive a cancel must never serve another call: if the call is dropped
-/// while its query runs (the client went away), or a cancel was sent that
-/// the query may not have consumed, the lease sends the cancel and takes
-/// the connection out of the pool instead of returning it.
-struct Lease {
-    client: Option<Object>,
-    token: CancelToken,
-    in_flight: bool,
-    tainted: bool,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if self.in_flight {
-            let token = self.token.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = token.cancel_query(NoTls).await;
-                });
-            }
-        }
-        if (self.in_flight || self.tainted)
-            && let Some(client) = self.client.take()
-        {
-            // Detached from the pool: closed when dropped here.
-            drop(Object::take(client));
-        }
-    }
-}
-
-impl Lease {
-    /// Resets the session of a connection that goes back to the pool;
-    /// one that cannot be reset is closed instead.
-    async fn reset(&mut self) {
-        if self.tainted || self.in_flight {
-            return; // closed on drop anyway
-        }
-        if let Some(client) = self.client.as_ref()
-            && super::session::reset(client).await.is_err()
-        {
-            self.tainted = true;
-        }
-    }
-}
-
-/// Runs `work` on `client`; past `timeout` cancels the query on the server,
-/// waits for it to stop, and takes the connection out of the pool. With
-/// `reset` (the statement may have changed the session), the connection
-/// is reset before it goes back, or closed if that fails.
-pub(crate) async fn leased<T>(
-    client: Object,
-    timeout: Option<Duration>,
-    reset: bool,
-    work: impl AsyncFnOnce(&mut Object) -> Result<T>,
-) -> Result<T> {
-    let token = client.cancel_token();
-    let mut lease = Lease {
-        client: Some(client),
-        token,
-        in_flight: true,
-        tainted: false,
-    };
-    let Some(client) = lease.client.as_mut() else {
-        return Err(Error::Internal(crate::EngineError::new(
-            super::KIND,
-            None,
-            "the lease lost its connection",
-        )));
-    };
-    let work = work(client);
-    let Some(limit) = timeout else {
-        let result = work.await;
-        lease.in_flight = false;
-        lease.tainted |= is_broken(&result);
-        if reset {
-            lease.reset().await;
-        }
-        return result;
-    };
-    // In a block: `work` borrows the connection, and must be gone before
-    // the reset below.
-    let result = {
-        tokio::pin!(work);
-        tokio::select! {
-            result = &mut work => result,
-            () = tokio::time::sleep(limit) => {
-                let _ = lease.token.cancel_query(NoTls).await;
-                // Whatever the outcome, a connection a cancel was sent to leaves
-                // the pool: PostgreSQL acts on a cancel whenever it arrives, and
-                // a full test run once saw the next caller's query cancelled on
-                // a connection returned after a timeout. A timeout costs a new
-                // connection; no caller ever loses a query to someone else's.
-                lease.tainted = true;
-                match work.await {
-                    Ok(value) => Ok(value),
-                    Err(_) => Err(Error::Timeout { after: limit }),
-                }
-            }
-        }
-    };
-    lease.in_flight = false;
-    lease.tainted |= is_broken(&result);
-    if reset {
-        lease.reset().await;
-    }
-    match result {
-        Err(Error::Timeout { .. }) => Err(Error::Timeout { after: limit }),
-        other => other,
-    }
-}
-
-/// Whether a call's error leaves its connection in doubt (it failed
-/// outside a SQL error: the link broke, or the server's reply could not be
-/// read), so the connection must not serve another call.
-fn is_broken<T>(result: &Result<T>) -> bool {
-    matches!(result, Err(Error::Unavailable(e) | Error::Internal(e)) if e.engine == super::KIND && e.code.is_none())
-}
 
 /// Prepares a statement's text; when a result column has a type the
 /// engine does not map, prepares it again wrapped so that column arrives
@@ -351,7 +231,9 @@ pub(crate) async fn stream(
             )
             .await
         };
-        if let Err(e) = leased(client, timeout, reset, work).await {
+        let sleep = std::pin::pin!(timeout.map(tokio::time::sleep));
+        let limit = timeout.zip(sleep.as_pin_mut());
+        if let Err(e) = leased(client, limit, reset, work).await {
             // Before the columns went out the caller waits for them; after,
             // for the next batch.
             match columns_tx.take() {
@@ -459,26 +341,4 @@ async fn portal(
     }
     transaction.commit().await.map_err(pg)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::EngineError;
-
-    #[test]
-    fn only_errors_outside_sql_leave_the_connection_in_doubt() {
-        let unreadable = Error::Internal(EngineError::new(super::super::KIND, None, "reply"));
-        let closed = Error::Unavailable(EngineError::new(super::super::KIND, None, "closed"));
-        let sql = Error::Internal(EngineError::new(super::super::KIND, Some("XX000"), "m"));
-        let shutdown = Error::Unavailable(EngineError::new(super::super::KIND, Some("57P01"), "m"));
-        assert!(is_broken::<()>(&Err(unreadable)));
-        assert!(is_broken::<()>(&Err(closed)));
-        assert!(!is_broken::<()>(&Err(sql)));
-        assert!(!is_broken::<()>(&Err(shutdown)));
-        assert!(!is_broken::<()>(&Err(Error::Timeout {
-            after: Duration::ZERO
-        })));
-        assert!(!is_broken(&Ok(())));
-    }
 }

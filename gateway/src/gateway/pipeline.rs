@@ -24,7 +24,7 @@ use crate::security::{Permit, Principal};
 /// How long past its timeout a call is cut when its driver has not
 /// stopped it: the drivers cancel on the engine at the timeout, so this
 /// only bounds one that cannot.
-pub(super) const BACKSTOP: Duration = Duration::from_secs(1);
+pub(super) const BACKSTOP: Duration = omnigate_drivers::deadline::STOP_MARGIN;
 
 /// How a call returns its rows: the limits that apply differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
