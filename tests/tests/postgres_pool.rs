@@ -17,13 +17,7 @@ use omnigate_tests::signal_pid;
 #[tokio::test]
 async fn a_deadline_cancels_the_statement_on_the_server_and_the_pool_stays_healthy() {
     let server = PgServer::start();
-    let config = PostgresConfig {
-        pool: PoolSettings {
-            max_connections: 1,
-            ..PoolSettings::default()
-        },
-        ..server.engine_config()
-    };
+    let config = pooled(&server, 1);
     let d = PostgresDriver::connect("pg", config).await.unwrap();
     let options = ExecuteOptions {
         timeout: Some(Duration::from_millis(200)),
@@ -66,6 +60,17 @@ async fn a_deadline_cancels_the_statement_on_the_server_and_the_pool_stays_healt
     assert_eq!(d.health().await, Health::Serving);
 }
 
+/// The server's engine config with a pool of `max` connections.
+fn pooled(server: &PgServer, max: usize) -> PostgresConfig {
+    PostgresConfig {
+        pool: PoolSettings {
+            max_connections: max,
+            ..PoolSettings::default()
+        },
+        ..server.engine_config()
+    }
+}
+
 /// The driver bounds its own call (the gateway arms no second timer for
 /// it): a server process that answers nothing, not even the cancel, ends
 /// the call with `Timeout` by the deadline and the cancel's margin, and
@@ -73,13 +78,7 @@ async fn a_deadline_cancels_the_statement_on_the_server_and_the_pool_stays_healt
 #[tokio::test]
 async fn a_server_process_that_never_answers_ends_the_call_by_its_deadline() {
     let server = PgServer::start();
-    let config = PostgresConfig {
-        pool: PoolSettings {
-            max_connections: 1,
-            ..PoolSettings::default()
-        },
-        ..server.engine_config()
-    };
+    let config = pooled(&server, 1);
     let d = PostgresDriver::connect("pg", config).await.unwrap();
     assert!(d.bounds_execute());
     let Value::Int(pid) = value(&d, Dialect::Sql, "SELECT pg_backend_pid()::int8", &[]).await
@@ -367,13 +366,7 @@ async fn a_connection_whose_call_was_abandoned_never_serves_another() {
 #[tokio::test]
 async fn statements_with_their_values_in_the_text_do_not_pile_up_on_a_connection() {
     let server = PgServer::start();
-    let config = PostgresConfig {
-        pool: PoolSettings {
-            max_connections: 1,
-            ..PoolSettings::default()
-        },
-        ..server.engine_config()
-    };
+    let config = pooled(&server, 1);
     let d = PostgresDriver::connect("pg", config).await.unwrap();
     let options = ExecuteOptions::default();
     let count = Statement::new("SELECT count(*) FROM pg_prepared_statements");
