@@ -11,6 +11,7 @@ use deadpool_postgres::Object;
 use tokio::time::Sleep;
 use tokio_postgres::{CancelToken, NoTls};
 
+use crate::deadline::STOP_MARGIN;
 use crate::{Error, Result};
 
 /// A pooled connection leased for one call. PostgreSQL cancels whatever a
@@ -61,25 +62,15 @@ impl Lease {
     }
 }
 
-/// How long a call waits for its query to stop once the deadline has
-/// passed and the cancel went out (a server that does not answer at all
-/// must not hold the caller): then the call ends with `Timeout` and the
-/// connection is closed.
-pub(crate) const CANCEL_MARGIN: Duration = crate::deadline::STOP_MARGIN;
-
-/// A call's limit and its one timer, set when the call starts: it bounds
-/// the wait for a connection, the query, the cancel's margin and the
-/// session's reset, so one call arms one timer whatever it waits on.
-pub(crate) type Limit<'a> = Option<(Duration, Pin<&'a mut Sleep>)>;
+/// A call's limit and its one timer: it bounds the wait for a
+/// connection, the query, the cancel's margin and the session's reset.
+type Limit<'a> = Option<(Duration, Pin<&'a mut Sleep>)>;
 
 /// `get` (a connection), or `Timeout` when the call's timer runs out first.
 /// A connection handed over only after the deadline (the call waited for
 /// it) goes back to the pool unused: sending the query would only cancel
 /// it and close the connection.
-pub(crate) async fn bounded_by<C>(
-    limit: &mut Limit<'_>,
-    get: impl Future<Output = Result<C>>,
-) -> Result<C> {
+async fn bounded_by<C>(limit: &mut Limit<'_>, get: impl Future<Output = Result<C>>) -> Result<C> {
     let Some((after, sleep)) = limit else {
         return get.await;
     };
@@ -103,17 +94,22 @@ pub(crate) async fn bounded_by<C>(
     .await
 }
 
-/// Runs `work` on `client`; when the call's timer runs out cancels the
-/// query on the server, waits for it to stop (at most [`CANCEL_MARGIN`]
-/// more), and takes the connection out of the pool. With `reset` (the
-/// statement may have changed the session), the connection is reset
-/// before it goes back (within the same deadline), or closed if that fails.
+/// Runs `work` on the connection `get` gives, under one timer armed now
+/// for `timeout`: the wait for the connection (see [`bounded_by`]), then
+/// the query; when the timer runs out, cancels the query on the server,
+/// waits for it to stop (at most [`STOP_MARGIN`] more), and takes the
+/// connection out of the pool. With `reset` (the statement may have
+/// changed the session), the connection is reset before it goes back
+/// (within the same deadline), or closed if that fails.
 pub(crate) async fn leased<T>(
-    client: Object,
-    mut limit: Limit<'_>,
+    timeout: Option<Duration>,
+    get: impl Future<Output = Result<Object>>,
     reset: bool,
     work: impl AsyncFnOnce(&mut Object) -> Result<T>,
 ) -> Result<T> {
+    let sleep = std::pin::pin!(timeout.map(tokio::time::sleep));
+    let mut limit = timeout.zip(sleep.as_pin_mut());
+    let client = bounded_by(&mut limit, get).await?;
     let token = client.cancel_token();
     let mut lease = Lease {
         client: Some(client),
@@ -155,7 +151,7 @@ pub(crate) async fn leased<T>(
                 // query to someone else's.
                 lease.tainted = true;
                 // tokio caps a far deadline, so this cannot overflow.
-                let margin = sleep.deadline() + CANCEL_MARGIN;
+                let margin = sleep.deadline() + STOP_MARGIN;
                 sleep.as_mut().reset(margin);
                 let token = lease.token.clone();
                 let stopped = async {

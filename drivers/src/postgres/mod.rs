@@ -259,7 +259,7 @@ impl StorageDriver for PostgresDriver {
 
     /// `execute` ends by its deadline on its own: one timer from the call's
     /// start bounds the wait for a connection and the query, then cancels
-    /// the query on the server and waits at most `lease::CANCEL_MARGIN` (the
+    /// the query on the server and waits at most `deadline::STOP_MARGIN` (the
     /// gateway's backstop margin, one second) more for it to stop.
     fn bounds_execute(&self) -> bool {
         true
@@ -273,10 +273,8 @@ impl StorageDriver for PostgresDriver {
     ) -> Result<crate::StatementShape> {
         self.descriptor.accept(dialect, statement)?;
         refuse_unsendable(statement)?;
-        let sleep = std::pin::pin!(options.timeout.map(tokio::time::sleep));
-        let mut limit = options.timeout.zip(sleep.as_pin_mut());
-        let client = lease::bounded_by(&mut limit, self.connection_for(options.restricted)).await?;
-        lease::leased(client, limit, false, async |client: &mut Object| {
+        let get = self.connection_for(options.restricted);
+        lease::leased(options.timeout, get, false, async |client: &mut Object| {
             let prepared = client
                 .prepare_bounded(&statement.text)
                 .await
@@ -301,16 +299,14 @@ impl StorageDriver for PostgresDriver {
         refuse_unsendable(statement)?;
         // Parameters of a known statement are checked before a connection is taken.
         let early = self.types.encode_early(statement)?;
-        // One timer for the whole call, from its start: the connection, the
-        // query, its cancel and the reset (see `bounds_execute`).
-        let sleep = std::pin::pin!(options.timeout.map(tokio::time::sleep));
-        let mut limit = options.timeout.zip(sleep.as_pin_mut());
-        let client = lease::bounded_by(&mut limit, self.connection_for(options.restricted)).await?;
         let reset = session::changes_session(&statement.text);
         // A statement that may change the session (set_config) may change
         // how its own cells are written: the gateway writes them.
         let options = &*text_cells::served(options, self.text_cells.load(Relaxed) && !reset);
-        lease::leased(client, limit, reset, async |client: &mut Object| {
+        // One timer for the whole call, from its start: the connection, the
+        // query, its cancel and the reset (see `bounds_execute`).
+        let get = self.connection_for(options.restricted);
+        lease::leased(options.timeout, get, reset, async |client: &mut Object| {
             let result = match self.run_on(client, statement, options, early).await {
                 // A table changed under this connection's cached plan, or
                 // under the parameter types it was prepared with (refused
@@ -348,9 +344,9 @@ impl StorageDriver for PostgresDriver {
             session::refuse_lifting_read_only(&statement.text)?;
         }
         refuse_unsendable(&statement)?;
-        let sleep = std::pin::pin!(options.timeout.map(tokio::time::sleep));
-        let mut limit = options.timeout.zip(sleep.as_pin_mut());
-        let client = lease::bounded_by(&mut limit, self.connection_for(options.restricted)).await?;
+        // The stream's lease arms its own timer once the connection is had.
+        let get = self.connection_for(options.restricted);
+        let client = crate::deadline::within(options.timeout, get).await?;
         let changes = crate::SchemaEpoch::changes(dialect, &statement.text);
         let stream = run::stream(client, statement, options).await;
         if changes {

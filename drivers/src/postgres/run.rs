@@ -231,9 +231,7 @@ pub(crate) async fn stream(
             )
             .await
         };
-        let sleep = std::pin::pin!(timeout.map(tokio::time::sleep));
-        let limit = timeout.zip(sleep.as_pin_mut());
-        if let Err(e) = leased(client, limit, reset, work).await {
+        if let Err(e) = leased(timeout, async { Ok(client) }, reset, work).await {
             // Before the columns went out the caller waits for them; after,
             // for the next batch.
             match columns_tx.take() {
